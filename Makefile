@@ -1,0 +1,59 @@
+# MBT: `make run` starts the whole mesh on the embedded default; `make test` runs the suite.
+# Everything a fresh clone needs (virtualenv, packages, generated code, buf) is made on demand.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PROTOS := $(shell find protos -name '*.proto')
+BUF_VERSION := 1.75.0
+BUF    := build/node/node_modules/.bin/buf
+
+.PHONY: help venv protos run test lint bench lock clean
+
+help:
+	@echo "make run     start every service and the gateway (embedded default)"
+	@echo "make test    run the test suite (PostgreSQL/Redis when MBT_TEST_* are set)"
+	@echo "make protos  regenerate gen/ from protos/"
+	@echo "make lint    buf lint the contracts"
+	@echo "make bench   print benchmark figures"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	echo "$(CURDIR)/gen" > "$(SITE)/mbt_generated.pth"
+	touch $@
+
+protos: gen/.stamp
+
+# Generated code lives in gen/ (never edited, never committed): Python modules,
+# gRPC stubs, type stubs and one descriptor set the gateway builds its routes from.
+gen/.stamp: $(VENV)/.installed $(PROTOS)
+	rm -rf gen && mkdir -p gen
+	$(PY) -m services.common.protogen protos gen
+	touch $@
+
+run: protos
+	$(PY) -m services.run
+
+test: protos $(BUF)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(BUF):
+	mkdir -p build/node
+	cd build/node && npm install --silent --no-audit --no-fund --prefix . @bufbuild/buf@$(BUF_VERSION)
+
+lint: protos $(BUF)
+	$(PY) -m services.common.protogen --lint protos $(BUF)
+
+bench: protos
+	$(PY) -m bench
+
+lock:
+	$(PIP) freeze --exclude-editable | { echo "# Pinned versions for pip install -c; regenerate with 'make lock' after changing pyproject.toml."; cat; } > constraints.txt
+
+clean:
+	rm -rf gen build var .pytest_cache
