@@ -1,0 +1,1 @@
+"""The platform kit every service uses: config, db, outbox/inbox, gRPC bootstrap, clock."""

@@ -1,0 +1,185 @@
+"""Configuration: every knob is an ``MBT_*`` environment variable, read once into one
+typed, frozen ``Settings`` per process and passed to whatever needs it.
+
+The table in the README is printed from the declarations below
+(``python -m services.common.config``), so code and documentation cannot drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+SERVICES: tuple[str, ...] = ("accounts", "orders", "matcher", "marketdata", "activities")
+DEFAULT_PORTS: Mapping[str, int] = {
+    "accounts": 50051,
+    "orders": 50052,
+    "matcher": 50053,
+    "marketdata": 50054,
+    "activities": 50055,
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected 1/0/true/false, got {raw!r}")
+
+
+def _parse_decimal(raw: str) -> Decimal:
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"expected a decimal number, got {raw!r}") from None
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def setting(name: str, default: str | None, doc: str, parse: Callable[[str], Any] = str) -> Any:
+    """Declare a setting read from environment variable ``name``.
+
+    ``default`` None means "derived" (computed in ``Settings.from_env``, documented in ``doc``).
+    """
+    return field(metadata={"env": name, "default": default, "doc": doc, "parse": parse})
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Where one service listens, where others reach it, and its own database."""
+
+    name: str
+    port: int
+    database_url: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = setting("MBT_ENV", "development",
+                   "`development` or `production`. Production refuses development-only switches such as `MBT_DEV_LOGIN`.",
+                   _parse_choice("development", "production"))
+    data_dir: Path = setting("MBT_DATA_DIR", "var",
+                         "Directory of the embedded default's SQLite files and other local state.", Path)
+    bind_host: str = setting("MBT_BIND_HOST", "127.0.0.1",
+                         "Interface every gRPC server and the gateway listen on (`0.0.0.0` in containers).")
+    gateway_port: int = setting("MBT_GATEWAY_PORT", "8080", "Port of the REST gateway.", int)
+    dev_login: bool = setting("MBT_DEV_LOGIN", None,
+                          "Development identity (`X-MBT-Dev-User` header). Default: on in development, off in production; refused in production.",
+                          _parse_bool)
+    log_level: str = setting("MBT_LOG_LEVEL", "INFO", "Python log level.", str.upper)
+    log_format: str = setting("MBT_LOG_FORMAT", "json", "`json` (one object per line) or `text`.",
+                          _parse_choice("json", "text"))
+    grace_seconds: float = setting("MBT_GRACE_SECONDS", "5",
+                               "How long a server lets in-flight RPCs finish after SIGTERM.", float)
+    redis_url: str = setting("MBT_REDIS_URL", "",
+                         "Redis for shared state between replicas (sessions, rate limits, Celery). Empty: embedded, in-process.")
+    db_pool_size: int = setting("MBT_DB_POOL_SIZE", "10", "Connections per service process (PostgreSQL).", int)
+    rpc_timeout_seconds: float = setting("MBT_RPC_TIMEOUT_SECONDS", "10",
+                                     "Deadline of service-to-service and gateway calls.", float)
+    outbox_poll_ms: int = setting("MBT_OUTBOX_POLL_MS", "200",
+                              "How often an idle outbox relay looks for undelivered events (it is also woken on commit).", int)
+    outbox_batch_size: int = setting("MBT_OUTBOX_BATCH_SIZE", "200", "Events per `Deliver` call.", int)
+    trading_disabled: bool = setting("MBT_TRADING_DISABLED", "0",
+                                 "Kill switch: every order submit answers 503 `trading_disabled`; reads still work.",
+                                 _parse_bool)
+    new_orders_disabled: bool = setting("MBT_NEW_ORDERS_DISABLED", "0",
+                                    "Kill switch: new submits answer `new_orders_disabled`; cancels and views still work.",
+                                    _parse_bool)
+    max_quote_age_seconds: Decimal = setting("MBT_MAX_QUOTE_AGE_SECONDS", "5",
+                                         "A market order never fills on a quote older than this (simulated seconds).",
+                                         _parse_decimal)
+    services: Mapping[str, ServiceSettings] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if "env" not in f.metadata:
+                continue
+            raw = environ.get(f.metadata["env"], f.metadata["default"])
+            if raw is None:
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{f.metadata['env']}: {exc}") from None
+        production = values["env"] == "production"
+        values.setdefault("dev_login", not production)
+        if production and values["dev_login"]:
+            raise ConfigError("MBT_DEV_LOGIN=1 is refused when MBT_ENV=production")
+        values["services"] = _service_settings(environ, values["data_dir"])
+        values.update(overrides)
+        return cls(**values)
+
+    def service(self, name: str) -> ServiceSettings:
+        return self.services[name]
+
+
+def _service_settings(environ: Mapping[str, str], data_dir: Path) -> dict[str, ServiceSettings]:
+    result = {}
+    for name in SERVICES:
+        prefix = f"MBT_{name.upper()}"
+        try:
+            port = int(environ.get(f"{prefix}_PORT", DEFAULT_PORTS[name]))
+        except ValueError:
+            raise ConfigError(f"{prefix}_PORT: expected an integer") from None
+        result[name] = ServiceSettings(
+            name=name,
+            port=port,
+            database_url=environ.get(f"{prefix}_DATABASE_URL", f"sqlite:///{data_dir / (name + '.db')}"),
+            target=environ.get(f"{prefix}_TARGET", f"127.0.0.1:{port}"),
+        )
+    return result
+
+
+SERVICE_VARIABLES = (
+    ("MBT_<SERVICE>_PORT", "accounts 50051, orders 50052, matcher 50053, marketdata 50054, activities 50055",
+     "Port the service's gRPC server listens on."),
+    ("MBT_<SERVICE>_DATABASE_URL", "`sqlite:///var/<service>.db`",
+     "The service's own database (`postgresql+psycopg://…` in production). The service migrates it at start."),
+    ("MBT_<SERVICE>_TARGET", "`127.0.0.1:<port>`",
+     "How other services reach it (`dns:///orders-headless:50052` on Kubernetes: client-side round-robin)."),
+)
+
+
+def markdown_table() -> str:
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        if "env" in f.metadata:
+            default = f.metadata["default"]
+            shown = "(derived)" if default is None else (f"`{default}`" if default != "" else "(empty)")
+            rows.append(f"| `{f.metadata['env']}` | {shown} | {f.metadata['doc']} |")
+    for name, default, doc in SERVICE_VARIABLES:
+        rows.append(f"| `{name}` | {default} | {doc} |")
+    return "\n".join(rows)
+
+
+def documented_variables() -> list[str]:
+    names = [f.metadata["env"] for f in dataclasses.fields(Settings) if "env" in f.metadata]
+    return names + [name for name, _, _ in SERVICE_VARIABLES]
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

@@ -1,0 +1,69 @@
+"""The consumer side of the outbox: ``EventSinkService.Deliver``.
+
+Each event is applied in its own transaction together with its id in the inbox, so a
+redelivered event is acknowledged without being applied again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from google.protobuf.message import Message
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mbt.common.v1 import events_pb2, events_pb2_grpc
+from services.common import context
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.outbox import Outbox, OutboxTables, UnitOfWork, unit_of_work
+from services.common.protoregistry import message_class
+
+log = logging.getLogger(__name__)
+
+# handler(uow, event, payload): apply the event's effect with uow.session, emit follow-ups with uow.emit.
+EventHandler = Callable[[UnitOfWork, events_pb2.Event, Message], None]
+
+
+def record_once(session: Session, tables: OutboxTables, event: events_pb2.Event, received_at) -> bool:
+    """Insert the event id into the inbox; False when it was already there."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(tables.inbox).values(
+        event_id=event.event_id, producer=event.producer, event_type=event.event_type,
+        received_at=received_at).on_conflict_do_nothing(index_elements=["event_id"]).returning(tables.inbox.c.event_id)
+    # RETURNING rather than rowcount: psycopg reports no rowcount for this statement.
+    return session.execute(statement).first() is not None
+
+
+class EventSink(events_pb2_grpc.EventSinkServiceServicer):
+    def __init__(self, db: Database, outbox: Outbox, clock: Clock, handlers: Mapping[str, EventHandler]) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.clock = clock
+        self.handlers = dict(handlers)
+
+    def apply(self, event: events_pb2.Event) -> bool:
+        """Apply one event exactly once in effect; True if it was new."""
+        # Runs on a database thread in a copied context: the request id stays local to it.
+        context.set_request_id(event.request_id or context.request_id())
+        with unit_of_work(self.db, self.outbox) as uow:
+            if not record_once(uow.session, self.outbox.tables, event, self.clock.now()):
+                return False
+            handler = self.handlers.get(event.event_type)
+            if handler is None:
+                log.info("event type not handled here; recorded and skipped",
+                         extra={"fields": {"event_type": event.event_type, "event_id": event.event_id}})
+                return True
+            payload = message_class(event.event_type)()
+            event.payload.Unpack(payload)
+            handler(uow, event, payload)
+            return True
+
+    async def Deliver(self, request, context_):
+        acknowledged = []
+        for event in request.events:
+            await self.db.run(self.apply, event)
+            acknowledged.append(event.event_id)
+        return events_pb2.DeliverResponse(acknowledged_event_ids=acknowledged)

@@ -1,0 +1,132 @@
+"""The server interceptor every MBT service runs: request id, identity, access policy,
+error mapping (``DomainError`` -> gRPC status + ``google.rpc.ErrorInfo``) and one
+structured access-log line per RPC."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.common import access, context
+from services.common.auth import Authenticator
+from services.common.errors import ERROR_DOMAIN, DomainError
+
+log = logging.getLogger("mbt.rpc")
+
+
+def status_for(error: DomainError) -> grpc.Status:
+    code = grpc.StatusCode[error.status_name]
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=error.message, details=[detail]))
+
+
+async def _abort(ctx: grpc.aio.ServicerContext, error: DomainError) -> None:
+    status = status_for(error)
+    await ctx.abort(status.code, status.details,
+                    tuple(status.trailing_metadata) + ((context.REQUEST_ID_HEADER, context.request_id()),))
+
+
+def _unimplemented(method: str) -> DomainError:
+    return DomainError("UNIMPLEMENTED", f"{method.lstrip('/')} is part of the contract but not implemented yet")
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or access.is_open(details.method):
+            return handler
+        method = details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary), handler.request_deserializer,
+                handler.response_serializer)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(method, handler.unary_stream), handler.request_deserializer,
+                handler.response_serializer)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(method, handler.stream_unary), handler.request_deserializer,
+                handler.response_serializer)
+        return grpc.stream_stream_rpc_method_handler(
+            self._streaming(method, handler.stream_stream), handler.request_deserializer,
+            handler.response_serializer)
+
+    def _enter(self, method: str, ctx) -> None:
+        metadata = {k: v for k, v in ctx.invocation_metadata() or () if isinstance(v, str)}
+        context.set_request_id(metadata.get(context.REQUEST_ID_HEADER) or context.new_request_id())
+        caller = self.authenticator.authenticate(metadata)
+        context.set_identity(caller)
+        access.check(method, caller)
+
+    def _log(self, method: str, code: str, started: float) -> None:
+        caller = context.identity()
+        log.info("rpc", extra={"fields": {"method": method, "code": code, "caller": caller.kind,
+                                          "subject": caller.subject,
+                                          "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
+
+    async def _fail(self, method: str, ctx, exc: BaseException) -> str:
+        if isinstance(exc, DomainError):
+            await _abort(ctx, exc)
+        if isinstance(exc, NotImplementedError):
+            await _abort(ctx, _unimplemented(method))
+        log.exception("unhandled error in %s", method, exc_info=exc)
+        await _abort(ctx, DomainError("INTERNAL", f"internal error; quote request id {context.request_id()}"))
+        return "INTERNAL"
+
+    def _unary(self, method, inner):
+        async def behaviour(request, ctx):
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                self._enter(method, ctx)
+                result = inner(request, ctx)
+                return await result if inspect.isawaitable(result) else result
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                code = "ABORTED_BY_HANDLER"
+                raise
+            except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+                code = exc.reason if isinstance(exc, DomainError) else type(exc).__name__
+                await self._fail(method, ctx, exc)
+            finally:
+                self._log(method, code, started)
+
+        return behaviour
+
+    def _streaming(self, method, inner):
+        async def behaviour(request, ctx):
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                self._enter(method, ctx)
+                result = inner(request, ctx)
+                if hasattr(result, "__aiter__"):
+                    async for item in result:
+                        yield item
+                elif inspect.isawaitable(result):
+                    await result
+                else:
+                    for item in result:
+                        yield item
+            except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
+                code = "CLOSED"
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                code = exc.reason if isinstance(exc, DomainError) else type(exc).__name__
+                await self._fail(method, ctx, exc)
+            finally:
+                self._log(method, code, started)
+
+        return behaviour

@@ -1,0 +1,78 @@
+"""What every service is wired from: its database, outbox and relay, its clock, and
+channels to the services it calls. ``ServiceKit.create`` is called by each service's
+``build(settings)``; tests pass their own clock and settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+
+import grpc
+
+from mbt.common.v1 import events_pb2_grpc
+from mbt.marketdata.v1 import marketdata_pb2_grpc
+from services.common import migrate, topology
+from services.common.auth import service_credentials
+from services.common.clients import open_channel
+from services.common.clock import Clock, FollowerClock
+from services.common.config import Settings
+from services.common.db import Database
+from services.common.outbox import Outbox, OutboxRelay, OutboxTables
+from services.common.server import Registration, ServiceRuntime
+
+
+@dataclass
+class ServiceKit:
+    name: str
+    settings: Settings
+    clock: Clock
+    db: Database | None = None
+    outbox: Outbox | None = None
+    relay: OutboxRelay | None = None
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    _background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, name: str, settings: Settings, *, tables: OutboxTables | None = None,
+               clock: Clock | None = None) -> "ServiceKit":
+        """``tables`` None: a service without a database (the matcher). ``clock`` None:
+        follow the market-data service's clock."""
+        kit = cls(name, settings, clock or FollowerClock())
+        if clock is None:
+            kit._background.append(partial(kit.clock.follow, kit.stub("marketdata",
+                                                                        marketdata_pb2_grpc.MarketDataServiceStub)))
+        if tables is not None:
+            url = settings.service(name).database_url
+            migrate.upgrade(name, url)
+            kit.db = Database(url, pool_size=settings.db_pool_size)
+            kit.outbox = Outbox(name, tables, kit.clock)
+            sinks = {consumer: kit.stub(consumer, events_pb2_grpc.EventSinkServiceStub)
+                     for consumer in sorted(topology.consumers())}
+            kit.relay = OutboxRelay(kit.db, name, tables, sinks, batch_size=settings.outbox_batch_size,
+                                    poll_seconds=settings.outbox_poll_ms / 1000,
+                                    rpc_timeout=settings.rpc_timeout_seconds)
+            kit.outbox.on_commit(kit.relay.wake)
+            kit._background.append(kit.relay.run)
+        return kit
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = open_channel(self.settings.service(service).target,
+                                                   lambda: service_credentials(self.name))
+        return self._channels[service]
+
+    def stub(self, service: str, stub_class):
+        return stub_class(self.channel(service))
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        if self.db is not None:
+            self.db.dispose()
+
+    def runtime(self, registrations: Iterable[Registration],
+                background: Iterable[Callable[[], Awaitable[None]]] = ()) -> ServiceRuntime:
+        return ServiceRuntime(name=self.name, registrations=list(registrations),
+                              background=[*self._background, *background], closers=[self.close])

@@ -1,0 +1,153 @@
+"""gRPC server bootstrap shared by every service: reflection, health, the interceptor,
+background tasks, and graceful shutdown on SIGTERM/SIGINT.
+
+A service's ``build(settings)`` returns a ``ServiceRuntime``; ``start`` serves it on a
+port (0 in tests) and ``main`` is what ``python -m services.<name>`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common import logs
+from services.common.auth import Authenticator, DevMetadataAuthenticator
+from services.common.config import ConfigError, Settings
+from services.common.interceptors import ServerInterceptor
+
+log = logging.getLogger(__name__)
+
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),  # a second process on the same port must fail, not share it
+    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+    ("grpc.max_send_message_length", 32 * 1024 * 1024),
+]
+
+
+@dataclass
+class Registration:
+    """One gRPC service on the server: its full name, the generated add function, the servicer."""
+
+    service_name: str
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+
+    @classmethod
+    def of(cls, servicer: Any) -> "Registration":
+        """Find the generated base class of ``servicer`` and register it under its proto name."""
+        for base in type(servicer).__mro__:
+            if base.__module__.endswith("_pb2_grpc") and base.__name__.endswith("Servicer"):
+                grpc_module = importlib.import_module(base.__module__)
+                pb2 = importlib.import_module(base.__module__.removesuffix("_grpc"))
+                descriptor = pb2.DESCRIPTOR.services_by_name[base.__name__.removesuffix("Servicer")]
+                return cls(descriptor.full_name, getattr(grpc_module, f"add_{base.__name__}_to_server"), servicer)
+        raise TypeError(f"{type(servicer).__name__} does not derive from a generated servicer")
+
+
+@dataclass
+class ServiceRuntime:
+    name: str
+    registrations: list[Registration]
+    # Long-running coroutines started once the server listens (relays, feeds, loops).
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Called after the server stopped, in order (close channels, dispose engines).
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    authenticator: Authenticator = field(default_factory=DevMetadataAuthenticator)
+
+
+@dataclass
+class RunningService:
+    runtime: ServiceRuntime
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    tasks: list[asyncio.Task]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for close in self.runtime.closers:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def _log_task_end(task: asyncio.Task) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("background task %s died", task.get_name(), exc_info=exc)
+
+
+async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int = 0) -> RunningService:
+    server = grpc.aio.server(interceptors=[ServerInterceptor(runtime.authenticator)], options=SERVER_OPTIONS)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+    for registration in runtime.registrations:
+        registration.add_to_server(registration.servicer, server)
+        names.append(registration.service_name)
+    reflection.enable_server_reflection(names, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"{runtime.name}: cannot listen on {host}:{port}")
+    await server.start()
+    for registration in runtime.registrations:
+        await health_servicer.set(registration.service_name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    tasks = []
+    for job in runtime.background:
+        task = asyncio.create_task(job(), name=f"{runtime.name}:{getattr(job, '__qualname__', job)}")
+        task.add_done_callback(_log_task_end)
+        tasks.append(task)
+    return RunningService(runtime, server, bound, health_servicer, tasks)
+
+
+async def serve(runtime: ServiceRuntime, settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then drain in-flight RPCs for the grace period."""
+    service = settings.service(runtime.name)
+    running = await start(runtime, host=settings.bind_host, port=service.port)
+    log.info("serving", extra=logs.fields(address=f"{settings.bind_host}:{running.port}",
+                                           services=[r.service_name for r in runtime.registrations]))
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down", extra=logs.fields(grace_seconds=settings.grace_seconds))
+    await running.stop(settings.grace_seconds)
+    log.info("stopped")
+
+
+def main(name: str, build: Callable[[Settings], ServiceRuntime], argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m services.<name>``."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"{name}: configuration error: {exc}")
+        return 2
+    logs.configure(name, settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        runtime = build(settings)
+        await serve(runtime, settings)
+
+    asyncio.run(run())
+    return 0

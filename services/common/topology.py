@@ -1,0 +1,32 @@
+"""Who consumes which event: the one place the event topology is declared.
+
+Keys are full protobuf names of event payloads; values the services whose
+``EventSinkService.Deliver`` receives them. The outbox resolves subscribers when an
+event is written, so a change here affects events written from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
+    # Orders: the matcher keeps its book from these; accounts holds and releases
+    # buying power and applies fills; activities records fills.
+    "mbt.orders.v1.OrderAccepted": ("matcher",),
+    "mbt.orders.v1.OrderReplaced": ("matcher",),
+    "mbt.orders.v1.OrderCanceled": ("accounts", "matcher"),
+    "mbt.orders.v1.OrderExpired": ("accounts", "matcher"),
+    "mbt.orders.v1.OrderFilled": ("accounts", "matcher", "activities"),
+    # Accounts.
+    "mbt.accounts.v1.AccountOpened": ("activities",),
+    # Every service's audit messages end in activities' audit_log.
+    "mbt.common.v1.AuditRecorded": ("activities",),
+}
+
+
+def subscribers(event_type: str) -> tuple[str, ...]:
+    return SUBSCRIPTIONS.get(event_type, ())
+
+
+def consumers() -> set[str]:
+    return {name for names in SUBSCRIPTIONS.values() for name in names}
