@@ -1,0 +1,37 @@
+"""Channels from the gateway to each service, and their health."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.clients import open_channel
+from services.common.config import SERVICES, Settings
+
+
+class Upstreams:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self.channels:
+            self.channels[service] = open_channel(self.settings.service(service).target)
+        return self.channels[service]
+
+    async def health(self, timeout: float = 1.0) -> dict[str, str]:
+        async def check(name: str) -> tuple[str, str]:
+            stub = health_pb2_grpc.HealthStub(self.channel(name))
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            except grpc.aio.AioRpcError:
+                return name, "unreachable"
+            return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status).lower()
+
+        return dict(await asyncio.gather(*(check(name) for name in SERVICES)))
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()

@@ -1,0 +1,8 @@
+"""`python -m services.accounts` serves the accounts service."""
+
+import sys
+
+from services.accounts.app import build
+from services.common.server import main
+
+sys.exit(main("accounts", build))

@@ -1,0 +1,142 @@
+"""initial schema
+
+Revision ID: 0001
+Revises: 
+"""
+
+from alembic import op
+import sqlalchemy as sa
+import services.common.sqltypes
+
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('accounts_inbox',
+    sa.Column('event_id', sa.String(length=64), nullable=False),
+    sa.Column('producer', sa.String(length=32), nullable=False),
+    sa.Column('event_type', sa.String(length=128), nullable=False),
+    sa.Column('received_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('event_id')
+    )
+    op.create_table('accounts_outbox',
+    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=64), nullable=False),
+    sa.Column('event_type', sa.String(length=128), nullable=False),
+    sa.Column('aggregate_id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=False),
+    sa.Column('request_id', sa.String(length=64), nullable=False),
+    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('payload', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('sequence'),
+    sa.UniqueConstraint('event_id')
+    )
+    op.create_table('accounts_outbox_lease',
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('holder', sa.String(length=128), nullable=False),
+    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+    op.create_table('users',
+    sa.Column('user_id', sa.String(length=128), nullable=False),
+    sa.Column('tier', sa.String(length=16), nullable=False),
+    sa.Column('investor_profile', sa.String(length=24), nullable=False),
+    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('user_id')
+    )
+    op.create_table('accounts_outbox_pending',
+    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('subscriber', sa.String(length=32), nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['sequence'], ['accounts_outbox.sequence'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('sequence', 'subscriber')
+    )
+    op.create_table('mbt_accounts',
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=False),
+    sa.Column('account_type', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('investor_profile', sa.String(length=24), nullable=False),
+    sa.Column('starting_cash', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('cash', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.user_id'], ),
+    sa.PrimaryKeyConstraint('account_id'),
+    sa.UniqueConstraint('user_id')
+    )
+    op.create_table('mbt_buying_power_reservations',
+    sa.Column('order_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('order_version', sa.Integer(), nullable=False),
+    sa.Column('amount', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('released_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
+    sa.PrimaryKeyConstraint('order_id')
+    )
+    with op.batch_alter_table('mbt_buying_power_reservations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mbt_buying_power_reservations_account_id'), ['account_id'], unique=False)
+
+    op.create_table('mbt_eod_snapshots',
+    sa.Column('snapshot_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('session_date', sa.Date(), nullable=False),
+    sa.Column('cash', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('long_market_value', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('short_market_value', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('equity', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('realized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('unrealized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
+    sa.PrimaryKeyConstraint('snapshot_id'),
+    sa.UniqueConstraint('account_id', 'session_date')
+    )
+    op.create_table('mbt_positions',
+    sa.Column('position_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('symbol', sa.String(length=32), nullable=False),
+    sa.Column('asset_class', sa.String(length=16), nullable=False),
+    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('avg_entry_price', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('realized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('opened_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
+    sa.PrimaryKeyConstraint('position_id')
+    )
+    with op.batch_alter_table('mbt_positions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mbt_positions_account_id'), ['account_id'], unique=False)
+        batch_op.create_index('ux_mbt_positions_open', ['account_id', 'symbol'], unique=True, sqlite_where=sa.text('closed_at IS NULL'), postgresql_where=sa.text('closed_at IS NULL'))
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('mbt_positions', schema=None) as batch_op:
+        batch_op.drop_index('ux_mbt_positions_open', sqlite_where=sa.text('closed_at IS NULL'), postgresql_where=sa.text('closed_at IS NULL'))
+        batch_op.drop_index(batch_op.f('ix_mbt_positions_account_id'))
+
+    op.drop_table('mbt_positions')
+    op.drop_table('mbt_eod_snapshots')
+    with op.batch_alter_table('mbt_buying_power_reservations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mbt_buying_power_reservations_account_id'))
+
+    op.drop_table('mbt_buying_power_reservations')
+    op.drop_table('mbt_accounts')
+    op.drop_table('accounts_outbox_pending')
+    op.drop_table('users')
+    op.drop_table('accounts_outbox_lease')
+    op.drop_table('accounts_outbox')
+    op.drop_table('accounts_inbox')

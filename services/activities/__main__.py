@@ -1,0 +1,8 @@
+"""`python -m services.activities` serves the activities service."""
+
+import sys
+
+from services.activities.app import build
+from services.common.server import main
+
+sys.exit(main("activities", build))

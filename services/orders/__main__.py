@@ -1,0 +1,8 @@
+"""`python -m services.orders` serves the orders service."""
+
+import sys
+
+from services.orders.app import build
+from services.common.server import main
+
+sys.exit(main("orders", build))

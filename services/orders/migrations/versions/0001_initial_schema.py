@@ -1,0 +1,131 @@
+"""initial schema
+
+Revision ID: 0001
+Revises: 
+"""
+
+from alembic import op
+import sqlalchemy as sa
+import services.common.sqltypes
+
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('mbt_orders',
+    sa.Column('order_id', sa.String(length=40), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('client_order_id', sa.String(length=128), nullable=False),
+    sa.Column('symbol', sa.String(length=32), nullable=False),
+    sa.Column('asset_class', sa.String(length=16), nullable=False),
+    sa.Column('side', sa.String(length=8), nullable=False),
+    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('order_type', sa.String(length=16), nullable=False),
+    sa.Column('time_in_force', sa.String(length=8), nullable=False),
+    sa.Column('limit_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('stop_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('legs', sa.JSON(), nullable=False),
+    sa.Column('fill_preference', sa.String(length=16), nullable=False),
+    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reject_reason', sa.String(length=64), nullable=False),
+    sa.Column('filled_qty', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('filled_avg_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('accepted_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('rejected_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('triggered_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('filled_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('canceled_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('expired_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('order_id'),
+    sa.UniqueConstraint('user_id', 'client_order_id', name='ux_mbt_orders_client_order_id')
+    )
+    with op.batch_alter_table('mbt_orders', schema=None) as batch_op:
+        batch_op.create_index('ix_mbt_orders_status_symbol', ['status', 'symbol'], unique=False)
+        batch_op.create_index('ix_mbt_orders_user_created', ['user_id', 'created_at', 'order_id'], unique=False)
+
+    op.create_table('orders_inbox',
+    sa.Column('event_id', sa.String(length=64), nullable=False),
+    sa.Column('producer', sa.String(length=32), nullable=False),
+    sa.Column('event_type', sa.String(length=128), nullable=False),
+    sa.Column('received_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('event_id')
+    )
+    op.create_table('orders_outbox',
+    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=64), nullable=False),
+    sa.Column('event_type', sa.String(length=128), nullable=False),
+    sa.Column('aggregate_id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=False),
+    sa.Column('request_id', sa.String(length=64), nullable=False),
+    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('payload', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('sequence'),
+    sa.UniqueConstraint('event_id')
+    )
+    op.create_table('orders_outbox_lease',
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('holder', sa.String(length=128), nullable=False),
+    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+    op.create_table('mbt_fills',
+    sa.Column('fill_id', sa.String(length=40), nullable=False),
+    sa.Column('order_id', sa.String(length=40), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=False),
+    sa.Column('symbol', sa.String(length=32), nullable=False),
+    sa.Column('side', sa.String(length=8), nullable=False),
+    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('price', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('bid_price', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('bid_size', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('ask_price', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('ask_size', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('quote_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('quote_at_ns', sa.BigInteger(), nullable=False),
+    sa.Column('quote_sequence', sa.BigInteger(), nullable=False),
+    sa.Column('rule', sa.String(length=64), nullable=False),
+    sa.Column('legs', sa.JSON(), nullable=False),
+    sa.Column('filled_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['order_id'], ['mbt_orders.order_id'], ),
+    sa.PrimaryKeyConstraint('fill_id')
+    )
+    with op.batch_alter_table('mbt_fills', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mbt_fills_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_mbt_fills_user_id'), ['user_id'], unique=False)
+
+    op.create_table('orders_outbox_pending',
+    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('subscriber', sa.String(length=32), nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['sequence'], ['orders_outbox.sequence'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('sequence', 'subscriber')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('orders_outbox_pending')
+    with op.batch_alter_table('mbt_fills', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mbt_fills_user_id'))
+        batch_op.drop_index(batch_op.f('ix_mbt_fills_order_id'))
+
+    op.drop_table('mbt_fills')
+    op.drop_table('orders_outbox_lease')
+    op.drop_table('orders_outbox')
+    op.drop_table('orders_inbox')
+    with op.batch_alter_table('mbt_orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_mbt_orders_user_created')
+        batch_op.drop_index('ix_mbt_orders_status_symbol')
+
+    op.drop_table('mbt_orders')
