@@ -8,8 +8,9 @@ when a status carries none. The status mapping is grpc-gateway's.
 from __future__ import annotations
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 from starlette.responses import JSONResponse
+
+from services.common.remote import error_info
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.OK: 200,
@@ -42,18 +43,6 @@ def error_response(http_status: int, code: str, message: str, request_id: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "request_id": request_id}},
                         status_code=http_status, headers=headers)
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    return info
-    return None
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError, request_id: str) -> JSONResponse:

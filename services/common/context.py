@@ -10,6 +10,8 @@ import contextvars
 import secrets
 from dataclasses import dataclass, field
 
+from services.common.errors import DomainError
+
 REQUEST_ID_HEADER = "x-request-id"
 
 
@@ -55,3 +57,13 @@ def identity() -> Identity:
 
 def set_identity(value: Identity) -> contextvars.Token:
     return _identity.set(value)
+
+
+def require_user_id() -> str:
+    """The signed-in user whose data a user-facing RPC works on."""
+    caller = identity()
+    if caller.kind == "user" and caller.subject:
+        return caller.subject
+    if caller.kind == "anonymous":
+        raise DomainError("UNAUTHENTICATED", "authentication required")
+    raise DomainError("PERMISSION_DENIED", "this call acts for a signed-in user")

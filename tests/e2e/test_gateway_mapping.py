@@ -14,7 +14,6 @@ from gateway.routes import bindings
 from services.common.config import SERVICES, Settings
 from services.common.errors import DomainError
 from services.common.interceptors import status_for
-from tests.support.mesh import free_port
 
 ROUTES = bindings()
 
