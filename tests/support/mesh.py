@@ -55,9 +55,13 @@ class Mesh:
 async def start_mesh(settings: Settings, builders: dict | None = None) -> Mesh:
     """Start every service (``builders`` may replace a service's build for a test)."""
     mesh = Mesh(settings)
-    for name in START_ORDER:
-        build = (builders or {}).get(name) or (lambda s, n=name: build_service(n, s))
-        mesh.services[name] = await start(build(settings), port=settings.service(name).port)
+    try:
+        for name in START_ORDER:
+            build = (builders or {}).get(name) or (lambda s, n=name: build_service(n, s))
+            mesh.services[name] = await start(build(settings), port=settings.service(name).port)
+    except BaseException:
+        await mesh.stop()
+        raise
     mesh.app = build_app(settings)
     mesh.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=mesh.app), base_url="http://mbt.test")
     return mesh
