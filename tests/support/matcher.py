@@ -38,43 +38,53 @@ def _decimal(text: str | None) -> Decimal | None:
 
 
 # --- strategies: a narrow price grid so that orders and quotes cross often -----------------
+# Built once at module level: hypothesis validates a strategy each time one is made.
 
 SHORT_SESSION = MarketSession(OPEN_NS, OPEN_NS + 20 * SECOND)
+ONE_SYMBOL = st.just("XYZ")
 GRID = st.integers(9_995, 10_005).map(lambda cents: Decimal(cents).scaleb(-2))
-# Mostly grid prices; sometimes zero or negative, which make a quote unusable.
-QUOTE_PRICES = st.one_of(GRID, GRID, GRID, st.sampled_from([Decimal("0"), Decimal("-1.00")]))
+MAYBE_GRID = st.none() | GRID
+# Mostly grid bids and positive spreads; sometimes a zero or negative bid, a locked or a
+# crossed quote, which are unusable.
+BIDS = st.one_of(*[GRID] * 7, st.sampled_from([Decimal("0"), Decimal("-1.00")]))
+SPREADS = st.sampled_from([Decimal(cents).scaleb(-2) for cents in (1, 2, 1, 2, 3, 5, 0, -2)])
 SIZES = st.sampled_from([Decimal(0), Decimal(100), Decimal(300), Decimal(1000)])
+QUANTITIES = st.sampled_from([Decimal(1), Decimal(100), Decimal(500)])
+SIDES = st.sampled_from(Side)
+ORDER_TYPES = st.sampled_from(OrderType)
+TIMES_IN_FORCE = st.sampled_from(TimeInForce)
 # Few distinct acceptance times, so price-time ties fall back to the order id.
 ACCEPTED = st.sampled_from([OPEN_NS - SECOND, OPEN_NS, OPEN_NS + 2 * SECOND, OPEN_NS + 5 * SECOND])
+# Sampled lists put the ordinary case first: hypothesis favours a strategy's simplest value
+# (a range's ends, a list's first element), which would otherwise crowd out the session.
+EXPIRIES = st.sampled_from([OPEN_NS + seconds * SECOND for seconds in (25, 20, 15, 10, 5)])
+# Tick times from shortly before the open to after the short session's close.
+TICK_TIMES = st.sampled_from([OPEN_NS + seconds * SECOND for seconds in (*range(5, 23), -2, -1, 0, 1, 2, 3, 4)])
 
 
 @st.composite
-def working_orders(draw, order_id: str = "ord_1", symbols: tuple[str, ...] = ("XYZ",)) -> WorkingOrder:
-    kind = draw(st.sampled_from(OrderType))
-    tif = draw(st.sampled_from(TimeInForce))
+def working_orders(draw, order_id: str = "ord_1", symbols: st.SearchStrategy[str] = ONE_SYMBOL) -> WorkingOrder:
+    kind = draw(ORDER_TYPES)
+    tif = draw(TIMES_IN_FORCE)
     needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
     needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
     return WorkingOrder(
         order_id=order_id,
-        symbol=draw(st.sampled_from(symbols)),
-        side=draw(st.sampled_from(Side)),
-        qty=draw(st.sampled_from([Decimal(1), Decimal(100), Decimal(500)])),
+        symbol=draw(symbols),
+        side=draw(SIDES),
+        qty=draw(QUANTITIES),
         order_type=kind,
         time_in_force=tif,
         limit_price=draw(GRID) if needs_limit else None,
         stop_price=draw(GRID) if needs_stop else None,
-        collar_price=draw(st.none() | GRID),
+        collar_price=draw(MAYBE_GRID),
         accepted_ns=draw(ACCEPTED),
         triggered=needs_stop and draw(st.booleans()),
-        expires_ns=draw(st.integers(OPEN_NS, OPEN_NS + 25 * SECOND)) if tif is TimeInForce.DAY else None,
+        expires_ns=draw(EXPIRIES) if tif is TimeInForce.DAY else None,
     )
 
 
 @st.composite
-def ticks(draw, at_ns: int, symbols: tuple[str, ...] = ("XYZ",), sequence: int = 1) -> Tick:
-    return Tick(draw(st.sampled_from(symbols)), draw(QUOTE_PRICES), draw(SIZES), draw(QUOTE_PRICES),
-                draw(SIZES), at_ns, sequence)
-
-
-# Tick times from shortly before the open to after the short session's close.
-TICK_TIMES = st.integers(OPEN_NS - 3 * SECOND, OPEN_NS + 30 * SECOND)
+def ticks(draw, at_ns: int, symbols: st.SearchStrategy[str] = ONE_SYMBOL, sequence: int = 1) -> Tick:
+    bid = draw(BIDS)
+    return Tick(draw(symbols), bid, draw(SIZES), bid + draw(SPREADS), draw(SIZES), at_ns, sequence)
