@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 from hypothesis import strategies as st
 
+from services.matcher.book import OrderBook, Outcome
 from services.matcher.domain import MarketSession, OrderType, Side, Tick, TimeInForce, WorkingOrder
 
 SECOND = 1_000_000_000
@@ -88,3 +90,62 @@ def working_orders(draw, order_id: str = "ord_1", symbols: st.SearchStrategy[str
 def ticks(draw, at_ns: int, symbols: st.SearchStrategy[str] = ONE_SYMBOL, sequence: int = 1) -> Tick:
     bid = draw(BIDS)
     return Tick(draw(symbols), bid, draw(SIZES), bid + draw(SPREADS), draw(SIZES), at_ns, sequence)
+
+
+# --- the live loop in miniature: admit orders at acceptance, stream ticks in feed order ----
+
+def session_for(at_ns: int) -> MarketSession | None:
+    """The short session's calendar: the session in force at a time, None when closed."""
+    return SHORT_SESSION if SHORT_SESSION.open_ns <= at_ns < SHORT_SESSION.close_ns else None
+
+
+def run_live(orders: list[WorkingOrder], feed: list[Tick], max_quote_age_ns: int = MAX_AGE_NS) -> list[Outcome]:
+    """What the matcher loop does: an order is admitted on the quote standing when it is
+    accepted (before the ticks of that instant), then every later tick goes through the book."""
+    book = OrderBook()
+    standing: dict[str, Tick] = {}
+    outcomes: list[Outcome] = []
+    arrivals = sorted(orders, key=lambda o: (o.accepted_ns, o.order_id))
+    for tick in feed:
+        while arrivals and arrivals[0].accepted_ns <= tick.at_ns:
+            order = arrivals.pop(0)
+            quote = standing.get(order.symbol)
+            admitted = book.admit(order, quote, session=session_for(order.accepted_ns),
+                                  max_quote_age_ns=max_quote_age_ns)
+            outcomes.extend([admitted] if admitted else [])
+        outcomes.extend(book.process(tick, session_for(tick.at_ns), max_quote_age_ns))
+        standing[tick.symbol] = tick
+    return outcomes
+
+
+def seeded_day(seed: int, orders: int = 60, ticks: int = 400) -> tuple[list[WorkingOrder], list[Tick]]:
+    """A reproducible mix of orders around two random-walk quotes through the short session."""
+    rng = random.Random(seed)
+    symbols = ("AAA", "BBB")
+    mids = dict.fromkeys(symbols, 10_000)
+    feed = []
+    for sequence in range(1, ticks + 1):
+        symbol = rng.choice(symbols)
+        mids[symbol] += rng.choice((-2, -1, 0, 1, 2))
+        spread = rng.choice((1, 1, 2, 3, 0, -1))
+        bid = Decimal(mids[symbol]).scaleb(-2)
+        feed.append(Tick(symbol, bid, Decimal(rng.choice((100, 300, 1000))), bid + Decimal(spread).scaleb(-2),
+                         Decimal(rng.choice((100, 300, 1000))), OPEN_NS + (sequence - 40) * SECOND // 16, sequence))
+    working = []
+    for n in range(orders):
+        kind = rng.choice(list(OrderType))
+        tif = rng.choice((TimeInForce.DAY, TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK))
+        price = Decimal(10_000 + rng.randint(-15, 15)).scaleb(-2)
+        other = Decimal(10_000 + rng.randint(-15, 15)).scaleb(-2)
+        working.append(an_order(
+            kind, rng.choice(list(Side)), tif=tif, order_id=f"ord_{n:03d}", symbol=rng.choice(symbols),
+            limit=str(other if kind is OrderType.STOP_LIMIT else price) if kind in _WITH_LIMIT else None,
+            stop=str(price) if kind in _WITH_STOP else None,
+            collar=str(Decimal(10_000 + rng.randint(-30, 30)).scaleb(-2)) if rng.random() < 0.3 else None,
+            qty=rng.choice(("1", "100", "500")), accepted_ns=OPEN_NS + rng.randint(-3, 18) * SECOND,
+            expires_ns=OPEN_NS + rng.choice((12, 20)) * SECOND if tif is TimeInForce.DAY else None))
+    return working, feed
+
+
+_WITH_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
+_WITH_STOP = (OrderType.STOP, OrderType.STOP_LIMIT)
