@@ -37,7 +37,6 @@ from services.matcher.domain import (
     TimeInForce,
     WorkingOrder,
     decide,
-    evaluation_ns,
     expiry_decision,
     in_session,
     is_usable,
@@ -296,24 +295,6 @@ class OrderBook:
                 outcomes.append(Outcome(order, decision))
                 self._apply(order.order_id, decision)
         return outcomes
-
-    def admit(self, order: WorkingOrder, standing: Tick | None, *, session: MarketSession | None,
-              max_quote_age_ns: int) -> Outcome | None:
-        """Take a newly accepted order: decide it on the quote standing at acceptance (as
-        replay() does), then keep it working unless that decided it. `session` is the one
-        in force at evaluation_ns(order, standing). None when nothing happened yet, or when
-        the order is already in the book (a redelivered acceptance)."""
-        if order.order_id in self:
-            return None
-        self.add(order)
-        if standing is None:
-            return None
-        decision = decide(order, standing, session=session, evaluated_ns=evaluation_ns(order, standing),
-                          max_quote_age_ns=max_quote_age_ns)
-        if decision.action is Action.WAIT:
-            return None
-        self._apply(order.order_id, decision)
-        return Outcome(order, decision)
 
     def expire_due(self, now_ns: int) -> list[Outcome]:
         """Expire every day order whose close is at or before `now_ns`, whether or not its

@@ -220,17 +220,12 @@ def size_displayed(side: Side, qty: Decimal, tick: Tick) -> bool:
     return (tick.ask_size if side is Side.BUY else tick.bid_size) >= qty
 
 
-def evaluation_ns(order: WorkingOrder, tick: Tick) -> int:
-    """When the matcher evaluates a tick for an order: the tick's own time, or the
-    acceptance time for the quote already standing when the order was accepted."""
-    return max(order.accepted_ns, tick.at_ns)
-
-
 # --- the fill function -----------------------------------------------------------------
 
 def decide(order: WorkingOrder, tick: Tick, *, session: MarketSession | None,
            evaluated_ns: int, max_quote_age_ns: int) -> Decision:
-    """What `order` does on `tick`, evaluated at `evaluated_ns` (see evaluation_ns).
+    """What `order` does on `tick`, evaluated at `evaluated_ns`: the tick's own time, or the
+    acceptance time for the quote standing at acceptance (see evaluated_ticks).
 
     `session` is the regular session in force at `evaluated_ns`, None when the market is
     closed. The checks run in a fixed order, so the rule returned is the first that applies.
@@ -271,17 +266,13 @@ def expiry_decision(order: WorkingOrder, evaluated_ns: int, tick: Tick | None = 
 def replay(order: WorkingOrder, ticks: Iterable[Tick], *,
            session_for: Callable[[int], MarketSession | None],
            max_quote_age_ns: int) -> tuple[Decision, int]:
-    """Run decide over `ticks` (feed order) as the live matcher would, tracking the trigger.
-
-    Ticks of other symbols are ignored; of those before acceptance only the last, the quote
-    standing at acceptance, is evaluated (at the acceptance time). Returns the first
-    terminal decision, or else the last one, and how many ticks were evaluated including
-    the deciding one.
-    """
+    """Run decide over evaluated_ticks(order, ticks) as the live matcher would, tracking
+    the trigger. Returns the first terminal decision, or else the last one, and how many
+    ticks were evaluated including the deciding one."""
     working = order
     decision: Decision | None = None
     considered = 0
-    for tick, evaluated_ns in _as_evaluated(order, ticks):
+    for tick, evaluated_ns in evaluated_ticks(order, ticks):
         considered += 1
         decision = decide(working, tick, session=session_for(evaluated_ns),
                           evaluated_ns=evaluated_ns, max_quote_age_ns=max_quote_age_ns)
@@ -294,12 +285,11 @@ def replay(order: WorkingOrder, ticks: Iterable[Tick], *,
     return decision, considered
 
 
-def fill_id(order_id: str, tick: Tick) -> str:
-    """Deterministic: the same order filled by the same tick always gets the same id."""
-    return derived_id("fill", order_id, tick.symbol, tick.at_ns, tick.sequence)
-
-
-def _as_evaluated(order: WorkingOrder, ticks: Iterable[Tick]) -> Iterator[tuple[Tick, int]]:
+def evaluated_ticks(order: WorkingOrder, ticks: Iterable[Tick]) -> Iterator[tuple[Tick, int]]:
+    """The ticks the matcher evaluates for `order`, in feed order, each with its evaluation
+    time: of the ticks before acceptance only the last (the quote standing at acceptance,
+    evaluated at the acceptance time), then every later tick at its own time. Ticks of
+    other symbols are skipped; ticks going back in time are refused."""
     standing: Tick | None = None
     previous_ns: int | None = None
     for tick in ticks:
@@ -317,6 +307,11 @@ def _as_evaluated(order: WorkingOrder, ticks: Iterable[Tick]) -> Iterator[tuple[
         yield tick, tick.at_ns
     if standing is not None:
         yield standing, order.accepted_ns
+
+
+def fill_id(order_id: str, tick: Tick) -> str:
+    """Deterministic: the same order filled by the same tick always gets the same id."""
+    return derived_id("fill", order_id, tick.symbol, tick.at_ns, tick.sequence)
 
 
 # --- how each order type reads a usable, fresh, in-session quote ----------------------

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from decimal import Decimal
 
 from hypothesis import strategies as st
 
 from services.matcher.book import OrderBook, Outcome
-from services.matcher.domain import MarketSession, OrderType, Side, Tick, TimeInForce, WorkingOrder
+from services.matcher.domain import (
+    TERMINAL_ACTIONS,
+    Action,
+    MarketSession,
+    OrderType,
+    Side,
+    Tick,
+    TimeInForce,
+    WorkingOrder,
+    decide,
+    evaluated_ticks,
+)
 
 SECOND = 1_000_000_000
 OPEN_NS = 1340285400 * SECOND    # 2012-06-21 09:30 New York
@@ -100,8 +112,8 @@ def session_for(at_ns: int) -> MarketSession | None:
 
 
 def run_live(orders: list[WorkingOrder], feed: list[Tick], max_quote_age_ns: int = MAX_AGE_NS) -> list[Outcome]:
-    """What the matcher loop does: an order is admitted on the quote standing when it is
-    accepted (before the ticks of that instant), then every later tick goes through the book."""
+    """What the matcher loop does: an accepted order is first decided on the quote standing
+    at its acceptance, then rests in the book, which decides it on every later tick."""
     book = OrderBook()
     standing: dict[str, Tick] = {}
     outcomes: list[Outcome] = []
@@ -109,12 +121,25 @@ def run_live(orders: list[WorkingOrder], feed: list[Tick], max_quote_age_ns: int
     for tick in feed:
         while arrivals and arrivals[0].accepted_ns <= tick.at_ns:
             order = arrivals.pop(0)
-            quote = standing.get(order.symbol)
-            admitted = book.admit(order, quote, session=session_for(order.accepted_ns),
-                                  max_quote_age_ns=max_quote_age_ns)
-            outcomes.extend([admitted] if admitted else [])
-        outcomes.extend(book.process(tick, session_for(tick.at_ns), max_quote_age_ns))
+            outcomes += _admit(book, order, [standing[order.symbol]] if order.symbol in standing else [],
+                               max_quote_age_ns)
+        outcomes += book.process(tick, session_for(tick.at_ns), max_quote_age_ns)
         standing[tick.symbol] = tick
+    return outcomes
+
+
+def _admit(book: OrderBook, order: WorkingOrder, since_acceptance: list[Tick], max_quote_age_ns: int) -> list[Outcome]:
+    outcomes = []
+    for tick, evaluated_ns in evaluated_ticks(order, since_acceptance):
+        decision = decide(order, tick, session=session_for(evaluated_ns), evaluated_ns=evaluated_ns,
+                          max_quote_age_ns=max_quote_age_ns)
+        if decision.action is Action.WAIT:
+            continue
+        outcomes.append(Outcome(order, decision))
+        if decision.action in TERMINAL_ACTIONS:
+            return outcomes
+        order = dataclasses.replace(order, triggered=True)
+    book.add(order)
     return outcomes
 
 

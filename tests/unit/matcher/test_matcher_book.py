@@ -19,7 +19,7 @@ from services.matcher.domain import (
     Side,
     TimeInForce,
     decide,
-    evaluation_ns,
+    evaluated_ticks,
     expiry_decision,
 )
 from tests.support.matcher import (
@@ -198,38 +198,6 @@ def test_remove_replace_and_mark_triggered_on_known_and_unknown_orders():
     assert (len(book), book.symbols(), book.orders_for("XYZ")) == (0, [], [])
 
 
-@pytest.mark.parametrize("order, standing, session, action, in_book", [
-    (an_order(MARKET, BUY, accepted_ns=MID_SESSION_NS), a_tick("100", "100.10", at_ns=MID_SESSION_NS - SECOND),
-     SESSION, Action.FILL, False),
-    (an_order(LIMIT, BUY, limit="99", accepted_ns=MID_SESSION_NS), a_tick("100", "100.10", at_ns=MID_SESSION_NS),
-     SESSION, None, True),
-    (an_order(STOP_LIMIT, BUY, stop="100", limit="100.05", accepted_ns=MID_SESSION_NS),
-     a_tick("100", "100.10", at_ns=MID_SESSION_NS), SESSION, Action.TRIGGER, True),
-    (an_order(MARKET, BUY, tif=TimeInForce.IOC, accepted_ns=MID_SESSION_NS),
-     a_tick("100", "100.10", at_ns=MID_SESSION_NS - 10 * SECOND), SESSION, None, True),
-    (an_order(MARKET, BUY, tif=TimeInForce.IOC, accepted_ns=CLOSE_NS + SECOND),
-     a_tick("100", "100.10", at_ns=CLOSE_NS - SECOND), None, None, True),
-    (an_order(LIMIT, BUY, limit="101", tif=TimeInForce.FOK, qty="1000", accepted_ns=MID_SESSION_NS),
-     a_tick("100", "100.10", at_ns=MID_SESSION_NS), SESSION, Action.CANCEL, False),
-    (an_order(MARKET, SELL, accepted_ns=MID_SESSION_NS), None, SESSION, None, True),
-], ids=["market fills on the standing quote", "limit rests", "stop-limit triggers and rests",
-        "ioc waits out a stale standing quote", "ioc accepted after the close waits", "fok size short",
-        "no quote yet"])
-def test_admit_decides_a_new_order_on_the_quote_standing_at_acceptance(order, standing, session, action,
-                                                                       in_book):
-    book = OrderBook()
-    outcome = book.admit(order, standing, session=session, max_quote_age_ns=MAX_AGE_NS)
-    assert (outcome and outcome.decision.action) == action
-    if outcome:
-        assert outcome == Outcome(order, decide(order, standing, session=session,
-                                                evaluated_ns=evaluation_ns(order, standing),
-                                                max_quote_age_ns=MAX_AGE_NS))
-    assert (order.order_id in book) is in_book
-    if in_book:  # a redelivered acceptance of a working order changes nothing
-        assert book.admit(order, standing, session=session, max_quote_age_ns=MAX_AGE_NS) is None
-        assert len(book) == 1
-
-
 SYMBOLS = ("AAA", "BBB")
 ANY_ORDER = working_orders(symbols=st.sampled_from(SYMBOLS))
 STEPS = st.sampled_from([SECOND // 2, SECOND, 0, 2 * SECOND])
@@ -259,19 +227,6 @@ class BookAgainstBruteForce(RuleBasedStateMachine):
         order = dataclasses.replace(data.draw(ANY_ORDER), order_id=self._new_id())
         self.book.add(order)
         self.model[order.order_id] = order
-
-    @rule(data=st.data())
-    def admit(self, data):
-        order = dataclasses.replace(data.draw(ANY_ORDER), order_id=self._new_id(),
-                                    accepted_ns=self.now_ns + data.draw(st.sampled_from([0, 1])))
-        standing = data.draw(ticks(self.now_ns, st.just(order.symbol), self._next_sequence()))
-        session = data.draw(st.sampled_from([SHORT_SESSION, None]))
-        outcome = self.book.admit(order, standing, session=session, max_quote_age_ns=MAX_AGE_NS)
-        decision = decide(order, standing, session=session, evaluated_ns=evaluation_ns(order, standing),
-                          max_quote_age_ns=MAX_AGE_NS)
-        assert outcome == (None if decision.action is Action.WAIT else Outcome(order, decision))
-        self.model[order.order_id] = order
-        self._apply([Outcome(order, decision)])
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
@@ -356,9 +311,9 @@ def _brute_force_live(orders, feed) -> list[Outcome]:
         while arrivals and arrivals[0].accepted_ns <= tick.at_ns:
             order = arrivals.pop(0)
             working[order.order_id] = order
-            quote = standing.get(order.symbol)
-            if quote is not None:
-                decided.append((order, quote, evaluation_ns(order, quote), session_for(order.accepted_ns)))
+            quotes = [standing[order.symbol]] if order.symbol in standing else []
+            decided += [(order, quote, evaluated_ns, session_for(evaluated_ns))
+                        for quote, evaluated_ns in evaluated_ticks(order, quotes)]
         decided += [(order, tick, tick.at_ns, session_for(tick.at_ns))
                     for order in sorted(working.values(), key=lambda o: (o.accepted_ns, o.order_id))
                     if order.symbol == tick.symbol and order.accepted_ns <= tick.at_ns]

@@ -11,7 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.matcher.domain import TERMINAL_ACTIONS, Action, OrderType, Side, TimeInForce, decide, fill_id, replay
+from services.matcher.domain import (
+    TERMINAL_ACTIONS,
+    Action,
+    OrderType,
+    Side,
+    TimeInForce,
+    decide,
+    evaluated_ticks,
+    fill_id,
+    replay,
+)
 from tests.support.matcher import (
     CLOSE_NS,
     MAX_AGE_NS,
@@ -75,6 +85,14 @@ def test_the_trigger_is_what_lets_the_later_tick_fill():
     later = _at(2, "99.98", "100.02")
     alone = decide(STOP_LIMIT_BUY, later, session=SESSION, evaluated_ns=later.at_ns, max_quote_age_ns=MAX_AGE_NS)
     assert alone.rule == "stop_limit_buy_not_reached"
+
+
+def test_the_ticks_evaluated_are_the_standing_quote_at_acceptance_then_every_later_one():
+    feed = [_at(-3, "100", "100.05", sequence=1), _at(-1, "100", "100.06", sequence=2),
+            _at(-0.5, "100", "100.07", symbol="ABC", sequence=3), _at(0, "100", "100.08", sequence=4),
+            _at(2, "100", "100.09", sequence=5)]
+    assert list(evaluated_ticks(BUY_LIMIT, feed)) == [(feed[1], T), (feed[3], T), (feed[4], T + 2 * SECOND)]
+    assert list(evaluated_ticks(BUY_LIMIT, feed[:2])) == [(feed[1], T)]
 
 
 def test_replay_without_a_quote_of_the_symbol_says_so():
