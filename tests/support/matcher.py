@@ -22,6 +22,10 @@ from services.matcher.domain import (
     evaluated_ticks,
 )
 
+BUY, SELL = Side.BUY, Side.SELL
+MARKET, LIMIT, STOP, STOP_LIMIT = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
+DAY, GTC, IOC, FOK = TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
+
 SECOND = 1_000_000_000
 OPEN_NS = 1340285400 * SECOND    # 2012-06-21 09:30 New York
 CLOSE_NS = 1340308800 * SECOND   # 2012-06-21 16:00 New York

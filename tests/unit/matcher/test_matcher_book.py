@@ -15,14 +15,18 @@ from services.matcher.book import BookStats, OrderBook, Outcome
 from services.matcher.domain import (
     TERMINAL_ACTIONS,
     Action,
-    OrderType,
-    Side,
     TimeInForce,
     decide,
     evaluated_ticks,
     expiry_decision,
 )
 from tests.support.matcher import (
+    BUY,
+    SELL,
+    MARKET,
+    LIMIT,
+    STOP,
+    STOP_LIMIT,
     CLOSE_NS,
     MAX_AGE_NS,
     MID_SESSION_NS,
@@ -39,8 +43,6 @@ from tests.support.matcher import (
     working_orders,
 )
 
-BUY, SELL = Side.BUY, Side.SELL
-MARKET, LIMIT, STOP, STOP_LIMIT = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
 QUOTE = a_tick("100.00", "100.10")
 
 

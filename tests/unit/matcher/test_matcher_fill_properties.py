@@ -53,15 +53,17 @@ def _gates_open(scenario) -> bool:
             and not is_stale(tick, evaluated_ns, scenario["max_quote_age_ns"]))
 
 
+def _not_beyond(order, price, bound) -> bool:
+    """A buy pays at most `bound`, a sell receives at least it."""
+    return price <= bound if order.side is Side.BUY else price >= bound
+
+
 @EXAMPLES
 @given(scenarios())
 def test_a_buy_never_fills_above_its_limit_nor_a_sell_below(scenario):
     decision, order = _decide(scenario), scenario["order"]
     if decision.action is Action.FILL and order.limit_price is not None:
-        if order.side is Side.BUY:
-            assert decision.price <= order.limit_price
-        else:
-            assert decision.price >= order.limit_price
+        assert _not_beyond(order, decision.price, order.limit_price)
 
 
 @EXAMPLES
@@ -79,10 +81,7 @@ def test_a_fill_is_at_the_touch_of_the_tick_it_names(scenario):
 def test_the_collar_is_never_breached(scenario):
     decision, order = _decide(scenario), scenario["order"]
     if decision.action is Action.FILL and order.collar_price is not None:
-        if order.side is Side.BUY:
-            assert decision.price <= order.collar_price
-        else:
-            assert decision.price >= order.collar_price
+        assert _not_beyond(order, decision.price, order.collar_price)
 
 
 @EXAMPLES

@@ -10,14 +10,21 @@ import pytest
 from services.matcher.domain import (
     RULES,
     Action,
-    OrderType,
-    Side,
     Tick,
-    TimeInForce,
     WorkingOrder,
     decide,
 )
 from tests.support.matcher import (
+    BUY,
+    SELL,
+    MARKET,
+    LIMIT,
+    STOP,
+    STOP_LIMIT,
+    DAY,
+    GTC,
+    IOC,
+    FOK,
     CLOSE_NS,
     EARLY_CLOSE_SESSION,
     MAX_AGE_NS,
@@ -29,9 +36,6 @@ from tests.support.matcher import (
     an_order,
 )
 
-BUY, SELL = Side.BUY, Side.SELL
-MARKET, LIMIT, STOP, STOP_LIMIT = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
-DAY, GTC, IOC, FOK = TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 FILL, TRIGGER, CANCEL, EXPIRE, WAIT = Action.FILL, Action.TRIGGER, Action.CANCEL, Action.EXPIRE, Action.WAIT
 
 # Every order case sees this in-session, fresh quote: bid 100.00 x 200, ask 100.10 x 300.
