@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from itertools import islice
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 
 from sortedcontainers import SortedDict, SortedList
 

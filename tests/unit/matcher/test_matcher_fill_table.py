@@ -13,6 +13,11 @@ from services.matcher.domain import (
     Tick,
     WorkingOrder,
     decide,
+    in_session,
+    is_usable,
+    size_displayed,
+    stop_reached,
+    within_bound,
 )
 from tests.support.matcher import (
     BUY,
@@ -37,6 +42,46 @@ from tests.support.matcher import (
 )
 
 FILL, TRIGGER, CANCEL, EXPIRE, WAIT = Action.FILL, Action.TRIGGER, Action.CANCEL, Action.EXPIRE, Action.WAIT
+
+@pytest.mark.parametrize("bid, ask, usable", [
+    ("100.00", "100.10", True), ("0.01", "0.02", True), ("100.10", "100.00", False), ("100.05", "100.05", False),
+    ("0", "100.10", False), ("-1", "100.10", False), ("100.00", "0", False),
+])
+def test_is_usable(bid, ask, usable):
+    assert is_usable(a_tick(bid, ask)) is usable
+
+
+@pytest.mark.parametrize("side, price, bound, within", [
+    (BUY, "100.10", "100.10", True), (BUY, "100.11", "100.10", False), (BUY, "100.09", "100.10", True),
+    (SELL, "100.00", "100.00", True), (SELL, "99.99", "100.00", False), (SELL, "100.01", "100.00", True),
+])
+def test_within_bound(side, price, bound, within):
+    assert within_bound(side, Decimal(price), Decimal(bound)) is within
+
+
+@pytest.mark.parametrize("side, stop, reached", [
+    (BUY, "100.10", True), (BUY, "100.11", False), (BUY, "99.00", True),
+    (SELL, "100.00", True), (SELL, "99.99", False), (SELL, "101.00", True),
+])
+def test_stop_reached_against_bid_100_00_ask_100_10(side, stop, reached):
+    assert stop_reached(side, Decimal(stop), a_tick("100.00", "100.10")) is reached
+
+
+@pytest.mark.parametrize("side, qty, shown", [
+    (BUY, "300", True), (BUY, "301", False), (SELL, "200", True), (SELL, "201", False),
+])
+def test_size_displayed_against_bid_size_200_ask_size_300(side, qty, shown):
+    assert size_displayed(side, Decimal(qty), a_tick("100.00", "100.10", bid_size="200", ask_size="300")) is shown
+
+
+@pytest.mark.parametrize("tick_ns, evaluated_ns, inside", [
+    (OPEN_NS, OPEN_NS, True), (OPEN_NS - 1, OPEN_NS - 1, False), (CLOSE_NS - 1, CLOSE_NS - 1, True),
+    (CLOSE_NS, CLOSE_NS, False), (OPEN_NS - 1, OPEN_NS + 1, False), (CLOSE_NS - 1, CLOSE_NS, False),
+])
+def test_in_session(tick_ns, evaluated_ns, inside):
+    assert in_session(SESSION, a_tick("100", "100.10", at_ns=tick_ns), evaluated_ns) is inside
+    assert in_session(None, a_tick("100", "100.10", at_ns=tick_ns), evaluated_ns) is False
+
 
 # Every order case sees this in-session, fresh quote: bid 100.00 x 200, ask 100.10 x 300.
 QUOTE = a_tick("100.00", "100.10", bid_size="200", ask_size="300")
