@@ -149,14 +149,11 @@ class _SymbolBook:
             self.next_expiry_ns = self.expiries[0][0] if self.expiries else _NEVER_NS
         return order
 
-    def may_act(self, tick: Tick, trading: bool) -> bool:
-        """The cheap test every tick pays: can any order here act on it at all?"""
-        if tick.at_ns >= self.next_expiry_ns:
-            return True
-        if not trading:
-            return False
+    def may_act(self, tick: Tick) -> bool:
+        """The cheap test every tick pays: could any order here act on it at all? (Whether
+        the quote is usable and in hours is asked only when it could.)"""
         ask, bid = tick.ask, tick.bid
-        return bool(self.every_tick
+        return bool(tick.at_ns >= self.next_expiry_ns or self.every_tick
                     or self.buy_limits.best >= ask or self.sell_limits.best <= bid
                     or self.buy_stops.best <= ask or self.sell_stops.best >= bid)
 
@@ -282,11 +279,9 @@ class OrderBook:
         """Decide every candidate on a streamed tick (evaluated at its own time) and apply
         the result: filled, canceled and expired orders leave, triggered ones move."""
         book = self._books.get(tick.symbol)
-        if book is None:
+        if book is None or not book.may_act(tick):
             return []
         trading = is_usable(tick) and in_session(session, tick, tick.at_ns)
-        if not book.may_act(tick, trading):
-            return []
         outcomes = []
         for order in book.candidates(tick, trading):
             decision = decide(order, tick, session=session, evaluated_ns=tick.at_ns,
