@@ -18,7 +18,7 @@ from bench.report import Figure, machine, median_of
 from services.matcher.book import OrderBook, Outcome
 from services.matcher.domain import MarketSession, OrderType, Side, Tick, TimeInForce, WorkingOrder
 
-QUOTES_PATH = Path("/work/shared/data/lobster_l1_quotes_AMZN_GOOG_2012-06-21.csv.gz")
+QUOTES_PATH = Path(__file__).resolve().parents[1] / "data" / "lobster_l1_quotes_AMZN_GOOG_2012-06-21.csv.gz"
 RESTING_ORDERS = (10, 1_000, 10_000)
 RUNS = 5
 MAX_QUOTE_AGE_NS = 2_000_000_000
