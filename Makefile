@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(shell find protos -name '*.proto')
 BUF_VERSION := 1.75.0
 BUF    := build/node/node_modules/.bin/buf
@@ -21,10 +20,12 @@ help:
 
 venv: $(VENV)/.installed
 
+# The site-packages path is asked in the shell: make expands a whole recipe before its
+# first line has created the venv.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e '.[test]'
-	echo "$(CURDIR)/gen" > "$(SITE)/mbt_generated.pth"
+	echo "$(CURDIR)/gen" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mbt_generated.pth"
 	touch $@
 
 protos: gen/.stamp
