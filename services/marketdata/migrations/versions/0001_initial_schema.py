@@ -57,15 +57,21 @@ def upgrade() -> None:
     with op.batch_alter_table('mbt_corporate_actions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_mbt_corporate_actions_symbol'), ['symbol'], unique=False)
 
+    op.create_table('mbt_marketdata_clock',
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('simulated_at_ns', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('mbt_tick_archive',
     sa.Column('tick_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('quote_at_ns', sa.BigInteger(), nullable=False),
     sa.Column('sequence', sa.BigInteger(), nullable=False),
-    sa.Column('bid_price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('bid_size', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('ask_price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('ask_size', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('bid_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('bid_size', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('ask_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('ask_size', services.common.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('condition', sa.String(length=16), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('archived_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
@@ -74,6 +80,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('mbt_tick_archive', schema=None) as batch_op:
         batch_op.create_index('ix_mbt_tick_archive_symbol_time', ['symbol', 'quote_at_ns'], unique=False)
+        batch_op.create_index('ix_mbt_tick_archive_time', ['quote_at_ns'], unique=False)
 
     op.create_table('marketdata_outbox_pending',
     sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -88,9 +95,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('marketdata_outbox_pending')
     with op.batch_alter_table('mbt_tick_archive', schema=None) as batch_op:
+        batch_op.drop_index('ix_mbt_tick_archive_time')
         batch_op.drop_index('ix_mbt_tick_archive_symbol_time')
 
     op.drop_table('mbt_tick_archive')
+    op.drop_table('mbt_marketdata_clock')
     with op.batch_alter_table('mbt_corporate_actions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mbt_corporate_actions_symbol'))
 
