@@ -6,6 +6,7 @@ domain values; answers leave as domain values; the servicer maps both to the wir
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -21,7 +22,7 @@ from services.marketdata.domain.reference import Dividend, OptionChain
 from services.marketdata.domain.symbols import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.domain.windows import date_window, quote_window
-from services.marketdata.hub import Gap, QuoteHub
+from services.marketdata.hub import Gap, QuoteHub, Subscription
 from services.marketdata.market_calendar import MarketCalendar, TradingSession, new_york_date
 from services.marketdata.providers.base import Provider
 from services.marketdata.store import MarketDataStore
@@ -149,22 +150,27 @@ class MarketData:
 
     # -- streaming -------------------------------------------------------------------
 
-    async def stream(self, specs: list[SymbolSpec], include_latest: bool,
-                     max_batch: int) -> AsyncIterator[list[Tick | Gap]]:
-        """Batches of ticks (and gaps) in feed order for as long as the caller reads."""
+    @contextlib.asynccontextmanager
+    async def quote_feed(self, specs: list[SymbolSpec]) -> AsyncIterator[Subscription]:
+        """A live subscription to the symbols for as long as the block runs."""
         subscription = await self.hub.subscribe([spec.symbol for spec in specs])
         try:
-            if include_latest:
-                queued = subscription.first_sequences()
-                latest = [tick for spec in specs if (tick := await self.provider.latest(spec)) is not None
-                          and tick.sequence < queued.get(tick.symbol, tick.sequence + 1)]
-                if latest:
-                    self.archiver.append(latest)
-                    yield latest
-            while True:
-                yield await subscription.next_batch(max_batch)
+            yield subscription
         finally:
             await asyncio.shield(self.hub.unsubscribe(subscription))
+
+    async def batches(self, subscription: Subscription, specs: list[SymbolSpec], include_latest: bool,
+                      max_batch: int) -> AsyncIterator[list[Tick | Gap]]:
+        """Batches of ticks (and gaps) in feed order, the latest quotes first when asked."""
+        if include_latest:
+            queued = subscription.first_sequences()
+            latest = [tick for spec in specs if (tick := await self.provider.latest(spec)) is not None
+                      and tick.sequence < queued.get(tick.symbol, tick.sequence + 1)]
+            if latest:
+                self.archiver.append(latest)
+                yield latest
+        while True:
+            yield await subscription.next_batch(max_batch)
 
     async def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
                              page_size: int, page_token: str) -> tuple[list[Tick], str]:

@@ -41,8 +41,8 @@ class MarketCalendar:
         schedule = calendar.schedule
         self.exchange = exchange
         self._dates: list[date] = [label.date() for label in schedule.index]
-        self._opens: list[int] = schedule["open"].values.astype("int64").tolist()
-        self._closes: list[int] = schedule["close"].values.astype("int64").tolist()
+        self._opens: list[int] = schedule["open"].dt.tz_convert(None).to_numpy().astype("int64").tolist()
+        self._closes: list[int] = schedule["close"].dt.tz_convert(None).to_numpy().astype("int64").tolist()
         early = {label.date() for label in calendar.early_closes}
         self._early = [day in early for day in self._dates]
         self._midnights = [new_york_midnight_ns(day) for day in self._dates]

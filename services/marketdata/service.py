@@ -86,18 +86,22 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
 
     async def StreamQuotes(self, request, context_):
         specs = parse_symbols(request.symbols, limit=MAX_STREAM_SYMBOLS)
-        async for batch in self.market.stream(specs, request.include_latest, self.stream_batch):
-            ticks = []
-            for item in batch:
-                if type(item) is Gap:
-                    if ticks:
-                        yield wire.stream_response(ticks, self.market.now_ns())
-                        ticks = []
-                    yield wire.gap_response(item)
-                else:
-                    ticks.append(item)
-            if ticks:
-                yield wire.stream_response(ticks, self.market.now_ns())
+        async with self.market.quote_feed(specs) as subscription:
+            # Initial metadata goes out once the subscription is live: a client that
+            # awaits it before stepping the clock misses no tick.
+            await context_.send_initial_metadata(())
+            async for batch in self.market.batches(subscription, specs, request.include_latest, self.stream_batch):
+                ticks = []
+                for item in batch:
+                    if type(item) is Gap:
+                        if ticks:
+                            yield wire.stream_response(ticks, self.market.now_ns())
+                            ticks = []
+                        yield wire.gap_response(item)
+                    else:
+                        ticks.append(item)
+                if ticks:
+                    yield wire.stream_response(ticks, self.market.now_ns())
 
     async def WatchClock(self, request, context_):
         async for state in self.market.publisher.watch():
