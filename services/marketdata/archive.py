@@ -32,6 +32,10 @@ class TickArchiver:
         self.retention_days = retention_days
         self.archived = 0
         self._pending: list[Tick] = []
+        # Symbols whose old ticks retention looks at: what this process archived, and
+        # (asked once) what earlier runs did.
+        self._symbols: set[str] = set()
+        self._symbols_loaded = False
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._last_purge = time.monotonic()
@@ -50,8 +54,9 @@ class TickArchiver:
         async with self._lock:
             while self._pending:
                 batch = self._pending[:BATCH_ROWS]
-                await self.store.db.run(self.store.archive, batch, self.clock.now())
+                await self.store.db.run(self.store.archive, batch, datetime_to_ns(self.clock.now()))
                 del self._pending[:len(batch)]
+                self._symbols.update(t.symbol for t in batch)
                 self.archived += len(batch)
 
     async def purge(self) -> int:
@@ -59,7 +64,11 @@ class TickArchiver:
         if self.retention_days <= 0:
             return 0
         before = datetime_to_ns(self.clock.now()) - self.retention_days * DAY_NS
-        return await self.store.db.run(self.store.purge_ticks, before)
+        await self.flush()
+        if not self._symbols_loaded:
+            self._symbols |= await self.store.db.run(self.store.archived_symbols)
+            self._symbols_loaded = True
+        return await self.store.db.run(self.store.purge_ticks, sorted(self._symbols), before)
 
     async def run(self) -> None:
         """Run until cancelled; a last flush happens in ``close``."""

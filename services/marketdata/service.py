@@ -35,6 +35,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
     def __init__(self, market: MarketData, *, stream_batch: int) -> None:
         self.market = market
         self.stream_batch = stream_batch
+        self.messages = wire.StreamMessages()
 
     async def GetLatestQuotes(self, request, context_):
         served = await self.market.latest_quotes(parse_symbols(request.symbols), _caller())
@@ -90,18 +91,19 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
             # Initial metadata goes out once the subscription is live: a client that
             # awaits it before stepping the clock misses no tick.
             await context_.send_initial_metadata(())
+            symbols = subscription.symbols
             async for batch in self.market.batches(subscription, specs, request.include_latest, self.stream_batch):
                 ticks = []
                 for item in batch:
                     if type(item) is Gap:
                         if ticks:
-                            yield wire.stream_response(ticks, self.market.now_ns())
+                            yield self.messages.response(symbols, ticks, self.market.now_ns())
                             ticks = []
                         yield wire.gap_response(item)
                     else:
                         ticks.append(item)
                 if ticks:
-                    yield wire.stream_response(ticks, self.market.now_ns())
+                    yield self.messages.response(symbols, ticks, self.market.now_ns())
 
     async def WatchClock(self, request, context_):
         async for state in self.market.publisher.watch():

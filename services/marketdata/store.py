@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import Database
 from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import ExactDecimal, UtcDateTime
+from services.common.sqltypes import ExactDecimal, UtcDateTime, sqlite_decimal
 from services.marketdata.domain.reference import Dividend
 from services.marketdata.domain.ticks import Condition, Source, Tick
 
@@ -26,28 +26,27 @@ class Base(DeclarativeBase):
 
 
 class ArchivedTickRow(Base):
-    """A quote as served to the matcher, kept so a fill can be explained and replayed."""
+    """A quote as served to the matcher, kept so a fill can be explained and replayed.
+
+    The busiest table of the service: times are integer nanoseconds and it has one
+    index besides its key, so archiving keeps up with the feed."""
 
     __tablename__ = "mbt_tick_archive"
-    __table_args__ = (
-        UniqueConstraint("symbol", "sequence", name="ux_mbt_tick_archive_symbol_sequence"),
-        Index("ix_mbt_tick_archive_symbol_time", "symbol", "quote_at_ns"),
-        Index("ix_mbt_tick_archive_time", "quote_at_ns"),
-    )
+    __table_args__ = (Index("ix_mbt_tick_archive_symbol_time", "symbol", "quote_at_ns"),)
 
-    tick_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                         autoincrement=True)
-    symbol: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Strictly increasing per symbol (see the README's market data section).
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # Nanoseconds since the epoch, UTC (recorded feeds carry nanoseconds).
     quote_at_ns: Mapped[int] = mapped_column(BigInteger)
-    sequence: Mapped[int] = mapped_column(BigInteger)
     bid_price: Mapped[Decimal | None]
     bid_size: Mapped[Decimal | None]
     ask_price: Mapped[Decimal | None]
     ask_size: Mapped[Decimal | None]
     condition: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
-    archived_at: Mapped[datetime]
+    # When it was archived, simulated time in nanoseconds.
+    archived_at_ns: Mapped[int] = mapped_column(BigInteger)
 
 
 class CorporateActionRow(Base):
@@ -78,6 +77,8 @@ class ClockCheckpointRow(Base):
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 CASH_DIVIDEND = "cash_dividend"
+ARCHIVE_COLUMNS = ("symbol", "sequence", "quote_at_ns", "bid_price", "bid_size", "ask_price", "ask_size", "condition",
+                   "source", "archived_at_ns")
 
 
 def _insert(db: Database, table):
@@ -94,20 +95,31 @@ class MarketDataStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        marker = "?" if db.is_sqlite else "%s"
+        self._archive_sql = (f"INSERT INTO {ArchivedTickRow.__tablename__} ({', '.join(ARCHIVE_COLUMNS)}) "
+                             f"VALUES ({', '.join([marker] * len(ARCHIVE_COLUMNS))}) "
+                             "ON CONFLICT (symbol, sequence) DO NOTHING")
 
     # -- tick archive ---------------------------------------------------------------
 
-    def archive(self, ticks: Iterable[Tick], archived_at: datetime) -> None:
-        """Insert ticks; one already archived (same symbol and sequence) is kept as it was."""
-        rows = [{"symbol": t.symbol, "quote_at_ns": t.quote_at_ns, "sequence": t.sequence, "bid_price": t.bid,
-                 "bid_size": t.bid_size, "ask_price": t.ask, "ask_size": t.ask_size, "condition": t.condition.value,
-                 "source": t.source.value, "archived_at": archived_at} for t in ticks]
+    def archive(self, ticks: Iterable[Tick], archived_at_ns: int) -> None:
+        """Insert ticks; one already archived (same symbol and sequence) is kept as it was.
+
+        The busiest write of the service goes straight to the driver's executemany, with
+        decimals in ExactDecimal's representation, so the archive thread holds the
+        interpreter lock as little as possible while streams run."""
+        if self.db.is_sqlite:
+            def store(value):
+                return None if value is None else sqlite_decimal(value)
+        else:
+            def store(value):
+                return value
+        rows = [(t.symbol, t.sequence, t.quote_at_ns, store(t.bid), store(t.bid_size), store(t.ask),
+                 store(t.ask_size), t.condition.value, t.source.value, archived_at_ns) for t in ticks]
         if not rows:
             return
-        statement = _insert(self.db, ArchivedTickRow.__table__).on_conflict_do_nothing(
-            index_elements=["symbol", "sequence"])
         with self.db.transaction() as session:
-            session.execute(statement, rows)
+            session.connection().exec_driver_sql(self._archive_sql, rows)
 
     def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
                        limit: int) -> list[Tick]:
@@ -121,10 +133,20 @@ class MarketDataStore:
         with self.db.snapshot() as session:
             return [_tick(row) for row in session.execute(query)]
 
-    def purge_ticks(self, before_ns: int) -> int:
+    def archived_symbols(self) -> set[str]:
         table = ArchivedTickRow.__table__
+        with self.db.snapshot() as session:
+            return set(session.execute(select(table.c.symbol).distinct()).scalars())
+
+    def purge_ticks(self, symbols: Iterable[str], before_ns: int) -> int:
+        """Delete the symbols' ticks older than ``before_ns`` (one index range per symbol)."""
+        table = ArchivedTickRow.__table__
+        deleted = 0
         with self.db.transaction() as session:
-            return session.execute(delete(table).where(table.c.quote_at_ns < before_ns)).rowcount
+            for symbol in symbols:
+                deleted += session.execute(delete(table).where(table.c.symbol == symbol)
+                                           .where(table.c.quote_at_ns < before_ns)).rowcount
+        return deleted
 
     # -- corporate actions ----------------------------------------------------------
 

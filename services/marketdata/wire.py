@@ -7,6 +7,8 @@ stream message is assembled from those bytes plus each quote's age.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from google.protobuf.duration_pb2 import Duration
 
 from mbt.common.v1 import trading_pb2
@@ -50,7 +52,24 @@ def quote(tick: Tick, age_ns: int, delayed: bool = False) -> pb.Quote:
     return message
 
 
+# Hand-encoded Quote fields for streaming (protobuf wire format: a tag byte, then a
+# varint or a length-prefixed body; fields may come in any order).
+_QUOTES = b"\x0a"  # StreamQuotesResponse.quotes (1)
+_SYMBOL, _BID, _BID_SIZE, _ASK, _ASK_SIZE = b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x2a"  # Quote fields 1-5
+_QUOTE_AT = b"\x32"  # Quote.quote_at (6)
+_SEQUENCE = b"\x38"  # Quote.sequence (7)
+_CONDITION = b"\x40"  # Quote.condition (8)
+_AGE = b"\x4a"  # Quote.age (9)
+_SOURCE = b"\x58"  # Quote.source (11)
+_TEXT_CACHE_LIMIT = 100_000
+
+
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -59,25 +78,110 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-_QUOTES_FIELD = b"\x0a"  # StreamQuotesResponse.quotes: field 1, length-delimited
-_AGE_FIELD = b"\x4a"  # Quote.age: field 9, length-delimited
+def _text_field(tag: bytes, text: str) -> bytes:
+    if not text:
+        return b""
+    raw = text.encode()
+    return tag + _varint(len(raw)) + raw
 
 
-def _age_bytes(age_ns: int) -> bytes:
+_seconds_fields: dict[int, bytes] = {}
+
+
+def _seconds_field(seconds: int) -> bytes:
+    """``seconds`` (field 1) of a Timestamp or Duration; ticks and ages repeat the same few."""
+    encoded = _seconds_fields.get(seconds)
+    if encoded is None:
+        if len(_seconds_fields) > _TEXT_CACHE_LIMIT:
+            _seconds_fields.clear()
+        encoded = _seconds_fields[seconds] = b"\x08" + _varint(seconds) if seconds else b""
+    return encoded
+
+
+class _Texts:
+    """Encoded decimal fields by value: a session repeats few distinct prices and sizes."""
+
+    def __init__(self, tag: bytes, render) -> None:
+        self.tag = tag
+        self.render = render
+        self.cache: dict[Decimal | None, bytes] = {}
+
+    def __call__(self, value: Decimal | None) -> bytes:
+        encoded = self.cache.get(value)
+        if encoded is None:
+            if len(self.cache) > _TEXT_CACHE_LIMIT:
+                self.cache.clear()
+            encoded = self.cache[value] = _text_field(self.tag, self.render(value))
+        return encoded
+
+
+_BIDS, _ASKS = _Texts(_BID, money_str), _Texts(_ASK, money_str)
+_BID_SIZES, _ASK_SIZES = _Texts(_BID_SIZE, decimal_str), _Texts(_ASK_SIZE, decimal_str)
+_CONDITION_FIELDS = {c: _CONDITION + _varint(n) for c, n in CONDITIONS.items()}
+_SOURCE_FIELDS = {s: _SOURCE + _varint(n) for s, n in SOURCES.items()}
+
+
+def _seconds_nanos(tag: bytes, ns: int) -> bytes:
+    """A Timestamp or a non-negative Duration field."""
+    seconds, nanos = divmod(ns, _BILLION)
+    body = _seconds_field(seconds) + (b"\x10" + _varint(nanos) if nanos else b"")
+    return tag + _SMALL[len(body)] + body
+
+
+def _age(age_ns: int) -> bytes:
+    if age_ns >= 0:
+        return _seconds_nanos(_AGE, age_ns)
     encoded = duration(age_ns).SerializeToString()
-    return _AGE_FIELD + _varint(len(encoded)) + encoded
+    return _AGE + _varint(len(encoded)) + encoded
+
+
+def _encoded(tick: Tick) -> bytes:
+    """The tick's Quote without its age: prices, sizes and quality encoded once per
+    recorded quote, time and sequence once per tick."""
+    if tick.encoded is None:
+        origin = tick.origin
+        if origin.content is None:
+            origin.content = b"".join((_text_field(_SYMBOL, tick.symbol), _BIDS(tick.bid), _BID_SIZES(tick.bid_size),
+                                       _ASKS(tick.ask), _ASK_SIZES(tick.ask_size), _CONDITION_FIELDS[tick.condition],
+                                       _SOURCE_FIELDS[tick.source]))
+        tick.encoded = (origin.content + _seconds_nanos(_QUOTE_AT, tick.quote_at_ns)
+                        + (_SEQUENCE + _varint(tick.sequence) if tick.sequence else b""))
+    return tick.encoded
 
 
 def stream_response(ticks: list[Tick], now_ns: int) -> pb.StreamQuotesResponse:
-    """One stream message from ticks, each encoded once and shared by every subscriber."""
+    """One stream message; each tick is encoded once whatever the number of subscribers."""
     parts = []
     for tick in ticks:
-        static = tick.wire
-        if static is None:
-            static = tick.wire = _static_quote(tick).SerializeToString()
-        body = static + _age_bytes(now_ns - tick.quote_at_ns)
-        parts.append(_QUOTES_FIELD + _varint(len(body)) + body)
+        body = _encoded(tick) + _age(now_ns - tick.quote_at_ns)
+        parts.append(_QUOTES + _varint(len(body)) + body)
     return pb.StreamQuotesResponse.FromString(b"".join(parts))
+
+
+class StreamMessages:
+    """Stream messages shared by subscribers that are sent the same run of ticks at the
+    same clock time — the usual case when a stepped replay (whose clock stands still
+    between steps) feeds several subscribers of the same symbols.
+
+    A run is identified by the subscription's symbols, its first and last tick objects
+    and its length: runs are contiguous parts of one feed, so for the same symbols these
+    pin down every tick in between. The recent entries keep their ticks alive, so object
+    identities cannot be reused while cached."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._recent: dict[tuple, tuple[Tick, Tick, pb.StreamQuotesResponse]] = {}
+
+    def response(self, symbols: frozenset[str], ticks: list[Tick], now_ns: int) -> pb.StreamQuotesResponse:
+        key = (symbols, id(ticks[0]), id(ticks[-1]), len(ticks), now_ns)
+        cached = self._recent.get(key)
+        if cached is not None:
+            return cached[2]
+        message = stream_response(ticks, now_ns)
+        if len(self._recent) >= self.size:
+            del self._recent[next(iter(self._recent))]
+        self._recent[key] = (ticks[0], ticks[-1], message)
+        return message
 
 
 def gap_response(gap: Gap) -> pb.StreamQuotesResponse:

@@ -39,12 +39,14 @@ def classify(bid: Decimal | None, ask: Decimal | None) -> Condition:
 class Tick:
     """One quote. Immutable by convention; slots because a replayed day is 100k of them.
 
-    ``quote_at_ns`` is nanoseconds since the epoch (recorded feeds carry nanoseconds);
-    ``wire`` caches the encoded form so fan-out encodes a tick once for every subscriber.
+    ``quote_at_ns`` is nanoseconds since the epoch (recorded feeds carry nanoseconds).
+    ``origin`` is the recorded tick a replayed one was moved from. ``content`` and
+    ``encoded`` are where the wire layer caches the tick's encoding, so a replayed day
+    re-encodes only times and sequences and fan-out encodes a tick once for everyone.
     """
 
     __slots__ = ("symbol", "quote_at_ns", "sequence", "bid", "bid_size", "ask", "ask_size", "condition",
-                 "source", "wire")
+                 "source", "origin", "content", "encoded")
 
     def __init__(self, symbol: str, quote_at_ns: int, sequence: int, bid: Decimal, bid_size: Decimal,
                  ask: Decimal, ask_size: Decimal, condition: Condition, source: Source) -> None:
@@ -57,7 +59,9 @@ class Tick:
         self.ask_size = ask_size
         self.condition = condition
         self.source = source
-        self.wire: bytes | None = None
+        self.origin: Tick = self
+        self.content: bytes | None = None
+        self.encoded: bytes | None = None
 
     @classmethod
     def quote(cls, symbol: str, quote_at_ns: int, sequence: int, bid: Decimal, bid_size: Decimal, ask: Decimal,
@@ -67,8 +71,10 @@ class Tick:
 
     def moved(self, quote_at_ns: int, sequence: int) -> "Tick":
         """The same quote at another time and place in the feed (a replayed day)."""
-        return Tick(self.symbol, quote_at_ns, sequence, self.bid, self.bid_size, self.ask, self.ask_size,
+        tick = Tick(self.symbol, quote_at_ns, sequence, self.bid, self.bid_size, self.ask, self.ask_size,
                     self.condition, self.source)
+        tick.origin = self.origin
+        return tick
 
     @property
     def usable(self) -> bool:
