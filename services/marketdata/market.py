@@ -51,10 +51,6 @@ class MarketClockView:
     state: ClockState
 
 
-def _page_digest(*filters: object) -> str:
-    return pagination.filter_digest(*filters)
-
-
 def _after_sequence(token: str, digest: str) -> int:
     cursor = pagination.decode_page_token(token, digest)
     if cursor is None:
@@ -118,7 +114,7 @@ class MarketData:
         if not await self._known(spec):
             raise not_found("symbol", spec.symbol)
         limit = pagination.page_size(page_size)
-        digest = _page_digest("history", spec.symbol, from_ns, to_ns)
+        digest = pagination.filter_digest("history", spec.symbol, from_ns, to_ns)
         after = _after_sequence(page_token, digest)
         ticks = await self.provider.history(spec, start, end, after, limit)
         if ticks is None:  # the provider keeps no such history: what this service served is archived
@@ -181,7 +177,7 @@ class MarketData:
         if page_size < 0:
             raise invalid_argument("page_size must not be negative", "page_size")
         limit = min(page_size or pagination.DEFAULT_PAGE_SIZE, ARCHIVE_MAX_PAGE)
-        digest = _page_digest("archive", symbol, from_ns, to_ns, after_sequence)
+        digest = pagination.filter_digest("archive", symbol, from_ns, to_ns, after_sequence)
         after = max(after_sequence, _after_sequence(page_token, digest))
         await self.archiver.flush()
         ticks = await self.store.db.run(self.store.archived_ticks, symbol, from_ns, to_ns, after, limit)

@@ -21,7 +21,6 @@ A second concurrent connection to an endpoint gets ``406 connection limit exceed
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections import Counter, defaultdict

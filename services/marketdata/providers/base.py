@@ -38,8 +38,9 @@ class Provider(Protocol):
         """The latest tick at or before ``at_ns`` (delayed tiers)."""
 
     async def history(self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int,
-                      limit: int) -> list[Tick]:
-        """Ticks with from <= time <= to and sequence > after_sequence, in feed order."""
+                      limit: int) -> list[Tick] | None:
+        """Ticks with from <= time <= to and sequence > after_sequence, in feed order; None
+        when the provider keeps no such history (the service then reads its archive)."""
 
     async def describe(self, spec: SymbolSpec) -> tuple[bool, bool]:
         """(known, tradable): a well-formed symbol may be unknown to the provider, and a

@@ -107,8 +107,8 @@ class ReplayProvider:
             return None
         return self.chain.for_expiry(expiration)
 
-    async def fetch_dividends(self, symbols, from_date, to_date):
-        return None
+    async def fetch_dividends(self, symbols: list[str], from_date: date, to_date: date) -> None:
+        return None  # the recorded dividends were cached at start
 
     # -- time ------------------------------------------------------------------------
 
@@ -174,7 +174,7 @@ class ReplayProvider:
                 pass
             self._wake.clear()
 
-    def background(self):
+    def background(self) -> list:
         return [] if self.stepped else [self.run]
 
     async def close(self) -> None:
