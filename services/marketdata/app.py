@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from services.common.clock import AnchoredClock, WallClock
-from services.common.config import Settings
+from services.common.config import ConfigError, Settings
 from services.common.conv import datetime_from_ns, datetime_to_ns
 from services.common.runtime import ServiceKit
 from services.common.server import Registration, ServiceRuntime
@@ -42,10 +42,15 @@ def _file(value: str, bundled: Path) -> Path | None:
     return Path(value) if value.strip() else bundled
 
 
-def _credential(value, file_name: str) -> str:
+def _credential(value, file_name: str, variable: str) -> str:
     if value:
         return value.reveal()
-    return Path(file_name).read_text().strip() if file_name else ""
+    if not file_name:
+        raise ConfigError(f"the alpaca provider needs {variable} or {variable}_FILE")
+    try:
+        return Path(file_name).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{variable}_FILE: cannot read {file_name}: {exc.strerror}") from None
 
 
 def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) -> tuple[ReplayProvider,
@@ -53,7 +58,7 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
     calendar = xnys()
     quotes = _file(settings.replay_quotes_file, recording.BUNDLED_QUOTES)
     if quotes is None:
-        raise ValueError("MBT_REPLAY_QUOTES_FILE cannot be none: the replay needs recorded ticks")
+        raise ConfigError("MBT_REPLAY_QUOTES_FILE cannot be none: the replay needs recorded ticks")
     timeline = ReplayTimeline(recording.load_recording(quotes), calendar, loop=settings.replay_loop)
     start = datetime_to_ns(settings.replay_start) if settings.replay_start else timeline.default_start_ns()
     checkpoint = store.load_clock(CHECKPOINT)
@@ -78,22 +83,27 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
     return provider, publisher
 
 
-def _alpaca(settings: Settings, clock: AnchoredClock) -> tuple[AlpacaProvider, ClockPublisher]:
+def _alpaca(settings: Settings, credentials: tuple[str, str],
+            clock: AnchoredClock) -> tuple[AlpacaProvider, ClockPublisher]:
     if not clock.synced:
         clock.anchor(WallClock().now(), Decimal(1))
-    provider = AlpacaProvider(key=_credential(settings.alpaca_key, settings.alpaca_key_file),
-                              secret=_credential(settings.alpaca_secret, settings.alpaca_secret_file),
-                              feed=settings.alpaca_feed, options_feed=settings.alpaca_options_feed,
-                              data_url=settings.alpaca_data_url, stream_url=settings.alpaca_stream_url)
+    key, secret = credentials
+    provider = AlpacaProvider(key=key, secret=secret, feed=settings.alpaca_feed,
+                              options_feed=settings.alpaca_options_feed, data_url=settings.alpaca_data_url,
+                              stream_url=settings.alpaca_stream_url)
     return provider, ClockPublisher(clock, provider.clock_mode)
 
 
 def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceRuntime:
+    alpaca = settings.marketdata_provider == "alpaca"
+    credentials = (_credential(settings.alpaca_key, settings.alpaca_key_file, "ALPACA_MARKET_DATA_KEY"),
+                   _credential(settings.alpaca_secret, settings.alpaca_secret_file, "ALPACA_MARKET_DATA_SECRET")
+                   ) if alpaca else None
     clock = clock or AnchoredClock(None)
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
     store = MarketDataStore(kit.db)
-    if settings.marketdata_provider == "alpaca":
-        provider, publisher = _alpaca(settings, clock)
+    if alpaca:
+        provider, publisher = _alpaca(settings, credentials, clock)
     else:
         provider, publisher = _replay(settings, store, clock)
     archiver = TickArchiver(store, clock, flush_seconds=settings.tick_archive_flush_ms / 1000,

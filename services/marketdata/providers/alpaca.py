@@ -90,9 +90,6 @@ class AlpacaProvider:
 
     def __init__(self, *, key: str, secret: str, feed: str, options_feed: str, data_url: str,
                  stream_url: str) -> None:
-        if not key or not secret:
-            raise ValueError("the alpaca provider needs ALPACA_MARKET_DATA_KEY and ALPACA_MARKET_DATA_SECRET "
-                             "(or their _FILE variants)")
         self.feed = DataFeed(feed)
         self.options_feed = OptionsFeed(options_feed)
         base = data_url.rstrip("/")

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from services.common.clock import WallClock
+from services.common.config import ConfigError, Settings
 from services.common.conv import datetime_to_ns, timestamp_ns
 from tests.service.marketdata.conftest import MATCHER, start_marketdata
 from tests.service.marketdata.test_marketdata_fanout import wait_until
@@ -153,3 +154,22 @@ async def test_a_refused_key_is_unavailable_and_never_shown(alpaca, databases, t
         assert "wrong-secret-value" not in repr(server.market.provider.__dict__)
     finally:
         await server.stop()
+
+
+
+async def test_the_key_may_come_from_mounted_files_and_is_required(alpaca, databases, tmp_path):
+    (tmp_path / "key").write_text(alpaca.key + "\n")
+    (tmp_path / "secret").write_text(alpaca.secret)
+    env = {**alpaca_env(alpaca), "ALPACA_MARKET_DATA_KEY": "", "ALPACA_MARKET_DATA_SECRET": "",
+           "ALPACA_MARKET_DATA_KEY_FILE": str(tmp_path / "key"),
+           "ALPACA_MARKET_DATA_SECRET_FILE": str(tmp_path / "secret")}
+    assert alpaca.secret not in repr(Settings.from_env(env))
+    server = await start_marketdata(databases, tmp_path, **env)
+    try:
+        alpaca.stock_history["MSFT"] = [stock_quote(now_ns(), 410.0, 1, 410.1, 1)]
+        quote = (await server.stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol="MSFT"), metadata=MATCHER)).quote
+        assert quote.ask_price == "410.10"
+    finally:
+        await server.stop()
+    with pytest.raises(ConfigError, match="ALPACA_MARKET_DATA_SECRET"):
+        await start_marketdata(databases, tmp_path, **{**env, "ALPACA_MARKET_DATA_SECRET_FILE": ""})
