@@ -24,7 +24,6 @@ from services.marketdata.clockfeed import ClockPublisher
 from services.marketdata.hub import QuoteHub
 from services.marketdata.market import MarketData
 from services.marketdata.market_calendar import xnys
-from services.marketdata.providers.alpaca import AlpacaProvider
 from services.marketdata.providers.replay import ReplayProvider
 from services.marketdata.service import MarketDataServicer
 from services.marketdata.store import OUTBOX, SERVICE, MarketDataStore
@@ -83,8 +82,10 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
     return provider, publisher
 
 
-def _alpaca(settings: Settings, credentials: tuple[str, str],
-            clock: AnchoredClock) -> tuple[AlpacaProvider, ClockPublisher]:
+def _alpaca(settings: Settings, credentials: tuple[str, str], clock: AnchoredClock):
+    # Imported here: alpaca-py takes over a second to import and a replay never needs it.
+    from services.marketdata.providers.alpaca import AlpacaProvider
+
     if not clock.synced:
         clock.anchor(WallClock().now(), Decimal(1))
     key, secret = credentials

@@ -132,7 +132,6 @@ class ReplayProvider:
                 close = self.calendar.next_close_ns(self.published_ns)
                 segment_end = to_ns if close is None else min(to_ns, close)
                 delivered += await self._deliver_until(segment_end)
-            self.publisher.reanchor(datetime_from_ns(to_ns), Decimal(0))
             return delivered
 
     async def _deliver_until(self, until_ns: int) -> int:
@@ -165,9 +164,9 @@ class ReplayProvider:
                     log.info("replay clock jumped over the closed market",
                              extra={"fields": {"to": datetime_from_ns(next_open).isoformat()}})
                     continue
-            due = min(t for t in (self.timeline.next_time_after(now), self.calendar.next_close_ns(now), now + 10**12)
-                      if t is not None)
-            sleep = min(MAX_PUMP_SLEEP_SECONDS, max(0.0, (due - now) / 1e9 / speed))
+            upcoming = [t for t in (self.timeline.next_time_after(now), self.calendar.next_close_ns(now))
+                        if t is not None]
+            sleep = min([MAX_PUMP_SLEEP_SECONDS] + [max(0.0, (t - now) / 1e9 / speed) for t in upcoming])
             try:
                 await asyncio.wait_for(self._wake.wait(), sleep)
             except asyncio.TimeoutError:
