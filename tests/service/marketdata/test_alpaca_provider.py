@@ -13,8 +13,7 @@ from mbt.marketdata.v1 import marketdata_pb2 as pb
 from services.common.clock import WallClock
 from services.common.config import ConfigError, Settings
 from services.common.conv import datetime_to_ns, timestamp_ns
-from tests.service.marketdata.conftest import MATCHER, start_marketdata
-from tests.service.marketdata.test_marketdata_fanout import wait_until
+from tests.support.marketdata import MATCHER, start_marketdata, wait_until
 from tests.support.alpaca_wire import FakeAlpaca, option_quote, stock_quote
 from tests.support.identity import as_user
 

@@ -9,16 +9,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from tests.service.marketdata.conftest import MATCHER, start_marketdata
-from tests.service.marketdata.test_marketdata_replay import content, read_quotes
-
-
-async def wait_until(predicate, timeout: float = 10) -> None:
-    async def poll():
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
+from tests.support.marketdata import MATCHER, content, read_quotes, start_marketdata, wait_until
 
 
 async def test_n_subscribers_to_one_symbol_share_one_upstream_subscription_and_all_get_every_tick(marketdata):

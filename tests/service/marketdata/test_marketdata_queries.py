@@ -10,8 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from services.common.conv import timestamp_ns
-from tests.service.marketdata.conftest import MATCHER
-from tests.service.marketdata.test_marketdata_replay import START_NS
+from tests.support.marketdata import MATCHER, START_NS
 from tests.support.identity import as_user
 
 FREE, PRO, PRO_PLUS = as_user("fay", "free"), as_user("pat", "pro"), as_user("pia", "pro_plus")

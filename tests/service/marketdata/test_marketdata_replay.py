@@ -2,7 +2,6 @@
 deterministic ticks, exact stepping, the clock the other services follow, the archive."""
 
 import asyncio
-from datetime import datetime, timezone
 
 import grpc
 import pytest
@@ -12,10 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from services.common.conv import timestamp_ns
 from services.marketdata.recording import BUNDLED_QUOTES, load_recording
-from tests.service.marketdata.conftest import MATCHER, start_marketdata
-
-START = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)  # 10:00 New York, 30 min after the open
-START_NS = int(START.timestamp()) * 10**9
+from tests.support.marketdata import MATCHER, START_NS, content, read_quotes, start_marketdata
 
 
 def ts(ns: int) -> Timestamp:
@@ -24,25 +20,6 @@ def ts(ns: int) -> Timestamp:
 
 def minutes(n: float) -> Duration:
     return Duration(seconds=int(n * 60))
-
-
-async def read_quotes(stream, count: int, timeout: float = 30) -> list:
-    quotes = []
-
-    async def collect():
-        while len(quotes) < count:
-            message = await stream.read()
-            assert message is not grpc.aio.EOF
-            assert message.dropped == 0, message
-            quotes.extend(message.quotes)
-
-    await asyncio.wait_for(collect(), timeout)
-    return quotes
-
-
-def content(quote) -> tuple:
-    return (quote.symbol, quote.sequence, timestamp_ns(quote.quote_at), quote.bid_price, quote.bid_size,
-            quote.ask_price, quote.ask_size, quote.condition, quote.source)
 
 
 async def replay_twenty_minutes(server) -> tuple[list, list]:
