@@ -14,6 +14,8 @@ from services.common.context import ANONYMOUS, Identity
 
 USER_HEADER = "x-mbt-user-id"
 SERVICE_HEADER = "x-mbt-service"
+# Development only: the user's tier (free, pro, pro_plus); signed tokens will carry it.
+TIER_HEADER = "x-mbt-tier"
 
 
 class Authenticator(Protocol):
@@ -29,7 +31,7 @@ class DevMetadataAuthenticator:
         if metadata.get(SERVICE_HEADER):
             return Identity(kind="service", subject=metadata[SERVICE_HEADER])
         if metadata.get(USER_HEADER):
-            return Identity(kind="user", subject=metadata[USER_HEADER])
+            return Identity(kind="user", subject=metadata[USER_HEADER], tier=metadata.get(TIER_HEADER, ""))
         return ANONYMOUS
 
 
@@ -38,6 +40,6 @@ def service_credentials(service: str) -> list[tuple[str, str]]:
     return [(SERVICE_HEADER, service)]
 
 
-def user_credentials(user_id: str) -> list[tuple[str, str]]:
+def user_credentials(user_id: str, tier: str = "") -> list[tuple[str, str]]:
     """Metadata the gateway presents on behalf of a signed-in user."""
-    return [(USER_HEADER, user_id)]
+    return [(USER_HEADER, user_id), *([(TIER_HEADER, tier)] if tier else [])]

@@ -8,8 +8,9 @@ from __future__ import annotations
 from services.common.auth import service_credentials, user_credentials
 
 
-def as_user(user_id: str) -> list[tuple[str, str]]:
-    return list(user_credentials(user_id))
+def as_user(user_id: str, tier: str = "") -> list[tuple[str, str]]:
+    """A signed-in user; ``tier`` is free (also when empty), pro or pro_plus."""
+    return list(user_credentials(user_id, tier))
 
 
 def as_service(name: str) -> list[tuple[str, str]]:
