@@ -11,6 +11,7 @@ Decimal values travel as strings ("150.25"); their meaning is checked by the ser
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import date
 from typing import Any
@@ -73,6 +74,9 @@ def _enum_number(enum: EnumDescriptor, raw: Any, path: str) -> int:
 
 # -- output ------------------------------------------------------------------------
 
+_MISSING = object()
+
+
 def _special_to_json(message: Message) -> Any:
     name = message.DESCRIPTOR.full_name
     if name == "google.protobuf.Timestamp":
@@ -86,7 +90,6 @@ def _special_to_json(message: Message) -> Any:
     return _MISSING
 
 
-_MISSING = object()
 SPECIAL_TYPES = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.type.Date",
                  "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
@@ -97,8 +100,6 @@ def _value_to_json(field: FieldDescriptor, value: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_ENUM:
         return enum_short_name(field.enum_type, value)
     if field.type == FieldDescriptor.TYPE_BYTES:
-        import base64
-
         return base64.b64encode(value).decode()
     return value
 

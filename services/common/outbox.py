@@ -352,7 +352,10 @@ class OutboxRelay:
                 except Exception as exc:
                     log.warning("outbox lease check failed", extra={"fields": {"error": str(exc)[:300]}})
                     holding = False
-                leased.set() if holding else leased.clear()
+                if holding:
+                    leased.set()
+                else:
+                    leased.clear()
                 await asyncio.sleep(self.lease_seconds / 3)
         finally:
             for task in tasks:
