@@ -8,7 +8,7 @@ from decimal import Decimal
 from mbt.marketdata.v1 import marketdata_pb2
 from mbt.matcher.v1 import matcher_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import decimal_str, money_str, timestamp_from_ns, timestamp_ns
+from services.common.conv import timestamp_from_ns, timestamp_ns
 from services.common.errors import not_found
 from services.common.remote import call
 from services.matcher.calendar import SessionCalendar

@@ -5,7 +5,6 @@ identical fills."""
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 
 from tests.support.trading import START, Trading, eventually, rest_as, start_trading_mesh
 
