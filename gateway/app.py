@@ -212,7 +212,7 @@ def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: Wa
     db = Database(settings.gateway_database_url, pool_size=settings.db_pool_size)
     tiers = TierLookup(lambda: upstreams.channel("accounts"), credentials, settings.rpc_timeout_seconds)
     sessions = Sessions(settings, state, issuer, tiers, now)
-    identity = GatewayIdentity(TokenVerifier(keys), sessions, credentials)
+    identity = GatewayIdentity(TokenVerifier(keys, now), sessions, credentials)
     admission = Admission(identity, build_rate_limiter(settings, redis, now))
     gateway = Gateway(settings, upstreams, admission, closers=[upstreams.close, db.dispose, state.close])
     session_endpoints = SessionEndpoints(settings, admission, sessions, Passkeys(settings, PasskeyRepository(db), state, now),

@@ -140,8 +140,12 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    def __init__(self, keys: TokenKeys) -> None:
+    """Checks signature, key, audience, issuer, kind and lifetime. Lifetimes are checked
+    against ``now`` (not PyJWT's own clock) so every component, and tests, agree on time."""
+
+    def __init__(self, keys: TokenKeys, now: WallTime = time.time) -> None:
         self.keys = keys
+        self.now = now
 
     def verify(self, token: str, kinds: Iterable[str] = (USER, OPS, SERVICE), *,
                allow_expired: bool = False) -> Claims:
@@ -163,21 +167,26 @@ class TokenVerifier:
             raise InvalidToken("the token was signed with an unknown key")
         try:
             payload = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=ring.audience, issuer=ISSUER,
-                                 leeway=LEEWAY_SECONDS,
-                                 options={"require": ["exp", "iat", "sub", "typ", "jti"],
-                                          "verify_exp": not allow_expired})
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("the token has expired; sign in again or refresh the session") from None
+                                 options={"require": ["exp", "iat", "sub", "typ", "jti"], "verify_exp": False,
+                                          "verify_iat": False, "verify_nbf": False})
         except jwt.InvalidSignatureError:
             raise InvalidToken("the token's signature is not valid") from None
         except jwt.PyJWTError:
             raise InvalidToken("the token is not valid") from None
-        return _claims(payload, ring)
+        claims = _claims(payload, ring)
+        now = self.now()
+        if claims.issued_at > now + LEEWAY_SECONDS:
+            raise InvalidToken("the token is not valid yet")
+        if claims.expires_at <= now - LEEWAY_SECONDS and not allow_expired:
+            raise InvalidToken("the token has expired; sign in again or refresh the session")
+        return claims
 
 
 def _claims(payload: dict, ring: KeyRing) -> Claims:
     kind = payload["typ"]
     if kind not in ring.kinds or not isinstance(payload["sub"], str) or not payload["sub"]:
+        raise InvalidToken("the token is not valid")
+    if not isinstance(payload["exp"], int) or not isinstance(payload["iat"], int):
         raise InvalidToken("the token is not valid")
     scopes = frozenset(str(payload.get("scope", "")).split())
     tier = payload.get("tier", "")

@@ -8,65 +8,24 @@ import json
 import grpc
 import pytest
 
-from gateway.app import build_app
 from gateway.routes import bindings
-from services.common.config import SERVICES, Settings
 from services.common.errors import DomainError
-from services.common.interceptors import status_for
 from services.common.tokens import TokenKeys, TokenVerifier
 from tests.support.identity import rest_headers
-from tests.support.mesh import gateway_client as client_of
+from tests.support.upstream import scripted_upstream
 
 ROUTES = bindings()
 
 
-class ScriptedUpstream(grpc.GenericRpcHandler):
-    """Answers every MBT RPC with the outcome the test set, and records what it got."""
-
-    def __init__(self) -> None:
-        self.outcome: DomainError | grpc.StatusCode | None = None
-        self.received: list[tuple[str, object, dict]] = []
-        self._by_path = {b.grpc_path: b for b in ROUTES}
-
-    def service(self, details):
-        binding = self._by_path.get(details.method)
-        if binding is None:
-            return None
-
-        async def handle(request, context):
-            self.received.append((details.method, request, dict(context.invocation_metadata())))
-            if isinstance(self.outcome, DomainError):
-                status = status_for(self.outcome)
-                await context.abort(status.code, status.details, status.trailing_metadata)
-            if isinstance(self.outcome, grpc.StatusCode):
-                await context.abort(self.outcome, "upstream said no")
-            return binding.response_class()
-
-        return grpc.unary_unary_rpc_method_handler(
-            handle, request_deserializer=binding.request_class.FromString,
-            response_serializer=lambda m: m.SerializeToString())
-
-
 @pytest.fixture
 async def upstream():
-    handler = ScriptedUpstream()
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers([handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    handler.port = port
-    yield handler
-    await server.stop(0)
+    async with scripted_upstream() as handler:
+        yield handler
 
 
 @pytest.fixture
 def gateway_client(upstream, tmp_path):
-    def make(**env):
-        environ = {f"MBT_{name.upper()}_TARGET": f"127.0.0.1:{upstream.port}" for name in SERVICES}
-        environ.update({"MBT_DATA_DIR": str(tmp_path), **env})
-        return client_of(build_app(Settings.from_env(environ)))
-
-    return make
+    return lambda **env: upstream.gateway(tmp_path, **env)
 
 
 def call(client, binding, headers=None):
@@ -107,7 +66,7 @@ async def test_each_route_reaches_its_rpc_and_maps_errors_to_the_envelope(gatewa
             assert body["error"]["code"] == code
             assert body["error"]["request_id"] == response.headers["x-request-id"]
             assert body["error"]["message"]
-            method, _, metadata = upstream.received[-1]
+            method, _, metadata = upstream.api_calls()[-1]
             assert method == binding.grpc_path
             assert metadata["x-request-id"] == response.headers["x-request-id"]
             assert "Traceback" not in response.text
@@ -122,7 +81,7 @@ async def test_each_route_wraps_success_in_data_and_meta(gateway_client, upstrea
         body = response.json()
         assert set(body) == {"data", "meta"}
         assert body["meta"]["request_id"] == response.headers["x-request-id"]
-        _, request, _ = upstream.received[-1]
+        _, request, _ = upstream.api_calls()[-1]
         for field_path in binding.path_params.values():
             assert getattr(request, field_path) == "x1"
 
@@ -131,7 +90,7 @@ async def test_path_and_query_parameters_reach_the_request_with_the_callers_toke
     async with gateway_client() as client:
         await client.get("/api/mbt/orders", params={"status": "filled", "page_size": "5", "page_token": "abc"},
                          headers=rest_headers("alice"))
-        _, request, metadata = upstream.received[-1]
+        _, request, metadata = upstream.api_calls()[-1]
         assert (request.status, request.page_size, request.page_token) == (3, 5, "abc")
         verifier = TokenVerifier(TokenKeys.development())
         assert verifier.verify(metadata["authorization"].removeprefix("Bearer ")).subject == "alice"
@@ -160,14 +119,14 @@ async def test_without_identity_every_api_route_is_401_and_the_upstream_is_not_c
             response = await client.request(binding.http_method, binding.template.replace("{", "").replace("}", ""))
             assert response.status_code == 401
             assert response.json()["error"]["code"] == "unauthenticated"
-    assert upstream.received == []
+    assert upstream.api_calls() == []
 
 
 async def test_the_foundations_development_header_identifies_nobody(gateway_client, upstream):
     async with gateway_client() as client:
         response = await client.get("/api/mbt/account", headers={"X-MBT-Dev-User": "alice"})
         assert response.status_code == 401
-    assert upstream.received == []
+    assert upstream.api_calls() == []
 
 
 @pytest.mark.parametrize("method, path, kwargs, status, code", [
@@ -193,4 +152,4 @@ async def test_malformed_requests_get_the_error_envelope_and_change_nothing(gate
         assert response.status_code == status, response.text
         assert response.json()["error"]["code"] == code
         assert response.headers["x-request-id"] == response.json()["error"]["request_id"]
-    assert upstream.received == []
+    assert upstream.api_calls() == []
