@@ -18,8 +18,8 @@ from gateway.bodies import MAX_BODY_BYTES
 from gateway.routes import Binding
 from gateway.security_headers import CORS_EXPOSED_HEADERS
 from gateway.session_api import OPERATIONS, SCHEMAS
-from gateway.transcoding import (INPUT_DECIMAL_PATTERN, INT32_RANGE, INT64_RANGE, MAX_REPEATED, MAX_STRING,
-                                 default_json_name, enum_short_names, is_decimal_field)
+from gateway.transcoding import (INPUT_DECIMAL_PATTERN, INT32_RANGE, INT64_RANGE, MAX_PATH_PARAM, MAX_REPEATED,
+                                 MAX_STRING, default_json_name, enum_short_names, is_decimal_field)
 from mbt.common.v1 import errors_pb2
 from services.common.ratelimit import TIER_LIMITS
 
@@ -235,7 +235,7 @@ def _parameters(binding: Binding, schemas: SchemaSet) -> list[dict]:
     parameters = []
     for name, field_path in binding.path_params.items():
         parameters.append({"name": name, "in": "path", "required": True,
-                           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_STRING}})
+                           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM}})
     if binding.body == "*":
         return parameters
     path_fields = set(binding.path_params.values())

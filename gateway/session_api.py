@@ -237,15 +237,15 @@ class SessionEndpoints:
     async def refresh(self, request: Request) -> Response:
         """A new token for a session that still lives; the token presented may have expired
         (its session row is the authority)."""
-        _object(await read_json(request), {})
         admitted = await self.admission.admit(request, allow_expired=True)
+        _object(await read_json(request), {})
         if admitted.caller.session is None:
             raise DomainError("INVALID_ARGUMENT", "only a session's token can be refreshed; ask for a new token")
         return admitted.stamp(self._issued(request, await self.sessions.refresh(admitted.caller.session)))
 
     async def step_up(self, request: Request) -> Response:
-        body = _object(await read_json(request), {"credential": dict}, ("credential",))
         admitted = await self.admission.admit(request)
+        body = _object(await read_json(request), {"credential": dict}, ("credential",))
         session = admitted.caller.session
         if session is None:
             raise DomainError("INVALID_ARGUMENT", "only a session can be stepped up")

@@ -28,6 +28,8 @@ from services.common.conv import MAX_DIGITS, MAX_PLACES
 INT32_RANGE = (-(2**31), 2**31 - 1)
 INT64_RANGE = (-(2**63), 2**63 - 1)
 MAX_STRING = 4096
+# Path parameters are ids and symbols: short, always.
+MAX_PATH_PARAM = 256
 MAX_REPEATED = 1000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INPUT_DECIMAL_PATTERN = rf"^(-?[0-9]{{1,{MAX_DIGITS - MAX_PLACES}}}(\.[0-9]{{1,{MAX_PLACES}}})?)?$"
@@ -298,6 +300,8 @@ def json_to_message(data: Any, message: Message, path: str = "") -> Message:
 
 def set_path(message: Message, dotted: str, raw: Any, *, from_query: bool) -> None:
     """Set ``a.b.c`` on ``message`` from a path or query parameter (strings)."""
+    if not from_query and len(raw) > MAX_PATH_PARAM:
+        raise InvalidInput(dotted, f"{dotted} is longer than {MAX_PATH_PARAM} characters")
     parts = dotted.split(".")
     target = message
     for index, part in enumerate(parts):
