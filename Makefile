@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-SITE    = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(shell find protos -name '*.proto')
 BUF_VERSION := 1.75.0
 BUF    := build/node/node_modules/.bin/buf
@@ -24,7 +23,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e '.[test]'
-	echo "$(CURDIR)/gen" > "$(SITE)/mbt_generated.pth"
+	echo "$(CURDIR)/gen" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mbt_generated.pth"
 	touch $@
 
 protos: gen/.stamp

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -18,6 +17,7 @@ from gateway.bodies import MAX_BODY_BYTES, BodyTooLarge
 from gateway.transcoding import InvalidInput
 from services.common import context
 from services.common.errors import DomainError
+from services.common.remote import error_info
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.OK: 200,
@@ -63,18 +63,6 @@ def from_domain_error(error: DomainError, request_id: str) -> JSONResponse:
     code = grpc.StatusCode[error.status_name]
     http_status = REASON_TO_HTTP.get(error.reason, GRPC_TO_HTTP.get(code, 500))
     return error_response(http_status, error.reason.lower(), error.message, request_id, headers=error.headers)
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    return info
-    return None
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError, request_id: str) -> JSONResponse:

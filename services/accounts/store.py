@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from services.accounts.domain import Position
 from services.common.outbox import define_outbox_tables
 from services.common.sqltypes import ExactDecimal, UtcDateTime
 
@@ -67,6 +68,9 @@ class PositionRow(Base):
     closed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
+    def as_position(self) -> Position:
+        return Position(self.symbol, self.qty, self.avg_entry_price, self.multiplier, self.realized_pl)
+
 
 class ReservationRow(Base):
     __tablename__ = "mbt_buying_power_reservations"
@@ -74,11 +78,38 @@ class ReservationRow(Base):
     order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("mbt_accounts.account_id"), index=True)
     order_version: Mapped[int] = mapped_column(Integer)
+    symbol: Mapped[str] = mapped_column(String(32))
     amount: Mapped[Decimal]
+    # Shares held by a sell that closes a position (so they cannot be sold twice).
+    qty: Mapped[Decimal]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Null while the hold is active.
     released_at: Mapped[datetime | None]
+
+
+class LedgerEntryRow(Base):
+    """Every cash movement of an account, once: the opening deposit and each applied fill.
+    Cash always equals the sum of cash_delta; positions replay from the fill entries."""
+
+    __tablename__ = "mbt_account_ledger"
+    __table_args__ = (Index("ix_mbt_account_ledger_account_time", "account_id", "occurred_at"),)
+
+    entry_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("mbt_accounts.account_id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # The fill applied (unique: a fill moves cash once), empty for other kinds.
+    fill_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    qty: Mapped[Decimal]
+    price: Mapped[Decimal]
+    multiplier: Mapped[Decimal]
+    cash_delta: Mapped[Decimal]
+    realized_pl: Mapped[Decimal]
+    cash_after: Mapped[Decimal]
+    occurred_at: Mapped[datetime]
 
 
 class EodSnapshotRow(Base):
@@ -98,3 +129,63 @@ class EodSnapshotRow(Base):
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+
+
+class AccountRepository:
+    """Users, accounts, positions, holds and ledger entries of one transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def user(self, user_id: str) -> UserRow | None:
+        return self.session.get(UserRow, user_id)
+
+    def add(self, *rows) -> None:
+        self.session.add_all(rows)
+        self.session.flush()
+
+    def account_of(self, user_id: str, *, lock: bool = False) -> AccountRow | None:
+        query = select(AccountRow).where(AccountRow.user_id == user_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def account(self, account_id: str, *, lock: bool = False) -> AccountRow | None:
+        query = select(AccountRow).where(AccountRow.account_id == account_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.execute(query).scalar_one_or_none()
+
+    def open_positions(self, account_id: str) -> list[PositionRow]:
+        return list(self.session.execute(
+            select(PositionRow).where(PositionRow.account_id == account_id, PositionRow.closed_at.is_(None))
+            .order_by(PositionRow.symbol)).scalars())
+
+    def positions(self, account_id: str, *, include_closed: bool) -> list[PositionRow]:
+        query = select(PositionRow).where(PositionRow.account_id == account_id)
+        if not include_closed:
+            query = query.where(PositionRow.closed_at.is_(None))
+        return list(self.session.execute(query.order_by(PositionRow.symbol, PositionRow.opened_at)).scalars())
+
+    def open_position(self, account_id: str, symbol: str) -> PositionRow | None:
+        return self.session.execute(
+            select(PositionRow).where(PositionRow.account_id == account_id, PositionRow.symbol == symbol,
+                                      PositionRow.closed_at.is_(None))).scalar_one_or_none()
+
+    def reservation(self, order_id: str) -> ReservationRow | None:
+        return self.session.get(ReservationRow, order_id)
+
+    def active_reservations(self, account_id: str) -> list[ReservationRow]:
+        return list(self.session.execute(
+            select(ReservationRow).where(ReservationRow.account_id == account_id,
+                                         ReservationRow.released_at.is_(None))).scalars())
+
+    def ledger_has_fill(self, fill_id: str) -> bool:
+        return self.session.execute(select(LedgerEntryRow.entry_id).where(LedgerEntryRow.fill_id == fill_id)
+                                    ).first() is not None
+
+    def ledger(self, account_id: str, *, until: datetime | None = None) -> list[LedgerEntryRow]:
+        query = select(LedgerEntryRow).where(LedgerEntryRow.account_id == account_id)
+        if until is not None:
+            query = query.where(LedgerEntryRow.occurred_at < until)
+        return list(self.session.execute(query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id)).scalars())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mbt.common.v1 import user_data_pb2_grpc
 from services.activities.service import ActivitiesServicer
 from services.activities.store import OUTBOX, SERVICE
+from services.activities.usecases import Activities
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.inbox import EventSink
@@ -14,8 +15,14 @@ from services.common.server import Registration, ServiceRuntime
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
+    activities = Activities(kit.db, kit.clock)
+    handlers = {
+        "mbt.orders.v1.OrderFilled": activities.on_order_filled,
+        "mbt.accounts.v1.AccountOpened": activities.on_account_opened,
+        "mbt.common.v1.AuditRecorded": activities.on_audit,
+    }
     return kit.runtime([
-        Registration.of(ActivitiesServicer()),
-        Registration.of(EventSink(kit.db, kit.outbox, kit.clock, handlers={})),
+        Registration.of(ActivitiesServicer(activities)),
+        Registration.of(EventSink(kit.db, kit.outbox, kit.clock, handlers)),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
     ])

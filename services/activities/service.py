@@ -1,9 +1,39 @@
-"""ActivitiesService servicer: thin — parse, call domain and store, map errors."""
+"""ActivitiesService servicer: thin — parse, call the use cases, answer."""
 
 from __future__ import annotations
 
-from mbt.activities.v1 import activities_pb2_grpc
+from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
+from services.activities import wire
+from services.activities.usecases import Activities
+from services.common.context import require_user_id
+from services.common.conv import from_timestamp
+from services.common.errors import invalid_argument
 
 
 class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
-    pass
+    def __init__(self, activities: Activities) -> None:
+        self.activities = activities
+
+    async def ListActivities(self, request, context):
+        activity_type = None
+        if request.activity_type:
+            activity_type = wire.TYPES.get(request.activity_type)
+            if activity_type is None:
+                raise invalid_argument("type has an unknown value", "type")
+        rows, token = await self.activities.list(require_user_id(), activity_type, from_timestamp(request.from_time),
+                                                 from_timestamp(request.to_time), request.page_size,
+                                                 request.page_token)
+        return activities_pb2.ListActivitiesResponse(activities=[wire.activity_to_proto(r) for r in rows],
+                                                     next_page_token=token)
+
+    async def GetActivity(self, request, context):
+        if not request.activity_id.strip():
+            raise invalid_argument("activity_id is required", "activity_id")
+        row = await self.activities.get(require_user_id(), request.activity_id.strip())
+        return activities_pb2.GetActivityResponse(activity=wire.activity_to_proto(row))
+
+    async def ListAuditLog(self, request, context):
+        rows, token = await self.activities.audit_log(request.user_id, request.entity_id, request.page_size,
+                                                      request.page_token)
+        return activities_pb2.ListAuditLogResponse(entries=[wire.audit_to_proto(r) for r in rows],
+                                                   next_page_token=token)

@@ -148,6 +148,10 @@ class Settings:
     max_quote_age_seconds: Decimal = setting("MBT_MAX_QUOTE_AGE_SECONDS", "5",
                                          "A market order never fills on a quote older than this (simulated seconds).",
                                          _parse_decimal)
+    market_order_collar_pct: Decimal = setting(
+        "MBT_MARKET_ORDER_COLLAR_PCT", "5",
+        "Market and stop orders never fill more than this % beyond the price they were submitted against "
+        "(the touch, or the stop); buying power is reserved at that bound.", _parse_decimal)
     # -- gateway and security: sessions, tokens, rate limits, browser protections ----------
     gateway_database_url: str = setting("MBT_GATEWAY_DATABASE_URL", None,
                                         "The gateway's own database (passkey credentials). Default: `sqlite:///var/gateway.db`; migrated at start.")

@@ -10,6 +10,8 @@ import contextvars
 import secrets
 from dataclasses import dataclass, field
 
+from services.common.errors import DomainError
+
 REQUEST_ID_HEADER = "x-request-id"
 
 
@@ -75,3 +77,14 @@ def identity() -> Identity:
 
 def set_identity(value: Identity) -> contextvars.Token:
     return _identity.set(value)
+
+
+def require_user_id() -> str:
+    """The user whose data a user-facing RPC works on: the signed-in user, or the user an ops
+    token reads (read-only RPCs only: the access policy refuses ops anything else)."""
+    caller = identity()
+    if caller.user_id:
+        return caller.user_id
+    if caller.kind == "anonymous":
+        raise DomainError("UNAUTHENTICATED", "authentication required")
+    raise DomainError("PERMISSION_DENIED", "this call acts for a signed-in user")

@@ -1,9 +1,51 @@
-"""MatcherService servicer: thin — parse, call domain, map errors."""
+"""MatcherService servicer and the matcher's event sink (in memory: the book is rebuilt
+from orders on start, so redelivered events are harmless and need no inbox)."""
 
 from __future__ import annotations
 
-from mbt.matcher.v1 import matcher_pb2_grpc
+from mbt.common.v1 import events_pb2, events_pb2_grpc
+from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from services.common.context import identity, require_user_id
+from services.common.errors import invalid_argument
+from services.common.protoregistry import message_class
+from services.matcher.engine import Engine
+from services.matcher.explain import Explainer
+
+ADMITTED = {"mbt.orders.v1.OrderAccepted", "mbt.orders.v1.OrderReplaced", "mbt.orders.v1.OrderTriggered"}
+ENDED = {"mbt.orders.v1.OrderCanceled", "mbt.orders.v1.OrderExpired", "mbt.orders.v1.OrderFilled",
+         "mbt.orders.v1.OrderRejected"}
 
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
-    pass
+    def __init__(self, engine: Engine, explainer: Explainer) -> None:
+        self.engine = engine
+        self.explainer = explainer
+
+    async def ExplainFill(self, request, context):
+        fill_id = request.fill_id.strip()
+        if not fill_id:
+            raise invalid_argument("fill_id is required", "fill_id")
+        user_id = None if identity().is_service else require_user_id()
+        return matcher_pb2.ExplainFillResponse(explanation=await self.explainer.explain(fill_id, user_id))
+
+    async def GetBook(self, request, context):
+        stats = self.engine.book
+        return matcher_pb2.GetBookResponse(
+            symbols=[matcher_pb2.SymbolBook(symbol=s, working_orders=len(stats.orders_for(s))) for s in stats.symbols()],
+            working_orders=len(stats), ticks_processed=self.engine.ticks_processed,
+            fills_decided=self.engine.fills_decided)
+
+
+class MatcherEvents(events_pb2_grpc.EventSinkServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def Deliver(self, request, context):
+        for event in request.events:
+            payload = message_class(event.event_type)()
+            event.payload.Unpack(payload)
+            if event.event_type in ADMITTED:
+                await self.engine.admit(payload.order)
+            elif event.event_type in ENDED:
+                self.engine.remove(payload.order.order_id)
+        return events_pb2.DeliverResponse(acknowledged_event_ids=[e.event_id for e in request.events])

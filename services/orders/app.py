@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from mbt.accounts.v1 import accounts_pb2_grpc
 from mbt.common.v1 import user_data_pb2_grpc
+from mbt.marketdata.v1 import marketdata_pb2_grpc
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.runtime import ServiceKit
 from services.common.server import Registration, ServiceRuntime
+from services.orders.market import MarketView
 from services.orders.service import OrdersServicer
 from services.orders.store import OUTBOX, SERVICE
+from services.orders.usecases import Orders
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
+    market = MarketView(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub),
+                        settings.rpc_timeout_seconds)
+    orders = Orders(settings, kit.db, kit.outbox, kit.clock, market,
+                    kit.stub("accounts", accounts_pb2_grpc.AccountsServiceStub))
     return kit.runtime([
-        Registration.of(OrdersServicer()),
+        Registration.of(OrdersServicer(orders)),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-    ])
+    ], background=[orders.run_housekeeping])

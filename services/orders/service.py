@@ -1,9 +1,72 @@
-"""OrdersService servicer: thin — parse, call domain and store, map errors."""
+"""OrdersService servicer: thin — parse, call the use cases, answer."""
 
 from __future__ import annotations
 
-from mbt.orders.v1 import orders_pb2_grpc
+from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.common.context import require_user_id
+from services.common.conv import from_timestamp
+from services.common.errors import invalid_argument
+from services.orders import wire
+from services.orders.usecases import Orders
 
 
 class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
-    pass
+    def __init__(self, orders: Orders) -> None:
+        self.orders = orders
+
+    async def SubmitOrder(self, request, context):
+        order, replay = await self.orders.submit(require_user_id(), request)
+        return orders_pb2.SubmitOrderResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
+
+    async def ListOrders(self, request, context):
+        orders, token = await self.orders.list(require_user_id(), wire.status_filter(request.status),
+                                               request.symbol.strip().upper(), request.page_size, request.page_token)
+        return orders_pb2.ListOrdersResponse(orders=[wire.order_to_proto(o) for o in orders], next_page_token=token)
+
+    async def GetOrder(self, request, context):
+        order = await self.orders.get(require_user_id(), _order_id(request.order_id))
+        return orders_pb2.GetOrderResponse(order=wire.order_to_proto(order))
+
+    async def CancelOrder(self, request, context):
+        order = await self.orders.cancel(require_user_id(), _order_id(request.order_id))
+        return orders_pb2.CancelOrderResponse(order=wire.order_to_proto(order))
+
+    async def ReplaceOrder(self, request, context):
+        order = await self.orders.replace_order(require_user_id(), _order_id(request.order_id), request)
+        return orders_pb2.ReplaceOrderResponse(order=wire.order_to_proto(order))
+
+    async def ListOpenOrders(self, request, context):
+        orders, token = await self.orders.list_open(request.symbol.strip().upper(), request.page_size,
+                                                    request.page_token)
+        return orders_pb2.ListOpenOrdersResponse(orders=[wire.order_to_proto(o) for o in orders],
+                                                 next_page_token=token)
+
+    async def RecordFill(self, request, context):
+        order, duplicate = await self.orders.record_fill(wire.fill_from_proto(request.fill))
+        return orders_pb2.RecordFillResponse(order=wire.order_to_proto(order), duplicate=duplicate)
+
+    async def MarkOrderTriggered(self, request, context):
+        at = from_timestamp(request.triggered_at)
+        if at is None:
+            raise invalid_argument("triggered_at is required", "triggered_at")
+        order = await self.orders.mark_triggered(_order_id(request.order_id), at)
+        return orders_pb2.MarkOrderTriggeredResponse(order=wire.order_to_proto(order))
+
+    async def CancelUnfilledOrder(self, request, context):
+        order = await self.orders.cancel_unfilled(_order_id(request.order_id), request.reason)
+        return orders_pb2.CancelUnfilledOrderResponse(order=wire.order_to_proto(order))
+
+    async def ExpireOrders(self, request, context):
+        count = await self.orders.expire_due(from_timestamp(request.as_of))
+        return orders_pb2.ExpireOrdersResponse(expired_count=count)
+
+    async def GetFill(self, request, context):
+        fill, order = await self.orders.get_fill(request.fill_id.strip())
+        return orders_pb2.GetFillResponse(fill=wire.fill_to_proto(fill), order=wire.order_to_proto(order))
+
+
+def _order_id(raw: str) -> str:
+    order_id = raw.strip()
+    if not order_id:
+        raise invalid_argument("order_id is required", "order_id")
+    return order_id

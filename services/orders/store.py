@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, and_, or_, \
+    select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.common.outbox import define_outbox_tables
 from services.common.sqltypes import ExactDecimal, UtcDateTime
+from services.orders.domain import AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status, TimeInForce
 
 SERVICE = "orders"
 
@@ -40,12 +43,13 @@ class OrderRow(Base):
     time_in_force: Mapped[str] = mapped_column(String(8))
     limit_price: Mapped[Decimal | None]
     stop_price: Mapped[Decimal | None]
+    collar_price: Mapped[Decimal | None]
     # Multi-leg options: [{"symbol", "side", "ratio"}]; empty for single-leg orders.
     legs: Mapped[list] = mapped_column(JSON)
-    fill_preference: Mapped[str] = mapped_column(String(16))
     multiplier: Mapped[Decimal]
     status: Mapped[str] = mapped_column(String(16))
     reject_reason: Mapped[str] = mapped_column(String(64))
+    cancel_reason: Mapped[str] = mapped_column(String(64))
     filled_qty: Mapped[Decimal]
     filled_avg_price: Mapped[Decimal | None]
     version: Mapped[int] = mapped_column(Integer)
@@ -58,6 +62,7 @@ class OrderRow(Base):
     canceled_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    replaced_at: Mapped[datetime | None]
 
 
 class FillRow(Base):
@@ -86,3 +91,130 @@ class FillRow(Base):
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+
+_ORDER_FIELDS = ("order_id", "user_id", "account_id", "multiplier", "status", "created_at", "updated_at", "version",
+                 "collar_price", "reject_reason", "cancel_reason", "filled_qty", "filled_avg_price", "accepted_at", "rejected_at",
+                 "triggered_at", "filled_at", "canceled_at", "expired_at", "expires_at", "replaced_at")
+
+
+def _to_order(row: OrderRow) -> Order:
+    spec = OrderSpec(
+        client_order_id=row.client_order_id, symbol=row.symbol, asset_class=AssetClass(row.asset_class),
+        side=Side(row.side), qty=row.qty, order_type=OrderType(row.order_type),
+        time_in_force=TimeInForce(row.time_in_force), limit_price=row.limit_price, stop_price=row.stop_price,
+        legs=tuple(Leg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in row.legs))
+    values = {name: getattr(row, name) for name in _ORDER_FIELDS}
+    values["status"] = Status(row.status)
+    return Order(spec=spec, **values)
+
+
+def _write(row: OrderRow, order: Order) -> None:
+    spec = order.spec
+    for name in _ORDER_FIELDS:
+        setattr(row, name, getattr(order, name))
+    row.status = order.status.value
+    row.client_order_id = spec.client_order_id
+    row.symbol = spec.symbol
+    row.asset_class = spec.asset_class.value
+    row.side = spec.side.value
+    row.qty = spec.qty
+    row.order_type = spec.order_type.value
+    row.time_in_force = spec.time_in_force.value
+    row.limit_price = spec.limit_price
+    row.stop_price = spec.stop_price
+    row.legs = [{"symbol": leg.symbol, "side": leg.side.value, "ratio": leg.ratio} for leg in spec.legs]
+
+
+class OrderRepository:
+    """Orders and fills of one transaction (``session``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, order: Order) -> None:
+        row = OrderRow()
+        _write(row, order)
+        self.session.add(row)
+        self.session.flush()
+
+    def save(self, order: Order) -> None:
+        row = self.session.get(OrderRow, order.order_id)
+        _write(row, order)
+        self.session.flush()
+
+    def get(self, order_id: str, *, user_id: str | None = None, lock: bool = False) -> Order | None:
+        query = select(OrderRow).where(OrderRow.order_id == order_id)
+        if user_id is not None:
+            query = query.where(OrderRow.user_id == user_id)
+        if lock:
+            query = query.with_for_update()
+        row = self.session.execute(query).scalar_one_or_none()
+        return None if row is None else _to_order(row)
+
+    def with_fills(self, order: Order) -> Order:
+        return replace(order, fills=tuple(self.fills_of(order.order_id)))
+
+    def by_client_order_id(self, user_id: str, client_order_id: str) -> Order | None:
+        row = self.session.execute(select(OrderRow).where(OrderRow.user_id == user_id,
+                                                          OrderRow.client_order_id == client_order_id)
+                                   ).scalar_one_or_none()
+        return None if row is None else _to_order(row)
+
+    def list_for_user(self, user_id: str, *, status: Status | None, symbol: str | None,
+                      after: tuple[datetime, str] | None, limit: int) -> list[Order]:
+        """Newest first; ``after`` is the (created_at, order_id) of the previous page's last order."""
+        query = select(OrderRow).where(OrderRow.user_id == user_id)
+        if status is not None:
+            query = query.where(OrderRow.status == status.value)
+        if symbol:
+            query = query.where(OrderRow.symbol == symbol)
+        if after is not None:
+            created_at, order_id = after
+            query = query.where(or_(OrderRow.created_at < created_at,
+                                    and_(OrderRow.created_at == created_at, OrderRow.order_id < order_id)))
+        query = query.order_by(OrderRow.created_at.desc(), OrderRow.order_id.desc()).limit(limit)
+        return [_to_order(row) for row in self.session.execute(query).scalars()]
+
+    def list_working(self, *, symbol: str | None, after_id: str | None, limit: int,
+                     statuses: tuple[Status, ...] = (Status.ACCEPTED,)) -> list[Order]:
+        query = select(OrderRow).where(OrderRow.status.in_([s.value for s in statuses]))
+        if symbol:
+            query = query.where(OrderRow.symbol == symbol)
+        if after_id:
+            query = query.where(OrderRow.order_id > after_id)
+        query = query.order_by(OrderRow.order_id).limit(limit)
+        return [_to_order(row) for row in self.session.execute(query).scalars()]
+
+    def stuck_new(self, created_before: datetime, limit: int) -> list[Order]:
+        query = (select(OrderRow).where(OrderRow.status == Status.NEW.value, OrderRow.created_at <= created_before)
+                 .order_by(OrderRow.created_at).limit(limit))
+        return [_to_order(row) for row in self.session.execute(query).scalars()]
+
+    def due_to_expire(self, now: datetime, limit: int) -> list[Order]:
+        query = (select(OrderRow).where(OrderRow.status == Status.ACCEPTED.value, OrderRow.expires_at <= now)
+                 .order_by(OrderRow.expires_at, OrderRow.order_id).limit(limit))
+        return [_to_order(row) for row in self.session.execute(query).scalars()]
+
+    # -- fills ----------------------------------------------------------------------
+
+    def add_fill(self, fill: Fill, user_id: str) -> None:
+        values = {name: getattr(fill, name) for name in _FILL_FIELDS}
+        self.session.add(FillRow(**values, side=fill.side.value, user_id=user_id, legs=[]))
+        self.session.flush()
+
+    def get_fill(self, fill_id: str) -> Fill | None:
+        row = self.session.get(FillRow, fill_id)
+        return None if row is None else _to_fill(row)
+
+    def fills_of(self, order_id: str) -> list[Fill]:
+        return [_to_fill(row) for row in self.session.execute(
+            select(FillRow).where(FillRow.order_id == order_id).order_by(FillRow.filled_at, FillRow.fill_id)
+        ).scalars()]
+
+
+_FILL_FIELDS = ("fill_id", "order_id", "symbol", "qty", "price", "multiplier", "bid_price", "bid_size", "ask_price",
+                "ask_size", "quote_at", "quote_at_ns", "quote_sequence", "rule", "filled_at")
+
+
+def _to_fill(row: FillRow) -> Fill:
+    return Fill(side=Side(row.side), **{name: getattr(row, name) for name in _FILL_FIELDS})

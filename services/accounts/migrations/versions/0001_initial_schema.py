@@ -73,11 +73,35 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('account_id'),
     sa.UniqueConstraint('user_id')
     )
+    op.create_table('mbt_account_ledger',
+    sa.Column('entry_id', sa.String(length=40), nullable=False),
+    sa.Column('account_id', sa.String(length=40), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('fill_id', sa.String(length=40), nullable=True),
+    sa.Column('order_id', sa.String(length=40), nullable=True),
+    sa.Column('symbol', sa.String(length=32), nullable=False),
+    sa.Column('side', sa.String(length=8), nullable=False),
+    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('price', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('cash_delta', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('realized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('cash_after', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
+    sa.PrimaryKeyConstraint('entry_id'),
+    sa.UniqueConstraint('fill_id')
+    )
+    with op.batch_alter_table('mbt_account_ledger', schema=None) as batch_op:
+        batch_op.create_index('ix_mbt_account_ledger_account_time', ['account_id', 'occurred_at'], unique=False)
+
     op.create_table('mbt_buying_power_reservations',
     sa.Column('order_id', sa.String(length=40), nullable=False),
     sa.Column('account_id', sa.String(length=40), nullable=False),
     sa.Column('order_version', sa.Integer(), nullable=False),
+    sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('amount', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('released_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
@@ -134,6 +158,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_mbt_buying_power_reservations_account_id'))
 
     op.drop_table('mbt_buying_power_reservations')
+    with op.batch_alter_table('mbt_account_ledger', schema=None) as batch_op:
+        batch_op.drop_index('ix_mbt_account_ledger_account_time')
+
+    op.drop_table('mbt_account_ledger')
     op.drop_table('mbt_accounts')
     op.drop_table('accounts_outbox_pending')
     op.drop_table('users')

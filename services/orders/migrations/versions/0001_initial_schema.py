@@ -29,11 +29,12 @@ def upgrade() -> None:
     sa.Column('time_in_force', sa.String(length=8), nullable=False),
     sa.Column('limit_price', services.common.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('stop_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('collar_price', services.common.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('legs', sa.JSON(), nullable=False),
-    sa.Column('fill_preference', sa.String(length=16), nullable=False),
     sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reject_reason', sa.String(length=64), nullable=False),
+    sa.Column('cancel_reason', sa.String(length=64), nullable=False),
     sa.Column('filled_qty', services.common.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('filled_avg_price', services.common.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -46,6 +47,7 @@ def upgrade() -> None:
     sa.Column('canceled_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
     sa.Column('expired_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
     sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('replaced_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('order_id'),
     sa.UniqueConstraint('user_id', 'client_order_id', name='ux_mbt_orders_client_order_id')
     )

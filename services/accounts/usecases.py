@@ -1,0 +1,338 @@
+"""What the accounts service does: open accounts on first use, value them, hold and release
+buying power, and apply fills to cash and positions (exactly once, via the inbox)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+
+from mbt.accounts.v1 import accounts_pb2
+from mbt.common.v1 import events_pb2
+from mbt.orders.v1 import events_pb2 as order_events
+from services.accounts import wire
+from services.accounts.domain import (DEFAULT_PROFILE, STARTING_CASH, AccountType, OrderRequest, Position, Profile,
+                                      Side, Tier, Valuation, apply_fill, buying_power, check_fits, hold_for,
+                                      mark_price, market_value, unrealized_pl)
+from services.accounts.events import emit_account_opened, emit_fill_applied
+from services.accounts.pricing import Mark, Pricing
+from services.accounts.store import (AccountRepository, AccountRow, LedgerEntryRow, PositionRow, ReservationRow,
+                                     UserRow)
+from services.common.clock import Clock
+from services.common.conv import from_timestamp, parse_decimal
+from services.common.db import Database
+from services.common.errors import DomainError, invalid_argument, not_found
+from services.common.ids import derived_id, new_id
+from services.common.outbox import Outbox, UnitOfWork, unit_of_work
+
+
+def valuation(account: AccountRow, positions: list[PositionRow], reservations: list[ReservationRow],
+              marks: dict[str, Mark]) -> Valuation:
+    long_value = short_value = Decimal(0)
+    for row in positions:
+        position = row.as_position()
+        mark = marks.get(row.symbol)
+        value = market_value(position, mark_price(position, mark and mark.bid, mark and mark.ask))
+        if value >= 0:
+            long_value += value
+        else:
+            short_value += value
+    return Valuation(account.cash, long_value, short_value, sum((r.amount for r in reservations), Decimal(0)))
+
+
+class Accounts:
+    def __init__(self, db: Database, outbox: Outbox, clock: Clock, pricing: Pricing) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.clock = clock
+        self.pricing = pricing
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _open(self, uow: UnitOfWork, user_id: str) -> AccountRow:
+        """The user's account, created on first use from their investor profile."""
+        repo = AccountRepository(uow.session)
+        account = repo.account_of(user_id, lock=True)
+        if account is not None:
+            return account
+        now = self.clock.now()
+        user = repo.user(user_id)
+        if user is None:
+            user = UserRow(user_id=user_id, tier=Tier.FREE.value, investor_profile=DEFAULT_PROFILE.value,
+                           created_at=now, updated_at=now)
+            repo.add(user)
+        profile = Profile(user.investor_profile)
+        cash = STARTING_CASH[profile]
+        account = AccountRow(account_id=new_id("acct"), user_id=user_id, account_type=AccountType.CASH.value,
+                             status="active", currency="USD", investor_profile=profile.value, starting_cash=cash,
+                             cash=cash, version=1, created_at=now, updated_at=now)
+        repo.add(account)
+        repo.add(LedgerEntryRow(entry_id=new_id("led"), account_id=account.account_id, kind="opening", fill_id=None,
+                                order_id=None, symbol="", side="", qty=Decimal(0), price=Decimal(0),
+                                multiplier=Decimal(1), cash_delta=cash, realized_pl=Decimal(0), cash_after=cash,
+                                occurred_at=now))
+        emit_account_opened(uow, account)
+        uow.audit(action="open", entity_type="account", entity_id=account.account_id, user_id=user_id, before=None,
+                  after={"account_type": account.account_type, "starting_cash": cash, "profile": profile.value},
+                  occurred_at=now, cause=f"open:{user_id}")
+        return account
+
+    def _ensure(self, user_id: str) -> str:
+        try:
+            with unit_of_work(self.db, self.outbox) as uow:
+                return self._open(uow, user_id).account_id
+        except IntegrityError:  # a concurrent first request opened it
+            with self.db.snapshot() as session:
+                return AccountRepository(session).account_of(user_id).account_id
+
+    def _state(self, user_id: str, include_closed: bool = False):
+        with self.db.snapshot() as session:
+            repo = AccountRepository(session)
+            account = repo.account_of(user_id)
+            if account is None:
+                return None
+            return (account, repo.positions(account.account_id, include_closed=include_closed),
+                    repo.active_reservations(account.account_id))
+
+    async def _load(self, user_id: str, include_closed: bool = False):
+        state = await self.db.run(self._state, user_id, include_closed)
+        if state is None:
+            await self.db.run(self._ensure, user_id)
+            state = await self.db.run(self._state, user_id, include_closed)
+        account, positions, reservations = state
+        marks = await self.pricing.latest({p.symbol for p in positions if p.closed_at is None})
+        return account, positions, reservations, marks
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def get_account(self, user_id: str) -> accounts_pb2.Account:
+        account, positions, reservations, marks = await self._load(user_id)
+        value = valuation(account, positions, reservations, marks)
+        return wire.account_to_proto(account, value, buying_power(AccountType(account.account_type), value),
+                                     self.clock.now())
+
+    async def list_positions(self, user_id: str, include_closed: bool) -> list[accounts_pb2.Position]:
+        _, positions, _, marks = await self._load(user_id, include_closed)
+        return [wire.position_to_proto(row, marks.get(row.symbol)) for row in positions]
+
+    async def get_position(self, user_id: str, symbol: str) -> accounts_pb2.Position:
+        _, positions, _, marks = await self._load(user_id)
+        for row in positions:
+            if row.symbol == symbol:
+                return wire.position_to_proto(row, marks.get(symbol))
+        raise not_found("position", symbol)
+
+    async def get_pnl(self, user_id: str, start: datetime | None, end: datetime | None) -> accounts_pb2.Pnl:
+        now = self.clock.now()
+        end = end or now
+        if start is not None and start >= end:
+            raise invalid_argument("from must be before to", "from")
+        account, *_ = await self._load(user_id)
+        start = start or account.created_at
+        ledger = await self.db.run(self._ledger, account.account_id, end)
+        realized: dict[str, Decimal] = {}
+        held: dict[str, Position] = {}
+        for entry in ledger:
+            if entry.kind != "fill":
+                continue
+            effect = apply_fill(held.get(entry.symbol), entry.symbol, Side(entry.side), entry.qty, entry.price,
+                                entry.multiplier)
+            held[entry.symbol] = effect.position
+            if start <= entry.occurred_at < end:
+                realized[entry.symbol] = realized.get(entry.symbol, Decimal(0)) + effect.realized_pl
+        open_positions = {s: p for s, p in held.items() if p.is_open}
+        marks = await (self.pricing.latest(set(open_positions)) if end >= now
+                       else self.pricing.at(set(open_positions), end))
+        unrealized = {s: unrealized_pl(p, mark_price(p, (m := marks.get(s)) and m.bid, m and m.ask))
+                      for s, p in open_positions.items()}
+        return wire.pnl_to_proto(start, end, realized, unrealized)
+
+    def _ledger(self, account_id: str, until: datetime) -> list[LedgerEntryRow]:
+        with self.db.snapshot() as session:
+            return AccountRepository(session).ledger(account_id, until=until)
+
+    # -- users ----------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> accounts_pb2.User:
+        return await self.db.run(self._get_user, user_id)
+
+    def _get_user(self, user_id: str) -> accounts_pb2.User:
+        with self.db.snapshot() as session:
+            user = AccountRepository(session).user(user_id)
+        if user is None:
+            raise not_found("user", user_id)
+        return wire.user_to_proto(user)
+
+    async def update_user(self, request: accounts_pb2.UpdateUserRequest) -> accounts_pb2.User:
+        if not request.user_id:
+            raise invalid_argument("user_id is required", "user_id")
+        return await self.db.run(self._update_user, request)
+
+    def _update_user(self, request: accounts_pb2.UpdateUserRequest) -> accounts_pb2.User:
+        with unit_of_work(self.db, self.outbox) as uow:
+            repo = AccountRepository(uow.session)
+            now = self.clock.now()
+            user = repo.user(request.user_id)
+            if user is None:
+                user = UserRow(user_id=request.user_id, tier=Tier.FREE.value,
+                               investor_profile=DEFAULT_PROFILE.value, created_at=now, updated_at=now)
+                repo.add(user)
+            before = wire.user_snapshot(user)
+            if request.tier:
+                user.tier = wire.TIERS[request.tier].value
+            if request.investor_profile:
+                user.investor_profile = wire.PROFILES[request.investor_profile].value
+            if request.account_type:
+                self._change_account_type(repo, request.user_id, wire.ACCOUNT_TYPES[request.account_type])
+            user.updated_at = now
+            uow.audit(action="update", entity_type="user", entity_id=user.user_id, user_id=user.user_id,
+                      before=before, after=wire.user_snapshot(user), occurred_at=now)
+            return wire.user_to_proto(user)
+
+    def _change_account_type(self, repo: AccountRepository, user_id: str, account_type: AccountType) -> None:
+        account = repo.account_of(user_id, lock=True)
+        if account is None or account.account_type == account_type.value:
+            return
+        if repo.open_positions(account.account_id) or repo.active_reservations(account.account_id):
+            raise DomainError("INVALID_ARGUMENT", "the account type can change only with no positions and no "
+                                                  "working orders", field="account_type")
+        account.account_type = account_type.value
+        account.version += 1
+
+    # -- buying power ---------------------------------------------------------------------
+
+    async def reserve(self, request: accounts_pb2.ReserveBuyingPowerRequest) -> tuple[ReservationRow, Decimal]:
+        order = wire.order_request(request)
+        if not request.order_id or not request.user_id:
+            raise invalid_argument("order_id and user_id are required")
+        state = await self.db.run(self._state, request.user_id)
+        if state is None:
+            await self.db.run(self._ensure, request.user_id)
+            state = await self.db.run(self._state, request.user_id)
+        account, positions, _ = state
+        marks = {}
+        if AccountType(account.account_type) is AccountType.MARGIN:  # a cash account needs no prices
+            marks = await self.pricing.latest({p.symbol for p in positions} | {order.symbol})
+        return await self.db.run(self._reserve, request, order, marks)
+
+    def _reserve(self, request, order: OrderRequest, marks: dict[str, Mark]) -> tuple[ReservationRow, Decimal]:
+        with unit_of_work(self.db, self.outbox) as uow:
+            repo = AccountRepository(uow.session)
+            account = repo.account_of(request.user_id, lock=True)
+            existing = repo.reservation(request.order_id)
+            if existing is not None and existing.released_at is not None:
+                raise DomainError("CONFLICT", f"order {request.order_id} is done; nothing to reserve")
+            if existing is not None and existing.order_version >= request.order_version:
+                return existing, self._buying_power(repo, account, marks)
+            account_type = AccountType(account.account_type)
+            reservations = repo.active_reservations(account.account_id)
+            position = repo.open_position(account.account_id, order.symbol)
+            shares_held = sum((r.qty for r in reservations if r.symbol == order.symbol
+                               and r.order_id != request.order_id), Decimal(0))
+            hold = hold_for(account_type, order, position.qty if position else Decimal(0), shares_held)
+            value = valuation(account, repo.open_positions(account.account_id), reservations, marks)
+            check_fits(account_type, value, hold, released=existing.amount if existing else Decimal(0))
+            now = self.clock.now()
+            if existing is None:
+                existing = ReservationRow(order_id=request.order_id, account_id=account.account_id,
+                                          order_version=request.order_version, symbol=order.symbol,
+                                          amount=hold.amount, qty=hold.qty, created_at=now, updated_at=now,
+                                          released_at=None)
+                repo.add(existing)
+            else:
+                existing.order_version, existing.amount, existing.qty = request.order_version, hold.amount, hold.qty
+                existing.updated_at = now
+            account.version += 1
+            uow.session.flush()
+            return existing, self._buying_power(repo, account, marks)
+
+    def _buying_power(self, repo: AccountRepository, account: AccountRow, marks: dict[str, Mark]) -> Decimal:
+        value = valuation(account, repo.open_positions(account.account_id),
+                          repo.active_reservations(account.account_id), marks)
+        return buying_power(AccountType(account.account_type), value)
+
+    async def release(self, order_id: str) -> Decimal:
+        return await self.db.run(self._release_now, order_id)
+
+    def _release_now(self, order_id: str) -> Decimal:
+        with unit_of_work(self.db, self.outbox) as uow:
+            return self._release(AccountRepository(uow.session), order_id, user_id=None)
+
+    def _release(self, repo: AccountRepository, order_id: str, user_id: str | None) -> Decimal:
+        """Release an order's hold. With ``user_id`` (an order that ended), an order that
+        never held anything gets a released marker, so a late reservation is refused."""
+        reservation = repo.reservation(order_id)
+        now = self.clock.now()
+        if reservation is None:
+            if user_id is not None:
+                account = self._open_in(repo, user_id)
+                repo.add(ReservationRow(order_id=order_id, account_id=account.account_id, order_version=0,
+                                        symbol="", amount=Decimal(0), qty=Decimal(0), created_at=now,
+                                        updated_at=now, released_at=now))
+            return Decimal(0)
+        if reservation.released_at is not None:
+            return Decimal(0)
+        reservation.released_at = now
+        reservation.updated_at = now
+        return reservation.amount
+
+    def _open_in(self, repo: AccountRepository, user_id: str) -> AccountRow:
+        account = repo.account_of(user_id, lock=True)
+        if account is None:
+            raise not_found("account of user", user_id)
+        return account
+
+    # -- events from orders ---------------------------------------------------------------
+
+    def on_order_ended(self, uow: UnitOfWork, event: events_pb2.Event, payload) -> None:
+        """OrderCanceled / OrderExpired: the hold goes back."""
+        self._release(AccountRepository(uow.session), payload.order.order_id, payload.order.user_id)
+
+    def on_order_filled(self, uow: UnitOfWork, event: events_pb2.Event, payload: order_events.OrderFilled) -> None:
+        order, fill = payload.order, payload.fill
+        repo = AccountRepository(uow.session)
+        if repo.ledger_has_fill(fill.fill_id):
+            return
+        account = repo.account(order.account_id, lock=True) or self._open(uow, order.user_id)
+        side = Side.BUY if fill.side == wire.BUY else Side.SELL
+        qty = parse_decimal(fill.qty, "qty")
+        price = parse_decimal(fill.price, "price")
+        multiplier = parse_decimal(fill.multiplier, "multiplier") or Decimal(1)
+        filled_at = from_timestamp(fill.filled_at)
+        row = repo.open_position(account.account_id, fill.symbol)
+        effect = apply_fill(row.as_position() if row else None, fill.symbol, side, qty, price, multiplier)
+        account.cash += effect.cash_delta
+        account.version += 1
+        account.updated_at = filled_at
+        self._move_position(repo, account, row, effect, filled_at)
+        repo.add(LedgerEntryRow(entry_id=derived_id("led", fill.fill_id), account_id=account.account_id,
+                                kind="fill", fill_id=fill.fill_id, order_id=order.order_id, symbol=fill.symbol,
+                                side=side.value, qty=qty, price=price, multiplier=multiplier,
+                                cash_delta=effect.cash_delta, realized_pl=effect.realized_pl,
+                                cash_after=account.cash, occurred_at=filled_at))
+        self._release(repo, order.order_id, None)
+        emit_fill_applied(uow, account, fill, effect, order.user_id, filled_at)
+
+    def _move_position(self, repo: AccountRepository, account: AccountRow, row: PositionRow | None, effect,
+                       at: datetime) -> None:
+        after = effect.position
+        if row is None:
+            repo.add(PositionRow(position_id=new_id("pos"), account_id=account.account_id, symbol=after.symbol,
+                                 asset_class="us_equity", qty=after.qty, multiplier=after.multiplier,
+                                 avg_entry_price=after.avg_entry_price, realized_pl=after.realized_pl,
+                                 opened_at=at, closed_at=None, updated_at=at))
+            return
+        row.updated_at = at
+        if not effect.closed:
+            row.qty, row.avg_entry_price, row.realized_pl = after.qty, after.avg_entry_price, after.realized_pl
+            return
+        row.realized_pl += effect.realized_pl
+        row.qty = Decimal(0)
+        row.closed_at = at
+        repo.session.flush()
+        if effect.reopened:
+            repo.add(PositionRow(position_id=new_id("pos"), account_id=account.account_id, symbol=after.symbol,
+                                 asset_class=row.asset_class, qty=after.qty, multiplier=after.multiplier,
+                                 avg_entry_price=after.avg_entry_price, realized_pl=Decimal(0), opened_at=at,
+                                 closed_at=None, updated_at=at))

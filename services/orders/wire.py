@@ -1,0 +1,109 @@
+"""Orders' proto <-> domain conversions (the servicer stays thin)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from mbt.common.v1 import trading_pb2
+from mbt.orders.v1 import orders_pb2
+from services.common.conv import (datetime_from_ns, decimal_str, from_timestamp, money_str, parse_decimal,
+                                  timestamp_from_ns, timestamp_ns, to_timestamp)
+from services.common.errors import invalid_argument
+from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status,
+                                    TimeInForce)
+
+SIDES = {trading_pb2.ORDER_SIDE_BUY: Side.BUY, trading_pb2.ORDER_SIDE_SELL: Side.SELL}
+TYPES = {trading_pb2.ORDER_TYPE_MARKET: OrderType.MARKET, trading_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
+         trading_pb2.ORDER_TYPE_STOP: OrderType.STOP, trading_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT}
+TIFS = {trading_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY, trading_pb2.TIME_IN_FORCE_GTC: TimeInForce.GTC,
+        trading_pb2.TIME_IN_FORCE_IOC: TimeInForce.IOC, trading_pb2.TIME_IN_FORCE_FOK: TimeInForce.FOK}
+ASSET_CLASSES = {trading_pb2.ASSET_CLASS_US_EQUITY: AssetClass.US_EQUITY,
+                 trading_pb2.ASSET_CLASS_US_OPTION: AssetClass.US_OPTION}
+STATUSES = {orders_pb2.ORDER_STATUS_NEW: Status.NEW, orders_pb2.ORDER_STATUS_ACCEPTED: Status.ACCEPTED,
+            orders_pb2.ORDER_STATUS_FILLED: Status.FILLED, orders_pb2.ORDER_STATUS_CANCELED: Status.CANCELED,
+            orders_pb2.ORDER_STATUS_REJECTED: Status.REJECTED, orders_pb2.ORDER_STATUS_EXPIRED: Status.EXPIRED}
+
+
+def _reverse(mapping: dict) -> dict:
+    return {value: key for key, value in mapping.items()}
+
+
+SIDE_WIRE, TYPE_WIRE, TIF_WIRE = _reverse(SIDES), _reverse(TYPES), _reverse(TIFS)
+ASSET_CLASS_WIRE, STATUS_WIRE = _reverse(ASSET_CLASSES), _reverse(STATUSES)
+
+
+def _enum(mapping: dict, value: int, name: str, *, required: bool = True):
+    if value in mapping:
+        return mapping[value]
+    if value == 0 and not required:
+        return None
+    raise invalid_argument(f"{name} is required" if value == 0 else f"{name} has an unknown value", name)
+
+
+def spec_from_request(request: orders_pb2.SubmitOrderRequest, client_order_id: str) -> OrderSpec:
+    return OrderSpec(
+        client_order_id=client_order_id,
+        symbol=request.symbol.strip().upper(),
+        asset_class=_enum(ASSET_CLASSES, request.asset_class, "asset_class", required=False) or AssetClass.US_EQUITY,
+        side=_enum(SIDES, request.side, "side"),
+        qty=parse_decimal(request.qty, "qty", required=True),
+        order_type=_enum(TYPES, request.order_type, "order_type"),
+        time_in_force=_enum(TIFS, request.time_in_force, "time_in_force"),
+        limit_price=parse_decimal(request.limit_price, "limit_price"),
+        stop_price=parse_decimal(request.stop_price, "stop_price"),
+        legs=tuple(Leg(leg.symbol, _enum(SIDES, leg.side, "legs.side"), leg.ratio) for leg in request.legs),
+    )
+
+
+def status_filter(value: int) -> Status | None:
+    return _enum(STATUSES, value, "status", required=False)
+
+
+def tif_filter(value: int) -> TimeInForce | None:
+    return _enum(TIFS, value, "time_in_force", required=False)
+
+
+def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
+    return orders_pb2.Fill(
+        fill_id=fill.fill_id, order_id=fill.order_id, symbol=fill.symbol, side=SIDE_WIRE[fill.side],
+        qty=decimal_str(fill.qty), price=money_str(fill.price), bid_price=money_str(fill.bid_price),
+        bid_size=decimal_str(fill.bid_size), ask_price=money_str(fill.ask_price), ask_size=decimal_str(fill.ask_size),
+        quote_at=timestamp_from_ns(fill.quote_at_ns), quote_sequence=fill.quote_sequence, rule=fill.rule,
+        filled_at=to_timestamp(fill.filled_at), multiplier=decimal_str(fill.multiplier))
+
+
+def fill_from_proto(message: orders_pb2.Fill) -> Fill:
+    if not message.fill_id.startswith("fill_") or not message.order_id:
+        raise invalid_argument("fill_id and order_id are required", "fill")
+    quote_ns = timestamp_ns(message.quote_at)
+    return Fill(
+        fill_id=message.fill_id, order_id=message.order_id, symbol=message.symbol,
+        side=_enum(SIDES, message.side, "fill.side"), qty=parse_decimal(message.qty, "fill.qty", required=True),
+        price=parse_decimal(message.price, "fill.price", required=True),
+        multiplier=parse_decimal(message.multiplier, "fill.multiplier") or Decimal(1),
+        bid_price=parse_decimal(message.bid_price, "fill.bid_price", required=True),
+        bid_size=parse_decimal(message.bid_size, "fill.bid_size") or Decimal(0),
+        ask_price=parse_decimal(message.ask_price, "fill.ask_price", required=True),
+        ask_size=parse_decimal(message.ask_size, "fill.ask_size") or Decimal(0),
+        quote_at=datetime_from_ns(quote_ns), quote_at_ns=quote_ns, quote_sequence=message.quote_sequence,
+        rule=message.rule, filled_at=from_timestamp(message.filled_at) or datetime_from_ns(quote_ns))
+
+
+def order_to_proto(order: Order) -> orders_pb2.Order:
+    spec = order.spec
+    return orders_pb2.Order(
+        order_id=order.order_id, client_order_id=spec.client_order_id, account_id=order.account_id,
+        user_id=order.user_id, symbol=spec.symbol, asset_class=ASSET_CLASS_WIRE[spec.asset_class],
+        side=SIDE_WIRE[spec.side], qty=decimal_str(spec.qty), order_type=TYPE_WIRE[spec.order_type],
+        time_in_force=TIF_WIRE[spec.time_in_force], limit_price=money_str(spec.limit_price),
+        stop_price=money_str(spec.stop_price),
+        legs=[trading_pb2.OrderLeg(symbol=leg.symbol, side=SIDE_WIRE[leg.side], ratio=leg.ratio) for leg in spec.legs],
+        multiplier=decimal_str(order.multiplier), status=STATUS_WIRE[order.status], reject_reason=order.reject_reason,
+        cancel_reason=order.cancel_reason,
+        filled_qty=decimal_str(order.filled_qty), filled_avg_price=money_str(order.filled_avg_price),
+        version=order.version, created_at=to_timestamp(order.created_at), updated_at=to_timestamp(order.updated_at),
+        accepted_at=to_timestamp(order.accepted_at), rejected_at=to_timestamp(order.rejected_at),
+        triggered_at=to_timestamp(order.triggered_at), filled_at=to_timestamp(order.filled_at),
+        canceled_at=to_timestamp(order.canceled_at), expired_at=to_timestamp(order.expired_at),
+        expires_at=to_timestamp(order.expires_at), replaced_at=to_timestamp(order.replaced_at),
+        collar_price=money_str(order.collar_price), fills=[fill_to_proto(f) for f in order.fills])

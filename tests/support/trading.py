@@ -1,0 +1,99 @@
+"""A whole mesh on a stepped replay clock, and the calls trading tests make on it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import grpc
+
+from mbt.accounts.v1 import accounts_pb2_grpc
+from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
+from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
+from mbt.orders.v1 import orders_pb2_grpc
+from services.common.conv import from_timestamp, to_timestamp
+from tests.support.identity import as_service, as_user, rest_headers
+from tests.support.mesh import Mesh, gateway_client, mesh_settings, start_mesh
+
+# The replay starts 30 minutes after the recording's open: 2012-06-21 10:00 New York.
+START = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+CLOSE = datetime(2012, 6, 21, 20, 0, tzinfo=timezone.utc)
+
+
+def ns(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+async def start_trading_mesh(databases, data_dir, **env: str) -> Mesh:
+    settings = mesh_settings(databases, data_dir, MBT_REPLAY_MODE="stepped",
+                             MBT_REPLAY_START=START.isoformat(), **env)
+    return await start_mesh(settings)
+
+
+class Trading:
+    """gRPC access to a trading mesh, as a user or as the platform."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = grpc.aio.insecure_channel(self.mesh.target(service))
+        return self._channels[service]
+
+    def orders(self):
+        return orders_pb2_grpc.OrdersServiceStub(self.channel("orders"))
+
+    def accounts(self):
+        return accounts_pb2_grpc.AccountsServiceStub(self.channel("accounts"))
+
+    def activities(self):
+        return activities_pb2_grpc.ActivitiesServiceStub(self.channel("activities"))
+
+    def marketdata(self):
+        return marketdata_pb2_grpc.MarketDataServiceStub(self.channel("marketdata"))
+
+    async def now(self) -> datetime:
+        reply = await self.marketdata().GetClock(marketdata_pb2.GetClockRequest(), metadata=as_service("tests"))
+        return from_timestamp(reply.clock.now)
+
+    async def step_to(self, moment: datetime) -> None:
+        await self.marketdata().StepClock(marketdata_pb2.StepClockRequest(to_time=to_timestamp(moment)),
+                                          metadata=as_service("tests"), timeout=120)
+
+    async def step(self, seconds: float) -> None:
+        await self.step_to(await self.now() + timedelta(seconds=seconds))
+
+    async def audit(self, *, user_id: str = "", entity_id: str = "") -> list:
+        reply = await self.activities().ListAuditLog(
+            activities_pb2.ListAuditLogRequest(user_id=user_id, entity_id=entity_id, page_size=500),
+            metadata=as_service("tests"))
+        return list(reply.entries)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+
+async def eventually(check, *, timeout: float = 60.0, interval: float = 0.1):
+    """Retry ``await check()`` until it stops raising AssertionError (events are asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(interval)
+
+
+def user_metadata(user_id: str) -> list[tuple[str, str]]:
+    return as_user(user_id)
+
+
+def rest_as(mesh: Mesh, user_id: str):
+    """An HTTP client of the gateway signed in as ``user_id`` (a bearer token)."""
+    client = gateway_client(mesh.app)
+    client.headers.update(rest_headers(user_id))
+    return client

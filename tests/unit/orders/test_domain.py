@@ -1,0 +1,126 @@
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from services.common.errors import DomainError
+from services.orders.domain import (TRANSITIONS, AssetClass, Event, Fill, Order, OrderSpec, OrderType, Session,
+                                    Side, Status, TimeInForce, check_fill, check_market_hours, collar_price,
+                                    next_status, replacement, validate_spec)
+
+T0 = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+SESSION = Session(datetime(2012, 6, 21, 13, 30, tzinfo=timezone.utc), datetime(2012, 6, 21, 20, 0, tzinfo=timezone.utc))
+
+
+def spec(**changes) -> OrderSpec:
+    values = dict(client_order_id="c-1", symbol="AMZN", asset_class=AssetClass.US_EQUITY, side=Side.BUY,
+                  qty=Decimal(10), order_type=OrderType.LIMIT, time_in_force=TimeInForce.DAY,
+                  limit_price=Decimal("220.50"), stop_price=None)
+    values.update(changes)
+    return OrderSpec(**values)
+
+
+def order(**changes) -> Order:
+    values = dict(order_id="ord_1", user_id="u", account_id="acct_1", spec=spec(), multiplier=Decimal(1),
+                  status=Status.ACCEPTED, created_at=T0, updated_at=T0)
+    values.update(changes)
+    return Order(**values)
+
+
+def test_every_final_state_refuses_every_event():
+    for status in (Status.FILLED, Status.CANCELED, Status.REJECTED, Status.EXPIRED):
+        for event in Event:
+            with pytest.raises(DomainError):
+                next_status(status, event)
+
+
+@pytest.mark.parametrize("status, reason", [(Status.FILLED, "ORDER_NOT_CANCELABLE"),
+                                            (Status.EXPIRED, "ORDER_NOT_CANCELABLE"),
+                                            (Status.REJECTED, "ORDER_NOT_CANCELABLE")])
+def test_cancel_of_a_finished_order_says_not_cancelable(status, reason):
+    with pytest.raises(DomainError) as err:
+        next_status(status, Event.CANCEL)
+    assert err.value.reason == reason
+
+
+def test_the_table_is_the_lifecycle():
+    assert TRANSITIONS[(Status.NEW, Event.ACCEPT)] is Status.ACCEPTED
+    assert TRANSITIONS[(Status.ACCEPTED, Event.FILL)] is Status.FILLED
+    assert (Status.NEW, Event.FILL) not in TRANSITIONS  # nothing fills before buying power is held
+    with pytest.raises(DomainError) as err:
+        next_status(Status.NEW, Event.REPLACE)
+    assert err.value.reason == "ORDER_NOT_REPLACEABLE"
+
+
+def test_apply_stamps_the_time_of_the_event():
+    later = T0 + timedelta(minutes=5)
+    canceled = order().apply(Event.CANCEL, later, cancel_reason="user")
+    assert (canceled.status, canceled.canceled_at, canceled.updated_at, canceled.cancel_reason) == (
+        Status.CANCELED, later, later, "user")
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"qty": Decimal(0)}, "qty"), ({"qty": Decimal("-1")}, "qty"), ({"qty": Decimal("1.5")}, "qty"),
+    ({"qty": Decimal(2_000_000)}, "qty"),
+    ({"limit_price": None}, "limit_price"), ({"limit_price": Decimal(0)}, "limit_price"),
+    ({"limit_price": Decimal("220.505")}, "limit_price"), ({"limit_price": Decimal("0.00005")}, "limit_price"),
+    ({"order_type": OrderType.MARKET}, "limit_price"),
+    ({"order_type": OrderType.STOP, "limit_price": None}, "stop_price"),
+    ({"order_type": OrderType.STOP_LIMIT}, "stop_price"),
+    ({"order_type": OrderType.LIMIT, "stop_price": Decimal(5)}, "stop_price"),
+    ({"client_order_id": "has space"}, "client_order_id"), ({"client_order_id": "x" * 129}, "client_order_id"),
+    ({"asset_class": AssetClass.US_OPTION}, "asset_class"),
+])
+def test_invalid_submissions_name_the_field(changes, field):
+    with pytest.raises(DomainError) as err:
+        validate_spec(spec(**changes))
+    assert err.value.reason == "INVALID_ARGUMENT"
+    assert err.value.metadata["field"] == field
+
+
+def test_sub_dollar_prices_may_have_four_decimals():
+    assert validate_spec(spec(limit_price=Decimal("0.1234")))
+
+
+def test_collar_bounds_market_and_stop_orders_on_the_price_grid():
+    assert collar_price(Side.BUY, OrderType.MARKET, Decimal("220.31"), None, Decimal(5)) == Decimal("231.33")
+    assert collar_price(Side.SELL, OrderType.MARKET, Decimal("220.31"), None, Decimal(5)) == Decimal("209.29")
+    assert collar_price(Side.BUY, OrderType.STOP, None, Decimal("100"), Decimal(5)) == Decimal("105.00")
+    assert collar_price(Side.BUY, OrderType.LIMIT, Decimal("220.31"), None, Decimal(5)) is None
+
+
+def test_ioc_and_fok_need_the_market_open_day_orders_do_not():
+    before_open = datetime(2012, 6, 21, 12, 0, tzinfo=timezone.utc)
+    check_market_hours(spec(time_in_force=TimeInForce.DAY), before_open, SESSION)
+    check_market_hours(spec(time_in_force=TimeInForce.IOC), T0, SESSION)
+    with pytest.raises(DomainError) as err:
+        check_market_hours(spec(time_in_force=TimeInForce.FOK), before_open, SESSION)
+    assert err.value.reason == "MARKET_CLOSED"
+
+
+def test_replace_keeps_what_is_not_sent_and_validates_the_result():
+    replaced = replacement(order(), qty=Decimal(20), limit_price=None, stop_price=None, time_in_force=None)
+    assert (replaced.qty, replaced.limit_price) == (Decimal(20), Decimal("220.50"))
+    with pytest.raises(DomainError):
+        replacement(order(), qty=None, limit_price=None, stop_price=None, time_in_force=None)
+    with pytest.raises(DomainError):
+        replacement(order(), qty=None, limit_price=None, stop_price=Decimal(1), time_in_force=None)
+    with pytest.raises(DomainError):
+        replacement(order(), qty=Decimal("0.5"), limit_price=None, stop_price=None, time_in_force=None)
+
+
+def fill(**changes) -> Fill:
+    values = dict(fill_id="fill_1", order_id="ord_1", symbol="AMZN", side=Side.BUY, qty=Decimal(10),
+                  price=Decimal("220.31"), multiplier=Decimal(1), bid_price=Decimal("220.30"), bid_size=Decimal(100),
+                  ask_price=Decimal("220.31"), ask_size=Decimal(200), quote_at=T0, quote_at_ns=0, quote_sequence=1,
+                  rule="limit_buy_at_ask", filled_at=T0)
+    values.update(changes)
+    return Fill(**values)
+
+
+def test_a_fill_must_match_the_order_and_respect_its_limit():
+    check_fill(order(), fill())
+    for bad in (fill(qty=Decimal(5)), fill(side=Side.SELL), fill(price=Decimal("220.30")),
+                fill(price=Decimal("221"), ask_price=Decimal("221")), fill(symbol="GOOG")):
+        with pytest.raises(DomainError):
+            check_fill(order(), bad)
