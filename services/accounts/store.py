@@ -187,5 +187,5 @@ class AccountRepository:
     def ledger(self, account_id: str, *, until: datetime | None = None) -> list[LedgerEntryRow]:
         query = select(LedgerEntryRow).where(LedgerEntryRow.account_id == account_id)
         if until is not None:
-            query = query.where(LedgerEntryRow.occurred_at < until)
+            query = query.where(LedgerEntryRow.occurred_at <= until)
         return list(self.session.execute(query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id)).scalars())

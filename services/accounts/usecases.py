@@ -126,8 +126,8 @@ class Accounts:
     async def get_pnl(self, user_id: str, start: datetime | None, end: datetime | None) -> accounts_pb2.Pnl:
         now = self.clock.now()
         end = end or now
-        if start is not None and start >= end:
-            raise invalid_argument("from must be before to", "from")
+        if start is not None and start > end:
+            raise invalid_argument("from must not be after to", "from")
         account, *_ = await self._load(user_id)
         start = start or account.created_at
         ledger = await self.db.run(self._ledger, account.account_id, end)
@@ -139,7 +139,7 @@ class Accounts:
             effect = apply_fill(held.get(entry.symbol), entry.symbol, Side(entry.side), entry.qty, entry.price,
                                 entry.multiplier)
             held[entry.symbol] = effect.position
-            if start <= entry.occurred_at < end:
+            if start <= entry.occurred_at <= end:
                 realized[entry.symbol] = realized.get(entry.symbol, Decimal(0)) + effect.realized_pl
         open_positions = {s: p for s, p in held.items() if p.is_open}
         marks = await (self.pricing.latest(set(open_positions)) if end >= now

@@ -82,11 +82,10 @@ class Database:
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
-        """A read-only transaction."""
+        """A read transaction; what it loaded stays readable after it ends."""
         with self._read_sessions() as session:
             with session.begin():
                 yield session
-                session.rollback()
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run blocking database work on the pool, keeping the request context."""

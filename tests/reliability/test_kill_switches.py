@@ -6,7 +6,7 @@ import pytest
 from services.common.config import Settings
 from services.common.server import start
 from tests.support.mesh import build_service
-from tests.support.trading import rest_as, start_trading_mesh
+from tests.support.trading import eventually, rest_as, start_trading_mesh
 
 BODY = {"symbol": "AMZN", "side": "buy", "qty": "1", "order_type": "limit", "limit_price": "100.00",
         "time_in_force": "gtc"}
@@ -21,6 +21,11 @@ async def restart_orders_with(mesh, **switches: str) -> None:
     settings = Settings.from_env(environ)
     await mesh.services["orders"].stop(0)
     mesh.services["orders"] = await start(build_service("orders", settings), port=settings.service("orders").port)
+
+    async def reachable():  # the gateway's channel reconnects with backoff
+        async with rest_as(mesh, "probe") as probe:
+            assert (await probe.get("/api/mbt/orders")).status_code == 200
+    await eventually(reachable)
 
 
 @pytest.fixture

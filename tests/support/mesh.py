@@ -65,9 +65,13 @@ def gateway_client(app) -> httpx.AsyncClient:
 async def start_mesh(settings: Settings, builders: dict | None = None) -> Mesh:
     """Start every service (``builders`` may replace a service's build for a test)."""
     mesh = Mesh(settings)
-    for name in START_ORDER:
-        build = (builders or {}).get(name) or (lambda s, n=name: build_service(n, s))
-        mesh.services[name] = await start(build(settings), port=settings.service(name).port)
+    try:
+        for name in START_ORDER:
+            build = (builders or {}).get(name) or (lambda s, n=name: build_service(n, s))
+            mesh.services[name] = await start(build(settings), port=settings.service(name).port)
+    except BaseException:
+        await mesh.stop()
+        raise
     mesh.app = build_app(settings)
     mesh.http = gateway_client(mesh.app)
     return mesh
