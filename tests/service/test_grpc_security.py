@@ -143,7 +143,7 @@ async def test_an_ops_read_of_a_users_account_is_audited(mesh):
         any_pb2.Any.FromString(row.payload).Unpack(audit)
         audits.append(audit)
     assert [(a.actor_type, a.actor_id, a.action, a.user_id, a.entity_id) for a in audits
-            if a.actor_id == "auditor-carol"] == [
+            if a.actor_id == "auditor-carol" and a.action == "read"] == [
         (audit_pb2.ACTOR_TYPE_OPS, "auditor-carol", "read", "alice", "AccountsService/GetAccount")]
 
 

@@ -5,7 +5,6 @@ import grpc
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
-from services.accounts.service import AccountsServicer
 from services.common.auth import FORWARDED_BY
 from services.common.ratelimit import InProcessRateLimiter
 from services.common.server import Registration, ServiceRuntime, start
@@ -13,7 +12,9 @@ from tests.support.identity import TOKENS, as_user
 from tests.support.wall import Wall
 
 
-class Accounts(AccountsServicer):
+class Accounts(accounts_pb2_grpc.AccountsServiceServicer):
+    """Answers GetAccount at once: these tests are about the interceptor in front of it."""
+
     async def GetAccount(self, request, context):
         return accounts_pb2.GetAccountResponse()
 
@@ -31,7 +32,7 @@ async def accounts():
 
 async def test_a_native_free_user_is_refused_after_60_calls_a_minute(accounts):
     stub, wall = accounts
-    metadata = as_user("fred")
+    metadata = as_user("fred", tier="free")
     for n in range(1, 61):
         call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=metadata)
         await call
@@ -49,11 +50,11 @@ async def test_a_native_free_user_is_refused_after_60_calls_a_minute(accounts):
 
 async def test_calls_the_gateway_forwards_are_not_counted_again(accounts):
     stub, _ = accounts
-    forwarded = [*as_user("fred"), (FORWARDED_BY, TOKENS.service("gateway", ttl_seconds=600))]
+    forwarded = [*as_user("fred", tier="free"), (FORWARDED_BY, TOKENS.service("gateway", ttl_seconds=600))]
     for _ in range(100):
         call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=forwarded)
         await call
         assert "x-ratelimit-remaining" not in dict(await call.trailing_metadata())
-    call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=as_user("fred"))
+    call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=as_user("fred", tier="free"))
     await call
     assert dict(await call.trailing_metadata())["x-ratelimit-remaining"] == "59"
