@@ -51,9 +51,9 @@ def bearer_token(header: str) -> str:
 
 
 class TokenAuthenticator:
-    """Verifies bearer tokens. ``sessions`` (Redis only) makes a revoked session's token
-    fail here too at once; without shared state a token lives until it expires, which is
-    at most ``MBT_SESSION_TOKEN_TTL_SECONDS``."""
+    """Verifies bearer tokens. With ``sessions`` (the shared state the gateway keeps session
+    rows in) a signed-out session's token fails here too, at once; without it (a runtime
+    built by hand in a test) a token is good until it expires."""
 
     def __init__(self, verifier: TokenVerifier, sessions: SharedState | None = None) -> None:
         self.verifier = verifier

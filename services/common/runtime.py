@@ -24,7 +24,7 @@ from services.common.ops_audit import LoggedOpsReads, OutboxOpsReads
 from services.common.outbox import Outbox, OutboxRelay, OutboxTables
 from services.common.ratelimit import build_rate_limiter
 from services.common.server import Registration, ServiceRuntime
-from services.common.shared_state import RedisState, redis_client
+from services.common.shared_state import build_shared_state, redis_client
 from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier
 
 
@@ -86,7 +86,7 @@ class ServiceKit:
 
     def runtime(self, registrations: Iterable[Registration],
                 background: Iterable[Callable[[], Awaitable[None]]] = ()) -> ServiceRuntime:
-        sessions = RedisState(self._redis, self.settings.redis_key_prefix) if self._redis is not None else None
+        sessions = build_shared_state(self.settings, self._redis)
         return ServiceRuntime(
             name=self.name, registrations=list(registrations), background=[*self._background, *background],
             closers=[self.close], authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),

@@ -14,9 +14,14 @@ from tests.support.databases import REDIS_URL
 
 
 
+# A test (or a parameter) that needs Redis; reported as skipped when none is configured.
+REDIS_MARKS = [pytest.mark.redis, pytest.mark.skipif(not REDIS_URL, reason="needs MBT_TEST_REDIS_URL")]
+
+
 def requires_redis(test):
-    """Mark a test as needing Redis; it is reported as skipped when none is configured."""
-    return pytest.mark.redis(pytest.mark.skipif(not REDIS_URL, reason="needs MBT_TEST_REDIS_URL")(test))
+    for mark in REDIS_MARKS:
+        test = mark(test)
+    return test
 
 
 @asynccontextmanager

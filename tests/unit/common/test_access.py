@@ -6,7 +6,6 @@ from services.common import access
 from services.common.auth import ACT_AS_USER, FORWARDED_BY, TokenAuthenticator, bearer
 from services.common.context import ANONYMOUS, Identity
 from services.common.errors import DomainError
-from services.common.shared_state import InProcessState
 from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier
 
 GET_ACCOUNT = "/mbt.accounts.v1.AccountsService/GetAccount"
@@ -88,16 +87,3 @@ async def test_an_ops_caller_must_name_a_real_user_id(act_as):
             await authenticator.authenticate(metadata)
     else:
         assert (await authenticator.authenticate(metadata)).acting_for == ""
-
-
-async def test_a_session_token_needs_its_row_where_rows_are_shared():
-    state = InProcessState()
-    authenticator = TokenAuthenticator(TokenVerifier(KEYS), state)
-    metadata = dict(bearer(ISSUE.user("alice", tier="free", ttl_seconds=60, session_id="ses_1")))
-    with pytest.raises(DomainError, match="session has ended"):
-        await authenticator.authenticate(metadata)
-    await state.put("session", "ses_1", {"user_id": "alice"}, 60)
-    assert (await authenticator.authenticate(metadata)).session_id == "ses_1"
-    await state.put("session", "ses_1", {"user_id": "mallory"}, 60)
-    with pytest.raises(DomainError, match="session has ended"):
-        await authenticator.authenticate(metadata)
