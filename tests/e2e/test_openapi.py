@@ -7,7 +7,7 @@ import pytest
 from gateway.routes import bindings
 from mbt.common.v1 import errors_pb2
 from tests.support.fuzz import fuzz
-from tests.support.identity import rest_headers
+from tests.support.identity import BULK_TIER, rest_headers
 from tests.support.upstream import scripted_upstream
 from tests.support.wall import Wall
 
@@ -115,7 +115,7 @@ async def test_without_a_session_every_endpoint_but_health_openapi_and_sign_in_i
 
 
 async def test_schemathesis_finds_no_5xx_and_every_response_matches_the_document(client, document, wall):
-    failures = await fuzz(client, document, headers=rest_headers("fuzzer"),
+    failures = await fuzz(client, document, headers=rest_headers("fuzzer", BULK_TIER),
                           between_operations=lambda: wall.advance(60),
                           skip=frozenset({("GET", "/healthz")}))  # health reports on upstreams this test fakes
     assert failures == []

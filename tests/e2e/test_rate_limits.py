@@ -48,9 +48,9 @@ async def test_each_user_has_their_own_budget_and_tiers_differ(upstream, tmp_pat
     wall = Wall()
     async with upstream.gateway(tmp_path, now=wall) as client:
         for _ in range(60):
-            await client.get("/api/mbt/orders", headers=rest_headers("fred", tier="free"))
-        assert_limited(await client.get("/api/mbt/orders", headers=rest_headers("fred", tier="free")), 60)
-        other = await client.get("/api/mbt/orders", headers=rest_headers("gina", tier="free"))
+            await client.get("/api/mbt/orders", headers=rest_headers("fred"))
+        assert_limited(await client.get("/api/mbt/orders", headers=rest_headers("fred")), 60)
+        other = await client.get("/api/mbt/orders", headers=rest_headers("gina"))
         assert other.status_code == 200 and other.headers["x-ratelimit-remaining"] == "59"
         pro = await client.get("/api/mbt/orders", headers=rest_headers("pat", tier="pro"))
         assert (pro.headers["x-ratelimit-limit"], pro.headers["x-ratelimit-remaining"]) == ("600", "599")

@@ -15,7 +15,7 @@ import pytest
 
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from services.common.config import SERVICES
-from tests.support.identity import as_service, rest_headers
+from tests.support.identity import BULK_TIER, as_service, rest_headers
 from tests.support.mesh import free_port
 from tests.support.trading import START, eventually
 
@@ -54,7 +54,7 @@ async def submit_until_acknowledged(client: httpx.AsyncClient, user: str, index:
             "side": "buy", "qty": str(1 + index % 3), "order_type": "market", "time_in_force": "gtc"}
     while True:
         try:
-            response = await client.post("/api/mbt/orders", json=body, headers=rest_headers(user))
+            response = await client.post("/api/mbt/orders", json=body, headers=rest_headers(user, BULK_TIER))
         except httpx.TransportError:
             response = None
         if response is not None and response.status_code == 200:
@@ -90,7 +90,7 @@ async def _assert_up(out: Path) -> None:
 
 
 async def _assert_consistent(client: httpx.AsyncClient, user: str) -> None:
-    headers = rest_headers(user)
+    headers = rest_headers(user, BULK_TIER)
     listed = (await client.get("/api/mbt/orders", params={"page_size": 100}, headers=headers)).json()["data"]
     assert len(listed) == ORDERS_PER_USER
     assert {o["status"] for o in listed} == {"filled"}

@@ -32,7 +32,7 @@ async def accounts():
 
 async def test_a_native_free_user_is_refused_after_60_calls_a_minute(accounts):
     stub, wall = accounts
-    metadata = as_user("fred", tier="free")
+    metadata = as_user("fred")
     for n in range(1, 61):
         call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=metadata)
         await call
@@ -50,11 +50,11 @@ async def test_a_native_free_user_is_refused_after_60_calls_a_minute(accounts):
 
 async def test_calls_the_gateway_forwards_are_not_counted_again(accounts):
     stub, _ = accounts
-    forwarded = [*as_user("fred", tier="free"), (FORWARDED_BY, TOKENS.service("gateway", ttl_seconds=600))]
+    forwarded = [*as_user("fred"), (FORWARDED_BY, TOKENS.service("gateway", ttl_seconds=600))]
     for _ in range(100):
         call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=forwarded)
         await call
         assert "x-ratelimit-remaining" not in dict(await call.trailing_metadata())
-    call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=as_user("fred", tier="free"))
+    call = stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=as_user("fred"))
     await call
     assert dict(await call.trailing_metadata())["x-ratelimit-remaining"] == "59"

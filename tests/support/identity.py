@@ -19,16 +19,17 @@ from services.common.tokens import TokenIssuer, TokenKeys
 
 TOKENS = TokenIssuer(TokenKeys.development())
 TEST_TOKEN_TTL_SECONDS = 3600
-# Test users get the largest per-minute budget so tests of other features never trip the
-# rate limit; the rate-limit tests ask for "free" explicitly.
-TEST_TIER = "pro_plus"
+# For tests that make many calls as one user (polling, bursts, fuzzing) and are not about
+# rate limits: the largest per-minute budget. Otherwise a test user is "free", like a new user.
+BULK_TIER = "pro_plus"
 
 
-def user_token(user_id: str, tier: str = TEST_TIER, scopes: tuple[str, ...] = ("read", "trade")) -> str:
-    return TOKENS.user(user_id, tier=tier, scopes=scopes, ttl_seconds=TEST_TOKEN_TTL_SECONDS)
+def user_token(user_id: str, tier: str = "", scopes: tuple[str, ...] = ("read", "trade")) -> str:
+    """A signed user token; ``tier`` free (also when empty), pro or pro_plus."""
+    return TOKENS.user(user_id, tier=tier or "free", scopes=scopes, ttl_seconds=TEST_TOKEN_TTL_SECONDS)
 
 
-def as_user(user_id: str, tier: str = TEST_TIER) -> list[tuple[str, str]]:
+def as_user(user_id: str, tier: str = "") -> list[tuple[str, str]]:
     """gRPC metadata of a signed-in user (a native client's bearer token)."""
     return bearer(user_token(user_id, tier))
 
@@ -44,7 +45,7 @@ def as_ops(operator: str, reading_user: str = "") -> list[tuple[str, str]]:
     return metadata + ([(ACT_AS_USER, reading_user)] if reading_user else [])
 
 
-def rest_headers(user_id: str, tier: str = TEST_TIER) -> dict[str, str]:
+def rest_headers(user_id: str, tier: str = "") -> dict[str, str]:
     """HTTP headers that sign a REST request in as ``user_id`` (a bearer token; browsers use
     the session cookie from ``POST /api/sessions`` or ``POST /api/sessions/dev`` instead)."""
     return {"Authorization": f"Bearer {user_token(user_id, tier)}"}
