@@ -89,28 +89,32 @@ async def _assert_up(out: Path) -> None:
     assert "all up" in out.read_text()
 
 
+async def _data(client: httpx.AsyncClient, path: str, headers: dict, **params) -> object:
+    response = await client.get(path, params=params, headers=headers)
+    assert response.status_code == 200, response.text  # a service still restarting: check again
+    return response.json()["data"]
+
+
 async def _assert_consistent(client: httpx.AsyncClient, user: str) -> None:
     headers = rest_headers(user, BULK_TIER)
-    listed = (await client.get("/api/mbt/orders", params={"page_size": 100}, headers=headers)).json()["data"]
+    listed = await _data(client, "/api/mbt/orders", headers, page_size=100)
     assert len(listed) == ORDERS_PER_USER
     assert {o["status"] for o in listed} == {"filled"}
     fills = []
     for order in listed:
-        detail = (await client.get(f"/api/mbt/orders/{order['order_id']}", headers=headers)).json()["data"]
+        detail = await _data(client, f"/api/mbt/orders/{order['order_id']}", headers)
         assert len(detail["fills"]) == 1
         fills += detail["fills"]
-    account = (await client.get("/api/mbt/account", headers=headers)).json()["data"]
+    account = await _data(client, "/api/mbt/account", headers)
     spent = sum((D(f["qty"]) * D(f["price"]) for f in fills), D(0))
     assert D(account["cash"]) == D(account["starting_cash"]) - spent
     assert D(account["reserved"]) == 0
-    positions = {p["symbol"]: D(p["qty"]) for p in
-                 (await client.get("/api/mbt/positions", headers=headers)).json()["data"]}
+    positions = {p["symbol"]: D(p["qty"]) for p in await _data(client, "/api/mbt/positions", headers)}
     expected: dict[str, Decimal] = {}
     for fill in fills:
         expected[fill["symbol"]] = expected.get(fill["symbol"], D(0)) + D(fill["qty"])
     assert positions == expected
-    activities = (await client.get("/api/mbt/activities", params={"type": "fill", "page_size": 100},
-                                   headers=headers)).json()["data"]
+    activities = await _data(client, "/api/mbt/activities", headers, type="fill", page_size=100)
     assert sorted(a["fill_id"] for a in activities) == sorted(f["fill_id"] for f in fills)
 
 
