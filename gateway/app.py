@@ -215,8 +215,8 @@ def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: Wa
     identity = GatewayIdentity(TokenVerifier(keys, now), sessions, credentials)
     admission = Admission(identity, build_rate_limiter(settings, redis, now))
     gateway = Gateway(settings, upstreams, admission, closers=[upstreams.close, db.dispose, state.close])
-    session_endpoints = SessionEndpoints(settings, admission, sessions, Passkeys(settings, PasskeyRepository(db), state, now),
-                                         now)
+    passkeys = Passkeys(settings, PasskeyRepository(db), state, now)
+    session_endpoints = SessionEndpoints(settings, admission, sessions, passkeys, now)
     api_bindings = bindings()
     document = build_openapi(api_bindings, session_endpoints.handlers())
 

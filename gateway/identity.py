@@ -36,6 +36,11 @@ class Caller:
     def tier(self) -> str:
         return self.claims.tier
 
+    @property
+    def elevated_until(self) -> int:
+        """The session row's word when there is one (a step-up raises it), else the token's."""
+        return self.session.elevated_until if self.session else self.claims.elevated_until
+
 
 def presented_token(request: Request) -> str | None:
     header = request.headers.get("authorization")
@@ -57,6 +62,8 @@ class GatewayIdentity:
         if token is None:
             return None
         claims = self.verifier.verify(token, (USER,), allow_expired=allow_expired)
+        if allow_expired and not claims.session_id:
+            claims = self.verifier.verify(token, (USER,))  # only a live session can vouch for an expired token
         session = None
         if claims.session_id:
             session = await self.sessions.get(claims.session_id)

@@ -73,6 +73,9 @@ class Passkeys:
             raise InvalidToken("the passkey answer does not match a pending challenge (expired or already used)")
         return _b64url_decode(challenge), record
 
+    async def has_any(self, user_id: str) -> bool:
+        return bool(await self.repository.for_user(user_id))
+
     async def registration_options(self, user_id: str, user_name: str) -> dict:
         existing = await self.repository.for_user(user_id)
         options = webauthn.generate_registration_options(

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from gateway.admission import Admission
 from gateway.bodies import read_json
 from gateway.errors import ALL_METHODS, by_method, enveloped, request_id_of
-from gateway.identity import SESSION_COOKIE, Caller
+from gateway.identity import SESSION_COOKIE, Caller, presented_token
 from gateway.passkeys import Passkeys
 from gateway.sessions import DEV, PASSKEY, IssuedToken, Sessions
 from gateway.store import Passkey
@@ -166,7 +166,7 @@ class SessionEndpoints:
                     "elevated": self.now() < row.elevated_until, "elevated_until": rfc3339(row.elevated_until),
                     "token": issued.token, "token_expires_at": rfc3339(claims_exp)}
         claims, row = caller.claims, caller.session
-        elevated_until = row.elevated_until if row else claims.elevated_until
+        elevated_until = caller.elevated_until
         return {"session_id": row.session_id if row else None, "user_id": claims.subject, "tier": claims.tier,
                 "method": row.method if row else "token",
                 "created_at": rfc3339(row.created_at if row else claims.issued_at),
@@ -187,21 +187,21 @@ class SessionEndpoints:
     async def registration_options(self, request: Request) -> Response:
         """A new user's first passkey, or one more for the signed-in user (then the session
         must be elevated once the user has a passkey: adding a key is sensitive)."""
+        admitted = await self.admission.admit(request) if presented_token(request) is not None else None
         body = _object(await read_json(request), {"user_name": str})
-        caller = await self.admission.identity.caller(request)
-        if caller is None:
+        if admitted is None:
             user_id = new_id("usr")
         else:
-            admitted = await self.admission.admit(request)
             user_id = admitted.caller.user_id
-            elevated_until = caller.session.elevated_until if caller.session else caller.claims.elevated_until
-            if await self.passkeys.repository.for_user(user_id) and self.now() >= elevated_until:
-                raise DomainError("PERMISSION_DENIED", "adding a passkey needs a recent step-up (POST /api/sessions/step-up)")
+            if await self.passkeys.has_any(user_id) and self.now() >= admitted.caller.elevated_until:
+                raise DomainError("PERMISSION_DENIED",
+                                  "adding a passkey needs a recent step-up (POST /api/sessions/step-up)")
         user_name = body.get("user_name") or user_id
         if len(user_name) > MAX_USER_NAME:
             raise InvalidInput("user_name", f"user_name is longer than {MAX_USER_NAME} characters")
         options = await self.passkeys.registration_options(user_id, user_name)
-        return self._envelope(request, {"user_id": user_id, "options": options})
+        response = self._envelope(request, {"user_id": user_id, "options": options})
+        return admitted.stamp(response) if admitted else response
 
     async def register(self, request: Request) -> Response:
         body = _object(await read_json(request), {"credential": dict}, ("credential",))

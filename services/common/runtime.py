@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import grpc
+import redis.asyncio as redis
 
 from mbt.common.v1 import events_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
@@ -38,7 +39,7 @@ class ServiceKit:
     relay: OutboxRelay | None = None
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     _background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    _redis: object = None
+    _redis: redis.Redis | None = None
 
     def __post_init__(self) -> None:
         self.keys = TokenKeys.from_settings(self.settings)

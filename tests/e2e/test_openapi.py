@@ -69,7 +69,8 @@ async def test_auth_is_described_cookie_and_bearer(document):
 async def test_the_error_envelope_lists_every_error_code(document):
     envelope = document["components"]["schemas"]["ErrorEnvelope"]
     codes = set(envelope["properties"]["error"]["properties"]["code"]["enum"])
-    reasons = {v.name.removeprefix("ERROR_REASON_").lower() for v in errors_pb2.ErrorReason.DESCRIPTOR.values if v.number}
+    reasons = {v.name.removeprefix("ERROR_REASON_").lower()
+               for v in errors_pb2.ErrorReason.DESCRIPTOR.values if v.number}
     assert reasons | {"unimplemented", "deadline_exceeded", "unavailable", "internal"} <= codes
     submit = document["paths"]["/api/mbt/orders"]["post"]["responses"]
     assert {"400", "401", "403", "404", "413", "429", "500", "501", "503", "default"} <= set(submit)

@@ -158,3 +158,9 @@ async def test_a_cli_token_without_a_session_is_its_own_session_view(client):
     assert (data["session_id"], data["method"], data["tier"], data["user_id"]) == (None, "token", "pro_plus", "mia")
     refresh = await client.post("/api/sessions/refresh", json={}, headers={"Authorization": f"Bearer {token}"})
     assert_refused(refresh, 400, "invalid_argument")
+
+
+async def test_an_expired_token_without_a_session_cannot_be_refreshed(client, wall):
+    token = TokenIssuer(TokenKeys.development(), now=wall).user("mia", tier="free", ttl_seconds=60)
+    wall.advance(60 + LEEWAY_SECONDS + 1)
+    assert_refused(await client.post("/api/sessions/refresh", json={}, headers={"Authorization": f"Bearer {token}"}))
