@@ -20,6 +20,8 @@ help:
 
 venv: $(VENV)/.installed
 
+# The site-packages path is asked in the shell: make expands a whole recipe before its
+# first line has created the venv.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e '.[test]'

@@ -2,12 +2,14 @@
 
     mbt token user alice [--scope read] [--tier pro] [--ttl 3600]   a user token for native gRPC / REST
     mbt token ops carol [--ttl 900]                                  an ops (read-only) token
+    mbt token service console [--ttl 600]                            a service token, for platform tooling
     mbt keys new                                                     a new signing key entry
 
 Tokens are printed alone on stdout (``TOKEN=$(mbt token user alice)``) and signed with the
-configured keys (``MBT_USER_TOKEN_KEYS``; the development key when unset, outside
-production). They belong to no session, so nothing can revoke them before they expire:
-lifetimes are capped. A user token's tier is asked of the accounts service unless given.
+configured keys (``MBT_USER_TOKEN_KEYS``, or ``MBT_SERVICE_TOKEN_KEYS`` for a service token,
+which only whoever holds the platform's service key can make; the development keys when
+unset, outside production). They belong to no session, so nothing can revoke them before
+they expire: lifetimes are capped. A user token's tier is asked of accounts unless given.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from services.common.auth import USER_ID, ServiceCredentials
 from services.common.clients import open_channel
 from services.common.config import ConfigError, Settings
 from services.common.tiers import TierLookup
-from services.common.tokens import OPS, READ, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
+from services.common.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
 
 MAX_USER_TOKEN_SECONDS = 24 * 3600
 MAX_OPS_TOKEN_SECONDS = 3600
+MAX_SERVICE_TOKEN_SECONDS = 3600
 
 
 def _ttl(maximum: int):
@@ -62,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
     ops = token.add_parser(OPS, help="a read-only ops token; name the user with x-mbt-act-as-user")
     ops.add_argument("operator", type=_subject)
     ops.add_argument("--ttl", type=_ttl(MAX_OPS_TOKEN_SECONDS), default=900, help="lifetime in seconds")
+    service = token.add_parser(SERVICE, help="a service token (stepping the replay clock, other internal RPCs)")
+    service.add_argument("name", type=_subject)
+    service.add_argument("--ttl", type=_ttl(MAX_SERVICE_TOKEN_SECONDS), default=600, help="lifetime in seconds")
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("new", help="print a new kid:secret entry for MBT_USER_TOKEN_KEYS or MBT_SERVICE_TOKEN_KEYS")
     return root
@@ -89,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     issuer = TokenIssuer(TokenKeys.from_settings(settings))
     if args.kind == OPS:
         print(issuer.ops(args.operator, ttl_seconds=args.ttl))
+        return 0
+    if args.kind == SERVICE:
+        print(issuer.service(args.name, ttl_seconds=args.ttl))
         return 0
     tier = args.tier or asyncio.run(_tier(settings, issuer, args.user_id))
     print(issuer.user(args.user_id, tier=tier, scopes=args.scope, ttl_seconds=args.ttl))

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,49 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _parse_positive_decimal(raw: str) -> Decimal:
+    value = _parse_decimal(raw)
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"expected a positive number, got {raw!r}")
+    return value
+
+
+def _parse_optional_time(raw: str) -> datetime | None:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected an RFC 3339 time like 2012-06-21T14:00:00Z, got {raw!r}") from None
+    if value.tzinfo is None:
+        raise ValueError(f"give a time zone (e.g. Z) in {raw!r}")
+    return value.astimezone(timezone.utc)
+
+
+class Secret:
+    """A credential read from the environment: its repr never shows it, so printing the
+    settings or logging them cannot leak it."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
 
 
 def _parse_list(raw: str) -> tuple[str, ...]:
@@ -152,6 +196,77 @@ class Settings:
         "MBT_MARKET_ORDER_COLLAR_PCT", "5",
         "Market and stop orders never fill more than this % beyond the price they were submitted against "
         "(the touch, or the stop); buying power is reserved at that bound.", _parse_decimal)
+
+    # -- market data (services/marketdata) -------------------------------------------
+    marketdata_provider: str = setting(
+        "MBT_MARKETDATA_PROVIDER", "replay",
+        "Where quotes come from: `replay` (recorded ticks in simulated time) or `alpaca` (Alpaca market data, wall clock).",
+        _parse_choice("replay", "alpaca"))
+    replay_quotes_file: str = setting(
+        "MBT_REPLAY_QUOTES_FILE", "",
+        "Recorded NBBO ticks to replay: CSV (optionally gzipped) or Parquet with timestamp, symbol, bid, bid size, ask, ask size. Empty: the bundled LOBSTER AMZN/GOOG sample in `data/`.")
+    replay_option_chain_file: str = setting(
+        "MBT_REPLAY_OPTION_CHAIN_FILE", "",
+        "Option chain snapshot served by the replay (Cboe quotedata layout, see `data/SOURCES.md`). Empty: the bundled SPY chain of 2023-09-14; `none`: no chain.")
+    replay_dividends_file: str = setting(
+        "MBT_REPLAY_DIVIDENDS_FILE", "",
+        "Cash dividends served by the replay (`symbol,ex_date,cash_amount`). Empty: the bundled Yahoo AAPL/MSFT/SPY history, un-split-adjusted; `none`: no dividends.")
+    replay_mode: str = setting(
+        "MBT_REPLAY_MODE", "paced",
+        "`paced`: the replay clock runs at `MBT_REPLAY_SPEED`. `stepped`: time moves only through `StepClock` (tests, backtests).",
+        _parse_choice("paced", "stepped"))
+    replay_speed: Decimal = setting(
+        "MBT_REPLAY_SPEED", "1", "Simulated seconds per wall second of a paced replay (1 is real-time pace).",
+        _parse_positive_decimal)
+    replay_start: datetime | None = setting(
+        "MBT_REPLAY_START", "",
+        "Simulated time the replay starts at (RFC 3339). Empty: 30 minutes after the recording's first open. A restart resumes from its last checkpoint when that is later.",
+        _parse_optional_time)
+    replay_loop: bool = setting(
+        "MBT_REPLAY_LOOP", "1",
+        "When the recording runs out, play it again as the next trading day (sequences keep increasing). `0`: the market stays quiet after it.",
+        _parse_bool)
+    replay_skip_closed: bool = setting(
+        "MBT_REPLAY_SKIP_CLOSED", "1",
+        "Paced replay: when the market closes, jump the clock to the next open instead of waiting through nights, weekends and holidays.",
+        _parse_bool)
+    alpaca_key: Secret = setting(
+        "ALPACA_MARKET_DATA_KEY", "",
+        "The one server-side Alpaca market-data key id (never a user's; never logged). Or `ALPACA_MARKET_DATA_KEY_FILE`.",
+        Secret)
+    alpaca_secret: Secret = setting(
+        "ALPACA_MARKET_DATA_SECRET", "", "Its secret. Or `ALPACA_MARKET_DATA_SECRET_FILE`.", Secret)
+    alpaca_key_file: str = setting(
+        "ALPACA_MARKET_DATA_KEY_FILE", "", "File holding the key id (a mounted secret); used when the variable itself is empty.")
+    alpaca_secret_file: str = setting(
+        "ALPACA_MARKET_DATA_SECRET_FILE", "", "File holding the secret (a mounted secret).")
+    alpaca_feed: str = setting(
+        "MBT_ALPACA_FEED", "iex", "Alpaca stock feed: `iex` (free) or `sip` (consolidated, paid).", _parse_choice("iex", "sip"))
+    alpaca_options_feed: str = setting(
+        "MBT_ALPACA_OPTIONS_FEED", "indicative", "Alpaca options feed: `indicative` (free) or `opra` (paid).",
+        _parse_choice("indicative", "opra"))
+    alpaca_data_url: str = setting(
+        "MBT_ALPACA_DATA_URL", "https://data.alpaca.markets", "Alpaca market-data REST base URL.")
+    alpaca_stream_url: str = setting(
+        "MBT_ALPACA_STREAM_URL", "wss://stream.data.alpaca.markets",
+        "Alpaca market-data websocket base URL (`/v2/<feed>` and `/v1beta1/<options feed>` are appended).")
+    quote_stream_buffer: int = setting(
+        "MBT_QUOTE_STREAM_BUFFER", "10000",
+        "Ticks queued per `StreamQuotes` subscriber; a live feed drops ticks beyond it and tells the subscriber which (`dropped`).",
+        int)
+    quote_stream_batch: int = setting(
+        "MBT_QUOTE_STREAM_BATCH", "500", "Most ticks per `StreamQuotes` message.", int)
+    step_stall_seconds: float = setting(
+        "MBT_STEP_STALL_SECONDS", "5",
+        "A stepped replay waits for a subscriber that is reading; one that reads nothing for this long gets drops instead.",
+        float)
+    tick_archive_retention_days: int = setting(
+        "MBT_TICK_ARCHIVE_RETENTION_DAYS", "30",
+        "Archived ticks older than this many days (simulated time) are deleted; `0` keeps them forever.", int)
+    tick_archive_flush_ms: int = setting(
+        "MBT_TICK_ARCHIVE_FLUSH_MS", "200", "How often the tick archive writes its batch (also when 5000 ticks are pending).",
+        int)
+
     # -- gateway and security: sessions, tokens, rate limits, browser protections ----------
     gateway_database_url: str = setting("MBT_GATEWAY_DATABASE_URL", None,
                                         "The gateway's own database (passkey credentials). Default: `sqlite:///var/gateway.db`; migrated at start.")
@@ -270,5 +385,16 @@ def documented_variables() -> list[str]:
     return names + [name for name, _, _ in SERVICE_VARIABLES]
 
 
+def update_readme(path: Path) -> None:
+    """Replace the configuration table in ``path`` with the current one."""
+    text = path.read_text()
+    start = text.index("| Variable | Default | Meaning |")
+    end = text.find("\n\n", start)
+    path.write_text(text[:start] + markdown_table() + (text[end:] if end != -1 else "\n"))
+
+
 if __name__ == "__main__":
-    sys.stdout.write(markdown_table() + "\n")
+    if sys.argv[1:2] == ["--update-readme"]:
+        update_readme(Path(sys.argv[2] if len(sys.argv) > 2 else "README.md"))
+    else:
+        sys.stdout.write(markdown_table() + "\n")

@@ -14,6 +14,11 @@ from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.types import TypeDecorator
 
 
+def sqlite_decimal(value: Decimal) -> str:
+    """How ExactDecimal keeps a Decimal on SQLite: its exact decimal text."""
+    return format(value, "f")
+
+
 class ExactDecimal(TypeDecorator):
     impl = Numeric
     cache_ok = True
@@ -28,7 +33,7 @@ class ExactDecimal(TypeDecorator):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"ExactDecimal takes Decimal, got {type(value).__name__}")
-        return format(value, "f") if dialect.name == "sqlite" else value
+        return sqlite_decimal(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
         return None if value is None else Decimal(value)

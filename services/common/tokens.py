@@ -22,7 +22,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 
@@ -58,7 +58,7 @@ class InvalidToken(DomainError):
 class KeyRing:
     """Secrets by kid, in order: the first signs, every one verifies."""
 
-    keys: tuple[tuple[str, bytes], ...]
+    keys: tuple[tuple[str, bytes], ...] = field(repr=False)
     audience: str
     kinds: frozenset[str]
 

@@ -1,20 +1,145 @@
-"""build(settings): wires the market-data service, which owns the market clock."""
+"""build(settings): wires the market-data service, which owns the market clock.
+
+Provider (replay or alpaca) -> hub (fan-out, one upstream subscription per symbol) ->
+StreamQuotes subscribers, with every handed-over tick archived in batches. The replay
+anchors the clock at its start (or where a previous run left it) and moves it; the
+alpaca provider runs on the wall clock.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from decimal import Decimal
+from pathlib import Path
 
-from mbt.marketdata.v1 import marketdata_pb2
 from services.common.clock import AnchoredClock, WallClock
-from services.common.config import Settings
+from services.common.config import ConfigError, Settings
+from services.common.conv import datetime_from_ns, datetime_to_ns
 from services.common.runtime import ServiceKit
 from services.common.server import Registration, ServiceRuntime
-from services.marketdata.service import ClockPublisher, MarketDataServicer
-from services.marketdata.store import OUTBOX, SERVICE
+from services.marketdata import recording
+from services.marketdata.archive import TickArchiver
+from services.marketdata.clockfeed import ClockPublisher
+from services.marketdata.hub import QuoteHub
+from services.marketdata.market import MarketData
+from services.marketdata.market_calendar import xnys
+from services.marketdata.providers.replay import ReplayProvider
+from services.marketdata.service import MarketDataServicer
+from services.marketdata.store import OUTBOX, SERVICE, MarketDataStore
+from services.marketdata.timeline import ReplayTimeline
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "replay"
+CHECKPOINT_SECONDS = 2.0
+
+
+def _file(value: str, bundled: Path) -> Path | None:
+    if value.strip().lower() == "none":
+        return None
+    return Path(value) if value.strip() else bundled
+
+
+def _credential(value, file_name: str, variable: str) -> str:
+    if value:
+        return value.reveal()
+    if not file_name:
+        raise ConfigError(f"the alpaca provider needs {variable} or {variable}_FILE")
+    try:
+        return Path(file_name).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{variable}_FILE: cannot read {file_name}: {exc.strerror}") from None
+
+
+def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) -> tuple[ReplayProvider,
+                                                                                         ClockPublisher]:
+    calendar = xnys()
+    quotes = _file(settings.replay_quotes_file, recording.BUNDLED_QUOTES)
+    if quotes is None:
+        raise ConfigError("MBT_REPLAY_QUOTES_FILE cannot be none: the replay needs recorded ticks")
+    timeline = ReplayTimeline(recording.load_recording(quotes), calendar, loop=settings.replay_loop)
+    start = datetime_to_ns(settings.replay_start) if settings.replay_start else timeline.default_start_ns()
+    checkpoint = store.load_clock(CHECKPOINT)
+    if checkpoint is not None and checkpoint > start:
+        log.info("replay resumes where it stopped", extra={"fields": {"at": datetime_from_ns(checkpoint).isoformat()}})
+        start = checkpoint
+    stepped = settings.replay_mode == "stepped"
+    clock.anchor(datetime_from_ns(start), Decimal(0) if stepped else settings.replay_speed)
+    chain_file = _file(settings.replay_option_chain_file, recording.BUNDLED_OPTION_CHAIN)
+    chain = recording.load_option_chain(chain_file) if chain_file else None
+    dividends_file = _file(settings.replay_dividends_file, recording.BUNDLED_DIVIDENDS)
+    reference = set()
+    if dividends_file:
+        splits = recording.BUNDLED_SPLITS if dividends_file == recording.BUNDLED_DIVIDENDS else None
+        dividends = recording.load_dividends(dividends_file, splits)
+        store.save_dividends(dividends, "replay", clock.now())
+        reference = {d.symbol for d in dividends}
+    publisher = ClockPublisher(clock, "stepped" if stepped else "replay")
+    provider = ReplayProvider(timeline, calendar, publisher, stepped=stepped, speed=settings.replay_speed,
+                              skip_closed=settings.replay_skip_closed, stall_seconds=settings.step_stall_seconds,
+                              chain=chain, reference_symbols=reference)
+    return provider, publisher
+
+
+def _alpaca(settings: Settings, credentials: tuple[str, str], clock: AnchoredClock):
+    # Imported here: alpaca-py takes over a second to import and a replay never needs it.
+    from services.marketdata.providers.alpaca import AlpacaProvider
+
+    if not clock.synced:
+        clock.anchor(WallClock().now(), Decimal(1))
+    key, secret = credentials
+    provider = AlpacaProvider(key=key, secret=secret, feed=settings.alpaca_feed,
+                              options_feed=settings.alpaca_options_feed, data_url=settings.alpaca_data_url,
+                              stream_url=settings.alpaca_stream_url)
+    return provider, ClockPublisher(clock, provider.clock_mode)
 
 
 def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceRuntime:
-    clock = clock or AnchoredClock(WallClock().now(), Decimal(1))
+    alpaca = settings.marketdata_provider == "alpaca"
+    credentials = (_credential(settings.alpaca_key, settings.alpaca_key_file, "ALPACA_MARKET_DATA_KEY"),
+                   _credential(settings.alpaca_secret, settings.alpaca_secret_file, "ALPACA_MARKET_DATA_SECRET")
+                   ) if alpaca else None
+    clock = clock or AnchoredClock(None)
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    publisher = ClockPublisher(clock, marketdata_pb2.CLOCK_MODE_WALL)
-    return kit.runtime([Registration.of(MarketDataServicer(publisher))])
+    store = MarketDataStore(kit.db)
+    if alpaca:
+        provider, publisher = _alpaca(settings, credentials, clock)
+    else:
+        provider, publisher = _replay(settings, store, clock)
+    archiver = TickArchiver(store, clock, flush_seconds=settings.tick_archive_flush_ms / 1000,
+                            retention_days=settings.tick_archive_retention_days)
+    hub = QuoteHub(capacity=settings.quote_stream_buffer, subscribe_upstream=provider.subscribe,
+                   unsubscribe_upstream=provider.unsubscribe, archive=archiver.append)
+    provider.attach(hub)
+    market = MarketData(provider=provider, hub=hub, archiver=archiver, store=store, calendar=xnys(),
+                        publisher=publisher, clock=clock)
+    checkpoints = Checkpoints(store, clock) if isinstance(provider, ReplayProvider) else None
+    background = [archiver.run, *provider.background(), *([checkpoints.run] if checkpoints else [])]
+    runtime = kit.runtime([Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],
+                          background=background)
+    runtime.closers[:0] = [provider.close, archiver.close, *([checkpoints.save] if checkpoints else [])]
+    return runtime
+
+
+class Checkpoints:
+    """Saves the replay clock now and then, so a restart resumes instead of going back in time."""
+
+    def __init__(self, store: MarketDataStore, clock: AnchoredClock) -> None:
+        self.store = store
+        self.clock = clock
+        self._saved: int | None = None
+
+    async def save(self) -> None:
+        now = datetime_to_ns(self.clock.now())
+        if now != self._saved:
+            await self.store.db.run(self.store.save_clock, CHECKPOINT, now, self.clock.now())
+            self._saved = now
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await self.save()
+            except Exception as exc:
+                log.warning("replay clock checkpoint failed", extra={"fields": {"error": str(exc)[:300]}})

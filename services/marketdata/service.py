@@ -1,47 +1,123 @@
-"""MarketDataService servicer: thin — parse, call domain and providers, map errors."""
+"""MarketDataService servicer: thin — parse the request, call the use case, map the answer."""
 
 from __future__ import annotations
 
-import asyncio
+from mbt.marketdata.v1 import marketdata_pb2 as pb
+from mbt.marketdata.v1 import marketdata_pb2_grpc
+from services.common import context
+from services.common.conv import from_date, timestamp_from_ns, timestamp_ns
+from services.marketdata import wire
+from services.marketdata.domain.gating import Entitlement, entitlement
+from services.marketdata.domain.symbols import parse_symbol, parse_symbols
+from services.marketdata.hub import Gap
+from services.marketdata.market import MarketData
 
-from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
-from services.common.clock import AnchoredClock
-from services.common.conv import decimal_str, to_timestamp
+MAX_STREAM_SYMBOLS = 1000
 
 
-class ClockPublisher:
-    """Tells WatchClock subscribers about every re-anchoring of the market clock."""
+def _caller() -> Entitlement:
+    caller = context.identity()
+    return entitlement(caller.kind, caller.tier)
 
-    def __init__(self, clock: AnchoredClock, mode: int) -> None:
-        self.clock = clock
-        self.mode = mode
-        self._changed = asyncio.Condition()
-        self._version = 0
 
-    def state(self) -> marketdata_pb2.ClockState:
-        simulated_at, wall_at, speed = self.clock.state()
-        return marketdata_pb2.ClockState(simulated_at=to_timestamp(simulated_at), wall_at=to_timestamp(wall_at),
-                                         speed=decimal_str(speed), mode=self.mode)
+def _time_ns(message, field: str) -> int | None:
+    return timestamp_ns(getattr(message, field)) if message.HasField(field) else None
 
-    async def changed(self) -> None:
-        async with self._changed:
-            self._version += 1
-            self._changed.notify_all()
 
-    async def watch(self):
-        seen = -1
-        while True:
-            async with self._changed:
-                if seen == self._version:
-                    await self._changed.wait()
-                seen = self._version
-            yield self.state()
+def _duration_ns(message, field: str) -> int | None:
+    if not message.HasField(field):
+        return None
+    value = getattr(message, field)
+    return value.seconds * 1_000_000_000 + value.nanos
 
 
 class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
-    def __init__(self, clock_publisher: ClockPublisher) -> None:
-        self.clock_publisher = clock_publisher
+    def __init__(self, market: MarketData, *, stream_batch: int) -> None:
+        self.market = market
+        self.stream_batch = stream_batch
+        self.messages = wire.StreamMessages()
 
-    async def WatchClock(self, request, context):
-        async for state in self.clock_publisher.watch():
-            yield marketdata_pb2.WatchClockResponse(state=state)
+    async def GetLatestQuotes(self, request, context_):
+        served = await self.market.latest_quotes(parse_symbols(request.symbols), _caller())
+        return pb.GetLatestQuotesResponse(quotes=[wire.quote(s.tick, s.age_ns, s.delayed) for s in served])
+
+    async def GetLatestQuote(self, request, context_):
+        [served] = await self.market.latest_quotes([parse_symbol(request.symbol)], _caller())
+        return pb.GetLatestQuoteResponse(quote=wire.quote(served.tick, served.age_ns, served.delayed))
+
+    async def ListQuoteHistory(self, request, context_):
+        served, token = await self.market.history(parse_symbol(request.symbol), _time_ns(request, "from_time"),
+                                                  _time_ns(request, "to_time"), request.page_size,
+                                                  request.page_token, _caller())
+        return pb.ListQuoteHistoryResponse(quotes=[wire.quote(s.tick, s.age_ns, s.delayed) for s in served],
+                                           next_page_token=token)
+
+    async def GetSymbol(self, request, context_):
+        spec, tradable = await self.market.describe(parse_symbol(request.symbol))
+        return pb.GetSymbolResponse(symbol=wire.symbol_info(spec, tradable))
+
+    async def GetOptionChain(self, request, context_):
+        expiration = from_date(request.expiration_date, "expiration_date") if request.HasField(
+            "expiration_date") else None
+        chain, now = await self.market.option_chain(parse_symbol(request.underlying, "underlying"), expiration,
+                                                    _caller())
+        return wire.option_chain(chain, now)
+
+    async def GetClock(self, request, context_):
+        view = self.market.market_clock()
+        clock = pb.MarketClock(now=timestamp_from_ns(view.now_ns), is_open=view.is_open,
+                               state=wire.clock_state(view.state))
+        if view.next_open_ns is not None:
+            clock.next_open_at.CopyFrom(timestamp_from_ns(view.next_open_ns))
+        if view.next_close_ns is not None:
+            clock.next_close_at.CopyFrom(timestamp_from_ns(view.next_close_ns))
+        if view.session is not None:
+            clock.session.CopyFrom(wire.trading_day(view.session))
+        return pb.GetClockResponse(clock=clock)
+
+    async def ListCalendar(self, request, context_):
+        days = self.market.trading_days(from_date(request.from_date, "from"), from_date(request.to_date, "to"))
+        return pb.ListCalendarResponse(days=[wire.trading_day(day) for day in days])
+
+    async def ListDividends(self, request, context_):
+        symbols = [spec.symbol for spec in parse_symbols(request.symbols)]
+        dividends = await self.market.dividends(symbols, from_date(request.from_date, "from"),
+                                                from_date(request.to_date, "to"))
+        return pb.ListDividendsResponse(dividends=[wire.dividend(d) for d in dividends])
+
+    async def StreamQuotes(self, request, context_):
+        specs = parse_symbols(request.symbols, limit=MAX_STREAM_SYMBOLS)
+        async with self.market.quote_feed(specs) as subscription:
+            # Initial metadata goes out once the subscription is live: a client that
+            # awaits it before stepping the clock misses no tick.
+            await context_.send_initial_metadata(())
+            symbols = subscription.symbols
+            async for batch in self.market.batches(subscription, specs, request.include_latest, self.stream_batch):
+                ticks = []
+                for item in batch:
+                    if type(item) is Gap:
+                        if ticks:
+                            yield self.messages.response(symbols, ticks, self.market.now_ns())
+                            ticks = []
+                        yield wire.gap_response(item)
+                    else:
+                        ticks.append(item)
+                if ticks:
+                    yield self.messages.response(symbols, ticks, self.market.now_ns())
+
+    async def WatchClock(self, request, context_):
+        async for state in self.market.publisher.watch():
+            yield pb.WatchClockResponse(state=wire.clock_state(state))
+
+    async def StepClock(self, request, context_):
+        state, delivered = await self.market.step(_time_ns(request, "to_time"), _duration_ns(request, "by"))
+        return pb.StepClockResponse(state=wire.clock_state(state), delivered_ticks=delivered)
+
+    async def ListArchivedTicks(self, request, context_):
+        symbol = parse_symbol(request.symbol).symbol
+        ticks, token = await self.market.archived_ticks(symbol, _time_ns(request, "from_time"),
+                                                        _time_ns(request, "to_time"), request.after_sequence,
+                                                        request.page_size, request.page_token)
+        now = self.market.now_ns()
+        return pb.ListArchivedTicksResponse(quotes=[wire.quote(t, now - t.quote_at_ns) for t in ticks],
+                                            next_page_token=token)

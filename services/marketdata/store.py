@@ -1,15 +1,21 @@
-"""Market data's tables (its only ones): the tick archive and the corporate-actions cache."""
+"""Market data's tables (its only ones) and their repository: the tick archive, the
+corporate-actions cache and the replay clock's checkpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, UniqueConstraint, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.db import Database
 from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import ExactDecimal, UtcDateTime
+from services.common.sqltypes import ExactDecimal, UtcDateTime, sqlite_decimal
+from services.marketdata.domain.reference import Dividend
+from services.marketdata.domain.ticks import Condition, Source, Tick
 
 SERVICE = "marketdata"
 
@@ -20,27 +26,27 @@ class Base(DeclarativeBase):
 
 
 class ArchivedTickRow(Base):
-    """A quote as served to the matcher, kept so a fill can be explained and replayed."""
+    """A quote as served to the matcher, kept so a fill can be explained and replayed.
+
+    The busiest table of the service: times are integer nanoseconds and it has one
+    index besides its key, so archiving keeps up with the feed."""
 
     __tablename__ = "mbt_tick_archive"
-    __table_args__ = (
-        UniqueConstraint("symbol", "sequence", name="ux_mbt_tick_archive_symbol_sequence"),
-        Index("ix_mbt_tick_archive_symbol_time", "symbol", "quote_at_ns"),
-    )
+    __table_args__ = (Index("ix_mbt_tick_archive_symbol_time", "symbol", "quote_at_ns"),)
 
-    tick_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                         autoincrement=True)
-    symbol: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Strictly increasing per symbol (see the README's market data section).
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # Nanoseconds since the epoch, UTC (recorded feeds carry nanoseconds).
     quote_at_ns: Mapped[int] = mapped_column(BigInteger)
-    sequence: Mapped[int] = mapped_column(BigInteger)
-    bid_price: Mapped[Decimal]
-    bid_size: Mapped[Decimal]
-    ask_price: Mapped[Decimal]
-    ask_size: Mapped[Decimal]
+    bid_price: Mapped[Decimal | None]
+    bid_size: Mapped[Decimal | None]
+    ask_price: Mapped[Decimal | None]
+    ask_size: Mapped[Decimal | None]
     condition: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
-    archived_at: Mapped[datetime]
+    # When it was archived, simulated time in nanoseconds.
+    archived_at_ns: Mapped[int] = mapped_column(BigInteger)
 
 
 class CorporateActionRow(Base):
@@ -59,4 +65,126 @@ class CorporateActionRow(Base):
     fetched_at: Mapped[datetime]
 
 
+class ClockCheckpointRow(Base):
+    """Where the replay clock was, so a restarted service never moves time backwards."""
+
+    __tablename__ = "mbt_marketdata_clock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    simulated_at_ns: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+CASH_DIVIDEND = "cash_dividend"
+ARCHIVE_COLUMNS = ("symbol", "sequence", "quote_at_ns", "bid_price", "bid_size", "ask_price", "ask_size", "condition",
+                   "source", "archived_at_ns")
+
+
+def _insert(db: Database, table):
+    return (sqlite.insert(table) if db.is_sqlite else postgresql.insert(table))
+
+
+def _tick(row) -> Tick:
+    return Tick(row.symbol, row.quote_at_ns, row.sequence, row.bid_price, row.bid_size, row.ask_price, row.ask_size,
+                Condition(row.condition), Source(row.source))
+
+
+class MarketDataStore:
+    """Blocking repository calls; servicers run them through ``Database.run``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        marker = "?" if db.is_sqlite else "%s"
+        self._archive_sql = (f"INSERT INTO {ArchivedTickRow.__tablename__} ({', '.join(ARCHIVE_COLUMNS)}) "
+                             f"VALUES ({', '.join([marker] * len(ARCHIVE_COLUMNS))}) "
+                             "ON CONFLICT (symbol, sequence) DO NOTHING")
+
+    # -- tick archive ---------------------------------------------------------------
+
+    def archive(self, ticks: Iterable[Tick], archived_at_ns: int) -> None:
+        """Insert ticks; one already archived (same symbol and sequence) is kept as it was.
+
+        The busiest write of the service goes straight to the driver's executemany, with
+        decimals in ExactDecimal's representation, so the archive thread holds the
+        interpreter lock as little as possible while streams run."""
+        if self.db.is_sqlite:
+            def store(value):
+                return None if value is None else sqlite_decimal(value)
+        else:
+            def store(value):
+                return value
+        rows = [(t.symbol, t.sequence, t.quote_at_ns, store(t.bid), store(t.bid_size), store(t.ask),
+                 store(t.ask_size), t.condition.value, t.source.value, archived_at_ns) for t in ticks]
+        if not rows:
+            return
+        with self.db.transaction() as session:
+            session.connection().exec_driver_sql(self._archive_sql, rows)
+
+    def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
+                       limit: int) -> list[Tick]:
+        table = ArchivedTickRow.__table__
+        query = (select(table).where(table.c.symbol == symbol).where(table.c.sequence > after_sequence)
+                 .order_by(table.c.sequence).limit(limit))
+        if from_ns is not None:
+            query = query.where(table.c.quote_at_ns >= from_ns)
+        if to_ns is not None:
+            query = query.where(table.c.quote_at_ns <= to_ns)
+        with self.db.snapshot() as session:
+            return [_tick(row) for row in session.execute(query)]
+
+    def archived_symbols(self) -> set[str]:
+        table = ArchivedTickRow.__table__
+        with self.db.snapshot() as session:
+            return set(session.execute(select(table.c.symbol).distinct()).scalars())
+
+    def purge_ticks(self, symbols: Iterable[str], before_ns: int) -> int:
+        """Delete the symbols' ticks older than ``before_ns`` (one index range per symbol)."""
+        table = ArchivedTickRow.__table__
+        deleted = 0
+        with self.db.transaction() as session:
+            for symbol in symbols:
+                deleted += session.execute(delete(table).where(table.c.symbol == symbol)
+                                           .where(table.c.quote_at_ns < before_ns)).rowcount
+        return deleted
+
+    # -- corporate actions ----------------------------------------------------------
+
+    def save_dividends(self, dividends: Iterable[Dividend], source: str, fetched_at: datetime) -> None:
+        """Insert or refresh (same symbol and ex-date) cash dividends."""
+        rows = [{"symbol": d.symbol, "action_type": CASH_DIVIDEND, "ex_date": d.ex_date, "record_date": d.record_date,
+                 "pay_date": d.pay_date, "cash_amount": d.cash_amount, "source": source, "fetched_at": fetched_at}
+                for d in dividends]
+        if not rows:
+            return
+        statement = _insert(self.db, CorporateActionRow.__table__)
+        statement = statement.on_conflict_do_update(
+            index_elements=["symbol", "action_type", "ex_date"],
+            set_={name: statement.excluded[name] for name in ("record_date", "pay_date", "cash_amount", "source",
+                                                              "fetched_at")})
+        with self.db.transaction() as session:
+            session.execute(statement, rows)
+
+    def dividends(self, symbols: list[str], from_date: date, to_date: date) -> list[Dividend]:
+        table = CorporateActionRow.__table__
+        query = (select(table).where(table.c.action_type == CASH_DIVIDEND).where(table.c.symbol.in_(symbols))
+                 .where(table.c.ex_date >= from_date).where(table.c.ex_date <= to_date)
+                 .order_by(table.c.ex_date, table.c.symbol))
+        with self.db.snapshot() as session:
+            return [Dividend(r.symbol, r.ex_date, r.cash_amount, r.record_date, r.pay_date)
+                    for r in session.execute(query)]
+
+    # -- clock checkpoint -----------------------------------------------------------
+
+    def load_clock(self, name: str) -> int | None:
+        table = ClockCheckpointRow.__table__
+        with self.db.snapshot() as session:
+            return session.execute(select(table.c.simulated_at_ns).where(table.c.name == name)).scalar()
+
+    def save_clock(self, name: str, simulated_at_ns: int, updated_at: datetime) -> None:
+        statement = _insert(self.db, ClockCheckpointRow.__table__).values(
+            name=name, simulated_at_ns=simulated_at_ns, updated_at=updated_at)
+        statement = statement.on_conflict_do_update(
+            index_elements=["name"], set_={"simulated_at_ns": simulated_at_ns, "updated_at": updated_at})
+        with self.db.transaction() as session:
+            session.execute(statement)

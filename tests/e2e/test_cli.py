@@ -28,6 +28,11 @@ def test_a_user_token_with_a_scope_tier_and_lifetime(capsys):
     assert claims.expires_at - claims.issued_at == 600
 
 
+def test_a_service_token_for_platform_tooling(capsys):
+    claims = issued(capsys, "token", "service", "console", "--ttl", "120")
+    assert (claims.kind, claims.subject, claims.expires_at - claims.issued_at) == ("service", "console", 120)
+
+
 def test_an_ops_token_is_read_only(capsys):
     claims = issued(capsys, "token", "ops", "carol")
     assert (claims.kind, claims.subject, claims.scopes) == ("ops", "carol", {"read"})

@@ -89,9 +89,9 @@ async def _assert_up(out: Path) -> None:
     assert "all up" in out.read_text()
 
 
-async def _data(client: httpx.AsyncClient, path: str, headers: dict, **params) -> object:
+async def _data(client: httpx.AsyncClient, path: str, headers: dict, **params):
     response = await client.get(path, params=params, headers=headers)
-    assert response.status_code == 200, response.text  # a service still restarting: check again
+    assert response.status_code == 200, response.text  # a restarting service answers 503: look again
     return response.json()["data"]
 
 

@@ -57,20 +57,24 @@ def upgrade() -> None:
     with op.batch_alter_table('mbt_corporate_actions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_mbt_corporate_actions_symbol'), ['symbol'], unique=False)
 
+    op.create_table('mbt_marketdata_clock',
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('simulated_at_ns', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('mbt_tick_archive',
-    sa.Column('tick_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('symbol', sa.String(length=32), nullable=False),
+    sa.Column('sequence', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('quote_at_ns', sa.BigInteger(), nullable=False),
-    sa.Column('sequence', sa.BigInteger(), nullable=False),
-    sa.Column('bid_price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('bid_size', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('ask_price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('ask_size', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('bid_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('bid_size', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('ask_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('ask_size', services.common.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('condition', sa.String(length=16), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
-    sa.Column('archived_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('tick_id'),
-    sa.UniqueConstraint('symbol', 'sequence', name='ux_mbt_tick_archive_symbol_sequence')
+    sa.Column('archived_at_ns', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('symbol', 'sequence')
     )
     with op.batch_alter_table('mbt_tick_archive', schema=None) as batch_op:
         batch_op.create_index('ix_mbt_tick_archive_symbol_time', ['symbol', 'quote_at_ns'], unique=False)
@@ -91,6 +95,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_mbt_tick_archive_symbol_time')
 
     op.drop_table('mbt_tick_archive')
+    op.drop_table('mbt_marketdata_clock')
     with op.batch_alter_table('mbt_corporate_actions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mbt_corporate_actions_symbol'))
 

@@ -1,0 +1,179 @@
+"""Market-data figures: replay throughput in process and over gRPC streaming, and
+fan-out latency per tick. Everything replays the bundled LOBSTER sample in stepped mode
+(one whole recorded session: 100,640 ticks of AMZN and GOOG)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from bench.report import Figure, machine
+
+RUNS = 5
+ROOT = Path(__file__).resolve().parents[1]
+SESSION_START = datetime(2012, 6, 21, 13, 30, tzinfo=timezone.utc)
+SESSION_END_NS = int(datetime(2012, 6, 21, 20, 0, tzinfo=timezone.utc).timestamp()) * 10**9
+SYMBOLS = ["AMZN", "GOOG"]
+
+
+def _replay_parts(capacity: int, archive):
+    from services.common.clock import AnchoredClock
+    from services.marketdata.clockfeed import ClockPublisher
+    from services.marketdata.hub import QuoteHub
+    from services.marketdata.market_calendar import xnys
+    from services.marketdata.providers.replay import ReplayProvider
+    from services.marketdata.recording import BUNDLED_QUOTES, load_recording
+    from services.marketdata.timeline import ReplayTimeline
+
+    clock = AnchoredClock(SESSION_START, Decimal(0))
+    publisher = ClockPublisher(clock, "stepped")
+    provider = ReplayProvider(ReplayTimeline(load_recording(BUNDLED_QUOTES), xnys(), loop=True), xnys(), publisher,
+                              stepped=True, speed=Decimal(0), skip_closed=False, stall_seconds=30, chain=None,
+                              reference_symbols=set())
+    hub = QuoteHub(capacity=capacity, subscribe_upstream=provider.subscribe,
+                   unsubscribe_upstream=provider.unsubscribe, archive=archive)
+    provider.attach(hub)
+    return provider, hub
+
+
+async def _in_process_once() -> float:
+    provider, hub = _replay_parts(10_000, lambda ticks: None)
+    subscription = await hub.subscribe(SYMBOLS)
+    received = 0
+
+    async def consume(total: int) -> None:
+        nonlocal received
+        while received < total:
+            received += len(await subscription.next_batch(500))
+
+    started = time.perf_counter()
+    consumer = asyncio.create_task(consume(100_640))
+    delivered = await provider.step(SESSION_END_NS)
+    await consumer
+    return delivered / (time.perf_counter() - started)
+
+
+async def _fanout_latency_once(subscribers: int, ticks: int = 5000) -> tuple[float, float]:
+    """Median and 99th percentile microseconds from publish to a subscriber holding the tick."""
+    from services.marketdata.recording import BUNDLED_QUOTES, load_recording
+
+    _, hub = _replay_parts(10_000, lambda ticks: None)
+    subscriptions = [await hub.subscribe(SYMBOLS) for _ in range(subscribers)]
+    feed = load_recording(BUNDLED_QUOTES).ticks[:ticks]
+    published: dict[int, float] = {}
+    latencies: list[float] = []
+
+    async def consume(subscription) -> None:
+        seen = 0
+        while seen < ticks:
+            batch = await subscription.next_batch(500)
+            now = time.perf_counter()
+            latencies.extend(now - published[id(t)] for t in batch)
+            seen += len(batch)
+
+    consumers = [asyncio.create_task(consume(s)) for s in subscriptions]
+    for tick in feed:  # a live feed: one tick at a time, the loop runs between ticks
+        published[id(tick)] = time.perf_counter()
+        hub.publish([tick])
+        await asyncio.sleep(0)
+    await asyncio.gather(*consumers)
+    latencies.sort()
+    return (statistics.median(latencies) * 1e6, latencies[int(len(latencies) * 0.99)] * 1e6)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _grpc_once(address: str, subscribers: int, step_to_ns: int) -> float:
+    import grpc
+
+    from mbt.marketdata.v1 import marketdata_pb2 as pb
+    from mbt.marketdata.v1 import marketdata_pb2_grpc
+    from tests.support.identity import as_service
+
+    metadata = as_service("bench")
+    channels = [grpc.aio.insecure_channel(address) for _ in range(subscribers)]
+    streams = [marketdata_pb2_grpc.MarketDataServiceStub(c).StreamQuotes(pb.StreamQuotesRequest(symbols=SYMBOLS),
+                                                                          metadata=metadata) for c in channels]
+    for stream in streams:
+        await stream.initial_metadata()
+    totals = [0] * subscribers
+
+    async def consume(index: int, total: int) -> None:
+        while totals[index] < total:
+            totals[index] += len((await streams[index].read()).quotes)
+
+    stub = marketdata_pb2_grpc.MarketDataServiceStub(channels[0])
+    started = time.perf_counter()
+    step = stub.StepClock(pb.StepClockRequest(to_time={"seconds": step_to_ns // 10**9}), metadata=metadata)
+    consumers = [asyncio.create_task(consume(i, 100_640)) for i in range(subscribers)]
+    reply = await step
+    await asyncio.gather(*consumers)
+    elapsed = time.perf_counter() - started
+    for stream in streams:
+        stream.cancel()
+    for channel in channels:
+        await channel.close()
+    return reply.delivered_ticks / elapsed
+
+
+def _grpc_figure(subscribers: int) -> float:
+    """Ticks per second of one replayed session streamed to each of ``subscribers``
+    clients; the server (with its SQLite tick archive) runs in its own process."""
+    rates = []
+    for run in range(RUNS):
+        with tempfile.TemporaryDirectory() as data_dir:
+            port = _free_port()
+            env = {**os.environ, "MBT_DATA_DIR": data_dir, "MBT_MARKETDATA_PORT": str(port),
+                   "MBT_REPLAY_MODE": "stepped", "MBT_REPLAY_START": "2012-06-21T13:30:00Z", "MBT_LOG_LEVEL": "WARNING"}
+            server = subprocess.Popen([sys.executable, "-m", "services.marketdata"], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                _wait_serving(f"127.0.0.1:{port}")
+                rates.append(asyncio.run(_grpc_once(f"127.0.0.1:{port}", subscribers, SESSION_END_NS)))
+            finally:
+                server.terminate()
+                server.wait(30)
+    return statistics.median(rates)
+
+
+def _wait_serving(address: str) -> None:
+    from services.run import _grpc_serving
+
+    deadline = time.monotonic() + 60
+    while not _grpc_serving(address):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"market data did not start on {address}")
+        time.sleep(0.2)
+
+
+def run() -> list[Figure]:
+    config = f"bundled LOBSTER session (100,640 ticks), stepped replay; {machine()}"
+    in_process = statistics.median(asyncio.run(_in_process_once()) for _ in range(RUNS))
+    figures = [Figure("replay -> hub -> 1 subscriber, in process", in_process, "ticks/s", RUNS,
+                      config + "; batches of 500", ">= 200,000")]
+    for subscribers in (1, 4):
+        figures.append(Figure(f"replay -> StreamQuotes -> {subscribers} gRPC subscriber(s)",
+                              _grpc_figure(subscribers), "ticks/s", RUNS,
+                              config + "; server in its own process with its SQLite tick archive; "
+                              "rate per subscriber", ">= 50,000"))
+    for subscribers in (1, 16):
+        results = [asyncio.run(_fanout_latency_once(subscribers)) for _ in range(RUNS)]
+        figures.append(Figure(f"fan-out latency per tick, {subscribers} subscriber(s), median", statistics.median(
+            r[0] for r in results), "us", RUNS, "5,000 ticks published one at a time, in process"))
+        figures.append(Figure(f"fan-out latency per tick, {subscribers} subscriber(s), p99", statistics.median(
+            r[1] for r in results), "us", RUNS, "5,000 ticks published one at a time, in process"))
+    return figures

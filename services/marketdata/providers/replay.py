@@ -1,0 +1,180 @@
+"""The replay provider: recorded ticks played in simulated time.
+
+Paced (``MBT_REPLAY_MODE=paced``): the clock runs at ``MBT_REPLAY_SPEED`` x wall time
+and a pump hands every tick to the hub when its time comes; with
+``MBT_REPLAY_SKIP_CLOSED`` the clock jumps over closed markets (nights, weekends,
+holidays) to the next open, publishing the new clock state.
+
+Stepped (``MBT_REPLAY_MODE=stepped``): time never moves on its own. ``step(to)`` hands
+every tick up to ``to`` to the hub (waiting for subscribers that are reading), moving
+the clock along as it goes — to each session close it passes, then to ``to`` — and
+returns once everything is handed over.
+
+The feed time (``published_ns``) is how far ticks have been handed over; latest quotes
+and history are answered as of it, so they never run ahead of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+
+from services.common.conv import datetime_from_ns, datetime_to_ns
+from services.common.errors import DomainError, invalid_argument
+from services.marketdata.clockfeed import REPLAY, STEPPED, ClockPublisher
+from services.marketdata.domain.reference import OptionChain
+from services.marketdata.domain.symbols import SymbolSpec
+from services.marketdata.domain.ticks import Source, Tick
+from services.marketdata.hub import QuoteHub
+from services.marketdata.market_calendar import MarketCalendar
+from services.marketdata.timeline import ReplayTimeline
+
+log = logging.getLogger(__name__)
+
+# The pump never sleeps longer than this, so a changed subscription or clock is seen soon.
+MAX_PUMP_SLEEP_SECONDS = 1.0
+
+
+class ReplayProvider:
+    source = Source.REPLAY
+
+    def __init__(self, timeline: ReplayTimeline, calendar: MarketCalendar, publisher: ClockPublisher, *,
+                 stepped: bool, speed: Decimal, skip_closed: bool, stall_seconds: float,
+                 chain: OptionChain | None, reference_symbols: set[str]) -> None:
+        self.timeline = timeline
+        self.calendar = calendar
+        self.publisher = publisher
+        self.stepped = stepped
+        self.speed = Decimal(0) if stepped else speed
+        self.skip_closed = skip_closed
+        self.stall_seconds = stall_seconds
+        self.chain = chain
+        self.clock_mode = STEPPED if stepped else REPLAY
+        self.published_ns = datetime_to_ns(publisher.clock.now())
+        self.subscribed: set[str] = set()
+        # How many times each symbol was subscribed upstream (fan-out keeps it at one per stream lifetime).
+        self.upstream_subscriptions: Counter[str] = Counter()
+        self._snapshots = {} if chain is None else {c.spec.symbol: c.tick for c in chain.contracts if c.tick}
+        if chain is not None and chain.underlying_tick is not None:
+            self._snapshots.setdefault(chain.underlying, chain.underlying_tick)
+        self._known = set(timeline.recording.symbols) | set(self._snapshots) | reference_symbols
+        self._hub: QuoteHub | None = None
+        self._wake = asyncio.Event()
+        self._step_lock = asyncio.Lock()
+
+    def attach(self, hub: QuoteHub) -> None:
+        self._hub = hub
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    async def subscribe(self, symbols: list[str]) -> None:
+        self.subscribed.update(symbols)
+        self.upstream_subscriptions.update(symbols)
+        self._wake.set()
+
+    async def unsubscribe(self, symbols: list[str]) -> None:
+        self.subscribed.difference_update(symbols)
+
+    # -- answers ---------------------------------------------------------------------
+
+    async def latest(self, spec: SymbolSpec) -> Tick | None:
+        return self._snapshots.get(spec.symbol) or self.timeline.latest(spec.symbol, self.published_ns)
+
+    async def latest_before(self, spec: SymbolSpec, at_ns: int) -> Tick | None:
+        snapshot = self._snapshots.get(spec.symbol)
+        if snapshot is not None:
+            return snapshot
+        return self.timeline.latest(spec.symbol, min(at_ns, self.published_ns))
+
+    async def history(self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int,
+                      limit: int) -> list[Tick]:
+        snapshot = self._snapshots.get(spec.symbol)
+        if snapshot is not None:
+            inside = from_ns <= snapshot.quote_at_ns <= to_ns and snapshot.sequence > after_sequence
+            return [snapshot] if inside else []
+        return self.timeline.history(spec.symbol, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
+
+    async def describe(self, spec: SymbolSpec) -> tuple[bool, bool]:
+        tradable = spec.symbol in self._snapshots or spec.symbol in self.timeline.recording.times_by_symbol
+        return spec.symbol in self._known, tradable
+
+    async def option_chain(self, underlying: str, expiration: date | None) -> OptionChain | None:
+        if self.chain is None or self.chain.underlying != underlying:
+            return None
+        return self.chain.for_expiry(expiration)
+
+    async def fetch_dividends(self, symbols: list[str], from_date: date, to_date: date) -> None:
+        return None  # the recorded dividends were cached at start
+
+    # -- time ------------------------------------------------------------------------
+
+    def _hand_over(self, ticks: list[Tick]) -> None:
+        if ticks and self._hub is not None:
+            self._hub.publish(ticks)
+
+    async def step(self, to_ns: int) -> int:
+        if not self.stepped:
+            raise DomainError("FAILED_PRECONDITION",
+                              "the market clock is not a stepped replay; start market data with "
+                              "MBT_MARKETDATA_PROVIDER=replay and MBT_REPLAY_MODE=stepped to step it")
+        async with self._step_lock:
+            if to_ns < datetime_to_ns(self.publisher.clock.now()):
+                raise invalid_argument("the clock never goes backwards: to_time is before the current time",
+                                       "to_time")
+            # The clock keeps microseconds, ticks nanoseconds: never re-deliver below the feed time.
+            to_ns = max(to_ns, self.published_ns)
+            delivered = 0
+            while self.published_ns < to_ns:
+                close = self.calendar.next_close_ns(self.published_ns)
+                segment_end = to_ns if close is None else min(to_ns, close)
+                delivered += await self._deliver_until(segment_end)
+            return delivered
+
+    async def _deliver_until(self, until_ns: int) -> int:
+        """Hand over ticks up to ``until_ns`` in chunks, moving the clock after each."""
+        delivered = 0
+        ticks = self.timeline.between(self.published_ns, until_ns, self.subscribed)
+        chunk_size = max(1, (self._hub.capacity if self._hub else 1000) // 2)
+        while chunk := list(itertools.islice(ticks, chunk_size)):
+            if self._hub is not None:
+                delivered += await self._hub.deliver(chunk, stall_seconds=self.stall_seconds)
+            self.published_ns = chunk[-1].quote_at_ns
+            self.publisher.reanchor(datetime_from_ns(self.published_ns), Decimal(0))
+        self.published_ns = until_ns
+        self.publisher.reanchor(datetime_from_ns(until_ns), Decimal(0))
+        return delivered
+
+    async def run(self) -> None:
+        """The paced pump: hand ticks over as the clock reaches them; jump closed markets."""
+        speed = float(self.speed)
+        while True:
+            now = datetime_to_ns(self.publisher.clock.now())
+            if now > self.published_ns:
+                ticks = list(self.timeline.between(self.published_ns, now, self.subscribed))
+                self.published_ns = now
+                self._hand_over(ticks)
+            if self.skip_closed and not self.calendar.is_open(now):
+                next_open = self.calendar.next_open_ns(now)
+                if next_open is not None:
+                    self.publisher.reanchor(datetime_from_ns(next_open), self.speed)
+                    log.info("replay clock jumped over the closed market",
+                             extra={"fields": {"to": datetime_from_ns(next_open).isoformat()}})
+                    continue
+            upcoming = [t for t in (self.timeline.next_time_after(now), self.calendar.next_close_ns(now))
+                        if t is not None]
+            sleep = min([MAX_PUMP_SLEEP_SECONDS] + [max(0.0, (t - now) / 1e9 / speed) for t in upcoming])
+            try:
+                await asyncio.wait_for(self._wake.wait(), sleep)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def background(self) -> list:
+        return [] if self.stepped else [self.run]
+
+    async def close(self) -> None:
+        return None

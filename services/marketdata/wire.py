@@ -1,0 +1,234 @@
+"""Domain values to and from mbt.marketdata.v1 messages.
+
+A streamed tick is encoded once, whatever the number of subscribers: ``Tick.wire``
+caches its ``Quote`` bytes without the age (which depends on when it is sent), and a
+stream message is assembled from those bytes plus each quote's age.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from google.protobuf.duration_pb2 import Duration
+
+from mbt.common.v1 import trading_pb2
+from mbt.marketdata.v1 import marketdata_pb2 as pb
+from services.common.conv import decimal_str, money_str, timestamp_from_ns, to_date, to_timestamp
+from services.marketdata import clockfeed
+from services.marketdata.clockfeed import ClockState
+from services.marketdata.domain.reference import Dividend, OptionChain
+from services.marketdata.domain.symbols import CALL, SymbolSpec
+from services.marketdata.domain.ticks import Condition, Source, Tick
+from services.marketdata.hub import Gap
+from services.marketdata.market_calendar import TradingSession
+
+CONDITIONS = {Condition.USABLE: pb.QUOTE_CONDITION_USABLE, Condition.CROSSED: pb.QUOTE_CONDITION_CROSSED,
+              Condition.LOCKED: pb.QUOTE_CONDITION_LOCKED, Condition.EMPTY: pb.QUOTE_CONDITION_EMPTY}
+SOURCES = {Source.REPLAY: pb.QUOTE_SOURCE_REPLAY, Source.ALPACA: pb.QUOTE_SOURCE_ALPACA,
+           Source.SNAPSHOT: pb.QUOTE_SOURCE_SNAPSHOT, Source.SYNTHETIC: pb.QUOTE_SOURCE_SYNTHETIC}
+CLOCK_MODES = {clockfeed.WALL: pb.CLOCK_MODE_WALL, clockfeed.REPLAY: pb.CLOCK_MODE_REPLAY,
+               clockfeed.STEPPED: pb.CLOCK_MODE_STEPPED}
+_BILLION = 1_000_000_000
+
+
+def duration(ns: int) -> Duration:
+    # A negative Duration carries the sign on both fields.
+    sign = -1 if ns < 0 else 1
+    seconds, nanos = divmod(abs(ns), _BILLION)
+    return Duration(seconds=sign * seconds, nanos=sign * nanos)
+
+
+def _static_quote(tick: Tick) -> pb.Quote:
+    return pb.Quote(symbol=tick.symbol, bid_price=money_str(tick.bid), bid_size=decimal_str(tick.bid_size),
+                    ask_price=money_str(tick.ask), ask_size=decimal_str(tick.ask_size),
+                    quote_at=timestamp_from_ns(tick.quote_at_ns), sequence=tick.sequence,
+                    condition=CONDITIONS[tick.condition], source=SOURCES[tick.source])
+
+
+def quote(tick: Tick, age_ns: int, delayed: bool = False) -> pb.Quote:
+    message = _static_quote(tick)
+    message.age.CopyFrom(duration(age_ns))
+    message.delayed = delayed
+    return message
+
+
+# Hand-encoded Quote fields for streaming (protobuf wire format: a tag byte, then a
+# varint or a length-prefixed body; fields may come in any order).
+_QUOTES = b"\x0a"  # StreamQuotesResponse.quotes (1)
+_SYMBOL, _BID, _BID_SIZE, _ASK, _ASK_SIZE = b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x2a"  # Quote fields 1-5
+_QUOTE_AT = b"\x32"  # Quote.quote_at (6)
+_SEQUENCE = b"\x38"  # Quote.sequence (7)
+_CONDITION = b"\x40"  # Quote.condition (8)
+_AGE = b"\x4a"  # Quote.age (9)
+_SOURCE = b"\x58"  # Quote.source (11)
+_TEXT_CACHE_LIMIT = 100_000
+
+
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _text_field(tag: bytes, text: str) -> bytes:
+    if not text:
+        return b""
+    raw = text.encode()
+    return tag + _varint(len(raw)) + raw
+
+
+_seconds_fields: dict[int, bytes] = {}
+
+
+def _seconds_field(seconds: int) -> bytes:
+    """``seconds`` (field 1) of a Timestamp or Duration; ticks and ages repeat the same few."""
+    encoded = _seconds_fields.get(seconds)
+    if encoded is None:
+        if len(_seconds_fields) > _TEXT_CACHE_LIMIT:
+            _seconds_fields.clear()
+        encoded = _seconds_fields[seconds] = b"\x08" + _varint(seconds) if seconds else b""
+    return encoded
+
+
+class _Texts:
+    """Encoded decimal fields by value: a session repeats few distinct prices and sizes."""
+
+    def __init__(self, tag: bytes, render) -> None:
+        self.tag = tag
+        self.render = render
+        self.cache: dict[Decimal | None, bytes] = {}
+
+    def __call__(self, value: Decimal | None) -> bytes:
+        encoded = self.cache.get(value)
+        if encoded is None:
+            if len(self.cache) > _TEXT_CACHE_LIMIT:
+                self.cache.clear()
+            encoded = self.cache[value] = _text_field(self.tag, self.render(value))
+        return encoded
+
+
+_BIDS, _ASKS = _Texts(_BID, money_str), _Texts(_ASK, money_str)
+_BID_SIZES, _ASK_SIZES = _Texts(_BID_SIZE, decimal_str), _Texts(_ASK_SIZE, decimal_str)
+_CONDITION_FIELDS = {c: _CONDITION + _varint(n) for c, n in CONDITIONS.items()}
+_SOURCE_FIELDS = {s: _SOURCE + _varint(n) for s, n in SOURCES.items()}
+
+
+def _seconds_nanos(tag: bytes, ns: int) -> bytes:
+    """A Timestamp or a non-negative Duration field."""
+    seconds, nanos = divmod(ns, _BILLION)
+    body = _seconds_field(seconds) + (b"\x10" + _varint(nanos) if nanos else b"")
+    return tag + _SMALL[len(body)] + body
+
+
+def _age(age_ns: int) -> bytes:
+    if age_ns >= 0:
+        return _seconds_nanos(_AGE, age_ns)
+    encoded = duration(age_ns).SerializeToString()
+    return _AGE + _varint(len(encoded)) + encoded
+
+
+def _encoded(tick: Tick) -> bytes:
+    """The tick's Quote without its age: prices, sizes and quality encoded once per
+    recorded quote, time and sequence once per tick."""
+    if tick.encoded is None:
+        origin = tick.origin
+        if origin.content is None:
+            origin.content = b"".join((_text_field(_SYMBOL, tick.symbol), _BIDS(tick.bid), _BID_SIZES(tick.bid_size),
+                                       _ASKS(tick.ask), _ASK_SIZES(tick.ask_size), _CONDITION_FIELDS[tick.condition],
+                                       _SOURCE_FIELDS[tick.source]))
+        tick.encoded = (origin.content + _seconds_nanos(_QUOTE_AT, tick.quote_at_ns)
+                        + (_SEQUENCE + _varint(tick.sequence) if tick.sequence else b""))
+    return tick.encoded
+
+
+def stream_response(ticks: list[Tick], now_ns: int) -> pb.StreamQuotesResponse:
+    """One stream message; each tick is encoded once whatever the number of subscribers."""
+    parts = []
+    for tick in ticks:
+        body = _encoded(tick) + _age(now_ns - tick.quote_at_ns)
+        parts.append(_QUOTES + _varint(len(body)) + body)
+    return pb.StreamQuotesResponse.FromString(b"".join(parts))
+
+
+class StreamMessages:
+    """Stream messages shared by subscribers that are sent the same run of ticks at the
+    same clock time — the usual case when a stepped replay (whose clock stands still
+    between steps) feeds several subscribers of the same symbols.
+
+    A run is identified by the subscription's symbols, its first and last tick objects
+    and its length: runs are contiguous parts of one feed, so for the same symbols these
+    pin down every tick in between. The recent entries keep their ticks alive, so object
+    identities cannot be reused while cached."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._recent: dict[tuple, tuple[Tick, Tick, pb.StreamQuotesResponse]] = {}
+
+    def response(self, symbols: frozenset[str], ticks: list[Tick], now_ns: int) -> pb.StreamQuotesResponse:
+        key = (symbols, id(ticks[0]), id(ticks[-1]), len(ticks), now_ns)
+        cached = self._recent.get(key)
+        if cached is not None:
+            return cached[2]
+        message = stream_response(ticks, now_ns)
+        if len(self._recent) >= self.size:
+            del self._recent[next(iter(self._recent))]
+        self._recent[key] = (ticks[0], ticks[-1], message)
+        return message
+
+
+def gap_response(gap: Gap) -> pb.StreamQuotesResponse:
+    return pb.StreamQuotesResponse(dropped=gap.count, dropped_from_sequence=gap.first_sequence,
+                                   dropped_to_sequence=gap.last_sequence, dropped_symbol=gap.symbol)
+
+
+def symbol_info(spec: SymbolSpec, tradable: bool) -> pb.SymbolInfo:
+    info = pb.SymbolInfo(symbol=spec.symbol, underlying=spec.underlying, multiplier=decimal_str(spec.multiplier),
+                         tradable=tradable)
+    if spec.is_option:
+        info.asset_class = trading_pb2.ASSET_CLASS_US_OPTION
+        info.expiration_date.CopyFrom(to_date(spec.expiration))
+        info.option_type = pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT
+        info.strike_price = money_str(spec.strike)
+    else:
+        info.asset_class = trading_pb2.ASSET_CLASS_US_EQUITY
+    return info
+
+
+def option_chain(chain: OptionChain, now_ns: int) -> pb.GetOptionChainResponse:
+    response = pb.GetOptionChainResponse(underlying=chain.underlying, as_of=timestamp_from_ns(chain.as_of_ns),
+                                         source=SOURCES[chain.source])
+    if chain.underlying_tick is not None:
+        response.underlying_quote.CopyFrom(quote(chain.underlying_tick, now_ns - chain.underlying_tick.quote_at_ns))
+    for contract in chain.contracts:
+        spec = contract.spec
+        message = response.contracts.add(
+            symbol=spec.symbol, underlying=spec.underlying, expiration_date=to_date(spec.expiration),
+            option_type=pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT,
+            strike_price=money_str(spec.strike), open_interest=decimal_str(contract.open_interest),
+            volume=decimal_str(contract.volume))
+        if contract.tick is not None:
+            message.quote.CopyFrom(quote(contract.tick, now_ns - contract.tick.quote_at_ns))
+    return response
+
+
+def clock_state(state: ClockState) -> pb.ClockState:
+    return pb.ClockState(simulated_at=to_timestamp(state.simulated_at), wall_at=to_timestamp(state.wall_at),
+                         speed=decimal_str(state.speed), mode=CLOCK_MODES[state.mode])
+
+
+def trading_day(session: TradingSession) -> pb.TradingDay:
+    return pb.TradingDay(date=to_date(session.date), open_at=timestamp_from_ns(session.open_ns),
+                         close_at=timestamp_from_ns(session.close_ns), early_close=session.early_close)
+
+
+def dividend(value: Dividend) -> pb.Dividend:
+    return pb.Dividend(symbol=value.symbol, ex_date=to_date(value.ex_date), record_date=to_date(value.record_date),
+                       pay_date=to_date(value.pay_date), cash_amount=money_str(value.cash_amount))

@@ -1,0 +1,81 @@
+"""Market data through the gateway: quotes (delayed for a Free user), symbols, chains,
+clock, calendar and dividends as REST envelopes, and clear errors for bad symbols and
+bad windows."""
+
+import pytest
+
+from tests.support.identity import rest_headers
+from tests.support.mesh import mesh_settings, start_mesh
+
+USER = rest_headers("alice")  # a Free user
+
+
+@pytest.fixture
+async def mesh(databases, tmp_path):
+    mesh = await start_mesh(mesh_settings(databases, tmp_path, MBT_REPLAY_MODE="stepped"))
+    yield mesh
+    await mesh.stop()
+
+
+async def get(mesh, path, **params):
+    return await mesh.http.get(path, params=params, headers=USER)
+
+
+async def test_quotes_symbols_chain_clock_calendar_and_dividends_over_rest(mesh):
+    quote = await get(mesh, "/api/mbt/quotes/amzn")
+    assert quote.status_code == 200, quote.text
+    data = quote.json()["data"]
+    assert (data["symbol"], data["condition"], data["source"], data["delayed"]) == ("AMZN", "usable", "replay", True)
+    assert data["quote_at"] <= "2012-06-21T13:45:00Z" and data["bid_price"] and data["sequence"]
+
+    quotes = await get(mesh, "/api/mbt/quotes", symbols="AMZN,GOOG")
+    assert [q["symbol"] for q in quotes.json()["data"]] == ["AMZN", "GOOG"]
+
+    symbol = (await get(mesh, "/api/mbt/symbols/SPY230915P00440000")).json()["data"]
+    assert (symbol["asset_class"], symbol["option_type"], symbol["strike_price"], symbol["expiration_date"],
+            symbol["multiplier"]) == ("us_option", "put", "440.00", "2023-09-15", "100")
+
+    chain = await get(mesh, "/api/mbt/options/SPY/chain", expiration_date="2023-09-15")
+    body = chain.json()["data"]
+    assert body["source"] == "snapshot" and body["as_of"] == "2023-09-14T20:31:00Z" and body["contracts"]
+
+    clock = (await get(mesh, "/api/mbt/clock")).json()["data"]
+    assert (clock["now"], clock["is_open"], clock["next_close_at"]) == ("2012-06-21T14:00:00Z", True,
+                                                                       "2012-06-21T20:00:00Z")
+    assert clock["state"]["mode"] == "stepped"
+
+    days = (await get(mesh, "/api/mbt/calendar", **{"from": "2012-07-02", "to": "2012-07-05"})).json()["data"]
+    assert [(d["date"], d["early_close"]) for d in days] == [("2012-07-02", False), ("2012-07-03", True),
+                                                             ("2012-07-05", False)]
+
+    dividends = await get(mesh, "/api/mbt/corporate-actions/dividends", symbols="MSFT",
+                          **{"from": "2012-01-01", "to": "2012-06-30"})
+    assert [(d["ex_date"], d["cash_amount"]) for d in dividends.json()["data"]] == [("2012-02-14", "0.20"),
+                                                                                    ("2012-05-15", "0.20")]
+
+
+BAD_REQUESTS = [
+    ("/api/mbt/quotes/AM!ZN", {}, 400, "invalid_argument"),
+    ("/api/mbt/quotes/ZZZZ", {}, 404, "not_found"),
+    ("/api/mbt/quotes", {"symbols": "AMZN,BAD!"}, 400, "invalid_argument"),
+    ("/api/mbt/symbols/AAPL251332C00150000", {}, 400, "invalid_argument"),
+    ("/api/mbt/symbols/SPY230915C09990000", {}, 404, "not_found"),
+    ("/api/mbt/quotes/AMZN/history", {"from": "2012-06-21T14:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,
+     "invalid_argument"),
+    ("/api/mbt/quotes/AMZN/history", {"from": "1900-01-01T00:00:00Z"}, 400, "invalid_argument"),
+    ("/api/mbt/quotes/AMZN/history", {"from": "2000-01-01T00:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,
+     "invalid_argument"),
+    ("/api/mbt/quotes/AMZN/history", {"from": "yesterday"}, 400, "invalid_argument"),
+    ("/api/mbt/options/AMZN/chain", {}, 404, "not_found"),
+    ("/api/mbt/calendar", {"from": "2012-07-06", "to": "2012-07-01"}, 400, "invalid_argument"),
+    ("/api/mbt/corporate-actions/dividends", {"symbols": "MSFT", "from": "2012-06-01", "to": "2012-01-01"}, 400,
+     "invalid_argument"),
+]
+
+
+async def test_bad_symbols_and_windows_are_clear_rest_errors(mesh):
+    for path, params, status, code in BAD_REQUESTS:
+        response = await get(mesh, path, **params)
+        assert response.status_code == status, (path, params, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code and error["message"] and "Traceback" not in response.text, (path, params)
