@@ -4,7 +4,6 @@ requests, CORS closed unless configured."""
 import pytest
 
 from tests.support.identity import rest_headers
-from tests.support.upstream import scripted_upstream
 
 EXPECTED_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -12,18 +11,6 @@ EXPECTED_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
-
-
-@pytest.fixture
-async def upstream():
-    async with scripted_upstream() as handler:
-        yield handler
-
-
-@pytest.fixture
-async def client(upstream, tmp_path):
-    async with upstream.gateway(tmp_path) as client:
-        yield client
 
 
 async def test_every_kind_of_response_carries_the_security_headers(client):

@@ -12,15 +12,8 @@ from gateway.routes import bindings
 from services.common.errors import DomainError
 from services.common.tokens import TokenKeys, TokenVerifier
 from tests.support.identity import rest_headers
-from tests.support.upstream import scripted_upstream
 
 ROUTES = bindings()
-
-
-@pytest.fixture
-async def upstream():
-    async with scripted_upstream() as handler:
-        yield handler
 
 
 @pytest.fixture

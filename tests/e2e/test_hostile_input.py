@@ -7,23 +7,10 @@ import json
 import pytest
 
 from tests.support.identity import rest_headers
-from tests.support.upstream import scripted_upstream
 
 JSON = {"Content-Type": "application/json"}
 VALID_ORDER = {"client_order_id": "c-1", "symbol": "AMZN", "side": "buy", "qty": "10", "order_type": "limit",
                "limit_price": "220.00", "time_in_force": "day"}
-
-
-@pytest.fixture
-async def upstream():
-    async with scripted_upstream() as handler:
-        yield handler
-
-
-@pytest.fixture
-async def client(upstream, tmp_path):
-    async with upstream.gateway(tmp_path) as client:
-        yield client
 
 
 def order(**changes) -> bytes:

@@ -8,25 +8,6 @@ from gateway.routes import bindings
 from mbt.common.v1 import errors_pb2
 from tests.support.fuzz import fuzz
 from tests.support.identity import BULK_TIER, rest_headers
-from tests.support.upstream import scripted_upstream
-from tests.support.wall import Wall
-
-
-@pytest.fixture
-async def upstream():
-    async with scripted_upstream() as handler:
-        yield handler
-
-
-@pytest.fixture
-def wall():
-    return Wall()
-
-
-@pytest.fixture
-async def client(upstream, tmp_path, wall):
-    async with upstream.gateway(tmp_path, now=wall) as client:
-        yield client
 
 
 @pytest.fixture

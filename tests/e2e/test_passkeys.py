@@ -8,27 +8,8 @@ import pytest
 
 from gateway.identity import SESSION_COOKIE
 from tests.support.passkeys import SoftPasskey, b64url
-from tests.support.upstream import scripted_upstream
-from tests.support.wall import Wall
 
 ORIGIN = "http://localhost:8080"  # the default MBT_PUBLIC_ORIGINS for the default gateway port
-
-
-@pytest.fixture
-async def upstream():
-    async with scripted_upstream() as handler:
-        yield handler
-
-
-@pytest.fixture
-def wall():
-    return Wall()
-
-
-@pytest.fixture
-async def client(upstream, tmp_path, wall):
-    async with upstream.gateway(tmp_path, now=wall) as client:
-        yield client
 
 
 async def register(client, key: SoftPasskey, *, origin=ORIGIN, rp_id=None, user_name="alice@example.com"):

@@ -7,14 +7,6 @@ import pytest
 from tests.support.databases import REDIS_URL
 from tests.support.identity import rest_headers, sign_in
 from tests.support.redis_keys import fresh_prefix, requires_redis
-from tests.support.upstream import scripted_upstream
-from tests.support.wall import Wall
-
-
-@pytest.fixture
-async def upstream():
-    async with scripted_upstream() as handler:
-        yield handler
 
 
 def assert_limited(response, limit: int, retry_after: str = "1"):
@@ -26,8 +18,7 @@ def assert_limited(response, limit: int, retry_after: str = "1"):
     assert response.headers["x-ratelimit-reset"] == "60"
 
 
-async def test_a_free_user_gets_429_after_60_requests_in_a_minute(upstream, tmp_path):
-    wall = Wall()
+async def test_a_free_user_gets_429_after_60_requests_in_a_minute(upstream, tmp_path, wall):
     async with upstream.gateway(tmp_path, now=wall) as client:
         await sign_in(client, "fred")
         for n in range(1, 61):
@@ -44,8 +35,7 @@ async def test_a_free_user_gets_429_after_60_requests_in_a_minute(upstream, tmp_
         assert len(upstream.api_calls()) == calls + 1
 
 
-async def test_each_user_has_their_own_budget_and_tiers_differ(upstream, tmp_path):
-    wall = Wall()
+async def test_each_user_has_their_own_budget_and_tiers_differ(upstream, tmp_path, wall):
     async with upstream.gateway(tmp_path, now=wall) as client:
         for _ in range(60):
             await client.get("/api/mbt/orders", headers=rest_headers("fred"))
@@ -65,8 +55,7 @@ async def redis_prefix():
 
 
 @requires_redis
-async def test_two_gateway_replicas_share_one_budget_through_redis(upstream, tmp_path, redis_prefix):
-    wall = Wall()
+async def test_two_gateway_replicas_share_one_budget_through_redis(upstream, tmp_path, redis_prefix, wall):
     env = {"MBT_REDIS_URL": REDIS_URL, "MBT_REDIS_KEY_PREFIX": redis_prefix}
     async with upstream.gateway(tmp_path / "a", now=wall, **env) as first, \
             upstream.gateway(tmp_path / "b", now=wall, **env) as second:

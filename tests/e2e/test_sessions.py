@@ -12,27 +12,8 @@ import pytest
 from gateway.identity import SESSION_COOKIE
 from services.common.tokens import LEEWAY_SECONDS, TokenIssuer, TokenKeys, TokenVerifier, development_key
 from tests.support.identity import TOKENS, sign_in
-from tests.support.upstream import scripted_upstream
-from tests.support.wall import Wall
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def upstream():
-    async with scripted_upstream() as handler:
-        yield handler
-
-
-@pytest.fixture
-def wall():
-    return Wall()
-
-
-@pytest.fixture
-async def client(upstream, tmp_path, wall):
-    async with upstream.gateway(tmp_path, now=wall) as client:
-        yield client
 
 
 def assert_refused(response, status=401, code="unauthenticated"):
