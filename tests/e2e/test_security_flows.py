@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from gateway.identity import SESSION_COOKIE
+from gateway.routes import bindings
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from mbt.common.v1 import trading_pb2
 from services.common.auth import bearer
@@ -131,3 +132,37 @@ async def test_no_token_or_cookie_value_reaches_a_log_line(mesh, captured_logs):
     for secret in secrets_seen:  # ... and no credential with them, whole or in part
         for piece in (secret, *secret.split(".")[1:]):
             assert piece not in text
+
+
+async def test_a_bad_cursor_is_invalid_argument_on_every_list(mesh):
+    paged = [b for b in bindings()
+             if b.http_method == "GET" and "page_token" in b.request_class.DESCRIPTOR.fields_by_name]
+    assert {b.template for b in paged} >= {"/api/mbt/orders", "/api/mbt/activities"}
+    async with gateway_client(mesh.app) as client:
+        client.headers.update(rest_headers("cursor", BULK_TIER))
+        for binding in paged:
+            path = binding.template
+            for name in binding.path_params.values():
+                path = path.replace("{" + name + "}", "AMZN")
+            for cursor in ("garbage", "x" * 400, "AAAA", "%00", "eyJub3QiOiJhIGN1cnNvciJ9"):
+                response = await client.get(path, params={"page_token": cursor})
+                assert response.status_code == 400, (path, cursor, response.text)
+                assert response.json()["error"]["code"] == "invalid_argument"
+
+
+async def test_a_cursor_only_continues_the_list_it_came_from(mesh):
+    async with gateway_client(mesh.app) as client:
+        client.headers.update(rest_headers("paula", BULK_TIER))
+        for n in range(2):
+            placed = await client.post("/api/mbt/orders", json={**RESTING_BUY, "client_order_id": f"page-{n}"})
+            assert placed.status_code == 200, placed.text
+        first = await client.get("/api/mbt/orders", params={"page_size": 1})
+        cursor = first.json()["meta"]["next_page_token"]
+        assert cursor
+        assert (await client.get("/api/mbt/orders", params={"page_size": 1, "page_token": cursor})).status_code == 200
+        elsewhere = await client.get("/api/mbt/orders", params={"page_token": cursor, "status": "filled"})
+        assert elsewhere.status_code == 400 and elsewhere.json()["error"]["code"] == "invalid_argument"
+        theirs = await client.get("/api/mbt/orders", params={"page_size": 1, "page_token": cursor},
+                                  headers=rest_headers("mallory", BULK_TIER))
+        assert theirs.status_code in (200, 400)
+        assert theirs.status_code == 400 or theirs.json()["data"] == []
