@@ -233,7 +233,7 @@ def success(description: str, data: dict, meta_properties: dict | None = None, *
 
 def _parameters(binding: Binding, schemas: SchemaSet) -> list[dict]:
     parameters = []
-    for name, field_path in binding.path_params.items():
+    for name in binding.path_params:
         parameters.append({"name": name, "in": "path", "required": True,
                            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM}})
     if binding.body == "*":

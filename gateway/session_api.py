@@ -158,20 +158,22 @@ class SessionEndpoints:
     def _envelope(self, request: Request, data: dict, status: int = 200) -> JSONResponse:
         return JSONResponse({"data": data, "meta": {"request_id": request_id_of(request)}}, status_code=status)
 
-    def _session_view(self, caller: Caller | None, issued: IssuedToken | None) -> dict:
-        if issued is not None:
-            row, claims_exp = issued.row, issued.token_expires_at
-            return {"session_id": row.session_id, "user_id": row.user_id, "tier": row.tier, "method": row.method,
-                    "created_at": rfc3339(row.created_at), "expires_at": rfc3339(row.expires_at),
-                    "elevated": self.now() < row.elevated_until, "elevated_until": rfc3339(row.elevated_until),
-                    "token": issued.token, "token_expires_at": rfc3339(claims_exp)}
+    def _issued_view(self, issued: IssuedToken) -> dict:
+        """A session just issued, with its token (for native clients)."""
+        row = issued.row
+        return {"session_id": row.session_id, "user_id": row.user_id, "tier": row.tier, "method": row.method,
+                "created_at": rfc3339(row.created_at), "expires_at": rfc3339(row.expires_at),
+                "elevated": self.now() < row.elevated_until, "elevated_until": rfc3339(row.elevated_until),
+                "token": issued.token, "token_expires_at": rfc3339(issued.token_expires_at)}
+
+    def _current_view(self, caller: Caller) -> dict:
+        """The caller's session (or its sessionless token); the token itself is never repeated."""
         claims, row = caller.claims, caller.session
-        elevated_until = caller.elevated_until
         return {"session_id": row.session_id if row else None, "user_id": claims.subject, "tier": claims.tier,
                 "method": row.method if row else "token",
                 "created_at": rfc3339(row.created_at if row else claims.issued_at),
                 "expires_at": rfc3339(row.expires_at if row else claims.expires_at),
-                "elevated": self.now() < elevated_until, "elevated_until": rfc3339(elevated_until),
+                "elevated": self.now() < caller.elevated_until, "elevated_until": rfc3339(caller.elevated_until),
                 "token": None, "token_expires_at": rfc3339(claims.expires_at)}
 
     def _with_cookie(self, response: Response, issued: IssuedToken) -> Response:
@@ -180,7 +182,7 @@ class SessionEndpoints:
         return response
 
     def _issued(self, request: Request, issued: IssuedToken, status: int = 200) -> Response:
-        return self._with_cookie(self._envelope(request, self._session_view(None, issued), status), issued)
+        return self._with_cookie(self._envelope(request, self._issued_view(issued), status), issued)
 
     # -- passkeys ----------------------------------------------------------------------
 
@@ -232,7 +234,7 @@ class SessionEndpoints:
 
     async def current(self, request: Request) -> Response:
         admitted = await self.admission.admit(request)
-        return admitted.stamp(self._envelope(request, self._session_view(admitted.caller, None)))
+        return admitted.stamp(self._envelope(request, self._current_view(admitted.caller)))
 
     async def refresh(self, request: Request) -> Response:
         """A new token for a session that still lives; the token presented may have expired
