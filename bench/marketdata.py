@@ -102,9 +102,9 @@ async def _grpc_once(address: str, subscribers: int, step_to_ns: int) -> float:
 
     from mbt.marketdata.v1 import marketdata_pb2 as pb
     from mbt.marketdata.v1 import marketdata_pb2_grpc
-    from services.common.auth import service_credentials
+    from tests.support.identity import as_service
 
-    metadata = service_credentials("bench")
+    metadata = as_service("bench")
     channels = [grpc.aio.insecure_channel(address) for _ in range(subscribers)]
     streams = [marketdata_pb2_grpc.MarketDataServiceStub(c).StreamQuotes(pb.StreamQuotesRequest(symbols=SYMBOLS),
                                                                           metadata=metadata) for c in channels]

@@ -1,45 +1,61 @@
-"""The gateway's ASGI app: REST routes from the contracts, envelopes, identity, health.
+"""The gateway's ASGI app: REST routes from the contracts, sessions, envelopes, health,
+the OpenAPI document, and the protections around all of them.
 
 Success: ``{"data": ..., "meta": {...}}``; ``data`` is the annotation's ``response_body``
 field (or the whole response) and ``meta`` the rest (``next_page_token``, …) plus the
 request id. Errors use the envelope of ``gateway.errors``. Every response carries
-``X-Request-Id``.
+``X-Request-Id`` and the security headers; every ``/api/mbt`` and session request except
+sign-in is admitted (signed in, within its rate limit) before anything else happens.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import time
 
 import grpc
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import errors
-from gateway.identity import DevHeaderIdentity, InvalidIdentity
+from gateway.admission import Admission
+from gateway.bodies import read_json
+from gateway.identity import GatewayIdentity
+from gateway.openapi import OPENAPI_PATH, build_openapi
+from gateway.passkeys import Passkeys
 from gateway.routes import Binding, bindings, by_path
+from gateway.security_headers import BrowserProtection
+from gateway.session_api import SessionEndpoints
+from gateway.sessions import Sessions
+from gateway.store import COMPONENT, PasskeyRepository
 from gateway.transcoding import InvalidInput, json_to_message, message_to_json, set_path
 from gateway.upstreams import Upstreams
-from services.common import context
+from services.common import context, migrate
+from services.common.auth import ServiceCredentials
 from services.common.config import Settings
+from services.common.db import Database
+from services.common.ratelimit import build_rate_limiter
+from services.common.shared_state import build_shared_state, redis_client
+from services.common.tiers import TierLookup
+from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier, WallTime
 
 log = logging.getLogger("mbt.gateway")
 
-MAX_BODY_BYTES = 64 * 1024
-# Routes accept every method so a wrong one gets the enveloped 405, not Starlette's text.
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Far beyond any legitimate request; refusing earlier keeps hostile input cheap.
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class RequestIdMiddleware:
     """Adopt a well-formed incoming X-Request-Id or mint one; echo it on every response
-    and log one line per request (method, route, status, duration; never headers)."""
+    and log one line per request (method, route, status, duration; never headers, never
+    the query string)."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -65,47 +81,42 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info("http", extra={"fields": {"method": scope["method"], "path": scope["path"], "status": status,
+            log.info("http", extra={"fields": {"method": scope["method"], "path": scope["path"][:256],
+                                               "status": status,
                                                "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
 
 
-def _request_id(request: Request) -> str:
-    return getattr(request.state, "request_id", "") or context.request_id()
+class RequestLimits:
+    """Absurdly long URLs (414) and header blocks (431) are refused with the envelope."""
 
+    def __init__(self, app) -> None:
+        self.app = app
 
-async def _read_json(request: Request) -> object:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise _TooLarge()
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise _TooLarge()
-    if not body.strip():
-        return {}
-    if content_type not in ("application/json", ""):
-        raise InvalidInput("body", "Content-Type must be application/json")
-    try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidInput("body", "the request body is not valid JSON") from None
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
-class _TooLarge(Exception):
-    pass
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = scope.get("state", {}).get("request_id", "")
+        url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+        header_bytes = sum(len(name) + len(value) for name, value in Headers(scope=scope).raw)
+        if url_bytes > MAX_URL_BYTES:
+            response = errors.error_response(414, "invalid_argument", f"the URL exceeds {MAX_URL_BYTES} bytes", rid)
+        elif header_bytes > MAX_HEADER_BYTES:
+            response = errors.error_response(431, "invalid_argument",
+                                             f"the request headers exceed {MAX_HEADER_BYTES} bytes", rid)
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
 
 
 class Gateway:
-    def __init__(self, settings: Settings, upstreams: Upstreams) -> None:
+    def __init__(self, settings: Settings, upstreams: Upstreams, admission: Admission, closers: list) -> None:
         self.settings = settings
         self.upstreams = upstreams
-        self.identity = DevHeaderIdentity(settings)
+        self.admission = admission
+        # Called in reverse order when the app stops (channels, database, shared state).
+        self.closers = closers
         self._callables: dict[str, object] = {}
 
     def _callable(self, binding: Binding):
@@ -119,7 +130,7 @@ class Gateway:
     async def build_request(self, request: Request, binding: Binding):
         message = binding.request_class()
         if binding.body:
-            data = await _read_json(request)
+            data = await read_json(request)
             target = message if binding.body == "*" else getattr(message, binding.body)
             json_to_message(data, target)
         for name, field_path in binding.path_params.items():
@@ -130,46 +141,33 @@ class Gateway:
             set_path(message, key, request.query_params.getlist(key), from_query=True)
         return message
 
-    def endpoint(self, methods: dict[str, Binding]):
-        allowed = ", ".join(sorted(methods))
-
+    def endpoint(self, binding: Binding):
         async def handle(request: Request) -> Response:
-            rid = _request_id(request)
-            binding = methods.get(request.method)
-            if binding is None:
-                return errors.error_response(405, "method_not_allowed",
-                                             f"{request.method} is not allowed here; use {allowed}", rid,
-                                             headers={"Allow": allowed})
-            try:
-                user_id = self.identity.user_id(request)
-            except InvalidIdentity as exc:
-                return errors.error_response(401, "unauthenticated", str(exc), rid)
-            if user_id is None:
-                return errors.error_response(401, "unauthenticated", "sign in first: this endpoint needs a session",
-                                             rid)
-            try:
-                message = await self.build_request(request, binding)
-            except _TooLarge:
-                return errors.error_response(413, "payload_too_large",
-                                             f"the request body exceeds {MAX_BODY_BYTES} bytes", rid)
-            except InvalidInput as exc:
-                return errors.error_response(400, "invalid_argument", exc.message, rid)
-            metadata = [(context.REQUEST_ID_HEADER, rid), *self.identity.upstream_metadata(user_id)]
+            rid = errors.request_id_of(request)
+            admitted = await self.admission.admit(request)
+            message = await self.build_request(request, binding)
+            metadata = [(context.REQUEST_ID_HEADER, rid), *self.admission.identity.upstream_metadata(admitted.caller)]
             try:
                 reply = await self._callable(binding)(message, metadata=metadata,
                                                       timeout=self.settings.rpc_timeout_seconds)
             except grpc.aio.AioRpcError as exc:
-                return errors.from_rpc_error(exc, rid)
-            return JSONResponse(envelope(reply, binding, rid))
+                return admitted.stamp(errors.from_rpc_error(exc, rid))
+            return admitted.stamp(JSONResponse(envelope(reply, binding, rid)))
 
-        return handle
+        return errors.enveloped(handle)
 
     async def healthz(self, request: Request) -> Response:
         upstreams = await self.upstreams.health()
         healthy = all(status == "serving" for status in upstreams.values())
         body = {"data": {"status": "serving" if healthy else "degraded", "upstreams": upstreams},
-                "meta": {"request_id": _request_id(request)}}
+                "meta": {"request_id": errors.request_id_of(request)}}
         return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            result = close()
+            if hasattr(result, "__await__"):
+                await result
 
 
 def envelope(reply, binding: Binding, request_id: str) -> dict:
@@ -184,31 +182,62 @@ def envelope(reply, binding: Binding, request_id: str) -> dict:
 
 
 async def _not_found(request: Request, exc) -> Response:
-    return errors.error_response(404, "not_found", f"no route for {request.url.path}", _request_id(request),
-                                 headers={"x-request-id": _request_id(request)})
+    rid = errors.request_id_of(request)
+    return errors.error_response(404, "not_found", f"no route for {request.url.path[:256]}", rid,
+                                 headers={"x-request-id": rid})
+
+
+async def _method_not_allowed(request: Request, exc) -> Response:
+    rid = errors.request_id_of(request)
+    return errors.error_response(405, "method_not_allowed", f"{request.method} is not allowed here", rid,
+                                 headers={"x-request-id": rid})
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
     log.error("unhandled gateway error", exc_info=exc)
-    rid = _request_id(request)
+    rid = errors.request_id_of(request)
     return errors.error_response(500, "internal", f"internal error; quote request id {rid}", rid,
                                  headers={"x-request-id": rid})
 
 
-def build_app(settings: Settings, upstreams: Upstreams | None = None) -> Starlette:
+def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: WallTime = time.time) -> Starlette:
+    """``now`` is the wall clock of sessions, tokens and rate limits (tests fix it)."""
     upstreams = upstreams or Upstreams(settings)
-    gateway = Gateway(settings, upstreams)
-    routes = [Route("/healthz", gateway.healthz, methods=["GET"])]
-    routes += [Route(path, gateway.endpoint(methods), methods=ALL_METHODS)
-               for path, methods in by_path(bindings()).items()]
+    keys = TokenKeys.from_settings(settings)
+    issuer = TokenIssuer(keys, now)
+    credentials = ServiceCredentials(issuer, COMPONENT, now)
+    redis = redis_client(settings)
+    state = build_shared_state(settings, redis, now)
+    migrate.upgrade(COMPONENT, settings.gateway_database_url)
+    db = Database(settings.gateway_database_url, pool_size=settings.db_pool_size)
+    tiers = TierLookup(lambda: upstreams.channel("accounts"), credentials, settings.rpc_timeout_seconds)
+    sessions = Sessions(settings, state, issuer, tiers, now)
+    identity = GatewayIdentity(TokenVerifier(keys, now), sessions, credentials)
+    admission = Admission(identity, build_rate_limiter(settings, redis, now))
+    gateway = Gateway(settings, upstreams, admission, closers=[upstreams.close, db.dispose, state.close])
+    passkeys = Passkeys(settings, PasskeyRepository(db), state, now)
+    session_endpoints = SessionEndpoints(settings, admission, sessions, passkeys, now)
+    api_bindings = bindings()
+    document = build_openapi(api_bindings, session_endpoints.handlers())
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    routes = [Route("/healthz", gateway.healthz, methods=["GET"]), Route(OPENAPI_PATH, openapi, methods=["GET"])]
+    routes += session_endpoints.routes()
+    routes += [Route(path, errors.by_method({method: gateway.endpoint(b) for method, b in methods.items()}),
+                     methods=errors.ALL_METHODS)
+               for path, methods in by_path(api_bindings).items()]
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        await upstreams.close()
+        await gateway.aclose()
 
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={404: _not_found, 405: _not_found, Exception: _internal})
+                    exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal})
+    app.add_middleware(RequestLimits)
+    app.add_middleware(BrowserProtection, settings=settings)
     app.add_middleware(RequestIdMiddleware)
     app.state.gateway = gateway
     return app

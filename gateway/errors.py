@@ -7,9 +7,16 @@ when a status carries none. The status mapping is grpc-gateway's.
 
 from __future__ import annotations
 
-import grpc
-from starlette.responses import JSONResponse
+from collections.abc import Awaitable, Callable
 
+import grpc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.bodies import MAX_BODY_BYTES, BodyTooLarge
+from gateway.transcoding import InvalidInput
+from services.common import context
+from services.common.errors import DomainError
 from services.common.remote import error_info
 
 GRPC_TO_HTTP = {
@@ -37,12 +44,25 @@ REASON_TO_HTTP = {
     "PAYLOAD_TOO_LARGE": 413,
     "METHOD_NOT_ALLOWED": 405,
 }
+# Trailing metadata of a failed call that the HTTP caller should see as headers.
+FORWARDED_TRAILERS = ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
 
 def error_response(http_status: int, code: str, message: str, request_id: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "request_id": request_id}},
                         status_code=http_status, headers=headers)
+
+
+def empty_response(http_status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=http_status, headers=headers)
+
+
+def from_domain_error(error: DomainError, request_id: str) -> JSONResponse:
+    """A refusal raised in the gateway itself, in the same envelope as one from a service."""
+    code = grpc.StatusCode[error.status_name]
+    http_status = REASON_TO_HTTP.get(error.reason, GRPC_TO_HTTP.get(code, 500))
+    return error_response(http_status, error.reason.lower(), error.message, request_id, headers=error.headers)
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError, request_id: str) -> JSONResponse:
@@ -55,4 +75,49 @@ def from_rpc_error(error: grpc.aio.AioRpcError, request_id: str) -> JSONResponse
         message = "the request could not be completed"
     else:
         message = error.details() or reason.lower()
-    return error_response(http_status, reason.lower(), message, request_id)
+    headers = {key: value for key, value in error.trailing_metadata() or ()
+               if key in FORWARDED_TRAILERS and isinstance(value, str)}
+    return error_response(http_status, reason.lower(), message, request_id, headers=headers)
+
+
+def request_id_of(request: Request) -> str:
+    return getattr(request.state, "request_id", "") or context.request_id()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def enveloped(handler: Handler) -> Handler:
+    """Refusals raised by ``handler`` (bad input, too large a body, any ``DomainError``)
+    become the error envelope."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BodyTooLarge:
+            return error_response(413, "payload_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes",
+                                  request_id_of(request))
+        except InvalidInput as exc:
+            return error_response(400, "invalid_argument", exc.message, request_id_of(request))
+        except DomainError as exc:
+            return from_domain_error(exc, request_id_of(request))
+
+    return handle
+
+
+# Routes accept every method so a wrong one gets the enveloped 405, not Starlette's text.
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def by_method(handlers: dict[str, Handler]) -> Handler:
+    """One path's handlers by HTTP method; any other method is an enveloped 405."""
+    allowed = ", ".join(sorted(handlers))
+
+    async def handle(request: Request) -> Response:
+        handler = handlers.get(request.method)
+        if handler is None:
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; use {allowed}",
+                                  request_id_of(request), headers={"Allow": allowed})
+        return await handler(request)
+
+    return handle

@@ -5,8 +5,10 @@ Output: proto field names; enums short and lower-case (``ORDER_TYPE_STOP_LIMIT``
 strings and unset messages null; every field present so a response has one shape.
 
 Input is strict: unknown fields, wrong JSON types, bad enum names, out-of-range
-integers and malformed times are ``InvalidInput`` naming the field — never a crash.
-Decimal values travel as strings ("150.25"); their meaning is checked by the services.
+integers, malformed times and malformed decimal strings are ``InvalidInput`` naming the
+field — never a crash. Decimal values travel as strings in plain notation ("150.25", at
+most as many digits as ``services.common.conv`` accepts; "" means unset); what they mean
+(a positive quantity, a price on the tick) is checked by the services.
 """
 
 from __future__ import annotations
@@ -22,11 +24,22 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 from google.type import date_pb2
 
+from services.common.conv import MAX_DIGITS, MAX_PLACES
+
 INT32_RANGE = (-(2**31), 2**31 - 1)
 INT64_RANGE = (-(2**63), 2**63 - 1)
 MAX_STRING = 4096
+# Path parameters are ids and symbols: short, always.
+MAX_PATH_PARAM = 256
 MAX_REPEATED = 1000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+INPUT_DECIMAL_PATTERN = rf"^(-?[0-9]{{1,{MAX_DIGITS - MAX_PLACES}}}(\.[0-9]{{1,{MAX_PLACES}}})?)?$"
+_INPUT_DECIMAL = re.compile(INPUT_DECIMAL_PATTERN)
+# The contracts carry money and quantities in string fields; these are those fields, by name.
+DECIMAL_FIELD_NAMES = frozenset({"qty", "price", "cash", "equity", "amount", "multiplier", "speed", "reserved",
+                                 "released", "volume", "open_interest", "buying_power", "cost_basis", "cash_after",
+                                 "position_qty_after"})
+DECIMAL_FIELD_SUFFIXES = ("_price", "_size", "_qty", "_pl", "_plpc", "_value", "_amount", "_cash", "_delta")
 
 _INTEGER_TYPES = {
     FieldDescriptor.TYPE_INT32: INT32_RANGE, FieldDescriptor.TYPE_SINT32: INT32_RANGE,
@@ -42,6 +55,11 @@ class InvalidInput(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+def is_decimal_field(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_STRING and (
+        field.name in DECIMAL_FIELD_NAMES or field.name.endswith(DECIMAL_FIELD_SUFFIXES))
 
 
 # -- enums -------------------------------------------------------------------------
@@ -131,14 +149,14 @@ def message_to_json(message: Message) -> Any:
 
 # -- input -------------------------------------------------------------------------
 
-def _default_json_name(name: str) -> str:
+def default_json_name(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def field_names(field: FieldDescriptor) -> set[str]:
     """Names a client may use for a field: the proto name, its lowerCamel form, a custom json_name."""
-    return {field.name, field.json_name, _default_json_name(field.name)}
+    return {field.name, field.json_name, default_json_name(field.name)}
 
 
 def find_field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
@@ -204,6 +222,9 @@ def _scalar(field: FieldDescriptor, raw: Any, path: str) -> Any:
             raise InvalidInput(path, f"{path} must be a string{hint}")
         if len(raw) > MAX_STRING:
             raise InvalidInput(path, f"{path} is too long")
+        if is_decimal_field(field) and not _INPUT_DECIMAL.fullmatch(raw):
+            raise InvalidInput(path, f"{path} must be a decimal string like \"150.25\" (at most "
+                                     f"{MAX_DIGITS - MAX_PLACES} integer digits and {MAX_PLACES} decimals)")
         return raw
     if kind in _INTEGER_TYPES:
         if isinstance(raw, bool) or not isinstance(raw, (int, str)):
@@ -280,6 +301,8 @@ def json_to_message(data: Any, message: Message, path: str = "") -> Message:
 
 def set_path(message: Message, dotted: str, raw: Any, *, from_query: bool) -> None:
     """Set ``a.b.c`` on ``message`` from a path or query parameter (strings)."""
+    if not from_query and len(raw) > MAX_PATH_PARAM:
+        raise InvalidInput(dotted, f"{dotted} is longer than {MAX_PATH_PARAM} characters")
     parts = dotted.split(".")
     target = message
     for index, part in enumerate(parts):

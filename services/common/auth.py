@@ -1,45 +1,110 @@
 """Identity on every hop: how a server learns who calls it, and what a client presents.
 
-This is where real authentication plugs in. Today (mesh foundation) the gateway
-forwards a development user id as metadata and services present their name; the
-security issue replaces both with signed bearer tokens verified here.
+Every caller presents ``authorization: Bearer <token>`` (``services.common.tokens``):
+
+* users: a session token (from the gateway's sign-in) or a CLI-issued user token;
+* ops: an ops token, naming the user whose data it reads in ``x-mbt-act-as-user``
+  (honoured for ops tokens only, and only on read-only RPCs: see ``access``);
+* services: a service token, minted and cached by ``ServiceCredentials``.
+
+The gateway forwards a signed-in user's token and adds its own service token as
+``x-mbt-forwarded-by``: proof that the call already passed the gateway's rate limit, so the
+service does not count it twice. Nothing else in the metadata says who the caller is.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Mapping
 from typing import Protocol
 
 from services.common.context import ANONYMOUS, Identity
+from services.common.errors import DomainError
+from services.common.shared_state import SharedState
+from services.common.tokens import (OPS, SERVICE, SERVICE_TOKEN_TTL_SECONDS, USER, InvalidToken, TokenIssuer,
+                                    TokenVerifier, WallTime)
 
-USER_HEADER = "x-mbt-user-id"
-SERVICE_HEADER = "x-mbt-service"
-# Development only: the user's tier (free, pro, pro_plus); signed tokens will carry it.
-TIER_HEADER = "x-mbt-tier"
+AUTHORIZATION = "authorization"
+FORWARDED_BY = "x-mbt-forwarded-by"
+ACT_AS_USER = "x-mbt-act-as-user"
+SESSION_NAMESPACE = "session"
+USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+_BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]+)$")
 
 
 class Authenticator(Protocol):
-    def authenticate(self, metadata: Mapping[str, str]) -> Identity:
+    async def authenticate(self, metadata: Mapping[str, str]) -> Identity:
         """The caller's identity from request metadata (ANONYMOUS when none is presented);
         raises ``DomainError("UNAUTHENTICATED", ...)`` for a credential that is presented but bad."""
 
 
-class DevMetadataAuthenticator:
-    """Development trust: identity comes from metadata the gateway and services set."""
-
-    def authenticate(self, metadata: Mapping[str, str]) -> Identity:
-        if metadata.get(SERVICE_HEADER):
-            return Identity(kind="service", subject=metadata[SERVICE_HEADER])
-        if metadata.get(USER_HEADER):
-            return Identity(kind="user", subject=metadata[USER_HEADER], tier=metadata.get(TIER_HEADER, ""))
-        return ANONYMOUS
+def bearer(token: str) -> list[tuple[str, str]]:
+    return [(AUTHORIZATION, f"Bearer {token}")]
 
 
-def service_credentials(service: str) -> list[tuple[str, str]]:
-    """Metadata a service presents when it calls another service."""
-    return [(SERVICE_HEADER, service)]
+def bearer_token(header: str) -> str:
+    match = _BEARER.match(header.strip())
+    if match is None:
+        raise InvalidToken("authorization must be 'Bearer <token>'")
+    return match.group(1)
 
 
-def user_credentials(user_id: str, tier: str = "") -> list[tuple[str, str]]:
-    """Metadata the gateway presents on behalf of a signed-in user."""
-    return [(USER_HEADER, user_id), *([(TIER_HEADER, tier)] if tier else [])]
+class TokenAuthenticator:
+    """Verifies bearer tokens. With ``sessions`` (the shared state the gateway keeps session
+    rows in) a signed-out session's token fails here too, at once; without it (a runtime
+    built by hand in a test) a token is good until it expires."""
+
+    def __init__(self, verifier: TokenVerifier, sessions: SharedState | None = None) -> None:
+        self.verifier = verifier
+        self.sessions = sessions
+
+    async def authenticate(self, metadata: Mapping[str, str]) -> Identity:
+        header = metadata.get(AUTHORIZATION)
+        if not header:
+            if metadata.get(ACT_AS_USER):
+                raise DomainError("UNAUTHENTICATED", f"{ACT_AS_USER} needs an ops token")
+            return ANONYMOUS
+        claims = self.verifier.verify(bearer_token(header))
+        act_as = metadata.get(ACT_AS_USER, "")
+        if act_as and claims.kind != OPS:
+            raise DomainError("PERMISSION_DENIED", f"only ops tokens may use {ACT_AS_USER}")
+        if claims.kind == SERVICE:
+            return Identity(kind=SERVICE, subject=claims.subject)
+        if claims.kind == OPS:
+            if act_as and not USER_ID.match(act_as):
+                raise DomainError("INVALID_ARGUMENT", f"{ACT_AS_USER} is not a user id")
+            return Identity(kind=OPS, subject=claims.subject, scopes=claims.scopes, acting_for=act_as)
+        forwarded_by = ""
+        if metadata.get(FORWARDED_BY):
+            forwarded_by = self.verifier.verify(metadata[FORWARDED_BY], (SERVICE,)).subject
+        # A forwarded call's session row was checked by the gateway a moment ago; a native one's is checked here.
+        if claims.session_id and self.sessions is not None and not forwarded_by:
+            row = await self.sessions.get(SESSION_NAMESPACE, claims.session_id)
+            if row is None or row.get("user_id") != claims.subject:
+                raise InvalidToken("the session has ended; sign in again")
+        return Identity(kind=USER, subject=claims.subject, tier=claims.tier, scopes=claims.scopes,
+                        session_id=claims.session_id, elevated_until=claims.elevated_until,
+                        forwarded_by=forwarded_by)
+
+
+class ServiceCredentials:
+    """What a component presents when it calls a service: a service token, re-minted
+    when half its lifetime has passed. Used as a channel's metadata source."""
+
+    def __init__(self, issuer: TokenIssuer, name: str, now: WallTime = time.time) -> None:
+        self.issuer = issuer
+        self.name = name
+        self.now = now
+        self._token = ""
+        self._renew_at = 0.0
+
+    def token(self) -> str:
+        now = self.now()
+        if now >= self._renew_at:
+            self._token = self.issuer.service(self.name, ttl_seconds=SERVICE_TOKEN_TTL_SECONDS)
+            self._renew_at = now + SERVICE_TOKEN_TTL_SECONDS / 2
+        return self._token
+
+    def __call__(self) -> list[tuple[str, str]]:
+        return bearer(self.token())

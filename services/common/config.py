@@ -7,6 +7,8 @@ The table in the README is printed from the declarations below
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import sys
@@ -25,6 +27,9 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "marketdata": 50054,
     "activities": 50055,
 }
+
+
+MIN_TOKEN_KEY_BYTES = 32
 
 
 class ConfigError(ValueError):
@@ -100,12 +105,46 @@ class Secret:
         return "Secret('***')" if self._value else "Secret('')"
 
 
-def setting(name: str, default: str | None, doc: str, parse: Callable[[str], Any] = str) -> Any:
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    origins = _parse_list(raw)
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ValueError(f"expected origins like https://app.example.com, got {origin!r}")
+    return origins
+
+
+def _parse_token_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
+    """``kid:secret,kid:secret`` with base64url secrets of at least 32 bytes; the first signs."""
+    keys = []
+    for item in _parse_list(raw):
+        kid, sep, encoded = item.partition(":")
+        if not sep or not kid or not encoded:
+            raise ValueError("expected kid:secret[,kid:secret...]")
+        try:
+            secret = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the secret of key {kid!r} is not base64url") from None
+        if len(secret) < MIN_TOKEN_KEY_BYTES:
+            raise ValueError(f"the secret of key {kid!r} must be at least {MIN_TOKEN_KEY_BYTES} bytes")
+        keys.append((kid, secret))
+    if len({kid for kid, _ in keys}) != len(keys):
+        raise ValueError("two keys share a kid")
+    return tuple(keys)
+
+
+def setting(name: str, default: str | None, doc: str, parse: Callable[[str], Any] = str, *,
+            secret: bool = False) -> Any:
     """Declare a setting read from environment variable ``name``.
 
     ``default`` None means "derived" (computed in ``Settings.from_env``, documented in ``doc``).
+    ``secret`` keeps the value out of the settings' repr (and so out of any log line).
     """
-    return field(metadata={"env": name, "default": default, "doc": doc, "parse": parse})
+    return field(metadata={"env": name, "default": default, "doc": doc, "parse": parse}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -129,7 +168,7 @@ class Settings:
                          "Interface every gRPC server and the gateway listen on (`0.0.0.0` in containers).")
     gateway_port: int = setting("MBT_GATEWAY_PORT", "8080", "Port of the REST gateway.", int)
     dev_login: bool = setting("MBT_DEV_LOGIN", None,
-                          "Development identity (`X-MBT-Dev-User` header). Default: on in development, off in production; refused in production.",
+                          "Development login (`POST /api/sessions/dev` mints a session for any user id). Default: on in development, off in production; refused in production.",
                           _parse_bool)
     log_level: str = setting("MBT_LOG_LEVEL", "INFO", "Python log level.", str.upper)
     log_format: str = setting("MBT_LOG_FORMAT", "json", "`json` (one object per line) or `text`.",
@@ -228,6 +267,36 @@ class Settings:
         "MBT_TICK_ARCHIVE_FLUSH_MS", "200", "How often the tick archive writes its batch (also when 5000 ticks are pending).",
         int)
 
+    # -- gateway and security: sessions, tokens, rate limits, browser protections ----------
+    gateway_database_url: str = setting("MBT_GATEWAY_DATABASE_URL", None,
+                                        "The gateway's own database (passkey credentials). Default: `sqlite:///var/gateway.db`; migrated at start.")
+    redis_key_prefix: str = setting("MBT_REDIS_KEY_PREFIX", "mbt:",
+                                    "Prefix of every Redis key MBT writes (session rows, passkey challenges, rate limits).")
+    user_token_keys: tuple = setting("MBT_USER_TOKEN_KEYS", "",
+                                     "Keys signing user and ops tokens: `kid:secret,...` (base64url secrets of 32+ bytes; the first signs, all verify). Empty: a published development key, refused in production. `mbt keys new` makes one.",
+                                     _parse_token_keys, secret=True)
+    service_token_keys: tuple = setting("MBT_SERVICE_TOKEN_KEYS", "",
+                                        "Keys signing service-to-service identity tokens, same format; must not share a secret with `MBT_USER_TOKEN_KEYS`. Empty: a development key, refused in production.",
+                                        _parse_token_keys, secret=True)
+    session_token_ttl_seconds: int = setting("MBT_SESSION_TOKEN_TTL_SECONDS", "900",
+                                             "Lifetime of a session's signed token; clients renew it with `POST /api/sessions/refresh` while the session lives.",
+                                             int)
+    session_max_age_seconds: int = setting("MBT_SESSION_MAX_AGE_SECONDS", "43200",
+                                           "Lifetime of a session (its row and its cookie); after it the user signs in again.", int)
+    step_up_seconds: int = setting("MBT_STEP_UP_SECONDS", "300",
+                                   "How long a fresh passkey assertion (sign-in or step-up) keeps a session elevated.", int)
+    webauthn_rp_id: str = setting("MBT_WEBAUTHN_RP_ID", "localhost",
+                                  "WebAuthn relying-party id: the web app's domain (`mbt.example.com`).")
+    webauthn_rp_name: str = setting("MBT_WEBAUTHN_RP_NAME", "MBT", "The name authenticators show for MBT's passkeys.")
+    public_origins: tuple = setting("MBT_PUBLIC_ORIGINS", None,
+                                    "Origins of the web app, comma-separated: the origins WebAuthn accepts and the only foreign `Origin`s allowed on state-changing requests. Default: `http://localhost:<MBT_GATEWAY_PORT>`; https only in production.",
+                                    _parse_origins)
+    cors_origins: tuple = setting("MBT_CORS_ORIGINS", "",
+                                  "Origins allowed to call the API cross-origin (CORS, with credentials), comma-separated. Empty: CORS closed.",
+                                  _parse_origins)
+    hsts_seconds: int = setting("MBT_HSTS_SECONDS", "0",
+                                "`Strict-Transport-Security` max-age sent on every response; 0 sends none (set it where TLS terminates in front of the gateway).",
+                                int)
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
 
     @classmethod
@@ -248,12 +317,28 @@ class Settings:
         values.setdefault("dev_login", not production)
         if production and values["dev_login"]:
             raise ConfigError("MBT_DEV_LOGIN=1 is refused when MBT_ENV=production")
+        values.setdefault("gateway_database_url", f"sqlite:///{values['data_dir'] / 'gateway.db'}")
+        values.setdefault("public_origins", (f"http://localhost:{values['gateway_port']}",))
+        _check_security(values, production)
         values["services"] = _service_settings(environ, values["data_dir"])
         values.update(overrides)
         return cls(**values)
 
     def service(self, name: str) -> ServiceSettings:
         return self.services[name]
+
+
+def _check_security(values: dict[str, Any], production: bool) -> None:
+    user_secrets = {secret for _, secret in values["user_token_keys"]}
+    if any(secret in user_secrets for _, secret in values["service_token_keys"]):
+        raise ConfigError("MBT_SERVICE_TOKEN_KEYS must not share a secret with MBT_USER_TOKEN_KEYS")
+    if not production:
+        return
+    for name in ("user_token_keys", "service_token_keys"):
+        if not values[name]:
+            raise ConfigError(f"MBT_{name.upper()} must be set when MBT_ENV=production (`mbt keys new` makes one)")
+    if any(not origin.startswith("https://") for origin in values["public_origins"] + values["cors_origins"]):
+        raise ConfigError("MBT_PUBLIC_ORIGINS and MBT_CORS_ORIGINS must be https origins when MBT_ENV=production")
 
 
 def _service_settings(environ: Mapping[str, str], data_dir: Path) -> dict[str, ServiceSettings]:

@@ -17,20 +17,40 @@ REQUEST_ID_HEADER = "x-request-id"
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling. ``kind`` is ``user``, ``service``, ``ops`` or ``anonymous``."""
+    """Who is calling, as proven by a verified token (``services.common.auth``).
+
+    ``kind`` is ``user``, ``service``, ``ops`` or ``anonymous``. ``subject`` is the user id,
+    the service name or the operator. ``tier`` (``free``, ``pro``, ``pro_plus``) comes from a
+    user token. An ops caller reading a user's data names that user in ``acting_for``.
+    ``forwarded_by`` is the component that relayed a user's call (the gateway), which has
+    already rate-limited it.
+    """
 
     kind: str
     subject: str = ""
     tier: str = ""
     scopes: frozenset[str] = field(default_factory=frozenset)
+    session_id: str = ""
+    # Unix seconds until which the session counts as recently re-authenticated (step-up).
+    elevated_until: int = 0
+    acting_for: str = ""
+    forwarded_by: str = ""
 
     @property
     def user_id(self) -> str:
-        return self.subject if self.kind == "user" else ""
+        """Whose data this call reads or changes: the user, or the user an ops caller reads."""
+        if self.kind == "user":
+            return self.subject
+        return self.acting_for if self.kind == "ops" else ""
 
     @property
     def is_service(self) -> bool:
         return self.kind == "service"
+
+    def is_elevated(self, now: float) -> bool:
+        """True while a fresh passkey assertion (sign-in or step-up) is recent enough for a
+        sensitive action; ``now`` is wall-clock unix seconds."""
+        return self.kind == "user" and now < self.elevated_until
 
 
 ANONYMOUS = Identity(kind="anonymous")
@@ -60,10 +80,11 @@ def set_identity(value: Identity) -> contextvars.Token:
 
 
 def require_user_id() -> str:
-    """The signed-in user whose data a user-facing RPC works on."""
+    """The user whose data a user-facing RPC works on: the signed-in user, or the user an ops
+    token reads (read-only RPCs only: the access policy refuses ops anything else)."""
     caller = identity()
-    if caller.kind == "user" and caller.subject:
-        return caller.subject
+    if caller.user_id:
+        return caller.user_id
     if caller.kind == "anonymous":
         raise DomainError("UNAUTHENTICATED", "authentication required")
     raise DomainError("PERMISSION_DENIED", "this call acts for a signed-in user")

@@ -38,14 +38,20 @@ REASON_STATUS: Mapping[str, str] = {
 
 
 class DomainError(Exception):
-    """A refusal with a stable reason, safe to show to the caller."""
+    """A refusal with a stable reason, safe to show to the caller.
 
-    def __init__(self, reason: str, message: str, **metadata: str) -> None:
+    ``headers`` are what the caller should also see (``retry-after``, rate-limit figures):
+    gRPC trailing metadata, and HTTP response headers at the gateway.
+    """
+
+    def __init__(self, reason: str, message: str, *, headers: Mapping[str, str] | None = None,
+                 **metadata: str) -> None:
         if reason not in REASON_STATUS:
             raise ValueError(f"unknown error reason {reason!r}")
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.headers = dict(headers or {})
         self.metadata = {k: str(v) for k, v in metadata.items()}
 
     @property

@@ -1,4 +1,5 @@
-"""The server interceptor every MBT service runs: request id, identity, access policy,
+"""The server interceptor every MBT service runs: request id, identity (a verified bearer
+token), access policy, the audit of ops reads, per-user rate limits for native clients,
 error mapping (``DomainError`` -> gRPC status + ``google.rpc.ErrorInfo``) and one
 structured access-log line per RPC."""
 
@@ -17,6 +18,8 @@ from grpc_status import rpc_status
 from services.common import access, context
 from services.common.auth import Authenticator
 from services.common.errors import ERROR_DOMAIN, DomainError
+from services.common.ops_audit import OpsReadAudit
+from services.common.ratelimit import RateDecision, RateLimited, RateLimiter, limit_for, user_key
 
 log = logging.getLogger("mbt.rpc")
 
@@ -32,7 +35,13 @@ def status_for(error: DomainError) -> grpc.Status:
 async def _abort(ctx: grpc.aio.ServicerContext, error: DomainError) -> None:
     status = status_for(error)
     await ctx.abort(status.code, status.details,
-                    tuple(status.trailing_metadata) + ((context.REQUEST_ID_HEADER, context.request_id()),))
+                    tuple(status.trailing_metadata) + ((context.REQUEST_ID_HEADER, context.request_id()),)
+                    + tuple(error.headers.items()))
+
+
+def _send_rate_figures(ctx: grpc.aio.ServicerContext, decision: RateDecision) -> None:
+    """The budget left, as trailing metadata of the successful call (what X-RateLimit-* are in REST)."""
+    ctx.set_trailing_metadata(tuple(decision.headers().items()))
 
 
 def _unimplemented(method: str) -> DomainError:
@@ -40,8 +49,10 @@ def _unimplemented(method: str) -> DomainError:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, rate_limiter: RateLimiter, ops_audit: OpsReadAudit) -> None:
         self.authenticator = authenticator
+        self.rate_limiter = rate_limiter
+        self.ops_audit = ops_audit
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
@@ -64,12 +75,20 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             self._streaming(method, handler.stream_stream), handler.request_deserializer,
             handler.response_serializer)
 
-    def _enter(self, method: str, ctx) -> None:
+    async def _enter(self, method: str, ctx, request) -> None:
         metadata = {k: v for k, v in ctx.invocation_metadata() or () if isinstance(v, str)}
         context.set_request_id(metadata.get(context.REQUEST_ID_HEADER) or context.new_request_id())
-        caller = self.authenticator.authenticate(metadata)
+        caller = await self.authenticator.authenticate(metadata)
         context.set_identity(caller)
         access.check(method, caller)
+        if caller.kind == "ops":
+            await self.ops_audit.record(caller, method, caller.acting_for or getattr(request, "user_id", ""))
+        # A user's call relayed by the gateway was counted there; a native client's is counted here.
+        if caller.kind == "user" and not caller.forwarded_by:
+            decision = await self.rate_limiter.hit(user_key(caller.subject), limit_for(caller.tier))
+            if not decision.allowed:
+                raise RateLimited(decision)
+            _send_rate_figures(ctx, decision)
 
     def _log(self, method: str, code: str, started: float) -> None:
         caller = context.identity()
@@ -91,7 +110,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             try:
-                self._enter(method, ctx)
+                await self._enter(method, ctx, request)
                 result = inner(request, ctx)
                 return await result if inspect.isawaitable(result) else result
             except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -110,7 +129,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             try:
-                self._enter(method, ctx)
+                await self._enter(method, ctx, request)
                 result = inner(request, ctx)
                 if hasattr(result, "__aiter__"):
                     async for item in result:

@@ -57,7 +57,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.msg = redact(record.getMessage())
         record.args = ()
-        line = super().format(record)
+        line = redact(super().format(record))  # the traceback too, not only the message
         fields = getattr(record, "fields", None)
         rid = context.request_id()
         extras = {**({"request_id": rid} if rid else {}), **(redact(fields) if fields else {})}

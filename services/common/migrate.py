@@ -1,5 +1,6 @@
 """Each service migrates its own database with its own Alembic environment
-(``services/<name>/migrations``) and its own version table, at start.
+(``services/<name>/migrations``; the gateway's is ``gateway/migrations``) and its own
+version table, at start.
 
 On PostgreSQL an advisory lock makes concurrent replicas migrate one at a time.
 """
@@ -16,7 +17,13 @@ from sqlalchemy.pool import NullPool
 
 from services.common.db import normalize_url
 
-SERVICES_DIR = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def migrations_dir(component: str) -> Path:
+    if component == "gateway":
+        return ROOT / "gateway" / "migrations"
+    return ROOT / "services" / component / "migrations"
 
 
 def version_table(service: str) -> str:
@@ -25,7 +32,7 @@ def version_table(service: str) -> str:
 
 def alembic_config(service: str, url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    config.set_main_option("script_location", str(migrations_dir(service)))
     config.attributes["service"] = service
     config.attributes["url"] = normalize_url(url)
     return config

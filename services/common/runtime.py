@@ -1,6 +1,7 @@
-"""What every service is wired from: its database, outbox and relay, its clock, and
-channels to the services it calls. ``ServiceKit.create`` is called by each service's
-``build(settings)``; tests pass their own clock and settings.
+"""What every service is wired from: its database, outbox and relay, its clock, channels
+to the services it calls (carrying its service token), and the security of its server
+(token verification, rate limits, the audit of ops reads). ``ServiceKit.create`` is called
+by each service's ``build(settings)``; tests pass their own clock and settings.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import grpc
+import redis.asyncio as redis
 
 from mbt.common.v1 import events_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from services.common import migrate, topology
-from services.common.auth import service_credentials
+from services.common.auth import ServiceCredentials, TokenAuthenticator
 from services.common.clients import open_channel
 from services.common.clock import Clock, FollowerClock
 from services.common.config import Settings
 from services.common.db import Database
+from services.common.ops_audit import LoggedOpsReads, OutboxOpsReads
 from services.common.outbox import Outbox, OutboxRelay, OutboxTables
+from services.common.ratelimit import build_rate_limiter
 from services.common.server import Registration, ServiceRuntime
+from services.common.shared_state import build_shared_state, redis_client
+from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier
 
 
 @dataclass
@@ -33,6 +39,12 @@ class ServiceKit:
     relay: OutboxRelay | None = None
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     _background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _redis: redis.Redis | None = None
+
+    def __post_init__(self) -> None:
+        self.keys = TokenKeys.from_settings(self.settings)
+        self.credentials = ServiceCredentials(TokenIssuer(self.keys), self.name)
+        self._redis = redis_client(self.settings)
 
     @classmethod
     def create(cls, name: str, settings: Settings, *, tables: OutboxTables | None = None,
@@ -59,8 +71,7 @@ class ServiceKit:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = open_channel(self.settings.service(service).target,
-                                                   lambda: service_credentials(self.name))
+            self._channels[service] = open_channel(self.settings.service(service).target, self.credentials)
         return self._channels[service]
 
     def stub(self, service: str, stub_class):
@@ -71,8 +82,14 @@ class ServiceKit:
             await channel.close()
         if self.db is not None:
             self.db.dispose()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def runtime(self, registrations: Iterable[Registration],
                 background: Iterable[Callable[[], Awaitable[None]]] = ()) -> ServiceRuntime:
-        return ServiceRuntime(name=self.name, registrations=list(registrations),
-                              background=[*self._background, *background], closers=[self.close])
+        sessions = build_shared_state(self.settings, self._redis)
+        return ServiceRuntime(
+            name=self.name, registrations=list(registrations), background=[*self._background, *background],
+            closers=[self.close], authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),
+            rate_limiter=build_rate_limiter(self.settings, self._redis),
+            ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads())

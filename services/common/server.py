@@ -20,9 +20,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
-from services.common.auth import Authenticator, DevMetadataAuthenticator
+from services.common.auth import Authenticator, TokenAuthenticator
 from services.common.config import ConfigError, Settings
 from services.common.interceptors import ServerInterceptor
+from services.common.ops_audit import LoggedOpsReads, OpsReadAudit
+from services.common.ratelimit import InProcessRateLimiter, RateLimiter
+from services.common.tokens import TokenKeys, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,12 @@ class ServiceRuntime:
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called after the server stopped, in order (close channels, dispose engines).
     closers: list[Callable[[], Any]] = field(default_factory=list)
-    authenticator: Authenticator = field(default_factory=DevMetadataAuthenticator)
+    # ServiceKit.runtime passes the configured ones; a runtime built by hand (tests, tools)
+    # verifies tokens with the development keys and keeps its rate limits in process.
+    authenticator: Authenticator = field(default_factory=lambda: TokenAuthenticator(
+        TokenVerifier(TokenKeys.development())))
+    rate_limiter: RateLimiter = field(default_factory=InProcessRateLimiter)
+    ops_audit: OpsReadAudit = field(default_factory=LoggedOpsReads)
 
 
 @dataclass
@@ -97,7 +105,8 @@ def _log_task_end(task: asyncio.Task) -> None:
 
 
 async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int = 0) -> RunningService:
-    server = grpc.aio.server(interceptors=[ServerInterceptor(runtime.authenticator)], options=SERVER_OPTIONS)
+    interceptor = ServerInterceptor(runtime.authenticator, runtime.rate_limiter, runtime.ops_audit)
+    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health.SERVICE_NAME, reflection.SERVICE_NAME]

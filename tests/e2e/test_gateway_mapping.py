@@ -6,69 +6,26 @@ each service implements."""
 import json
 
 import grpc
-import httpx
 import pytest
 
-from gateway.app import build_app
 from gateway.routes import bindings
-from services.common.config import SERVICES, Settings
 from services.common.errors import DomainError
-from services.common.interceptors import status_for
+from services.common.tokens import TokenKeys, TokenVerifier
+from tests.support.identity import rest_headers
 
 ROUTES = bindings()
 
 
-class ScriptedUpstream(grpc.GenericRpcHandler):
-    """Answers every MBT RPC with the outcome the test set, and records what it got."""
-
-    def __init__(self) -> None:
-        self.outcome: DomainError | grpc.StatusCode | None = None
-        self.received: list[tuple[str, object, dict]] = []
-        self._by_path = {b.grpc_path: b for b in ROUTES}
-
-    def service(self, details):
-        binding = self._by_path.get(details.method)
-        if binding is None:
-            return None
-
-        async def handle(request, context):
-            self.received.append((details.method, request, dict(context.invocation_metadata())))
-            if isinstance(self.outcome, DomainError):
-                status = status_for(self.outcome)
-                await context.abort(status.code, status.details, status.trailing_metadata)
-            if isinstance(self.outcome, grpc.StatusCode):
-                await context.abort(self.outcome, "upstream said no")
-            return binding.response_class()
-
-        return grpc.unary_unary_rpc_method_handler(
-            handle, request_deserializer=binding.request_class.FromString,
-            response_serializer=lambda m: m.SerializeToString())
-
-
 @pytest.fixture
-async def upstream():
-    handler = ScriptedUpstream()
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers([handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    handler.port = port
-    yield handler
-    await server.stop(0)
-
-
-def gateway_client(upstream, **env) -> httpx.AsyncClient:
-    environ = {f"MBT_{name.upper()}_TARGET": f"127.0.0.1:{upstream.port}" for name in SERVICES}
-    environ.update(env)
-    app = build_app(Settings.from_env(environ))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mbt.test")
+def gateway_client(upstream, tmp_path):
+    return lambda **env: upstream.gateway(tmp_path, **env)
 
 
 def call(client, binding, headers=None):
     path = binding.template
     for field_path in binding.path_params.values():
         path = path.replace("{" + field_path + "}", "x1")
-    kwargs = {"headers": {"X-MBT-Dev-User": "alice", **(headers or {})}}
+    kwargs = {"headers": {**rest_headers("alice"), **(headers or {})}}
     if binding.body:
         kwargs["content"] = b"{}"
         kwargs["headers"]["Content-Type"] = "application/json"
@@ -91,8 +48,8 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize("binding", ROUTES, ids=lambda b: f"{b.http_method} {b.template}")
-async def test_each_route_reaches_its_rpc_and_maps_errors_to_the_envelope(upstream, binding):
-    async with gateway_client(upstream) as client:
+async def test_each_route_reaches_its_rpc_and_maps_errors_to_the_envelope(gateway_client, upstream, binding):
+    async with gateway_client() as client:
         for outcome, http_status, code in ERROR_CASES:
             upstream.outcome = outcome
             response = await call(client, binding)
@@ -102,64 +59,67 @@ async def test_each_route_reaches_its_rpc_and_maps_errors_to_the_envelope(upstre
             assert body["error"]["code"] == code
             assert body["error"]["request_id"] == response.headers["x-request-id"]
             assert body["error"]["message"]
-            method, _, metadata = upstream.received[-1]
+            method, _, metadata = upstream.api_calls()[-1]
             assert method == binding.grpc_path
             assert metadata["x-request-id"] == response.headers["x-request-id"]
             assert "Traceback" not in response.text
 
 
 @pytest.mark.parametrize("binding", ROUTES, ids=lambda b: f"{b.http_method} {b.template}")
-async def test_each_route_wraps_success_in_data_and_meta(upstream, binding):
-    async with gateway_client(upstream) as client:
+async def test_each_route_wraps_success_in_data_and_meta(gateway_client, upstream, binding):
+    async with gateway_client() as client:
         upstream.outcome = None
         response = await call(client, binding)
         assert response.status_code == 200, response.text
         body = response.json()
         assert set(body) == {"data", "meta"}
         assert body["meta"]["request_id"] == response.headers["x-request-id"]
-        _, request, _ = upstream.received[-1]
+        _, request, _ = upstream.api_calls()[-1]
         for field_path in binding.path_params.values():
             assert getattr(request, field_path) == "x1"
 
 
-async def test_path_and_query_parameters_reach_the_request(upstream):
-    async with gateway_client(upstream) as client:
+async def test_path_and_query_parameters_reach_the_request_with_the_callers_token(gateway_client, upstream):
+    async with gateway_client() as client:
         await client.get("/api/mbt/orders", params={"status": "filled", "page_size": "5", "page_token": "abc"},
-                         headers={"X-MBT-Dev-User": "alice"})
-        _, request, metadata = upstream.received[-1]
+                         headers=rest_headers("alice"))
+        _, request, metadata = upstream.api_calls()[-1]
         assert (request.status, request.page_size, request.page_token) == (3, 5, "abc")
-        assert metadata["x-mbt-user-id"] == "alice"
+        verifier = TokenVerifier(TokenKeys.development())
+        assert verifier.verify(metadata["authorization"].removeprefix("Bearer ")).subject == "alice"
+        assert verifier.verify(metadata["x-mbt-forwarded-by"], ("service",)).subject == "gateway"
 
 
-async def test_internal_details_of_a_500_are_not_leaked(upstream):
-    async with gateway_client(upstream) as client:
+async def test_internal_details_of_a_500_are_not_leaked(gateway_client, upstream):
+    async with gateway_client() as client:
         upstream.outcome = grpc.StatusCode.INTERNAL
-        response = await client.get("/api/mbt/account", headers={"X-MBT-Dev-User": "alice"})
+        response = await client.get("/api/mbt/account", headers=rest_headers("alice"))
         assert "upstream said no" not in response.text
 
 
-async def test_a_well_formed_incoming_request_id_is_kept_and_a_bad_one_replaced(upstream):
-    async with gateway_client(upstream) as client:
-        kept = await client.get("/api/mbt/account", headers={"X-MBT-Dev-User": "a", "X-Request-Id": "client-abc-123"})
+async def test_a_well_formed_incoming_request_id_is_kept_and_a_bad_one_replaced(gateway_client, upstream):
+    async with gateway_client() as client:
+        kept = await client.get("/api/mbt/account", headers={**rest_headers("a"), "X-Request-Id": "client-abc-123"})
         assert kept.headers["x-request-id"] == "client-abc-123"
-        replaced = await client.get("/api/mbt/account", headers={"X-MBT-Dev-User": "a", "X-Request-Id": "bad id with spaces"})
+        replaced = await client.get("/api/mbt/account",
+                                    headers={**rest_headers("a"), "X-Request-Id": "bad id with spaces"})
         assert replaced.headers["x-request-id"].startswith("req_")
 
 
-async def test_without_identity_every_api_route_is_401_and_the_upstream_is_not_called(upstream):
-    async with gateway_client(upstream) as client:
+async def test_without_identity_every_api_route_is_401_and_the_upstream_is_not_called(gateway_client, upstream):
+    async with gateway_client() as client:
         for binding in ROUTES:
             response = await client.request(binding.http_method, binding.template.replace("{", "").replace("}", ""))
             assert response.status_code == 401
             assert response.json()["error"]["code"] == "unauthenticated"
-    assert upstream.received == []
+    assert upstream.api_calls() == []
 
 
-async def test_the_dev_header_is_ignored_when_dev_login_is_off(upstream):
-    async with gateway_client(upstream, MBT_DEV_LOGIN="0") as client:
+async def test_the_foundations_development_header_identifies_nobody(gateway_client, upstream):
+    async with gateway_client() as client:
         response = await client.get("/api/mbt/account", headers={"X-MBT-Dev-User": "alice"})
         assert response.status_code == 401
-    assert upstream.received == []
+    assert upstream.api_calls() == []
 
 
 @pytest.mark.parametrize("method, path, kwargs, status, code", [
@@ -177,12 +137,12 @@ async def test_the_dev_header_is_ignored_when_dev_login_is_off(upstream):
     ("POST", "/api/mbt/orders?status=filled", {"content": b"{}", "headers": {"Content-Type": "application/json"}},
      400, "invalid_argument"),
 ])
-async def test_malformed_requests_get_the_error_envelope_and_change_nothing(upstream, method, path, kwargs, status,
-                                                                            code):
-    async with gateway_client(upstream) as client:
-        headers = {"X-MBT-Dev-User": "alice", **kwargs.pop("headers", {})}
+async def test_malformed_requests_get_the_error_envelope_and_change_nothing(gateway_client, upstream, method, path,
+                                                                            kwargs, status, code):
+    async with gateway_client() as client:
+        headers = {**rest_headers("alice"), **kwargs.pop("headers", {})}
         response = await client.request(method, path, headers=headers, **kwargs)
         assert response.status_code == status, response.text
         assert response.json()["error"]["code"] == code
         assert response.headers["x-request-id"] == response.json()["error"]["request_id"]
-    assert upstream.received == []
+    assert upstream.api_calls() == []

@@ -4,9 +4,10 @@ bad windows."""
 
 import pytest
 
+from tests.support.identity import rest_headers
 from tests.support.mesh import mesh_settings, start_mesh
 
-USER = {"X-MBT-Dev-User": "alice"}
+USER = rest_headers("alice")  # a Free user
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from services.common.config import SERVICES
-from tests.support.identity import as_service
+from tests.support.identity import BULK_TIER, as_service, rest_headers
 from tests.support.mesh import free_port
 from tests.support.trading import START, eventually
 
@@ -54,7 +54,7 @@ async def submit_until_acknowledged(client: httpx.AsyncClient, user: str, index:
             "side": "buy", "qty": str(1 + index % 3), "order_type": "market", "time_in_force": "gtc"}
     while True:
         try:
-            response = await client.post("/api/mbt/orders", json=body, headers={"X-MBT-Dev-User": user})
+            response = await client.post("/api/mbt/orders", json=body, headers=rest_headers(user, BULK_TIER))
         except httpx.TransportError:
             response = None
         if response is not None and response.status_code == 200:
@@ -79,7 +79,8 @@ async def test_sigkill_during_a_fill_burst_loses_nothing_and_applies_nothing_twi
         assert len({o["order_id"] for o in orders}) == len(USERS) * ORDERS_PER_USER
 
         for user in USERS:
-            await eventually(lambda user=user: _assert_consistent(client, user), timeout=120)
+            # One check is ~16 requests: polling once a second stays well inside the rate limit.
+            await eventually(lambda user=user: _assert_consistent(client, user), timeout=120, interval=1.0)
     await _assert_one_audit_row_per_fill(env)
     assert "died with exit code -9" in out.read_text()
 
@@ -95,7 +96,7 @@ async def _data(client: httpx.AsyncClient, path: str, headers: dict, **params):
 
 
 async def _assert_consistent(client: httpx.AsyncClient, user: str) -> None:
-    headers = {"X-MBT-Dev-User": user}
+    headers = rest_headers(user, BULK_TIER)
     listed = await _data(client, "/api/mbt/orders", headers, page_size=100)
     assert len(listed) == ORDERS_PER_USER
     assert {o["status"] for o in listed} == {"filled"}

@@ -1,4 +1,5 @@
-"""Every service's migrations upgrade and downgrade cleanly (SQLite, and PostgreSQL when configured)."""
+"""Every service's migrations, and the gateway's, upgrade and downgrade cleanly (SQLite, and
+PostgreSQL when configured)."""
 
 import pytest
 from sqlalchemy import create_engine, inspect
@@ -6,7 +7,7 @@ from sqlalchemy import create_engine, inspect
 from services.common import migrate
 from services.common.db import normalize_url
 
-SERVICES_WITH_DATABASES = ["accounts", "orders", "marketdata", "activities"]
+SERVICES_WITH_DATABASES = ["accounts", "orders", "marketdata", "activities", "gateway"]
 
 
 def table_names(url: str) -> set[str]:
@@ -17,9 +18,12 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
+def store_module(component: str):
+    return __import__("gateway.store" if component == "gateway" else f"services.{component}.store", fromlist=["Base"])
+
+
 def model_tables(service: str) -> set[str]:
-    module = __import__(f"services.{service}.store", fromlist=["Base"])
-    return set(module.Base.metadata.tables)
+    return set(store_module(service).Base.metadata.tables)
 
 
 @pytest.mark.parametrize("service", SERVICES_WITH_DATABASES)
@@ -41,7 +45,7 @@ def test_migrations_match_the_models(service, databases):
 
     url = databases.new(service)
     migrate.upgrade(service, url)
-    module = __import__(f"services.{service}.store", fromlist=["Base"])
+    module = store_module(service)
     engine = create_engine(normalize_url(url))
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True,

@@ -10,13 +10,13 @@ from google.protobuf import any_pb2
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from mbt.common.v1 import audit_pb2, events_pb2, events_pb2_grpc
-from services.common.auth import service_credentials
 from services.common.clients import open_channel
 from services.common.clock import ManualClock
 from services.common.db import Database
 from services.common.inbox import EventSink
 from services.common.outbox import Outbox, OutboxRelay, define_outbox_tables, unit_of_work
 from services.common.server import Registration, ServiceRuntime, start
+from tests.support.identity import as_service
 from tests.support.mesh import free_port
 
 CLOCK = ManualClock(datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc))
@@ -82,7 +82,7 @@ async def serve_consumer(consumer: Side, port: int = 0):
 
 
 def relay_to(producer: Side, target: str, relay_class=OutboxRelay) -> tuple[OutboxRelay, object]:
-    channel = open_channel(target, lambda: service_credentials("producer"))
+    channel = open_channel(target, lambda: as_service("producer"))
     relay = relay_class(producer.db, "producer", producer.tables,
                         {"activities": events_pb2_grpc.EventSinkServiceStub(channel)}, poll_seconds=0.05)
     return relay, channel

@@ -1,5 +1,7 @@
 """The whole mesh in the test process: five real gRPC servers on free ports, each with
-its own database, plus the gateway app, talking over real connections."""
+its own database, plus the gateway app (with its own database too), talking over real
+connections. ``mesh.http`` talks to the gateway over https (session cookies are
+``Secure``); sign it in with ``tests.support.identity.sign_in``."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ def mesh_settings(databases: DatabaseFactory, data_dir, **env: str) -> Settings:
         environ.setdefault(f"MBT_{name.upper()}_PORT", str(free_port()))
         if name != "matcher":
             environ.setdefault(f"MBT_{name.upper()}_DATABASE_URL", databases.new(name))
+    environ.setdefault("MBT_GATEWAY_DATABASE_URL", databases.new("gateway"))
     return Settings.from_env(environ)
 
 
@@ -48,8 +51,15 @@ class Mesh:
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.aclose()
+        if self.app is not None:
+            await self.app.state.gateway.aclose()
         for name in reversed(list(self.services)):
             await self.services[name].stop(0.5)
+
+
+def gateway_client(app) -> httpx.AsyncClient:
+    """An HTTP client of ``app``, in process, over https so ``Secure`` cookies flow."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mbt.test")
 
 
 async def start_mesh(settings: Settings, builders: dict | None = None) -> Mesh:
@@ -63,5 +73,5 @@ async def start_mesh(settings: Settings, builders: dict | None = None) -> Mesh:
         await mesh.stop()
         raise
     mesh.app = build_app(settings)
-    mesh.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=mesh.app), base_url="http://mbt.test")
+    mesh.http = gateway_client(mesh.app)
     return mesh

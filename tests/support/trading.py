@@ -12,8 +12,8 @@ from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
 from services.common.conv import from_timestamp, to_timestamp
-from tests.support.identity import as_service, as_user
-from tests.support.mesh import Mesh, mesh_settings, start_mesh
+from tests.support.identity import BULK_TIER, as_service, as_user, rest_headers
+from tests.support.mesh import Mesh, gateway_client, mesh_settings, start_mesh
 
 # The replay starts 30 minutes after the recording's open: 2012-06-21 10:00 New York.
 START = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
@@ -93,8 +93,7 @@ def user_metadata(user_id: str) -> list[tuple[str, str]]:
 
 
 def rest_as(mesh: Mesh, user_id: str):
-    """An HTTP client of the gateway signed in as ``user_id``."""
-    import httpx
-
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=mesh.app), base_url="http://mbt.test",
-                             headers={"X-MBT-Dev-User": user_id})
+    """An HTTP client of the gateway signed in as ``user_id`` (a bearer token)."""
+    client = gateway_client(mesh.app)
+    client.headers.update(rest_headers(user_id, BULK_TIER))
+    return client

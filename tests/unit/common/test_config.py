@@ -5,6 +5,9 @@ import pytest
 from services.common.config import ConfigError, Settings, documented_variables, markdown_table
 
 README = Path(__file__).resolve().parents[3] / "README.md"
+KEY = "k1:" + "A" * 43  # 32 bytes of base64url
+PRODUCTION = {"MBT_ENV": "production", "MBT_USER_TOKEN_KEYS": KEY, "MBT_SERVICE_TOKEN_KEYS": "k2:" + "B" * 43,
+              "MBT_PUBLIC_ORIGINS": "https://app.mbt.example"}
 
 
 def test_defaults_are_the_embedded_default():
@@ -17,9 +20,38 @@ def test_defaults_are_the_embedded_default():
 
 
 def test_production_turns_dev_login_off_and_refuses_it_on():
-    assert Settings.from_env({"MBT_ENV": "production"}).dev_login is False
+    assert Settings.from_env(PRODUCTION).dev_login is False
     with pytest.raises(ConfigError, match="MBT_DEV_LOGIN"):
-        Settings.from_env({"MBT_ENV": "production", "MBT_DEV_LOGIN": "1"})
+        Settings.from_env({**PRODUCTION, "MBT_DEV_LOGIN": "1"})
+
+
+@pytest.mark.parametrize("missing", ["MBT_USER_TOKEN_KEYS", "MBT_SERVICE_TOKEN_KEYS"])
+def test_production_refuses_to_start_on_the_development_keys(missing):
+    environ = {key: value for key, value in PRODUCTION.items() if key != missing}
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env(environ)
+
+
+def test_production_refuses_plain_http_origins():
+    with pytest.raises(ConfigError, match="https"):
+        Settings.from_env({**PRODUCTION, "MBT_CORS_ORIGINS": "http://app.mbt.example"})
+
+
+@pytest.mark.parametrize("value, message", [("nokid", "kid:secret"), ("k1:" + "A" * 20, "at least 32 bytes"),
+                                            (f"{KEY},{KEY}", "share a kid"), ("k1:***", "base64url")])
+def test_bad_token_keys_are_refused(value, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"MBT_USER_TOKEN_KEYS": value})
+
+
+def test_user_and_service_keys_must_differ():
+    with pytest.raises(ConfigError, match="must not share a secret"):
+        Settings.from_env({"MBT_USER_TOKEN_KEYS": KEY, "MBT_SERVICE_TOKEN_KEYS": "other" + KEY[2:]})
+
+
+def test_token_keys_never_show_in_the_settings_repr():
+    settings = Settings.from_env({"MBT_USER_TOKEN_KEYS": KEY})
+    assert "AAAA" not in repr(settings)
 
 
 @pytest.mark.parametrize("name, value", [("MBT_GATEWAY_PORT", "eighty"), ("MBT_TRADING_DISABLED", "maybe"),

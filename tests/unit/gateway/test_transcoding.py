@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gateway.transcoding import InvalidInput, json_to_message, message_to_json, set_path
+from gateway.transcoding import InvalidInput, is_decimal_field, json_to_message, message_to_json, set_path
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2
@@ -90,3 +90,24 @@ def test_repeated_query_parameters_accept_repeats_and_commas():
     request = marketdata_pb2.GetLatestQuotesRequest()
     set_path(request, "symbols", ["AMZN,GOOG", "SPY"], from_query=True)
     assert list(request.symbols) == ["AMZN", "GOOG", "SPY"]
+
+
+def test_money_and_quantity_fields_are_known_as_decimals():
+    fields = {**orders_pb2.Order.DESCRIPTOR.fields_by_name, **accounts_pb2.Account.DESCRIPTOR.fields_by_name,
+              **accounts_pb2.Position.DESCRIPTOR.fields_by_name, **marketdata_pb2.Quote.DESCRIPTOR.fields_by_name}
+    decimals = {name for name, field in fields.items() if is_decimal_field(field)}
+    assert {"qty", "limit_price", "stop_price", "filled_avg_price", "multiplier", "cash", "buying_power", "equity",
+            "unrealized_plpc", "long_market_value", "bid_price", "ask_size"} <= decimals
+    assert not decimals & {"order_id", "symbol", "client_order_id", "currency", "reject_reason", "user_id"}
+
+
+@pytest.mark.parametrize("raw, ok", [("150.25", True), ("-3", True), ("", True), ("1e5", False), ("NaN", False),
+                                     (" 1", False), ("1.", False), ("٣", False), ("1" * 15, False)])
+def test_decimal_strings_must_be_plain_and_bounded(raw, ok):
+    message = orders_pb2.SubmitOrderRequest()
+    if ok:
+        json_to_message({"qty": raw}, message)
+        assert message.qty == raw
+    else:
+        with pytest.raises(InvalidInput, match="decimal string"):
+            json_to_message({"qty": raw}, message)

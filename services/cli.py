@@ -1,0 +1,110 @@
+"""``mbt``: operator commands.
+
+    mbt token user alice [--scope read] [--tier pro] [--ttl 3600]   a user token for native gRPC / REST
+    mbt token ops carol [--ttl 900]                                  an ops (read-only) token
+    mbt token service console [--ttl 600]                            a service token, for platform tooling
+    mbt keys new                                                     a new signing key entry
+
+Tokens are printed alone on stdout (``TOKEN=$(mbt token user alice)``) and signed with the
+configured keys (``MBT_USER_TOKEN_KEYS``, or ``MBT_SERVICE_TOKEN_KEYS`` for a service token,
+which only whoever holds the platform's service key can make; the development keys when
+unset, outside production). They belong to no session, so nothing can revoke them before
+they expire: lifetimes are capped. A user token's tier is asked of accounts unless given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from services.common.auth import USER_ID, ServiceCredentials
+from services.common.clients import open_channel
+from services.common.config import ConfigError, Settings
+from services.common.tiers import TierLookup
+from services.common.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
+
+MAX_USER_TOKEN_SECONDS = 24 * 3600
+MAX_OPS_TOKEN_SECONDS = 3600
+MAX_SERVICE_TOKEN_SECONDS = 3600
+
+
+def _ttl(maximum: int):
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not 60 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be between 60 and {maximum} seconds")
+        return value
+
+    return parse
+
+
+def _subject(raw: str) -> str:
+    if not USER_ID.match(raw):
+        raise argparse.ArgumentTypeError("must be 1-128 letters, digits, '_', '.', '@' or '-'")
+    return raw
+
+
+def _scopes(raw: str) -> tuple[str, ...]:
+    scopes = tuple(sorted({part.strip() for part in raw.split(",") if part.strip()}))
+    if not scopes or not set(scopes) <= {READ, TRADE}:
+        raise argparse.ArgumentTypeError("scopes are read and/or trade, e.g. 'read' or 'read,trade'")
+    return scopes
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mbt", description="MBT operator commands")
+    commands = root.add_subparsers(dest="command", required=True)
+    token = commands.add_parser("token", help="issue a bearer token").add_subparsers(dest="kind", required=True)
+    user = token.add_parser("user", help="a token acting as one user")
+    user.add_argument("user_id", type=_subject)
+    user.add_argument("--scope", type=_scopes, default=(READ, TRADE), help="read, or read,trade (default)")
+    user.add_argument("--tier", choices=TIERS, help="default: the user's tier at the accounts service")
+    user.add_argument("--ttl", type=_ttl(MAX_USER_TOKEN_SECONDS), default=3600, help="lifetime in seconds")
+    ops = token.add_parser(OPS, help="a read-only ops token; name the user with x-mbt-act-as-user")
+    ops.add_argument("operator", type=_subject)
+    ops.add_argument("--ttl", type=_ttl(MAX_OPS_TOKEN_SECONDS), default=900, help="lifetime in seconds")
+    service = token.add_parser(SERVICE, help="a service token (stepping the replay clock, other internal RPCs)")
+    service.add_argument("name", type=_subject)
+    service.add_argument("--ttl", type=_ttl(MAX_SERVICE_TOKEN_SECONDS), default=600, help="lifetime in seconds")
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("new", help="print a new kid:secret entry for MBT_USER_TOKEN_KEYS or MBT_SERVICE_TOKEN_KEYS")
+    return root
+
+
+async def _tier(settings: Settings, issuer: TokenIssuer, user_id: str) -> str:
+    channel = open_channel(settings.service("accounts").target)
+    try:
+        lookup = TierLookup(lambda: channel, ServiceCredentials(issuer, "cli"), settings.rpc_timeout_seconds)
+        return await lookup.tier(user_id)
+    finally:
+        await channel.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "keys":
+        print(new_key())
+        return 0
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"mbt: configuration error: {exc}", file=sys.stderr)
+        return 2
+    issuer = TokenIssuer(TokenKeys.from_settings(settings))
+    if args.kind == OPS:
+        print(issuer.ops(args.operator, ttl_seconds=args.ttl))
+        return 0
+    if args.kind == SERVICE:
+        print(issuer.service(args.name, ttl_seconds=args.ttl))
+        return 0
+    tier = args.tier or asyncio.run(_tier(settings, issuer, args.user_id))
+    print(issuer.user(args.user_id, tier=tier, scopes=args.scope, ttl_seconds=args.ttl))
+    print(f"mbt: user token for {args.user_id} (tier {tier}, scope {' '.join(args.scope)}, {args.ttl}s)",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

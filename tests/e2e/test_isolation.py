@@ -1,0 +1,112 @@
+"""Another user's data is unreachable by every route: for every endpoint that takes an id,
+user B using user A's id gets not_found (REST and native gRPC), and nothing of A's changes.
+Runs on the whole mesh over a stepped replay, where A really trades."""
+
+import grpc
+import pytest
+
+from gateway.routes import bindings
+from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
+from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
+from tests.support.identity import as_user, sign_in
+from tests.support.mesh import gateway_client
+from tests.support.trading import eventually, start_trading_mesh
+
+# Endpoints whose id names something a user owns, and the id of A's that fills it in.
+USER_OWNED = {
+    ("GET", "/api/mbt/orders/{order_id}"): "order_id",
+    ("DELETE", "/api/mbt/orders/{order_id}"): "resting_order_id",
+    ("PATCH", "/api/mbt/orders/{order_id}"): "resting_order_id",
+    ("GET", "/api/mbt/activities/{activity_id}"): "activity_id",
+    ("GET", "/api/mbt/fills/{fill_id}/explain"): "fill_id",
+    ("GET", "/api/mbt/positions/{symbol}"): "symbol",
+}
+# Endpoints whose id is public market data: the same answer for everyone.
+MARKET_DATA = {("GET", "/api/mbt/quotes/{symbol}"), ("GET", "/api/mbt/quotes/{symbol}/history"),
+               ("GET", "/api/mbt/symbols/{symbol}"), ("GET", "/api/mbt/options/{underlying}/chain")}
+
+
+def test_every_endpoint_that_takes_an_id_is_in_the_matrix():
+    with_ids = {(b.http_method, b.template) for b in bindings() if b.path_params}
+    assert with_ids == set(USER_OWNED) | MARKET_DATA
+
+
+@pytest.fixture
+async def mesh(databases, tmp_path):
+    mesh = await start_trading_mesh(databases, tmp_path)
+    yield mesh
+    await mesh.stop()
+
+
+async def alices_ids(alice) -> dict[str, str]:
+    """Alice trades for real: a filled market buy (order, fill, activity, position) and a
+    limit buy far below the market that rests."""
+    bought = await alice.post("/api/mbt/orders", json={"symbol": "AMZN", "side": "buy", "qty": "1",
+                                                       "order_type": "market", "time_in_force": "day"})
+    assert bought.status_code == 200, bought.text
+    order_id = bought.json()["data"]["order_id"]
+
+    async def filled():
+        order = (await alice.get(f"/api/mbt/orders/{order_id}")).json()["data"]
+        assert order["status"] == "filled", order
+        return order
+
+    fill_id = (await eventually(filled))["fills"][0]["fill_id"]
+
+    async def activity():
+        rows = (await alice.get("/api/mbt/activities", params={"type": "fill"})).json()["data"]
+        assert rows
+        return rows[0]["activity_id"]
+
+    resting = await alice.post("/api/mbt/orders", json={"symbol": "AMZN", "side": "buy", "qty": "1",
+                                                        "order_type": "limit", "limit_price": "1.00",
+                                                        "time_in_force": "gtc"})
+    assert resting.status_code == 200, resting.text
+    return {"order_id": order_id, "fill_id": fill_id, "activity_id": await eventually(activity),
+            "resting_order_id": resting.json()["data"]["order_id"], "symbol": "AMZN"}
+
+
+async def test_user_b_gets_not_found_for_every_id_of_user_a(mesh):
+    async with gateway_client(mesh.app) as alice, gateway_client(mesh.app) as bob:
+        await sign_in(alice, "alice")
+        await sign_in(bob, "bob")
+        ids = await alices_ids(alice)
+        before = (await alice.get(f"/api/mbt/orders/{ids['resting_order_id']}")).json()["data"]
+
+        for (method, template), id_name in USER_OWNED.items():
+            path = template.replace("{" + template.split("{")[1].split("}")[0] + "}", ids[id_name])
+            response = await bob.request(method, path, json={"qty": "5"} if method == "PATCH" else None)
+            assert response.status_code == 404, (method, template, response.text)
+            assert response.json()["error"]["code"] == "not_found"
+
+        after = (await alice.get(f"/api/mbt/orders/{ids['resting_order_id']}")).json()["data"]
+        assert (after["status"], after["qty"], after["version"]) == (before["status"], before["qty"],
+                                                                      before["version"])
+        bobs_orders = (await bob.get("/api/mbt/orders")).json()["data"]
+        assert bobs_orders == []
+
+        await native_b_gets_not_found(mesh, ids)
+
+
+async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
+    bob = as_user("bob")
+    calls = [
+        ("orders", orders_pb2_grpc.OrdersServiceStub, "GetOrder", orders_pb2.GetOrderRequest(order_id=ids["order_id"])),
+        ("orders", orders_pb2_grpc.OrdersServiceStub, "CancelOrder",
+         orders_pb2.CancelOrderRequest(order_id=ids["resting_order_id"])),
+        ("orders", orders_pb2_grpc.OrdersServiceStub, "ReplaceOrder",
+         orders_pb2.ReplaceOrderRequest(order_id=ids["resting_order_id"], qty="5")),
+        ("activities", activities_pb2_grpc.ActivitiesServiceStub, "GetActivity",
+         activities_pb2.GetActivityRequest(activity_id=ids["activity_id"])),
+        ("matcher", matcher_pb2_grpc.MatcherServiceStub, "ExplainFill",
+         matcher_pb2.ExplainFillRequest(fill_id=ids["fill_id"])),
+        ("accounts", accounts_pb2_grpc.AccountsServiceStub, "GetPosition",
+         accounts_pb2.GetPositionRequest(symbol=ids["symbol"])),
+    ]
+    for service, stub_class, method, request in calls:
+        async with grpc.aio.insecure_channel(mesh.target(service)) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await getattr(stub_class(channel), method)(request, metadata=bob, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.NOT_FOUND, (method, refused.value.details())

@@ -1,0 +1,162 @@
+"""Identity on every hop, over real gRPC against the real mesh: internal RPCs refuse user
+tokens, ops tokens only read (naming the user, audited), bad tokens are unauthenticated,
+and nothing but a signed service token can pose as the gateway or a service."""
+
+import grpc
+import jwt
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from sqlalchemy import create_engine, select
+
+from mbt.accounts.v1 import accounts_pb2
+from mbt.common.v1 import audit_pb2
+from mbt.orders.v1 import orders_pb2
+from services.accounts.store import OUTBOX as ACCOUNTS_OUTBOX
+from services.common import access, protoregistry
+from services.common.auth import ACT_AS_USER, FORWARDED_BY, bearer
+from services.common.db import normalize_url
+from services.common.protoregistry import message_class
+from services.common.tokens import TokenIssuer, TokenKeys, development_key
+from tests.conftest import BACKENDS
+from tests.support.databases import DatabaseFactory
+from tests.support.identity import TOKENS, as_ops, as_service, as_user, user_token
+from tests.support.mesh import mesh_settings, start_mesh
+
+GET_ACCOUNT = "/mbt.accounts.v1.AccountsService/GetAccount"
+SUBMIT_ORDER = "/mbt.orders.v1.OrdersService/SubmitOrder"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def mesh(request, tmp_path_factory):
+    """One mesh for the module (these tests only read, or are refused before any write)."""
+    databases = DatabaseFactory(request.param, tmp_path_factory.mktemp("mesh"))
+    mesh = await start_mesh(mesh_settings(databases, tmp_path_factory.mktemp("data")))
+    yield mesh
+    await mesh.stop()
+    databases.drop_all()
+
+
+def hosted_methods(mesh):
+    """(target, method path, request class, server-streaming) for every RPC the mesh serves."""
+    by_name = {service.full_name: service for service in protoregistry.services()}
+    for name, running in mesh.services.items():
+        for registration in running.runtime.registrations:
+            service = by_name[registration.service_name]
+            for method in service.methods:
+                yield (mesh.target(name), f"/{service.full_name}/{method.name}",
+                       message_class(method.input_type.full_name), method.server_streaming)
+
+
+async def call(target: str, path: str, request_class, streaming: bool, metadata) -> grpc.StatusCode:
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            if streaming:
+                stream = channel.unary_stream(path, request_serializer=lambda m: m.SerializeToString(),
+                                              response_deserializer=lambda b: b)(request_class(), metadata=metadata,
+                                                                                 timeout=5)
+                async for _ in stream:
+                    break
+                stream.cancel()
+            else:
+                await channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
+                                          response_deserializer=lambda b: b)(request_class(), metadata=metadata,
+                                                                             timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code(), reason_of(exc)
+    return grpc.StatusCode.OK, ""
+
+
+def reason_of(exc: grpc.aio.AioRpcError) -> str:
+    for key, value in exc.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info.reason
+    return ""
+
+
+async def test_a_user_token_calling_any_internal_rpc_directly_is_refused(mesh):
+    internal = [m for m in hosted_methods(mesh) if m[1] not in access.user_facing_methods()]
+    assert {"/mbt.accounts.v1.AccountsService/ReserveBuyingPower", "/mbt.orders.v1.OrdersService/RecordFill",
+            "/mbt.common.v1.EventSinkService/Deliver", "/mbt.common.v1.UserDataService/EraseUserData",
+            "/mbt.marketdata.v1.MarketDataService/StepClock"} <= {path for _, path, _, _ in internal}
+    for target, path, request_class, streaming in internal:
+        outcome = await call(target, path, request_class, streaming, as_user("mallory", tier="pro_plus"))
+        assert outcome == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"), path
+
+
+async def test_ops_tokens_can_change_nothing(mesh):
+    writes = [m for m in hosted_methods(mesh) if m[1] not in access.read_only_methods()]
+    assert SUBMIT_ORDER in {path for _, path, _, _ in writes}
+    for target, path, request_class, streaming in writes:
+        outcome = await call(target, path, request_class, streaming, as_ops("carol", reading_user="alice"))
+        assert outcome == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"), path
+
+
+def forged_user_token(**changes) -> str:
+    payload = {**jwt.decode(user_token("alice"), options={"verify_signature": False}), **changes}
+    return jwt.encode(payload, development_key("user")[1], algorithm="HS256", headers={"kid": "dev-user"})
+
+
+@pytest.mark.parametrize("metadata", [
+    pytest.param(lambda: bearer(jwt.encode({"sub": "alice"}, b"k" * 32, algorithm="HS256",
+                                           headers={"kid": "dev-user"})), id="bad signature"),
+    pytest.param(lambda: bearer(jwt.encode({"sub": "alice"}, b"k" * 32, algorithm="HS256",
+                                           headers={"kid": "nope"})), id="unknown kid"),
+    pytest.param(lambda: bearer(TokenIssuer(TokenKeys.development(), now=lambda: 1_000_000).user(
+        "alice", tier="free", ttl_seconds=60)), id="expired"),
+    pytest.param(lambda: bearer(forged_user_token(typ="service")), id="user key posing as a service"),
+    pytest.param(lambda: [("authorization", "Basic YWxpY2U=")], id="not bearer"),
+    pytest.param(lambda: [*as_user("alice"), (FORWARDED_BY, user_token("alice"))], id="forwarded-by a user token"),
+    pytest.param(lambda: [(ACT_AS_USER, "alice")], id="act-as without a token"),
+])
+async def test_bad_credentials_are_unauthenticated(mesh, metadata):
+    outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False, metadata())
+    assert outcome == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+
+
+async def test_only_ops_tokens_may_act_as_a_user(mesh):
+    for metadata in ([*as_user("mallory"), (ACT_AS_USER, "alice")], [*as_service("orders"), (ACT_AS_USER, "alice")]):
+        outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False, metadata)
+        assert outcome == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")
+
+
+async def test_an_ops_read_must_name_the_user(mesh):
+    outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False, as_ops("carol"))
+    assert outcome == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+
+
+async def test_an_ops_read_of_a_users_account_is_audited(mesh):
+    code, reason = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                              as_ops("auditor-carol", reading_user="alice"))
+    assert reason not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+    engine = create_engine(normalize_url(mesh.settings.service("accounts").database_url))
+    with engine.connect() as conn:
+        rows = conn.execute(select(ACCOUNTS_OUTBOX.outbox.c.payload, ACCOUNTS_OUTBOX.outbox.c.user_id)
+                            .where(ACCOUNTS_OUTBOX.outbox.c.event_type == "mbt.common.v1.AuditRecorded")).all()
+    engine.dispose()
+    audits = []
+    for row in rows:
+        audit = audit_pb2.AuditRecorded()
+        any_pb2.Any.FromString(row.payload).Unpack(audit)
+        audits.append(audit)
+    assert [(a.actor_type, a.actor_id, a.action, a.user_id, a.entity_id) for a in audits
+            if a.actor_id == "auditor-carol" and a.action == "read"] == [
+        (audit_pb2.ACTOR_TYPE_OPS, "auditor-carol", "read", "alice", "AccountsService/GetAccount")]
+
+
+async def test_a_read_only_user_token_reads_but_cannot_trade(mesh):
+    read_only = bearer(TOKENS.user("alice", tier="free", scopes=("read",), ttl_seconds=600))
+    submitted = await call(mesh.target("orders"), SUBMIT_ORDER, orders_pb2.SubmitOrderRequest, False, read_only)
+    assert submitted == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")
+    listed = await call(mesh.target("orders"), "/mbt.orders.v1.OrdersService/ListOrders",
+                        orders_pb2.ListOrdersRequest, False, read_only)
+    assert listed[1] not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+
+
+async def test_services_reach_internal_rpcs_with_their_service_token(mesh):
+    outcome = await call(mesh.target("accounts"), "/mbt.accounts.v1.AccountsService/ReserveBuyingPower",
+                         accounts_pb2.ReserveBuyingPowerRequest, False, as_service("orders"))
+    assert outcome[1] not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
