@@ -19,6 +19,7 @@ from services.accounts.events import emit_account_opened, emit_fill_applied
 from services.accounts.pricing import Mark, Pricing
 from services.accounts.store import (AccountRepository, AccountRow, LedgerEntryRow, PositionRow, ReservationRow,
                                      UserRow)
+from services.common import context
 from services.common.clock import Clock
 from services.common.conv import from_timestamp, parse_decimal
 from services.common.db import Database
@@ -98,6 +99,8 @@ class Accounts:
     async def _load(self, user_id: str, include_closed: bool = False):
         state = await self.db.run(self._state, user_id, include_closed)
         if state is None:
+            if context.identity().kind == "ops":
+                raise not_found("account of user", user_id)  # reading never opens an account
             await self.db.run(self._ensure, user_id)
             state = await self.db.run(self._state, user_id, include_closed)
         account, positions, reservations = state

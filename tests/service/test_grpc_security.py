@@ -160,3 +160,10 @@ async def test_services_reach_internal_rpcs_with_their_service_token(mesh):
     outcome = await call(mesh.target("accounts"), "/mbt.accounts.v1.AccountsService/ReserveBuyingPower",
                          accounts_pb2.ReserveBuyingPowerRequest, False, as_service("orders"))
     assert outcome[1] not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+
+
+async def test_an_ops_read_never_opens_an_account(mesh):
+    for _ in range(2):  # the first read must not have created it
+        outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                             as_ops("carol", reading_user="nobody-has-signed-in-as-me"))
+        assert outcome == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
