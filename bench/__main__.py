@@ -1,6 +1,6 @@
 """`python -m bench [name ...]`: run every bench module (or the named ones) and print its figures.
 
-A bench module is ``bench/<name>.py`` with ``run() -> list[Figure]``.
+A bench module is ``bench/<name>.py`` with ``run() -> list[Figure]``; others are helpers.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def main(argv: list[str]) -> int:
         if wanted and name not in wanted:
             continue
         module = importlib.import_module(f"bench.{name}")
+        if not callable(getattr(module, "run", None)):
+            continue  # a helper module (bench.mesh), not a benchmark
         started = time.perf_counter()
         figures = module.run()
         print(f"\n## {name}  ({time.perf_counter() - started:.1f}s)")

@@ -10,14 +10,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.accounts.domain import Position
 from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import ExactDecimal, UtcDateTime
+from services.common.sqltypes import TYPE_ANNOTATION_MAP
 
 SERVICE = "accounts"
 
 
 class Base(DeclarativeBase):
     metadata = MetaData()
-    type_annotation_map = {Decimal: ExactDecimal(), datetime: UtcDateTime()}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class UserRow(Base):

@@ -42,6 +42,14 @@ def valuation(account: AccountRow, positions: list[PositionRow], reservations: l
     return Valuation(account.cash, long_value, short_value, sum((r.amount for r in reservations), Decimal(0)))
 
 
+class _MarksNeeded(Exception):
+    """A margin account's hold needs its positions priced first (outside the transaction)."""
+
+    def __init__(self, symbols: set[str]) -> None:
+        super().__init__("prices needed")
+        self.symbols = symbols
+
+
 class Accounts:
     def __init__(self, db: Database, outbox: Outbox, clock: Clock, pricing: Pricing) -> None:
         self.db = db
@@ -209,33 +217,42 @@ class Accounts:
         order = wire.order_request(request)
         if not request.order_id or not request.user_id:
             raise invalid_argument("order_id and user_id are required")
-        state = await self.db.run(self._state, request.user_id)
-        if state is None:
-            await self.db.run(self._ensure, request.user_id)
-            state = await self.db.run(self._state, request.user_id)
-        account, positions, _ = state
-        marks = {}
-        if AccountType(account.account_type) is AccountType.MARGIN:  # a cash account needs no prices
-            marks = await self.pricing.latest({p.symbol for p in positions} | {order.symbol})
-        return await self.db.run(self._reserve, request, order, marks)
+        try:
+            return await self._reserve_retrying(request, order, None)
+        except _MarksNeeded as needed:  # a margin account: price its positions, then hold
+            marks = await self.pricing.latest(needed.symbols | {order.symbol})
+            return await self._reserve_retrying(request, order, marks)
 
-    def _reserve(self, request, order: OrderRequest, marks: dict[str, Mark]) -> tuple[ReservationRow, Decimal]:
+    async def _reserve_retrying(self, request, order: OrderRequest, marks) -> tuple[ReservationRow, Decimal]:
+        try:
+            return await self.db.run(self._reserve, request, order, marks)
+        except IntegrityError:  # a concurrent first request opened the account: hold against it
+            return await self.db.run(self._reserve, request, order, marks)
+
+    def _reserve(self, request, order: OrderRequest,
+                 marks: dict[str, Mark] | None) -> tuple[ReservationRow, Decimal]:
+        """One transaction: the account row is locked, so concurrent holds queue here.
+        ``marks`` None: not priced yet, enough for a cash account."""
         with unit_of_work(self.db, self.outbox) as uow:
             repo = AccountRepository(uow.session)
-            account = repo.account_of(request.user_id, lock=True)
+            account = self._open(uow, request.user_id)
+            account_type = AccountType(account.account_type)
+            positions = repo.open_positions(account.account_id)
+            if marks is None and account_type is AccountType.MARGIN:
+                raise _MarksNeeded({p.symbol for p in positions})
+            reservations = repo.active_reservations(account.account_id)
+            value = valuation(account, positions, reservations, marks or {})
             existing = repo.reservation(request.order_id)
             if existing is not None and existing.released_at is not None:
                 raise DomainError("CONFLICT", f"order {request.order_id} is done; nothing to reserve")
             if existing is not None and existing.order_version >= request.order_version:
-                return existing, self._buying_power(repo, account, marks)
-            account_type = AccountType(account.account_type)
-            reservations = repo.active_reservations(account.account_id)
-            position = repo.open_position(account.account_id, order.symbol)
+                return existing, buying_power(account_type, value)
+            position = next((p for p in positions if p.symbol == order.symbol), None)
             shares_held = sum((r.qty for r in reservations if r.symbol == order.symbol
                                and r.order_id != request.order_id), Decimal(0))
             hold = hold_for(account_type, order, position.qty if position else Decimal(0), shares_held)
-            value = valuation(account, repo.open_positions(account.account_id), reservations, marks)
-            check_fits(account_type, value, hold, released=existing.amount if existing else Decimal(0))
+            released = existing.amount if existing else Decimal(0)
+            check_fits(account_type, value, hold, released=released)
             now = self.clock.now()
             if existing is None:
                 existing = ReservationRow(order_id=request.order_id, account_id=account.account_id,
@@ -247,13 +264,9 @@ class Accounts:
                 existing.order_version, existing.amount, existing.qty = request.order_version, hold.amount, hold.qty
                 existing.updated_at = now
             account.version += 1
-            uow.session.flush()
-            return existing, self._buying_power(repo, account, marks)
-
-    def _buying_power(self, repo: AccountRepository, account: AccountRow, marks: dict[str, Mark]) -> Decimal:
-        value = valuation(account, repo.open_positions(account.account_id),
-                          repo.active_reservations(account.account_id), marks)
-        return buying_power(AccountType(account.account_type), value)
+            after = Valuation(value.cash, value.long_market_value, value.short_market_value,
+                              value.held - released + hold.amount)
+            return existing, buying_power(account_type, after)
 
     async def release(self, order_id: str) -> Decimal:
         return await self.db.run(self._release_now, order_id)

@@ -9,14 +9,14 @@ from sqlalchemy import JSON, Index, MetaData, String, Text, and_, or_, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import ExactDecimal, UtcDateTime
+from services.common.sqltypes import TYPE_ANNOTATION_MAP
 
 SERVICE = "activities"
 
 
 class Base(DeclarativeBase):
     metadata = MetaData()
-    type_annotation_map = {Decimal: ExactDecimal(), datetime: UtcDateTime()}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class ActivityRow(Base):

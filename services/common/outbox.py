@@ -116,15 +116,17 @@ class Outbox:
         self._listeners: list = []
 
     def on_commit(self, callback) -> None:
-        """``callback()`` runs after a transaction that wrote events commits (any thread)."""
+        """``callback(subscribers)`` runs after a transaction that wrote events for those
+        subscribers commits (on any thread)."""
         self._listeners.append(callback)
 
-    def notify(self) -> None:
+    def notify(self, subscribers: frozenset[str]) -> None:
         for callback in self._listeners:
-            callback()
+            callback(subscribers)
 
     def add(self, session: Session, payload: Message, *, aggregate_id: str, user_id: str = "",
-            event_id: str | None = None, occurred_at: datetime | None = None) -> str:
+            event_id: str | None = None, occurred_at: datetime | None = None) -> tuple[str, ...]:
+        """Write one event; returns the subscribers it is pending for."""
         event_type = payload.DESCRIPTOR.full_name
         event_id = event_id or new_id("evt")
         packed = any_pb2.Any()
@@ -138,11 +140,11 @@ class Outbox:
         if subscribers:
             session.execute(insert(self.tables.pending),
                             [{"sequence": sequence, "subscriber": name} for name in subscribers])
-        return event_id
+        return subscribers
 
     def audit(self, session: Session, *, action: str, entity_type: str, entity_id: str, user_id: str,
               before: Mapping | None, after: Mapping | None, occurred_at: datetime | None = None,
-              cause: str | None = None) -> str:
+              cause: str | None = None) -> tuple[str, ...]:
         """Record one audit message; ``cause`` makes its id deterministic (a retry of the
         same change gives the same audit id, deduplicated downstream)."""
         caller = context.identity()
@@ -166,15 +168,14 @@ class UnitOfWork:
 
     session: Session
     outbox: Outbox
-    emitted: int = 0
+    # Subscribers with new pending events: their relays are woken after commit.
+    subscribers: set[str] = field(default_factory=set)
 
-    def emit(self, payload: Message, **kwargs) -> str:
-        self.emitted += 1
-        return self.outbox.add(self.session, payload, **kwargs)
+    def emit(self, payload: Message, **kwargs) -> None:
+        self.subscribers.update(self.outbox.add(self.session, payload, **kwargs))
 
-    def audit(self, **kwargs) -> str:
-        self.emitted += 1
-        return self.outbox.audit(self.session, **kwargs)
+    def audit(self, **kwargs) -> None:
+        self.subscribers.update(self.outbox.audit(self.session, **kwargs))
 
 
 @contextmanager
@@ -183,8 +184,8 @@ def unit_of_work(db: Database, outbox: Outbox) -> Iterator[UnitOfWork]:
     with db.transaction() as session:
         uow = UnitOfWork(session, outbox)
         yield uow
-    if uow.emitted:
-        outbox.notify()
+    if uow.subscribers:
+        outbox.notify(frozenset(uow.subscribers))
 
 
 def envelope(producer: str, row) -> events_pb2.Event:
@@ -231,13 +232,15 @@ class OutboxRelay:
 
     # -- waking -------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Thread-safe: new events were committed."""
+    def wake(self, subscribers: frozenset[str]) -> None:
+        """Thread-safe: events for ``subscribers`` were committed."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        for state in self._subscribers.values():
-            loop.call_soon_threadsafe(state.wake.set)
+        for name in subscribers:
+            state = self._subscribers.get(name)
+            if state is not None:
+                loop.call_soon_threadsafe(state.wake.set)
 
     # -- lease --------------------------------------------------------------------
 

@@ -59,3 +59,7 @@ class UtcDateTime(TypeDecorator):
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# Every service's declarative base maps Python annotations to these types.
+TYPE_ANNOTATION_MAP = {Decimal: ExactDecimal(), datetime: UtcDateTime()}

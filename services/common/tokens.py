@@ -18,6 +18,7 @@ any other's tokens with zero setup, and production refuses to start without real
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -151,9 +152,20 @@ class TokenVerifier:
                allow_expired: bool = False) -> Claims:
         """The claims of a valid token of one of ``kinds``; ``InvalidToken`` otherwise.
         ``allow_expired`` is for session refresh only, where the session row is the authority."""
-        kinds = frozenset(kinds)
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("the token is missing or malformed")
+        claims = self._signed_claims(token, frozenset(kinds))
+        now = self.now()
+        if claims.issued_at > now + LEEWAY_SECONDS:
+            raise InvalidToken("the token is not valid yet")
+        if claims.expires_at <= now - LEEWAY_SECONDS and not allow_expired:
+            raise InvalidToken("the token has expired; sign in again or refresh the session")
+        return claims
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one verifier per process; tokens are immutable
+    def _signed_claims(self, token: str, kinds: frozenset[str]) -> Claims:
+        """Signature, key, audience, issuer and kind: fixed for a token string, so a token seen
+        on every hop of a request is verified once (lifetimes are checked on every use)."""
         try:
             header = jwt.get_unverified_header(token)
             claimed_kind = jwt.decode(token, options={"verify_signature": False}).get("typ")
@@ -173,13 +185,7 @@ class TokenVerifier:
             raise InvalidToken("the token's signature is not valid") from None
         except jwt.PyJWTError:
             raise InvalidToken("the token is not valid") from None
-        claims = _claims(payload, ring)
-        now = self.now()
-        if claims.issued_at > now + LEEWAY_SECONDS:
-            raise InvalidToken("the token is not valid yet")
-        if claims.expires_at <= now - LEEWAY_SECONDS and not allow_expired:
-            raise InvalidToken("the token has expired; sign in again or refresh the session")
-        return claims
+        return _claims(payload, ring)
 
 
 def _claims(payload: dict, ring: KeyRing) -> Claims:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import Database
 from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import ExactDecimal, UtcDateTime, sqlite_decimal
+from services.common.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
 from services.marketdata.domain.reference import Dividend
 from services.marketdata.domain.ticks import Condition, Source, Tick
 
@@ -22,7 +22,7 @@ SERVICE = "marketdata"
 
 class Base(DeclarativeBase):
     metadata = MetaData()
-    type_annotation_map = {Decimal: ExactDecimal(), datetime: UtcDateTime()}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class ArchivedTickRow(Base):

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, S
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import ExactDecimal, UtcDateTime
+from services.common.sqltypes import TYPE_ANNOTATION_MAP
 from services.orders.domain import AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status, TimeInForce
 
 SERVICE = "orders"
@@ -19,7 +19,7 @@ SERVICE = "orders"
 
 class Base(DeclarativeBase):
     metadata = MetaData()
-    type_annotation_map = {Decimal: ExactDecimal(), datetime: UtcDateTime()}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class OrderRow(Base):

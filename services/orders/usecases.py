@@ -78,9 +78,10 @@ class Orders:
         now = self.clock.now()
         session = await self.market.session(now)
         check_market_hours(spec, now, session)
-        quote = await self.market.quote(spec.symbol)
-        reference = usable_reference(quote, spec.side is Side.BUY)
-        if spec.order_type is OrderType.MARKET:
+        reference = None
+        if spec.order_type is OrderType.MARKET:  # the others carry their own price bound
+            quote = await self.market.quote(spec.symbol)
+            reference = usable_reference(quote, spec.side is Side.BUY)
             self._check_quote_fresh(spec, quote, reference, now, session.contains(now))
         order = Order(
             order_id=order_id, user_id=user_id, account_id="", spec=spec,
@@ -96,7 +97,7 @@ class Orders:
             except IntegrityError:
                 # A concurrent submit with the same client_order_id won the insert.
                 return await self.db.run(self._by_client_order_id, user_id, client_order_id), True
-            return await self._complete_saga(order, reference), False
+            return await self._complete_saga(order), False
         finally:
             self._in_saga.discard(order_id)
 
@@ -119,21 +120,22 @@ class Orders:
         with unit_of_work(self.db, self.outbox) as uow:
             OrderRepository(uow.session).add(order)
 
-    def _reserve_request(self, order: Order, reference: Decimal | None, version: int,
+    def _reserve_request(self, order: Order, version: int,
                          spec: OrderSpec | None = None) -> accounts_pb2.ReserveBuyingPowerRequest:
+        """Accounts prices the hold at the order's limit, or else at its collar."""
         spec = spec or order.spec
         return accounts_pb2.ReserveBuyingPowerRequest(
             order_id=order.order_id, order_version=version, user_id=order.user_id, symbol=spec.symbol,
             asset_class=wire.ASSET_CLASS_WIRE[spec.asset_class], side=wire.SIDE_WIRE[spec.side],
             qty=decimal_str(spec.qty), order_type=wire.TYPE_WIRE[spec.order_type],
             limit_price=money_str(spec.limit_price), stop_price=money_str(spec.stop_price),
-            reference_price=money_str(order.collar_price if order.collar_price is not None else reference),
+            reference_price=money_str(order.collar_price),
             multiplier=decimal_str(order.multiplier))
 
-    async def _complete_saga(self, order: Order, reference: Decimal | None) -> Order:
+    async def _complete_saga(self, order: Order) -> Order:
         """new -> reserve buying power -> accepted, or rejected with the reason."""
         try:
-            reply = await call(self.accounts.ReserveBuyingPower, self._reserve_request(order, reference, 1),
+            reply = await call(self.accounts.ReserveBuyingPower, self._reserve_request(order, 1),
                                timeout=self.timeout, what="accounts")
         except DomainError as refusal:
             if refusal.reason not in DEFINITIVE_REFUSALS:
@@ -149,28 +151,23 @@ class Orders:
         return accepted
 
     def _accept(self, order_id: str, account_id: str) -> Order:
-        with unit_of_work(self.db, self.outbox) as uow:
-            repo = OrderRepository(uow.session)
-            order = repo.get(order_id, lock=True)
-            if order.status is not Status.NEW:
-                return order
-            accepted = order.apply(Event.ACCEPT, self.clock.now(), account_id=account_id)
-            repo.save(accepted)
-            emit_order_event(uow, "accepted", accepted)
-            self._audit(uow, "submit", None, accepted)
-            return accepted
+        return self._conclude_saga(order_id, Event.ACCEPT, "accepted", account_id=account_id)
 
     def _reject(self, order_id: str, reason: str) -> Order:
+        return self._conclude_saga(order_id, Event.REJECT, "rejected", reject_reason=reason)
+
+    def _conclude_saga(self, order_id: str, event: Event, kind: str, **changes) -> Order:
+        """The saga's last step: one audit row for the submit, whichever way it ended."""
         with unit_of_work(self.db, self.outbox) as uow:
             repo = OrderRepository(uow.session)
             order = repo.get(order_id, lock=True)
             if order.status is not Status.NEW:
-                return order
-            rejected = order.apply(Event.REJECT, self.clock.now(), reject_reason=reason)
-            repo.save(rejected)
-            emit_order_event(uow, "rejected", rejected)
-            self._audit(uow, "submit", None, rejected)
-            return rejected
+                return order  # canceled meanwhile, or concluded by a concurrent resume
+            concluded = order.apply(event, self.clock.now(), **changes)
+            repo.save(concluded)
+            emit_order_event(uow, kind, concluded)
+            self._audit(uow, "submit", None, concluded)
+            return concluded
 
     async def resume_new(self) -> int:
         """Finish sagas a crash or an unavailable dependency left at `new`."""
@@ -181,8 +178,7 @@ class Orders:
                 continue
             self._in_saga.add(order.order_id)
             try:
-                quote = await self.market.quote(order.spec.symbol)
-                await self._complete_saga(order, usable_reference(quote, order.spec.side is Side.BUY))
+                await self._complete_saga(order)
                 resumed += 1
             except DomainError as exc:
                 log.info("order saga not finished yet", extra={"fields": {"order_id": order.order_id,
@@ -287,7 +283,7 @@ class Orders:
                                   self.settings.market_order_collar_pct)
         candidate = replace(order, spec=spec, collar_price=collar)
         await call(self.accounts.ReserveBuyingPower,
-                   self._reserve_request(candidate, None, order.version + 1, spec), timeout=self.timeout,
+                   self._reserve_request(candidate, order.version + 1, spec), timeout=self.timeout,
                    what="accounts")
         expires_at = (session.close_at if spec.time_in_force is TimeInForce.DAY else None)
         return await self.db.run(self._replace, order, spec, collar, expires_at)
