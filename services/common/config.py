@@ -254,6 +254,10 @@ class Settings:
         "MBT_QUOTE_STREAM_BUFFER", "10000",
         "Ticks queued per `StreamQuotes` subscriber; a live feed drops ticks beyond it and tells the subscriber which (`dropped`).",
         int)
+    quote_unsubscribe_after_seconds: float = setting(
+        "MBT_QUOTE_UNSUBSCRIBE_AFTER_SECONDS", "600",
+        "After a symbol's last `StreamQuotes` subscriber leaves, keep its upstream subscription and tick archive running this long (wall seconds), so a restarting matcher catches up on what it missed. `0`: unsubscribe at once.",
+        float)
     quote_stream_batch: int = setting(
         "MBT_QUOTE_STREAM_BATCH", "500", "Most ticks per `StreamQuotes` message.", int)
     step_stall_seconds: float = setting(

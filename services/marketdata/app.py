@@ -110,7 +110,8 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     archiver = TickArchiver(store, clock, flush_seconds=settings.tick_archive_flush_ms / 1000,
                             retention_days=settings.tick_archive_retention_days)
     hub = QuoteHub(capacity=settings.quote_stream_buffer, subscribe_upstream=provider.subscribe,
-                   unsubscribe_upstream=provider.unsubscribe, archive=archiver.append)
+                   unsubscribe_upstream=provider.unsubscribe, archive=archiver.append,
+                   unsubscribe_after_seconds=settings.quote_unsubscribe_after_seconds)
     provider.attach(hub)
     market = MarketData(provider=provider, hub=hub, archiver=archiver, store=store, calendar=xnys(),
                         publisher=publisher, clock=clock)

@@ -1,5 +1,9 @@
 """Fan-out of quotes: one upstream subscription per symbol, however many subscribers.
 
+When a symbol's last subscriber leaves, its upstream subscription (and so the tick
+archive) keeps running for ``unsubscribe_after_seconds``: a matcher that restarts finds
+in the archive the ticks it missed while it was down.
+
 Every subscriber has a bounded queue. A live feed cannot wait, so a subscriber whose
 queue is full misses ticks; nothing is dropped silently: the subscriber receives a
 ``Gap`` (symbol, count, sequence range) in feed order, right where the ticks went
@@ -126,18 +130,25 @@ Upstream = Callable[[list[str]], Awaitable[None]]
 
 class QuoteHub:
     def __init__(self, *, capacity: int, subscribe_upstream: Upstream, unsubscribe_upstream: Upstream,
-                 archive: Callable[[list[Tick]], None]) -> None:
+                 archive: Callable[[list[Tick]], None], unsubscribe_after_seconds: float = 0.0) -> None:
         self.capacity = capacity
+        self.unsubscribe_after_seconds = unsubscribe_after_seconds
         self._subscribe_upstream = subscribe_upstream
         self._unsubscribe_upstream = unsubscribe_upstream
         self._archive = archive
         self._by_symbol: dict[str, list[Subscription]] = {}
         self._subscriptions: list[Subscription] = []
+        self._upstream: set[str] = set()  # subscribed upstream: wanted, or idle but not yet released
+        self._releases: dict[str, asyncio.Task] = {}
         self._lock = asyncio.Lock()
 
     @property
     def symbols(self) -> frozenset[str]:
         return frozenset(self._by_symbol)
+
+    @property
+    def upstream_symbols(self) -> frozenset[str]:
+        return frozenset(self._upstream)
 
     def subscribers(self, symbol: str) -> int:
         return len(self._by_symbol.get(symbol, ()))
@@ -145,9 +156,12 @@ class QuoteHub:
     async def subscribe(self, symbols: Iterable[str]) -> Subscription:
         subscription = Subscription(symbols, self.capacity)
         async with self._lock:
-            new = sorted(s for s in subscription.symbols if s not in self._by_symbol)
+            new = sorted(s for s in subscription.symbols if s not in self._upstream)
             for symbol in subscription.symbols:
                 self._by_symbol.setdefault(symbol, []).append(subscription)
+                release = self._releases.pop(symbol, None)
+                if release is not None:
+                    release.cancel()
             self._subscriptions.append(subscription)
             if new:
                 try:
@@ -155,16 +169,37 @@ class QuoteHub:
                 except BaseException:
                     self._remove(subscription)
                     raise
+                self._upstream.update(new)
         return subscription
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         async with self._lock:
             gone = self._remove(subscription)
-            if gone:
-                try:
-                    await self._unsubscribe_upstream(gone)
-                except Exception as exc:
-                    log.warning("upstream unsubscribe failed", extra={"fields": {"symbols": gone, "error": str(exc)}})
+            if not gone:
+                return
+            if self.unsubscribe_after_seconds <= 0:
+                await self._release(gone)
+                return
+            for symbol in gone:
+                self._releases[symbol] = asyncio.create_task(self._release_later(symbol),
+                                                             name=f"quote-release-{symbol}")
+
+    async def _release_later(self, symbol: str) -> None:
+        await asyncio.sleep(self.unsubscribe_after_seconds)
+        async with self._lock:
+            self._releases.pop(symbol, None)
+            await self._release([symbol])
+
+    async def _release(self, symbols: list[str]) -> None:
+        """Unsubscribe upstream the symbols nobody wants (call with the lock held)."""
+        idle = sorted(s for s in symbols if s not in self._by_symbol and s in self._upstream)
+        if not idle:
+            return
+        self._upstream.difference_update(idle)
+        try:
+            await self._unsubscribe_upstream(idle)
+        except Exception as exc:
+            log.warning("upstream unsubscribe failed", extra={"fields": {"symbols": idle, "error": str(exc)}})
 
     def _remove(self, subscription: Subscription) -> list[str]:
         subscription.close()

@@ -29,10 +29,14 @@ async def alpaca():
     await fake.stop()
 
 
+UNSUBSCRIBE_AFTER_SECONDS = 2
+
+
 def alpaca_env(fake: FakeAlpaca, secret: str | None = None) -> dict:
     return {"MBT_MARKETDATA_PROVIDER": "alpaca", "ALPACA_MARKET_DATA_KEY": fake.key,
             "ALPACA_MARKET_DATA_SECRET": secret or fake.secret, "MBT_ALPACA_DATA_URL": fake.rest_url,
-            "MBT_ALPACA_STREAM_URL": fake.stream_url}
+            "MBT_ALPACA_STREAM_URL": fake.stream_url,
+            "MBT_QUOTE_UNSUBSCRIBE_AFTER_SECONDS": str(UNSUBSCRIBE_AFTER_SECONDS)}
 
 
 @pytest.fixture
@@ -138,7 +142,12 @@ async def test_streams_share_one_connection_per_endpoint_and_recover_a_dropped_o
     finally:
         for stream in streams:
             stream.cancel()
-    await wait_until(lambda: not alpaca.connections[STOCKS] and not alpaca.connections[OPTIONS])
+    hub = server.market.hub
+    await wait_until(lambda: not any(hub.subscribers(s) for s in ("AAPL", "MSFT", CALL)))
+    # Nobody listens, yet the symbols stay subscribed (and archived) a while, for a restarting matcher.
+    assert alpaca.subscribed(STOCKS) == {"AAPL", "MSFT"} and alpaca.subscribed(OPTIONS) == {CALL}
+    await wait_until(lambda: not alpaca.connections[STOCKS] and not alpaca.connections[OPTIONS],
+                     UNSUBSCRIBE_AFTER_SECONDS + 30)
     archived = await server.stub.ListArchivedTicks(pb.ListArchivedTicksRequest(symbol="AAPL"), metadata=MATCHER)
     assert [q.sequence for q in archived.quotes] == [now, now + 1]
 

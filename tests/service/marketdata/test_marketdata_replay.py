@@ -171,7 +171,9 @@ async def test_every_streamed_tick_is_archived_and_pages_in_sequence_order(marke
 
 
 async def test_the_archive_forgets_ticks_older_than_its_retention(databases, tmp_path):
-    server = await start_marketdata(databases, tmp_path, MBT_TICK_ARCHIVE_RETENTION_DAYS="1")
+    # Released at once, so the two days stepped below archive nothing new.
+    server = await start_marketdata(databases, tmp_path, MBT_TICK_ARCHIVE_RETENTION_DAYS="1",
+                                    MBT_QUOTE_UNSUBSCRIBE_AFTER_SECONDS="0")
     try:
         stream = server.stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["GOOG"]), metadata=MATCHER)
         await stream.initial_metadata()

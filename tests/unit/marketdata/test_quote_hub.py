@@ -25,10 +25,11 @@ class Upstream:
         self.unsubscribed += symbols
 
 
-def make_hub(capacity=100):
+def make_hub(capacity=100, unsubscribe_after_seconds=0.0):
     upstream, archived = Upstream(), []
     hub = QuoteHub(capacity=capacity, subscribe_upstream=upstream.subscribe,
-                   unsubscribe_upstream=upstream.unsubscribe, archive=archived.extend)
+                   unsubscribe_upstream=upstream.unsubscribe, archive=archived.extend,
+                   unsubscribe_after_seconds=unsubscribe_after_seconds)
     return hub, upstream, archived
 
 
@@ -55,6 +56,24 @@ async def test_many_subscribers_share_one_upstream_subscription_and_all_get_ever
     assert upstream.unsubscribed == []
     await hub.unsubscribe(both)
     assert sorted(upstream.unsubscribed) == ["AMZN", "GOOG"]
+
+
+async def test_a_symbol_nobody_listens_to_stays_subscribed_and_archived_for_the_grace_period():
+    hub, upstream, archived = make_hub(unsubscribe_after_seconds=0.2)
+    matcher = await hub.subscribe(["AMZN", "GOOG"])
+    await hub.unsubscribe(matcher)  # the matcher went down
+    hub.publish([tick("AMZN", 1)])
+    assert upstream.unsubscribed == [] and archived == [tick("AMZN", 1)]
+    restarted = await hub.subscribe(["AMZN"])  # back within the grace period: no new upstream subscription
+    assert upstream.subscribed == ["AMZN", "GOOG"]
+    await asyncio.sleep(0.4)
+    assert upstream.unsubscribed == ["GOOG"]  # released: nobody came back for it
+    await hub.unsubscribe(restarted)
+    await asyncio.sleep(0.4)
+    assert upstream.unsubscribed == ["GOOG", "AMZN"]
+    again = await hub.subscribe(["AMZN"])
+    assert upstream.subscribed == ["AMZN", "GOOG", "AMZN"]
+    await hub.unsubscribe(again)
 
 
 async def test_a_full_queue_reports_what_it_missed_in_feed_order():
