@@ -4,6 +4,12 @@ what the fill function decides sent to the orders service.
 Per symbol, ticks and order admissions are serialised by a lock, so an order admitted
 while quotes flow sees exactly the ticks after its acceptance (from a buffer of recent
 ticks) and then every live tick — the same sequence ExplainFill replays from the archive.
+
+The matcher keeps nothing durable, and nothing is lost by that: on start it replays the
+tick archive since its oldest working order was accepted, admitting each order when the
+replay reaches its acceptance, so the ticks it missed while down are decided as a matcher
+that never stopped would have decided them (same decisions, same fill ids). A stream that
+reconnects first catches up on the archived ticks it missed in between.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from services.common.config import Settings
 from services.common.conv import decimal_str, money_str, timestamp_from_ns, timestamp_ns
 from services.common.errors import DomainError
 from services.common.remote import call, upstream_error
+from services.matcher.archive import archived_ticks, tick_from_quote
 from services.matcher.calendar import SessionCalendar
 from services.matcher.domain import (TERMINAL_ACTIONS, Action, Decision, OrderType, Side, Tick, TimeInForce,
                                      WorkingOrder, decide, evaluated_ticks, fill_id)
@@ -53,12 +60,6 @@ def working_order(order: orders_pb2.Order) -> WorkingOrder:
         expires_ns=timestamp_ns(order.expires_at) if order.HasField("expires_at") else None)
 
 
-def tick_from_quote(quote: marketdata_pb2.Quote) -> Tick:
-    return Tick(symbol=quote.symbol, bid=Decimal(quote.bid_price or "0"), bid_size=Decimal(quote.bid_size or "0"),
-                ask=Decimal(quote.ask_price or "0"), ask_size=Decimal(quote.ask_size or "0"),
-                at_ns=timestamp_ns(quote.quote_at), sequence=quote.sequence)
-
-
 def fill_message(order: WorkingOrder, decision: Decision, multiplier: str) -> orders_pb2.Fill:
     tick = decision.tick
     return orders_pb2.Fill(
@@ -83,8 +84,12 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._feeds: dict[str, asyncio.Task] = {}
         self._actions: set[asyncio.Task] = set()
+        # Set once the book is rebuilt: order events wait for it, so a symbol's catch-up on
+        # the archive is never overtaken by a live admission.
+        self._loaded = asyncio.Event()
         self.ticks_processed = 0
         self.fills_decided = 0
+        self.ticks_caught_up = 0
 
     def _lock(self, symbol: str) -> asyncio.Lock:
         return self._locks.setdefault(symbol, asyncio.Lock())
@@ -92,28 +97,59 @@ class Engine:
     # -- orders ---------------------------------------------------------------------------
 
     async def load_open_orders(self) -> int:
-        """Rebuild the book from the orders service (the matcher keeps nothing durable)."""
-        token, loaded = "", 0
+        """Rebuild the book from the orders service, each symbol caught up on the archive."""
+        by_symbol: dict[str, list[orders_pb2.Order]] = {}
+        token = ""
         while True:
             reply = await call(self.orders.ListOpenOrders, orders_pb2.ListOpenOrdersRequest(
                 page_size=500, page_token=token), timeout=self.timeout, what="orders")
             for order in reply.orders:
-                await self.admit(order)
-                loaded += 1
+                if order.status == WORKING_STATUS:
+                    by_symbol.setdefault(order.symbol, []).append(order)
             token = reply.next_page_token
             if not token:
-                return loaded
+                break
+        for symbol in sorted(by_symbol):
+            await self._recover(symbol, by_symbol[symbol])
+        self._loaded.set()
+        return sum(len(orders) for orders in by_symbol.values())
+
+    async def _recover(self, symbol: str, orders: list[orders_pb2.Order]) -> None:
+        """Replay the symbol's archived ticks from its oldest order's acceptance through the
+        book, admitting each order when the replay reaches its acceptance."""
+        waiting = deque(sorted((working_order(o) for o in orders), key=lambda w: (w.accepted_ns, w.order_id)))
+        for order in orders:
+            self._multipliers[order.order_id] = order.multiplier or "1"
+        outcomes: list[Outcome] = []
+        async with self._lock(symbol):
+            if symbol not in self._last_sequence:  # a feed already running has seen these ticks
+                since_ns = waiting[0].accepted_ns - self.max_quote_age_ns  # older quotes are stale for all
+                async for tick in archived_ticks(self.marketdata, symbol, from_ns=since_ns, timeout=self.timeout):
+                    while waiting and waiting[0].accepted_ns < tick.at_ns:
+                        outcomes += await self._admit_locked(waiting.popleft(), None)
+                    outcomes += await self._process_locked(tick)
+                    self.ticks_caught_up += 1
+            standing = None if self._recent.get(symbol) else await self._latest(symbol)
+            while waiting:
+                outcomes += await self._admit_locked(waiting.popleft(), standing)
+        self._ensure_feed(symbol)
+        for outcome in outcomes:
+            self._act(outcome)
 
     async def run(self) -> None:
         """Background: load the book, retrying until the orders service answers."""
         for delay in (*RETRY_SECONDS, *[5.0] * 10_000):
             try:
                 loaded = await self.load_open_orders()
-                log.info("book loaded", extra={"fields": {"orders": loaded}})
+                log.info("book loaded", extra={"fields": {"orders": loaded, "ticks_caught_up": self.ticks_caught_up}})
                 return
             except DomainError as exc:
                 log.info("waiting for orders to load the book", extra={"fields": {"reason": exc.reason}})
                 await asyncio.sleep(delay)
+
+    async def ready(self) -> None:
+        """Wait until the book is rebuilt."""
+        await self._loaded.wait()
 
     async def admit(self, order: orders_pb2.Order) -> None:
         """An accepted or replaced order: decide it on the ticks since its terms took
@@ -127,15 +163,19 @@ class Engine:
         if not self._recent.get(working.symbol):
             standing = await self._latest(working.symbol)
         async with self._lock(working.symbol):
-            if self.book.get(working.order_id) == working:
-                return
-            self.book.remove(working.order_id)
-            ticks = self._ticks_since(working.symbol, working.accepted_ns) or ([standing] if standing else [])
-            outcomes, still_working = await self._catch_up(working, ticks)
-            if still_working is not None:
-                self.book.add(still_working)
+            outcomes = await self._admit_locked(working, standing)
         for outcome in outcomes:
             self._act(outcome)
+
+    async def _admit_locked(self, working: WorkingOrder, standing: Tick | None) -> list[Outcome]:
+        if self.book.get(working.order_id) == working:
+            return []
+        self.book.remove(working.order_id)
+        ticks = self._ticks_since(working.symbol, working.accepted_ns) or ([standing] if standing else [])
+        outcomes, still_working = await self._catch_up(working, ticks)
+        if still_working is not None:
+            self.book.add(still_working)
+        return outcomes
 
     def remove(self, order_id: str) -> None:
         self.book.remove(order_id)
@@ -184,13 +224,19 @@ class Engine:
             try:
                 stream = self.marketdata.StreamQuotes(marketdata_pb2.StreamQuotesRequest(
                     symbols=[symbol], include_latest=True))
+                reconnected = True
                 async for message in stream:
                     failures = 0
                     if message.dropped:
-                        await self._catch_up_dropped(symbol, message.dropped_from_sequence,
+                        await self._catch_up_archive(symbol, message.dropped_from_sequence - 1,
                                                      message.dropped_to_sequence)
                     for quote in message.quotes:
-                        await self.on_tick(tick_from_quote(quote))
+                        tick = tick_from_quote(quote)
+                        if reconnected:  # what was published while we were not subscribed
+                            reconnected = False
+                            await self._catch_up_archive(symbol, self._last_sequence.get(symbol),
+                                                         tick.sequence - 1)
+                        await self.on_tick(tick)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the stream dropping is expected: reconnect
@@ -199,32 +245,31 @@ class Engine:
             failures += 1
             await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
 
-    async def _catch_up_dropped(self, symbol: str, first: int, last: int) -> None:
-        """We read too slowly and missed ticks: take them from the archive, in order."""
-        token = ""
-        while True:
-            reply = await call(self.marketdata.ListArchivedTicks, marketdata_pb2.ListArchivedTicksRequest(
-                symbol=symbol, after_sequence=first - 1, page_size=1000, page_token=token),
-                timeout=self.timeout, what="market data")
-            for quote in reply.quotes:
-                if quote.sequence > last:
-                    return
-                await self.on_tick(tick_from_quote(quote))
-            token = reply.next_page_token
-            if not token:
-                return
+    async def _catch_up_archive(self, symbol: str, after_sequence: int | None, through_sequence: int) -> None:
+        """Ticks we missed (read too slowly, or were not subscribed), from the archive, in order."""
+        if after_sequence is None or through_sequence <= after_sequence:
+            return
+        async for tick in archived_ticks(self.marketdata, symbol, after_sequence=after_sequence,
+                                         through_sequence=through_sequence, timeout=self.timeout):
+            await self.on_tick(tick)
+            self.ticks_caught_up += 1
 
     async def on_tick(self, tick: Tick) -> None:
         if tick.sequence <= self._last_sequence.get(tick.symbol, -1):
             return  # seen already (the latest quote resent on reconnect)
-        await self.calendar.ensure(tick.at_ns)
         async with self._lock(tick.symbol):
-            self._last_sequence[tick.symbol] = tick.sequence
-            self._recent.setdefault(tick.symbol, deque(maxlen=RECENT_TICKS)).append(tick)
-            outcomes = self.book.process(tick, self.calendar.session_at(tick.at_ns), self.max_quote_age_ns)
-            self.ticks_processed += 1
+            outcomes = await self._process_locked(tick)
         for outcome in outcomes:
             self._act(outcome)
+
+    async def _process_locked(self, tick: Tick) -> list[Outcome]:
+        if tick.sequence <= self._last_sequence.get(tick.symbol, -1):
+            return []
+        await self.calendar.ensure(tick.at_ns)
+        self._last_sequence[tick.symbol] = tick.sequence
+        self._recent.setdefault(tick.symbol, deque(maxlen=RECENT_TICKS)).append(tick)
+        self.ticks_processed += 1
+        return self.book.process(tick, self.calendar.session_at(tick.at_ns), self.max_quote_age_ns)
 
     # -- decisions to the orders service ---------------------------------------------------
 

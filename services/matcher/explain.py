@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mbt.marketdata.v1 import marketdata_pb2
 from mbt.matcher.v1 import matcher_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import timestamp_from_ns, timestamp_ns
+from services.common.conv import timestamp_ns
 from services.common.errors import not_found
 from services.common.remote import call
+from services.matcher.archive import archived_ticks
 from services.matcher.calendar import SessionCalendar
 from services.matcher.domain import Action, Tick, replay
-from services.matcher.engine import tick_from_quote, working_order
+from services.matcher.engine import working_order
 
 
 class Explainer:
@@ -32,8 +32,9 @@ class Explainer:
         if user_id is not None and order.user_id != user_id:
             raise not_found("fill", fill_id)  # someone else's fill does not exist for this caller
         working = working_order(_as_working_at_fill(order))
-        ticks = await self._archived(fill.symbol, working.accepted_ns - self.max_quote_age_ns,
-                                     timestamp_ns(fill.quote_at))
+        ticks = [tick async for tick in archived_ticks(
+            self.marketdata, fill.symbol, from_ns=working.accepted_ns - self.max_quote_age_ns,
+            to_ns=timestamp_ns(fill.quote_at), timeout=self.timeout)]
         if not any(t.sequence == fill.quote_sequence for t in ticks):
             ticks.append(_stored_tick(fill))  # archive retention passed: the fill's own NBBO still explains it
         for tick in ticks:
@@ -52,17 +53,6 @@ class Explainer:
             fill_price=fill.price, bid_price=fill.bid_price, bid_size=fill.bid_size, ask_price=fill.ask_price,
             ask_size=fill.ask_size, quote_at=fill.quote_at, quote_sequence=fill.quote_sequence,
             reproduced=reproduced, ticks_considered=considered)
-
-    async def _archived(self, symbol: str, from_ns: int, to_ns: int) -> list[Tick]:
-        ticks, token = [], ""
-        while True:
-            reply = await call(self.marketdata.ListArchivedTicks, marketdata_pb2.ListArchivedTicksRequest(
-                symbol=symbol, from_time=timestamp_from_ns(max(0, from_ns)), to_time=timestamp_from_ns(to_ns),
-                page_size=1000, page_token=token), timeout=self.timeout, what="market data")
-            ticks.extend(tick_from_quote(q) for q in reply.quotes)
-            token = reply.next_page_token
-            if not token:
-                return ticks
 
 
 def _as_working_at_fill(order: orders_pb2.Order) -> orders_pb2.Order:

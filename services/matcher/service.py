@@ -41,6 +41,7 @@ class MatcherEvents(events_pb2_grpc.EventSinkServiceServicer):
         self.engine = engine
 
     async def Deliver(self, request, context):
+        await self.engine.ready()  # an event older than the book must not overtake its rebuild
         for event in request.events:
             payload = message_class(event.event_type)()
             event.payload.Unpack(payload)

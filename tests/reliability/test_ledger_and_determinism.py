@@ -1,11 +1,12 @@
 """The ledger balances (cash = starting cash + the signed sum of fills), positions
 recompute from fills, and replaying the same recording with the same orders twice gives
-identical fills."""
+identical fills — also when the matcher was down while the market moved."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-
+from services.common.server import start
+from tests.support.mesh import build_service
 from tests.support.trading import START, Trading, eventually, rest_as, start_trading_mesh
 
 D = Decimal
@@ -20,11 +21,19 @@ SCRIPT = [  # (seconds after the start, order)
           "time_in_force": "gtc"}),
     (120, {"symbol": "AMZN", "side": "sell", "qty": "6", "order_type": "limit", "limit_price": "221.00",
            "time_in_force": "day"}),
+    # These two rest for minutes before the market reaches them.
+    (150, {"symbol": "AMZN", "side": "buy", "qty": "5", "order_type": "limit", "limit_price": "223.20",
+           "time_in_force": "gtc"}),
+    (150, {"symbol": "GOOG", "side": "buy", "qty": "2", "order_type": "stop_limit", "stop_price": "576.30",
+           "limit_price": "576.60", "time_in_force": "gtc"}),
 ]
 
 
-async def play(databases, data_dir) -> list[tuple]:
-    """Run the script on a fresh mesh; the fills as (client_order_id, symbol, side, qty, price, quote_at, rule)."""
+async def play(databases, data_dir, *, matcher_outage: bool = False, expected: list | None = None) -> list[tuple]:
+    """Run the script on a fresh mesh; the fills as (client_order_id, symbol, side, qty, price, quote_at, rule).
+
+    With ``matcher_outage`` the matcher is stopped once every order is in, the market runs
+    on without it, and a new matcher is started; the run then waits for ``expected``."""
     mesh = await start_trading_mesh(databases, data_dir)
     trading = Trading(mesh)
     try:
@@ -35,19 +44,33 @@ async def play(databases, data_dir) -> list[tuple]:
                 response = await olga.post("/api/mbt/orders", json={**order, "client_order_id": f"s{index}"})
                 assert response.status_code == 200, response.text
                 await _settled(olga)
+            if matcher_outage:
+                await mesh.services["matcher"].stop(0)
             await trading.step_to(START + timedelta(minutes=30))
+            if matcher_outage:
+                port = mesh.settings.service("matcher").port
+                mesh.services["matcher"] = await start(build_service("matcher", mesh.settings), port=port)
+
+                async def caught_up():
+                    assert await _fills(olga) == expected
+                await eventually(caught_up, timeout=120, interval=0.5)
             await _settled(olga)
-            orders = (await olga.get("/api/mbt/orders", params={"page_size": 100})).json()["data"]
-            fills = []
-            for order in orders:
-                detail = (await olga.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]
-                fills += [(detail["client_order_id"], f["symbol"], f["side"], f["qty"], f["price"], f["quote_at"],
-                           f["rule"]) for f in detail["fills"]]
+            fills = await _fills(olga)
             await _check_ledger(olga, fills)
-            return sorted(fills)
+            return fills
     finally:
         await trading.close()
         await mesh.stop()
+
+
+async def _fills(client) -> list[tuple]:
+    orders = (await client.get("/api/mbt/orders", params={"page_size": 100})).json()["data"]
+    fills = []
+    for order in orders:
+        detail = (await client.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]
+        fills += [(detail["client_order_id"], f["symbol"], f["side"], f["qty"], f["price"], f["quote_at"],
+                   f["rule"]) for f in detail["fills"]]
+    return sorted(fills)
 
 
 async def _settled(client) -> None:
@@ -85,3 +108,14 @@ async def test_replaying_the_same_ticks_with_the_same_orders_gives_identical_fil
     second = await play(databases, tmp_path / "second")
     assert first == second
     assert len(first) >= 3
+
+
+async def test_a_matcher_down_while_the_market_moved_decides_on_restart_what_it_missed(databases, tmp_path):
+    """The archive keeps the ticks nobody was subscribed to; the restarted matcher replays
+    them, so its fills are those of a matcher that never stopped."""
+    uninterrupted = await play(databases, tmp_path / "uninterrupted")
+    outage_began = START + timedelta(seconds=SCRIPT[-1][0])
+    missed = [f for f in uninterrupted if datetime.fromisoformat(f[5].replace("Z", "+00:00")) > outage_began]
+    assert len(missed) == 2, "the script must have fills that fall inside the outage"
+    restarted = await play(databases, tmp_path / "restarted", matcher_outage=True, expected=uninterrupted)
+    assert restarted == uninterrupted
