@@ -146,10 +146,6 @@ class QuoteHub:
     def symbols(self) -> frozenset[str]:
         return frozenset(self._by_symbol)
 
-    @property
-    def upstream_symbols(self) -> frozenset[str]:
-        return frozenset(self._upstream)
-
     def subscribers(self, symbol: str) -> int:
         return len(self._by_symbol.get(symbol, ()))
 
