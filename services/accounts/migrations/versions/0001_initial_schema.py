@@ -7,6 +7,7 @@ Revises:
 from alembic import op
 import sqlalchemy as sa
 import services.common.sqltypes
+from services.common.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
 
 
 revision = '0001'
@@ -16,31 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('accounts_inbox',
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('producer', sa.String(length=32), nullable=False),
-    sa.Column('event_type', sa.String(length=128), nullable=False),
-    sa.Column('received_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('event_id')
-    )
-    op.create_table('accounts_outbox',
-    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('event_type', sa.String(length=128), nullable=False),
-    sa.Column('aggregate_id', sa.String(length=64), nullable=False),
-    sa.Column('user_id', sa.String(length=128), nullable=False),
-    sa.Column('request_id', sa.String(length=64), nullable=False),
-    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id')
-    )
-    op.create_table('accounts_outbox_lease',
-    sa.Column('name', sa.String(length=32), nullable=False),
-    sa.Column('holder', sa.String(length=128), nullable=False),
-    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('name')
-    )
+    create_outbox_tables_v1('accounts')
     op.create_table('users',
     sa.Column('user_id', sa.String(length=128), nullable=False),
     sa.Column('tier', sa.String(length=16), nullable=False),
@@ -48,14 +25,6 @@ def upgrade() -> None:
     sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('user_id')
-    )
-    op.create_table('accounts_outbox_pending',
-    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('subscriber', sa.String(length=32), nullable=False),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['sequence'], ['accounts_outbox.sequence'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('sequence', 'subscriber')
     )
     op.create_table('mbt_accounts',
     sa.Column('account_id', sa.String(length=40), nullable=False),
@@ -148,6 +117,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_outbox_tables_v1('accounts')
     with op.batch_alter_table('mbt_positions', schema=None) as batch_op:
         batch_op.drop_index('ux_mbt_positions_open', sqlite_where=sa.text('closed_at IS NULL'), postgresql_where=sa.text('closed_at IS NULL'))
         batch_op.drop_index(batch_op.f('ix_mbt_positions_account_id'))
@@ -163,8 +133,4 @@ def downgrade() -> None:
 
     op.drop_table('mbt_account_ledger')
     op.drop_table('mbt_accounts')
-    op.drop_table('accounts_outbox_pending')
     op.drop_table('users')
-    op.drop_table('accounts_outbox_lease')
-    op.drop_table('accounts_outbox')
-    op.drop_table('accounts_inbox')

@@ -7,6 +7,7 @@ Revises:
 from alembic import op
 import sqlalchemy as sa
 import services.common.sqltypes
+from services.common.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
 
 
 revision = '0001'
@@ -16,31 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('activities_inbox',
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('producer', sa.String(length=32), nullable=False),
-    sa.Column('event_type', sa.String(length=128), nullable=False),
-    sa.Column('received_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('event_id')
-    )
-    op.create_table('activities_outbox',
-    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('event_type', sa.String(length=128), nullable=False),
-    sa.Column('aggregate_id', sa.String(length=64), nullable=False),
-    sa.Column('user_id', sa.String(length=128), nullable=False),
-    sa.Column('request_id', sa.String(length=64), nullable=False),
-    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id')
-    )
-    op.create_table('activities_outbox_lease',
-    sa.Column('name', sa.String(length=32), nullable=False),
-    sa.Column('holder', sa.String(length=128), nullable=False),
-    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('name')
-    )
+    create_outbox_tables_v1('activities')
     op.create_table('audit_log',
     sa.Column('audit_id', sa.String(length=40), nullable=False),
     sa.Column('actor_type', sa.String(length=16), nullable=False),
@@ -81,18 +58,10 @@ def upgrade() -> None:
     with op.batch_alter_table('mbt_activities', schema=None) as batch_op:
         batch_op.create_index('ix_mbt_activities_user_time', ['user_id', 'occurred_at', 'activity_id'], unique=False)
 
-    op.create_table('activities_outbox_pending',
-    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('subscriber', sa.String(length=32), nullable=False),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['sequence'], ['activities_outbox.sequence'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('sequence', 'subscriber')
-    )
 
 
 def downgrade() -> None:
-    op.drop_table('activities_outbox_pending')
+    drop_outbox_tables_v1('activities')
     with op.batch_alter_table('mbt_activities', schema=None) as batch_op:
         batch_op.drop_index('ix_mbt_activities_user_time')
 
@@ -102,6 +71,3 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_log_entity_id'))
 
     op.drop_table('audit_log')
-    op.drop_table('activities_outbox_lease')
-    op.drop_table('activities_outbox')
-    op.drop_table('activities_inbox')

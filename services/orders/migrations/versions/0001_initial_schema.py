@@ -7,6 +7,7 @@ Revises:
 from alembic import op
 import sqlalchemy as sa
 import services.common.sqltypes
+from services.common.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
 
 
 revision = '0001'
@@ -16,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    create_outbox_tables_v1('orders')
     op.create_table('mbt_orders',
     sa.Column('order_id', sa.String(length=40), nullable=False),
     sa.Column('user_id', sa.String(length=128), nullable=False),
@@ -55,31 +57,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_mbt_orders_status_symbol', ['status', 'symbol'], unique=False)
         batch_op.create_index('ix_mbt_orders_user_created', ['user_id', 'created_at', 'order_id'], unique=False)
 
-    op.create_table('orders_inbox',
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('producer', sa.String(length=32), nullable=False),
-    sa.Column('event_type', sa.String(length=128), nullable=False),
-    sa.Column('received_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('event_id')
-    )
-    op.create_table('orders_outbox',
-    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('event_type', sa.String(length=128), nullable=False),
-    sa.Column('aggregate_id', sa.String(length=64), nullable=False),
-    sa.Column('user_id', sa.String(length=128), nullable=False),
-    sa.Column('request_id', sa.String(length=64), nullable=False),
-    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('sequence'),
-    sa.UniqueConstraint('event_id')
-    )
-    op.create_table('orders_outbox_lease',
-    sa.Column('name', sa.String(length=32), nullable=False),
-    sa.Column('holder', sa.String(length=128), nullable=False),
-    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('name')
-    )
     op.create_table('mbt_fills',
     sa.Column('fill_id', sa.String(length=40), nullable=False),
     sa.Column('order_id', sa.String(length=40), nullable=False),
@@ -106,26 +83,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_mbt_fills_order_id'), ['order_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_mbt_fills_user_id'), ['user_id'], unique=False)
 
-    op.create_table('orders_outbox_pending',
-    sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('subscriber', sa.String(length=32), nullable=False),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['sequence'], ['orders_outbox.sequence'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('sequence', 'subscriber')
-    )
 
 
 def downgrade() -> None:
-    op.drop_table('orders_outbox_pending')
+    drop_outbox_tables_v1('orders')
     with op.batch_alter_table('mbt_fills', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mbt_fills_user_id'))
         batch_op.drop_index(batch_op.f('ix_mbt_fills_order_id'))
 
     op.drop_table('mbt_fills')
-    op.drop_table('orders_outbox_lease')
-    op.drop_table('orders_outbox')
-    op.drop_table('orders_inbox')
     with op.batch_alter_table('mbt_orders', schema=None) as batch_op:
         batch_op.drop_index('ix_mbt_orders_user_created')
         batch_op.drop_index('ix_mbt_orders_status_symbol')
