@@ -21,6 +21,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     accounts = Accounts(kit.db, kit.outbox, kit.clock, pricing)
     handlers = {
         "mbt.orders.v1.OrderFilled": accounts.on_order_filled,
+        "mbt.orders.v1.OrderReplaced": accounts.on_order_replaced,
         "mbt.orders.v1.OrderCanceled": accounts.on_order_ended,
         "mbt.orders.v1.OrderExpired": accounts.on_order_ended,
     }

@@ -3,6 +3,7 @@ realized P&L), buying power and the hold an order needs. No I/O; prices are pass
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -132,6 +133,9 @@ def buying_power(account_type: AccountType, valuation: Valuation) -> Decimal:
 
 @dataclass(frozen=True)
 class OrderRequest:
+    """The terms of one order version, as far as buying power is concerned. A hold is bound
+    to them: the same (order id, version) sent again with other terms is refused."""
+
     symbol: str
     side: Side
     qty: Decimal
@@ -143,6 +147,122 @@ class OrderRequest:
 class Hold:
     amount: Decimal   # cash / margin held
     qty: Decimal      # shares held so they cannot be sold twice
+
+
+NO_HOLD = Hold(Decimal(0), Decimal(0))
+
+# Why a version's hold stopped holding. The first three end the order: nothing of it may be
+# held again. A superseded version was replaced by a newer one; an abandoned one was a
+# replace that never took effect.
+ENDED_REASONS = frozenset({"filled", "canceled", "expired"})
+SUPERSEDED = "superseded"
+ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True)
+class VersionHold:
+    """What one version of an order holds, and the terms it was priced for (None for a hold
+    taken before holds recorded their terms: it still covers what its amount pays for)."""
+
+    version: int
+    terms: OrderRequest | None
+    hold: Hold
+    active: bool
+    release_reason: str = ""
+
+
+def effective_hold(holds: Iterable[VersionHold]) -> Hold:
+    """What an order holds: while a replace is pending, its committed and its pending
+    version are both held, the larger of the two — either may still fill, never both."""
+    active = [h.hold for h in holds if h.active]
+    return Hold(max((h.amount for h in active), default=Decimal(0)), max((h.qty for h in active), default=Decimal(0)))
+
+
+def holds_by_order(rows: Iterable[tuple[str, Hold]]) -> dict[str, Hold]:
+    """Active version holds (order id, hold) summed per order as ``effective_hold`` does."""
+    result: dict[str, Hold] = {}
+    for order_id, hold in rows:
+        seen = result.get(order_id, NO_HOLD)
+        result[order_id] = Hold(max(seen.amount, hold.amount), max(seen.qty, hold.qty))
+    return result
+
+
+def check_reservable(order_id: str, version: int, terms: OrderRequest, holds: list[VersionHold]) -> VersionHold | None:
+    """Whether (order id, version) may hold ``terms``; returns the existing hold when this is
+    a repeat of the same request (idempotent), None when a new hold is to be taken.
+
+    Raises IDEMPOTENCY_KEY_REUSED when the version already holds other terms, CONFLICT when
+    the order ended or has moved past this version (a late or stale request)."""
+    ended = next((h for h in holds if h.release_reason in ENDED_REASONS), None)
+    if ended is not None:
+        raise DomainError("CONFLICT", f"order {order_id} is {ended.release_reason}; nothing more to hold")
+    same = next((h for h in holds if h.version == version), None)
+    if same is not None:
+        if same.terms is not None and same.terms != terms:
+            raise DomainError("IDEMPOTENCY_KEY_REUSED",
+                              f"version {version} of order {order_id} already holds buying power for other terms "
+                              f"({describe_terms(same.terms)}); a new version is needed for "
+                              f"{describe_terms(terms)}")
+        if not same.active:
+            raise DomainError("CONFLICT", f"version {version} of order {order_id} no longer holds buying power "
+                                          f"({same.release_reason})")
+        return same
+    if any(h.version > version for h in holds):
+        raise DomainError("CONFLICT", f"order {order_id} already holds for a version after {version}")
+    return None
+
+
+def describe_terms(terms: OrderRequest) -> str:
+    return (f"{terms.side.value} {terms.qty.normalize():f} {terms.symbol} at worst "
+            f"{terms.price_bound.normalize():f}")
+
+
+@dataclass(frozen=True)
+class FillTerms:
+    """A fill as the ledger sees it; a fill id names exactly one."""
+
+    order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    multiplier: Decimal
+
+
+def uncovered_reason(account_type: AccountType, hold: VersionHold | None, fill: FillTerms) -> str | None:
+    """Why the order version's hold does not cover ``fill``, or None when it does.
+
+    Defence in depth at the point of truth (holds are bound to terms upstream, and orders
+    checks fills against the order's limits): the hold must be active, for the same
+    instrument and side, for at least the fill's quantity, and — for a buy — priced at or
+    beyond the fill's price, so the cash it holds pays for the fill."""
+    if hold is None or not hold.active:
+        return "no active hold covers this order version"
+    terms = hold.terms
+    if terms is None:  # a hold without recorded terms: its amount must pay for the fill
+        if fill.side is Side.BUY and account_type is AccountType.CASH and \
+                fill.qty * fill.price * fill.multiplier > hold.hold.amount:
+            return "the fill costs more than the hold"
+        return None
+    if (terms.symbol, terms.side, terms.multiplier) != (fill.symbol, fill.side, fill.multiplier):
+        return f"the hold is for {describe_terms(terms)}, not a {fill.side.value} of {fill.symbol}"
+    if fill.qty > terms.qty:
+        return f"the fill is for {fill.qty.normalize():f}, the hold for {terms.qty.normalize():f}"
+    if fill.side is Side.BUY and fill.price > terms.price_bound:
+        return f"the fill price {fill.price} is above the held worst price {terms.price_bound}"
+    return None
+
+
+def ledger_breach(account_type: AccountType, cash_after: Decimal, position_qty_after: Decimal) -> str | None:
+    """A cash account never has negative cash nor a short position (DESIGN §7: the ledger
+    refuses what would break it, whatever a caller upstream decided)."""
+    if account_type is not AccountType.CASH:
+        return None
+    if cash_after < 0:
+        return f"cash would be {cash_after:.2f} in a cash account"
+    if position_qty_after < 0:
+        return f"the position would be short {-position_qty_after:f} in a cash account"
+    return None
 
 
 def hold_for(account_type: AccountType, order: OrderRequest, position_qty: Decimal,

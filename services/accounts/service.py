@@ -46,5 +46,5 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def ReleaseBuyingPower(self, request, context):
         if not request.order_id:
             raise invalid_argument("order_id is required", "order_id")
-        released = await self.accounts.release(request.order_id)
+        released = await self.accounts.release(request.order_id, request.order_version, request.user_id)
         return accounts_pb2.ReleaseBuyingPowerResponse(released=money_str(released))

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.accounts.domain import Position
+from services.accounts.domain import Hold, OrderRequest, Position, Side, VersionHold
 from services.common.outbox import define_outbox_tables
 from services.common.sqltypes import TYPE_ANNOTATION_MAP
 
@@ -73,12 +73,20 @@ class PositionRow(Base):
 
 
 class ReservationRow(Base):
+    """The buying power one version of an order holds, bound to that version's terms. While
+    a replace is pending an order has two active rows (see ``effective_hold``)."""
+
     __tablename__ = "mbt_buying_power_reservations"
 
     order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("mbt_accounts.account_id"), index=True)
-    order_version: Mapped[int] = mapped_column(Integer)
     symbol: Mapped[str] = mapped_column(String(32))
+    # The terms the hold was priced for; null only on holds taken before terms were kept.
+    side: Mapped[str | None] = mapped_column(String(8))
+    order_qty: Mapped[Decimal | None]
+    price_bound: Mapped[Decimal | None]
+    multiplier: Mapped[Decimal | None]
     amount: Mapped[Decimal]
     # Shares held by a sell that closes a position (so they cannot be sold twice).
     qty: Mapped[Decimal]
@@ -86,6 +94,17 @@ class ReservationRow(Base):
     updated_at: Mapped[datetime]
     # Null while the hold is active.
     released_at: Mapped[datetime | None]
+    # filled, canceled, expired, superseded (a newer version took over) or abandoned.
+    release_reason: Mapped[str] = mapped_column(String(16), default="", server_default="")
+
+    def terms(self) -> OrderRequest | None:
+        if self.side is None or self.order_qty is None or self.price_bound is None or self.multiplier is None:
+            return None
+        return OrderRequest(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier)
+
+    def as_version_hold(self) -> VersionHold:
+        return VersionHold(self.order_version, self.terms(), Hold(self.amount, self.qty), self.released_at is None,
+                           self.release_reason)
 
 
 class LedgerEntryRow(Base):
@@ -172,17 +191,20 @@ class AccountRepository:
             select(PositionRow).where(PositionRow.account_id == account_id, PositionRow.symbol == symbol,
                                       PositionRow.closed_at.is_(None))).scalar_one_or_none()
 
-    def reservation(self, order_id: str) -> ReservationRow | None:
-        return self.session.get(ReservationRow, order_id)
+    def holds_of(self, order_id: str) -> list[ReservationRow]:
+        """Every version's hold of an order, active or not, oldest version first."""
+        return list(self.session.execute(
+            select(ReservationRow).where(ReservationRow.order_id == order_id)
+            .order_by(ReservationRow.order_version)).scalars())
 
     def active_reservations(self, account_id: str) -> list[ReservationRow]:
         return list(self.session.execute(
             select(ReservationRow).where(ReservationRow.account_id == account_id,
                                          ReservationRow.released_at.is_(None))).scalars())
 
-    def ledger_has_fill(self, fill_id: str) -> bool:
-        return self.session.execute(select(LedgerEntryRow.entry_id).where(LedgerEntryRow.fill_id == fill_id)
-                                    ).first() is not None
+    def ledger_entry_of_fill(self, fill_id: str) -> LedgerEntryRow | None:
+        return self.session.execute(select(LedgerEntryRow).where(LedgerEntryRow.fill_id == fill_id)
+                                    ).scalar_one_or_none()
 
     def ledger(self, account_id: str, *, until: datetime | None = None) -> list[LedgerEntryRow]:
         query = select(LedgerEntryRow).where(LedgerEntryRow.account_id == account_id)

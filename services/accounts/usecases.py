@@ -3,6 +3,8 @@ buying power, and apply fills to cash and positions (exactly once, via the inbox
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,9 +14,11 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import events_pb2
 from mbt.orders.v1 import events_pb2 as order_events
 from services.accounts import wire
-from services.accounts.domain import (DEFAULT_PROFILE, STARTING_CASH, AccountType, OrderRequest, Position, Profile,
-                                      Side, Tier, Valuation, apply_fill, buying_power, check_fits, hold_for,
-                                      mark_price, market_value, unrealized_pl)
+from services.accounts.domain import (ABANDONED, DEFAULT_PROFILE, ENDED_REASONS, STARTING_CASH, SUPERSEDED,
+                                      AccountType, Hold, OrderRequest, Position, Profile, Side, Tier, Valuation,
+                                      apply_fill, buying_power, check_fits, check_reservable, effective_hold,
+                                      hold_for, holds_by_order, ledger_breach, mark_price, market_value,
+                                      uncovered_reason, unrealized_pl)
 from services.accounts.events import emit_account_opened, emit_fill_applied
 from services.accounts.pricing import Mark, Pricing
 from services.accounts.store import (AccountRepository, AccountRow, LedgerEntryRow, PositionRow, ReservationRow,
@@ -25,7 +29,10 @@ from services.common.conv import from_timestamp, parse_decimal
 from services.common.db import Database
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.ids import derived_id, new_id
+from services.common.metrics import LEDGER_REFUSALS
 from services.common.outbox import Outbox, UnitOfWork, unit_of_work
+
+log = logging.getLogger(__name__)
 
 
 def valuation(account: AccountRow, positions: list[PositionRow], reservations: list[ReservationRow],
@@ -39,7 +46,8 @@ def valuation(account: AccountRow, positions: list[PositionRow], reservations: l
             long_value += value
         else:
             short_value += value
-    return Valuation(account.cash, long_value, short_value, sum((r.amount for r in reservations), Decimal(0)))
+    held = holds_by_order((r.order_id, Hold(r.amount, r.qty)) for r in reservations)
+    return Valuation(account.cash, long_value, short_value, sum((h.amount for h in held.values()), Decimal(0)))
 
 
 class _MarksNeeded(Exception):
@@ -242,93 +250,129 @@ class Accounts:
                 raise _MarksNeeded({p.symbol for p in positions})
             reservations = repo.active_reservations(account.account_id)
             value = valuation(account, positions, reservations, marks or {})
-            existing = repo.reservation(request.order_id)
-            if existing is not None and existing.released_at is not None:
-                raise DomainError("CONFLICT", f"order {request.order_id} is done; nothing to reserve")
-            if existing is not None and existing.order_version >= request.order_version:
-                return existing, buying_power(account_type, value)
+            versions = repo.holds_of(request.order_id)
+            existing = check_reservable(request.order_id, request.order_version, order,
+                                        [row.as_version_hold() for row in versions])
+            if existing is not None:
+                return next(r for r in versions if r.order_version == existing.version), \
+                    buying_power(account_type, value)
             position = next((p for p in positions if p.symbol == order.symbol), None)
-            shares_held = sum((r.qty for r in reservations if r.symbol == order.symbol
-                               and r.order_id != request.order_id), Decimal(0))
-            hold = hold_for(account_type, order, position.qty if position else Decimal(0), shares_held)
-            released = existing.amount if existing else Decimal(0)
-            check_fits(account_type, value, hold, released=released)
+            others = holds_by_order((r.order_id, Hold(r.amount, r.qty)) for r in reservations
+                                    if r.symbol == order.symbol and r.order_id != request.order_id)
+            hold = hold_for(account_type, order, position.qty if position else Decimal(0),
+                            sum((h.qty for h in others.values()), Decimal(0)))
+            current = effective_hold(row.as_version_hold() for row in versions)
+            after = Hold(max(current.amount, hold.amount), max(current.qty, hold.qty))
+            check_fits(account_type, value, after, released=current.amount)
             now = self.clock.now()
-            if existing is None:
-                existing = ReservationRow(order_id=request.order_id, account_id=account.account_id,
-                                          order_version=request.order_version, symbol=order.symbol,
-                                          amount=hold.amount, qty=hold.qty, created_at=now, updated_at=now,
-                                          released_at=None)
-                repo.add(existing)
-            else:
-                existing.order_version, existing.amount, existing.qty = request.order_version, hold.amount, hold.qty
-                existing.updated_at = now
+            row = ReservationRow(order_id=request.order_id, order_version=request.order_version,
+                                 account_id=account.account_id, symbol=order.symbol, side=order.side.value,
+                                 order_qty=order.qty, price_bound=order.price_bound, multiplier=order.multiplier,
+                                 amount=hold.amount, qty=hold.qty, created_at=now, updated_at=now, released_at=None,
+                                 release_reason="")
+            repo.add(row)
             account.version += 1
-            after = Valuation(value.cash, value.long_market_value, value.short_market_value,
-                              value.held - released + hold.amount)
-            return existing, buying_power(account_type, after)
+            held = Valuation(value.cash, value.long_market_value, value.short_market_value,
+                             value.held - current.amount + after.amount)
+            return row, buying_power(account_type, held)
 
-    async def release(self, order_id: str) -> Decimal:
-        return await self.db.run(self._release_now, order_id)
+    async def release(self, order_id: str, version: int, user_id: str) -> Decimal:
+        """Internal: release one version's hold (``version`` > 0, a replace abandoned) or every
+        version's (0: the order ended before it was accepted)."""
+        return await self.db.run(self._release_now, order_id, version, user_id)
 
-    def _release_now(self, order_id: str) -> Decimal:
+    def _release_now(self, order_id: str, version: int, user_id: str) -> Decimal:
         with unit_of_work(self.db, self.outbox) as uow:
-            return self._release(AccountRepository(uow.session), order_id, user_id=None)
+            reason = ABANDONED if version else "canceled"
+            return self._release(uow, order_id, user_id, reason=reason, version=version or None)
 
-    def _release(self, repo: AccountRepository, order_id: str, user_id: str | None) -> Decimal:
-        """Release an order's hold. With ``user_id`` (an order that ended), an order that
-        never held anything gets a released marker, so a late reservation is refused."""
-        reservation = repo.reservation(order_id)
+    def _release(self, uow: UnitOfWork, order_id: str, user_id: str | None, *, reason: str,
+                 version: int | None = None, below: int | None = None) -> Decimal:
+        """Release an order's holds: all of them, one ``version``, or those ``below`` a version
+        (superseded by it). Idempotent: a repeat answers what the first release held.
+
+        A release that finds nothing to release leaves a released marker (for ``user_id``'s
+        account), so a reservation arriving late for that order or version is refused."""
+        repo = AccountRepository(uow.session)
+        rows = repo.holds_of(order_id)
+        if version is not None:
+            rows = [r for r in rows if r.order_version == version]
+        if below is not None:
+            rows = [r for r in rows if r.order_version < below]
         now = self.clock.now()
-        if reservation is None:
-            if user_id is not None:
-                account = self._open_in(repo, user_id)
-                repo.add(ReservationRow(order_id=order_id, account_id=account.account_id, order_version=0,
-                                        symbol="", amount=Decimal(0), qty=Decimal(0), created_at=now,
-                                        updated_at=now, released_at=now))
+        if not rows:
+            if below is None and user_id:
+                account = self._open(uow, user_id)
+                repo.add(ReservationRow(order_id=order_id, order_version=version or 0, account_id=account.account_id,
+                                        symbol="", side=None, order_qty=None, price_bound=None, multiplier=None,
+                                        amount=Decimal(0), qty=Decimal(0), created_at=now, updated_at=now,
+                                        released_at=now, release_reason=reason))
             return Decimal(0)
-        if reservation.released_at is not None:
-            return Decimal(0)
-        reservation.released_at = now
-        reservation.updated_at = now
-        return reservation.amount
-
-    def _open_in(self, repo: AccountRepository, user_id: str) -> AccountRow:
-        account = repo.account_of(user_id, lock=True)
-        if account is None:
-            raise not_found("account of user", user_id)
-        return account
+        for row in rows:
+            if row.released_at is None:
+                row.released_at, row.updated_at, row.release_reason = now, now, reason
+            elif reason in ENDED_REASONS and row.release_reason not in ENDED_REASONS:
+                row.release_reason = reason  # the order ended: no version of it may be held again
+        return effective_hold(replace(row.as_version_hold(), active=True) for row in rows).amount
 
     # -- events from orders ---------------------------------------------------------------
 
     def on_order_ended(self, uow: UnitOfWork, event: events_pb2.Event, payload) -> None:
         """OrderCanceled / OrderExpired: the hold goes back."""
-        self._release(AccountRepository(uow.session), payload.order.order_id, payload.order.user_id)
+        reason = "expired" if event.event_type.endswith("OrderExpired") else "canceled"
+        self._release(uow, payload.order.order_id, payload.order.user_id, reason=reason)
+
+    def on_order_replaced(self, uow: UnitOfWork, event: events_pb2.Event,
+                          payload: order_events.OrderReplaced) -> None:
+        """A replace took effect: the versions before it stop holding."""
+        self._release(uow, payload.order.order_id, None, reason=SUPERSEDED, below=payload.order.version)
 
     def on_order_filled(self, uow: UnitOfWork, event: events_pb2.Event, payload: order_events.OrderFilled) -> None:
         order, fill = payload.order, payload.fill
         repo = AccountRepository(uow.session)
-        if repo.ledger_has_fill(fill.fill_id):
+        terms = wire.fill_terms(order, fill)
+        applied = repo.ledger_entry_of_fill(fill.fill_id)
+        if applied is not None:
+            if wire.ledger_fill_terms(applied) != terms:
+                self._refuse_fill(uow, order, fill, "IDEMPOTENCY_KEY_REUSED",
+                                  "the fill id was applied before with other terms")
             return
         account = repo.account(order.account_id, lock=True) or self._open(uow, order.user_id)
-        side = Side.BUY if fill.side == wire.BUY else Side.SELL
-        qty = parse_decimal(fill.qty, "qty")
-        price = parse_decimal(fill.price, "price")
-        multiplier = parse_decimal(fill.multiplier, "multiplier") or Decimal(1)
-        filled_at = from_timestamp(fill.filled_at)
+        account_type = AccountType(account.account_type)
+        hold = next((r.as_version_hold() for r in repo.holds_of(order.order_id)
+                     if r.order_version == order.version), None)
         row = repo.open_position(account.account_id, fill.symbol)
-        effect = apply_fill(row.as_position() if row else None, fill.symbol, side, qty, price, multiplier)
+        effect = apply_fill(row.as_position() if row else None, fill.symbol, terms.side, terms.qty, terms.price,
+                            terms.multiplier)
+        breach = uncovered_reason(account_type, hold, terms) or \
+            ledger_breach(account_type, account.cash + effect.cash_delta, effect.position.qty)
+        if breach is not None:
+            self._refuse_fill(uow, order, fill, "LEDGER_INVARIANT", breach)
+            return
+        filled_at = from_timestamp(fill.filled_at)
         account.cash += effect.cash_delta
         account.version += 1
         account.updated_at = filled_at
         self._move_position(repo, account, row, effect, filled_at)
         repo.add(LedgerEntryRow(entry_id=derived_id("led", fill.fill_id), account_id=account.account_id,
                                 kind="fill", fill_id=fill.fill_id, order_id=order.order_id, symbol=fill.symbol,
-                                side=side.value, qty=qty, price=price, multiplier=multiplier,
+                                side=terms.side.value, qty=terms.qty, price=terms.price, multiplier=terms.multiplier,
                                 cash_delta=effect.cash_delta, realized_pl=effect.realized_pl,
                                 cash_after=account.cash, occurred_at=filled_at))
-        self._release(repo, order.order_id, None)
+        self._release(uow, order.order_id, None, reason="filled")
         emit_fill_applied(uow, account, fill, effect, order.user_id, filled_at)
+
+    def _refuse_fill(self, uow: UnitOfWork, order, fill, reason: str, why: str) -> None:
+        """The ledger does not apply a fill that would break it. Loud, never silent: an error
+        log line, an audit row and a metric; the event is acknowledged (retrying cannot fix it)."""
+        log.error("fill refused by the ledger", extra={"fields": {
+            "reason": reason.lower(), "why": why, "fill_id": fill.fill_id, "order_id": order.order_id,
+            "order_version": order.version, "user_id": order.user_id}})
+        LEDGER_REFUSALS.labels(service="accounts", reason=reason.lower()).inc()
+        uow.audit(action="refuse_fill", entity_type="fill", entity_id=fill.fill_id, user_id=order.user_id,
+                  before=None, after={"reason": reason.lower(), "why": why, "order_id": order.order_id,
+                                      "order_version": order.version, "qty": fill.qty, "price": fill.price},
+                  occurred_at=from_timestamp(fill.filled_at), cause=f"refuse:{fill.fill_id}")
 
     def _move_position(self, repo: AccountRepository, account: AccountRow, row: PositionRow | None, effect,
                        at: datetime) -> None:

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import trading_pb2
-from services.accounts.domain import (AccountType, OrderRequest, Profile, Side, Tier, Valuation, mark_price,
+from services.accounts.domain import (AccountType, FillTerms, OrderRequest, Profile, Side, Tier, Valuation, mark_price,
                                       market_value, unrealized_pl)
 from services.accounts.pricing import Mark
-from services.accounts.store import AccountRow, PositionRow, UserRow
+from services.accounts.store import AccountRow, LedgerEntryRow, PositionRow, UserRow
 from services.common.conv import decimal_str, money_str, parse_decimal, to_timestamp
 from services.common.errors import invalid_argument
 
@@ -38,6 +38,19 @@ def order_request(request: accounts_pb2.ReserveBuyingPowerRequest) -> OrderReque
     return OrderRequest(symbol=request.symbol, side=Side.BUY if request.side == BUY else Side.SELL,
                         qty=parse_decimal(request.qty, "qty", required=True), price_bound=bound,
                         multiplier=parse_decimal(request.multiplier, "multiplier") or Decimal(1))
+
+
+def fill_terms(order, fill) -> FillTerms:
+    """The ledger's view of an OrderFilled event's fill."""
+    return FillTerms(order_id=order.order_id, symbol=fill.symbol, side=Side.BUY if fill.side == BUY else Side.SELL,
+                     qty=parse_decimal(fill.qty, "qty", required=True),
+                     price=parse_decimal(fill.price, "price", required=True),
+                     multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1))
+
+
+def ledger_fill_terms(entry: LedgerEntryRow) -> FillTerms:
+    return FillTerms(order_id=entry.order_id or "", symbol=entry.symbol, side=Side(entry.side), qty=entry.qty,
+                     price=entry.price, multiplier=entry.multiplier)
 
 
 def account_to_proto(account: AccountRow, value: Valuation, power: Decimal, now: datetime) -> accounts_pb2.Account:

@@ -6,10 +6,12 @@ redelivered event is acknowledged without being applied again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 
 from google.protobuf.message import Message
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,8 @@ from mbt.common.v1 import events_pb2, events_pb2_grpc
 from services.common import context
 from services.common.clock import Clock
 from services.common.db import Database
+from services.common.errors import DomainError
+from services.common.metrics import LEDGER_REFUSALS
 from services.common.outbox import Outbox, OutboxTables, UnitOfWork, unit_of_work
 from services.common.protoregistry import message_class
 
@@ -26,15 +30,35 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[UnitOfWork, events_pb2.Event, Message], None]
 
 
+def payload_digest(event: events_pb2.Event) -> str:
+    return hashlib.sha256(event.payload.SerializeToString(deterministic=True)).hexdigest()
+
+
 def record_once(session: Session, tables: OutboxTables, event: events_pb2.Event, received_at) -> bool:
-    """Insert the event id into the inbox; False when it was already there."""
+    """Insert the event id into the inbox; False when it was already there with the same
+    producer, type and payload. The same id with anything else is refused
+    (IDEMPOTENCY_KEY_REUSED): an event id names one event, never two."""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(tables.inbox).values(
-        event_id=event.event_id, producer=event.producer, event_type=event.event_type,
-        received_at=received_at).on_conflict_do_nothing(index_elements=["event_id"]).returning(tables.inbox.c.event_id)
+    inbox = tables.inbox
+    digest = payload_digest(event)
+    statement = module.insert(inbox).values(
+        event_id=event.event_id, producer=event.producer, event_type=event.event_type, received_at=received_at,
+        payload_sha256=digest).on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id)
     # RETURNING rather than rowcount: psycopg reports no rowcount for this statement.
-    return session.execute(statement).first() is not None
+    if session.execute(statement).first() is not None:
+        return True
+    first = session.execute(select(inbox.c.producer, inbox.c.event_type, inbox.c.payload_sha256)
+                            .where(inbox.c.event_id == event.event_id)).one()
+    if (first.producer, first.event_type) != (event.producer, event.event_type) or \
+            first.payload_sha256 not in (None, digest):
+        LEDGER_REFUSALS.labels(service=tables.inbox.name.removesuffix("_inbox"), reason="idempotency_key_reused").inc()
+        log.error("event id reused for another event; refused", extra={"fields": {
+            "event_id": event.event_id, "producer": event.producer, "event_type": event.event_type,
+            "first_producer": first.producer, "first_event_type": first.event_type}})
+        raise DomainError("IDEMPOTENCY_KEY_REUSED", f"event {event.event_id} was delivered before with another "
+                                                    "payload; it is not applied")
+    return False
 
 
 class EventSink(events_pb2_grpc.EventSinkServiceServicer):

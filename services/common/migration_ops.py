@@ -59,3 +59,14 @@ def create_outbox_tables_v1(service: str) -> None:
 def drop_outbox_tables_v1(service: str) -> None:
     for table in ("outbox_pending", "outbox_lease", "outbox", "inbox"):
         op.drop_table(f"{service}_{table}")
+
+
+def add_inbox_payload_digest_v1(service: str) -> None:
+    """The inbox keeps each event's payload digest, so an id reused for another payload is refused."""
+    with op.batch_alter_table(f"{service}_inbox") as batch:
+        batch.add_column(sa.Column("payload_sha256", sa.String(length=64), nullable=True))
+
+
+def drop_inbox_payload_digest_v1(service: str) -> None:
+    with op.batch_alter_table(f"{service}_inbox") as batch:
+        batch.drop_column("payload_sha256")

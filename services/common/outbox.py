@@ -79,6 +79,8 @@ def define_outbox_tables(metadata: MetaData, service: str) -> OutboxTables:
         Column("producer", String(32), nullable=False),
         Column("event_type", String(128), nullable=False),
         Column("received_at", UtcDateTime(), nullable=False),
+        # SHA-256 of the event's payload: the same id arriving with another payload is refused.
+        Column("payload_sha256", String(64)),
     )
     return OutboxTables(outbox, pending, lease, inbox)
 

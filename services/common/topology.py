@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
-    # Orders: the matcher keeps its book from these; accounts holds and releases
-    # buying power and applies fills; activities records fills.
+    # Orders: the matcher keeps its book from these; accounts releases the holds of
+    # replaced and ended orders and applies fills; activities records fills.
     "mbt.orders.v1.OrderAccepted": ("matcher",),
-    "mbt.orders.v1.OrderReplaced": ("matcher",),
+    "mbt.orders.v1.OrderReplaced": ("accounts", "matcher"),
     "mbt.orders.v1.OrderCanceled": ("accounts", "matcher"),
     "mbt.orders.v1.OrderExpired": ("accounts", "matcher"),
     "mbt.orders.v1.OrderFilled": ("accounts", "matcher", "activities"),

@@ -3,6 +3,7 @@ protective collar. No I/O, no SQLAlchemy, no grpc, no clock: callers pass values
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -137,6 +138,34 @@ class Fill:
     filled_at: datetime
 
 
+def spec_digest(spec: OrderSpec) -> str:
+    """SHA-256 of what a submission asked for (everything but its client_order_id): a
+    client_order_id sent again must come with the same terms (Stripe's idempotency rule)."""
+    def number(value: Decimal | None) -> str:
+        return "" if value is None else format(value.normalize(), "f")
+
+    parts = [spec.symbol, spec.asset_class.value, spec.side.value, number(spec.qty), spec.order_type.value,
+             spec.time_in_force.value, number(spec.limit_price), number(spec.stop_price),
+             *(f"{leg.symbol}:{leg.side.value}:{leg.ratio}" for leg in spec.legs)]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A replace in flight (the replace saga): the version the order becomes and its terms.
+    Accounts holds the new version's buying power beside the current one's before the order
+    takes the new terms; an interrupted replace is resumed, or abandoned and its hold
+    released — never left holding for terms no order version has."""
+
+    version: int
+    spec: OrderSpec
+    collar_price: Decimal | None
+    expires_at: datetime | None
+    requested_at: datetime
+    # Wall-clock time until which the request that started it (or a resume) owns it.
+    lease_until: datetime
+
+
 @dataclass(frozen=True)
 class Order:
     order_id: str
@@ -162,6 +191,16 @@ class Order:
     expires_at: datetime | None = None
     replaced_at: datetime | None = None
     fills: tuple[Fill, ...] = ()
+    # The submission's spec_digest (None on orders stored before digests were kept).
+    request_digest: str | None = None
+    # The sentence a rejected submit answered, so a replay answers the same.
+    reject_message: str = ""
+    pending: Replacement | None = None
+
+    def submitted_with(self, digest: str) -> bool:
+        """Whether a submission with ``digest`` repeats the one that created this order."""
+        known = self.request_digest or (spec_digest(self.spec) if self.version == 1 else None)
+        return known is None or known == digest
 
     @property
     def is_working(self) -> bool:
@@ -204,6 +243,13 @@ def check_fill(order: Order, fill: Fill) -> None:
         raise invalid_argument("a buy cannot fill above its limit or collar", "fill.price")
     if spec.side is Side.SELL and any(fill.price < bound for bound in bounds):
         raise invalid_argument("a sell cannot fill below its limit or collar", "fill.price")
+
+
+def same_execution(recorded: Fill, fill: Fill) -> bool:
+    """Whether ``fill`` repeats ``recorded`` (a fill id names one execution on one tick)."""
+    return ((recorded.order_id, recorded.symbol, recorded.side, recorded.qty, recorded.price, recorded.quote_sequence,
+             recorded.quote_at_ns) ==
+            (fill.order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.quote_sequence, fill.quote_at_ns))
 
 
 def validate_spec(spec: OrderSpec) -> OrderSpec:

@@ -6,13 +6,14 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, and_, or_, \
-    select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, and_, delete, \
+    func, or_, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.common.outbox import define_outbox_tables
 from services.common.sqltypes import TYPE_ANNOTATION_MAP
-from services.orders.domain import AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status, TimeInForce
+from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Replacement, Side, Status,
+                                    TimeInForce)
 
 SERVICE = "orders"
 
@@ -63,6 +64,30 @@ class OrderRow(Base):
     expired_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     replaced_at: Mapped[datetime | None]
+    # SHA-256 of the submission's terms: a client_order_id repeated with others is refused.
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+    reject_message: Mapped[str] = mapped_column(String(500), default="", server_default="")
+
+
+class ReplacementRow(Base):
+    """The replace saga's state: each attempt to replace an order, by the version it would
+    become. At most one is pending per order; versions of abandoned attempts are not reused."""
+
+    __tablename__ = "mbt_order_replacements"
+    __table_args__ = (Index("ix_mbt_order_replacements_status_lease", "status", "lease_until"),)
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("mbt_orders.order_id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    qty: Mapped[Decimal]
+    time_in_force: Mapped[str] = mapped_column(String(8))
+    limit_price: Mapped[Decimal | None]
+    stop_price: Mapped[Decimal | None]
+    collar_price: Mapped[Decimal | None]
+    expires_at: Mapped[datetime | None]
+    requested_at: Mapped[datetime]
+    lease_until: Mapped[datetime]
+    # pending, committed or abandoned.
+    status: Mapped[str] = mapped_column(String(16))
 
 
 class FillRow(Base):
@@ -94,7 +119,8 @@ OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 
 _ORDER_FIELDS = ("order_id", "user_id", "account_id", "multiplier", "status", "created_at", "updated_at", "version",
                  "collar_price", "reject_reason", "cancel_reason", "filled_qty", "filled_avg_price", "accepted_at", "rejected_at",
-                 "triggered_at", "filled_at", "canceled_at", "expired_at", "expires_at", "replaced_at")
+                 "triggered_at", "filled_at", "canceled_at", "expired_at", "expires_at", "replaced_at", "request_digest",
+                 "reject_message")
 
 
 def _to_order(row: OrderRow) -> Order:
@@ -125,6 +151,14 @@ def _write(row: OrderRow, order: Order) -> None:
     row.legs = [{"symbol": leg.symbol, "side": leg.side.value, "ratio": leg.ratio} for leg in spec.legs]
 
 
+def _to_replacement(row: ReplacementRow, spec: OrderSpec) -> Replacement:
+    return Replacement(
+        version=row.version, spec=replace(spec, qty=row.qty, time_in_force=TimeInForce(row.time_in_force),
+                                          limit_price=row.limit_price, stop_price=row.stop_price),
+        collar_price=row.collar_price, expires_at=row.expires_at, requested_at=row.requested_at,
+        lease_until=row.lease_until)
+
+
 class OrderRepository:
     """Orders and fills of one transaction (``session``)."""
 
@@ -149,7 +183,53 @@ class OrderRepository:
         if lock:
             query = query.with_for_update()
         row = self.session.execute(query).scalar_one_or_none()
-        return None if row is None else _to_order(row)
+        return None if row is None else self._with_pending(_to_order(row))
+
+    def _with_pending(self, order: Order) -> Order:
+        row = self.session.execute(select(ReplacementRow).where(ReplacementRow.order_id == order.order_id,
+                                                                ReplacementRow.status == "pending")).scalar_one_or_none()
+        return order if row is None else replace(order, pending=_to_replacement(row, order.spec))
+
+    # -- the replace saga ------------------------------------------------------------
+
+    def add_replacement(self, order_id: str, pending: Replacement) -> None:
+        spec = pending.spec
+        self.session.add(ReplacementRow(order_id=order_id, version=pending.version, qty=spec.qty,
+                                        time_in_force=spec.time_in_force.value, limit_price=spec.limit_price,
+                                        stop_price=spec.stop_price, collar_price=pending.collar_price,
+                                        expires_at=pending.expires_at, requested_at=pending.requested_at,
+                                        lease_until=pending.lease_until, status="pending"))
+        self.session.flush()
+
+    def last_replacement_version(self, order_id: str) -> int:
+        return self.session.execute(select(func.max(ReplacementRow.version))
+                                    .where(ReplacementRow.order_id == order_id)).scalar() or 0
+
+    def close_replacement(self, order_id: str, version: int, status: str) -> None:
+        """``status`` committed or abandoned; a pending replacement only."""
+        self.session.execute(update(ReplacementRow).where(
+            ReplacementRow.order_id == order_id, ReplacementRow.version == version,
+            ReplacementRow.status == "pending").values(status=status))
+
+    def forget_replacement(self, order_id: str, version: int) -> None:
+        """A replace refused before anything was held for it: its version may be used again."""
+        self.session.execute(delete(ReplacementRow).where(ReplacementRow.order_id == order_id,
+                                                          ReplacementRow.version == version,
+                                                          ReplacementRow.status == "pending"))
+
+    def lease_replacement(self, order_id: str, version: int, now: datetime, until: datetime) -> bool:
+        """Take over a pending replacement whose lease ran out; False if someone holds it."""
+        return self.session.execute(update(ReplacementRow).where(
+            ReplacementRow.order_id == order_id, ReplacementRow.version == version,
+            ReplacementRow.status == "pending", ReplacementRow.lease_until <= now).values(lease_until=until)
+        ).rowcount == 1
+
+    def unleased_replacements(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+        """(order id, version) of pending replacements nobody owns any more."""
+        return [(row.order_id, row.version) for row in self.session.execute(
+            select(ReplacementRow.order_id, ReplacementRow.version).where(
+                ReplacementRow.status == "pending", ReplacementRow.lease_until <= now)
+            .order_by(ReplacementRow.lease_until).limit(limit))]
 
     def with_fills(self, order: Order) -> Order:
         return replace(order, fills=tuple(self.fills_of(order.order_id)))

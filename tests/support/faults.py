@@ -1,0 +1,68 @@
+"""Faults injected between the steps of a saga: a stand-in for a service's client that
+passes calls through to the real service, except when armed.
+
+``FaultyClient(stub)`` wraps a generated gRPC stub; ``arm(method, fault)`` makes the next
+call of ``method`` fail in one of these ways:
+
+* ``"drop"``: the request never reaches the service (the service changed nothing);
+* ``"lose_reply"``: the service does the work, the caller sees UNAVAILABLE (a reply lost on
+  the network, a client deadline that fired just after the work);
+* ``"cut_after"``: the service does the work, then the caller stalls until its own client's
+  deadline cuts the request short (gRPC cancels the handler): nothing after the call runs.
+  The test's client must set a deadline.
+
+Services accept it through their build's ``wrap_…`` seam, e.g.
+``start_mesh(settings, builders={"orders": lambda s: build(s, wrap_accounts=faults.wrap)})``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import grpc
+
+FAULTS = ("drop", "lose_reply", "cut_after")
+
+
+class InjectedFault(grpc.aio.AioRpcError):
+    def __init__(self, what: str) -> None:
+        super().__init__(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                         details=f"injected fault: {what}")
+
+
+class FaultyClient:
+    def __init__(self) -> None:
+        self._stub = None
+        self._armed: dict[str, deque[str]] = {}
+        self.injected: list[tuple[str, str]] = []
+
+    def wrap(self, stub) -> "FaultyClient":
+        self._stub = stub
+        return self
+
+    def arm(self, method: str, fault: str, times: int = 1) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
+        self._armed.setdefault(method, deque()).extend([fault] * times)
+
+    def disarm(self) -> None:
+        self._armed.clear()
+
+    def __getattr__(self, method: str):
+        real = getattr(self._stub, method)
+
+        async def call(request, **kwargs):
+            pending = self._armed.get(method)
+            fault = pending.popleft() if pending else None
+            if fault is None:
+                return await real(request, **kwargs)
+            self.injected.append((method, fault))
+            if fault == "drop":
+                raise InjectedFault(f"{method} dropped")
+            await real(request, **kwargs)
+            if fault == "lose_reply":
+                raise InjectedFault(f"{method} reply lost")
+            await asyncio.Event().wait()  # until the caller's deadline cancels this request
+
+        return call

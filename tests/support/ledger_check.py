@@ -1,0 +1,118 @@
+"""The mesh-wide ledger invariants, checked from the outside (what each service answers over
+gRPC), computed independently of the accounts service's own arithmetic:
+
+* cash = starting cash + the signed fills the orders service recorded (buy −, sell +,
+  qty × price × multiplier);
+* open positions = the fills' signed quantities per symbol;
+* reserved = the requirement of the orders still working, from their terms (a cash
+  account's buy: qty × its worst price — the limit, else the collar; a sell holds shares,
+  not cash); no order is left half-submitted (``new``) once the mesh has settled;
+* a cash account never has negative cash nor a short position;
+* the activities' amounts add up to the cash.
+
+Call ``assert_ledger_consistent`` after a scenario has settled (events delivered, sagas
+finished): ``await eventually(lambda: assert_ledger_consistent(trading, "alice"))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from mbt.accounts.v1 import accounts_pb2
+from mbt.activities.v1 import activities_pb2
+from mbt.common.v1 import trading_pb2
+from mbt.orders.v1 import orders_pb2
+from tests.support.identity import BULK_TIER, as_user
+
+WORKING = (orders_pb2.ORDER_STATUS_ACCEPTED,)
+PRICED_AT_LIMIT = (trading_pb2.ORDER_TYPE_LIMIT, trading_pb2.ORDER_TYPE_STOP_LIMIT)
+
+
+def _d(text: str) -> Decimal:
+    return Decimal(text) if text else Decimal(0)
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    cash: Decimal
+    reserved: Decimal
+    positions: dict[str, Decimal]
+    orders: list
+
+
+async def _all_orders(trading, metadata) -> list:
+    orders, token = [], ""
+    while True:
+        reply = await trading.orders().ListOrders(orders_pb2.ListOrdersRequest(page_size=200, page_token=token),
+                                                  metadata=metadata)
+        orders.extend(reply.orders)
+        token = reply.next_page_token
+        if not token:
+            return orders
+
+
+async def _all_activities(trading, metadata) -> list:
+    activities, token = [], ""
+    while True:
+        reply = await trading.activities().ListActivities(
+            activities_pb2.ListActivitiesRequest(page_size=200, page_token=token), metadata=metadata)
+        activities.extend(reply.activities)
+        token = reply.next_page_token
+        if not token:
+            return activities
+
+
+def requirement(order, account_type: int) -> Decimal:
+    """What a working order must hold in a cash account, from its own terms."""
+    if account_type != accounts_pb2.ACCOUNT_TYPE_CASH or order.side != trading_pb2.ORDER_SIDE_BUY:
+        return Decimal(0)
+    worst = _d(order.limit_price) if order.order_type in PRICED_AT_LIMIT else _d(order.collar_price)
+    return _d(order.qty) * worst * (_d(order.multiplier) or Decimal(1))
+
+
+async def assert_ledger_consistent(trading, user_id: str) -> LedgerState:
+    """Raises AssertionError naming the first invariant that does not hold."""
+    metadata = as_user(user_id, BULK_TIER)
+    account = (await trading.accounts().GetAccount(accounts_pb2.GetAccountRequest(), metadata=metadata)).account
+    positions = (await trading.accounts().ListPositions(accounts_pb2.ListPositionsRequest(),
+                                                        metadata=metadata)).positions
+    orders = await _all_orders(trading, metadata)
+    activities = await _all_activities(trading, metadata)
+
+    cash = _d(account.cash)
+    flows = Decimal(0)
+    held: dict[str, Decimal] = {}
+    for listed in orders:
+        if listed.filled_qty in ("", "0"):
+            continue
+        order = (await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=listed.order_id),
+                                                 metadata=metadata)).order
+        for fill in order.fills:
+            sign = Decimal(-1) if fill.side == trading_pb2.ORDER_SIDE_BUY else Decimal(1)
+            flows += sign * _d(fill.qty) * _d(fill.price) * (_d(fill.multiplier) or Decimal(1))
+            held[fill.symbol] = held.get(fill.symbol, Decimal(0)) - sign * _d(fill.qty)
+    assert cash == _d(account.starting_cash) + flows, (
+        f"{user_id}: cash {cash} != starting cash {account.starting_cash} + signed fills {flows}")
+
+    stored = {p.symbol: _d(p.qty) for p in positions if _d(p.qty) != 0}
+    expected = {symbol: qty for symbol, qty in held.items() if qty != 0}
+    assert stored == expected, f"{user_id}: positions {stored} != fills {expected}"
+
+    unsettled = [o.order_id for o in orders if o.status == orders_pb2.ORDER_STATUS_NEW]
+    assert not unsettled, f"{user_id}: submits never finished: {unsettled}"
+    working = [o for o in orders if o.status in WORKING]
+    needed = sum((requirement(o, account.account_type) for o in working), Decimal(0))
+    if account.account_type == accounts_pb2.ACCOUNT_TYPE_CASH or not working:
+        assert _d(account.reserved) == needed, (
+            f"{user_id}: reserved {account.reserved} != the working orders' requirement {needed} "
+            f"({[(o.order_id, o.qty, o.limit_price or o.collar_price) for o in working]})")
+
+    if account.account_type == accounts_pb2.ACCOUNT_TYPE_CASH:
+        assert cash >= 0, f"{user_id}: a cash account's cash is {cash}"
+        shorts = {s: q for s, q in stored.items() if q < 0}
+        assert not shorts, f"{user_id}: a cash account is short {shorts}"
+
+    activity_sum = sum((_d(a.net_amount) for a in activities), Decimal(0))
+    assert activity_sum == cash, f"{user_id}: activities add up to {activity_sum}, cash is {cash}"
+    return LedgerState(cash, _d(account.reserved), stored, orders)
