@@ -155,6 +155,8 @@ class ServiceSettings:
     port: int
     database_url: str
     target: str
+    # Where Prometheus scrapes the process's metrics; 0: not exposed.
+    metrics_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -349,15 +351,19 @@ def _service_settings(environ: Mapping[str, str], data_dir: Path) -> dict[str, S
     result = {}
     for name in SERVICES:
         prefix = f"MBT_{name.upper()}"
-        try:
-            port = int(environ.get(f"{prefix}_PORT", DEFAULT_PORTS[name]))
-        except ValueError:
-            raise ConfigError(f"{prefix}_PORT: expected an integer") from None
+        ports = {}
+        for variable, default in ((f"{prefix}_PORT", DEFAULT_PORTS[name]), (f"{prefix}_METRICS_PORT", 0)):
+            try:
+                ports[variable] = int(environ.get(variable, default))
+            except ValueError:
+                raise ConfigError(f"{variable}: expected an integer") from None
+        port = ports[f"{prefix}_PORT"]
         result[name] = ServiceSettings(
             name=name,
             port=port,
             database_url=environ.get(f"{prefix}_DATABASE_URL", f"sqlite:///{data_dir / (name + '.db')}"),
             target=environ.get(f"{prefix}_TARGET", f"127.0.0.1:{port}"),
+            metrics_port=ports[f"{prefix}_METRICS_PORT"],
         )
     return result
 
@@ -369,6 +375,8 @@ SERVICE_VARIABLES = (
      "The service's own database (`postgresql+psycopg://…` in production). The service migrates it at start."),
     ("MBT_<SERVICE>_TARGET", "`127.0.0.1:<port>`",
      "How other services reach it (`dns:///orders-headless:50052` on Kubernetes: client-side round-robin)."),
+    ("MBT_<SERVICE>_METRICS_PORT", "`0`",
+     "Port of the service's Prometheus metrics (`/metrics` on `MBT_BIND_HOST`), e.g. `mbt_ledger_refusals_total`; 0 exposes none."),
 )
 
 

@@ -3,9 +3,21 @@ service exposes them on ``MBT_<SERVICE>_METRICS_PORT`` when that is set."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import asyncio
+
+from prometheus_client import Counter, start_http_server
 
 LEDGER_REFUSALS = Counter(
     "mbt_ledger_refusals", "Changes the ledger refused because they would break one of its invariants "
     "(a fill no hold covers, negative cash or a short in a cash account, a reused idempotency key).",
     ["service", "reason"])
+
+
+async def serve_metrics(port: int, host: str) -> None:
+    """Serve ``/metrics`` (a daemon thread of prometheus_client) for the process's lifetime."""
+    server, thread = start_http_server(port, addr=host)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

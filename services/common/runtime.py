@@ -21,6 +21,7 @@ from services.common.clients import open_channel
 from services.common.clock import Clock, FollowerClock
 from services.common.config import Settings
 from services.common.db import Database
+from services.common.metrics import serve_metrics
 from services.common.ops_audit import LoggedOpsReads, OutboxOpsReads
 from services.common.outbox import Outbox, OutboxRelay, OutboxTables
 from services.common.ratelimit import build_rate_limiter
@@ -52,6 +53,8 @@ class ServiceKit:
         """``tables`` None: a service without a database (the matcher). ``clock`` None:
         follow the market-data service's clock."""
         kit = cls(name, settings, clock or FollowerClock())
+        if settings.service(name).metrics_port:
+            kit._background.append(partial(serve_metrics, settings.service(name).metrics_port, settings.bind_host))
         if clock is None:
             kit._background.append(partial(kit.clock.follow, kit.stub("marketdata",
                                                                         marketdata_pb2_grpc.MarketDataServiceStub)))

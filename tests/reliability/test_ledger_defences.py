@@ -9,6 +9,7 @@ import logging
 from decimal import Decimal
 
 import grpc
+import httpx
 import pytest
 from google.protobuf import any_pb2
 from prometheus_client import REGISTRY
@@ -20,6 +21,7 @@ from mbt.orders.v1 import orders_pb2
 from services.common.conv import to_timestamp
 from services.common.ids import derived_id
 from tests.support.identity import as_service, as_user
+from tests.support.mesh import free_port
 from tests.support.trading import START, Trading, eventually, rest_as, start_trading_mesh
 
 D = Decimal
@@ -139,3 +141,20 @@ async def test_orders_refuses_a_fill_id_recorded_again_with_other_terms(trading)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await orders.RecordFill(orders_pb2.RecordFillRequest(fill=fill), metadata=as_service("matcher"))
     assert refused.value.code() is grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_refusals_are_counted_where_prometheus_scrapes_them(databases, tmp_path):
+    port = free_port()
+    mesh = await start_trading_mesh(databases, tmp_path, MBT_ACCOUNTS_METRICS_PORT=str(port))
+    trading = Trading(mesh)
+    try:
+        order = await resting_buy(trading, "zed", "1", "10.00")
+        await deliver(trading, filled_event(order, "fill_scraped1", qty="5", price="10.00"))
+        async with httpx.AsyncClient() as http:
+            scraped = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        [line] = [x for x in scraped.splitlines()
+                  if x.startswith('mbt_ledger_refusals_total{reason="ledger_invariant",service="accounts"}')]
+        assert float(line.split()[-1]) >= 1
+    finally:
+        await trading.close()
+        await mesh.stop()
