@@ -220,7 +220,7 @@ class Settings:
         _parse_positive_decimal)
     replay_start: datetime | None = setting(
         "MBT_REPLAY_START", "",
-        "Simulated time the replay starts at (RFC 3339). Empty: 30 minutes after the recording's first open. A restart resumes from its last checkpoint when that is later.",
+        "Simulated time the replay starts at (RFC 3339). Empty: 30 minutes after the recording's first open. A restarted market-data service continues its clock where it was (where the other services' clocks already are) and only jumps to this time when it is later.",
         _parse_optional_time)
     replay_loop: bool = setting(
         "MBT_REPLAY_LOOP", "1",

@@ -49,10 +49,11 @@ class ServiceKit:
     @classmethod
     def create(cls, name: str, settings: Settings, *, tables: OutboxTables | None = None,
                clock: Clock | None = None) -> "ServiceKit":
-        """``tables`` None: a service without a database (the matcher). ``clock`` None:
-        follow the market-data service's clock."""
+        """``tables`` None: a service without a database (the matcher). ``clock`` None: a
+        new ``FollowerClock``; a follower clock (made here or given) follows the market-data
+        service's clock."""
         kit = cls(name, settings, clock or FollowerClock())
-        if clock is None:
+        if isinstance(kit.clock, FollowerClock):
             kit._background.append(partial(kit.clock.follow, kit.stub("marketdata",
                                                                         marketdata_pb2_grpc.MarketDataServiceStub)))
         if tables is not None:
