@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def _tier(settings: Settings, issuer: TokenIssuer, user_id: str) -> str:
-    channel = open_channel(settings.service("accounts").target)
+    channel = open_channel(settings.service("accounts").target, keepalive_seconds=settings.grpc_keepalive_seconds)
     try:
         lookup = TierLookup(lambda: channel, ServiceCredentials(issuer, "cli"), settings.rpc_timeout_seconds)
         return await lookup.tier(user_id)

@@ -30,6 +30,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
 
 
 MIN_TOKEN_KEY_BYTES = 32
+GRPC_KEEPALIVE_SECONDS = 30.0
 
 
 class ConfigError(ValueError):
@@ -180,6 +181,10 @@ class Settings:
     db_pool_size: int = setting("MBT_DB_POOL_SIZE", "10", "Connections per service process (PostgreSQL).", int)
     rpc_timeout_seconds: float = setting("MBT_RPC_TIMEOUT_SECONDS", "10",
                                      "Deadline of service-to-service and gateway calls.", float)
+    grpc_keepalive_seconds: float = setting(
+        "MBT_GRPC_KEEPALIVE_SECONDS", f"{GRPC_KEEPALIVE_SECONDS:g}",
+        "How often every gRPC client (services, gateway, CLI) pings its connections, also idle ones, to find a dead peer; every server accepts pings as often as half this. Keep it the same in every process.",
+        lambda raw: float(_parse_positive_decimal(raw)))
     outbox_poll_ms: int = setting("MBT_OUTBOX_POLL_MS", "200",
                               "How often an idle outbox relay looks for undelivered events (it is also woken on commit).", int)
     outbox_batch_size: int = setting("MBT_OUTBOX_BATCH_SIZE", "200", "Events per `Deliver` call.", int)

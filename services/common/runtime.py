@@ -72,7 +72,8 @@ class ServiceKit:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = open_channel(self.settings.service(service).target, self.credentials)
+            self._channels[service] = open_channel(self.settings.service(service).target, self.credentials,
+                                                   keepalive_seconds=self.settings.grpc_keepalive_seconds)
         return self._channels[service]
 
     def stub(self, service: str, stub_class):
@@ -93,4 +94,5 @@ class ServiceKit:
             name=self.name, registrations=list(registrations), background=[*self._background, *background],
             closers=[self.close], authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),
             rate_limiter=build_rate_limiter(self.settings, self._redis),
-            ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads())
+            ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads(),
+            keepalive_seconds=self.settings.grpc_keepalive_seconds)

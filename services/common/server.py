@@ -21,20 +21,14 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
 from services.common.auth import Authenticator, TokenAuthenticator
-from services.common.config import ConfigError, Settings
+from services.common.config import GRPC_KEEPALIVE_SECONDS, ConfigError, Settings
+from services.common.grpc_policy import server_options
 from services.common.interceptors import ServerInterceptor
 from services.common.ops_audit import LoggedOpsReads, OpsReadAudit
 from services.common.ratelimit import InProcessRateLimiter, RateLimiter
 from services.common.tokens import TokenKeys, TokenVerifier
 
 log = logging.getLogger(__name__)
-
-SERVER_OPTIONS = [
-    ("grpc.so_reuseport", 0),  # a second process on the same port must fail, not share it
-    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
-    ("grpc.max_send_message_length", 32 * 1024 * 1024),
-]
-
 
 @dataclass
 class Registration:
@@ -70,6 +64,7 @@ class ServiceRuntime:
         TokenVerifier(TokenKeys.development())))
     rate_limiter: RateLimiter = field(default_factory=InProcessRateLimiter)
     ops_audit: OpsReadAudit = field(default_factory=LoggedOpsReads)
+    keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS
 
 
 @dataclass
@@ -106,7 +101,7 @@ def _log_task_end(task: asyncio.Task) -> None:
 
 async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int = 0) -> RunningService:
     interceptor = ServerInterceptor(runtime.authenticator, runtime.rate_limiter, runtime.ops_audit)
-    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=[interceptor], options=server_options(runtime.keepalive_seconds))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health.SERVICE_NAME, reflection.SERVICE_NAME]
