@@ -2,15 +2,18 @@
 typed, frozen ``Settings`` per process and passed to whatever needs it.
 
 The table in the README is printed from the declarations below
-(``python -m services.common.config``), so code and documentation cannot drift.
+(``python -m services.common.config``), so code and documentation cannot drift;
+``--effective`` shows instead what this environment sets, secrets redacted.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -402,8 +405,68 @@ def update_readme(path: Path) -> None:
     path.write_text(text[:start] + markdown_table() + (text[end:] if end != -1 else "\n"))
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--update-readme"]:
-        update_readme(Path(sys.argv[2] if len(sys.argv) > 2 else "README.md"))
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "" or value == ():
+        return "(empty)"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        value = ",".join(str(item) for item in value)
+    if isinstance(value, datetime):
+        value = value.isoformat().replace("+00:00", "Z")
+    return _URL_PASSWORD.sub(r"\1***@", str(value))
+
+
+def effective_rows(settings: Settings, environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(variable, value in effect, where it comes from) for every setting; secrets and URL
+    passwords are never shown."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        if "env" not in f.metadata:
+            continue
+        name, value = f.metadata["env"], getattr(settings, f.name)
+        source = "env" if name in environ else ("derived" if f.metadata["default"] is None else "default")
+        if isinstance(value, Secret) or not f.repr:
+            shown = "(set, redacted)" if value else "(empty)"
+        else:
+            shown = _shown(value)
+        rows.append((name, shown, source))
+    for name in SERVICES:
+        service = settings.service(name)
+        for suffix, value, unset in (("PORT", service.port, "default"),
+                                     ("DATABASE_URL", service.database_url, "derived"),
+                                     ("TARGET", service.target, "derived")):
+            variable = f"MBT_{name.upper()}_{suffix}"
+            rows.append((variable, _shown(value), "env" if variable in environ else unset))
+    return rows
+
+
+def main(argv: list[str], environ: Mapping[str, str]) -> int:
+    cli = argparse.ArgumentParser(prog="python -m services.common.config",
+                                  description="MBT's settings: the README table (default), or the values in effect.")
+    mode = cli.add_mutually_exclusive_group()
+    mode.add_argument("--effective", action="store_true",
+                      help="the value of every setting in this environment and where it comes from (secrets redacted)")
+    mode.add_argument("--update-readme", metavar="PATH", nargs="?", const="README.md",
+                      help="rewrite the configuration table of PATH (default README.md)")
+    args = cli.parse_args(argv)
+    if args.update_readme:
+        update_readme(Path(args.update_readme))
+    elif args.effective:
+        try:
+            rows = effective_rows(Settings.from_env(environ), environ)
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+        width = max(len(name) for name, _, _ in rows)
+        sys.stdout.write("".join(f"{name:<{width}}  {value}  ({source})\n" for name, value, source in rows))
     else:
         sys.stdout.write(markdown_table() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], os.environ))
