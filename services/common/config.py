@@ -192,10 +192,10 @@ class Settings:
                               "How often an idle outbox relay looks for undelivered events (it is also woken on commit).", int)
     outbox_batch_size: int = setting("MBT_OUTBOX_BATCH_SIZE", "200", "Events per `Deliver` call.", int)
     trading_disabled: bool = setting("MBT_TRADING_DISABLED", "0",
-                                 "Kill switch: every order submit answers 503 `trading_disabled`; reads still work.",
+                                 "Kill switch (read by orders): order submits, replaces and cancels answer 503 `trading_disabled`; reads still work.",
                                  _parse_bool)
     new_orders_disabled: bool = setting("MBT_NEW_ORDERS_DISABLED", "0",
-                                    "Kill switch: new submits answer `new_orders_disabled`; cancels and views still work.",
+                                    "Kill switch (read by orders): submits and replaces (which can add exposure) answer 503 `new_orders_disabled`; cancels and reads still work.",
                                     _parse_bool)
     max_quote_age_seconds: Decimal = setting("MBT_MAX_QUOTE_AGE_SECONDS", "5",
                                          "A market order never fills on a quote older than this (simulated seconds).",
