@@ -8,7 +8,7 @@ import asyncio
 import logging
 
 from tests.support.identity import rest_headers
-from tests.support.trading import rest_as, start_trading_mesh
+from tests.support.trading import eventually, rest_as, start_trading_mesh
 
 PING_SECONDS = 1
 IDLE_PINGS = 8
@@ -21,8 +21,11 @@ async def test_an_idle_mesh_keeps_its_connections_and_streams(databases, tmp_pat
     mesh = await start_trading_mesh(databases, tmp_path, MBT_GRPC_KEEPALIVE_SECONDS=str(PING_SECONDS))
     client = rest_as(mesh, "idle-ivy")
     try:
-        first = await client.post("/api/mbt/orders", json={**RESTING_BUY, "client_order_id": "before"})
-        assert first.status_code == 200, first.text  # the matcher now streams AMZN quotes
+        async def rests() -> None:  # retried with its key until the services follow the market clock
+            first = await client.post("/api/mbt/orders", json={**RESTING_BUY, "client_order_id": "before"})
+            assert first.status_code == 200, first.text
+
+        await eventually(rests)  # the matcher now streams AMZN quotes
         capfd.readouterr()
         caplog.clear()
 
