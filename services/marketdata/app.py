@@ -76,6 +76,7 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
         dividends = recording.load_dividends(dividends_file, splits)
         store.save_dividends(dividends, "replay", clock.now())
         reference = {d.symbol for d in dividends}
+
     async def save(new: ClockLine) -> None:
         await store.db.run(store.save_clock, CHECKPOINT, new)
 
