@@ -16,7 +16,7 @@ help:
 	@echo "make test    run the test suite (PostgreSQL/Redis when MBT_TEST_* are set)"
 	@echo "make protos  regenerate gen/ from protos/"
 	@echo "make lint    buf lint the contracts"
-	@echo "make bench   print benchmark figures"
+	@echo "make bench   print benchmark figures (make bench matcher: one of them; python -m bench -h lists them)"
 
 venv: $(VENV)/.installed
 
@@ -50,8 +50,16 @@ $(BUF):
 lint: protos $(BUF)
 	$(PY) -m services.common.protogen --lint protos $(BUF)
 
+# `make bench matcher orders`: the words after bench name benchmarks, not targets.
+ifeq (bench,$(firstword $(MAKECMDGOALS)))
+BENCH_NAMES := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+ifneq ($(BENCH_NAMES),)
+$(eval $(BENCH_NAMES):;@:)
+endif
+endif
+
 bench: protos
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_NAMES)
 
 lock:
 	$(PIP) freeze --exclude-editable | { echo "# Pinned versions for pip install -c; regenerate with 'make lock' after changing pyproject.toml."; cat; } > constraints.txt

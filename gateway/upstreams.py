@@ -18,7 +18,8 @@ class Upstreams:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self.channels:
-            self.channels[service] = open_channel(self.settings.service(service).target)
+            self.channels[service] = open_channel(self.settings.service(service).target,
+                                                  keepalive_seconds=self.settings.grpc_keepalive_seconds)
         return self.channels[service]
 
     async def health(self, timeout: float = 1.0) -> dict[str, str]:

@@ -9,7 +9,9 @@ Tokens are printed alone on stdout (``TOKEN=$(mbt token user alice)``) and signe
 configured keys (``MBT_USER_TOKEN_KEYS``, or ``MBT_SERVICE_TOKEN_KEYS`` for a service token,
 which only whoever holds the platform's service key can make; the development keys when
 unset, outside production). They belong to no session, so nothing can revoke them before
-they expire: lifetimes are capped. A user token's tier is asked of accounts unless given.
+they expire: lifetimes are capped. A user token's tier is asked of accounts
+(``MBT_ACCOUNTS_TARGET``) unless ``--tier`` gives it; when accounts cannot answer, no token
+is issued.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+
+import grpc
 
 from services.common.auth import USER_ID, ServiceCredentials
 from services.common.clients import open_channel
@@ -73,11 +77,20 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+class TierUnknown(Exception):
+    """Accounts could not say the user's tier."""
+
+
 async def _tier(settings: Settings, issuer: TokenIssuer, user_id: str) -> str:
-    channel = open_channel(settings.service("accounts").target)
+    target = settings.service("accounts").target
+    channel = open_channel(target, keepalive_seconds=settings.grpc_keepalive_seconds)
     try:
         lookup = TierLookup(lambda: channel, ServiceCredentials(issuer, "cli"), settings.rpc_timeout_seconds)
-        return await lookup.tier(user_id)
+        return await lookup.ask(user_id)
+    except grpc.aio.AioRpcError as exc:
+        raise TierUnknown(f"cannot ask accounts at {target} for {user_id}'s tier ({exc.code().name}: "
+                          f"{exc.details()}); start MBT (make run) or set MBT_ACCOUNTS_TARGET, "
+                          f"or give the tier with --tier") from None
     finally:
         await channel.close()
 
@@ -99,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kind == SERVICE:
         print(issuer.service(args.name, ttl_seconds=args.ttl))
         return 0
-    tier = args.tier or asyncio.run(_tier(settings, issuer, args.user_id))
+    try:
+        tier = args.tier or asyncio.run(_tier(settings, issuer, args.user_id))
+    except TierUnknown as exc:
+        print(f"mbt: {exc}", file=sys.stderr)
+        return 1
     print(issuer.user(args.user_id, tier=tier, scopes=args.scope, ttl_seconds=args.ttl))
     print(f"mbt: user token for {args.user_id} (tier {tier}, scope {' '.join(args.scope)}, {args.ttl}s)",
           file=sys.stderr)

@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.config import ConfigError, Settings
+from services.common.server import listen_problem, port_variable
 
 # Market data first (it owns the clock the others follow), the matcher last (it loads
 # the working orders from orders at start).
@@ -84,16 +85,25 @@ class Supervisor:
         self.children.append(Child("gateway", [python, "-m", "gateway"], logs / "gateway.log", pids / "gateway.pid"))
         self.stopping = False
 
+    def port(self, child: Child) -> int:
+        return self.settings.gateway_port if child.name == "gateway" else self.settings.service(child.name).port
+
+    def listen_problems(self) -> list[str]:
+        """Ports that are taken before anything starts, each with the setting that moves it."""
+        problems = (listen_problem(self.settings.bind_host, self.port(child), port_variable(child.name))
+                    for child in self.children)
+        return [problem for problem in problems if problem]
+
     def address(self, child: Child) -> str:
         if child.name == "gateway":
-            return f"http://{self.settings.bind_host}:{self.settings.gateway_port}"
-        return f"{self.settings.bind_host}:{self.settings.service(child.name).port}"
+            return f"http://{self.settings.bind_host}:{self.port(child)}"
+        return f"{self.settings.bind_host}:{self.port(child)}"
 
     def ready(self, child: Child) -> bool:
         host = "127.0.0.1" if self.settings.bind_host in ("0.0.0.0", "::") else self.settings.bind_host
         if child.name == "gateway":
-            return _http_ok(f"http://{host}:{self.settings.gateway_port}/healthz")
-        return _grpc_serving(f"{host}:{self.settings.service(child.name).port}")
+            return _http_ok(f"http://{host}:{self.port(child)}/healthz")
+        return _grpc_serving(f"{host}:{self.port(child)}")
 
     def say(self, text: str) -> None:
         print(f"[mbt] {text}", flush=True)
@@ -162,22 +172,31 @@ def main() -> int:
         print(f"configuration error: {exc}")
         return 2
     supervisor = Supervisor(settings)
+    problems = supervisor.listen_problems()
+    for problem in problems:
+        supervisor.say(problem)
+    if problems:
+        return 2
+    interrupted = False
 
     def on_signal(signum, frame):
-        supervisor.stopping = True
+        nonlocal interrupted
+        interrupted = supervisor.stopping = True
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     supervisor.say(f"starting MBT ({settings.env}); data in {settings.data_dir}/, Ctrl-C stops everything")
+    started = False
     try:
-        if supervisor.start_all():
+        started = supervisor.start_all()
+        if started:
             supervisor.say(f"all up: REST on http://{settings.bind_host}:{settings.gateway_port}/api/mbt/ , "
                            f"gRPC with reflection on ports "
                            + ", ".join(str(settings.service(n).port) for n in START_ORDER))
             supervisor.watch()
     finally:
         supervisor.stop_all()
-    return 0 if supervisor.stopping else 1
+    return 0 if started or interrupted else 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Every outgoing call carries the current request id and the caller's credentials.
 Targets may be ``host:port`` or ``dns:///name:port``; the round-robin policy spreads
-calls over every address a headless Kubernetes service resolves to.
+calls over every address a headless Kubernetes service resolves to. Keepalive and retries
+are ``grpc_policy``'s.
 """
 
 from __future__ import annotations
@@ -12,14 +13,8 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from services.common import context
-
-CHANNEL_OPTIONS = [
-    ("grpc.lb_policy_name", "round_robin"),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
-    ("grpc.max_send_message_length", 32 * 1024 * 1024),
-]
+from services.common.config import GRPC_KEEPALIVE_SECONDS
+from services.common.grpc_policy import channel_options
 
 MetadataSource = Callable[[], Sequence[tuple[str, str]]]
 
@@ -63,6 +58,7 @@ class _StreamStream(_OutgoingMetadata, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(self._details(details), request_iterator)
 
 
-def open_channel(target: str, credentials: MetadataSource = lambda: ()) -> grpc.aio.Channel:
+def open_channel(target: str, credentials: MetadataSource = lambda: (), *,
+                 keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS) -> grpc.aio.Channel:
     interceptors = [kind(credentials) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=channel_options(keepalive_seconds), interceptors=interceptors)

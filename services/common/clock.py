@@ -70,6 +70,10 @@ class AnchoredClock:
     def speed(self) -> Decimal:
         return self._speed
 
+    def wall_now(self) -> datetime:
+        """The wall clock this clock runs on (what ``wall_at`` is measured in)."""
+        return self._wall.now()
+
     def anchor(self, simulated_at: datetime, speed: Decimal, wall_at: datetime | None = None) -> None:
         with self._lock:
             self._simulated_at = simulated_at
@@ -91,11 +95,34 @@ class AnchoredClock:
 
 
 class FollowerClock(AnchoredClock):
-    """Follows the market-data service's clock; reconnects when the stream drops."""
+    """Follows the market-data service's clock; reconnects when the stream drops.
+
+    Never reads earlier than it already has: should the leader come back behind this
+    follower (its state lost, or a wall clock skewed between hosts), the follower holds at
+    its last reading, with a warning, until the leader's time passes it.
+    """
 
     def __init__(self, wall: Clock | None = None) -> None:
         super().__init__(None, Decimal(0), wall)
         self._synced = asyncio.Event()
+        self._floor_lock = threading.Lock()
+        self._floor: datetime | None = None
+
+    def now(self) -> datetime:
+        reading = super().now()
+        with self._floor_lock:
+            if self._floor is not None and reading < self._floor:
+                return self._floor
+            self._floor = reading
+            return reading
+
+    def anchor(self, simulated_at: datetime, speed: Decimal, wall_at: datetime | None = None) -> None:
+        before = self._floor
+        super().anchor(simulated_at, speed, wall_at)
+        behind = before - super().now() if before is not None else timedelta(0)
+        if behind > timedelta(0):
+            log.warning("the market clock came back behind this service's; holding until it catches up",
+                        extra={"fields": {"behind_seconds": behind.total_seconds(), "held_at": before.isoformat()}})
 
     async def wait_synced(self, timeout: float) -> bool:
         try:

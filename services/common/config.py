@@ -2,15 +2,18 @@
 typed, frozen ``Settings`` per process and passed to whatever needs it.
 
 The table in the README is printed from the declarations below
-(``python -m services.common.config``), so code and documentation cannot drift.
+(``python -m services.common.config``), so code and documentation cannot drift;
+``--effective`` shows instead what this environment sets, secrets redacted.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
 
 
 MIN_TOKEN_KEY_BYTES = 32
+GRPC_KEEPALIVE_SECONDS = 30.0
 
 
 class ConfigError(ValueError):
@@ -182,14 +186,18 @@ class Settings:
     db_pool_size: int = setting("MBT_DB_POOL_SIZE", "10", "Connections per service process (PostgreSQL).", int)
     rpc_timeout_seconds: float = setting("MBT_RPC_TIMEOUT_SECONDS", "10",
                                      "Deadline of service-to-service and gateway calls.", float)
+    grpc_keepalive_seconds: float = setting(
+        "MBT_GRPC_KEEPALIVE_SECONDS", f"{GRPC_KEEPALIVE_SECONDS:g}",
+        "How often every gRPC client (services, gateway, CLI) pings its connections, also idle ones, to find a dead peer; every server accepts pings as often as half this. Keep it the same in every process.",
+        lambda raw: float(_parse_positive_decimal(raw)))
     outbox_poll_ms: int = setting("MBT_OUTBOX_POLL_MS", "200",
                               "How often an idle outbox relay looks for undelivered events (it is also woken on commit).", int)
     outbox_batch_size: int = setting("MBT_OUTBOX_BATCH_SIZE", "200", "Events per `Deliver` call.", int)
     trading_disabled: bool = setting("MBT_TRADING_DISABLED", "0",
-                                 "Kill switch: every order submit answers 503 `trading_disabled`; reads still work.",
+                                 "Kill switch (read by orders): order submits, replaces and cancels answer 503 `trading_disabled`; reads still work.",
                                  _parse_bool)
     new_orders_disabled: bool = setting("MBT_NEW_ORDERS_DISABLED", "0",
-                                    "Kill switch: new submits answer `new_orders_disabled`; cancels and views still work.",
+                                    "Kill switch (read by orders): submits and replaces (which can add exposure) answer 503 `new_orders_disabled`; cancels and reads still work.",
                                     _parse_bool)
     max_quote_age_seconds: Decimal = setting("MBT_MAX_QUOTE_AGE_SECONDS", "5",
                                          "A market order never fills on a quote older than this (simulated seconds).",
@@ -222,7 +230,7 @@ class Settings:
         _parse_positive_decimal)
     replay_start: datetime | None = setting(
         "MBT_REPLAY_START", "",
-        "Simulated time the replay starts at (RFC 3339). Empty: 30 minutes after the recording's first open. A restart resumes from its last checkpoint when that is later.",
+        "Simulated time the replay starts at (RFC 3339). Empty: 30 minutes after the recording's first open. A restarted market-data service continues its clock where it was (where the other services' clocks already are) and only jumps to this time when it is later.",
         _parse_optional_time)
     replay_loop: bool = setting(
         "MBT_REPLAY_LOOP", "1",
@@ -405,8 +413,68 @@ def update_readme(path: Path) -> None:
     path.write_text(text[:start] + markdown_table() + (text[end:] if end != -1 else "\n"))
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--update-readme"]:
-        update_readme(Path(sys.argv[2] if len(sys.argv) > 2 else "README.md"))
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "" or value == ():
+        return "(empty)"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        value = ",".join(str(item) for item in value)
+    if isinstance(value, datetime):
+        value = value.isoformat().replace("+00:00", "Z")
+    return _URL_PASSWORD.sub(r"\1***@", str(value))
+
+
+def effective_rows(settings: Settings, environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(variable, value in effect, where it comes from) for every setting; secrets and URL
+    passwords are never shown."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        if "env" not in f.metadata:
+            continue
+        name, value = f.metadata["env"], getattr(settings, f.name)
+        source = "env" if name in environ else ("derived" if f.metadata["default"] is None else "default")
+        if isinstance(value, Secret) or not f.repr:
+            shown = "(set, redacted)" if value else "(empty)"
+        else:
+            shown = _shown(value)
+        rows.append((name, shown, source))
+    for name in SERVICES:
+        service = settings.service(name)
+        for suffix, value, unset in (("PORT", service.port, "default"),
+                                     ("DATABASE_URL", service.database_url, "derived"),
+                                     ("TARGET", service.target, "derived")):
+            variable = f"MBT_{name.upper()}_{suffix}"
+            rows.append((variable, _shown(value), "env" if variable in environ else unset))
+    return rows
+
+
+def main(argv: list[str], environ: Mapping[str, str]) -> int:
+    cli = argparse.ArgumentParser(prog="python -m services.common.config",
+                                  description="MBT's settings: the README table (default), or the values in effect.")
+    mode = cli.add_mutually_exclusive_group()
+    mode.add_argument("--effective", action="store_true",
+                      help="the value of every setting in this environment and where it comes from (secrets redacted)")
+    mode.add_argument("--update-readme", metavar="PATH", nargs="?", const="README.md",
+                      help="rewrite the configuration table of PATH (default README.md)")
+    args = cli.parse_args(argv)
+    if args.update_readme:
+        update_readme(Path(args.update_readme))
+    elif args.effective:
+        try:
+            rows = effective_rows(Settings.from_env(environ), environ)
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+        width = max(len(name) for name, _, _ in rows)
+        sys.stdout.write("".join(f"{name:<{width}}  {value}  ({source})\n" for name, value, source in rows))
     else:
         sys.stdout.write(markdown_table() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], os.environ))

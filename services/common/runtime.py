@@ -50,12 +50,13 @@ class ServiceKit:
     @classmethod
     def create(cls, name: str, settings: Settings, *, tables: OutboxTables | None = None,
                clock: Clock | None = None) -> "ServiceKit":
-        """``tables`` None: a service without a database (the matcher). ``clock`` None:
-        follow the market-data service's clock."""
+        """``tables`` None: a service without a database (the matcher). ``clock`` None: a
+        new ``FollowerClock``; a follower clock (made here or given) follows the market-data
+        service's clock."""
         kit = cls(name, settings, clock or FollowerClock())
         if settings.service(name).metrics_port:
             kit._background.append(partial(serve_metrics, settings.service(name).metrics_port, settings.bind_host))
-        if clock is None:
+        if isinstance(kit.clock, FollowerClock):
             kit._background.append(partial(kit.clock.follow, kit.stub("marketdata",
                                                                         marketdata_pb2_grpc.MarketDataServiceStub)))
         if tables is not None:
@@ -74,7 +75,8 @@ class ServiceKit:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = open_channel(self.settings.service(service).target, self.credentials)
+            self._channels[service] = open_channel(self.settings.service(service).target, self.credentials,
+                                                   keepalive_seconds=self.settings.grpc_keepalive_seconds)
         return self._channels[service]
 
     def stub(self, service: str, stub_class):
@@ -95,4 +97,5 @@ class ServiceKit:
             name=self.name, registrations=list(registrations), background=[*self._background, *background],
             closers=[self.close], authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),
             rate_limiter=build_rate_limiter(self.settings, self._redis),
-            ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads())
+            ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads(),
+            keepalive_seconds=self.settings.grpc_keepalive_seconds)

@@ -8,9 +8,11 @@ port (0 in tests) and ``main`` is what ``python -m services.<name>`` runs.
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,20 +23,14 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import logs
 from services.common.auth import Authenticator, TokenAuthenticator
-from services.common.config import ConfigError, Settings
+from services.common.config import GRPC_KEEPALIVE_SECONDS, ConfigError, Settings
+from services.common.grpc_policy import server_options
 from services.common.interceptors import ServerInterceptor
 from services.common.ops_audit import LoggedOpsReads, OpsReadAudit
 from services.common.ratelimit import InProcessRateLimiter, RateLimiter
 from services.common.tokens import TokenKeys, TokenVerifier
 
 log = logging.getLogger(__name__)
-
-SERVER_OPTIONS = [
-    ("grpc.so_reuseport", 0),  # a second process on the same port must fail, not share it
-    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
-    ("grpc.max_send_message_length", 32 * 1024 * 1024),
-]
-
 
 @dataclass
 class Registration:
@@ -70,6 +66,7 @@ class ServiceRuntime:
         TokenVerifier(TokenKeys.development())))
     rate_limiter: RateLimiter = field(default_factory=InProcessRateLimiter)
     ops_audit: OpsReadAudit = field(default_factory=LoggedOpsReads)
+    keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS
 
 
 @dataclass
@@ -96,6 +93,32 @@ class RunningService:
                 await result
 
 
+def port_variable(component: str) -> str:
+    """The setting that chooses ``component``'s port (a service or the gateway)."""
+    return f"MBT_{component.upper()}_PORT"
+
+
+def listen_problem(host: str, port: int, variable: str) -> str | None:
+    """Why nothing can listen on ``host:port``, naming the setting that fixes it; None if it can."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"cannot resolve {host} ({exc.strerror}): set MBT_BIND_HOST"
+    with socket.socket(family, kind, proto) as probe:
+        # As the servers themselves bind: a port held only by closed connections is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} in use: set {variable} to a free port, or stop what listens on {host}:{port}"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"{host} is not an address of this machine: set MBT_BIND_HOST"
+            return f"cannot listen on {host}:{port} ({exc.strerror}): set {variable} or MBT_BIND_HOST"
+    return None
+
+
 def _log_task_end(task: asyncio.Task) -> None:
     if task.cancelled():
         return
@@ -106,7 +129,7 @@ def _log_task_end(task: asyncio.Task) -> None:
 
 async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int = 0) -> RunningService:
     interceptor = ServerInterceptor(runtime.authenticator, runtime.rate_limiter, runtime.ops_audit)
-    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=[interceptor], options=server_options(runtime.keepalive_seconds))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health.SERVICE_NAME, reflection.SERVICE_NAME]
@@ -114,9 +137,13 @@ async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int =
         registration.add_to_server(registration.servicer, server)
         names.append(registration.service_name)
     reflection.enable_server_reflection(names, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpc says only "Failed to bind"; the probe says why
+        bound = 0
     if bound == 0:
-        raise OSError(f"{runtime.name}: cannot listen on {host}:{port}")
+        raise ConfigError(listen_problem(host, port, port_variable(runtime.name))
+                          or f"cannot listen on {host}:{port}: set {port_variable(runtime.name)} or MBT_BIND_HOST")
     await server.start()
     for registration in runtime.registrations:
         await health_servicer.set(registration.service_name, health_pb2.HealthCheckResponse.SERVING)
@@ -158,5 +185,9 @@ def main(name: str, build: Callable[[Settings], ServiceRuntime], argv: Sequence[
         runtime = build(settings)
         await serve(runtime, settings)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:  # a port in use, a missing credential: say which setting fixes it
+        print(f"{name}: {exc}")
+        return 2
     return 0

@@ -2,25 +2,25 @@
 
 Provider (replay or alpaca) -> hub (fan-out, one upstream subscription per symbol) ->
 StreamQuotes subscribers, with every handed-over tick archived in batches. The replay
-anchors the clock at its start (or where a previous run left it) and moves it; the
-alpaca provider runs on the wall clock.
+anchors the clock at its start, or continues the line a previous run saved, and moves
+it, saving each new line before followers hear of it; the alpaca provider runs on the
+wall clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from decimal import Decimal
 from pathlib import Path
 
 from services.common.clock import AnchoredClock, WallClock
 from services.common.config import ConfigError, Settings
-from services.common.conv import datetime_from_ns, datetime_to_ns
+from services.common.conv import datetime_from_ns
 from services.common.runtime import ServiceKit
 from services.common.server import Registration, ServiceRuntime
 from services.marketdata import recording
 from services.marketdata.archive import TickArchiver
-from services.marketdata.clockfeed import ClockPublisher
+from services.marketdata.clockfeed import ClockLine, ClockPublisher, resume
 from services.marketdata.hub import QuoteHub
 from services.marketdata.market import MarketData
 from services.marketdata.market_calendar import xnys
@@ -32,7 +32,6 @@ from services.marketdata.timeline import ReplayTimeline
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "replay"
-CHECKPOINT_SECONDS = 2.0
 
 
 def _file(value: str, bundled: Path) -> Path | None:
@@ -59,13 +58,15 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
     if quotes is None:
         raise ConfigError("MBT_REPLAY_QUOTES_FILE cannot be none: the replay needs recorded ticks")
     timeline = ReplayTimeline(recording.load_recording(quotes), calendar, loop=settings.replay_loop)
-    start = datetime_to_ns(settings.replay_start) if settings.replay_start else timeline.default_start_ns()
-    checkpoint = store.load_clock(CHECKPOINT)
-    if checkpoint is not None and checkpoint > start:
-        log.info("replay resumes where it stopped", extra={"fields": {"at": datetime_from_ns(checkpoint).isoformat()}})
-        start = checkpoint
+    start = settings.replay_start or datetime_from_ns(timeline.default_start_ns())
     stepped = settings.replay_mode == "stepped"
-    clock.anchor(datetime_from_ns(start), Decimal(0) if stepped else settings.replay_speed)
+    saved = store.load_clock(CHECKPOINT)
+    line = resume(saved, start, Decimal(0) if stepped else settings.replay_speed, clock.wall_now())
+    if line != saved:
+        store.save_clock(CHECKPOINT, line)
+    if saved is not None:
+        log.info("replay clock continues where it was", extra={"fields": {"at": line.at(clock.wall_now()).isoformat()}})
+    clock.anchor(line.simulated_at, line.speed, line.wall_at)
     chain_file = _file(settings.replay_option_chain_file, recording.BUNDLED_OPTION_CHAIN)
     chain = recording.load_option_chain(chain_file) if chain_file else None
     dividends_file = _file(settings.replay_dividends_file, recording.BUNDLED_DIVIDENDS)
@@ -75,7 +76,11 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
         dividends = recording.load_dividends(dividends_file, splits)
         store.save_dividends(dividends, "replay", clock.now())
         reference = {d.symbol for d in dividends}
-    publisher = ClockPublisher(clock, "stepped" if stepped else "replay")
+
+    async def save(new: ClockLine) -> None:
+        await store.db.run(store.save_clock, CHECKPOINT, new)
+
+    publisher = ClockPublisher(clock, "stepped" if stepped else "replay", save)
     provider = ReplayProvider(timeline, calendar, publisher, stepped=stepped, speed=settings.replay_speed,
                               skip_closed=settings.replay_skip_closed, stall_seconds=settings.step_stall_seconds,
                               chain=chain, reference_symbols=reference)
@@ -115,32 +120,8 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     provider.attach(hub)
     market = MarketData(provider=provider, hub=hub, archiver=archiver, store=store, calendar=xnys(),
                         publisher=publisher, clock=clock)
-    checkpoints = Checkpoints(store, clock) if isinstance(provider, ReplayProvider) else None
-    background = [archiver.run, *provider.background(), *([checkpoints.run] if checkpoints else [])]
     runtime = kit.runtime([Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],
-                          background=background)
-    runtime.closers[:0] = [provider.close, archiver.close, *([checkpoints.save] if checkpoints else [])]
+                          background=[archiver.run, *provider.background()])
+    runtime.closers[:0] = [provider.close, archiver.close]
     return runtime
 
-
-class Checkpoints:
-    """Saves the replay clock now and then, so a restart resumes instead of going back in time."""
-
-    def __init__(self, store: MarketDataStore, clock: AnchoredClock) -> None:
-        self.store = store
-        self.clock = clock
-        self._saved: int | None = None
-
-    async def save(self) -> None:
-        now = datetime_to_ns(self.clock.now())
-        if now != self._saved:
-            await self.store.db.run(self.store.save_clock, CHECKPOINT, now, self.clock.now())
-            self._saved = now
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
-            try:
-                await self.save()
-            except Exception as exc:
-                log.warning("replay clock checkpoint failed", extra={"fields": {"error": str(exc)[:300]}})

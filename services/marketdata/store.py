@@ -11,9 +11,11 @@ from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, Uniqu
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.conv import datetime_from_ns, datetime_to_ns
 from services.common.db import Database
 from services.common.outbox import define_outbox_tables
 from services.common.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
+from services.marketdata.clockfeed import ClockLine
 from services.marketdata.domain.reference import Dividend
 from services.marketdata.domain.ticks import Condition, Source, Tick
 
@@ -66,13 +68,19 @@ class CorporateActionRow(Base):
 
 
 class ClockCheckpointRow(Base):
-    """Where the replay clock was, so a restarted service never moves time backwards."""
+    """The replay clock's current line, simulated = simulated_at + (wall - wall_at) x speed,
+    written before followers are told of it, so a restarted service continues it."""
 
     __tablename__ = "mbt_marketdata_clock"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     simulated_at_ns: Mapped[int] = mapped_column(BigInteger)
+    # When it was written (wall time).
     updated_at: Mapped[datetime]
+    # Wall time of the anchor, nanoseconds; with speed, null in rows written before lines
+    # were kept (they resume at simulated_at).
+    wall_at_ns: Mapped[int | None] = mapped_column(BigInteger)
+    speed: Mapped[Decimal | None]
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
@@ -176,15 +184,20 @@ class MarketDataStore:
 
     # -- clock checkpoint -----------------------------------------------------------
 
-    def load_clock(self, name: str) -> int | None:
+    def load_clock(self, name: str) -> ClockLine | None:
         table = ClockCheckpointRow.__table__
         with self.db.snapshot() as session:
-            return session.execute(select(table.c.simulated_at_ns).where(table.c.name == name)).scalar()
+            row = session.execute(select(table).where(table.c.name == name)).one_or_none()
+        if row is None:
+            return None
+        if row.wall_at_ns is None or row.speed is None:
+            return ClockLine(datetime_from_ns(row.simulated_at_ns), row.updated_at, Decimal(0))
+        return ClockLine(datetime_from_ns(row.simulated_at_ns), datetime_from_ns(row.wall_at_ns), row.speed)
 
-    def save_clock(self, name: str, simulated_at_ns: int, updated_at: datetime) -> None:
-        statement = _insert(self.db, ClockCheckpointRow.__table__).values(
-            name=name, simulated_at_ns=simulated_at_ns, updated_at=updated_at)
-        statement = statement.on_conflict_do_update(
-            index_elements=["name"], set_={"simulated_at_ns": simulated_at_ns, "updated_at": updated_at})
+    def save_clock(self, name: str, line: ClockLine) -> None:
+        values = {"simulated_at_ns": datetime_to_ns(line.simulated_at), "wall_at_ns": datetime_to_ns(line.wall_at),
+                  "speed": line.speed, "updated_at": line.wall_at}
+        statement = _insert(self.db, ClockCheckpointRow.__table__).values(name=name, **values)
+        statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
         with self.db.transaction() as session:
             session.execute(statement)

@@ -10,6 +10,7 @@ import pytest
 from services.cli import main
 from services.common.config import Settings
 from services.common.tokens import TokenKeys, TokenVerifier
+from tests.support.mesh import free_port
 from tests.support.upstream import scripted_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,3 +77,21 @@ async def test_the_tier_is_asked_of_accounts_and_falls_back_to_free():
             assert process.returncode == 0
             tiers[user] = VERIFIER.verify(out.decode().strip()).tier
     assert tiers == {"pat": "pro_plus", "newcomer": "free"}
+
+
+async def test_no_user_token_when_accounts_cannot_be_reached_unless_the_tier_is_given():
+    target = f"127.0.0.1:{free_port()}"  # nothing listens there
+    env = {**os.environ, "MBT_ACCOUNTS_TARGET": target}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "token", "user", "pat", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    assert (process.returncode, out) == (1, b"")
+    assert target in err.decode() and "--tier" in err.decode()
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "token", "user", "pat", "--tier", "pro", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    assert VERIFIER.verify(out.decode().strip()).tier == "pro"

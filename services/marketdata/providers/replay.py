@@ -143,9 +143,9 @@ class ReplayProvider:
             if self._hub is not None:
                 delivered += await self._hub.deliver(chunk, stall_seconds=self.stall_seconds)
             self.published_ns = chunk[-1].quote_at_ns
-            self.publisher.reanchor(datetime_from_ns(self.published_ns), Decimal(0))
+            await self.publisher.reanchor(datetime_from_ns(self.published_ns), Decimal(0))
         self.published_ns = until_ns
-        self.publisher.reanchor(datetime_from_ns(until_ns), Decimal(0))
+        await self.publisher.reanchor(datetime_from_ns(until_ns), Decimal(0))
         return delivered
 
     async def run(self) -> None:
@@ -159,10 +159,7 @@ class ReplayProvider:
                 self._hand_over(ticks)
             if self.skip_closed and not self.calendar.is_open(now):
                 next_open = self.calendar.next_open_ns(now)
-                if next_open is not None:
-                    self.publisher.reanchor(datetime_from_ns(next_open), self.speed)
-                    log.info("replay clock jumped over the closed market",
-                             extra={"fields": {"to": datetime_from_ns(next_open).isoformat()}})
+                if next_open is not None and await self._jump(next_open):
                     continue
             upcoming = [t for t in (self.timeline.next_time_after(now), self.calendar.next_close_ns(now))
                         if t is not None]
@@ -172,6 +169,17 @@ class ReplayProvider:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+
+    async def _jump(self, to_ns: int) -> bool:
+        try:
+            await self.publisher.reanchor(datetime_from_ns(to_ns), self.speed)
+        except Exception as exc:  # the clock could not be saved: it runs on, the jump is retried
+            log.warning("replay clock could not jump over the closed market; retrying",
+                        extra={"fields": {"error": str(exc)[:300]}})
+            return False
+        log.info("replay clock jumped over the closed market",
+                 extra={"fields": {"to": datetime_from_ns(to_ns).isoformat()}})
+        return True
 
     def background(self) -> list:
         return [] if self.stepped else [self.run]

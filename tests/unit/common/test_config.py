@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import ConfigError, Settings, documented_variables, markdown_table
+from services.common.config import SERVICES, ConfigError, Settings, documented_variables, markdown_table
+from services.common.config import main as config_main
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 KEY = "k1:" + "A" * 43  # 32 bytes of base64url
@@ -66,3 +67,34 @@ def test_every_variable_is_in_the_readme_table():
     assert markdown_table() in readme, "README's configuration table is stale: paste `python -m services.common.config`"
     for name in documented_variables():
         assert f"`{name}`" in readme
+
+
+def test_the_effective_values_show_what_this_environment_sets_with_secrets_redacted(capsys):
+    environ = {"MBT_ORDERS_PORT": "6000", "MBT_USER_TOKEN_KEYS": KEY, "ALPACA_MARKET_DATA_SECRET": "alpaca-s3cret",
+               "MBT_ORDERS_DATABASE_URL": "postgresql+psycopg://mbt:hunter2@db:5432/orders",
+               "MBT_REDIS_URL": "redis://:redis-pw@cache:6379/0"}
+    assert config_main(["--effective"], environ) == 0
+    out = capsys.readouterr().out
+    values = {line.split()[0]: line.split(maxsplit=1)[1] for line in out.splitlines()}
+    assert values["MBT_ORDERS_PORT"] == "6000  (env)"
+    assert values["MBT_ORDERS_TARGET"] == "127.0.0.1:6000  (derived)"
+    assert values["MBT_GATEWAY_PORT"] == "8080  (default)"
+    assert values["MBT_USER_TOKEN_KEYS"] == "(set, redacted)  (env)"
+    assert values["ALPACA_MARKET_DATA_SECRET"] == "(set, redacted)  (env)"
+    assert values["MBT_ORDERS_DATABASE_URL"] == "postgresql+psycopg://mbt:***@db:5432/orders  (env)"
+    assert values["MBT_REDIS_URL"] == "redis://:***@cache:6379/0  (env)"
+    per_service = {f"MBT_{service.upper()}_{suffix}" for service in SERVICES
+                   for suffix in ("PORT", "DATABASE_URL", "TARGET")}
+    assert set(values) == {name for name in documented_variables() if "<" not in name} | per_service
+    for secret in ("AAAA", "alpaca-s3cret", "hunter2", "redis-pw"):
+        assert secret not in out
+
+
+def test_the_effective_values_of_a_broken_environment_name_the_variable(capsys):
+    assert config_main(["--effective"], {"MBT_ORDERS_PORT": "x"}) == 2
+    assert "MBT_ORDERS_PORT" in capsys.readouterr().err
+
+
+def test_the_readme_table_is_still_the_default(capsys):
+    assert config_main([], {"MBT_ORDERS_PORT": "6000"}) == 0
+    assert capsys.readouterr().out == markdown_table() + "\n"

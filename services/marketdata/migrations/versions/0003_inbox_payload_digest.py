@@ -1,14 +1,14 @@
 """inbox payload digests
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from services.common.migration_ops import add_inbox_payload_digest_v1, drop_inbox_payload_digest_v1
 
 
-revision = '0002'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
