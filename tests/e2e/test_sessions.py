@@ -91,6 +91,10 @@ def forged(payload_changes: dict | None = None, *, key: bytes | None = None, kid
     pytest.param(lambda: TokenIssuer(TokenKeys.development()).service("gateway"), id="service token"),
     pytest.param(lambda: TokenIssuer(TokenKeys.development()).ops("carol", ttl_seconds=60), id="ops token on REST"),
     pytest.param(lambda: forged(key="", algorithm="none"), id="alg none"),
+    pytest.param(lambda: forged({"typ": ["user"]}, key=b"x" * 32), id="bad signature, kind a list"),
+    pytest.param(lambda: forged({"typ": ["user"]}), id="signed, kind a list"),
+    pytest.param(lambda: forged({"elv": "soon"}), id="signed, elevated-until a string"),
+    pytest.param(lambda: forged({"sid": {"id": 1}}), id="signed, session an object"),
     pytest.param(lambda: "not.a.token", id="garbage"),
     pytest.param(lambda: "x" * 5000, id="huge"),
 ])

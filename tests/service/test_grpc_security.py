@@ -108,6 +108,11 @@ def forged_user_token(**changes) -> str:
     pytest.param(lambda: bearer(TokenIssuer(TokenKeys.development(), now=lambda: 1_000_000).user(
         "alice", tier="free", ttl_seconds=60)), id="expired"),
     pytest.param(lambda: bearer(forged_user_token(typ="service")), id="user key posing as a service"),
+    pytest.param(lambda: bearer(jwt.encode({"typ": ["user"], "sub": "alice"}, b"k" * 32, algorithm="HS256",
+                                           headers={"kid": "dev-user"})), id="bad signature, kind a list"),
+    pytest.param(lambda: bearer(forged_user_token(typ=["user"])), id="signed, kind a list"),
+    pytest.param(lambda: bearer(forged_user_token(elv="soon")), id="signed, elevated-until a string"),
+    pytest.param(lambda: bearer(forged_user_token(tier=["pro"])), id="signed, tier a list"),
     pytest.param(lambda: [("authorization", "Basic YWxpY2U=")], id="not bearer"),
     pytest.param(lambda: [*as_user("alice"), (FORWARDED_BY, user_token("alice"))], id="forwarded-by a user token"),
     pytest.param(lambda: [(ACT_AS_USER, "alice")], id="act-as without a token"),
