@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 
 import grpc
@@ -46,7 +45,6 @@ from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier, WallTi
 
 log = logging.getLogger("mbt.gateway")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Far beyond any legitimate request; refusing earlier keeps hostile input cheap.
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 16 * 1024
@@ -64,8 +62,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _REQUEST_ID.match(incoming) else context.new_request_id()
+        rid = context.adopt_request_id(dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1"))
         scope.setdefault("state", {})["request_id"] = rid
         context.set_request_id(rid)
         started = time.perf_counter()

@@ -77,7 +77,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def _enter(self, method: str, ctx, request) -> None:
         metadata = {k: v for k, v in ctx.invocation_metadata() or () if isinstance(v, str)}
-        context.set_request_id(metadata.get(context.REQUEST_ID_HEADER) or context.new_request_id())
+        context.set_request_id(context.adopt_request_id(metadata.get(context.REQUEST_ID_HEADER)))
         caller = await self.authenticator.authenticate(metadata)
         context.set_identity(caller)
         access.check(method, caller)

@@ -2,6 +2,8 @@
 tokens, ops tokens only read (naming the user, audited), bad tokens are unauthenticated,
 and nothing but a signed service token can pose as the gateway or a service."""
 
+import re
+
 import grpc
 import jwt
 import pytest
@@ -133,23 +135,46 @@ async def test_an_ops_read_must_name_the_user(mesh):
     assert outcome == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
 
 
-async def test_an_ops_read_of_a_users_account_is_audited(mesh):
-    code, reason = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
-                              as_ops("auditor-carol", reading_user="alice"))
-    assert reason not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+def accounts_audits(mesh) -> list[audit_pb2.AuditRecorded]:
+    """The audit messages in accounts' outbox, oldest first."""
     engine = create_engine(normalize_url(mesh.settings.service("accounts").database_url))
     with engine.connect() as conn:
-        rows = conn.execute(select(ACCOUNTS_OUTBOX.outbox.c.payload, ACCOUNTS_OUTBOX.outbox.c.user_id)
-                            .where(ACCOUNTS_OUTBOX.outbox.c.event_type == "mbt.common.v1.AuditRecorded")).all()
+        rows = conn.execute(select(ACCOUNTS_OUTBOX.outbox.c.payload)
+                            .where(ACCOUNTS_OUTBOX.outbox.c.event_type == "mbt.common.v1.AuditRecorded")
+                            .order_by(ACCOUNTS_OUTBOX.outbox.c.sequence)).all()
     engine.dispose()
     audits = []
     for row in rows:
         audit = audit_pb2.AuditRecorded()
         any_pb2.Any.FromString(row.payload).Unpack(audit)
         audits.append(audit)
-    assert [(a.actor_type, a.actor_id, a.action, a.user_id, a.entity_id) for a in audits
+    return audits
+
+
+async def test_an_ops_read_of_a_users_account_is_audited(mesh):
+    code, reason = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                              as_ops("auditor-carol", reading_user="alice"))
+    assert reason not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+    assert [(a.actor_type, a.actor_id, a.action, a.user_id, a.entity_id) for a in accounts_audits(mesh)
             if a.actor_id == "auditor-carol" and a.action == "read"] == [
         (audit_pb2.ACTOR_TYPE_OPS, "auditor-carol", "read", "alice", "AccountsService/GetAccount")]
+
+
+@pytest.mark.parametrize("sent", ["x" * 6000, "short", "req id with spaces", "req_'; drop table--"])
+async def test_a_native_clients_malformed_request_id_is_replaced_never_stored(mesh, sent):
+    operator = f"auditor-rid-{len(sent)}-{sent[:5].strip()}"
+    outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                         [*as_ops(operator, reading_user="nobody-rid"), ("x-request-id", sent)])
+    assert outcome == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")  # audited before it is served
+    [audit] = [a for a in accounts_audits(mesh) if a.actor_id == operator]
+    assert audit.request_id != sent and re.fullmatch(r"req_[0-9a-f]{24}", audit.request_id)
+
+
+async def test_a_well_formed_request_id_travels_into_the_audit_row(mesh):
+    outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                         [*as_ops("auditor-rid-ok", reading_user="nobody-rid"), ("x-request-id", "client-chose-this.1")])
+    assert outcome == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+    assert [a.request_id for a in accounts_audits(mesh) if a.actor_id == "auditor-rid-ok"] == ["client-chose-this.1"]
 
 
 async def test_a_read_only_user_token_reads_but_cannot_trade(mesh):
