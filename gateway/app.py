@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from urllib.parse import unquote_to_bytes
 
 import grpc
 from starlette.applications import Starlette
@@ -83,8 +84,18 @@ class RequestIdMiddleware:
                                                "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
 
 
+def _utf8(raw: bytes) -> bool:
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class RequestLimits:
-    """Absurdly long URLs (414) and header blocks (431) are refused with the envelope."""
+    """Absurdly long URLs (414) and header blocks (431), and URLs that are not UTF-8 once
+    percent-decoded (400: a path or query parameter is a string like any other), are
+    refused with the envelope."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -101,6 +112,8 @@ class RequestLimits:
         elif header_bytes > MAX_HEADER_BYTES:
             response = errors.error_response(431, "invalid_argument",
                                              f"the request headers exceed {MAX_HEADER_BYTES} bytes", rid)
+        elif not _utf8(scope.get("raw_path") or scope["path"].encode()) or not _utf8(scope.get("query_string", b"")):
+            response = errors.error_response(400, "invalid_argument", "the URL is not UTF-8 once percent-decoded", rid)
         else:
             await self.app(scope, receive, send)
             return

@@ -19,8 +19,9 @@ from gateway.routes import Binding
 from gateway.security_headers import CORS_EXPOSED_HEADERS
 from gateway.session_api import OPERATIONS, SCHEMAS
 from gateway.transcoding import (INPUT_DECIMAL_PATTERN, INT32_RANGE, INT64_RANGE, MAX_PATH_PARAM, MAX_REPEATED,
-                                 MAX_STRING, default_json_name, enum_short_names, is_decimal_field)
+                                 MAX_STRING, default_json_name, enum_short_names)
 from mbt.common.v1 import errors_pb2
+from services.common.conv import is_decimal_field
 from services.common.ratelimit import TIER_LIMITS
 
 OPENAPI_PATH = "/api/mbt/openapi.json"

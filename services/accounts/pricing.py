@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from mbt.marketdata.v1 import marketdata_pb2
-from services.common.conv import from_timestamp, to_timestamp
+from services.common.conv import from_timestamp, parse_decimal, to_timestamp
 from services.common.errors import DomainError
 from services.common.remote import call
 
@@ -24,8 +24,8 @@ class Mark:
 
 def _mark(quote: marketdata_pb2.Quote) -> Mark:
     usable = quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE
-    return Mark(Decimal(quote.bid_price) if usable else None, Decimal(quote.ask_price) if usable else None,
-                from_timestamp(quote.quote_at))
+    return Mark(parse_decimal(quote.bid_price, "bid_price") if usable else None,
+                parse_decimal(quote.ask_price, "ask_price") if usable else None, from_timestamp(quote.quote_at))
 
 
 class Pricing:
