@@ -38,6 +38,9 @@ class Identity:
     elevated_until: int = 0
     acting_for: str = ""
     forwarded_by: str = ""
+    # A user's own token, kept to call another service on the user's behalf
+    # (``auth.on_behalf_of``); never shown.
+    token: str = field(default="", repr=False, compare=False)
 
     @property
     def user_id(self) -> str:
