@@ -246,6 +246,8 @@ def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: Wa
 
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal})
+    # A missing or extra trailing slash is a 404: Starlette's redirect would be built from Host.
+    app.router.redirect_slashes = False
     app.add_middleware(RequestLimits)
     app.add_middleware(BrowserProtection, settings=settings)
     app.add_middleware(RequestIdMiddleware)

@@ -15,6 +15,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.bodies import MAX_BODY_BYTES
+from gateway.identity import SESSION_COOKIE
 from gateway.routes import Binding
 from gateway.security_headers import CORS_EXPOSED_HEADERS
 from gateway.session_api import OPERATIONS, SCHEMAS
@@ -295,7 +296,7 @@ lower-case; money and quantities are decimal strings (`"150.25"`); times RFC 333
 unknown fields, wrong types, bad enums are `invalid_argument`.
 
 **Auth.** Sign in with a passkey (`POST /api/sessions`) or, in development, `POST /api/sessions/dev`; the
-session token comes back in the `mbt_session` cookie (`HttpOnly; Secure; SameSite=Strict`) and in the
+session token comes back in the `__Host-mbt_session` cookie (`HttpOnly; Secure; SameSite=Strict`) and in the
 body, for clients that send it as `Authorization: Bearer`. State-changing requests from a foreign `Origin`
 are refused.
 
@@ -352,7 +353,7 @@ def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "mbt_session",
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                                   "description": "The session cookie set by sign-in"},
                 "bearerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                 "description": "A session token (sign-in response body) or an `mbt token` token"},

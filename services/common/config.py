@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 SERVICES: tuple[str, ...] = ("accounts", "orders", "matcher", "marketdata", "activities")
 DEFAULT_PORTS: Mapping[str, int] = {
@@ -116,6 +117,22 @@ def _parse_origins(raw: str) -> tuple[str, ...]:
         if scheme not in ("http", "https") or not rest or "/" in rest:
             raise ValueError(f"expected origins like https://app.example.com, got {origin!r}")
     return origins
+
+
+def _parse_hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(host.lower().strip("[]") for host in _parse_list(raw))
+    for host in hosts:
+        if not host or any(char in host for char in "/@ ") or ("://" in host):
+            raise ValueError(f"expected host names like mbt.example.com, got {host!r}")
+    return hosts
+
+
+def origin_host(origin: str) -> str:
+    """``https://app.example.com:8443`` -> ``app.example.com``."""
+    return (urlsplit(origin).hostname or "").lower()
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def _parse_token_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
@@ -293,8 +310,11 @@ class Settings:
                                   "WebAuthn relying-party id: the web app's domain (`mbt.example.com`).")
     webauthn_rp_name: str = setting("MBT_WEBAUTHN_RP_NAME", "MBT", "The name authenticators show for MBT's passkeys.")
     public_origins: tuple = setting("MBT_PUBLIC_ORIGINS", None,
-                                    "Origins of the web app, comma-separated: the origins WebAuthn accepts and the only foreign `Origin`s allowed on state-changing requests. Default: `http://localhost:<MBT_GATEWAY_PORT>`; https only in production.",
+                                    "Origins of the web app, comma-separated: the origins WebAuthn accepts and, with `MBT_CORS_ORIGINS`, the only `Origin`s allowed on state-changing requests. Default: `http://localhost:<MBT_GATEWAY_PORT>`; https only in production.",
                                     _parse_origins)
+    allowed_hosts: tuple = setting("MBT_ALLOWED_HOSTS", None,
+                                   "Host names the gateway answers to, comma-separated (the `Host` header, port ignored); any other gets 400 before anything runs, which stops DNS-rebinding pages. `/healthz` answers any host (probes use the pod address). Default (also when empty): the hosts of `MBT_PUBLIC_ORIGINS` plus `localhost`, `127.0.0.1` and `::1`.",
+                                   _parse_hosts)
     cors_origins: tuple = setting("MBT_CORS_ORIGINS", "",
                                   "Origins allowed to call the API cross-origin (CORS, with credentials), comma-separated. Empty: CORS closed.",
                                   _parse_origins)
@@ -323,6 +343,9 @@ class Settings:
             raise ConfigError("MBT_DEV_LOGIN=1 is refused when MBT_ENV=production")
         values.setdefault("gateway_database_url", f"sqlite:///{values['data_dir'] / 'gateway.db'}")
         values.setdefault("public_origins", (f"http://localhost:{values['gateway_port']}",))
+        if not values.get("allowed_hosts"):  # unset or empty: never "no host at all"
+            values["allowed_hosts"] = tuple(dict.fromkeys(
+                [origin_host(origin) for origin in values["public_origins"]] + list(LOOPBACK_HOSTS)))
         _check_security(values, production)
         values["services"] = _service_settings(environ, values["data_dir"])
         values.update(overrides)

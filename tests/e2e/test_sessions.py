@@ -12,6 +12,7 @@ import pytest
 from gateway.identity import SESSION_COOKIE
 from services.common.tokens import LEEWAY_SECONDS, TokenIssuer, TokenKeys, TokenVerifier, development_key
 from tests.support.identity import TOKENS, sign_in
+from tests.support.mesh import TEST_HOST
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,8 +51,9 @@ async def test_signing_out_refuses_the_same_cookie_and_token_at_once(client):
     cookie = client.cookies[SESSION_COOKIE]
     signed_out = await client.delete("/api/sessions/current")
     assert signed_out.status_code == 200 and signed_out.json()["data"]["ended"] is True
-    assert 'mbt_session=""' in signed_out.headers["set-cookie"] or "Max-Age=0" in signed_out.headers["set-cookie"]
-    client.cookies.set(SESSION_COOKIE, cookie, domain="mbt.test")
+    cleared = signed_out.headers["set-cookie"]
+    assert cleared.startswith(f'{SESSION_COOKIE}="";') and "Max-Age=0" in cleared and "Path=/" in cleared
+    client.cookies.set(SESSION_COOKIE, cookie, domain=TEST_HOST)
     assert_refused(await client.get("/api/sessions/current"))
     assert_refused(await client.get("/api/mbt/account"))
     assert_refused(await client.post("/api/sessions/refresh", json={}))
@@ -104,7 +106,7 @@ async def test_bad_tokens_are_refused_with_the_envelope(client, upstream, token,
     if carrier == "bearer":
         response = await client.get("/api/mbt/account", headers={"Authorization": f"Bearer {value}"})
     else:
-        client.cookies.set(SESSION_COOKIE, value, domain="mbt.test")
+        client.cookies.set(SESSION_COOKIE, value, domain=TEST_HOST)
         response = await client.get("/api/mbt/account")
     assert_refused(response)
     assert upstream.api_calls() == []

@@ -49,6 +49,19 @@ def test_user_and_service_keys_must_differ():
         Settings.from_env({"MBT_USER_TOKEN_KEYS": KEY, "MBT_SERVICE_TOKEN_KEYS": "other" + KEY[2:]})
 
 
+def test_allowed_hosts_default_to_the_web_apps_hosts_and_loopback():
+    assert Settings.from_env({}).allowed_hosts == ("localhost", "127.0.0.1", "::1")
+    assert Settings.from_env(PRODUCTION).allowed_hosts == ("app.mbt.example", "localhost", "127.0.0.1", "::1")
+    assert Settings.from_env({"MBT_ALLOWED_HOSTS": "API.mbt.example, [::1]"}).allowed_hosts == (
+        "api.mbt.example", "::1")
+
+
+@pytest.mark.parametrize("value", ["https://api.mbt.example", "mbt.example/path", "user@mbt.example"])
+def test_allowed_hosts_are_host_names(value):
+    with pytest.raises(ConfigError, match="MBT_ALLOWED_HOSTS"):
+        Settings.from_env({"MBT_ALLOWED_HOSTS": value})
+
+
 def test_token_keys_never_show_in_the_settings_repr():
     settings = Settings.from_env({"MBT_USER_TOKEN_KEYS": KEY})
     assert "AAAA" not in repr(settings)
