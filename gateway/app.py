@@ -167,9 +167,13 @@ class Gateway:
         return errors.enveloped(handle)
 
     async def healthz(self, request: Request) -> Response:
+        """Serving when every upstream serves in the gateway's own environment: a development
+        service behind a production gateway would accept tokens signed with published keys."""
         upstreams = await self.upstreams.health()
-        healthy = all(status == "serving" for status in upstreams.values())
-        body = {"data": {"status": "serving" if healthy else "degraded", "upstreams": upstreams},
+        healthy = all(upstream["status"] == "serving" and upstream["environment"] == self.settings.env
+                      for upstream in upstreams.values())
+        body = {"data": {"status": "serving" if healthy else "degraded", "environment": self.settings.env,
+                         "upstreams": upstreams},
                 "meta": {"request_id": errors.request_id_of(request)}}
         return JSONResponse(body, status_code=200 if healthy else 503)
 

@@ -305,6 +305,9 @@ are refused.
 CORS-exposed headers: {CORS_EXPOSED_HEADERS}."""
 
 
+ENVIRONMENT = {"type": "string", "enum": ["development", "production"], "description": "MBT_ENV of the process"}
+
+
 def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str, object]]) -> dict:
     """``session_paths`` is the session endpoints' path -> method table, which must match
     their declared ``OPERATIONS`` one for one."""
@@ -329,17 +332,23 @@ def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str
     paths["/healthz"] = {"get": {
         "operationId": "healthz", "tags": ["gateway"], "summary": "The gateway and its upstreams", "security": [],
         "responses": {status: success(description, {"$ref": REF + "Health"}, admitted=False)
-                      for status, description in (("200", "Every upstream serving"),
-                                                  ("503", "Some upstream not serving"))}}}
+                      for status, description in (("200", "Every upstream serving, in the gateway's environment"),
+                                                  ("503", "Some upstream not serving, or in another environment"))}}}
     paths[OPENAPI_PATH] = {"get": {
         "operationId": "openapi", "tags": ["gateway"], "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1", "headers": REQUEST_ID_HEADER,
                               "content": {"application/json": {"schema": {"type": "object"}}}}}}}
     components = {
         "ErrorEnvelope": ERROR_ENVELOPE,
-        "Health": {"type": "object", "additionalProperties": False, "required": ["status", "upstreams"],
+        "Health": {"type": "object", "additionalProperties": False, "required": ["status", "environment", "upstreams"],
                    "properties": {"status": {"type": "string", "enum": ["serving", "degraded"]},
-                                  "upstreams": {"type": "object", "additionalProperties": {"type": "string"}}}},
+                                  "environment": ENVIRONMENT,
+                                  "upstreams": {"type": "object", "additionalProperties": {
+                                      "type": "object", "additionalProperties": False,
+                                      "required": ["status", "environment"],
+                                      "properties": {"status": {"type": "string"},
+                                                     "environment": {**ENVIRONMENT, "type": ["string", "null"],
+                                                                     "enum": [*ENVIRONMENT["enum"], None]}}}}}},
         **SCHEMAS,
         **dict(sorted(schemas.components.items())),
     }

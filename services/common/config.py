@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -187,6 +188,9 @@ class Settings:
     dev_login: bool = setting("MBT_DEV_LOGIN", None,
                           "Development login (`POST /api/sessions/dev` mints a session for any user id). Default: on in development, off in production; refused in production.",
                           _parse_bool)
+    allow_dev_keys: bool = setting("MBT_ALLOW_DEV_KEYS", "0",
+                                   "Let a process listening on a non-loopback address (`MBT_BIND_HOST`) start without `MBT_USER_TOKEN_KEYS` / `MBT_SERVICE_TOKEN_KEYS`, i.e. on the published development keys, with which anyone can sign a token. Off: it refuses to start. Refused in production.",
+                                   _parse_bool)
     log_level: str = setting("MBT_LOG_LEVEL", "INFO", "Python log level.", str.upper)
     log_format: str = setting("MBT_LOG_FORMAT", "json", "`json` (one object per line) or `text`.",
                           _parse_choice("json", "text"))
@@ -355,10 +359,28 @@ class Settings:
         return self.services[name]
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
 def _check_security(values: dict[str, Any], production: bool) -> None:
     user_secrets = {secret for _, secret in values["user_token_keys"]}
     if any(secret in user_secrets for _, secret in values["service_token_keys"]):
         raise ConfigError("MBT_SERVICE_TOKEN_KEYS must not share a secret with MBT_USER_TOKEN_KEYS")
+    if production and values["allow_dev_keys"]:
+        raise ConfigError("MBT_ALLOW_DEV_KEYS=1 is refused when MBT_ENV=production")
+    missing = [f"MBT_{name.upper()}" for name in ("user_token_keys", "service_token_keys") if not values[name]]
+    if missing and not production and not values["allow_dev_keys"] and not is_loopback(values["bind_host"]):
+        raise ConfigError(f"MBT_BIND_HOST={values['bind_host']} accepts connections from other machines, and "
+                          f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: anyone could sign "
+                          "tokens with the published development keys. Set the keys (`mbt keys new`), bind to "
+                          "127.0.0.1, or set MBT_ALLOW_DEV_KEYS=1 on a network you trust.")
     if not production:
         return
     for name in ("user_token_keys", "service_token_keys"):

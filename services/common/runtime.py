@@ -92,4 +92,5 @@ class ServiceKit:
             name=self.name, registrations=list(registrations), background=[*self._background, *background],
             closers=[self.close], authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),
             rate_limiter=build_rate_limiter(self.settings, self._redis),
+            environment=self.settings.env,
             ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads())

@@ -137,6 +137,17 @@ def test_the_gateway_refuses_to_start_in_production_with_the_development_login(t
     assert "MBT_DEV_LOGIN" in result.stdout
 
 
+@pytest.mark.parametrize("module", ["gateway", "services.orders", "services.marketdata"])
+def test_a_process_listening_beyond_loopback_refuses_to_start_on_the_development_keys(tmp_path, module):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MBT_")}
+    env.update({"MBT_BIND_HOST": "0.0.0.0", "MBT_DATA_DIR": str(tmp_path)})
+    result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "MBT_USER_TOKEN_KEYS and MBT_SERVICE_TOKEN_KEYS are not set" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # refused before it opened anything
+
+
 async def test_a_cli_token_without_a_session_is_its_own_session_view(client):
     token = TOKENS.user("mia", tier="pro_plus", ttl_seconds=600, scopes=("read",))
     current = await client.get("/api/sessions/current", headers={"Authorization": f"Bearer {token}"})

@@ -32,6 +32,28 @@ def test_production_refuses_to_start_on_the_development_keys(missing):
         Settings.from_env(environ)
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "mbt-gateway", "192.168.1.20"])
+@pytest.mark.parametrize("missing", [("MBT_USER_TOKEN_KEYS",), ("MBT_SERVICE_TOKEN_KEYS",),
+                                     ("MBT_USER_TOKEN_KEYS", "MBT_SERVICE_TOKEN_KEYS")])
+def test_a_process_reachable_from_other_machines_refuses_the_development_keys(host, missing):
+    keys = {"MBT_USER_TOKEN_KEYS": KEY, "MBT_SERVICE_TOKEN_KEYS": "k2:" + "B" * 43}
+    environ = {"MBT_BIND_HOST": host, **{k: v for k, v in keys.items() if k not in missing}}
+    with pytest.raises(ConfigError, match=f"{missing[0]}.*development keys.*MBT_ALLOW_DEV_KEYS"):
+        Settings.from_env(environ)
+    assert Settings.from_env({**environ, "MBT_ALLOW_DEV_KEYS": "1"}).bind_host == host
+    assert Settings.from_env({**environ, **keys}).bind_host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_a_loopback_process_starts_on_the_development_keys(host):
+    assert Settings.from_env({"MBT_BIND_HOST": host}).user_token_keys == ()
+
+
+def test_production_refuses_the_development_keys_switch():
+    with pytest.raises(ConfigError, match="MBT_ALLOW_DEV_KEYS"):
+        Settings.from_env({**PRODUCTION, "MBT_ALLOW_DEV_KEYS": "1"})
+
+
 def test_production_refuses_plain_http_origins():
     with pytest.raises(ConfigError, match="https"):
         Settings.from_env({**PRODUCTION, "MBT_CORS_ORIGINS": "http://app.mbt.example"})
