@@ -71,6 +71,20 @@ def _parse_positive_decimal(raw: str) -> Decimal:
     return value
 
 
+def _parse_positive_float(raw: str) -> float:
+    return float(_parse_positive_decimal(raw))
+
+
+def _parse_positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {raw!r}")
+    return value
+
+
 def _parse_optional_time(raw: str) -> datetime | None:
     text = raw.strip()
     if not text:
@@ -322,6 +336,26 @@ class Settings:
     cors_origins: tuple = setting("MBT_CORS_ORIGINS", "",
                                   "Origins allowed to call the API cross-origin (CORS, with credentials), comma-separated. Empty: CORS closed.",
                                   _parse_origins)
+    gateway_header_timeout_seconds: float = setting(
+        "MBT_GATEWAY_HEADER_TIMEOUT_SECONDS", "10",
+        "A client must send a request's line and headers within this many seconds (from connecting, or from its first byte on a kept-alive connection); else it gets 408 and the connection is closed (slow-header attacks).",
+        _parse_positive_float)
+    gateway_body_timeout_seconds: float = setting(
+        "MBT_GATEWAY_BODY_TIMEOUT_SECONDS", "30",
+        "A client must send a request's whole body within this many seconds of its headers; else 408 and the connection is closed (slow-body attacks).",
+        _parse_positive_float)
+    gateway_max_connections: int = setting(
+        "MBT_GATEWAY_MAX_CONNECTIONS", "1000",
+        "Most connections (and requests in flight) one gateway process serves at once; a request beyond it gets 503 at once.",
+        _parse_positive_int)
+    anonymous_rate_limit: int = setting(
+        "MBT_ANONYMOUS_RATE_LIMIT", "30",
+        "Requests per minute per client address to the endpoints that need no sign-in and write shared state (passkey options, registration and sign-in, the development login); beyond it 429 `rate_limited` with `Retry-After`. One budget across replicas with `MBT_REDIS_URL`, per process without.",
+        _parse_positive_int)
+    trusted_proxies: tuple = setting(
+        "MBT_TRUSTED_PROXIES", "",
+        "Addresses (IPs or CIDRs, comma-separated; `*` for any) of the proxies in front of the gateway (Envoy) whose `X-Forwarded-For` names the client, for per-client budgets. Empty: the connecting address is the client.",
+        _parse_list)
     hsts_seconds: int = setting("MBT_HSTS_SECONDS", "0",
                                 "`Strict-Transport-Security` max-age sent on every response; 0 sends none (set it where TLS terminates in front of the gateway).",
                                 int)
