@@ -4,6 +4,7 @@ import sys
 
 import uvicorn
 
+from gateway import serving
 from gateway.app import build_app
 from services.common import logs
 from services.common.config import ConfigError, Settings
@@ -16,12 +17,9 @@ def main() -> int:
         print(f"gateway: configuration error: {exc}")
         return 2
     logs.configure("gateway", settings.log_level, settings.log_format)
-    # Keep-alive longer than the clients' and proxies' idle timeouts, so the gateway is not
-    # the side that closes a connection a client is about to reuse.
-    uvicorn.run(build_app(settings), host=settings.bind_host, port=settings.gateway_port, log_config=None,
-                access_log=False, server_header=False, timeout_graceful_shutdown=int(settings.grace_seconds),
-                timeout_keep_alive=75)
-    return 0
+    server = uvicorn.Server(serving.config(build_app(settings), settings))
+    server.run()
+    return 0 if server.started else 1
 
 
 sys.exit(main())

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
+from urllib.parse import unquote_to_bytes
 
 import grpc
 from starlette.applications import Starlette
@@ -46,7 +46,6 @@ from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier, WallTi
 
 log = logging.getLogger("mbt.gateway")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Far beyond any legitimate request; refusing earlier keeps hostile input cheap.
 MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 16 * 1024
@@ -64,8 +63,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _REQUEST_ID.match(incoming) else context.new_request_id()
+        rid = context.adopt_request_id(dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1"))
         scope.setdefault("state", {})["request_id"] = rid
         context.set_request_id(rid)
         started = time.perf_counter()
@@ -86,8 +84,18 @@ class RequestIdMiddleware:
                                                "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
 
 
+def _utf8(raw: bytes) -> bool:
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class RequestLimits:
-    """Absurdly long URLs (414) and header blocks (431) are refused with the envelope."""
+    """Absurdly long URLs (414) and header blocks (431), and URLs that are not UTF-8 once
+    percent-decoded (400: a path or query parameter is a string like any other), are
+    refused with the envelope."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -104,6 +112,8 @@ class RequestLimits:
         elif header_bytes > MAX_HEADER_BYTES:
             response = errors.error_response(431, "invalid_argument",
                                              f"the request headers exceed {MAX_HEADER_BYTES} bytes", rid)
+        elif not _utf8(scope.get("raw_path") or scope["path"].encode()) or not _utf8(scope.get("query_string", b"")):
+            response = errors.error_response(400, "invalid_argument", "the URL is not UTF-8 once percent-decoded", rid)
         else:
             await self.app(scope, receive, send)
             return
@@ -157,9 +167,13 @@ class Gateway:
         return errors.enveloped(handle)
 
     async def healthz(self, request: Request) -> Response:
+        """Serving when every upstream serves in the gateway's own environment: a development
+        service behind a production gateway would accept tokens signed with published keys."""
         upstreams = await self.upstreams.health()
-        healthy = all(status == "serving" for status in upstreams.values())
-        body = {"data": {"status": "serving" if healthy else "degraded", "upstreams": upstreams},
+        healthy = all(upstream["status"] == "serving" and upstream["environment"] == self.settings.env
+                      for upstream in upstreams.values())
+        body = {"data": {"status": "serving" if healthy else "degraded", "environment": self.settings.env,
+                         "upstreams": upstreams},
                 "meta": {"request_id": errors.request_id_of(request)}}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
@@ -213,7 +227,7 @@ def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: Wa
     tiers = TierLookup(lambda: upstreams.channel("accounts"), credentials, settings.rpc_timeout_seconds)
     sessions = Sessions(settings, state, issuer, tiers, now)
     identity = GatewayIdentity(TokenVerifier(keys, now), sessions, credentials)
-    admission = Admission(identity, build_rate_limiter(settings, redis, now))
+    admission = Admission(identity, build_rate_limiter(settings, redis, now), settings.anonymous_rate_limit)
     gateway = Gateway(settings, upstreams, admission, closers=[upstreams.close, db.dispose, state.close])
     passkeys = Passkeys(settings, PasskeyRepository(db), state, now)
     session_endpoints = SessionEndpoints(settings, admission, sessions, passkeys, now)
@@ -236,6 +250,8 @@ def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: Wa
 
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal})
+    # A missing or extra trailing slash is a 404: Starlette's redirect would be built from Host.
+    app.router.redirect_slashes = False
     app.add_middleware(RequestLimits)
     app.add_middleware(BrowserProtection, settings=settings)
     app.add_middleware(RequestIdMiddleware)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import grpc
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.bodies import MAX_BODY_BYTES, BodyTooLarge
@@ -18,6 +18,10 @@ from gateway.transcoding import InvalidInput
 from services.common import context
 from services.common.errors import DomainError
 from services.common.remote import error_info
+
+# nginx's status for a client that closed the connection before it was answered; the
+# request log shows it, the client never sees it.
+CLIENT_CLOSED_REQUEST = 499
 
 GRPC_TO_HTTP = {
     grpc.StatusCode.OK: 200,
@@ -89,11 +93,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def enveloped(handler: Handler) -> Handler:
     """Refusals raised by ``handler`` (bad input, too large a body, any ``DomainError``)
-    become the error envelope."""
+    become the error envelope. A client that hangs up before its body is read is no error
+    of ours: it is logged as a request that ended with 499, without a traceback."""
 
     async def handle(request: Request) -> Response:
         try:
             return await handler(request)
+        except ClientDisconnect:
+            return empty_response(CLIENT_CLOSED_REQUEST)
         except BodyTooLarge:
             return error_response(413, "payload_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes",
                                   request_id_of(request))
@@ -110,7 +117,10 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def by_method(handlers: dict[str, Handler]) -> Handler:
-    """One path's handlers by HTTP method; any other method is an enveloped 405."""
+    """One path's handlers by HTTP method; HEAD is GET's (the server sends no body); any other
+    method is an enveloped 405."""
+    if "GET" in handlers:
+        handlers = {**handlers, "HEAD": handlers["GET"]}
     allowed = ", ".join(sorted(handlers))
 
     async def handle(request: Request) -> Response:

@@ -18,7 +18,9 @@ from gateway.sessions import SessionRow, Sessions
 from services.common.auth import FORWARDED_BY, ServiceCredentials, bearer, bearer_token
 from services.common.tokens import USER, Claims, InvalidToken, TokenVerifier
 
-SESSION_COOKIE = "mbt_session"
+# ``__Host-``: browsers keep it only if Secure, Path=/ and without Domain, so no sibling
+# subdomain can set or shadow it.
+SESSION_COOKIE = "__Host-mbt_session"
 
 
 @dataclass(frozen=True)

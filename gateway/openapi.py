@@ -15,12 +15,14 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.bodies import MAX_BODY_BYTES
+from gateway.identity import SESSION_COOKIE
 from gateway.routes import Binding
 from gateway.security_headers import CORS_EXPOSED_HEADERS
 from gateway.session_api import OPERATIONS, SCHEMAS
 from gateway.transcoding import (INPUT_DECIMAL_PATTERN, INT32_RANGE, INT64_RANGE, MAX_PATH_PARAM, MAX_REPEATED,
-                                 MAX_STRING, default_json_name, enum_short_names, is_decimal_field)
+                                 MAX_STRING, default_json_name, enum_short_names)
 from mbt.common.v1 import errors_pb2
+from services.common.conv import is_decimal_field
 from services.common.ratelimit import TIER_LIMITS
 
 OPENAPI_PATH = "/api/mbt/openapi.json"
@@ -294,13 +296,16 @@ lower-case; money and quantities are decimal strings (`"150.25"`); times RFC 333
 unknown fields, wrong types, bad enums are `invalid_argument`.
 
 **Auth.** Sign in with a passkey (`POST /api/sessions`) or, in development, `POST /api/sessions/dev`; the
-session token comes back in the `mbt_session` cookie (`HttpOnly; Secure; SameSite=Strict`) and in the
+session token comes back in the `__Host-mbt_session` cookie (`HttpOnly; Secure; SameSite=Strict`) and in the
 body, for clients that send it as `Authorization: Bearer`. State-changing requests from a foreign `Origin`
 are refused.
 
 **Rate limits.** Per user per minute: {", ".join(f"{tier} {limit}" for tier, limit in TIER_LIMITS.items())};
 `X-RateLimit-*` on every signed-in response, 429 `rate_limited` with `Retry-After` past it.
 CORS-exposed headers: {CORS_EXPOSED_HEADERS}."""
+
+
+ENVIRONMENT = {"type": "string", "enum": ["development", "production"], "description": "MBT_ENV of the process"}
 
 
 def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str, object]]) -> dict:
@@ -327,17 +332,23 @@ def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str
     paths["/healthz"] = {"get": {
         "operationId": "healthz", "tags": ["gateway"], "summary": "The gateway and its upstreams", "security": [],
         "responses": {status: success(description, {"$ref": REF + "Health"}, admitted=False)
-                      for status, description in (("200", "Every upstream serving"),
-                                                  ("503", "Some upstream not serving"))}}}
+                      for status, description in (("200", "Every upstream serving, in the gateway's environment"),
+                                                  ("503", "Some upstream not serving, or in another environment"))}}}
     paths[OPENAPI_PATH] = {"get": {
         "operationId": "openapi", "tags": ["gateway"], "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1", "headers": REQUEST_ID_HEADER,
                               "content": {"application/json": {"schema": {"type": "object"}}}}}}}
     components = {
         "ErrorEnvelope": ERROR_ENVELOPE,
-        "Health": {"type": "object", "additionalProperties": False, "required": ["status", "upstreams"],
+        "Health": {"type": "object", "additionalProperties": False, "required": ["status", "environment", "upstreams"],
                    "properties": {"status": {"type": "string", "enum": ["serving", "degraded"]},
-                                  "upstreams": {"type": "object", "additionalProperties": {"type": "string"}}}},
+                                  "environment": ENVIRONMENT,
+                                  "upstreams": {"type": "object", "additionalProperties": {
+                                      "type": "object", "additionalProperties": False,
+                                      "required": ["status", "environment"],
+                                      "properties": {"status": {"type": "string"},
+                                                     "environment": {**ENVIRONMENT, "type": ["string", "null"],
+                                                                     "enum": [*ENVIRONMENT["enum"], None]}}}}}},
         **SCHEMAS,
         **dict(sorted(schemas.components.items())),
     }
@@ -351,7 +362,7 @@ def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "mbt_session",
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                                   "description": "The session cookie set by sign-in"},
                 "bearerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                 "description": "A session token (sign-in response body) or an `mbt token` token"},

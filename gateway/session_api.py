@@ -1,6 +1,8 @@
 """The ``/api/sessions`` endpoints: passkey registration and sign-in, the current session,
 refresh, step-up, sign-out, and the development login.
 
+The endpoints that need no sign-in (passkey options, registration and sign-in, the
+development login) spend their client address's budget first (``Admission.admit_anonymous``).
 Sign-in, refresh, step-up and the development login answer with the session and set its
 token in an ``HttpOnly; Secure; SameSite=Strict`` cookie; the body carries the same token
 for native clients, which send it as ``authorization: Bearer``. Their JSON shapes are
@@ -189,7 +191,11 @@ class SessionEndpoints:
     async def registration_options(self, request: Request) -> Response:
         """A new user's first passkey, or one more for the signed-in user (then the session
         must be elevated once the user has a passkey: adding a key is sensitive)."""
-        admitted = await self.admission.admit(request) if presented_token(request) is not None else None
+        if presented_token(request) is not None:
+            admitted = await self.admission.admit(request)
+        else:
+            admitted = None
+            await self.admission.admit_anonymous(request)
         body = _object(await read_json(request), {"user_name": str})
         if admitted is None:
             user_id = new_id("usr")
@@ -206,17 +212,20 @@ class SessionEndpoints:
         return admitted.stamp(response) if admitted else response
 
     async def register(self, request: Request) -> Response:
+        await self.admission.admit_anonymous(request)
         body = _object(await read_json(request), {"credential": dict}, ("credential",))
         passkey = await self.passkeys.register(body["credential"])
         return self._envelope(request, passkey_view(passkey), 201)
 
     async def assertion_options(self, request: Request) -> Response:
+        await self.admission.admit_anonymous(request)
         _object(await read_json(request), {})
         return self._envelope(request, {"options": await self.passkeys.assertion_options()})
 
     # -- sessions ----------------------------------------------------------------------
 
     async def sign_in(self, request: Request) -> Response:
+        await self.admission.admit_anonymous(request)
         body = _object(await read_json(request), {"credential": dict}, ("credential",))
         passkey = await self.passkeys.verify_assertion(body["credential"])
         issued = await self.sessions.start(passkey.user_id, PASSKEY, credential_id=passkey.credential_id,
@@ -224,6 +233,7 @@ class SessionEndpoints:
         return self._issued(request, issued, 201)
 
     async def dev_login(self, request: Request) -> Response:
+        await self.admission.admit_anonymous(request)
         if not self.settings.dev_login:
             raise DomainError("PERMISSION_DENIED", "the development login is off (MBT_DEV_LOGIN)")
         body = _object(await read_json(request), {"user_id": str}, ("user_id",))

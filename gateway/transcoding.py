@@ -24,7 +24,8 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 from google.type import date_pb2
 
-from services.common.conv import MAX_DIGITS, MAX_PLACES
+from services.common.conv import DECIMAL_PATTERN, is_decimal_field, parse_decimal
+from services.common.errors import DomainError
 
 INT32_RANGE = (-(2**31), 2**31 - 1)
 INT64_RANGE = (-(2**63), 2**63 - 1)
@@ -33,13 +34,8 @@ MAX_STRING = 4096
 MAX_PATH_PARAM = 256
 MAX_REPEATED = 1000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-INPUT_DECIMAL_PATTERN = rf"^(-?[0-9]{{1,{MAX_DIGITS - MAX_PLACES}}}(\.[0-9]{{1,{MAX_PLACES}}})?)?$"
-_INPUT_DECIMAL = re.compile(INPUT_DECIMAL_PATTERN)
-# The contracts carry money and quantities in string fields; these are those fields, by name.
-DECIMAL_FIELD_NAMES = frozenset({"qty", "price", "cash", "equity", "amount", "multiplier", "speed", "reserved",
-                                 "released", "volume", "open_interest", "buying_power", "cost_basis", "cash_after",
-                                 "position_qty_after"})
-DECIMAL_FIELD_SUFFIXES = ("_price", "_size", "_qty", "_pl", "_plpc", "_value", "_amount", "_cash", "_delta")
+# What a decimal field accepts on input, for the OpenAPI document ("" means unset).
+INPUT_DECIMAL_PATTERN = rf"^({DECIMAL_PATTERN})?$"
 
 _INTEGER_TYPES = {
     FieldDescriptor.TYPE_INT32: INT32_RANGE, FieldDescriptor.TYPE_SINT32: INT32_RANGE,
@@ -55,11 +51,6 @@ class InvalidInput(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
-
-
-def is_decimal_field(field: FieldDescriptor) -> bool:
-    return field.type == FieldDescriptor.TYPE_STRING and (
-        field.name in DECIMAL_FIELD_NAMES or field.name.endswith(DECIMAL_FIELD_SUFFIXES))
 
 
 # -- enums -------------------------------------------------------------------------
@@ -222,9 +213,11 @@ def _scalar(field: FieldDescriptor, raw: Any, path: str) -> Any:
             raise InvalidInput(path, f"{path} must be a string{hint}")
         if len(raw) > MAX_STRING:
             raise InvalidInput(path, f"{path} is too long")
-        if is_decimal_field(field) and not _INPUT_DECIMAL.fullmatch(raw):
-            raise InvalidInput(path, f"{path} must be a decimal string like \"150.25\" (at most "
-                                     f"{MAX_DIGITS - MAX_PLACES} integer digits and {MAX_PLACES} decimals)")
+        if is_decimal_field(field):
+            try:
+                parse_decimal(raw, path)
+            except DomainError as exc:
+                raise InvalidInput(path, exc.message) from None
         return raw
     if kind in _INTEGER_TYPES:
         if isinstance(raw, bool) or not isinstance(raw, (int, str)):

@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.clients import open_channel
 from services.common.config import SERVICES, Settings
+from services.common.server import ENVIRONMENT_TRAILER
 
 
 class Upstreams:
@@ -22,14 +23,20 @@ class Upstreams:
                                                   keepalive_seconds=self.settings.grpc_keepalive_seconds)
         return self.channels[service]
 
-    async def health(self, timeout: float = 1.0) -> dict[str, str]:
-        async def check(name: str) -> tuple[str, str]:
-            stub = health_pb2_grpc.HealthStub(self.channel(name))
+    async def health(self, timeout: float = 1.0) -> dict[str, dict[str, str | None]]:
+        """Each service's serving status and the environment it says it runs in (None when
+        it cannot be reached or does not say)."""
+        async def check(name: str) -> tuple[str, dict[str, str | None]]:
+            call = health_pb2_grpc.HealthStub(self.channel(name)).Check(health_pb2.HealthCheckRequest(service=""),
+                                                                         timeout=timeout)
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+                reply = await call
+                trailers = await call.trailing_metadata()
             except grpc.aio.AioRpcError:
-                return name, "unreachable"
-            return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status).lower()
+                return name, {"status": "unreachable", "environment": None}
+            environment = dict(trailers or ()).get(ENVIRONMENT_TRAILER)
+            return name, {"status": health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status).lower(),
+                          "environment": environment if isinstance(environment, str) else None}
 
         return dict(await asyncio.gather(*(check(name) for name in SERVICES)))
 

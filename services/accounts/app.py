@@ -17,7 +17,8 @@ from services.common.server import Registration, ServiceRuntime
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    pricing = Pricing(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), settings.rpc_timeout_seconds)
+    pricing = Pricing(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), settings.rpc_timeout_seconds,
+                      kit.credentials)
     accounts = Accounts(kit.db, kit.outbox, kit.clock, pricing)
     handlers = {
         "mbt.orders.v1.OrderFilled": accounts.on_order_filled,

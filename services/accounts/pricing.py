@@ -1,5 +1,9 @@
-"""Latest marks for valuing positions, from the market-data service (real-time: the
-accounts service calls with its service identity)."""
+"""Marks for valuing positions, from the market-data service, as the caller may see them:
+a user's reads are priced with the quotes that user's tier is entitled to (a Free user's
+15 minutes late: marking at a real-time quote would show the real-time price through the
+position), so accounts calls market data on the user's behalf (``auth.on_behalf_of``).
+Everything the platform decides — a hold, a margin check — calls as the accounts service
+itself and prices at real time."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from mbt.marketdata.v1 import marketdata_pb2
-from services.common.conv import from_timestamp, to_timestamp
+from services.common import context
+from services.common.auth import ServiceCredentials, on_behalf_of
+from services.common.conv import from_timestamp, parse_decimal, to_timestamp
 from services.common.errors import DomainError
 from services.common.remote import call
 
@@ -24,14 +30,18 @@ class Mark:
 
 def _mark(quote: marketdata_pb2.Quote) -> Mark:
     usable = quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE
-    return Mark(Decimal(quote.bid_price) if usable else None, Decimal(quote.ask_price) if usable else None,
-                from_timestamp(quote.quote_at))
+    return Mark(parse_decimal(quote.bid_price, "bid_price") if usable else None,
+                parse_decimal(quote.ask_price, "ask_price") if usable else None, from_timestamp(quote.quote_at))
 
 
 class Pricing:
-    def __init__(self, stub, timeout: float) -> None:
+    def __init__(self, stub, timeout: float, credentials: ServiceCredentials) -> None:
         self.stub = stub
         self.timeout = timeout
+        self.credentials = credentials
+
+    def _as_caller(self) -> list[tuple[str, str]]:
+        return on_behalf_of(context.identity(), self.credentials)
 
     async def latest(self, symbols: set[str]) -> dict[str, Mark]:
         if not symbols:
@@ -39,7 +49,7 @@ class Pricing:
         try:
             reply = await call(self.stub.GetLatestQuotes,
                                marketdata_pb2.GetLatestQuotesRequest(symbols=sorted(symbols)),
-                               timeout=self.timeout, what="market data")
+                               timeout=self.timeout, what="market data", metadata=self._as_caller())
         except DomainError as exc:
             if exc.reason == "NOT_FOUND":
                 return {}
@@ -54,7 +64,8 @@ class Pricing:
             while True:
                 reply = await call(self.stub.ListQuoteHistory, marketdata_pb2.ListQuoteHistoryRequest(
                     symbol=symbol, from_time=to_timestamp(moment - HISTORY_LOOKBACK), to_time=to_timestamp(moment),
-                    page_size=500, page_token=token), timeout=self.timeout, what="market data")
+                    page_size=500, page_token=token), timeout=self.timeout, what="market data",
+                    metadata=self._as_caller())
                 for quote in reply.quotes:
                     if quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE and (
                             last is None or (quote.quote_at.ToNanoseconds(), quote.sequence)

@@ -11,10 +11,11 @@ from services.accounts.domain import (AccountType, FillTerms, OrderRequest, Prof
                                       market_value, unrealized_pl)
 from services.accounts.pricing import Mark
 from services.accounts.store import AccountRow, LedgerEntryRow, PositionRow, UserRow
-from services.common.conv import decimal_str, money_str, parse_decimal, to_timestamp
+from services.common.conv import decimal_str, money_str, parse_decimal, parse_enum, to_timestamp
 from services.common.errors import invalid_argument
 
 BUY = trading_pb2.ORDER_SIDE_BUY
+SIDES = {trading_pb2.ORDER_SIDE_BUY: Side.BUY, trading_pb2.ORDER_SIDE_SELL: Side.SELL}
 TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO,
          accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
 PROFILES = {accounts_pb2.INVESTOR_PROFILE_TRIAL: Profile.TRIAL,
@@ -29,13 +30,12 @@ PRICED_AT_LIMIT = (trading_pb2.ORDER_TYPE_LIMIT, trading_pb2.ORDER_TYPE_STOP_LIM
 
 def order_request(request: accounts_pb2.ReserveBuyingPowerRequest) -> OrderRequest:
     """The order's worst price: its limit, else the bound the orders service sent (collar or touch)."""
-    if request.side not in (trading_pb2.ORDER_SIDE_BUY, trading_pb2.ORDER_SIDE_SELL):
-        raise invalid_argument("side is required", "side")
+    side = parse_enum(SIDES, request.side, "side")
     bound = parse_decimal(request.limit_price if request.order_type in PRICED_AT_LIMIT else request.reference_price,
                           "price")
     if bound is None or bound <= 0:
         raise invalid_argument("the order has no price to hold buying power against", "reference_price")
-    return OrderRequest(symbol=request.symbol, side=Side.BUY if request.side == BUY else Side.SELL,
+    return OrderRequest(symbol=request.symbol, side=side,
                         qty=parse_decimal(request.qty, "qty", required=True), price_bound=bound,
                         multiplier=parse_decimal(request.multiplier, "multiplier") or Decimal(1))
 

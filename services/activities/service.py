@@ -6,7 +6,7 @@ from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from services.activities import wire
 from services.activities.usecases import Activities
 from services.common.context import require_user_id
-from services.common.conv import from_timestamp
+from services.common.conv import from_timestamp, parse_enum
 from services.common.errors import invalid_argument
 
 
@@ -15,11 +15,7 @@ class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
         self.activities = activities
 
     async def ListActivities(self, request, context):
-        activity_type = None
-        if request.activity_type:
-            activity_type = wire.TYPES.get(request.activity_type)
-            if activity_type is None:
-                raise invalid_argument("type has an unknown value", "type")
+        activity_type = parse_enum(wire.TYPES, request.activity_type, "type", required=False)
         rows, token = await self.activities.list(require_user_id(), activity_type, from_timestamp(request.from_time),
                                                  from_timestamp(request.to_time), request.page_size,
                                                  request.page_token)

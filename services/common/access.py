@@ -6,7 +6,8 @@
 * services: everything.
 * users: user-facing RPCs only, reads with the ``read`` scope, the rest with ``trade``.
 * ops: read-only RPCs only, never a change; on a user-facing one the ops caller names the
-  user it reads (``x-mbt-act-as-user``), and every such read is audited.
+  user it reads (``x-mbt-act-as-user``); an internal one names it in the request and refuses
+  the header, so the audit of every read names whose data was read.
 * Health and reflection are open (ops tooling and probes).
 """
 
@@ -64,9 +65,15 @@ def check(method: str, caller: Identity) -> None:
     if caller.kind == "ops":
         if not read_only:
             raise DomainError("PERMISSION_DENIED", f"ops tokens are read-only; {method} changes state")
-        if method in user_facing_methods() and not caller.acting_for:
+        user_facing = method in user_facing_methods()
+        if user_facing and not caller.acting_for:
             raise DomainError("INVALID_ARGUMENT", "an ops token names the user it reads in x-mbt-act-as-user",
                               field="x-mbt-act-as-user")
+        if not user_facing and caller.acting_for:
+            # The request names whose data it reads (user_id); a header naming anyone else would
+            # put the read on the wrong person's record.
+            raise DomainError("INVALID_ARGUMENT", f"{method} is internal: name the user in the request, "
+                                                  "not in x-mbt-act-as-user", field="x-mbt-act-as-user")
         return
     if method not in user_facing_methods():
         raise DomainError("PERMISSION_DENIED", f"{method} is internal to the platform")

@@ -65,7 +65,8 @@ class TokenAuthenticator:
             if metadata.get(ACT_AS_USER):
                 raise DomainError("UNAUTHENTICATED", f"{ACT_AS_USER} needs an ops token")
             return ANONYMOUS
-        claims = self.verifier.verify(bearer_token(header))
+        token = bearer_token(header)
+        claims = self.verifier.verify(token)
         act_as = metadata.get(ACT_AS_USER, "")
         if act_as and claims.kind != OPS:
             raise DomainError("PERMISSION_DENIED", f"only ops tokens may use {ACT_AS_USER}")
@@ -85,7 +86,18 @@ class TokenAuthenticator:
                 raise InvalidToken("the session has ended; sign in again")
         return Identity(kind=USER, subject=claims.subject, tier=claims.tier, scopes=claims.scopes,
                         session_id=claims.session_id, elevated_until=claims.elevated_until,
-                        forwarded_by=forwarded_by)
+                        forwarded_by=forwarded_by, token=token)
+
+
+def on_behalf_of(caller: Identity, credentials: "ServiceCredentials") -> list[tuple[str, str]]:
+    """Metadata for calling another service for ``caller``, so that service applies the
+    caller's own entitlements (market data's tier gating): a user's token plus this
+    component's service token as ``x-mbt-forwarded-by`` (the call was counted against the
+    user's budget already). Anyone else: nothing, and the channel presents the component's
+    own service token (services and operators see everything they may read)."""
+    if caller.kind != USER or not caller.token:
+        return []
+    return [*bearer(caller.token), (FORWARDED_BY, credentials.token())]
 
 
 class ServiceCredentials:

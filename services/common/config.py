@@ -12,6 +12,7 @@ import argparse
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import os
 import re
 import sys
@@ -21,6 +22,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 SERVICES: tuple[str, ...] = ("accounts", "orders", "matcher", "marketdata", "activities")
 DEFAULT_PORTS: Mapping[str, int] = {
@@ -73,6 +75,20 @@ def _parse_positive_decimal(raw: str) -> Decimal:
     return value
 
 
+def _parse_positive_float(raw: str) -> float:
+    return float(_parse_positive_decimal(raw))
+
+
+def _parse_positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {raw!r}")
+    return value
+
+
 def _parse_optional_time(raw: str) -> datetime | None:
     text = raw.strip()
     if not text:
@@ -120,6 +136,22 @@ def _parse_origins(raw: str) -> tuple[str, ...]:
         if scheme not in ("http", "https") or not rest or "/" in rest:
             raise ValueError(f"expected origins like https://app.example.com, got {origin!r}")
     return origins
+
+
+def _parse_hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(host.lower().strip("[]") for host in _parse_list(raw))
+    for host in hosts:
+        if not host or any(char in host for char in "/@ ") or ("://" in host):
+            raise ValueError(f"expected host names like mbt.example.com, got {host!r}")
+    return hosts
+
+
+def origin_host(origin: str) -> str:
+    """``https://app.example.com:8443`` -> ``app.example.com``."""
+    return (urlsplit(origin).hostname or "").lower()
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def _parse_token_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
@@ -176,6 +208,9 @@ class Settings:
     dev_login: bool = setting("MBT_DEV_LOGIN", None,
                           "Development login (`POST /api/sessions/dev` mints a session for any user id). Default: on in development, off in production; refused in production.",
                           _parse_bool)
+    allow_dev_keys: bool = setting("MBT_ALLOW_DEV_KEYS", "0",
+                                   "Let a process listening on a non-loopback address (`MBT_BIND_HOST`) start without `MBT_USER_TOKEN_KEYS` / `MBT_SERVICE_TOKEN_KEYS`, i.e. on the published development keys, with which anyone can sign a token. Off: it refuses to start. Refused in production.",
+                                   _parse_bool)
     log_level: str = setting("MBT_LOG_LEVEL", "INFO", "Python log level.", str.upper)
     log_format: str = setting("MBT_LOG_FORMAT", "json", "`json` (one object per line) or `text`.",
                           _parse_choice("json", "text"))
@@ -303,11 +338,34 @@ class Settings:
                                   "WebAuthn relying-party id: the web app's domain (`mbt.example.com`).")
     webauthn_rp_name: str = setting("MBT_WEBAUTHN_RP_NAME", "MBT", "The name authenticators show for MBT's passkeys.")
     public_origins: tuple = setting("MBT_PUBLIC_ORIGINS", None,
-                                    "Origins of the web app, comma-separated: the origins WebAuthn accepts and the only foreign `Origin`s allowed on state-changing requests. Default: `http://localhost:<MBT_GATEWAY_PORT>`; https only in production.",
+                                    "Origins of the web app, comma-separated: the origins WebAuthn accepts and, with `MBT_CORS_ORIGINS`, the only `Origin`s allowed on state-changing requests. Default: `http://localhost:<MBT_GATEWAY_PORT>`; https only in production.",
                                     _parse_origins)
+    allowed_hosts: tuple = setting("MBT_ALLOWED_HOSTS", None,
+                                   "Host names the gateway answers to, comma-separated (the `Host` header, port ignored); any other gets 400 before anything runs, which stops DNS-rebinding pages. `/healthz` answers any host (probes use the pod address). Default (also when empty): the hosts of `MBT_PUBLIC_ORIGINS` plus `localhost`, `127.0.0.1` and `::1`.",
+                                   _parse_hosts)
     cors_origins: tuple = setting("MBT_CORS_ORIGINS", "",
                                   "Origins allowed to call the API cross-origin (CORS, with credentials), comma-separated. Empty: CORS closed.",
                                   _parse_origins)
+    gateway_header_timeout_seconds: float = setting(
+        "MBT_GATEWAY_HEADER_TIMEOUT_SECONDS", "10",
+        "A client must send a request's line and headers within this many seconds (from connecting, or from its first byte on a kept-alive connection); else it gets 408 and the connection is closed (slow-header attacks).",
+        _parse_positive_float)
+    gateway_body_timeout_seconds: float = setting(
+        "MBT_GATEWAY_BODY_TIMEOUT_SECONDS", "30",
+        "A client must send a request's whole body within this many seconds of its headers; else 408 and the connection is closed (slow-body attacks).",
+        _parse_positive_float)
+    gateway_max_connections: int = setting(
+        "MBT_GATEWAY_MAX_CONNECTIONS", "1000",
+        "Most connections (and requests in flight) one gateway process serves at once; a request beyond it gets 503 at once.",
+        _parse_positive_int)
+    anonymous_rate_limit: int = setting(
+        "MBT_ANONYMOUS_RATE_LIMIT", "30",
+        "Requests per minute per client address to the endpoints that need no sign-in and write shared state (passkey options, registration and sign-in, the development login); beyond it 429 `rate_limited` with `Retry-After`. One budget across replicas with `MBT_REDIS_URL`, per process without.",
+        _parse_positive_int)
+    trusted_proxies: tuple = setting(
+        "MBT_TRUSTED_PROXIES", "",
+        "Addresses (IPs or CIDRs, comma-separated; `*` for any) of the proxies in front of the gateway (Envoy) whose `X-Forwarded-For` names the client, for per-client budgets. Empty: the connecting address is the client.",
+        _parse_list)
     hsts_seconds: int = setting("MBT_HSTS_SECONDS", "0",
                                 "`Strict-Transport-Security` max-age sent on every response; 0 sends none (set it where TLS terminates in front of the gateway).",
                                 int)
@@ -333,6 +391,9 @@ class Settings:
             raise ConfigError("MBT_DEV_LOGIN=1 is refused when MBT_ENV=production")
         values.setdefault("gateway_database_url", f"sqlite:///{values['data_dir'] / 'gateway.db'}")
         values.setdefault("public_origins", (f"http://localhost:{values['gateway_port']}",))
+        if not values.get("allowed_hosts"):  # unset or empty: never "no host at all"
+            values["allowed_hosts"] = tuple(dict.fromkeys(
+                [origin_host(origin) for origin in values["public_origins"]] + list(LOOPBACK_HOSTS)))
         _check_security(values, production)
         values["services"] = _service_settings(environ, values["data_dir"])
         values.update(overrides)
@@ -342,10 +403,28 @@ class Settings:
         return self.services[name]
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
 def _check_security(values: dict[str, Any], production: bool) -> None:
     user_secrets = {secret for _, secret in values["user_token_keys"]}
     if any(secret in user_secrets for _, secret in values["service_token_keys"]):
         raise ConfigError("MBT_SERVICE_TOKEN_KEYS must not share a secret with MBT_USER_TOKEN_KEYS")
+    if production and values["allow_dev_keys"]:
+        raise ConfigError("MBT_ALLOW_DEV_KEYS=1 is refused when MBT_ENV=production")
+    missing = [f"MBT_{name.upper()}" for name in ("user_token_keys", "service_token_keys") if not values[name]]
+    if missing and not production and not values["allow_dev_keys"] and not is_loopback(values["bind_host"]):
+        raise ConfigError(f"MBT_BIND_HOST={values['bind_host']} accepts connections from other machines, and "
+                          f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: anyone could sign "
+                          "tokens with the published development keys. Set the keys (`mbt keys new`), bind to "
+                          "127.0.0.1, or set MBT_ALLOW_DEV_KEYS=1 on a network you trust.")
     if not production:
         return
     for name in ("user_token_keys", "service_token_keys"):

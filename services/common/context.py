@@ -7,12 +7,15 @@ carry the request id) and the client interceptor (which passes it on).
 from __future__ import annotations
 
 import contextvars
+import re
 import secrets
 from dataclasses import dataclass, field
 
 from services.common.errors import DomainError
 
 REQUEST_ID_HEADER = "x-request-id"
+# What a caller may choose as its request id; anything else is replaced, on every hop.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Identity:
     elevated_until: int = 0
     acting_for: str = ""
     forwarded_by: str = ""
+    # A user's own token, kept to call another service on the user's behalf
+    # (``auth.on_behalf_of``); never shown.
+    token: str = field(default="", repr=False, compare=False)
 
     @property
     def user_id(self) -> str:
@@ -61,6 +67,12 @@ _identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("mbt_identi
 
 def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
+
+
+def adopt_request_id(incoming: str | None) -> str:
+    """The caller's request id when it is well formed (8-64 letters, digits, '.', '_' or '-'),
+    else a fresh one: an id ends up in logs, events and audit rows, so it is never stored as sent."""
+    return incoming if incoming and REQUEST_ID_PATTERN.fullmatch(incoming) else new_request_id()
 
 
 def request_id() -> str:

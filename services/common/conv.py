@@ -1,42 +1,93 @@
-"""Conversions between wire values and domain values: decimal strings, Timestamps, dates.
+"""Conversions between wire values and domain values: decimal strings, enums, Timestamps,
+dates; and the one check of a request's shape that REST (the gateway) and native gRPC (every
+service's interceptor) share.
 
 Money and quantities are ``Decimal`` in Python and decimal strings on the wire; a bad
-string is an ``invalid_argument`` naming the field, never a crash.
+string or an enum value the contract does not define is an ``invalid_argument`` naming the
+field, never a crash.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from typing import TypeVar
 
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
 
 from services.common.errors import invalid_argument
 
 # Larger magnitudes or more digits than this are refused: no price or quantity needs them.
-MAX_DIGITS = 24
+MAX_INTEGER_DIGITS = 14
 MAX_PLACES = 10
+# Plain notation only: an optional '-', ASCII digits, optionally '.' and more digits. No
+# exponent, sign '+', separator, space or non-ASCII digit: "150.25", never "1.5025e2".
+DECIMAL_PATTERN = rf"-?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(\.[0-9]{{1,{MAX_PLACES}}})?"
+_DECIMAL = re.compile(DECIMAL_PATTERN)
+# The contracts carry money and quantities in string fields; these are those fields, by name.
+DECIMAL_FIELD_NAMES = frozenset({"qty", "price", "cash", "equity", "amount", "multiplier", "speed", "reserved",
+                                 "released", "volume", "open_interest", "buying_power", "cost_basis", "cash_after",
+                                 "position_qty_after"})
+DECIMAL_FIELD_SUFFIXES = ("_price", "_size", "_qty", "_pl", "_plpc", "_value", "_amount", "_cash", "_delta")
+
+T = TypeVar("T")
 
 
 def parse_decimal(raw: str, field: str, *, required: bool = False) -> Decimal | None:
-    """A decimal string from the wire; '' is None unless required."""
+    """A decimal string from the wire (``DECIMAL_PATTERN``: at most 14 integer digits and 10
+    decimals); '' is None unless required. ``invalid_argument`` naming ``field`` otherwise."""
     if raw is None or raw == "":
         if required:
             raise invalid_argument(f"{field} is required", field)
         return None
-    text = raw.strip()
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise invalid_argument(f"{field} must be a decimal string like \"150.25\", got {raw!r}", field) from None
-    if not value.is_finite():
-        raise invalid_argument(f"{field} must be a finite number", field)
-    if value != 0 and (value.adjusted() >= MAX_DIGITS - MAX_PLACES
-                       or -value.normalize().as_tuple().exponent > MAX_PLACES):
-        raise invalid_argument(f"{field} is out of range (at most {MAX_DIGITS - MAX_PLACES} integer digits "
-                               f"and {MAX_PLACES} decimals)", field)
-    return value
+    if not _DECIMAL.fullmatch(raw):
+        raise invalid_argument(f"{field} must be a decimal string in plain notation like \"150.25\" (at most "
+                               f"{MAX_INTEGER_DIGITS} integer digits and {MAX_PLACES} decimals), got {raw[:64]!r}",
+                               field)
+    return Decimal(raw)
+
+
+def parse_enum(values: Mapping[int, T], number: int, field: str, *, required: bool = True) -> T | None:
+    """The domain value of a wire enum number; 0 (unset) is None unless required. A number the
+    mapping does not know, including any the contract does not define, is ``invalid_argument``."""
+    if number in values:
+        return values[number]
+    if number == 0 and not required:
+        return None
+    raise invalid_argument(f"{field} is required" if number == 0 else f"{field} has an unknown value {number}", field)
+
+
+def is_decimal_field(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_STRING and (
+        field.name in DECIMAL_FIELD_NAMES or field.name.endswith(DECIMAL_FIELD_SUFFIXES))
+
+
+def check_shape(message: Message, path: str = "") -> None:
+    """What no request may carry, whoever sent it: an enum value its contract does not
+    define, or a malformed decimal string (``invalid_argument`` naming the field). Nested
+    messages are checked too."""
+    for field, value in message.ListFields():
+        name = f"{path}{field.name}"
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key, item in value.items():
+                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                    check_shape(item, f"{name}[{key!r}].")
+            continue
+        items = list(value) if field.is_repeated else [value]
+        for index, item in enumerate(items):
+            where = f"{name}[{index}]" if field.is_repeated else name
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                check_shape(item, f"{where}.")
+            elif field.type == FieldDescriptor.TYPE_ENUM and item not in field.enum_type.values_by_number:
+                raise invalid_argument(f"{where} has an unknown value {item}", where)
+            elif is_decimal_field(field):
+                parse_decimal(item, where)
 
 
 def decimal_str(value: Decimal | None, places: int | None = None) -> str:

@@ -1,6 +1,8 @@
 """The server interceptor every MBT service runs: request id, identity (a verified bearer
 token), access policy, the audit of ops reads, per-user rate limits for native clients,
-error mapping (``DomainError`` -> gRPC status + ``google.rpc.ErrorInfo``) and one
+the request's shape (``conv.check_shape``: the same decimal and enum rules as REST; a
+message that does not decode, such as a string that is not UTF-8, is ``invalid_argument``
+too), error mapping (``DomainError`` -> gRPC status + ``google.rpc.ErrorInfo``) and one
 structured access-log line per RPC."""
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import time
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.common import access, context
 from services.common.auth import Authenticator
-from services.common.errors import ERROR_DOMAIN, DomainError
+from services.common.conv import check_shape
+from services.common.errors import ERROR_DOMAIN, DomainError, invalid_argument
 from services.common.ops_audit import OpsReadAudit
 from services.common.ratelimit import RateDecision, RateLimited, RateLimiter, limit_for, user_key
 
@@ -44,6 +48,21 @@ def _send_rate_figures(ctx: grpc.aio.ServicerContext, decision: RateDecision) ->
     ctx.set_trailing_metadata(tuple(decision.headers().items()))
 
 
+class Undecodable:
+    """What a request that does not decode becomes, so it is refused as bad input (grpc
+    itself would answer UNKNOWN and log a traceback)."""
+
+
+def _tolerant(deserializer):
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return Undecodable()
+
+    return deserialize
+
+
 def _unimplemented(method: str) -> DomainError:
     return DomainError("UNIMPLEMENTED", f"{method.lstrip('/')} is part of the contract but not implemented yet")
 
@@ -61,11 +80,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary), handler.request_deserializer,
+                self._unary(method, handler.unary_unary), _tolerant(handler.request_deserializer),
                 handler.response_serializer)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream), handler.request_deserializer,
+                self._streaming(method, handler.unary_stream), _tolerant(handler.request_deserializer),
                 handler.response_serializer)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
@@ -77,7 +96,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def _enter(self, method: str, ctx, request) -> None:
         metadata = {k: v for k, v in ctx.invocation_metadata() or () if isinstance(v, str)}
-        context.set_request_id(metadata.get(context.REQUEST_ID_HEADER) or context.new_request_id())
+        context.set_request_id(context.adopt_request_id(metadata.get(context.REQUEST_ID_HEADER)))
         caller = await self.authenticator.authenticate(metadata)
         context.set_identity(caller)
         access.check(method, caller)
@@ -89,6 +108,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             if not decision.allowed:
                 raise RateLimited(decision)
             _send_rate_figures(ctx, decision)
+        # Checked last, so malformed calls still count against the caller's budget.
+        if isinstance(request, Undecodable):
+            raise invalid_argument("the request does not decode as its message (every string must be UTF-8)")
+        if isinstance(request, Message):
+            check_shape(request)
 
     def _log(self, method: str, code: str, started: float) -> None:
         caller = context.identity()

@@ -135,9 +135,9 @@ def build_rate_limiter(settings: Settings, client: redis.Redis | None, now: Wall
 
 
 class RateLimited(DomainError):
-    def __init__(self, decision: RateDecision) -> None:
+    def __init__(self, decision: RateDecision, whose: str = "your plan allows") -> None:
         super().__init__("RATE_LIMITED",
-                         f"too many requests: your plan allows {decision.limit} per minute; "
+                         f"too many requests: {whose} {decision.limit} per minute; "
                          f"retry in {decision.retry_after_seconds}s",
                          headers=decision.headers())
 
@@ -145,3 +145,8 @@ class RateLimited(DomainError):
 def user_key(user_id: str) -> str:
     """One budget per user, shared by REST (gateway) and native gRPC (services)."""
     return f"user:{user_id}"
+
+
+def client_key(address: str) -> str:
+    """One budget per client address, for what needs no sign-in (the gateway's anonymous endpoints)."""
+    return f"client:{address}"

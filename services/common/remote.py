@@ -31,9 +31,10 @@ def upstream_error(error: grpc.aio.AioRpcError, what: str) -> DomainError:
     return DomainError("UNAVAILABLE", f"{what} is unavailable; retry shortly")
 
 
-async def call(method, request, *, timeout: float, what: str):
-    """Call another service; its refusals come back as DomainError."""
+async def call(method, request, *, timeout: float, what: str, metadata: list[tuple[str, str]] | None = None):
+    """Call another service; its refusals come back as DomainError. ``metadata`` replaces the
+    channel's credentials (``auth.on_behalf_of``)."""
     try:
-        return await method(request, timeout=timeout)
+        return await method(request, timeout=timeout, metadata=metadata or None)
     except grpc.aio.AioRpcError as exc:
         raise upstream_error(exc, what) from None

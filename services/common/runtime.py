@@ -98,4 +98,4 @@ class ServiceKit:
             closers=[self.close], authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),
             rate_limiter=build_rate_limiter(self.settings, self._redis),
             ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads(),
-            keepalive_seconds=self.settings.grpc_keepalive_seconds)
+            keepalive_seconds=self.settings.grpc_keepalive_seconds, environment=self.settings.env)

@@ -32,6 +32,11 @@ from services.common.tokens import TokenKeys, TokenVerifier
 
 log = logging.getLogger(__name__)
 
+# Trailing metadata of every health check: the environment (MBT_ENV) the server runs in, so
+# the gateway's /healthz can show a mesh that mixes environments.
+ENVIRONMENT_TRAILER = "x-mbt-environment"
+
+
 @dataclass
 class Registration:
     """One gRPC service on the server: its full name, the generated add function, the servicer."""
@@ -67,6 +72,19 @@ class ServiceRuntime:
     rate_limiter: RateLimiter = field(default_factory=InProcessRateLimiter)
     ops_audit: OpsReadAudit = field(default_factory=LoggedOpsReads)
     keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS
+    environment: str = "development"
+
+
+class EnvironmentHealth(health.aio.HealthServicer):
+    """The library's health service; each Check also names the environment."""
+
+    def __init__(self, environment: str) -> None:
+        super().__init__()
+        self.environment = environment
+
+    async def Check(self, request, context):
+        context.set_trailing_metadata(((ENVIRONMENT_TRAILER, self.environment),))
+        return await super().Check(request, context)
 
 
 @dataclass
@@ -130,7 +148,7 @@ def _log_task_end(task: asyncio.Task) -> None:
 async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int = 0) -> RunningService:
     interceptor = ServerInterceptor(runtime.authenticator, runtime.rate_limiter, runtime.ops_audit)
     server = grpc.aio.server(interceptors=[interceptor], options=server_options(runtime.keepalive_seconds))
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = EnvironmentHealth(runtime.environment)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health.SERVICE_NAME, reflection.SERVICE_NAME]
     for registration in runtime.registrations:

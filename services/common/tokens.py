@@ -42,6 +42,10 @@ SERVICE_TOKEN_TTL_SECONDS = 300
 LEEWAY_SECONDS = 5
 # Far above any token we issue; refusing longer input keeps hostile headers cheap.
 MAX_TOKEN_CHARS = 4096
+# The JSON type of every claim MBT reads. A signed token is still input: a claim of another
+# type (a list, an object, a bool for a number) makes the token invalid before any code uses it.
+CLAIM_TYPES: dict[str, type] = {"iss": str, "aud": str, "typ": str, "sub": str, "iat": int, "exp": int,
+                                "jti": str, "tier": str, "scope": str, "sid": str, "elv": int}
 
 # Wall-clock unix seconds. Token, session and rate-limit times are real time, never the
 # simulated market clock; tests pass a fixed one.
@@ -171,7 +175,7 @@ class TokenVerifier:
             claimed_kind = jwt.decode(token, options={"verify_signature": False}).get("typ")
         except jwt.PyJWTError:
             raise InvalidToken("the token is malformed") from None
-        if header.get("alg") != ALGORITHM or claimed_kind not in kinds:
+        if header.get("alg") != ALGORITHM or not isinstance(claimed_kind, str) or claimed_kind not in kinds:
             raise InvalidToken("this kind of token is not accepted here")
         ring = self.keys.ring_for(claimed_kind)
         secret = ring.secret(str(header.get("kid", "")))
@@ -189,20 +193,21 @@ class TokenVerifier:
 
 
 def _claims(payload: dict, ring: KeyRing) -> Claims:
+    """The claims of a payload whose signature is verified, every one type-checked first."""
+    if any(name in payload and type(payload[name]) is not kind for name, kind in CLAIM_TYPES.items()):
+        raise InvalidToken("the token is not valid")
     kind = payload["typ"]
-    if kind not in ring.kinds or not isinstance(payload["sub"], str) or not payload["sub"]:
+    if kind not in ring.kinds or not payload["sub"]:
         raise InvalidToken("the token is not valid")
-    if not isinstance(payload["exp"], int) or not isinstance(payload["iat"], int):
-        raise InvalidToken("the token is not valid")
-    scopes = frozenset(str(payload.get("scope", "")).split())
+    scopes = frozenset(payload.get("scope", "").split())
     tier = payload.get("tier", "")
     if kind == OPS and TRADE in scopes:
         raise InvalidToken("the token is not valid")
     if kind == USER and tier not in TIERS:
         raise InvalidToken("the token is not valid")
     return Claims(kind=kind, subject=payload["sub"], expires_at=int(payload["exp"]), issued_at=int(payload["iat"]),
-                  token_id=str(payload["jti"]), tier=tier, scopes=scopes, session_id=str(payload.get("sid", "")),
-                  elevated_until=int(payload.get("elv", 0)))
+                  token_id=payload["jti"], tier=tier, scopes=scopes, session_id=payload.get("sid", ""),
+                  elevated_until=payload.get("elv", 0))
 
 
 def new_key() -> str:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.conv import (datetime_from_ns, decimal_str, from_timestamp, money_str, parse_decimal,
-                                  timestamp_from_ns, timestamp_ns, to_timestamp)
+                                  parse_enum, timestamp_from_ns, timestamp_ns, to_timestamp)
 from services.common.errors import invalid_argument
 from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status,
                                     TimeInForce)
@@ -32,35 +32,27 @@ SIDE_WIRE, TYPE_WIRE, TIF_WIRE = _reverse(SIDES), _reverse(TYPES), _reverse(TIFS
 ASSET_CLASS_WIRE, STATUS_WIRE = _reverse(ASSET_CLASSES), _reverse(STATUSES)
 
 
-def _enum(mapping: dict, value: int, name: str, *, required: bool = True):
-    if value in mapping:
-        return mapping[value]
-    if value == 0 and not required:
-        return None
-    raise invalid_argument(f"{name} is required" if value == 0 else f"{name} has an unknown value", name)
-
-
 def spec_from_request(request: orders_pb2.SubmitOrderRequest, client_order_id: str) -> OrderSpec:
     return OrderSpec(
         client_order_id=client_order_id,
         symbol=request.symbol.strip().upper(),
-        asset_class=_enum(ASSET_CLASSES, request.asset_class, "asset_class", required=False) or AssetClass.US_EQUITY,
-        side=_enum(SIDES, request.side, "side"),
+        asset_class=parse_enum(ASSET_CLASSES, request.asset_class, "asset_class", required=False) or AssetClass.US_EQUITY,
+        side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
-        order_type=_enum(TYPES, request.order_type, "order_type"),
-        time_in_force=_enum(TIFS, request.time_in_force, "time_in_force"),
+        order_type=parse_enum(TYPES, request.order_type, "order_type"),
+        time_in_force=parse_enum(TIFS, request.time_in_force, "time_in_force"),
         limit_price=parse_decimal(request.limit_price, "limit_price"),
         stop_price=parse_decimal(request.stop_price, "stop_price"),
-        legs=tuple(Leg(leg.symbol, _enum(SIDES, leg.side, "legs.side"), leg.ratio) for leg in request.legs),
+        legs=tuple(Leg(leg.symbol, parse_enum(SIDES, leg.side, "legs.side"), leg.ratio) for leg in request.legs),
     )
 
 
 def status_filter(value: int) -> Status | None:
-    return _enum(STATUSES, value, "status", required=False)
+    return parse_enum(STATUSES, value, "status", required=False)
 
 
 def tif_filter(value: int) -> TimeInForce | None:
-    return _enum(TIFS, value, "time_in_force", required=False)
+    return parse_enum(TIFS, value, "time_in_force", required=False)
 
 
 def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
@@ -78,7 +70,7 @@ def fill_from_proto(message: orders_pb2.Fill) -> Fill:
     quote_ns = timestamp_ns(message.quote_at)
     return Fill(
         fill_id=message.fill_id, order_id=message.order_id, symbol=message.symbol,
-        side=_enum(SIDES, message.side, "fill.side"), qty=parse_decimal(message.qty, "fill.qty", required=True),
+        side=parse_enum(SIDES, message.side, "fill.side"), qty=parse_decimal(message.qty, "fill.qty", required=True),
         price=parse_decimal(message.price, "fill.price", required=True),
         multiplier=parse_decimal(message.multiplier, "fill.multiplier") or Decimal(1),
         bid_price=parse_decimal(message.bid_price, "fill.bid_price", required=True),

@@ -37,7 +37,7 @@ async def test_the_document_is_openapi_3_1_with_every_route_and_the_session_endp
 
 async def test_auth_is_described_cookie_and_bearer(document):
     schemes = document["components"]["securitySchemes"]
-    assert schemes["sessionCookie"] == {"type": "apiKey", "in": "cookie", "name": "mbt_session",
+    assert schemes["sessionCookie"] == {"type": "apiKey", "in": "cookie", "name": "__Host-mbt_session",
                                         "description": schemes["sessionCookie"]["description"]}
     assert schemes["bearerToken"]["scheme"] == "bearer"
     assert document["security"] == [{"sessionCookie": []}, {"bearerToken": []}]

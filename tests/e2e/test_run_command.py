@@ -71,7 +71,9 @@ def test_the_run_command_boots_everything_restarts_the_dead_and_stops_cleanly(em
     out = tmp_path / "run.out"
     wait_for(lambda: "all up" in out.read_text(), 120, "the run command to report all up")
     health = healthz(port)
-    assert health["data"] == {"status": "serving", "upstreams": {name: "serving" for name in SERVICES}}
+    assert health["data"] == {"status": "serving", "environment": "development",
+                              "upstreams": {name: {"status": "serving", "environment": "development"}
+                                            for name in SERVICES}}
     for name in SERVICES:
         assert f"{name}" in out.read_text() and env[f"MBT_{name.upper()}_PORT"] in out.read_text()
     assert (tmp_path / "var" / "orders.db").exists()

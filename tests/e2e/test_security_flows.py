@@ -17,7 +17,7 @@ from services.common.auth import bearer
 from services.common.logs import JsonFormatter, TextFormatter
 from tests.support.fuzz import fuzz
 from tests.support.identity import BULK_TIER, rest_headers, sign_in
-from tests.support.mesh import gateway_client
+from tests.support.mesh import TEST_HOST, gateway_client
 from tests.support.passkeys import SoftPasskey
 from tests.support.trading import start_trading_mesh
 
@@ -73,7 +73,7 @@ async def test_a_browser_registers_signs_in_trades_and_signs_out(mesh):
         assert [o["order_id"] for o in listed] == [submitted.json()["data"]["order_id"]]
         assert listed[0]["user_id"] == session["user_id"]
         assert (await browser.delete("/api/sessions/current", headers={"Origin": ORIGIN})).status_code == 200
-        browser.cookies.set(SESSION_COOKIE, session["token"], domain="mbt.test")
+        browser.cookies.set(SESSION_COOKIE, session["token"], domain=TEST_HOST)
         assert (await browser.get("/api/mbt/orders")).status_code == 401
 
 

@@ -12,6 +12,7 @@ import pytest
 from gateway.identity import SESSION_COOKIE
 from services.common.tokens import LEEWAY_SECONDS, TokenIssuer, TokenKeys, TokenVerifier, development_key
 from tests.support.identity import TOKENS, sign_in
+from tests.support.mesh import TEST_HOST
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,8 +51,9 @@ async def test_signing_out_refuses_the_same_cookie_and_token_at_once(client):
     cookie = client.cookies[SESSION_COOKIE]
     signed_out = await client.delete("/api/sessions/current")
     assert signed_out.status_code == 200 and signed_out.json()["data"]["ended"] is True
-    assert 'mbt_session=""' in signed_out.headers["set-cookie"] or "Max-Age=0" in signed_out.headers["set-cookie"]
-    client.cookies.set(SESSION_COOKIE, cookie, domain="mbt.test")
+    cleared = signed_out.headers["set-cookie"]
+    assert cleared.startswith(f'{SESSION_COOKIE}="";') and "Max-Age=0" in cleared and "Path=/" in cleared
+    client.cookies.set(SESSION_COOKIE, cookie, domain=TEST_HOST)
     assert_refused(await client.get("/api/sessions/current"))
     assert_refused(await client.get("/api/mbt/account"))
     assert_refused(await client.post("/api/sessions/refresh", json={}))
@@ -91,6 +93,10 @@ def forged(payload_changes: dict | None = None, *, key: bytes | None = None, kid
     pytest.param(lambda: TokenIssuer(TokenKeys.development()).service("gateway"), id="service token"),
     pytest.param(lambda: TokenIssuer(TokenKeys.development()).ops("carol", ttl_seconds=60), id="ops token on REST"),
     pytest.param(lambda: forged(key="", algorithm="none"), id="alg none"),
+    pytest.param(lambda: forged({"typ": ["user"]}, key=b"x" * 32), id="bad signature, kind a list"),
+    pytest.param(lambda: forged({"typ": ["user"]}), id="signed, kind a list"),
+    pytest.param(lambda: forged({"elv": "soon"}), id="signed, elevated-until a string"),
+    pytest.param(lambda: forged({"sid": {"id": 1}}), id="signed, session an object"),
     pytest.param(lambda: "not.a.token", id="garbage"),
     pytest.param(lambda: "x" * 5000, id="huge"),
 ])
@@ -100,7 +106,7 @@ async def test_bad_tokens_are_refused_with_the_envelope(client, upstream, token,
     if carrier == "bearer":
         response = await client.get("/api/mbt/account", headers={"Authorization": f"Bearer {value}"})
     else:
-        client.cookies.set(SESSION_COOKIE, value, domain="mbt.test")
+        client.cookies.set(SESSION_COOKIE, value, domain=TEST_HOST)
         response = await client.get("/api/mbt/account")
     assert_refused(response)
     assert upstream.api_calls() == []
@@ -129,6 +135,17 @@ def test_the_gateway_refuses_to_start_in_production_with_the_development_login(t
                             timeout=60)
     assert result.returncode == 2
     assert "MBT_DEV_LOGIN" in result.stdout
+
+
+@pytest.mark.parametrize("module", ["gateway", "services.orders", "services.marketdata"])
+def test_a_process_listening_beyond_loopback_refuses_to_start_on_the_development_keys(tmp_path, module):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MBT_")}
+    env.update({"MBT_BIND_HOST": "0.0.0.0", "MBT_DATA_DIR": str(tmp_path)})
+    result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "MBT_USER_TOKEN_KEYS and MBT_SERVICE_TOKEN_KEYS are not set" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # refused before it opened anything
 
 
 async def test_a_cli_token_without_a_session_is_its_own_session_view(client):

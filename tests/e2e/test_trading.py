@@ -9,6 +9,8 @@ import pytest
 from mbt.accounts.v1 import accounts_pb2
 from mbt.orders.v1 import orders_pb2
 from tests.support import recording
+from tests.support.identity import as_user, rest_headers
+from tests.support.mesh import gateway_client
 from tests.support.trading import (CLOSE, START, Trading, eventually, ns, rest_as, start_trading_mesh,
                                    user_metadata)
 
@@ -218,3 +220,34 @@ def _rfc3339(at_ns: int) -> str:
     from services.common.conv import timestamp_from_ns
 
     return timestamp_from_ns(at_ns).ToJsonString()
+
+
+async def test_a_free_users_positions_are_marked_at_the_quote_their_tier_may_see(mesh, trading):
+    """Free sees quotes 15 minutes late, so its marks are 15 minutes late too (a real-time
+    mark would show the real-time price through the position); Pro's are real time. Over
+    native gRPC and through the gateway alike."""
+    users = {"fay": "free", "pat": "pro"}
+    for user, tier in users.items():
+        reply = await trading.orders().SubmitOrder(orders_pb2.SubmitOrderRequest(
+            client_order_id=f"{user}-1", symbol="AMZN", side=1, qty="2", order_type=1, time_in_force=1),
+            metadata=as_user(user, tier))
+        assert reply.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
+
+        async def bought(user=user, tier=tier):
+            positions = (await trading.accounts().ListPositions(accounts_pb2.ListPositionsRequest(),
+                                                                metadata=as_user(user, tier))).positions
+            assert [(p.symbol, p.qty) for p in positions] == [("AMZN", "2")]
+        await eventually(bought)
+    await trading.step(20 * 60)
+    now = await trading.now()
+    delayed, live = recording.standing("AMZN", ns(now - timedelta(minutes=15))), recording.standing("AMZN", ns(now))
+    assert delayed.bid != live.bid and delayed.bid < delayed.ask and live.bid < live.ask  # the test can tell them apart
+    expected = {"fay": delayed.bid, "pat": live.bid}
+    for user, tier in users.items():
+        native = (await trading.accounts().GetPosition(accounts_pb2.GetPositionRequest(symbol="AMZN"),
+                                                       metadata=as_user(user, tier))).position
+        async with gateway_client(mesh.app) as client:
+            rest = (await client.get("/api/mbt/positions/AMZN", headers=rest_headers(user, tier))).json()["data"]
+            account = (await client.get("/api/mbt/account", headers=rest_headers(user, tier))).json()["data"]
+        assert D(native.current_price) == D(rest["current_price"]) == expected[user], user
+        assert D(account["long_market_value"]) == 2 * expected[user], user

@@ -2,6 +2,8 @@
 tokens, ops tokens only read (naming the user, audited), bad tokens are unauthenticated,
 and nothing but a signed service token can pose as the gateway or a service."""
 
+import re
+
 import grpc
 import jwt
 import pytest
@@ -10,9 +12,11 @@ from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import create_engine, select
 
 from mbt.accounts.v1 import accounts_pb2
+from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2
 from mbt.orders.v1 import orders_pb2
 from services.accounts.store import OUTBOX as ACCOUNTS_OUTBOX
+from services.activities.store import OUTBOX as ACTIVITIES_OUTBOX
 from services.common import access, protoregistry
 from services.common.auth import ACT_AS_USER, FORWARDED_BY, bearer
 from services.common.db import normalize_url
@@ -24,6 +28,8 @@ from tests.support.identity import TOKENS, as_ops, as_service, as_user, user_tok
 from tests.support.mesh import mesh_settings, start_mesh
 
 GET_ACCOUNT = "/mbt.accounts.v1.AccountsService/GetAccount"
+LIST_AUDIT_LOG = "/mbt.activities.v1.ActivitiesService/ListAuditLog"
+OUTBOXES = {"accounts": ACCOUNTS_OUTBOX, "activities": ACTIVITIES_OUTBOX}
 SUBMIT_ORDER = "/mbt.orders.v1.OrdersService/SubmitOrder"
 
 
@@ -108,6 +114,11 @@ def forged_user_token(**changes) -> str:
     pytest.param(lambda: bearer(TokenIssuer(TokenKeys.development(), now=lambda: 1_000_000).user(
         "alice", tier="free", ttl_seconds=60)), id="expired"),
     pytest.param(lambda: bearer(forged_user_token(typ="service")), id="user key posing as a service"),
+    pytest.param(lambda: bearer(jwt.encode({"typ": ["user"], "sub": "alice"}, b"k" * 32, algorithm="HS256",
+                                           headers={"kid": "dev-user"})), id="bad signature, kind a list"),
+    pytest.param(lambda: bearer(forged_user_token(typ=["user"])), id="signed, kind a list"),
+    pytest.param(lambda: bearer(forged_user_token(elv="soon")), id="signed, elevated-until a string"),
+    pytest.param(lambda: bearer(forged_user_token(tier=["pro"])), id="signed, tier a list"),
     pytest.param(lambda: [("authorization", "Basic YWxpY2U=")], id="not bearer"),
     pytest.param(lambda: [*as_user("alice"), (FORWARDED_BY, user_token("alice"))], id="forwarded-by a user token"),
     pytest.param(lambda: [(ACT_AS_USER, "alice")], id="act-as without a token"),
@@ -128,23 +139,63 @@ async def test_an_ops_read_must_name_the_user(mesh):
     assert outcome == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
 
 
-async def test_an_ops_read_of_a_users_account_is_audited(mesh):
-    code, reason = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
-                              as_ops("auditor-carol", reading_user="alice"))
-    assert reason not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
-    engine = create_engine(normalize_url(mesh.settings.service("accounts").database_url))
+def audits_in_outbox(mesh, service: str = "accounts") -> list[audit_pb2.AuditRecorded]:
+    """The audit messages in a service's outbox, oldest first."""
+    outbox = OUTBOXES[service].outbox
+    engine = create_engine(normalize_url(mesh.settings.service(service).database_url))
     with engine.connect() as conn:
-        rows = conn.execute(select(ACCOUNTS_OUTBOX.outbox.c.payload, ACCOUNTS_OUTBOX.outbox.c.user_id)
-                            .where(ACCOUNTS_OUTBOX.outbox.c.event_type == "mbt.common.v1.AuditRecorded")).all()
+        rows = conn.execute(select(outbox.c.payload).where(outbox.c.event_type == "mbt.common.v1.AuditRecorded")
+                            .order_by(outbox.c.sequence)).all()
     engine.dispose()
     audits = []
     for row in rows:
         audit = audit_pb2.AuditRecorded()
         any_pb2.Any.FromString(row.payload).Unpack(audit)
         audits.append(audit)
-    assert [(a.actor_type, a.actor_id, a.action, a.user_id, a.entity_id) for a in audits
+    return audits
+
+
+async def test_an_ops_read_of_a_users_account_is_audited(mesh):
+    code, reason = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                              as_ops("auditor-carol", reading_user="alice"))
+    assert reason not in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+    assert [(a.actor_type, a.actor_id, a.action, a.user_id, a.entity_id) for a in audits_in_outbox(mesh)
             if a.actor_id == "auditor-carol" and a.action == "read"] == [
         (audit_pb2.ACTOR_TYPE_OPS, "auditor-carol", "read", "alice", "AccountsService/GetAccount")]
+
+
+async def test_an_internal_read_refuses_act_as_so_the_audit_names_whose_data_was_read(mesh):
+    """Internal reads name their subject in the request (ListAuditLog's user_id): a header
+    naming someone else would have put the read on that person's record."""
+    async with grpc.aio.insecure_channel(mesh.target("activities")) as channel:
+        list_audit_log = channel.unary_unary(LIST_AUDIT_LOG, request_serializer=lambda m: m.SerializeToString(),
+                                             response_deserializer=activities_pb2.ListAuditLogResponse.FromString)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await list_audit_log(activities_pb2.ListAuditLogRequest(user_id="bob"),
+                                 metadata=as_ops("auditor-dave", reading_user="alice"), timeout=5)
+        assert (refused.value.code(), reason_of(refused.value)) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                    "INVALID_ARGUMENT")
+        await list_audit_log(activities_pb2.ListAuditLogRequest(user_id="bob"), metadata=as_ops("auditor-dave"),
+                             timeout=5)
+    assert [(a.actor_id, a.user_id, a.entity_id) for a in audits_in_outbox(mesh, "activities")
+            if a.actor_id == "auditor-dave"] == [("auditor-dave", "bob", "ActivitiesService/ListAuditLog")]
+
+
+@pytest.mark.parametrize("sent", ["x" * 6000, "short", "req id with spaces", "req_'; drop table--"])
+async def test_a_native_clients_malformed_request_id_is_replaced_never_stored(mesh, sent):
+    operator = f"auditor-rid-{len(sent)}-{sent[:5].strip()}"
+    outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                         [*as_ops(operator, reading_user="nobody-rid"), ("x-request-id", sent)])
+    assert outcome == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")  # audited before it is served
+    [audit] = [a for a in audits_in_outbox(mesh) if a.actor_id == operator]
+    assert audit.request_id != sent and re.fullmatch(r"req_[0-9a-f]{24}", audit.request_id)
+
+
+async def test_a_well_formed_request_id_travels_into_the_audit_row(mesh):
+    outcome = await call(mesh.target("accounts"), GET_ACCOUNT, accounts_pb2.GetAccountRequest, False,
+                         [*as_ops("auditor-rid-ok", reading_user="nobody-rid"), ("x-request-id", "client-chose-this.1")])
+    assert outcome == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+    assert [a.request_id for a in audits_in_outbox(mesh) if a.actor_id == "auditor-rid-ok"] == ["client-chose-this.1"]
 
 
 async def test_a_read_only_user_token_reads_but_cannot_trade(mesh):

@@ -17,6 +17,10 @@ from services.run import START_ORDER
 from tests.support.databases import DatabaseFactory
 
 
+# The host name tests reach the gateway by; their settings allow it (MBT_ALLOWED_HOSTS).
+TEST_HOST = "mbt.test"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -24,7 +28,7 @@ def free_port() -> int:
 
 
 def mesh_settings(databases: DatabaseFactory, data_dir, **env: str) -> Settings:
-    environ = {"MBT_DATA_DIR": str(data_dir), "MBT_LOG_FORMAT": "text", **env}
+    environ = {"MBT_DATA_DIR": str(data_dir), "MBT_LOG_FORMAT": "text", "MBT_ALLOWED_HOSTS": TEST_HOST, **env}
     for name in SERVICES:
         environ.setdefault(f"MBT_{name.upper()}_PORT", str(free_port()))
         if name != "matcher":
@@ -59,7 +63,7 @@ class Mesh:
 
 def gateway_client(app) -> httpx.AsyncClient:
     """An HTTP client of ``app``, in process, over https so ``Secure`` cookies flow."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mbt.test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"https://{TEST_HOST}")
 
 
 async def start_mesh(settings: Settings, builders: dict | None = None) -> Mesh:

@@ -16,7 +16,7 @@ from mbt.accounts.v1 import accounts_pb2
 from services.common.config import SERVICES, Settings
 from services.common.errors import DomainError
 from services.common.interceptors import status_for
-from tests.support.mesh import gateway_client
+from tests.support.mesh import TEST_HOST, gateway_client
 
 GET_USER = "/mbt.accounts.v1.AccountsService/GetUser"
 TIERS = {"free": accounts_pb2.TIER_FREE, "pro": accounts_pb2.TIER_PRO, "pro_plus": accounts_pb2.TIER_PRO_PLUS}
@@ -64,7 +64,7 @@ class ScriptedUpstream(grpc.GenericRpcHandler):
 
     def settings(self, data_dir, **env: str) -> Settings:
         environ = {f"MBT_{name.upper()}_TARGET": f"127.0.0.1:{self.port}" for name in SERVICES}
-        environ.update({"MBT_DATA_DIR": str(data_dir), **env})
+        environ.update({"MBT_DATA_DIR": str(data_dir), "MBT_ALLOWED_HOSTS": TEST_HOST, **env})
         return Settings.from_env(environ)
 
     @asynccontextmanager

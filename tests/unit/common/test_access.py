@@ -36,8 +36,10 @@ def outcome(method: str, caller: Identity) -> str:
     (USER, GET_USER, "PERMISSION_DENIED"), (USER, ERASE, "PERMISSION_DENIED"),
     (READER, GET_ACCOUNT, "OK"), (READER, SUBMIT, "PERMISSION_DENIED"),
     (OPS, GET_ACCOUNT, "OK"), (OPS, SUBMIT, "PERMISSION_DENIED"), (OPS, RESERVE, "PERMISSION_DENIED"),
-    (OPS, ERASE, "PERMISSION_DENIED"), (OPS, GET_USER, "OK"), (OPS, AUDIT_LOG, "OK"),
-    (OPS_UNNAMED, GET_ACCOUNT, "INVALID_ARGUMENT"), (OPS_UNNAMED, AUDIT_LOG, "OK"),
+    (OPS, ERASE, "PERMISSION_DENIED"),
+    # Internal reads name their subject in the request, never in x-mbt-act-as-user.
+    (OPS, GET_USER, "INVALID_ARGUMENT"), (OPS, AUDIT_LOG, "INVALID_ARGUMENT"),
+    (OPS_UNNAMED, GET_ACCOUNT, "INVALID_ARGUMENT"), (OPS_UNNAMED, AUDIT_LOG, "OK"), (OPS_UNNAMED, GET_USER, "OK"),
     (SERVICE, RESERVE, "OK"), (SERVICE, SUBMIT, "OK"), (SERVICE, ERASE, "OK"),
 ])
 def test_the_policy(caller, method, expected):

@@ -33,6 +33,28 @@ def test_production_refuses_to_start_on_the_development_keys(missing):
         Settings.from_env(environ)
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "mbt-gateway", "192.168.1.20"])
+@pytest.mark.parametrize("missing", [("MBT_USER_TOKEN_KEYS",), ("MBT_SERVICE_TOKEN_KEYS",),
+                                     ("MBT_USER_TOKEN_KEYS", "MBT_SERVICE_TOKEN_KEYS")])
+def test_a_process_reachable_from_other_machines_refuses_the_development_keys(host, missing):
+    keys = {"MBT_USER_TOKEN_KEYS": KEY, "MBT_SERVICE_TOKEN_KEYS": "k2:" + "B" * 43}
+    environ = {"MBT_BIND_HOST": host, **{k: v for k, v in keys.items() if k not in missing}}
+    with pytest.raises(ConfigError, match=f"{missing[0]}.*development keys.*MBT_ALLOW_DEV_KEYS"):
+        Settings.from_env(environ)
+    assert Settings.from_env({**environ, "MBT_ALLOW_DEV_KEYS": "1"}).bind_host == host
+    assert Settings.from_env({**environ, **keys}).bind_host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_a_loopback_process_starts_on_the_development_keys(host):
+    assert Settings.from_env({"MBT_BIND_HOST": host}).user_token_keys == ()
+
+
+def test_production_refuses_the_development_keys_switch():
+    with pytest.raises(ConfigError, match="MBT_ALLOW_DEV_KEYS"):
+        Settings.from_env({**PRODUCTION, "MBT_ALLOW_DEV_KEYS": "1"})
+
+
 def test_production_refuses_plain_http_origins():
     with pytest.raises(ConfigError, match="https"):
         Settings.from_env({**PRODUCTION, "MBT_CORS_ORIGINS": "http://app.mbt.example"})
@@ -48,6 +70,19 @@ def test_bad_token_keys_are_refused(value, message):
 def test_user_and_service_keys_must_differ():
     with pytest.raises(ConfigError, match="must not share a secret"):
         Settings.from_env({"MBT_USER_TOKEN_KEYS": KEY, "MBT_SERVICE_TOKEN_KEYS": "other" + KEY[2:]})
+
+
+def test_allowed_hosts_default_to_the_web_apps_hosts_and_loopback():
+    assert Settings.from_env({}).allowed_hosts == ("localhost", "127.0.0.1", "::1")
+    assert Settings.from_env(PRODUCTION).allowed_hosts == ("app.mbt.example", "localhost", "127.0.0.1", "::1")
+    assert Settings.from_env({"MBT_ALLOWED_HOSTS": "API.mbt.example, [::1]"}).allowed_hosts == (
+        "api.mbt.example", "::1")
+
+
+@pytest.mark.parametrize("value", ["https://api.mbt.example", "mbt.example/path", "user@mbt.example"])
+def test_allowed_hosts_are_host_names(value):
+    with pytest.raises(ConfigError, match="MBT_ALLOWED_HOSTS"):
+        Settings.from_env({"MBT_ALLOWED_HOSTS": value})
 
 
 def test_token_keys_never_show_in_the_settings_repr():

@@ -3,23 +3,59 @@ from decimal import Decimal
 
 import pytest
 
-from services.common.conv import (datetime_from_ns, datetime_to_ns, decimal_str, from_timestamp, money_str,
-                                  parse_decimal, to_timestamp)
+from mbt.common.v1 import trading_pb2
+from mbt.orders.v1 import orders_pb2
+from services.common.conv import (check_shape, datetime_from_ns, datetime_to_ns, decimal_str, from_timestamp,
+                                  money_str, parse_decimal, parse_enum, to_timestamp)
 from services.common.errors import DomainError
+from tests.support.hostile import MALFORMED_DECIMALS
 
 
-@pytest.mark.parametrize("raw, expected", [("150.25", Decimal("150.25")), (" 10 ", Decimal("10")),
-                                           ("0.0001", Decimal("0.0001")), ("-3", Decimal("-3"))])
+@pytest.mark.parametrize("raw, expected", [("150.25", Decimal("150.25")), ("10", Decimal("10")),
+                                           ("0.0001", Decimal("0.0001")), ("-3", Decimal("-3")),
+                                           ("12345678901234.0123456789", Decimal("12345678901234.0123456789"))])
 def test_parse_decimal_accepts_decimal_strings(raw, expected):
     assert parse_decimal(raw, "price") == expected
 
 
-@pytest.mark.parametrize("raw", ["abc", "1e999999", "NaN", "Infinity", "1" * 30, "0.00000000001", "1,5"])
+@pytest.mark.parametrize("raw", MALFORMED_DECIMALS)
 def test_parse_decimal_refuses_garbage_and_extremes_with_the_field_name(raw):
     with pytest.raises(DomainError) as err:
         parse_decimal(raw, "limit_price")
     assert err.value.reason == "INVALID_ARGUMENT"
     assert err.value.metadata["field"] == "limit_price"
+
+
+@pytest.mark.parametrize("number, expected", [(1, "buy"), (2, "sell"), (0, None)])
+def test_parse_enum_maps_known_numbers_and_unset(number, expected):
+    assert parse_enum({1: "buy", 2: "sell"}, number, "side", required=False) == expected
+
+
+@pytest.mark.parametrize("number", [7, 99, -1, 0])
+def test_parse_enum_refuses_unknown_and_missing_required_values_naming_the_field(number):
+    with pytest.raises(DomainError) as err:
+        parse_enum({1: "buy", 2: "sell"}, number, "side")
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "side")
+
+
+@pytest.mark.parametrize("request_message, field", [
+    (orders_pb2.SubmitOrderRequest(fill_preference=99), "fill_preference"),
+    (orders_pb2.SubmitOrderRequest(side=7), "side"),
+    (orders_pb2.SubmitOrderRequest(legs=[trading_pb2.OrderLeg(side=1), trading_pb2.OrderLeg(side=9)]), "legs[1].side"),
+    (orders_pb2.SubmitOrderRequest(qty="1e3"), "qty"),
+    (orders_pb2.ReplaceOrderRequest(limit_price=" 1 "), "limit_price"),
+    (orders_pb2.RecordFillRequest(fill=orders_pb2.Fill(price="1_000")), "fill.price"),
+])
+def test_check_shape_refuses_undefined_enums_and_malformed_decimals_anywhere_in_a_request(request_message, field):
+    with pytest.raises(DomainError) as err:
+        check_shape(request_message)
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", field)
+
+
+def test_check_shape_accepts_a_well_formed_request():
+    check_shape(orders_pb2.SubmitOrderRequest(symbol="AMZN", side=trading_pb2.ORDER_SIDE_BUY, qty="10",
+                                              limit_price="220.00", fill_preference=0,
+                                              legs=[trading_pb2.OrderLeg(side=trading_pb2.ORDER_SIDE_SELL)]))
 
 
 def test_parse_decimal_empty_is_none_unless_required():

@@ -23,8 +23,8 @@ def record(message: str, fields: dict | None = None, exc_info=None) -> logging.L
 def test_tokens_and_cookies_never_survive_formatting(formatter):
     lines = [
         formatter.format(record(f"calling with Bearer {TOKEN}")),
-        formatter.format(record("cookie seen", {"cookie": f"mbt_session={TOKEN}", "authorization": "Bearer x"})),
-        formatter.format(record("nested", {"request": {"headers": [f"mbt_session={TOKEN}"]}})),
+        formatter.format(record("cookie seen", {"cookie": f"__Host-mbt_session={TOKEN}", "authorization": "Bearer x"})),
+        formatter.format(record("nested", {"request": {"headers": [f"__Host-mbt_session={TOKEN}"]}})),
         formatter.format(record("a bare token in text: " + TOKEN)),
     ]
     try:

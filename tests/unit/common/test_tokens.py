@@ -1,8 +1,13 @@
+import base64
+import hashlib
+import hmac
+import json
+
 import jwt
 import pytest
 
 from services.common.config import Settings
-from services.common.tokens import (LEEWAY_SECONDS, InvalidToken, TokenIssuer, TokenKeys, TokenVerifier,
+from services.common.tokens import (CLAIM_TYPES, LEEWAY_SECONDS, InvalidToken, TokenIssuer, TokenKeys, TokenVerifier,
                                     development_key, new_key)
 from tests.support.wall import Wall
 
@@ -102,6 +107,44 @@ def test_claims_that_do_not_add_up_are_refused(wall, changes):
     _, verifier = pair(wall)
     with pytest.raises(InvalidToken):
         verifier.verify(sign(claims(wall, **changes), OLD))
+
+
+def sign_any(payload: dict, key: tuple[str, bytes]) -> str:
+    """HS256 over any JSON payload (PyJWT itself refuses to encode some wrong types)."""
+    def part(value) -> bytes:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=")
+
+    signing_input = part({"alg": "HS256", "typ": "JWT", "kid": key[0]}) + b"." + part(payload)
+    signature = base64.urlsafe_b64encode(hmac.new(key[1], signing_input, hashlib.sha256).digest()).rstrip(b"=")
+    return (signing_input + b"." + signature).decode()
+
+
+def wrong_types(kind: type) -> list:
+    return [value for value in (["user"], {"a": 1}, True, None, 1.5, "7", 7) if type(value) is not kind]
+
+
+WRONG_CLAIMS = [(claim, value) for claim, kind in sorted(CLAIM_TYPES.items()) for value in wrong_types(kind)]
+
+
+def test_the_token_helper_signs_what_the_verifier_accepts(wall):
+    _, verifier = pair(wall)
+    assert verifier.verify(sign_any(claims(wall, sid="ses_1", elv=int(wall())), OLD)).session_id == "ses_1"
+
+
+@pytest.mark.parametrize(("claim", "value"), WRONG_CLAIMS, ids=[f"{c}={v!r}" for c, v in WRONG_CLAIMS])
+def test_every_claim_of_a_signed_token_is_type_checked_before_use(wall, claim, value):
+    """A signed token is input too: a claim of the wrong JSON type is InvalidToken, never a crash."""
+    _, verifier = pair(wall)
+    with pytest.raises(InvalidToken):
+        verifier.verify(sign_any({**claims(wall, sid="ses_1", elv=int(wall())), claim: value}, OLD))
+
+
+@pytest.mark.parametrize("value", wrong_types(str), ids=repr)
+def test_a_token_whose_kind_is_not_a_string_is_refused_before_its_signature_is_read(wall, value):
+    _, verifier = pair(wall)
+    for key in (OLD, ("k-unknown", b"u" * 32)):
+        with pytest.raises(InvalidToken):
+            verifier.verify(sign_any(claims(wall, typ=value), key))
 
 
 @pytest.mark.parametrize("token", ["", "a.b.c", "x" * 5000, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0."])
