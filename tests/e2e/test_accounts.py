@@ -49,6 +49,17 @@ async def market(client, symbol: str, side: str, qty: int) -> dict:
     return await order_in(client, response.json()["data"]["order_id"], "filled")
 
 
+async def trade_twice(client, trading, symbol: str, first: tuple[str, int], second: tuple[str, int], minutes: int):
+    """A market order (side, qty) at the start and another ``minutes`` later: the recorded
+    quotes they were decided on, and the second order filled."""
+    first_quote = recording.deciding(symbol, ns(START))
+    await market(client, symbol, *first)
+    later = START + timedelta(minutes=minutes)
+    await trading.step_to(later)
+    second_quote = recording.deciding(symbol, ns(later))
+    return first_quote, second_quote, await market(client, symbol, *second)
+
+
 @pytest.mark.parametrize("profile, starting_cash", [(accounts_pb2.INVESTOR_PROFILE_TRIAL, "10000.00"),
                                                     (accounts_pb2.INVESTOR_PROFILE_INCOME_BUILDER, "50000.00")])
 async def test_the_investor_profile_sets_the_starting_cash(mesh, trading, profile, starting_cash):
@@ -126,13 +137,9 @@ async def test_positions_are_valued_at_what_closing_would_get(mesh, trading):
 
 async def test_pnl_windows_realize_inside_them_and_mark_at_their_end(mesh, trading):
     async with rest_as(mesh, "pia") as pia:
-        bought = recording.deciding("AMZN", ns(START))
-        await market(pia, "AMZN", "buy", 10)
+        bought, sold, sale = await trade_twice(pia, trading, "AMZN", ("buy", 10), ("sell", 4), minutes=10)
+        assert [fill["price"] for fill in sale["fills"]] == [f"{sold.bid}"]
         sold_at = START + timedelta(minutes=10)
-        await trading.step_to(sold_at)
-        sold = recording.deciding("AMZN", ns(sold_at))
-        [fill] = (await market(pia, "AMZN", "sell", 4))["fills"]
-        assert fill["price"] == f"{sold.bid}"
         now = START + timedelta(minutes=20)
         await trading.step_to(now)
         await account_when(pia, cash=cents(D(100000) - 10 * bought.ask + 4 * sold.bid))
@@ -172,13 +179,9 @@ async def test_every_surface_prints_money_to_the_cent_prices_on_their_grid_and_w
     """Two buys at different prices make an average entry off the price grid, and so a cost
     basis and P&L with more than two decimals inside the ledger."""
     async with rest_as(mesh, "cy") as cy:
-        first = recording.deciding("AMZN", ns(START))
-        await market(cy, "AMZN", "buy", 3)
-        later = START + timedelta(minutes=7)
-        await trading.step_to(later)
-        second = recording.deciding("AMZN", ns(later))
+        first, second, _ = await trade_twice(cy, trading, "AMZN", ("buy", 3), ("buy", 4), minutes=7)
         assert second.ask != first.ask
-        await market(cy, "AMZN", "buy", 4)
+        later = START + timedelta(minutes=7)
         cost = 3 * first.ask + 4 * second.ask
         mark = recording.standing("AMZN", ns(later))
         account = await account_when(cy, cash=cents(D(100000) - cost))
