@@ -28,9 +28,8 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         return accounts_pb2.GetPositionResponse(position=await self.accounts.get_position(require_user_id(), symbol))
 
     async def GetPnl(self, request, context):
-        pnl = await self.accounts.get_pnl(require_user_id(), from_timestamp(request.from_time),
-                                          from_timestamp(request.to_time))
-        return accounts_pb2.GetPnlResponse(pnl=pnl)
+        return await self.accounts.get_pnl(require_user_id(), from_timestamp(request.from_time),
+                                           from_timestamp(request.to_time))
 
     async def GetUser(self, request, context):
         return accounts_pb2.GetUserResponse(user=await self.accounts.get_user(request.user_id))

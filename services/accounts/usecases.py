@@ -25,7 +25,7 @@ from services.accounts.store import (AccountRepository, AccountRow, LedgerEntryR
                                      UserRow)
 from services.common import context
 from services.common.clock import Clock
-from services.common.conv import from_timestamp, parse_decimal
+from services.common.conv import from_timestamp
 from services.common.db import Database
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.ids import derived_id, new_id
@@ -142,9 +142,13 @@ class Accounts:
                 return wire.position_to_proto(row, marks.get(symbol))
         raise not_found("position", symbol)
 
-    async def get_pnl(self, user_id: str, start: datetime | None, end: datetime | None) -> accounts_pb2.Pnl:
+    async def get_pnl(self, user_id: str, start: datetime | None,
+                      end: datetime | None) -> accounts_pb2.GetPnlResponse:
+        """P&L of the window [start, end]; an end after the simulated now is cut at now, and the
+        answer says so (``to_time_clamped``): nothing is known about the future."""
         now = self.clock.now()
-        end = end or now
+        clamped = end is not None and end > now
+        end = now if end is None or clamped else end
         if start is not None and start > end:
             raise invalid_argument("from must not be after to", "from")
         account, *_ = await self._load(user_id)
@@ -165,7 +169,8 @@ class Accounts:
                        else self.pricing.at(set(open_positions), end))
         unrealized = {s: unrealized_pl(p, mark_price(p, (m := marks.get(s)) and m.bid, m and m.ask))
                       for s, p in open_positions.items()}
-        return wire.pnl_to_proto(start, end, realized, unrealized)
+        return accounts_pb2.GetPnlResponse(pnl=wire.pnl_to_proto(start, end, realized, unrealized),
+                                           to_time_clamped=clamped)
 
     def _ledger(self, account_id: str, until: datetime) -> list[LedgerEntryRow]:
         with self.db.snapshot() as session:

@@ -11,7 +11,8 @@ from services.accounts.domain import (AccountType, FillTerms, OrderRequest, Prof
                                       market_value, unrealized_pl)
 from services.accounts.pricing import Mark
 from services.accounts.store import AccountRow, LedgerEntryRow, PositionRow, UserRow
-from services.common.conv import decimal_str, money_str, parse_decimal, parse_enum, to_timestamp
+from services.common.conv import (amount_str, money_str, parse_decimal, parse_enum, price_str, qty_str,
+                                  ratio_str, to_timestamp)
 from services.common.errors import invalid_argument
 
 BUY = trading_pb2.ORDER_SIDE_BUY
@@ -57,10 +58,10 @@ def account_to_proto(account: AccountRow, value: Valuation, power: Decimal, now:
     return accounts_pb2.Account(
         account_id=account.account_id, account_type=ACCOUNT_TYPE_WIRE[account.account_type],
         status=accounts_pb2.ACCOUNT_STATUS_ACTIVE, currency=account.currency,
-        investor_profile=PROFILE_WIRE[account.investor_profile], starting_cash=money_str(account.starting_cash),
-        cash=money_str(account.cash), buying_power=money_str(power.quantize(Decimal("0.01"))),
-        reserved=money_str(value.held), long_market_value=money_str(value.long_market_value),
-        short_market_value=money_str(value.short_market_value), equity=money_str(value.equity),
+        investor_profile=PROFILE_WIRE[account.investor_profile], starting_cash=amount_str(account.starting_cash),
+        cash=amount_str(account.cash), buying_power=amount_str(power), reserved=amount_str(value.held),
+        long_market_value=amount_str(value.long_market_value),
+        short_market_value=amount_str(value.short_market_value), equity=amount_str(value.equity),
         created_at=to_timestamp(account.created_at), updated_at=to_timestamp(account.updated_at),
         valued_at=to_timestamp(now))
 
@@ -68,9 +69,9 @@ def account_to_proto(account: AccountRow, value: Valuation, power: Decimal, now:
 def position_to_proto(row: PositionRow, mark: Mark | None) -> accounts_pb2.Position:
     position = row.as_position()
     message = accounts_pb2.Position(
-        symbol=row.symbol, asset_class=trading_pb2.ASSET_CLASS_US_EQUITY, qty=decimal_str(row.qty),
-        multiplier=decimal_str(row.multiplier), avg_entry_price=money_str(row.avg_entry_price),
-        realized_pl=money_str(row.realized_pl), opened_at=to_timestamp(row.opened_at),
+        symbol=row.symbol, asset_class=trading_pb2.ASSET_CLASS_US_EQUITY, qty=qty_str(row.qty),
+        multiplier=qty_str(row.multiplier), avg_entry_price=price_str(row.avg_entry_price),
+        realized_pl=amount_str(row.realized_pl), opened_at=to_timestamp(row.opened_at),
         closed_at=to_timestamp(row.closed_at), updated_at=to_timestamp(row.updated_at))
     if not position.is_open:
         return message
@@ -78,11 +79,11 @@ def position_to_proto(row: PositionRow, mark: Mark | None) -> accounts_pb2.Posit
     cost = abs(position.qty) * position.avg_entry_price * position.multiplier
     gain = unrealized_pl(position, price)
     message.side = accounts_pb2.POSITION_SIDE_LONG if position.qty > 0 else accounts_pb2.POSITION_SIDE_SHORT
-    message.cost_basis = money_str(cost)
-    message.current_price = money_str(price)
-    message.market_value = money_str(market_value(position, price))
-    message.unrealized_pl = money_str(gain)
-    message.unrealized_plpc = decimal_str((gain / cost).quantize(Decimal("0.000001")) if cost else Decimal(0))
+    message.cost_basis = amount_str(cost)
+    message.current_price = price_str(price)
+    message.market_value = amount_str(market_value(position, price))
+    message.unrealized_pl = amount_str(gain)
+    message.unrealized_plpc = ratio_str(gain / cost if cost else Decimal(0))
     if mark is not None and mark.quote_at is not None:
         message.priced_at.CopyFrom(to_timestamp(mark.quote_at))
     return message
@@ -94,10 +95,10 @@ def pnl_to_proto(start: datetime, end: datetime, realized: dict[str, Decimal],
     total_realized = sum(realized.values(), Decimal(0))
     total_unrealized = sum(unrealized.values(), Decimal(0))
     return accounts_pb2.Pnl(
-        from_time=to_timestamp(start), to_time=to_timestamp(end), realized_pl=money_str(total_realized),
-        unrealized_pl=money_str(total_unrealized), total_pl=money_str(total_realized + total_unrealized),
-        lines=[accounts_pb2.PnlLine(symbol=s, realized_pl=money_str(realized.get(s, Decimal(0))),
-                                    unrealized_pl=money_str(unrealized.get(s, Decimal(0)))) for s in symbols])
+        from_time=to_timestamp(start), to_time=to_timestamp(end), realized_pl=amount_str(total_realized),
+        unrealized_pl=amount_str(total_unrealized), total_pl=amount_str(total_realized + total_unrealized),
+        lines=[accounts_pb2.PnlLine(symbol=s, realized_pl=amount_str(realized.get(s, Decimal(0))),
+                                    unrealized_pl=amount_str(unrealized.get(s, Decimal(0)))) for s in symbols])
 
 
 def user_to_proto(user: UserRow) -> accounts_pb2.User:
@@ -111,7 +112,8 @@ def user_snapshot(user: UserRow) -> dict:
 
 
 def reservation_to_proto(row) -> accounts_pb2.Reservation:
+    """For the orders service (an internal answer): the amount exactly as held."""
     return accounts_pb2.Reservation(order_id=row.order_id, order_version=row.order_version,
                                     amount=money_str(row.amount), account_id=row.account_id,
-                                    qty=decimal_str(row.qty), created_at=to_timestamp(row.created_at),
+                                    qty=qty_str(row.qty), created_at=to_timestamp(row.created_at),
                                     updated_at=to_timestamp(row.updated_at))

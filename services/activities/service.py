@@ -7,7 +7,8 @@ from services.activities import wire
 from services.activities.usecases import Activities
 from services.common.context import require_user_id
 from services.common.conv import from_timestamp, parse_enum
-from services.common.errors import invalid_argument
+from services.common.errors import invalid_argument, not_found
+from services.common.ids import is_issuable
 
 
 class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
@@ -23,9 +24,12 @@ class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
                                                      next_page_token=token)
 
     async def GetActivity(self, request, context):
-        if not request.activity_id.strip():
+        activity_id = request.activity_id.strip()
+        if not activity_id:
             raise invalid_argument("activity_id is required", "activity_id")
-        row = await self.activities.get(require_user_id(), request.activity_id.strip())
+        if not is_issuable("act", activity_id):
+            raise not_found("activity", activity_id)
+        row = await self.activities.get(require_user_id(), activity_id)
         return activities_pb2.GetActivityResponse(activity=wire.activity_to_proto(row))
 
     async def ListAuditLog(self, request, context):

@@ -7,7 +7,7 @@ from google.protobuf import json_format, struct_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2, trading_pb2
 from services.activities.store import ActivityRow, AuditLogRow
-from services.common.conv import decimal_str, money_str, to_timestamp
+from services.common.conv import amount_str, price_str, qty_str, to_timestamp
 
 TYPES = {activities_pb2.ACTIVITY_TYPE_FILL: "fill", activities_pb2.ACTIVITY_TYPE_DIVIDEND: "dividend",
          activities_pb2.ACTIVITY_TYPE_EXPIRATION: "expiration",
@@ -22,7 +22,7 @@ def activity_to_proto(row: ActivityRow) -> activities_pb2.Activity:
     return activities_pb2.Activity(
         activity_id=row.activity_id, activity_type=TYPE_WIRE[row.activity_type], account_id=row.account_id,
         symbol=row.symbol, order_id=row.order_id, fill_id=row.fill_id, side=SIDES.get(row.side, 0),
-        qty=decimal_str(row.qty), price=money_str(row.price), net_amount=money_str(row.net_amount),
+        qty=qty_str(row.qty), price=price_str(row.price), net_amount=amount_str(row.net_amount),
         description=row.description, occurred_at=to_timestamp(row.occurred_at),
         created_at=to_timestamp(row.created_at))
 

@@ -5,6 +5,22 @@ service's interceptor) share.
 Money and quantities are ``Decimal`` in Python and decimal strings on the wire; a bad
 string or an enum value the contract does not define is an ``invalid_argument`` naming the
 field, never a crash.
+
+What users see follows one rule per kind of number, here and nowhere else (every
+``wire.py`` renders through these):
+
+* amounts of money (cash, buying power, holds, values, cost basis, P&L, activity
+  amounts): to the cent, ``"97058.89"``;
+* prices: on their grid — an equity's whole cents from $1 and four places below
+  (Reg NMS Rule 612, ``"223.95"``, ``"0.1234"``), an option premium's cents; an average
+  price is rounded to that grid;
+* quantities (shares, contracts, quote sizes): whole numbers, ``"10"``;
+* ratios (``unrealized_plpc``): six places;
+* contract terms and per-share rates (an option's strike, a dividend per share): exactly,
+  at least cents.
+
+Rounding is half away from zero. Values passed between services (events, internal
+requests) keep every digit instead: ``decimal_str`` and ``money_str``.
 """
 
 from __future__ import annotations
@@ -12,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TypeVar
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -103,8 +119,52 @@ def decimal_str(value: Decimal | None, places: int | None = None) -> str:
 
 
 def money_str(value: Decimal | None) -> str:
-    """Money: at least cents, more places kept when they are there."""
+    """Money passed between services: exact, at least cents, more places kept when they are there."""
     return decimal_str(value, 2) if value is not None else ""
+
+
+CENT = Decimal("0.01")
+SUB_DOLLAR_TICK = Decimal("0.0001")
+RATIO_PLACES = Decimal("0.000001")
+
+
+def _rounded(value: Decimal, places: Decimal) -> Decimal:
+    rounded = value.quantize(places, ROUND_HALF_UP)
+    return rounded.copy_abs() if rounded.is_zero() else rounded  # never "-0.00"
+
+
+def amount(value: Decimal) -> Decimal:
+    """An amount of money as users see it: to the cent."""
+    return _rounded(value, CENT)
+
+
+def on_price_grid(value: Decimal, *, option: bool = False) -> Decimal:
+    """A price on its grid: cents for options and for equities from $1, 1/100 cent below."""
+    if option:
+        return _rounded(value, CENT)
+    fine = _rounded(value, SUB_DOLLAR_TICK)
+    return fine if abs(fine) < 1 else _rounded(value, CENT)
+
+
+def amount_str(value: Decimal | None) -> str:
+    """An amount of money users see (``amount``); '' for None."""
+    return "" if value is None else format(amount(value), "f")
+
+
+def price_str(value: Decimal | None, *, option: bool = False) -> str:
+    """A price users see (``on_price_grid``); '' for None."""
+    return "" if value is None else format(on_price_grid(value, option=option), "f")
+
+
+def qty_str(value: Decimal | None) -> str:
+    """A quantity users see: shares, contracts and sizes are whole, ``"10"``. A fraction
+    (none exists in v1) is shown exactly rather than rounded away."""
+    return decimal_str(value)
+
+
+def ratio_str(value: Decimal) -> str:
+    """A ratio users see (``0.012345`` is 1.2345 %): six places."""
+    return format(_rounded(value, RATIO_PLACES), "f")
 
 
 def to_timestamp(value: datetime | None) -> Timestamp | None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
+
+_BODY = re.compile(r"[a-z2-7]{24}")  # 15 random or digest bytes in lower-case base32
 
 
 def _encode(raw: bytes) -> str:
@@ -22,3 +25,10 @@ def new_id(prefix: str) -> str:
 def derived_id(prefix: str, *parts: object) -> str:
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
     return f"{prefix}_{_encode(digest[:15])}"
+
+
+def is_issuable(prefix: str, raw: str) -> bool:
+    """Whether ``raw`` has the shape of an id ``new_id``/``derived_id`` make with ``prefix``.
+    Anything else names nothing, so it need not (and, with a NUL, cannot) be looked up."""
+    head, _, body = raw.partition("_")
+    return head == prefix and _BODY.fullmatch(body) is not None

@@ -7,17 +7,18 @@ stream message is assembled from those bytes plus each quote's age.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 from google.protobuf.duration_pb2 import Duration
 
 from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2 as pb
-from services.common.conv import decimal_str, money_str, timestamp_from_ns, to_date, to_timestamp
+from services.common.conv import decimal_str, money_str, price_str, qty_str, timestamp_from_ns, to_date, to_timestamp
 from services.marketdata import clockfeed
 from services.marketdata.clockfeed import ClockState
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.marketdata.domain.symbols import CALL, SymbolSpec
+from services.marketdata.domain.symbols import CALL, SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import Condition, Source, Tick
 from services.marketdata.hub import Gap
 from services.marketdata.market_calendar import TradingSession
@@ -38,9 +39,18 @@ def duration(ns: int) -> Duration:
     return Duration(seconds=sign * seconds, nanos=sign * nanos)
 
 
+@functools.lru_cache(maxsize=65536)
+def _is_option(symbol: str) -> bool:
+    return parse_symbol(symbol).is_option
+
+
+def _price(value: Decimal | None, symbol: str) -> str:
+    return price_str(value, option=_is_option(symbol))
+
+
 def _static_quote(tick: Tick) -> pb.Quote:
-    return pb.Quote(symbol=tick.symbol, bid_price=money_str(tick.bid), bid_size=decimal_str(tick.bid_size),
-                    ask_price=money_str(tick.ask), ask_size=decimal_str(tick.ask_size),
+    return pb.Quote(symbol=tick.symbol, bid_price=_price(tick.bid, tick.symbol), bid_size=qty_str(tick.bid_size),
+                    ask_price=_price(tick.ask, tick.symbol), ask_size=qty_str(tick.ask_size),
                     quote_at=timestamp_from_ns(tick.quote_at_ns), sequence=tick.sequence,
                     condition=CONDITIONS[tick.condition], source=SOURCES[tick.source])
 
@@ -115,8 +125,10 @@ class _Texts:
         return encoded
 
 
-_BIDS, _ASKS = _Texts(_BID, money_str), _Texts(_ASK, money_str)
-_BID_SIZES, _ASK_SIZES = _Texts(_BID_SIZE, decimal_str), _Texts(_ASK_SIZE, decimal_str)
+_BIDS, _ASKS = _Texts(_BID, price_str), _Texts(_ASK, price_str)
+_OPTION_BIDS = _Texts(_BID, functools.partial(price_str, option=True))
+_OPTION_ASKS = _Texts(_ASK, functools.partial(price_str, option=True))
+_BID_SIZES, _ASK_SIZES = _Texts(_BID_SIZE, qty_str), _Texts(_ASK_SIZE, qty_str)
 _CONDITION_FIELDS = {c: _CONDITION + _varint(n) for c, n in CONDITIONS.items()}
 _SOURCE_FIELDS = {s: _SOURCE + _varint(n) for s, n in SOURCES.items()}
 
@@ -141,8 +153,9 @@ def _encoded(tick: Tick) -> bytes:
     if tick.encoded is None:
         origin = tick.origin
         if origin.content is None:
-            origin.content = b"".join((_text_field(_SYMBOL, tick.symbol), _BIDS(tick.bid), _BID_SIZES(tick.bid_size),
-                                       _ASKS(tick.ask), _ASK_SIZES(tick.ask_size), _CONDITION_FIELDS[tick.condition],
+            bids, asks = (_OPTION_BIDS, _OPTION_ASKS) if _is_option(tick.symbol) else (_BIDS, _ASKS)
+            origin.content = b"".join((_text_field(_SYMBOL, tick.symbol), bids(tick.bid), _BID_SIZES(tick.bid_size),
+                                       asks(tick.ask), _ASK_SIZES(tick.ask_size), _CONDITION_FIELDS[tick.condition],
                                        _SOURCE_FIELDS[tick.source]))
         tick.encoded = (origin.content + _seconds_nanos(_QUOTE_AT, tick.quote_at_ns)
                         + (_SEQUENCE + _varint(tick.sequence) if tick.sequence else b""))
@@ -190,7 +203,7 @@ def gap_response(gap: Gap) -> pb.StreamQuotesResponse:
 
 
 def symbol_info(spec: SymbolSpec, tradable: bool) -> pb.SymbolInfo:
-    info = pb.SymbolInfo(symbol=spec.symbol, underlying=spec.underlying, multiplier=decimal_str(spec.multiplier),
+    info = pb.SymbolInfo(symbol=spec.symbol, underlying=spec.underlying, multiplier=qty_str(spec.multiplier),
                          tradable=tradable)
     if spec.is_option:
         info.asset_class = trading_pb2.ASSET_CLASS_US_OPTION
@@ -212,8 +225,8 @@ def option_chain(chain: OptionChain, now_ns: int) -> pb.GetOptionChainResponse:
         message = response.contracts.add(
             symbol=spec.symbol, underlying=spec.underlying, expiration_date=to_date(spec.expiration),
             option_type=pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT,
-            strike_price=money_str(spec.strike), open_interest=decimal_str(contract.open_interest),
-            volume=decimal_str(contract.volume))
+            strike_price=money_str(spec.strike), open_interest=qty_str(contract.open_interest),
+            volume=qty_str(contract.volume))
         if contract.tick is not None:
             message.quote.CopyFrom(quote(contract.tick, now_ns - contract.tick.quote_at_ns))
     return response

@@ -5,7 +5,8 @@ from __future__ import annotations
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.common.context import require_user_id
 from services.common.conv import from_timestamp
-from services.common.errors import invalid_argument
+from services.common.errors import invalid_argument, not_found
+from services.common.ids import is_issuable
 from services.orders import wire
 from services.orders.usecases import Orders
 
@@ -61,7 +62,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         return orders_pb2.ExpireOrdersResponse(expired_count=count)
 
     async def GetFill(self, request, context):
-        fill, order = await self.orders.get_fill(request.fill_id.strip())
+        fill, order = await self.orders.get_fill(_fill_id(request.fill_id))
         return orders_pb2.GetFillResponse(fill=wire.fill_to_proto(fill), order=wire.order_to_proto(order))
 
 
@@ -69,4 +70,13 @@ def _order_id(raw: str) -> str:
     order_id = raw.strip()
     if not order_id:
         raise invalid_argument("order_id is required", "order_id")
+    if not is_issuable("ord", order_id):
+        raise not_found("order", order_id)
     return order_id
+
+
+def _fill_id(raw: str) -> str:
+    fill_id = raw.strip()
+    if not is_issuable("fill", fill_id):
+        raise not_found("fill", fill_id)
+    return fill_id

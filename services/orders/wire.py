@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import (datetime_from_ns, decimal_str, from_timestamp, money_str, parse_decimal,
-                                  parse_enum, timestamp_from_ns, timestamp_ns, to_timestamp)
+from services.common.conv import (datetime_from_ns, from_timestamp, parse_decimal,
+                                  parse_enum, price_str, qty_str, timestamp_from_ns, timestamp_ns, to_timestamp)
 from services.common.errors import invalid_argument
 from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status,
                                     TimeInForce)
@@ -58,10 +58,10 @@ def tif_filter(value: int) -> TimeInForce | None:
 def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
     return orders_pb2.Fill(
         fill_id=fill.fill_id, order_id=fill.order_id, symbol=fill.symbol, side=SIDE_WIRE[fill.side],
-        qty=decimal_str(fill.qty), price=money_str(fill.price), bid_price=money_str(fill.bid_price),
-        bid_size=decimal_str(fill.bid_size), ask_price=money_str(fill.ask_price), ask_size=decimal_str(fill.ask_size),
+        qty=qty_str(fill.qty), price=price_str(fill.price), bid_price=price_str(fill.bid_price),
+        bid_size=qty_str(fill.bid_size), ask_price=price_str(fill.ask_price), ask_size=qty_str(fill.ask_size),
         quote_at=timestamp_from_ns(fill.quote_at_ns), quote_sequence=fill.quote_sequence, rule=fill.rule,
-        filled_at=to_timestamp(fill.filled_at), multiplier=decimal_str(fill.multiplier))
+        filled_at=to_timestamp(fill.filled_at), multiplier=qty_str(fill.multiplier))
 
 
 def fill_from_proto(message: orders_pb2.Fill) -> Fill:
@@ -86,16 +86,16 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
     return orders_pb2.Order(
         order_id=order.order_id, client_order_id=spec.client_order_id, account_id=order.account_id,
         user_id=order.user_id, symbol=spec.symbol, asset_class=ASSET_CLASS_WIRE[spec.asset_class],
-        side=SIDE_WIRE[spec.side], qty=decimal_str(spec.qty), order_type=TYPE_WIRE[spec.order_type],
-        time_in_force=TIF_WIRE[spec.time_in_force], limit_price=money_str(spec.limit_price),
-        stop_price=money_str(spec.stop_price),
+        side=SIDE_WIRE[spec.side], qty=qty_str(spec.qty), order_type=TYPE_WIRE[spec.order_type],
+        time_in_force=TIF_WIRE[spec.time_in_force], limit_price=price_str(spec.limit_price),
+        stop_price=price_str(spec.stop_price),
         legs=[trading_pb2.OrderLeg(symbol=leg.symbol, side=SIDE_WIRE[leg.side], ratio=leg.ratio) for leg in spec.legs],
-        multiplier=decimal_str(order.multiplier), status=STATUS_WIRE[order.status], reject_reason=order.reject_reason,
+        multiplier=qty_str(order.multiplier), status=STATUS_WIRE[order.status], reject_reason=order.reject_reason,
         cancel_reason=order.cancel_reason,
-        filled_qty=decimal_str(order.filled_qty), filled_avg_price=money_str(order.filled_avg_price),
+        filled_qty=qty_str(order.filled_qty), filled_avg_price=price_str(order.filled_avg_price),
         version=order.version, created_at=to_timestamp(order.created_at), updated_at=to_timestamp(order.updated_at),
         accepted_at=to_timestamp(order.accepted_at), rejected_at=to_timestamp(order.rejected_at),
         triggered_at=to_timestamp(order.triggered_at), filled_at=to_timestamp(order.filled_at),
         canceled_at=to_timestamp(order.canceled_at), expired_at=to_timestamp(order.expired_at),
         expires_at=to_timestamp(order.expires_at), replaced_at=to_timestamp(order.replaced_at),
-        collar_price=money_str(order.collar_price), fills=[fill_to_proto(f) for f in order.fills])
+        collar_price=price_str(order.collar_price), fills=[fill_to_proto(f) for f in order.fills])

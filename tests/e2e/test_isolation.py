@@ -12,7 +12,7 @@ from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from tests.support.identity import as_user, sign_in
 from tests.support.mesh import gateway_client
-from tests.support.trading import eventually, start_trading_mesh
+from tests.support.trading import eventually, rest_as, start_trading_mesh
 
 # Endpoints whose id names something a user owns, and the id of A's that fills it in.
 USER_OWNED = {
@@ -88,6 +88,21 @@ async def test_user_b_gets_not_found_for_every_id_of_user_a(mesh):
         assert bobs_orders == []
 
         await native_b_gets_not_found(mesh, ids)
+
+
+ODD_IDS = ["ünïcødé", "%00", "a%0Ab", "<script>", "' OR 1=1 --", "😀" * 10, "%E2%80%AE", "%25", "a b",
+           "ord_" + "a" * 24, "fill_%00"]
+
+
+async def test_an_odd_id_is_only_an_id_nobody_has(mesh):
+    """On PostgreSQL a NUL cannot even be sent in a query: such ids must be answered before."""
+    async with rest_as(mesh, "carol") as carol:
+        for (method, template) in USER_OWNED:
+            for odd in ODD_IDS:
+                path = template.replace("{" + template.split("{")[1].split("}")[0] + "}", odd)
+                response = await carol.request(method, path, json={"qty": "5"} if method == "PATCH" else None)
+                assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found"), (
+                    method, path, response.text)
 
 
 async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:

@@ -4,31 +4,15 @@ bundled recording: every expected price is computed from the recording itself.""
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-
 from mbt.accounts.v1 import accounts_pb2
 from mbt.orders.v1 import orders_pb2
+from services.common.conv import datetime_from_ns, timestamp_from_ns
 from tests.support import recording
 from tests.support.identity import as_user, rest_headers
 from tests.support.mesh import gateway_client
-from tests.support.trading import (CLOSE, START, Trading, eventually, ns, rest_as, start_trading_mesh,
-                                   user_metadata)
+from tests.support.trading import CLOSE, START, eventually, ns, rest_as, user_metadata
 
 D = Decimal
-
-
-@pytest.fixture
-async def mesh(databases, tmp_path):
-    mesh = await start_trading_mesh(databases, tmp_path)
-    yield mesh
-    await mesh.stop()
-
-
-@pytest.fixture
-async def trading(mesh):
-    trading = Trading(mesh)
-    yield trading
-    await trading.close()
 
 
 async def submit(client, **order):
@@ -69,7 +53,12 @@ async def test_a_market_buy_fills_at_the_standing_ask_and_everything_agrees(mesh
         account = await eventually(account_settled)
         position = (await alice.get("/api/mbt/positions/AMZN")).json()["data"]
         assert (position["qty"], position["avg_entry_price"], position["side"]) == ("10", str(quote.ask), "long")
-        assert D(account["equity"]) == D(account["cash"]) + D(position["market_value"])
+        # Marked independently: a long at the bid of the quote standing now (the clock has not moved).
+        value = 10 * quote.bid
+        assert (position["current_price"], position["market_value"], position["cost_basis"],
+                position["unrealized_pl"]) == (str(quote.bid), f"{value:.2f}", f"{cost:.2f}", f"{value - cost:.2f}")
+        assert (account["long_market_value"], account["equity"]) == (
+            f"{value:.2f}", f"{D('100000') - cost + value:.2f}")
 
         async def activity_recorded():
             activities = (await alice.get("/api/mbt/activities", params={"type": "fill"})).json()["data"]
@@ -99,10 +88,11 @@ async def test_a_limit_order_rests_then_fills_when_the_ask_comes_down_to_it(mesh
         assert limit < quote.ask
         order = (await submit(bob, symbol="AMZN", side="buy", qty="5", order_type="limit",
                               limit_price=str(limit), time_in_force="gtc")).json()["data"]
-        await trading.step(60)
-        assert (await bob.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]["status"] in (
-            "accepted", "filled")
         expected = recording.first_after("AMZN", ns(START), lambda q: q.ask <= limit)
+        await trading.step_to(datetime_from_ns(expected.at_ns - 1000))  # the last microsecond before it can fill
+        resting = (await bob.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]
+        assert (resting["status"], resting["fills"]) == ("accepted", [])
+        assert (await bob.get("/api/mbt/account")).json()["data"]["reserved"] == f"{5 * limit:.2f}"
         await trading.step_to(START + timedelta(seconds=601))
         done = await filled(bob, order["order_id"])
         [fill] = done["fills"]
@@ -210,15 +200,15 @@ async def test_trading_over_native_grpc(mesh, trading):
         account = (await trading.accounts().GetAccount(accounts_pb2.GetAccountRequest(), metadata=me)).account
         assert D(account.cash) == D("100000") - 3 * quote.ask
     await eventually(settled)
+    await trading.step(300)
+    mark = recording.standing("GOOG", ns(START + timedelta(seconds=300)))
+    unrealized = 3 * (mark.bid - quote.ask)  # a long is marked at the bid, against what it cost
     pnl = (await trading.accounts().GetPnl(accounts_pb2.GetPnlRequest(), metadata=me)).pnl
-    position = (await trading.accounts().GetPosition(accounts_pb2.GetPositionRequest(symbol="GOOG"), metadata=me)).position
-    assert D(pnl.unrealized_pl) == D(position.unrealized_pl)
-    assert D(pnl.realized_pl) == 0
+    assert (pnl.realized_pl, pnl.unrealized_pl, pnl.total_pl) == ("0.00", f"{unrealized:.2f}", f"{unrealized:.2f}")
+    assert [(line.symbol, line.unrealized_pl) for line in pnl.lines] == [("GOOG", f"{unrealized:.2f}")]
 
 
 def _rfc3339(at_ns: int) -> str:
-    from services.common.conv import timestamp_from_ns
-
     return timestamp_from_ns(at_ns).ToJsonString()
 
 

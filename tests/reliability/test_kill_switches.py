@@ -48,12 +48,17 @@ async def test_trading_disabled_refuses_every_change_and_still_reads(mesh):
         assert (await mia.get("/api/mbt/account")).status_code == 200
 
 
-async def test_new_orders_disabled_blocks_submits_but_not_cancels(mesh):
+async def test_new_orders_disabled_blocks_submits_and_replaces_but_not_cancels(mesh):
     async with rest_as(mesh, "noah") as noah:
         order = (await noah.post("/api/mbt/orders", json=BODY)).json()["data"]
         await restart_orders_with(mesh, MBT_NEW_ORDERS_DISABLED="1")
         refused = await noah.post("/api/mbt/orders", json={**BODY, "client_order_id": "y"})
         assert (refused.status_code, refused.json()["error"]["code"]) == (503, "new_orders_disabled")
+        bigger = await noah.patch(f"/api/mbt/orders/{order['order_id']}", json={"qty": "50"})  # more exposure
+        assert (bigger.status_code, bigger.json()["error"]["code"]) == (503, "new_orders_disabled")
+        unchanged = (await noah.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]
+        assert (unchanged["version"], unchanged["qty"], unchanged["status"]) == (1, "1", "accepted")
+        assert (await noah.get("/api/mbt/account")).json()["data"]["reserved"] == "100.00"
         canceled = await noah.delete(f"/api/mbt/orders/{order['order_id']}")
         assert canceled.json()["data"]["status"] == "canceled"
         listed = (await noah.get("/api/mbt/orders")).json()["data"]

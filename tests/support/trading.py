@@ -97,3 +97,23 @@ def rest_as(mesh: Mesh, user_id: str):
     client = gateway_client(mesh.app)
     client.headers.update(rest_headers(user_id, BULK_TIER))
     return client
+
+
+async def order_in(client, order_id: str, status: str) -> dict:
+    """The order (REST) once it has reached ``status``: fills, cancels and expiries arrive
+    asynchronously."""
+    async def check():
+        order = (await client.get(f"/api/mbt/orders/{order_id}")).json()["data"]
+        assert order["status"] == status, order
+        return order
+    return await eventually(check)
+
+
+async def account_when(client, **expected: str) -> dict:
+    """The account (REST) once the given fields read as expected (fills and releases land
+    asynchronously)."""
+    async def check():
+        account = (await client.get("/api/mbt/account")).json()["data"]
+        assert {name: account[name] for name in expected} == expected, account
+        return account
+    return await eventually(check)

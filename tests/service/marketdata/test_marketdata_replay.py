@@ -1,5 +1,7 @@
 """The market-data service replaying the bundled sample in stepped mode, over real gRPC:
-deterministic ticks, exact stepping, the clock the other services follow, the archive."""
+deterministic ticks, exact stepping, the clock the other services follow, the archive.
+Expected ticks come from the recording file read by the tests themselves
+(``tests.support.recording``), not from the loader under test."""
 
 import asyncio
 
@@ -10,7 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from services.common.conv import timestamp_ns
-from services.marketdata.recording import BUNDLED_QUOTES, load_recording
+from tests.support import recording
+from tests.support.errors import error_info
 from tests.support.marketdata import MATCHER, START_NS, content, read_quotes, start_marketdata
 
 
@@ -20,6 +23,12 @@ def ts(ns: int) -> Timestamp:
 
 def minutes(n: float) -> Duration:
     return Duration(seconds=int(n * 60))
+
+
+def _price(value) -> str:
+    """A recorded equity price as quotes show it: the bundled prices are all at or above $1."""
+    assert value >= 1
+    return f"{value:.2f}"
 
 
 async def replay_twenty_minutes(server) -> tuple[list, list]:
@@ -46,8 +55,9 @@ async def test_replaying_the_bundled_sample_twice_gives_the_same_ticks_in_the_sa
             await server.stop()
     (ticks, steps), (again, steps_again) = runs
     assert ticks == again and steps == steps_again
-    recorded = [t for t in load_recording(BUNDLED_QUOTES).ticks if START_NS < t.quote_at_ns <= START_NS + 20 * 60 * 10**9]
-    assert [(t[0], t[1], t[2]) for t in ticks] == [(t.symbol, t.sequence, t.quote_at_ns) for t in recorded]
+    recorded = [q for q in recording.all_quotes() if START_NS < q.at_ns <= START_NS + 20 * 60 * 10**9]
+    assert [(t[0], t[1], t[2], t[3], t[5]) for t in ticks] == [
+        (q.symbol, q.sequence, q.at_ns, _price(q.bid), _price(q.ask)) for q in recorded]
     assert steps[-1] == (START_NS + 20 * 60 * 10**9, ticks.__len__() - sum(s[1] for s in steps[:-1]))
 
 
@@ -59,9 +69,9 @@ async def test_a_step_delivers_exactly_the_ticks_up_to_its_time_and_updates_late
         target = START_NS + 90 * 10**9 + 123
         step = await marketdata.step(to_time=ts(target))
         quotes = await read_quotes(stream, step.delivered_ticks)
-        recorded = [t for t in load_recording(BUNDLED_QUOTES).ticks
-                    if t.symbol == "AMZN" and START_NS < t.quote_at_ns <= target]
-        assert [q.sequence for q in quotes] == [t.sequence for t in recorded]
+        recorded = [q for q in recording.quotes("AMZN") if START_NS < q.at_ns <= target]
+        assert [(q.sequence, q.bid_price, q.bid_size, q.ask_price, q.ask_size) for q in quotes] == [
+            (q.sequence, _price(q.bid), str(q.bid_size), _price(q.ask), str(q.ask_size)) for q in recorded]
         assert quotes[0].sequence == latest.sequence + 1
         now = await marketdata.stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol="AMZN"), metadata=MATCHER)
         assert content(now.quote) == content(quotes[-1])
@@ -78,12 +88,11 @@ async def test_latest_quotes_carry_time_sequence_condition_age_and_source(market
                                                   metadata=MATCHER)
     goog, amzn = reply.quotes
     assert (goog.symbol, amzn.symbol) == ("GOOG", "AMZN")
-    recording = load_recording(BUNDLED_QUOTES)
-    expected = recording.last_before("AMZN", START_NS)
-    assert (amzn.sequence, timestamp_ns(amzn.quote_at), amzn.bid_price) == (expected.sequence, expected.quote_at_ns,
-                                                                           str(expected.bid))
+    expected = recording.standing("AMZN", START_NS)
+    assert (amzn.sequence, timestamp_ns(amzn.quote_at), amzn.bid_price, amzn.ask_price) == (
+        expected.sequence, expected.at_ns, _price(expected.bid), _price(expected.ask))
     assert amzn.condition == pb.QUOTE_CONDITION_USABLE and amzn.source == pb.QUOTE_SOURCE_REPLAY
-    assert amzn.age.ToNanoseconds() == START_NS - expected.quote_at_ns
+    assert amzn.age.ToNanoseconds() == START_NS - expected.at_ns
     assert not amzn.delayed
 
 
@@ -120,6 +129,8 @@ async def test_bad_steps_are_invalid_arguments(marketdata, request_fields, field
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await marketdata.step(**request_fields)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    reason, metadata = error_info(caught.value)
+    assert (reason, metadata.get("field")) == ("INVALID_ARGUMENT", field), caught.value.details()
 
 
 async def test_a_paced_replay_cannot_be_stepped_and_jumps_over_the_closed_market(databases, tmp_path):

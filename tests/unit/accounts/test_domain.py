@@ -84,8 +84,9 @@ def test_buying_power_and_fit():
     cash_account = Valuation(cash=D(10000), long_market_value=D(0), short_market_value=D(0), held=D(2500))
     assert buying_power(AccountType.CASH, cash_account) == D(7500)
     check_fits(AccountType.CASH, cash_account, Hold(D(7500), D(0)))
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as err:
         check_fits(AccountType.CASH, cash_account, Hold(D("7500.01"), D(0)))
+    assert (err.value.reason, err.value.metadata["buying_power"]) == ("INSUFFICIENT_BUYING_POWER", "7500.00")
     check_fits(AccountType.CASH, cash_account, Hold(D(10000), D(0)), released=D(2500))
     margin = Valuation(cash=D(10000), long_market_value=D(10000), short_market_value=D(0), held=D(0))
     assert buying_power(AccountType.MARGIN, margin) == D(30000)

@@ -5,8 +5,9 @@ import pytest
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import (check_shape, datetime_from_ns, datetime_to_ns, decimal_str, from_timestamp,
-                                  money_str, parse_decimal, parse_enum, to_timestamp)
+from services.common.conv import (amount_str, check_shape, datetime_from_ns, datetime_to_ns, decimal_str,
+                                  from_timestamp, money_str, parse_decimal, parse_enum, price_str, qty_str, ratio_str,
+                                  to_timestamp)
 from services.common.errors import DomainError
 from tests.support.hostile import MALFORMED_DECIMALS
 
@@ -60,16 +61,40 @@ def test_check_shape_accepts_a_well_formed_request():
 
 def test_parse_decimal_empty_is_none_unless_required():
     assert parse_decimal("", "qty") is None
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as err:
         parse_decimal("", "qty", required=True)
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "qty")
 
 
-def test_decimal_formatting_is_plain_and_exact():
+def test_values_between_services_are_plain_and_exact():
     assert decimal_str(Decimal("1E+2")) == "100"
     assert decimal_str(Decimal("150.2500")) == "150.25"
     assert money_str(Decimal("10000")) == "10000.00"
     assert money_str(Decimal("0.125")) == "0.125"
     assert decimal_str(Decimal("-0")) == "0"
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("0.000", "0.00"), ("1789.17000", "1789.17"), ("-0.2100", "-0.21"), ("97058.89", "97058.89"),
+    ("100000", "100000.00"), ("0.125", "0.13"), ("-0.125", "-0.13"), ("-0.004", "0.00"), ("1E+3", "1000.00"), ("2239.4999999999", "2239.50"),
+])
+def test_amounts_users_see_are_to_the_cent(value, shown):
+    assert amount_str(Decimal(value)) == shown
+
+
+@pytest.mark.parametrize("value, equity, option", [
+    ("223.95", "223.95", "223.95"), ("223.1800", "223.18", "223.18"), ("223.8571428571", "223.86", "223.86"),
+    ("1", "1.00", "1.00"), ("0.1234", "0.1234", "0.12"), ("0.05", "0.0500", "0.05"), ("0.99996", "1.00", "1.00"),
+    ("0.123456", "0.1235", "0.12"),
+])
+def test_prices_users_see_are_on_their_grid(value, equity, option):
+    assert (price_str(Decimal(value)), price_str(Decimal(value), option=True)) == (equity, option)
+
+
+def test_quantities_are_whole_and_ratios_have_six_places():
+    assert [qty_str(Decimal(v)) for v in ("10", "10.000", "1E+2", "-5", "0")] == ["10", "10", "100", "-5", "0"]
+    assert [ratio_str(Decimal(v)) for v in ("-0.00093862", "0", "0.5")] == ["-0.000939", "0.000000", "0.500000"]
+    assert (amount_str(None), price_str(None), qty_str(None)) == ("", "", "")
 
 
 def test_timestamps_round_trip_and_unset_is_none():

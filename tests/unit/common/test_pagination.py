@@ -23,12 +23,14 @@ def test_bad_tokens_are_invalid_argument(token):
 
 def test_a_token_is_bound_to_its_filters():
     token = encode_page_token(datetime(2012, 6, 21, tzinfo=timezone.utc), "ord_a", filter_digest("filled"))
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as err:
         decode_page_token(token, filter_digest("canceled"))
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "page_token")
 
 
 def test_page_size_defaults_caps_and_refuses_negative():
     assert page_size(0) == 50
     assert page_size(10_000) == 500
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as err:
         page_size(-1)
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "page_size")

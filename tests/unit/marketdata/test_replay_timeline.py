@@ -11,6 +11,7 @@ from services.common.conv import datetime_to_ns
 from services.marketdata.market_calendar import xnys
 from services.marketdata.recording import BUNDLED_QUOTES, load_recording
 from services.marketdata.timeline import ReplayTimeline
+from tests.support import recording as recorded
 
 AMZN_TICKS, GOOG_TICKS = 55071, 45569
 
@@ -27,6 +28,8 @@ def timeline():
 def test_the_recording_is_the_real_sample(timeline):
     recording = timeline.recording
     assert (recording.count("AMZN"), recording.count("GOOG")) == (AMZN_TICKS, GOOG_TICKS)
+    assert [(t.symbol, t.quote_at_ns, t.sequence, t.bid, t.bid_size, t.ask, t.ask_size) for t in recording.ticks] == [
+        (q.symbol, q.at_ns, q.sequence, q.bid, q.bid_size, q.ask, q.ask_size) for q in recorded.all_quotes()]
     first = recording.ticks[0]
     assert (first.symbol, first.quote_at_ns, first.bid, first.ask) == ("GOOG", 1340285400015105074, Decimal("579.40"),
                                                                        Decimal("580.23"))
@@ -53,7 +56,7 @@ def test_an_early_close_day_plays_only_the_ticks_before_its_close(timeline):
     july_3 = list(timeline.between(ns("2012-07-03T00:00:00-04:00"), ns("2012-07-03T23:59:59-04:00")))
     assert july_3 and max(t.quote_at_ns for t in july_3) < ns("2012-07-03T13:00:00-04:00")
     one_pm = ns("2012-06-21T13:00:00-04:00")
-    assert len(july_3) == sum(1 for t in timeline.recording.ticks if t.quote_at_ns < one_pm)
+    assert len(july_3) == sum(1 for q in recorded.all_quotes() if q.at_ns < one_pm)
 
 
 def test_daylight_saving_keeps_the_new_york_time_of_day(timeline):

@@ -28,10 +28,13 @@ def order(**changes) -> Order:
 
 
 def test_every_final_state_refuses_every_event():
+    reasons = {Event.CANCEL: "ORDER_NOT_CANCELABLE", Event.REPLACE: "ORDER_NOT_REPLACEABLE"}
     for status in (Status.FILLED, Status.CANCELED, Status.REJECTED, Status.EXPIRED):
         for event in Event:
-            with pytest.raises(DomainError):
+            with pytest.raises(DomainError) as err:
                 next_status(status, event)
+            assert (err.value.reason, err.value.metadata["status"]) == (reasons.get(event, "CONFLICT"),
+                                                                       status.value), (status, event)
 
 
 @pytest.mark.parametrize("status, reason", [(Status.FILLED, "ORDER_NOT_CANCELABLE"),
@@ -101,12 +104,24 @@ def test_ioc_and_fok_need_the_market_open_day_orders_do_not():
 def test_replace_keeps_what_is_not_sent_and_validates_the_result():
     replaced = replacement(order(), qty=Decimal(20), limit_price=None, stop_price=None, time_in_force=None)
     assert (replaced.qty, replaced.limit_price) == (Decimal(20), Decimal("220.50"))
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as err:
         replacement(order(), qty=None, limit_price=None, stop_price=None, time_in_force=None)
-    with pytest.raises(DomainError):
+    assert err.value.reason == "INVALID_ARGUMENT" and "nothing to replace" in err.value.message
+    with pytest.raises(DomainError) as err:
         replacement(order(), qty=None, limit_price=None, stop_price=Decimal(1), time_in_force=None)
-    with pytest.raises(DomainError):
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "stop_price")
+    with pytest.raises(DomainError) as err:
         replacement(order(), qty=Decimal("0.5"), limit_price=None, stop_price=None, time_in_force=None)
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "qty")
+
+
+def test_a_triggered_stop_keeps_its_stop():
+    triggered = order(spec=spec(order_type=OrderType.STOP_LIMIT, stop_price=Decimal("220.00")), triggered_at=T0)
+    with pytest.raises(DomainError) as err:
+        replacement(triggered, qty=None, limit_price=None, stop_price=Decimal("221.00"), time_in_force=None)
+    assert err.value.reason == "ORDER_NOT_REPLACEABLE"
+    assert replacement(triggered, qty=None, limit_price=Decimal("221.00"), stop_price=None,
+                       time_in_force=None).stop_price == Decimal("220.00")
 
 
 def fill(**changes) -> Fill:
@@ -120,7 +135,10 @@ def fill(**changes) -> Fill:
 
 def test_a_fill_must_match_the_order_and_respect_its_limit():
     check_fill(order(), fill())
-    for bad in (fill(qty=Decimal(5)), fill(side=Side.SELL), fill(price=Decimal("220.30")),
-                fill(price=Decimal("221"), ask_price=Decimal("221")), fill(symbol="GOOG")):
-        with pytest.raises(DomainError):
+    for bad, field in ((fill(qty=Decimal(5)), "fill"), (fill(side=Side.SELL), "fill"),
+                       (fill(price=Decimal("220.30")), "fill.price"),
+                       (fill(price=Decimal("221"), ask_price=Decimal("221")), "fill.price"),
+                       (fill(symbol="GOOG"), "fill")):
+        with pytest.raises(DomainError) as err:
             check_fill(order(), bad)
+        assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", field), bad
