@@ -182,7 +182,7 @@ async def test_day_orders_expire_at_the_close_and_release_their_hold(mesh, tradi
 
 
 async def test_trading_over_native_grpc(mesh, trading):
-    me = user_metadata("grace")
+    me = as_user("grace", "pro")  # real-time marks (a Free user's are 15 minutes late)
     quote = recording.standing("GOOG", ns(START))
     reply = await trading.orders().SubmitOrder(orders_pb2.SubmitOrderRequest(
         client_order_id="g-1", symbol="GOOG", side=1, qty="3", order_type=1, time_in_force=1), metadata=me)
