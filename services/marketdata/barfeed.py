@@ -109,9 +109,10 @@ class BarFeed:
                                 bars.append(computed[key])
                         subscription.put(BarClose(start, end, bars))
                         subscription.served_ns = end
-                except DomainError as exc:
+                except Exception as exc:  # an upstream not answering, or a reply it cannot read
+                    message = exc.message if isinstance(exc, DomainError) else repr(exc)
                     log.warning("bars could not be computed; the bar close is retried",
-                                extra={"fields": {"timeframe": timeframe.value, "error": exc.message}})
+                                extra={"fields": {"timeframe": timeframe.value, "error": message[:300]}})
                     continue
                 subscription.served_ns = to_ns
 
