@@ -32,7 +32,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import Enum
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 MINUTE_NS = 60 * 1_000_000_000
 DAY_NS = 24 * 60 * MINUTE_NS
 VWAP_PLACES = 4
+# Digits kept by the sums: enough that adding up a session's price x size never rounds.
+SUM_PRECISION = 60
 ZERO = Decimal(0)
 TWO = Decimal(2)
 
@@ -156,14 +158,13 @@ def bar_windows(after_ns: int, until_ns: int, timeframe: Timeframe,
             continue
         step = timeframe.step_ns or session.close_ns - session.open_ns
         start = session.open_ns
-        if after_ns > start:  # skip the windows that closed before after_ns
+        if after_ns > start:  # from the window holding after_ns: those before it closed already
             start += (after_ns - start) // step * step
         while start < session.close_ns:
             end = min(start + step, session.close_ns)
             if end > until_ns:
                 break
-            if end > after_ns:
-                windows.append((start, end))
+            windows.append((start, end))
             start = end
     return windows
 
@@ -246,15 +247,16 @@ def trade_bars(trades: Iterable[Trade], timeframe: Timeframe, sessions: Sequence
     bar); trades outside ``sessions`` are ignored. ``sessions``: sorted, non-overlapping.
     Raises ValueError when a symbol's trades go back in time."""
     aggregator = _Aggregator(timeframe, sessions)
-    for trade in trades:
-        price = trade.price
-        bucket = aggregator.bucket(trade.symbol, trade.at_ns, price, Basis.TRADES)
-        if bucket is not None:
-            bucket.add(price, price, price)
-            bucket.volume += trade.size
-            bucket.notional += price * trade.size
-            bucket.count += 1
-    return aggregator.bars()
+    with localcontext(prec=SUM_PRECISION):
+        for trade in trades:
+            price = trade.price
+            bucket = aggregator.bucket(trade.symbol, trade.at_ns, price, Basis.TRADES)
+            if bucket is not None:
+                bucket.add(price, price, price)
+                bucket.volume += trade.size
+                bucket.notional += price * trade.size
+                bucket.count += 1
+        return aggregator.bars()
 
 
 def quote_mid_bars(ticks: Iterable[Tick], timeframe: Timeframe, sessions: Sequence[TradingSession]) -> list[Bar]:
@@ -263,13 +265,14 @@ def quote_mid_bars(ticks: Iterable[Tick], timeframe: Timeframe, sessions: Sequen
     ``ticks``: each symbol's in time order; unusable ticks (crossed, locked, empty) and ticks
     outside ``sessions`` are ignored. Raises ValueError when a symbol's ticks go back in time."""
     aggregator = _Aggregator(timeframe, sessions)
-    for tick in ticks:
-        if tick.usable:
-            mid = (tick.bid + tick.ask) / TWO
-            bucket = aggregator.bucket(tick.symbol, tick.quote_at_ns, mid, Basis.QUOTE_MID)
-            if bucket is not None:
-                bucket.add(mid, mid, mid)
-    return aggregator.bars()
+    with localcontext(prec=SUM_PRECISION):
+        for tick in ticks:
+            if tick.usable:
+                mid = (tick.bid + tick.ask) / TWO
+                bucket = aggregator.bucket(tick.symbol, tick.quote_at_ns, mid, Basis.QUOTE_MID)
+                if bucket is not None:
+                    bucket.add(mid, mid, mid)
+        return aggregator.bars()
 
 
 def roll_up(bars: Iterable[Bar], timeframe: Timeframe, sessions: Sequence[TradingSession]) -> list[Bar]:
@@ -280,16 +283,17 @@ def roll_up(bars: Iterable[Bar], timeframe: Timeframe, sessions: Sequence[Tradin
     of the finer vwaps (rounded as above). The finer bars must nest in the buckets (a
     30Min bar in a 1Hour one, not the reverse) and be in time order per symbol."""
     aggregator = _Aggregator(timeframe, sessions)
-    for bar in bars:
-        bucket = aggregator.bucket(bar.symbol, bar.start_ns, bar.open, bar.basis)
-        if bucket is None:
-            continue
-        bucket.add(bar.high, bar.low, bar.close)
-        bucket.volume += bar.volume
-        bucket.count += bar.trade_count
-        if bar.vwap is None:
-            if bar.volume:
-                bucket.notional = None  # traded shares at unknown prices: no vwap for the merged bar
-        elif bucket.notional is not None:
-            bucket.notional += bar.vwap * bar.volume
-    return aggregator.bars()
+    with localcontext(prec=SUM_PRECISION):
+        for bar in bars:
+            bucket = aggregator.bucket(bar.symbol, bar.start_ns, bar.open, bar.basis)
+            if bucket is None:
+                continue
+            bucket.add(bar.high, bar.low, bar.close)
+            bucket.volume += bar.volume
+            bucket.count += bar.trade_count
+            if bar.vwap is None:
+                if bar.volume:
+                    bucket.notional = None  # traded shares at unknown prices: no vwap for the merged bar
+            elif bucket.notional is not None:
+                bucket.notional += bar.vwap * bar.volume
+        return aggregator.bars()

@@ -110,6 +110,10 @@ def test_intraday_buckets_follow_the_session_open_and_an_early_close():
     assert bar_windows(ten - 1, ten + 2 * MINUTE, Timeframe.MINUTE, [JUNE_21]) == [
         (ten - MINUTE, ten), (ten, ten + MINUTE), (ten + MINUTE, ten + 2 * MINUTE)]
     assert bar_windows(ten, ten + MINUTE - 1, Timeframe.MINUTE, [JUNE_21]) == []
+    # A clock standing at a session's close has seen its last (short) hour close already.
+    close = JUNE_21.close_ns
+    assert bar_windows(close - 1, close, Timeframe.HOUR, [JUNE_21]) == [(close - 30 * MINUTE, close)]
+    assert bar_windows(close, close + 60 * MINUTE, Timeframe.HOUR, [JUNE_21]) == []
 
 
 def test_nothing_outside_the_session_and_no_bar_without_activity():
