@@ -250,6 +250,9 @@ class Settings:
     replay_quotes_file: str = setting(
         "MBT_REPLAY_QUOTES_FILE", "",
         "Recorded NBBO ticks to replay: CSV (optionally gzipped) or Parquet with timestamp, symbol, bid, bid size, ask, ask size. Empty: the bundled LOBSTER AMZN/GOOG sample in `data/`.")
+    replay_trades_file: str = setting(
+        "MBT_REPLAY_TRADES_FILE", "",
+        "Recorded trades played with the quotes, which bars are aggregated from: CSV (optionally gzipped) or Parquet with timestamp, symbol, price, size, on the quotes' day(s). Empty: the bundled LOBSTER AMZN/GOOG trades in `data/`; `none`: no trades (bars from quote mids).")
     replay_option_chain_file: str = setting(
         "MBT_REPLAY_OPTION_CHAIN_FILE", "",
         "Option chain snapshot served by the replay (Cboe quotedata layout, see `data/SOURCES.md`). Empty: the bundled SPY chain of 2023-09-14; `none`: no chain.")

@@ -20,7 +20,8 @@ from services.common.runtime import ServiceKit
 from services.common.server import Registration, ServiceRuntime
 from services.marketdata import recording
 from services.marketdata.archive import TickArchiver
-from services.marketdata.clockfeed import ClockLine, ClockPublisher, resume
+from services.marketdata.barfeed import BarFeed
+from services.marketdata.clockfeed import STEPPED, ClockLine, ClockPublisher, resume
 from services.marketdata.hub import QuoteHub
 from services.marketdata.market import MarketData
 from services.marketdata.market_calendar import xnys
@@ -57,7 +58,9 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
     quotes = _file(settings.replay_quotes_file, recording.BUNDLED_QUOTES)
     if quotes is None:
         raise ConfigError("MBT_REPLAY_QUOTES_FILE cannot be none: the replay needs recorded ticks")
-    timeline = ReplayTimeline(recording.load_recording(quotes), calendar, loop=settings.replay_loop)
+    trades_file = _file(settings.replay_trades_file, recording.BUNDLED_TRADES)
+    trades = recording.load_trades(trades_file) if trades_file else None
+    timeline = ReplayTimeline(recording.load_recording(quotes), calendar, loop=settings.replay_loop, trades=trades)
     start = settings.replay_start or datetime_from_ns(timeline.default_start_ns())
     stepped = settings.replay_mode == "stepped"
     saved = store.load_clock(CHECKPOINT)
@@ -96,7 +99,7 @@ def _alpaca(settings: Settings, credentials: tuple[str, str], clock: AnchoredClo
     key, secret = credentials
     provider = AlpacaProvider(key=key, secret=secret, feed=settings.alpaca_feed,
                               options_feed=settings.alpaca_options_feed, data_url=settings.alpaca_data_url,
-                              stream_url=settings.alpaca_stream_url)
+                              stream_url=settings.alpaca_stream_url, calendar=xnys())
     return provider, ClockPublisher(clock, provider.clock_mode)
 
 
@@ -118,10 +121,13 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
                    unsubscribe_upstream=provider.unsubscribe, archive=archiver.append,
                    unsubscribe_after_seconds=settings.quote_unsubscribe_after_seconds)
     provider.attach(hub)
-    market = MarketData(provider=provider, hub=hub, archiver=archiver, store=store, calendar=xnys(),
-                        publisher=publisher, clock=clock)
+    bar_feed = BarFeed(provider, xnys(), clock)
+    market = MarketData(provider=provider, hub=hub, bar_feed=bar_feed, archiver=archiver, store=store,
+                        calendar=xnys(), publisher=publisher, clock=clock)
+    # A stepped replay advances the bar feed as it steps; any other clock moves by itself.
+    follow_clock = [] if provider.clock_mode == STEPPED else [bar_feed.run]
     runtime = kit.runtime([Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],
-                          background=[archiver.run, *provider.background()])
+                          background=[archiver.run, *provider.background(), *follow_clock])
     runtime.closers[:0] = [provider.close, archiver.close]
     return runtime
 

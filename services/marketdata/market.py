@@ -16,8 +16,10 @@ from services.common.clock import Clock
 from services.common.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.marketdata.archive import TickArchiver
+from services.marketdata.barfeed import BarFeed, BarSubscription
 from services.marketdata.clockfeed import ClockPublisher, ClockState
-from services.marketdata.domain.gating import Entitlement, withhold_fresh_quotes
+from services.marketdata.domain.bars import Bar, Timeframe, parse_timeframe
+from services.marketdata.domain.gating import DAY_NS, Entitlement, withhold_fresh_quotes
 from services.marketdata.domain.reference import Dividend, OptionChain
 from services.marketdata.domain.symbols import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
@@ -32,6 +34,8 @@ MAX_CALENDAR_DAYS = 5 * 366
 MAX_DIVIDEND_DAYS = 50 * 366
 # How far past today dividends (announced ex-dates) may be asked for.
 DIVIDEND_HORIZON_DAYS = 366
+# How far back ListBars looks when no `from` is given: a day, a year of daily bars.
+DEFAULT_DAILY_BARS_SPAN_NS = 366 * DAY_NS
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,8 @@ class MarketClockView:
     state: ClockState
 
 
-def _after_sequence(token: str, digest: str) -> int:
+def _after_number(token: str, digest: str) -> int:
+    """The number a page token continues after (a sequence, a bar's start); 0 for the first page."""
     cursor = pagination.decode_page_token(token, digest)
     if cursor is None:
         return 0
@@ -59,6 +64,14 @@ def _after_sequence(token: str, digest: str) -> int:
         return int(cursor[1])
     except ValueError:
         raise invalid_argument("page_token is not valid for this list", "page_token") from None
+
+
+def _bar_timeframe(specs: list[SymbolSpec], timeframe: str, field: str) -> Timeframe:
+    """The timeframe of a request for bars, which equities have and option symbols not."""
+    for spec in specs:
+        if spec.is_option:
+            raise invalid_argument(f"bars are served for equities; {spec.symbol} is an option", field)
+    return parse_timeframe(timeframe)
 
 
 def _next_token(ticks: list[Tick], limit: int, digest: str) -> str:
@@ -69,10 +82,11 @@ def _next_token(ticks: list[Tick], limit: int, digest: str) -> str:
 
 
 class MarketData:
-    def __init__(self, *, provider: Provider, hub: QuoteHub, archiver: TickArchiver, store: MarketDataStore,
-                 calendar: MarketCalendar, publisher: ClockPublisher, clock: Clock) -> None:
+    def __init__(self, *, provider: Provider, hub: QuoteHub, bar_feed: BarFeed, archiver: TickArchiver,
+                 store: MarketDataStore, calendar: MarketCalendar, publisher: ClockPublisher, clock: Clock) -> None:
         self.provider = provider
         self.hub = hub
+        self.bar_feed = bar_feed
         self.archiver = archiver
         self.store = store
         self.calendar = calendar
@@ -115,7 +129,7 @@ class MarketData:
             raise not_found("symbol", spec.symbol)
         limit = pagination.page_size(page_size)
         digest = pagination.filter_digest("history", spec.symbol, from_ns, to_ns)
-        after = _after_sequence(page_token, digest)
+        after = _after_number(page_token, digest)
         ticks = await self.provider.history(spec, start, end, after, limit)
         if ticks is None:  # the provider keeps no such history: what this service served is archived
             await self.archiver.flush()
@@ -123,6 +137,25 @@ class MarketData:
         delayed = entitlement.delayed
         return ([ServedQuote(t, now - t.quote_at_ns, delayed and t.source is not Source.SNAPSHOT) for t in ticks],
                 _next_token(ticks, limit, digest))
+
+    async def bars(self, spec: SymbolSpec, timeframe_name: str, from_ns: int | None, to_ns: int | None,
+                   page_size: int, page_token: str, entitlement: Entitlement) -> tuple[list[Bar], str]:
+        """Closed bars starting in the window, a page of them, and the next page's token.
+        A delayed tier sees only bars that closed before its delay."""
+        timeframe = _bar_timeframe([spec], timeframe_name, "symbol")
+        visible = self.now_ns() - entitlement.delay_ns
+        span = DEFAULT_DAILY_BARS_SPAN_NS if timeframe is Timeframe.DAY else DAY_NS
+        start, end = quote_window(from_ns, to_ns, visible, default_span_ns=span)
+        if not await self._known(spec):
+            raise not_found("symbol", spec.symbol)
+        limit = pagination.page_size(page_size)
+        digest = pagination.filter_digest("bars", spec.symbol, timeframe.value, from_ns, to_ns)
+        after = _after_number(page_token, digest)
+        bars = await self.provider.bars(spec, timeframe, max(start, after + 1), end, visible, limit)
+        if len(bars) < limit:
+            return bars, ""
+        last = bars[-1].start_ns
+        return bars, pagination.encode_page_token(datetime_from_ns(last), str(last), digest)
 
     async def describe(self, spec: SymbolSpec) -> tuple[SymbolSpec, bool]:
         known, tradable = await self.provider.describe(spec)
@@ -168,6 +201,16 @@ class MarketData:
         while True:
             yield await subscription.next_batch(max_batch)
 
+    @contextlib.asynccontextmanager
+    async def bar_closes(self, specs: list[SymbolSpec], timeframe_name: str) -> AsyncIterator[BarSubscription]:
+        """A subscription to the bar closes of the symbols for as long as the block runs."""
+        timeframe = _bar_timeframe(specs, timeframe_name, "symbols")
+        subscription = self.bar_feed.subscribe(specs, timeframe)
+        try:
+            yield subscription
+        finally:
+            self.bar_feed.unsubscribe(subscription)
+
     async def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
                              page_size: int, page_token: str) -> tuple[list[Tick], str]:
         if after_sequence < 0:
@@ -178,7 +221,7 @@ class MarketData:
             raise invalid_argument("page_size must not be negative", "page_size")
         limit = min(page_size or pagination.DEFAULT_PAGE_SIZE, ARCHIVE_MAX_PAGE)
         digest = pagination.filter_digest("archive", symbol, from_ns, to_ns, after_sequence)
-        after = max(after_sequence, _after_sequence(page_token, digest))
+        after = max(after_sequence, _after_number(page_token, digest))
         await self.archiver.flush()
         ticks = await self.store.db.run(self.store.archived_ticks, symbol, from_ns, to_ns, after, limit)
         return ticks, _next_token(ticks, limit, digest)
@@ -202,6 +245,7 @@ class MarketData:
             raise invalid_argument(f"the market calendar ends {self.calendar.last_date.isoformat()}; "
                                    "step to an earlier time", "to_time" if to_ns is not None else "by")
         delivered = await self.provider.step(target)
+        await self.bar_feed.advance(self.now_ns())
         return self.publisher.state(), delivered
 
     def trading_days(self, from_date: date | None, to_date: date | None) -> list[TradingSession]:

@@ -1,5 +1,5 @@
-"""Recorded market data read from files: NBBO ticks (CSV or Parquet), an option chain
-snapshot, and cash dividends.
+"""Recorded market data read from files: NBBO ticks and trades (CSV or Parquet), an option
+chain snapshot, and cash dividends.
 
 Prices are parsed from their decimal text, never through a float: CSV columns are read
 as strings and Parquet price columns must be strings or decimals (a floating-point
@@ -22,17 +22,20 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 
 from services.common.errors import DomainError
+from services.marketdata.domain.bars import Trade
 from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
 from services.marketdata.domain.symbols import parse_symbol
 from services.marketdata.domain.ticks import Source, Tick
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 BUNDLED_QUOTES = REPO_DATA / "lobster_l1_quotes_AMZN_GOOG_2012-06-21.csv.gz"
+BUNDLED_TRADES = REPO_DATA / "lobster_trades_AMZN_GOOG_2012-06-21.csv.gz"
 BUNDLED_OPTION_CHAIN = REPO_DATA / "cboe_spy_option_chain_2023-09-14.csv.gz"
 BUNDLED_DIVIDENDS = REPO_DATA / "yahoo_dividends_AAPL_MSFT_SPY.csv"
 BUNDLED_SPLITS = REPO_DATA / "splits_AAPL_MSFT.csv"
 
-# Accepted column names, first match wins.
+# Accepted column names, first match wins; the first two roles of each are time and symbol,
+# the others decimal.
 COLUMNS = {
     "time": ("ts_ns", "timestamp", "time", "t"),
     "symbol": ("symbol", "S"),
@@ -40,6 +43,12 @@ COLUMNS = {
     "bid_size": ("bid_sz", "bid_size", "bs"),
     "ask": ("ask_px", "ask", "ask_price", "ap"),
     "ask_size": ("ask_sz", "ask_size", "as"),
+}
+TRADE_COLUMNS = {
+    "time": COLUMNS["time"],
+    "symbol": COLUMNS["symbol"],
+    "price": ("price", "px", "p"),
+    "size": ("size", "sz", "qty", "s"),
 }
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 
@@ -92,11 +101,11 @@ def _text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(stream, encoding="utf-8", newline="")
 
 
-def _column(header: list[str], role: str, path: Path) -> int:
-    for name in COLUMNS[role]:
+def _column(header: list[str], role: str, path: Path, columns: dict[str, tuple[str, ...]]) -> int:
+    for name in columns[role]:
         if name in header:
             return header.index(name)
-    raise RecordingError(f"{path}: no {role} column (expected one of {', '.join(COLUMNS[role])})")
+    raise RecordingError(f"{path}: no {role} column (expected one of {', '.join(columns[role])})")
 
 
 def parse_time_ns(raw: str) -> int:
@@ -157,24 +166,24 @@ def _build(path: Path, rows) -> Recording:
     return Recording(str(path), ticks)
 
 
-def _csv_rows(path: Path):
+def _csv_rows(path: Path, roles: dict[str, tuple[str, ...]]):
     with _text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
             raise RecordingError(f"{path}: empty file")
-        project = operator.itemgetter(*(_column(header, role, path) for role in COLUMNS))
+        project = operator.itemgetter(*(_column(header, role, path, roles) for role in roles))
         for row in reader:
             yield project(row)
 
 
-def _parquet_rows(path: Path):
+def _parquet_rows(path: Path, roles: dict[str, tuple[str, ...]]):
     import pyarrow.parquet as pq
     import pyarrow.types as pat
 
     table = pq.read_table(path)
     header = table.column_names
-    columns = [header[_column(header, role, path)] for role in COLUMNS]
+    columns = [header[_column(header, role, path, roles)] for role in roles]
     for name in columns[2:]:
         if pat.is_floating(table.schema.field(name).type):
             raise RecordingError(f"{path}: column {name} is floating point; prices and sizes must be decimal or "
@@ -189,6 +198,10 @@ def _parquet_rows(path: Path):
     return zip(times, *values)
 
 
+def _rows(path: Path, roles: dict[str, tuple[str, ...]]):
+    return _parquet_rows(path, roles) if path.suffix == ".parquet" else _csv_rows(path, roles)
+
+
 def load_recording(path: Path) -> Recording:
     """The ticks of a CSV (optionally gzipped) or Parquet recording, cached per file version."""
     stat = path.stat()
@@ -198,8 +211,60 @@ def load_recording(path: Path) -> Recording:
 @functools.lru_cache(maxsize=4)
 def _load_recording(path: str, _mtime_ns: int, _size: int) -> Recording:
     source = Path(path)
-    rows = _parquet_rows(source) if source.suffix == ".parquet" else _csv_rows(source)
-    return _build(source, rows)
+    return _build(source, _rows(source, COLUMNS))
+
+
+# -- trades ---------------------------------------------------------------------------
+
+@dataclass
+class TradeRecording:
+    """Trades in feed order, indexed per symbol by time."""
+
+    path: str
+    trades: list[Trade]
+    by_symbol: dict[str, list[Trade]] = field(init=False)
+    times_by_symbol: dict[str, list[int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_symbol = {}
+        for trade in self.trades:
+            self.by_symbol.setdefault(trade.symbol, []).append(trade)
+        self.times_by_symbol = {s: [t.at_ns for t in trades] for s, trades in self.by_symbol.items()}
+
+
+def load_trades(path: Path) -> TradeRecording:
+    """The trades of a CSV (optionally gzipped) or Parquet file (timestamp, symbol, price,
+    size; other columns ignored), cached per file version."""
+    stat = path.stat()
+    return _load_trades(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_trades(path: str, _mtime_ns: int, _size: int) -> TradeRecording:
+    source = Path(path)
+    decimals = _Decimals()
+    symbols: dict[str, str] = {}
+    trades = []
+    previous = None
+    for line, (raw_time, raw_symbol, price, size) in enumerate(_rows(source, TRADE_COLUMNS), start=2):
+        try:
+            symbol = symbols.get(raw_symbol)
+            if symbol is None:
+                symbol = symbols[raw_symbol] = parse_symbol(raw_symbol).symbol
+            trade = Trade(symbol, parse_time_ns(raw_time), decimals(price), decimals(size))
+        except (ValueError, ArithmeticError, LookupError) as exc:
+            raise RecordingError(f"{source}: row {line}: {exc}") from None
+        except DomainError as exc:
+            raise RecordingError(f"{source}: row {line}: {exc.message}") from None
+        if trade.price is None or trade.size is None or trade.price <= 0 or trade.size <= 0:
+            raise RecordingError(f"{source}: row {line}: a trade needs a positive price and size")
+        if previous is not None and trade.at_ns < previous:
+            raise RecordingError(f"{source}: row {line}: trades are not in time order")
+        previous = trade.at_ns
+        trades.append(trade)
+    if not trades:
+        raise RecordingError(f"{source}: no trades")
+    return TradeRecording(str(source), trades)
 
 
 # -- option chain snapshot ------------------------------------------------------------

@@ -52,6 +52,13 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         return pb.ListQuoteHistoryResponse(quotes=[wire.quote(s.tick, s.age_ns, s.delayed) for s in served],
                                            next_page_token=token)
 
+    async def ListBars(self, request, context_):
+        bars, token = await self.market.bars(parse_symbol(request.symbol), request.timeframe,
+                                             _time_ns(request, "from_time"), _time_ns(request, "to_time"),
+                                             request.page_size, request.page_token, _caller())
+        source = self.market.provider.source
+        return pb.ListBarsResponse(bars=[wire.bar(b, source) for b in bars], next_page_token=token)
+
     async def GetSymbol(self, request, context_):
         spec, tradable = await self.market.describe(parse_symbol(request.symbol))
         return pb.GetSymbolResponse(symbol=wire.symbol_info(spec, tradable))
@@ -104,6 +111,15 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
                         ticks.append(item)
                 if ticks:
                     yield self.messages.response(symbols, ticks, self.market.now_ns())
+
+    async def StreamBars(self, request, context_):
+        specs = parse_symbols(request.symbols, limit=MAX_STREAM_SYMBOLS)
+        async with self.market.bar_closes(specs, request.timeframe) as subscription:
+            # As for quotes: once the subscription is live, so a client can await it before stepping.
+            await context_.send_initial_metadata(())
+            source = self.market.provider.source
+            while True:
+                yield wire.bar_close(await subscription.next(), source)
 
     async def WatchClock(self, request, context_):
         async for state in self.market.publisher.watch():

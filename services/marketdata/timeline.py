@@ -6,6 +6,10 @@ the same recording plays again on the next trading sessions of the calendar, so 
 market never goes dead. Each recorded tick keeps its New York time of day; on a day
 that closes early, ticks recorded after that close are not played.
 
+Recorded trades, when there are any, are played on the same days with the same shift and
+cut, and are what bars are aggregated from; a symbol without trades gets bars of its quote
+mids instead.
+
 Sequence numbers are deterministic: a tick's sequence is ``cycle x N + k`` where ``N``
 is the number of the symbol's ticks in the recording, ``k`` the tick's 1-based rank
 among them and ``cycle`` how many times the recording has been played before. The
@@ -19,9 +23,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.marketdata.market_calendar import MarketCalendar, TradingSession, new_york_date, new_york_midnight_ns
-from services.marketdata.recording import Recording
+from services.marketdata.domain.bars import Bar, Timeframe, Trade, quote_mid_bars, trade_bars
 from services.marketdata.domain.ticks import Tick
+from services.marketdata.market_calendar import MarketCalendar, TradingSession, new_york_date, new_york_midnight_ns
+from services.marketdata.recording import Recording, TradeRecording
 
 MINUTE_NS = 60 * 1_000_000_000
 END_OF_TIME = 2**63 - 1
@@ -41,27 +46,34 @@ class ReplayDay:
     cutoff_ns: int
     # This day owns simulated time from its midnight until the next replay day's midnight.
     starts_ns: int
+    # The recorded day it plays: recorded times in [recorded_from_ns, recorded_until_ns).
+    recorded_from_ns: int
+    recorded_until_ns: int
 
 
 @dataclass(frozen=True)
 class _RecordedDay:
     midnight_ns: int
+    next_midnight_ns: int
     first: int
     end: int
 
 
 class ReplayTimeline:
-    def __init__(self, recording: Recording, calendar: MarketCalendar, *, loop: bool) -> None:
+    def __init__(self, recording: Recording, calendar: MarketCalendar, *, loop: bool,
+                 trades: TradeRecording | None = None) -> None:
         self.recording = recording
         self.calendar = calendar
         self.loop = loop
+        self.trades = trades
         self._days: list[_RecordedDay] = []
         times = recording.times
         index = 0
         while index < len(times):
             day = new_york_date(times[index])
-            end = bisect_left(times, new_york_midnight_ns(day + timedelta(days=1)), index)
-            self._days.append(_RecordedDay(new_york_midnight_ns(day), index, end))
+            next_midnight = new_york_midnight_ns(day + timedelta(days=1))
+            end = bisect_left(times, next_midnight, index)
+            self._days.append(_RecordedDay(new_york_midnight_ns(day), next_midnight, index, end))
             index = end
         first_session = calendar.index_on_or_after(new_york_date(times[0]))
         if first_session is None:
@@ -83,7 +95,8 @@ class ReplayTimeline:
         session = self.calendar.session(session_index)
         starts = new_york_midnight_ns(session.date)
         return ReplayDay(index, cycle, session, starts - recorded.midnight_ns, recorded.first, recorded.end,
-                         session.close_ns if session.early_close else END_OF_TIME, starts)
+                         session.close_ns if session.early_close else END_OF_TIME, starts,
+                         recorded.midnight_ns, recorded.next_midnight_ns)
 
     def day_index_at(self, t_ns: int) -> int:
         """The replay day whose span holds ``t_ns`` (negative before the first)."""
@@ -168,6 +181,53 @@ class ReplayTimeline:
                 tick = self._place(day, indices[position])
                 if tick.sequence > after_sequence:
                     found.append(tick)
+                    if len(found) == limit:
+                        return found
+        return found
+
+    # -- trades and bars -------------------------------------------------------------
+
+    def has_trades(self, symbol: str) -> bool:
+        return self.trades is not None and symbol in self.trades.times_by_symbol
+
+    def _day_trades(self, symbol: str, day: ReplayDay, from_ns: int, until_ns: int) -> list[Trade]:
+        """The symbol's trades played on ``day`` with from <= time < until (and before the cutoff)."""
+        times = self.trades.times_by_symbol[symbol]
+        shift = day.shift_ns
+        lo = max(from_ns - shift, day.recorded_from_ns)
+        hi = min(min(until_ns, day.cutoff_ns) - shift, day.recorded_until_ns)
+        recorded = self.trades.by_symbol[symbol][bisect_left(times, lo):bisect_left(times, hi)]
+        if not shift:
+            return recorded
+        return [Trade(symbol, t.at_ns + shift, t.price, t.size) for t in recorded]
+
+    def bars(self, symbol: str, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
+             limit: int) -> list[Bar]:
+        """Up to ``limit`` played bars of ``symbol`` starting in [from, to] and ended by
+        ``closed_by_ns``, in time order: from its trades when the recording has any, from
+        its quote mids otherwise (domain.bars). Only the events of the bars asked for are
+        read, a replay day at a time."""
+        trades = self.has_trades(symbol)
+        if not trades and symbol not in self.recording.times_by_symbol:
+            return []
+        found: list[Bar] = []
+        # Events from `from` on: a bar starting at or after it holds no earlier one.
+        until = min(closed_by_ns, to_ns + timeframe.longest_ns)
+        for index in range(max(0, self.day_index_at(from_ns)), self.day_index_at(min(to_ns, closed_by_ns)) + 1):
+            day = self.day(index)
+            if day is None:
+                break
+            session = day.session
+            lo, hi = max(from_ns, session.open_ns), min(until, session.close_ns)
+            if lo >= hi:
+                continue
+            if trades:
+                day_bars = trade_bars(self._day_trades(symbol, day, lo, hi), timeframe, [session])
+            else:
+                day_bars = quote_mid_bars(self.history(symbol, lo, hi - 1, 0, END_OF_TIME), timeframe, [session])
+            for bar in day_bars:
+                if from_ns <= bar.start_ns <= to_ns and bar.end_ns <= closed_by_ns:
+                    found.append(bar)
                     if len(found) == limit:
                         return found
         return found

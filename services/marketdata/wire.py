@@ -16,7 +16,9 @@ from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from services.common.conv import decimal_str, money_str, price_str, qty_str, timestamp_from_ns, to_date, to_timestamp
 from services.marketdata import clockfeed
+from services.marketdata.barfeed import BarClose
 from services.marketdata.clockfeed import ClockState
+from services.marketdata.domain.bars import Bar, Basis
 from services.marketdata.domain.reference import Dividend, OptionChain
 from services.marketdata.domain.symbols import CALL, SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import Condition, Source, Tick
@@ -27,6 +29,7 @@ CONDITIONS = {Condition.USABLE: pb.QUOTE_CONDITION_USABLE, Condition.CROSSED: pb
               Condition.LOCKED: pb.QUOTE_CONDITION_LOCKED, Condition.EMPTY: pb.QUOTE_CONDITION_EMPTY}
 SOURCES = {Source.REPLAY: pb.QUOTE_SOURCE_REPLAY, Source.ALPACA: pb.QUOTE_SOURCE_ALPACA,
            Source.SNAPSHOT: pb.QUOTE_SOURCE_SNAPSHOT, Source.SYNTHETIC: pb.QUOTE_SOURCE_SYNTHETIC}
+BASES = {Basis.TRADES: pb.BAR_BASIS_TRADES, Basis.QUOTE_MID: pb.BAR_BASIS_QUOTE_MID}
 CLOCK_MODES = {clockfeed.WALL: pb.CLOCK_MODE_WALL, clockfeed.REPLAY: pb.CLOCK_MODE_REPLAY,
                clockfeed.STEPPED: pb.CLOCK_MODE_STEPPED}
 _BILLION = 1_000_000_000
@@ -200,6 +203,19 @@ class StreamMessages:
 def gap_response(gap: Gap) -> pb.StreamQuotesResponse:
     return pb.StreamQuotesResponse(dropped=gap.count, dropped_from_sequence=gap.first_sequence,
                                    dropped_to_sequence=gap.last_sequence, dropped_symbol=gap.symbol)
+
+
+def bar(value: Bar, source: Source) -> pb.Bar:
+    return pb.Bar(symbol=value.symbol, timeframe=value.timeframe.value, start_time=timestamp_from_ns(value.start_ns),
+                  end_time=timestamp_from_ns(value.end_ns), open=money_str(value.open), high=money_str(value.high),
+                  low=money_str(value.low), close=money_str(value.close), volume=decimal_str(value.volume),
+                  trade_count=value.trade_count, vwap=money_str(value.vwap), basis=BASES[value.basis],
+                  source=SOURCES[source])
+
+
+def bar_close(close: BarClose, source: Source) -> pb.StreamBarsResponse:
+    return pb.StreamBarsResponse(start_time=timestamp_from_ns(close.start_ns), end_time=timestamp_from_ns(close.end_ns),
+                                 bars=[bar(b, source) for b in close.bars])
 
 
 def symbol_info(spec: SymbolSpec, tradable: bool) -> pb.SymbolInfo:

@@ -25,7 +25,8 @@ USER_OWNED = {
 }
 # Endpoints whose id is public market data: the same answer for everyone.
 MARKET_DATA = {("GET", "/api/mbt/quotes/{symbol}"), ("GET", "/api/mbt/quotes/{symbol}/history"),
-               ("GET", "/api/mbt/symbols/{symbol}"), ("GET", "/api/mbt/options/{underlying}/chain")}
+               ("GET", "/api/mbt/symbols/{symbol}"), ("GET", "/api/mbt/options/{underlying}/chain"),
+               ("GET", "/api/mbt/bars/{symbol}")}
 
 
 def test_every_endpoint_that_takes_an_id_is_in_the_matrix():

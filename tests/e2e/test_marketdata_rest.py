@@ -54,6 +54,23 @@ async def test_quotes_symbols_chain_clock_calendar_and_dividends_over_rest(mesh)
                                                                                     ("2012-05-15", "0.20")]
 
 
+async def test_bars_over_rest_page_with_the_envelope_and_free_users_see_them_15_minutes_late(mesh):
+    params = {"timeframe": "5Min", "from": "2012-06-21T13:30:00Z", "to": "2012-06-21T14:00:00Z", "page_size": "2"}
+    first = await get(mesh, "/api/mbt/bars/amzn", **params)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert [(b["start_time"], b["end_time"]) for b in body["data"]] == [
+        ("2012-06-21T13:30:00Z", "2012-06-21T13:35:00Z"), ("2012-06-21T13:35:00Z", "2012-06-21T13:40:00Z")]
+    bar = body["data"][0]
+    assert (bar["symbol"], bar["timeframe"], bar["basis"], bar["source"], bar["open"]) == (
+        "AMZN", "5Min", "trades", "replay", "223.82")
+    assert bar["volume"] and bar["vwap"] and bar["trade_count"] > 0
+    rest = await get(mesh, "/api/mbt/bars/AMZN", **params, page_token=body["meta"]["next_page_token"])
+    # alice is Free: at 10:00 New York she sees the bars that closed by 09:45.
+    assert [b["start_time"] for b in rest.json()["data"]] == ["2012-06-21T13:40:00Z"]
+    assert rest.json()["meta"]["next_page_token"] is None
+
+
 BAD_REQUESTS = [
     ("/api/mbt/quotes/AM!ZN", {}, 400, "invalid_argument"),
     ("/api/mbt/quotes/ZZZZ", {}, 404, "not_found"),
@@ -67,6 +84,11 @@ BAD_REQUESTS = [
      "invalid_argument"),
     ("/api/mbt/quotes/AMZN/history", {"from": "yesterday"}, 400, "invalid_argument"),
     ("/api/mbt/options/AMZN/chain", {}, 404, "not_found"),
+    ("/api/mbt/bars/AMZN", {}, 400, "invalid_argument"),
+    ("/api/mbt/bars/AMZN", {"timeframe": "1Week"}, 400, "invalid_argument"),
+    ("/api/mbt/bars/AMZN", {"timeframe": "1Min", "from": "2012-06-21T14:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,
+     "invalid_argument"),
+    ("/api/mbt/bars/ZZZZ", {"timeframe": "1Min"}, 404, "not_found"),
     ("/api/mbt/calendar", {"from": "2012-07-06", "to": "2012-07-01"}, 400, "invalid_argument"),
     ("/api/mbt/corporate-actions/dividends", {"symbols": "MSFT", "from": "2012-06-01", "to": "2012-01-01"}, 400,
      "invalid_argument"),

@@ -10,7 +10,7 @@ from services.common.conv import datetime_from_ns, timestamp_from_ns
 from tests.support import recording
 from tests.support.identity import as_user, rest_headers
 from tests.support.mesh import gateway_client
-from tests.support.trading import CLOSE, START, eventually, ns, rest_as, user_metadata
+from tests.support.trading import CLOSE, START, eventually, ns, rest_as
 
 D = Decimal
 

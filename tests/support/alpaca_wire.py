@@ -4,10 +4,14 @@ alpaca provider runs alpaca-py's real clients (with ``url_override``) against it
 REST (JSON, ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` headers):
   GET /v2/stocks/quotes/latest       {"quotes": {symbol: quote}}
   GET /v2/stocks/quotes              {"quotes": {symbol: [quote...]}, "next_page_token": ...}
+  GET /v2/stocks/bars                {"bars": {symbol: [bar...]}, "next_page_token": ...} of the ``timeframe`` asked
   GET /v1beta1/options/quotes/latest {"quotes": {symbol: quote}}
   GET /v1beta1/options/snapshots/U   {"snapshots": {symbol: {"latestQuote": quote}}, "next_page_token": ...}
   GET /v1/corporate-actions          {"corporate_actions": {"cash_dividends": [...]}, "next_page_token": ...}
-A stock quote is {"t": RFC 3339 with nanoseconds, "bx", "bp", "bs", "ax", "ap", "as", "c", "z"}.
+A stock quote is {"t": RFC 3339 with nanoseconds, "bx", "bp", "bs", "ax", "ap", "as", "c", "z"}; a
+bar is {"t": its start, RFC 3339, "o", "h", "l", "c", "v" shares, "n" trades, "vw" vwap}. Lists
+are sorted by symbol, then time (``sort=desc`` reverses the time), ``limit`` rows a page in
+all.
 
 Websocket streams (``/v2/{iex,sip}`` stocks, ``/v1beta1/{indicative,opra}`` options):
 ``[{"T":"success","msg":"connected"}]`` on connect; ``{"action":"auth","key","secret"}``
@@ -51,6 +55,12 @@ def stock_quote(ns: int, bid: float, bid_size: int, ask: float, ask_size: int) -
             "c": ["R"], "z": "C"}
 
 
+def stock_bar(ns: int, open_: float, high: float, low: float, close: float, volume: int, trades: int,
+              vwap: float) -> dict:
+    return {"t": datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "o": open_, "h": high, "l": low, "c": close, "v": volume, "n": trades, "vw": vwap}
+
+
 def option_quote(ns: int, bid: float, bid_size: int, ask: float, ask_size: int) -> dict:
     return {"t": rfc3339(ns), "bx": "C", "bp": bid, "bs": bid_size, "ax": "C", "ap": ask, "as": ask_size, "c": "A"}
 
@@ -59,6 +69,10 @@ class FakeAlpaca:
     def __init__(self, key: str = "PKTESTKEY", secret: str = "test-secret") -> None:
         self.key, self.secret = key, secret
         self.stock_history: dict[str, list[dict]] = defaultdict(list)
+        # (symbol, timeframe such as "30Min") -> bars in time order.
+        self.stock_bars: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        # How many of the next bars requests fail with a 500, like an outage.
+        self.failing_bars_requests = 0
         self.option_latest: dict[str, dict] = {}
         self.chains: dict[str, dict[str, dict]] = {}
         self.cash_dividends: list[dict] = []
@@ -113,7 +127,14 @@ class FakeAlpaca:
             return self._json(200, {"quotes": {s: self.stock_history[s][-1] for s in symbols
                                                if self.stock_history.get(s)}})
         if url.path == "/v2/stocks/quotes":
-            return self._json(200, self._history(symbols, params))
+            return self._json(200, self._page("quotes", {s: self.stock_history.get(s, []) for s in symbols}, params))
+        if url.path == "/v2/stocks/bars" and self.failing_bars_requests > 0:
+            self.failing_bars_requests -= 1
+            return self._json(500, {"code": 50010000, "message": "internal server error"})
+        if url.path == "/v2/stocks/bars":
+            timeframe = params.get("timeframe", "")
+            return self._json(200, self._page("bars", {s: self.stock_bars.get((s, timeframe), []) for s in symbols},
+                                              params))
         if url.path == "/v1beta1/options/quotes/latest":
             return self._json(200, {"quotes": {s: self.option_latest[s] for s in symbols if s in self.option_latest}})
         if url.path.startswith("/v1beta1/options/snapshots/"):
@@ -127,20 +148,22 @@ class FakeAlpaca:
             return self._json(200, {"corporate_actions": {"cash_dividends": wanted}, "next_page_token": None})
         return self._json(404, {"code": 40410000, "message": "not found"})
 
-    def _history(self, symbols: list[str], params: dict) -> dict:
+    def _page(self, key: str, series: dict[str, list[dict]], params: dict) -> dict:
+        """One page of time series: rows with start <= t <= end, by symbol then time."""
         start = parse_rfc3339_ns(params["start"]) if "start" in params else 0
         end = parse_rfc3339_ns(params["end"]) if "end" in params else 2**63
         limit = int(params.get("limit") or 1000)
         offset = int(base64.b64decode(params["page_token"])) if params.get("page_token") else 0
-        rows = [(s, q) for s in symbols for q in self.stock_history.get(s, [])
-                if start <= parse_rfc3339_ns(q["t"]) <= end]
-        rows.sort(key=lambda row: parse_rfc3339_ns(row[1]["t"]), reverse=params.get("sort") == "desc")
+        descending = params.get("sort") == "desc"
+        rows = [(s, row) for s in sorted(series) for row in sorted(
+            series[s], key=lambda r: parse_rfc3339_ns(r["t"]), reverse=descending)
+            if start <= parse_rfc3339_ns(row["t"]) <= end]
         page = rows[offset:offset + limit]
-        quotes: dict[str, list[dict]] = defaultdict(list)
-        for symbol, quote in page:
-            quotes[symbol].append(quote)
+        found: dict[str, list[dict]] = defaultdict(list)
+        for symbol, row in page:
+            found[symbol].append(row)
         more = offset + limit < len(rows)
-        return {"quotes": dict(quotes),
+        return {key: dict(found),
                 "next_page_token": base64.b64encode(str(offset + limit).encode()).decode() if more else None}
 
     # -- websocket --------------------------------------------------------------------

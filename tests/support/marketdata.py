@@ -13,6 +13,7 @@ import grpc
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from services.common.clients import open_channel
+from services.common.clock import AnchoredClock
 from services.common.config import Settings
 from services.common.conv import timestamp_ns
 from services.common.server import RunningService, start
@@ -44,10 +45,11 @@ class MarketDataServer:
         await self.running.stop(0.5)
 
 
-async def start_marketdata(databases, tmp_path, **env: str) -> MarketDataServer:
+async def start_marketdata(databases, tmp_path, *, clock: AnchoredClock | None = None, **env: str) -> MarketDataServer:
+    """The server; ``clock`` (already anchored) moves the alpaca provider's wall clock elsewhere."""
     environ = {"MBT_DATA_DIR": str(tmp_path), "MBT_LOG_FORMAT": "text", "MBT_REPLAY_MODE": "stepped",
                "MBT_MARKETDATA_DATABASE_URL": databases.new("marketdata"), **env}
-    running = await start(build(Settings.from_env(environ)))
+    running = await start(build(Settings.from_env(environ), clock=clock))
     channel = open_channel(running.address)
     return MarketDataServer(running, marketdata_pb2_grpc.MarketDataServiceStub(channel), channel)
 

@@ -19,9 +19,10 @@ MAX_QUOTE_SPAN_NS = 366 * DAY_NS
 DEFAULT_QUOTE_SPAN_NS = DAY_NS
 
 
-def quote_window(from_ns: int | None, to_ns: int | None, now_ns: int) -> tuple[int, int]:
+def quote_window(from_ns: int | None, to_ns: int | None, now_ns: int, *,
+                 default_span_ns: int = DEFAULT_QUOTE_SPAN_NS) -> tuple[int, int]:
     """[from, to] in nanoseconds. ``to`` defaults to now and is cut at now (there is no
-    future to show); ``from`` defaults to a day before ``to``."""
+    future to show); ``from`` defaults to ``default_span_ns`` (a day) before ``to``."""
     if from_ns is not None and to_ns is not None and from_ns > to_ns:
         raise invalid_argument("from must not be after to", "from")
     if from_ns is not None and from_ns < EARLIEST_NS:
@@ -29,7 +30,7 @@ def quote_window(from_ns: int | None, to_ns: int | None, now_ns: int) -> tuple[i
     if to_ns is not None and to_ns < EARLIEST_NS:
         raise invalid_argument("to is before 1990-01-01; no feed goes back that far", "to")
     end = now_ns if to_ns is None else min(to_ns, now_ns)
-    start = end - DEFAULT_QUOTE_SPAN_NS if from_ns is None else from_ns
+    start = end - default_span_ns if from_ns is None else from_ns
     if start > end:
         raise invalid_argument("from is in the future: there are no quotes after now", "from")
     if end - start > MAX_QUOTE_SPAN_NS:

@@ -14,6 +14,11 @@ shortest round-trip text (``str(float)``), which is the decimal the feed sent.
 Alpaca has no option quote history: ``history`` returns None for options and the
 service answers from its own tick archive. Quotes Alpaca sent while a stream was
 reconnecting are not recovered.
+
+Bars are Alpaca's (``/v2/stocks/bars``), cut to the regular session and, where Alpaca's
+buckets differ from MBT's (domain.bars: aligned to the session open), rolled up from finer
+ones: Alpaca aligns hourly bars to the clock and daily bars to midnight, so 1Hour and 1Day
+bars are built from Alpaca's 30Min bars, which start on the half hour like the open.
 """
 
 from __future__ import annotations
@@ -26,21 +31,24 @@ from decimal import Decimal
 
 from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
-from alpaca.data.enums import CorporateActionsType, DataFeed, OptionsFeed
+from alpaca.data.enums import Adjustment, CorporateActionsType, DataFeed, OptionsFeed
 from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.data.historical.corporate_actions import CorporateActionsClient
 from alpaca.data.live import OptionDataStream, StockDataStream
 from alpaca.data.requests import (CorporateActionsRequest, OptionChainRequest, OptionLatestQuoteRequest,
-                                  StockLatestQuoteRequest, StockQuotesRequest)
+                                  StockBarsRequest, StockLatestQuoteRequest, StockQuotesRequest)
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from requests import RequestException
 
 from services.common.conv import datetime_from_ns
 from services.common.errors import DomainError
 from services.marketdata.clockfeed import WALL
+from services.marketdata.domain.bars import DAY_NS, MINUTE_NS, Bar, Basis, Timeframe, roll_up
 from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
 from services.marketdata.domain.symbols import SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import LiveSequencer, Source, Tick
 from services.marketdata.hub import QuoteHub
+from services.marketdata.market_calendar import MarketCalendar, new_york_date
 from services.marketdata.recording import parse_time_ns
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,10 @@ log = logging.getLogger(__name__)
 DELAYED_LOOKBACK = timedelta(days=5)
 # Dividends are paid after their ex-date; ask for actions processed up to this much later.
 PAYMENT_LAG = timedelta(days=90)
+# The Alpaca bars each timeframe is built from (see the module docstring).
+FINER_BARS = {Timeframe.MINUTE: Timeframe.MINUTE, Timeframe.FIVE_MINUTES: Timeframe.FIVE_MINUTES,
+              Timeframe.FIFTEEN_MINUTES: Timeframe.FIFTEEN_MINUTES, Timeframe.THIRTY_MINUTES: Timeframe.THIRTY_MINUTES,
+              Timeframe.HOUR: Timeframe.THIRTY_MINUTES, Timeframe.DAY: Timeframe.THIRTY_MINUTES}
 
 
 def _decimal(value) -> Decimal | None:
@@ -78,6 +90,13 @@ def _sequenced(symbol: str, quotes: list[dict]) -> list[Tick]:
     return ticks
 
 
+def _bar(symbol: str, timeframe: Timeframe, raw: dict) -> Bar:
+    start = _time_ns(raw["t"])
+    return Bar(symbol, timeframe, start, start + timeframe.step_ns, _decimal(raw["o"]), _decimal(raw["h"]),
+               _decimal(raw["l"]), _decimal(raw["c"]), _decimal(raw.get("v", 0)), int(raw.get("n", 0)),
+               _decimal(raw.get("vw")), Basis.TRADES)
+
+
 def _unavailable(exc: Exception) -> DomainError:
     status = getattr(exc, "status_code", None)
     detail = f"HTTP {status}" if status else type(exc).__name__
@@ -89,7 +108,8 @@ class AlpacaProvider:
     clock_mode = WALL
 
     def __init__(self, *, key: str, secret: str, feed: str, options_feed: str, data_url: str,
-                 stream_url: str) -> None:
+                 stream_url: str, calendar: MarketCalendar) -> None:
+        self.calendar = calendar
         self.feed = DataFeed(feed)
         self.options_feed = OptionsFeed(options_feed)
         base = data_url.rstrip("/")
@@ -217,6 +237,35 @@ class AlpacaProvider:
                                      end=datetime_from_ns(to_ns), limit=limit + 100, feed=self.feed)
         quotes = (await self._rest(self._stocks.get_stock_quotes, request) or {}).get(spec.symbol) or []
         return [t for t in _sequenced(spec.symbol, quotes) if t.sequence > after_sequence][:limit]
+
+    async def bars(self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
+                   limit: int) -> list[Bar]:
+        finer = FINER_BARS[timeframe]
+        step = finer.step_ns
+        # Rows for `limit` bars, plus a day of extended-hours ones that may come first.
+        batch = (limit + 1) * (timeframe.longest_ns // step) + DAY_NS // step
+        # Finer bars starting before this are all a closed bar starting by `to` can hold.
+        fetch_end = min(closed_by_ns, to_ns + timeframe.longest_ns) - 1
+        found: list[Bar] = []
+        cursor = from_ns
+        while len(found) < limit and cursor <= min(to_ns, fetch_end):
+            request = StockBarsRequest(symbol_or_symbols=spec.symbol, timeframe=TimeFrame(step // MINUTE_NS,
+                                                                                          TimeFrameUnit.Minute),
+                                       start=datetime_from_ns(cursor), end=datetime_from_ns(fetch_end), limit=batch,
+                                       adjustment=Adjustment.RAW, feed=self.feed)
+            rows = (await self._rest(self._stocks.get_stock_bars, request) or {}).get(spec.symbol) or []
+            fine = [_bar(spec.symbol, finer, raw) for raw in rows]
+            sessions = self.calendar.sessions_between(new_york_date(cursor), new_york_date(fetch_end))
+            rolled = roll_up(fine, timeframe, sessions)
+            exhausted = len(rows) < batch
+            # No finer bar left unfetched starts before the frontier: a bar ending after it may be incomplete.
+            frontier = fetch_end + 1 if exhausted else fine[-1].start_ns + step
+            complete = [bar for bar in rolled if bar.end_ns <= frontier]
+            found += [bar for bar in complete if cursor <= bar.start_ns <= to_ns and bar.end_ns <= closed_by_ns]
+            if exhausted:
+                break
+            cursor = rolled[len(complete)].start_ns if len(complete) < len(rolled) else frontier
+        return found[:limit]
 
     async def describe(self, spec: SymbolSpec) -> tuple[bool, bool]:
         if spec.symbol not in self._known and spec.symbol not in self._latest:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Protocol
 
+from services.marketdata.domain.bars import Bar, Timeframe
 from services.marketdata.domain.reference import Dividend, OptionChain
 from services.marketdata.domain.symbols import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
@@ -41,6 +42,11 @@ class Provider(Protocol):
                       limit: int) -> list[Tick] | None:
         """Ticks with from <= time <= to and sequence > after_sequence, in feed order; None
         when the provider keeps no such history (the service then reads its archive)."""
+
+    async def bars(self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
+                   limit: int) -> list[Bar]:
+        """Up to ``limit`` bars of an equity starting in [from, to] that ended by
+        ``closed_by_ns``, in time order (domain.bars rules: regular session, no empty bars)."""
 
     async def describe(self, spec: SymbolSpec) -> tuple[bool, bool]:
         """(known, tradable): a well-formed symbol may be unknown to the provider, and a

@@ -26,6 +26,7 @@ from decimal import Decimal
 from services.common.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import DomainError, invalid_argument
 from services.marketdata.clockfeed import REPLAY, STEPPED, ClockPublisher
+from services.marketdata.domain.bars import Bar, Timeframe
 from services.marketdata.domain.reference import OptionChain
 from services.marketdata.domain.symbols import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
@@ -61,7 +62,8 @@ class ReplayProvider:
         self._snapshots = {} if chain is None else {c.spec.symbol: c.tick for c in chain.contracts if c.tick}
         if chain is not None and chain.underlying_tick is not None:
             self._snapshots.setdefault(chain.underlying, chain.underlying_tick)
-        self._known = set(timeline.recording.symbols) | set(self._snapshots) | reference_symbols
+        traded = set(timeline.trades.by_symbol) if timeline.trades is not None else set()
+        self._known = set(timeline.recording.symbols) | traded | set(self._snapshots) | reference_symbols
         self._hub: QuoteHub | None = None
         self._wake = asyncio.Event()
         self._step_lock = asyncio.Lock()
@@ -97,6 +99,11 @@ class ReplayProvider:
             inside = from_ns <= snapshot.quote_at_ns <= to_ns and snapshot.sequence > after_sequence
             return [snapshot] if inside else []
         return self.timeline.history(spec.symbol, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
+
+    async def bars(self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
+                   limit: int) -> list[Bar]:
+        # Computed from the recording, which is fixed: a bar is the same whenever it is asked for.
+        return self.timeline.bars(spec.symbol, timeframe, from_ns, to_ns, closed_by_ns, limit)
 
     async def describe(self, spec: SymbolSpec) -> tuple[bool, bool]:
         tradable = spec.symbol in self._snapshots or spec.symbol in self.timeline.recording.times_by_symbol

@@ -4,17 +4,19 @@ historical quotes, option chains and dividends; the websocket streams for live q
 one connection per endpoint shared by every subscriber, recovered after a drop."""
 
 import asyncio
+from datetime import datetime
+from decimal import Decimal
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
-from services.common.clock import WallClock
+from services.common.clock import AnchoredClock, WallClock
 from services.common.config import ConfigError, Settings
-from services.common.conv import datetime_to_ns, timestamp_ns
+from services.common.conv import datetime_from_ns, datetime_to_ns, timestamp_ns
 from tests.support.marketdata import MATCHER, start_marketdata, wait_until
-from tests.support.alpaca_wire import FakeAlpaca, option_quote, stock_quote
+from tests.support.alpaca_wire import FakeAlpaca, option_quote, stock_bar, stock_quote
 from tests.support.identity import as_user
 
 MINUTE = 60 * 10**9
@@ -181,3 +183,119 @@ async def test_the_key_may_come_from_mounted_files_and_is_required(alpaca, datab
         await server.stop()
     with pytest.raises(ConfigError, match="ALPACA_MARKET_DATA_SECRET"):
         await start_marketdata(databases, tmp_path, **{**env, "ALPACA_MARKET_DATA_SECRET_FILE": ""})
+
+
+def ny(text: str) -> int:
+    """Nanoseconds of a New York wall time in March 2024 (EST, UTC-5)."""
+    return datetime_to_ns(datetime.fromisoformat(text + "-05:00"))
+
+
+DAY_FROM, DAY_TO = Timestamp(seconds=ny("2024-03-05T00:00:00") // 10**9), Timestamp(
+    seconds=ny("2024-03-05T23:59:00") // 10**9)
+
+
+def known(alpaca: FakeAlpaca, symbol: str = "AAPL") -> None:
+    """A symbol is known to the provider when Alpaca has a latest quote of it."""
+    alpaca.stock_history[symbol] = [stock_quote(now_ns(), 189.5, 100, 189.6, 200)]
+
+
+async def list_bars(server, timeframe: str, **request) -> list:
+    reply = await server.stub.ListBars(pb.ListBarsRequest(symbol="AAPL", timeframe=timeframe, from_time=DAY_FROM,
+                                                          to_time=DAY_TO, page_size=100, **request), metadata=MATCHER)
+    return list(reply.bars)
+
+
+def summary(bar) -> tuple:
+    return (bar.start_time.ToJsonString(), bar.end_time.ToJsonString(), bar.open, bar.high, bar.low, bar.close,
+            bar.volume, bar.trade_count, bar.vwap, bar.basis, bar.source)
+
+
+TRADES, ALPACA = pb.BAR_BASIS_TRADES, pb.QUOTE_SOURCE_ALPACA
+
+
+async def test_bars_are_alpacas_cut_to_the_session_and_rolled_up_to_session_hours_and_days(alpaca, server):
+    known(alpaca)
+    alpaca.stock_bars["AAPL", "1Min"] = [
+        stock_bar(ny("2024-03-05T09:29:00"), 170.0, 170.0, 170.0, 170.0, 500, 3, 170.0),  # pre-market
+        stock_bar(ny("2024-03-05T09:30:00"), 170.1, 170.5, 169.9, 170.2, 1000, 20, 170.123456),
+        stock_bar(ny("2024-03-05T09:31:00"), 170.2, 170.3, 170.15, 170.25, 400, 5, 170.22),
+        stock_bar(ny("2024-03-05T16:00:00"), 171.0, 171.0, 171.0, 171.0, 100, 1, 171.0)]  # after hours
+    assert [summary(b) for b in await list_bars(server, "1Min")] == [
+        ("2024-03-05T14:30:00Z", "2024-03-05T14:31:00Z", "170.10", "170.50", "169.90", "170.20", "1000", 20,
+         "170.1235", TRADES, ALPACA),
+        ("2024-03-05T14:31:00Z", "2024-03-05T14:32:00Z", "170.20", "170.30", "170.15", "170.25", "400", 5,
+         "170.2200", TRADES, ALPACA)]
+    # Alpaca's hours start on the clock and its days at midnight: MBT builds both from 30Min bars.
+    alpaca.stock_bars["AAPL", "30Min"] = [
+        stock_bar(ny("2024-03-05T09:00:00"), 169.0, 169.0, 169.0, 169.0, 900, 9, 169.0),  # pre-market
+        stock_bar(ny("2024-03-05T09:30:00"), 170.0, 171.0, 169.5, 170.5, 1000, 10, 170.25),
+        stock_bar(ny("2024-03-05T10:00:00"), 170.5, 172.0, 170.4, 171.5, 3000, 30, 171.25),
+        stock_bar(ny("2024-03-05T10:30:00"), 171.5, 171.6, 168.0, 168.5, 200, 2, 169.0),
+        stock_bar(ny("2024-03-05T15:30:00"), 168.5, 169.0, 168.1, 168.9, 700, 7, 168.7),
+        stock_bar(ny("2024-03-05T16:00:00"), 168.9, 175.0, 160.0, 169.0, 5000, 50, 170.0)]  # after hours
+    assert [summary(b) for b in await list_bars(server, "1Hour")] == [
+        ("2024-03-05T14:30:00Z", "2024-03-05T15:30:00Z", "170.00", "172.00", "169.50", "171.50", "4000", 40,
+         "171.0000", TRADES, ALPACA),  # (1000 x 170.25 + 3000 x 171.25) / 4000
+        ("2024-03-05T15:30:00Z", "2024-03-05T16:30:00Z", "171.50", "171.60", "168.00", "168.50", "200", 2,
+         "169.0000", TRADES, ALPACA),
+        ("2024-03-05T20:30:00Z", "2024-03-05T21:00:00Z", "168.50", "169.00", "168.10", "168.90", "700", 7,
+         "168.7000", TRADES, ALPACA)]
+    assert [summary(b) for b in await list_bars(server, "1Day")] == [
+        ("2024-03-05T14:30:00Z", "2024-03-05T21:00:00Z", "170.00", "172.00", "168.00", "168.90", "4900", 49,
+         "170.5898", TRADES, ALPACA)]  # 835,890 / 4,900 = 170.58979...
+    path, params = [r for r in alpaca.requests if r[0] == "/v2/stocks/bars"][-1]
+    assert (params["symbols"], params["timeframe"], params["feed"], params["adjustment"]) == ("AAPL", "30Min", "iex",
+                                                                                              "raw")
+
+
+async def test_a_symbol_halted_through_two_sessions_pages_on_to_its_next_bars(alpaca, server):
+    """Only extended-hours minutes on the 5th and 6th (more rows than one Alpaca request
+    asks for when two bars are wanted): the provider asks again from where it stopped."""
+    known(alpaca)
+    rows = []
+    for day in ("2024-03-05", "2024-03-06", "2024-03-07"):
+        minutes = [*range(4 * 60, 9 * 60 + 30), *range(16 * 60, 20 * 60)]
+        if day == "2024-03-07":
+            minutes = [*range(4 * 60, 9 * 60 + 33)]
+        for minute in minutes:
+            at = ny(f"{day}T00:00:00") + minute * MINUTE
+            rows.append(stock_bar(at, 170.0, 170.0, 170.0, 170.0, 10, 1, 170.0))
+    alpaca.stock_bars["AAPL", "1Min"] = rows
+    pages, token = [], ""
+    while True:
+        reply = await server.stub.ListBars(pb.ListBarsRequest(
+            symbol="AAPL", timeframe="1Min", from_time=DAY_FROM, to_time=Timestamp(seconds=ny("2024-03-08T00:00:00")
+                                                                                    // 10**9),
+            page_size=2, page_token=token), metadata=MATCHER)
+        pages.append([b.start_time.ToJsonString() for b in reply.bars])
+        token = reply.next_page_token
+        if not token:
+            break
+    assert pages == [["2024-03-07T14:30:00Z", "2024-03-07T14:31:00Z"], ["2024-03-07T14:32:00Z"]]
+    assert sum(1 for path, _ in alpaca.requests if path == "/v2/stocks/bars") >= 3
+
+
+async def test_stream_bars_follow_the_wall_clock_and_ask_alpaca_again_until_it_answers(alpaca, databases, tmp_path):
+    close = ny("2024-03-05T10:05:00")
+    alpaca.stock_bars["AAPL", "1Min"] = [stock_bar(close - MINUTE, 170.1, 170.5, 169.9, 170.2, 1000, 20, 170.2),
+                                         stock_bar(close, 170.2, 170.2, 170.2, 170.2, 1, 1, 170.2)]
+    alpaca.failing_bars_requests = 2
+    clock = AnchoredClock(WallClock().now(), Decimal(1))
+    server = await start_marketdata(databases, tmp_path, clock=clock, **alpaca_env(alpaca))
+    # The wall clock, moved to two seconds before a close of that day: the bar comes at the close.
+    clock.anchor(datetime_from_ns(close - 2 * 10**9), Decimal(1))
+    stream = server.stub.StreamBars(pb.StreamBarsRequest(symbols=["AAPL", "MSFT"], timeframe="1Min"),
+                                    metadata=MATCHER)
+    try:
+        await stream.initial_metadata()
+        first = await asyncio.wait_for(stream.read(), 10)
+        assert (first.start_time.ToJsonString(), first.end_time.ToJsonString()) == ("2024-03-05T15:04:00Z",
+                                                                                   "2024-03-05T15:05:00Z")
+        # MSFT has no bar in that minute: the close carries AAPL's only.
+        assert [(b.symbol, b.close, b.volume, b.source) for b in first.bars] == [("AAPL", "170.20", "1000", ALPACA)]
+        asked = [params for path, params in alpaca.requests if path == "/v2/stocks/bars"]
+        assert len(asked) >= 3 and alpaca.failing_bars_requests == 0  # refused twice, then answered
+        assert {(params["timeframe"], params["start"]) for params in asked} == {("1Min", "2024-03-05T15:04:00+00:00")}
+    finally:
+        stream.cancel()
+        await server.stop()
