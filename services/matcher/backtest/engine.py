@@ -40,7 +40,7 @@ from services.matcher.backtest.ledger import (AccountView, FillRecord, LedgerEnt
                                               working_order)
 from services.matcher.backtest.strategy import Context, Strategy, replace_request, submit_request
 from services.matcher.book import OrderBook
-from services.matcher.domain import (TERMINAL_ACTIONS, Action, Decision, OrderType, Side, Tick, TimeInForce,
+from services.matcher.domain import (TERMINAL_ACTIONS, Action, Decision, MarketSession, OrderType, Side, Tick, TimeInForce,
                                      WorkingOrder, decide, evaluated_ticks, is_usable)
 
 MODES = ("jump", "tick")
@@ -100,6 +100,7 @@ class BacktestResult:
     ledger: list[LedgerEntry]
     equity: list[EquityPoint]       # the start, then every regular close in the window
     exposure: list[tuple[int, bool]]  # (time, a position is open) at every change
+    sessions: list[tuple[date, MarketSession]]  # the regular sessions closing in the window
     final: AccountView
     account: PaperAccount = field(repr=False)
 
@@ -433,6 +434,10 @@ class Backtest(Context):
         return [order_record(o) for o in self.paper.orders.values()
                 if is_working(o) and (symbol is None or o.spec.symbol == symbol)]
 
+    def next_session(self) -> tuple[int, int]:
+        session = self.sessions.closing_after(self._now_ns)
+        return session.open_ns, session.close_ns
+
     def schedule(self, at: datetime | int, callback: Callable[[Context], None]) -> None:
         at_ns = at if isinstance(at, int) else datetime_to_ns(at)
         if at_ns < self._now_ns:
@@ -448,6 +453,7 @@ class Backtest(Context):
             ticks=len(self.feed) - self._first, decisions=self.decisions,
             orders=[order_record(o) for o in self.paper.orders.values()],
             fills=[fill_record(f) for f in self.paper.fills], ledger=list(self.paper.entries),
-            equity=list(self._curve), exposure=list(self._exposure), final=self.account,
+            equity=list(self._curve), exposure=list(self._exposure),
+            sessions=self.sessions.between(self.config.start_ns, self.config.end_ns), final=self.account,
             account=self.paper)
 

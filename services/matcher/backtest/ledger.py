@@ -418,3 +418,8 @@ def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
         positions[fill.symbol] = apply_fill(positions.get(fill.symbol), fill.symbol, AccountSide(fill.side), fill.qty,
                                             fill.price, MULTIPLIER).position
     return positions
+
+
+def validate_submit(request: orders_pb2.SubmitOrderRequest) -> None:
+    """SubmitOrder's validation of the fields alone (no account, no market)."""
+    validate_spec(wire.spec_from_request(request, request.client_order_id.strip() or "ord_check"))

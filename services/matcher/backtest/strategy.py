@@ -32,6 +32,7 @@ from google.protobuf.message import Message
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
+from services.common.conv import parse_decimal
 from services.common.errors import invalid_argument
 from services.matcher.backtest.ledger import AccountView, FillRecord, OrderRecord
 from services.matcher.domain import Tick
@@ -74,6 +75,9 @@ class Context(Protocol):
 
     def open_orders(self, symbol: str | None = None) -> list[OrderRecord]: ...
 
+    def next_session(self) -> tuple[int, int]:
+        """(open, close) in epoch ns of the first regular session that closes after now."""
+
     def schedule(self, at: datetime | int, callback: Callable[["Context"], None]) -> None:
         """Call ``callback(ctx)`` at ``at`` (a datetime or epoch ns, not in the past), after
         every quote up to that time."""
@@ -87,6 +91,7 @@ class Strategy:
     description = ""
     symbols: tuple[str, ...] = ()   # the symbols it trades; the feed is limited to them
     quotes: tuple[str, ...] = ()    # symbols whose every quote calls on_quote
+    account_type: str | None = None  # the account it needs ("cash", "margin") unless the run says
 
     def __init__(self, params: Mapping[str, str] | None = None) -> None:
         self.params = dict(params or {})
@@ -95,8 +100,6 @@ class Strategy:
         return self.params.get(name, default)
 
     def decimal_param(self, name: str, default: str) -> Decimal:
-        from services.common.conv import parse_decimal
-
         return parse_decimal(self.param(name, default), name, required=True)
 
     def on_start(self, ctx: Context) -> None:
