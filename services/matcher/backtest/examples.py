@@ -1,6 +1,6 @@
 """Example strategies, registered by name for ``mbt backtest NAME`` and POST /api/mbt/backtests.
 
-* ``grid``: resting limits around the market (the benchmark scenario): K slots of 100
+* ``grid``: resting limits around the market (the benchmark scenario): K slots of ``qty``
   shares, even slots buy ``offset`` below the mid, odd slots sell above it; when a slot
   fills it is placed again at the mid of the filling quote less (buys) or plus (sells)
   its offset. Needs a margin account (the sells rest without shares to sell).
@@ -43,7 +43,7 @@ class Grid(Strategy):
         self.symbol = self.param("symbol", "AMZN").upper()
         self.symbols = (self.symbol,)
         self.slots = int(self.param("slots", "10"))
-        self.qty = self.param("qty", "100")
+        self.qty = self.param("qty", "10")
         self.step = self.decimal_param("step_cents", "5")
         if not 1 <= self.slots <= 100_000:
             raise invalid_argument("slots must be between 1 and 100000", "slots")
@@ -53,16 +53,25 @@ class Grid(Strategy):
 
     def on_start(self, ctx: Context) -> None:
         mid = mid_cents(ctx, self.symbol)
-        if mid is None:
-            raise DomainError("FAILED_PRECONDITION", f"no usable {self.symbol} quote at the start to place the grid")
+        if mid is None:  # before the first quote of the day: a minute after the open
+            open_ns, _ = ctx.next_session()
+            if open_ns <= ctx.now_ns:
+                raise DomainError("FAILED_PRECONDITION", f"no usable {self.symbol} quote to place the grid around")
+            ctx.schedule(open_ns + MINUTE_NS, self.on_start)
+            return
         for slot in range(self.slots):
             self.place(ctx, slot, mid, 0)
 
     def place(self, ctx: Context, slot: int, mid: Decimal, sequence: int) -> None:
         away = Decimal(self.offset(slot, sequence)) * CENT
         buy = slot % 2 == 0
-        order = ctx.submit(symbol=self.symbol, side="buy" if buy else "sell", qty=self.qty, order_type="limit",
-                           limit_price=mid - away if buy else mid + away, time_in_force="gtc")
+        try:
+            order = ctx.submit(symbol=self.symbol, side="buy" if buy else "sell", qty=self.qty, order_type="limit",
+                               limit_price=mid - away if buy else mid + away, time_in_force="gtc")
+        except DomainError as refusal:
+            if refusal.reason != "INSUFFICIENT_BUYING_POWER":
+                raise
+            return  # the slot stays empty
         self.slot_of[order.order_id] = slot
 
     def on_fill(self, ctx: Context, fill: FillRecord) -> None:
@@ -109,7 +118,8 @@ class Momentum(Strategy):
     def _enter(self, ctx: Context) -> None:
         for symbol in self.symbols:
             start, now, tick = self.opening.get(symbol), mid_cents(ctx, symbol), ctx.quote(symbol)
-            if start is None or now is None or now <= start or ctx.account.positions.get(symbol):
+            held = ctx.account.positions.get(symbol)
+            if start is None or now is None or now <= start or (held is not None and held.qty != 0):
                 continue
             qty = (self.notional / tick.ask).to_integral_value(ROUND_DOWN)
             if qty <= 0:

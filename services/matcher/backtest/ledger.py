@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from mbt.orders.v1 import orders_pb2
-from services.accounts.domain import (AccountType, FillEffect, Hold, OrderRequest, Position, Valuation, apply_fill,
+from services.accounts.domain import (DEFAULT_PROFILE, STARTING_CASH, AccountType, FillEffect, Hold, OrderRequest, Position, Valuation, apply_fill,
                                       buying_power, check_fits, hold_for, mark_price, market_value)
 from services.accounts.domain import Side as AccountSide
 from services.common.conv import datetime_from_ns, datetime_to_ns, parse_decimal
@@ -31,6 +31,7 @@ from services.orders.domain import (Event, Fill, Order, OrderType, Session, Stat
                                     check_market_hours, collar_price, replacement, validate_spec)
 
 ACCOUNT_ID = "acct_backtest"
+DEFAULT_STARTING_CASH = STARTING_CASH[DEFAULT_PROFILE]
 MULTIPLIER = Decimal(1)  # v1 backtests trade US equities
 PRICED_AT_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 
