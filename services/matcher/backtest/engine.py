@@ -406,9 +406,8 @@ class Backtest(Context):
         request = submit_request(fields)
         order_id = self.order_ids()
         session = self.sessions.closing_after(self._now_ns)
-        symbol = request.symbol.strip().upper()
         order = self.paper.submit(request, order_id, self._now_ns, order_session(session.open_ns, session.close_ns),
-                                    self._latest(symbol), self._marks(), self.feed.columns)
+                                  self._latest, self._marks(), self.feed.columns)
         if order.order_id == order_id and is_working(order):
             self._admit(working_order(order))
         return order_record(self.paper.order(order.order_id))

@@ -45,6 +45,8 @@ class Grid(Strategy):
         self.slots = int(self.param("slots", "10"))
         self.qty = self.param("qty", "10")
         self.step = self.decimal_param("step_cents", "5")
+        # The price the first orders are placed around; default: the mid when the grid starts.
+        self.center = self.decimal_param("center", "0")
         if not 1 <= self.slots <= 100_000:
             raise invalid_argument("slots must be between 1 and 100000", "slots")
         # offset(slot, quote sequence) in cents; by default fixed per slot.
@@ -52,7 +54,7 @@ class Grid(Strategy):
         self.slot_of: dict[str, int] = {}
 
     def on_start(self, ctx: Context) -> None:
-        mid = mid_cents(ctx, self.symbol)
+        mid = self.center or mid_cents(ctx, self.symbol)
         if mid is None:  # before the first quote of the day: a minute after the open
             open_ns, _ = ctx.next_session()
             if open_ns <= ctx.now_ns:

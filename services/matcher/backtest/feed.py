@@ -99,13 +99,12 @@ class SymbolColumns:
         self.ask_at_least = FirstAtOrBeyond(np.where(self.tradable, self.ask, LOWEST), below=False)
         self.bid_at_most = FirstAtOrBeyond(np.where(self.tradable, self.bid, HIGHEST), below=True)
         self.bid_at_least = FirstAtOrBeyond(np.where(self.tradable, self.bid, LOWEST), below=False)
-        self._positions = self.positions.tolist()
 
     def __len__(self) -> int:
         return len(self.times)
 
     def position(self, index: int) -> int:
-        return self._positions[index]
+        return int(self.positions[index])
 
     def first_tradable(self, start: int) -> int | None:
         return self.ask_at_most.first(start, HIGHEST - 1)
@@ -176,10 +175,9 @@ class Feed:
         self.sessions = sessions
         self.scale = scale
         self.description = description
-        self._times = times.tolist()
 
     def __len__(self) -> int:
-        return len(self._times)
+        return len(self.times)
 
     @property
     def symbols(self) -> list[str]:
@@ -187,10 +185,7 @@ class Feed:
 
     def delivered_by(self, at_ns: int) -> int:
         """How many ticks have time <= at_ns (a clock at at_ns has handed them all over)."""
-        return bisect_right(self._times, at_ns)
-
-    def time_at(self, position: int) -> int:
-        return self._times[position]
+        return int(np.searchsorted(self.times, at_ns, "right"))
 
     @classmethod
     def from_ticks(cls, ticks: Sequence[FeedTick], sessions: Sessions, description: str) -> "Feed":
@@ -228,11 +223,8 @@ class Feed:
                      places: int, sessions: Sessions, description: str) -> "Feed":
         """From integer columns (prices in units of 10^-places dollars): generated feeds."""
         scale = 10 ** places
-        symbols = {name: np.flatnonzero(codes == code).tolist() for code, name in enumerate(symbol_names)}
+        symbols = {name: np.flatnonzero(codes == code) for code, name in enumerate(symbol_names)}
         unit = Decimal(1).scaleb(-places)
-        codes_list, bid_list, ask_list = codes.tolist(), bids.tolist(), asks.tolist()
-        bid_size_list, ask_size_list = bid_sizes.tolist(), ask_sizes.tolist()
-        time_list, sequence_list = times.tolist(), sequences.tolist()
         prices: dict[int, Decimal] = {}
 
         def price(value: int) -> Decimal:
@@ -242,14 +234,14 @@ class Feed:
             return found
 
         def tick_at(position: int) -> Tick:
-            return Tick(symbol_names[codes_list[position]], price(bid_list[position]), Decimal(bid_size_list[position]),
-                        price(ask_list[position]), Decimal(ask_size_list[position]), time_list[position],
-                        sequence_list[position])
+            return Tick(symbol_names[int(codes[position])], price(int(bids[position])), Decimal(int(bid_sizes[position])),
+                        price(int(asks[position])), Decimal(int(ask_sizes[position])), int(times[position]),
+                        int(sequences[position]))
 
         return cls._assemble(times, bids, asks, symbols, tick_at, sessions, scale, description)
 
     @classmethod
-    def _assemble(cls, times: np.ndarray, bids: np.ndarray, asks: np.ndarray, symbols: dict[str, list[int]],
+    def _assemble(cls, times: np.ndarray, bids: np.ndarray, asks: np.ndarray, symbols: dict[str, Sequence[int]],
                   tick_at: Callable[[int], Tick], sessions: Sessions, scale: int, description: str) -> "Feed":
         tradable = (bids > 0) & (asks > bids) & sessions.in_session(times)
         columns = {}

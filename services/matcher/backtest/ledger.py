@@ -11,7 +11,7 @@ here is pure: times come in as epoch nanoseconds, quotes as matcher ticks.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -165,16 +165,18 @@ class PaperAccount:
         self._by_client_id: dict[str, Order] = {}
         self._holds: dict[str, tuple[str, Hold]] = {}  # order id -> (symbol, hold)
         self._held = Decimal(0)
+        self._shares_held: dict[str, Decimal] = {}  # symbol -> shares held by working sells
 
     # -- orders -----------------------------------------------------------------------------
 
     def submit(self, request: orders_pb2.SubmitOrderRequest, order_id: str, now_ns: int, session: Session,
-               quote: matcher.Tick | None, marks: Marks, symbols: Container[str]) -> Order:
+               quote: Callable[[str], matcher.Tick | None], marks: Marks, symbols: Container[str]) -> Order:
         """The submit saga of the orders service, in one step: validated, held, accepted.
 
         Raises DomainError like SubmitOrder: invalid_argument, not_found (a symbol the feed
         does not have), market_closed, stale_quote, unusable_quote before any order exists; insufficient_buying_power after storing
-        the order as rejected. A repeated client_order_id returns the first order."""
+        the order as rejected. A repeated client_order_id returns the first order. ``quote``
+        gives a symbol's latest quote (asked for market orders only)."""
         client_order_id = request.client_order_id.strip() or order_id
         spec = validate_spec(wire.spec_from_request(request, client_order_id))
         existing = self._by_client_id.get(client_order_id)
@@ -186,8 +188,8 @@ class PaperAccount:
         check_market_hours(spec, now, session)
         reference = None
         if spec.order_type is OrderType.MARKET:
-            reference = _reference(spec.symbol, spec.side.value == "buy", quote, now_ns, self.max_quote_age_ns,
-                                   session.contains(now))
+            reference = _reference(spec.symbol, spec.side.value == "buy", quote(spec.symbol), now_ns,
+                                   self.max_quote_age_ns, session.contains(now))
         order = Order(order_id=order_id, user_id=self.user_id, account_id=ACCOUNT_ID, spec=spec,
                       multiplier=MULTIPLIER, status=Status.NEW, created_at=now, updated_at=now,
                       collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price,
@@ -305,8 +307,7 @@ class PaperAccount:
                               field="reference_price")
         request = OrderRequest(spec.symbol, AccountSide(spec.side.value), spec.qty, bound, order.multiplier)
         position = self.positions.get(spec.symbol)
-        shares_held = sum((hold.qty for other, (symbol, hold) in self._holds.items()
-                           if symbol == spec.symbol and other != order.order_id), Decimal(0))
+        shares_held = self._shares_held.get(spec.symbol, Decimal(0)) - (released.qty if released else Decimal(0))
         hold = hold_for(self.kind, request, position.qty if position else Decimal(0), shares_held)
         check_fits(self.kind, self.valuation(marks), hold, released=released.amount if released else Decimal(0))
         return hold
@@ -314,11 +315,14 @@ class PaperAccount:
     def _take(self, order_id: str, symbol: str, hold: Hold) -> None:
         self._holds[order_id] = (symbol, hold)
         self._held += hold.amount
+        self._shares_held[symbol] = self._shares_held.get(symbol, Decimal(0)) + hold.qty
 
     def _release(self, order_id: str) -> None:
         taken = self._holds.pop(order_id, None)
         if taken is not None:
-            self._held -= taken[1].amount
+            symbol, hold = taken
+            self._held -= hold.amount
+            self._shares_held[symbol] -= hold.qty
 
     @property
     def held(self) -> Decimal:

@@ -145,16 +145,27 @@ def _request(message: Message, fields: Mapping[str, object]) -> Message:
     return message
 
 
+def _enum_names(name: str) -> dict[str, int]:
+    prefix, enum = _ENUM_PREFIXES[name], _ENUMS[name]
+    names = {}
+    for full, number in enum.items():
+        if number:
+            names[full] = names[full.removeprefix(prefix)] = number
+    return names
+
+
+_ENUM_NAMES = {name: _enum_names(name) for name in _ENUMS}
+
+
 def _enum_value(name: str, value: object) -> int:
     if not isinstance(value, str):
         raise invalid_argument(f"{name} must be a string such as \"buy\" or \"limit\"", name)
-    wanted = value.strip().upper()
-    prefix = _ENUM_PREFIXES[name]
-    for candidate in (wanted, prefix + wanted):
-        if candidate.startswith(prefix) and candidate in _ENUMS[name].keys() and not candidate.endswith("UNSPECIFIED"):
-            return _ENUMS[name].Value(candidate)
-    choices = ", ".join(k.removeprefix(prefix).lower() for k in _ENUMS[name].keys() if not k.endswith("UNSPECIFIED"))
-    raise invalid_argument(f"{name} must be one of: {choices}; got {value!r}", name)
+    number = _ENUM_NAMES[name].get(value.strip().upper())
+    if number is None:
+        prefix = _ENUM_PREFIXES[name]
+        choices = ", ".join(k.lower() for k in _ENUM_NAMES[name] if not k.startswith(prefix))
+        raise invalid_argument(f"{name} must be one of: {choices}; got {value!r}", name)
+    return number
 
 
 def _decimal_text(name: str, value: object) -> str:
