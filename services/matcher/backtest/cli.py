@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -102,7 +103,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     except (DomainError, FeedError, StrategyError, OSError, ValueError) as exc:
         message = f"{exc.reason.lower()}: {exc.message}" if isinstance(exc, DomainError) else str(exc)
-        console.print(f"[red]mbt backtest: {message}")
+        print(f"mbt backtest: {message}", file=sys.stderr)
         return 1
     out = args.out or settings.data_dir / "backtests" / f"{strategy.name}-{spec.first_day}-{spec.last_day}"
     out.mkdir(parents=True, exist_ok=True)

@@ -97,27 +97,24 @@ def max_drawdown(curve: Sequence[tuple[date, Decimal]]) -> Drawdown:
 
 
 def sharpe(returns: Sequence[Decimal]) -> Decimal | None:
-    if len(returns) < 2:
-        return None
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        mean = sum(returns, Decimal(0)) / len(returns)
-        variance = sum(((r - mean) ** 2 for r in returns), Decimal(0)) / (len(returns) - 1)
-        if variance == 0:
-            return None
-        return (mean / variance.sqrt() * Decimal(TRADING_DAYS).sqrt()).quantize(RATIO)
+    return _annualized(returns, lambda mean: sum(((r - mean) ** 2 for r in returns), Decimal(0)) / (len(returns) - 1))
 
 
 def sortino(returns: Sequence[Decimal]) -> Decimal | None:
+    return _annualized(returns, lambda _: sum((min(r, Decimal(0)) ** 2 for r in returns), Decimal(0)) / len(returns))
+
+
+def _annualized(returns: Sequence[Decimal], variance) -> Decimal | None:
+    """mean / sqrt(variance(mean)) * sqrt(252); None when undefined."""
     if len(returns) < 2:
         return None
     with localcontext() as ctx:
         ctx.prec = PRECISION
         mean = sum(returns, Decimal(0)) / len(returns)
-        downside = sum((min(r, Decimal(0)) ** 2 for r in returns), Decimal(0)) / len(returns)
-        if downside == 0:
+        spread = variance(mean)
+        if spread == 0:
             return None
-        return (mean / downside.sqrt() * Decimal(TRADING_DAYS).sqrt()).quantize(RATIO)
+        return (mean / spread.sqrt() * Decimal(TRADING_DAYS).sqrt()).quantize(RATIO)
 
 
 def cagr(start: Decimal, end: Decimal, periods: int) -> Decimal | None:
