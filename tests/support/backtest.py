@@ -41,12 +41,15 @@ def feed_of(ticks: Sequence[FeedTick]) -> Feed:
 class Scripted(Strategy):
     """Plays ``actions`` — (time ns, verb, fields) with verb submit, cancel or replace; a
     cancel or replace names the client order id — and, with ``take_profit``, answers each
-    buy fill with a sell limit 10 cents higher. Refusals are kept, not raised."""
+    buy fill with a sell limit 10 cents higher; sees every quote of ``quotes``. Refusals are
+    kept, not raised."""
 
     actions: Sequence[tuple[int, str, dict]] = ()
     take_profit: bool = False
+    quotes: tuple[str, ...] = ()
     refusals: list[tuple[int, str]] = field(default_factory=list)
     ids: dict[str, str] = field(default_factory=dict)
+    seen: list[tuple[int, str, int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__({})
@@ -67,6 +70,13 @@ class Scripted(Strategy):
                 ctx.replace(self.ids.get(fields["client_order_id"], "ord_unknown"), **changes)
         except DomainError as refusal:
             self.refusals.append((ctx.now_ns, refusal.reason))
+
+    def on_quote(self, ctx, tick) -> None:
+        """Keeps what it saw; on a quote whose bid ends in 7 cents, also buys 10 at the ask."""
+        self.seen.append((tick.at_ns, tick.symbol, tick.sequence, len(ctx.open_orders())))
+        if tick.bid > 0 and tick.ask > tick.bid and int(tick.bid * 100) % 10 == 7:
+            self._act(ctx, "submit", {"symbol": tick.symbol, "side": "buy", "qty": "10", "order_type": "limit",
+                                      "limit_price": tick.ask, "time_in_force": "day"})
 
     def on_fill(self, ctx, fill) -> None:
         if self.take_profit and fill.side == "buy":

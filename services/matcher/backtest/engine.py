@@ -213,9 +213,9 @@ class Backtest(Context):
             self._deliver(position + 1, tick.at_ns)
             outcomes = self.book.process(tick, self.sessions.at(tick.at_ns), self.config.max_quote_age_ns)
             self._settle([(o.order, o.decision) for o in outcomes], in_book=True)
-            if tick.symbol in self._quote_symbols:
-                self._call(lambda t=tick: self.strategy.on_quote(self, t))
             self._drain()
+            if tick.symbol in self._quote_symbols:
+                self._quote(tick.symbol, position)
         while heap:
             self._fire_timer()
 

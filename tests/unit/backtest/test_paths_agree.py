@@ -72,26 +72,26 @@ def actions(draw):
     return sorted(result, key=lambda a: a[0])
 
 
-def backtest(ticks, script, mode: str, account_type: str, take_profit: bool):
-    strategy = Scripted(actions=script, take_profit=take_profit)
+def backtest(ticks, script, mode: str, account_type: str, take_profit: bool, quotes: tuple[str, ...] = ()):
+    strategy = Scripted(actions=script, take_profit=take_profit, quotes=quotes)
     config = BacktestConfig(start_ns=START_NS, end_ns=END_NS, account_type=account_type,
                             starting_cash=Decimal("50000.00"), max_quote_age_ns=5 * SECOND, mode=mode)
     return Backtest(feed_of(ticks), strategy, config).run(), strategy
 
 
-def run(ticks, script, mode: str, account_type: str, take_profit: bool):
-    result, strategy = backtest(ticks, script, mode, account_type, take_profit)
+def run(ticks, script, mode: str, account_type: str, take_profit: bool, quotes: tuple[str, ...] = ()):
+    result, strategy = backtest(ticks, script, mode, account_type, take_profit, quotes)
     return ([dataclasses.astuple(o) for o in result.orders], [dataclasses.astuple(f) for f in result.fills],
             [dataclasses.astuple(e) for e in result.ledger], [dataclasses.astuple(p) for p in result.equity],
-            result.exposure, strategy.refusals)
+            result.exposure, strategy.refusals, strategy.seen)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ticks=quotes(), script=actions(), account_type=st.sampled_from(("cash", "margin")),
-       take_profit=st.booleans())
-def test_jumping_from_event_to_event_gives_what_every_tick_gives(ticks, script, account_type, take_profit):
-    jumping = run(ticks, script, "jump", account_type, take_profit)
-    every_tick = run(ticks, script, "tick", account_type, take_profit)
+       take_profit=st.booleans(), watched=st.sampled_from(((), ("AAA",), SYMBOLS)))
+def test_jumping_from_event_to_event_gives_what_every_tick_gives(ticks, script, account_type, take_profit, watched):
+    jumping = run(ticks, script, "jump", account_type, take_profit, watched)
+    every_tick = run(ticks, script, "tick", account_type, take_profit, watched)
     assert jumping == every_tick
 
 
