@@ -59,6 +59,7 @@ def run() -> list[Figure]:
         sessions()  # the XNYS calendar loads once per process, outside the timings
         index_seconds = median_of(3, lambda: _timed(lambda: synthetic_feed(bids, asks)))
         feed = synthetic_feed(bids, asks)
+        del bids, asks  # 2M Python ints the collector would walk during the runs; the feed holds numpy arrays
         for k in RESTING:
             figures += _scenario(peers, feed, k, index_seconds)
     figures += _bundled()
