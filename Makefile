@@ -9,14 +9,15 @@ PROTOS := $(shell find protos -name '*.proto')
 BUF_VERSION := 1.75.0
 BUF    := build/node/node_modules/.bin/buf
 
-.PHONY: help venv protos run test lint bench lock clean
+.PHONY: help venv protos run test lint bench bench-venv lock clean
 
 help:
 	@echo "make run     start every service and the gateway (embedded default)"
 	@echo "make test    run the test suite (PostgreSQL/Redis when MBT_TEST_* are set)"
 	@echo "make protos  regenerate gen/ from protos/"
 	@echo "make lint    buf lint the contracts"
-	@echo "make bench   print benchmark figures (make bench matcher: one of them; python -m bench -h lists them)"
+	@echo "make bench   print benchmark figures (make bench matcher: one of them; python -m bench -h lists them;"
+	@echo "             make bench-venv first for the NautilusTrader comparison)"
 
 venv: $(VENV)/.installed
 
@@ -60,6 +61,16 @@ endif
 
 bench: protos
 	$(PY) -m bench $(BENCH_NAMES)
+
+# The peer backtester (bench extra) in a virtualenv of its own: bench/backtest.py runs
+# ../shared/peers/nautilus_quote_backtest.py with it when it exists.
+BENCH_VENV := build/bench-venv
+bench-venv: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q "$$(grep -o 'nautilus_trader==[0-9.]*' pyproject.toml)"
+	touch $@
 
 lock:
 	$(PIP) freeze --exclude-editable | { echo "# Pinned versions for pip install -c; regenerate with 'make lock' after changing pyproject.toml."; cat; } > constraints.txt

@@ -4,6 +4,7 @@
     mbt token ops carol [--ttl 900]                                  an ops (read-only) token
     mbt token service console [--ttl 600]                            a service token, for platform tooling
     mbt keys new                                                     a new signing key entry
+    mbt backtest grid --from 2012-06-21 --to 2012-06-22              a backtest in this process
 
 Tokens are printed alone on stdout (``TOKEN=$(mbt token user alice)``) and signed with the
 configured keys (``MBT_USER_TOKEN_KEYS``, or ``MBT_SERVICE_TOKEN_KEYS`` for a service token,
@@ -27,6 +28,7 @@ from services.common.auth import USER_ID, ServiceCredentials
 from services.common.clients import open_channel
 from services.common.config import ConfigError, Settings
 from services.common.tiers import TierLookup
+from services.matcher.backtest import cli as backtest_cli
 from services.common.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
 
 MAX_USER_TOKEN_SECONDS = 24 * 3600
@@ -74,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     service.add_argument("--ttl", type=_ttl(MAX_SERVICE_TOKEN_SECONDS), default=600, help="lifetime in seconds")
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("new", help="print a new kid:secret entry for MBT_USER_TOKEN_KEYS or MBT_SERVICE_TOKEN_KEYS")
+    backtest_cli.add_parser(commands)
     return root
 
 
@@ -105,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mbt: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "backtest":
+        return backtest_cli.main(args, settings)
     issuer = TokenIssuer(TokenKeys.from_settings(settings))
     if args.kind == OPS:
         print(issuer.ops(args.operator, ttl_seconds=args.ttl))

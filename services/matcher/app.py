@@ -1,18 +1,21 @@
-"""build(settings): wires the matcher (no database: it rebuilds its book from orders)."""
+"""build(settings): wires the matcher. Its book stays in memory (rebuilt from orders on
+start); its own database holds backtest runs and their result files."""
 
 from __future__ import annotations
 
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
-from services.common.clock import Clock
+from services.common import migrate
+from services.common.clock import Clock, WallClock
 from services.common.config import Settings
+from services.common.db import Database
 from services.common.runtime import ServiceKit
 from services.common.server import Registration, ServiceRuntime
+from services.matcher.backtests import Backtests
 from services.matcher.engine import Engine
 from services.matcher.explain import Explainer
-from services.matcher.service import MatcherEvents, MatcherServicer
-
-SERVICE = "matcher"
+from services.matcher.service import BacktestServicer, MatcherEvents, MatcherServicer
+from services.matcher.store import SERVICE
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
@@ -22,7 +25,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     engine = Engine(settings, orders, marketdata)
     explainer = Explainer(orders, marketdata, engine.calendar, engine.max_quote_age_ns,
                           settings.rpc_timeout_seconds)
-    runtime = kit.runtime([Registration.of(MatcherServicer(engine, explainer)), Registration.of(MatcherEvents(engine))],
-                          background=[engine.run])
+    url = settings.service(SERVICE).database_url
+    migrate.upgrade(SERVICE, url)
+    db = Database(url, pool_size=settings.db_pool_size)
+    # Backtest runs are bookkept in wall time: they run now, whatever the market clock says.
+    backtests = Backtests(settings, db, WallClock(), marketdata)
+    runtime = kit.runtime([Registration.of(MatcherServicer(engine, explainer)), Registration.of(MatcherEvents(engine)),
+                           Registration.of(BacktestServicer(backtests))],
+                          background=[engine.run, backtests.run_queued])
     runtime.closers.insert(0, engine.close)
+    runtime.closers.append(db.dispose)
     return runtime

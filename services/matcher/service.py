@@ -1,4 +1,4 @@
-"""MatcherService servicer and the matcher's event sink (in memory: the book is rebuilt
+"""MatcherService and BacktestService servicers and the matcher's event sink (in memory: the book is rebuilt
 from orders on start, so redelivered events are harmless and need no inbox)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from services.common.context import identity, require_user_id
 from services.common.errors import invalid_argument
 from services.common.protoregistry import message_class
+from services.matcher.backtests import Backtests
 from services.matcher.engine import Engine
 from services.matcher.explain import Explainer
 
@@ -34,6 +35,40 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             symbols=[matcher_pb2.SymbolBook(symbol=s, working_orders=len(stats.orders_for(s))) for s in stats.symbols()],
             working_orders=len(stats), ticks_processed=self.engine.ticks_processed,
             fills_decided=self.engine.fills_decided)
+
+
+class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
+    def __init__(self, backtests: Backtests) -> None:
+        self.backtests = backtests
+
+    async def CreateBacktest(self, request, context):
+        if not request.HasField("backtest"):
+            raise invalid_argument("backtest is required", "backtest")
+        backtest = await self.backtests.create(require_user_id(), request.backtest)
+        return matcher_pb2.CreateBacktestResponse(backtest=backtest)
+
+    async def GetBacktest(self, request, context):
+        backtest = await self.backtests.get(require_user_id(), _required(request.backtest_id, "backtest_id"))
+        return matcher_pb2.GetBacktestResponse(backtest=backtest)
+
+    async def ListBacktests(self, request, context):
+        backtests, token = await self.backtests.list(require_user_id(), request.page_size, request.page_token)
+        return matcher_pb2.ListBacktestsResponse(backtests=backtests, next_page_token=token)
+
+    async def GetBacktestReport(self, request, context):
+        report = await self.backtests.report(require_user_id(), _required(request.backtest_id, "backtest_id"))
+        return matcher_pb2.GetBacktestReportResponse(report=report)
+
+    async def GetBacktestFile(self, request, context):
+        found = await self.backtests.file(require_user_id(), _required(request.backtest_id, "backtest_id"),
+                                          _required(request.name, "name"))
+        return matcher_pb2.GetBacktestFileResponse(file=found)
+
+
+def _required(value: str, name: str) -> str:
+    if not value.strip():
+        raise invalid_argument(f"{name} is required", name)
+    return value.strip()
 
 
 class MatcherEvents(events_pb2_grpc.EventSinkServiceServicer):

@@ -22,6 +22,9 @@ USER_OWNED = {
     ("GET", "/api/mbt/activities/{activity_id}"): "activity_id",
     ("GET", "/api/mbt/fills/{fill_id}/explain"): "fill_id",
     ("GET", "/api/mbt/positions/{symbol}"): "symbol",
+    ("GET", "/api/mbt/backtests/{backtest_id}"): "backtest_id",
+    ("GET", "/api/mbt/backtests/{backtest_id}/report"): "backtest_id",
+    ("GET", "/api/mbt/backtests/{backtest_id}/files/{name}"): "backtest_id",
 }
 # Endpoints whose id is public market data: the same answer for everyone.
 MARKET_DATA = {("GET", "/api/mbt/quotes/{symbol}"), ("GET", "/api/mbt/quotes/{symbol}/history"),
@@ -65,8 +68,12 @@ async def alices_ids(alice) -> dict[str, str]:
                                                         "order_type": "limit", "limit_price": "1.00",
                                                         "time_in_force": "gtc"})
     assert resting.status_code == 200, resting.text
+    backtest = await alice.post("/api/mbt/backtests", json={"strategy": "grid", "from_date": "2012-06-21",
+                                                            "to_date": "2012-06-21"})
+    assert backtest.status_code == 200, backtest.text
     return {"order_id": order_id, "fill_id": fill_id, "activity_id": await eventually(activity),
-            "resting_order_id": resting.json()["data"]["order_id"], "symbol": "AMZN"}
+            "resting_order_id": resting.json()["data"]["order_id"], "symbol": "AMZN",
+            "backtest_id": backtest.json()["data"]["backtest_id"]}
 
 
 async def test_user_b_gets_not_found_for_every_id_of_user_a(mesh):
@@ -78,6 +85,7 @@ async def test_user_b_gets_not_found_for_every_id_of_user_a(mesh):
 
         for (method, template), id_name in USER_OWNED.items():
             path = template.replace("{" + template.split("{")[1].split("}")[0] + "}", ids[id_name])
+            path = path.replace("{name}", "report.html")
             response = await bob.request(method, path, json={"qty": "5"} if method == "PATCH" else None)
             assert response.status_code == 404, (method, template, response.text)
             assert response.json()["error"]["code"] == "not_found"
@@ -120,6 +128,10 @@ async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
          matcher_pb2.ExplainFillRequest(fill_id=ids["fill_id"])),
         ("accounts", accounts_pb2_grpc.AccountsServiceStub, "GetPosition",
          accounts_pb2.GetPositionRequest(symbol=ids["symbol"])),
+        ("matcher", matcher_pb2_grpc.BacktestServiceStub, "GetBacktest",
+         matcher_pb2.GetBacktestRequest(backtest_id=ids["backtest_id"])),
+        ("matcher", matcher_pb2_grpc.BacktestServiceStub, "GetBacktestFile",
+         matcher_pb2.GetBacktestFileRequest(backtest_id=ids["backtest_id"], name="fills.csv")),
     ]
     for service, stub_class, method, request in calls:
         async with grpc.aio.insecure_channel(mesh.target(service)) as channel:

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, inspect
 from services.common import migrate
 from services.common.db import normalize_url
 
-SERVICES_WITH_DATABASES = ["accounts", "orders", "marketdata", "activities", "gateway"]
+SERVICES_WITH_DATABASES = ["accounts", "orders", "matcher", "marketdata", "activities", "gateway"]
 
 
 def table_names(url: str) -> set[str]:

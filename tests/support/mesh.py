@@ -31,8 +31,7 @@ def mesh_settings(databases: DatabaseFactory, data_dir, **env: str) -> Settings:
     environ = {"MBT_DATA_DIR": str(data_dir), "MBT_LOG_FORMAT": "text", "MBT_ALLOWED_HOSTS": TEST_HOST, **env}
     for name in SERVICES:
         environ.setdefault(f"MBT_{name.upper()}_PORT", str(free_port()))
-        if name != "matcher":
-            environ.setdefault(f"MBT_{name.upper()}_DATABASE_URL", databases.new(name))
+        environ.setdefault(f"MBT_{name.upper()}_DATABASE_URL", databases.new(name))
     environ.setdefault("MBT_GATEWAY_DATABASE_URL", databases.new("gateway"))
     return Settings.from_env(environ)
 
