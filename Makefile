@@ -35,7 +35,7 @@ protos: gen/.stamp
 # gRPC stubs, type stubs and one descriptor set the gateway builds its routes from.
 gen/.stamp: $(VENV)/.installed $(PROTOS)
 	rm -rf gen && mkdir -p gen
-	$(PY) -m services.common.protogen protos gen
+	$(PY) -m services.common.rpc.protogen protos gen
 	touch $@
 
 run: protos
@@ -49,7 +49,7 @@ $(BUF):
 	cd build/node && npm install --silent --no-audit --no-fund --prefix . @bufbuild/buf@$(BUF_VERSION)
 
 lint: protos $(BUF)
-	$(PY) -m services.common.protogen --lint protos $(BUF)
+	$(PY) -m services.common.rpc.protogen --lint protos $(BUF)
 
 # `make bench matcher orders`: the words after bench name benchmarks, not targets.
 ifeq (bench,$(firstword $(MAKECMDGOALS)))

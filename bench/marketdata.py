@@ -28,7 +28,7 @@ def _replay_parts(capacity: int, archive):
     from services.common.clock import AnchoredClock
     from services.marketdata.clockfeed import ClockPublisher
     from services.marketdata.hub import QuoteHub
-    from services.marketdata.market_calendar import xnys
+    from services.marketdata.domain.calendar import xnys
     from services.marketdata.providers.replay import ReplayProvider
     from services.marketdata.recording import BUNDLED_QUOTES, BUNDLED_TRADES, load_recording, load_trades
     from services.marketdata.timeline import ReplayTimeline
@@ -172,7 +172,7 @@ def _aggregation_once(build) -> float:
 
 def _trade_bars():
     from services.marketdata.domain.bars import Timeframe, trade_bars
-    from services.marketdata.market_calendar import xnys
+    from services.marketdata.domain.calendar import xnys
     from services.marketdata.recording import BUNDLED_TRADES, load_trades
 
     trades = load_trades(BUNDLED_TRADES).trades
@@ -182,7 +182,7 @@ def _trade_bars():
 
 def _mid_bars():
     from services.marketdata.domain.bars import Timeframe, quote_mid_bars
-    from services.marketdata.market_calendar import xnys
+    from services.marketdata.domain.calendar import xnys
     from services.marketdata.recording import BUNDLED_QUOTES, load_recording
 
     ticks = load_recording(BUNDLED_QUOTES).ticks
@@ -196,7 +196,7 @@ async def _bar_closes_once() -> float:
     from services.marketdata.barfeed import BarFeed
     from services.marketdata.domain.bars import Timeframe
     from services.marketdata.domain.symbols import parse_symbols
-    from services.marketdata.market_calendar import xnys
+    from services.marketdata.domain.calendar import xnys
 
     provider, _ = _replay_parts(10_000, lambda ticks: None)
     feed = BarFeed(provider, xnys(), provider.publisher.clock)

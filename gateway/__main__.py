@@ -6,7 +6,7 @@ import uvicorn
 
 from gateway import serving
 from gateway.app import build_app
-from services.common import logs
+from services.common.observability import logs
 from services.common.config import ConfigError, Settings
 
 

@@ -1,5 +1,5 @@
 """Admission of a request that needs a user: a verified caller, then one unit of that
-user's per-minute budget (``services.common.ratelimit``; shared with native gRPC through
+user's per-minute budget (``services.common.security.ratelimit``; shared with native gRPC through
 Redis). A request that needs no sign-in but writes shared state (passkey challenges,
 sessions) spends one unit of its client address's budget instead
 (``MBT_ANONYMOUS_RATE_LIMIT``), so a flood cannot fill that state. Refusals are
@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from gateway.identity import Caller, GatewayIdentity
 from services.common.errors import DomainError
-from services.common.ratelimit import RateDecision, RateLimited, RateLimiter, client_key, limit_for, user_key
+from services.common.security.ratelimit import RateDecision, RateLimited, RateLimiter, client_key, limit_for, user_key
 
 
 @dataclass(frozen=True)

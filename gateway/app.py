@@ -35,14 +35,15 @@ from gateway.sessions import Sessions
 from gateway.store import COMPONENT, PasskeyRepository
 from gateway.transcoding import InvalidInput, json_to_message, message_to_json, set_path
 from gateway.upstreams import Upstreams
-from services.common import context, migrate
-from services.common.auth import ServiceCredentials
+from services.common.rpc import context
+from services.common.persistence import migrate
+from services.common.security.auth import ServiceCredentials
 from services.common.config import Settings
-from services.common.db import Database
-from services.common.ratelimit import build_rate_limiter
-from services.common.shared_state import build_shared_state, redis_client
-from services.common.tiers import TierLookup
-from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier, WallTime
+from services.common.persistence.db import Database
+from services.common.security.ratelimit import build_rate_limiter
+from services.common.security.shared_state import build_shared_state, redis_client
+from services.common.security.tiers import TierLookup
+from services.common.security.tokens import TokenIssuer, TokenKeys, TokenVerifier, WallTime
 
 log = logging.getLogger("mbt.gateway")
 

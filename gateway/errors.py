@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.bodies import MAX_BODY_BYTES, BodyTooLarge
 from gateway.transcoding import InvalidInput
-from services.common import context
+from services.common.rpc import context
 from services.common.errors import DomainError
-from services.common.remote import error_info
+from services.common.rpc.remote import error_info
 
 # nginx's status for a client that closed the connection before it was answered; the
 # request log shows it, the client never sees it.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from gateway.sessions import SessionRow, Sessions
-from services.common.auth import FORWARDED_BY, ServiceCredentials, bearer, bearer_token
-from services.common.tokens import USER, Claims, InvalidToken, TokenVerifier
+from services.common.security.auth import FORWARDED_BY, ServiceCredentials, bearer, bearer_token
+from services.common.security.tokens import USER, Claims, InvalidToken, TokenVerifier
 
 # ``__Host-``: browsers keep it only if Secure, Path=/ and without Domain, so no sibling
 # subdomain can set or shadow it.

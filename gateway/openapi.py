@@ -22,8 +22,8 @@ from gateway.session_api import OPERATIONS, SCHEMAS
 from gateway.transcoding import (INPUT_DECIMAL_PATTERN, INT32_RANGE, INT64_RANGE, MAX_PATH_PARAM, MAX_REPEATED,
                                  MAX_STRING, default_json_name, enum_short_names)
 from mbt.common.v1 import errors_pb2
-from services.common.conv import is_decimal_field
-from services.common.ratelimit import TIER_LIMITS
+from services.common.wire.conv import is_decimal_field
+from services.common.security.ratelimit import TIER_LIMITS
 
 OPENAPI_PATH = "/api/mbt/openapi.json"
 REF = "#/components/schemas/"

@@ -25,8 +25,8 @@ from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, PublicKeyC
 from gateway.store import Passkey, PasskeyRepository
 from services.common.config import Settings
 from services.common.errors import DomainError
-from services.common.shared_state import SharedState
-from services.common.tokens import InvalidToken, WallTime
+from services.common.security.shared_state import SharedState
+from services.common.security.tokens import InvalidToken, WallTime
 
 CHALLENGE_NAMESPACE = "webauthn"
 CHALLENGE_TTL_SECONDS = 300

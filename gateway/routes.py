@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from services.common import protoregistry
-from services.common.protoregistry import message_class
+from services.common.rpc import protoregistry
+from services.common.rpc.protoregistry import message_class
 
 _VARIABLE = re.compile(r"\{([a-zA-Z0-9_.]+)(?:=\*)?\}")
 HTTP_VERBS = ("get", "post", "put", "patch", "delete")

@@ -22,7 +22,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from services.common import context
+from services.common.rpc import context
 from services.common.config import Settings
 
 # Keep-alive longer than the clients' and proxies' idle timeouts, so the gateway is not the

@@ -26,11 +26,11 @@ from gateway.passkeys import Passkeys
 from gateway.sessions import DEV, PASSKEY, IssuedToken, Sessions
 from gateway.store import Passkey
 from gateway.transcoding import InvalidInput
-from services.common.auth import USER_ID
+from services.common.security.auth import USER_ID
 from services.common.config import Settings
 from services.common.errors import DomainError
 from services.common.ids import new_id
-from services.common.tokens import WallTime
+from services.common.security.tokens import WallTime
 
 MAX_USER_NAME = 64
 _REF = "#/components/schemas/"

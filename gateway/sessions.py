@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from services.common.auth import SESSION_NAMESPACE
+from services.common.security.auth import SESSION_NAMESPACE
 from services.common.config import Settings
 from services.common.ids import new_id
-from services.common.shared_state import SharedState
-from services.common.tiers import TierLookup
-from services.common.tokens import TokenIssuer, WallTime
+from services.common.security.shared_state import SharedState
+from services.common.security.tiers import TierLookup
+from services.common.security.tokens import TokenIssuer, WallTime
 
 PASSKEY, DEV = "passkey", "dev"
 

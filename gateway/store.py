@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, LargeBinary, MetaData, String, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.db import Database
-from services.common.sqltypes import UtcDateTime
+from services.common.persistence.db import Database
+from services.common.persistence.sqltypes import UtcDateTime
 
 COMPONENT = "gateway"
 

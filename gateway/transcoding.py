@@ -7,7 +7,7 @@ strings and unset messages null; every field present so a response has one shape
 Input is strict: unknown fields, wrong JSON types, bad enum names, out-of-range
 integers, malformed times and malformed decimal strings are ``InvalidInput`` naming the
 field — never a crash. Decimal values travel as strings in plain notation ("150.25", at
-most as many digits as ``services.common.conv`` accepts; "" means unset); what they mean
+most as many digits as ``services.common.wire.conv`` accepts; "" means unset); what they mean
 (a positive quantity, a price on the tick) is checked by the services.
 """
 
@@ -24,7 +24,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 from google.type import date_pb2
 
-from services.common.conv import DECIMAL_PATTERN, is_decimal_field, parse_decimal
+from services.common.wire.conv import DECIMAL_PATTERN, is_decimal_field, parse_decimal
 from services.common.errors import DomainError
 
 INT32_RANGE = (-(2**31), 2**31 - 1)

@@ -7,9 +7,9 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.clients import open_channel
+from services.common.rpc.channels import open_channel
 from services.common.config import SERVICES, Settings
-from services.common.server import ENVIRONMENT_TRAILER
+from services.common.rpc.server import ENVIRONMENT_TRAILER
 
 
 class Upstreams:

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 
 import grpc
 
-from services.common.auth import USER_ID, ServiceCredentials
-from services.common.clients import open_channel
+from services.common.security.auth import USER_ID, ServiceCredentials
+from services.common.rpc.channels import open_channel
 from services.common.config import ConfigError, Settings
-from services.common.tiers import TierLookup
+from services.common.security.tiers import TierLookup
 from services.matcher.backtest import cli as backtest_cli
-from services.common.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
+from services.common.security.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
 
 MAX_USER_TOKEN_SECONDS = 24 * 3600
 MAX_OPS_TOKEN_SECONDS = 3600

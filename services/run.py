@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.config import ConfigError, Settings
-from services.common.server import listen_problem, port_variable
+from services.common.rpc.server import listen_problem, port_variable
 
 # Market data first (it owns the clock the others follow), the matcher last (it loads
 # the working orders from orders at start).

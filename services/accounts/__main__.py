@@ -3,6 +3,6 @@
 import sys
 
 from services.accounts.app import build
-from services.common.server import main
+from services.common.rpc.server import main
 
 sys.exit(main("accounts", build))

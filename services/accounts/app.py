@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from mbt.common.v1 import user_data_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.accounts.pricing import Pricing
+from services.accounts.clients import Pricing
 from services.accounts.service import AccountsServicer
 from services.accounts.store import OUTBOX, SERVICE
 from services.accounts.usecases import Accounts
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.inbox import EventSink
-from services.common.runtime import ServiceKit
-from services.common.server import Registration, ServiceRuntime
+from services.common.messaging.inbox import EventSink
+from services.common.kit import ServiceKit
+from services.common.rpc.server import Registration, ServiceRuntime
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:

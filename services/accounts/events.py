@@ -7,9 +7,9 @@ from datetime import datetime
 from mbt.accounts.v1 import events_pb2
 from services.accounts.domain import FillEffect
 from services.accounts.store import AccountRow
-from services.common.conv import decimal_str, money_str, to_timestamp
+from services.common.wire.conv import decimal_str, money_str, to_timestamp
 from services.common.ids import derived_id
-from services.common.outbox import UnitOfWork
+from services.common.messaging.outbox import UnitOfWork
 
 
 def emit_account_opened(uow: UnitOfWork, account: AccountRow) -> None:

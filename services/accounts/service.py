@@ -5,8 +5,8 @@ from __future__ import annotations
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from services.accounts import wire
 from services.accounts.usecases import Accounts
-from services.common.context import require_user_id
-from services.common.conv import from_timestamp, money_str
+from services.common.rpc.context import require_user_id
+from services.common.wire.conv import from_timestamp, money_str
 from services.common.errors import invalid_argument
 
 

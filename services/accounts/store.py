@@ -9,8 +9,8 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, Uniqu
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.accounts.domain import Hold, OrderRequest, Position, Side, VersionHold
-from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.messaging.outbox import define_outbox_tables
+from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 
 SERVICE = "accounts"
 

@@ -20,17 +20,17 @@ from services.accounts.domain import (ABANDONED, DEFAULT_PROFILE, ENDED_REASONS,
                                       hold_for, holds_by_order, ledger_breach, mark_price, market_value,
                                       uncovered_reason, unrealized_pl)
 from services.accounts.events import emit_account_opened, emit_fill_applied
-from services.accounts.pricing import Mark, Pricing
+from services.accounts.clients import Mark, Pricing
 from services.accounts.store import (AccountRepository, AccountRow, LedgerEntryRow, PositionRow, ReservationRow,
                                      UserRow)
-from services.common import context
+from services.common.rpc import context
 from services.common.clock import Clock
-from services.common.conv import from_timestamp
-from services.common.db import Database
+from services.common.wire.conv import from_timestamp
+from services.common.persistence.db import Database
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.ids import derived_id, new_id
-from services.common.metrics import LEDGER_REFUSALS
-from services.common.outbox import Outbox, UnitOfWork, unit_of_work
+from services.common.observability.metrics import LEDGER_REFUSALS
+from services.common.messaging.outbox import Outbox, UnitOfWork, unit_of_work
 
 log = logging.getLogger(__name__)
 

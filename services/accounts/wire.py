@@ -9,9 +9,9 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import trading_pb2
 from services.accounts.domain import (AccountType, FillTerms, OrderRequest, Profile, Side, Tier, Valuation, mark_price,
                                       market_value, unrealized_pl)
-from services.accounts.pricing import Mark
+from services.accounts.clients import Mark
 from services.accounts.store import AccountRow, LedgerEntryRow, PositionRow, UserRow
-from services.common.conv import (amount_str, money_str, parse_decimal, parse_enum, price_str, qty_str,
+from services.common.wire.conv import (amount_str, money_str, parse_decimal, parse_enum, price_str, qty_str,
                                   ratio_str, to_timestamp)
 from services.common.errors import invalid_argument
 

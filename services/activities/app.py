@@ -8,9 +8,9 @@ from services.activities.store import OUTBOX, SERVICE
 from services.activities.usecases import Activities
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.inbox import EventSink
-from services.common.runtime import ServiceKit
-from services.common.server import Registration, ServiceRuntime
+from services.common.messaging.inbox import EventSink
+from services.common.kit import ServiceKit
+from services.common.rpc.server import Registration, ServiceRuntime
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:

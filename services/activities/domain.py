@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.common.conv import amount, on_price_grid, qty_str
+from services.common.wire.conv import amount, on_price_grid, qty_str
 
 
 def fill_description(side: str, qty: Decimal, symbol: str, price: Decimal) -> str:

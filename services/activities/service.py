@@ -5,8 +5,8 @@ from __future__ import annotations
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from services.activities import wire
 from services.activities.usecases import Activities
-from services.common.context import require_user_id
-from services.common.conv import from_timestamp, parse_enum
+from services.common.rpc.context import require_user_id
+from services.common.wire.conv import from_timestamp, parse_enum
 from services.common.errors import invalid_argument, not_found
 from services.common.ids import is_issuable
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from sqlalchemy import JSON, Index, MetaData, String, Text, and_, or_, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.messaging.outbox import define_outbox_tables
+from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 
 SERVICE = "activities"
 

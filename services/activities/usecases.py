@@ -13,13 +13,13 @@ from mbt.common.v1 import audit_pb2, events_pb2
 from mbt.orders.v1 import events_pb2 as order_events
 from services.activities.domain import fill_description, opening_description
 from services.activities.store import ActivityRepository, ActivityRow, AuditLogRow
-from services.common import pagination
+from services.common.persistence import pagination
 from services.common.clock import Clock
-from services.common.conv import from_timestamp, parse_decimal
-from services.common.db import Database
+from services.common.wire.conv import from_timestamp, parse_decimal
+from services.common.persistence.db import Database
 from services.common.errors import invalid_argument, not_found
 from services.common.ids import derived_id
-from services.common.outbox import UnitOfWork
+from services.common.messaging.outbox import UnitOfWork
 
 SIDE_NAMES = {1: "buy", 2: "sell"}
 ACTOR_TYPES = {audit_pb2.ACTOR_TYPE_USER: "user", audit_pb2.ACTOR_TYPE_OPS: "ops",

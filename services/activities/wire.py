@@ -7,7 +7,7 @@ from google.protobuf import json_format, struct_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2, trading_pb2
 from services.activities.store import ActivityRow, AuditLogRow
-from services.common.conv import amount_str, price_str, qty_str, to_timestamp
+from services.common.wire.conv import amount_str, price_str, qty_str, to_timestamp
 
 TYPES = {activities_pb2.ACTIVITY_TYPE_FILL: "fill", activities_pb2.ACTIVITY_TYPE_DIVIDEND: "dividend",
          activities_pb2.ACTIVITY_TYPE_EXPIRATION: "expiration",

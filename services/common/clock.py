@@ -134,7 +134,7 @@ class FollowerClock(AnchoredClock):
     async def follow(self, stub, *, retry_seconds: float = 0.5) -> None:
         """Run until cancelled: apply every ``ClockState`` the leader streams."""
         from mbt.marketdata.v1 import marketdata_pb2
-        from services.common.conv import from_timestamp
+        from services.common.wire.conv import from_timestamp
 
         while True:
             try:

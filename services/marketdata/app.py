@@ -15,16 +15,16 @@ from pathlib import Path
 
 from services.common.clock import AnchoredClock, WallClock
 from services.common.config import ConfigError, Settings
-from services.common.conv import datetime_from_ns
-from services.common.runtime import ServiceKit
-from services.common.server import Registration, ServiceRuntime
+from services.common.wire.conv import datetime_from_ns
+from services.common.kit import ServiceKit
+from services.common.rpc.server import Registration, ServiceRuntime
 from services.marketdata import recording
 from services.marketdata.archive import TickArchiver
 from services.marketdata.barfeed import BarFeed
 from services.marketdata.clockfeed import STEPPED, ClockLine, ClockPublisher, resume
 from services.marketdata.hub import QuoteHub
-from services.marketdata.market import MarketData
-from services.marketdata.market_calendar import xnys
+from services.marketdata.usecases import MarketData
+from services.marketdata.domain.calendar import xnys
 from services.marketdata.providers.replay import ReplayProvider
 from services.marketdata.service import MarketDataServicer
 from services.marketdata.store import OUTBOX, SERVICE, MarketDataStore

@@ -13,7 +13,7 @@ import logging
 import time
 
 from services.common.clock import Clock
-from services.common.conv import datetime_to_ns
+from services.common.wire.conv import datetime_to_ns
 from services.marketdata.domain.gating import DAY_NS
 from services.marketdata.domain.ticks import Tick
 from services.marketdata.store import MarketDataStore

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.common import context
-from services.common.conv import from_date, timestamp_from_ns, timestamp_ns
+from services.common.rpc import context
+from services.common.wire.conv import from_date, timestamp_from_ns, timestamp_ns
 from services.marketdata import wire
 from services.marketdata.domain.gating import Entitlement, entitlement
 from services.marketdata.domain.symbols import parse_symbol, parse_symbols
 from services.marketdata.hub import Gap
-from services.marketdata.market import MarketData
+from services.marketdata.usecases import MarketData
 
 MAX_STREAM_SYMBOLS = 1000
 

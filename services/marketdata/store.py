@@ -11,10 +11,10 @@ from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, Uniqu
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.conv import datetime_from_ns, datetime_to_ns
-from services.common.db import Database
-from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
+from services.common.persistence.db import Database
+from services.common.messaging.outbox import define_outbox_tables
+from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
 from services.marketdata.clockfeed import ClockLine
 from services.marketdata.domain.reference import Dividend
 from services.marketdata.domain.ticks import Condition, Source, Tick

@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from services.marketdata.domain.bars import Bar, Timeframe, Trade, quote_mid_bars, trade_bars
 from services.marketdata.domain.ticks import Tick
-from services.marketdata.market_calendar import MarketCalendar, TradingSession, new_york_date, new_york_midnight_ns
+from services.marketdata.domain.calendar import MarketCalendar, TradingSession, new_york_date, new_york_midnight_ns
 from services.marketdata.recording import Recording, TradeRecording
 
 MINUTE_NS = 60 * 1_000_000_000

@@ -14,7 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2 as pb
-from services.common.conv import decimal_str, money_str, price_str, qty_str, timestamp_from_ns, to_date, to_timestamp
+from services.common.wire.conv import decimal_str, money_str, price_str, qty_str, timestamp_from_ns, to_date, to_timestamp
 from services.marketdata import clockfeed
 from services.marketdata.barfeed import BarClose
 from services.marketdata.clockfeed import ClockState
@@ -23,7 +23,7 @@ from services.marketdata.domain.reference import Dividend, OptionChain
 from services.marketdata.domain.symbols import CALL, SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import Condition, Source, Tick
 from services.marketdata.hub import Gap
-from services.marketdata.market_calendar import TradingSession
+from services.marketdata.domain.calendar import TradingSession
 
 CONDITIONS = {Condition.USABLE: pb.QUOTE_CONDITION_USABLE, Condition.CROSSED: pb.QUOTE_CONDITION_CROSSED,
               Condition.LOCKED: pb.QUOTE_CONDITION_LOCKED, Condition.EMPTY: pb.QUOTE_CONDITION_EMPTY}

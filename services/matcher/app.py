@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
-from services.common import migrate
+from services.common.persistence import migrate
 from services.common.clock import Clock, WallClock
 from services.common.config import Settings
-from services.common.db import Database
-from services.common.runtime import ServiceKit
-from services.common.server import Registration, ServiceRuntime
-from services.matcher.backtests import Backtests
-from services.matcher.engine import Engine
-from services.matcher.explain import Explainer
+from services.common.persistence.db import Database
+from services.common.kit import ServiceKit
+from services.common.rpc.server import Registration, ServiceRuntime
+from services.matcher.usecases.backtests import Backtests
+from services.matcher.usecases.matching import Engine
+from services.matcher.usecases.explain import Explainer
 from services.matcher.service import BacktestServicer, MatcherEvents, MatcherServicer
 from services.matcher.store import SERVICE
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from mbt.common.v1 import events_pb2, events_pb2_grpc
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from services.common.context import identity, require_user_id
+from services.common.rpc.context import identity, require_user_id
 from services.common.errors import invalid_argument
-from services.common.protoregistry import message_class
-from services.matcher.backtests import Backtests
-from services.matcher.engine import Engine
-from services.matcher.explain import Explainer
+from services.common.rpc.protoregistry import message_class
+from services.matcher.usecases.backtests import Backtests
+from services.matcher.usecases.matching import Engine
+from services.matcher.usecases.explain import Explainer
 
 ADMITTED = {"mbt.orders.v1.OrderAccepted", "mbt.orders.v1.OrderReplaced", "mbt.orders.v1.OrderTriggered"}
 ENDED = {"mbt.orders.v1.OrderCanceled", "mbt.orders.v1.OrderExpired", "mbt.orders.v1.OrderFilled",

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary
     select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.common.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 
 SERVICE = "matcher"
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"

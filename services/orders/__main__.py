@@ -3,6 +3,6 @@
 import sys
 
 from services.orders.app import build
-from services.common.server import main
+from services.common.rpc.server import main
 
 sys.exit(main("orders", build))

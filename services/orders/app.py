@@ -10,9 +10,9 @@ from mbt.common.v1 import user_data_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.runtime import ServiceKit
-from services.common.server import Registration, ServiceRuntime
-from services.orders.market import MarketView
+from services.common.kit import ServiceKit
+from services.common.rpc.server import Registration, ServiceRuntime
+from services.orders.clients import MarketView
 from services.orders.service import OrdersServicer
 from services.orders.store import OUTBOX, SERVICE
 from services.orders.usecases import Orders

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mbt.orders.v1 import events_pb2
-from services.common.conv import decimal_str
+from services.common.wire.conv import decimal_str
 from services.common.ids import derived_id
-from services.common.outbox import UnitOfWork
+from services.common.messaging.outbox import UnitOfWork
 from services.orders.domain import Fill, Order
 from services.orders.wire import fill_to_proto, order_to_proto
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.common.context import require_user_id
-from services.common.conv import from_timestamp
+from services.common.rpc.context import require_user_id
+from services.common.wire.conv import from_timestamp
 from services.common.errors import invalid_argument, not_found
 from services.common.ids import is_issuable
 from services.orders import wire

@@ -10,8 +10,8 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, S
     func, or_, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.common.outbox import define_outbox_tables
-from services.common.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.messaging.outbox import define_outbox_tables
+from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Replacement, Side, Status,
                                     TimeInForce)
 

@@ -18,21 +18,21 @@ from sqlalchemy.exc import IntegrityError
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common import pagination
+from services.common.persistence import pagination
 from services.common.clock import Clock, WallClock
 from services.common.config import Settings
-from services.common.conv import decimal_str, from_timestamp, money_str, parse_decimal
-from services.common.db import Database
+from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal
+from services.common.persistence.db import Database
 from services.common.errors import DomainError, not_found
 from services.common.ids import new_id
-from services.common.outbox import Outbox, UnitOfWork, unit_of_work
-from services.common.remote import call
+from services.common.messaging.outbox import Outbox, UnitOfWork, unit_of_work
+from services.common.rpc.remote import call
 from services.orders import wire
 from services.orders.domain import (Event, Fill, Order, OrderSpec, OrderType, Replacement, Side, Status, TimeInForce,
                                     check_fill, check_market_hours, collar_price, replacement, same_execution,
                                     spec_digest, validate_spec)
 from services.orders.events import audit_snapshot, emit_filled, emit_order_event, emit_replaced
-from services.orders.market import MarketView, usable_reference
+from services.orders.clients import MarketView, usable_reference
 from services.orders.store import OrderRepository
 
 log = logging.getLogger(__name__)

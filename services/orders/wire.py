@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import (datetime_from_ns, from_timestamp, parse_decimal,
+from services.common.wire.conv import (datetime_from_ns, from_timestamp, parse_decimal,
                                   parse_enum, price_str, qty_str, timestamp_from_ns, timestamp_ns, to_timestamp)
 from services.common.errors import invalid_argument
 from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status,

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2
-from services.common.conv import timestamp_from_ns
+from services.common.wire.conv import timestamp_from_ns
 from tests.support import recording
 from tests.support.errors import error_info
 from tests.support.identity import as_service

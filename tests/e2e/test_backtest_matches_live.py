@@ -14,7 +14,7 @@ from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import datetime_to_ns, to_timestamp
+from services.common.wire.conv import datetime_to_ns, to_timestamp
 from services.common.errors import REASON_STATUS
 from services.matcher.backtest.engine import Backtest, BacktestConfig
 from services.matcher.backtest.sources import recorded_feed

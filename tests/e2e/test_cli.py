@@ -9,7 +9,7 @@ import pytest
 
 from services.cli import main
 from services.common.config import Settings
-from services.common.tokens import TokenKeys, TokenVerifier
+from services.common.security.tokens import TokenKeys, TokenVerifier
 from tests.support.mesh import free_port
 from tests.support.upstream import scripted_upstream
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.routes import bindings
 from services.common.errors import DomainError
-from services.common.tokens import TokenKeys, TokenVerifier
+from services.common.security.tokens import TokenKeys, TokenVerifier
 from tests.support.identity import rest_headers
 
 ROUTES = bindings()

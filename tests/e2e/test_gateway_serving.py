@@ -17,7 +17,7 @@ import uvicorn
 
 from gateway import serving
 from gateway.app import build_app
-from services.common.shared_state import SQLITE_FILE
+from services.common.security.shared_state import SQLITE_FILE
 from tests.support.databases import REDIS_URL
 from tests.support.identity import rest_headers
 from tests.support.mesh import TEST_HOST

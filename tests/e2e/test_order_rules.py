@@ -6,7 +6,7 @@ import gzip
 from datetime import timedelta
 from decimal import Decimal
 
-from services.common.conv import datetime_from_ns, timestamp_from_ns
+from services.common.wire.conv import datetime_from_ns, timestamp_from_ns
 from tests.support import recording
 from tests.support.trading import (CLOSE, START, Trading, account_when, eventually, ns, order_in, rest_as,
                                    start_trading_mesh)

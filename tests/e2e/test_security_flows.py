@@ -13,8 +13,8 @@ from gateway.identity import SESSION_COOKIE
 from gateway.routes import bindings
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from mbt.common.v1 import trading_pb2
-from services.common.auth import bearer
-from services.common.logs import JsonFormatter, TextFormatter
+from services.common.security.auth import bearer
+from services.common.observability.logs import JsonFormatter, TextFormatter
 from tests.support.fuzz import fuzz
 from tests.support.identity import BULK_TIER, rest_headers, sign_in
 from tests.support.mesh import TEST_HOST, gateway_client

@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from gateway.identity import SESSION_COOKIE
-from services.common.tokens import LEEWAY_SECONDS, TokenIssuer, TokenKeys, TokenVerifier, development_key
+from services.common.security.tokens import LEEWAY_SECONDS, TokenIssuer, TokenKeys, TokenVerifier, development_key
 from tests.support.identity import TOKENS, sign_in
 from tests.support.mesh import TEST_HOST
 

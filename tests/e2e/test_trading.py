@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from mbt.accounts.v1 import accounts_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import datetime_from_ns, timestamp_from_ns
+from services.common.wire.conv import datetime_from_ns, timestamp_from_ns
 from tests.support import recording
 from tests.support.identity import as_user, rest_headers
 from tests.support.mesh import gateway_client

@@ -4,7 +4,7 @@ blocks new exposure but lets users cancel."""
 import pytest
 
 from services.common.config import Settings
-from services.common.server import start
+from services.common.rpc.server import start
 from tests.support.mesh import build_service
 from tests.support.trading import eventually, rest_as, start_trading_mesh
 

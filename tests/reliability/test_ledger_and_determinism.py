@@ -5,7 +5,7 @@ identical fills — also when the matcher was down while the market moved."""
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from services.common.server import start
+from services.common.rpc.server import start
 from tests.support.mesh import build_service
 from tests.support.trading import START, Trading, eventually, rest_as, start_trading_mesh
 

@@ -18,7 +18,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import events_pb2, events_pb2_grpc, trading_pb2
 from mbt.orders.v1 import events_pb2 as order_events
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import to_timestamp
+from services.common.wire.conv import to_timestamp
 from services.common.ids import derived_id
 from tests.support.identity import as_service, as_user
 from tests.support.mesh import free_port

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.clock import ManualClock, WallClock
-from services.common.conv import to_timestamp
+from services.common.wire.conv import to_timestamp
 from services.common.ids import derived_id
 from services.orders.app import build as build_orders
 from tests.support.faults import FaultyClient

@@ -15,8 +15,8 @@ import grpc
 
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from services.common.clock import FollowerClock
-from services.common.conv import from_timestamp, to_timestamp
-from services.common.server import start
+from services.common.wire.conv import from_timestamp, to_timestamp
+from services.common.rpc.server import start
 from tests.support.identity import as_service
 from tests.support.mesh import build_service, free_port, mesh_settings, start_mesh
 from tests.support.trading import START, Trading, eventually

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.common.clients import open_channel
+from services.common.rpc.channels import open_channel
 from services.common.config import Settings
-from services.common.conv import to_timestamp
+from services.common.wire.conv import to_timestamp
 from services.matcher.backtest.runs import BacktestSpec, build_strategy, execute, feed_for, recorded
 from tests.support.marketdata import MATCHER, START, start_marketdata
 

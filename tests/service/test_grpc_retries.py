@@ -8,7 +8,7 @@ import pytest
 from mbt.accounts.v1 import accounts_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.clients import open_channel
+from services.common.rpc.channels import open_channel
 
 CALLS = {
     "/mbt.orders.v1.OrdersService/RecordFill": (orders_pb2.RecordFillRequest, orders_pb2.RecordFillResponse),

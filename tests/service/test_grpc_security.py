@@ -16,11 +16,12 @@ from mbt.common.v1 import audit_pb2
 from mbt.orders.v1 import orders_pb2
 from services.accounts.store import OUTBOX as ACCOUNTS_OUTBOX
 from services.activities.store import OUTBOX as ACTIVITIES_OUTBOX
-from services.common import access, protoregistry
-from services.common.auth import ACT_AS_USER, FORWARDED_BY, bearer
-from services.common.db import normalize_url
-from services.common.protoregistry import message_class
-from services.common.tokens import TokenIssuer, TokenKeys, development_key
+from services.common.security import access
+from services.common.rpc import protoregistry
+from services.common.security.auth import ACT_AS_USER, FORWARDED_BY, bearer
+from services.common.persistence.db import normalize_url
+from services.common.rpc.protoregistry import message_class
+from services.common.security.tokens import TokenIssuer, TokenKeys, development_key
 from tests.conftest import BACKENDS
 from tests.support.databases import DatabaseFactory
 from tests.support.errors import error_info

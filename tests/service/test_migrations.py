@@ -4,8 +4,8 @@ PostgreSQL when configured)."""
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from services.common import migrate
-from services.common.db import normalize_url
+from services.common.persistence import migrate
+from services.common.persistence.db import normalize_url
 
 SERVICES_WITH_DATABASES = ["accounts", "orders", "matcher", "marketdata", "activities", "gateway"]
 

@@ -1,5 +1,5 @@
 """Native gRPC refuses what REST refuses: the services check every request with the same
-decimal parser and enum check as the gateway (``services.common.conv``), and a message that
+decimal parser and enum check as the gateway (``services.common.wire.conv``), and a message that
 does not decode (a string that is not UTF-8) is bad input too — each an INVALID_ARGUMENT
 naming the field, before anything is stored."""
 
@@ -9,7 +9,7 @@ import pytest
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.remote import error_info
+from services.common.rpc.remote import error_info
 from tests.conftest import BACKENDS
 from tests.support.databases import DatabaseFactory
 from tests.support.hostile import MALFORMED_DECIMALS

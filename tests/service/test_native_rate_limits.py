@@ -5,9 +5,9 @@ import grpc
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
-from services.common.auth import FORWARDED_BY
-from services.common.ratelimit import InProcessRateLimiter
-from services.common.server import Registration, ServiceRuntime, start
+from services.common.security.auth import FORWARDED_BY
+from services.common.security.ratelimit import InProcessRateLimiter
+from services.common.rpc.server import Registration, ServiceRuntime, start
 from tests.support.identity import TOKENS, as_user
 from tests.support.wall import Wall
 

@@ -10,12 +10,12 @@ from google.protobuf import any_pb2
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from mbt.common.v1 import audit_pb2, events_pb2, events_pb2_grpc
-from services.common.clients import open_channel
+from services.common.rpc.channels import open_channel
 from services.common.clock import ManualClock
-from services.common.db import Database
-from services.common.inbox import EventSink
-from services.common.outbox import Outbox, OutboxRelay, define_outbox_tables, unit_of_work
-from services.common.server import Registration, ServiceRuntime, start
+from services.common.persistence.db import Database
+from services.common.messaging.inbox import EventSink
+from services.common.messaging.outbox import Outbox, OutboxRelay, define_outbox_tables, unit_of_work
+from services.common.rpc.server import Registration, ServiceRuntime, start
 from tests.support.identity import as_service
 from tests.support.mesh import free_port
 

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
-from services.common.auth import SESSION_NAMESPACE, TokenAuthenticator, bearer
-from services.common.ratelimit import TIER_LIMITS, RedisRateLimiter, gcra
-from services.common.shared_state import RedisState, SqliteState
-from services.common.tokens import InvalidToken, TokenIssuer, TokenKeys, TokenVerifier
+from services.common.security.auth import SESSION_NAMESPACE, TokenAuthenticator, bearer
+from services.common.security.ratelimit import TIER_LIMITS, RedisRateLimiter, gcra
+from services.common.security.shared_state import RedisState, SqliteState
+from services.common.security.tokens import InvalidToken, TokenIssuer, TokenKeys, TokenVerifier
 from tests.support.databases import REDIS_URL
 from tests.support.redis_keys import REDIS_MARKS, fresh_prefix, requires_redis
 from tests.support.wall import Wall

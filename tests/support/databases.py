@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from services.common.db import normalize_url
+from services.common.persistence.db import normalize_url
 
 POSTGRES_URL = os.environ.get("MBT_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("MBT_TEST_REDIS_URL", "")

@@ -1,5 +1,5 @@
 """Hostile values that every surface must refuse alike: REST (the gateway), native gRPC (the
-services) and the one parser both use (``services.common.conv``)."""
+services) and the one parser both use (``services.common.wire.conv``)."""
 
 # Decimal strings that are not plain notation: exponents, separators, spaces, signs, other
 # digits, too many digits or places.

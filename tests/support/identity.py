@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import httpx
 
-from services.common.auth import ACT_AS_USER, bearer
-from services.common.tokens import TokenIssuer, TokenKeys
+from services.common.security.auth import ACT_AS_USER, bearer
+from services.common.security.tokens import TokenIssuer, TokenKeys
 
 TOKENS = TokenIssuer(TokenKeys.development())
 TEST_TOKEN_TTL_SECONDS = 3600

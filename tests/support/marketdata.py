@@ -12,13 +12,13 @@ import grpc
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.common.clients import open_channel
+from services.common.rpc.channels import open_channel
 from services.common.clock import AnchoredClock
 from services.common.config import Settings
-from services.common.conv import timestamp_ns
-from services.common.server import RunningService, start
+from services.common.wire.conv import timestamp_ns
+from services.common.rpc.server import RunningService, start
 from services.marketdata.app import build
-from services.marketdata.market import MarketData
+from services.marketdata.usecases import MarketData
 from tests.support.identity import as_service
 
 MATCHER = as_service("matcher")

@@ -12,7 +12,7 @@ import httpx
 
 from gateway.app import build_app
 from services.common.config import SERVICES, Settings
-from services.common.server import RunningService, start
+from services.common.rpc.server import RunningService, start
 from services.run import START_ORDER
 from tests.support.databases import DatabaseFactory
 

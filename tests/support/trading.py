@@ -11,7 +11,7 @@ from mbt.accounts.v1 import accounts_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
-from services.common.conv import from_timestamp, to_timestamp
+from services.common.wire.conv import from_timestamp, to_timestamp
 from tests.support.identity import BULK_TIER, as_service, as_user, rest_headers
 from tests.support.mesh import Mesh, gateway_client, mesh_settings, start_mesh
 

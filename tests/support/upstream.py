@@ -15,7 +15,7 @@ from gateway.routes import bindings
 from mbt.accounts.v1 import accounts_pb2
 from services.common.config import SERVICES, Settings
 from services.common.errors import DomainError
-from services.common.interceptors import status_for
+from services.common.rpc.interceptors import status_for
 from tests.support.mesh import TEST_HOST, gateway_client
 
 GET_USER = "/mbt.accounts.v1.AccountsService/GetUser"

@@ -1,12 +1,13 @@
 """The README's table of who may call each market-data RPC promises nothing the access policy
-(``services.common.access``) refuses: a table that offered ops a call the policy refuses sent
+(``services.common.security.access``) refuses: a table that offered ops a call the policy refuses sent
 operators to a PERMISSION_DENIED."""
 
 import re
 from pathlib import Path
 
-from services.common import access, protoregistry
-from services.common.context import Identity
+from services.common.security import access
+from services.common.rpc import protoregistry
+from services.common.rpc.context import Identity
 from services.common.errors import DomainError
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -6,7 +6,7 @@ Revises:
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
+import services.common.persistence.sqltypes
 
 
 revision = '0001'
@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('transports', sa.String(length=128), nullable=False),
     sa.Column('aaguid', sa.String(length=36), nullable=False),
     sa.Column('backed_up', sa.Boolean(), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('credential_id')
     )
     with op.batch_alter_table('gateway_passkeys', schema=None) as batch_op:

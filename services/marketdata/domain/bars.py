@@ -1,6 +1,6 @@
 """OHLCV bars: trades (or, for a feed without trades, quote mids) aggregated into the time
 buckets of the exchange's regular sessions. Pure: no clock, no I/O; sessions come in as
-arguments (``services.marketdata.market_calendar`` gives XNYS ones).
+arguments (``services.marketdata.domain.calendar`` gives XNYS ones).
 
 The rules, which every provider and the backtest share:
 
@@ -41,7 +41,7 @@ from services.common.errors import invalid_argument
 
 if TYPE_CHECKING:
     from services.marketdata.domain.ticks import Tick
-    from services.marketdata.market_calendar import TradingSession
+    from services.marketdata.domain.calendar import TradingSession
 
 MINUTE_NS = 60 * 1_000_000_000
 DAY_NS = 24 * 60 * MINUTE_NS

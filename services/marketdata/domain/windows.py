@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from services.common.conv import datetime_to_ns
+from services.common.wire.conv import datetime_to_ns
 from services.common.errors import invalid_argument
 from services.marketdata.domain.gating import DAY_NS
 

@@ -40,7 +40,7 @@ from alpaca.data.requests import (CorporateActionsRequest, OptionChainRequest, O
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from requests import RequestException
 
-from services.common.conv import datetime_from_ns
+from services.common.wire.conv import datetime_from_ns
 from services.common.errors import DomainError
 from services.marketdata.clockfeed import WALL
 from services.marketdata.domain.bars import DAY_NS, MINUTE_NS, Bar, Basis, Timeframe, roll_up
@@ -48,7 +48,7 @@ from services.marketdata.domain.reference import ChainContract, Dividend, Option
 from services.marketdata.domain.symbols import SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import LiveSequencer, Source, Tick
 from services.marketdata.hub import QuoteHub
-from services.marketdata.market_calendar import MarketCalendar, new_york_date
+from services.marketdata.domain.calendar import MarketCalendar, new_york_date
 from services.marketdata.recording import parse_time_ns
 
 log = logging.getLogger(__name__)

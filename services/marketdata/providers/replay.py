@@ -23,7 +23,7 @@ from collections import Counter
 from datetime import date
 from decimal import Decimal
 
-from services.common.conv import datetime_from_ns, datetime_to_ns
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import DomainError, invalid_argument
 from services.marketdata.clockfeed import REPLAY, STEPPED, ClockPublisher
 from services.marketdata.domain.bars import Bar, Timeframe
@@ -31,7 +31,7 @@ from services.marketdata.domain.reference import OptionChain
 from services.marketdata.domain.symbols import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.hub import QuoteHub
-from services.marketdata.market_calendar import MarketCalendar
+from services.marketdata.domain.calendar import MarketCalendar
 from services.marketdata.timeline import ReplayTimeline
 
 log = logging.getLogger(__name__)

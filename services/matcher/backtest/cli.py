@@ -16,11 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.common.auth import ServiceCredentials
-from services.common.clients import open_channel
+from services.common.security.auth import ServiceCredentials
+from services.common.rpc.channels import open_channel
 from services.common.config import Settings
 from services.common.errors import DomainError
-from services.common.tokens import TokenIssuer, TokenKeys
+from services.common.security.tokens import TokenIssuer, TokenKeys
 from services.matcher.backtest.engine import MODES, StrategyError
 from services.matcher.backtest.examples import REGISTRY
 from services.matcher.backtest.feed import FeedError

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from services.common.conv import datetime_from_ns, datetime_to_ns
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import invalid_argument
 from services.common.ids import derived_id
 from services.matcher.backtest.feed import Feed, SymbolColumns

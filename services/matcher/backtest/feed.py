@@ -20,7 +20,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 import numpy as np
 
 from services.marketdata.domain.ticks import Tick as FeedTick
-from services.marketdata.market_calendar import MarketCalendar
+from services.marketdata.domain.calendar import MarketCalendar
 from services.matcher.domain import MarketSession, Tick
 
 ZERO = Decimal(0)

@@ -20,12 +20,12 @@ from mbt.orders.v1 import orders_pb2
 from services.accounts.domain import (DEFAULT_PROFILE, STARTING_CASH, AccountType, FillEffect, Hold, OrderRequest, Position, Valuation, apply_fill,
                                       buying_power, check_fits, hold_for, mark_price, market_value)
 from services.accounts.domain import Side as AccountSide
-from services.common.conv import datetime_from_ns, datetime_to_ns, parse_decimal
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns, parse_decimal
 from services.common.errors import DomainError, not_found
 from services.common.ids import derived_id
 from services.marketdata.domain.symbols import parse_symbol
 from services.matcher import domain as matcher
-from services.matcher.engine import fill_message
+from services.matcher.usecases.matching import fill_message
 from services.orders import wire
 from services.orders.domain import (Event, Fill, Order, OrderType, Session, Status, TimeInForce, check_fill,
                                     check_market_hours, collar_price, replacement, validate_spec)

@@ -16,7 +16,7 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from services.common.conv import decimal_str
+from services.common.wire.conv import decimal_str
 from services.matcher.backtest.engine import BacktestResult
 from services.matcher.backtest.feed import Feed
 from services.matcher.backtest.stats import Statistics

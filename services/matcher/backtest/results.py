@@ -14,7 +14,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from services.common.conv import decimal_str
+from services.common.wire.conv import decimal_str
 from services.matcher.backtest.engine import BacktestResult
 from services.matcher.backtest.stats import Statistics, exposure, statistics
 

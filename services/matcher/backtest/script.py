@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.conv import datetime_to_ns
+from services.common.wire.conv import datetime_to_ns
 from services.common.errors import DomainError, invalid_argument
 from services.matcher.backtest.ledger import FillRecord, validate_submit
 from services.matcher.backtest.strategy import Context, Strategy, replace_request, submit_request

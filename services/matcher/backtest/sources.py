@@ -13,12 +13,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from mbt.marketdata.v1 import marketdata_pb2
-from services.common.conv import timestamp_from_ns, timestamp_ns
+from services.common.wire.conv import timestamp_from_ns, timestamp_ns
 from services.common.errors import invalid_argument
-from services.common.remote import call
+from services.common.rpc.remote import call
 from services.marketdata.domain.ticks import Source
 from services.marketdata.domain.ticks import Tick as FeedTick
-from services.marketdata.market_calendar import new_york_date, new_york_midnight_ns, xnys
+from services.marketdata.domain.calendar import new_york_date, new_york_midnight_ns, xnys
 from services.marketdata.recording import BUNDLED_QUOTES, RecordingError, load_recording
 from services.marketdata.timeline import ReplayTimeline
 from services.matcher.backtest.feed import Feed, FeedError, Sessions

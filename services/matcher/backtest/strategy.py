@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import parse_decimal
+from services.common.wire.conv import parse_decimal
 from services.common.errors import invalid_argument
 from services.matcher.backtest.ledger import AccountView, FillRecord, OrderRecord
 from services.matcher.domain import Tick

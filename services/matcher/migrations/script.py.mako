@@ -7,7 +7,7 @@ Create Date: ${create_date}
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
+import services.common.persistence.sqltypes
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

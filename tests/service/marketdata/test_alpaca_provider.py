@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from services.common.clock import AnchoredClock, WallClock
 from services.common.config import ConfigError, Settings
-from services.common.conv import datetime_from_ns, datetime_to_ns, timestamp_ns
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns, timestamp_ns
 from tests.support.marketdata import MATCHER, start_marketdata, wait_until
 from tests.support.alpaca_wire import FakeAlpaca, option_quote, stock_bar, stock_quote
 from tests.support.identity import as_user

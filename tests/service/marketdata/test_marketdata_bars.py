@@ -13,7 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
-from services.common.conv import timestamp_ns
+from services.common.wire.conv import timestamp_ns
 from services.marketdata.recording import BUNDLED_QUOTES, BUNDLED_TRADES, load_recording
 from tests.support.identity import as_ops, as_user
 from tests.support.marketdata import MATCHER, START_NS, start_marketdata

@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2 as pb
-from services.common.conv import timestamp_ns
+from services.common.wire.conv import timestamp_ns
 from tests.support.marketdata import MATCHER, START_NS
 from tests.support.identity import as_user
 

@@ -11,7 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
-from services.common.conv import timestamp_ns
+from services.common.wire.conv import timestamp_ns
 from tests.support import recording
 from tests.support.errors import error_info
 from tests.support.marketdata import MATCHER, START_NS, content, read_quotes, start_marketdata

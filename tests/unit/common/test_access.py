@@ -2,11 +2,11 @@
 
 import pytest
 
-from services.common import access
-from services.common.auth import ACT_AS_USER, FORWARDED_BY, TokenAuthenticator, bearer
-from services.common.context import ANONYMOUS, Identity
+from services.common.security import access
+from services.common.security.auth import ACT_AS_USER, FORWARDED_BY, TokenAuthenticator, bearer
+from services.common.rpc.context import ANONYMOUS, Identity
 from services.common.errors import DomainError
-from services.common.tokens import TokenIssuer, TokenKeys, TokenVerifier
+from services.common.security.tokens import TokenIssuer, TokenKeys, TokenVerifier
 
 GET_ACCOUNT = "/mbt.accounts.v1.AccountsService/GetAccount"
 SUBMIT = "/mbt.orders.v1.OrdersService/SubmitOrder"

@@ -5,7 +5,7 @@ import pytest
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import (amount_str, check_shape, datetime_from_ns, datetime_to_ns, decimal_str,
+from services.common.wire.conv import (amount_str, check_shape, datetime_from_ns, datetime_to_ns, decimal_str,
                                   from_timestamp, money_str, parse_decimal, parse_enum, price_str, qty_str, ratio_str,
                                   to_timestamp)
 from services.common.errors import DomainError

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from services.common.logs import JsonFormatter, TextFormatter
+from services.common.observability.logs import JsonFormatter, TextFormatter
 from tests.support.identity import user_token
 
 TOKEN = user_token("alice")

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from services.common.errors import DomainError
-from services.common.pagination import decode_page_token, encode_page_token, filter_digest, page_size
+from services.common.persistence.pagination import decode_page_token, encode_page_token, filter_digest, page_size
 
 
 def test_a_token_round_trips_for_the_same_filters():

@@ -1,6 +1,6 @@
 import pytest
 
-from services.common.ratelimit import TIER_LIMITS, InProcessRateLimiter, RateDecision, gcra, limit_for
+from services.common.security.ratelimit import TIER_LIMITS, InProcessRateLimiter, RateDecision, gcra, limit_for
 from tests.support.wall import Wall
 
 MICROS = 1_000_000

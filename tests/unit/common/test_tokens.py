@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from services.common.config import Settings
-from services.common.tokens import (CLAIM_TYPES, LEEWAY_SECONDS, InvalidToken, TokenIssuer, TokenKeys, TokenVerifier,
+from services.common.security.tokens import (CLAIM_TYPES, LEEWAY_SECONDS, InvalidToken, TokenIssuer, TokenKeys, TokenVerifier,
                                     development_key, new_key)
 from tests.support.wall import Wall
 

@@ -7,7 +7,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.conv import is_decimal_field, to_timestamp
+from services.common.wire.conv import is_decimal_field, to_timestamp
 
 
 def test_enums_are_short_lower_case_and_unspecified_is_null():

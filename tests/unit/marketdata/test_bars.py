@@ -11,12 +11,12 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import pytest
 
-from services.common.conv import datetime_to_ns
+from services.common.wire.conv import datetime_to_ns
 from services.common.errors import DomainError
 from services.marketdata.domain.bars import (Basis, Timeframe, Trade, bar_windows, parse_timeframe, quote_mid_bars,
                                              roll_up, trade_bars)
 from services.marketdata.domain.ticks import Source, Tick
-from services.marketdata.market_calendar import xnys
+from services.marketdata.domain.calendar import xnys
 from services.marketdata.recording import BUNDLED_TRADES, load_trades
 
 D = Decimal

@@ -5,8 +5,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from services.common.conv import datetime_to_ns
-from services.marketdata.market_calendar import xnys
+from services.common.wire.conv import datetime_to_ns
+from services.marketdata.domain.calendar import xnys
 
 
 def ns(text: str) -> int:

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.common.conv import datetime_to_ns
+from services.common.wire.conv import datetime_to_ns
 from services.common.errors import DomainError
 from services.marketdata.domain.gating import DAY_NS, FREE_DELAY_NS, entitlement
 from services.marketdata.domain.symbols import parse_symbol, parse_symbols

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from services.common.conv import datetime_to_ns
+from services.common.wire.conv import datetime_to_ns
 from services.marketdata.domain.bars import Basis, Timeframe
-from services.marketdata.market_calendar import xnys
+from services.marketdata.domain.calendar import xnys
 from services.marketdata.recording import BUNDLED_QUOTES, BUNDLED_TRADES, load_recording, load_trades
 from services.marketdata.timeline import ReplayTimeline
 

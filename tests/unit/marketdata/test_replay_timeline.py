@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.common.conv import datetime_to_ns
-from services.marketdata.market_calendar import xnys
+from services.common.wire.conv import datetime_to_ns
+from services.marketdata.domain.calendar import xnys
 from services.marketdata.recording import BUNDLED_QUOTES, load_recording
 from services.marketdata.timeline import ReplayTimeline
 from tests.support import recording as recorded

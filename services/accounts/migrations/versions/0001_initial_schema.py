@@ -6,8 +6,8 @@ Revises:
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
-from services.common.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
+import services.common.persistence.sqltypes
+from services.common.persistence.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
 
 
 revision = '0001'
@@ -22,8 +22,8 @@ def upgrade() -> None:
     sa.Column('user_id', sa.String(length=128), nullable=False),
     sa.Column('tier', sa.String(length=16), nullable=False),
     sa.Column('investor_profile', sa.String(length=24), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('user_id')
     )
     op.create_table('mbt_accounts',
@@ -33,11 +33,11 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('investor_profile', sa.String(length=24), nullable=False),
-    sa.Column('starting_cash', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('cash', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('starting_cash', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('cash', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.user_id'], ),
     sa.PrimaryKeyConstraint('account_id'),
     sa.UniqueConstraint('user_id')
@@ -50,13 +50,13 @@ def upgrade() -> None:
     sa.Column('order_id', sa.String(length=40), nullable=True),
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('side', sa.String(length=8), nullable=False),
-    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('cash_delta', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('realized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('cash_after', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('price', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('multiplier', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('cash_delta', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('realized_pl', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('cash_after', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('occurred_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
     sa.PrimaryKeyConstraint('entry_id'),
     sa.UniqueConstraint('fill_id')
@@ -69,11 +69,11 @@ def upgrade() -> None:
     sa.Column('account_id', sa.String(length=40), nullable=False),
     sa.Column('order_version', sa.Integer(), nullable=False),
     sa.Column('symbol', sa.String(length=32), nullable=False),
-    sa.Column('amount', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('released_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('amount', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('released_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
     sa.PrimaryKeyConstraint('order_id')
     )
@@ -84,13 +84,13 @@ def upgrade() -> None:
     sa.Column('snapshot_id', sa.String(length=40), nullable=False),
     sa.Column('account_id', sa.String(length=40), nullable=False),
     sa.Column('session_date', sa.Date(), nullable=False),
-    sa.Column('cash', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('long_market_value', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('short_market_value', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('equity', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('realized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('unrealized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('cash', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('long_market_value', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('short_market_value', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('equity', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('realized_pl', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('unrealized_pl', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
     sa.PrimaryKeyConstraint('snapshot_id'),
     sa.UniqueConstraint('account_id', 'session_date')
@@ -100,13 +100,13 @@ def upgrade() -> None:
     sa.Column('account_id', sa.String(length=40), nullable=False),
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('asset_class', sa.String(length=16), nullable=False),
-    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('avg_entry_price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('realized_pl', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('opened_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('multiplier', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('avg_entry_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('realized_pl', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('opened_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['mbt_accounts.account_id'], ),
     sa.PrimaryKeyConstraint('position_id')
     )

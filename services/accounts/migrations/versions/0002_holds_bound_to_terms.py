@@ -8,8 +8,8 @@ import warnings
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
-from services.common.migration_ops import add_inbox_payload_digest_v1, drop_inbox_payload_digest_v1
+import services.common.persistence.sqltypes
+from services.common.persistence.migration_ops import add_inbox_payload_digest_v1, drop_inbox_payload_digest_v1
 
 
 revision = '0002'
@@ -28,9 +28,9 @@ def upgrade() -> None:
     with warnings.catch_warnings(), op.batch_alter_table(TABLE, recreate='always') as batch:
         warnings.filterwarnings("ignore", message=PRIMARY_KEY_CHANGE, category=sa.exc.SAWarning)
         batch.add_column(sa.Column('side', sa.String(length=8), nullable=True))
-        batch.add_column(sa.Column('order_qty', services.common.sqltypes.ExactDecimal(), nullable=True))
-        batch.add_column(sa.Column('price_bound', services.common.sqltypes.ExactDecimal(), nullable=True))
-        batch.add_column(sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=True))
+        batch.add_column(sa.Column('order_qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=True))
+        batch.add_column(sa.Column('price_bound', services.common.persistence.sqltypes.ExactDecimal(), nullable=True))
+        batch.add_column(sa.Column('multiplier', services.common.persistence.sqltypes.ExactDecimal(), nullable=True))
         batch.add_column(sa.Column('release_reason', sa.String(length=16), server_default='', nullable=False))
         batch.create_primary_key('mbt_buying_power_reservations_pkey', ['order_id', 'order_version'])
     # Before this revision a hold was released only when its order ended.

@@ -6,8 +6,8 @@ Revises:
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
-from services.common.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
+import services.common.persistence.sqltypes
+from services.common.persistence.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
 
 
 revision = '0001'
@@ -30,8 +30,8 @@ def upgrade() -> None:
     sa.Column('after', sa.JSON(), nullable=True),
     sa.Column('request_id', sa.String(length=64), nullable=False),
     sa.Column('service', sa.String(length=32), nullable=False),
-    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('recorded_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('audit_id')
     )
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
@@ -47,12 +47,12 @@ def upgrade() -> None:
     sa.Column('order_id', sa.String(length=40), nullable=False),
     sa.Column('fill_id', sa.String(length=40), nullable=False),
     sa.Column('side', sa.String(length=8), nullable=False),
-    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('net_amount', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('net_amount', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
-    sa.Column('occurred_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('activity_id')
     )
     with op.batch_alter_table('mbt_activities', schema=None) as batch_op:

@@ -6,8 +6,8 @@ Revises:
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
-from services.common.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
+import services.common.persistence.sqltypes
+from services.common.persistence.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
 
 
 revision = '0001'
@@ -25,9 +25,9 @@ def upgrade() -> None:
     sa.Column('ex_date', sa.Date(), nullable=False),
     sa.Column('record_date', sa.Date(), nullable=True),
     sa.Column('pay_date', sa.Date(), nullable=True),
-    sa.Column('cash_amount', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('cash_amount', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('source', sa.String(length=32), nullable=False),
-    sa.Column('fetched_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('fetched_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('action_id'),
     sa.UniqueConstraint('symbol', 'action_type', 'ex_date', name='ux_mbt_corporate_actions')
     )
@@ -37,17 +37,17 @@ def upgrade() -> None:
     op.create_table('mbt_marketdata_clock',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('simulated_at_ns', sa.BigInteger(), nullable=False),
-    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('mbt_tick_archive',
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('sequence', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('quote_at_ns', sa.BigInteger(), nullable=False),
-    sa.Column('bid_price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('bid_size', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('ask_price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('ask_size', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('bid_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('bid_size', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('ask_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('ask_size', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('condition', sa.String(length=16), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('archived_at_ns', sa.BigInteger(), nullable=False),

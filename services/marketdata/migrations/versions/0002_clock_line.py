@@ -6,7 +6,7 @@ Revises: 0001
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
+import services.common.persistence.sqltypes
 
 
 revision = '0002'
@@ -18,7 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('mbt_marketdata_clock', schema=None) as batch_op:
         batch_op.add_column(sa.Column('wall_at_ns', sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column('speed', services.common.sqltypes.ExactDecimal(), nullable=True))
+        batch_op.add_column(sa.Column('speed', services.common.persistence.sqltypes.ExactDecimal(), nullable=True))
 
 
 def downgrade() -> None:

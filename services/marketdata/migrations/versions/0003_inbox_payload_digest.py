@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 """
 
-from services.common.migration_ops import add_inbox_payload_digest_v1, drop_inbox_payload_digest_v1
+from services.common.persistence.migration_ops import add_inbox_payload_digest_v1, drop_inbox_payload_digest_v1
 
 
 revision = '0003'

@@ -6,7 +6,7 @@ Revises:
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
+import services.common.persistence.sqltypes
 
 
 revision = '0001'
@@ -27,9 +27,9 @@ def upgrade() -> None:
     sa.Column('ticks', sa.BigInteger(), nullable=False),
     sa.Column('orders', sa.BigInteger(), nullable=False),
     sa.Column('fills', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('started_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('backtest_id')
     )
     with op.batch_alter_table('mbt_backtests', schema=None) as batch_op:

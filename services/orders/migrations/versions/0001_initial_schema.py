@@ -6,8 +6,8 @@ Revises:
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
-from services.common.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
+import services.common.persistence.sqltypes
+from services.common.persistence.migration_ops import create_outbox_tables_v1, drop_outbox_tables_v1
 
 
 revision = '0001'
@@ -26,30 +26,30 @@ def upgrade() -> None:
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('asset_class', sa.String(length=16), nullable=False),
     sa.Column('side', sa.String(length=8), nullable=False),
-    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('order_type', sa.String(length=16), nullable=False),
     sa.Column('time_in_force', sa.String(length=8), nullable=False),
-    sa.Column('limit_price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('stop_price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('collar_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('limit_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('stop_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('collar_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('legs', sa.JSON(), nullable=False),
-    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('multiplier', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reject_reason', sa.String(length=64), nullable=False),
     sa.Column('cancel_reason', sa.String(length=64), nullable=False),
-    sa.Column('filled_qty', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('filled_avg_price', services.common.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('filled_qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('filled_avg_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('created_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('accepted_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('rejected_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('triggered_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('filled_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('canceled_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('expired_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('replaced_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('accepted_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('rejected_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('triggered_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('filled_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('canceled_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('expired_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('replaced_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('order_id'),
     sa.UniqueConstraint('user_id', 'client_order_id', name='ux_mbt_orders_client_order_id')
     )
@@ -63,19 +63,19 @@ def upgrade() -> None:
     sa.Column('user_id', sa.String(length=128), nullable=False),
     sa.Column('symbol', sa.String(length=32), nullable=False),
     sa.Column('side', sa.String(length=8), nullable=False),
-    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('multiplier', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('bid_price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('bid_size', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('ask_price', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('ask_size', services.common.sqltypes.ExactDecimal(), nullable=False),
-    sa.Column('quote_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('price', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('multiplier', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('bid_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('bid_size', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('ask_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('ask_size', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('quote_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('quote_at_ns', sa.BigInteger(), nullable=False),
     sa.Column('quote_sequence', sa.BigInteger(), nullable=False),
     sa.Column('rule', sa.String(length=64), nullable=False),
     sa.Column('legs', sa.JSON(), nullable=False),
-    sa.Column('filled_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('filled_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['mbt_orders.order_id'], ),
     sa.PrimaryKeyConstraint('fill_id')
     )

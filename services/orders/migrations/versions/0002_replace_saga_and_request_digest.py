@@ -6,8 +6,8 @@ Revises: 0001
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.sqltypes
-from services.common.migration_ops import add_inbox_payload_digest_v1, drop_inbox_payload_digest_v1
+import services.common.persistence.sqltypes
+from services.common.persistence.migration_ops import add_inbox_payload_digest_v1, drop_inbox_payload_digest_v1
 
 
 revision = '0002'
@@ -24,14 +24,14 @@ def upgrade() -> None:
     op.create_table('mbt_order_replacements',
     sa.Column('order_id', sa.String(length=40), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('qty', services.common.sqltypes.ExactDecimal(), nullable=False),
+    sa.Column('qty', services.common.persistence.sqltypes.ExactDecimal(), nullable=False),
     sa.Column('time_in_force', sa.String(length=8), nullable=False),
-    sa.Column('limit_price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('stop_price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('collar_price', services.common.sqltypes.ExactDecimal(), nullable=True),
-    sa.Column('expires_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('requested_at', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('lease_until', services.common.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('limit_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('stop_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('collar_price', services.common.persistence.sqltypes.ExactDecimal(), nullable=True),
+    sa.Column('expires_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('requested_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', services.common.persistence.sqltypes.UtcDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['mbt_orders.order_id'], ),
     sa.PrimaryKeyConstraint('order_id', 'version')

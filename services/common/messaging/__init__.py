@@ -1,0 +1,1 @@
+"""Events between services: the transactional outbox and its relay, the inbox, the topology."""

@@ -1,0 +1,1 @@
+"""Databases: engines and transactions, migrations, column types, pagination."""

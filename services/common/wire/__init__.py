@@ -1,0 +1,1 @@
+"""Conversions between wire values and domain values."""
