@@ -195,7 +195,7 @@ async def _bar_closes_once() -> float:
     stepped replay moves over the whole session, in process."""
     from services.marketdata.barfeed import BarFeed
     from services.marketdata.domain.bars import Timeframe
-    from services.marketdata.domain.symbols import parse_symbols
+    from services.common.instruments import parse_symbols
     from services.marketdata.domain.calendar import xnys
 
     provider, _ = _replay_parts(10_000, lambda ticks: None)

@@ -29,7 +29,7 @@ from services.common.clock import AnchoredClock
 from services.common.wire.conv import datetime_to_ns
 from services.common.errors import DomainError
 from services.marketdata.domain.bars import Bar, Timeframe, bar_window, bar_windows
-from services.marketdata.domain.symbols import SymbolSpec
+from services.common.instruments import SymbolSpec
 from services.marketdata.domain.calendar import MarketCalendar, new_york_date
 from services.marketdata.providers.base import Provider
 

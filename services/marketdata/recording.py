@@ -24,7 +24,7 @@ from pathlib import Path
 from services.common.errors import DomainError
 from services.marketdata.domain.bars import Trade
 from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
-from services.marketdata.domain.symbols import parse_symbol
+from services.common.instruments import parse_symbol
 from services.marketdata.domain.ticks import Source, Tick
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"

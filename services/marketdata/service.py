@@ -8,7 +8,7 @@ from services.common.rpc import context
 from services.common.wire.conv import from_date, timestamp_from_ns, timestamp_ns
 from services.marketdata import wire
 from services.marketdata.domain.gating import Entitlement, entitlement
-from services.marketdata.domain.symbols import parse_symbol, parse_symbols
+from services.common.instruments import parse_symbol, parse_symbols
 from services.marketdata.hub import Gap
 from services.marketdata.usecases import MarketData
 

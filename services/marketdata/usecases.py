@@ -21,7 +21,7 @@ from services.marketdata.clockfeed import ClockPublisher, ClockState
 from services.marketdata.domain.bars import Bar, Timeframe, parse_timeframe
 from services.marketdata.domain.gating import DAY_NS, Entitlement, withhold_fresh_quotes
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.marketdata.domain.symbols import SymbolSpec
+from services.common.instruments import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.domain.windows import date_window, quote_window
 from services.marketdata.hub import Gap, QuoteHub, Subscription

@@ -20,7 +20,7 @@ from services.marketdata.barfeed import BarClose
 from services.marketdata.clockfeed import ClockState
 from services.marketdata.domain.bars import Bar, Basis
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.marketdata.domain.symbols import CALL, SymbolSpec, parse_symbol
+from services.common.instruments import CALL, SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import Condition, Source, Tick
 from services.marketdata.hub import Gap
 from services.marketdata.domain.calendar import TradingSession

@@ -8,7 +8,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.matcher.v1 import matcher_pb2
 from services.common.wire.conv import from_date, parse_decimal, to_timestamp
 from services.common.errors import invalid_argument
-from services.marketdata.domain.symbols import parse_symbol
+from services.common.instruments import parse_symbol
 from services.matcher.backtest.sources import BUNDLED, MARKETDATA
 from services.matcher.backtest.runs import BacktestSpec
 from services.matcher.store import FAILED, QUEUED, RUNNING, SUCCEEDED, BacktestRow, FileInfo

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from services.marketdata.domain.symbols import SymbolSpec
+from services.common.instruments import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 
 

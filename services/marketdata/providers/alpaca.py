@@ -45,7 +45,7 @@ from services.common.errors import DomainError
 from services.marketdata.clockfeed import WALL
 from services.marketdata.domain.bars import DAY_NS, MINUTE_NS, Bar, Basis, Timeframe, roll_up
 from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
-from services.marketdata.domain.symbols import SymbolSpec, parse_symbol
+from services.common.instruments import SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import LiveSequencer, Source, Tick
 from services.marketdata.hub import QuoteHub
 from services.marketdata.domain.calendar import MarketCalendar, new_york_date

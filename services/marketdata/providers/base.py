@@ -13,7 +13,7 @@ from typing import Protocol
 
 from services.marketdata.domain.bars import Bar, Timeframe
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.marketdata.domain.symbols import SymbolSpec
+from services.common.instruments import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.hub import QuoteHub
 

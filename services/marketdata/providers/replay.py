@@ -28,7 +28,7 @@ from services.common.errors import DomainError, invalid_argument
 from services.marketdata.clockfeed import REPLAY, STEPPED, ClockPublisher
 from services.marketdata.domain.bars import Bar, Timeframe
 from services.marketdata.domain.reference import OptionChain
-from services.marketdata.domain.symbols import SymbolSpec
+from services.common.instruments import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.hub import QuoteHub
 from services.marketdata.domain.calendar import MarketCalendar

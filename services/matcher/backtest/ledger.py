@@ -23,7 +23,7 @@ from services.accounts.domain import Side as AccountSide
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns, parse_decimal
 from services.common.errors import DomainError, not_found
 from services.common.ids import derived_id
-from services.marketdata.domain.symbols import parse_symbol
+from services.common.instruments import parse_symbol
 from services.matcher import domain as matcher
 from services.matcher.usecases.matching import fill_message
 from services.orders import wire

@@ -8,7 +8,7 @@ import pytest
 from services.common.wire.conv import datetime_to_ns
 from services.common.errors import DomainError
 from services.marketdata.domain.gating import DAY_NS, FREE_DELAY_NS, entitlement
-from services.marketdata.domain.symbols import parse_symbol, parse_symbols
+from services.common.instruments import parse_symbol, parse_symbols
 from services.marketdata.domain.ticks import Condition, LiveSequencer, classify
 from services.marketdata.domain.windows import date_window, quote_window
 

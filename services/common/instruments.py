@@ -1,4 +1,5 @@
-"""Symbols: US equity tickers and OCC option symbols.
+"""Instruments every service speaks of: US equity tickers, OCC option symbols, and the
+price grid each trades on (pure rules, shared by market data, orders, accounts, matcher).
 
 An OCC symbol is the root (1-6 characters), the expiry as YYMMDD, C or P, and the strike
 times 1000 in eight digits: ``AAPL250117C00150000`` is the AAPL call expiring 2025-01-17
@@ -14,6 +15,12 @@ from datetime import date
 from decimal import Decimal
 
 from services.common.errors import invalid_argument
+
+CENT = Decimal("0.01")
+NICKEL = Decimal("0.05")
+# The Penny Interval Program's always-penny classes: quoted in $0.01 at every price.
+PENNY_AT_EVERY_PRICE = frozenset({"SPY", "QQQ", "IWM"})
+PENNY_BELOW = Decimal(3)
 
 EQUITY = "equity"
 OPTION = "option"
@@ -85,3 +92,17 @@ def parse_symbols(raws, field: str = "symbols", *, limit: int = 100) -> list[Sym
         spec = parse_symbol(raw, f"{field}[{index}]")
         specs.setdefault(spec.symbol, spec)
     return list(specs.values())
+
+
+def option_tick(price: Decimal, underlying: str) -> Decimal:
+    """The minimum price increment of an option premium (dollars per share): the Penny
+    Interval Program's $0.01 below $3.00 and $0.05 from $3.00, $0.01 at every price for SPY,
+    QQQ and IWM (Cboe Options Exchange Rules 5.4; OCC/Options Clearing member circulars)."""
+    if underlying in PENNY_AT_EVERY_PRICE or price < PENNY_BELOW:
+        return CENT
+    return NICKEL
+
+
+def on_option_grid(price: Decimal, underlying: str) -> bool:
+    """Whether ``price`` (a non-negative premium per share) is a whole number of ticks."""
+    return price >= 0 and price % option_tick(price, underlying) == 0
