@@ -7,8 +7,7 @@ from services.activities import wire
 from services.activities.usecases import Activities
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_timestamp, parse_enum
-from services.common.errors import invalid_argument, not_found
-from services.common.ids import is_issuable
+from services.common.ids import requested_id
 
 
 class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
@@ -24,11 +23,7 @@ class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
                                                      next_page_token=token)
 
     async def GetActivity(self, request, context):
-        activity_id = request.activity_id.strip()
-        if not activity_id:
-            raise invalid_argument("activity_id is required", "activity_id")
-        if not is_issuable("act", activity_id):
-            raise not_found("activity", activity_id)
+        activity_id = requested_id(request.activity_id, "act", "activity_id", "activity")
         row = await self.activities.get(require_user_id(), activity_id)
         return activities_pb2.GetActivityResponse(activity=wire.activity_to_proto(row))
 

@@ -11,6 +11,8 @@ import hashlib
 import re
 import secrets
 
+from services.common.errors import invalid_argument, not_found
+
 _BODY = re.compile(r"[a-z2-7]{24}")  # 15 random or digest bytes in lower-case base32
 
 
@@ -32,3 +34,14 @@ def is_issuable(prefix: str, raw: str) -> bool:
     Anything else names nothing, so it need not (and, with a NUL, cannot) be looked up."""
     head, _, body = raw.partition("_")
     return head == prefix and _BODY.fullmatch(body) is not None
+
+
+def requested_id(raw: str, prefix: str, field: str, what: str) -> str:
+    """The id a request names: ``invalid_argument`` when it is empty, ``not_found`` when it
+    is not the shape of an id MBT issues with ``prefix`` (so it is never looked up)."""
+    ident = raw.strip()
+    if not ident:
+        raise invalid_argument(f"{field} is required", field)
+    if not is_issuable(prefix, ident):
+        raise not_found(what, ident)
+    return ident

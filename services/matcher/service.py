@@ -7,6 +7,7 @@ from mbt.common.v1 import events_pb2, events_pb2_grpc
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from services.common.rpc.context import identity, require_user_id
 from services.common.errors import invalid_argument
+from services.common.ids import requested_id
 from services.common.rpc.protoregistry import message_class
 from services.matcher.usecases.backtests import Backtests
 from services.matcher.usecases.matching import Engine
@@ -23,9 +24,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         self.explainer = explainer
 
     async def ExplainFill(self, request, context):
-        fill_id = request.fill_id.strip()
-        if not fill_id:
-            raise invalid_argument("fill_id is required", "fill_id")
+        fill_id = requested_id(request.fill_id, "fill", "fill_id", "fill")
         user_id = None if identity().is_service else require_user_id()
         return matcher_pb2.ExplainFillResponse(explanation=await self.explainer.explain(fill_id, user_id))
 
@@ -48,7 +47,7 @@ class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
         return matcher_pb2.CreateBacktestResponse(backtest=backtest)
 
     async def GetBacktest(self, request, context):
-        backtest = await self.backtests.get(require_user_id(), _required(request.backtest_id, "backtest_id"))
+        backtest = await self.backtests.get(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"))
         return matcher_pb2.GetBacktestResponse(backtest=backtest)
 
     async def ListBacktests(self, request, context):
@@ -56,11 +55,11 @@ class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
         return matcher_pb2.ListBacktestsResponse(backtests=backtests, next_page_token=token)
 
     async def GetBacktestReport(self, request, context):
-        report = await self.backtests.report(require_user_id(), _required(request.backtest_id, "backtest_id"))
+        report = await self.backtests.report(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"))
         return matcher_pb2.GetBacktestReportResponse(report=report)
 
     async def GetBacktestFile(self, request, context):
-        found = await self.backtests.file(require_user_id(), _required(request.backtest_id, "backtest_id"),
+        found = await self.backtests.file(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"),
                                           _required(request.name, "name"))
         return matcher_pb2.GetBacktestFileResponse(file=found)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_timestamp
-from services.common.errors import invalid_argument, not_found
-from services.common.ids import is_issuable
+from services.common.errors import invalid_argument
+from services.common.ids import requested_id
 from services.orders import wire
 from services.orders.usecases import Orders
 
@@ -67,16 +67,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 
 
 def _order_id(raw: str) -> str:
-    order_id = raw.strip()
-    if not order_id:
-        raise invalid_argument("order_id is required", "order_id")
-    if not is_issuable("ord", order_id):
-        raise not_found("order", order_id)
-    return order_id
+    return requested_id(raw, "ord", "order_id", "order")
 
 
 def _fill_id(raw: str) -> str:
-    fill_id = raw.strip()
-    if not is_issuable("fill", fill_id):
-        raise not_found("fill", fill_id)
-    return fill_id
+    return requested_id(raw, "fill", "fill_id", "fill")
