@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from mbt.common.v1 import user_data_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.accounts.clients import Pricing
+from services.accounts.clients import MarketDataClient
+from services.accounts.events import Handlers, publish
 from services.accounts.service import AccountsServicer
 from services.accounts.store import OUTBOX, SERVICE
-from services.accounts.usecases import Accounts
+from services.accounts.usecases.deps import Deps
+from services.accounts.usecases.holds import Holds
+from services.accounts.usecases.ledger import Ledger
+from services.accounts.usecases.reads import AccountReads
+from services.accounts.usecases.users import Users
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.messaging.inbox import EventSink
 from services.common.kit import ServiceKit
+from services.common.messaging.inbox import EventSink
+from services.common.persistence.uow import unit_of_work
 from services.common.rpc.server import Registration, ServiceRuntime
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    pricing = Pricing(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), settings.rpc_timeout_seconds,
-                      kit.credentials)
-    accounts = Accounts(kit.db, kit.outbox, kit.clock, pricing)
-    handlers = {
-        "mbt.orders.v1.OrderFilled": accounts.on_order_filled,
-        "mbt.orders.v1.OrderReplaced": accounts.on_order_replaced,
-        "mbt.orders.v1.OrderCanceled": accounts.on_order_ended,
-        "mbt.orders.v1.OrderExpired": accounts.on_order_ended,
-    }
+    market = MarketDataClient(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub),
+                              settings.rpc_timeout_seconds, kit.credentials)
+    deps = Deps(db=kit.db, uow=partial(unit_of_work, kit.db, kit.outbox, publish), clock=kit.clock, market=market)
+    handlers = Handlers(Ledger(deps)).by_event_type()
     return kit.runtime([
-        Registration.of(AccountsServicer(accounts)),
-        Registration.of(EventSink(kit.db, kit.outbox, kit.clock, handlers)),
+        Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps))),
+        Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers, publish)),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
     ])

@@ -1,4 +1,5 @@
-"""Marks for valuing positions, from the market-data service, as the caller may see them:
+"""The one service accounts calls: market data, for marks to value positions at, as the caller
+may see them:
 a user's reads are priced with the quotes that user's tier is entitled to (a Free user's
 15 minutes late: marking at a real-time quote would show the real-time price through the
 position), so accounts calls market data on the user's behalf (``auth.on_behalf_of``).
@@ -7,11 +8,10 @@ itself and prices at real time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from mbt.marketdata.v1 import marketdata_pb2
+from services.accounts.domain.rules import Mark
 from services.common.rpc import context
 from services.common.security.auth import ServiceCredentials, on_behalf_of
 from services.common.wire.conv import from_timestamp, parse_decimal, to_timestamp
@@ -21,20 +21,13 @@ from services.common.rpc.remote import call
 HISTORY_LOOKBACK = timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
-class Mark:
-    bid: Decimal | None
-    ask: Decimal | None
-    quote_at: datetime | None
-
-
 def _mark(quote: marketdata_pb2.Quote) -> Mark:
     usable = quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE
     return Mark(parse_decimal(quote.bid_price, "bid_price") if usable else None,
                 parse_decimal(quote.ask_price, "ask_price") if usable else None, from_timestamp(quote.quote_at))
 
 
-class Pricing:
+class MarketDataClient:
     def __init__(self, stub, timeout: float, credentials: ServiceCredentials) -> None:
         self.stub = stub
         self.timeout = timeout

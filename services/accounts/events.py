@@ -1,35 +1,94 @@
-"""Events the accounts service emits, and the ones it consumes (wired in app.py)."""
+"""Accounts' events: what it tells others (``publish``: the domain events the Account
+aggregate records, as outbox messages and audit rows in the transaction of the change) and
+what it consumes from the orders service (``Handlers``, wired in ``app.py``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
 
 from mbt.accounts.v1 import events_pb2
-from services.accounts.domain import FillEffect
-from services.accounts.store import AccountRow
-from services.common.wire.conv import decimal_str, money_str, to_timestamp
+from services.accounts.domain.account import (AccountEvent, AccountOpened, AccountTypeChanged, FillApplied,
+                                              FillRefused)
 from services.common.ids import derived_id
-from services.common.messaging.outbox import UnitOfWork
+from services.common.observability.metrics import LEDGER_REFUSALS
+from services.common.persistence.uow import UnitOfWork
+from services.accounts import wire
+from services.accounts.usecases.ledger import Ledger
+from services.common.wire.conv import decimal_str, from_timestamp, money_str, to_timestamp
+
+log = logging.getLogger(__name__)
 
 
-def emit_account_opened(uow: UnitOfWork, account: AccountRow) -> None:
-    uow.emit(events_pb2.AccountOpened(account_id=account.account_id, user_id=account.user_id,
-                                      starting_cash=money_str(account.starting_cash),
-                                      opened_at=to_timestamp(account.created_at)),
-             aggregate_id=account.account_id, user_id=account.user_id, occurred_at=account.created_at,
-             event_id=derived_id("evt", "opened", account.account_id))
+async def publish(uow: UnitOfWork, event: AccountEvent) -> None:
+    match event:
+        case AccountOpened(account_id=account_id, user_id=user_id, at=at):
+            await uow.emit(events_pb2.AccountOpened(account_id=account_id, user_id=user_id,
+                                                    starting_cash=money_str(event.starting_cash),
+                                                    opened_at=to_timestamp(at)),
+                           aggregate_id=account_id, user_id=user_id, occurred_at=at,
+                           event_id=derived_id("evt", "opened", account_id))
+            await uow.audit(action="open", entity_type="account", entity_id=account_id, user_id=user_id,
+                            before=None, after={"account_type": event.account_type.value,
+                                                "starting_cash": event.starting_cash, "profile": event.profile.value},
+                            occurred_at=at, cause=f"open:{user_id}")
+        case FillApplied(account_id=account_id, user_id=user_id, fill_id=fill_id, effect=effect, at=at):
+            await uow.emit(events_pb2.FillApplied(fill_id=fill_id, account_id=account_id, symbol=event.fill.symbol,
+                                                  cash_delta=money_str(effect.cash_delta),
+                                                  cash_after=money_str(event.cash_after),
+                                                  position_qty_after=decimal_str(effect.position.qty),
+                                                  realized_pl=money_str(effect.realized_pl)),
+                           aggregate_id=account_id, user_id=user_id, occurred_at=at,
+                           event_id=derived_id("evt", "applied", fill_id))
+            if effect.closed:
+                await uow.emit(events_pb2.PositionClosed(account_id=account_id, symbol=event.fill.symbol,
+                                                         realized_pl=money_str(effect.realized_pl),
+                                                         closed_at=to_timestamp(at)),
+                               aggregate_id=account_id, user_id=user_id, occurred_at=at,
+                               event_id=derived_id("evt", "closed", fill_id))
+        case FillRefused():
+            await _refused(uow, event)
+        case AccountTypeChanged():
+            pass  # audited with the user update that caused it
 
 
-def emit_fill_applied(uow: UnitOfWork, account: AccountRow, fill, effect: FillEffect, user_id: str,
-                      at: datetime) -> None:
-    uow.emit(events_pb2.FillApplied(fill_id=fill.fill_id, account_id=account.account_id, symbol=fill.symbol,
-                                    cash_delta=money_str(effect.cash_delta), cash_after=money_str(account.cash),
-                                    position_qty_after=decimal_str(effect.position.qty),
-                                    realized_pl=money_str(effect.realized_pl)),
-             aggregate_id=account.account_id, user_id=user_id, occurred_at=at,
-             event_id=derived_id("evt", "applied", fill.fill_id))
-    if effect.closed:
-        uow.emit(events_pb2.PositionClosed(account_id=account.account_id, symbol=fill.symbol,
-                                           realized_pl=money_str(effect.realized_pl), closed_at=to_timestamp(at)),
-                 aggregate_id=account.account_id, user_id=user_id, occurred_at=at,
-                 event_id=derived_id("evt", "closed", fill.fill_id))
+async def _refused(uow: UnitOfWork, event: FillRefused) -> None:
+    """Loud, never silent: an error log line, a metric and an audit row. The event that
+    brought the fill is acknowledged: retrying cannot make it apply."""
+    fill, reason = event.fill, event.reason.lower()
+    log.error("fill refused by the ledger", extra={"fields": {
+        "reason": reason, "why": event.why, "fill_id": event.fill_id, "order_id": fill.order_id,
+        "order_version": event.order_version, "user_id": event.user_id}})
+    LEDGER_REFUSALS.labels(service="accounts", reason=reason).inc()
+    await uow.audit(action="refuse_fill", entity_type="fill", entity_id=event.fill_id, user_id=event.user_id,
+                    before=None, after={"reason": reason, "why": event.why, "order_id": fill.order_id,
+                                        "order_version": event.order_version, "qty": fill.qty, "price": fill.price},
+                    occurred_at=event.at, cause=f"refuse:{event.fill_id}")
+
+
+class Handlers:
+    """The events accounts consumes, as the topology routes them: each message turned into
+    domain values (``wire``) and handed to the ledger's use cases."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def by_event_type(self) -> dict:
+        return {
+            "mbt.orders.v1.OrderFilled": self.on_order_filled,
+            "mbt.orders.v1.OrderCanceled": self.on_order_ended,
+            "mbt.orders.v1.OrderExpired": self.on_order_ended,
+            "mbt.orders.v1.OrderReplaced": self.on_order_replaced,
+        }
+
+    async def on_order_filled(self, uow: UnitOfWork, event, payload) -> None:
+        order, fill = payload.order, payload.fill
+        await self.ledger.apply_fill(uow, order.user_id, order.version, fill.fill_id, wire.fill_terms(order, fill),
+                                     from_timestamp(fill.filled_at))
+
+    async def on_order_ended(self, uow: UnitOfWork, event, payload) -> None:
+        reason = "expired" if event.event_type.endswith("OrderExpired") else "canceled"
+        await self.ledger.order_ended(uow, payload.order.user_id, payload.order.order_id, reason)
+
+    async def on_order_replaced(self, uow: UnitOfWork, event, payload) -> None:
+        order = payload.order
+        await self.ledger.order_replaced(uow, order.user_id, order.order_id, order.version)

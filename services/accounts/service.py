@@ -1,49 +1,58 @@
-"""AccountsService servicer: thin — parse, call the use cases, answer."""
+"""AccountsService servicer: thin — wire in, use case, wire out (errors map in the interceptor)."""
 
 from __future__ import annotations
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from services.accounts import wire
-from services.accounts.usecases import Accounts
-from services.common.rpc.context import require_user_id
-from services.common.wire.conv import from_timestamp, money_str
+from services.accounts.usecases.holds import Holds
+from services.accounts.usecases.reads import AccountReads
+from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
+from services.common.rpc.context import require_user_id
+from services.common.wire.conv import from_timestamp, money_str, parse_enum
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, accounts: Accounts) -> None:
-        self.accounts = accounts
+    def __init__(self, reads: AccountReads, holds: Holds, users: Users) -> None:
+        self.reads = reads
+        self.holds = holds
+        self.users = users
 
     async def GetAccount(self, request, context):
-        return accounts_pb2.GetAccountResponse(account=await self.accounts.get_account(require_user_id()))
+        return accounts_pb2.GetAccountResponse(account=wire.account_to_proto(await self.reads.account(require_user_id())))
 
     async def ListPositions(self, request, context):
-        positions = await self.accounts.list_positions(require_user_id(), request.include_closed)
-        return accounts_pb2.ListPositionsResponse(positions=positions)
+        records = await self.reads.positions(require_user_id(), request.include_closed)
+        return accounts_pb2.ListPositionsResponse(positions=[wire.position_to_proto(r) for r in records])
 
     async def GetPosition(self, request, context):
         symbol = request.symbol.strip().upper()
         if not symbol:
             raise invalid_argument("symbol is required", "symbol")
-        return accounts_pb2.GetPositionResponse(position=await self.accounts.get_position(require_user_id(), symbol))
+        record = await self.reads.position(require_user_id(), symbol)
+        return accounts_pb2.GetPositionResponse(position=wire.position_to_proto(record))
 
     async def GetPnl(self, request, context):
-        return await self.accounts.get_pnl(require_user_id(), from_timestamp(request.from_time),
-                                           from_timestamp(request.to_time))
+        report = await self.reads.pnl(require_user_id(), from_timestamp(request.from_time),
+                                      from_timestamp(request.to_time))
+        return wire.pnl_to_proto(report)
 
     async def GetUser(self, request, context):
-        return accounts_pb2.GetUserResponse(user=await self.accounts.get_user(request.user_id))
+        return accounts_pb2.GetUserResponse(user=wire.user_to_proto(await self.users.get(request.user_id)))
 
     async def UpdateUser(self, request, context):
-        return accounts_pb2.UpdateUserResponse(user=await self.accounts.update_user(request))
+        user = await self.users.update(
+            request.user_id, parse_enum(wire.TIERS, request.tier, "tier", required=False),
+            parse_enum(wire.PROFILES, request.investor_profile, "investor_profile", required=False),
+            parse_enum(wire.ACCOUNT_TYPES, request.account_type, "account_type", required=False))
+        return accounts_pb2.UpdateUserResponse(user=wire.user_to_proto(user))
 
     async def ReserveBuyingPower(self, request, context):
-        reservation, power = await self.accounts.reserve(request)
-        return accounts_pb2.ReserveBuyingPowerResponse(reservation=wire.reservation_to_proto(reservation),
-                                                       buying_power=money_str(power))
+        account_id, hold, power = await self.holds.hold(request.user_id, request.order_id, request.order_version,
+                                                        wire.hold_terms(request))
+        return accounts_pb2.ReserveBuyingPowerResponse(
+            reservation=wire.reservation_to_proto(account_id, request.order_id, hold), buying_power=money_str(power))
 
     async def ReleaseBuyingPower(self, request, context):
-        if not request.order_id:
-            raise invalid_argument("order_id is required", "order_id")
-        released = await self.accounts.release(request.order_id, request.order_version, request.user_id)
+        released = await self.holds.release(request.user_id, request.order_id, request.order_version)
         return accounts_pb2.ReleaseBuyingPowerResponse(released=money_str(released))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.accounts.domain import Hold, OrderRequest, Position, Side, VersionHold
+from services.accounts.domain.account import (Account, AccountEvent, AccountOpened, FillApplied, HoldReleased,
+                                              HoldTaken)
+from services.accounts.domain.rules import AccountType, FillTerms, Hold, HoldTerms, Position, Profile, VersionHold
+from services.common.ids import derived_id, new_id
+from services.common.trading import Side
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 
@@ -97,14 +104,14 @@ class ReservationRow(Base):
     # filled, canceled, expired, superseded (a newer version took over) or abandoned.
     release_reason: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
-    def terms(self) -> OrderRequest | None:
+    def terms(self) -> HoldTerms | None:
         if self.side is None or self.order_qty is None or self.price_bound is None or self.multiplier is None:
             return None
-        return OrderRequest(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier)
+        return HoldTerms(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier)
 
     def as_version_hold(self) -> VersionHold:
         return VersionHold(self.order_version, self.terms(), Hold(self.amount, self.qty), self.released_at is None,
-                           self.release_reason)
+                           self.release_reason, self.symbol)
 
 
 class LedgerEntryRow(Base):
@@ -151,63 +158,155 @@ OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 
 
 class AccountRepository:
-    """Users, accounts, positions, holds and ledger entries of one transaction."""
+    """Users, accounts (the Account aggregate: row, open positions, holds) and the ledger, in
+    one transaction (``session``).
 
-    def __init__(self, session: Session) -> None:
+    ``save`` persists what the account's recorded events say — an opened account and its
+    opening deposit, holds taken and released, fills applied (the ledger entry and the
+    position) — and hands the events to ``collect`` (the unit of work's)."""
+
+    def __init__(self, session: AsyncSession, collect: Callable[[Iterable[AccountEvent]], None] | None = None) -> None:
         self.session = session
+        self.collect = collect
+        self._rows: dict[str, AccountRow] = {}
 
-    def user(self, user_id: str) -> UserRow | None:
-        return self.session.get(UserRow, user_id)
+    async def user(self, user_id: str) -> UserRow | None:
+        return await self.session.get(UserRow, user_id)
 
-    def add(self, *rows) -> None:
-        self.session.add_all(rows)
-        self.session.flush()
+    async def add_user(self, user: UserRow) -> None:
+        self.session.add(user)
+        await self.session.flush()
 
-    def account_of(self, user_id: str, *, lock: bool = False) -> AccountRow | None:
+    async def account_of(self, user_id: str, *, lock: bool = False, order_id: str | None = None) -> Account | None:
+        """The user's account; with ``lock`` its row is locked (concurrent changes queue). The
+        holds loaded are the active ones, plus every version of ``order_id``'s."""
         query = select(AccountRow).where(AccountRow.user_id == user_id)
-        if lock:
-            query = query.with_for_update()
-        return self.session.execute(query).scalar_one_or_none()
+        return await self._load(query.with_for_update() if lock else query, order_id)
 
-    def account(self, account_id: str, *, lock: bool = False) -> AccountRow | None:
+    async def account(self, account_id: str, *, lock: bool = False, order_id: str | None = None) -> Account | None:
         query = select(AccountRow).where(AccountRow.account_id == account_id)
-        if lock:
-            query = query.with_for_update()
-        return self.session.execute(query).scalar_one_or_none()
+        return await self._load(query.with_for_update() if lock else query, order_id)
 
-    def open_positions(self, account_id: str) -> list[PositionRow]:
-        return list(self.session.execute(
-            select(PositionRow).where(PositionRow.account_id == account_id, PositionRow.closed_at.is_(None))
-            .order_by(PositionRow.symbol)).scalars())
+    async def _load(self, query, order_id: str | None) -> Account | None:
+        row = (await self.session.execute(query)).scalar_one_or_none()
+        if row is None:
+            return None
+        self._rows[row.account_id] = row
+        positions = (await self.session.execute(select(PositionRow).where(
+            PositionRow.account_id == row.account_id, PositionRow.closed_at.is_(None)))).scalars()
+        active = select(ReservationRow).where(ReservationRow.account_id == row.account_id,
+                                              ReservationRow.released_at.is_(None))
+        rows = {(h.order_id, h.order_version): h for h in (await self.session.execute(active)).scalars()}
+        if order_id is not None:
+            every = select(ReservationRow).where(ReservationRow.order_id == order_id)
+            rows.update({(h.order_id, h.order_version): h for h in (await self.session.execute(every)).scalars()})
+        by_order: dict[str, list[VersionHold]] = {}
+        for key in sorted(rows):
+            by_order.setdefault(key[0], []).append(rows[key].as_version_hold())
+        return Account(row.account_id, row.user_id, AccountType(row.account_type), Profile(row.investor_profile),
+                       row.starting_cash, row.cash, positions={p.symbol: p.as_position() for p in positions},
+                       holds=by_order, created_at=row.created_at, updated_at=row.updated_at)
 
-    def positions(self, account_id: str, *, include_closed: bool) -> list[PositionRow]:
+    async def save(self, account: Account) -> None:
+        row = self._rows.get(account.account_id)
+        for event in account.events:
+            match event:
+                case AccountOpened():
+                    row = AccountRow(account_id=event.account_id, user_id=event.user_id,
+                                     account_type=event.account_type.value, status="active", currency="USD",
+                                     investor_profile=event.profile.value, starting_cash=event.starting_cash,
+                                     cash=event.starting_cash, version=0, created_at=event.at, updated_at=event.at)
+                    self.session.add(row)
+                    self._rows[row.account_id] = row
+                    self.session.add(LedgerEntryRow(
+                        entry_id=new_id("led"), account_id=row.account_id, kind="opening", fill_id=None,
+                        order_id=None, symbol="", side="", qty=Decimal(0), price=Decimal(0), multiplier=Decimal(1),
+                        cash_delta=event.starting_cash, realized_pl=Decimal(0), cash_after=event.starting_cash,
+                        occurred_at=event.at))
+                case HoldTaken(order_id=order_id, hold=hold, at=at):
+                    terms = hold.terms
+                    self.session.add(ReservationRow(
+                        order_id=order_id, order_version=hold.version, account_id=account.account_id,
+                        symbol=terms.symbol, side=terms.side.value, order_qty=terms.qty,
+                        price_bound=terms.price_bound, multiplier=terms.multiplier, amount=hold.hold.amount,
+                        qty=hold.hold.qty, created_at=at, updated_at=at, released_at=None, release_reason=""))
+                case HoldReleased(marker=True):
+                    self.session.add(ReservationRow(
+                        order_id=event.order_id, order_version=event.version, account_id=account.account_id,
+                        symbol="", side=None, order_qty=None, price_bound=None, multiplier=None, amount=Decimal(0),
+                        qty=Decimal(0), created_at=event.at, updated_at=event.at, released_at=event.at,
+                        release_reason=event.reason))
+                case HoldReleased():
+                    await self.session.flush()
+                    released = await self.session.get(ReservationRow, (event.order_id, event.version))
+                    released.released_at = released.released_at or event.at
+                    released.updated_at, released.release_reason = event.at, event.reason
+                case FillApplied():
+                    await self._apply_fill(account.account_id, event)
+        if account.events:
+            row.cash, row.account_type = account.cash, account.account_type.value
+            row.version += 1
+            row.updated_at = account.updated_at or row.updated_at
+        await self.session.flush()
+        if self.collect is not None:
+            self.collect(account.events)
+        account.events = []
+
+    async def _apply_fill(self, account_id: str, event: FillApplied) -> None:
+        fill, effect, at = event.fill, event.effect, event.at
+        self.session.add(LedgerEntryRow(
+            entry_id=derived_id("led", event.fill_id), account_id=account_id, kind="fill", fill_id=event.fill_id,
+            order_id=fill.order_id, symbol=fill.symbol, side=fill.side.value, qty=fill.qty, price=fill.price,
+            multiplier=fill.multiplier, cash_delta=effect.cash_delta, realized_pl=effect.realized_pl,
+            cash_after=event.cash_after, occurred_at=at))
+        row = (await self.session.execute(select(PositionRow).where(
+            PositionRow.account_id == account_id, PositionRow.symbol == fill.symbol,
+            PositionRow.closed_at.is_(None)))).scalar_one_or_none()
+        after = effect.position
+        if row is None:
+            self.session.add(_position_row(account_id, after, at, asset_class="us_equity"))
+            return
+        row.updated_at = at
+        if not effect.closed:
+            row.qty, row.avg_entry_price, row.realized_pl = after.qty, after.avg_entry_price, after.realized_pl
+            return
+        row.realized_pl += effect.realized_pl
+        row.qty = Decimal(0)
+        row.closed_at = at
+        await self.session.flush()
+        if effect.reopened:
+            self.session.add(_position_row(account_id, replace(after, realized_pl=Decimal(0)), at, row.asset_class))
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def positions(self, account_id: str, *, include_closed: bool) -> list[PositionRow]:
         query = select(PositionRow).where(PositionRow.account_id == account_id)
         if not include_closed:
             query = query.where(PositionRow.closed_at.is_(None))
-        return list(self.session.execute(query.order_by(PositionRow.symbol, PositionRow.opened_at)).scalars())
+        return list((await self.session.execute(query.order_by(PositionRow.symbol, PositionRow.opened_at))).scalars())
 
-    def open_position(self, account_id: str, symbol: str) -> PositionRow | None:
-        return self.session.execute(
-            select(PositionRow).where(PositionRow.account_id == account_id, PositionRow.symbol == symbol,
-                                      PositionRow.closed_at.is_(None))).scalar_one_or_none()
+    async def applied_fill(self, fill_id: str) -> FillTerms | None:
+        """The terms a fill id was applied with, None if it never was."""
+        entry = (await self.session.execute(select(LedgerEntryRow).where(LedgerEntryRow.fill_id == fill_id))
+                 ).scalar_one_or_none()
+        if entry is None:
+            return None
+        return FillTerms(order_id=entry.order_id or "", symbol=entry.symbol, side=Side(entry.side), qty=entry.qty,
+                         price=entry.price, multiplier=entry.multiplier)
 
-    def holds_of(self, order_id: str) -> list[ReservationRow]:
-        """Every version's hold of an order, active or not, oldest version first."""
-        return list(self.session.execute(
-            select(ReservationRow).where(ReservationRow.order_id == order_id)
-            .order_by(ReservationRow.order_version)).scalars())
-
-    def active_reservations(self, account_id: str) -> list[ReservationRow]:
-        return list(self.session.execute(
-            select(ReservationRow).where(ReservationRow.account_id == account_id,
-                                         ReservationRow.released_at.is_(None))).scalars())
-
-    def ledger_entry_of_fill(self, fill_id: str) -> LedgerEntryRow | None:
-        return self.session.execute(select(LedgerEntryRow).where(LedgerEntryRow.fill_id == fill_id)
-                                    ).scalar_one_or_none()
-
-    def ledger(self, account_id: str, *, until: datetime | None = None) -> list[LedgerEntryRow]:
+    async def ledger(self, account_id: str, *, until: datetime | None = None) -> list[LedgerEntryRow]:
         query = select(LedgerEntryRow).where(LedgerEntryRow.account_id == account_id)
         if until is not None:
             query = query.where(LedgerEntryRow.occurred_at <= until)
-        return list(self.session.execute(query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id)).scalars())
+        return list((await self.session.execute(
+            query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id))).scalars())
+
+    async def account_row(self, account_id: str) -> AccountRow | None:
+        return self._rows.get(account_id) or await self.session.get(AccountRow, account_id)
+
+
+def _position_row(account_id: str, position: Position, at: datetime, asset_class: str) -> PositionRow:
+    return PositionRow(position_id=new_id("pos"), account_id=account_id, symbol=position.symbol,
+                       asset_class=asset_class, qty=position.qty, multiplier=position.multiplier,
+                       avg_entry_price=position.avg_entry_price, realized_pl=position.realized_pl, opened_at=at,
+                       closed_at=None, updated_at=at)

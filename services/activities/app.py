@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mbt.common.v1 import user_data_pb2_grpc
+from services.activities.events import Handlers
 from services.activities.service import ActivitiesServicer
 from services.activities.store import OUTBOX, SERVICE
 from services.activities.usecases import Activities
@@ -15,14 +16,10 @@ from services.common.rpc.server import Registration, ServiceRuntime
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    activities = Activities(kit.db, kit.clock)
-    handlers = {
-        "mbt.orders.v1.OrderFilled": activities.on_order_filled,
-        "mbt.accounts.v1.AccountOpened": activities.on_account_opened,
-        "mbt.common.v1.AuditRecorded": activities.on_audit,
-    }
+    activities = Activities(kit.db)
+    handlers = Handlers(activities, kit.clock).by_event_type()
     return kit.runtime([
         Registration.of(ActivitiesServicer(activities)),
-        Registration.of(EventSink(kit.db, kit.outbox, kit.clock, handlers)),
+        Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers)),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
     ])

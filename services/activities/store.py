@@ -6,8 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import JSON, Index, MetaData, String, Text, and_, or_, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.activities.domain import Activity, AuditEntry
+from services.common.trading import Side
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 
@@ -63,31 +66,49 @@ class AuditLogRow(Base):
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 
 
+_ACTIVITY_FIELDS = ("activity_id", "user_id", "account_id", "activity_type", "symbol", "order_id", "fill_id", "qty",
+                    "price", "net_amount", "description", "occurred_at", "created_at")
+_AUDIT_FIELDS = ("audit_id", "actor_type", "actor_id", "action", "entity_type", "entity_id", "user_id", "before",
+                 "after", "request_id", "service", "occurred_at", "recorded_at")
+
+
+def _activity(row: ActivityRow) -> Activity:
+    return Activity(side=Side(row.side) if row.side else None, **{f: getattr(row, f) for f in _ACTIVITY_FIELDS})
+
+
+def _audit(row: AuditLogRow) -> AuditEntry:
+    return AuditEntry(**{f: getattr(row, f) for f in _AUDIT_FIELDS})
+
+
 class ActivityRepository:
-    def __init__(self, session: Session) -> None:
+    """The activity stream and the audit log, in one transaction (``session``)."""
+
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add_activity(self, row: ActivityRow) -> bool:
+    async def add_activity(self, activity: Activity) -> bool:
         """False when an activity with this id exists (its cause was already recorded)."""
-        if self.session.get(ActivityRow, row.activity_id) is not None:
+        if await self.session.get(ActivityRow, activity.activity_id) is not None:
             return False
-        self.session.add(row)
-        self.session.flush()
+        self.session.add(ActivityRow(side=activity.side.value if activity.side else "",
+                                     **{f: getattr(activity, f) for f in _ACTIVITY_FIELDS}))
+        await self.session.flush()
         return True
 
-    def add_audit(self, row: AuditLogRow) -> bool:
-        if self.session.get(AuditLogRow, row.audit_id) is not None:
+    async def add_audit(self, entry: AuditEntry) -> bool:
+        if await self.session.get(AuditLogRow, entry.audit_id) is not None:
             return False
-        self.session.add(row)
-        self.session.flush()
+        self.session.add(AuditLogRow(**{f: getattr(entry, f) for f in _AUDIT_FIELDS}))
+        await self.session.flush()
         return True
 
-    def activity(self, activity_id: str, user_id: str) -> ActivityRow | None:
-        return self.session.execute(select(ActivityRow).where(ActivityRow.activity_id == activity_id,
-                                                              ActivityRow.user_id == user_id)).scalar_one_or_none()
+    async def activity(self, activity_id: str, user_id: str) -> Activity | None:
+        row = (await self.session.execute(select(ActivityRow).where(
+            ActivityRow.activity_id == activity_id, ActivityRow.user_id == user_id))).scalar_one_or_none()
+        return None if row is None else _activity(row)
 
-    def activities(self, user_id: str, *, activity_type: str | None, start: datetime | None, end: datetime | None,
-                   after: tuple[datetime, str] | None, limit: int) -> list[ActivityRow]:
+    async def activities(self, user_id: str, *, activity_type: str | None, start: datetime | None,
+                         end: datetime | None, after: tuple[datetime, str] | None, limit: int) -> list[Activity]:
         """Newest first."""
         query = select(ActivityRow).where(ActivityRow.user_id == user_id)
         if activity_type:
@@ -101,10 +122,10 @@ class ActivityRepository:
             query = query.where(or_(ActivityRow.occurred_at < at,
                                     and_(ActivityRow.occurred_at == at, ActivityRow.activity_id < activity_id)))
         query = query.order_by(ActivityRow.occurred_at.desc(), ActivityRow.activity_id.desc()).limit(limit)
-        return list(self.session.execute(query).scalars())
+        return [_activity(row) for row in (await self.session.execute(query)).scalars()]
 
-    def audit_rows(self, *, user_id: str, entity_id: str, after: tuple[datetime, str] | None,
-                   limit: int) -> list[AuditLogRow]:
+    async def audit_entries(self, *, user_id: str, entity_id: str, after: tuple[datetime, str] | None,
+                            limit: int) -> list[AuditEntry]:
         """Oldest first: an audit trail reads forward."""
         query = select(AuditLogRow)
         if user_id:
@@ -116,4 +137,4 @@ class ActivityRepository:
             query = query.where(or_(AuditLogRow.occurred_at > at,
                                     and_(AuditLogRow.occurred_at == at, AuditLogRow.audit_id > audit_id)))
         query = query.order_by(AuditLogRow.occurred_at, AuditLogRow.audit_id).limit(limit)
-        return list(self.session.execute(query).scalars())
+        return [_audit(row) for row in (await self.session.execute(query)).scalars()]

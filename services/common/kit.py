@@ -87,7 +87,7 @@ class ServiceKit:
         for channel in self._channels.values():
             await channel.close()
         if self.db is not None:
-            self.db.dispose()
+            await self.db.aclose()
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -3,32 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from mbt.accounts.v1 import accounts_pb2_grpc
 from mbt.common.v1 import user_data_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.common.clock import Clock
+from services.common.clock import Clock, WallClock
 from services.common.config import Settings
 from services.common.kit import ServiceKit
+from services.common.persistence.uow import unit_of_work
 from services.common.rpc.server import Registration, ServiceRuntime
-from services.orders.clients import MarketView
+from services.orders.clients import AccountsClient, MarketClient
+from services.orders.events import publish
 from services.orders.service import OrdersServicer
 from services.orders.store import OUTBOX, SERVICE
-from services.orders.usecases import Orders
+from services.orders.usecases.deps import Deps
+from services.orders.usecases.lifecycle import Lifecycle, run_housekeeping
+from services.orders.usecases.reads import OrderReads
+from services.orders.usecases.replace import ReplaceSaga
+from services.orders.usecases.submit import SubmitSaga
 
 
 def build(settings: Settings, *, clock: Clock | None = None, wall: Clock | None = None,
           wrap_accounts: Callable[[Any], Any] | None = None) -> ServiceRuntime:
     """``clock``: the simulated clock (default: follow market data). ``wall``: the wall clock
-    replace leases run on. ``wrap_accounts``: wraps the accounts client (tests inject faults)."""
+    replace leases run on. ``wrap_accounts``: wraps the accounts stub (tests inject faults)."""
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    market = MarketView(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub),
-                        settings.rpc_timeout_seconds)
     accounts = kit.stub("accounts", accounts_pb2_grpc.AccountsServiceStub)
-    orders = Orders(settings, kit.db, kit.outbox, kit.clock, market,
-                    wrap_accounts(accounts) if wrap_accounts else accounts, wall=wall)
+    deps = Deps(settings=settings, db=kit.db, uow=partial(unit_of_work, kit.db, kit.outbox, publish), clock=kit.clock,
+                wall=wall or WallClock(),
+                market=MarketClient(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub),
+                                    settings.rpc_timeout_seconds),
+                accounts=AccountsClient(wrap_accounts(accounts) if wrap_accounts else accounts,
+                                        settings.rpc_timeout_seconds))
+    submits, replaces, lifecycle = SubmitSaga(deps), ReplaceSaga(deps), Lifecycle(deps)
     return kit.runtime([
-        Registration.of(OrdersServicer(orders)),
+        Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps))),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-    ], background=[orders.run_housekeeping])
+    ], background=[partial(run_housekeeping, lifecycle, submits, replaces)])

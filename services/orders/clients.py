@@ -1,42 +1,54 @@
-"""What the orders service needs from market data: validated symbols, the quote an order
-is submitted against, and the trading session. Symbols and calendars are cached."""
+"""The services the orders service calls, one named client each, speaking domain values:
+market data (validated symbols, the quote an order is priced against, the trading sessions;
+symbols and calendars cached) and accounts (holds of buying power). Their refusals come back
+as ``DomainError`` with the callee's reason."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from mbt.accounts.v1 import accounts_pb2
 from mbt.marketdata.v1 import marketdata_pb2
-from services.common.wire.conv import from_timestamp, parse_decimal, to_date
 from services.common.errors import DomainError
 from services.common.rpc.remote import call
-from services.orders.domain import Session
+from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal, to_date
+from services.common.wire.trading import ASSET_CLASSES, ASSET_CLASS_WIRE, ORDER_TYPE_WIRE, SIDE_WIRE
+from services.orders.domain.model import Instrument, Order, OrderSpec
+from services.orders.domain.rules import QuoteSnapshot, Session
 
 CALENDAR_DAYS = 14
 
 
-class MarketView:
+class MarketClient:
     def __init__(self, stub, timeout: float) -> None:
         self.stub = stub
         self.timeout = timeout
-        self._symbols: dict[str, marketdata_pb2.SymbolInfo] = {}
+        self._instruments: dict[str, Instrument] = {}
         self._sessions: list[Session] = []
 
-    async def symbol(self, symbol: str) -> marketdata_pb2.SymbolInfo:
+    async def instrument(self, symbol: str) -> Instrument:
         """Validated by market data: invalid_argument or not_found pass through unchanged."""
-        if symbol not in self._symbols:
+        if symbol not in self._instruments:
             reply = await self._call(self.stub.GetSymbol, marketdata_pb2.GetSymbolRequest(symbol=symbol))
-            self._symbols[symbol] = reply.symbol
-        return self._symbols[symbol]
+            info = reply.symbol
+            self._instruments[symbol] = Instrument(
+                symbol=info.symbol, asset_class=ASSET_CLASSES[info.asset_class],
+                multiplier=parse_decimal(info.multiplier, "multiplier") or Decimal(1), tradable=info.tradable)
+        return self._instruments[symbol]
 
-    async def quote(self, symbol: str) -> marketdata_pb2.Quote | None:
+    async def quote(self, symbol: str) -> QuoteSnapshot | None:
+        """The latest quote, None when market data has none for the symbol."""
         try:
             reply = await self._call(self.stub.GetLatestQuote, marketdata_pb2.GetLatestQuoteRequest(symbol=symbol))
         except DomainError as exc:
             if exc.reason == "NOT_FOUND":
                 return None
             raise
-        return reply.quote
+        quote = reply.quote
+        return QuoteSnapshot(bid=parse_decimal(quote.bid_price, "bid_price"),
+                             ask=parse_decimal(quote.ask_price, "ask_price"), quote_at=from_timestamp(quote.quote_at),
+                             usable=quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE)
 
     async def session(self, now: datetime) -> Session:
         """The first regular session that closes after ``now``."""
@@ -57,8 +69,27 @@ class MarketView:
         return await call(method, request, timeout=self.timeout, what="market data")
 
 
-def usable_reference(quote: marketdata_pb2.Quote | None, buying: bool) -> Decimal | None:
-    """The touch an order would trade against now (ask to buy, bid to sell), if usable."""
-    if quote is None or quote.condition != marketdata_pb2.QUOTE_CONDITION_USABLE:
-        return None
-    return parse_decimal(quote.ask_price if buying else quote.bid_price, "quote")
+class AccountsClient:
+    def __init__(self, stub, timeout: float) -> None:
+        self.stub = stub
+        self.timeout = timeout
+
+    async def hold(self, order: Order, version: int, spec: OrderSpec, worst_price: Decimal) -> str:
+        """Hold buying power for ``version`` of ``order`` with ``spec``'s terms, priced at
+        ``worst_price`` (dollars per share); returns the account id. Idempotent for the same
+        terms; refusals (insufficient_buying_power, idempotency_key_reused…) raise."""
+        reply = await call(self.stub.ReserveBuyingPower, accounts_pb2.ReserveBuyingPowerRequest(
+            order_id=order.order_id, order_version=version, user_id=order.user_id, symbol=spec.symbol,
+            asset_class=ASSET_CLASS_WIRE[spec.asset_class], side=SIDE_WIRE[spec.side], qty=decimal_str(spec.qty),
+            order_type=ORDER_TYPE_WIRE[spec.order_type], limit_price=money_str(spec.limit_price),
+            stop_price=money_str(spec.stop_price), worst_price=money_str(worst_price),
+            multiplier=decimal_str(order.multiplier)), timeout=self.timeout, what="accounts")
+        return reply.reservation.account_id
+
+    async def release(self, order: Order, version: int = 0) -> Decimal:
+        """Release one version's hold (a replace abandoned) or, with 0, every version's (an
+        order that ended before it was accepted); idempotent. Returns what was held."""
+        reply = await call(self.stub.ReleaseBuyingPower, accounts_pb2.ReleaseBuyingPowerRequest(
+            order_id=order.order_id, order_version=version, user_id=order.user_id), timeout=self.timeout,
+            what="accounts")
+        return parse_decimal(reply.released, "released") or Decimal(0)

@@ -1,38 +1,51 @@
-"""Events the orders service emits (each carries the order as it is after the change)."""
+"""What the orders service tells others: each domain event an order records becomes one
+outbox message (carrying the order as it is after the change) and one audit row, in the
+transaction of the change. The orders service consumes no events."""
 
 from __future__ import annotations
 
 from mbt.orders.v1 import events_pb2
-from services.common.wire.conv import decimal_str
 from services.common.ids import derived_id
-from services.common.messaging.outbox import UnitOfWork
-from services.orders.domain import Fill, Order
+from services.common.persistence.uow import UnitOfWork
+from services.common.wire.conv import decimal_str
+from services.orders.domain.model import (Order, OrderAccepted, OrderCanceled, OrderEvent, OrderExpired, OrderFilled,
+                                          OrderRejected, OrderReplaced, OrderTriggered)
 from services.orders.wire import fill_to_proto, order_to_proto
 
-_KINDS = {
-    "accepted": events_pb2.OrderAccepted,
-    "rejected": events_pb2.OrderRejected,
-    "triggered": events_pb2.OrderTriggered,
-    "canceled": events_pb2.OrderCanceled,
-    "expired": events_pb2.OrderExpired,
+# The audit action of each event; a submit is audited once, however it ended.
+AUDIT_ACTIONS: dict[type, str] = {
+    OrderAccepted: "submit", OrderRejected: "submit", OrderTriggered: "trigger", OrderReplaced: "replace",
+    OrderFilled: "fill", OrderCanceled: "cancel", OrderExpired: "expire",
 }
 
 
-def emit_order_event(uow: UnitOfWork, kind: str, order: Order) -> None:
-    uow.emit(_KINDS[kind](order=order_to_proto(order)), aggregate_id=order.order_id, user_id=order.user_id,
-             occurred_at=order.updated_at)
-
-
-def emit_replaced(uow: UnitOfWork, order: Order, previous: Order) -> None:
-    uow.emit(events_pb2.OrderReplaced(order=order_to_proto(order), previous=order_to_proto(previous)),
-             aggregate_id=order.order_id, user_id=order.user_id, occurred_at=order.updated_at)
-
-
-def emit_filled(uow: UnitOfWork, order: Order, fill: Fill) -> None:
-    # The event id derives from the fill id: a fill can only ever produce one OrderFilled.
-    uow.emit(events_pb2.OrderFilled(order=order_to_proto(order), fill=fill_to_proto(fill)),
-             aggregate_id=order.order_id, user_id=order.user_id, occurred_at=fill.filled_at,
-             event_id=derived_id("evt", fill.fill_id))
+async def publish(uow: UnitOfWork, event: OrderEvent) -> None:
+    order = event.order
+    common = {"aggregate_id": order.order_id, "user_id": order.user_id, "occurred_at": order.updated_at}
+    match event:
+        case OrderAccepted():
+            await uow.emit(events_pb2.OrderAccepted(order=order_to_proto(order)), **common)
+        case OrderRejected():
+            await uow.emit(events_pb2.OrderRejected(order=order_to_proto(order)), **common)
+        case OrderTriggered():
+            await uow.emit(events_pb2.OrderTriggered(order=order_to_proto(order)), **common)
+        case OrderReplaced(previous=previous):
+            await uow.emit(events_pb2.OrderReplaced(order=order_to_proto(order), previous=order_to_proto(previous)),
+                           **common)
+        case OrderFilled(fill=fill):
+            # The event id derives from the fill id: a fill can only ever produce one OrderFilled.
+            await uow.emit(events_pb2.OrderFilled(order=order_to_proto(order), fill=fill_to_proto(fill)),
+                           **{**common, "occurred_at": fill.filled_at}, event_id=derived_id("evt", fill.fill_id))
+        case OrderCanceled():
+            await uow.emit(events_pb2.OrderCanceled(order=order_to_proto(order)), **common)
+        case OrderExpired():
+            await uow.emit(events_pb2.OrderExpired(order=order_to_proto(order)), **common)
+    action = AUDIT_ACTIONS[type(event)]
+    previous = getattr(event, "previous", None)
+    cause = event.fill.fill_id if isinstance(event, OrderFilled) else f"{order.order_id}:{action}:{order.version}"
+    await uow.audit(action=action, entity_type="order", entity_id=order.order_id, user_id=order.user_id,
+                    before=None if previous is None else audit_snapshot(previous), after=audit_snapshot(order),
+                    occurred_at=order.updated_at, cause=cause)
 
 
 def audit_snapshot(order: Order) -> dict:

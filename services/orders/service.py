@@ -1,68 +1,75 @@
-"""OrdersService servicer: thin — parse, call the use cases, answer."""
+"""OrdersService servicer: thin — wire in, use case, wire out (errors map in the interceptor)."""
 
 from __future__ import annotations
 
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.common.rpc.context import require_user_id
-from services.common.wire.conv import from_timestamp
 from services.common.errors import invalid_argument
 from services.common.ids import requested_id
+from services.common.rpc.context import require_user_id
+from services.common.wire.conv import from_timestamp
 from services.orders import wire
-from services.orders.usecases import Orders
+from services.orders.usecases.lifecycle import Lifecycle
+from services.orders.usecases.reads import OrderReads
+from services.orders.usecases.replace import ReplaceSaga
+from services.orders.usecases.submit import SubmitSaga
 
 
 class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, orders: Orders) -> None:
-        self.orders = orders
+    def __init__(self, submits: SubmitSaga, replaces: ReplaceSaga, lifecycle: Lifecycle, reads: OrderReads) -> None:
+        self.submits = submits
+        self.replaces = replaces
+        self.lifecycle = lifecycle
+        self.reads = reads
 
     async def SubmitOrder(self, request, context):
-        order, replay = await self.orders.submit(require_user_id(), request)
+        order, replay = await self.submits.submit(require_user_id(), wire.spec_from_request(request))
         return orders_pb2.SubmitOrderResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
 
     async def ListOrders(self, request, context):
-        orders, token = await self.orders.list(require_user_id(), wire.status_filter(request.status),
-                                               request.symbol.strip().upper(), request.page_size, request.page_token)
+        orders, token = await self.reads.list(require_user_id(), wire.status_filter(request.status),
+                                              request.symbol.strip().upper(), request.page_size, request.page_token)
         return orders_pb2.ListOrdersResponse(orders=[wire.order_to_proto(o) for o in orders], next_page_token=token)
 
     async def GetOrder(self, request, context):
-        order = await self.orders.get(require_user_id(), _order_id(request.order_id))
+        order = await self.reads.get(require_user_id(), _order_id(request.order_id))
         return orders_pb2.GetOrderResponse(order=wire.order_to_proto(order))
 
     async def CancelOrder(self, request, context):
-        order = await self.orders.cancel(require_user_id(), _order_id(request.order_id))
+        order = await self.lifecycle.cancel(require_user_id(), _order_id(request.order_id))
         return orders_pb2.CancelOrderResponse(order=wire.order_to_proto(order))
 
     async def ReplaceOrder(self, request, context):
-        order = await self.orders.replace_order(require_user_id(), _order_id(request.order_id), request)
+        order = await self.replaces.replace(require_user_id(), _order_id(request.order_id),
+                                            wire.replace_terms(request))
         return orders_pb2.ReplaceOrderResponse(order=wire.order_to_proto(order))
 
     async def ListOpenOrders(self, request, context):
-        orders, token = await self.orders.list_open(request.symbol.strip().upper(), request.page_size,
-                                                    request.page_token)
+        orders, token = await self.reads.list_working(request.symbol.strip().upper(), request.page_size,
+                                                      request.page_token)
         return orders_pb2.ListOpenOrdersResponse(orders=[wire.order_to_proto(o) for o in orders],
                                                  next_page_token=token)
 
     async def RecordFill(self, request, context):
-        order, duplicate = await self.orders.record_fill(wire.fill_from_proto(request.fill))
+        order, duplicate = await self.lifecycle.record_fill(wire.fill_from_proto(request.fill))
         return orders_pb2.RecordFillResponse(order=wire.order_to_proto(order), duplicate=duplicate)
 
     async def MarkOrderTriggered(self, request, context):
         at = from_timestamp(request.triggered_at)
         if at is None:
             raise invalid_argument("triggered_at is required", "triggered_at")
-        order = await self.orders.mark_triggered(_order_id(request.order_id), at)
+        order = await self.lifecycle.mark_triggered(_order_id(request.order_id), at)
         return orders_pb2.MarkOrderTriggeredResponse(order=wire.order_to_proto(order))
 
     async def CancelUnfilledOrder(self, request, context):
-        order = await self.orders.cancel_unfilled(_order_id(request.order_id), request.reason)
+        order = await self.lifecycle.cancel(None, _order_id(request.order_id), request.reason or "not_filled")
         return orders_pb2.CancelUnfilledOrderResponse(order=wire.order_to_proto(order))
 
     async def ExpireOrders(self, request, context):
-        count = await self.orders.expire_due(from_timestamp(request.as_of))
+        count = await self.lifecycle.expire_due(from_timestamp(request.as_of))
         return orders_pb2.ExpireOrdersResponse(expired_count=count)
 
     async def GetFill(self, request, context):
-        fill, order = await self.orders.get_fill(_fill_id(request.fill_id))
+        fill, order = await self.reads.get_fill(_fill_id(request.fill_id))
         return orders_pb2.GetFillResponse(fill=wire.fill_to_proto(fill), order=wire.order_to_proto(order))
 
 

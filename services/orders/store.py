@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, and_, delete, \
     func, or_, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
-from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Replacement, Side, Status,
-                                    TimeInForce)
+from services.orders.domain.model import (AssetClass, Fill, Leg, Order, OrderCanceled, OrderEvent, OrderExpired,
+                                          OrderFilled, OrderSpec, OrderType, Replacement, Side, Status, TimeInForce)
+
+# Events after which the order works no more: a replace still pending for it is abandoned.
+ENDING = (OrderFilled, OrderCanceled, OrderExpired)
 
 SERVICE = "orders"
 
@@ -160,88 +165,106 @@ def _to_replacement(row: ReplacementRow, spec: OrderSpec) -> Replacement:
 
 
 class OrderRepository:
-    """Orders and fills of one transaction (``session``)."""
+    """Orders, their fills and their replace saga, in one transaction (``session``).
 
-    def __init__(self, session: Session) -> None:
+    ``save`` persists what the order's recorded events say (a fill row for OrderFilled; the
+    pending replace of an order that ended is abandoned) and hands the events to ``collect``
+    (the unit of work's), returning the order without them."""
+
+    def __init__(self, session: AsyncSession, collect: Callable[[Iterable[OrderEvent]], None] | None = None) -> None:
         self.session = session
+        self.collect = collect
 
-    def add(self, order: Order) -> None:
+    async def add(self, order: Order) -> None:
         row = OrderRow()
         _write(row, order)
         self.session.add(row)
-        self.session.flush()
+        await self.session.flush()
 
-    def save(self, order: Order) -> None:
-        row = self.session.get(OrderRow, order.order_id)
+    async def save(self, order: Order) -> Order:
+        row = await self.session.get(OrderRow, order.order_id)
         _write(row, order)
-        self.session.flush()
+        for event in order.events:
+            if isinstance(event, OrderFilled):
+                await self._add_fill(event.fill, order.user_id)
+            if isinstance(event, ENDING) and event.previous.pending is not None:
+                await self.close_replacement(order.order_id, event.previous.pending.version, "abandoned")
+        await self.session.flush()
+        if self.collect is not None:
+            self.collect(order.events)
+        return replace(order, events=())
 
-    def get(self, order_id: str, *, user_id: str | None = None, lock: bool = False) -> Order | None:
+    async def get(self, order_id: str, *, user_id: str | None = None, lock: bool = False,
+                  with_fills: bool = False) -> Order | None:
         query = select(OrderRow).where(OrderRow.order_id == order_id)
         if user_id is not None:
             query = query.where(OrderRow.user_id == user_id)
         if lock:
             query = query.with_for_update()
-        row = self.session.execute(query).scalar_one_or_none()
-        return None if row is None else self._with_pending(_to_order(row))
+        row = (await self.session.execute(query)).scalar_one_or_none()
+        if row is None:
+            return None
+        order = await self._with_pending(_to_order(row))
+        return replace(order, fills=tuple(await self.fills_of(order_id))) if with_fills else order
 
-    def _with_pending(self, order: Order) -> Order:
-        row = self.session.execute(select(ReplacementRow).where(ReplacementRow.order_id == order.order_id,
-                                                                ReplacementRow.status == "pending")).scalar_one_or_none()
+    async def _with_pending(self, order: Order) -> Order:
+        row = (await self.session.execute(select(ReplacementRow).where(
+            ReplacementRow.order_id == order.order_id, ReplacementRow.status == "pending"))).scalar_one_or_none()
         return order if row is None else replace(order, pending=_to_replacement(row, order.spec))
 
     # -- the replace saga ------------------------------------------------------------
 
-    def add_replacement(self, order_id: str, pending: Replacement) -> None:
+    async def add_replacement(self, order_id: str, pending: Replacement) -> None:
         spec = pending.spec
         self.session.add(ReplacementRow(order_id=order_id, version=pending.version, qty=spec.qty,
                                         time_in_force=spec.time_in_force.value, limit_price=spec.limit_price,
                                         stop_price=spec.stop_price, collar_price=pending.collar_price,
                                         expires_at=pending.expires_at, requested_at=pending.requested_at,
                                         lease_until=pending.lease_until, status="pending"))
-        self.session.flush()
+        await self.session.flush()
 
-    def last_replacement_version(self, order_id: str) -> int:
-        return self.session.execute(select(func.max(ReplacementRow.version))
-                                    .where(ReplacementRow.order_id == order_id)).scalar() or 0
+    async def last_replacement_version(self, order_id: str) -> int:
+        return (await self.session.execute(select(func.max(ReplacementRow.version))
+                                           .where(ReplacementRow.order_id == order_id))).scalar() or 0
 
-    def close_replacement(self, order_id: str, version: int, status: str) -> None:
+    async def close_replacement(self, order_id: str, version: int, status: str) -> None:
         """``status`` committed or abandoned; a pending replacement only."""
-        self.session.execute(update(ReplacementRow).where(
+        await self.session.execute(update(ReplacementRow).where(
             ReplacementRow.order_id == order_id, ReplacementRow.version == version,
             ReplacementRow.status == "pending").values(status=status))
 
-    def forget_replacement(self, order_id: str, version: int) -> None:
+    async def forget_replacement(self, order_id: str, version: int) -> None:
         """A replace refused before anything was held for it: its version may be used again."""
-        self.session.execute(delete(ReplacementRow).where(ReplacementRow.order_id == order_id,
-                                                          ReplacementRow.version == version,
-                                                          ReplacementRow.status == "pending"))
+        await self.session.execute(delete(ReplacementRow).where(ReplacementRow.order_id == order_id,
+                                                                ReplacementRow.version == version,
+                                                                ReplacementRow.status == "pending"))
 
-    def lease_replacement(self, order_id: str, version: int, now: datetime, until: datetime) -> bool:
+    async def lease_replacement(self, order_id: str, version: int, now: datetime, until: datetime) -> bool:
         """Take over a pending replacement whose lease ran out; False if someone holds it."""
-        return self.session.execute(update(ReplacementRow).where(
+        return (await self.session.execute(update(ReplacementRow).where(
             ReplacementRow.order_id == order_id, ReplacementRow.version == version,
             ReplacementRow.status == "pending", ReplacementRow.lease_until <= now).values(lease_until=until)
-        ).rowcount == 1
+        )).rowcount == 1
 
-    def unleased_replacements(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+    async def unleased_replacements(self, now: datetime, limit: int) -> list[tuple[str, int]]:
         """(order id, version) of pending replacements nobody owns any more."""
-        return [(row.order_id, row.version) for row in self.session.execute(
+        return [(row.order_id, row.version) for row in await self.session.execute(
             select(ReplacementRow.order_id, ReplacementRow.version).where(
                 ReplacementRow.status == "pending", ReplacementRow.lease_until <= now)
             .order_by(ReplacementRow.lease_until).limit(limit))]
 
-    def with_fills(self, order: Order) -> Order:
-        return replace(order, fills=tuple(self.fills_of(order.order_id)))
+    # -- queries ----------------------------------------------------------------------
 
-    def by_client_order_id(self, user_id: str, client_order_id: str) -> Order | None:
-        row = self.session.execute(select(OrderRow).where(OrderRow.user_id == user_id,
-                                                          OrderRow.client_order_id == client_order_id)
-                                   ).scalar_one_or_none()
+    async def by_client_order_id(self, user_id: str, client_order_id: str) -> Order | None:
+        row = (await self.session.execute(select(OrderRow).where(
+            OrderRow.user_id == user_id, OrderRow.client_order_id == client_order_id))).scalar_one_or_none()
         return None if row is None else _to_order(row)
 
-    def list_for_user(self, user_id: str, *, status: Status | None, symbol: str | None,
-                      after: tuple[datetime, str] | None, limit: int) -> list[Order]:
+    async def _orders(self, query) -> list[Order]:
+        return [_to_order(row) for row in (await self.session.execute(query)).scalars()]
+
+    async def list_for_user(self, user_id: str, *, status: Status | None, symbol: str | None,
+                            after: tuple[datetime, str] | None, limit: int) -> list[Order]:
         """Newest first; ``after`` is the (created_at, order_id) of the previous page's last order."""
         query = select(OrderRow).where(OrderRow.user_id == user_id)
         if status is not None:
@@ -252,44 +275,40 @@ class OrderRepository:
             created_at, order_id = after
             query = query.where(or_(OrderRow.created_at < created_at,
                                     and_(OrderRow.created_at == created_at, OrderRow.order_id < order_id)))
-        query = query.order_by(OrderRow.created_at.desc(), OrderRow.order_id.desc()).limit(limit)
-        return [_to_order(row) for row in self.session.execute(query).scalars()]
+        return await self._orders(query.order_by(OrderRow.created_at.desc(), OrderRow.order_id.desc()).limit(limit))
 
-    def list_working(self, *, symbol: str | None, after_id: str | None, limit: int,
-                     statuses: tuple[Status, ...] = (Status.ACCEPTED,)) -> list[Order]:
-        query = select(OrderRow).where(OrderRow.status.in_([s.value for s in statuses]))
+    async def list_working(self, *, symbol: str | None, after_id: str | None, limit: int) -> list[Order]:
+        query = select(OrderRow).where(OrderRow.status == Status.ACCEPTED.value)
         if symbol:
             query = query.where(OrderRow.symbol == symbol)
         if after_id:
             query = query.where(OrderRow.order_id > after_id)
-        query = query.order_by(OrderRow.order_id).limit(limit)
-        return [_to_order(row) for row in self.session.execute(query).scalars()]
+        return await self._orders(query.order_by(OrderRow.order_id).limit(limit))
 
-    def stuck_new(self, created_before: datetime, limit: int) -> list[Order]:
-        query = (select(OrderRow).where(OrderRow.status == Status.NEW.value, OrderRow.created_at <= created_before)
-                 .order_by(OrderRow.created_at).limit(limit))
-        return [_to_order(row) for row in self.session.execute(query).scalars()]
+    async def stuck_new(self, created_before: datetime, limit: int) -> list[Order]:
+        return await self._orders(select(OrderRow).where(OrderRow.status == Status.NEW.value,
+                                                         OrderRow.created_at <= created_before)
+                                  .order_by(OrderRow.created_at).limit(limit))
 
-    def due_to_expire(self, now: datetime, limit: int) -> list[Order]:
-        query = (select(OrderRow).where(OrderRow.status == Status.ACCEPTED.value, OrderRow.expires_at <= now)
-                 .order_by(OrderRow.expires_at, OrderRow.order_id).limit(limit))
-        return [_to_order(row) for row in self.session.execute(query).scalars()]
+    async def due_to_expire(self, now: datetime, limit: int) -> list[Order]:
+        return await self._orders(select(OrderRow).where(OrderRow.status == Status.ACCEPTED.value,
+                                                         OrderRow.expires_at <= now)
+                                  .order_by(OrderRow.expires_at, OrderRow.order_id).limit(limit))
 
     # -- fills ----------------------------------------------------------------------
 
-    def add_fill(self, fill: Fill, user_id: str) -> None:
+    async def _add_fill(self, fill: Fill, user_id: str) -> None:
         values = {name: getattr(fill, name) for name in _FILL_FIELDS}
         self.session.add(FillRow(**values, side=fill.side.value, user_id=user_id, legs=[]))
-        self.session.flush()
 
-    def get_fill(self, fill_id: str) -> Fill | None:
-        row = self.session.get(FillRow, fill_id)
+    async def get_fill(self, fill_id: str) -> Fill | None:
+        row = await self.session.get(FillRow, fill_id)
         return None if row is None else _to_fill(row)
 
-    def fills_of(self, order_id: str) -> list[Fill]:
-        return [_to_fill(row) for row in self.session.execute(
+    async def fills_of(self, order_id: str) -> list[Fill]:
+        return [_to_fill(row) for row in (await self.session.execute(
             select(FillRow).where(FillRow.order_id == order_id).order_by(FillRow.filled_at, FillRow.fill_id)
-        ).scalars()]
+        )).scalars()]
 
 
 _FILL_FIELDS = ("fill_id", "order_id", "symbol", "qty", "price", "multiplier", "bid_price", "bid_size", "ask_price",

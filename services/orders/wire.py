@@ -9,38 +9,27 @@ from mbt.orders.v1 import orders_pb2
 from services.common.wire.conv import (datetime_from_ns, from_timestamp, parse_decimal,
                                   parse_enum, price_str, qty_str, timestamp_from_ns, timestamp_ns, to_timestamp)
 from services.common.errors import invalid_argument
-from services.orders.domain import (AssetClass, Fill, Leg, Order, OrderSpec, OrderType, Side, Status,
-                                    TimeInForce)
+from services.common.wire.trading import (ASSET_CLASS_WIRE, ASSET_CLASSES, ORDER_TYPE_WIRE, ORDER_TYPES, SIDE_WIRE,
+                                         SIDES, TIME_IN_FORCE_WIRE, TIMES_IN_FORCE)
+from services.orders.domain.model import AssetClass, Fill, Leg, Order, OrderSpec, Status
+from services.orders.domain.rules import ReplaceTerms
 
-SIDES = {trading_pb2.ORDER_SIDE_BUY: Side.BUY, trading_pb2.ORDER_SIDE_SELL: Side.SELL}
-TYPES = {trading_pb2.ORDER_TYPE_MARKET: OrderType.MARKET, trading_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
-         trading_pb2.ORDER_TYPE_STOP: OrderType.STOP, trading_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT}
-TIFS = {trading_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY, trading_pb2.TIME_IN_FORCE_GTC: TimeInForce.GTC,
-        trading_pb2.TIME_IN_FORCE_IOC: TimeInForce.IOC, trading_pb2.TIME_IN_FORCE_FOK: TimeInForce.FOK}
-ASSET_CLASSES = {trading_pb2.ASSET_CLASS_US_EQUITY: AssetClass.US_EQUITY,
-                 trading_pb2.ASSET_CLASS_US_OPTION: AssetClass.US_OPTION}
 STATUSES = {orders_pb2.ORDER_STATUS_NEW: Status.NEW, orders_pb2.ORDER_STATUS_ACCEPTED: Status.ACCEPTED,
             orders_pb2.ORDER_STATUS_FILLED: Status.FILLED, orders_pb2.ORDER_STATUS_CANCELED: Status.CANCELED,
             orders_pb2.ORDER_STATUS_REJECTED: Status.REJECTED, orders_pb2.ORDER_STATUS_EXPIRED: Status.EXPIRED}
+STATUS_WIRE = {value: number for number, value in STATUSES.items()}
 
 
-def _reverse(mapping: dict) -> dict:
-    return {value: key for key, value in mapping.items()}
-
-
-SIDE_WIRE, TYPE_WIRE, TIF_WIRE = _reverse(SIDES), _reverse(TYPES), _reverse(TIFS)
-ASSET_CLASS_WIRE, STATUS_WIRE = _reverse(ASSET_CLASSES), _reverse(STATUSES)
-
-
-def spec_from_request(request: orders_pb2.SubmitOrderRequest, client_order_id: str) -> OrderSpec:
+def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
+    """What a submit asks for (its client_order_id as sent: empty means "use the order id")."""
     return OrderSpec(
-        client_order_id=client_order_id,
+        client_order_id=request.client_order_id.strip(),
         symbol=request.symbol.strip().upper(),
         asset_class=parse_enum(ASSET_CLASSES, request.asset_class, "asset_class", required=False) or AssetClass.US_EQUITY,
         side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
-        order_type=parse_enum(TYPES, request.order_type, "order_type"),
-        time_in_force=parse_enum(TIFS, request.time_in_force, "time_in_force"),
+        order_type=parse_enum(ORDER_TYPES, request.order_type, "order_type"),
+        time_in_force=parse_enum(TIMES_IN_FORCE, request.time_in_force, "time_in_force"),
         limit_price=parse_decimal(request.limit_price, "limit_price"),
         stop_price=parse_decimal(request.stop_price, "stop_price"),
         legs=tuple(Leg(leg.symbol, parse_enum(SIDES, leg.side, "legs.side"), leg.ratio) for leg in request.legs),
@@ -51,8 +40,12 @@ def status_filter(value: int) -> Status | None:
     return parse_enum(STATUSES, value, "status", required=False)
 
 
-def tif_filter(value: int) -> TimeInForce | None:
-    return parse_enum(TIFS, value, "time_in_force", required=False)
+def replace_terms(request: orders_pb2.ReplaceOrderRequest) -> ReplaceTerms:
+    return ReplaceTerms(qty=parse_decimal(request.qty, "qty"),
+                        limit_price=parse_decimal(request.limit_price, "limit_price"),
+                        stop_price=parse_decimal(request.stop_price, "stop_price"),
+                        time_in_force=parse_enum(TIMES_IN_FORCE, request.time_in_force, "time_in_force",
+                                                 required=False))
 
 
 def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
@@ -86,8 +79,8 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
     return orders_pb2.Order(
         order_id=order.order_id, client_order_id=spec.client_order_id, account_id=order.account_id,
         user_id=order.user_id, symbol=spec.symbol, asset_class=ASSET_CLASS_WIRE[spec.asset_class],
-        side=SIDE_WIRE[spec.side], qty=qty_str(spec.qty), order_type=TYPE_WIRE[spec.order_type],
-        time_in_force=TIF_WIRE[spec.time_in_force], limit_price=price_str(spec.limit_price),
+        side=SIDE_WIRE[spec.side], qty=qty_str(spec.qty), order_type=ORDER_TYPE_WIRE[spec.order_type],
+        time_in_force=TIME_IN_FORCE_WIRE[spec.time_in_force], limit_price=price_str(spec.limit_price),
         stop_price=price_str(spec.stop_price),
         legs=[trading_pb2.OrderLeg(symbol=leg.symbol, side=SIDE_WIRE[leg.side], ratio=leg.ratio) for leg in spec.legs],
         multiplier=qty_str(order.multiplier), status=STATUS_WIRE[order.status], reject_reason=order.reject_reason,

@@ -1,6 +1,6 @@
 """The consumer side of the outbox: ``EventSinkService.Deliver``.
 
-Each event is applied in its own transaction together with its id in the inbox, so a
+Each event is applied in its own unit of work together with its id in the inbox, so a
 redelivered event is acknowledged without being applied again.
 """
 
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mbt.common.v1 import events_pb2, events_pb2_grpc
 from services.common.rpc import context
@@ -21,20 +22,23 @@ from services.common.clock import Clock
 from services.common.persistence.db import Database
 from services.common.errors import DomainError
 from services.common.observability.metrics import LEDGER_REFUSALS
-from services.common.messaging.outbox import Outbox, OutboxTables, UnitOfWork, unit_of_work
+from services.common.messaging import topology
+from services.common.messaging.outbox import Outbox, OutboxTables
+from services.common.persistence.uow import UnitOfWork, unit_of_work
 from services.common.rpc.protoregistry import message_class
 
 log = logging.getLogger(__name__)
 
-# handler(uow, event, payload): apply the event's effect with uow.session, emit follow-ups with uow.emit.
-EventHandler = Callable[[UnitOfWork, events_pb2.Event, Message], None]
+# handler(uow, event, payload): apply the event's effect in the unit of work (its session, its
+# repositories); what the handler's aggregates record is published with it.
+EventHandler = Callable[[UnitOfWork, events_pb2.Event, Message], Awaitable[None]]
 
 
 def payload_digest(event: events_pb2.Event) -> str:
     return hashlib.sha256(event.payload.SerializeToString(deterministic=True)).hexdigest()
 
 
-def record_once(session: Session, tables: OutboxTables, event: events_pb2.Event, received_at) -> bool:
+async def record_once(session: AsyncSession, tables: OutboxTables, event: events_pb2.Event, received_at) -> bool:
     """Insert the event id into the inbox; False when it was already there with the same
     producer, type and payload. The same id with anything else is refused
     (IDEMPOTENCY_KEY_REUSED): an event id names one event, never two."""
@@ -46,10 +50,10 @@ def record_once(session: Session, tables: OutboxTables, event: events_pb2.Event,
         event_id=event.event_id, producer=event.producer, event_type=event.event_type, received_at=received_at,
         payload_sha256=digest).on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id)
     # RETURNING rather than rowcount: psycopg reports no rowcount for this statement.
-    if session.execute(statement).first() is not None:
+    if (await session.execute(statement)).first() is not None:
         return True
-    first = session.execute(select(inbox.c.producer, inbox.c.event_type, inbox.c.payload_sha256)
-                            .where(inbox.c.event_id == event.event_id)).one()
+    first = (await session.execute(select(inbox.c.producer, inbox.c.event_type, inbox.c.payload_sha256)
+                                   .where(inbox.c.event_id == event.event_id))).one()
     if (first.producer, first.event_type) != (event.producer, event.event_type) or \
             first.payload_sha256 not in (None, digest):
         LEDGER_REFUSALS.labels(service=tables.inbox.name.removesuffix("_inbox"), reason="idempotency_key_reused").inc()
@@ -62,32 +66,44 @@ def record_once(session: Session, tables: OutboxTables, event: events_pb2.Event,
 
 
 class EventSink(events_pb2_grpc.EventSinkServiceServicer):
-    def __init__(self, db: Database, outbox: Outbox, clock: Clock, handlers: Mapping[str, EventHandler]) -> None:
+    """``Deliver``: each event applied in its own unit of work with its id in the inbox.
+
+    ``handlers`` must cover exactly the events the topology routes to ``service``: a handler
+    for an event nobody sends it, or an event sent it that nothing handles, is a wiring error
+    found when the service is built."""
+
+    def __init__(self, service: str, db: Database, outbox: Outbox, clock: Clock,
+                 handlers: Mapping[str, EventHandler],
+                 publish: Callable[[UnitOfWork, Any], Awaitable[None]] | None = None) -> None:
+        routed = topology.routed_to(service)
+        if set(handlers) != routed:
+            raise ValueError(f"{service}'s event handlers disagree with the topology: handled but not routed "
+                             f"{sorted(set(handlers) - routed)}, routed but not handled {sorted(routed - set(handlers))}")
         self.db = db
         self.outbox = outbox
         self.clock = clock
         self.handlers = dict(handlers)
+        self.publish = publish
 
-    def apply(self, event: events_pb2.Event) -> bool:
+    async def apply(self, event: events_pb2.Event) -> bool:
         """Apply one event exactly once in effect; True if it was new."""
-        # Runs on a database thread in a copied context: the request id stays local to it.
         context.set_request_id(event.request_id or context.request_id())
-        with unit_of_work(self.db, self.outbox) as uow:
-            if not record_once(uow.session, self.outbox.tables, event, self.clock.now()):
+        async with unit_of_work(self.db, self.outbox, self.publish) as uow:
+            if not await record_once(uow.session, self.outbox.tables, event, self.clock.now()):
                 return False
             handler = self.handlers.get(event.event_type)
-            if handler is None:
+            if handler is None:  # written before the topology stopped routing it here
                 log.info("event type not handled here; recorded and skipped",
                          extra={"fields": {"event_type": event.event_type, "event_id": event.event_id}})
                 return True
             payload = message_class(event.event_type)()
             event.payload.Unpack(payload)
-            handler(uow, event, payload)
+            await handler(uow, event, payload)
             return True
 
     async def Deliver(self, request, context_):
         acknowledged = []
         for event in request.events:
-            await self.db.run(self.apply, event)
+            await self.apply(event)
             acknowledged.append(event.event_id)
         return events_pb2.DeliverResponse(acknowledged_event_ids=acknowledged)

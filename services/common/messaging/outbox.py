@@ -14,8 +14,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +24,7 @@ from google.protobuf.message import Message
 from sqlalchemy import (BigInteger, Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
                         delete, insert, select, update)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mbt.common.v1 import audit_pb2, events_pb2
 from services.common.rpc import context
@@ -127,27 +126,27 @@ class Outbox:
         for callback in self._listeners:
             callback(subscribers)
 
-    def add(self, session: Session, payload: Message, *, aggregate_id: str, user_id: str = "",
-            event_id: str | None = None, occurred_at: datetime | None = None) -> tuple[str, ...]:
+    async def add(self, session: AsyncSession, payload: Message, *, aggregate_id: str, user_id: str = "",
+                  event_id: str | None = None, occurred_at: datetime | None = None) -> tuple[str, ...]:
         """Write one event; returns the subscribers it is pending for."""
         event_type = payload.DESCRIPTOR.full_name
         event_id = event_id or new_id("evt")
         packed = any_pb2.Any()
         packed.Pack(payload)
-        result = session.execute(insert(self.tables.outbox).values(
+        result = await session.execute(insert(self.tables.outbox).values(
             event_id=event_id, event_type=event_type, aggregate_id=aggregate_id, user_id=user_id,
             request_id=context.request_id(), occurred_at=occurred_at or self.clock.now(),
             payload=packed.SerializeToString()))
         sequence = result.inserted_primary_key[0]
         subscribers = topology.subscribers(event_type)
         if subscribers:
-            session.execute(insert(self.tables.pending),
-                            [{"sequence": sequence, "subscriber": name} for name in subscribers])
+            await session.execute(insert(self.tables.pending),
+                                  [{"sequence": sequence, "subscriber": name} for name in subscribers])
         return subscribers
 
-    def audit(self, session: Session, *, action: str, entity_type: str, entity_id: str, user_id: str,
-              before: Mapping | None, after: Mapping | None, occurred_at: datetime | None = None,
-              cause: str | None = None) -> tuple[str, ...]:
+    async def audit(self, session: AsyncSession, *, action: str, entity_type: str, entity_id: str, user_id: str,
+                    before: Mapping | None, after: Mapping | None, occurred_at: datetime | None = None,
+                    cause: str | None = None) -> tuple[str, ...]:
         """Record one audit message; ``cause`` makes its id deterministic (a retry of the
         same change gives the same audit id, deduplicated downstream)."""
         caller = context.identity()
@@ -161,34 +160,8 @@ class Outbox:
             entity_type=entity_type, entity_id=entity_id, user_id=user_id, before=_struct(before),
             after=_struct(after), request_id=context.request_id(), occurred_at=to_timestamp(occurred_at),
             service=self.service)
-        return self.add(session, message, aggregate_id=entity_id, user_id=user_id,
-                        event_id=derived_id("evt", audit_id), occurred_at=occurred_at)
-
-
-@dataclass
-class UnitOfWork:
-    """One transaction of a service: its session plus the outbox to emit into."""
-
-    session: Session
-    outbox: Outbox
-    # Subscribers with new pending events: their relays are woken after commit.
-    subscribers: set[str] = field(default_factory=set)
-
-    def emit(self, payload: Message, **kwargs) -> None:
-        self.subscribers.update(self.outbox.add(self.session, payload, **kwargs))
-
-    def audit(self, **kwargs) -> None:
-        self.subscribers.update(self.outbox.audit(self.session, **kwargs))
-
-
-@contextmanager
-def unit_of_work(db: Database, outbox: Outbox) -> Iterator[UnitOfWork]:
-    """Commit the block's rows and events together; wake the relay after commit."""
-    with db.transaction() as session:
-        uow = UnitOfWork(session, outbox)
-        yield uow
-    if uow.subscribers:
-        outbox.notify(frozenset(uow.subscribers))
+        return await self.add(session, message, aggregate_id=entity_id, user_id=user_id,
+                              event_id=derived_id("evt", audit_id), occurred_at=occurred_at)
 
 
 def envelope(producer: str, row) -> events_pb2.Event:
@@ -236,7 +209,7 @@ class OutboxRelay:
     # -- waking -------------------------------------------------------------------
 
     def wake(self, subscribers: frozenset[str]) -> None:
-        """Thread-safe: events for ``subscribers`` were committed."""
+        """Events for ``subscribers`` were committed (safe from any thread)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -247,66 +220,65 @@ class OutboxRelay:
 
     # -- lease --------------------------------------------------------------------
 
-    def _acquire_lease(self) -> bool:
+    async def _acquire_lease(self) -> bool:
         now = self.wall.now()
         expires = now + timedelta(seconds=self.lease_seconds)
         lease = self.tables.lease
-        with self.db.transaction() as session:
-            taken = session.execute(
+        async with self.db.writing() as session:
+            taken = (await session.execute(
                 update(lease).where(lease.c.name == self.LEASE_NAME)
                 .where((lease.c.holder == self.holder) | (lease.c.expires_at < now))
-                .values(holder=self.holder, expires_at=expires)).rowcount
+                .values(holder=self.holder, expires_at=expires))).rowcount
             if taken:
                 return True
-            if session.execute(select(lease.c.name).where(lease.c.name == self.LEASE_NAME)).first():
+            if (await session.execute(select(lease.c.name).where(lease.c.name == self.LEASE_NAME))).first():
                 return False
         try:
-            with self.db.transaction() as session:
-                session.execute(insert(lease).values(name=self.LEASE_NAME, holder=self.holder, expires_at=expires))
+            async with self.db.writing() as session:
+                await session.execute(insert(lease).values(name=self.LEASE_NAME, holder=self.holder,
+                                                           expires_at=expires))
             return True
         except IntegrityError:
             return False
 
-    def _release_lease(self) -> None:
+    async def _release_lease(self) -> None:
         lease = self.tables.lease
-        with self.db.transaction() as session:
-            session.execute(delete(lease).where(lease.c.name == self.LEASE_NAME)
-                            .where(lease.c.holder == self.holder))
+        async with self.db.writing() as session:
+            await session.execute(delete(lease).where(lease.c.name == self.LEASE_NAME)
+                                  .where(lease.c.holder == self.holder))
 
     # -- delivery -----------------------------------------------------------------
 
-    def _pending_batch(self, subscriber: str) -> list[events_pb2.Event]:
+    async def _pending_batch(self, subscriber: str) -> list[events_pb2.Event]:
         o, p = self.tables.outbox, self.tables.pending
-        with self.db.snapshot() as session:
-            rows = session.execute(
+        async with self.db.reading() as session:
+            rows = (await session.execute(
                 select(o).join(p, p.c.sequence == o.c.sequence).where(p.c.subscriber == subscriber)
-                .order_by(o.c.sequence).limit(self.batch_size)).all()
+                .order_by(o.c.sequence).limit(self.batch_size))).all()
         return [envelope(self.service, row) for row in rows]
 
-    def _acknowledge(self, subscriber: str, sequences: list[int]) -> None:
+    async def _acknowledge(self, subscriber: str, sequences: list[int]) -> None:
         p = self.tables.pending
-        with self.db.transaction() as session:
-            session.execute(delete(p).where(p.c.subscriber == subscriber).where(p.c.sequence.in_(sequences)))
+        async with self.db.writing() as session:
+            await session.execute(delete(p).where(p.c.subscriber == subscriber).where(p.c.sequence.in_(sequences)))
 
-    def _record_failure(self, subscriber: str, sequence: int, error: str) -> None:
+    async def _record_failure(self, subscriber: str, sequence: int, error: str) -> None:
         p = self.tables.pending
-        with self.db.transaction() as session:
-            session.execute(update(p).where(p.c.subscriber == subscriber).where(p.c.sequence == sequence)
-                            .values(attempts=p.c.attempts + 1, last_error=error[:1000]))
+        async with self.db.writing() as session:
+            await session.execute(update(p).where(p.c.subscriber == subscriber).where(p.c.sequence == sequence)
+                                  .values(attempts=p.c.attempts + 1, last_error=error[:1000]))
 
     async def deliver_once(self, subscriber: str) -> int:
         """Deliver one batch to ``subscriber``; returns how many were acknowledged."""
-        from mbt.common.v1 import events_pb2 as pb
-
         state = self._subscribers[subscriber]
-        events = await self.db.run(self._pending_batch, subscriber)
+        events = await self._pending_batch(subscriber)
         if not events:
             return 0
-        response = await state.stub.Deliver(pb.DeliverRequest(events=events), timeout=self.rpc_timeout)
+        response = await state.stub.Deliver(events_pb2.DeliverRequest(events=events), timeout=self.rpc_timeout)
         acknowledged = set(response.acknowledged_event_ids)
         sequences = [e.sequence for e in events if e.event_id in acknowledged]
         if sequences:
-            await self.db.run(self._acknowledge, subscriber, sequences)
+            await self._acknowledge(subscriber, sequences)
         self.delivered += len(sequences)
         return len(sequences)
 
@@ -335,9 +307,9 @@ class OutboxRelay:
                 log.warning("event delivery failed; will retry",
                             extra={"fields": {"subscriber": state.name, "attempt": state.failures,
                                               "retry_in_s": delay, "error": str(exc)[:300]}})
-                events = await self.db.run(self._pending_batch, state.name)
+                events = await self._pending_batch(state.name)
                 if events:
-                    await self.db.run(self._record_failure, state.name, events[0].sequence, str(exc))
+                    await self._record_failure(state.name, events[0].sequence, str(exc))
                 await asyncio.sleep(delay)
                 continue
             try:
@@ -354,7 +326,7 @@ class OutboxRelay:
         try:
             while True:
                 try:
-                    holding = await self.db.run(self._acquire_lease)
+                    holding = await self._acquire_lease()
                 except Exception as exc:
                     log.warning("outbox lease check failed", extra={"fields": {"error": str(exc)[:300]}})
                     holding = False
@@ -368,6 +340,6 @@ class OutboxRelay:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                await self.db.run(self._release_lease)
+                await self._release_lease()
             except Exception:
                 log.info("could not release the outbox lease; it will expire")

@@ -28,5 +28,10 @@ def subscribers(event_type: str) -> tuple[str, ...]:
     return SUBSCRIPTIONS.get(event_type, ())
 
 
+def routed_to(service: str) -> set[str]:
+    """The event types the topology delivers to ``service``."""
+    return {event_type for event_type, names in SUBSCRIPTIONS.items() if service in names}
+
+
 def consumers() -> set[str]:
     return {name for names in SUBSCRIPTIONS.values() for name in names}

@@ -1,25 +1,34 @@
-"""Database setup: one engine per service URL, sessions, and the unit of work.
+"""Database setup: one engine per service URL, async transactions and read snapshots
+(SQLAlchemy's asyncio extension: psycopg 3 on PostgreSQL, aiosqlite on SQLite).
 
 SQLite (the embedded default) runs in WAL mode; write transactions begin IMMEDIATE so
 concurrent writers queue on the busy timeout instead of failing on lock upgrades.
-PostgreSQL (psycopg 3) uses a connection pool; rows that serialise money movements are
-locked with SELECT … FOR UPDATE by the stores.
+PostgreSQL uses a connection pool; rows that serialise money movements are locked with
+SELECT … FOR UPDATE by the stores. A transaction keeps its own connection while it awaits,
+so one waiting on a lock never starves the one holding it.
+
+The blocking API (``transaction``/``snapshot`` contexts and ``run`` on a thread pool) serves
+the components not yet moved to the async one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import contextvars
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=60000",
+                  "PRAGMA foreign_keys=ON")
 
 
 def normalize_url(url: str) -> str:
@@ -30,70 +39,111 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16,
-                           max_overflow=16)
+def async_url(url: str) -> str:
+    """The asyncio driver's URL: aiosqlite for SQLite; psycopg 3 serves both on PostgreSQL."""
+    url = normalize_url(url)
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+    return url
 
+
+def _sqlite_events(engine: Engine, *, immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+
+def _sqlite_file(url: str) -> None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16,
+                           max_overflow=16)
+    _sqlite_events(engine, immediate=immediate)
+    return engine
+
+
+def _sqlite_async_engine(url: str, *, immediate: bool) -> AsyncEngine:
+    engine = create_async_engine(async_url(url), connect_args={"timeout": 60}, pool_size=16, max_overflow=16)
+    _sqlite_events(engine.sync_engine, immediate=immediate)
     return engine
 
 
 class Database:
-    """A service's database: write transactions, read snapshots, and a thread pool so
-    async servicers never block the event loop on I/O."""
+    """A service's database: ``transaction()`` writes, ``snapshot()`` reads — both async."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
+            _sqlite_file(self.url)
+            self.async_engine = _sqlite_async_engine(self.url, immediate=True)
+            self._async_read_engine = _sqlite_async_engine(self.url, immediate=False)
             self.engine = _sqlite_engine(self.url, immediate=True)
             self._read_engine = _sqlite_engine(self.url, immediate=False)
         else:
-            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
-                                        pool_pre_ping=True)
+            self.async_engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
+                                                    pool_pre_ping=True)
+            self._async_read_engine = self.async_engine
+            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             self._read_engine = self.engine
+        self._async_write_sessions = async_sessionmaker(self.async_engine, expire_on_commit=False)
+        self._async_read_sessions = async_sessionmaker(self._async_read_engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(4, pool_size), thread_name_prefix="db")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(4, pool_size),
+                                                               thread_name_prefix="db")
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        async with self._async_write_sessions() as session:
+            async with session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A read transaction; what it loaded stays readable after it ends."""
+        async with self._async_read_sessions() as session:
+            async with session.begin():
+                yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A write transaction: committed when the block ends, rolled back on error."""
+        """A blocking write transaction (run it through ``run``)."""
         with self._write_sessions() as session:
             with session.begin():
                 yield session
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
-        """A read transaction; what it loaded stays readable after it ends."""
+        """A blocking read transaction (run it through ``run``)."""
         with self._read_sessions() as session:
             with session.begin():
                 yield session
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run blocking database work on the pool, keeping the request context."""
-        import contextvars
-
         ctx = contextvars.copy_context()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: ctx.run(fn, *args, **kwargs))
+
+    async def aclose(self) -> None:
+        await self.async_engine.dispose()
+        if self._async_read_engine is not self.async_engine:
+            await self._async_read_engine.dispose()
+        self.dispose()
 
     def dispose(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=False)

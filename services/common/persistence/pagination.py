@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -53,3 +55,22 @@ def decode_page_token(token: str, digest: str) -> tuple[datetime, str] | None:
     if cursor.filter_digest != digest or not cursor.after_id or after_time is None:
         raise bad
     return after_time, cursor.after_id
+
+
+T = TypeVar("T")
+
+
+async def page(size: int, token: str, filters: tuple, fetch: Callable[[tuple[datetime, str] | None, int],
+                                                                     Awaitable[list[T]]],
+               cursor: Callable[[T], tuple[datetime, str]]) -> tuple[list[T], str]:
+    """One page of a list ordered by (time, id): ``fetch(after, limit)`` loads up to ``limit``
+    items after the cursor (None: from the start); ``cursor(item)`` is an item's (time, id).
+    Returns the page and the token of the next one ('' on the last page). The token is bound
+    to ``filters`` (a tuple of the list's filter values)."""
+    digest = filter_digest(*filters)
+    after = decode_page_token(token, digest)
+    limit = page_size(size)
+    items = await fetch(after, limit + 1)
+    if len(items) <= limit:
+        return items, ""
+    return items[:limit], encode_page_token(*cursor(items[limit - 1]), digest)

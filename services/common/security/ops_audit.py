@@ -14,7 +14,8 @@ from typing import Protocol
 from services.common.rpc.context import Identity
 from services.common.persistence.db import Database
 from services.common.observability.logs import fields
-from services.common.messaging.outbox import Outbox, unit_of_work
+from services.common.messaging.outbox import Outbox
+from services.common.persistence.uow import unit_of_work
 
 log = logging.getLogger("mbt.audit")
 
@@ -34,11 +35,8 @@ class OutboxOpsReads(LoggedOpsReads):
         self.outbox = outbox
 
     async def record(self, caller: Identity, method: str, user_id: str) -> None:
-        await self.db.run(self._write, method, user_id)
-        await super().record(caller, method, user_id)
-
-    def _write(self, method: str, user_id: str) -> None:
         rpc = method.rsplit(".", 1)[-1]  # "AccountsService/GetAccount"
-        with unit_of_work(self.db, self.outbox) as uow:
-            uow.audit(action="read", entity_type="rpc", entity_id=rpc, user_id=user_id, before=None,
-                      after={"method": method})
+        async with unit_of_work(self.db, self.outbox) as uow:
+            await uow.audit(action="read", entity_type="rpc", entity_id=rpc, user_id=user_id, before=None,
+                            after={"method": method})
+        await super().record(caller, method, user_id)

@@ -17,23 +17,24 @@ from datetime import datetime
 from decimal import Decimal
 
 from mbt.orders.v1 import orders_pb2
-from services.accounts.domain import (DEFAULT_PROFILE, STARTING_CASH, AccountType, FillEffect, Hold, OrderRequest, Position, Valuation, apply_fill,
-                                      buying_power, check_fits, hold_for, mark_price, market_value)
-from services.accounts.domain import Side as AccountSide
-from services.common.wire.conv import datetime_from_ns, datetime_to_ns, parse_decimal
+from services.accounts.domain.account import Account
+from services.accounts.domain.rules import (DEFAULT_PROFILE, STARTING_CASH, SUPERSEDED, AccountType, FillTerms,
+                                            HoldTerms, Mark, Position, Valuation, apply_fill, buying_power)
 from services.common.errors import DomainError, not_found
 from services.common.ids import derived_id
 from services.common.instruments import parse_symbol
+from services.common.trading import OrderType, Side, TimeInForce
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.matcher import domain as matcher
-from services.matcher.usecases.matching import fill_message
+from services.matcher.wire import fill_message
 from services.orders import wire
-from services.orders.domain import (Event, Fill, Order, OrderType, Session, Status, TimeInForce, check_fill,
-                                    check_market_hours, collar_price, replacement, validate_spec)
+from services.orders.domain.model import Fill, Order, OrderSpec, Replacement, Status, spec_digest
+from services.orders.domain.rules import (QuoteSnapshot, ReplaceTerms, Session, check_market_hours, collar_price,
+                                          market_reference, replaced_collar, replacement, validate_spec, worst_price)
 
 ACCOUNT_ID = "acct_backtest"
 DEFAULT_STARTING_CASH = STARTING_CASH[DEFAULT_PROFILE]
 MULTIPLIER = Decimal(1)  # v1 backtests trade US equities
-PRICED_AT_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
 
 Marks = dict[str, tuple[Decimal, Decimal] | None]  # symbol -> usable (bid, ask) now, or None
 
@@ -144,105 +145,103 @@ def account_type(name: str) -> AccountType:
 
 
 class PaperAccount:
-    """One user's simulated account and orders. Not thread-safe: one backtest owns it."""
+    """One user's simulated account and orders: the accounts service's Account aggregate and
+    the orders service's Order aggregate, driven as their use cases drive them. Not
+    thread-safe: one backtest owns it."""
 
     def __init__(self, *, user_id: str, kind: AccountType, starting_cash: Decimal, collar_pct: Decimal,
                  max_quote_age_ns: int, opened_ns: int) -> None:
         if starting_cash <= 0:
             raise DomainError("INVALID_ARGUMENT", "starting_cash must be positive", field="starting_cash")
+        opened = datetime_from_ns(opened_ns)
+        self.account = Account(ACCOUNT_ID, user_id, kind, DEFAULT_PROFILE, starting_cash, starting_cash,
+                               created_at=opened, updated_at=opened)
         self.user_id = user_id
-        self.kind = kind
-        self.starting_cash = starting_cash
-        self.cash = starting_cash
         self.collar_pct = collar_pct
-        self.max_quote_age_ns = max_quote_age_ns
+        self.max_age_seconds = Decimal(max_quote_age_ns) / 1_000_000_000
         self.orders: dict[str, Order] = {}
         self.fills: list[Fill] = []
         self.entries: list[LedgerEntry] = [LedgerEntry(
             derived_id("led", user_id, "opening"), "opening", "", "", "", "", Decimal(0), Decimal(0), MULTIPLIER,
             starting_cash, Decimal(0), starting_cash, opened_ns)]
-        self.positions: dict[str, Position] = {}
         self._by_client_id: dict[str, Order] = {}
-        self._holds: dict[str, tuple[str, Hold]] = {}  # order id -> (symbol, hold)
-        self._held = Decimal(0)
-        self._shares_held: dict[str, Decimal] = {}  # symbol -> shares held by working sells
+
+    @property
+    def cash(self) -> Decimal:
+        return self.account.cash
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        return self.account.positions
 
     # -- orders -----------------------------------------------------------------------------
 
-    def submit(self, request: orders_pb2.SubmitOrderRequest, order_id: str, now_ns: int, session: Session,
+    def submit(self, spec: OrderSpec, order_id: str, now_ns: int, session: Session,
                quote: Callable[[str], matcher.Tick | None], marks: Marks, symbols: Container[str]) -> Order:
         """The submit saga of the orders service, in one step: validated, held, accepted.
 
         Raises DomainError like SubmitOrder: invalid_argument, not_found (a symbol the feed
-        does not have), market_closed, stale_quote, unusable_quote before any order exists; insufficient_buying_power after storing
-        the order as rejected. A repeated client_order_id returns the first order. ``quote``
-        gives a symbol's latest quote (asked for market orders only)."""
-        client_order_id = request.client_order_id.strip() or order_id
-        spec = validate_spec(wire.spec_from_request(request, client_order_id))
-        existing = self._by_client_id.get(client_order_id)
+        does not have), market_closed, stale_quote, unusable_quote before any order exists;
+        insufficient_buying_power after storing the order as rejected. A repeated
+        client_order_id answers as the first submit did (idempotency_key_reused with other
+        terms). ``quote`` gives a symbol's latest quote (asked for market orders only)."""
+        spec = validate_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or order_id))
+        digest = spec_digest(spec)
+        existing = self._by_client_id.get(spec.client_order_id)
         if existing is not None:
-            return existing
+            return _replayed(existing, digest)
         if parse_symbol(spec.symbol).symbol not in symbols:
             raise not_found("symbol", spec.symbol)  # market data knows no quotes for it
         now = datetime_from_ns(now_ns)
         check_market_hours(spec, now, session)
         reference = None
         if spec.order_type is OrderType.MARKET:
-            reference = _reference(spec.symbol, spec.side.value == "buy", quote(spec.symbol), now_ns,
-                                   self.max_quote_age_ns, session.contains(now))
-        order = Order(order_id=order_id, user_id=self.user_id, account_id=ACCOUNT_ID, spec=spec,
-                      multiplier=MULTIPLIER, status=Status.NEW, created_at=now, updated_at=now,
+            reference = market_reference(spec, _snapshot(quote(spec.symbol)), now, session.contains(now),
+                                         self.max_age_seconds)
+        order = Order(order_id=order_id, user_id=self.user_id, account_id="", spec=spec, multiplier=MULTIPLIER,
+                      status=Status.NEW, created_at=now, updated_at=now,
                       collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price,
                                                 self.collar_pct),
-                      expires_at=session.close_at if spec.time_in_force is TimeInForce.DAY else None)
-        self._by_client_id[client_order_id] = order
+                      expires_at=session.close_at if spec.time_in_force is TimeInForce.DAY else None,
+                      request_digest=digest)
         try:
-            hold = self._hold_for(order, marks)
+            self.account.hold(order_id, order.version, _terms(order, spec, order.collar_price), _marks(marks), now)
         except DomainError as refusal:
-            self._store(order.apply(Event.REJECT, now, reject_reason=refusal.reason.lower()))
+            self._store(order.reject(refusal.reason.lower(), refusal.message, now))
             raise DomainError(refusal.reason, refusal.message, order_id=order_id) from None
-        self._take(order_id, spec.symbol, hold)
-        return self._store(order.apply(Event.ACCEPT, now))
+        return self._store(order.accept(ACCOUNT_ID, now))
 
-    def replace(self, order_id: str, request: orders_pb2.ReplaceOrderRequest, now_ns: int, session: Session,
-                marks: Marks) -> Order:
-        """ReplaceOrder: new terms in place, buying power re-checked first."""
+    def replace(self, order_id: str, terms: ReplaceTerms, now_ns: int, session: Session, marks: Marks) -> Order:
+        """The replace saga in one step: the new version held beside the current one, then
+        the order takes it and the old version's hold goes."""
         order = self.order(order_id)
         if order.status is not Status.ACCEPTED:
             raise DomainError("ORDER_NOT_REPLACEABLE", f"cannot replace an order that is {order.status.value}")
-        spec = replacement(order, qty=parse_decimal(request.qty, "qty"),
-                           limit_price=parse_decimal(request.limit_price, "limit_price"),
-                           stop_price=parse_decimal(request.stop_price, "stop_price"),
-                           time_in_force=wire.tif_filter(request.time_in_force))
+        spec = replacement(order, terms)
         now = datetime_from_ns(now_ns)
         check_market_hours(spec, now, session)
-        collar = order.collar_price
-        if spec.order_type is OrderType.STOP:
-            collar = collar_price(spec.side, spec.order_type, None, spec.stop_price, self.collar_pct)
-        candidate = dataclasses.replace(order, spec=spec, collar_price=collar)
-        _, released = self._holds[order_id]
-        hold = self._hold_for(candidate, marks, released)
+        collar = replaced_collar(order, spec, self.collar_pct)
         expires_at = order.expires_at if spec.time_in_force is order.spec.time_in_force else (
             session.close_at if spec.time_in_force is TimeInForce.DAY else None)
-        self._release(order_id)
-        self._take(order_id, spec.symbol, hold)
-        return self._store(order.apply(Event.REPLACE, now, spec=spec, collar_price=collar, version=order.version + 1,
-                                       expires_at=expires_at))
+        pending = Replacement(order.version + 1, spec, collar, expires_at, now, now)
+        working = order.begin_replace(pending)
+        self.account.hold(order_id, pending.version, _terms(order, spec, collar), _marks(marks), now)
+        replaced = working.replace_terms(now)
+        self.account.release(order_id, SUPERSEDED, now, below=replaced.version)
+        return self._store(replaced)
 
     def cancel(self, order_id: str, now_ns: int, reason: str = "user") -> Order:
         """CancelOrder (idempotent); a filled order is order_not_cancelable."""
-        order = self.order(order_id)
-        if order.status is Status.CANCELED:
-            return order
-        canceled = order.apply(Event.CANCEL, datetime_from_ns(now_ns), cancel_reason=reason)
-        self._release(order_id)
+        now = datetime_from_ns(now_ns)
+        canceled = self.order(order_id).cancel(reason, now)
+        self.account.release(order_id, "canceled", now)
         return self._store(canceled)
 
     def expire(self, order_id: str) -> Order:
         """A day order at its session close."""
-        order = self.order(order_id)
-        self._release(order_id)
-        return self._store(order.apply(Event.EXPIRE, order.expires_at))
+        expired = self.order(order_id).expire()
+        self.account.release(order_id, "expired", expired.expired_at)
+        return self._store(expired)
 
     def decided(self, working: matcher.WorkingOrder, decision: matcher.Decision) -> Fill | None:
         """Apply what the fill function decided, as the orders and accounts services do
@@ -251,9 +250,7 @@ class PaperAccount:
         if action is matcher.Action.FILL:
             return self._fill(working, decision)
         if action is matcher.Action.TRIGGER:
-            order = self.order(working.order_id)
-            if order.triggered_at is None:
-                self._store(order.apply(Event.TRIGGER, datetime_from_ns(at_ns)))
+            self._store(self.order(working.order_id).trigger(datetime_from_ns(at_ns)))
         elif action is matcher.Action.CANCEL:
             self.cancel(working.order_id, at_ns, decision.rule)
         elif action is matcher.Action.EXPIRE:
@@ -262,28 +259,20 @@ class PaperAccount:
 
     def _fill(self, working: matcher.WorkingOrder, decision: matcher.Decision) -> Fill:
         fill = wire.fill_from_proto(fill_message(working, decision, str(MULTIPLIER)))
-        order = self.order(fill.order_id)
-        if order.status is not Status.ACCEPTED:
-            raise DomainError("CONFLICT", f"order {order.order_id} is {order.status.value}; the fill is refused")
-        check_fill(order, fill)
-        stop_reached = order.spec.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
-        self._store(order.apply(Event.FILL, fill.filled_at, filled_qty=order.filled_qty + fill.qty,
-                                filled_avg_price=fill.price,
-                                triggered_at=order.triggered_at or (fill.filled_at if stop_reached else None)))
-        self._release(order.order_id)
-        effect = apply_fill(self.positions.get(fill.symbol), fill.symbol, AccountSide(fill.side.value), fill.qty,
-                            fill.price, fill.multiplier)
-        self._book(fill, effect)
-        self.fills.append(fill)
-        return fill
-
-    def _book(self, fill: Fill, effect: FillEffect) -> None:
-        self.cash += effect.cash_delta
-        self.positions[fill.symbol] = effect.position
+        filled = self.order(fill.order_id).fill(fill)
+        terms = FillTerms(fill.order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.multiplier)
+        effect = self.account.apply_fill(fill.fill_id, terms, filled.version, fill.filled_at)
+        if effect is None:  # the ledger refused it: the engine broke one of its rules
+            refused = self.account.events[-1]
+            raise DomainError("LEDGER_INVARIANT", f"fill {fill.fill_id} refused by the ledger: {refused.why}")
         self.entries.append(LedgerEntry(
             derived_id("led", fill.fill_id), "fill", fill.fill_id, fill.order_id, fill.symbol, fill.side.value,
-            fill.qty, fill.price, fill.multiplier, effect.cash_delta, effect.realized_pl, self.cash,
+            fill.qty, fill.price, fill.multiplier, effect.cash_delta, effect.realized_pl, self.account.cash,
             datetime_to_ns(fill.filled_at)))
+        self.account.events.clear()
+        self._store(filled)
+        self.fills.append(fill)
+        return fill
 
     def order(self, order_id: str) -> Order:
         order = self.orders.get(order_id)
@@ -292,72 +281,64 @@ class PaperAccount:
         return order
 
     def _store(self, order: Order) -> Order:
+        order = dataclasses.replace(order, events=())
         self.orders[order.order_id] = order
         self._by_client_id[order.spec.client_order_id] = order
+        self.account.events.clear()
         return order
-
-    # -- buying power ---------------------------------------------------------------------
-
-    def _hold_for(self, order: Order, marks: Marks, released: Hold | None = None) -> Hold:
-        """What ReserveBuyingPower holds for this order version (raises if it does not fit)."""
-        spec = order.spec
-        bound = spec.limit_price if spec.order_type in PRICED_AT_LIMIT else order.collar_price
-        if bound is None or bound <= 0:
-            raise DomainError("INVALID_ARGUMENT", "the order has no price to hold buying power against",
-                              field="reference_price")
-        request = OrderRequest(spec.symbol, AccountSide(spec.side.value), spec.qty, bound, order.multiplier)
-        position = self.positions.get(spec.symbol)
-        shares_held = self._shares_held.get(spec.symbol, Decimal(0)) - (released.qty if released else Decimal(0))
-        hold = hold_for(self.kind, request, position.qty if position else Decimal(0), shares_held)
-        check_fits(self.kind, self.valuation(marks), hold, released=released.amount if released else Decimal(0))
-        return hold
-
-    def _take(self, order_id: str, symbol: str, hold: Hold) -> None:
-        self._holds[order_id] = (symbol, hold)
-        self._held += hold.amount
-        self._shares_held[symbol] = self._shares_held.get(symbol, Decimal(0)) + hold.qty
-
-    def _release(self, order_id: str) -> None:
-        taken = self._holds.pop(order_id, None)
-        if taken is not None:
-            symbol, hold = taken
-            self._held -= hold.amount
-            self._shares_held[symbol] -= hold.qty
 
     @property
     def held(self) -> Decimal:
-        return self._held
+        return self.account.held().amount
 
     # -- valuation ------------------------------------------------------------------------
 
     def valuation(self, marks: Marks) -> Valuation:
         """Positions marked at what closing would get now (the bid for a long, the ask for
         a short; the entry price without a usable quote)."""
-        long_value = short_value = Decimal(0)
-        for symbol, position in self.positions.items():
-            if not position.is_open:
-                continue
-            mark = marks.get(symbol)
-            value = market_value(position, mark_price(position, *(mark or (None, None))))
-            if value >= 0:
-                long_value += value
-            else:
-                short_value += value
-        return Valuation(self.cash, long_value, short_value, self._held)
+        return self.account.valuation(_marks(marks))
 
     def view(self, marks: Marks) -> AccountView:
         value = self.valuation(marks)
         positions = {symbol: PositionView(symbol, p.qty, p.avg_entry_price, p.realized_pl)
                      for symbol, p in sorted(self.positions.items())}
         return AccountView(value.cash, value.long_market_value, value.short_market_value, value.held,
-                           buying_power(self.kind, value), positions)
+                           buying_power(self.account.account_type, value), positions)
 
     def has_open_position(self) -> bool:
-        return any(p.is_open for p in self.positions.values())
+        return bool(self.positions)
 
     def fill_messages(self) -> list[orders_pb2.Fill]:
         """The fills as the orders service returns them (GetOrder, the fill events)."""
         return [wire.fill_to_proto(fill) for fill in self.fills]
+
+
+def _replayed(order: Order, digest: str) -> Order:
+    """A client_order_id sent again answers as its first submit did (the orders service's rule)."""
+    if not order.submitted_with(digest):
+        raise DomainError("IDEMPOTENCY_KEY_REUSED", f"client_order_id {order.spec.client_order_id!r} was used for "
+                                                    f"order {order.order_id} with other terms")
+    if order.status is Status.REJECTED:
+        raise DomainError(order.reject_reason.upper(), order.reject_message, order_id=order.order_id)
+    return order
+
+
+def _terms(order: Order, spec: OrderSpec, collar: Decimal | None) -> HoldTerms:
+    worst = worst_price(spec, collar)
+    if worst is None or worst <= 0:
+        raise DomainError("INVALID_ARGUMENT", "the order has no price to hold buying power against",
+                          field="worst_price")
+    return HoldTerms(spec.symbol, spec.side, spec.qty, worst, order.multiplier)
+
+
+def _marks(marks: Marks) -> dict[str, Mark]:
+    return {symbol: Mark(*quote, None) for symbol, quote in marks.items() if quote is not None}
+
+
+def _snapshot(tick: matcher.Tick | None) -> QuoteSnapshot | None:
+    if tick is None:
+        return None
+    return QuoteSnapshot(tick.bid, tick.ask, datetime_from_ns(tick.at_ns), matcher.is_usable(tick))
 
 
 def working_order(order: Order) -> matcher.WorkingOrder:
@@ -368,8 +349,8 @@ def working_order(order: Order) -> matcher.WorkingOrder:
     if order.replaced_at is not None:
         accepted_ns = max(accepted_ns, datetime_to_ns(order.replaced_at))
     return matcher.WorkingOrder(
-        order_id=order.order_id, symbol=spec.symbol, side=matcher.Side(spec.side.value), qty=spec.qty,
-        order_type=matcher.OrderType(spec.order_type.value), time_in_force=matcher.TimeInForce(spec.time_in_force.value),
+        order_id=order.order_id, symbol=spec.symbol, side=spec.side, qty=spec.qty,
+        order_type=spec.order_type, time_in_force=spec.time_in_force,
         limit_price=spec.limit_price, stop_price=spec.stop_price, collar_price=order.collar_price,
         accepted_ns=accepted_ns, triggered=order.triggered_at is not None,
         expires_ns=datetime_to_ns(order.expires_at) if order.expires_at is not None else None)
@@ -381,19 +362,6 @@ def is_working(order: Order) -> bool:
 
 def order_session(open_ns: int, close_ns: int) -> Session:
     return Session(datetime_from_ns(open_ns), datetime_from_ns(close_ns))
-
-
-def _reference(symbol: str, buying: bool, quote: matcher.Tick | None, now_ns: int, max_age_ns: int,
-               market_open: bool) -> Decimal:
-    """The touch a market order is submitted against (its collar's basis): refused without
-    a usable quote, or with an old one while the market is open (as the orders service)."""
-    if quote is None or not matcher.is_usable(quote):
-        reason = "STALE_QUOTE" if quote is None else "UNUSABLE_QUOTE"
-        raise DomainError(reason, f"no usable quote for {symbol} to price a market order; use a limit order")
-    if market_open and now_ns - quote.at_ns > max_age_ns:
-        raise DomainError("STALE_QUOTE", f"the latest {symbol} quote is {(now_ns - quote.at_ns) / 1e9:.0f}s old; "
-                                         "a market order needs a fresh one")
-    return quote.ask if buying else quote.bid
 
 
 def _ns(moment: datetime | None) -> int:
@@ -420,11 +388,12 @@ def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
     """Positions recomputed from fills alone (the ledger must agree with them)."""
     positions: dict[str, Position] = {}
     for fill in fills:
-        positions[fill.symbol] = apply_fill(positions.get(fill.symbol), fill.symbol, AccountSide(fill.side), fill.qty,
+        positions[fill.symbol] = apply_fill(positions.get(fill.symbol), fill.symbol, Side(fill.side), fill.qty,
                                             fill.price, MULTIPLIER).position
     return positions
 
 
 def validate_submit(request: orders_pb2.SubmitOrderRequest) -> None:
     """SubmitOrder's validation of the fields alone (no account, no market)."""
-    validate_spec(wire.spec_from_request(request, request.client_order_id.strip() or "ord_check"))
+    spec = wire.spec_from_request(request)
+    validate_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or "ord_check"))

@@ -1,14 +1,17 @@
-"""Accounts' pure rules: starting cash by profile, positions under fills (average entry,
-realized P&L), buying power and the hold an order needs. No I/O; prices are passed in."""
+"""The rules an account applies: starting cash by profile, positions under fills (average
+entry, realized P&L), marks and valuation, buying power (cash; Reg T for margin), the hold an
+order version needs and the ledger's own checks. No I/O; prices are passed in."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
 from services.common.errors import DomainError
+from services.common.trading import Side
 
 
 class AccountType(str, Enum):
@@ -28,16 +31,21 @@ class Tier(str, Enum):
     PRO_PLUS = "pro_plus"
 
 
-class Side(str, Enum):
-    BUY = "buy"
-    SELL = "sell"
-
-
 STARTING_CASH = {Profile.TRIAL: Decimal("10000.00"), Profile.INCOME_BUILDER: Decimal("50000.00"),
                  Profile.DIVERSIFIER: Decimal("100000.00")}
 DEFAULT_PROFILE = Profile.DIVERSIFIER
 REG_T_INITIAL = Decimal("0.5")
 PRICE_PLACES = Decimal("0.0000000001")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A quote a position is valued at: the usable bid and ask (None when the quote is
+    crossed, locked or empty) and its time."""
+
+    bid: Decimal | None
+    ask: Decimal | None
+    quote_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ def buying_power(account_type: AccountType, valuation: Valuation) -> Decimal:
 
 
 @dataclass(frozen=True)
-class OrderRequest:
+class HoldTerms:
     """The terms of one order version, as far as buying power is concerned. A hold is bound
     to them: the same (order id, version) sent again with other terms is refused."""
 
@@ -165,10 +173,11 @@ class VersionHold:
     taken before holds recorded their terms: it still covers what its amount pays for)."""
 
     version: int
-    terms: OrderRequest | None
+    terms: HoldTerms | None
     hold: Hold
     active: bool
     release_reason: str = ""
+    symbol: str = ""
 
 
 def effective_hold(holds: Iterable[VersionHold]) -> Hold:
@@ -187,15 +196,16 @@ def holds_by_order(rows: Iterable[tuple[str, Hold]]) -> dict[str, Hold]:
     return result
 
 
-def check_reservable(order_id: str, version: int, terms: OrderRequest, holds: list[VersionHold]) -> VersionHold | None:
+def check_reservable(order_id: str, version: int, terms: HoldTerms, holds: list[VersionHold]) -> VersionHold | None:
     """Whether (order id, version) may hold ``terms``; returns the existing hold when this is
     a repeat of the same request (idempotent), None when a new hold is to be taken.
 
-    Raises IDEMPOTENCY_KEY_REUSED when the version already holds other terms, CONFLICT when
-    the order ended or has moved past this version (a late or stale request)."""
+    Raises IDEMPOTENCY_KEY_REUSED when the version already holds other terms,
+    FAILED_PRECONDITION when the order ended or has moved past this version (a late or stale
+    request)."""
     ended = next((h for h in holds if h.release_reason in ENDED_REASONS), None)
     if ended is not None:
-        raise DomainError("CONFLICT", f"order {order_id} is {ended.release_reason}; nothing more to hold")
+        raise DomainError("FAILED_PRECONDITION", f"order {order_id} is {ended.release_reason}; nothing more to hold")
     same = next((h for h in holds if h.version == version), None)
     if same is not None:
         if same.terms is not None and same.terms != terms:
@@ -204,15 +214,15 @@ def check_reservable(order_id: str, version: int, terms: OrderRequest, holds: li
                               f"({describe_terms(same.terms)}); a new version is needed for "
                               f"{describe_terms(terms)}")
         if not same.active:
-            raise DomainError("CONFLICT", f"version {version} of order {order_id} no longer holds buying power "
-                                          f"({same.release_reason})")
+            raise DomainError("FAILED_PRECONDITION", f"version {version} of order {order_id} no longer holds "
+                                                     f"buying power ({same.release_reason})")
         return same
     if any(h.version > version for h in holds):
-        raise DomainError("CONFLICT", f"order {order_id} already holds for a version after {version}")
+        raise DomainError("FAILED_PRECONDITION", f"order {order_id} already holds for a version after {version}")
     return None
 
 
-def describe_terms(terms: OrderRequest) -> str:
+def describe_terms(terms: HoldTerms) -> str:
     return (f"{terms.side.value} {terms.qty.normalize():f} {terms.symbol} at worst "
             f"{terms.price_bound.normalize():f}")
 
@@ -265,7 +275,7 @@ def ledger_breach(account_type: AccountType, cash_after: Decimal, position_qty_a
     return None
 
 
-def hold_for(account_type: AccountType, order: OrderRequest, position_qty: Decimal,
+def hold_for(account_type: AccountType, order: HoldTerms, position_qty: Decimal,
              shares_held_for_sells: Decimal) -> Hold:
     """The hold an order needs, before checking it fits. Raises for what the account type forbids."""
     value_per_share = order.price_bound * order.multiplier

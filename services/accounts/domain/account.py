@@ -1,0 +1,232 @@
+"""The Account aggregate: a user's cash, open positions and the buying power its working
+orders hold — and every change to them, as methods that enforce the rules (``rules``) and
+record past-tense events (``AccountOpened``, ``HoldTaken``, ``HoldReleased``,
+``FillApplied``, ``FillRefused``). The repository persists what the events say; the unit of
+work publishes them. The backtest engine runs the very same aggregate in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from services.accounts.domain.rules import (ABANDONED, ENDED_REASONS, STARTING_CASH, AccountType, FillEffect,
+                                            FillTerms, Hold, HoldTerms, Mark, Position, Profile, Valuation,
+                                            VersionHold, apply_fill, buying_power, check_fits, check_reservable,
+                                            effective_hold, hold_for, ledger_breach, mark_price, market_value,
+                                            uncovered_reason)
+from services.common.errors import invalid_argument
+
+
+@dataclass(frozen=True)
+class AccountOpened:
+    account_id: str
+    user_id: str
+    account_type: AccountType
+    profile: Profile
+    starting_cash: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True)
+class HoldTaken:
+    order_id: str
+    hold: VersionHold
+    at: datetime
+
+
+@dataclass(frozen=True)
+class HoldReleased:
+    """``version`` stopped holding (``reason``); ``marker``: nothing was held — recorded so a
+    reservation arriving late for that order or version is refused."""
+
+    order_id: str
+    version: int
+    reason: str
+    at: datetime
+    marker: bool = False
+
+
+@dataclass(frozen=True)
+class FillApplied:
+    account_id: str
+    user_id: str
+    fill_id: str
+    fill: FillTerms
+    effect: FillEffect
+    cash_after: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FillRefused:
+    """The ledger did not apply a fill that would break it (``reason`` a stable reason)."""
+
+    account_id: str
+    user_id: str
+    fill_id: str
+    fill: FillTerms
+    order_version: int
+    reason: str
+    why: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AccountTypeChanged:
+    account_id: str
+    user_id: str
+    before: AccountType
+    after: AccountType
+
+
+AccountEvent = AccountOpened | HoldTaken | HoldReleased | FillApplied | FillRefused | AccountTypeChanged
+
+
+@dataclass
+class Account:
+    """What the ledger knows of one account. ``holds`` lists, per order, the version holds
+    loaded with the account: every active one, plus every version (released too) of the
+    orders a change is about."""
+
+    account_id: str
+    user_id: str
+    account_type: AccountType
+    profile: Profile
+    starting_cash: Decimal
+    cash: Decimal
+    positions: dict[str, Position] = field(default_factory=dict)
+    holds: dict[str, list[VersionHold]] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    events: list[AccountEvent] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, account_id: str, user_id: str, profile: Profile, at: datetime,
+             account_type: AccountType = AccountType.CASH) -> "Account":
+        """A new account with its profile's starting cash (README "Accounts")."""
+        cash = STARTING_CASH[profile]
+        account = cls(account_id, user_id, account_type, profile, cash, cash, created_at=at, updated_at=at)
+        account.events.append(AccountOpened(account_id, user_id, account_type, profile, cash, at))
+        return account
+
+    # -- valuation -------------------------------------------------------------------
+
+    def held(self) -> Hold:
+        """What the account's working orders hold, each order its ``effective_hold``."""
+        amount = qty = Decimal(0)
+        for versions in self.holds.values():
+            hold = effective_hold(versions)
+            amount, qty = amount + hold.amount, qty + hold.qty
+        return Hold(amount, qty)
+
+    def valuation(self, marks: Mapping[str, Mark]) -> Valuation:
+        """Cash, the long and short market values at ``marks`` (what closing would get) and
+        the holds."""
+        long_value = short_value = Decimal(0)
+        for symbol, position in self.positions.items():
+            mark = marks.get(symbol)
+            value = market_value(position, mark_price(position, mark and mark.bid, mark and mark.ask))
+            if value >= 0:
+                long_value += value
+            else:
+                short_value += value
+        return Valuation(self.cash, long_value, short_value, self.held().amount)
+
+    def buying_power(self, marks: Mapping[str, Mark]) -> Decimal:
+        return buying_power(self.account_type, self.valuation(marks))
+
+    # -- holds -----------------------------------------------------------------------
+
+    def hold(self, order_id: str, version: int, terms: HoldTerms, marks: Mapping[str, Mark],
+             at: datetime) -> VersionHold:
+        """Hold buying power for ``version`` of ``order_id`` with ``terms``. Idempotent for the
+        same terms; IDEMPOTENCY_KEY_REUSED for other terms; FAILED_PRECONDITION for an order
+        that ended or a stale version; INSUFFICIENT_BUYING_POWER when it does not fit. While a
+        replace is pending both versions hold, the larger counting."""
+        versions = self.holds.setdefault(order_id, [])
+        existing = check_reservable(order_id, version, terms, versions)
+        if existing is not None:
+            return existing
+        position = self.positions.get(terms.symbol)
+        promised = sum((effective_hold(hs).qty for other, hs in self.holds.items()
+                        if other != order_id and any(h.symbol == terms.symbol for h in hs)), Decimal(0))
+        needed = hold_for(self.account_type, terms, position.qty if position else Decimal(0), promised)
+        current = effective_hold(versions)
+        check_fits(self.account_type, self.valuation(marks),
+                   Hold(max(current.amount, needed.amount), max(current.qty, needed.qty)), released=current.amount)
+        taken = VersionHold(version, terms, needed, True, symbol=terms.symbol)
+        versions.append(taken)
+        self.events.append(HoldTaken(order_id, taken, at))
+        return taken
+
+    def release(self, order_id: str, reason: str, at: datetime, *, version: int | None = None,
+                below: int | None = None) -> Decimal:
+        """Release an order's holds: every version, one ``version``, or those ``below`` a version
+        (superseded by it). Idempotent: a repeat answers what the first release held. A
+        release that finds nothing (for one version, or for a whole order) leaves a marker."""
+        versions = self.holds.setdefault(order_id, [])
+        chosen = [h for h in versions if (version is None or h.version == version)
+                  and (below is None or h.version < below)]
+        if not chosen:
+            if below is None:
+                marker = VersionHold(version or 0, None, Hold(Decimal(0), Decimal(0)), False, reason)
+                versions.append(marker)
+                self.events.append(HoldReleased(order_id, marker.version, reason, at, marker=True))
+            return Decimal(0)
+        for hold in chosen:
+            ending = reason in ENDED_REASONS and hold.release_reason not in ENDED_REASONS
+            if hold.active or ending:
+                versions[versions.index(hold)] = replace(hold, active=False, release_reason=reason)
+                self.events.append(HoldReleased(order_id, hold.version, reason, at))
+        return effective_hold(replace(h, active=True) for h in chosen).amount
+
+    def abandon(self, order_id: str, version: int, at: datetime) -> Decimal:
+        """A replace that never took effect: its version's hold goes."""
+        return self.release(order_id, ABANDONED, at, version=version)
+
+    # -- fills -----------------------------------------------------------------------
+
+    def apply_fill(self, fill_id: str, fill: FillTerms, order_version: int, at: datetime) -> FillEffect | None:
+        """Apply a fill to cash and the position and release the order's holds — unless it
+        would break the ledger (no hold of ``order_version`` covering it, cash below zero or a
+        short position in a cash account): then nothing changes, ``FillRefused`` is recorded
+        and None returned."""
+        hold = next((h for h in self.holds.get(fill.order_id, ()) if h.version == order_version), None)
+        effect = apply_fill(self.positions.get(fill.symbol), fill.symbol, fill.side, fill.qty, fill.price,
+                            fill.multiplier)
+        why = uncovered_reason(self.account_type, hold, fill) or \
+            ledger_breach(self.account_type, self.cash + effect.cash_delta, effect.position.qty)
+        if why is not None:
+            self.events.append(FillRefused(self.account_id, self.user_id, fill_id, fill, order_version,
+                                           "LEDGER_INVARIANT", why, at))
+            return None
+        self.cash += effect.cash_delta
+        self.updated_at = at
+        if effect.position.is_open:
+            self.positions[fill.symbol] = effect.position
+        else:
+            self.positions.pop(fill.symbol, None)
+        self.events.append(FillApplied(self.account_id, self.user_id, fill_id, fill, effect, self.cash, at))
+        self.release(fill.order_id, "filled", at)
+        return effect
+
+    def refuse_reused_fill(self, fill_id: str, fill: FillTerms, order_version: int, at: datetime) -> None:
+        """The fill id was applied before with other terms: nothing changes, loudly."""
+        self.events.append(FillRefused(self.account_id, self.user_id, fill_id, fill, order_version,
+                                       "IDEMPOTENCY_KEY_REUSED", "the fill id was applied before with other terms",
+                                       at))
+
+    # -- type ------------------------------------------------------------------------
+
+    def change_type(self, account_type: AccountType) -> None:
+        """Cash <-> margin, only with no positions and no working orders."""
+        if account_type is self.account_type:
+            return
+        if self.positions or self.held() != Hold(Decimal(0), Decimal(0)):
+            raise invalid_argument("the account type can change only with no positions and no working orders",
+                                   "account_type")
+        self.events.append(AccountTypeChanged(self.account_id, self.user_id, self.account_type, account_type))
+        self.account_type = account_type
+

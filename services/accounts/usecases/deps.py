@@ -1,0 +1,67 @@
+"""What every accounts use case works with (wired by ``app.build``), and the one way an
+account comes to exist: opened on first use from the user's investor profile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from services.accounts.clients import MarketDataClient
+from services.accounts.domain.account import Account
+from services.accounts.domain.rules import DEFAULT_PROFILE, Profile, Tier
+from services.accounts.store import AccountRepository, UserRow
+from services.common.clock import Clock
+from services.common.ids import new_id
+from services.common.persistence.db import Database
+from services.common.persistence.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Deps:
+    db: Database
+    uow: Callable[[], AbstractAsyncContextManager[UnitOfWork]]
+    clock: Clock
+    market: MarketDataClient
+
+
+async def user_row(repo: AccountRepository, user_id: str, clock: Clock) -> UserRow:
+    """The user, created Free with the default profile when first seen."""
+    user = await repo.user(user_id)
+    if user is None:
+        now = clock.now()
+        user = UserRow(user_id=user_id, tier=Tier.FREE.value, investor_profile=DEFAULT_PROFILE.value,
+                       created_at=now, updated_at=now)
+        await repo.add_user(user)
+    return user
+
+
+async def locked_account(repo: AccountRepository, user_id: str, clock: Clock, *,
+                         order_id: str | None = None) -> Account:
+    """The user's account, row-locked, opened from their profile on first use (concurrent
+    first uses race on the account's unique user id: the loser's transaction fails with
+    IntegrityError and is retried by ``with_account``)."""
+    account = await repo.account_of(user_id, lock=True, order_id=order_id)
+    if account is None:
+        user = await user_row(repo, user_id, clock)
+        account = Account.open(new_id("acct"), user_id, Profile(user.investor_profile), clock.now())
+    return account
+
+
+async def with_account(deps: Deps, user_id: str, change, *, order_id: str | None = None):
+    """Run ``change(account)`` on the user's locked account in one unit of work and save it;
+    returns what ``change`` returned. A concurrent first use that opened the account is
+    retried once against it."""
+    for attempt in (1, 2):
+        try:
+            async with deps.uow() as uow:
+                repo = AccountRepository(uow.session, uow.collect)
+                account = await locked_account(repo, user_id, deps.clock, order_id=order_id)
+                result = change(account)
+                await repo.save(account)
+                return result
+        except IntegrityError:
+            if attempt == 2:
+                raise

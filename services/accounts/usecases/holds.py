@@ -1,0 +1,49 @@
+"""Buying-power holds for orders (internal RPCs the orders service calls): each order version
+holds what its terms need, bound to those terms."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from services.accounts.domain.account import Account
+from services.accounts.domain.rules import AccountType, HoldTerms, VersionHold
+from services.accounts.store import AccountRepository
+from services.accounts.usecases.deps import Deps, with_account
+from services.common.errors import invalid_argument
+
+
+class Holds:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def hold(self, user_id: str, order_id: str, version: int, terms: HoldTerms
+                   ) -> tuple[str, VersionHold, Decimal]:
+        """Hold buying power for ``version`` of ``order_id`` (``Account.hold``'s rules and
+        refusals); returns (the account id, the hold, the buying power left). A margin account
+        is valued at real-time marks of its positions first (outside the transaction)."""
+        if not order_id or not user_id:
+            raise invalid_argument("order_id and user_id are required")
+        marks = {}
+        async with self.deps.db.reading() as session:
+            known = await AccountRepository(session).account_of(user_id)
+        if known is not None and known.account_type is AccountType.MARGIN:
+            marks = await self.deps.market.latest({*known.positions, terms.symbol})
+        now = self.deps.clock.now()
+
+        def take(account: Account):
+            hold = account.hold(order_id, version, terms, marks, now)
+            return account.account_id, hold, account.buying_power(marks)
+        return await with_account(self.deps, user_id, take, order_id=order_id)
+
+    async def release(self, user_id: str, order_id: str, version: int) -> Decimal:
+        """Release one version's hold (``version`` > 0: a replace abandoned) or every version's
+        (0: the order ended before it was accepted); returns what they held (the same on a
+        repeat)."""
+        if not order_id or not user_id:
+            raise invalid_argument("order_id and user_id are required")
+        now = self.deps.clock.now()
+        if version:
+            return await with_account(self.deps, user_id, lambda a: a.abandon(order_id, version, now),
+                                      order_id=order_id)
+        return await with_account(self.deps, user_id, lambda a: a.release(order_id, "canceled", now),
+                                  order_id=order_id)

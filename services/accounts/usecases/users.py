@@ -1,0 +1,54 @@
+"""Users: their tier, investor profile and account type (internal and ops RPCs)."""
+
+from __future__ import annotations
+
+from services.accounts.domain.rules import AccountType, Profile, Tier
+from services.accounts.domain.views import User
+from services.accounts.store import AccountRepository, UserRow
+from services.accounts.usecases.deps import Deps, user_row
+from services.common.errors import invalid_argument, not_found
+
+
+def as_user(row: UserRow) -> User:
+    return User(row.user_id, Tier(row.tier), Profile(row.investor_profile), row.created_at, row.updated_at)
+
+
+def snapshot(row: UserRow) -> dict:
+    return {"user_id": row.user_id, "tier": row.tier, "investor_profile": row.investor_profile}
+
+
+class Users:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def get(self, user_id: str) -> User:
+        async with self.deps.db.reading() as session:
+            row = await AccountRepository(session).user(user_id)
+        if row is None:
+            raise not_found("user", user_id)
+        return as_user(row)
+
+    async def update(self, user_id: str, tier: Tier | None, profile: Profile | None,
+                     account_type: AccountType | None) -> User:
+        """Change what is given (None keeps it); an account type changes only with no positions
+        and no working orders. Audited."""
+        if not user_id:
+            raise invalid_argument("user_id is required", "user_id")
+        async with self.deps.uow() as uow:
+            repo = AccountRepository(uow.session, uow.collect)
+            now = self.deps.clock.now()
+            row = await user_row(repo, user_id, self.deps.clock)
+            before = snapshot(row)
+            if tier is not None:
+                row.tier = tier.value
+            if profile is not None:
+                row.investor_profile = profile.value
+            if account_type is not None:
+                account = await repo.account_of(user_id, lock=True)
+                if account is not None:
+                    account.change_type(account_type)
+                    await repo.save(account)
+            row.updated_at = now
+            await uow.audit(action="update", entity_type="user", entity_id=user_id, user_id=user_id, before=before,
+                            after=snapshot(row), occurred_at=now)
+            return as_user(row)

@@ -1,0 +1,32 @@
+"""The events activities consumes (wired in ``app.py``, as the topology routes them): each
+becomes an activity or an audit entry through ``wire`` and the use cases. Activities emits
+no events of its own."""
+
+from __future__ import annotations
+
+from services.activities import wire
+from services.activities.usecases import Activities
+from services.common.clock import Clock
+from services.common.persistence.uow import UnitOfWork
+
+
+class Handlers:
+    def __init__(self, activities: Activities, clock: Clock) -> None:
+        self.activities = activities
+        self.clock = clock
+
+    def by_event_type(self) -> dict:
+        return {
+            "mbt.orders.v1.OrderFilled": self.on_order_filled,
+            "mbt.accounts.v1.AccountOpened": self.on_account_opened,
+            "mbt.common.v1.AuditRecorded": self.on_audit,
+        }
+
+    async def on_order_filled(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_activity(uow, wire.fill_activity(payload, self.clock.now()))
+
+    async def on_account_opened(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_activity(uow, wire.opening_activity(payload, self.clock.now()))
+
+    async def on_audit(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_audit(uow, wire.audit_entry(payload, self.clock.now()))

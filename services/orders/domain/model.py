@@ -1,0 +1,339 @@
+"""The Order aggregate: what an order is, its lifecycle as one transition table, and the
+domain events each transition records (``OrderAccepted``, ``OrderFilled``…). A transition
+returns the new order with its event appended to ``events``; the unit of work collects them
+from the repository and publishes them (outbox message and audit row) in the same
+transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from services.common.errors import DomainError, invalid_argument
+from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+
+
+class Status(str, Enum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class Transition(str, Enum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    TRIGGER = "trigger"
+    REPLACE = "replace"
+    FILL = "fill"
+    CANCEL = "cancel"
+    EXPIRE = "expire"
+
+
+# The lifecycle: (state, transition) -> state. Anything not listed is refused.
+TRANSITIONS: dict[tuple[Status, Transition], Status] = {
+    # The submit saga: buying power reserved, or not.
+    (Status.NEW, Transition.ACCEPT): Status.ACCEPTED,
+    (Status.NEW, Transition.REJECT): Status.REJECTED,
+    # A user may cancel while the saga is still reserving; the reservation, if any, is released.
+    (Status.NEW, Transition.CANCEL): Status.CANCELED,
+    # A stop reached, or a replace, keeps the order working.
+    (Status.ACCEPTED, Transition.TRIGGER): Status.ACCEPTED,
+    (Status.ACCEPTED, Transition.REPLACE): Status.ACCEPTED,
+    # v1 fills are full fills: one fill ends the order.
+    (Status.ACCEPTED, Transition.FILL): Status.FILLED,
+    (Status.ACCEPTED, Transition.CANCEL): Status.CANCELED,
+    (Status.ACCEPTED, Transition.EXPIRE): Status.EXPIRED,
+}
+
+WORKING = frozenset({Status.NEW, Status.ACCEPTED})
+FINAL = frozenset({Status.FILLED, Status.CANCELED, Status.REJECTED, Status.EXPIRED})
+
+# Refusals by event, with the reason the caller sees (FAILED_PRECONDITION: the order is not in
+# the state the change needs; retrying will not help).
+REFUSAL_REASONS = {Transition.CANCEL: "ORDER_NOT_CANCELABLE", Transition.REPLACE: "ORDER_NOT_REPLACEABLE"}
+STAMPS = {Transition.ACCEPT: "accepted_at", Transition.REJECT: "rejected_at", Transition.TRIGGER: "triggered_at",
+          Transition.FILL: "filled_at", Transition.CANCEL: "canceled_at", Transition.EXPIRE: "expired_at",
+          Transition.REPLACE: "replaced_at"}
+
+def next_status(status: Status, transition: Transition) -> Status:
+    try:
+        return TRANSITIONS[(status, transition)]
+    except KeyError:
+        reason = REFUSAL_REASONS.get(transition, "FAILED_PRECONDITION")
+        raise DomainError(reason, f"cannot {transition.value} an order that is {status.value}",
+                          status=status.value) from None
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What market data says of a symbol an order names."""
+
+    symbol: str
+    asset_class: AssetClass
+    multiplier: Decimal
+    tradable: bool
+
+
+@dataclass(frozen=True)
+class Leg:
+    symbol: str
+    side: Side
+    ratio: int
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """What the user asked for, validated."""
+
+    client_order_id: str
+    symbol: str
+    asset_class: AssetClass
+    side: Side
+    qty: Decimal
+    order_type: OrderType
+    time_in_force: TimeInForce
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    legs: tuple[Leg, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution and the NBBO tick it was priced from."""
+
+    fill_id: str
+    order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    multiplier: Decimal
+    bid_price: Decimal
+    bid_size: Decimal
+    ask_price: Decimal
+    ask_size: Decimal
+    quote_at: datetime
+    quote_at_ns: int
+    quote_sequence: int
+    rule: str
+    filled_at: datetime
+
+
+def spec_digest(spec: OrderSpec) -> str:
+    """SHA-256 of what a submission asked for (everything but its client_order_id): a
+    client_order_id sent again must come with the same terms (Stripe's idempotency rule)."""
+    def number(value: Decimal | None) -> str:
+        return "" if value is None else format(value.normalize(), "f")
+
+    parts = [spec.symbol, spec.asset_class.value, spec.side.value, number(spec.qty), spec.order_type.value,
+             spec.time_in_force.value, number(spec.limit_price), number(spec.stop_price),
+             *(f"{leg.symbol}:{leg.side.value}:{leg.ratio}" for leg in spec.legs)]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A replace in flight (the replace saga): the version the order becomes and its terms.
+    Accounts holds the new version's buying power beside the current one's before the order
+    takes the new terms; an interrupted replace is resumed, or abandoned and its hold
+    released — never left holding for terms no order version has."""
+
+    version: int
+    spec: OrderSpec
+    collar_price: Decimal | None
+    expires_at: datetime | None
+    requested_at: datetime
+    # Wall-clock time until which the request that started it (or a resume) owns it.
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    user_id: str
+    account_id: str
+    spec: OrderSpec
+    multiplier: Decimal
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    collar_price: Decimal | None = None
+    reject_reason: str = ""
+    cancel_reason: str = ""
+    filled_qty: Decimal = Decimal(0)
+    filled_avg_price: Decimal | None = None
+    accepted_at: datetime | None = None
+    rejected_at: datetime | None = None
+    triggered_at: datetime | None = None
+    filled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    expired_at: datetime | None = None
+    expires_at: datetime | None = None
+    replaced_at: datetime | None = None
+    fills: tuple[Fill, ...] = ()
+    # The submission's spec_digest (None on orders stored before digests were kept).
+    request_digest: str | None = None
+    # The sentence a rejected submit answered, so a replay answers the same.
+    reject_message: str = ""
+    pending: Replacement | None = None
+    # Events recorded by transitions since the order was loaded (not part of its value).
+    events: tuple["OrderEvent", ...] = field(default=(), compare=False, repr=False)
+
+    def submitted_with(self, digest: str) -> bool:
+        """Whether a submission with ``digest`` repeats the one that created this order."""
+        known = self.request_digest or (spec_digest(self.spec) if self.version == 1 else None)
+        return known is None or known == digest
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in WORKING
+
+    # -- transitions: each goes through TRANSITIONS and records its event ----------------
+
+    def _to(self, transition: Transition, at: datetime, **changes: Any) -> "Order":
+        return replace(self, status=next_status(self.status, transition), updated_at=at,
+                       **{STAMPS[transition]: at}, **changes)
+
+    def _recording(self, make: Callable[["Order"], "OrderEvent"]) -> "Order":
+        return replace(self, events=(*self.events, make(replace(self, events=()))))
+
+    def accept(self, account_id: str, at: datetime) -> "Order":
+        """The submit saga held buying power: the order works from now."""
+        return self._to(Transition.ACCEPT, at, account_id=account_id)._recording(OrderAccepted)
+
+    def reject(self, reason: str, message: str, at: datetime) -> "Order":
+        """The submit saga was refused (``reason`` a stable reason, lower case)."""
+        return self._to(Transition.REJECT, at, reject_reason=reason, reject_message=message[:500]
+                        )._recording(OrderRejected)
+
+    def trigger(self, at: datetime) -> "Order":
+        """The stop was reached without a fill (stop and stop-limit orders only); once."""
+        if self.triggered_at is not None:
+            return self
+        if self.spec.order_type not in (OrderType.STOP, OrderType.STOP_LIMIT):
+            raise invalid_argument("only stop and stop-limit orders trigger")
+        before = replace(self, events=())
+        return self._to(Transition.TRIGGER, at)._recording(lambda after: OrderTriggered(after, before))
+
+    def begin_replace(self, pending: "Replacement") -> "Order":
+        """Record a replace in flight (no event: nothing changed for anyone else yet)."""
+        if self.status is not Status.ACCEPTED:
+            raise DomainError("ORDER_NOT_REPLACEABLE", f"cannot replace an order that is {self.status.value}")
+        if self.pending is not None:
+            raise DomainError("CONFLICT", f"order {self.order_id} is being replaced right now; retry in a few "
+                                          "seconds")
+        return replace(self, pending=pending)
+
+    def replace_terms(self, at: datetime) -> "Order":
+        """The pending replace takes effect: its version and terms become the order's."""
+        pending = self.pending
+        if pending is None:
+            raise DomainError("ORDER_NOT_REPLACEABLE", "no replace is pending for this order")
+        before = replace(self, events=())
+        return self._to(Transition.REPLACE, at, spec=pending.spec, collar_price=pending.collar_price,
+                        version=pending.version, expires_at=pending.expires_at, pending=None
+                        )._recording(lambda after: OrderReplaced(after, before))
+
+    def fill(self, fill: "Fill") -> "Order":
+        """Record an execution the matcher decided (v1: the whole quantity); the fill must
+        match the order (``check_fill``)."""
+        check_fill(self, fill)
+        stop_reached = self.spec.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        before = replace(self, events=())
+        return self._to(Transition.FILL, fill.filled_at, filled_qty=self.filled_qty + fill.qty,
+                        filled_avg_price=fill.price, fills=(*self.fills, fill), pending=None,
+                        triggered_at=self.triggered_at or (fill.filled_at if stop_reached else None)
+                        )._recording(lambda after: OrderFilled(after, before, fill))
+
+    def cancel(self, reason: str, at: datetime) -> "Order":
+        """Cancel (idempotent: an order already canceled stays as it is)."""
+        if self.status is Status.CANCELED:
+            return self
+        before = replace(self, events=())
+        return self._to(Transition.CANCEL, at, cancel_reason=reason, pending=None
+                        )._recording(lambda after: OrderCanceled(after, before))
+
+    def expire(self) -> "Order":
+        """A day order reached its session's close."""
+        if self.expires_at is None:
+            raise DomainError("FAILED_PRECONDITION", f"order {self.order_id} has no expiry")
+        before = replace(self, events=())
+        return self._to(Transition.EXPIRE, self.expires_at, pending=None
+                        )._recording(lambda after: OrderExpired(after, before))
+
+
+def check_fill(order: Order, fill: Fill) -> None:
+    """Defence in depth against a matcher bug: a fill must match the order and its limits."""
+    spec = order.spec
+    if fill.side is not spec.side or fill.qty != spec.qty - order.filled_qty or fill.symbol != spec.symbol:
+        raise invalid_argument("the fill does not match the order's side, symbol or open quantity", "fill")
+    touch = fill.ask_price if spec.side is Side.BUY else fill.bid_price
+    if fill.price != touch:
+        raise invalid_argument("a fill is priced at the touch: the ask to buy, the bid to sell", "fill.price")
+    bounds = [p for p in (spec.limit_price, order.collar_price) if p is not None]
+    if spec.side is Side.BUY and any(fill.price > bound for bound in bounds):
+        raise invalid_argument("a buy cannot fill above its limit or collar", "fill.price")
+    if spec.side is Side.SELL and any(fill.price < bound for bound in bounds):
+        raise invalid_argument("a sell cannot fill below its limit or collar", "fill.price")
+
+
+def same_execution(recorded: Fill, fill: Fill) -> bool:
+    """Whether ``fill`` repeats ``recorded`` (a fill id names one execution on one tick)."""
+    return ((recorded.order_id, recorded.symbol, recorded.side, recorded.qty, recorded.price, recorded.quote_sequence,
+             recorded.quote_at_ns) ==
+            (fill.order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.quote_sequence, fill.quote_at_ns))
+
+
+# -- domain events: what changed, with the order after (and before) the change ------------
+
+@dataclass(frozen=True)
+class OrderAccepted:
+    order: Order
+
+
+@dataclass(frozen=True)
+class OrderRejected:
+    order: Order
+
+
+@dataclass(frozen=True)
+class OrderTriggered:
+    order: Order
+    previous: Order
+
+
+@dataclass(frozen=True)
+class OrderReplaced:
+    order: Order
+    previous: Order
+
+
+@dataclass(frozen=True)
+class OrderFilled:
+    order: Order
+    previous: Order
+    fill: Fill
+
+
+@dataclass(frozen=True)
+class OrderCanceled:
+    order: Order
+    previous: Order
+
+
+@dataclass(frozen=True)
+class OrderExpired:
+    order: Order
+    previous: Order
+
+
+OrderEvent = OrderAccepted | OrderRejected | OrderTriggered | OrderReplaced | OrderFilled | OrderCanceled | OrderExpired

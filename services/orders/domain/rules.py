@@ -1,0 +1,173 @@
+"""The rules an order must follow to be accepted, replaced or filled: the submission's
+validation, the price grid, the protective collar and the worst price a hold is priced at,
+market hours and quote freshness. Pure: callers pass quotes, sessions and times in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from services.common.errors import DomainError, invalid_argument
+from services.orders.domain.model import AssetClass, Order, OrderSpec, OrderType, Side, TimeInForce
+
+MAX_QTY = Decimal(1_000_000)
+MAX_PRICE = Decimal(1_000_000)
+MAX_CLIENT_ORDER_ID = 128
+_CLIENT_ORDER_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+PRICED_AT_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+
+
+def validate_price(value: Decimal | None, name: str) -> None:
+    """Positive, bounded, and on the price grid (Reg NMS 612: pennies from $1, 1/100 cent below)."""
+    if value is None:
+        return
+    if value <= 0:
+        raise invalid_argument(f"{name} must be positive", name)
+    if value > MAX_PRICE:
+        raise invalid_argument(f"{name} must be at most {MAX_PRICE}", name)
+    places = max(0, -value.normalize().as_tuple().exponent)
+    allowed = 2 if value >= 1 else 4
+    if places > allowed:
+        raise invalid_argument(f"{name} {value} is off the price grid: at most {allowed} decimals "
+                               f"for prices {'>=' if allowed == 2 else '<'} $1", name)
+
+
+def validate_spec(spec: OrderSpec) -> OrderSpec:
+    """Check a submission; returns it unchanged or raises invalid_argument naming the field."""
+    if not _CLIENT_ORDER_ID.match(spec.client_order_id):
+        raise invalid_argument("client_order_id must be 1-128 printable ASCII characters without spaces",
+                               "client_order_id")
+    if spec.asset_class is AssetClass.US_OPTION or spec.legs:
+        raise invalid_argument("options orders are not supported yet; trade us_equity symbols", "asset_class")
+    if spec.qty <= 0:
+        raise invalid_argument("qty must be positive", "qty")
+    if spec.qty != spec.qty.to_integral_value():
+        raise invalid_argument("qty must be a whole number of shares", "qty")
+    if spec.qty > MAX_QTY:
+        raise invalid_argument(f"qty must be at most {MAX_QTY}", "qty")
+    needs_limit = spec.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = spec.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+    for name, value, needed in (("limit_price", spec.limit_price, needs_limit),
+                                ("stop_price", spec.stop_price, needs_stop)):
+        if needed and value is None:
+            raise invalid_argument(f"a {spec.order_type.value} order needs {name}", name)
+        if not needed and value is not None:
+            raise invalid_argument(f"a {spec.order_type.value} order takes no {name}", name)
+        validate_price(value, name)
+    return spec
+
+
+def collar_price(side: Side, order_type: OrderType, reference: Decimal | None, stop: Decimal | None,
+                 collar_pct: Decimal) -> Decimal | None:
+    """The protective bound of market and stop orders: ``collar_pct`` beyond the price they
+    were submitted against (the touch for market orders, the stop for stops). Limit orders
+    carry their own bound."""
+    if order_type is OrderType.MARKET:
+        basis = reference
+    elif order_type is OrderType.STOP:
+        basis = stop
+    else:
+        return None
+    if basis is None:
+        return None
+    factor = 1 + collar_pct / 100 if side is Side.BUY else 1 - collar_pct / 100
+    grid = Decimal("0.01") if basis >= 1 else Decimal("0.0001")
+    return (basis * factor).quantize(grid)
+
+
+@dataclass(frozen=True)
+class ReplaceTerms:
+    """What a replace asks to change; None keeps the order's value."""
+
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+
+
+def replacement(order: Order, terms: ReplaceTerms) -> OrderSpec:
+    """The order's spec after a replace, validated like a submission."""
+    if all(v is None for v in (terms.qty, terms.limit_price, terms.stop_price, terms.time_in_force)):
+        raise invalid_argument("nothing to replace: send qty, limit_price, stop_price or time_in_force")
+    spec = order.spec
+    if terms.limit_price is not None and spec.order_type not in PRICED_AT_LIMIT:
+        raise invalid_argument(f"a {spec.order_type.value} order takes no limit_price", "limit_price")
+    if terms.stop_price is not None and spec.order_type not in (OrderType.STOP, OrderType.STOP_LIMIT):
+        raise invalid_argument(f"a {spec.order_type.value} order takes no stop_price", "stop_price")
+    if terms.stop_price is not None and order.triggered_at is not None:
+        raise DomainError("ORDER_NOT_REPLACEABLE", "the stop was already reached; its stop_price cannot change")
+    return validate_spec(replace(
+        spec, qty=spec.qty if terms.qty is None else terms.qty,
+        limit_price=spec.limit_price if terms.limit_price is None else terms.limit_price,
+        stop_price=spec.stop_price if terms.stop_price is None else terms.stop_price,
+        time_in_force=spec.time_in_force if terms.time_in_force is None else terms.time_in_force))
+
+
+def replaced_collar(order: Order, spec: OrderSpec, collar_pct: Decimal) -> Decimal | None:
+    """A replaced stop is collared from its new stop; other orders keep their collar."""
+    if spec.order_type is OrderType.STOP:
+        return collar_price(spec.side, spec.order_type, None, spec.stop_price, collar_pct)
+    return order.collar_price
+
+
+@dataclass(frozen=True)
+class Session:
+    """A regular trading session (from the exchange calendar)."""
+
+    open_at: datetime
+    close_at: datetime
+
+    def contains(self, moment: datetime) -> bool:
+        return self.open_at <= moment < self.close_at
+
+
+def check_market_hours(spec: OrderSpec, now: datetime, session: Session) -> None:
+    """ioc and fok are decided on the first tick: outside the session they cannot live.
+
+    ``session`` is the first session that closes after ``now`` (today's, or the next one
+    when the market is closed); a day order expires at its close."""
+    if spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) and not session.contains(now):
+        raise DomainError("MARKET_CLOSED", f"{spec.time_in_force.value} orders need the market open; "
+                                           "use day or gtc to wait for the next session")
+
+
+def worst_price(spec: OrderSpec, collar: Decimal | None) -> Decimal | None:
+    """The worst price per share (or per contract's share) the order can fill at: its limit
+    for limit and stop-limit orders, otherwise its collar. Buying power is held at it, so a
+    fill never spends cash that was not held (the one owner of that bound)."""
+    return spec.limit_price if spec.order_type in PRICED_AT_LIMIT else collar
+
+
+@dataclass(frozen=True)
+class QuoteSnapshot:
+    """The latest quote of a symbol as an order is priced against it."""
+
+    bid: Decimal | None
+    ask: Decimal | None
+    quote_at: datetime
+    usable: bool
+
+    def touch(self, side: Side) -> Decimal | None:
+        """What an order would trade against now: the ask to buy, the bid to sell; None when
+        the quote is crossed, locked or empty."""
+        if not self.usable:
+            return None
+        return self.ask if side is Side.BUY else self.bid
+
+
+def market_reference(spec: OrderSpec, quote: QuoteSnapshot | None, now: datetime, market_open: bool,
+                     max_age_seconds: Decimal) -> Decimal:
+    """The touch a market order is submitted against, or the refusal: ``stale_quote`` when
+    there is no quote or (market open) it is older than ``max_age_seconds``, ``unusable_quote``
+    when it is crossed, locked or empty (README "Collars")."""
+    reference = quote.touch(spec.side) if quote is not None else None
+    if reference is None:
+        reason = "STALE_QUOTE" if quote is None else "UNUSABLE_QUOTE"
+        raise DomainError(reason, f"no usable quote for {spec.symbol} to price a market order; use a limit order")
+    age = (now - quote.quote_at).total_seconds()
+    if market_open and Decimal(str(age)) > max_age_seconds:
+        raise DomainError("STALE_QUOTE", f"the latest {spec.symbol} quote is {age:.0f}s old; "
+                                         "a market order needs a fresh one")
+    return reference

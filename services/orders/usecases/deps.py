@@ -1,0 +1,44 @@
+"""What every orders use case works with (wired by ``app.build``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from services.common.clock import Clock
+from services.common.config import Settings
+from services.common.errors import DomainError
+from services.common.persistence.db import Database
+from services.common.persistence.uow import UnitOfWork
+from services.orders.clients import AccountsClient, MarketClient
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    db: Database
+    # A new unit of work (its events published by ``orders.events.publish``).
+    uow: Callable[[], AbstractAsyncContextManager[UnitOfWork]]
+    clock: Clock
+    # Wall time, for leases (replace) that must run out whatever the simulated clock does.
+    wall: Clock
+    market: MarketClient
+    accounts: AccountsClient
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.rpc_timeout_seconds
+
+    def check_switches(self, *, new_exposure: bool) -> None:
+        """The kill switches: MBT_TRADING_DISABLED stops every change, MBT_NEW_ORDERS_DISABLED
+        the ones that can add exposure (submit, replace)."""
+        if self.settings.trading_disabled:
+            raise DomainError("TRADING_DISABLED", "trading is disabled; the account is read-only for now")
+        if new_exposure and self.settings.new_orders_disabled:
+            raise DomainError("NEW_ORDERS_DISABLED", "new orders are disabled for now; cancels still work")
+
+
+# Refusals from accounts that end a saga (anything else leaves it to be resumed).
+DEFINITIVE_REFUSALS = frozenset({"INSUFFICIENT_BUYING_POWER", "INVALID_ARGUMENT", "NOT_FOUND",
+                                 "FAILED_PRECONDITION", "IDEMPOTENCY_KEY_REUSED"})

@@ -1,0 +1,101 @@
+"""The rest of an order's life: a user's cancel; what the matcher decides (fills, stops
+reached, ioc/fok orders that could not fill); day orders expiring at their session's close
+(the orders service is the one owner of expiry: the matcher only drops them from its book);
+and the housekeeping loop that finishes interrupted sagas."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from services.common.errors import DomainError, not_found
+from services.orders.domain.model import Fill, Order, Status, same_execution
+from services.orders.store import OrderRepository
+from services.orders.usecases.deps import Deps
+from services.orders.usecases.replace import ReplaceSaga
+from services.orders.usecases.submit import SubmitSaga
+
+log = logging.getLogger(__name__)
+
+RESUME_EVERY_SECONDS = 2.0
+EXPIRE_EVERY_SECONDS = 0.25
+
+
+class Lifecycle:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def cancel(self, user_id: str | None, order_id: str, reason: str = "user") -> Order:
+        """Cancel ``order_id`` (a user's own, or any with ``user_id`` None); idempotent. A
+        filled or expired order is ``order_not_cancelable``."""
+        if user_id is not None:
+            self.deps.check_switches(new_exposure=False)
+        async with self.deps.uow() as uow:
+            repo = OrderRepository(uow.session, uow.collect)
+            order = await repo.get(order_id, user_id=user_id, lock=True, with_fills=True)
+            if order is None:
+                raise not_found("order", order_id)
+            return await repo.save(order.cancel(reason, self.deps.clock.now()))
+
+    async def record_fill(self, fill: Fill) -> tuple[Order, bool]:
+        """Record what the matcher decided; returns (the order, whether the fill was already
+        recorded). The same fill id with other terms is ``idempotency_key_reused``."""
+        async with self.deps.uow() as uow:
+            repo = OrderRepository(uow.session, uow.collect)
+            recorded = await repo.get_fill(fill.fill_id)
+            if recorded is not None:
+                if not same_execution(recorded, fill):
+                    raise DomainError("IDEMPOTENCY_KEY_REUSED", f"fill {fill.fill_id} was recorded before with other "
+                                                                "terms; it is not recorded again")
+                return await repo.get(fill.order_id, with_fills=True), True
+            order = await repo.get(fill.order_id, lock=True, with_fills=True)
+            if order is None:
+                raise not_found("order", fill.order_id)
+            return await repo.save(order.fill(fill)), False
+
+    async def mark_triggered(self, order_id: str, at: datetime) -> Order:
+        """The matcher saw the stop reached without a fill; idempotent."""
+        async with self.deps.uow() as uow:
+            repo = OrderRepository(uow.session, uow.collect)
+            order = await repo.get(order_id, lock=True)
+            if order is None:
+                raise not_found("order", order_id)
+            return await repo.save(order.trigger(at))
+
+    async def expire_due(self, as_of: datetime | None = None) -> int:
+        """Expire the day orders whose session closed by ``as_of`` (now at most)."""
+        now = self.deps.clock.now()
+        as_of = min(as_of, now) if as_of else now
+        async with self.deps.db.reading() as session:
+            due = await OrderRepository(session).due_to_expire(as_of, limit=500)
+        expired = 0
+        for candidate in due:
+            async with self.deps.uow() as uow:
+                repo = OrderRepository(uow.session, uow.collect)
+                order = await repo.get(candidate.order_id, lock=True)
+                if order.status is not Status.ACCEPTED:
+                    continue
+                await repo.save(order.expire())
+                expired += 1
+        return expired
+
+
+async def run_housekeeping(lifecycle: Lifecycle, submits: SubmitSaga, replaces: ReplaceSaga) -> None:
+    """Background: expire day orders at the close, finish interrupted submits and replaces."""
+    last_resume = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await lifecycle.expire_due()
+            if loop.time() - last_resume >= RESUME_EVERY_SECONDS:
+                last_resume = loop.time()
+                await submits.resume_new()
+                await replaces.resume()
+        except asyncio.CancelledError:
+            raise
+        except DomainError as exc:
+            log.info("housekeeping waits", extra={"fields": {"reason": exc.reason}})
+        except Exception:
+            log.exception("housekeeping failed; retrying")
+        await asyncio.sleep(EXPIRE_EVERY_SECONDS)

@@ -1,0 +1,49 @@
+"""What the orders service answers: a user's orders and fills, and the working orders the
+matcher rebuilds its book from."""
+
+from __future__ import annotations
+
+from services.common.errors import not_found
+from services.common.persistence.pagination import page
+from services.orders.domain.model import Fill, Order, Status
+from services.orders.store import OrderRepository
+from services.orders.usecases.deps import Deps
+
+
+class OrderReads:
+    def __init__(self, deps: Deps) -> None:
+        self.db = deps.db
+
+    async def get(self, user_id: str, order_id: str) -> Order:
+        """A user's order with its fills (another user's is not_found)."""
+        async with self.db.reading() as session:
+            order = await OrderRepository(session).get(order_id, user_id=user_id, with_fills=True)
+        if order is None:
+            raise not_found("order", order_id)
+        return order
+
+    async def list(self, user_id: str, status: Status | None, symbol: str, size: int,
+                   token: str) -> tuple[list[Order], str]:
+        """A user's orders, newest first, optionally of one status and symbol."""
+        async def fetch(after, limit):
+            async with self.db.reading() as session:
+                return await OrderRepository(session).list_for_user(user_id, status=status, symbol=symbol,
+                                                                    after=after, limit=limit)
+        return await page(size, token, (user_id, status, symbol), fetch, lambda o: (o.created_at, o.order_id))
+
+    async def list_working(self, symbol: str, size: int, token: str) -> tuple[list[Order], str]:
+        """Every working order (optionally of one symbol), by order id: the matcher's book."""
+        async def fetch(after, limit):
+            async with self.db.reading() as session:
+                return await OrderRepository(session).list_working(symbol=symbol or None,
+                                                                   after_id=after[1] if after else None, limit=limit)
+        return await page(size, token, ("open", symbol), fetch, lambda o: (o.created_at, o.order_id))
+
+    async def get_fill(self, fill_id: str) -> tuple[Fill, Order]:
+        """A fill and its order (for explanations)."""
+        async with self.db.reading() as session:
+            repo = OrderRepository(session)
+            fill = await repo.get_fill(fill_id)
+            if fill is None:
+                raise not_found("fill", fill_id)
+            return fill, await repo.get(fill.order_id, with_fills=True)

@@ -1,0 +1,145 @@
+"""The submit saga (DESIGN §4): the order is stored as ``new``, accounts holds buying power
+for its terms, then the order is ``accepted`` — or ``rejected`` with the reason. A submit a
+dependency cut short stays ``new`` and is finished by housekeeping or by the client's retry
+with the same ``client_order_id``, whichever comes first."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from sqlalchemy.exc import IntegrityError
+
+from services.common.errors import DomainError
+from services.common.ids import new_id
+from services.common.trading import AssetClass, OrderType, TimeInForce
+from services.orders.domain.model import Order, OrderSpec, Status, spec_digest
+from services.orders.domain.rules import check_market_hours, collar_price, market_reference, validate_spec, worst_price
+from services.orders.store import OrderRepository
+from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
+
+log = logging.getLogger(__name__)
+
+
+class SubmitSaga:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        # Orders whose saga runs in this process right now (a resume leaves them alone).
+        self._in_flight: set[str] = set()
+
+    async def submit(self, user_id: str, spec: OrderSpec) -> tuple[Order, bool]:
+        """Submit ``spec`` for ``user_id``; returns (the order, whether this was a replay of an
+        earlier submit with the same client_order_id). An empty client_order_id becomes the
+        order id. Refusals raise ``DomainError`` (the first refusal again, on a replay)."""
+        deps = self.deps
+        deps.check_switches(new_exposure=True)
+        order_id = new_id("ord")
+        spec = validate_spec(replace(spec, client_order_id=spec.client_order_id or order_id))
+        digest = spec_digest(spec)
+        async with deps.db.reading() as session:
+            existing = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
+        if existing is not None:
+            return await self._replay(existing, digest), True
+        instrument = await deps.market.instrument(spec.symbol)
+        if instrument.asset_class is not AssetClass.US_EQUITY:
+            raise DomainError("INVALID_ARGUMENT", "options orders are not supported yet; trade us_equity symbols",
+                              field="symbol")
+        if not instrument.tradable:
+            raise DomainError("SYMBOL_NOT_TRADABLE", f"{spec.symbol} cannot be traded here: market data has no "
+                                                     "quotes for it, so no order on it could ever fill")
+        now = deps.clock.now()
+        session_ = await deps.market.session(now)
+        check_market_hours(spec, now, session_)
+        reference = None
+        if spec.order_type is OrderType.MARKET:  # the others carry their own price bound
+            reference = market_reference(spec, await deps.market.quote(spec.symbol), now, session_.contains(now),
+                                         deps.settings.max_quote_age_seconds)
+        order = Order(
+            order_id=order_id, user_id=user_id, account_id="", spec=spec, multiplier=instrument.multiplier,
+            status=Status.NEW, created_at=now, updated_at=now,
+            collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price,
+                                      deps.settings.market_order_collar_pct),
+            expires_at=session_.close_at if spec.time_in_force is TimeInForce.DAY else None, request_digest=digest)
+        self._in_flight.add(order_id)
+        try:
+            try:
+                async with deps.uow() as uow:
+                    await OrderRepository(uow.session).add(order)
+            except IntegrityError:
+                # A concurrent submit with the same client_order_id won the insert.
+                async with deps.db.reading() as session:
+                    winner = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
+                return await self._replay(winner, digest), True
+            return await self._complete(order), False
+        finally:
+            self._in_flight.discard(order_id)
+
+    async def _replay(self, order: Order, digest: str) -> Order:
+        """A client_order_id sent again answers what its first submit answered: the same
+        order, or the same refusal; with other terms it is refused. A submit a crash left
+        unfinished is finished now."""
+        if not order.submitted_with(digest):
+            raise DomainError("IDEMPOTENCY_KEY_REUSED",
+                              f"client_order_id {order.spec.client_order_id!r} was used for order {order.order_id} "
+                              f"({order.spec.side.value} {order.spec.qty.normalize():f} {order.spec.symbol}) with "
+                              "other terms; send a new client_order_id for a new order", order_id=order.order_id)
+        if order.status is Status.REJECTED:
+            raise DomainError(order.reject_reason.upper(),
+                              order.reject_message or f"the order was rejected: {order.reject_reason}",
+                              order_id=order.order_id)
+        if order.status is Status.NEW and order.order_id not in self._in_flight:
+            self._in_flight.add(order.order_id)
+            try:
+                return await self._complete(order)
+            finally:
+                self._in_flight.discard(order.order_id)
+        return order
+
+    async def _complete(self, order: Order) -> Order:
+        """new -> hold buying power -> accepted, or rejected with the reason."""
+        deps = self.deps
+        try:
+            account_id = await deps.accounts.hold(order, order.version, order.spec,
+                                                  worst_price(order.spec, order.collar_price))
+        except DomainError as refusal:
+            if refusal.reason not in DEFINITIVE_REFUSALS:
+                raise  # stays new: housekeeping finishes it, a retry with the client_order_id returns it
+            reason, message = refusal.reason, refusal.message
+            rejected = await self._conclude(order.order_id,
+                                            lambda o: o.reject(reason.lower(), message, deps.clock.now()))
+            if rejected.status is Status.REJECTED:
+                raise DomainError(reason, message, order_id=order.order_id) from None
+            return rejected  # canceled meanwhile
+        accepted = await self._conclude(order.order_id, lambda o: o.accept(account_id, deps.clock.now()))
+        if accepted.status is not Status.ACCEPTED:
+            await deps.accounts.release(order)  # canceled while we held: hand the hold back
+        return accepted
+
+    async def _conclude(self, order_id: str, conclude) -> Order:
+        """The saga's last step, once: an order no longer new (canceled meanwhile, or concluded
+        by a concurrent resume) is left as it is."""
+        async with self.deps.uow() as uow:
+            repo = OrderRepository(uow.session, uow.collect)
+            order = await repo.get(order_id, lock=True)
+            if order.status is not Status.NEW:
+                return order
+            return await repo.save(conclude(order))
+
+    async def resume_new(self) -> int:
+        """Finish submits a crash or an unavailable dependency left at ``new``."""
+        async with self.deps.db.reading() as session:
+            stuck = await OrderRepository(session).stuck_new(self.deps.clock.now(), limit=100)
+        resumed = 0
+        for order in stuck:
+            if order.order_id in self._in_flight:
+                continue
+            self._in_flight.add(order.order_id)
+            try:
+                await self._complete(order)
+                resumed += 1
+            except DomainError as exc:
+                log.info("order saga not finished yet", extra={"fields": {"order_id": order.order_id,
+                                                                          "reason": exc.reason}})
+            finally:
+                self._in_flight.discard(order.order_id)
+        return resumed
