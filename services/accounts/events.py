@@ -8,13 +8,13 @@ import logging
 
 from mbt.accounts.v1 import events_pb2
 from services.accounts.domain.account import (AccountEvent, AccountOpened, AccountTypeChanged, FillApplied,
-                                              FillRefused)
+                                              FillRefused, HoldReleased, HoldTaken)
 from services.common.ids import derived_id
 from services.common.observability.metrics import LEDGER_REFUSALS
 from services.common.persistence.uow import UnitOfWork
 from services.accounts import wire
 from services.accounts.usecases.ledger import Ledger
-from services.common.wire.conv import decimal_str, from_timestamp, money_str, to_timestamp
+from services.common.wire.conv import from_timestamp, money_str, to_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +31,10 @@ async def publish(uow: UnitOfWork, event: AccountEvent) -> None:
                             before=None, after={"account_type": event.account_type.value,
                                                 "starting_cash": event.starting_cash, "profile": event.profile.value},
                             occurred_at=at, cause=f"open:{user_id}")
-        case FillApplied(account_id=account_id, user_id=user_id, fill_id=fill_id, effect=effect, at=at):
-            await uow.emit(events_pb2.FillApplied(fill_id=fill_id, account_id=account_id, symbol=event.fill.symbol,
-                                                  cash_delta=money_str(effect.cash_delta),
-                                                  cash_after=money_str(event.cash_after),
-                                                  position_qty_after=decimal_str(effect.position.qty),
-                                                  realized_pl=money_str(effect.realized_pl)),
-                           aggregate_id=account_id, user_id=user_id, occurred_at=at,
-                           event_id=derived_id("evt", "applied", fill_id))
-            if effect.closed:
-                await uow.emit(events_pb2.PositionClosed(account_id=account_id, symbol=event.fill.symbol,
-                                                         realized_pl=money_str(effect.realized_pl),
-                                                         closed_at=to_timestamp(at)),
-                               aggregate_id=account_id, user_id=user_id, occurred_at=at,
-                               event_id=derived_id("evt", "closed", fill_id))
         case FillRefused():
             await _refused(uow, event)
-        case AccountTypeChanged():
-            pass  # audited with the user update that caused it
+        case FillApplied() | HoldTaken() | HoldReleased() | AccountTypeChanged():
+            pass  # the ledger's own business: fills are audited by orders, a type change with its user update
 
 
 async def _refused(uow: UnitOfWork, event: FillRefused) -> None:

@@ -18,28 +18,7 @@ from decimal import Decimal
 from enum import Enum
 
 from services.common.ids import derived_id
-
-# Enum member names match the proto value suffixes (ORDER_TYPE_STOP_LIMIT -> STOP_LIMIT);
-# values are the short lower-case REST spelling, also used inside rule ids.
-
-
-class Side(Enum):
-    BUY = "buy"
-    SELL = "sell"
-
-
-class OrderType(Enum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"
-    STOP_LIMIT = "stop_limit"
-
-
-class TimeInForce(Enum):
-    DAY = "day"
-    GTC = "gtc"
-    IOC = "ioc"
-    FOK = "fok"
+from services.common.trading import OrderType, Side, TimeInForce
 
 
 class Action(Enum):

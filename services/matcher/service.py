@@ -8,6 +8,7 @@ from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from services.common.rpc.context import identity, require_user_id
 from services.common.errors import invalid_argument
 from services.common.ids import requested_id
+from services.common.wire.conv import timestamp_from_ns
 from services.common.rpc.protoregistry import message_class
 from services.matcher.usecases.backtests import Backtests
 from services.matcher.usecases.matching import Engine
@@ -30,10 +31,13 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
 
     async def GetBook(self, request, context):
         stats = self.engine.book
+        symbols = sorted(set(stats.symbols()) | set(self.engine.fed_symbols()))
         return matcher_pb2.GetBookResponse(
-            symbols=[matcher_pb2.SymbolBook(symbol=s, working_orders=len(stats.orders_for(s))) for s in stats.symbols()],
+            symbols=[matcher_pb2.SymbolBook(symbol=s, working_orders=len(stats.orders_for(s)),
+                                            last_quote_at=_timestamp(self.engine.last_tick_ns(s)))
+                     for s in symbols],
             working_orders=len(stats), ticks_processed=self.engine.ticks_processed,
-            fills_decided=self.engine.fills_decided)
+            fills_decided=self.engine.fills_decided, decisions_in_flight=self.engine.decisions_in_flight)
 
 
 class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
@@ -84,3 +88,7 @@ class MatcherEvents(events_pb2_grpc.EventSinkServiceServicer):
             elif event.event_type in ENDED:
                 self.engine.remove(payload.order.order_id)
         return events_pb2.DeliverResponse(acknowledged_event_ids=[e.event_id for e in request.events])
+
+
+def _timestamp(at_ns: int | None):
+    return None if at_ns is None else timestamp_from_ns(at_ns)

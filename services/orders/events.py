@@ -1,6 +1,7 @@
-"""What the orders service tells others: each domain event an order records becomes one
-outbox message (carrying the order as it is after the change) and one audit row, in the
-transaction of the change. The orders service consumes no events."""
+"""What the orders service tells others: each domain event an order records becomes one audit
+row and, when the topology routes it to someone, one outbox message carrying the order as it
+is after the change — all in the transaction of the change. (A rejection or a stop reached is
+audited only.) The orders service consumes no events."""
 
 from __future__ import annotations
 
@@ -25,10 +26,6 @@ async def publish(uow: UnitOfWork, event: OrderEvent) -> None:
     match event:
         case OrderAccepted():
             await uow.emit(events_pb2.OrderAccepted(order=order_to_proto(order)), **common)
-        case OrderRejected():
-            await uow.emit(events_pb2.OrderRejected(order=order_to_proto(order)), **common)
-        case OrderTriggered():
-            await uow.emit(events_pb2.OrderTriggered(order=order_to_proto(order)), **common)
         case OrderReplaced(previous=previous):
             await uow.emit(events_pb2.OrderReplaced(order=order_to_proto(order), previous=order_to_proto(previous)),
                            **common)

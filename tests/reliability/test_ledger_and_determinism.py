@@ -54,6 +54,7 @@ async def play(databases, data_dir, *, matcher_outage: bool = False, expected: l
                 async def caught_up():
                     assert await _fills(olga) == expected
                 await eventually(caught_up, timeout=120, interval=0.5)
+            await trading.matcher_caught_up()
             await _settled(olga)
             fills = await _fills(olga)
             await _check_ledger(olga, fills)

@@ -53,7 +53,7 @@ async def rig(databases, tmp_path):
 
     def orders(s):
         runtime = build_orders(s, wall=wall, wrap_accounts=faults.wrap)
-        built["orders"] = runtime.registrations[0].servicer.orders
+        built["orders"] = runtime.registrations[0].servicer
         return runtime
 
     settings_ = mesh_settings(databases, tmp_path, MBT_REPLAY_MODE="stepped", MBT_REPLAY_START=START.isoformat(),
@@ -136,8 +136,8 @@ async def test_no_interleaving_with_faults_breaks_the_ledger(rig, steps):
             elif kind == "settle":
                 faults.disarm()
                 wall.advance(LEASE)
-                await orders.resume_new()
-                await orders.resume_replacements()
+                await orders.submits.resume_new()
+                await orders.replaces.resume()
                 await eventually(lambda: assert_ledger_consistent(trading, user), timeout=30)
                 continue
             faults.disarm()
@@ -146,7 +146,7 @@ async def test_no_interleaving_with_faults_breaks_the_ledger(rig, steps):
         wall.advance(LEASE)
 
         async def settled():
-            await orders.resume_new()
-            await orders.resume_replacements()
+            await orders.submits.resume_new()
+            await orders.replaces.resume()
             return await assert_ledger_consistent(trading, user)
         await eventually(settled, timeout=30)

@@ -223,7 +223,7 @@ async def test_accounts_binds_a_hold_to_its_terms_and_a_release_to_its_version(r
     service = as_service("orders")
     request = accounts_pb2.ReserveBuyingPowerRequest(
         order_id="ord_direct1", order_version=1, user_id="gina", symbol="AMZN", side=1, qty="3", order_type=2,
-        limit_price="10.00", multiplier="1")
+        limit_price="10.00", worst_price="10.00", multiplier="1")
     first = await accounts.ReserveBuyingPower(request, metadata=service)
     repeat = await accounts.ReserveBuyingPower(request, metadata=service)
     assert first.reservation == repeat.reservation
@@ -246,6 +246,6 @@ async def test_accounts_binds_a_hold_to_its_terms_and_a_release_to_its_version(r
     late.order_version = 2
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await accounts.ReserveBuyingPower(late, metadata=service)
-    assert refused.value.code() is grpc.StatusCode.ABORTED
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     account = await accounts.GetAccount(accounts_pb2.GetAccountRequest(), metadata=as_user("gina"))
     assert D(account.account.reserved) == 0

@@ -14,7 +14,8 @@ from services.common.rpc.channels import open_channel
 from services.common.clock import ManualClock
 from services.common.persistence.db import Database
 from services.common.messaging.inbox import EventSink
-from services.common.messaging.outbox import Outbox, OutboxRelay, define_outbox_tables, unit_of_work
+from services.common.messaging.outbox import Outbox, OutboxRelay, define_outbox_tables
+from services.common.persistence.uow import unit_of_work
 from services.common.rpc.server import Registration, ServiceRuntime, start
 from tests.support.identity import as_service
 from tests.support.mesh import free_port
@@ -34,50 +35,52 @@ class Side:
         self.metadata.create_all(self.db.engine)
         self.outbox = Outbox(name, self.tables, CLOCK)
 
-    def count(self, table) -> int:
-        with self.db.snapshot() as session:
-            return session.execute(select(func.count()).select_from(table)).scalar_one()
+    async def count(self, table) -> int:
+        async with self.db.reading() as session:
+            return (await session.execute(select(func.count()).select_from(table))).scalar_one()
 
-    def effect_ids(self) -> list[str]:
-        with self.db.snapshot() as session:
-            return list(session.execute(select(self.effects.c.audit_id).order_by(self.effects.c.id)).scalars())
+    async def effect_ids(self) -> list[str]:
+        async with self.db.reading() as session:
+            return list((await session.execute(select(self.effects.c.audit_id).order_by(self.effects.c.id))).scalars())
 
 
 def record_effect(consumer: Side):
-    def handler(uow, event, payload: audit_pb2.AuditRecorded) -> None:
-        uow.session.execute(insert(consumer.effects).values(audit_id=payload.audit_id))
+    async def handler(uow, event, payload: audit_pb2.AuditRecorded) -> None:
+        await uow.session.execute(insert(consumer.effects).values(audit_id=payload.audit_id))
     return handler
 
 
-def write_events(producer: Side, count: int) -> list[str]:
+async def write_events(producer: Side, count: int) -> list[str]:
     ids = []
     for index in range(count):
-        with unit_of_work(producer.db, producer.outbox) as uow:
-            uow.audit(action="submit", entity_type="order", entity_id=f"ord_{index}", user_id="u1",
-                      before=None, after={"n": index}, cause=f"cause-{index}")
-        with producer.db.snapshot() as session:
-            ids.append(session.execute(select(producer.tables.outbox.c.event_id)
-                                       .order_by(producer.tables.outbox.c.sequence.desc()).limit(1)).scalar_one())
+        async with unit_of_work(producer.db, producer.outbox) as uow:
+            await uow.audit(action="submit", entity_type="order", entity_id=f"ord_{index}", user_id="u1",
+                            before=None, after={"n": index}, cause=f"cause-{index}")
+        async with producer.db.reading() as session:
+            ids.append((await session.execute(select(producer.tables.outbox.c.event_id)
+                                              .order_by(producer.tables.outbox.c.sequence.desc()).limit(1))
+                        ).scalar_one())
     return ids
 
 
 @pytest.fixture
-def producer(databases):
+async def producer(databases):
     side = Side(databases.new("producer"), "producer")
     yield side
-    side.db.dispose()
+    await side.db.aclose()
 
 
 @pytest.fixture
-def consumer(databases):
+async def consumer(databases):
     side = Side(databases.new("consumer"), "consumer")
     yield side
-    side.db.dispose()
+    await side.db.aclose()
 
 
 async def serve_consumer(consumer: Side, port: int = 0):
-    sink = EventSink(consumer.db, consumer.outbox, CLOCK,
-                     handlers={"mbt.common.v1.AuditRecorded": record_effect(consumer)})
+    sink = EventSink("consumer", consumer.db, consumer.outbox, CLOCK,
+                     handlers={"mbt.common.v1.AuditRecorded": record_effect(consumer)},
+                     routed={"mbt.common.v1.AuditRecorded"})
     return await start(ServiceRuntime("consumer", [Registration.of(sink)]), port=port)
 
 
@@ -91,28 +94,28 @@ def relay_to(producer: Side, target: str, relay_class=OutboxRelay) -> tuple[Outb
 class CrashBeforeAcknowledge(OutboxRelay):
     """Delivers, then 'crashes' before recording the acknowledgement."""
 
-    def _acknowledge(self, subscriber, sequences):
+    async def _acknowledge(self, subscriber, sequences):
         raise RuntimeError("relay crashed after delivery, before acknowledgement")
 
 
 async def test_relay_crash_between_delivery_and_ack_applies_each_event_once(producer, consumer):
     server = await serve_consumer(consumer)
     try:
-        write_events(producer, 3)
+        await write_events(producer, 3)
         crashing, channel = relay_to(producer, server.address, CrashBeforeAcknowledge)
         with pytest.raises(RuntimeError):
             await crashing.deliver_once("activities")
         await channel.close()
-        applied = consumer.effect_ids()
+        applied = await consumer.effect_ids()
         assert len(applied) == 3  # delivered and applied ...
-        assert producer.count(producer.tables.pending) == 3  # ... but never acknowledged
+        assert await producer.count(producer.tables.pending) == 3  # ... but never acknowledged
 
         restarted, channel = relay_to(producer, server.address)
         assert await restarted.drain() == 3
         await channel.close()
-        assert producer.count(producer.tables.pending) == 0
-        assert consumer.effect_ids() == applied  # redelivered, not re-applied
-        assert consumer.count(consumer.tables.inbox) == 3
+        assert await producer.count(producer.tables.pending) == 0
+        assert await consumer.effect_ids() == applied  # redelivered, not re-applied
+        assert await consumer.count(consumer.tables.inbox) == 3
     finally:
         await server.stop(0)
 
@@ -120,15 +123,15 @@ async def test_relay_crash_between_delivery_and_ack_applies_each_event_once(prod
 async def test_a_duplicate_delivery_is_acknowledged_without_a_second_effect(producer, consumer):
     server = await serve_consumer(consumer)
     try:
-        write_events(producer, 1)
+        await write_events(producer, 1)
         relay, channel = relay_to(producer, server.address)
-        events = await producer.db.run(relay._pending_batch, "activities")
+        events = await relay._pending_batch("activities")
         stub = events_pb2_grpc.EventSinkServiceStub(channel)
         for _ in range(2):
             reply = await stub.Deliver(events_pb2.DeliverRequest(events=events))
             assert list(reply.acknowledged_event_ids) == [events[0].event_id]
         await channel.close()
-        assert len(consumer.effect_ids()) == 1
+        assert len(await consumer.effect_ids()) == 1
     finally:
         await server.stop(0)
 
@@ -136,39 +139,39 @@ async def test_a_duplicate_delivery_is_acknowledged_without_a_second_effect(prod
 async def test_events_arrive_in_outbox_order(producer, consumer):
     server = await serve_consumer(consumer)
     try:
-        write_events(producer, 25)
+        await write_events(producer, 25)
         relay, channel = relay_to(producer, server.address)
         relay.batch_size = 7
         assert await relay.drain() == 25
         await channel.close()
-        with producer.db.snapshot() as session:
-            rows = session.execute(select(producer.tables.outbox.c.payload)
-                                   .order_by(producer.tables.outbox.c.sequence)).scalars().all()
+        async with producer.db.reading() as session:
+            rows = (await session.execute(select(producer.tables.outbox.c.payload)
+                                          .order_by(producer.tables.outbox.c.sequence))).scalars().all()
         expected = []
         for raw in rows:
             message = audit_pb2.AuditRecorded()
             any_pb2.Any.FromString(raw).Unpack(message)
             expected.append(message.audit_id)
-        assert consumer.effect_ids() == expected
+        assert await consumer.effect_ids() == expected
     finally:
         await server.stop(0)
 
 
 async def test_the_relay_keeps_retrying_until_the_consumer_comes_up(producer, consumer):
     port = free_port()
-    write_events(producer, 2)
+    await write_events(producer, 2)
     relay, channel = relay_to(producer, f"127.0.0.1:{port}")
     task = asyncio.create_task(relay.run())
     await asyncio.sleep(0.5)
-    assert consumer.effect_ids() == []
+    assert await consumer.effect_ids() == []
     server = await serve_consumer(consumer, port=port)
     try:
         for _ in range(200):
-            if producer.count(producer.tables.pending) == 0:
+            if await producer.count(producer.tables.pending) == 0:
                 break
             await asyncio.sleep(0.05)
-        assert len(consumer.effect_ids()) == 2
-        assert producer.count(producer.tables.pending) == 0
+        assert len(await consumer.effect_ids()) == 2
+        assert await producer.count(producer.tables.pending) == 0
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -176,11 +179,11 @@ async def test_the_relay_keeps_retrying_until_the_consumer_comes_up(producer, co
         await server.stop(0)
 
 
-def test_a_rolled_back_change_emits_nothing(producer):
+async def test_a_rolled_back_change_emits_nothing(producer):
     with pytest.raises(ZeroDivisionError):
-        with unit_of_work(producer.db, producer.outbox) as uow:
-            uow.audit(action="submit", entity_type="order", entity_id="ord_x", user_id="u1", before=None,
-                      after={})
+        async with unit_of_work(producer.db, producer.outbox) as uow:
+            await uow.audit(action="submit", entity_type="order", entity_id="ord_x", user_id="u1", before=None,
+                            after={})
             1 / 0
-    assert producer.count(producer.tables.outbox) == 0
-    assert producer.count(producer.tables.pending) == 0
+    assert await producer.count(producer.tables.outbox) == 0
+    assert await producer.count(producer.tables.pending) == 0

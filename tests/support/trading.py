@@ -10,6 +10,7 @@ import grpc
 from mbt.accounts.v1 import accounts_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
+from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
 from services.common.wire.conv import from_timestamp, to_timestamp
 from tests.support.identity import BULK_TIER, as_service, as_user, rest_headers
@@ -51,6 +52,9 @@ class Trading:
     def activities(self):
         return activities_pb2_grpc.ActivitiesServiceStub(self.channel("activities"))
 
+    def matcher(self):
+        return matcher_pb2_grpc.MatcherServiceStub(self.channel("matcher"))
+
     def marketdata(self):
         return marketdata_pb2_grpc.MarketDataServiceStub(self.channel("marketdata"))
 
@@ -64,6 +68,19 @@ class Trading:
 
     async def step(self, seconds: float) -> None:
         await self.step_to(await self.now() + timedelta(seconds=seconds))
+
+    async def matcher_caught_up(self, timeout: float = 60.0) -> None:
+        """Wait until the matcher has decided every tick market data handed out and the orders
+        service has its decisions: a stepped replay hands the ticks over before StepClock
+        returns, the matcher decides them after."""
+        async def check():
+            book = await self.matcher().GetBook(matcher_pb2.GetBookRequest(), metadata=as_service("tests"))
+            assert book.decisions_in_flight == 0
+            for entry in book.symbols:
+                latest = await self.marketdata().GetLatestQuote(
+                    marketdata_pb2.GetLatestQuoteRequest(symbol=entry.symbol), metadata=as_service("tests"))
+                assert entry.last_quote_at == latest.quote.quote_at, entry.symbol
+        await eventually(check, timeout=timeout)
 
     async def audit(self, *, user_id: str = "", entity_id: str = "") -> list:
         reply = await self.activities().ListAuditLog(

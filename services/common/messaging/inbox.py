@@ -74,8 +74,11 @@ class EventSink(events_pb2_grpc.EventSinkServiceServicer):
 
     def __init__(self, service: str, db: Database, outbox: Outbox, clock: Clock,
                  handlers: Mapping[str, EventHandler],
-                 publish: Callable[[UnitOfWork, Any], Awaitable[None]] | None = None) -> None:
-        routed = topology.routed_to(service)
+                 publish: Callable[[UnitOfWork, Any], Awaitable[None]] | None = None, *,
+                 routed: set[str] | None = None) -> None:
+        """``routed``: the event types delivered to this sink (default: the topology's for
+        ``service``; a test consumer names its own)."""
+        routed = topology.routed_to(service) if routed is None else routed
         if set(handlers) != routed:
             raise ValueError(f"{service}'s event handlers disagree with the topology: handled but not routed "
                              f"{sorted(set(handlers) - routed)}, routed but not handled {sorted(routed - set(handlers))}")

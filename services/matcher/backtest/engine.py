@@ -39,6 +39,7 @@ from services.matcher.backtest.ledger import (AccountView, FillRecord, LedgerEnt
                                               account_type, fill_record, is_working, order_record, order_session,
                                               working_order)
 from services.matcher.backtest.strategy import Context, Strategy, replace_request, submit_request
+from services.orders import wire as orders_wire
 from services.matcher.book import OrderBook
 from services.matcher.domain import (TERMINAL_ACTIONS, Action, Decision, MarketSession, OrderType, Side, Tick, TimeInForce,
                                      WorkingOrder, decide, evaluated_ticks, is_usable)
@@ -406,7 +407,8 @@ class Backtest(Context):
         request = submit_request(fields)
         order_id = self.order_ids()
         session = self.sessions.closing_after(self._now_ns)
-        order = self.paper.submit(request, order_id, self._now_ns, order_session(session.open_ns, session.close_ns),
+        order = self.paper.submit(orders_wire.spec_from_request(request), order_id, self._now_ns,
+                                  order_session(session.open_ns, session.close_ns),
                                   self._latest, self._marks(), self.feed.columns)
         if order.order_id == order_id and is_working(order):
             self._admit(working_order(order))
@@ -420,7 +422,7 @@ class Backtest(Context):
     def replace(self, order_id: str, **fields) -> OrderRecord:
         request = replace_request(order_id, fields)
         session = self.sessions.closing_after(self._now_ns)
-        order = self.paper.replace(order_id, request, self._now_ns,
+        order = self.paper.replace(order_id, orders_wire.replace_terms(request), self._now_ns,
                                      order_session(session.open_ns, session.close_ns), self._marks())
         self._forget(order_id)
         self._admit(working_order(order))

@@ -26,7 +26,7 @@ from services.common.instruments import parse_symbol
 from services.common.trading import OrderType, Side, TimeInForce
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.matcher import domain as matcher
-from services.matcher.wire import fill_message
+from services.matcher.usecases.matching import fill_message
 from services.orders import wire
 from services.orders.domain.model import Fill, Order, OrderSpec, Replacement, Status, spec_digest
 from services.orders.domain.rules import (QuoteSnapshot, ReplaceTerms, Session, check_market_hours, collar_price,
@@ -385,11 +385,17 @@ def fill_record(fill: Fill) -> FillRecord:
 
 
 def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
-    """Positions recomputed from fills alone (the ledger must agree with them)."""
+    """Open positions recomputed from fills alone, as the accounts service keeps them (a
+    position that reaches zero is closed; the next fill opens a new one): the ledger must
+    agree with them."""
     positions: dict[str, Position] = {}
     for fill in fills:
-        positions[fill.symbol] = apply_fill(positions.get(fill.symbol), fill.symbol, Side(fill.side), fill.qty,
-                                            fill.price, MULTIPLIER).position
+        position = apply_fill(positions.get(fill.symbol), fill.symbol, Side(fill.side), fill.qty, fill.price,
+                              MULTIPLIER).position
+        if position.is_open:
+            positions[fill.symbol] = position
+        else:
+            positions.pop(fill.symbol, None)
     return positions
 
 

@@ -177,6 +177,19 @@ class Engine:
             self.book.add(still_working)
         return outcomes
 
+    @property
+    def decisions_in_flight(self) -> int:
+        return len(self._actions)
+
+    def last_tick_ns(self, symbol: str) -> int | None:
+        """The time of the last tick of ``symbol`` the book has processed."""
+        recent = self._recent.get(symbol)
+        return recent[-1].at_ns if recent else None
+
+    def fed_symbols(self) -> list[str]:
+        """Symbols whose quotes the matcher follows."""
+        return sorted(self._feeds)
+
     def remove(self, order_id: str) -> None:
         self.book.remove(order_id)
         self._multipliers.pop(order_id, None)

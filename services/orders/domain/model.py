@@ -246,6 +246,7 @@ class Order:
     def fill(self, fill: "Fill") -> "Order":
         """Record an execution the matcher decided (v1: the whole quantity); the fill must
         match the order (``check_fill``)."""
+        next_status(self.status, Transition.FILL)
         check_fill(self, fill)
         stop_reached = self.spec.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
         before = replace(self, events=())

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.accounts.domain import (AccountType, Hold, OrderRequest, Position, Side, Valuation, apply_fill,
-                                      buying_power, check_fits, hold_for)
+from services.accounts.domain.rules import (AccountType, Hold, HoldTerms, Position, Valuation, apply_fill,
+                                            buying_power, check_fits, hold_for)
+from services.common.trading import Side
 from services.common.errors import DomainError
 
 D = Decimal
@@ -64,9 +65,9 @@ def test_cash_plus_positions_at_cost_always_balances_realized_pl(sequence):
 
 
 def test_cash_accounts_hold_the_full_cost_and_cannot_short():
-    buy = OrderRequest("AMZN", Side.BUY, D(10), D("220.50"), D(1))
+    buy = HoldTerms("AMZN", Side.BUY, D(10), D("220.50"), D(1))
     assert hold_for(AccountType.CASH, buy, D(0), D(0)) == Hold(D("2205.00"), D(0))
-    sell = OrderRequest("AMZN", Side.SELL, D(10), D("220.50"), D(1))
+    sell = HoldTerms("AMZN", Side.SELL, D(10), D("220.50"), D(1))
     assert hold_for(AccountType.CASH, sell, D(10), D(0)) == Hold(D(0), D(10))
     with pytest.raises(DomainError) as err:
         hold_for(AccountType.CASH, sell, D(10), D(5))  # 5 of the 10 already promised to another sell
@@ -74,9 +75,9 @@ def test_cash_accounts_hold_the_full_cost_and_cannot_short():
 
 
 def test_margin_accounts_hold_half_and_may_short():
-    sell = OrderRequest("AMZN", Side.SELL, D(10), D("200"), D(1))
+    sell = HoldTerms("AMZN", Side.SELL, D(10), D("200"), D(1))
     assert hold_for(AccountType.MARGIN, sell, D(4), D(0)) == Hold(D(600), D(4))
-    buy = OrderRequest("AMZN", Side.BUY, D(10), D("200"), D(1))
+    buy = HoldTerms("AMZN", Side.BUY, D(10), D("200"), D(1))
     assert hold_for(AccountType.MARGIN, buy, D(-4), D(0)) == Hold(D(600), D(0))
 
 

@@ -4,9 +4,11 @@ from decimal import Decimal
 import pytest
 
 from services.common.errors import DomainError
-from services.orders.domain import (TRANSITIONS, AssetClass, Event, Fill, Order, OrderSpec, OrderType, Session,
-                                    Side, Status, TimeInForce, check_fill, check_market_hours, collar_price,
-                                    next_status, replacement, validate_spec)
+from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.orders.domain.model import TRANSITIONS, Fill, Order, OrderSpec, Status, check_fill, next_status
+from services.orders.domain.model import Transition as Event
+from services.orders.domain.rules import ReplaceTerms, Session, check_market_hours, collar_price, replacement, \
+    validate_spec
 
 T0 = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
 SESSION = Session(datetime(2012, 6, 21, 13, 30, tzinfo=timezone.utc), datetime(2012, 6, 21, 20, 0, tzinfo=timezone.utc))
@@ -33,7 +35,7 @@ def test_every_final_state_refuses_every_event():
         for event in Event:
             with pytest.raises(DomainError) as err:
                 next_status(status, event)
-            assert (err.value.reason, err.value.metadata["status"]) == (reasons.get(event, "CONFLICT"),
+            assert (err.value.reason, err.value.metadata["status"]) == (reasons.get(event, "FAILED_PRECONDITION"),
                                                                        status.value), (status, event)
 
 
@@ -55,9 +57,9 @@ def test_the_table_is_the_lifecycle():
     assert err.value.reason == "ORDER_NOT_REPLACEABLE"
 
 
-def test_apply_stamps_the_time_of_the_event():
+def test_a_transition_stamps_its_time():
     later = T0 + timedelta(minutes=5)
-    canceled = order().apply(Event.CANCEL, later, cancel_reason="user")
+    canceled = order().cancel("user", later)
     assert (canceled.status, canceled.canceled_at, canceled.updated_at, canceled.cancel_reason) == (
         Status.CANCELED, later, later, "user")
 
@@ -102,26 +104,25 @@ def test_ioc_and_fok_need_the_market_open_day_orders_do_not():
 
 
 def test_replace_keeps_what_is_not_sent_and_validates_the_result():
-    replaced = replacement(order(), qty=Decimal(20), limit_price=None, stop_price=None, time_in_force=None)
+    replaced = replacement(order(), ReplaceTerms(qty=Decimal(20), limit_price=None, stop_price=None))
     assert (replaced.qty, replaced.limit_price) == (Decimal(20), Decimal("220.50"))
     with pytest.raises(DomainError) as err:
-        replacement(order(), qty=None, limit_price=None, stop_price=None, time_in_force=None)
+        replacement(order(), ReplaceTerms(qty=None, limit_price=None, stop_price=None))
     assert err.value.reason == "INVALID_ARGUMENT" and "nothing to replace" in err.value.message
     with pytest.raises(DomainError) as err:
-        replacement(order(), qty=None, limit_price=None, stop_price=Decimal(1), time_in_force=None)
+        replacement(order(), ReplaceTerms(qty=None, limit_price=None, stop_price=Decimal(1)))
     assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "stop_price")
     with pytest.raises(DomainError) as err:
-        replacement(order(), qty=Decimal("0.5"), limit_price=None, stop_price=None, time_in_force=None)
+        replacement(order(), ReplaceTerms(qty=Decimal("0.5"), limit_price=None, stop_price=None))
     assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "qty")
 
 
 def test_a_triggered_stop_keeps_its_stop():
     triggered = order(spec=spec(order_type=OrderType.STOP_LIMIT, stop_price=Decimal("220.00")), triggered_at=T0)
     with pytest.raises(DomainError) as err:
-        replacement(triggered, qty=None, limit_price=None, stop_price=Decimal("221.00"), time_in_force=None)
+        replacement(triggered, ReplaceTerms(qty=None, limit_price=None, stop_price=Decimal("221.00")))
     assert err.value.reason == "ORDER_NOT_REPLACEABLE"
-    assert replacement(triggered, qty=None, limit_price=Decimal("221.00"), stop_price=None,
-                       time_in_force=None).stop_price == Decimal("220.00")
+    assert replacement(triggered, ReplaceTerms(qty=None, limit_price=Decimal("221.00"), stop_price=None)).stop_price == Decimal("220.00")
 
 
 def fill(**changes) -> Fill:

@@ -1,0 +1,124 @@
+"""The Account aggregate (no database): holds bound to the terms of each order version, the
+larger of a pending and a current version counting, releases and fills recorded as events,
+and the ledger refusing — with an event, changing nothing — what would break it."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from services.accounts.domain.account import (Account, AccountOpened, FillApplied, FillRefused, HoldReleased,
+                                              HoldTaken)
+from services.accounts.domain.rules import (AccountType, FillTerms, Hold, HoldTerms, Mark, Profile, Valuation,
+                                            VersionHold)
+from services.common.errors import DomainError
+from services.common.trading import Side
+
+AT = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+D = Decimal
+NO_MARKS: dict[str, Mark] = {}
+
+
+def buy(qty, price, symbol="AMZN") -> HoldTerms:
+    return HoldTerms(symbol, Side.BUY, D(qty), D(price), D(1))
+
+
+def sell(qty, price, symbol="AMZN") -> HoldTerms:
+    return HoldTerms(symbol, Side.SELL, D(qty), D(price), D(1))
+
+
+def opened(profile=Profile.TRIAL) -> Account:
+    account = Account.open("acct_1", "u", profile, AT)
+    account.events.clear()
+    return account
+
+
+def test_opening_takes_the_profiles_starting_cash():
+    account = Account.open("acct_1", "u", Profile.INCOME_BUILDER, AT)
+    assert (account.cash, account.account_type) == (D("50000.00"), AccountType.CASH)
+    assert account.events == [AccountOpened("acct_1", "u", AccountType.CASH, Profile.INCOME_BUILDER, D("50000.00"),
+                                            AT)]
+
+
+def test_a_hold_is_idempotent_for_its_terms_and_refused_for_others():
+    account = opened()
+    first = account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT)
+    assert account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT) == first
+    assert [type(e) for e in account.events] == [HoldTaken]
+    with pytest.raises(DomainError) as reused:
+        account.hold("ord_1", 1, buy(11, "100.00"), NO_MARKS, AT)
+    assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert account.valuation(NO_MARKS) == Valuation(D("10000.00"), D(0), D(0), D("1000.00"))
+
+
+def test_a_pending_replace_holds_the_larger_version_until_the_old_one_is_superseded():
+    account = opened()
+    account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT)
+    account.hold("ord_1", 2, buy(5, "100.00"), NO_MARKS, AT)  # shrinking: the current hold still counts
+    assert account.held().amount == D("1000.00")
+    account.release("ord_1", "superseded", AT, below=2)
+    assert account.held().amount == D("500.00")
+    with pytest.raises(DomainError) as stale:
+        account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT)
+    assert stale.value.reason == "FAILED_PRECONDITION"
+
+
+def test_a_hold_that_does_not_fit_changes_nothing():
+    account = opened()
+    with pytest.raises(DomainError) as refused:
+        account.hold("ord_1", 1, buy(101, "100.00"), NO_MARKS, AT)
+    assert refused.value.reason == "INSUFFICIENT_BUYING_POWER"
+    assert account.events == [] and account.held().amount == 0
+
+
+def test_a_release_answers_what_it_released_and_an_ended_order_never_holds_again():
+    account = opened()
+    account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT)
+    assert account.release("ord_1", "canceled", AT) == account.release("ord_1", "canceled", AT) == D("1000.00")
+    assert [type(e) for e in account.events] == [HoldTaken, HoldReleased]
+    with pytest.raises(DomainError) as ended:
+        account.hold("ord_1", 2, buy(1, "1.00"), NO_MARKS, AT)
+    assert ended.value.reason == "FAILED_PRECONDITION"
+
+
+def test_a_release_of_nothing_leaves_a_marker_that_refuses_a_late_hold():
+    account = opened()
+    assert account.release("ord_9", "abandoned", AT, version=3) == 0
+    assert account.events == [HoldReleased("ord_9", 3, "abandoned", AT, marker=True)]
+    with pytest.raises(DomainError) as late:
+        account.hold("ord_9", 3, buy(1, "1.00"), NO_MARKS, AT)
+    assert late.value.reason == "FAILED_PRECONDITION"
+
+
+def test_a_covered_fill_moves_cash_and_the_position_and_releases_the_hold():
+    account = opened()
+    account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT)
+    effect = account.apply_fill("fill_1", FillTerms("ord_1", "AMZN", Side.BUY, D(10), D("99.50"), D(1)), 1, AT)
+    assert (account.cash, account.positions["AMZN"].qty, account.held().amount) == (D("9005.00"), D(10), D(0))
+    assert effect.cash_delta == D("-995.00")
+    assert [type(e) for e in account.events] == [HoldTaken, FillApplied, HoldReleased]
+
+
+@pytest.mark.parametrize("fill, why", [
+    (FillTerms("ord_1", "AMZN", Side.BUY, D(11), D("99.50"), D(1)), "the fill is for 11"),
+    (FillTerms("ord_1", "AMZN", Side.BUY, D(10), D("100.01"), D(1)), "above the held worst price"),
+    (FillTerms("ord_1", "GOOG", Side.BUY, D(10), D("99.50"), D(1)), "not a buy of GOOG"),
+    (FillTerms("ord_2", "AMZN", Side.BUY, D(1), D("1.00"), D(1)), "no active hold"),
+])
+def test_the_ledger_refuses_a_fill_no_hold_covers_and_changes_nothing(fill, why):
+    account = opened()
+    account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT)
+    account.events.clear()
+    assert account.apply_fill("fill_x", fill, 1, AT) is None
+    [refused] = account.events
+    assert isinstance(refused, FillRefused) and refused.reason == "LEDGER_INVARIANT" and why in refused.why
+    assert (account.cash, account.positions, account.held().amount) == (D("10000.00"), {}, D("1000.00"))
+
+
+def test_a_cash_account_never_goes_short_even_if_a_hold_said_so():
+    account = opened()
+    # A hold without recorded terms (taken before holds kept them) covers by amount only.
+    account.holds["ord_1"] = [VersionHold(1, None, Hold(D(0), D(0)), True, symbol="AMZN")]
+    assert account.apply_fill("fill_s", FillTerms("ord_1", "AMZN", Side.SELL, D(5), D("100"), D(1)), 1, AT) is None
+    [refused] = account.events
+    assert "short" in refused.why and account.positions == {}
