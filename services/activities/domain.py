@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from services.common.ids import derived_id
 from services.common.trading import Side
@@ -44,8 +45,8 @@ class AuditEntry:
     entity_type: str
     entity_id: str
     user_id: str
-    before: dict | None
-    after: dict | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
     request_id: str
     service: str
     occurred_at: datetime

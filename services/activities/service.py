@@ -16,7 +16,7 @@ class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
 
     async def ListActivities(self, request, context):
         activity_type = parse_enum(wire.TYPES, request.activity_type, "type", required=False)
-        rows, token = await self.activities.list(require_user_id(), activity_type, from_timestamp(request.from_time),
+        rows, token = await self.activities.list_for(require_user_id(), activity_type, from_timestamp(request.from_time),
                                                  from_timestamp(request.to_time), request.page_size,
                                                  request.page_token)
         return activities_pb2.ListActivitiesResponse(activities=[wire.activity_to_proto(r) for r in rows],

@@ -24,13 +24,13 @@ class Activities:
     async def record_audit(self, uow: UnitOfWork, entry: AuditEntry) -> None:
         await ActivityRepository(uow.session).add_audit(entry)
 
-    async def list(self, user_id: str, activity_type: str | None, start: datetime | None, end: datetime | None,
+    async def list_for(self, user_id: str, activity_type: str | None, start: datetime | None, end: datetime | None,
                    size: int, token: str) -> tuple[list[Activity], str]:
         """A user's activities in [start, end), newest first, optionally of one type."""
         if start and end and start >= end:
             raise invalid_argument("from must be before to", "from")
 
-        async def fetch(after, limit):
+        async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[Activity]:
             async with self.db.reading() as session:
                 return await ActivityRepository(session).activities(user_id, activity_type=activity_type, start=start,
                                                                     end=end, after=after, limit=limit)
@@ -49,7 +49,7 @@ class Activities:
         if not user_id and not entity_id:
             raise invalid_argument("filter the audit log by user_id or entity_id")
 
-        async def fetch(after, limit):
+        async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[AuditEntry]:
             async with self.db.reading() as session:
                 return await ActivityRepository(session).audit_entries(user_id=user_id, entity_id=entity_id,
                                                                        after=after, limit=limit)

@@ -26,7 +26,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         return orders_pb2.SubmitOrderResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
 
     async def ListOrders(self, request, context):
-        orders, token = await self.reads.list(require_user_id(), wire.status_filter(request.status),
+        orders, token = await self.reads.list_for(require_user_id(), wire.status_filter(request.status),
                                               request.symbol.strip().upper(), request.page_size, request.page_token)
         return orders_pb2.ListOrdersResponse(orders=[wire.order_to_proto(o) for o in orders], next_page_token=token)
 

@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, S
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.errors import not_found
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.orders.domain.model import (AssetClass, Fill, Leg, Order, OrderCanceled, OrderEvent, OrderExpired,
@@ -206,6 +207,14 @@ class OrderRepository:
             return None
         order = await self._with_pending(_to_order(row))
         return replace(order, fills=tuple(await self.fills_of(order_id))) if with_fills else order
+
+    async def load(self, order_id: str, *, user_id: str | None = None, lock: bool = False,
+                   with_fills: bool = False) -> Order:
+        """``get``, for an order that must exist: ``not_found`` otherwise."""
+        order = await self.get(order_id, user_id=user_id, lock=lock, with_fills=with_fills)
+        if order is None:
+            raise not_found("order", order_id)
+        return order
 
     async def _with_pending(self, order: Order) -> Order:
         row = (await self.session.execute(select(ReplacementRow).where(

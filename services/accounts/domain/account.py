@@ -127,7 +127,8 @@ class Account:
         long_value = short_value = Decimal(0)
         for symbol, position in self.positions.items():
             mark = marks.get(symbol)
-            value = market_value(position, mark_price(position, mark and mark.bid, mark and mark.ask))
+            value = market_value(position, mark_price(position, mark.bid if mark else None,
+                                                      mark.ask if mark else None))
             if value >= 0:
                 long_value += value
             else:

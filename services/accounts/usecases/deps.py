@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -17,6 +18,9 @@ from services.common.clock import Clock
 from services.common.ids import new_id
 from services.common.persistence.db import Database
 from services.common.persistence.uow import UnitOfWork
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,14 @@ async def locked_account(repo: AccountRepository, user_id: str, clock: Clock, *,
     return account
 
 
-async def with_account(deps: Deps, user_id: str, change, *, order_id: str | None = None):
+async def with_account(deps: Deps, user_id: str, change: Callable[[Account], T], *,
+                       order_id: str | None = None) -> T:
     """Run ``change(account)`` on the user's locked account in one unit of work and save it;
     returns what ``change`` returned. A concurrent first use that opened the account is
     retried once against it."""
-    for attempt in (1, 2):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             async with deps.uow() as uow:
                 repo = AccountRepository(uow.session, uow.collect)
@@ -63,5 +70,5 @@ async def with_account(deps: Deps, user_id: str, change, *, order_id: str | None
                 await repo.save(account)
                 return result
         except IntegrityError:
-            if attempt == 2:
+            if attempt >= 2:
                 raise

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from services.accounts.domain.account import Account
-from services.accounts.domain.rules import AccountType, HoldTerms, VersionHold
+from services.accounts.domain.rules import AccountType, HoldTerms, Mark, VersionHold
 from services.accounts.store import AccountRepository
 from services.accounts.usecases.deps import Deps, with_account
 from services.common.errors import invalid_argument
@@ -23,14 +23,14 @@ class Holds:
         is valued at real-time marks of its positions first (outside the transaction)."""
         if not order_id or not user_id:
             raise invalid_argument("order_id and user_id are required")
-        marks = {}
+        marks: dict[str, Mark] = {}
         async with self.deps.db.reading() as session:
             known = await AccountRepository(session).account_of(user_id)
         if known is not None and known.account_type is AccountType.MARGIN:
             marks = await self.deps.market.latest({*known.positions, terms.symbol})
         now = self.deps.clock.now()
 
-        def take(account: Account):
+        def take(account: Account) -> tuple[str, VersionHold, Decimal]:
             hold = account.hold(order_id, version, terms, marks, now)
             return account.account_id, hold, account.buying_power(marks)
         return await with_account(self.deps, user_id, take, order_id=order_id)

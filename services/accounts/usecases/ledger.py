@@ -4,8 +4,10 @@ order that ended or was replaced stops holding what it no longer needs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from services.accounts.domain.account import Account
 from services.accounts.domain.rules import SUPERSEDED, FillTerms
 from services.accounts.store import AccountRepository
 from services.accounts.usecases.deps import Deps, locked_account
@@ -38,7 +40,8 @@ class Ledger:
         await self._change(uow, user_id, order_id,
                            lambda a: a.release(order_id, SUPERSEDED, self.deps.clock.now(), below=version))
 
-    async def _change(self, uow: UnitOfWork, user_id: str, order_id: str, change) -> None:
+    async def _change(self, uow: UnitOfWork, user_id: str, order_id: str,
+                      change: Callable[[Account], object]) -> None:
         repo = AccountRepository(uow.session, uow.collect)
         account = await locked_account(repo, user_id, self.deps.clock, order_id=order_id)
         change(account)

@@ -4,11 +4,12 @@ never does."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
 from services.accounts.domain.account import Account
-from services.accounts.domain.rules import Position, apply_fill, mark_price, unrealized_pl
+from services.accounts.domain.rules import Mark, Position, apply_fill, mark_price, unrealized_pl
 from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord
 from services.accounts.store import AccountRepository, PositionRow
 from services.accounts.usecases.deps import Deps, with_account
@@ -17,7 +18,7 @@ from services.common.rpc import context
 from services.common.trading import AssetClass, Side
 
 
-def _record(row: PositionRow, marks) -> PositionRecord:
+def _record(row: PositionRow, marks: Mapping[str, Mark]) -> PositionRecord:
     return PositionRecord(row.as_position(), AssetClass(row.asset_class), row.opened_at, row.closed_at,
                           row.updated_at, marks.get(row.symbol) if row.closed_at is None else None)
 
@@ -39,9 +40,10 @@ class AccountReads:
         account = await self._account(user_id)
         marks = await self.deps.market.latest(set(account.positions))
         value = account.valuation(marks)
+        now = self.deps.clock.now()
         return AccountSummary(account.account_id, account.account_type, account.profile, "USD",
-                              account.starting_cash, value, account.buying_power(marks), account.created_at,
-                              account.updated_at, self.deps.clock.now())
+                              account.starting_cash, value, account.buying_power(marks), account.created_at or now,
+                              account.updated_at or now, now)
 
     async def positions(self, user_id: str, include_closed: bool = False) -> list[PositionRecord]:
         account = await self._account(user_id)
@@ -67,7 +69,7 @@ class AccountReads:
         if start is not None and start > end:
             raise invalid_argument("from must not be after to", "from")
         account = await self._account(user_id)
-        start = start or account.created_at
+        start = start or account.created_at or end
         async with self.deps.db.reading() as session:
             ledger = await AccountRepository(session).ledger(account.account_id, until=end)
         realized: dict[str, Decimal] = {}
@@ -83,6 +85,9 @@ class AccountReads:
         open_positions = {s: p for s, p in held.items() if p.is_open}
         marks = await (self.deps.market.latest(set(open_positions)) if end >= now
                        else self.deps.market.at(set(open_positions), end))
-        unrealized = {s: unrealized_pl(p, mark_price(p, (m := marks.get(s)) and m.bid, m and m.ask))
-                      for s, p in open_positions.items()}
+        unrealized = {}
+        for symbol, position in open_positions.items():
+            mark = marks.get(symbol)
+            unrealized[symbol] = unrealized_pl(position, mark_price(position, mark.bid if mark else None,
+                                                                    mark.ask if mark else None))
         return PnlReport(start, end, realized, unrealized, clamped)

@@ -13,7 +13,7 @@ def as_user(row: UserRow) -> User:
     return User(row.user_id, Tier(row.tier), Profile(row.investor_profile), row.created_at, row.updated_at)
 
 
-def snapshot(row: UserRow) -> dict:
+def snapshot(row: UserRow) -> dict[str, str]:
     return {"user_id": row.user_id, "tier": row.tier, "investor_profile": row.investor_profile}
 
 

@@ -200,8 +200,8 @@ class Order:
     # -- transitions: each goes through TRANSITIONS and records its event ----------------
 
     def _to(self, transition: Transition, at: datetime, **changes: Any) -> "Order":
-        return replace(self, status=next_status(self.status, transition), updated_at=at,
-                       **{STAMPS[transition]: at}, **changes)
+        stamped: dict[str, Any] = {STAMPS[transition]: at, **changes}
+        return replace(self, status=next_status(self.status, transition), updated_at=at, **stamped)
 
     def _recording(self, make: Callable[["Order"], "OrderEvent"]) -> "Order":
         return replace(self, events=(*self.events, make(replace(self, events=()))))

@@ -10,7 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.common.errors import DomainError, invalid_argument
-from services.orders.domain.model import AssetClass, Order, OrderSpec, OrderType, Side, TimeInForce
+from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.orders.domain.model import Order, OrderSpec
 
 MAX_QTY = Decimal(1_000_000)
 MAX_PRICE = Decimal(1_000_000)
@@ -27,7 +28,8 @@ def validate_price(value: Decimal | None, name: str) -> None:
         raise invalid_argument(f"{name} must be positive", name)
     if value > MAX_PRICE:
         raise invalid_argument(f"{name} must be at most {MAX_PRICE}", name)
-    places = max(0, -value.normalize().as_tuple().exponent)
+    exponent = value.normalize().as_tuple().exponent
+    places = max(0, -exponent) if isinstance(exponent, int) else 0
     allowed = 2 if value >= 1 else 4
     if places > allowed:
         raise invalid_argument(f"{name} {value} is off the price grid: at most {allowed} decimals "
@@ -140,6 +142,15 @@ def worst_price(spec: OrderSpec, collar: Decimal | None) -> Decimal | None:
     return spec.limit_price if spec.order_type in PRICED_AT_LIMIT else collar
 
 
+def held_price(spec: OrderSpec, collar: Decimal | None) -> Decimal:
+    """``worst_price`` of an order that is to hold buying power (``invalid_argument`` when
+    it has none: a market or stop order always has its collar by then)."""
+    worst = worst_price(spec, collar)
+    if worst is None or worst <= 0:
+        raise invalid_argument("the order has no price to hold buying power against", "worst_price")
+    return worst
+
+
 @dataclass(frozen=True)
 class QuoteSnapshot:
     """The latest quote of a symbol as an order is priced against it."""
@@ -163,7 +174,7 @@ def market_reference(spec: OrderSpec, quote: QuoteSnapshot | None, now: datetime
     there is no quote or (market open) it is older than ``max_age_seconds``, ``unusable_quote``
     when it is crossed, locked or empty (README "Collars")."""
     reference = quote.touch(spec.side) if quote is not None else None
-    if reference is None:
+    if quote is None or reference is None:
         reason = "STALE_QUOTE" if quote is None else "UNUSABLE_QUOTE"
         raise DomainError(reason, f"no usable quote for {spec.symbol} to price a market order; use a limit order")
     age = (now - quote.quote_at).total_seconds()

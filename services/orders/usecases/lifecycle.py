@@ -48,7 +48,7 @@ class Lifecycle:
                 if not same_execution(recorded, fill):
                     raise DomainError("IDEMPOTENCY_KEY_REUSED", f"fill {fill.fill_id} was recorded before with other "
                                                                 "terms; it is not recorded again")
-                return await repo.get(fill.order_id, with_fills=True), True
+                return await repo.load(fill.order_id, with_fills=True), True
             order = await repo.get(fill.order_id, lock=True, with_fills=True)
             if order is None:
                 raise not_found("order", fill.order_id)
@@ -73,7 +73,7 @@ class Lifecycle:
         for candidate in due:
             async with self.deps.uow() as uow:
                 repo = OrderRepository(uow.session, uow.collect)
-                order = await repo.get(candidate.order_id, lock=True)
+                order = await repo.load(candidate.order_id, lock=True)
                 if order.status is not Status.ACCEPTED:
                     continue
                 await repo.save(order.expire())

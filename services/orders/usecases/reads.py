@@ -3,6 +3,8 @@ matcher rebuilds its book from."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from services.common.errors import not_found
 from services.common.persistence.pagination import page
 from services.orders.domain.model import Fill, Order, Status
@@ -22,10 +24,10 @@ class OrderReads:
             raise not_found("order", order_id)
         return order
 
-    async def list(self, user_id: str, status: Status | None, symbol: str, size: int,
+    async def list_for(self, user_id: str, status: Status | None, symbol: str, size: int,
                    token: str) -> tuple[list[Order], str]:
         """A user's orders, newest first, optionally of one status and symbol."""
-        async def fetch(after, limit):
+        async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[Order]:
             async with self.db.reading() as session:
                 return await OrderRepository(session).list_for_user(user_id, status=status, symbol=symbol,
                                                                     after=after, limit=limit)
@@ -33,7 +35,7 @@ class OrderReads:
 
     async def list_working(self, symbol: str, size: int, token: str) -> tuple[list[Order], str]:
         """Every working order (optionally of one symbol), by order id: the matcher's book."""
-        async def fetch(after, limit):
+        async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[Order]:
             async with self.db.reading() as session:
                 return await OrderRepository(session).list_working(symbol=symbol or None,
                                                                    after_id=after[1] if after else None, limit=limit)
@@ -46,4 +48,4 @@ class OrderReads:
             fill = await repo.get_fill(fill_id)
             if fill is None:
                 raise not_found("fill", fill_id)
-            return fill, await repo.get(fill.order_id, with_fills=True)
+            return fill, await repo.load(fill.order_id, with_fills=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from services.common.errors import DomainError, not_found
+from services.common.errors import DomainError
 from services.common.trading import TimeInForce
 from services.orders.domain.model import Order, Replacement, Status
-from services.orders.domain.rules import ReplaceTerms, check_market_hours, replaced_collar, replacement, worst_price
+from services.orders.domain.rules import ReplaceTerms, check_market_hours, held_price, replaced_collar, replacement
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
 
@@ -44,7 +44,7 @@ class ReplaceSaga:
         check_market_hours(spec, now, session)
         async with deps.uow() as uow:
             repo = OrderRepository(uow.session, uow.collect)
-            current = await repo.get(order_id, lock=True)
+            current = await repo.load(order_id, lock=True)
             if current.version != order.version:
                 raise DomainError("ORDER_NOT_REPLACEABLE", "the order changed while it was being replaced; "
                                                            "fetch it and try again")
@@ -56,18 +56,18 @@ class ReplaceSaga:
             pending = Replacement(version=version, spec=spec,
                                   collar_price=replaced_collar(current, spec, deps.settings.market_order_collar_pct),
                                   expires_at=expires_at, requested_at=now, lease_until=self._lease_until())
-            await repo.add_replacement(order_id, current.begin_replace(pending).pending)
+            current.begin_replace(pending)  # refuses a second replace in flight
+            await repo.add_replacement(order_id, pending)
         return await self._run(order, pending, resumed=False)
 
     async def _load(self, order_id: str, user_id: str | None = None) -> Order:
         async with self.deps.db.reading() as session:
-            order = await OrderRepository(session).get(order_id, user_id=user_id)
-        if order is None:
-            raise not_found("order", order_id)
-        return order
+            return await OrderRepository(session).load(order_id, user_id=user_id)
 
     async def _settle_interrupted(self, order: Order) -> Order:
         """Finish (or abandon) a replace that was cut short, before a new one starts."""
+        if order.pending is None:
+            return order
         pending = await self._take_over(order.order_id, order.pending.version)
         if pending is None:
             raise DomainError("CONFLICT", f"order {order.order_id} is being replaced right now; retry in a few "
@@ -88,14 +88,14 @@ class ReplaceSaga:
             repo = OrderRepository(session)
             if not await repo.lease_replacement(order_id, version, self.deps.wall.now(), self._lease_until()):
                 return None
-            order = await repo.get(order_id)
+            order = await repo.load(order_id)
             return order.pending if order.pending is not None and order.pending.version == version else None
 
     async def _run(self, order: Order, pending: Replacement, *, resumed: bool) -> Order:
         deps = self.deps
         try:
             await deps.accounts.hold(order, pending.version, pending.spec,
-                                     worst_price(pending.spec, pending.collar_price))
+                                     held_price(pending.spec, pending.collar_price))
         except DomainError as refusal:
             if refusal.reason not in DEFINITIVE_REFUSALS:
                 raise  # stays pending: finished later, by the next replace or by housekeeping
@@ -112,7 +112,7 @@ class ReplaceSaga:
             raise
         async with deps.uow() as uow:
             repo = OrderRepository(uow.session, uow.collect)
-            current = await repo.get(order.order_id, lock=True, with_fills=True)
+            current = await repo.load(order.order_id, lock=True, with_fills=True)
             if current.version == pending.version:
                 return current  # a concurrent resume committed it
             if current.status is not Status.ACCEPTED or current.pending is None or \

@@ -6,6 +6,7 @@ with the same ``client_order_id``, whichever comes first."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,7 @@ from services.common.errors import DomainError
 from services.common.ids import new_id
 from services.common.trading import AssetClass, OrderType, TimeInForce
 from services.orders.domain.model import Order, OrderSpec, Status, spec_digest
-from services.orders.domain.rules import check_market_hours, collar_price, market_reference, validate_spec, worst_price
+from services.orders.domain.rules import check_market_hours, collar_price, held_price, market_reference, validate_spec
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
 
@@ -69,6 +70,8 @@ class SubmitSaga:
                 # A concurrent submit with the same client_order_id won the insert.
                 async with deps.db.reading() as session:
                     winner = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
+                if winner is None:
+                    raise
                 return await self._replay(winner, digest), True
             return await self._complete(order), False
         finally:
@@ -100,7 +103,7 @@ class SubmitSaga:
         deps = self.deps
         try:
             account_id = await deps.accounts.hold(order, order.version, order.spec,
-                                                  worst_price(order.spec, order.collar_price))
+                                                  held_price(order.spec, order.collar_price))
         except DomainError as refusal:
             if refusal.reason not in DEFINITIVE_REFUSALS:
                 raise  # stays new: housekeeping finishes it, a retry with the client_order_id returns it
@@ -115,12 +118,12 @@ class SubmitSaga:
             await deps.accounts.release(order)  # canceled while we held: hand the hold back
         return accepted
 
-    async def _conclude(self, order_id: str, conclude) -> Order:
+    async def _conclude(self, order_id: str, conclude: Callable[[Order], Order]) -> Order:
         """The saga's last step, once: an order no longer new (canceled meanwhile, or concluded
         by a concurrent resume) is left as it is."""
         async with self.deps.uow() as uow:
             repo = OrderRepository(uow.session, uow.collect)
-            order = await repo.get(order_id, lock=True)
+            order = await repo.load(order_id, lock=True)
             if order.status is not Status.NEW:
                 return order
             return await repo.save(conclude(order))

@@ -13,7 +13,7 @@ from services.common.config import SERVICES
 from services.common.messaging import topology
 
 ROOT = Path(__file__).resolve().parents[3]
-ROOMS = ("app", "service", "usecases", "wire", "domain", "store", "clients")
+ROOMS = ("app", "service", "usecases", "wire", "domain", "store")
 
 
 def room(service: str, name: str) -> Path | None:
@@ -33,6 +33,9 @@ def test_every_service_has_the_same_rooms(service):
     missing = [name for name in ROOMS if room(service, name) is None]
     assert not missing, f"services/{service} lacks {missing}"
     assert (ROOT / "services" / service / "migrations" / "env.py").exists()
+    # A service that calls others has one named client per called service, in clients.py.
+    calls_others = "kit.stub(" in (ROOT / "services" / service / "app.py").read_text()
+    assert calls_others == (room(service, "clients") is not None), service
 
 
 @pytest.mark.parametrize("service", SERVICES)
