@@ -5,6 +5,7 @@ with the same ``client_order_id``, whichever comes first."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 class SubmitSaga:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        # Orders whose saga runs in this process right now (a resume leaves them alone).
-        self._in_flight: set[str] = set()
+        # Sagas running in this process right now: a replay or a resume awaits the same run.
+        self._running: dict[str, asyncio.Future[Order]] = {}
 
     async def submit(self, user_id: str, spec: OrderSpec) -> tuple[Order, bool]:
         """Submit ``spec`` for ``user_id``; returns (the order, whether this was a replay of an
@@ -61,21 +62,17 @@ class SubmitSaga:
             collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price,
                                       deps.settings.market_order_collar_pct),
             expires_at=session_.close_at if spec.time_in_force is TimeInForce.DAY else None, request_digest=digest)
-        self._in_flight.add(order_id)
         try:
-            try:
-                async with deps.uow() as uow:
-                    await OrderRepository(uow.session).add(order)
-            except IntegrityError:
-                # A concurrent submit with the same client_order_id won the insert.
-                async with deps.db.reading() as session:
-                    winner = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
-                if winner is None:
-                    raise
-                return await self._replay(winner, digest), True
-            return await self._complete(order), False
-        finally:
-            self._in_flight.discard(order_id)
+            async with deps.uow() as uow:
+                await OrderRepository(uow.session).add(order)
+        except IntegrityError:
+            # A concurrent submit with the same client_order_id won the insert.
+            async with deps.db.reading() as session:
+                winner = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
+            if winner is None:
+                raise
+            return await self._replay(winner, digest), True
+        return await self._complete_once(order), False
 
     async def _replay(self, order: Order, digest: str) -> Order:
         """A client_order_id sent again answers what its first submit answered: the same
@@ -90,13 +87,19 @@ class SubmitSaga:
             raise DomainError(order.reject_reason.upper(),
                               order.reject_message or f"the order was rejected: {order.reject_reason}",
                               order_id=order.order_id)
-        if order.status is Status.NEW and order.order_id not in self._in_flight:
-            self._in_flight.add(order.order_id)
-            try:
-                return await self._complete(order)
-            finally:
-                self._in_flight.discard(order.order_id)
+        if order.status is Status.NEW:
+            return await self._complete_once(order)
         return order
+
+    async def _complete_once(self, order: Order) -> Order:
+        """Complete ``order``'s saga, or await the run already completing it in this process
+        (a replay answers what that run answers). The run goes on if the caller goes away."""
+        running = self._running.get(order.order_id)
+        if running is None:
+            running = asyncio.ensure_future(self._complete(order))
+            self._running[order.order_id] = running
+            running.add_done_callback(lambda _: self._running.pop(order.order_id, None))
+        return await asyncio.shield(running)
 
     async def _complete(self, order: Order) -> Order:
         """new -> hold buying power -> accepted, or rejected with the reason."""
@@ -134,15 +137,12 @@ class SubmitSaga:
             stuck = await OrderRepository(session).stuck_new(self.deps.clock.now(), limit=100)
         resumed = 0
         for order in stuck:
-            if order.order_id in self._in_flight:
+            if order.order_id in self._running:
                 continue
-            self._in_flight.add(order.order_id)
             try:
-                await self._complete(order)
+                await self._complete_once(order)
                 resumed += 1
             except DomainError as exc:
                 log.info("order saga not finished yet", extra={"fields": {"order_id": order.order_id,
                                                                           "reason": exc.reason}})
-            finally:
-                self._in_flight.discard(order.order_id)
         return resumed
