@@ -28,8 +28,12 @@ import QuantLib as ql
 
 from services.common.instruments import CALL, SymbolSpec, option_tick, to_option_grid
 from services.marketdata.domain.calibration import DAYS_PER_YEAR, Calibration
+from services.marketdata.domain.ticks import Tick
 
 MODEL_NAME = "black_scholes_merton"
+# Underlyings whose options price off a forward MBT has no data for (VIX options off VIX
+# futures, not the spot index): no implied volatility or greeks rather than wrong ones.
+FORWARD_PRICED = frozenset({"^VIX"})
 PLACES = Decimal("0.0001")
 GAMMA_PLACES = Decimal("0.000001")
 YEAR_PLACES = Decimal("0.00000001")
@@ -142,3 +146,29 @@ def inputs(spec: SymbolSpec, underlying_sequence: int, spot: Decimal, years: flo
            dividend_yield: Decimal, quote: ModelQuote) -> ModelInputs:
     return ModelInputs(spec.underlying, underlying_sequence, spot, Decimal(quote.volatility).quantize(PLACES), rate,
                        dividend_yield, Decimal(years).quantize(YEAR_PLACES), quote.value, quote.half_spread)
+
+
+def quote_greeks(spec: SymbolSpec, tick: Tick | None, underlying: Tick | None, last_trade_ns: int, rate: Decimal,
+                 dividend_yield: Decimal) -> Greeks | None:
+    """A contract's greeks: at the model's volatility for a model quote, else at the
+    volatility implied by the quote's mid against the underlying's mid (or index level) at
+    the quote's time to expiry. None without a usable quote and underlying, for
+    ``FORWARD_PRICED`` underlyings, or when no volatility solves the mid."""
+    if tick is None or spec.underlying in FORWARD_PRICED:
+        return None
+    if tick.model is not None:
+        inputs = tick.model
+        return greeks(spec.option_type, float(inputs.underlying_price), float(spec.strike),
+                      float(inputs.time_to_expiry), float(inputs.risk_free_rate), float(inputs.dividend_yield),
+                      float(inputs.volatility))
+    spot = None if underlying is None else underlying.mid
+    premium = tick.mid
+    years = years_between(tick.quote_at_ns, last_trade_ns)
+    if spot is None or premium is None or years <= 0:
+        return None
+    volatility = implied_volatility(spec.option_type, float(premium), float(spot), float(spec.strike), years,
+                                    float(rate), float(dividend_yield))
+    if volatility is None:
+        return None
+    return greeks(spec.option_type, float(spot), float(spec.strike), years, float(rate), float(dividend_yield),
+                  volatility)

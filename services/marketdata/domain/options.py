@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from services.common.instruments import AM, SymbolSpec, contract_terms
-from services.marketdata.domain.calendar import MarketCalendar
+from services.marketdata.domain.calendar import MarketCalendar, new_york_midnight_ns
 
 WEEKLY_HORIZON_DAYS = 35
 MONTHLY_COUNT = 3
@@ -31,12 +31,16 @@ MONTHLY_COUNT = 3
 # stock, 200-odd contracts over its listed expiries.
 STRIKE_BAND = Decimal("0.25")
 FRIDAY = 4
+REGULAR_CLOSE_NS = 16 * 3600 * 1_000_000_000
 
 
 def last_trade_ns(spec: SymbolSpec, calendar: MarketCalendar) -> int | None:
-    """Nanoseconds of the close that ends trading in the option (None before the calendar)."""
+    """Nanoseconds of the close that ends trading in the option (None before the calendar;
+    16:00 New York on the last day when it lies beyond the calendar's end)."""
     terms = contract_terms(spec)
     last_day = spec.expiration - timedelta(days=1) if terms.settlement_time == AM else spec.expiration
+    if last_day > calendar.last_date:
+        return new_york_midnight_ns(last_day) + REGULAR_CLOSE_NS
     session = calendar.session_on_or_before(last_day)
     return None if session is None else session.close_ns
 
