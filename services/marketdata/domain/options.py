@@ -20,7 +20,7 @@ Listing (model quotes only; recorded quotes list what was recorded). On each tra
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from services.common.instruments import AM, SymbolSpec, contract_terms
 from services.marketdata.domain.calendar import MarketCalendar, new_york_midnight_ns
@@ -67,7 +67,10 @@ def listed_strikes(reference: Decimal) -> list[Decimal]:
     while strike <= high:
         if strike >= low:
             strikes.append(strike)
-        strike += strike_increment(strike)
+        following = strike + strike_increment(strike)
+        # Each range's strikes are multiples of its own increment: after $200 comes $210.
+        step = strike_increment(following)
+        strike = (following / step).to_integral_value(ROUND_CEILING) * step
     return strikes
 
 
