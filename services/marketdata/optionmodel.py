@@ -84,18 +84,25 @@ class OptionQuoteModel:
 
     # -- quotes ----------------------------------------------------------------------
 
-    def quote(self, spec: SymbolSpec, underlying: Tick, last_trade: int) -> Tick | None:
-        """The model quote from a usable underlying tick; None at or after the last trade."""
+    def _price(self, spec: SymbolSpec, underlying: Tick, last_trade: int) -> option_model.ModelQuote | None:
         years = option_model.years_between(underlying.quote_at_ns, last_trade)
         spot = underlying.mid
         if years <= 0 or spot is None:
             return None
-        priced = option_model.model_quote(spec, spot, years, self._rate, self._dividend_yield, self.calibration)
+        return option_model.model_quote(spec, spot, years, self._rate, self._dividend_yield, self.calibration)
+
+    def _tick(self, spec: SymbolSpec, underlying: Tick, last_trade: int, priced: option_model.ModelQuote) -> Tick:
         tick = Tick.quote(spec.symbol, underlying.quote_at_ns, underlying.sequence, priced.bid, None, priced.ask,
                           None, Source.MODEL)
-        tick.model = option_model.inputs(spec, underlying.sequence, spot, years, self.rate, self.dividend_yield,
-                                         priced)
+        years = option_model.years_between(underlying.quote_at_ns, last_trade)
+        tick.model = option_model.inputs(spec, underlying.sequence, underlying.mid, years, self.rate,
+                                         self.dividend_yield, priced)
         return tick
+
+    def quote(self, spec: SymbolSpec, underlying: Tick, last_trade: int) -> Tick | None:
+        """The model quote from a usable underlying tick; None at or after the last trade."""
+        priced = self._price(spec, underlying, last_trade)
+        return None if priced is None else self._tick(spec, underlying, last_trade, priced)
 
     def _last_trade(self, spec: SymbolSpec) -> int:
         return last_trade_ns(spec, self.calendar) or 0
@@ -130,12 +137,12 @@ class OptionQuoteModel:
         while len(found) < limit:
             batch = self.timeline.history(symbol, from_ns, to_ns, after, HISTORY_BATCH)
             for underlying in batch:
-                tick = self.quote(spec, underlying, last_trade) if underlying.usable else None
-                if tick is None or (tick.bid, tick.ask) == prices:
+                priced = self._price(spec, underlying, last_trade) if underlying.usable else None
+                if priced is None or (priced.bid, priced.ask) == prices:
                     continue
-                prices = (tick.bid, tick.ask)
-                if tick.sequence > after_sequence:
-                    found.append(tick)
+                prices = (priced.bid, priced.ask)
+                if underlying.sequence > after_sequence:
+                    found.append(self._tick(spec, underlying, last_trade, priced))
                     if len(found) == limit:
                         break
             if len(batch) < HISTORY_BATCH:
@@ -187,9 +194,7 @@ class OptionQuoteModel:
             if not contracts or not tick.usable:
                 continue
             for symbol, (spec, last_trade, prices) in list(contracts.items()):
-                if tick.quote_at_ns >= last_trade:
-                    continue
-                quote = self.quote(spec, tick, last_trade)
-                if quote is not None and (quote.bid, quote.ask) != prices:
-                    contracts[symbol] = (spec, last_trade, (quote.bid, quote.ask))
-                    yield quote
+                priced = self._price(spec, tick, last_trade)
+                if priced is not None and (priced.bid, priced.ask) != prices:
+                    contracts[symbol] = (spec, last_trade, (priced.bid, priced.ask))
+                    yield self._tick(spec, tick, last_trade, priced)

@@ -98,6 +98,10 @@ def _insert(db: Database, table):
     return (sqlite.insert(table) if db.is_sqlite else postgresql.insert(table))
 
 
+MODEL_DECIMALS = ("underlying_price", "volatility", "risk_free_rate", "dividend_yield", "time_to_expiry", "model_price",
+                  "half_spread")
+
+
 def _model_json(inputs: ModelInputs | None) -> str | None:
     if inputs is None:
         return None
@@ -110,10 +114,6 @@ def _model_inputs(text: str | None) -> ModelInputs | None:
     raw = json.loads(text)
     return ModelInputs(raw["underlying_symbol"], int(raw["underlying_sequence"]),
                        *(Decimal(raw[name]) for name in MODEL_DECIMALS), model=raw["model"])
-
-
-MODEL_DECIMALS = ("underlying_price", "volatility", "risk_free_rate", "dividend_yield", "time_to_expiry", "model_price",
-                  "half_spread")
 
 
 def _tick(row) -> Tick:

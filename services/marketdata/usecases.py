@@ -171,7 +171,8 @@ class MarketData:
         if spec.is_option:
             last_trade = last_trade_ns(spec, self.calendar)
             if last_trade is None or self.now_ns() >= last_trade:
-                closed = "" if last_trade is None else f" (its last trading day closed at {datetime_from_ns(last_trade):%Y-%m-%dT%H:%M:%SZ})"
+                closed = ("" if last_trade is None else
+                          f" (its last trading day closed at {datetime_from_ns(last_trade):%Y-%m-%dT%H:%M:%SZ})")
                 raise DomainError("CONTRACT_EXPIRED", f"option contract {spec.symbol} has expired{closed}; expired "
                                   "contracts are not listed and cannot be traded", symbol=spec.symbol)
         known, tradable = await self.provider.describe(spec)

@@ -56,11 +56,11 @@ def _price(value: Decimal | None, symbol: str) -> str:
 def model_inputs(inputs: ModelInputs) -> pb.ModelInputs:
     return pb.ModelInputs(model=inputs.model, underlying_symbol=inputs.underlying_symbol,
                           underlying_sequence=inputs.underlying_sequence,
-                          underlying_price=decimal_str(inputs.underlying_price), volatility=decimal_str(inputs.volatility),
-                          risk_free_rate=decimal_str(inputs.risk_free_rate),
+                          underlying_price=decimal_str(inputs.underlying_price),
+                          volatility=decimal_str(inputs.volatility), risk_free_rate=decimal_str(inputs.risk_free_rate),
                           dividend_yield=decimal_str(inputs.dividend_yield),
-                          time_to_expiry=decimal_str(inputs.time_to_expiry), model_price=decimal_str(inputs.model_price),
-                          half_spread=decimal_str(inputs.half_spread))
+                          time_to_expiry=decimal_str(inputs.time_to_expiry),
+                          model_price=decimal_str(inputs.model_price), half_spread=decimal_str(inputs.half_spread))
 
 
 def greeks_message(value: Greeks) -> pb.Greeks:
