@@ -210,6 +210,29 @@ async def _bar_closes_once() -> float:
     return bars / elapsed
 
 
+def _option_model_once() -> tuple[float, float, int, int]:
+    """Model option quotes for AMZN's listed chain over the whole bundled session: (model ticks
+    per second, contract evaluations per second, contracts, model ticks)."""
+    from services.marketdata import recording
+    from services.marketdata.app import bundled_calibration
+    from services.marketdata.domain.calendar import xnys
+    from services.marketdata.optionmodel import OptionQuoteModel, reference_prices
+    from services.marketdata.timeline import ReplayTimeline
+
+    timeline = ReplayTimeline(recording.load_recording(recording.BUNDLED_QUOTES), xnys(), loop=False)
+    model = OptionQuoteModel(timeline, xnys(), bundled_calibration(), references=reference_prices(timeline, ["AMZN"]),
+                             rate=Decimal("0.001"))
+    start_ns = int(SESSION_START.timestamp()) * 10**9
+    contracts = model.contracts("AMZN", start_ns, None)
+    model.track(contracts, start_ns)
+    underlying = [t for t in timeline.between(start_ns, SESSION_END_NS, {"AMZN"})]
+    started = time.perf_counter()
+    produced = sum(1 for _ in model.expand(underlying, frozenset()))
+    elapsed = time.perf_counter() - started
+    evaluations = sum(1 for t in underlying if t.usable) * len(contracts)
+    return produced / elapsed, evaluations / elapsed, len(contracts), produced
+
+
 def run() -> list[Figure]:
     config = f"bundled LOBSTER session (100,640 ticks), stepped replay; {machine()}"
     in_process = statistics.median(asyncio.run(_in_process_once()) for _ in range(RUNS))
@@ -230,6 +253,14 @@ def run() -> list[Figure]:
                           statistics.median(asyncio.run(_bar_closes_once()) for _ in range(RUNS)), "bars/s", RUNS,
                           "1Min, AMZN and GOOG, 390 closes computed one window at a time from the replay; "
                           + machine()))
+    ticks_per_second, evaluations, contracts, produced = _option_model_once()
+    model_config = (f"AMZN's {contracts} listed contracts (7 expiries x 14 strikes x call/put) priced at each of "
+                    f"the session's usable AMZN ticks (QuantLib BSM, calibrated smile, grid rounding), {produced:,} "
+                    f"changed quotes sent; one run of the whole day; {machine()}")
+    figures.append(Figure("model option quotes produced (stream path, one session)", ticks_per_second, "ticks/s", 1,
+                          model_config))
+    figures.append(Figure("model option quotes: contract evaluations", evaluations, "evaluations/s", 1,
+                          model_config))
     for subscribers in (1, 16):
         results = [asyncio.run(_fanout_latency_once(subscribers)) for _ in range(RUNS)]
         figures.append(Figure(f"fan-out latency per tick, {subscribers} subscriber(s), median", statistics.median(

@@ -247,18 +247,26 @@ class Settings:
         "MBT_MARKETDATA_PROVIDER", "replay",
         "Where quotes come from: `replay` (recorded ticks in simulated time) or `alpaca` (Alpaca market data, wall clock).",
         _parse_choice("replay", "alpaca"))
+    replay_dataset: str = setting(
+        "MBT_REPLAY_DATASET", "lobster-2012",
+        "Which bundled recording the replay plays when `MBT_REPLAY_QUOTES_FILE` / `MBT_REPLAY_TRADES_FILE` are empty: `lobster-2012` (AMZN and GOOG quotes and trades of 2012-06-21; their options are model quotes) or `cboe-options-2021` (Cboe's A and ^VIX option quotes with the underlying, every 30 minutes of 2021-04-26; no trades, bars from quote mids).",
+        _parse_choice("lobster-2012", "cboe-options-2021"))
     replay_quotes_file: str = setting(
         "MBT_REPLAY_QUOTES_FILE", "",
-        "Recorded NBBO ticks to replay: CSV (optionally gzipped) or Parquet with timestamp, symbol, bid, bid size, ask, ask size. Empty: the bundled LOBSTER AMZN/GOOG sample in `data/`.")
+        "Recorded NBBO ticks to replay: CSV (optionally gzipped) or Parquet with timestamp, symbol, bid, bid size, ask, ask size (symbols: tickers, OCC option symbols, ^-indexes). Empty: the bundled recording of `MBT_REPLAY_DATASET` in `data/`.")
     replay_trades_file: str = setting(
         "MBT_REPLAY_TRADES_FILE", "",
-        "Recorded trades played with the quotes, which bars are aggregated from: CSV (optionally gzipped) or Parquet with timestamp, symbol, price, size, on the quotes' day(s). Empty: the bundled LOBSTER AMZN/GOOG trades in `data/`; `none`: no trades (bars from quote mids).")
+        "Recorded trades played with the quotes, which bars are aggregated from: CSV (optionally gzipped) or Parquet with timestamp, symbol, price, size, on the quotes' day(s). Empty: the bundled trades of `MBT_REPLAY_DATASET` (LOBSTER AMZN/GOOG; none for `cboe-options-2021`); `none`: no trades (bars from quote mids).")
     replay_option_chain_file: str = setting(
         "MBT_REPLAY_OPTION_CHAIN_FILE", "",
         "Option chain snapshot served by the replay (Cboe quotedata layout, see `data/SOURCES.md`). Empty: the bundled SPY chain of 2023-09-14; `none`: no chain.")
     replay_dividends_file: str = setting(
         "MBT_REPLAY_DIVIDENDS_FILE", "",
         "Cash dividends served by the replay (`symbol,ex_date,cash_amount`). Empty: the bundled Yahoo AAPL/MSFT/SPY history, un-split-adjusted; `none`: no dividends.")
+    option_risk_free_rate: Decimal = setting(
+        "MBT_OPTION_RISK_FREE_RATE", "0.001",
+        "Annual risk-free rate (continuously compounded, `0.001` = 0.1%) of the option quote model and of every greek and implied volatility: about the 3-month US Treasury bill yield of June 2012, the bundled AMZN/GOOG day.",
+        _parse_decimal)
     replay_mode: str = setting(
         "MBT_REPLAY_MODE", "paced",
         "`paced`: the replay clock runs at `MBT_REPLAY_SPEED`. `stepped`: time moves only through `StepClock` (tests, backtests).",

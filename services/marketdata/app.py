@@ -22,7 +22,10 @@ from services.marketdata import recording
 from services.marketdata.archive import TickArchiver
 from services.marketdata.barfeed import BarFeed
 from services.marketdata.clockfeed import STEPPED, ClockLine, ClockPublisher, resume
+from services.marketdata.domain.calibration import Calibration, fit
 from services.marketdata.hub import QuoteHub
+from services.marketdata.optionmodel import OptionQuoteModel, reference_prices
+from services.common.instruments import EQUITY, parse_symbol
 from services.marketdata.usecases import MarketData
 from services.marketdata.domain.calendar import xnys
 from services.marketdata.providers.replay import ReplayProvider
@@ -35,7 +38,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "replay"
 
 
-def _file(value: str, bundled: Path) -> Path | None:
+def _file(value: str, bundled: Path | None) -> Path | None:
     if value.strip().lower() == "none":
         return None
     return Path(value) if value.strip() else bundled
@@ -52,13 +55,31 @@ def _credential(value, file_name: str, variable: str) -> str:
         raise ConfigError(f"{variable}_FILE: cannot read {file_name}: {exc.strerror}") from None
 
 
+def _option_model(timeline: ReplayTimeline, chain, rate: Decimal) -> OptionQuoteModel | None:
+    """The quote model for the recording's equities that have no recorded option quotes
+    (neither in the recording nor the chain snapshot), calibrated on the bundled SPY chain."""
+    specs = [parse_symbol(symbol) for symbol in timeline.recording.symbols]
+    recorded = {spec.underlying for spec in specs if spec.is_option} | ({chain.underlying} if chain else set())
+    underlyings = [spec.symbol for spec in specs if spec.asset_class == EQUITY and spec.symbol not in recorded]
+    references = reference_prices(timeline, underlyings)
+    if not references:
+        return None
+    return OptionQuoteModel(timeline, timeline.calendar, bundled_calibration(), references=references, rate=rate)
+
+
+def bundled_calibration() -> Calibration:
+    """The model's smile and spreads, fitted at start from the bundled SPY chain."""
+    return Calibration(fit(recording.load_chain_points(recording.BUNDLED_OPTION_CHAIN)))
+
+
 def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) -> tuple[ReplayProvider,
                                                                                          ClockPublisher]:
     calendar = xnys()
-    quotes = _file(settings.replay_quotes_file, recording.BUNDLED_QUOTES)
+    bundled_quotes, bundled_trades = recording.DATASETS[settings.replay_dataset]
+    quotes = _file(settings.replay_quotes_file, bundled_quotes)
     if quotes is None:
         raise ConfigError("MBT_REPLAY_QUOTES_FILE cannot be none: the replay needs recorded ticks")
-    trades_file = _file(settings.replay_trades_file, recording.BUNDLED_TRADES)
+    trades_file = _file(settings.replay_trades_file, bundled_trades)
     trades = recording.load_trades(trades_file) if trades_file else None
     timeline = ReplayTimeline(recording.load_recording(quotes), calendar, loop=settings.replay_loop, trades=trades)
     start = settings.replay_start or datetime_from_ns(timeline.default_start_ns())
@@ -86,7 +107,8 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
     publisher = ClockPublisher(clock, "stepped" if stepped else "replay", save)
     provider = ReplayProvider(timeline, calendar, publisher, stepped=stepped, speed=settings.replay_speed,
                               skip_closed=settings.replay_skip_closed, stall_seconds=settings.step_stall_seconds,
-                              chain=chain, reference_symbols=reference)
+                              chain=chain, reference_symbols=reference,
+                              model=_option_model(timeline, chain, settings.option_risk_free_rate))
     return provider, publisher
 
 
@@ -123,7 +145,8 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     provider.attach(hub)
     bar_feed = BarFeed(provider, xnys(), clock)
     market = MarketData(provider=provider, hub=hub, bar_feed=bar_feed, archiver=archiver, store=store,
-                        calendar=xnys(), publisher=publisher, clock=clock)
+                        calendar=xnys(), publisher=publisher, clock=clock,
+                        risk_free_rate=settings.option_risk_free_rate)
     # A stepped replay advances the bar feed as it steps; any other clock moves by itself.
     follow_clock = [] if provider.clock_mode == STEPPED else [bar_feed.run]
     runtime = kit.runtime([Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],

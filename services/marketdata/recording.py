@@ -24,13 +24,17 @@ from pathlib import Path
 from services.common.errors import DomainError
 from services.marketdata.domain.bars import Trade
 from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
-from services.common.instruments import parse_symbol
+from services.common.instruments import SymbolSpec, parse_symbol
+from services.marketdata.domain.calibration import ChainPoint
 from services.marketdata.domain.ticks import Source, Tick
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 BUNDLED_QUOTES = REPO_DATA / "lobster_l1_quotes_AMZN_GOOG_2012-06-21.csv.gz"
 BUNDLED_TRADES = REPO_DATA / "lobster_trades_AMZN_GOOG_2012-06-21.csv.gz"
 BUNDLED_OPTION_CHAIN = REPO_DATA / "cboe_spy_option_chain_2023-09-14.csv.gz"
+BUNDLED_OPTION_QUOTES = REPO_DATA / "cboe_option_quotes_1800s_A_VIX_2021-04-26.csv.gz"
+# MBT_REPLAY_DATASET: the bundled (quotes, trades) each dataset replays by default.
+DATASETS = {"lobster-2012": (BUNDLED_QUOTES, BUNDLED_TRADES), "cboe-options-2021": (BUNDLED_OPTION_QUOTES, None)}
 BUNDLED_DIVIDENDS = REPO_DATA / "yahoo_dividends_AAPL_MSFT_SPY.csv"
 BUNDLED_SPLITS = REPO_DATA / "splits_AAPL_MSFT.csv"
 
@@ -141,17 +145,19 @@ class _Decimals:
 
 def _build(path: Path, rows) -> Recording:
     decimals = _Decimals()
-    symbols: dict[str, str] = {}
+    specs: dict[str, SymbolSpec] = {}
     ranks: Counter[str] = Counter()
     ticks = []
     for line, (raw_time, raw_symbol, bid, bid_size, ask, ask_size) in enumerate(rows, start=2):
         try:
-            symbol = symbols.get(raw_symbol)
-            if symbol is None:
-                symbol = symbols[raw_symbol] = parse_symbol(raw_symbol).symbol
+            spec = specs.get(raw_symbol)
+            if spec is None:
+                spec = specs[raw_symbol] = parse_symbol(raw_symbol)
+            symbol = spec.symbol
             ranks[symbol] += 1
             ticks.append(Tick.quote(symbol, parse_time_ns(raw_time), ranks[symbol], decimals(bid),
-                                    decimals(bid_size), decimals(ask), decimals(ask_size), Source.REPLAY))
+                                    decimals(bid_size), decimals(ask), decimals(ask_size), Source.REPLAY,
+                                    index=spec.is_index))
         except (ValueError, ArithmeticError, LookupError) as exc:
             raise RecordingError(f"{path}: row {line}: {exc}") from None
         except DomainError as exc:
@@ -299,6 +305,31 @@ def _load_option_chain(path: str, _mtime_ns: int) -> OptionChain:
     contracts.sort(key=lambda c: (c.spec.expiration, c.spec.strike, c.spec.option_type))
     return OptionChain(underlying_tick.symbol, underlying_tick, contracts, underlying_tick.quote_at_ns,
                        Source.SNAPSHOT)
+
+
+def load_chain_points(path: Path) -> list[ChainPoint]:
+    """The chain snapshot's contracts as the calibration reads them (Cboe's implied volatility
+    included), cached per file version."""
+    return _load_chain_points(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_chain_points(path: str, _mtime_ns: int) -> list[ChainPoint]:
+    source = Path(path)
+    points = []
+    with _text(source) as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                quote_date = datetime.fromisoformat(row["snapshot_local"]).date()
+                spec = parse_symbol(row["occ_symbol"])
+                underlying_mid = (Decimal(row["underlying_bid"]) + Decimal(row["underlying_ask"])) / 2
+                points.append(ChainPoint(spec.option_type, float(spec.strike), spec.expiration, float(row["bid"]),
+                                         float(row["ask"]), float(row["iv"]), float(underlying_mid), quote_date))
+            except (KeyError, ValueError, ArithmeticError) as exc:
+                raise RecordingError(f"{source}: row {line}: {exc}") from None
+            except DomainError as exc:
+                raise RecordingError(f"{source}: row {line}: {exc.message}") from None
+    return points
 
 
 # -- dividends ------------------------------------------------------------------------

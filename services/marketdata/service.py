@@ -60,15 +60,15 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         return pb.ListBarsResponse(bars=[wire.bar(b, source) for b in bars], next_page_token=token)
 
     async def GetSymbol(self, request, context_):
-        spec, tradable = await self.market.describe(parse_symbol(request.symbol))
-        return pb.GetSymbolResponse(symbol=wire.symbol_info(spec, tradable))
+        spec, tradable, last_trade = await self.market.describe(parse_symbol(request.symbol))
+        return pb.GetSymbolResponse(symbol=wire.symbol_info(spec, tradable, last_trade))
 
     async def GetOptionChain(self, request, context_):
         expiration = from_date(request.expiration_date, "expiration_date") if request.HasField(
             "expiration_date") else None
         chain, now = await self.market.option_chain(parse_symbol(request.underlying, "underlying"), expiration,
                                                     _caller())
-        return wire.option_chain(chain, now)
+        return wire.option_chain(chain, now, self.market.risk_free_rate)
 
     async def GetClock(self, request, context_):
         view = self.market.market_clock()

@@ -3,11 +3,13 @@ corporate-actions cache and the replay clock's checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, UniqueConstraint, delete, select
+from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -16,6 +18,7 @@ from services.common.persistence.db import Database
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
 from services.marketdata.clockfeed import ClockLine
+from services.marketdata.domain.option_model import ModelInputs
 from services.marketdata.domain.reference import Dividend
 from services.marketdata.domain.ticks import Condition, Source, Tick
 
@@ -49,6 +52,8 @@ class ArchivedTickRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     # When it was archived, simulated time in nanoseconds.
     archived_at_ns: Mapped[int] = mapped_column(BigInteger)
+    # A model quote's inputs (option_model.ModelInputs) as JSON of decimal strings; null otherwise.
+    model_inputs: Mapped[str | None] = mapped_column(Text)
 
 
 class CorporateActionRow(Base):
@@ -86,16 +91,36 @@ class ClockCheckpointRow(Base):
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 CASH_DIVIDEND = "cash_dividend"
 ARCHIVE_COLUMNS = ("symbol", "sequence", "quote_at_ns", "bid_price", "bid_size", "ask_price", "ask_size", "condition",
-                   "source", "archived_at_ns")
+                   "source", "archived_at_ns", "model_inputs")
 
 
 def _insert(db: Database, table):
     return (sqlite.insert(table) if db.is_sqlite else postgresql.insert(table))
 
 
+MODEL_DECIMALS = ("underlying_price", "volatility", "risk_free_rate", "dividend_yield", "time_to_expiry", "model_price",
+                  "half_spread")
+
+
+def _model_json(inputs: ModelInputs | None) -> str | None:
+    if inputs is None:
+        return None
+    return json.dumps({name: str(value) for name, value in dataclasses.asdict(inputs).items()}, sort_keys=True)
+
+
+def _model_inputs(text: str | None) -> ModelInputs | None:
+    if text is None:
+        return None
+    raw = json.loads(text)
+    return ModelInputs(raw["underlying_symbol"], int(raw["underlying_sequence"]),
+                       *(Decimal(raw[name]) for name in MODEL_DECIMALS), model=raw["model"])
+
+
 def _tick(row) -> Tick:
-    return Tick(row.symbol, row.quote_at_ns, row.sequence, row.bid_price, row.bid_size, row.ask_price, row.ask_size,
+    tick = Tick(row.symbol, row.quote_at_ns, row.sequence, row.bid_price, row.bid_size, row.ask_price, row.ask_size,
                 Condition(row.condition), Source(row.source))
+    tick.model = _model_inputs(row.model_inputs)
+    return tick
 
 
 class MarketDataStore:
@@ -123,7 +148,8 @@ class MarketDataStore:
             def store(value):
                 return value
         rows = [(t.symbol, t.sequence, t.quote_at_ns, store(t.bid), store(t.bid_size), store(t.ask),
-                 store(t.ask_size), t.condition.value, t.source.value, archived_at_ns) for t in ticks]
+                 store(t.ask_size), t.condition.value, t.source.value, archived_at_ns, _model_json(t.model))
+                for t in ticks]
         if not rows:
             return
         with self.db.transaction() as session:

@@ -10,6 +10,9 @@ Recorded trades, when there are any, are played on the same days with the same s
 cut, and are what bars are aggregated from; a symbol without trades gets bars of its quote
 mids instead.
 
+A recorded option is played only until its last trading day closes (a looped recording
+never plays an expired contract's quotes again).
+
 Sequence numbers are deterministic: a tick's sequence is ``cycle x N + k`` where ``N``
 is the number of the symbol's ticks in the recording, ``k`` the tick's 1-based rank
 among them and ``cycle`` how many times the recording has been played before. The
@@ -23,7 +26,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from services.common.instruments import parse_symbol
 from services.marketdata.domain.bars import Bar, Timeframe, Trade, quote_mid_bars, trade_bars
+from services.marketdata.domain.options import last_trade_ns
 from services.marketdata.domain.ticks import Tick
 from services.marketdata.domain.calendar import MarketCalendar, TradingSession, new_york_date, new_york_midnight_ns
 from services.marketdata.recording import Recording, TradeRecording
@@ -79,6 +84,12 @@ class ReplayTimeline:
         if first_session is None:
             raise ValueError(f"{recording.path}: recorded after the end of the market calendar")
         self._first_session = first_session
+        # Recorded options: the close that ends each one's trading.
+        self.last_trade_ns: dict[str, int] = {}
+        for symbol in recording.symbols:
+            spec = parse_symbol(symbol)
+            if spec.is_option:
+                self.last_trade_ns[symbol] = last_trade_ns(spec, calendar) or 0
 
     @property
     def recorded_days(self) -> int:
@@ -124,14 +135,23 @@ class ReplayTimeline:
         if wanted is not None and not wanted:
             return
         ticks = self.recording.ticks
+        expiring = self.last_trade_ns
         for index in range(max(0, self.day_index_at(after_ns)), self.day_index_at(until_ns) + 1):
             day = self.day(index)
             if day is None:
                 return
             first, end = self._played(day, after_ns, until_ns)
             for position in range(first, end):
-                if wanted is None or ticks[position].symbol in wanted:
+                symbol = ticks[position].symbol
+                if wanted is None or symbol in wanted:
+                    if expiring and symbol in expiring and self.times_out(symbol, ticks[position], day):
+                        continue
                     yield self._place(day, position)
+
+    def times_out(self, symbol: str, tick: Tick, day: ReplayDay) -> bool:
+        """Whether a recorded option's tick would play at or after its last trading close."""
+        last = self.last_trade_ns.get(symbol)
+        return last is not None and tick.quote_at_ns + day.shift_ns >= last
 
     def next_time_after(self, after_ns: int) -> int | None:
         """When the next tick of any symbol plays (None when the replay has run out)."""
@@ -152,24 +172,30 @@ class ReplayTimeline:
         return (bisect_right(times, after_ns - day.shift_ns, lo, hi),
                 bisect_right(times, last - day.shift_ns, lo, hi))
 
-    def latest(self, symbol: str, at_ns: int) -> Tick | None:
-        """The symbol's last played tick at or before ``at_ns``."""
+    def latest(self, symbol: str, at_ns: int, *, usable: bool = False) -> Tick | None:
+        """The symbol's last played tick at or before ``at_ns`` (``usable``: the last usable one,
+        looking back at most one loop of the recording)."""
         if symbol not in self.recording.times_by_symbol:
             return None
+        at_ns = min(at_ns, self.last_trade_ns.get(symbol, END_OF_TIME) - 1)
+        indices = self.recording.indices_by_symbol[symbol]
+        ticks = self.recording.ticks
         index = self.day_index_at(at_ns)
         for back in range(index, max(-1, index - len(self._days) - 1), -1):
             day = self.day(back)
             if day is None:
                 continue
             first, end = self._symbol_range(symbol, day, -END_OF_TIME, at_ns)
-            if first < end:
-                return self._place(day, self.recording.indices_by_symbol[symbol][end - 1])
+            for position in range(end - 1, first - 1, -1):
+                if not usable or ticks[indices[position]].usable:
+                    return self._place(day, indices[position])
         return None
 
     def history(self, symbol: str, from_ns: int, to_ns: int, after_sequence: int, limit: int) -> list[Tick]:
         """Up to ``limit`` played ticks with from <= time <= to and sequence > after_sequence."""
         if symbol not in self.recording.times_by_symbol:
             return []
+        to_ns = min(to_ns, self.last_trade_ns.get(symbol, END_OF_TIME) - 1)
         indices = self.recording.indices_by_symbol[symbol]
         found: list[Tick] = []
         for index in range(max(0, self.day_index_at(from_ns)), self.day_index_at(to_ns) + 1):

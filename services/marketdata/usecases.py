@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 from services.common.persistence import pagination
 from services.common.clock import Clock
@@ -20,6 +22,8 @@ from services.marketdata.barfeed import BarFeed, BarSubscription
 from services.marketdata.clockfeed import ClockPublisher, ClockState
 from services.marketdata.domain.bars import Bar, Timeframe, parse_timeframe
 from services.marketdata.domain.gating import DAY_NS, Entitlement, withhold_fresh_quotes
+from services.marketdata.domain.option_model import quote_greeks
+from services.marketdata.domain.options import last_trade_ns
 from services.marketdata.domain.reference import Dividend, OptionChain
 from services.common.instruments import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
@@ -83,7 +87,8 @@ def _next_token(ticks: list[Tick], limit: int, digest: str) -> str:
 
 class MarketData:
     def __init__(self, *, provider: Provider, hub: QuoteHub, bar_feed: BarFeed, archiver: TickArchiver,
-                 store: MarketDataStore, calendar: MarketCalendar, publisher: ClockPublisher, clock: Clock) -> None:
+                 store: MarketDataStore, calendar: MarketCalendar, publisher: ClockPublisher, clock: Clock,
+                 risk_free_rate: Decimal) -> None:
         self.provider = provider
         self.hub = hub
         self.bar_feed = bar_feed
@@ -92,6 +97,7 @@ class MarketData:
         self.calendar = calendar
         self.publisher = publisher
         self.clock = clock
+        self.risk_free_rate = risk_free_rate
 
     def now_ns(self) -> int:
         return datetime_to_ns(self.clock.now())
@@ -157,25 +163,49 @@ class MarketData:
         last = bars[-1].start_ns
         return bars, pagination.encode_page_token(datetime_from_ns(last), str(last), digest)
 
-    async def describe(self, spec: SymbolSpec) -> tuple[SymbolSpec, bool]:
+    async def describe(self, spec: SymbolSpec) -> tuple[SymbolSpec, bool, int | None]:
+        """The symbol, whether it is tradable, and for an option the close that ends its
+        trading. An option past that close is ``CONTRACT_EXPIRED``; one that is not listed
+        (neither recorded nor on the model's grid) ``NOT_FOUND``."""
+        last_trade = None
+        if spec.is_option:
+            last_trade = last_trade_ns(spec, self.calendar)
+            if last_trade is None or self.now_ns() >= last_trade:
+                closed = ("" if last_trade is None else
+                          f" (its last trading day closed at {datetime_from_ns(last_trade):%Y-%m-%dT%H:%M:%SZ})")
+                raise DomainError("CONTRACT_EXPIRED", f"option contract {spec.symbol} has expired{closed}; expired "
+                                  "contracts are not listed and cannot be traded", symbol=spec.symbol)
         known, tradable = await self.provider.describe(spec)
         if not known:
+            if spec.is_option:
+                raise DomainError("NOT_FOUND", f"option contract {spec.symbol} is not listed; GetOptionChain of "
+                                  f"{spec.underlying} lists the contracts there are", symbol=spec.symbol)
             raise not_found("symbol", spec.symbol)
-        return spec, tradable
+        return spec, tradable, last_trade
 
     async def option_chain(self, underlying: SymbolSpec, expiration: date | None,
                            entitlement: Entitlement) -> tuple[OptionChain, int]:
+        """The unexpired contracts of the chain with quotes (as of the caller's delay) and greeks."""
         if underlying.is_option:
-            raise invalid_argument("underlying must be a ticker, not an option symbol", "underlying")
-        chain = await self.provider.option_chain(underlying.symbol, expiration)
+            raise invalid_argument("underlying must be a ticker or an index, not an option symbol", "underlying")
+        now = self.now_ns()
+        visible = now - entitlement.delay_ns
+        chain = await self.provider.option_chain(underlying.symbol, expiration, visible)
         if chain is None:
             if not await self._known(underlying):
                 raise not_found("symbol", underlying.symbol)
             raise DomainError("NOT_FOUND", f"no option chain for {underlying.symbol}", symbol=underlying.symbol)
-        now = self.now_ns()
         if entitlement.delayed and chain.source is not Source.SNAPSHOT:
-            chain = withhold_fresh_quotes(chain, now - entitlement.delay_ns)
-        return chain, now
+            chain = withhold_fresh_quotes(chain, visible)
+        contracts = []
+        for contract in chain.contracts:
+            last_trade = last_trade_ns(contract.spec, self.calendar)
+            if last_trade is None or now >= last_trade:
+                continue
+            greeks = quote_greeks(contract.spec, contract.tick, chain.underlying_tick, last_trade,
+                                  self.risk_free_rate, Decimal(0))
+            contracts.append(dataclasses.replace(contract, greeks=greeks))
+        return chain.with_contracts(contracts), now
 
     # -- streaming -------------------------------------------------------------------
 

@@ -20,15 +20,17 @@ from services.marketdata.barfeed import BarClose
 from services.marketdata.clockfeed import ClockState
 from services.marketdata.domain.bars import Bar, Basis
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.common.instruments import CALL, SymbolSpec, parse_symbol
+from services.common.instruments import AM, AMERICAN, CALL, CASH, SymbolSpec, contract_terms, parse_symbol
+from services.marketdata.domain.option_model import Greeks, ModelInputs
 from services.marketdata.domain.ticks import Condition, Source, Tick
 from services.marketdata.hub import Gap
 from services.marketdata.domain.calendar import TradingSession
 
 CONDITIONS = {Condition.USABLE: pb.QUOTE_CONDITION_USABLE, Condition.CROSSED: pb.QUOTE_CONDITION_CROSSED,
-              Condition.LOCKED: pb.QUOTE_CONDITION_LOCKED, Condition.EMPTY: pb.QUOTE_CONDITION_EMPTY}
+              Condition.LOCKED: pb.QUOTE_CONDITION_LOCKED, Condition.EMPTY: pb.QUOTE_CONDITION_EMPTY,
+              Condition.INDEX: pb.QUOTE_CONDITION_INDEX}
 SOURCES = {Source.REPLAY: pb.QUOTE_SOURCE_REPLAY, Source.ALPACA: pb.QUOTE_SOURCE_ALPACA,
-           Source.SNAPSHOT: pb.QUOTE_SOURCE_SNAPSHOT, Source.SYNTHETIC: pb.QUOTE_SOURCE_SYNTHETIC}
+           Source.SNAPSHOT: pb.QUOTE_SOURCE_SNAPSHOT, Source.MODEL: pb.QUOTE_SOURCE_MODEL}
 BASES = {Basis.TRADES: pb.BAR_BASIS_TRADES, Basis.QUOTE_MID: pb.BAR_BASIS_QUOTE_MID}
 CLOCK_MODES = {clockfeed.WALL: pb.CLOCK_MODE_WALL, clockfeed.REPLAY: pb.CLOCK_MODE_REPLAY,
                clockfeed.STEPPED: pb.CLOCK_MODE_STEPPED}
@@ -51,11 +53,29 @@ def _price(value: Decimal | None, symbol: str) -> str:
     return price_str(value, option=_is_option(symbol))
 
 
+def model_inputs(inputs: ModelInputs) -> pb.ModelInputs:
+    return pb.ModelInputs(model=inputs.model, underlying_symbol=inputs.underlying_symbol,
+                          underlying_sequence=inputs.underlying_sequence,
+                          underlying_price=decimal_str(inputs.underlying_price),
+                          volatility=decimal_str(inputs.volatility), risk_free_rate=decimal_str(inputs.risk_free_rate),
+                          dividend_yield=decimal_str(inputs.dividend_yield),
+                          time_to_expiry=decimal_str(inputs.time_to_expiry),
+                          model_price=decimal_str(inputs.model_price), half_spread=decimal_str(inputs.half_spread))
+
+
+def greeks_message(value: Greeks) -> pb.Greeks:
+    return pb.Greeks(delta=decimal_str(value.delta), gamma=decimal_str(value.gamma), theta=decimal_str(value.theta),
+                     vega=decimal_str(value.vega), implied_volatility=decimal_str(value.implied_volatility))
+
+
 def _static_quote(tick: Tick) -> pb.Quote:
-    return pb.Quote(symbol=tick.symbol, bid_price=_price(tick.bid, tick.symbol), bid_size=qty_str(tick.bid_size),
-                    ask_price=_price(tick.ask, tick.symbol), ask_size=qty_str(tick.ask_size),
-                    quote_at=timestamp_from_ns(tick.quote_at_ns), sequence=tick.sequence,
-                    condition=CONDITIONS[tick.condition], source=SOURCES[tick.source])
+    message = pb.Quote(symbol=tick.symbol, bid_price=_price(tick.bid, tick.symbol), bid_size=qty_str(tick.bid_size),
+                       ask_price=_price(tick.ask, tick.symbol), ask_size=qty_str(tick.ask_size),
+                       quote_at=timestamp_from_ns(tick.quote_at_ns), sequence=tick.sequence,
+                       condition=CONDITIONS[tick.condition], source=SOURCES[tick.source])
+    if tick.model is not None:
+        message.model.CopyFrom(model_inputs(tick.model))
+    return message
 
 
 def quote(tick: Tick, age_ns: int, delayed: bool = False) -> pb.Quote:
@@ -74,6 +94,7 @@ _SEQUENCE = b"\x38"  # Quote.sequence (7)
 _CONDITION = b"\x40"  # Quote.condition (8)
 _AGE = b"\x4a"  # Quote.age (9)
 _SOURCE = b"\x58"  # Quote.source (11)
+_MODEL = b"\x62"  # Quote.model (12)
 _TEXT_CACHE_LIMIT = 100_000
 
 
@@ -160,6 +181,9 @@ def _encoded(tick: Tick) -> bytes:
             origin.content = b"".join((_text_field(_SYMBOL, tick.symbol), bids(tick.bid), _BID_SIZES(tick.bid_size),
                                        asks(tick.ask), _ASK_SIZES(tick.ask_size), _CONDITION_FIELDS[tick.condition],
                                        _SOURCE_FIELDS[tick.source]))
+            if tick.model is not None:
+                inputs = model_inputs(tick.model).SerializeToString()
+                origin.content += _MODEL + _varint(len(inputs)) + inputs
         tick.encoded = (origin.content + _seconds_nanos(_QUOTE_AT, tick.quote_at_ns)
                         + (_SEQUENCE + _varint(tick.sequence) if tick.sequence else b""))
     return tick.encoded
@@ -218,22 +242,33 @@ def bar_close(close: BarClose, source: Source) -> pb.StreamBarsResponse:
                                  bars=[bar(b, source) for b in close.bars])
 
 
-def symbol_info(spec: SymbolSpec, tradable: bool) -> pb.SymbolInfo:
+def symbol_info(spec: SymbolSpec, tradable: bool, last_trade_ns: int | None = None) -> pb.SymbolInfo:
     info = pb.SymbolInfo(symbol=spec.symbol, underlying=spec.underlying, multiplier=qty_str(spec.multiplier),
                          tradable=tradable)
     if spec.is_option:
+        terms = contract_terms(spec)
         info.asset_class = trading_pb2.ASSET_CLASS_US_OPTION
         info.expiration_date.CopyFrom(to_date(spec.expiration))
         info.option_type = pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT
         info.strike_price = money_str(spec.strike)
+        info.root = spec.root
+        info.exercise_style = (pb.EXERCISE_STYLE_AMERICAN if terms.exercise_style == AMERICAN
+                               else pb.EXERCISE_STYLE_EUROPEAN)
+        info.settlement_type = pb.SETTLEMENT_TYPE_CASH if terms.settlement_type == CASH else pb.SETTLEMENT_TYPE_PHYSICAL
+        if terms.settlement_time:
+            info.settlement_time = pb.SETTLEMENT_TIME_AM if terms.settlement_time == AM else pb.SETTLEMENT_TIME_PM
+        if last_trade_ns is not None:
+            info.last_trade_time.CopyFrom(timestamp_from_ns(last_trade_ns))
+    elif spec.is_index:
+        info.asset_class = trading_pb2.ASSET_CLASS_INDEX
     else:
         info.asset_class = trading_pb2.ASSET_CLASS_US_EQUITY
     return info
 
 
-def option_chain(chain: OptionChain, now_ns: int) -> pb.GetOptionChainResponse:
+def option_chain(chain: OptionChain, now_ns: int, risk_free_rate: Decimal) -> pb.GetOptionChainResponse:
     response = pb.GetOptionChainResponse(underlying=chain.underlying, as_of=timestamp_from_ns(chain.as_of_ns),
-                                         source=SOURCES[chain.source])
+                                         source=SOURCES[chain.source], risk_free_rate=decimal_str(risk_free_rate))
     if chain.underlying_tick is not None:
         response.underlying_quote.CopyFrom(quote(chain.underlying_tick, now_ns - chain.underlying_tick.quote_at_ns))
     for contract in chain.contracts:
@@ -242,9 +277,11 @@ def option_chain(chain: OptionChain, now_ns: int) -> pb.GetOptionChainResponse:
             symbol=spec.symbol, underlying=spec.underlying, expiration_date=to_date(spec.expiration),
             option_type=pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT,
             strike_price=money_str(spec.strike), open_interest=qty_str(contract.open_interest),
-            volume=qty_str(contract.volume))
+            volume=qty_str(contract.volume), root=spec.root)
         if contract.tick is not None:
             message.quote.CopyFrom(quote(contract.tick, now_ns - contract.tick.quote_at_ns))
+        if contract.greeks is not None:
+            message.greeks.CopyFrom(greeks_message(contract.greeks))
     return response
 
 

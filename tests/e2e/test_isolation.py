@@ -5,6 +5,8 @@ Runs on the whole mesh over a stepped replay, where A really trades."""
 import grpc
 import pytest
 
+from google.api import field_behavior_pb2
+
 from gateway.routes import bindings
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
@@ -26,15 +28,25 @@ USER_OWNED = {
     ("GET", "/api/mbt/backtests/{backtest_id}/report"): "backtest_id",
     ("GET", "/api/mbt/backtests/{backtest_id}/files/{name}"): "backtest_id",
 }
-# Endpoints whose id is public market data: the same answer for everyone.
+# Endpoints whose id is public market data: the same answer for everyone of a tier, the id
+# in the path or (a required field) in the query.
 MARKET_DATA = {("GET", "/api/mbt/quotes/{symbol}"), ("GET", "/api/mbt/quotes/{symbol}/history"),
-               ("GET", "/api/mbt/symbols/{symbol}"), ("GET", "/api/mbt/options/{underlying}/chain"),
-               ("GET", "/api/mbt/bars/{symbol}")}
+               ("GET", "/api/mbt/symbols/{symbol}"), ("GET", "/api/mbt/bars/{symbol}")}
+MARKET_DATA_BY_QUERY = {("GET", "/api/mbt/quotes"): {"symbols": "AMZN"},
+                        ("GET", "/api/mbt/options/chain"): {"underlying": "AMZN", "expiry": "2012-06-22"}}
+
+
+def _required_query_fields(binding) -> bool:
+    required = [f for f in binding.method.input_type.fields
+                if field_behavior_pb2.REQUIRED in f.GetOptions().Extensions[field_behavior_pb2.field_behavior]]
+    return not binding.body and any(f.name not in binding.path_params.values() for f in required)
 
 
 def test_every_endpoint_that_takes_an_id_is_in_the_matrix():
     with_ids = {(b.http_method, b.template) for b in bindings() if b.path_params}
     assert with_ids == set(USER_OWNED) | MARKET_DATA
+    by_query = {(b.http_method, b.template) for b in bindings() if not b.path_params and _required_query_fields(b)}
+    assert by_query == set(MARKET_DATA_BY_QUERY)
 
 
 @pytest.fixture
@@ -95,6 +107,11 @@ async def test_user_b_gets_not_found_for_every_id_of_user_a(mesh):
                                                                       before["version"])
         bobs_orders = (await bob.get("/api/mbt/orders")).json()["data"]
         assert bobs_orders == []
+        for (method, path), params in MARKET_DATA_BY_QUERY.items():
+            mine, theirs = (await alice.request(method, path, params=params),
+                            await bob.request(method, path, params=params))
+            assert mine.status_code == theirs.status_code == 200, (path, theirs.text)
+            assert mine.json()["data"] == theirs.json()["data"]
 
         await native_b_gets_not_found(mesh, ids)
 

@@ -35,9 +35,10 @@ async def test_quotes_symbols_chain_clock_calendar_and_dividends_over_rest(mesh)
     assert (symbol["asset_class"], symbol["option_type"], symbol["strike_price"], symbol["expiration_date"],
             symbol["multiplier"]) == ("us_option", "put", "440.00", "2023-09-15", "100")
 
-    chain = await get(mesh, "/api/mbt/options/SPY/chain", expiration_date="2023-09-15")
+    chain = await get(mesh, "/api/mbt/options/chain", underlying="SPY", expiry="2023-09-15")
     body = chain.json()["data"]
     assert body["source"] == "snapshot" and body["as_of"] == "2023-09-14T20:31:00Z" and body["contracts"]
+    assert {c["expiration_date"] for c in body["contracts"]} == {"2023-09-15"}
 
     clock = (await get(mesh, "/api/mbt/clock")).json()["data"]
     assert (clock["now"], clock["is_open"], clock["next_close_at"]) == ("2012-06-21T14:00:00Z", True,
@@ -52,6 +53,26 @@ async def test_quotes_symbols_chain_clock_calendar_and_dividends_over_rest(mesh)
                           **{"from": "2012-01-01", "to": "2012-06-30"})
     assert [(d["ex_date"], d["cash_amount"]) for d in dividends.json()["data"]] == [("2012-02-14", "0.20"),
                                                                                     ("2012-05-15", "0.20")]
+
+
+async def test_the_model_option_chain_with_quotes_and_greeks_over_rest(mesh):
+    response = await get(mesh, "/api/mbt/options/chain", underlying="amzn", expiry="2012-06-22")
+    assert response.status_code == 200, response.text
+    body = response.json()["data"]
+    assert (body["underlying"], body["source"], body["risk_free_rate"]) == ("AMZN", "model", "0.001")
+    # alice is Free: the chain is the model at AMZN's quote of 15 minutes before now (10:00).
+    assert body["as_of"] <= "2012-06-21T13:45:00Z" and body["as_of"] == body["underlying_quote"]["quote_at"]
+    call = next(c for c in body["contracts"] if c["symbol"] == "AMZN120622C00220000")
+    assert (call["option_type"], call["strike_price"], call["expiration_date"], call["root"]) == (
+        "call", "220.00", "2012-06-22", "AMZN")
+    quote, model = call["quote"], call["quote"]["model"]
+    assert quote["source"] == "model" and model["model"] == "black_scholes_merton"
+    assert float(quote["bid_price"]) <= float(model["model_price"]) <= float(quote["ask_price"])
+    assert set(call["greeks"]) == {"delta", "gamma", "theta", "vega", "implied_volatility"}
+    assert call["greeks"]["implied_volatility"] == model["volatility"]
+    symbol = (await get(mesh, "/api/mbt/symbols/AMZN  120622C00220000")).json()["data"]
+    assert (symbol["symbol"], symbol["exercise_style"], symbol["settlement_type"], symbol["last_trade_time"]) == (
+        "AMZN120622C00220000", "american", "physical", "2012-06-22T20:00:00Z")
 
 
 async def test_bars_over_rest_page_with_the_envelope_and_free_users_see_them_15_minutes_late(mesh):
@@ -83,7 +104,12 @@ BAD_REQUESTS = [
     ("/api/mbt/quotes/AMZN/history", {"from": "2000-01-01T00:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,
      "invalid_argument"),
     ("/api/mbt/quotes/AMZN/history", {"from": "yesterday"}, 400, "invalid_argument"),
-    ("/api/mbt/options/AMZN/chain", {}, 404, "not_found"),
+    ("/api/mbt/options/chain", {"underlying": "MSFT"}, 404, "not_found"),
+    ("/api/mbt/options/chain", {}, 400, "invalid_argument"),
+    ("/api/mbt/options/chain", {"underlying": "AMZN", "expiry": "someday"}, 400, "invalid_argument"),
+    ("/api/mbt/options/chain", {"underlying": "AMZN120622C00220000"}, 400, "invalid_argument"),
+    ("/api/mbt/symbols/AMZN120615C00220000", {}, 400, "contract_expired"),
+    ("/api/mbt/symbols/AMZN120622C00221000", {}, 404, "not_found"),
     ("/api/mbt/bars/AMZN", {}, 400, "invalid_argument"),
     ("/api/mbt/bars/AMZN", {"timeframe": "1Week"}, 400, "invalid_argument"),
     ("/api/mbt/bars/AMZN", {"timeframe": "1Min", "from": "2012-06-21T14:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,

@@ -81,6 +81,8 @@ async def test_schemas_follow_the_transcoding_rules(document):
     activities = {p["name"]: p for p in document["paths"]["/api/mbt/activities"]["get"]["parameters"]}
     assert {"type", "from", "to", "page_size", "page_token"} <= set(activities)
     assert activities["from"]["schema"]["format"] == "date-time"
+    chain = {p["name"]: p for p in document["paths"]["/api/mbt/options/chain"]["get"]["parameters"]}
+    assert set(chain) == {"underlying", "expiry"} and chain["expiry"]["schema"]["format"] == "date"
     listed = document["paths"]["/api/mbt/orders"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert listed["properties"]["meta"]["properties"]["next_page_token"] == {"type": ["string", "null"]}
 

@@ -77,6 +77,11 @@ class MarketCalendar:
         index = self.index_on_or_after(day)
         return self.session(index) if index is not None and self._dates[index] == day else None
 
+    def session_on_or_before(self, day: date) -> TradingSession | None:
+        """The last session whose date is ``day`` or earlier (None before the first)."""
+        index = bisect_right(self._dates, day) - 1
+        return self.session(index) if index >= 0 else None
+
     def sessions_between(self, first: date, last: date) -> list[TradingSession]:
         start = self.index_on_or_after(first)
         if start is None:

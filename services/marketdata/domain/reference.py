@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.common.instruments import SymbolSpec
+from services.marketdata.domain.option_model import Greeks
 from services.marketdata.domain.ticks import Source, Tick
 
 
@@ -16,6 +17,7 @@ class ChainContract:
     tick: Tick | None
     open_interest: Decimal | None = None
     volume: Decimal | None = None
+    greeks: Greeks | None = None
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,10 @@ class OptionChain:
     def for_expiry(self, expiration: date | None) -> "OptionChain":
         if expiration is None:
             return self
-        return OptionChain(self.underlying, self.underlying_tick,
-                           [c for c in self.contracts if c.spec.expiration == expiration], self.as_of_ns, self.source)
+        return self.with_contracts([c for c in self.contracts if c.spec.expiration == expiration])
+
+    def with_contracts(self, contracts: list[ChainContract]) -> "OptionChain":
+        return OptionChain(self.underlying, self.underlying_tick, contracts, self.as_of_ns, self.source)
 
 
 @dataclass(frozen=True)

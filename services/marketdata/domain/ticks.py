@@ -17,16 +17,21 @@ class Condition(Enum):
     CROSSED = "crossed"
     LOCKED = "locked"
     EMPTY = "empty"
+    # An index level (bid = ask = the level): prices models and settlement, never a fill.
+    INDEX = "index"
 
 
 class Source(Enum):
     REPLAY = "replay"
     ALPACA = "alpaca"
     SNAPSHOT = "snapshot"
-    SYNTHETIC = "synthetic"
+    MODEL = "model"
 
 
-def classify(bid: Decimal | None, ask: Decimal | None) -> Condition:
+def classify(bid: Decimal | None, ask: Decimal | None, *, index: bool = False) -> Condition:
+    """The quote's condition; an index's positive level is ``INDEX`` whatever its sides."""
+    if index and bid is not None and ask is not None and bid > ZERO and ask > ZERO:
+        return Condition.INDEX
     if bid is None or ask is None or bid <= ZERO or ask <= ZERO:
         return Condition.EMPTY
     if ask < bid:
@@ -43,10 +48,11 @@ class Tick:
     ``origin`` is the recorded tick a replayed one was moved from. ``content`` and
     ``encoded`` are where the wire layer caches the tick's encoding, so a replayed day
     re-encodes only times and sequences and fan-out encodes a tick once for everyone.
+    ``model`` holds a model quote's inputs (``option_model.ModelInputs``), None otherwise.
     """
 
     __slots__ = ("symbol", "quote_at_ns", "sequence", "bid", "bid_size", "ask", "ask_size", "condition",
-                 "source", "origin", "content", "encoded")
+                 "source", "origin", "content", "encoded", "model")
 
     def __init__(self, symbol: str, quote_at_ns: int, sequence: int, bid: Decimal, bid_size: Decimal,
                  ask: Decimal, ask_size: Decimal, condition: Condition, source: Source) -> None:
@@ -62,12 +68,14 @@ class Tick:
         self.origin: Tick = self
         self.content: bytes | None = None
         self.encoded: bytes | None = None
+        self.model = None
 
     @classmethod
     def quote(cls, symbol: str, quote_at_ns: int, sequence: int, bid: Decimal, bid_size: Decimal, ask: Decimal,
-              ask_size: Decimal, source: Source) -> "Tick":
-        """A tick whose condition is judged from its prices."""
-        return cls(symbol, quote_at_ns, sequence, bid, bid_size, ask, ask_size, classify(bid, ask), source)
+              ask_size: Decimal, source: Source, *, index: bool = False) -> "Tick":
+        """A tick whose condition is judged from its prices (``index``: an index level)."""
+        return cls(symbol, quote_at_ns, sequence, bid, bid_size, ask, ask_size, classify(bid, ask, index=index),
+                   source)
 
     def moved(self, quote_at_ns: int, sequence: int) -> "Tick":
         """The same quote at another time and place in the feed (a replayed day)."""
@@ -80,10 +88,17 @@ class Tick:
     def usable(self) -> bool:
         return self.condition is Condition.USABLE
 
+    @property
+    def mid(self) -> Decimal | None:
+        """(bid + ask) / 2 of a usable quote, or an index's level; None otherwise."""
+        if self.condition is Condition.USABLE or self.condition is Condition.INDEX:
+            return (self.bid + self.ask) / 2
+        return None
+
     def key(self) -> tuple:
         """Everything that identifies the tick's content, for comparisons in tests and replays."""
         return (self.symbol, self.quote_at_ns, self.sequence, self.bid, self.bid_size, self.ask, self.ask_size,
-                self.condition, self.source)
+                self.condition, self.source, self.model)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tick) and self.key() == other.key()

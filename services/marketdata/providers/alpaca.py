@@ -274,7 +274,7 @@ class AlpacaProvider:
             self._known[spec.symbol] = True
         return True, True
 
-    async def option_chain(self, underlying: str, expiration: date | None) -> OptionChain | None:
+    async def option_chain(self, underlying: str, expiration: date | None, at_ns: int) -> OptionChain | None:
         request = OptionChainRequest(underlying_symbol=underlying, feed=self.options_feed, expiration_date=expiration)
         snapshots = await self._rest(self._options.get_option_chain, request) or {}
         contracts = []

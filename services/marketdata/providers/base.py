@@ -52,8 +52,9 @@ class Provider(Protocol):
         """(known, tradable): a well-formed symbol may be unknown to the provider, and a
         known one may have no quotes."""
 
-    async def option_chain(self, underlying: str, expiration: date | None) -> OptionChain | None:
-        """The chain, or None when the provider has none for the underlying."""
+    async def option_chain(self, underlying: str, expiration: date | None, at_ns: int) -> OptionChain | None:
+        """The chain as of ``at_ns`` (where the provider can go back; a live one answers now),
+        or None when the provider has none for the underlying."""
 
     async def fetch_dividends(self, symbols: list[str], from_date: date, to_date: date) -> list[Dividend] | None:
         """Fresh dividends to cache, or None when the cached ones are all there is."""

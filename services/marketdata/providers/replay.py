@@ -12,6 +12,11 @@ returns once everything is handed over.
 
 The feed time (``published_ns``) is how far ticks have been handed over; latest quotes
 and history are answered as of it, so they never run ahead of the stream.
+
+Options, in order of preference: recorded option quotes in the recording (symbol = OCC),
+the recorded chain snapshot, and for an underlying with neither the option quote model
+(``services.marketdata.optionmodel``), whose quotes are computed from the underlying's
+ticks as they are played.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import DomainError, invalid_argument
 from services.marketdata.clockfeed import REPLAY, STEPPED, ClockPublisher
 from services.marketdata.domain.bars import Bar, Timeframe
-from services.marketdata.domain.reference import OptionChain
-from services.common.instruments import SymbolSpec
+from services.marketdata.domain.reference import ChainContract, OptionChain
+from services.common.instruments import SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.hub import QuoteHub
 from services.marketdata.domain.calendar import MarketCalendar
+from services.marketdata.optionmodel import OptionQuoteModel
 from services.marketdata.timeline import ReplayTimeline
 
 log = logging.getLogger(__name__)
@@ -45,7 +51,8 @@ class ReplayProvider:
 
     def __init__(self, timeline: ReplayTimeline, calendar: MarketCalendar, publisher: ClockPublisher, *,
                  stepped: bool, speed: Decimal, skip_closed: bool, stall_seconds: float,
-                 chain: OptionChain | None, reference_symbols: set[str]) -> None:
+                 chain: OptionChain | None, reference_symbols: set[str],
+                 model: OptionQuoteModel | None = None) -> None:
         self.timeline = timeline
         self.calendar = calendar
         self.publisher = publisher
@@ -54,6 +61,7 @@ class ReplayProvider:
         self.skip_closed = skip_closed
         self.stall_seconds = stall_seconds
         self.chain = chain
+        self.model = model
         self.clock_mode = STEPPED if stepped else REPLAY
         self.published_ns = datetime_to_ns(publisher.clock.now())
         self.subscribed: set[str] = set()
@@ -64,6 +72,11 @@ class ReplayProvider:
             self._snapshots.setdefault(chain.underlying, chain.underlying_tick)
         traded = set(timeline.trades.by_symbol) if timeline.trades is not None else set()
         self._known = set(timeline.recording.symbols) | traded | set(self._snapshots) | reference_symbols
+        # Recorded option contracts by underlying (the recorded chains).
+        self._recorded_options: dict[str, list[SymbolSpec]] = {}
+        for symbol in timeline.last_trade_ns:
+            spec = parse_symbol(symbol)
+            self._recorded_options.setdefault(spec.underlying, []).append(spec)
         self._hub: QuoteHub | None = None
         self._wake = asyncio.Event()
         self._step_lock = asyncio.Lock()
@@ -74,22 +87,41 @@ class ReplayProvider:
     # -- subscriptions ---------------------------------------------------------------
 
     async def subscribe(self, symbols: list[str]) -> None:
+        if self.model is not None:
+            modelled = [spec for spec in map(parse_symbol, symbols) if self._modelled(spec)]
+            self.model.track(modelled, self.published_ns)
         self.subscribed.update(symbols)
         self.upstream_subscriptions.update(symbols)
         self._wake.set()
 
     async def unsubscribe(self, symbols: list[str]) -> None:
         self.subscribed.difference_update(symbols)
+        if self.model is not None:
+            self.model.untrack(symbols)
+
+    def _modelled(self, spec: SymbolSpec) -> bool:
+        """An option the model quotes: its underlying has no recorded option quotes."""
+        return self.model is not None and self.model.covers(spec) and spec.symbol not in self._known
+
+    def _played(self, after_ns: int, until_ns: int):
+        """Ticks to hand over with after < time <= until, in feed order: the subscribed
+        symbols' recorded ticks, and the followed contracts' model quotes."""
+        if self.model is None or not self.model.tracked_underlyings:
+            return self.timeline.between(after_ns, until_ns, self.subscribed)
+        feed = self.subscribed | self.model.tracked_underlyings
+        return self.model.expand(self.timeline.between(after_ns, until_ns, feed), frozenset(self.subscribed))
 
     # -- answers ---------------------------------------------------------------------
 
     async def latest(self, spec: SymbolSpec) -> Tick | None:
-        return self._snapshots.get(spec.symbol) or self.timeline.latest(spec.symbol, self.published_ns)
+        return await self.latest_before(spec, self.published_ns)
 
     async def latest_before(self, spec: SymbolSpec, at_ns: int) -> Tick | None:
         snapshot = self._snapshots.get(spec.symbol)
         if snapshot is not None:
             return snapshot
+        if self._modelled(spec):
+            return self.model.latest(spec, min(at_ns, self.published_ns))
         return self.timeline.latest(spec.symbol, min(at_ns, self.published_ns))
 
     async def history(self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int,
@@ -98,6 +130,8 @@ class ReplayProvider:
         if snapshot is not None:
             inside = from_ns <= snapshot.quote_at_ns <= to_ns and snapshot.sequence > after_sequence
             return [snapshot] if inside else []
+        if self._modelled(spec):
+            return self.model.history(spec, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
         return self.timeline.history(spec.symbol, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
 
     async def bars(self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
@@ -106,13 +140,34 @@ class ReplayProvider:
         return self.timeline.bars(spec.symbol, timeframe, from_ns, to_ns, closed_by_ns, limit)
 
     async def describe(self, spec: SymbolSpec) -> tuple[bool, bool]:
-        tradable = spec.symbol in self._snapshots or spec.symbol in self.timeline.recording.times_by_symbol
+        if self._modelled(spec):
+            listed = self.model.listed(spec, datetime_to_ns(self.publisher.clock.now()))
+            return listed, listed and await self.latest(spec) is not None
+        tradable = not spec.is_index and (spec.symbol in self._snapshots
+                                          or spec.symbol in self.timeline.recording.times_by_symbol)
         return spec.symbol in self._known, tradable
 
-    async def option_chain(self, underlying: str, expiration: date | None) -> OptionChain | None:
-        if self.chain is None or self.chain.underlying != underlying:
-            return None
-        return self.chain.for_expiry(expiration)
+    async def option_chain(self, underlying: str, expiration: date | None, at_ns: int) -> OptionChain | None:
+        at_ns = min(at_ns, self.published_ns)
+        recorded = self._recorded_options.get(underlying)
+        if recorded:
+            return self._recorded_chain(underlying, recorded, expiration, at_ns)
+        if self.chain is not None and self.chain.underlying == underlying:
+            return self.chain.for_expiry(expiration)
+        if self.model is not None and underlying in self.model.underlyings:
+            return self.model.chain(underlying, expiration, at_ns)
+        return None
+
+    def _recorded_chain(self, underlying: str, specs: list[SymbolSpec], expiration: date | None,
+                        at_ns: int) -> OptionChain:
+        """The recorded contracts still trading, each with its latest played quote."""
+        expiring = self.timeline.last_trade_ns
+        contracts = [ChainContract(spec, self.timeline.latest(spec.symbol, at_ns))
+                     for spec in specs if expiration in (None, spec.expiration) and at_ns < expiring[spec.symbol]]
+        contracts.sort(key=lambda c: (c.spec.expiration, c.spec.strike, c.spec.option_type))
+        times = [c.tick.quote_at_ns for c in contracts if c.tick is not None]
+        return OptionChain(underlying, self.timeline.latest(underlying, at_ns), contracts,
+                           max(times) if times else at_ns, Source.REPLAY)
 
     async def fetch_dividends(self, symbols: list[str], from_date: date, to_date: date) -> None:
         return None  # the recorded dividends were cached at start
@@ -144,7 +199,7 @@ class ReplayProvider:
     async def _deliver_until(self, until_ns: int) -> int:
         """Hand over ticks up to ``until_ns`` in chunks, moving the clock after each."""
         delivered = 0
-        ticks = self.timeline.between(self.published_ns, until_ns, self.subscribed)
+        ticks = self._played(self.published_ns, until_ns)
         chunk_size = max(1, (self._hub.capacity if self._hub else 1000) // 2)
         while chunk := list(itertools.islice(ticks, chunk_size)):
             if self._hub is not None:
@@ -161,7 +216,7 @@ class ReplayProvider:
         while True:
             now = datetime_to_ns(self.publisher.clock.now())
             if now > self.published_ns:
-                ticks = list(self.timeline.between(self.published_ns, now, self.subscribed))
+                ticks = list(self._played(self.published_ns, now))
                 self.published_ns = now
                 self._hand_over(ticks)
             if self.skip_closed and not self.calendar.is_open(now):

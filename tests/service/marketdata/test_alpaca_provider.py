@@ -21,7 +21,7 @@ from tests.support.identity import as_user
 
 MINUTE = 60 * 10**9
 STOCKS, OPTIONS = "/v2/iex", "/v1beta1/indicative"
-CALL = "AAPL250117C00190000"
+CALL = "AAPL350119C00190000"
 
 
 @pytest.fixture
@@ -84,16 +84,16 @@ async def test_option_chains_and_option_quotes_come_from_the_option_client(alpac
     alpaca.stock_history["AAPL"] = [stock_quote(now, 189.5, 100, 189.6, 200)]
     alpaca.chains["AAPL"] = {CALL: {"latestQuote": option_quote(now - MINUTE, 5.1, 10, 5.25, 12),
                                     "greeks": {"delta": 0.5}, "impliedVolatility": 0.2},
-                             "AAPL250221P00180000": {"latestQuote": option_quote(now - MINUTE, 3.0, 1, 2.9, 1)}}
+                             "AAPL350216P00180000": {"latestQuote": option_quote(now - MINUTE, 3.0, 1, 2.9, 1)}}
     alpaca.option_latest[CALL] = option_quote(now, 5.15, 4, 5.2, 8)
     chain = await server.stub.GetOptionChain(pb.GetOptionChainRequest(underlying="AAPL"), metadata=MATCHER)
     assert chain.source == pb.QUOTE_SOURCE_ALPACA and chain.underlying_quote.bid_price == "189.50"
     assert [(c.symbol, c.quote.bid_price, c.quote.condition) for c in chain.contracts] == [
-        (CALL, "5.10", pb.QUOTE_CONDITION_USABLE), ("AAPL250221P00180000", "3.00", pb.QUOTE_CONDITION_CROSSED)]
+        (CALL, "5.10", pb.QUOTE_CONDITION_USABLE), ("AAPL350216P00180000", "3.00", pb.QUOTE_CONDITION_CROSSED)]
     january = await server.stub.GetOptionChain(pb.GetOptionChainRequest(
-        underlying="AAPL", expiration_date={"year": 2025, "month": 1, "day": 17}), metadata=MATCHER)
+        underlying="AAPL", expiration_date={"year": 2035, "month": 1, "day": 19}), metadata=MATCHER)
     assert [c.symbol for c in january.contracts] == [CALL]
-    assert ("/v1beta1/options/snapshots/AAPL", {"feed": "indicative", "expiration_date": "2025-01-17",
+    assert ("/v1beta1/options/snapshots/AAPL", {"feed": "indicative", "expiration_date": "2035-01-19",
                                                 "limit": "1000"}) in alpaca.requests
     option = (await server.stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol=CALL), metadata=MATCHER)).quote
     assert (option.bid_price, option.ask_price, timestamp_ns(option.quote_at)) == ("5.15", "5.20", now)
