@@ -152,7 +152,8 @@ import resource, sys, time
 from datetime import date
 from decimal import Decimal
 from services.common.config import Settings
-from services.matcher.backtest.runs import BacktestSpec, build_strategy, execute, recorded
+from services.matcher.backtest.model import BacktestSpec
+from services.matcher.backtest.runs import build_strategy, execute, recorded
 settings = Settings.from_env({})
 spec = BacktestSpec(first_day=date(2012, 6, 21), last_day=date(2012, 6, 21), strategy="grid",
                     params={"slots": sys.argv[1]}, account_type="margin", starting_cash=Decimal(10**9))

@@ -229,7 +229,7 @@ def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: Wa
     sessions = Sessions(settings, state, issuer, tiers, now)
     identity = GatewayIdentity(TokenVerifier(keys, now), sessions, credentials)
     admission = Admission(identity, build_rate_limiter(settings, redis, now), settings.anonymous_rate_limit)
-    gateway = Gateway(settings, upstreams, admission, closers=[upstreams.close, db.dispose, state.close])
+    gateway = Gateway(settings, upstreams, admission, closers=[upstreams.close, db.aclose, state.close])
     passkeys = Passkeys(settings, PasskeyRepository(db), state, now)
     session_endpoints = SessionEndpoints(settings, admission, sessions, passkeys, now)
     api_bindings = bindings()

@@ -60,16 +60,15 @@ def _passkey(row: PasskeyRow) -> Passkey:
 
 
 class PasskeyRepository:
+    """Passkeys, each call its own transaction."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def add(self, passkey: Passkey) -> bool:
         """False when the credential id is already registered (to anyone)."""
-        return await self.db.run(self._add, passkey)
-
-    def _add(self, passkey: Passkey) -> bool:
-        with self.db.transaction() as session:
-            if session.get(PasskeyRow, passkey.credential_id) is not None:
+        async with self.db.writing() as session:
+            if await session.get(PasskeyRow, passkey.credential_id) is not None:
                 return False
             session.add(PasskeyRow(credential_id=passkey.credential_id, user_id=passkey.user_id,
                                    credential_public_key=passkey.credential_public_key,
@@ -79,31 +78,23 @@ class PasskeyRepository:
             return True
 
     async def get(self, credential_id: str) -> Passkey | None:
-        return await self.db.run(self._get, credential_id)
-
-    def _get(self, credential_id: str) -> Passkey | None:
-        with self.db.snapshot() as session:
-            row = session.get(PasskeyRow, credential_id)
+        async with self.db.reading() as session:
+            row = await session.get(PasskeyRow, credential_id)
             return None if row is None else _passkey(row)
 
     async def for_user(self, user_id: str) -> list[Passkey]:
-        return await self.db.run(self._for_user, user_id)
-
-    def _for_user(self, user_id: str) -> list[Passkey]:
-        with self.db.snapshot() as session:
-            rows = session.scalars(select(PasskeyRow).where(PasskeyRow.user_id == user_id)
-                                   .order_by(PasskeyRow.created_at)).all()
+        """The user's passkeys, oldest first."""
+        async with self.db.reading() as session:
+            rows = (await session.scalars(select(PasskeyRow).where(PasskeyRow.user_id == user_id)
+                                          .order_by(PasskeyRow.created_at))).all()
             return [_passkey(row) for row in rows]
 
     async def record_use(self, passkey: Passkey, new_sign_count: int, used_at: datetime) -> bool:
         """Store the new counter only if nobody used the credential since it was read: of
         two concurrent assertions with one counter value, one loses."""
-        return await self.db.run(self._record_use, passkey, new_sign_count, used_at)
-
-    def _record_use(self, passkey: Passkey, new_sign_count: int, used_at: datetime) -> bool:
-        with self.db.transaction() as session:
-            result = session.execute(update(PasskeyRow)
-                                     .where(PasskeyRow.credential_id == passkey.credential_id,
-                                            PasskeyRow.sign_count == passkey.sign_count)
-                                     .values(sign_count=new_sign_count, last_used_at=used_at))
+        async with self.db.writing() as session:
+            result = await session.execute(update(PasskeyRow)
+                                           .where(PasskeyRow.credential_id == passkey.credential_id,
+                                                  PasskeyRow.sign_count == passkey.sign_count)
+                                           .values(sign_count=new_sign_count, last_used_at=used_at))
             return result.rowcount == 1

@@ -5,26 +5,30 @@ from __future__ import annotations
 
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
-from services.common.persistence import migrate
 from services.common.clock import Clock, WallClock
 from services.common.config import Settings
-from services.common.persistence.db import Database
 from services.common.kit import ServiceKit
+from services.common.persistence import migrate
+from services.common.persistence.db import Database
 from services.common.rpc.server import Registration, ServiceRuntime
-from services.matcher.usecases.backtests import Backtests
-from services.matcher.usecases.matching import Engine
-from services.matcher.usecases.explain import Explainer
-from services.matcher.service import BacktestServicer, MatcherEvents, MatcherServicer
+from services.matcher.clients import MarketDataClient, OrdersClient, SessionCalendar
+from services.matcher.events import MatcherEvents
+from services.matcher.service import BacktestServicer, MatcherServicer
 from services.matcher.store import SERVICE
+from services.matcher.usecases.backtests import Backtests
+from services.matcher.usecases.explain import Explainer
+from services.matcher.usecases.matching import Engine
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, clock=clock)
-    orders = kit.stub("orders", orders_pb2_grpc.OrdersServiceStub)
-    marketdata = kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub)
-    engine = Engine(settings, orders, marketdata)
-    explainer = Explainer(orders, marketdata, engine.calendar, engine.max_quote_age_ns,
-                          settings.rpc_timeout_seconds)
+    timeout = settings.rpc_timeout_seconds
+    orders = OrdersClient(kit.stub("orders", orders_pb2_grpc.OrdersServiceStub), timeout)
+    marketdata = MarketDataClient(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), timeout)
+    calendar = SessionCalendar(marketdata)
+    max_quote_age_ns = int(settings.max_quote_age_seconds * 1_000_000_000)
+    engine = Engine(orders, marketdata, calendar, max_quote_age_ns)
+    explainer = Explainer(orders, marketdata, calendar, max_quote_age_ns)
     url = settings.service(SERVICE).database_url
     migrate.upgrade(SERVICE, url)
     db = Database(url, pool_size=settings.db_pool_size)
@@ -34,5 +38,5 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
                            Registration.of(BacktestServicer(backtests))],
                           background=[engine.run, backtests.run_queued])
     runtime.closers.insert(0, engine.close)
-    runtime.closers.append(db.dispose)
+    runtime.closers.append(db.aclose)
     return runtime

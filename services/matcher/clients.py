@@ -1,59 +1,147 @@
-"""What the matcher asks market data: the tick archive — what the matcher saw (or would
-have seen), in feed order, page by page (ExplainFill replays it; the live loop catches up on
-it after a restart, a reconnect or a lag) — and the trading sessions, cached."""
+"""The services the matcher calls, one named client each, speaking domain values: the
+orders service (the working orders its book is rebuilt from, the decisions of the fill
+function, a fill with its order) and market data (quotes live and archived, quote
+history for backtests, the trading sessions — cached in ``SessionCalendar``). Refusals
+come back as ``DomainError`` with the callee's reason."""
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from mbt.marketdata.v1 import marketdata_pb2
+from mbt.orders.v1 import orders_pb2
+from services.common.errors import DomainError
 from services.common.rpc.remote import call
-from services.common.wire.conv import datetime_from_ns, timestamp_from_ns, timestamp_ns, to_date
-from services.matcher.domain import MarketSession, Tick
+from services.common.wire.conv import datetime_from_ns, timestamp_from_ns, to_date
+from services.marketdata.domain.ticks import Tick as FeedTick
+from services.matcher import wire
+from services.matcher.domain import Decision, MarketSession, Tick, WorkingOrder
+from services.matcher.views import FilledOrder, OpenOrder, QuotesDropped, RecordedFill
 
-PAGE_SIZE = 1000
+OPEN_ORDERS_PAGE = 500
+ARCHIVE_PAGE = 1000
+HISTORY_PAGE = 500  # ListQuoteHistory's largest page
 WINDOW_DAYS = 14
 DAY_NS = 86_400 * 10**9
 
 
-def tick_from_quote(quote: marketdata_pb2.Quote) -> Tick:
-    return Tick(symbol=quote.symbol, bid=Decimal(quote.bid_price or "0"), bid_size=Decimal(quote.bid_size or "0"),
-                ask=Decimal(quote.ask_price or "0"), ask_size=Decimal(quote.ask_size or "0"),
-                at_ns=timestamp_ns(quote.quote_at), sequence=quote.sequence)
-
-
-async def archived_ticks(marketdata_stub, symbol: str, *, timeout: float, from_ns: int | None = None,
-                         to_ns: int | None = None, after_sequence: int = 0,
-                         through_sequence: int | None = None) -> AsyncIterator[Tick]:
-    """The symbol's archived ticks in sequence order: from ``from_ns``, to ``to_ns``, after
-    ``after_sequence`` and up to ``through_sequence`` (each bound optional, all inclusive
-    but ``after_sequence``)."""
-    token = ""
-    while True:
-        request = marketdata_pb2.ListArchivedTicksRequest(symbol=symbol, after_sequence=max(0, after_sequence),
-                                                          page_size=PAGE_SIZE, page_token=token)
-        if from_ns is not None:
-            request.from_time.CopyFrom(timestamp_from_ns(max(0, from_ns)))
-        if to_ns is not None:
-            request.to_time.CopyFrom(timestamp_from_ns(to_ns))
-        reply = await call(marketdata_stub.ListArchivedTicks, request, timeout=timeout, what="market data")
-        for quote in reply.quotes:
-            if through_sequence is not None and quote.sequence > through_sequence:
-                return
-            yield tick_from_quote(quote)
-        token = reply.next_page_token
-        if not token:
-            return
-
-
-
-class SessionCalendar:
+class OrdersClient:
     def __init__(self, stub, timeout: float) -> None:
         self.stub = stub
         self.timeout = timeout
+
+    async def working_orders(self) -> AsyncIterator[OpenOrder]:
+        """Every accepted order, page by page (ListOpenOrders)."""
+        token = ""
+        while True:
+            reply = await self._call(self.stub.ListOpenOrders, orders_pb2.ListOpenOrdersRequest(
+                page_size=OPEN_ORDERS_PAGE, page_token=token))
+            for order in reply.orders:
+                if wire.is_working(order):
+                    yield wire.open_order(order)
+            token = reply.next_page_token
+            if not token:
+                return
+
+    async def record_fill(self, order: WorkingOrder, decision: Decision, multiplier: Decimal) -> None:
+        """RecordFill; idempotent (the fill id is derived from the order and the tick)."""
+        await self._call(self.stub.RecordFill, orders_pb2.RecordFillRequest(
+            fill=wire.fill_message(order, decision, multiplier)))
+
+    async def mark_triggered(self, order: WorkingOrder, decision: Decision) -> None:
+        await self._call(self.stub.MarkOrderTriggered, wire.triggered_request(order, decision))
+
+    async def cancel_unfilled(self, order: WorkingOrder, decision: Decision) -> None:
+        """An ioc/fok order that could not fill on its deciding tick (the rule is the reason)."""
+        await self._call(self.stub.CancelUnfilledOrder, wire.cancel_unfilled_request(order, decision))
+
+    async def fill(self, fill_id: str) -> tuple[RecordedFill, FilledOrder]:
+        """A fill and the order it filled; not_found passes through."""
+        reply = await self._call(self.stub.GetFill, orders_pb2.GetFillRequest(fill_id=fill_id))
+        return wire.recorded_fill(reply.fill), wire.filled_order(reply.order)
+
+    async def _call(self, method, request):
+        return await call(method, request, timeout=self.timeout, what="orders")
+
+
+class MarketDataClient:
+    def __init__(self, stub, timeout: float) -> None:
+        self.stub = stub
+        self.timeout = timeout
+
+    async def latest_tick(self, symbol: str) -> Tick | None:
+        """The symbol's latest quote; None when market data has none or cannot say."""
+        try:
+            reply = await self._call(self.stub.GetLatestQuote, marketdata_pb2.GetLatestQuoteRequest(symbol=symbol))
+        except DomainError:
+            return None
+        return wire.tick_from_quote(reply.quote)
+
+    async def quotes(self, symbol: str) -> AsyncIterator[QuotesDropped | Tick]:
+        """The symbol's live quotes, the latest first, with a notice wherever the stream
+        dropped ticks. Ends or raises (grpc's error) when the stream is cut."""
+        stream = self.stub.StreamQuotes(marketdata_pb2.StreamQuotesRequest(symbols=[symbol], include_latest=True))
+        try:
+            async for message in stream:
+                for item in wire.stream_items(message):
+                    yield item
+        finally:
+            stream.cancel()  # the reader stopped (reconnecting, shutting down): end the call now
+
+    async def archived_ticks(self, symbol: str, *, from_ns: int | None = None, to_ns: int | None = None,
+                             after_sequence: int = 0, through_sequence: int | None = None) -> AsyncIterator[Tick]:
+        """The symbol's archived ticks (what the matcher saw, or would have seen) in
+        sequence order: from ``from_ns``, to ``to_ns``, after ``after_sequence`` and up to
+        ``through_sequence`` (each bound optional, all inclusive but ``after_sequence``)."""
+        token = ""
+        while True:
+            request = marketdata_pb2.ListArchivedTicksRequest(symbol=symbol, after_sequence=max(0, after_sequence),
+                                                              page_size=ARCHIVE_PAGE, page_token=token)
+            if from_ns is not None:
+                request.from_time.CopyFrom(timestamp_from_ns(max(0, from_ns)))
+            if to_ns is not None:
+                request.to_time.CopyFrom(timestamp_from_ns(to_ns))
+            reply = await self._call(self.stub.ListArchivedTicks, request)
+            for quote in reply.quotes:
+                if through_sequence is not None and quote.sequence > through_sequence:
+                    return
+                yield wire.tick_from_quote(quote)
+            token = reply.next_page_token
+            if not token:
+                return
+
+    async def quote_history(self, symbol: str, from_ns: int, to_ns: int) -> AsyncIterator[FeedTick]:
+        """The symbol's historical quotes in [from_ns, to_ns] (ListQuoteHistory, paged)."""
+        token = ""
+        while True:
+            reply = await self._call(self.stub.ListQuoteHistory, marketdata_pb2.ListQuoteHistoryRequest(
+                symbol=symbol, from_time=timestamp_from_ns(from_ns), to_time=timestamp_from_ns(to_ns),
+                page_size=HISTORY_PAGE, page_token=token))
+            for quote in reply.quotes:
+                yield wire.feed_tick(quote)
+            token = reply.next_page_token
+            if not token:
+                return
+
+    async def sessions(self, first: date, last: date) -> list[MarketSession]:
+        """The regular sessions of the New York days ``first`` to ``last``."""
+        reply = await self._call(self.stub.ListCalendar, marketdata_pb2.ListCalendarRequest(
+            from_date=to_date(first), to_date=to_date(last)))
+        return wire.sessions(reply)
+
+    async def _call(self, method, request):
+        return await call(method, request, timeout=self.timeout, what="market data")
+
+
+class SessionCalendar:
+    """The trading sessions around the times asked about, loaded from market data a few
+    weeks at a time and kept."""
+
+    def __init__(self, marketdata: MarketDataClient) -> None:
+        self.marketdata = marketdata
         self._opens: list[int] = []
         self._sessions: list[MarketSession] = []
         # Loaded spans of time (epoch ns); the calendar is complete inside each.
@@ -64,12 +152,9 @@ class SessionCalendar:
         if any(low <= at_ns < high for low, high in self._loaded):
             return
         day = datetime_from_ns(at_ns).date()
-        start, end = day - timedelta(days=WINDOW_DAYS), day + timedelta(days=WINDOW_DAYS)
-        reply = await call(self.stub.ListCalendar, marketdata_pb2.ListCalendarRequest(
-            from_date=to_date(start), to_date=to_date(end)), timeout=self.timeout, what="market data")
         loaded = {s.open_ns: s for s in self._sessions}
-        loaded.update({timestamp_ns(d.open_at): MarketSession(timestamp_ns(d.open_at), timestamp_ns(d.close_at))
-                       for d in reply.days})
+        loaded.update({s.open_ns: s for s in await self.marketdata.sessions(day - timedelta(days=WINDOW_DAYS),
+                                                                              day + timedelta(days=WINDOW_DAYS))})
         self._sessions = [loaded[k] for k in sorted(loaded)]
         self._opens = sorted(loaded)
         margin = DAY_NS  # the first and last loaded days may straddle time zones

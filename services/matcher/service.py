@@ -1,22 +1,16 @@
-"""MatcherService and BacktestService servicers and the matcher's event sink (in memory: the book is rebuilt
-from orders on start, so redelivered events are harmless and need no inbox)."""
+"""MatcherService and BacktestService servicers: thin — wire in, use case, wire out (the
+event sink is in events.py)."""
 
 from __future__ import annotations
 
-from mbt.common.v1 import events_pb2, events_pb2_grpc
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from services.common.rpc.context import identity, require_user_id
 from services.common.errors import invalid_argument
 from services.common.ids import requested_id
-from services.common.wire.conv import timestamp_from_ns
-from services.common.rpc.protoregistry import message_class
+from services.common.rpc.context import identity, require_user_id
+from services.matcher import wire
 from services.matcher.usecases.backtests import Backtests
-from services.matcher.usecases.matching import Engine
 from services.matcher.usecases.explain import Explainer
-
-ADMITTED = {"mbt.orders.v1.OrderAccepted", "mbt.orders.v1.OrderReplaced", "mbt.orders.v1.OrderTriggered"}
-ENDED = {"mbt.orders.v1.OrderCanceled", "mbt.orders.v1.OrderExpired", "mbt.orders.v1.OrderFilled",
-         "mbt.orders.v1.OrderRejected"}
+from services.matcher.usecases.matching import Engine
 
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
@@ -27,17 +21,11 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     async def ExplainFill(self, request, context):
         fill_id = requested_id(request.fill_id, "fill", "fill_id", "fill")
         user_id = None if identity().is_service else require_user_id()
-        return matcher_pb2.ExplainFillResponse(explanation=await self.explainer.explain(fill_id, user_id))
+        explained = await self.explainer.explain(fill_id, user_id)
+        return matcher_pb2.ExplainFillResponse(explanation=wire.explanation_to_proto(explained))
 
     async def GetBook(self, request, context):
-        stats = self.engine.book
-        symbols = sorted(set(stats.symbols()) | set(self.engine.fed_symbols()))
-        return matcher_pb2.GetBookResponse(
-            symbols=[matcher_pb2.SymbolBook(symbol=s, working_orders=len(stats.orders_for(s)),
-                                            last_quote_at=_timestamp(self.engine.last_tick_ns(s)))
-                     for s in symbols],
-            working_orders=len(stats), ticks_processed=self.engine.ticks_processed,
-            fills_decided=self.engine.fills_decided, decisions_in_flight=self.engine.decisions_in_flight)
+        return wire.book_to_proto(self.engine.summary())
 
 
 class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
@@ -47,48 +35,34 @@ class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
     async def CreateBacktest(self, request, context):
         if not request.HasField("backtest"):
             raise invalid_argument("backtest is required", "backtest")
-        backtest = await self.backtests.create(require_user_id(), request.backtest)
-        return matcher_pb2.CreateBacktestResponse(backtest=backtest)
+        run = await self.backtests.create(require_user_id(), wire.spec_from_message(request.backtest))
+        return matcher_pb2.CreateBacktestResponse(backtest=wire.backtest_to_proto(run))
 
     async def GetBacktest(self, request, context):
-        backtest = await self.backtests.get(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"))
-        return matcher_pb2.GetBacktestResponse(backtest=backtest)
+        run = await self.backtests.get(require_user_id(), _backtest_id(request.backtest_id))
+        return matcher_pb2.GetBacktestResponse(backtest=wire.backtest_to_proto(run))
 
     async def ListBacktests(self, request, context):
-        backtests, token = await self.backtests.list(require_user_id(), request.page_size, request.page_token)
-        return matcher_pb2.ListBacktestsResponse(backtests=backtests, next_page_token=token)
+        runs, token = await self.backtests.list(require_user_id(), request.page_size, request.page_token)
+        return matcher_pb2.ListBacktestsResponse(backtests=[wire.backtest_to_proto(run) for run in runs],
+                                                 next_page_token=token)
 
     async def GetBacktestReport(self, request, context):
-        report = await self.backtests.report(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"))
-        return matcher_pb2.GetBacktestReportResponse(report=report)
+        backtest_id = _backtest_id(request.backtest_id)
+        report = await self.backtests.report(require_user_id(), backtest_id)
+        return matcher_pb2.GetBacktestReportResponse(report=wire.report_to_proto(backtest_id, report))
 
     async def GetBacktestFile(self, request, context):
-        found = await self.backtests.file(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"),
-                                          _required(request.name, "name"))
-        return matcher_pb2.GetBacktestFileResponse(file=found)
+        backtest_id = _backtest_id(request.backtest_id)
+        found = await self.backtests.file(require_user_id(), backtest_id, _required(request.name, "name"))
+        return matcher_pb2.GetBacktestFileResponse(file=wire.file_to_proto(backtest_id, found))
+
+
+def _backtest_id(raw: str) -> str:
+    return requested_id(raw, "bt", "backtest_id", "backtest")
 
 
 def _required(value: str, name: str) -> str:
     if not value.strip():
         raise invalid_argument(f"{name} is required", name)
     return value.strip()
-
-
-class MatcherEvents(events_pb2_grpc.EventSinkServiceServicer):
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    async def Deliver(self, request, context):
-        await self.engine.ready()  # an event older than the book must not overtake its rebuild
-        for event in request.events:
-            payload = message_class(event.event_type)()
-            event.payload.Unpack(payload)
-            if event.event_type in ADMITTED:
-                await self.engine.admit(payload.order)
-            elif event.event_type in ENDED:
-                self.engine.remove(payload.order.order_id)
-        return events_pb2.DeliverResponse(acknowledged_event_ids=[e.event_id for e in request.events])
-
-
-def _timestamp(at_ns: int | None):
-    return None if at_ns is None else timestamp_from_ns(at_ns)

@@ -9,7 +9,9 @@ from mbt.marketdata.v1 import marketdata_pb2_grpc
 from services.common.rpc.channels import open_channel
 from services.common.config import Settings
 from services.common.wire.conv import to_timestamp
-from services.matcher.backtest.runs import BacktestSpec, build_strategy, execute, feed_for, recorded
+from services.matcher.backtest.model import BacktestSpec
+from services.matcher.backtest.runs import build_strategy, execute, feed_for, recorded
+from services.matcher.clients import MarketDataClient
 from tests.support.marketdata import MATCHER, START, start_marketdata
 
 SETTINGS = Settings.from_env({})
@@ -24,7 +26,9 @@ async def test_a_backtest_on_market_data_history_matches_the_recording(databases
                             params={"slots": "8"}, data="marketdata")
         strategy = build_strategy(spec)
         async with open_channel(server.running.address, lambda: MATCHER) as channel:  # the matcher's identity
-            feed = await feed_for(spec, strategy, SETTINGS, marketdata_pb2_grpc.MarketDataServiceStub(channel))
+            marketdata = MarketDataClient(marketdata_pb2_grpc.MarketDataServiceStub(channel),
+                                          SETTINGS.rpc_timeout_seconds)
+            feed = await feed_for(spec, strategy, SETTINGS, marketdata)
     finally:
         await server.stop()
     from_history = execute(spec, strategy, feed, SETTINGS)

@@ -24,8 +24,9 @@ from services.common.security.tokens import TokenIssuer, TokenKeys
 from services.matcher.backtest.engine import MODES, StrategyError
 from services.matcher.backtest.examples import REGISTRY
 from services.matcher.backtest.feed import FeedError
-from services.matcher.backtest.runs import BacktestSpec, build_strategy, execute, feed_for
-from services.matcher.backtest.sources import BUNDLED, MARKETDATA
+from services.matcher.backtest.model import BUNDLED, MARKETDATA, BacktestSpec
+from services.matcher.backtest.runs import build_strategy, execute, feed_for
+from services.matcher.clients import MarketDataClient
 
 
 def add_parser(commands) -> None:
@@ -127,6 +128,7 @@ async def _feed(spec: BacktestSpec, strategy, settings: Settings):
     credentials = ServiceCredentials(TokenIssuer(TokenKeys.from_settings(settings)), "cli")
     channel = open_channel(settings.service("marketdata").target, credentials)
     try:
-        return await feed_for(spec, strategy, settings, marketdata_pb2_grpc.MarketDataServiceStub(channel))
+        marketdata = MarketDataClient(marketdata_pb2_grpc.MarketDataServiceStub(channel), settings.rpc_timeout_seconds)
+        return await feed_for(spec, strategy, settings, marketdata)
     finally:
         await channel.close()

@@ -26,7 +26,7 @@ from services.common.instruments import parse_symbol
 from services.common.trading import OrderType, Side, TimeInForce
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.matcher import domain as matcher
-from services.matcher.usecases.matching import fill_message
+from services.matcher.wire import fill_message
 from services.orders import wire
 from services.orders.domain.model import Fill, Order, OrderSpec, Replacement, Status, spec_digest
 from services.orders.domain.rules import (QuoteSnapshot, ReplaceTerms, Session, check_market_hours, collar_price,
@@ -258,7 +258,7 @@ class PaperAccount:
         return None
 
     def _fill(self, working: matcher.WorkingOrder, decision: matcher.Decision) -> Fill:
-        fill = wire.fill_from_proto(fill_message(working, decision, str(MULTIPLIER)))
+        fill = wire.fill_from_proto(fill_message(working, decision, MULTIPLIER))
         filled = self.order(fill.order_id).fill(fill)
         terms = FillTerms(fill.order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.multiplier)
         effect = self.account.apply_fill(fill.fill_id, terms, filled.version, fill.filled_at)

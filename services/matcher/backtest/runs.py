@@ -3,58 +3,23 @@ BacktestService and (later) the ``mbt.run_backtest`` job all call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from services.common.config import Settings
 from services.common.errors import invalid_argument
-from services.matcher.backtest.engine import MODES, Backtest, BacktestConfig, BacktestResult
+from services.matcher.backtest.engine import Backtest, BacktestConfig, BacktestResult
 from services.matcher.backtest.examples import strategy_named
 from services.matcher.backtest.feed import Feed
 from services.matcher.backtest.ledger import DEFAULT_STARTING_CASH
+from services.matcher.backtest.model import MARKETDATA, BacktestSpec
 from services.matcher.backtest.report import render
 from services.matcher.backtest.results import backtest_statistics, files
 from services.matcher.backtest.script import ScriptStrategy, parse_script
-from services.matcher.backtest.sources import MARKETDATA, day_bounds, history_feed, recorded_feed
+from services.matcher.backtest.sources import day_bounds, history_feed, recorded_feed
 from services.matcher.backtest.stats import Statistics
 from services.matcher.backtest.strategy import Strategy
-
-MAX_DAYS = 366
-
-
-@dataclass(frozen=True)
-class BacktestSpec:
-    """What to run: a registered strategy (with its parameters) or a script, over which
-    quotes (``bundled``, a recorded file, or ``marketdata``), on which New York days."""
-
-    first_day: date
-    last_day: date
-    strategy: str = ""
-    params: Mapping[str, str] = field(default_factory=dict)
-    script: Mapping | None = None
-    data: str = "bundled"
-    symbols: tuple[str, ...] = ()
-    account_type: str = ""
-    starting_cash: Decimal | None = None
-    mode: str = "jump"
-    seed: str = "0"
-
-    def validate(self) -> None:
-        if bool(self.strategy) == (self.script is not None):
-            raise invalid_argument("give either a registered strategy or a script", "strategy")
-        if self.last_day < self.first_day:
-            raise invalid_argument("to_date must not be before from_date", "to_date")
-        if (self.last_day - self.first_day).days >= MAX_DAYS:
-            raise invalid_argument(f"a backtest spans at most {MAX_DAYS} days", "to_date")
-        if self.mode not in MODES:
-            raise invalid_argument(f"mode must be one of {', '.join(MODES)}", "mode")
-        if self.starting_cash is not None and self.starting_cash <= 0:
-            raise invalid_argument("starting_cash must be positive", "starting_cash")
-        if self.account_type not in ("", "cash", "margin"):
-            raise invalid_argument("account_type must be cash or margin", "account_type")
-        build_strategy(self)
+from services.matcher.clients import MarketDataClient
 
 
 @dataclass
@@ -79,14 +44,14 @@ def recorded(spec: BacktestSpec, strategy: Strategy, settings: Settings) -> Feed
     return recorded_feed(spec.data, symbols_of(spec, strategy), start_ns, end_ns, loop=settings.replay_loop)
 
 
-async def feed_for(spec: BacktestSpec, strategy: Strategy, settings: Settings, marketdata_stub=None) -> Feed:
+async def feed_for(spec: BacktestSpec, strategy: Strategy, settings: Settings,
+                   marketdata: MarketDataClient | None = None) -> Feed:
     """The quotes of the run: recorded (in process) or the market-data service's history."""
     if spec.data == MARKETDATA:
-        if marketdata_stub is None:
+        if marketdata is None:
             raise invalid_argument("no market-data service to read history from", "data")
         start_ns, end_ns = day_bounds(spec.first_day, spec.last_day)
-        return await history_feed(marketdata_stub, symbols_of(spec, strategy), start_ns, end_ns,
-                                  timeout=settings.rpc_timeout_seconds)
+        return await history_feed(marketdata, symbols_of(spec, strategy), start_ns, end_ns)
     return recorded(spec, strategy, settings)
 
 

@@ -9,23 +9,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 
-from mbt.marketdata.v1 import marketdata_pb2
-from services.common.wire.conv import timestamp_from_ns, timestamp_ns
 from services.common.errors import invalid_argument
-from services.common.rpc.remote import call
-from services.marketdata.domain.ticks import Source
 from services.marketdata.domain.ticks import Tick as FeedTick
 from services.marketdata.domain.calendar import new_york_date, new_york_midnight_ns, xnys
 from services.marketdata.recording import BUNDLED_QUOTES, RecordingError, load_recording
 from services.marketdata.timeline import ReplayTimeline
 from services.matcher.backtest.feed import Feed, FeedError, Sessions
-
-BUNDLED = "bundled"
-MARKETDATA = "marketdata"
-HISTORY_PAGE = 500  # ListQuoteHistory's largest page
+from services.matcher.backtest.model import BUNDLED
+from services.matcher.clients import MarketDataClient
 
 
 @functools.cache
@@ -61,37 +54,20 @@ def recorded_feed(data: str, symbols: Sequence[str], start_ns: int, end_ns: int,
         raise invalid_argument(str(exc), "data") from None
 
 
-async def history_feed(marketdata_stub, symbols: Sequence[str], start_ns: int, end_ns: int, *,
-                       timeout: float) -> Feed:
-    """Quotes from the market-data service's ListQuoteHistory (paged), merged in time order."""
+async def history_feed(marketdata: MarketDataClient, symbols: Sequence[str], start_ns: int, end_ns: int) -> Feed:
+    """Quotes from the market-data service's history, merged in time order."""
     if not symbols:
         raise invalid_argument("a backtest on market-data history names its symbols", "symbols")
     merged: list[tuple[int, int, FeedTick]] = []
     for rank, symbol in enumerate(sorted(symbols)):
-        token = ""
-        while True:
-            reply = await call(marketdata_stub.ListQuoteHistory, marketdata_pb2.ListQuoteHistoryRequest(
-                symbol=symbol, from_time=timestamp_from_ns(window_start_ns(start_ns)),
-                to_time=timestamp_from_ns(end_ns), page_size=HISTORY_PAGE, page_token=token),
-                timeout=timeout, what="market data")
-            merged.extend((timestamp_ns(q.quote_at), rank, _feed_tick(q)) for q in reply.quotes)
-            token = reply.next_page_token
-            if not token:
-                break
+        merged.extend([(tick.quote_at_ns, rank, tick)
+                       async for tick in marketdata.quote_history(symbol, window_start_ns(start_ns), end_ns)])
     merged.sort(key=lambda item: (item[0], item[1], item[2].sequence))
     ticks = [tick for _, _, tick in merged]
     try:
         return Feed.from_ticks(ticks, sessions(), f"market-data history ({len(ticks):,} ticks)")
     except FeedError as exc:
         raise invalid_argument(str(exc), "data") from None
-
-
-def _feed_tick(quote: marketdata_pb2.Quote) -> FeedTick:
-    def price(text: str) -> Decimal | None:
-        return Decimal(text) if text else None
-
-    return FeedTick.quote(quote.symbol, timestamp_ns(quote.quote_at), quote.sequence, price(quote.bid_price),
-                          price(quote.bid_size), price(quote.ask_price), price(quote.ask_size), Source.REPLAY)
 
 
 def day_bounds(first: date, last: date) -> tuple[int, int]:

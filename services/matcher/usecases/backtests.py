@@ -2,7 +2,7 @@
 background of this process (status and progress persisted, so a restart resumes what was
 queued or running), and serve their status, report and files to their owner only.
 
-A run reads its inputs from its stored row and writes its outcome back: the same
+A run reads its spec from its stored row and writes its outcome back: the same
 ``run(backtest_id)`` is what the ``mbt.run_backtest`` Celery task will call. The engine
 is CPU-bound Python and runs in a worker thread; the live matcher shares the process
 (and the interpreter lock) while it runs.
@@ -12,103 +12,79 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from mbt.matcher.v1 import matcher_pb2
-from services.common.persistence import pagination
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.persistence.db import Database
 from services.common.errors import DomainError, not_found
 from services.common.ids import new_id
-from services.matcher import wire
+from services.common.persistence.db import Database
+from services.common.persistence.pagination import page
 from services.matcher.backtest.engine import StrategyError
 from services.matcher.backtest.feed import FeedError
+from services.matcher.backtest.model import BacktestRun, BacktestSpec, ResultContent, RunStatus
 from services.matcher.backtest.results import content_type
 from services.matcher.backtest.runs import build_strategy, execute, feed_for
 from services.matcher.backtest.script import ScriptError
-from services.matcher.store import FAILED, QUEUED, RUNNING, SUCCEEDED, BacktestRepository, BacktestRow
+from services.matcher.clients import MarketDataClient
+from services.matcher.store import BacktestRepository
 
 log = logging.getLogger(__name__)
 EXPECTED_FAILURES = (DomainError, StrategyError, ScriptError, FeedError)
+REPORT = "report.html"
 
 
 class Backtests:
-    def __init__(self, settings: Settings, db: Database, clock: Clock, marketdata_stub) -> None:
+    def __init__(self, settings: Settings, db: Database, clock: Clock, marketdata: MarketDataClient) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
-        self.marketdata = marketdata_stub
+        self.marketdata = marketdata
         self._wake = asyncio.Event()
 
     # -- requests ---------------------------------------------------------------------------
 
-    async def create(self, user_id: str, message: matcher_pb2.Backtest) -> matcher_pb2.Backtest:
-        wire.spec_from_message(message)  # refuse bad input now, not in the background
-        inputs = wire.inputs_of(message)
-        row = BacktestRow(backtest_id=new_id("bt"), user_id=user_id,
-                          parameters=inputs.SerializeToString(deterministic=True), status=QUEUED,
-                          progress_percent=0, error="", statistics=[], ticks=0, orders=0, fills=0,
-                          created_at=self.clock.now(), started_at=None, finished_at=None)
-        await self.db.run(self._insert, row)
+    async def create(self, user_id: str, spec: BacktestSpec) -> BacktestRun:
+        """Queue ``spec`` for ``user_id``; invalid_argument (naming the field) for a spec that
+        could not run, refused now rather than failing in the background."""
+        spec.validate()
+        build_strategy(spec)
+        run = BacktestRun(backtest_id=new_id("bt"), user_id=user_id, spec=spec, status=RunStatus.QUEUED,
+                          created_at=self.clock.now())
+        async with self.db.writing() as session:
+            await BacktestRepository(session).add(run)
         self._wake.set()
-        return wire.backtest_to_proto(row, [])
+        return run
 
-    def _insert(self, row: BacktestRow) -> None:
-        with self.db.transaction() as session:
-            BacktestRepository(session).add(row)
+    async def get(self, user_id: str, backtest_id: str) -> BacktestRun:
+        async with self.db.reading() as session:
+            return await _owned(BacktestRepository(session), user_id, backtest_id)
 
-    async def get(self, user_id: str, backtest_id: str) -> matcher_pb2.Backtest:
-        return await self.db.run(self._get, user_id, backtest_id)
+    async def list(self, user_id: str, size: int, token: str) -> tuple[list[BacktestRun], str]:
+        """The user's backtests, newest first."""
+        async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[BacktestRun]:
+            async with self.db.reading() as session:
+                return await BacktestRepository(session).list_for_user(user_id, after, limit)
+        return await page(size, token, ("backtests", user_id), fetch, lambda run: (run.created_at, run.backtest_id))
 
-    def _get(self, user_id: str, backtest_id: str) -> matcher_pb2.Backtest:
-        with self.db.snapshot() as session:
+    async def report(self, user_id: str, backtest_id: str) -> ResultContent:
+        """The HTML report of a succeeded backtest (``failed_precondition`` before)."""
+        return await self.file(user_id, backtest_id, REPORT)
+
+    async def file(self, user_id: str, backtest_id: str, name: str) -> ResultContent:
+        """One result file of a succeeded backtest (``failed_precondition`` before; not_found
+        for a name it does not have)."""
+        async with self.db.reading() as session:
             repo = BacktestRepository(session)
-            row = self._owned(repo, user_id, backtest_id)
-            return wire.backtest_to_proto(row, repo.files(backtest_id))
-
-    @staticmethod
-    def _owned(repo: BacktestRepository, user_id: str, backtest_id: str) -> BacktestRow:
-        row = repo.get(backtest_id, user_id=user_id)
-        if row is None:
-            raise not_found("backtest", backtest_id)  # another user's backtest does not exist for this caller
-        return row
-
-    async def list(self, user_id: str, size: int, token: str) -> tuple[list[matcher_pb2.Backtest], str]:
-        digest = pagination.filter_digest("backtests", user_id)
-        after = pagination.decode_page_token(token, digest)
-        limit = pagination.page_size(size)
-        rows = await self.db.run(self._list, user_id, after, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_token = pagination.encode_page_token(rows[-1][0].created_at, rows[-1][0].backtest_id, digest) if more \
-            else ""
-        return [wire.backtest_to_proto(row, files) for row, files in rows], next_token
-
-    def _list(self, user_id, after, limit):
-        with self.db.snapshot() as session:
-            repo = BacktestRepository(session)
-            return [(row, repo.files(row.backtest_id)) for row in repo.list_for_user(user_id, after, limit)]
-
-    async def report(self, user_id: str, backtest_id: str) -> matcher_pb2.BacktestReport:
-        content = await self.db.run(self._file, user_id, backtest_id, "report.html")
-        return matcher_pb2.BacktestReport(backtest_id=backtest_id, html=content.content.decode("utf-8"))
-
-    async def file(self, user_id: str, backtest_id: str, name: str) -> matcher_pb2.BacktestFileContent:
-        row = await self.db.run(self._file, user_id, backtest_id, name)
-        return matcher_pb2.BacktestFileContent(backtest_id=backtest_id, name=row.name,
-                                               content_type=row.content_type, content=row.content)
-
-    def _file(self, user_id: str, backtest_id: str, name: str):
-        with self.db.snapshot() as session:
-            repo = BacktestRepository(session)
-            row = self._owned(repo, user_id, backtest_id)
-            if row.status != SUCCEEDED:
-                raise DomainError("FAILED_PRECONDITION", f"backtest {backtest_id} is {row.status}; its files come "
-                                                         "when it has succeeded")
-            found = repo.file(backtest_id, name)
-            if found is None:
-                raise not_found("file", name)
-            return found
+            run = await _owned(repo, user_id, backtest_id)
+            if run.status is not RunStatus.SUCCEEDED:
+                raise DomainError("FAILED_PRECONDITION", f"backtest {backtest_id} is {run.status.value}; its files "
+                                                         "come when it has succeeded")
+            found = await repo.file(backtest_id, name)
+        if found is None:
+            raise not_found("file", name)
+        return found
 
     # -- running ----------------------------------------------------------------------------
 
@@ -116,67 +92,66 @@ class Backtests:
         """Background: run what is queued (or was running when the process stopped), oldest first."""
         while True:
             self._wake.clear()
-            for backtest_id in await self.db.run(self._unfinished):
+            async with self.db.reading() as session:
+                unfinished = await BacktestRepository(session).unfinished()
+            for backtest_id in unfinished:
                 await self.run(backtest_id)
             await self._wake.wait()
 
-    def _unfinished(self) -> list[str]:
-        with self.db.snapshot() as session:
-            return [row.backtest_id for row in BacktestRepository(session).unfinished()]
-
     async def run(self, backtest_id: str) -> None:
         """Run one stored backtest to its end; its outcome (or its error) is stored."""
-        row = await self.db.run(self._start, backtest_id)
-        message = matcher_pb2.Backtest()
-        message.ParseFromString(row.parameters)
+        run = await self._update(backtest_id, lambda stored: stored.started(self.clock.now()))
         loop = asyncio.get_running_loop()
         try:
-            spec = wire.spec_from_message(message)
-            strategy = build_strategy(spec)
-            feed = await feed_for(spec, strategy, self.settings, self.marketdata)
+            run.spec.validate()
+            strategy = build_strategy(run.spec)
+            feed = await feed_for(run.spec, strategy, self.settings, self.marketdata)
             progress = _Progress(lambda percent: asyncio.run_coroutine_threadsafe(
-                self.db.run(self._progress, backtest_id, percent), loop))
-            outcome = await asyncio.to_thread(execute, spec, strategy, feed, self.settings, user_id=row.user_id,
+                self._progress(backtest_id, percent), loop))
+            outcome = await asyncio.to_thread(execute, run.spec, strategy, feed, self.settings, user_id=run.user_id,
                                               progress=progress)
         except EXPECTED_FAILURES as exc:
-            await self.db.run(self._fail, backtest_id, _message(exc))
-            return
+            error = _message(exc)
         except Exception as exc:  # a bug must not leave the run "running" forever, nor kill the runner
             log.exception("backtest failed", extra={"fields": {"backtest_id": backtest_id}})
-            await self.db.run(self._fail, backtest_id, f"internal error: {type(exc).__name__}")
-            return
-        await self.db.run(self._succeed, backtest_id, outcome)
-
-    def _start(self, backtest_id: str) -> BacktestRow:
-        with self.db.transaction() as session:
-            row = BacktestRepository(session).get(backtest_id)
-            row.status, row.started_at, row.progress_percent = RUNNING, self.clock.now(), 0
-            return row
-
-    def _progress(self, backtest_id: str, percent: int) -> None:
-        with self.db.transaction() as session:
-            BacktestRepository(session).set_progress(backtest_id, percent)
-
-    def _fail(self, backtest_id: str, error: str) -> None:
-        with self.db.transaction() as session:
-            row = BacktestRepository(session).get(backtest_id)
-            row.status, row.error, row.finished_at = FAILED, error[:2000], self.clock.now()
-
-    def _succeed(self, backtest_id: str, outcome) -> None:
-        with self.db.transaction() as session:
-            repo = BacktestRepository(session)
-            row = repo.get(backtest_id)
-            repo.replace_files(backtest_id, [(name, content_type(name), data) for name, data in outcome.files.items()])
+            error = f"internal error: {type(exc).__name__}"
+        else:
+            contents = [ResultContent(name, content_type(name), data) for name, data in outcome.files.items()]
             result = outcome.result
-            row.status, row.progress_percent, row.finished_at = SUCCEEDED, 100, self.clock.now()
-            row.statistics = [list(pair) for pair in outcome.statistics.rows()]
-            row.ticks, row.orders, row.fills = result.ticks, len(result.orders), len(result.fills)
+            await self._update(backtest_id, lambda stored: stored.succeeded(
+                tuple(outcome.statistics.rows()), tuple(c.file for c in contents), ticks=result.ticks,
+                orders=len(result.orders), fills=len(result.fills), now=self.clock.now()), contents)
+            return
+        await self._update(backtest_id, lambda stored: stored.failed(error, self.clock.now()))
+
+    async def _update(self, backtest_id: str, change: Callable[[BacktestRun], BacktestRun],
+                      contents: Sequence[ResultContent] | None = None) -> BacktestRun:
+        """Apply ``change`` to the stored run (its files replaced by ``contents`` when given)."""
+        async with self.db.writing() as session:
+            repo = BacktestRepository(session)
+            stored = await repo.get(backtest_id)
+            if stored is None:
+                raise not_found("backtest", backtest_id)
+            run = change(stored)
+            await repo.save(run, contents)
+        return run
+
+    async def _progress(self, backtest_id: str, percent: int) -> None:
+        async with self.db.writing() as session:
+            await BacktestRepository(session).set_progress(backtest_id, percent)
+
+
+async def _owned(repo: BacktestRepository, user_id: str, backtest_id: str) -> BacktestRun:
+    run = await repo.get(backtest_id, user_id=user_id)
+    if run is None:
+        raise not_found("backtest", backtest_id)  # another user's backtest does not exist for this caller
+    return run
 
 
 class _Progress:
     """Called from the engine's thread; persists each whole percent once."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Callable[[int], object]) -> None:
         self.store = store
         self.percent = 0
 

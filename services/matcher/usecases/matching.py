@@ -10,6 +10,10 @@ tick archive since its oldest working order was accepted, admitting each order w
 replay reaches its acceptance, so the ticks it missed while down are decided as a matcher
 that never stopped would have decided them (same decisions, same fill ids). A stream that
 reconnects first catches up on the archived ticks it missed in between.
+
+Fills, triggers and ioc/fok cancels go to the orders service. An EXPIRE decision only
+drops the day order from the book: expiry has one owner, the orders service, which
+expires day orders at their session's close on its own.
 """
 
 from __future__ import annotations
@@ -18,72 +22,36 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from functools import partial
 
-import grpc
-
-from mbt.marketdata.v1 import marketdata_pb2
-from mbt.orders.v1 import orders_pb2
-from services.common.config import Settings
-from services.common.wire.conv import decimal_str, money_str, timestamp_from_ns, timestamp_ns
 from services.common.errors import DomainError
-from services.common.rpc.remote import call, upstream_error
-from services.matcher.clients import archived_ticks, tick_from_quote
-from services.matcher.clients import SessionCalendar
-from services.matcher.domain import (TERMINAL_ACTIONS, Action, Decision, OrderType, Side, Tick, TimeInForce,
-                                     WorkingOrder, decide, evaluated_ticks, fill_id)
 from services.matcher.book import OrderBook, Outcome
+from services.matcher.clients import MarketDataClient, OrdersClient, SessionCalendar
+from services.matcher.domain import TERMINAL_ACTIONS, Action, Tick, WorkingOrder, decide, evaluated_ticks
+from services.matcher.views import BookSummary, OpenOrder, QuotesDropped, SymbolSummary
 
 log = logging.getLogger(__name__)
 
 RECENT_TICKS = 50_000
 RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
-WORKING_STATUS = orders_pb2.ORDER_STATUS_ACCEPTED
-SIDES = {1: Side.BUY, 2: Side.SELL}
-TYPES = {1: OrderType.MARKET, 2: OrderType.LIMIT, 3: OrderType.STOP, 4: OrderType.STOP_LIMIT}
-TIFS = {1: TimeInForce.DAY, 2: TimeInForce.GTC, 3: TimeInForce.IOC, 4: TimeInForce.FOK}
-
-
-def _decimal(value: str) -> Decimal | None:
-    return Decimal(value) if value else None
-
-
-def working_order(order: orders_pb2.Order) -> WorkingOrder:
-    """The order as the fill function works it. Its terms date from the last replace."""
-    accepted_ns = max(timestamp_ns(order.accepted_at), timestamp_ns(order.replaced_at))
-    return WorkingOrder(
-        order_id=order.order_id, symbol=order.symbol, side=SIDES[order.side], qty=Decimal(order.qty),
-        order_type=TYPES[order.order_type], time_in_force=TIFS[order.time_in_force],
-        limit_price=_decimal(order.limit_price), stop_price=_decimal(order.stop_price),
-        collar_price=_decimal(order.collar_price), accepted_ns=accepted_ns,
-        triggered=order.HasField("triggered_at"),
-        expires_ns=timestamp_ns(order.expires_at) if order.HasField("expires_at") else None)
-
-
-def fill_message(order: WorkingOrder, decision: Decision, multiplier: str) -> orders_pb2.Fill:
-    tick = decision.tick
-    return orders_pb2.Fill(
-        fill_id=fill_id(order.order_id, tick), order_id=order.order_id, symbol=order.symbol,
-        side=1 if order.side is Side.BUY else 2, qty=decimal_str(order.qty), price=money_str(decision.price),
-        bid_price=money_str(tick.bid), bid_size=decimal_str(tick.bid_size), ask_price=money_str(tick.ask),
-        ask_size=decimal_str(tick.ask_size), quote_at=timestamp_from_ns(tick.at_ns), quote_sequence=tick.sequence,
-        rule=decision.rule, filled_at=timestamp_from_ns(max(order.accepted_ns, tick.at_ns)), multiplier=multiplier)
 
 
 class Engine:
-    def __init__(self, settings: Settings, orders_stub, marketdata_stub) -> None:
-        self.orders = orders_stub
-        self.marketdata = marketdata_stub
-        self.timeout = settings.rpc_timeout_seconds
-        self.max_quote_age_ns = int(settings.max_quote_age_seconds * 1_000_000_000)
-        self.calendar = SessionCalendar(marketdata_stub, settings.rpc_timeout_seconds)
+    def __init__(self, orders: OrdersClient, marketdata: MarketDataClient, calendar: SessionCalendar,
+                 max_quote_age_ns: int) -> None:
+        self.orders = orders
+        self.marketdata = marketdata
+        self.calendar = calendar
+        self.max_quote_age_ns = max_quote_age_ns
         self.book = OrderBook()
-        self._multipliers: dict[str, str] = {}
+        self._multipliers: dict[str, Decimal] = {}
         self._recent: dict[str, deque[Tick]] = {}
         self._last_sequence: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._feeds: dict[str, asyncio.Task] = {}
-        self._actions: set[asyncio.Task] = set()
+        self._feeds: dict[str, asyncio.Task[None]] = {}
+        self._actions: set[asyncio.Task[None]] = set()
         # Set once the book is rebuilt: order events wait for it, so a symbol's catch-up on
         # the archive is never overtaken by a live admission.
         self._loaded = asyncio.Event()
@@ -98,38 +66,30 @@ class Engine:
 
     async def load_open_orders(self) -> int:
         """Rebuild the book from the orders service, each symbol caught up on the archive."""
-        by_symbol: dict[str, list[orders_pb2.Order]] = {}
-        token = ""
-        while True:
-            reply = await call(self.orders.ListOpenOrders, orders_pb2.ListOpenOrdersRequest(
-                page_size=500, page_token=token), timeout=self.timeout, what="orders")
-            for order in reply.orders:
-                if order.status == WORKING_STATUS:
-                    by_symbol.setdefault(order.symbol, []).append(order)
-            token = reply.next_page_token
-            if not token:
-                break
+        by_symbol: dict[str, list[OpenOrder]] = {}
+        async for order in self.orders.working_orders():
+            by_symbol.setdefault(order.working.symbol, []).append(order)
         for symbol in sorted(by_symbol):
             await self._recover(symbol, by_symbol[symbol])
         self._loaded.set()
         return sum(len(orders) for orders in by_symbol.values())
 
-    async def _recover(self, symbol: str, orders: list[orders_pb2.Order]) -> None:
+    async def _recover(self, symbol: str, orders: list[OpenOrder]) -> None:
         """Replay the symbol's archived ticks from its oldest order's acceptance through the
         book, admitting each order when the replay reaches its acceptance."""
-        waiting = deque(sorted((working_order(o) for o in orders), key=lambda w: (w.accepted_ns, w.order_id)))
+        waiting = deque(sorted((o.working for o in orders), key=lambda w: (w.accepted_ns, w.order_id)))
         for order in orders:
-            self._multipliers[order.order_id] = order.multiplier or "1"
+            self._multipliers[order.working.order_id] = order.multiplier
         outcomes: list[Outcome] = []
         async with self._lock(symbol):
             if symbol not in self._last_sequence:  # a feed already running has seen these ticks
                 since_ns = waiting[0].accepted_ns - self.max_quote_age_ns  # older quotes are stale for all
-                async for tick in archived_ticks(self.marketdata, symbol, from_ns=since_ns, timeout=self.timeout):
+                async for tick in self.marketdata.archived_ticks(symbol, from_ns=since_ns):
                     while waiting and waiting[0].accepted_ns < tick.at_ns:
                         outcomes += await self._admit_locked(waiting.popleft(), None)
                     outcomes += await self._process_locked(tick)
                     self.ticks_caught_up += 1
-            standing = None if self._recent.get(symbol) else await self._latest(symbol)
+            standing = None if self._recent.get(symbol) else await self.marketdata.latest_tick(symbol)
             while waiting:
                 outcomes += await self._admit_locked(waiting.popleft(), standing)
         self._ensure_feed(symbol)
@@ -151,17 +111,15 @@ class Engine:
         """Wait until the book is rebuilt."""
         await self._loaded.wait()
 
-    async def admit(self, order: orders_pb2.Order) -> None:
+    async def admit(self, order: OpenOrder) -> None:
         """An accepted or replaced order: decide it on the ticks since its terms took
         effect, then keep it working unless that decided it."""
-        if order.status != WORKING_STATUS:
-            return
-        working = working_order(order)
-        self._multipliers[order.order_id] = order.multiplier or "1"
+        working = order.working
+        self._multipliers[working.order_id] = order.multiplier
         self._ensure_feed(working.symbol)
         standing = None
         if not self._recent.get(working.symbol):
-            standing = await self._latest(working.symbol)
+            standing = await self.marketdata.latest_tick(working.symbol)
         async with self._lock(working.symbol):
             outcomes = await self._admit_locked(working, standing)
         for outcome in outcomes:
@@ -177,20 +135,21 @@ class Engine:
             self.book.add(still_working)
         return outcomes
 
-    @property
-    def decisions_in_flight(self) -> int:
-        return len(self._actions)
+    def summary(self) -> BookSummary:
+        """The book per symbol (every symbol with working orders or followed quotes, with the
+        time of the last tick processed) and the counters since start."""
+        symbols = sorted(set(self.book.symbols()) | set(self._feeds))
+        return BookSummary(
+            symbols=tuple(SymbolSummary(s, len(self.book.orders_for(s)), self._last_tick_ns(s)) for s in symbols),
+            working_orders=len(self.book), ticks_processed=self.ticks_processed, fills_decided=self.fills_decided,
+            decisions_in_flight=len(self._actions))
 
-    def last_tick_ns(self, symbol: str) -> int | None:
-        """The time of the last tick of ``symbol`` the book has processed."""
+    def _last_tick_ns(self, symbol: str) -> int | None:
         recent = self._recent.get(symbol)
         return recent[-1].at_ns if recent else None
 
-    def fed_symbols(self) -> list[str]:
-        """Symbols whose quotes the matcher follows."""
-        return sorted(self._feeds)
-
     def remove(self, order_id: str) -> None:
+        """An order that ended (filled, canceled, expired): it leaves the book."""
         self.book.remove(order_id)
         self._multipliers.pop(order_id, None)
 
@@ -215,14 +174,6 @@ class Engine:
             order = dataclasses.replace(order, triggered=True)
         return outcomes, order
 
-    async def _latest(self, symbol: str) -> Tick | None:
-        try:
-            reply = await call(self.marketdata.GetLatestQuote, marketdata_pb2.GetLatestQuoteRequest(symbol=symbol),
-                               timeout=self.timeout, what="market data")
-        except DomainError:
-            return None
-        return tick_from_quote(reply.quote)
-
     # -- quotes ---------------------------------------------------------------------------
 
     def _ensure_feed(self, symbol: str) -> None:
@@ -235,21 +186,16 @@ class Engine:
         failures = 0
         while True:
             try:
-                stream = self.marketdata.StreamQuotes(marketdata_pb2.StreamQuotesRequest(
-                    symbols=[symbol], include_latest=True))
                 reconnected = True
-                async for message in stream:
+                async for item in self.marketdata.quotes(symbol):
                     failures = 0
-                    if message.dropped:
-                        await self._catch_up_archive(symbol, message.dropped_from_sequence - 1,
-                                                     message.dropped_to_sequence)
-                    for quote in message.quotes:
-                        tick = tick_from_quote(quote)
-                        if reconnected:  # what was published while we were not subscribed
-                            reconnected = False
-                            await self._catch_up_archive(symbol, self._last_sequence.get(symbol),
-                                                         tick.sequence - 1)
-                        await self.on_tick(tick)
+                    if isinstance(item, QuotesDropped):
+                        await self._catch_up_archive(symbol, item.from_sequence - 1, item.to_sequence)
+                        continue
+                    if reconnected:  # what was published while we were not subscribed
+                        reconnected = False
+                        await self._catch_up_archive(symbol, self._last_sequence.get(symbol), item.sequence - 1)
+                    await self.on_tick(item)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the stream dropping is expected: reconnect
@@ -262,8 +208,8 @@ class Engine:
         """Ticks we missed (read too slowly, or were not subscribed), from the archive, in order."""
         if after_sequence is None or through_sequence <= after_sequence:
             return
-        async for tick in archived_ticks(self.marketdata, symbol, after_sequence=after_sequence,
-                                         through_sequence=through_sequence, timeout=self.timeout):
+        async for tick in self.marketdata.archived_ticks(symbol, after_sequence=after_sequence,
+                                                         through_sequence=through_sequence):
             await self.on_tick(tick)
             self.ticks_caught_up += 1
 
@@ -293,27 +239,23 @@ class Engine:
 
     async def _send(self, outcome: Outcome) -> None:
         order, decision = outcome.order, outcome.decision
+        send: Callable[[], Awaitable[None]]
         if decision.action is Action.EXPIRE:
-            return  # the orders service expires day orders itself at the close
+            return  # the book dropped it; the orders service alone expires it, at the close
         if decision.action is Action.FILL:
             self.fills_decided += 1
-            method, request = self.orders.RecordFill, orders_pb2.RecordFillRequest(
-                fill=fill_message(order, decision, self._multipliers.get(order.order_id, "1")))
+            multiplier = self._multipliers.get(order.order_id, Decimal(1))
+            send = partial(self.orders.record_fill, order, decision, multiplier)
         elif decision.action is Action.TRIGGER:
-            method, request = self.orders.MarkOrderTriggered, orders_pb2.MarkOrderTriggeredRequest(
-                order_id=order.order_id, triggered_at=timestamp_from_ns(max(order.accepted_ns, decision.tick.at_ns)),
-                quote_sequence=decision.tick.sequence)
+            send = partial(self.orders.mark_triggered, order, decision)
         else:
-            method, request = self.orders.CancelUnfilledOrder, orders_pb2.CancelUnfilledOrderRequest(
-                order_id=order.order_id, reason=decision.rule,
-                decided_at=timestamp_from_ns(max(order.accepted_ns, decision.tick.at_ns)))
+            send = partial(self.orders.cancel_unfilled, order, decision)
         attempt = 0
         while True:
             try:
-                await method(request, timeout=self.timeout)
+                await send()
                 return
-            except grpc.aio.AioRpcError as exc:
-                refusal = upstream_error(exc, "orders")
+            except DomainError as refusal:
                 if refusal.reason != "UNAVAILABLE":
                     # The order moved on (canceled, filled) or the decision was refused: drop it.
                     log.info("decision refused by orders", extra={"fields": {

@@ -16,7 +16,8 @@ import pytest
 
 from services.common.config import Settings
 from services.matcher.backtest.ledger import replay_positions
-from services.matcher.backtest.runs import BacktestSpec, build_strategy, execute, recorded
+from services.matcher.backtest.model import BacktestSpec
+from services.matcher.backtest.runs import build_strategy, execute, recorded
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS = Settings.from_env({})
@@ -70,7 +71,8 @@ HASH_SCRIPT = """
 import hashlib, json, sys
 from datetime import date
 from services.common.config import Settings
-from services.matcher.backtest.runs import BacktestSpec, build_strategy, execute, recorded
+from services.matcher.backtest.model import BacktestSpec
+from services.matcher.backtest.runs import build_strategy, execute, recorded
 settings = Settings.from_env({})
 spec = BacktestSpec(first_day=date(2012, 6, 21), last_day=date(2012, 6, 22), strategy=sys.argv[1])
 strategy = build_strategy(spec)

@@ -1,0 +1,81 @@
+"""The values the matcher's use cases exchange with the services it calls and with its
+servicers, beside the fill function's own (``domain.py``): orders as the orders service
+reports them, the quote stream's notices, recorded fills and their explanations. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from services.matcher.domain import Tick, WorkingOrder
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """An order the orders service reports as accepted: the terms the fill function works
+    (``working``) and the contract multiplier its fills carry (1 for a share)."""
+
+    working: WorkingOrder
+    multiplier: Decimal
+
+
+@dataclass(frozen=True)
+class QuotesDropped:
+    """The quote stream skipped ticks ``from_sequence`` to ``to_sequence`` of its symbol (we
+    read too slowly): they are in the tick archive."""
+
+    from_sequence: int
+    to_sequence: int
+
+
+@dataclass(frozen=True)
+class RecordedFill:
+    """A fill as the orders service recorded it: the quote it was priced on (``tick``, its
+    NBBO, time and feed sequence), the price and the rule that fired."""
+
+    fill_id: str
+    order_id: str
+    price: Decimal
+    rule: str
+    tick: Tick
+
+
+@dataclass(frozen=True)
+class FilledOrder:
+    """The order a fill belongs to: its owner, its terms as last accepted or replaced
+    (``working``, triggered if its stop was ever reached) and when its stop was reached
+    (epoch ns, None if never)."""
+
+    user_id: str
+    working: WorkingOrder
+    triggered_ns: int | None
+
+
+@dataclass(frozen=True)
+class SymbolSummary:
+    symbol: str
+    working_orders: int
+    last_tick_ns: int | None  # the last tick of the symbol the book processed (epoch ns)
+
+
+@dataclass(frozen=True)
+class BookSummary:
+    """What the live matcher holds: the book per symbol, and since start the ticks processed,
+    the fills decided and the decisions the orders service has not acknowledged yet."""
+
+    symbols: tuple[SymbolSummary, ...]
+    working_orders: int
+    ticks_processed: int
+    fills_decided: int
+    decisions_in_flight: int
+
+
+@dataclass(frozen=True)
+class FillExplanation:
+    """Why a fill happened: the replay's words, whether the replay of the archived quotes
+    reproduced the recorded fill, and how many quotes it evaluated."""
+
+    fill: RecordedFill
+    explanation: str
+    reproduced: bool
+    ticks_considered: int
