@@ -79,6 +79,8 @@ async def _settled(client) -> None:
     async def check():
         orders = (await client.get("/api/mbt/orders", params={"page_size": 100})).json()["data"]
         assert all(o["status"] != "new" for o in orders)
+        # A market order is decided on the quote standing at its acceptance: it has filled.
+        assert all(o["status"] != "accepted" for o in orders if o["order_type"] == "market")
         filled = [o for o in orders if o["status"] == "filled"]
         activities = (await client.get("/api/mbt/activities", params={"type": "fill", "page_size": 100})).json()
         assert len(activities["data"]) == len(filled)
