@@ -9,6 +9,7 @@ wall clock.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -72,8 +73,8 @@ def bundled_calibration() -> Calibration:
     return Calibration(fit(recording.load_chain_points(recording.BUNDLED_OPTION_CHAIN)))
 
 
-def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) -> tuple[ReplayProvider,
-                                                                                         ClockPublisher]:
+def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock
+            ) -> tuple[ReplayProvider, ClockPublisher, Callable[[], Awaitable[None]]]:
     calendar = xnys()
     bundled_quotes, bundled_trades = recording.DATASETS[settings.replay_dataset]
     quotes = _file(settings.replay_quotes_file, bundled_quotes)
@@ -84,32 +85,36 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock) ->
     timeline = ReplayTimeline(recording.load_recording(quotes), calendar, loop=settings.replay_loop, trades=trades)
     start = settings.replay_start or datetime_from_ns(timeline.default_start_ns())
     stepped = settings.replay_mode == "stepped"
-    saved = store.load_clock(CHECKPOINT)
-    line = resume(saved, start, Decimal(0) if stepped else settings.replay_speed, clock.wall_now())
-    if line != saved:
-        store.save_clock(CHECKPOINT, line)
-    if saved is not None:
-        log.info("replay clock continues where it was", extra={"fields": {"at": line.at(clock.wall_now()).isoformat()}})
-    clock.anchor(line.simulated_at, line.speed, line.wall_at)
     chain_file = _file(settings.replay_option_chain_file, recording.BUNDLED_OPTION_CHAIN)
     chain = recording.load_option_chain(chain_file) if chain_file else None
     dividends_file = _file(settings.replay_dividends_file, recording.BUNDLED_DIVIDENDS)
-    reference = set()
+    dividends = []
     if dividends_file:
         splits = recording.BUNDLED_SPLITS if dividends_file == recording.BUNDLED_DIVIDENDS else None
         dividends = recording.load_dividends(dividends_file, splits)
-        store.save_dividends(dividends, "replay", clock.now())
-        reference = {d.symbol for d in dividends}
+
+    async def restore() -> None:
+        """Continue the clock's saved line (or start a new one) before anyone asks the time."""
+        saved = await store.load_clock(CHECKPOINT)
+        line = resume(saved, start, Decimal(0) if stepped else settings.replay_speed, clock.wall_now())
+        if line != saved:
+            await store.save_clock(CHECKPOINT, line)
+        if saved is not None:
+            log.info("replay clock continues where it was",
+                     extra={"fields": {"at": line.at(clock.wall_now()).isoformat()}})
+        clock.anchor(line.simulated_at, line.speed, line.wall_at)
+        provider.resume()
+        await store.save_dividends(dividends, "replay", clock.now())
 
     async def save(new: ClockLine) -> None:
-        await store.db.run(store.save_clock, CHECKPOINT, new)
+        await store.save_clock(CHECKPOINT, new)
 
     publisher = ClockPublisher(clock, "stepped" if stepped else "replay", save)
     provider = ReplayProvider(timeline, calendar, publisher, stepped=stepped, speed=settings.replay_speed,
                               skip_closed=settings.replay_skip_closed, stall_seconds=settings.step_stall_seconds,
-                              chain=chain, reference_symbols=reference,
+                              chain=chain, reference_symbols={d.symbol for d in dividends},
                               model=_option_model(timeline, chain, settings.option_risk_free_rate))
-    return provider, publisher
+    return provider, publisher, restore
 
 
 def _alpaca(settings: Settings, credentials: tuple[str, str], clock: AnchoredClock):
@@ -133,10 +138,12 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     clock = clock or AnchoredClock(None)
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
     store = MarketDataStore(kit.db)
+    startup = []
     if alpaca:
         provider, publisher = _alpaca(settings, credentials, clock)
     else:
-        provider, publisher = _replay(settings, store, clock)
+        provider, publisher, restore = _replay(settings, store, clock)
+        startup.append(restore)
     archiver = TickArchiver(store, clock, flush_seconds=settings.tick_archive_flush_ms / 1000,
                             retention_days=settings.tick_archive_retention_days)
     hub = QuoteHub(capacity=settings.quote_stream_buffer, subscribe_upstream=provider.subscribe,
@@ -151,6 +158,7 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     follow_clock = [] if provider.clock_mode == STEPPED else [bar_feed.run]
     runtime = kit.runtime([Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],
                           background=[archiver.run, *provider.background(), *follow_clock])
+    runtime.startup[:0] = startup
     runtime.closers[:0] = [provider.close, archiver.close]
     return runtime
 

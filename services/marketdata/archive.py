@@ -54,7 +54,7 @@ class TickArchiver:
         async with self._lock:
             while self._pending:
                 batch = self._pending[:BATCH_ROWS]
-                await self.store.db.run(self.store.archive, batch, datetime_to_ns(self.clock.now()))
+                await self.store.archive(batch, datetime_to_ns(self.clock.now()))
                 del self._pending[:len(batch)]
                 self._symbols.update(t.symbol for t in batch)
                 self.archived += len(batch)
@@ -66,9 +66,9 @@ class TickArchiver:
         before = datetime_to_ns(self.clock.now()) - self.retention_days * DAY_NS
         await self.flush()
         if not self._symbols_loaded:
-            self._symbols |= await self.store.db.run(self.store.archived_symbols)
+            self._symbols |= await self.store.archived_symbols()
             self._symbols_loaded = True
-        return await self.store.db.run(self.store.purge_ticks, sorted(self._symbols), before)
+        return await self.store.purge_ticks(sorted(self._symbols), before)
 
     async def run(self) -> None:
         """Run until cancelled; a last flush happens in ``close``."""

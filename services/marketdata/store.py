@@ -124,7 +124,8 @@ def _tick(row) -> Tick:
 
 
 class MarketDataStore:
-    """Blocking repository calls; servicers run them through ``Database.run``."""
+    """The tick archive, corporate actions and the clock's saved line (each call its own
+    transaction)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -135,12 +136,12 @@ class MarketDataStore:
 
     # -- tick archive ---------------------------------------------------------------
 
-    def archive(self, ticks: Iterable[Tick], archived_at_ns: int) -> None:
+    async def archive(self, ticks: Iterable[Tick], archived_at_ns: int) -> None:
         """Insert ticks; one already archived (same symbol and sequence) is kept as it was.
 
         The busiest write of the service goes straight to the driver's executemany, with
-        decimals in ExactDecimal's representation, so the archive thread holds the
-        interpreter lock as little as possible while streams run."""
+        decimals in ExactDecimal's representation, so it costs the streams as little as
+        possible."""
         if self.db.is_sqlite:
             def store(value):
                 return None if value is None else sqlite_decimal(value)
@@ -152,10 +153,10 @@ class MarketDataStore:
                 for t in ticks]
         if not rows:
             return
-        with self.db.transaction() as session:
-            session.connection().exec_driver_sql(self._archive_sql, rows)
+        async with self.db.writing() as session:
+            await (await session.connection()).exec_driver_sql(self._archive_sql, rows)
 
-    def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
+    async def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
                        limit: int) -> list[Tick]:
         table = ArchivedTickRow.__table__
         query = (select(table).where(table.c.symbol == symbol).where(table.c.sequence > after_sequence)
@@ -164,27 +165,27 @@ class MarketDataStore:
             query = query.where(table.c.quote_at_ns >= from_ns)
         if to_ns is not None:
             query = query.where(table.c.quote_at_ns <= to_ns)
-        with self.db.snapshot() as session:
-            return [_tick(row) for row in session.execute(query)]
+        async with self.db.reading() as session:
+            return [_tick(row) for row in await session.execute(query)]
 
-    def archived_symbols(self) -> set[str]:
+    async def archived_symbols(self) -> set[str]:
         table = ArchivedTickRow.__table__
-        with self.db.snapshot() as session:
-            return set(session.execute(select(table.c.symbol).distinct()).scalars())
+        async with self.db.reading() as session:
+            return set((await session.execute(select(table.c.symbol).distinct())).scalars())
 
-    def purge_ticks(self, symbols: Iterable[str], before_ns: int) -> int:
+    async def purge_ticks(self, symbols: Iterable[str], before_ns: int) -> int:
         """Delete the symbols' ticks older than ``before_ns`` (one index range per symbol)."""
         table = ArchivedTickRow.__table__
         deleted = 0
-        with self.db.transaction() as session:
+        async with self.db.writing() as session:
             for symbol in symbols:
-                deleted += session.execute(delete(table).where(table.c.symbol == symbol)
-                                           .where(table.c.quote_at_ns < before_ns)).rowcount
+                deleted += (await session.execute(delete(table).where(table.c.symbol == symbol)
+                                                  .where(table.c.quote_at_ns < before_ns))).rowcount
         return deleted
 
     # -- corporate actions ----------------------------------------------------------
 
-    def save_dividends(self, dividends: Iterable[Dividend], source: str, fetched_at: datetime) -> None:
+    async def save_dividends(self, dividends: Iterable[Dividend], source: str, fetched_at: datetime) -> None:
         """Insert or refresh (same symbol and ex-date) cash dividends."""
         rows = [{"symbol": d.symbol, "action_type": CASH_DIVIDEND, "ex_date": d.ex_date, "record_date": d.record_date,
                  "pay_date": d.pay_date, "cash_amount": d.cash_amount, "source": source, "fetched_at": fetched_at}
@@ -196,34 +197,34 @@ class MarketDataStore:
             index_elements=["symbol", "action_type", "ex_date"],
             set_={name: statement.excluded[name] for name in ("record_date", "pay_date", "cash_amount", "source",
                                                               "fetched_at")})
-        with self.db.transaction() as session:
-            session.execute(statement, rows)
+        async with self.db.writing() as session:
+            await session.execute(statement, rows)
 
-    def dividends(self, symbols: list[str], from_date: date, to_date: date) -> list[Dividend]:
+    async def dividends(self, symbols: list[str], from_date: date, to_date: date) -> list[Dividend]:
         table = CorporateActionRow.__table__
         query = (select(table).where(table.c.action_type == CASH_DIVIDEND).where(table.c.symbol.in_(symbols))
                  .where(table.c.ex_date >= from_date).where(table.c.ex_date <= to_date)
                  .order_by(table.c.ex_date, table.c.symbol))
-        with self.db.snapshot() as session:
+        async with self.db.reading() as session:
             return [Dividend(r.symbol, r.ex_date, r.cash_amount, r.record_date, r.pay_date)
-                    for r in session.execute(query)]
+                    for r in await session.execute(query)]
 
     # -- clock checkpoint -----------------------------------------------------------
 
-    def load_clock(self, name: str) -> ClockLine | None:
+    async def load_clock(self, name: str) -> ClockLine | None:
         table = ClockCheckpointRow.__table__
-        with self.db.snapshot() as session:
-            row = session.execute(select(table).where(table.c.name == name)).one_or_none()
+        async with self.db.reading() as session:
+            row = (await session.execute(select(table).where(table.c.name == name))).one_or_none()
         if row is None:
             return None
         if row.wall_at_ns is None or row.speed is None:
             return ClockLine(datetime_from_ns(row.simulated_at_ns), row.updated_at, Decimal(0))
         return ClockLine(datetime_from_ns(row.simulated_at_ns), datetime_from_ns(row.wall_at_ns), row.speed)
 
-    def save_clock(self, name: str, line: ClockLine) -> None:
+    async def save_clock(self, name: str, line: ClockLine) -> None:
         values = {"simulated_at_ns": datetime_to_ns(line.simulated_at), "wall_at_ns": datetime_to_ns(line.wall_at),
                   "speed": line.speed, "updated_at": line.wall_at}
         statement = _insert(self.db, ClockCheckpointRow.__table__).values(name=name, **values)
         statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
-        with self.db.transaction() as session:
-            session.execute(statement)
+        async with self.db.writing() as session:
+            await session.execute(statement)

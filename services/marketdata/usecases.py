@@ -139,7 +139,7 @@ class MarketData:
         ticks = await self.provider.history(spec, start, end, after, limit)
         if ticks is None:  # the provider keeps no such history: what this service served is archived
             await self.archiver.flush()
-            ticks = await self.store.db.run(self.store.archived_ticks, spec.symbol, start, end, after, limit)
+            ticks = await self.store.archived_ticks(spec.symbol, start, end, after, limit)
         delayed = entitlement.delayed
         return ([ServedQuote(t, now - t.quote_at_ns, delayed and t.source is not Source.SNAPSHOT) for t in ticks],
                 _next_token(ticks, limit, digest))
@@ -253,7 +253,7 @@ class MarketData:
         digest = pagination.filter_digest("archive", symbol, from_ns, to_ns, after_sequence)
         after = max(after_sequence, _after_number(page_token, digest))
         await self.archiver.flush()
-        ticks = await self.store.db.run(self.store.archived_ticks, symbol, from_ns, to_ns, after, limit)
+        ticks = await self.store.archived_ticks(symbol, from_ns, to_ns, after, limit)
         return ticks, _next_token(ticks, limit, digest)
 
     # -- clock and calendar ----------------------------------------------------------
@@ -294,6 +294,6 @@ class MarketData:
                                  max_days=MAX_DIVIDEND_DAYS, latest=today + timedelta(days=DIVIDEND_HORIZON_DAYS))
         fetched = await self.provider.fetch_dividends(symbols, start, end)
         if fetched:
-            await self.store.db.run(self.store.save_dividends, fetched, self.provider.source.value, self.clock.now())
-        return await self.store.db.run(self.store.dividends, symbols, start, end)
+            await self.store.save_dividends(fetched, self.provider.source.value, self.clock.now())
+        return await self.store.dividends(symbols, start, end)
 

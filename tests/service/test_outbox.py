@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 from google.protobuf import any_pb2
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, func, insert, select
 
 from mbt.common.v1 import audit_pb2, events_pb2, events_pb2_grpc
 from services.common.rpc.channels import open_channel
 from services.common.clock import ManualClock
-from services.common.persistence.db import Database
+from services.common.persistence.db import Database, normalize_url
 from services.common.messaging.inbox import EventSink
 from services.common.messaging.outbox import Outbox, OutboxRelay, define_outbox_tables
 from services.common.persistence.uow import unit_of_work
@@ -32,7 +32,9 @@ class Side:
         self.effects = Table("effects", self.metadata, Column("id", Integer, primary_key=True, autoincrement=True),
                              Column("audit_id", String(64), nullable=False))
         self.db = Database(url)
-        self.metadata.create_all(self.db.engine)
+        schema = create_engine(normalize_url(url))
+        self.metadata.create_all(schema)
+        schema.dispose()
         self.outbox = Outbox(name, self.tables, CLOCK)
 
     async def count(self, table) -> int:

@@ -6,27 +6,17 @@ concurrent writers queue on the busy timeout instead of failing on lock upgrades
 PostgreSQL uses a connection pool; rows that serialise money movements are locked with
 SELECT … FOR UPDATE by the stores. A transaction keeps its own connection while it awaits,
 so one waiting on a lock never starves the one holding it.
-
-The blocking API (``transaction``/``snapshot`` contexts and ``run`` on a thread pool) serves
-the components not yet moved to the async one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextvars
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
-
-T = TypeVar("T")
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=60000",
                   "PRAGMA foreign_keys=ON")
 
@@ -67,13 +57,6 @@ def _sqlite_file(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16,
-                           max_overflow=16)
-    _sqlite_events(engine, immediate=immediate)
-    return engine
-
-
 def _sqlite_async_engine(url: str, *, immediate: bool) -> AsyncEngine:
     engine = create_async_engine(async_url(url), connect_args={"timeout": 60}, pool_size=16, max_overflow=16)
     _sqlite_events(engine.sync_engine, immediate=immediate)
@@ -81,72 +64,37 @@ def _sqlite_async_engine(url: str, *, immediate: bool) -> AsyncEngine:
 
 
 class Database:
-    """A service's database: ``transaction()`` writes, ``snapshot()`` reads — both async."""
+    """A service's database: ``writing()`` transactions and ``reading()`` snapshots, both async."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
             _sqlite_file(self.url)
-            self.async_engine = _sqlite_async_engine(self.url, immediate=True)
-            self._async_read_engine = _sqlite_async_engine(self.url, immediate=False)
-            self.engine = _sqlite_engine(self.url, immediate=True)
-            self._read_engine = _sqlite_engine(self.url, immediate=False)
+            self.engine = _sqlite_async_engine(self.url, immediate=True)
+            self._read_engine = _sqlite_async_engine(self.url, immediate=False)
         else:
-            self.async_engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
-                                                    pool_pre_ping=True)
-            self._async_read_engine = self.async_engine
-            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
+                                              pool_pre_ping=True)
             self._read_engine = self.engine
-        self._async_write_sessions = async_sessionmaker(self.async_engine, expire_on_commit=False)
-        self._async_read_sessions = async_sessionmaker(self._async_read_engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max(4, pool_size),
-                                                               thread_name_prefix="db")
+        self._write_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        async with self._async_write_sessions() as session:
+        async with self._write_sessions() as session:
             async with session.begin():
                 yield session
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A read transaction; what it loaded stays readable after it ends."""
-        async with self._async_read_sessions() as session:
+        async with self._read_sessions() as session:
             async with session.begin():
                 yield session
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A blocking write transaction (run it through ``run``)."""
-        with self._write_sessions() as session:
-            with session.begin():
-                yield session
-
-    @contextmanager
-    def snapshot(self) -> Iterator[Session]:
-        """A blocking read transaction (run it through ``run``)."""
-        with self._read_sessions() as session:
-            with session.begin():
-                yield session
-
-    async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        """Run blocking database work on the pool, keeping the request context."""
-        ctx = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: ctx.run(fn, *args, **kwargs))
-
     async def aclose(self) -> None:
-        await self.async_engine.dispose()
-        if self._async_read_engine is not self.async_engine:
-            await self._async_read_engine.dispose()
-        self.dispose()
-
-    def dispose(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=False)
-        self.engine.dispose()
+        await self.engine.dispose()
         if self._read_engine is not self.engine:
-            self._read_engine.dispose()
+            await self._read_engine.dispose()

@@ -63,6 +63,8 @@ class ServiceRuntime:
     registrations: list[Registration]
     # Long-running coroutines started once the server listens (relays, feeds, loops).
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Awaited in order before the server listens (state a service restores from its database).
+    startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called after the server stopped, in order (close channels, dispose engines).
     closers: list[Callable[[], Any]] = field(default_factory=list)
     # ServiceKit.runtime passes the configured ones; a runtime built by hand (tests, tools)
@@ -146,6 +148,8 @@ def _log_task_end(task: asyncio.Task) -> None:
 
 
 async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int = 0) -> RunningService:
+    for step in runtime.startup:
+        await step()
     interceptor = ServerInterceptor(runtime.authenticator, runtime.rate_limiter, runtime.ops_audit)
     server = grpc.aio.server(interceptors=[interceptor], options=server_options(runtime.keepalive_seconds))
     health_servicer = EnvironmentHealth(runtime.environment)

@@ -63,7 +63,8 @@ class ReplayProvider:
         self.chain = chain
         self.model = model
         self.clock_mode = STEPPED if stepped else REPLAY
-        self.published_ns = datetime_to_ns(publisher.clock.now())
+        # Set by ``resume`` once the clock is anchored (before the service serves).
+        self.published_ns = 0
         self.subscribed: set[str] = set()
         # How many times each symbol was subscribed upstream (fan-out keeps it at one per stream lifetime).
         self.upstream_subscriptions: Counter[str] = Counter()
@@ -80,6 +81,10 @@ class ReplayProvider:
         self._hub: QuoteHub | None = None
         self._wake = asyncio.Event()
         self._step_lock = asyncio.Lock()
+
+    def resume(self) -> None:
+        """Hand ticks over from the clock's time on (called once the clock is anchored)."""
+        self.published_ns = datetime_to_ns(self.publisher.clock.now())
 
     def attach(self, hub: QuoteHub) -> None:
         self._hub = hub
