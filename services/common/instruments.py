@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from enum import Enum
 
 from services.common.errors import invalid_argument
 
@@ -30,6 +31,19 @@ PUT = "put"
 _TICKER = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
 _OCC = re.compile(r"^([A-Z][A-Z0-9]{0,5}) *(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 MAX_SYMBOL_LENGTH = 32
+
+
+class Settlement(str, Enum):
+    """What exercise delivers: 100 shares per contract (equity and ETF options) or the
+    intrinsic value in cash (index options such as SPX, XSP, VIX)."""
+
+    PHYSICAL = "physical"
+    CASH = "cash"
+
+
+class ExerciseStyle(str, Enum):
+    AMERICAN = "american"   # exercisable on any business day up to expiry
+    EUROPEAN = "european"   # only at expiry (most index options)
 
 
 @dataclass(frozen=True)
@@ -106,3 +120,13 @@ def option_tick(price: Decimal, underlying: str) -> Decimal:
 def on_option_grid(price: Decimal, underlying: str) -> bool:
     """Whether ``price`` (a non-negative premium per share) is a whole number of ticks."""
     return price >= 0 and price % option_tick(price, underlying) == 0
+
+
+# Complex (multi-leg) orders: the net price is in $0.01 at every price, and each leg may
+# execute in $0.01 whatever its own class's increment (Cboe Options Exchange Rules 5.4(b)).
+COMPLEX_TICK = CENT
+
+
+def on_complex_grid(net: Decimal) -> bool:
+    """Whether a multi-leg net price (per spread, either sign) is a whole number of cents."""
+    return net % COMPLEX_TICK == 0
