@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from enum import Enum
 
 from services.common.errors import invalid_argument
 
@@ -31,10 +32,6 @@ OPTION = "option"
 INDEX = "index"
 CALL = "call"
 PUT = "put"
-AMERICAN = "american"
-EUROPEAN = "european"
-PHYSICAL = "physical"
-CASH = "cash"
 # When a cash-settled option's settlement value is taken: AM, the index's opening value on
 # the expiration date (trading stopped at the previous session's close); PM, its closing
 # value on the last trading day (which is the expiration date).
@@ -56,6 +53,19 @@ _TICKER = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
 _INDEX = re.compile(r"^\^[A-Z]{1,6}$")
 _OCC = re.compile(r"^([A-Z][A-Z0-9]{0,5}) *(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 MAX_SYMBOL_LENGTH = 32
+
+
+class Settlement(str, Enum):
+    """What exercise delivers: 100 shares per contract (equity and ETF options) or the
+    intrinsic value in cash (index options such as SPX, XSP, VIX)."""
+
+    PHYSICAL = "physical"
+    CASH = "cash"
+
+
+class ExerciseStyle(str, Enum):
+    AMERICAN = "american"   # exercisable on any business day up to expiry
+    EUROPEAN = "european"   # only at expiry (most index options)
 
 
 @dataclass(frozen=True)
@@ -90,8 +100,8 @@ class ContractTerms:
     intrinsic value x 100 against the index's settlement value), and for cash settlement
     ``settlement_time`` am or pm (empty for physical)."""
 
-    exercise_style: str
-    settlement_type: str
+    exercise_style: ExerciseStyle
+    settlement_type: Settlement
     settlement_time: str = ""
 
 
@@ -101,8 +111,8 @@ def contract_terms(spec: SymbolSpec) -> ContractTerms:
     specifications)."""
     index = INDEX_OPTION_ROOTS.get(spec.root)
     if index is None:
-        return ContractTerms(AMERICAN, PHYSICAL)
-    return ContractTerms(EUROPEAN, CASH, index[1])
+        return ContractTerms(ExerciseStyle.AMERICAN, Settlement.PHYSICAL)
+    return ContractTerms(ExerciseStyle.EUROPEAN, Settlement.CASH, index[1])
 
 
 def occ_symbol(underlying: str, expiration: date, option_type: str, strike: Decimal) -> str:
@@ -174,3 +184,13 @@ def to_option_grid(price: Decimal, underlying: str, *, up: bool) -> Decimal:
         return Decimal(0)
     tick = option_tick(price, underlying)
     return (price / tick).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR) * tick
+
+
+# Complex (multi-leg) orders: the net price is in $0.01 at every price, and each leg may
+# execute in $0.01 whatever its own class's increment (Cboe Options Exchange Rules 5.4(b)).
+COMPLEX_TICK = CENT
+
+
+def on_complex_grid(net: Decimal) -> bool:
+    """Whether a multi-leg net price (per spread, either sign) is a whole number of cents."""
+    return net % COMPLEX_TICK == 0

@@ -29,3 +29,28 @@ class TimeInForce(str, Enum):
 class AssetClass(str, Enum):
     US_EQUITY = "us_equity"
     US_OPTION = "us_option"
+
+
+class PositionIntent(str, Enum):
+    """Whether an option order opens or closes a position (Alpaca's ``position_intent``)."""
+
+    BUY_TO_OPEN = "buy_to_open"
+    BUY_TO_CLOSE = "buy_to_close"
+    SELL_TO_OPEN = "sell_to_open"
+    SELL_TO_CLOSE = "sell_to_close"
+
+    @property
+    def side(self) -> Side:
+        return Side.BUY if self in (PositionIntent.BUY_TO_OPEN, PositionIntent.BUY_TO_CLOSE) else Side.SELL
+
+    @property
+    def closing(self) -> bool:
+        return self in (PositionIntent.BUY_TO_CLOSE, PositionIntent.SELL_TO_CLOSE)
+
+
+class FillPreference(str, Enum):
+    """How a multi-leg options order is priced (DESIGN §6)."""
+
+    CONSERVATIVE = "conservative"   # the natural price
+    MID = "mid"                     # the net mid
+    AGGRESSIVE = "aggressive"       # the net mid, and on touch within one tick

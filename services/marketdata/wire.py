@@ -20,7 +20,7 @@ from services.marketdata.barfeed import BarClose
 from services.marketdata.clockfeed import ClockState
 from services.marketdata.domain.bars import Bar, Basis
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.common.instruments import AM, AMERICAN, CALL, CASH, SymbolSpec, contract_terms, parse_symbol
+from services.common.instruments import AM, CALL, ExerciseStyle, Settlement, SymbolSpec, contract_terms, parse_symbol
 from services.marketdata.domain.option_model import Greeks, ModelInputs
 from services.marketdata.domain.ticks import Condition, Source, Tick
 from services.marketdata.hub import Gap
@@ -252,9 +252,9 @@ def symbol_info(spec: SymbolSpec, tradable: bool, last_trade_ns: int | None = No
         info.option_type = pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT
         info.strike_price = money_str(spec.strike)
         info.root = spec.root
-        info.exercise_style = (pb.EXERCISE_STYLE_AMERICAN if terms.exercise_style == AMERICAN
+        info.exercise_style = (pb.EXERCISE_STYLE_AMERICAN if terms.exercise_style is ExerciseStyle.AMERICAN
                                else pb.EXERCISE_STYLE_EUROPEAN)
-        info.settlement_type = pb.SETTLEMENT_TYPE_CASH if terms.settlement_type == CASH else pb.SETTLEMENT_TYPE_PHYSICAL
+        info.settlement_type = pb.SETTLEMENT_TYPE_CASH if terms.settlement_type is Settlement.CASH else pb.SETTLEMENT_TYPE_PHYSICAL
         if terms.settlement_time:
             info.settlement_time = pb.SETTLEMENT_TIME_AM if terms.settlement_time == AM else pb.SETTLEMENT_TIME_PM
         if last_trade_ns is not None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.common.instruments import (AM, AMERICAN, CASH, EUROPEAN, INDEX, PHYSICAL, PM, contract_terms,
+from services.common.instruments import (AM, INDEX, PM, ExerciseStyle, Settlement, contract_terms,
                                          on_option_grid, parse_symbol, to_option_grid)
 from services.marketdata.domain import option_model
 from services.marketdata.domain.calendar import xnys
@@ -21,13 +21,13 @@ def utc_ns(*parts) -> int:
 
 
 @pytest.mark.parametrize("symbol, underlying, terms", [
-    ("AMZN120622C00220000", "AMZN", (AMERICAN, PHYSICAL, "")),
-    ("SPY230915P00440000", "SPY", (AMERICAN, PHYSICAL, "")),
-    ("SPX230915C04500000", "^SPX", (EUROPEAN, CASH, AM)),
-    ("SPXW230915C04500000", "^SPX", (EUROPEAN, CASH, PM)),
-    ("XSP230915C00450000", "^XSP", (EUROPEAN, CASH, PM)),
-    ("VIX210519C00010500", "^VIX", (EUROPEAN, CASH, AM)),
-    ("VIXW210428P00017000", "^VIX", (EUROPEAN, CASH, AM)),
+    ("AMZN120622C00220000", "AMZN", (ExerciseStyle.AMERICAN, Settlement.PHYSICAL, "")),
+    ("SPY230915P00440000", "SPY", (ExerciseStyle.AMERICAN, Settlement.PHYSICAL, "")),
+    ("SPX230915C04500000", "^SPX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
+    ("SPXW230915C04500000", "^SPX", (ExerciseStyle.EUROPEAN, Settlement.CASH, PM)),
+    ("XSP230915C00450000", "^XSP", (ExerciseStyle.EUROPEAN, Settlement.CASH, PM)),
+    ("VIX210519C00010500", "^VIX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
+    ("VIXW210428P00017000", "^VIX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
 ])
 def test_contract_terms_by_root(symbol, underlying, terms):
     spec = parse_symbol(symbol)

@@ -1,0 +1,236 @@
+"""The rules an option order must follow to be accepted (pure): single-leg orders, multi-leg
+(``mleg``) orders, the position intent of each leg, and the check that a multi-leg limit has
+the sign its structure trades at. Every refusal is ``invalid_argument`` naming the field,
+except the sign check's ``limit_price_sign``.
+
+What MBT accepts, and how that compares with Alpaca (docs.alpaca.markets, "Options Trading"
+and "Options Level 3 Trading"; the Create Order reference):
+
+- single-leg: market, limit, stop and stop_limit, as Alpaca's order-type enum lists for
+  options; qty in whole contracts; prices on the option grid of ``option_tick``.
+- multi-leg (``mleg``): market or limit, 2 to 4 legs with distinct contracts, ratios in
+  lowest terms, all on one underlying, no stock leg. Alpaca also takes calendars; MBT v1
+  takes legs of one expiry only. ``limit_price`` is the net price per spread, positive for a
+  debit and negative for a credit, zero allowed, on the $0.01 complex-order grid.
+- time in force: day and gtc. Alpaca's Create Order reference lists only day for options
+  while its general orders guide shows gtc too; MBT takes both (issue 11), never ioc/fok.
+- position intent (buy_to_open, buy_to_close, sell_to_open, sell_to_close): optional as on
+  Alpaca; when omitted, an order that reduces an existing position closes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import COMPLEX_TICK, PENNY_AT_EVERY_PRICE, SymbolSpec, on_complex_grid, on_option_grid
+from services.common.spreads import LegQuote, OptionLeg, Structure, classify, natural, net_bid
+from services.common.trading import OrderType, PositionIntent, Side, TimeInForce
+from services.orders.domain.rules import MAX_PRICE, MAX_QTY
+
+MIN_LEGS = 2
+MAX_LEGS = 4
+# A sanity bound, well above the 3:1 Cboe's complex order book takes electronically.
+MAX_RATIO = 99
+OPTION_TIMES_IN_FORCE = frozenset({TimeInForce.DAY, TimeInForce.GTC})
+MULTILEG_ORDER_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT})
+_NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+_NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+
+
+# --- single-leg --------------------------------------------------------------------------
+
+def validate_single_leg(contract: SymbolSpec, qty: Decimal, order_type: OrderType, time_in_force: TimeInForce,
+                        limit_price: Decimal | None, stop_price: Decimal | None) -> None:
+    """Check a single-leg option order; returns None or raises ``invalid_argument`` naming
+    the field. Prices are premiums per share, on ``contract``'s option grid."""
+    if not contract.is_option:
+        raise invalid_argument(f"{contract.symbol} is not an option contract", "symbol")
+    check_contracts(qty, "qty")
+    _check_time_in_force(time_in_force)
+    for name, value, needed in (("limit_price", limit_price, order_type in _NEEDS_LIMIT),
+                                ("stop_price", stop_price, order_type in _NEEDS_STOP)):
+        if needed and value is None:
+            raise invalid_argument(f"a {order_type.value} order needs {name}", name)
+        if not needed and value is not None:
+            raise invalid_argument(f"a {order_type.value} order takes no {name}", name)
+        if value is not None:
+            _check_premium(value, contract.underlying, name)
+
+
+def check_contracts(qty: Decimal, field: str) -> None:
+    """Options trade in whole contracts: 1 up to MAX_QTY."""
+    if qty <= 0:
+        raise invalid_argument(f"{field} must be positive", field)
+    if qty != qty.to_integral_value():
+        raise invalid_argument(f"{field} must be a whole number of contracts", field)
+    if qty > MAX_QTY:
+        raise invalid_argument(f"{field} must be at most {MAX_QTY}", field)
+
+
+def _check_premium(price: Decimal, underlying: str, field: str) -> None:
+    if price <= 0:
+        raise invalid_argument(f"{field} must be positive", field)
+    if price > MAX_PRICE:
+        raise invalid_argument(f"{field} must be at most {MAX_PRICE}", field)
+    if not on_option_grid(price, underlying):
+        grid = "$0.01 at every price" if underlying in PENNY_AT_EVERY_PRICE else \
+            "$0.01 below $3.00 and $0.05 from $3.00"
+        raise invalid_argument(f"{field} {price} is off the option price grid: {underlying} options trade in {grid}",
+                               field)
+
+
+def _check_time_in_force(time_in_force: TimeInForce) -> None:
+    if time_in_force not in OPTION_TIMES_IN_FORCE:
+        raise invalid_argument(f"options orders take time_in_force day or gtc, not {time_in_force.value}",
+                               "time_in_force")
+
+
+# --- position intent ---------------------------------------------------------------------
+
+def resolve_intent(side: Side, qty: Decimal, intent: PositionIntent | None, position_qty: Decimal,
+                   field: str = "position_intent") -> PositionIntent:
+    """The position intent of an order for ``qty`` contracts on ``side``, given the account's
+    signed position in that contract (negative when short).
+
+    When ``intent`` is omitted it is inferred: closing when the order reduces an existing
+    position (a sell while long, a buy while short), opening otherwise. Refused with
+    ``invalid_argument`` naming ``field``: an intent of the other side; closing more than is
+    held, or a position that does not exist (one order never closes and reopens across zero:
+    send the opening part as its own order); opening in the direction that would reduce an
+    opposite position (close it first)."""
+    reduces = position_qty < 0 if side is Side.BUY else position_qty > 0
+    if intent is None:
+        intent = _closing(side) if reduces else _opening(side)
+    if intent.side is not side:
+        raise invalid_argument(f"{field} {intent.value} is for a {intent.side.value} order, not a {side.value}", field)
+    held = abs(position_qty)
+    if intent.closing and not reduces:
+        raise invalid_argument(f"{field} {intent.value}: there is no {'short' if side is Side.BUY else 'long'} "
+                               f"position to close", field)
+    if intent.closing and qty > held:
+        raise invalid_argument(f"{field} {intent.value} closes at most the {held.normalize():f} contracts held; "
+                               f"open the rest with {_opening(side).value} in a separate order", field)
+    if not intent.closing and reduces:
+        raise invalid_argument(f"{field} {intent.value} would reduce the {held.normalize():f} contracts held "
+                               f"{'short' if side is Side.BUY else 'long'}; use {_closing(side).value}", field)
+    return intent
+
+
+def _opening(side: Side) -> PositionIntent:
+    return PositionIntent.BUY_TO_OPEN if side is Side.BUY else PositionIntent.SELL_TO_OPEN
+
+
+def _closing(side: Side) -> PositionIntent:
+    return PositionIntent.BUY_TO_CLOSE if side is Side.BUY else PositionIntent.SELL_TO_CLOSE
+
+
+# --- multi-leg ---------------------------------------------------------------------------
+
+def validate_multileg(legs: Sequence[OptionLeg], qty: Decimal, order_type: OrderType, time_in_force: TimeInForce,
+                      limit_price: Decimal | None, stop_price: Decimal | None = None) -> Structure:
+    """Check an ``mleg`` order and return the structure its legs make (``classify``).
+
+    ``qty`` is the number of spreads; ``limit_price`` the net price per spread (positive a
+    debit, negative a credit, zero allowed). One expiry for all legs: legs on different
+    expiries (calendars, diagonals) are refused as not supported yet. Raises
+    ``invalid_argument`` naming the field (``legs[i].symbol``, ``legs[i].ratio``, ...)."""
+    if not MIN_LEGS <= len(legs) <= MAX_LEGS:
+        raise invalid_argument(f"a multi-leg order has {MIN_LEGS} to {MAX_LEGS} legs, not {len(legs)}", "legs")
+    seen: set[str] = set()
+    for index, leg in enumerate(legs):
+        if not leg.contract.is_option:
+            raise invalid_argument(f"legs[{index}] {leg.contract.symbol} is a stock: multi-leg orders take option "
+                                   f"legs only", f"legs[{index}].symbol")
+        if leg.contract.symbol in seen:
+            raise invalid_argument(f"legs[{index}] repeats {leg.contract.symbol}: each leg needs its own contract",
+                                   f"legs[{index}].symbol")
+        seen.add(leg.contract.symbol)
+        if not 1 <= leg.ratio <= MAX_RATIO:
+            raise invalid_argument(f"legs[{index}].ratio must be 1 to {MAX_RATIO}", f"legs[{index}].ratio")
+    underlyings = sorted({leg.contract.underlying for leg in legs})
+    if len(underlyings) > 1:
+        raise invalid_argument(f"all legs must be on one underlying, not {', '.join(underlyings)}", "legs")
+    expiries = sorted({leg.contract.expiration for leg in legs if leg.contract.expiration is not None})
+    if len(expiries) > 1:
+        raise invalid_argument("legs on different expiries (calendars and diagonals) are not supported yet: send "
+                               f"legs of one expiry, not {', '.join(f'{e:%Y-%m-%d}' for e in expiries)}", "legs")
+    divisor = math.gcd(*(leg.ratio for leg in legs))
+    if divisor > 1:
+        sent = ":".join(str(leg.ratio) for leg in legs)
+        lowest = ":".join(str(leg.ratio // divisor) for leg in legs)
+        raise invalid_argument(f"leg ratios {sent} are not in lowest terms: send {lowest} and multiply qty by "
+                               f"{divisor}", "legs")
+    check_contracts(qty, "qty")
+    if order_type not in MULTILEG_ORDER_TYPES:
+        raise invalid_argument(f"a multi-leg order is market or limit, not {order_type.value}", "order_type")
+    _check_time_in_force(time_in_force)
+    if stop_price is not None:
+        raise invalid_argument("a multi-leg order takes no stop_price", "stop_price")
+    if order_type is OrderType.LIMIT:
+        if limit_price is None:
+            raise invalid_argument("a limit order needs limit_price (the net per spread: positive a debit, "
+                                   "negative a credit)", "limit_price")
+        check_net_price(limit_price, "limit_price")
+    elif limit_price is not None:
+        raise invalid_argument("a market order takes no limit_price", "limit_price")
+    return classify(legs)
+
+
+def check_net_price(net: Decimal, field: str) -> None:
+    """A multi-leg net price: any sign, at most MAX_PRICE either way, in whole cents. Replace
+    uses it too: negative and zero limits are valid there as well."""
+    if abs(net) > MAX_PRICE:
+        raise invalid_argument(f"{field} must be between -{MAX_PRICE} and {MAX_PRICE}", field)
+    if not on_complex_grid(net):
+        raise invalid_argument(f"{field} {net} is off the multi-leg price grid: net prices are in $0.01", field)
+
+
+def resolve_leg_intents(legs: Sequence[OptionLeg], qty: Decimal, intents: Sequence[PositionIntent | None],
+                        positions: Mapping[str, Decimal]) -> tuple[PositionIntent, ...]:
+    """Each leg's intent (``resolve_intent`` for ratio × qty contracts against the account's
+    signed position in that contract, 0 when there is none), in leg order."""
+    if len(intents) != len(legs):
+        raise ValueError(f"{len(intents)} intents for {len(legs)} legs")
+    return tuple(resolve_intent(leg.side, leg.ratio * qty, intent, positions.get(leg.contract.symbol, Decimal(0)),
+                                f"legs[{index}].position_intent")
+                 for index, (leg, intent) in enumerate(zip(legs, intents, strict=True)))
+
+
+# --- the limit's sign --------------------------------------------------------------------
+
+def check_limit_sign(structure: Structure, limit_price: Decimal, quotes: Sequence[LegQuote]) -> None:
+    """Refuse a multi-leg limit whose sign contradicts what the structure trades at now: a
+    credit spread sent with a positive (debit) limit, or a debit one with a negative limit —
+    the classic error that other engines fill at the market.
+
+    ``quotes`` are the legs' current NBBOs, in leg order; the structure's market runs from
+    its net bid (``net_bid``) to its natural (``natural``: buy legs at the ask, sell legs at
+    the bid). Refused with ``limit_price_sign``: a debit limit while the whole market is a
+    credit (natural < 0), or a credit limit while it is a whole debit (net bid > 0), further
+    from that market than its quoted width (natural minus net bid, at least one cent). So an
+    iron condor whose wide legs make its natural a small debit (+0.10, mid -0.40) may still
+    ask for a credit, and a nearly worthless spread may be closed a cent or two across zero,
+    while a $5-wide credit spread at natural -1.10 sent as +1.10 is refused. Issue 11 words
+    the tolerance as "the strikes' width"; read literally it would let that spread through
+    (2.20 < 5.00), so the quoted width is used. A zero limit has no sign and always passes."""
+    price, bid = natural(quotes), net_bid(quotes)
+    tolerance = max(price - bid, COMPLEX_TICK)
+    if limit_price > 0 and price < 0:
+        distance = limit_price - price
+    elif limit_price < 0 < bid:
+        distance = bid - limit_price
+    else:
+        return
+    if distance <= tolerance:
+        return
+    credit = price < 0
+    raise DomainError(
+        "LIMIT_PRICE_SIGN",
+        f"limit_price {limit_price} is a {'debit' if limit_price > 0 else 'credit'}, but this "
+        f"{structure.strategy.value} trades at a {'credit' if credit else 'debit'} now (natural {price}): "
+        f"send a {'negative' if credit else 'positive'} limit_price for a {'credit' if credit else 'debit'}, "
+        f"e.g. {price}",
+        field="limit_price", natural=format(price, "f"))
