@@ -67,8 +67,8 @@ def test_exercised_or_assigned_from_one_cent_in_the_money(name, spec, qty, close
 
 
 def test_an_index_option_is_cash_settled_at_its_intrinsic_value():
-    spx_call = call(4000, underlying="^SPX")
-    spx_put = put(3900, underlying="^SPX")
+    spx_call = call(4000, underlying="SPX")
+    spx_put = put(3900, underlying="SPX")
     result = run([position(spx_call, 2, settlement=Settlement.CASH), position(spx_put, -1, settlement=Settlement.CASH)],
                  "4012.34", underlying="^SPX", cash=D(0))
     assert summary(result) == [(spx_call.symbol, D(2), Outcome.CASH_SETTLED, None, D("2468.00")),
