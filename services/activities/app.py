@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from mbt.common.v1 import user_data_pb2_grpc
+from services.activities.audit_service import AuditChainServicer
+from services.activities.audit_trail import AuditTrail, actor_key
 from services.activities.service import ActivitiesServicer
 from services.activities.store import OUTBOX, SERVICE
 from services.activities.usecases import Activities
@@ -15,7 +17,7 @@ from services.common.rpc.server import Registration, ServiceRuntime
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    activities = Activities(kit.db, kit.clock)
+    activities = Activities(kit.db, kit.clock, actor_key(settings))
     handlers = {
         "mbt.orders.v1.OrderFilled": activities.on_order_filled,
         "mbt.accounts.v1.AccountOpened": activities.on_account_opened,
@@ -25,4 +27,5 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
         Registration.of(ActivitiesServicer(activities)),
         Registration.of(EventSink(kit.db, kit.outbox, kit.clock, handlers)),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+        Registration.of(AuditChainServicer(AuditTrail(kit.db, actor_key(settings)))),
     ])

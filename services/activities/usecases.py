@@ -27,9 +27,10 @@ ACTOR_TYPES = {audit_pb2.ACTOR_TYPE_USER: "user", audit_pb2.ACTOR_TYPE_OPS: "ops
 
 
 class Activities:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, audit_key: bytes) -> None:
         self.db = db
         self.clock = clock
+        self.audit_key = audit_key
 
     # -- events -------------------------------------------------------------------------
 
@@ -64,7 +65,7 @@ class Activities:
             before=json_format.MessageToDict(payload.before) if payload.HasField("before") else None,
             after=json_format.MessageToDict(payload.after) if payload.HasField("after") else None,
             request_id=payload.request_id, service=payload.service, occurred_at=from_timestamp(payload.occurred_at),
-            recorded_at=self.clock.now()))
+            recorded_at=self.clock.now()), self.audit_key)
 
     # -- reads --------------------------------------------------------------------------
 

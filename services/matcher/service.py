@@ -58,6 +58,10 @@ class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
         report = await self.backtests.report(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"))
         return matcher_pb2.GetBacktestReportResponse(report=report)
 
+    async def RunBacktest(self, request, context):
+        async for backtest in self.backtests.run(requested_id(request.backtest_id, "bt", "backtest_id", "backtest")):
+            yield matcher_pb2.RunBacktestResponse(backtest=backtest)
+
     async def GetBacktestFile(self, request, context):
         found = await self.backtests.file(require_user_id(), requested_id(request.backtest_id, "bt", "backtest_id", "backtest"),
                                           _required(request.name, "name"))

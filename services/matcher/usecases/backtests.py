@@ -1,17 +1,20 @@
-"""What the matcher does with backtests: queue them, run them one at a time in the
-background of this process (status and progress persisted, so a restart resumes what was
-queued or running), and serve their status, report and files to their owner only.
+"""What the matcher does with backtests: store them queued and offer each to the
+``mbt.run_backtest`` job, run one when that job asks (``RunBacktest``: one at a time in this
+process, status and progress persisted), and serve their status, report and files to their
+owner only.
 
-A run reads its inputs from its stored row and writes its outcome back: the same
-``run(backtest_id)`` is what the ``mbt.run_backtest`` Celery task will call. The engine
-is CPU-bound Python and runs in a worker thread; the live matcher shares the process
-(and the interpreter lock) while it runs.
+A run reads its inputs from its stored row and writes its outcome back. The job's queue
+decides when a backtest runs and runs it again if its worker dies; this process only
+guarantees that one backtest id is never run twice at once here (a second ``run`` joins the
+first) and that a finished one is never run again. The engine is CPU-bound Python and runs in
+a worker thread; the live matcher shares the process (and the interpreter lock) while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from mbt.matcher.v1 import matcher_pb2
 from services.common.persistence import pagination
@@ -27,18 +30,28 @@ from services.matcher.backtest.results import content_type
 from services.matcher.backtest.runs import build_strategy, execute, feed_for
 from services.matcher.backtest.script import ScriptError
 from services.matcher.store import FAILED, QUEUED, RUNNING, SUCCEEDED, BacktestRepository, BacktestRow
+from services.jobs.queue import JobQueue
 
 log = logging.getLogger(__name__)
 EXPECTED_FAILURES = (DomainError, StrategyError, ScriptError, FeedError)
+RUN_BACKTEST = "mbt.run_backtest"
+# How often a run's watchers look at its stored progress; how long to wait before offering
+# again when the jobs' queue could not be reached.
+PROGRESS_POLL_SECONDS = 0.5
+OFFER_RETRY_SECONDS = 5
 
 
 class Backtests:
-    def __init__(self, settings: Settings, db: Database, clock: Clock, marketdata_stub) -> None:
+    def __init__(self, settings: Settings, db: Database, clock: Clock, marketdata_stub, queue: JobQueue) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
         self.marketdata = marketdata_stub
+        self.queue = queue
         self._wake = asyncio.Event()
+        self._offered: set[str] = set()
+        self._runs: dict[str, asyncio.Task] = {}
+        self._one_at_a_time = asyncio.Lock()
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -57,17 +70,18 @@ class Backtests:
         with self.db.transaction() as session:
             BacktestRepository(session).add(row)
 
-    async def get(self, user_id: str, backtest_id: str) -> matcher_pb2.Backtest:
+    async def get(self, user_id: str | None, backtest_id: str) -> matcher_pb2.Backtest:
+        """The user's backtest (None: whoever owns it, for the platform); not_found otherwise."""
         return await self.db.run(self._get, user_id, backtest_id)
 
-    def _get(self, user_id: str, backtest_id: str) -> matcher_pb2.Backtest:
+    def _get(self, user_id: str | None, backtest_id: str) -> matcher_pb2.Backtest:
         with self.db.snapshot() as session:
             repo = BacktestRepository(session)
             row = self._owned(repo, user_id, backtest_id)
             return wire.backtest_to_proto(row, repo.files(backtest_id))
 
     @staticmethod
-    def _owned(repo: BacktestRepository, user_id: str, backtest_id: str) -> BacktestRow:
+    def _owned(repo: BacktestRepository, user_id: str | None, backtest_id: str) -> BacktestRow:
         row = repo.get(backtest_id, user_id=user_id)
         if row is None:
             raise not_found("backtest", backtest_id)  # another user's backtest does not exist for this caller
@@ -112,20 +126,58 @@ class Backtests:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def run_queued(self) -> None:
-        """Background: run what is queued (or was running when the process stopped), oldest first."""
+    async def offer_queued(self) -> None:
+        """Background: offer every unfinished backtest to the ``mbt.run_backtest`` job — at
+        start what was queued or running when the process stopped, then each new one. The
+        job is keyed by backtest id, so offering one again sends nothing."""
         while True:
             self._wake.clear()
-            for backtest_id in await self.db.run(self._unfinished):
-                await self.run(backtest_id)
+            try:
+                for backtest_id in await self.db.run(self._unfinished):
+                    if backtest_id not in self._offered:
+                        await asyncio.to_thread(self.queue.offer, RUN_BACKTEST, backtest_id)
+                        self._offered.add(backtest_id)
+            except Exception as exc:  # the jobs' database or broker away: the backtests wait, queued
+                log.warning("cannot offer backtests to the jobs queue; retrying",
+                            extra={"fields": {"error": str(exc)[:300]}})
+                await asyncio.sleep(OFFER_RETRY_SECONDS)
+                continue
             await self._wake.wait()
 
     def _unfinished(self) -> list[str]:
         with self.db.snapshot() as session:
             return [row.backtest_id for row in BacktestRepository(session).unfinished()]
 
-    async def run(self, backtest_id: str) -> None:
+    async def run(self, backtest_id: str) -> AsyncIterator[matcher_pb2.Backtest]:
+        """Run a stored backtest to its end, yielding its state as it progresses and then its
+        final state. A backtest this process is running already is joined; a finished one is
+        answered as it is. Leaving early (the caller gone) does not stop the run. Raises
+        not_found for an unknown id."""
+        running = self._runs.get(backtest_id)
+        if running is None:
+            current = await self.get(None, backtest_id)
+            if current.status in (matcher_pb2.BACKTEST_STATUS_SUCCEEDED, matcher_pb2.BACKTEST_STATUS_FAILED):
+                yield current
+                return
+            running = self._runs[backtest_id] = asyncio.create_task(self._execute(backtest_id))
+            running.add_done_callback(lambda _: self._runs.pop(backtest_id, None))
+        seen = None
+        while True:
+            finished = running.done()
+            current = await self.get(None, backtest_id)
+            if (current.status, current.progress_percent) != seen:
+                seen = (current.status, current.progress_percent)
+                yield current
+            if finished:
+                return
+            await asyncio.wait({running}, timeout=PROGRESS_POLL_SECONDS)
+
+    async def _execute(self, backtest_id: str) -> None:
         """Run one stored backtest to its end; its outcome (or its error) is stored."""
+        async with self._one_at_a_time:
+            await self._execute_alone(backtest_id)
+
+    async def _execute_alone(self, backtest_id: str) -> None:
         row = await self.db.run(self._start, backtest_id)
         message = matcher_pb2.Backtest()
         message.ParseFromString(row.parameters)
