@@ -38,7 +38,7 @@ class _DateKind(KeyKind):
         try:
             date.fromisoformat(key)
         except ValueError:
-            raise ValueError(f"{key!r} is not a calendar date") from None
+            raise ValueError(f"a key is a {self.name}, like {self.example}; {key!r} is no such day") from None
         return key
 
 
@@ -48,7 +48,7 @@ class _HourKind(KeyKind):
         try:
             datetime.strptime(key, "%Y-%m-%dT%H:00Z")
         except ValueError:
-            raise ValueError(f"{key!r} is not an hour") from None
+            raise ValueError(f"a key is a {self.name}, like {self.example}; {key!r} is no such hour") from None
         return key
 
 

@@ -137,9 +137,12 @@ async def serve(settings: Settings) -> None:
     marker = ready_marker(settings, "scheduler")
     marker.unlink(missing_ok=True)
     try:
-        while not stop.is_set() and not await clock.wait_synced(5):
+        while not await clock.wait_synced(5):
             log.info("waiting for the market clock", extra={"fields": {"target": settings.service("marketdata").target}})
-        await scheduler._blocking(lambda: queue.records)  # migrated before the first tick
+            if stop.is_set():
+                return
+        # Ready once every job's cursor is where it starts: at the market's now on a first run.
+        await scheduler.tick()
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
         log.info("scheduler ready", extra={"fields": {"jobs": [job.name for job in scheduler.jobs]}})

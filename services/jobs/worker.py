@@ -32,6 +32,6 @@ def run(settings: Settings) -> None:
     # Each run's outcome is one "job done" / "job failed" line of services.jobs.runs; Celery's
     # own line per task would repeat it.
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
-    app.worker_main(["worker", "--pool=threads", f"--concurrency={settings.jobs_concurrency}",
+    app.worker_main(["--quiet", "worker", "--pool=threads", f"--concurrency={settings.jobs_concurrency}",
                      f"--queues={QUEUE}", f"--loglevel={settings.log_level}", "--hostname=mbt-jobs@%h",
-                     "--without-gossip", "--without-mingle", "--quiet"])
+                     "--without-gossip", "--without-mingle"])
