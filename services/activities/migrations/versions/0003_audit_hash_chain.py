@@ -31,17 +31,10 @@ AUDIT_LOG = sa.table(
     sa.column('recorded_at', services.common.persistence.sqltypes.UtcDateTime(timezone=True)))
 
 
-def _chain_existing_rows() -> None:
+def _chain_existing_rows(key: bytes) -> None:
     connection = op.get_bind()
-    rows = connection.execute(sa.select(AUDIT_LOG).order_by(AUDIT_LOG.c.recorded_at, AUDIT_LOG.c.audit_id)).all()
-    if not rows:
-        return
-    settings = context.config.attributes.get("settings")
-    if settings is None:
-        raise RuntimeError("chaining the existing audit rows needs the key (MBT_AUDIT_ACTOR_KEY): migrate them "
-                           "from the service, which passes its settings")
-    key, previous = actor_key(settings), None
-    for row in rows:
+    previous = None
+    for row in connection.execute(sa.select(AUDIT_LOG).order_by(AUDIT_LOG.c.recorded_at, AUDIT_LOG.c.audit_id)).all():
         entry = audit_chain.Entry(
             sequence=0, audit_id=row.audit_id, actor_type=row.actor_type, actor_id=row.actor_id, actor_hash="",
             action=row.action, entity_type=row.entity_type, entity_id=row.entity_id, user_id=row.user_id,
@@ -55,11 +48,16 @@ def _chain_existing_rows() -> None:
 
 
 def upgrade() -> None:
+    settings = context.config.attributes.get("settings")
+    if settings is None and op.get_bind().execute(sa.select(sa.func.count()).select_from(AUDIT_LOG)).scalar_one():
+        raise RuntimeError("chaining the existing audit rows needs the key (MBT_AUDIT_ACTOR_KEY): migrate them "
+                           "from the service, which passes its settings")
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.add_column(sa.Column('chain_seq', sa.BigInteger(), nullable=True))
         for name in COLUMNS[1:]:
             batch_op.add_column(sa.Column(name, sa.String(length=64), nullable=True))
-    _chain_existing_rows()
+    if settings is not None:
+        _chain_existing_rows(actor_key(settings))
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.alter_column('chain_seq', existing_type=sa.BigInteger(), nullable=False)
         for name in COLUMNS[1:]:
