@@ -123,7 +123,7 @@ def build_celery(settings: Settings) -> JobsApp:
         task_serializer="json", result_serializer="json", accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        task_track_started=True, result_extended=True, result_expires=timedelta(days=7),
+        result_expires=timedelta(days=7),
         broker_connection_retry_on_startup=True,
         # Logs are MBT's (one JSON object per line), not Celery's.
         worker_hijack_root_logger=False, worker_redirect_stdouts=False,
