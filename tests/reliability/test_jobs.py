@@ -1,6 +1,7 @@
 """Each real job against a real worker process, on the embedded transport (SQLite) and on a
 real Redis broker: a job delivered twice for the same key has one effect, and a worker
-SIGKILLed in the middle of a job is replaced, the job runs again and its effect happens once.
+SIGKILLed in the middle of a job is replaced, the job runs again and its effect happens once;
+a job whose service is away is retried until it is back, one a retry cannot help fails at once.
 
 Runs are bookkept in the jobs' own database (the per-key record), read back here; a killed
 worker's lease runs out after MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS (2 s here) and the
@@ -28,7 +29,7 @@ from tests.conftest import BACKENDS
 from tests.support.databases import REDIS_URL, DatabaseFactory
 from tests.support.identity import as_user
 from tests.support.jobs import JobsProcesses
-from tests.support.mesh import start_mesh
+from tests.support.mesh import free_port, start_mesh
 from tests.support.redis_keys import REDIS_MARKS, fresh_prefix
 from tests.support.trading import START, Trading, eventually, trading_environ
 
@@ -37,6 +38,7 @@ from tests.support.trading import START, Trading, eventually, trading_environ
 VARIANTS = [pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
             pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS])]
 CHAIN_ROWS = 40_000
+VERIFY = "mbt.verify_audit_chain"
 
 
 @pytest.fixture(params=VARIANTS)
@@ -119,6 +121,12 @@ async def test_a_backtest_runs_once_when_its_job_is_delivered_twice_or_its_worke
     assert times(await backtest(trading, first)) == times(finished)
     assert (await processes.run("mbt.run_backtest", first)).attempts == 1
 
+    # a backtest that does not exist: not_found, which no retry changes
+    unknown = "bt_" + "a" * 24
+    await asyncio.to_thread(queue.offer, "mbt.run_backtest", unknown)
+    refused = await record(processes, "mbt.run_backtest", unknown, "failed")
+    assert refused.attempts == 1 and refused.error.startswith("not_found: ")
+
     # a long one, its worker killed while it runs in the matcher
     second = await create_backtest(trading, date(2012, 6, 29), "100")
 
@@ -171,7 +179,7 @@ async def test_the_audit_verification_runs_once_per_session_even_delivered_twice
     trading, processes, queue = jobs
     head = await asyncio.to_thread(seed_audit_chain, trading.mesh.settings, CHAIN_ROWS)
     await processes.start("worker")
-    verify = "mbt.verify_audit_chain"
+    verify = VERIFY
 
     for _ in range(2):
         await asyncio.to_thread(queue.offer, verify, "2012-06-20")
@@ -197,3 +205,20 @@ async def test_the_audit_verification_runs_once_per_session_even_delivered_twice
 
 def _count(processes: JobsProcesses, event: str, key: str) -> int:
     return sum(1 for line in processes.log("worker").splitlines() if f'"event": "{event}"' in line and key in line)
+
+
+async def test_a_job_whose_service_is_away_is_retried_and_done_once_it_is_back(jobs):
+    trading, processes, queue = jobs
+    await processes.start("worker", MBT_ACTIVITIES_TARGET=f"127.0.0.1:{free_port()}")  # nothing listens there
+    await asyncio.to_thread(queue.offer, VERIFY, "2012-06-20")
+
+    async def retrying():
+        run = await processes.run(VERIFY, "2012-06-20")
+        assert run is not None and run.state == "pending" and run.error.startswith("unavailable: "), run
+        return run
+    await until(retrying)
+    processes.kill("worker")  # and with it the retry it was holding
+    await processes.start("worker")
+    await processes.start("scheduler")
+    done = await record(processes, VERIFY, "2012-06-20", "done")
+    assert done.attempts >= 2 and done.error == "" and done.result["broken"] is None

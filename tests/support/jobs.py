@@ -35,14 +35,15 @@ class JobsProcesses:
         path = self.log_path(role)
         return path.read_text(errors="replace") if path.exists() else ""
 
-    async def start(self, role: str) -> subprocess.Popen:
-        """Start ``role`` (worker or scheduler) and wait until it is ready."""
+    async def start(self, role: str, **env: str) -> subprocess.Popen:
+        """Start ``role`` (worker or scheduler), with ``env`` over the mesh's environment, and
+        wait until it is ready."""
         marker = ready_marker(self.settings, role)
         marker.unlink(missing_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.log_path(role), "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "services.jobs", role], cwd=ROOT, env=self.environ,
-                                       stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen([sys.executable, "-m", "services.jobs", role], cwd=ROOT,
+                                       env={**self.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
         self.processes[role] = process
         for _ in range(READY_SECONDS * 10):
             if marker.exists():

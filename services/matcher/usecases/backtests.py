@@ -129,13 +129,14 @@ class Backtests:
     async def offer_queued(self) -> None:
         """Background: offer every unfinished backtest to the ``mbt.run_backtest`` job — at
         start what was queued or running when the process stopped, then each new one. The
-        job is keyed by backtest id, so offering one again sends nothing."""
+        job is keyed by backtest id, so offering one again sends nothing (unless its job had
+        failed for good, the matcher away too long: then it is sent again)."""
         while True:
             self._wake.clear()
             try:
                 for backtest_id in await self.db.run(self._unfinished):
                     if backtest_id not in self._offered:
-                        await asyncio.to_thread(self.queue.offer, RUN_BACKTEST, backtest_id)
+                        await asyncio.to_thread(self.queue.rerun, RUN_BACKTEST, backtest_id)
                         self._offered.add(backtest_id)
             except Exception as exc:  # the jobs' database or broker away: the backtests wait, queued
                 log.warning("cannot offer backtests to the jobs queue; retrying",
@@ -159,8 +160,10 @@ class Backtests:
             if current.status in (matcher_pb2.BACKTEST_STATUS_SUCCEEDED, matcher_pb2.BACKTEST_STATUS_FAILED):
                 yield current
                 return
-            running = self._runs[backtest_id] = asyncio.create_task(self._execute(backtest_id))
-            running.add_done_callback(lambda _: self._runs.pop(backtest_id, None))
+            running = self._runs.get(backtest_id)  # another call may have started it meanwhile
+            if running is None:
+                running = self._runs[backtest_id] = asyncio.create_task(self._execute(backtest_id))
+                running.add_done_callback(lambda _: self._runs.pop(backtest_id, None))
         seen = None
         while True:
             finished = running.done()
@@ -179,6 +182,8 @@ class Backtests:
 
     async def _execute_alone(self, backtest_id: str) -> None:
         row = await self.db.run(self._start, backtest_id)
+        if row is None:
+            return
         message = matcher_pb2.Backtest()
         message.ParseFromString(row.parameters)
         loop = asyncio.get_running_loop()
@@ -199,9 +204,12 @@ class Backtests:
             return
         await self.db.run(self._succeed, backtest_id, outcome)
 
-    def _start(self, backtest_id: str) -> BacktestRow:
+    def _start(self, backtest_id: str) -> BacktestRow | None:
+        """The row, now running; None when it finished meanwhile (run elsewhere)."""
         with self.db.transaction() as session:
             row = BacktestRepository(session).get(backtest_id)
+            if row.status in (SUCCEEDED, FAILED):
+                return None
             row.status, row.started_at, row.progress_percent = RUNNING, self.clock.now(), 0
             return row
 
