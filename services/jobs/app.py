@@ -20,6 +20,7 @@ from pathlib import Path
 
 import grpc
 from celery import Celery
+from celery.app.log import Logging
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 
 from services.common.config import Settings
@@ -81,6 +82,14 @@ class JobsRuntime:
                 self._records = None
 
 
+class MbtLogging(Logging):
+    """Logs are MBT's (``services.common.observability.logs``: one JSON object per line):
+    Celery leaves the root logger, its handlers and its level as they are."""
+
+    def setup_logging_subsystem(self, *args, **kwargs) -> None:
+        return None
+
+
 class JobsApp(Celery):
     runtime: JobsRuntime
 
@@ -115,7 +124,8 @@ def _transport(settings: Settings) -> dict:
 
 
 def build_celery(settings: Settings) -> JobsApp:
-    app = JobsApp("mbt", set_as_current=False, include=sorted({spec.module for spec in REGISTRY.values()}))
+    app = JobsApp("mbt", set_as_current=False, log=f"{__name__}:MbtLogging",
+                  include=sorted({spec.module for spec in REGISTRY.values()}))
     app.runtime = JobsRuntime(settings)
     app.conf.update(
         **_transport(settings),
@@ -124,9 +134,7 @@ def build_celery(settings: Settings) -> JobsApp:
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         result_expires=timedelta(days=7),
-        broker_connection_retry_on_startup=True,
-        # Logs are MBT's (one JSON object per line), not Celery's.
-        worker_hijack_root_logger=False, worker_redirect_stdouts=False,
+        broker_connection_retry_on_startup=True, worker_redirect_stdouts=False,
         enable_utc=True, timezone="UTC",
     )
     return app

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
-from services.common.clock import Clock, FollowerClock
+from services.common.clock import Clock, FollowerClock, WallClock
 from services.common.config import Settings
 from services.common.rpc.channels import open_channel
 from services.common.rpc.remote import call
@@ -67,6 +67,7 @@ class Scheduler:
         self.calendar = calendar
         self.jobs = [job for job in (jobs if jobs is not None else REGISTRY.values()) if job.cadence]
         self.sweep_every = queue.app.runtime.lease / 3
+        self.wall = WallClock()  # sweeps are about real processes: wall time
         self._cursors: dict[str, Cursor] = {}
         self._swept_at: datetime | None = None
         # The records and the broker are blocking: one thread does that work, in order.
@@ -80,7 +81,7 @@ class Scheduler:
         now = self.clock.now()
         for job in self.jobs:
             await self._advance(job, now)
-        wall = self.queue.records.clock.now()
+        wall = self.wall.now()
         if self._swept_at is None or wall - self._swept_at >= self.sweep_every:
             self._swept_at = wall
             await self._blocking(self.queue.resend_lost)
@@ -141,6 +142,7 @@ async def serve(settings: Settings) -> None:
             log.info("waiting for the market clock", extra={"fields": {"target": settings.service("marketdata").target}})
             if stop.is_set():
                 return
+        await scheduler._blocking(lambda: queue.records)  # migrated off the event loop
         # Ready once every job's cursor is where it starts: at the market's now on a first run.
         await scheduler.tick()
         marker.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,21 @@ from tests.support.trading import Trading, eventually, rest_as, trading_environ
 
 UTC = timezone.utc
 VERIFY = "mbt.verify_audit_chain"
+RAN: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def hourly_job():
+    """A job registered for these tests only (its task once per process, as Celery wants)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(REGISTRY, "tests.hourly", JobSpec("tests.hourly", __name__, HOUR, HOURLY))
+
+        @job("tests.hourly")
+        def hourly(run):
+            RAN.append(run.key)
+            return {"hour": run.key}
+
+        yield REGISTRY["tests.hourly"]
 
 
 @pytest.fixture
@@ -72,23 +87,16 @@ async def test_stepping_over_two_closes_runs_the_close_time_job_once_per_session
                                                                 "2012-06-26"]
 
 
-async def test_an_hourly_job_runs_once_for_each_simulated_hour_in_order(jobs_mesh, monkeypatch):
+async def test_an_hourly_job_runs_once_for_each_simulated_hour_in_order(jobs_mesh, hourly_job):
     trading, _ = jobs_mesh
     settings = trading.mesh.settings
-    monkeypatch.setitem(REGISTRY, "tests.hourly", JobSpec("tests.hourly", __name__, HOUR, HOURLY))
-    ran: list[str] = []
-
-    @job("tests.hourly")
-    def hourly(run):
-        ran.append(run.key)
-        return {"hour": run.key}
-
+    RAN.clear()
     queue = JobQueue(settings)
     channel = open_channel(settings.service("marketdata").target, lambda: as_service("jobs"))
     marketdata = marketdata_pb2_grpc.MarketDataServiceStub(channel)
     clock = FollowerClock()
     following = asyncio.create_task(clock.follow(marketdata))
-    scheduler = Scheduler(queue, clock, MarketCalendar(marketdata, 10), jobs=[REGISTRY["tests.hourly"]])
+    scheduler = Scheduler(queue, clock, MarketCalendar(marketdata, 10), jobs=[hourly_job])
     stop = asyncio.Event()
     try:
         assert await clock.wait_synced(10)
@@ -98,7 +106,7 @@ async def test_an_hourly_job_runs_once_for_each_simulated_hour_in_order(jobs_mes
             await trading.step_to(datetime(2012, 6, 21, 17, 30, tzinfo=UTC))
 
             async def three():
-                assert ran == ["2012-06-21T15:00Z", "2012-06-21T16:00Z", "2012-06-21T17:00Z"], ran
+                assert RAN == ["2012-06-21T15:00Z", "2012-06-21T16:00Z", "2012-06-21T17:00Z"], RAN
             await eventually(three, timeout=60)
             stop.set()
             await scheduling
