@@ -17,7 +17,8 @@ from services.common.rpc.server import Registration, ServiceRuntime
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    activities = Activities(kit.db, kit.clock, actor_key(settings))
+    audit_key = actor_key(settings)
+    activities = Activities(kit.db, kit.clock, audit_key)
     handlers = {
         "mbt.orders.v1.OrderFilled": activities.on_order_filled,
         "mbt.accounts.v1.AccountOpened": activities.on_account_opened,
@@ -27,5 +28,5 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
         Registration.of(ActivitiesServicer(activities)),
         Registration.of(EventSink(kit.db, kit.outbox, kit.clock, handlers)),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-        Registration.of(AuditChainServicer(AuditTrail(kit.db, actor_key(settings)))),
+        Registration.of(AuditChainServicer(AuditTrail(kit.db, audit_key))),
     ])
