@@ -5,6 +5,9 @@
     mbt token service console [--ttl 600]                            a service token, for platform tooling
     mbt keys new                                                     a new signing key entry
     mbt backtest grid --from 2012-06-21 --to 2012-06-22              a backtest in this process
+    mbt jobs run mbt.verify_audit_chain [--date D | --key K]         run a job for one key, print what it did
+    mbt jobs list [--job NAME]                                       the latest job records
+    mbt audit verify [--from N]                                      verify the audit log's hash chain
 
 Tokens are printed alone on stdout (``TOKEN=$(mbt token user alice)``) and signed with the
 configured keys (``MBT_USER_TOKEN_KEYS``, or ``MBT_SERVICE_TOKEN_KEYS`` for a service token,
@@ -24,10 +27,12 @@ from collections.abc import Sequence
 
 import grpc
 
+from services.activities import audit_cli
 from services.common.security.auth import USER_ID, ServiceCredentials
 from services.common.rpc.channels import open_channel
 from services.common.config import ConfigError, Settings
 from services.common.security.tiers import TierLookup
+from services.jobs import cli as jobs_cli
 from services.matcher.backtest import cli as backtest_cli
 from services.common.security.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
 
@@ -77,6 +82,8 @@ def parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("new", help="print a new kid:secret entry for MBT_USER_TOKEN_KEYS or MBT_SERVICE_TOKEN_KEYS")
     backtest_cli.add_parser(commands)
+    jobs_cli.add_parser(commands)
+    audit_cli.add_parser(commands)
     return root
 
 
@@ -110,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "backtest":
         return backtest_cli.main(args, settings)
+    if args.command == "jobs":
+        return jobs_cli.main(args, settings)
+    if args.command == "audit":
+        return audit_cli.main(args, settings)
     issuer = TokenIssuer(TokenKeys.from_settings(settings))
     if args.kind == OPS:
         print(issuer.ops(args.operator, ttl_seconds=args.ttl))

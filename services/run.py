@@ -21,10 +21,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.config import ConfigError, Settings
 from services.common.rpc.server import listen_problem, port_variable
+from services.jobs.app import embedded_queue_path, ready_marker
 
 # Market data first (it owns the clock the others follow), the matcher last (it loads
 # the working orders from orders at start).
 START_ORDER = ("marketdata", "accounts", "activities", "orders", "matcher")
+# Then the jobs (the scheduler follows market data's clock), then the gateway.
+JOB_ROLES = ("worker", "scheduler")
 READY_TIMEOUT_SECONDS = 60
 MAX_BACKOFF_SECONDS = 30
 
@@ -82,8 +85,14 @@ class Supervisor:
         python = sys.executable
         self.children = [Child(name, [python, "-m", f"services.{name}"], logs / f"{name}.log", pids / f"{name}.pid")
                          for name in START_ORDER]
+        self.children.extend(Child(f"jobs-{role}", [python, "-m", "services.jobs", role], logs / f"jobs-{role}.log",
+                                   pids / f"jobs-{role}.pid") for role in JOB_ROLES)
         self.children.append(Child("gateway", [python, "-m", "gateway"], logs / "gateway.log", pids / "gateway.pid"))
         self.stopping = False
+
+    @staticmethod
+    def job_role(child: Child) -> str | None:
+        return child.name.removeprefix("jobs-") if child.name.startswith("jobs-") else None
 
     def port(self, child: Child) -> int:
         return self.settings.gateway_port if child.name == "gateway" else self.settings.service(child.name).port
@@ -91,16 +100,21 @@ class Supervisor:
     def listen_problems(self) -> list[str]:
         """Ports that are taken before anything starts, each with the setting that moves it."""
         problems = (listen_problem(self.settings.bind_host, self.port(child), port_variable(child.name))
-                    for child in self.children)
+                    for child in self.children if self.job_role(child) is None)
         return [problem for problem in problems if problem]
 
     def address(self, child: Child) -> str:
+        if self.job_role(child) is not None:
+            return "queue: Redis" if self.settings.redis_url else f"queue: {embedded_queue_path(self.settings)}"
         if child.name == "gateway":
             return f"http://{self.settings.bind_host}:{self.port(child)}"
         return f"{self.settings.bind_host}:{self.port(child)}"
 
     def ready(self, child: Child) -> bool:
         host = "127.0.0.1" if self.settings.bind_host in ("0.0.0.0", "::") else self.settings.bind_host
+        role = self.job_role(child)
+        if role is not None:
+            return ready_marker(self.settings, role).exists()
         if child.name == "gateway":
             return _http_ok(f"http://{host}:{self.port(child)}/healthz")
         return _grpc_serving(f"{host}:{self.port(child)}")
@@ -108,9 +122,15 @@ class Supervisor:
     def say(self, text: str) -> None:
         print(f"[mbt] {text}", flush=True)
 
+    def start(self, child: Child) -> None:
+        role = self.job_role(child)
+        if role is not None:  # a marker left by a process that was killed says nothing about this one
+            ready_marker(self.settings, role).unlink(missing_ok=True)
+        child.start()
+
     def start_all(self) -> bool:
         for child in self.children:
-            child.start()
+            self.start(child)
             deadline = time.monotonic() + READY_TIMEOUT_SECONDS
             while not self.ready(child):
                 if self.stopping:
@@ -132,7 +152,7 @@ class Supervisor:
                 if child.process is None:
                     if now >= child.next_start:
                         self.say(f"restarting {child.name} (restart #{child.restarts})")
-                        child.start()
+                        self.start(child)
                     continue
                 code = child.process.poll()
                 if code is None:
@@ -192,7 +212,8 @@ def main() -> int:
         if started:
             supervisor.say(f"all up: REST on http://{settings.bind_host}:{settings.gateway_port}/api/mbt/ , "
                            f"gRPC with reflection on ports "
-                           + ", ".join(str(settings.service(n).port) for n in START_ORDER))
+                           + ", ".join(str(settings.service(n).port) for n in START_ORDER)
+                           + ", jobs on the market clock (mbt jobs list)")
             supervisor.watch()
     finally:
         supervisor.stop_all()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from mbt.common.v1 import user_data_pb2_grpc
+from services.activities.audit_service import AuditChainServicer
+from services.activities.audit_trail import AuditTrail, actor_key
 from services.activities.events import Handlers
 from services.activities.service import ActivitiesServicer
 from services.activities.store import OUTBOX, SERVICE
@@ -16,10 +18,12 @@ from services.common.rpc.server import Registration, ServiceRuntime
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    activities = Activities(kit.db)
+    audit_key = actor_key(settings)
+    activities = Activities(kit.db, audit_key)
     handlers = Handlers(activities, kit.clock).by_event_type()
     return kit.runtime([
         Registration.of(ActivitiesServicer(activities)),
         Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers)),
         Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+        Registration.of(AuditChainServicer(AuditTrail(kit.db, audit_key))),
     ])

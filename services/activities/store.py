@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Index, MetaData, String, Text, and_, or_, select
+from sqlalchemy import JSON, BigInteger, Index, MetaData, String, Text, and_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.activities import audit_chain
 from services.activities.domain import Activity, AuditEntry
 from services.common.trading import Side
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 
 SERVICE = "activities"
+# PostgreSQL advisory lock that serialises appends to the audit chain.
+AUDIT_CHAIN_LOCK = zlib.crc32(b"mbt-audit-chain")
 
 
 class Base(DeclarativeBase):
@@ -44,7 +48,8 @@ class ActivityRow(Base):
 
 
 class AuditLogRow(Base):
-    """Append-only: rows are inserted, never updated (erasure only hashes the actor)."""
+    """Append-only: rows are inserted, never updated (erasure only blanks the clear actor and
+    user ids, which the chain holds as keyed hashes)."""
 
     __tablename__ = "audit_log"
 
@@ -61,6 +66,23 @@ class AuditLogRow(Base):
     service: Mapped[str] = mapped_column(String(32))
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime]
+    # The hash chain (services/activities/audit_chain.py): the row's position in insertion
+    # order, the keyed hashes of actor and user, the previous row's hash and its own.
+    chain_seq: Mapped[int] = mapped_column(BigInteger, index=True, unique=True)
+    actor_hash: Mapped[str] = mapped_column(String(64))
+    user_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+def chain_entry(row: AuditLogRow) -> audit_chain.Entry:
+    """The row as the chain sees it (a row not yet sealed: position 0, empty hashes)."""
+    return audit_chain.Entry(
+        sequence=row.chain_seq or 0, audit_id=row.audit_id, actor_type=row.actor_type, actor_id=row.actor_id,
+        actor_hash=row.actor_hash or "", action=row.action, entity_type=row.entity_type, entity_id=row.entity_id,
+        user_id=row.user_id, user_hash=row.user_hash or "", before=row.before, after=row.after,
+        request_id=row.request_id, service=row.service, occurred_at=row.occurred_at, recorded_at=row.recorded_at,
+        prev_hash=row.prev_hash or "", row_hash=row.row_hash or "")
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
@@ -95,12 +117,35 @@ class ActivityRepository:
         await self.session.flush()
         return True
 
-    async def add_audit(self, entry: AuditEntry) -> bool:
+    async def add_audit(self, entry: AuditEntry, actor_key: bytes) -> bool:
+        """Append ``entry`` to the audit chain (``actor_key``: MBT_AUDIT_ACTOR_KEY); False when
+        an entry with its id is already there."""
         if await self.session.get(AuditLogRow, entry.audit_id) is not None:
             return False
-        self.session.add(AuditLogRow(**{f: getattr(entry, f) for f in _AUDIT_FIELDS}))
+        # Appends are serialised until the transaction ends: on PostgreSQL by a transaction-scoped
+        # advisory lock, on SQLite by the write transaction itself (it holds the database's write lock).
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
+        head = (await self.session.execute(select(AuditLogRow.chain_seq, AuditLogRow.audit_id, AuditLogRow.row_hash)
+                                           .order_by(AuditLogRow.chain_seq.desc()).limit(1))).first()
+        row = AuditLogRow(**{f: getattr(entry, f) for f in _AUDIT_FIELDS})
+        sealed = audit_chain.seal(actor_key, chain_entry(row), audit_chain.Link(*head) if head else None)
+        row.chain_seq, row.actor_hash, row.user_hash = sealed.sequence, sealed.actor_hash, sealed.user_hash
+        row.prev_hash, row.row_hash = sealed.prev_hash, sealed.row_hash
+        self.session.add(row)
         await self.session.flush()
         return True
+
+    async def chain_link(self, sequence: int) -> audit_chain.Link | None:
+        found = (await self.session.execute(select(AuditLogRow.chain_seq, AuditLogRow.audit_id, AuditLogRow.row_hash)
+                                            .where(AuditLogRow.chain_seq == sequence))).first()
+        return audit_chain.Link(*found) if found else None
+
+    async def chain_entries(self, from_sequence: int, limit: int) -> list[audit_chain.Entry]:
+        """Rows of the chain from position ``from_sequence`` on, in chain order."""
+        query = (select(AuditLogRow).where(AuditLogRow.chain_seq >= from_sequence)
+                 .order_by(AuditLogRow.chain_seq).limit(limit))
+        return [chain_entry(row) for row in (await self.session.execute(query)).scalars()]
 
     async def activity(self, activity_id: str, user_id: str) -> Activity | None:
         row = (await self.session.execute(select(ActivityRow).where(

@@ -15,17 +15,18 @@ from services.common.persistence.uow import UnitOfWork
 
 
 class Activities:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, audit_key: bytes) -> None:
         self.db = db
+        self.audit_key = audit_key
 
     async def record_activity(self, uow: UnitOfWork, activity: Activity) -> None:
         await ActivityRepository(uow.session).add_activity(activity)
 
     async def record_audit(self, uow: UnitOfWork, entry: AuditEntry) -> None:
-        await ActivityRepository(uow.session).add_audit(entry)
+        await ActivityRepository(uow.session).add_audit(entry, self.audit_key)
 
     async def list_for(self, user_id: str, activity_type: str | None, start: datetime | None, end: datetime | None,
-                   size: int, token: str) -> tuple[list[Activity], str]:
+                       size: int, token: str) -> tuple[list[Activity], str]:
         """A user's activities in [start, end), newest first, optionally of one type."""
         if start and end and start >= end:
             raise invalid_argument("from must be before to", "from")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+
 from google.protobuf import json_format, struct_pb2
 
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2
-from datetime import datetime
-from decimal import Decimal
-
-from services.activities.domain import Activity, AuditEntry, fill_activity as _fill_activity
+from services.activities.audit_chain import Break, Link
+from services.activities.domain import Activity, AuditEntry
+from services.activities.domain import fill_activity as _fill_activity
 from services.activities.domain import opening_activity as _opening_activity
-from services.common.wire.conv import amount_str, from_timestamp, parse_decimal, parse_enum, price_str, qty_str, \
-    to_timestamp
+from services.common.wire.conv import (amount_str, from_timestamp, parse_decimal, parse_enum, price_str, qty_str,
+                                       to_timestamp)
 from services.common.wire.trading import SIDE_WIRE, SIDES
 
 TYPES = {activities_pb2.ACTIVITY_TYPE_FILL: "fill", activities_pb2.ACTIVITY_TYPE_DIVIDEND: "dividend",
@@ -77,3 +79,15 @@ def audit_to_proto(row: AuditEntry) -> activities_pb2.AuditEntry:
         after=_struct(row.after), request_id=row.request_id, occurred_at=to_timestamp(row.occurred_at),
         service=row.service)
     return activities_pb2.AuditEntry(audit_id=row.audit_id, record=record, recorded_at=to_timestamp(row.recorded_at))
+
+
+def link_to_proto(link: Link) -> activities_pb2.AuditChainLink:
+    return activities_pb2.AuditChainLink(sequence=link.sequence, audit_id=link.audit_id, row_hash=link.row_hash)
+
+
+def link_from_proto(message: activities_pb2.AuditChainLink) -> Link:
+    return Link(message.sequence, message.audit_id, message.row_hash)
+
+
+def break_to_proto(broken: Break) -> activities_pb2.AuditChainBreak:
+    return activities_pb2.AuditChainBreak(sequence=broken.sequence, audit_id=broken.audit_id, reason=broken.reason)

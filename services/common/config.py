@@ -173,6 +173,21 @@ def _parse_token_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(keys)
 
 
+def _parse_secret_key(raw: str) -> bytes:
+    """One base64url secret of at least 32 bytes, alone or as ``kid:secret`` (the kid is
+    ignored); empty: none configured."""
+    encoded = raw.strip().rpartition(":")[2]
+    if not encoded:
+        return b""
+    try:
+        secret = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("expected a base64url secret") from None
+    if len(secret) < MIN_TOKEN_KEY_BYTES:
+        raise ValueError(f"the secret must be at least {MIN_TOKEN_KEY_BYTES} bytes")
+    return secret
+
+
 def setting(name: str, default: str | None, doc: str, parse: Callable[[str], Any] = str, *,
             secret: bool = False) -> Any:
     """Declare a setting read from environment variable ``name``.
@@ -380,6 +395,26 @@ class Settings:
     hsts_seconds: int = setting("MBT_HSTS_SECONDS", "0",
                                 "`Strict-Transport-Security` max-age sent on every response; 0 sends none (set it where TLS terminates in front of the gateway).",
                                 int)
+    audit_actor_key: bytes = setting(
+        "MBT_AUDIT_ACTOR_KEY", "",
+        "Key of the keyed hashes (HMAC-SHA256) that stand for actor and user ids in the audit log's hash chain, so an erasure can blank the clear ids and the chain still verifies: a base64url secret of 32+ bytes, alone or as the `kid:secret` `mbt keys new` prints. Keep it for the life of the audit log (verification checks clear ids against it). Empty: a published development key, refused in production.",
+        _parse_secret_key, secret=True)
+
+    # -- jobs (services/jobs): Celery worker and market-clock scheduler ---------------------
+    jobs_database_url: str = setting(
+        "MBT_JOBS_DATABASE_URL", None,
+        "The jobs' own database: one record per job and key (what was done, by which attempt) and the schedule's cursors. Default: `sqlite:///var/jobs.db`; migrated at start.")
+    jobs_visibility_timeout_seconds: float = setting(
+        "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS", "300",
+        "A job run that has not reported for this long (wall seconds; a running job reports every third of it) is taken for lost, its worker killed, and is run again; also Redis's visibility timeout for unacknowledged jobs.",
+        _parse_positive_float)
+    jobs_concurrency: int = setting(
+        "MBT_JOBS_CONCURRENCY", "2", "Jobs one worker process runs at once (threads; jobs mostly wait on gRPC calls).",
+        _parse_positive_int)
+    jobs_metrics_port: int = setting(
+        "MBT_JOBS_METRICS_PORT", "0",
+        "Port of the jobs worker's Prometheus metrics (`/metrics` on `MBT_BIND_HOST`): `mbt_job_runs_total`, `mbt_audit_chain_breaks_total`; 0 exposes none.",
+        int)
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
 
     @classmethod
@@ -401,6 +436,7 @@ class Settings:
         if production and values["dev_login"]:
             raise ConfigError("MBT_DEV_LOGIN=1 is refused when MBT_ENV=production")
         values.setdefault("gateway_database_url", f"sqlite:///{values['data_dir'] / 'gateway.db'}")
+        values.setdefault("jobs_database_url", f"sqlite:///{values['data_dir'] / 'jobs.db'}")
         values.setdefault("public_origins", (f"http://localhost:{values['gateway_port']}",))
         if not values.get("allowed_hosts"):  # unset or empty: never "no host at all"
             values["allowed_hosts"] = tuple(dict.fromkeys(
@@ -438,7 +474,7 @@ def _check_security(values: dict[str, Any], production: bool) -> None:
                           "127.0.0.1, or set MBT_ALLOW_DEV_KEYS=1 on a network you trust.")
     if not production:
         return
-    for name in ("user_token_keys", "service_token_keys"):
+    for name in ("user_token_keys", "service_token_keys", "audit_actor_key"):
         if not values[name]:
             raise ConfigError(f"MBT_{name.upper()} must be set when MBT_ENV=production (`mbt keys new` makes one)")
     if any(not origin.startswith("https://") for origin in values["public_origins"] + values["cors_origins"]):

@@ -62,7 +62,7 @@ class ServiceKit:
                                                                         marketdata_pb2_grpc.MarketDataServiceStub)))
         if tables is not None:
             url = settings.service(name).database_url
-            migrate.upgrade(name, url)
+            migrate.upgrade(name, url, settings=settings)
             kit.db = Database(url, pool_size=settings.db_pool_size)
             kit.outbox = Outbox(name, tables, kit.clock)
             sinks = {consumer: kit.stub(consumer, events_pb2_grpc.EventSinkServiceStub)

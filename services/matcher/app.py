@@ -11,6 +11,7 @@ from services.common.kit import ServiceKit
 from services.common.persistence import migrate
 from services.common.persistence.db import Database
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.jobs.queue import JobQueue
 from services.matcher.clients import MarketDataClient, OrdersClient, SessionCalendar
 from services.matcher.events import MatcherEvents
 from services.matcher.service import BacktestServicer, MatcherServicer
@@ -33,10 +34,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     migrate.upgrade(SERVICE, url)
     db = Database(url, pool_size=settings.db_pool_size)
     # Backtest runs are bookkept in wall time: they run now, whatever the market clock says.
-    backtests = Backtests(settings, db, WallClock(), marketdata)
+    queue = JobQueue(settings)
+    backtests = Backtests(settings, db, WallClock(), marketdata, queue)
     runtime = kit.runtime([Registration.of(MatcherServicer(engine, explainer)), Registration.of(MatcherEvents(engine)),
                            Registration.of(BacktestServicer(backtests))],
-                          background=[engine.run, backtests.run_queued])
+                          background=[engine.run, backtests.offer_queued])
     runtime.closers.insert(0, engine.close)
-    runtime.closers.append(db.aclose)
+    runtime.closers.extend([queue.close, db.aclose])
     return runtime

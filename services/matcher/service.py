@@ -52,6 +52,10 @@ class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
         report = await self.backtests.report(require_user_id(), backtest_id)
         return matcher_pb2.GetBacktestReportResponse(report=wire.report_to_proto(backtest_id, report))
 
+    async def RunBacktest(self, request, context):
+        async for run in self.backtests.run(_backtest_id(request.backtest_id)):
+            yield matcher_pb2.RunBacktestResponse(backtest=wire.backtest_to_proto(run))
+
     async def GetBacktestFile(self, request, context):
         backtest_id = _backtest_id(request.backtest_id)
         found = await self.backtests.file(require_user_id(), backtest_id, _required(request.name, "name"))

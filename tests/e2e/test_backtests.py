@@ -1,5 +1,5 @@
-"""Backtests through REST and native gRPC on the whole mesh: queued, run in the matcher's
-background with progress, reported; each user sees only their own; a failing strategy
+"""Backtests through REST and native gRPC on the whole mesh: queued, run by the
+``mbt.run_backtest`` job (a real jobs worker process) in the matcher with progress, reported; each user sees only their own; a failing strategy
 is a failed backtest with its error (never a 500); the user's paper account is untouched."""
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ import grpc
 import pytest
 
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from services.common.config import Settings
 from services.matcher.backtest import examples
 from services.matcher.backtest.strategy import Strategy
 from tests.support.identity import as_user, sign_in
-from tests.support.mesh import gateway_client
-from tests.support.trading import eventually, start_trading_mesh
+from tests.support.jobs import JobsProcesses
+from tests.support.mesh import gateway_client, start_mesh
+from tests.support.trading import eventually, trading_environ
 
 DAY = {"from_date": "2012-06-21", "to_date": "2012-06-21"}
 
@@ -30,9 +32,13 @@ class Exploding(Strategy):
 
 @pytest.fixture
 async def mesh(databases, tmp_path, monkeypatch):
-    monkeypatch.setitem(examples.REGISTRY, "exploding", Exploding)
-    mesh = await start_trading_mesh(databases, tmp_path)
+    monkeypatch.setitem(examples.REGISTRY, "exploding", Exploding)  # the matcher, in this process, runs strategies
+    environ = trading_environ(databases, tmp_path)
+    mesh = await start_mesh(Settings.from_env(environ))
+    worker = JobsProcesses(environ, tmp_path / "logs")
+    await worker.start("worker")
     yield mesh
+    await worker.stop()
     await mesh.stop()
 
 

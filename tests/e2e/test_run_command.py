@@ -1,7 +1,8 @@
-"""The embedded default boots from the run command: every service and the gateway come
-up, /healthz reports all upstreams serving, a killed service is reported and restarted,
-and Ctrl-C stops everything."""
+"""The embedded default boots from the run command: every service, the jobs worker and
+scheduler and the gateway come up, /healthz reports all upstreams serving, a job runs on
+the embedded queue, a killed service is reported and restarted, and Ctrl-C stops everything."""
 
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,12 @@ def test_the_run_command_boots_everything_restarts_the_dead_and_stops_cleanly(em
     for name in SERVICES:
         assert f"{name}" in out.read_text() and env[f"MBT_{name.upper()}_PORT"] in out.read_text()
     assert (tmp_path / "var" / "orders.db").exists()
+    for role in ("worker", "scheduler"):
+        assert f"jobs-{role} ready  queue: {tmp_path / 'var' / 'jobs-queue.db'}" in out.read_text()
+    ran = subprocess.run([sys.executable, "-m", "services.cli", "jobs", "run", "mbt.verify_audit_chain", "--date",
+                          "2012-06-20", "--wait", "60"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["state"] == "done" and json.loads(ran.stdout)["result"]["broken"] is None
 
     orders_pid = int((tmp_path / "var" / "run" / "orders.pid").read_text())
     os.kill(orders_pid, signal.SIGKILL)

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, inspect
 from services.common.persistence import migrate
 from services.common.persistence.db import normalize_url
 
-SERVICES_WITH_DATABASES = ["accounts", "orders", "matcher", "marketdata", "activities", "gateway"]
+SERVICES_WITH_DATABASES = ["accounts", "orders", "matcher", "marketdata", "activities", "gateway", "jobs"]
 
 
 def table_names(url: str) -> set[str]:
@@ -19,7 +19,8 @@ def table_names(url: str) -> set[str]:
 
 
 def store_module(component: str):
-    return __import__("gateway.store" if component == "gateway" else f"services.{component}.store", fromlist=["Base"])
+    module = {"gateway": "gateway.store", "jobs": "services.jobs.records"}.get(component, f"services.{component}.store")
+    return __import__(module, fromlist=["Base"])
 
 
 def model_tables(service: str) -> set[str]:

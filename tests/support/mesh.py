@@ -27,13 +27,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def mesh_settings(databases: DatabaseFactory, data_dir, **env: str) -> Settings:
+def mesh_environ(databases: DatabaseFactory, data_dir, **env: str) -> dict[str, str]:
+    """The environment of a test mesh (what its jobs processes are started with too)."""
     environ = {"MBT_DATA_DIR": str(data_dir), "MBT_LOG_FORMAT": "text", "MBT_ALLOWED_HOSTS": TEST_HOST, **env}
     for name in SERVICES:
         environ.setdefault(f"MBT_{name.upper()}_PORT", str(free_port()))
         environ.setdefault(f"MBT_{name.upper()}_DATABASE_URL", databases.new(name))
     environ.setdefault("MBT_GATEWAY_DATABASE_URL", databases.new("gateway"))
-    return Settings.from_env(environ)
+    return environ
+
+
+def mesh_settings(databases: DatabaseFactory, data_dir, **env: str) -> Settings:
+    return Settings.from_env(mesh_environ(databases, data_dir, **env))
 
 
 def build_service(name: str, settings: Settings, **kwargs):

@@ -14,7 +14,8 @@ from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
 from services.common.wire.conv import from_timestamp, to_timestamp
 from tests.support.identity import BULK_TIER, as_service, as_user, rest_headers
-from tests.support.mesh import Mesh, gateway_client, mesh_settings, start_mesh
+from services.common.config import Settings
+from tests.support.mesh import Mesh, gateway_client, mesh_environ, start_mesh
 
 # The replay starts 30 minutes after the recording's open: 2012-06-21 10:00 New York.
 START = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
@@ -25,10 +26,12 @@ def ns(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
+def trading_environ(databases, data_dir, **env: str) -> dict[str, str]:
+    return mesh_environ(databases, data_dir, MBT_REPLAY_MODE="stepped", MBT_REPLAY_START=START.isoformat(), **env)
+
+
 async def start_trading_mesh(databases, data_dir, **env: str) -> Mesh:
-    settings = mesh_settings(databases, data_dir, MBT_REPLAY_MODE="stepped",
-                             MBT_REPLAY_START=START.isoformat(), **env)
-    return await start_mesh(settings)
+    return await start_mesh(Settings.from_env(trading_environ(databases, data_dir, **env)))
 
 
 class Trading:

@@ -12,6 +12,13 @@ LEDGER_REFUSALS = Counter(
     "(a fill no hold covers, negative cash or a short in a cash account, a reused idempotency key).",
     ["service", "reason"])
 
+JOB_RUNS = Counter(
+    "mbt_job_runs", "Deliveries of jobs by outcome: done, skipped (the key was done, failed for good, or held "
+    "by another live run), retried, failed (for good).", ["job", "outcome"])
+AUDIT_CHAIN_BREAKS = Counter(
+    "mbt_audit_chain_breaks", "Verifications of the audit log's hash chain that found a broken link (an alert: "
+    "rows were altered, removed or reordered).")
+
 
 async def serve_metrics(port: int, host: str) -> None:
     """Serve ``/metrics`` (a daemon thread of prometheus_client) for the process's lifetime."""

@@ -2,7 +2,9 @@
 (``services/<name>/migrations``; the gateway's is ``gateway/migrations``) and its own
 version table, at start.
 
-On PostgreSQL an advisory lock makes concurrent replicas migrate one at a time.
+On PostgreSQL an advisory lock makes concurrent replicas migrate one at a time. A migration
+that needs configuration (a key to seal existing rows with) reads the process's settings
+from ``context.config.attributes["settings"]``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.pool import NullPool
 
+from services.common.config import Settings
 from services.common.persistence.db import normalize_url
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,16 +33,17 @@ def version_table(service: str) -> str:
     return f"alembic_version_{service}"
 
 
-def alembic_config(service: str, url: str) -> Config:
+def alembic_config(service: str, url: str, settings: Settings | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir(service)))
     config.attributes["service"] = service
     config.attributes["url"] = normalize_url(url)
+    config.attributes["settings"] = settings
     return config
 
 
-def upgrade(service: str, url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(service, url), revision)
+def upgrade(service: str, url: str, revision: str = "head", *, settings: Settings | None = None) -> None:
+    command.upgrade(alembic_config(service, url, settings), revision)
 
 
 def downgrade(service: str, url: str, revision: str = "base") -> None:

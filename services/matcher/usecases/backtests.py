@@ -1,18 +1,20 @@
-"""What the matcher does with backtests: queue them, run them one at a time in the
-background of this process (status and progress persisted, so a restart resumes what was
-queued or running), and serve their status, report and files to their owner only.
+"""What the matcher does with backtests: store them queued and offer each to the
+``mbt.run_backtest`` job, run one when that job asks (``RunBacktest``: one at a time in this
+process, status and progress persisted), and serve their status, report and files to their
+owner only.
 
-A run reads its spec from its stored row and writes its outcome back: the same
-``run(backtest_id)`` is what the ``mbt.run_backtest`` Celery task will call. The engine
-is CPU-bound Python and runs in a worker thread; the live matcher shares the process
-(and the interpreter lock) while it runs.
+A run reads its spec from its stored row and writes its outcome back. The job's queue
+decides when a backtest runs and runs it again if its worker dies; this process only
+guarantees that one backtest id is never run twice at once here (a second ``run`` joins the
+first) and that a finished one is never run again. The engine is CPU-bound Python and runs in
+a worker thread; the live matcher shares the process (and the interpreter lock) while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 from services.common.clock import Clock
@@ -27,21 +29,32 @@ from services.matcher.backtest.model import BacktestRun, BacktestSpec, ResultCon
 from services.matcher.backtest.results import content_type
 from services.matcher.backtest.runs import build_strategy, execute, feed_for
 from services.matcher.backtest.script import ScriptError
+from services.jobs.queue import JobQueue
 from services.matcher.clients import MarketDataClient
 from services.matcher.store import BacktestRepository
 
 log = logging.getLogger(__name__)
 EXPECTED_FAILURES = (DomainError, StrategyError, ScriptError, FeedError)
 REPORT = "report.html"
+RUN_BACKTEST = "mbt.run_backtest"
+# How often a run's watchers look at its stored progress; how long to wait before offering
+# again when the jobs' queue could not be reached.
+PROGRESS_POLL_SECONDS = 0.5
+OFFER_RETRY_SECONDS = 5
 
 
 class Backtests:
-    def __init__(self, settings: Settings, db: Database, clock: Clock, marketdata: MarketDataClient) -> None:
+    def __init__(self, settings: Settings, db: Database, clock: Clock, marketdata: MarketDataClient,
+                 queue: JobQueue) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
         self.marketdata = marketdata
+        self.queue = queue
         self._wake = asyncio.Event()
+        self._offered: set[str] = set()
+        self._runs: dict[str, asyncio.Task] = {}
+        self._one_at_a_time = asyncio.Lock()
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -88,19 +101,72 @@ class Backtests:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def run_queued(self) -> None:
-        """Background: run what is queued (or was running when the process stopped), oldest first."""
+    async def offer_queued(self) -> None:
+        """Background: offer every unfinished backtest to the ``mbt.run_backtest`` job — at
+        start what was queued or running when the process stopped, then each new one. The
+        job is keyed by backtest id, so offering one again sends nothing (unless its job had
+        failed for good, the matcher away too long: then it is sent again)."""
         while True:
             self._wake.clear()
-            async with self.db.reading() as session:
-                unfinished = await BacktestRepository(session).unfinished()
-            for backtest_id in unfinished:
-                await self.run(backtest_id)
+            try:
+                async with self.db.reading() as session:
+                    unfinished = await BacktestRepository(session).unfinished()
+                for backtest_id in unfinished:
+                    if backtest_id not in self._offered:
+                        await asyncio.to_thread(self.queue.rerun, RUN_BACKTEST, backtest_id)
+                        self._offered.add(backtest_id)
+            except Exception as exc:  # the jobs' database or broker away: the backtests wait, queued
+                log.warning("cannot offer backtests to the jobs queue; retrying",
+                            extra={"fields": {"error": str(exc)[:300]}})
+                await asyncio.sleep(OFFER_RETRY_SECONDS)
+                continue
             await self._wake.wait()
 
-    async def run(self, backtest_id: str) -> None:
-        """Run one stored backtest to its end; its outcome (or its error) is stored."""
-        run = await self._update(backtest_id, lambda stored: stored.started(self.clock.now()))
+    async def run(self, backtest_id: str) -> AsyncIterator[BacktestRun]:
+        """Run a stored backtest to its end, yielding its state as it progresses and then its
+        final state. A backtest this process is running already is joined; a finished one is
+        answered as it is. Leaving early (the caller gone) does not stop the run. Raises
+        not_found for an unknown id."""
+        running = self._runs.get(backtest_id)
+        if running is None:
+            current = await self._stored(backtest_id)
+            if not current.unfinished:
+                yield current
+                return
+            running = self._runs.get(backtest_id)  # another call may have started it meanwhile
+            if running is None:
+                running = self._runs[backtest_id] = asyncio.create_task(self._execute(backtest_id))
+                running.add_done_callback(lambda _: self._runs.pop(backtest_id, None))
+        seen = None
+        while True:
+            finished = running.done()
+            current = await self._stored(backtest_id)
+            if (current.status, current.progress_percent) != seen:
+                seen = (current.status, current.progress_percent)
+                yield current
+            if finished:
+                return
+            await asyncio.wait({running}, timeout=PROGRESS_POLL_SECONDS)
+
+    async def _stored(self, backtest_id: str) -> BacktestRun:
+        """The backtest, whoever owns it (for the platform's job); not_found otherwise."""
+        async with self.db.reading() as session:
+            run = await BacktestRepository(session).get(backtest_id)
+        if run is None:
+            raise not_found("backtest", backtest_id)
+        return run
+
+    async def _execute(self, backtest_id: str) -> None:
+        async with self._one_at_a_time:
+            await self._execute_alone(backtest_id)
+
+    async def _execute_alone(self, backtest_id: str) -> None:
+        """Run one stored backtest to its end; its outcome (or its error) is stored. Nothing
+        happens when it finished meanwhile (run elsewhere)."""
+        run = await self._update(backtest_id, lambda stored: stored.started(self.clock.now())
+                                 if stored.unfinished else stored)
+        if not run.unfinished:
+            return
         loop = asyncio.get_running_loop()
         try:
             run.spec.validate()

@@ -8,7 +8,7 @@ from services.common.config import main as config_main
 README = Path(__file__).resolve().parents[3] / "README.md"
 KEY = "k1:" + "A" * 43  # 32 bytes of base64url
 PRODUCTION = {"MBT_ENV": "production", "MBT_USER_TOKEN_KEYS": KEY, "MBT_SERVICE_TOKEN_KEYS": "k2:" + "B" * 43,
-              "MBT_PUBLIC_ORIGINS": "https://app.mbt.example"}
+              "MBT_AUDIT_ACTOR_KEY": "C" * 43, "MBT_PUBLIC_ORIGINS": "https://app.mbt.example"}
 
 
 def test_defaults_are_the_embedded_default():
@@ -26,7 +26,7 @@ def test_production_turns_dev_login_off_and_refuses_it_on():
         Settings.from_env({**PRODUCTION, "MBT_DEV_LOGIN": "1"})
 
 
-@pytest.mark.parametrize("missing", ["MBT_USER_TOKEN_KEYS", "MBT_SERVICE_TOKEN_KEYS"])
+@pytest.mark.parametrize("missing", ["MBT_USER_TOKEN_KEYS", "MBT_SERVICE_TOKEN_KEYS", "MBT_AUDIT_ACTOR_KEY"])
 def test_production_refuses_to_start_on_the_development_keys(missing):
     environ = {key: value for key, value in PRODUCTION.items() if key != missing}
     with pytest.raises(ConfigError, match=missing):

@@ -1,0 +1,91 @@
+"""The task registry: every job MBT runs, where its task lives, what its key is and when it
+runs. A job is added here and defined, with ``services.jobs.runs.job``, in the ``tasks.py``
+of the service that owns what it changes.
+
+Cadences follow the market clock (``services.jobs.schedule``): ``SESSION_CLOSE`` at each
+XNYS session's close (key: the session's date), ``HOURLY`` at each whole simulated hour
+(key: the hour, UTC). A job without a cadence runs when something offers it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+SESSION_CLOSE = "session_close"
+HOURLY = "hourly"
+
+
+@dataclass(frozen=True)
+class KeyKind:
+    """What a job's key names, and how a given key is checked."""
+
+    name: str
+    example: str
+    pattern: str
+
+    def check(self, key: str) -> str:
+        """``key`` when it is one of this kind; raises ValueError saying what is expected."""
+        if not re.fullmatch(self.pattern, key):
+            raise ValueError(f"a key is a {self.name}, like {self.example}; got {key!r}")
+        return key
+
+
+class _DateKind(KeyKind):
+    def check(self, key: str) -> str:
+        super().check(key)
+        try:
+            date.fromisoformat(key)
+        except ValueError:
+            raise ValueError(f"a key is a {self.name}, like {self.example}; {key!r} is no such day") from None
+        return key
+
+
+class _HourKind(KeyKind):
+    def check(self, key: str) -> str:
+        super().check(key)
+        try:
+            datetime.strptime(key, "%Y-%m-%dT%H:00Z")
+        except ValueError:
+            raise ValueError(f"a key is a {self.name}, like {self.example}; {key!r} is no such hour") from None
+        return key
+
+
+SESSION_DATE = _DateKind("session date", "2012-06-21", r"\d{4}-\d{2}-\d{2}")
+HOUR = _HourKind("whole hour, UTC", "2012-06-21T15:00Z", r"\d{4}-\d{2}-\d{2}T\d{2}:00Z")
+BACKTEST_ID = KeyKind("backtest id", "bt_…", r"bt_[a-z2-7]{24}")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    # The module that defines its task (the owning service's tasks.py).
+    module: str
+    key: KeyKind
+    # When the scheduler offers it; None: when something else does.
+    cadence: str | None = None
+    description: str = ""
+
+
+REGISTRY: dict[str, JobSpec] = {spec.name: spec for spec in (
+    JobSpec("mbt.run_backtest", "services.matcher.tasks", BACKTEST_ID,
+            description="runs a queued backtest in the matcher, reporting its progress"),
+    JobSpec("mbt.verify_audit_chain", "services.activities.tasks", SESSION_DATE, SESSION_CLOSE,
+            description="walks the audit log's hash chain after each close; a break is an error and a metric"),
+)}
+
+
+def spec(name: str) -> JobSpec:
+    """Raises KeyError naming the registered jobs."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no job {name!r}; jobs: {', '.join(sorted(REGISTRY))}") from None
+
+
+def key_for_date(job: JobSpec, day: date) -> str:
+    """The key of ``job`` for ``mbt jobs run --date``; ValueError for a job not keyed by date."""
+    if job.key is not SESSION_DATE:
+        raise ValueError(f"{job.name} is keyed by {job.key.name} ({job.key.example}): give --key")
+    return day.isoformat()

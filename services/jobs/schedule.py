@@ -1,0 +1,39 @@
+"""When scheduled jobs fall due, on the market clock: pure rules, no I/O.
+
+``SESSION_CLOSE``: at each XNYS session's close (early closes included), keyed by the
+session's date. ``HOURLY``: at each whole hour of market time (UTC), keyed by the hour.
+In replay that is simulated time: a step over three sessions passes three closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from services.jobs.registry import HOURLY, SESSION_CLOSE
+
+
+@dataclass(frozen=True)
+class Session:
+    day: date
+    close_at: datetime
+
+
+@dataclass(frozen=True)
+class Due:
+    """A due point: the job's key for it and its market time."""
+
+    key: str
+    at: datetime
+
+
+def next_due(cadence: str, after: datetime, sessions: Sequence[Session]) -> Due | None:
+    """The first due point of ``cadence`` strictly after ``after``. ``sessions``: the trading
+    sessions known from ``after`` on, in order; None when they do not reach the next close."""
+    if cadence == SESSION_CLOSE:
+        return next((Due(s.day.isoformat(), s.close_at) for s in sessions if s.close_at > after), None)
+    if cadence == HOURLY:
+        hour = after.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return Due(hour.strftime("%Y-%m-%dT%H:00Z"), hour)
+    raise ValueError(f"unknown cadence {cadence!r}")
