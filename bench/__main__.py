@@ -37,10 +37,12 @@ def summary(module: ModuleType) -> str:
 def parser(found: dict[str, ModuleType]) -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<12} {summary(module)}" for name, module in found.items())
     root = argparse.ArgumentParser(
-        prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m bench",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run MBT's benchmarks and print their figures (each the median of several runs). "
-                    "`make bench [name ...]` does the same.",
-        epilog=f"benchmarks:\n{listing}")
+        "`make bench [name ...]` does the same.",
+        epilog=f"benchmarks:\n{listing}",
+    )
     root.add_argument("names", nargs="*", metavar="name", help="benchmarks to run (default: all)")
     return root
 

@@ -44,7 +44,7 @@ TICKS = int(os.environ.get("MBT_BENCH_BACKTEST_TICKS", "1000000"))
 RESTING = (10, 1_000)
 RUNS = 5
 NAUTILUS_RUNS = int(os.environ.get("MBT_BENCH_NAUTILUS_RUNS", "3"))
-FIRST_QUOTE_NS = 1699972260 * 1_000_000_000   # 2023-11-14 14:31 UTC, a minute after the XNYS open
+FIRST_QUOTE_NS = 1699972260 * 1_000_000_000  # 2023-11-14 14:31 UTC, a minute after the XNYS open
 STEP_NS = 1_000_000
 AIMS = {10: ">= 10x NautilusTrader", 1_000: ">= 100x NautilusTrader"}
 
@@ -80,20 +80,36 @@ def synthetic_feed(bids: list[int], asks: list[int]) -> Feed:
     n = len(bids)
     times = FIRST_QUOTE_NS + np.arange(n, dtype=np.int64) * STEP_NS
     size = np.full(n, 1_000_000, dtype=np.int64)
-    return Feed.from_columns(["SIM"], np.zeros(n, dtype=np.int32), times, np.asarray(bids, dtype=np.int64),
-                             np.asarray(asks, dtype=np.int64), size, size, np.arange(1, n + 1, dtype=np.int64), 2,
-                             sessions(), f"{n:,} random-walk quotes")
+    return Feed.from_columns(
+        ["SIM"],
+        np.zeros(n, dtype=np.int32),
+        times,
+        np.asarray(bids, dtype=np.int64),
+        np.asarray(asks, dtype=np.int64),
+        size,
+        size,
+        np.arange(1, n + 1, dtype=np.int64),
+        2,
+        sessions(),
+        f"{n:,} random-walk quotes",
+    )
 
 
 def grid(peers, k: int) -> Grid:
     """The scenario's K slots: offsets from the peers' seeded table (slot, quote index)."""
-    return Grid({"symbol": "SIM", "slots": str(k), "qty": "100", "center": "100.00"},
-                offset=lambda slot, sequence: peers.replacement_offset(slot, max(0, sequence - 1)))
+    return Grid(
+        {"symbol": "SIM", "slots": str(k), "qty": "100", "center": "100.00"},
+        offset=lambda slot, sequence: peers.replacement_offset(slot, max(0, sequence - 1)),
+    )
 
 
 def mbt_run(peers, feed: Feed, k: int):
-    config = BacktestConfig(start_ns=FIRST_QUOTE_NS - 1, end_ns=FIRST_QUOTE_NS + len(feed) * STEP_NS,
-                            account_type="margin", starting_cash=Decimal(10**9))
+    config = BacktestConfig(
+        start_ns=FIRST_QUOTE_NS - 1,
+        end_ns=FIRST_QUOTE_NS + len(feed) * STEP_NS,
+        account_type="margin",
+        starting_cash=Decimal(10**9),
+    )
     return Backtest(feed, grid(peers, k), config).run()
 
 
@@ -102,19 +118,28 @@ def _scenario(peers, feed: Feed, k: int, index_seconds: float) -> list[Figure]:
     naive_fills, _ = peers.run_b(*_quotes(feed), k)
     seconds = median_of(RUNS, lambda: _timed(lambda: mbt_run(peers, feed, k)))
     rate = len(feed) / seconds
-    config = (f"{len(feed):,} random-walk quotes, K={k:,} resting GTC limits of 100 sh re-placed on fill, "
-              f"{len(result.fills):,} fills (the peers' heap baseline: {naive_fills:,}), {result.decisions:,} "
-              f"decide() calls, full ledger, margin account; the run (Backtest.run, {seconds:.2f} s); building "
-              f"the feed's search index once takes {index_seconds:.2f} s more, like Nautilus's add_data "
-              f"(with it: {len(feed) / (seconds + index_seconds):,.0f} ticks/s); {machine()}")
+    config = (
+        f"{len(feed):,} random-walk quotes, K={k:,} resting GTC limits of 100 sh re-placed on fill, "
+        f"{len(result.fills):,} fills (the peers' heap baseline: {naive_fills:,}), {result.decisions:,} "
+        f"decide() calls, full ledger, margin account; the run (Backtest.run, {seconds:.2f} s); building "
+        f"the feed's search index once takes {index_seconds:.2f} s more, like Nautilus's add_data "
+        f"(with it: {len(feed) / (seconds + index_seconds):,.0f} ticks/s); {machine()}"
+    )
     figures = [Figure(f"MBT backtest, K={k:,}", rate, "ticks/s", RUNS, config)]
     nautilus = _nautilus(k)
     if nautilus is not None:
         nautilus_rate, line = nautilus
-        figures.append(Figure(f"NautilusTrader BacktestEngine, K={k:,}", nautilus_rate, "ticks/s", NAUTILUS_RUNS,
-                              line))
-        figures.append(Figure(f"MBT / NautilusTrader, K={k:,}", rate / nautilus_rate, "x", RUNS,
-                              "ratio of the two medians above", AIMS[k]))
+        figures.append(Figure(f"NautilusTrader BacktestEngine, K={k:,}", nautilus_rate, "ticks/s", NAUTILUS_RUNS, line))
+        figures.append(
+            Figure(
+                f"MBT / NautilusTrader, K={k:,}",
+                rate / nautilus_rate,
+                "x",
+                RUNS,
+                "ratio of the two medians above",
+                AIMS[k],
+            )
+        )
     return figures
 
 
@@ -136,8 +161,12 @@ def _nautilus(k: int) -> tuple[float, str] | None:
         return None
     rates, last = [], ""
     for _ in range(NAUTILUS_RUNS):
-        done = subprocess.run([str(NAUTILUS_PYTHON), str(script), "--ticks", str(TICKS), "--orders", str(k)],
-                              capture_output=True, text=True, timeout=3600)
+        done = subprocess.run(
+            [str(NAUTILUS_PYTHON), str(script), "--ticks", str(TICKS), "--orders", str(k)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         match = re.search(r"ticks_per_s=([\d,]+)", done.stdout)
         if done.returncode != 0 or match is None:
             print(f"  (NautilusTrader failed: {done.stderr.strip()[-300:]})")
@@ -171,14 +200,23 @@ def _bundled() -> list[Figure]:
     for slots in ("10", "1000"):
         rates, peak, fills, ticks = [], 0, 0, 0
         for _ in range(3):
-            done = subprocess.run([sys.executable, "-c", BUNDLED_SCRIPT, slots], cwd=ROOT, capture_output=True,
-                                  text=True, timeout=600, check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", BUNDLED_SCRIPT, slots],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            )
             ticks, seconds, fills, rss = done.stdout.split()
             rates.append(int(ticks) / float(seconds))
             peak = max(peak, int(rss))
-        config = (f"the bundled AMZN+GOOG day 2012-06-21 ({int(ticks):,} quotes), grid example {slots} slots on AMZN, "
-                  f"{fills} fills, result files and HTML report included; peak RSS of the process "
-                  f"{peak / 1024:,.0f} MiB (loading the recording included); {machine()}")
-        figures.append(Figure(f"MBT backtest, bundled day, grid {slots}", statistics.median(rates), "ticks/s", 3,
-                              config))
+        config = (
+            f"the bundled AMZN+GOOG day 2012-06-21 ({int(ticks):,} quotes), grid example {slots} slots on AMZN, "
+            f"{fills} fills, result files and HTML report included; peak RSS of the process "
+            f"{peak / 1024:,.0f} MiB (loading the recording included); {machine()}"
+        )
+        figures.append(
+            Figure(f"MBT backtest, bundled day, grid {slots}", statistics.median(rates), "ticks/s", 3, config)
+        )
     return figures

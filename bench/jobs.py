@@ -23,7 +23,7 @@ from bench.report import Figure, machine
 from services.common.config import Settings
 from services.jobs.queue import JobQueue
 from services.jobs.records import DONE
-from services.jobs.registry import REGISTRY, KeyKind, JobSpec
+from services.jobs.registry import REGISTRY, JobSpec, KeyKind
 from services.jobs.runs import JobContext, job
 
 NAME = "bench.noop"
@@ -96,9 +96,19 @@ def _measure(transport: str, settings: Settings) -> list[Figure]:
         queue.close()
     config = f"{transport}: {where}; jobs' records in SQLite; 2 worker threads; {machine()}"
     return [
-        Figure(f"jobs {transport}: queued -> running, median", statistics.median(to_start) * 1000, "ms",
-               LATENCY_JOBS, config),
-        Figure(f"jobs {transport}: queued -> recorded done, median", statistics.median(to_done) * 1000, "ms",
-               LATENCY_JOBS, config),
+        Figure(
+            f"jobs {transport}: queued -> running, median",
+            statistics.median(to_start) * 1000,
+            "ms",
+            LATENCY_JOBS,
+            config,
+        ),
+        Figure(
+            f"jobs {transport}: queued -> recorded done, median",
+            statistics.median(to_done) * 1000,
+            "ms",
+            LATENCY_JOBS,
+            config,
+        ),
         Figure(f"jobs {transport}: {BURST_JOBS} queued at once", rate, "jobs/s", 1, config),
     ]

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,16 +19,16 @@ from bench.report import Figure, machine
 
 RUNS = 5
 ROOT = Path(__file__).resolve().parents[1]
-SESSION_START = datetime(2012, 6, 21, 13, 30, tzinfo=timezone.utc)
-SESSION_END_NS = int(datetime(2012, 6, 21, 20, 0, tzinfo=timezone.utc).timestamp()) * 10**9
+SESSION_START = datetime(2012, 6, 21, 13, 30, tzinfo=UTC)
+SESSION_END_NS = int(datetime(2012, 6, 21, 20, 0, tzinfo=UTC).timestamp()) * 10**9
 SYMBOLS = ["AMZN", "GOOG"]
 
 
 def _replay_parts(capacity: int, archive):
     from services.common.clock import AnchoredClock
     from services.marketdata.clockfeed import ClockPublisher
-    from services.marketdata.hub import QuoteHub
     from services.marketdata.domain.calendar import xnys
+    from services.marketdata.hub import QuoteHub
     from services.marketdata.providers.replay import ReplayProvider
     from services.marketdata.recording import BUNDLED_QUOTES, BUNDLED_TRADES, load_recording, load_trades
     from services.marketdata.timeline import ReplayTimeline
@@ -36,11 +36,23 @@ def _replay_parts(capacity: int, archive):
     clock = AnchoredClock(SESSION_START, Decimal(0))
     publisher = ClockPublisher(clock, "stepped")
     timeline = ReplayTimeline(load_recording(BUNDLED_QUOTES), xnys(), loop=True, trades=load_trades(BUNDLED_TRADES))
-    provider = ReplayProvider(timeline, xnys(), publisher,
-                              stepped=True, speed=Decimal(0), skip_closed=False, stall_seconds=30, chain=None,
-                              reference_symbols=set())
-    hub = QuoteHub(capacity=capacity, subscribe_upstream=provider.subscribe,
-                   unsubscribe_upstream=provider.unsubscribe, archive=archive)
+    provider = ReplayProvider(
+        timeline,
+        xnys(),
+        publisher,
+        stepped=True,
+        speed=Decimal(0),
+        skip_closed=False,
+        stall_seconds=30,
+        chain=None,
+        reference_symbols=set(),
+    )
+    hub = QuoteHub(
+        capacity=capacity,
+        subscribe_upstream=provider.subscribe,
+        unsubscribe_upstream=provider.unsubscribe,
+        archive=archive,
+    )
     provider.attach(hub)
     return provider, hub
 
@@ -107,8 +119,12 @@ async def _grpc_once(address: str, subscribers: int, step_to_ns: int) -> float:
 
     metadata = as_service("bench")
     channels = [grpc.aio.insecure_channel(address) for _ in range(subscribers)]
-    streams = [marketdata_pb2_grpc.MarketDataServiceStub(c).StreamQuotes(pb.StreamQuotesRequest(symbols=SYMBOLS),
-                                                                          metadata=metadata) for c in channels]
+    streams = [
+        marketdata_pb2_grpc.MarketDataServiceStub(c).StreamQuotes(
+            pb.StreamQuotesRequest(symbols=SYMBOLS), metadata=metadata
+        )
+        for c in channels
+    ]
     for stream in streams:
         await stream.initial_metadata()
     totals = [0] * subscribers
@@ -135,13 +151,24 @@ def _grpc_figure(subscribers: int) -> float:
     """Ticks per second of one replayed session streamed to each of ``subscribers``
     clients; the server (with its SQLite tick archive) runs in its own process."""
     rates = []
-    for run in range(RUNS):
+    for _ in range(RUNS):
         with tempfile.TemporaryDirectory() as data_dir:
             port = _free_port()
-            env = {**os.environ, "MBT_DATA_DIR": data_dir, "MBT_MARKETDATA_PORT": str(port),
-                   "MBT_REPLAY_MODE": "stepped", "MBT_REPLAY_START": "2012-06-21T13:30:00Z", "MBT_LOG_LEVEL": "WARNING"}
-            server = subprocess.Popen([sys.executable, "-m", "services.marketdata"], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env = {
+                **os.environ,
+                "MBT_DATA_DIR": data_dir,
+                "MBT_MARKETDATA_PORT": str(port),
+                "MBT_REPLAY_MODE": "stepped",
+                "MBT_REPLAY_START": "2012-06-21T13:30:00Z",
+                "MBT_LOG_LEVEL": "WARNING",
+            }
+            server = subprocess.Popen(
+                [sys.executable, "-m", "services.marketdata"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             try:
                 _wait_serving(f"127.0.0.1:{port}")
                 rates.append(asyncio.run(_grpc_once(f"127.0.0.1:{port}", subscribers, SESSION_END_NS)))
@@ -193,9 +220,9 @@ def _mid_bars():
 async def _bar_closes_once() -> float:
     """Bars per second handed to one StreamBars subscription (1Min, AMZN and GOOG) while a
     stepped replay moves over the whole session, in process."""
+    from services.common.instruments import parse_symbols
     from services.marketdata.barfeed import BarFeed
     from services.marketdata.domain.bars import Timeframe
-    from services.common.instruments import parse_symbols
     from services.marketdata.domain.calendar import xnys
 
     provider, _ = _replay_parts(10_000, lambda ticks: None)
@@ -220,12 +247,13 @@ def _option_model_once() -> tuple[float, float, int, int]:
     from services.marketdata.timeline import ReplayTimeline
 
     timeline = ReplayTimeline(recording.load_recording(recording.BUNDLED_QUOTES), xnys(), loop=False)
-    model = OptionQuoteModel(timeline, xnys(), bundled_calibration(), references=reference_prices(timeline, ["AMZN"]),
-                             rate=Decimal("0.001"))
+    model = OptionQuoteModel(
+        timeline, xnys(), bundled_calibration(), references=reference_prices(timeline, ["AMZN"]), rate=Decimal("0.001")
+    )
     start_ns = int(SESSION_START.timestamp()) * 10**9
     contracts = model.contracts("AMZN", start_ns, None)
     model.track(contracts, start_ns)
-    underlying = [t for t in timeline.between(start_ns, SESSION_END_NS, {"AMZN"})]
+    underlying = list(timeline.between(start_ns, SESSION_END_NS, {"AMZN"}))
     started = time.perf_counter()
     produced = sum(1 for _ in model.expand(underlying, frozenset()))
     elapsed = time.perf_counter() - started
@@ -236,35 +264,82 @@ def _option_model_once() -> tuple[float, float, int, int]:
 def run() -> list[Figure]:
     config = f"bundled LOBSTER session (100,640 ticks), stepped replay; {machine()}"
     in_process = statistics.median(asyncio.run(_in_process_once()) for _ in range(RUNS))
-    figures = [Figure("replay -> hub -> 1 subscriber, in process", in_process, "ticks/s", RUNS,
-                      config + "; batches of 500", ">= 200,000")]
+    figures = [
+        Figure(
+            "replay -> hub -> 1 subscriber, in process",
+            in_process,
+            "ticks/s",
+            RUNS,
+            config + "; batches of 500",
+            ">= 200,000",
+        )
+    ]
     for subscribers in (1, 4):
-        figures.append(Figure(f"replay -> StreamQuotes -> {subscribers} gRPC subscriber(s)",
-                              _grpc_figure(subscribers), "ticks/s", RUNS,
-                              config + "; server in its own process with its SQLite tick archive; "
-                              "rate per subscriber", ">= 50,000"))
-    figures.append(Figure("1Min bars from the bundled trades (domain.bars.trade_bars)", statistics.median(
-        _aggregation_once(_trade_bars) for _ in range(RUNS)), "trades/s", RUNS,
-        "23,097 trades -> 772 bars (AMZN and GOOG, 2012-06-21); " + machine()))
-    figures.append(Figure("1Min quote-mid bars from the bundled quotes (domain.bars.quote_mid_bars)", statistics.median(
-        _aggregation_once(_mid_bars) for _ in range(RUNS)), "ticks/s", RUNS,
-        "100,640 ticks -> 780 bars; " + machine()))
-    figures.append(Figure("bar closes of a stepped session -> 1 StreamBars subscription, in process",
-                          statistics.median(asyncio.run(_bar_closes_once()) for _ in range(RUNS)), "bars/s", RUNS,
-                          "1Min, AMZN and GOOG, 390 closes computed one window at a time from the replay; "
-                          + machine()))
+        figures.append(
+            Figure(
+                f"replay -> StreamQuotes -> {subscribers} gRPC subscriber(s)",
+                _grpc_figure(subscribers),
+                "ticks/s",
+                RUNS,
+                config + "; server in its own process with its SQLite tick archive; rate per subscriber",
+                ">= 50,000",
+            )
+        )
+    figures.append(
+        Figure(
+            "1Min bars from the bundled trades (domain.bars.trade_bars)",
+            statistics.median(_aggregation_once(_trade_bars) for _ in range(RUNS)),
+            "trades/s",
+            RUNS,
+            "23,097 trades -> 772 bars (AMZN and GOOG, 2012-06-21); " + machine(),
+        )
+    )
+    figures.append(
+        Figure(
+            "1Min quote-mid bars from the bundled quotes (domain.bars.quote_mid_bars)",
+            statistics.median(_aggregation_once(_mid_bars) for _ in range(RUNS)),
+            "ticks/s",
+            RUNS,
+            "100,640 ticks -> 780 bars; " + machine(),
+        )
+    )
+    figures.append(
+        Figure(
+            "bar closes of a stepped session -> 1 StreamBars subscription, in process",
+            statistics.median(asyncio.run(_bar_closes_once()) for _ in range(RUNS)),
+            "bars/s",
+            RUNS,
+            "1Min, AMZN and GOOG, 390 closes computed one window at a time from the replay; " + machine(),
+        )
+    )
     ticks_per_second, evaluations, contracts, produced = _option_model_once()
-    model_config = (f"AMZN's {contracts} listed contracts (7 expiries x 14 strikes x call/put) priced at each of "
-                    f"the session's usable AMZN ticks (QuantLib BSM, calibrated smile, grid rounding), {produced:,} "
-                    f"changed quotes sent; one run of the whole day; {machine()}")
-    figures.append(Figure("model option quotes produced (stream path, one session)", ticks_per_second, "ticks/s", 1,
-                          model_config))
-    figures.append(Figure("model option quotes: contract evaluations", evaluations, "evaluations/s", 1,
-                          model_config))
+    model_config = (
+        f"AMZN's {contracts} listed contracts (7 expiries x 14 strikes x call/put) priced at each of "
+        f"the session's usable AMZN ticks (QuantLib BSM, calibrated smile, grid rounding), {produced:,} "
+        f"changed quotes sent; one run of the whole day; {machine()}"
+    )
+    figures.append(
+        Figure("model option quotes produced (stream path, one session)", ticks_per_second, "ticks/s", 1, model_config)
+    )
+    figures.append(Figure("model option quotes: contract evaluations", evaluations, "evaluations/s", 1, model_config))
     for subscribers in (1, 16):
         results = [asyncio.run(_fanout_latency_once(subscribers)) for _ in range(RUNS)]
-        figures.append(Figure(f"fan-out latency per tick, {subscribers} subscriber(s), median", statistics.median(
-            r[0] for r in results), "us", RUNS, "5,000 ticks published one at a time, in process"))
-        figures.append(Figure(f"fan-out latency per tick, {subscribers} subscriber(s), p99", statistics.median(
-            r[1] for r in results), "us", RUNS, "5,000 ticks published one at a time, in process"))
+        figures.append(
+            Figure(
+                f"fan-out latency per tick, {subscribers} subscriber(s), median",
+                statistics.median(r[0] for r in results),
+                "us",
+                RUNS,
+                "5,000 ticks published one at a time, in process",
+            )
+        )
+        figures.append(
+            Figure(
+                f"fan-out latency per tick, {subscribers} subscriber(s), p99",
+                statistics.median(r[1] for r in results),
+                "us",
+                RUNS,
+                "5,000 ticks published one at a time, in process",
+            )
+        )
     return figures

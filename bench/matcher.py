@@ -4,6 +4,7 @@ with 10, 1,000 and 10,000 resting orders spread around the market so that some f
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import random
 import time
@@ -38,19 +39,38 @@ def run() -> list[Figure]:
     for count in RESTING_ORDERS:
         orders = resting_orders(ticks, session, count, random.Random(SEED))
         actions = Counter(o.decision.action.value for o in replay_book(orders, ticks, session))
-        rate = median_of(RUNS, lambda: ticks_per_second(orders, ticks, session))
-        config = (f"{len(ticks):,} ticks (AMZN+GOOG 2012-06-21), {count:,} resting orders "
-                  f"({_mix(orders)}), outcomes {dict(sorted(actions.items()))}, {machine()}")
-        figures.append(Figure(f"matcher {count:,} resting orders", rate, "ticks/s", RUNS, config,
-                              AIM if count == max(RESTING_ORDERS) else ""))
+        rate = median_of(RUNS, functools.partial(ticks_per_second, orders, ticks, session))
+        config = (
+            f"{len(ticks):,} ticks (AMZN+GOOG 2012-06-21), {count:,} resting orders "
+            f"({_mix(orders)}), outcomes {dict(sorted(actions.items()))}, {machine()}"
+        )
+        figures.append(
+            Figure(
+                f"matcher {count:,} resting orders",
+                rate,
+                "ticks/s",
+                RUNS,
+                config,
+                AIM if count == max(RESTING_ORDERS) else "",
+            )
+        )
     return figures
 
 
 def load_ticks(path: Path) -> list[Tick]:
     with gzip.open(path, "rt", newline="") as rows:
-        return [Tick(row["symbol"], Decimal(row["bid_px"]), Decimal(row["bid_sz"]),
-                     Decimal(row["ask_px"]), Decimal(row["ask_sz"]), int(row["ts_ns"]), sequence)
-                for sequence, row in enumerate(csv.DictReader(rows), start=1)]
+        return [
+            Tick(
+                row["symbol"],
+                Decimal(row["bid_px"]),
+                Decimal(row["bid_sz"]),
+                Decimal(row["ask_px"]),
+                Decimal(row["ask_sz"]),
+                int(row["ts_ns"]),
+                sequence,
+            )
+            for sequence, row in enumerate(csv.DictReader(rows), start=1)
+        ]
 
 
 def regular_session(at_ns: int) -> MarketSession:
@@ -87,11 +107,22 @@ def resting_orders(ticks: list[Tick], session: MarketSession, count: int, rng: r
         collar = None
         if kind in (OrderType.MARKET, OrderType.STOP) and rng.random() < 0.5:
             collar = (mid * (Decimal("1.05") if side is Side.BUY else Decimal("0.95"))).quantize(CENT)
-        orders.append(WorkingOrder(
-            order_id=f"ord_bench_{n:06d}", symbol=symbol, side=side, qty=Decimal(rng.choice((1, 10, 100, 500))),
-            order_type=kind, time_in_force=tif, limit_price=limit, stop_price=stop, collar_price=collar,
-            accepted_ns=session.open_ns, triggered=False,
-            expires_ns=session.close_ns if tif is TimeInForce.DAY else None))
+        orders.append(
+            WorkingOrder(
+                order_id=f"ord_bench_{n:06d}",
+                symbol=symbol,
+                side=side,
+                qty=Decimal(rng.choice((1, 10, 100, 500))),
+                order_type=kind,
+                time_in_force=tif,
+                limit_price=limit,
+                stop_price=stop,
+                collar_price=collar,
+                accepted_ns=session.open_ns,
+                triggered=False,
+                expires_ns=session.close_ns if tif is TimeInForce.DAY else None,
+            )
+        )
     return orders
 
 
@@ -117,7 +148,7 @@ def _book_of(orders: list[WorkingOrder]) -> OrderBook:
 
 
 def _weighted(rng: random.Random, choices: tuple[tuple[object, int], ...]):
-    values, weights = zip(*choices)
+    values, weights = zip(*choices, strict=True)
     return rng.choices(values, weights)[0]
 
 

@@ -33,14 +33,25 @@ def running_mesh(postgres: bool, **env: str):
     """Yields (gateway_url, environment) of a running mesh; stops it and drops its databases after."""
     workdir = Path(tempfile.mkdtemp(prefix="mbt-bench-"))
     databases = DatabaseFactory("postgres" if postgres else "sqlite", workdir)
-    environ = {**os.environ, "MBT_DATA_DIR": str(workdir / "var"), "MBT_GATEWAY_PORT": str(free_port()),
-               "MBT_LOG_LEVEL": "WARNING", **env}
+    environ = {
+        **os.environ,
+        "MBT_DATA_DIR": str(workdir / "var"),
+        "MBT_GATEWAY_PORT": str(free_port()),
+        "MBT_LOG_LEVEL": "WARNING",
+        **env,
+    }
     for name in SERVICES:
         environ[f"MBT_{name.upper()}_PORT"] = str(free_port())
         if name != "matcher":
             environ[f"MBT_{name.upper()}_DATABASE_URL"] = databases.new(name)
-    process = subprocess.Popen([sys.executable, "-m", "services.run"], cwd=ROOT, env=environ,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.run"],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for line in process.stdout:
             if "all up" in line:

@@ -31,8 +31,14 @@ BENCH_TIER = "pro_plus"
 CONCURRENCY = (1, 32)
 ORDERS = {1: 300, 32: 1500}
 IN_FLIGHT_PER_CLIENT_PROCESS = 8
-BODY = {"symbol": "AMZN", "side": "buy", "qty": "1", "order_type": "limit", "limit_price": "1.00",
-        "time_in_force": "gtc"}
+BODY = {
+    "symbol": "AMZN",
+    "side": "buy",
+    "qty": "1",
+    "order_type": "limit",
+    "limit_price": "1.00",
+    "time_in_force": "gtc",
+}
 
 
 async def _drive(concurrency: int, total: int, submit) -> tuple[float, float, list[float]]:
@@ -60,8 +66,9 @@ async def _rest(url: str, concurrency: int, total: int) -> tuple[float, float, l
             (await client.get("/api/mbt/account", headers=headers[user])).raise_for_status()
 
         async def submit(n: int) -> None:
-            response = await client.post("/api/mbt/orders", headers=headers[users[n]],
-                                         json={**BODY, "client_order_id": uuid.uuid4().hex})
+            response = await client.post(
+                "/api/mbt/orders", headers=headers[users[n]], json={**BODY, "client_order_id": uuid.uuid4().hex}
+            )
             response.raise_for_status()
 
         return await _drive(concurrency, total, submit)
@@ -73,8 +80,15 @@ async def _grpc(target: str, concurrency: int, total: int) -> tuple[float, float
         users = [f"bench-grpc-{uuid.uuid4().hex[:8]}" for _ in range(concurrency)]
 
         async def submit(n: int) -> None:
-            request = orders_pb2.SubmitOrderRequest(client_order_id=uuid.uuid4().hex, symbol="AMZN", side=1, qty="1",
-                                                    order_type=2, limit_price="1.00", time_in_force=2)
+            request = orders_pb2.SubmitOrderRequest(
+                client_order_id=uuid.uuid4().hex,
+                symbol="AMZN",
+                side=1,
+                qty="1",
+                order_type=2,
+                limit_price="1.00",
+                time_in_force=2,
+            )
             await stub.SubmitOrder(request, metadata=as_user(users[n], tier=BENCH_TIER), timeout=30)
 
         for n in range(concurrency):
@@ -97,8 +111,9 @@ def _measure(surface: str, address: str, concurrency: int, total: int) -> tuple[
     processes = max(1, concurrency // IN_FLIGHT_PER_CLIENT_PROCESS)
     # fork: the children need nothing but this module, and start at once.
     with multiprocessing.get_context("fork").Pool(processes) as pool:
-        results = pool.starmap(_client_process, [(surface, address, concurrency // processes, total // processes)]
-                               * processes)
+        results = pool.starmap(
+            _client_process, [(surface, address, concurrency // processes, total // processes)] * processes
+        )
     started = min(start for start, _, _ in results)
     finished = max(end for _, end, _ in results)
     latencies = [latency for _, _, each in results for latency in each]
@@ -120,13 +135,16 @@ def run() -> list[Figure]:
                     p50s.append(_percentile(latencies, 0.50) * 1000)
                     p99s.append(_percentile(latencies, 0.99) * 1000)
                 clients = max(1, concurrency // IN_FLIGHT_PER_CLIENT_PROCESS)
-                config = (f"{surface}, concurrency {concurrency} from {clients} client process(es), "
-                          f"{ORDERS[concurrency]} orders/run, {backend}, one process per service, "
-                          f"{os.cpu_count()} cores")
+                config = (
+                    f"{surface}, concurrency {concurrency} from {clients} client process(es), "
+                    f"{ORDERS[concurrency]} orders/run, {backend}, one process per service, "
+                    f"{os.cpu_count()} cores"
+                )
                 aim = ">= 500/s, p99 <= 50 ms" if surface == "REST" else ""
                 figures += [
-                    Figure(f"submit {surface} c={concurrency}", statistics.median(rates), "orders/s", RUNS, config,
-                           aim),
+                    Figure(
+                        f"submit {surface} c={concurrency}", statistics.median(rates), "orders/s", RUNS, config, aim
+                    ),
                     Figure(f"submit {surface} c={concurrency} p50", statistics.median(p50s), "ms", RUNS, config),
                     Figure(f"submit {surface} c={concurrency} p99", statistics.median(p99s), "ms", RUNS, config),
                 ]

@@ -6,8 +6,8 @@ import uvicorn
 
 from gateway import serving
 from gateway.app import build_app
-from services.common.observability import logs
 from services.common.config import ConfigError, Settings
+from services.common.observability import logs
 
 
 def main() -> int:

@@ -35,11 +35,11 @@ from gateway.sessions import Sessions
 from gateway.store import COMPONENT, PasskeyRepository
 from gateway.transcoding import InvalidInput, json_to_message, message_to_json, set_path
 from gateway.upstreams import Upstreams
-from services.common.rpc import context
-from services.common.persistence import migrate
-from services.common.security.auth import ServiceCredentials
 from services.common.config import Settings
+from services.common.persistence import migrate
 from services.common.persistence.db import Database
+from services.common.rpc import context
+from services.common.security.auth import ServiceCredentials
 from services.common.security.ratelimit import build_rate_limiter
 from services.common.security.shared_state import build_shared_state, redis_client
 from services.common.security.tiers import TierLookup
@@ -80,9 +80,17 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info("http", extra={"fields": {"method": scope["method"], "path": scope["path"][:256],
-                                               "status": status,
-                                               "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
+            log.info(
+                "http",
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"][:256],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                },
+            )
 
 
 def _utf8(raw: bytes) -> bool:
@@ -111,8 +119,9 @@ class RequestLimits:
         if url_bytes > MAX_URL_BYTES:
             response = errors.error_response(414, "invalid_argument", f"the URL exceeds {MAX_URL_BYTES} bytes", rid)
         elif header_bytes > MAX_HEADER_BYTES:
-            response = errors.error_response(431, "invalid_argument",
-                                             f"the request headers exceed {MAX_HEADER_BYTES} bytes", rid)
+            response = errors.error_response(
+                431, "invalid_argument", f"the request headers exceed {MAX_HEADER_BYTES} bytes", rid
+            )
         elif not _utf8(scope.get("raw_path") or scope["path"].encode()) or not _utf8(scope.get("query_string", b"")):
             response = errors.error_response(400, "invalid_argument", "the URL is not UTF-8 once percent-decoded", rid)
         else:
@@ -134,8 +143,10 @@ class Gateway:
         key = binding.grpc_path
         if key not in self._callables:
             self._callables[key] = self.upstreams.channel(binding.upstream).unary_unary(
-                binding.grpc_path, request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=binding.response_class.FromString)
+                binding.grpc_path,
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=binding.response_class.FromString,
+            )
         return self._callables[key]
 
     async def build_request(self, request: Request, binding: Binding):
@@ -146,7 +157,7 @@ class Gateway:
             json_to_message(data, target)
         for name, field_path in binding.path_params.items():
             set_path(message, field_path, request.path_params[name], from_query=False)
-        for key in request.query_params.keys():
+        for key in request.query_params:
             if binding.body == "*":
                 raise InvalidInput(key, f"unknown parameter {key!r}")
             set_path(message, key, request.query_params.getlist(key), from_query=True)
@@ -159,8 +170,9 @@ class Gateway:
             message = await self.build_request(request, binding)
             metadata = [(context.REQUEST_ID_HEADER, rid), *self.admission.identity.upstream_metadata(admitted.caller)]
             try:
-                reply = await self._callable(binding)(message, metadata=metadata,
-                                                      timeout=self.settings.rpc_timeout_seconds)
+                reply = await self._callable(binding)(
+                    message, metadata=metadata, timeout=self.settings.rpc_timeout_seconds
+                )
             except grpc.aio.AioRpcError as exc:
                 return admitted.stamp(errors.from_rpc_error(exc, rid))
             return admitted.stamp(JSONResponse(envelope(reply, binding, rid)))
@@ -171,11 +183,18 @@ class Gateway:
         """Serving when every upstream serves in the gateway's own environment: a development
         service behind a production gateway would accept tokens signed with published keys."""
         upstreams = await self.upstreams.health()
-        healthy = all(upstream["status"] == "serving" and upstream["environment"] == self.settings.env
-                      for upstream in upstreams.values())
-        body = {"data": {"status": "serving" if healthy else "degraded", "environment": self.settings.env,
-                         "upstreams": upstreams},
-                "meta": {"request_id": errors.request_id_of(request)}}
+        healthy = all(
+            upstream["status"] == "serving" and upstream["environment"] == self.settings.env
+            for upstream in upstreams.values()
+        )
+        body = {
+            "data": {
+                "status": "serving" if healthy else "degraded",
+                "environment": self.settings.env,
+                "upstreams": upstreams,
+            },
+            "meta": {"request_id": errors.request_id_of(request)},
+        }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     async def aclose(self) -> None:
@@ -198,21 +217,24 @@ def envelope(reply, binding: Binding, request_id: str) -> dict:
 
 async def _not_found(request: Request, exc) -> Response:
     rid = errors.request_id_of(request)
-    return errors.error_response(404, "not_found", f"no route for {request.url.path[:256]}", rid,
-                                 headers={"x-request-id": rid})
+    return errors.error_response(
+        404, "not_found", f"no route for {request.url.path[:256]}", rid, headers={"x-request-id": rid}
+    )
 
 
 async def _method_not_allowed(request: Request, exc) -> Response:
     rid = errors.request_id_of(request)
-    return errors.error_response(405, "method_not_allowed", f"{request.method} is not allowed here", rid,
-                                 headers={"x-request-id": rid})
+    return errors.error_response(
+        405, "method_not_allowed", f"{request.method} is not allowed here", rid, headers={"x-request-id": rid}
+    )
 
 
 async def _internal(request: Request, exc: Exception) -> Response:
     log.error("unhandled gateway error", exc_info=exc)
     rid = errors.request_id_of(request)
-    return errors.error_response(500, "internal", f"internal error; quote request id {rid}", rid,
-                                 headers={"x-request-id": rid})
+    return errors.error_response(
+        500, "internal", f"internal error; quote request id {rid}", rid, headers={"x-request-id": rid}
+    )
 
 
 def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: WallTime = time.time) -> Starlette:
@@ -240,17 +262,25 @@ def build_app(settings: Settings, upstreams: Upstreams | None = None, *, now: Wa
 
     routes = [Route("/healthz", gateway.healthz, methods=["GET"]), Route(OPENAPI_PATH, openapi, methods=["GET"])]
     routes += session_endpoints.routes()
-    routes += [Route(path, errors.by_method({method: gateway.endpoint(b) for method, b in methods.items()}),
-                     methods=errors.ALL_METHODS)
-               for path, methods in by_path(api_bindings).items()]
+    routes += [
+        Route(
+            path,
+            errors.by_method({method: gateway.endpoint(b) for method, b in methods.items()}),
+            methods=errors.ALL_METHODS,
+        )
+        for path, methods in by_path(api_bindings).items()
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         await gateway.aclose()
 
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal},
+    )
     # A missing or extra trailing slash is a 404: Starlette's redirect would be built from Host.
     app.router.redirect_slashes = False
     app.add_middleware(RequestLimits)

@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.bodies import MAX_BODY_BYTES, BodyTooLarge
 from gateway.transcoding import InvalidInput
-from services.common.rpc import context
 from services.common.errors import DomainError
+from services.common.rpc import context
 from services.common.rpc.remote import error_info
 
 # nginx's status for a client that closed the connection before it was answered; the
@@ -52,10 +52,14 @@ REASON_TO_HTTP = {
 FORWARDED_TRAILERS = ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
 
-def error_response(http_status: int, code: str, message: str, request_id: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "request_id": request_id}},
-                        status_code=http_status, headers=headers)
+def error_response(
+    http_status: int, code: str, message: str, request_id: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "request_id": request_id}},
+        status_code=http_status,
+        headers=headers,
+    )
 
 
 def empty_response(http_status: int, headers: dict[str, str] | None = None) -> Response:
@@ -79,8 +83,11 @@ def from_rpc_error(error: grpc.aio.AioRpcError, request_id: str) -> JSONResponse
         message = "the request could not be completed"
     else:
         message = error.details() or reason.lower()
-    headers = {key: value for key, value in error.trailing_metadata() or ()
-               if key in FORWARDED_TRAILERS and isinstance(value, str)}
+    headers = {
+        key: value
+        for key, value in error.trailing_metadata() or ()
+        if key in FORWARDED_TRAILERS and isinstance(value, str)
+    }
     return error_response(http_status, reason.lower(), message, request_id, headers=headers)
 
 
@@ -102,8 +109,9 @@ def enveloped(handler: Handler) -> Handler:
         except ClientDisconnect:
             return empty_response(CLIENT_CLOSED_REQUEST)
         except BodyTooLarge:
-            return error_response(413, "payload_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes",
-                                  request_id_of(request))
+            return error_response(
+                413, "payload_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes", request_id_of(request)
+            )
         except InvalidInput as exc:
             return error_response(400, "invalid_argument", exc.message, request_id_of(request))
         except DomainError as exc:
@@ -126,8 +134,13 @@ def by_method(handlers: dict[str, Handler]) -> Handler:
     async def handle(request: Request) -> Response:
         handler = handlers.get(request.method)
         if handler is None:
-            return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; use {allowed}",
-                                  request_id_of(request), headers={"Allow": allowed})
+            return error_response(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here; use {allowed}",
+                request_id_of(request),
+                headers={"Allow": allowed},
+            )
         return await handler(request)
 
     return handle

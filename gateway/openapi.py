@@ -19,18 +19,30 @@ from gateway.identity import SESSION_COOKIE
 from gateway.routes import Binding
 from gateway.security_headers import CORS_EXPOSED_HEADERS
 from gateway.session_api import OPERATIONS, SCHEMAS
-from gateway.transcoding import (INPUT_DECIMAL_PATTERN, INT32_RANGE, INT64_RANGE, MAX_PATH_PARAM, MAX_REPEATED,
-                                 MAX_STRING, default_json_name, enum_short_names)
+from gateway.transcoding import (
+    INPUT_DECIMAL_PATTERN,
+    INT32_RANGE,
+    INT64_RANGE,
+    MAX_PATH_PARAM,
+    MAX_REPEATED,
+    MAX_STRING,
+    default_json_name,
+    enum_short_names,
+)
 from mbt.common.v1 import errors_pb2
-from services.common.wire.conv import is_decimal_field
 from services.common.security.ratelimit import TIER_LIMITS
+from services.common.wire.conv import is_decimal_field
 
 OPENAPI_PATH = "/api/mbt/openapi.json"
 REF = "#/components/schemas/"
 OUTPUT_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 DURATION = r"^-?[0-9]+(\.[0-9]{1,9})?s$"
-_UNSIGNED = (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_UINT64,
-             FieldDescriptor.TYPE_FIXED64)
+_UNSIGNED = (
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_FIXED64,
+)
 _64_BIT = (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64)
 ERROR_STATUSES = {
     "400": "Malformed input (`invalid_argument`) or a refused precondition (`insufficient_buying_power`, …)",
@@ -53,8 +65,11 @@ ERROR_STATUSES = {
 def error_codes() -> list[str]:
     """Every ``error.code`` the gateway can answer: the ErrorInfo reasons, and gRPC status
     names for failures that carry no reason."""
-    reasons = {value.name.removeprefix("ERROR_REASON_").lower() for value in errors_pb2.ErrorReason.DESCRIPTOR.values
-               if value.number}
+    reasons = {
+        value.name.removeprefix("ERROR_REASON_").lower()
+        for value in errors_pb2.ErrorReason.DESCRIPTOR.values
+        if value.number
+    }
     return sorted(reasons | {code.name.lower() for code in grpc.StatusCode})
 
 
@@ -109,8 +124,11 @@ class SchemaSet:
         kind = field.type
         if kind == FieldDescriptor.TYPE_STRING:
             if is_decimal_field(field):
-                return {"type": "string", "pattern": OUTPUT_DECIMAL if output else INPUT_DECIMAL_PATTERN,
-                        "examples": ["150.25"]}
+                return {
+                    "type": "string",
+                    "pattern": OUTPUT_DECIMAL if output else INPUT_DECIMAL_PATTERN,
+                    "examples": ["150.25"],
+                }
             return {"type": "string"} if output else {"type": "string", "maxLength": MAX_STRING}
         if kind == FieldDescriptor.TYPE_BOOL:
             return {"type": "boolean"}
@@ -121,12 +139,13 @@ class SchemaSet:
         if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
             return {"type": "number"}
         if kind in _UNSIGNED:
-            return {"type": "integer", "minimum": 0,
-                    "format": "int64" if kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64)
-                    else "int32"}
+            return {
+                "type": "integer",
+                "minimum": 0,
+                "format": "int64" if kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64) else "int32",
+            }
         low, high = INT64_RANGE if kind in _64_BIT else INT32_RANGE
-        return {"type": "integer", "minimum": low, "maximum": high,
-                "format": "int64" if kind in _64_BIT else "int32"}
+        return {"type": "integer", "minimum": low, "maximum": high, "format": "int64" if kind in _64_BIT else "int32"}
 
     def value(self, field: FieldDescriptor, *, output: bool) -> dict:
         """One value of ``field``, as an item of a list or map or a present singular value."""
@@ -150,8 +169,10 @@ class SchemaSet:
         if _is_map(field):
             value_field = field.message_type.fields_by_name["value"]
             value = self.value(value_field, output=True)
-            return {"type": "object", "additionalProperties": _nullable(value) if value_field.type ==
-                    FieldDescriptor.TYPE_ENUM else value}
+            return {
+                "type": "object",
+                "additionalProperties": _nullable(value) if value_field.type == FieldDescriptor.TYPE_ENUM else value,
+            }
         if field.is_repeated:
             item = self.value(field, output=True)
             return {"type": "array", "items": _nullable(item) if field.type == FieldDescriptor.TYPE_ENUM else item}
@@ -160,29 +181,36 @@ class SchemaSet:
         return self.value(field, output=True)
 
     def _output_object(self, descriptor: Descriptor) -> dict:
-        return {"type": "object", "additionalProperties": False,
-                "required": [field.name for field in descriptor.fields],
-                "properties": {field.name: self.output_field(field) for field in descriptor.fields}}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [field.name for field in descriptor.fields],
+            "properties": {field.name: self.output_field(field) for field in descriptor.fields},
+        }
 
     # -- input: strict, every field optional unless REQUIRED, null clears ---------------
 
     @staticmethod
     def settable(field: FieldDescriptor) -> bool:
-        return field.type not in (FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_DOUBLE,
-                                  FieldDescriptor.TYPE_FLOAT)
+        return field.type not in (FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 
     def input_field(self, field: FieldDescriptor) -> dict:
         if _is_map(field):
-            return {"type": "object",
-                    "additionalProperties": self.value(field.message_type.fields_by_name["value"], output=False)}
+            return {
+                "type": "object",
+                "additionalProperties": self.value(field.message_type.fields_by_name["value"], output=False),
+            }
         if field.is_repeated:
             return {"type": "array", "maxItems": MAX_REPEATED, "items": self.value(field, output=False)}
         return _nullable(self.value(field, output=False))
 
     def _input_object(self, descriptor: Descriptor, skip: frozenset[str] = frozenset()) -> dict:
         fields = [f for f in descriptor.fields if self.settable(f) and f.name not in skip]
-        schema = {"type": "object", "additionalProperties": False,
-                  "properties": {field.name: self.input_field(field) for field in fields}}
+        schema = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {field.name: self.input_field(field) for field in fields},
+        }
         required = [field.name for field in fields if _required(field)]
         return {**schema, "required": required} if required else schema
 
@@ -215,42 +243,75 @@ def error_responses(with_body: bool) -> dict:
         if status == "429":
             headers.update(RATE_LIMIT_HEADERS)
             headers["Retry-After"] = _header("Seconds to wait before the next request fits", {"type": "integer"})
-        responses[status] = {"description": description, "headers": headers,
-                             "content": {"application/json": {"schema": {"$ref": REF + "ErrorEnvelope"}}}}
-    responses["default"] = {"description": "Any other failure, in the same envelope",
-                            "content": {"application/json": {"schema": {"$ref": REF + "ErrorEnvelope"}}}}
+        responses[status] = {
+            "description": description,
+            "headers": headers,
+            "content": {"application/json": {"schema": {"$ref": REF + "ErrorEnvelope"}}},
+        }
+    responses["default"] = {
+        "description": "Any other failure, in the same envelope",
+        "content": {"application/json": {"schema": {"$ref": REF + "ErrorEnvelope"}}},
+    }
     return responses
 
 
 def success(description: str, data: dict, meta_properties: dict | None = None, *, admitted: bool = True) -> dict:
-    meta = {"type": "object", "additionalProperties": False,
-            "required": [*(meta_properties or {}), "request_id"],
-            "properties": {**(meta_properties or {}), "request_id": {"type": "string"}}}
+    meta = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [*(meta_properties or {}), "request_id"],
+        "properties": {**(meta_properties or {}), "request_id": {"type": "string"}},
+    }
     headers = {**REQUEST_ID_HEADER, **(RATE_LIMIT_HEADERS if admitted else {})}
-    return {"description": description, "headers": headers,
-            "content": {"application/json": {"schema": {
-                "type": "object", "additionalProperties": False, "required": ["data", "meta"],
-                "properties": {"data": data, "meta": meta}}}}}
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["data", "meta"],
+                    "properties": {"data": data, "meta": meta},
+                }
+            }
+        },
+    }
 
 
 def _parameters(binding: Binding, schemas: SchemaSet) -> list[dict]:
     parameters = []
     for name in binding.path_params:
-        parameters.append({"name": name, "in": "path", "required": True,
-                           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM}})
+        parameters.append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM},
+            }
+        )
     if binding.body == "*":
         return parameters
     path_fields = set(binding.path_params.values())
     for field in binding.method.input_type.fields:
         if field.name in path_fields or field.name == binding.body or not schemas.settable(field):
             continue
-        if field.type == FieldDescriptor.TYPE_MESSAGE and schemas.special(field.message_type.full_name,
-                                                                        output=False) is None:
+        if (
+            field.type == FieldDescriptor.TYPE_MESSAGE
+            and schemas.special(field.message_type.full_name, output=False) is None
+        ):
             continue  # nested messages are not set from the query string
         value = schemas.value(field, output=False)
         if field.is_repeated:
-            parameters.append({"name": query_name(field), "in": "query", "style": "form", "explode": True,
-                               "schema": {"type": "array", "maxItems": MAX_REPEATED, "items": value}})
+            parameters.append(
+                {
+                    "name": query_name(field),
+                    "in": "query",
+                    "style": "form",
+                    "explode": True,
+                    "schema": {"type": "array", "maxItems": MAX_REPEATED, "items": value},
+                }
+            )
         else:
             parameters.append({"name": query_name(field), "in": "query", "schema": value})
     return parameters
@@ -271,18 +332,29 @@ def _operation(binding: Binding, schemas: SchemaSet) -> dict:
         "responses": {"200": success("Success", data, meta), **error_responses(bool(binding.body))},
     }
     if binding.body:
-        operation["requestBody"] = {"required": False,
-                                    "content": {"application/json": {"schema": schemas.request_body(binding)}}}
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": schemas.request_body(binding)}},
+        }
     return operation
 
 
 ERROR_ENVELOPE = {
-    "type": "object", "additionalProperties": False, "required": ["error"],
-    "properties": {"error": {
-        "type": "object", "additionalProperties": False, "required": ["code", "message", "request_id"],
-        "properties": {"code": {"type": "string", "enum": error_codes()},
-                       "message": {"type": "string"},
-                       "request_id": {"type": "string"}}}},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["code", "message", "request_id"],
+            "properties": {
+                "code": {"type": "string", "enum": error_codes()},
+                "message": {"type": "string"},
+                "request_id": {"type": "string"},
+            },
+        }
+    },
 }
 
 DESCRIPTION = f"""MBT's REST API, generated from the gRPC contracts' `google.api.http` annotations.
@@ -321,34 +393,74 @@ def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str
         raise ValueError(f"session endpoints and their OpenAPI operations differ: {sorted(declared ^ served)}")
     for (path, method), operation in OPERATIONS.items():
         body = operation.get("request")
-        entry = {"tags": ["sessions"], **{key: value for key, value in operation.items()
-                                          if key not in ("request", "responses")}}
-        entry["responses"] = {status: success(description, data)
-                              for status, (description, data) in operation["responses"].items()}
+        entry = {
+            "tags": ["sessions"],
+            **{key: value for key, value in operation.items() if key not in ("request", "responses")},
+        }
+        entry["responses"] = {
+            status: success(description, data) for status, (description, data) in operation["responses"].items()
+        }
         entry["responses"].update(error_responses(body is not None))
         if body is not None:
             entry["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
         paths.setdefault(path, {})[method.lower()] = entry
-    paths["/healthz"] = {"get": {
-        "operationId": "healthz", "tags": ["gateway"], "summary": "The gateway and its upstreams", "security": [],
-        "responses": {status: success(description, {"$ref": REF + "Health"}, admitted=False)
-                      for status, description in (("200", "Every upstream serving, in the gateway's environment"),
-                                                  ("503", "Some upstream not serving, or in another environment"))}}}
-    paths[OPENAPI_PATH] = {"get": {
-        "operationId": "openapi", "tags": ["gateway"], "summary": "This document", "security": [],
-        "responses": {"200": {"description": "OpenAPI 3.1", "headers": REQUEST_ID_HEADER,
-                              "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+    paths["/healthz"] = {
+        "get": {
+            "operationId": "healthz",
+            "tags": ["gateway"],
+            "summary": "The gateway and its upstreams",
+            "security": [],
+            "responses": {
+                status: success(description, {"$ref": REF + "Health"}, admitted=False)
+                for status, description in (
+                    ("200", "Every upstream serving, in the gateway's environment"),
+                    ("503", "Some upstream not serving, or in another environment"),
+                )
+            },
+        }
+    }
+    paths[OPENAPI_PATH] = {
+        "get": {
+            "operationId": "openapi",
+            "tags": ["gateway"],
+            "summary": "This document",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "headers": REQUEST_ID_HEADER,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    }
     components = {
         "ErrorEnvelope": ERROR_ENVELOPE,
-        "Health": {"type": "object", "additionalProperties": False, "required": ["status", "environment", "upstreams"],
-                   "properties": {"status": {"type": "string", "enum": ["serving", "degraded"]},
-                                  "environment": ENVIRONMENT,
-                                  "upstreams": {"type": "object", "additionalProperties": {
-                                      "type": "object", "additionalProperties": False,
-                                      "required": ["status", "environment"],
-                                      "properties": {"status": {"type": "string"},
-                                                     "environment": {**ENVIRONMENT, "type": ["string", "null"],
-                                                                     "enum": [*ENVIRONMENT["enum"], None]}}}}}},
+        "Health": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["status", "environment", "upstreams"],
+            "properties": {
+                "status": {"type": "string", "enum": ["serving", "degraded"]},
+                "environment": ENVIRONMENT,
+                "upstreams": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["status", "environment"],
+                        "properties": {
+                            "status": {"type": "string"},
+                            "environment": {
+                                **ENVIRONMENT,
+                                "type": ["string", "null"],
+                                "enum": [*ENVIRONMENT["enum"], None],
+                            },
+                        },
+                    },
+                },
+            },
+        },
         **SCHEMAS,
         **dict(sorted(schemas.components.items())),
     }
@@ -362,10 +474,18 @@ def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
-                                  "description": "The session cookie set by sign-in"},
-                "bearerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                "description": "A session token (sign-in response body) or an `mbt token` token"},
+                "sessionCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "The session cookie set by sign-in",
+                },
+                "bearerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A session token (sign-in response body) or an `mbt token` token",
+                },
             },
         },
     }

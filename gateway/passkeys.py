@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import webauthn
 from webauthn.helpers import bytes_to_base64url
 from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor,
-                                      ResidentKeyRequirement, UserVerificationRequirement)
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
 
 from gateway.store import Passkey, PasskeyRepository
 from services.common.config import Settings
@@ -48,8 +52,9 @@ def challenge_of(credential: Any) -> str:
         if not isinstance(challenge, str) or not 16 <= len(challenge) <= 256:
             raise ValueError
     except (KeyError, TypeError, ValueError, UnicodeDecodeError):
-        raise DomainError("INVALID_ARGUMENT", "credential must be a WebAuthn public-key credential (JSON form)",
-                          field="credential") from None
+        raise DomainError(
+            "INVALID_ARGUMENT", "credential must be a WebAuthn public-key credential (JSON form)", field="credential"
+        ) from None
     return challenge
 
 
@@ -63,8 +68,12 @@ class Passkeys:
         self.now = now
 
     async def _remember(self, challenge: bytes, purpose: str, user_id: str = "") -> None:
-        await self.state.put(CHALLENGE_NAMESPACE, bytes_to_base64url(challenge),
-                             {"purpose": purpose, "user_id": user_id}, CHALLENGE_TTL_SECONDS)
+        await self.state.put(
+            CHALLENGE_NAMESPACE,
+            bytes_to_base64url(challenge),
+            {"purpose": purpose, "user_id": user_id},
+            CHALLENGE_TTL_SECONDS,
+        )
 
     async def _take(self, credential: Any, purpose: str) -> tuple[bytes, dict]:
         challenge = challenge_of(credential)
@@ -79,13 +88,16 @@ class Passkeys:
     async def registration_options(self, user_id: str, user_name: str) -> dict:
         existing = await self.repository.for_user(user_id)
         options = webauthn.generate_registration_options(
-            rp_id=self.rp_id, rp_name=self.rp_name, user_id=user_id.encode(), user_name=user_name,
+            rp_id=self.rp_id,
+            rp_name=self.rp_name,
+            user_id=user_id.encode(),
+            user_name=user_name,
             timeout=CHALLENGE_TTL_SECONDS * 1000,
             authenticator_selection=AuthenticatorSelectionCriteria(
-                resident_key=ResidentKeyRequirement.REQUIRED,
-                user_verification=UserVerificationRequirement.REQUIRED),
-            exclude_credentials=[PublicKeyCredentialDescriptor(id=_b64url_decode(p.credential_id))
-                                 for p in existing])
+                resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.REQUIRED
+            ),
+            exclude_credentials=[PublicKeyCredentialDescriptor(id=_b64url_decode(p.credential_id)) for p in existing],
+        )
         await self._remember(options.challenge, REGISTRATION, user_id)
         return json.loads(webauthn.options_to_json(options))
 
@@ -93,19 +105,29 @@ class Passkeys:
         challenge, record = await self._take(credential, REGISTRATION)
         try:
             verified = webauthn.verify_registration_response(
-                credential=credential, expected_challenge=challenge, expected_rp_id=self.rp_id,
-                expected_origin=self.origins, require_user_verification=True)
-        except Exception as exc:  # noqa: BLE001 - the library parses attacker-controlled CBOR; any failure is a refusal
-            raise DomainError("INVALID_ARGUMENT", f"the passkey was not accepted: {_reason(exc)}",
-                              field="credential") from None
+                credential=credential,
+                expected_challenge=challenge,
+                expected_rp_id=self.rp_id,
+                expected_origin=self.origins,
+                require_user_verification=True,
+            )
+        except Exception as exc:
+            raise DomainError(
+                "INVALID_ARGUMENT", f"the passkey was not accepted: {_reason(exc)}", field="credential"
+            ) from None
         transports = credential["response"].get("transports")
         transports = transports if isinstance(transports, list) else []
         passkey = Passkey(
-            credential_id=bytes_to_base64url(verified.credential_id), user_id=record["user_id"],
-            credential_public_key=verified.credential_public_key, sign_count=verified.sign_count,
+            credential_id=bytes_to_base64url(verified.credential_id),
+            user_id=record["user_id"],
+            credential_public_key=verified.credential_public_key,
+            sign_count=verified.sign_count,
             transports=tuple(str(t)[:16] for t in transports if isinstance(t, str))[:6],
-            aaguid=verified.aaguid, backed_up=verified.credential_backed_up, created_at=self._utcnow(),
-            last_used_at=None)
+            aaguid=verified.aaguid,
+            backed_up=verified.credential_backed_up,
+            created_at=self._utcnow(),
+            last_used_at=None,
+        )
         if not await self.repository.add(passkey):
             raise DomainError("CONFLICT", "this passkey is already registered")
         return passkey
@@ -114,8 +136,10 @@ class Passkeys:
         """Options for a discoverable-credential assertion: the authenticator offers the
         user's passkeys for this site; no user name is asked or revealed."""
         options = webauthn.generate_authentication_options(
-            rp_id=self.rp_id, timeout=CHALLENGE_TTL_SECONDS * 1000,
-            user_verification=UserVerificationRequirement.REQUIRED)
+            rp_id=self.rp_id,
+            timeout=CHALLENGE_TTL_SECONDS * 1000,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        )
         await self._remember(options.challenge, ASSERTION)
         return json.loads(webauthn.options_to_json(options))
 
@@ -128,10 +152,15 @@ class Passkeys:
             raise InvalidToken("this passkey is not registered")
         try:
             verified = webauthn.verify_authentication_response(
-                credential=credential, expected_challenge=challenge, expected_rp_id=self.rp_id,
-                expected_origin=self.origins, credential_public_key=passkey.credential_public_key,
-                credential_current_sign_count=passkey.sign_count, require_user_verification=True)
-        except Exception as exc:  # noqa: BLE001 - as in register: attacker-controlled input
+                credential=credential,
+                expected_challenge=challenge,
+                expected_rp_id=self.rp_id,
+                expected_origin=self.origins,
+                credential_public_key=passkey.credential_public_key,
+                credential_current_sign_count=passkey.sign_count,
+                require_user_verification=True,
+            )
+        except Exception as exc:
             raise InvalidToken(f"the passkey assertion was refused: {_reason(exc)}") from None
         user_handle = credential["response"].get("userHandle")
         if user_handle and str(user_handle).rstrip("=") != bytes_to_base64url(passkey.user_id.encode()):
@@ -141,7 +170,7 @@ class Passkeys:
         return passkey
 
     def _utcnow(self) -> datetime:
-        return datetime.fromtimestamp(self.now(), timezone.utc)
+        return datetime.fromtimestamp(self.now(), UTC)
 
 
 def _reason(exc: Exception) -> str:

@@ -24,11 +24,11 @@ class Binding:
     """One REST binding of one RPC."""
 
     http_method: str
-    template: str                     # as annotated, e.g. /api/mbt/orders/{order_id}
-    starlette_path: str               # with Starlette-safe parameter names
-    path_params: dict[str, str]       # Starlette name -> request field path
-    body: str                         # "" none, "*" whole request, else one field
-    response_body: str                # "" whole response, else the field that is `data`
+    template: str  # as annotated, e.g. /api/mbt/orders/{order_id}
+    starlette_path: str  # with Starlette-safe parameter names
+    path_params: dict[str, str]  # Starlette name -> request field path
+    body: str  # "" none, "*" whole request, else one field
+    response_body: str  # "" whole response, else the field that is `data`
     service: ServiceDescriptor
     method: MethodDescriptor
 

@@ -88,27 +88,36 @@ class BrowserProtection:
             await send(message)
 
         rid = scope.get("state", {}).get("request_id", "")
-        if scope["path"] not in HOST_CHECK_EXEMPT \
-                and host_name(request_headers.get("host", "")) not in self.allowed_hosts:
-            response = errors.error_response(400, "invalid_argument",
-                                             "this gateway does not answer to that Host (MBT_ALLOWED_HOSTS)", rid)
+        if (
+            scope["path"] not in HOST_CHECK_EXEMPT
+            and host_name(request_headers.get("host", "")) not in self.allowed_hosts
+        ):
+            response = errors.error_response(
+                400, "invalid_argument", "this gateway does not answer to that Host (MBT_ALLOWED_HOSTS)", rid
+            )
             await response(scope, receive, send_with_headers)
             return
         method = scope["method"]
         if method == "OPTIONS" and origin is not None and "access-control-request-method" in request_headers:
             if cors:
-                response = errors.empty_response(204, {"access-control-allow-methods": CORS_METHODS,
-                                                       "access-control-allow-headers": CORS_REQUEST_HEADERS,
-                                                       "access-control-max-age": str(CORS_MAX_AGE_SECONDS)})
+                response = errors.empty_response(
+                    204,
+                    {
+                        "access-control-allow-methods": CORS_METHODS,
+                        "access-control-allow-headers": CORS_REQUEST_HEADERS,
+                        "access-control-max-age": str(CORS_MAX_AGE_SECONDS),
+                    },
+                )
             else:
-                response = errors.error_response(403, "permission_denied",
-                                                 f"cross-origin requests from {origin[:100]!r} are not allowed", rid)
+                response = errors.error_response(
+                    403, "permission_denied", f"cross-origin requests from {origin[:100]!r} are not allowed", rid
+                )
             await response(scope, receive, send_with_headers)
             return
         if method not in SAFE_METHODS and origin is not None and origin not in self.trusted_origins:
-            response = errors.error_response(403, "permission_denied",
-                                             f"state-changing requests from {origin[:100]!r} are not allowed", rid)
+            response = errors.error_response(
+                403, "permission_denied", f"state-changing requests from {origin[:100]!r} are not allowed", rid
+            )
             await response(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
-

@@ -22,8 +22,8 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from services.common.rpc import context
 from services.common.config import Settings
+from services.common.rpc import context
 
 # Keep-alive longer than the clients' and proxies' idle timeouts, so the gateway is not the
 # side that closes a connection a client is about to reuse.
@@ -31,10 +31,19 @@ KEEP_ALIVE_SECONDS = 75
 
 
 def _timeout_response() -> bytes:
-    body = json.dumps({"error": {"code": "request_timeout", "message": "the request was not received in time",
-                                 "request_id": context.new_request_id()}}).encode()
-    head = (f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            "connection: close\r\n\r\n").encode()
+    body = json.dumps(
+        {
+            "error": {
+                "code": "request_timeout",
+                "message": "the request was not received in time",
+                "request_id": context.new_request_id(),
+            }
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode()
     return head + body
 
 
@@ -98,12 +107,25 @@ class DeadlineProtocol(H11Protocol):
 
 def config(app, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
     """uvicorn's configuration of the gateway (``port`` 0 in tests: any free port)."""
-    protocol = type("GatewayProtocol", (DeadlineProtocol,), {
-        "header_seconds": settings.gateway_header_timeout_seconds,
-        "body_seconds": settings.gateway_body_timeout_seconds})
-    return uvicorn.Config(app, host=settings.bind_host, port=settings.gateway_port if port is None else port,
-                          http=protocol, limit_concurrency=settings.gateway_max_connections,
-                          proxy_headers=bool(settings.trusted_proxies),
-                          forwarded_allow_ips=list(settings.trusted_proxies) or None,
-                          log_config=None, access_log=False, server_header=False,
-                          timeout_graceful_shutdown=int(settings.grace_seconds), timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    protocol = type(
+        "GatewayProtocol",
+        (DeadlineProtocol,),
+        {
+            "header_seconds": settings.gateway_header_timeout_seconds,
+            "body_seconds": settings.gateway_body_timeout_seconds,
+        },
+    )
+    return uvicorn.Config(
+        app,
+        host=settings.bind_host,
+        port=settings.gateway_port if port is None else port,
+        http=protocol,
+        limit_concurrency=settings.gateway_max_connections,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.grace_seconds),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )

@@ -11,7 +11,7 @@ declared here too (``openapi_paths``) and served in the OpenAPI document.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -26,10 +26,10 @@ from gateway.passkeys import Passkeys
 from gateway.sessions import DEV, PASSKEY, IssuedToken, Sessions
 from gateway.store import Passkey
 from gateway.transcoding import InvalidInput
-from services.common.security.auth import USER_ID
 from services.common.config import Settings
 from services.common.errors import DomainError
 from services.common.ids import new_id
+from services.common.security.auth import USER_ID
 from services.common.security.tokens import WallTime
 
 MAX_USER_NAME = 64
@@ -44,9 +44,20 @@ _OPTIONAL_SESSION = [{}, {"sessionCookie": []}, {"bearerToken": []}]
 # The OpenAPI shapes of the session endpoints (gateway.openapi merges them with the API's).
 SCHEMAS = {
     "Session": {
-        "type": "object", "additionalProperties": False,
-        "required": ["session_id", "user_id", "tier", "method", "created_at", "expires_at", "elevated",
-                     "elevated_until", "token", "token_expires_at"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "session_id",
+            "user_id",
+            "tier",
+            "method",
+            "created_at",
+            "expires_at",
+            "elevated",
+            "elevated_until",
+            "token",
+            "token_expires_at",
+        ],
         "properties": {
             "session_id": {"type": ["string", "null"], "description": "null for a token without a session"},
             "user_id": {"type": "string"},
@@ -56,31 +67,49 @@ SCHEMAS = {
             "expires_at": _TIME,
             "elevated": {"type": "boolean", "description": "a fresh passkey assertion is recent (step-up)"},
             "elevated_until": _OPTIONAL_TIME,
-            "token": {"type": ["string", "null"],
-                      "description": "the session token (also in the cookie); null except when just issued"},
+            "token": {
+                "type": ["string", "null"],
+                "description": "the session token (also in the cookie); null except when just issued",
+            },
             "token_expires_at": _TIME,
         },
     },
     "Passkey": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "required": ["credential_id", "user_id", "created_at", "backed_up", "transports"],
-        "properties": {"credential_id": {"type": "string"}, "user_id": {"type": "string"}, "created_at": _TIME,
-                       "backed_up": {"type": "boolean"}, "transports": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "credential_id": {"type": "string"},
+            "user_id": {"type": "string"},
+            "created_at": _TIME,
+            "backed_up": {"type": "boolean"},
+            "transports": {"type": "array", "items": {"type": "string"}},
+        },
     },
     "CredentialRequest": {
-        "type": "object", "additionalProperties": False, "required": ["credential"],
-        "properties": {"credential": {
-            "type": "object",
-            "description": "The JSON form of the PublicKeyCredential the browser returned (`credential.toJSON()`)"}},
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["credential"],
+        "properties": {
+            "credential": {
+                "type": "object",
+                "description": "The JSON form of the PublicKeyCredential the browser returned (`credential.toJSON()`)",
+            }
+        },
     },
     "CeremonyOptions": {
-        "type": "object", "additionalProperties": False, "required": ["options"],
-        "properties": {"user_id": {"type": "string"},
-                       "options": {"type": "object",
-                                   "description": "publicKey options for navigator.credentials (JSON form)"}},
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["options"],
+        "properties": {
+            "user_id": {"type": "string"},
+            "options": {"type": "object", "description": "publicKey options for navigator.credentials (JSON form)"},
+        },
     },
     "SignedOut": {
-        "type": "object", "additionalProperties": False, "required": ["session_id", "ended"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["session_id", "ended"],
         "properties": {"session_id": {"type": ["string", "null"]}, "ended": {"type": "boolean"}},
     },
 }
@@ -88,47 +117,80 @@ _SESSION = {"$ref": _REF + "Session"}
 
 OPERATIONS = {
     ("/api/sessions", "POST"): {
-        "operationId": "sessions.signIn", "summary": "Sign in with a passkey assertion", "security": _PUBLIC,
-        "request": _CREDENTIAL_BODY, "responses": {"201": ("Signed in; the session cookie is set", _SESSION)}},
+        "operationId": "sessions.signIn",
+        "summary": "Sign in with a passkey assertion",
+        "security": _PUBLIC,
+        "request": _CREDENTIAL_BODY,
+        "responses": {"201": ("Signed in; the session cookie is set", _SESSION)},
+    },
     ("/api/sessions/current", "GET"): {
-        "operationId": "sessions.current", "summary": "The current session, and whether it is elevated",
-        "request": None, "responses": {"200": ("The session", _SESSION)}},
+        "operationId": "sessions.current",
+        "summary": "The current session, and whether it is elevated",
+        "request": None,
+        "responses": {"200": ("The session", _SESSION)},
+    },
     ("/api/sessions/current", "DELETE"): {
-        "operationId": "sessions.signOut", "summary": "Sign out: the session ends at once",
-        "request": None, "responses": {"200": ("Signed out; the cookie is cleared", {"$ref": _REF + "SignedOut"})}},
+        "operationId": "sessions.signOut",
+        "summary": "Sign out: the session ends at once",
+        "request": None,
+        "responses": {"200": ("Signed out; the cookie is cleared", {"$ref": _REF + "SignedOut"})},
+    },
     ("/api/sessions/refresh", "POST"): {
-        "operationId": "sessions.refresh", "summary": "A new token for a live session (the old may have expired)",
-        "request": _EMPTY_BODY, "responses": {"200": ("A new token; the cookie is set", _SESSION)}},
+        "operationId": "sessions.refresh",
+        "summary": "A new token for a live session (the old may have expired)",
+        "request": _EMPTY_BODY,
+        "responses": {"200": ("A new token; the cookie is set", _SESSION)},
+    },
     ("/api/sessions/step-up", "POST"): {
-        "operationId": "sessions.stepUp", "summary": "Elevate the session with a fresh passkey assertion",
-        "request": _CREDENTIAL_BODY, "responses": {"200": ("Elevated; the cookie is set", _SESSION)}},
+        "operationId": "sessions.stepUp",
+        "summary": "Elevate the session with a fresh passkey assertion",
+        "request": _CREDENTIAL_BODY,
+        "responses": {"200": ("Elevated; the cookie is set", _SESSION)},
+    },
     ("/api/sessions/dev", "POST"): {
-        "operationId": "sessions.devLogin", "security": _PUBLIC,
+        "operationId": "sessions.devLogin",
+        "security": _PUBLIC,
         "summary": "Development login (only with MBT_DEV_LOGIN=1, never in production)",
-        "request": {"type": "object", "additionalProperties": False, "required": ["user_id"],
-                    "properties": {"user_id": {"type": "string", "pattern": USER_ID.pattern}}},
-        "responses": {"201": ("Signed in; the session cookie is set", _SESSION)}},
+        "request": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["user_id"],
+            "properties": {"user_id": {"type": "string", "pattern": USER_ID.pattern}},
+        },
+        "responses": {"201": ("Signed in; the session cookie is set", _SESSION)},
+    },
     ("/api/sessions/passkeys/registration/options", "POST"): {
-        "operationId": "passkeys.registrationOptions", "security": _OPTIONAL_SESSION,
+        "operationId": "passkeys.registrationOptions",
+        "security": _OPTIONAL_SESSION,
         "summary": "Start registering a passkey: for a new user, or another one for the signed-in user",
-        "request": {"type": "object", "additionalProperties": False,
-                    "properties": {"user_name": {"type": "string", "maxLength": MAX_USER_NAME}}},
-        "responses": {"200": ("Options for navigator.credentials.create()", {"$ref": _REF + "CeremonyOptions"})}},
+        "request": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"user_name": {"type": "string", "maxLength": MAX_USER_NAME}},
+        },
+        "responses": {"200": ("Options for navigator.credentials.create()", {"$ref": _REF + "CeremonyOptions"})},
+    },
     ("/api/sessions/passkeys/registration", "POST"): {
-        "operationId": "passkeys.register", "summary": "Finish registering a passkey", "security": _PUBLIC,
-        "request": _CREDENTIAL_BODY, "responses": {"201": ("The passkey is registered", {"$ref": _REF + "Passkey"})}},
+        "operationId": "passkeys.register",
+        "summary": "Finish registering a passkey",
+        "security": _PUBLIC,
+        "request": _CREDENTIAL_BODY,
+        "responses": {"201": ("The passkey is registered", {"$ref": _REF + "Passkey"})},
+    },
     ("/api/sessions/passkeys/assertion/options", "POST"): {
-        "operationId": "passkeys.assertionOptions", "security": _PUBLIC,
+        "operationId": "passkeys.assertionOptions",
+        "security": _PUBLIC,
         "summary": "Start a passkey assertion (sign-in or step-up)",
         "request": _EMPTY_BODY,
-        "responses": {"200": ("Options for navigator.credentials.get()", {"$ref": _REF + "CeremonyOptions"})}},
+        "responses": {"200": ("Options for navigator.credentials.get()", {"$ref": _REF + "CeremonyOptions"})},
+    },
 }
 
 
 def rfc3339(unix_seconds: int | float | None) -> str | None:
     if not unix_seconds:
         return None
-    return datetime.fromtimestamp(int(unix_seconds), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(unix_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _object(body: object, allowed: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -147,8 +209,9 @@ def _object(body: object, allowed: dict[str, type], required: tuple[str, ...] = 
 
 
 class SessionEndpoints:
-    def __init__(self, settings: Settings, admission: Admission, sessions: Sessions, passkeys: Passkeys,
-                 now: WallTime) -> None:
+    def __init__(
+        self, settings: Settings, admission: Admission, sessions: Sessions, passkeys: Passkeys, now: WallTime
+    ) -> None:
         self.settings = settings
         self.admission = admission
         self.sessions = sessions
@@ -163,24 +226,45 @@ class SessionEndpoints:
     def _issued_view(self, issued: IssuedToken) -> dict:
         """A session just issued, with its token (for native clients)."""
         row = issued.row
-        return {"session_id": row.session_id, "user_id": row.user_id, "tier": row.tier, "method": row.method,
-                "created_at": rfc3339(row.created_at), "expires_at": rfc3339(row.expires_at),
-                "elevated": self.now() < row.elevated_until, "elevated_until": rfc3339(row.elevated_until),
-                "token": issued.token, "token_expires_at": rfc3339(issued.token_expires_at)}
+        return {
+            "session_id": row.session_id,
+            "user_id": row.user_id,
+            "tier": row.tier,
+            "method": row.method,
+            "created_at": rfc3339(row.created_at),
+            "expires_at": rfc3339(row.expires_at),
+            "elevated": self.now() < row.elevated_until,
+            "elevated_until": rfc3339(row.elevated_until),
+            "token": issued.token,
+            "token_expires_at": rfc3339(issued.token_expires_at),
+        }
 
     def _current_view(self, caller: Caller) -> dict:
         """The caller's session (or its sessionless token); the token itself is never repeated."""
         claims, row = caller.claims, caller.session
-        return {"session_id": row.session_id if row else None, "user_id": claims.subject, "tier": claims.tier,
-                "method": row.method if row else "token",
-                "created_at": rfc3339(row.created_at if row else claims.issued_at),
-                "expires_at": rfc3339(row.expires_at if row else claims.expires_at),
-                "elevated": self.now() < caller.elevated_until, "elevated_until": rfc3339(caller.elevated_until),
-                "token": None, "token_expires_at": rfc3339(claims.expires_at)}
+        return {
+            "session_id": row.session_id if row else None,
+            "user_id": claims.subject,
+            "tier": claims.tier,
+            "method": row.method if row else "token",
+            "created_at": rfc3339(row.created_at if row else claims.issued_at),
+            "expires_at": rfc3339(row.expires_at if row else claims.expires_at),
+            "elevated": self.now() < caller.elevated_until,
+            "elevated_until": rfc3339(caller.elevated_until),
+            "token": None,
+            "token_expires_at": rfc3339(claims.expires_at),
+        }
 
     def _with_cookie(self, response: Response, issued: IssuedToken) -> Response:
-        response.set_cookie(SESSION_COOKIE, issued.token, max_age=max(0, issued.row.expires_at - int(self.now())),
-                            path="/", secure=True, httponly=True, samesite="strict")
+        response.set_cookie(
+            SESSION_COOKIE,
+            issued.token,
+            max_age=max(0, issued.row.expires_at - int(self.now())),
+            path="/",
+            secure=True,
+            httponly=True,
+            samesite="strict",
+        )
         return response
 
     def _issued(self, request: Request, issued: IssuedToken, status: int = 200) -> Response:
@@ -202,8 +286,9 @@ class SessionEndpoints:
         else:
             user_id = admitted.caller.user_id
             if await self.passkeys.has_any(user_id) and self.now() >= admitted.caller.elevated_until:
-                raise DomainError("PERMISSION_DENIED",
-                                  "adding a passkey needs a recent step-up (POST /api/sessions/step-up)")
+                raise DomainError(
+                    "PERMISSION_DENIED", "adding a passkey needs a recent step-up (POST /api/sessions/step-up)"
+                )
         user_name = body.get("user_name") or user_id
         if len(user_name) > MAX_USER_NAME:
             raise InvalidInput("user_name", f"user_name is longer than {MAX_USER_NAME} characters")
@@ -228,8 +313,7 @@ class SessionEndpoints:
         await self.admission.admit_anonymous(request)
         body = _object(await read_json(request), {"credential": dict}, ("credential",))
         passkey = await self.passkeys.verify_assertion(body["credential"])
-        issued = await self.sessions.start(passkey.user_id, PASSKEY, credential_id=passkey.credential_id,
-                                           elevated=True)
+        issued = await self.sessions.start(passkey.user_id, PASSKEY, credential_id=passkey.credential_id, elevated=True)
         return self._issued(request, issued, 201)
 
     async def dev_login(self, request: Request) -> Response:
@@ -289,12 +373,21 @@ class SessionEndpoints:
         }
 
     def routes(self) -> list[Route]:
-        return [Route(path, by_method({method: enveloped(handler) for method, handler in methods.items()}),
-                      methods=ALL_METHODS)
-                for path, methods in self.handlers().items()]
+        return [
+            Route(
+                path,
+                by_method({method: enveloped(handler) for method, handler in methods.items()}),
+                methods=ALL_METHODS,
+            )
+            for path, methods in self.handlers().items()
+        ]
 
 
 def passkey_view(passkey: Passkey) -> dict:
-    return {"credential_id": passkey.credential_id, "user_id": passkey.user_id,
-            "created_at": passkey.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "backed_up": passkey.backed_up,
-            "transports": list(passkey.transports)}
+    return {
+        "credential_id": passkey.credential_id,
+        "user_id": passkey.user_id,
+        "created_at": passkey.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "backed_up": passkey.backed_up,
+        "transports": list(passkey.transports),
+    }

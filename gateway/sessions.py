@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from services.common.security.auth import SESSION_NAMESPACE
 from services.common.config import Settings
 from services.common.ids import new_id
+from services.common.security.auth import SESSION_NAMESPACE
 from services.common.security.shared_state import SharedState
 from services.common.security.tiers import TierLookup
 from services.common.security.tokens import TokenIssuer, WallTime
@@ -44,8 +44,9 @@ class IssuedToken:
 
 
 class Sessions:
-    def __init__(self, settings: Settings, state: SharedState, issuer: TokenIssuer, tiers: TierLookup,
-                 now: WallTime) -> None:
+    def __init__(
+        self, settings: Settings, state: SharedState, issuer: TokenIssuer, tiers: TierLookup, now: WallTime
+    ) -> None:
         self.settings = settings
         self.state = state
         self.issuer = issuer
@@ -54,10 +55,16 @@ class Sessions:
 
     async def start(self, user_id: str, method: str, *, credential_id: str = "", elevated: bool) -> IssuedToken:
         now = int(self.now())
-        row = SessionRow(session_id=new_id("ses"), user_id=user_id, tier=await self.tiers.tier(user_id),
-                         method=method, credential_id=credential_id, created_at=now,
-                         expires_at=now + self.settings.session_max_age_seconds,
-                         elevated_until=now + self.settings.step_up_seconds if elevated else 0)
+        row = SessionRow(
+            session_id=new_id("ses"),
+            user_id=user_id,
+            tier=await self.tiers.tier(user_id),
+            method=method,
+            credential_id=credential_id,
+            created_at=now,
+            expires_at=now + self.settings.session_max_age_seconds,
+            elevated_until=now + self.settings.step_up_seconds if elevated else 0,
+        )
         await self._save(row)
         return self.issue(row)
 
@@ -82,8 +89,9 @@ class Sessions:
     def issue(self, row: SessionRow) -> IssuedToken:
         now = int(self.now())
         ttl = min(self.settings.session_token_ttl_seconds, row.expires_at - now)
-        token = self.issuer.user(row.user_id, tier=row.tier, ttl_seconds=ttl, session_id=row.session_id,
-                                 elevated_until=row.elevated_until)
+        token = self.issuer.user(
+            row.user_id, tier=row.tier, ttl_seconds=ttl, session_id=row.session_id, elevated_until=row.elevated_until
+        )
         return IssuedToken(row, token, now + ttl)
 
     async def _save(self, row: SessionRow) -> None:

@@ -13,14 +13,14 @@ from sqlalchemy import BigInteger, Boolean, LargeBinary, MetaData, String, selec
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.persistence.db import Database
-from services.common.persistence.sqltypes import UtcDateTime
+from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 
 COMPONENT = "gateway"
 
 
 class Base(DeclarativeBase):
     metadata = MetaData()
-    type_annotation_map = {datetime: UtcDateTime()}
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class PasskeyRow(Base):
@@ -54,9 +54,17 @@ class Passkey:
 
 
 def _passkey(row: PasskeyRow) -> Passkey:
-    return Passkey(row.credential_id, row.user_id, bytes(row.credential_public_key), row.sign_count,
-                   tuple(t for t in row.transports.split(",") if t), row.aaguid, row.backed_up, row.created_at,
-                   row.last_used_at)
+    return Passkey(
+        row.credential_id,
+        row.user_id,
+        bytes(row.credential_public_key),
+        row.sign_count,
+        tuple(t for t in row.transports.split(",") if t),
+        row.aaguid,
+        row.backed_up,
+        row.created_at,
+        row.last_used_at,
+    )
 
 
 class PasskeyRepository:
@@ -70,11 +78,19 @@ class PasskeyRepository:
         async with self.db.writing() as session:
             if await session.get(PasskeyRow, passkey.credential_id) is not None:
                 return False
-            session.add(PasskeyRow(credential_id=passkey.credential_id, user_id=passkey.user_id,
-                                   credential_public_key=passkey.credential_public_key,
-                                   sign_count=passkey.sign_count, transports=",".join(passkey.transports),
-                                   aaguid=passkey.aaguid, backed_up=passkey.backed_up,
-                                   created_at=passkey.created_at, last_used_at=passkey.last_used_at))
+            session.add(
+                PasskeyRow(
+                    credential_id=passkey.credential_id,
+                    user_id=passkey.user_id,
+                    credential_public_key=passkey.credential_public_key,
+                    sign_count=passkey.sign_count,
+                    transports=",".join(passkey.transports),
+                    aaguid=passkey.aaguid,
+                    backed_up=passkey.backed_up,
+                    created_at=passkey.created_at,
+                    last_used_at=passkey.last_used_at,
+                )
+            )
             return True
 
     async def get(self, credential_id: str) -> Passkey | None:
@@ -85,16 +101,20 @@ class PasskeyRepository:
     async def for_user(self, user_id: str) -> list[Passkey]:
         """The user's passkeys, oldest first."""
         async with self.db.reading() as session:
-            rows = (await session.scalars(select(PasskeyRow).where(PasskeyRow.user_id == user_id)
-                                          .order_by(PasskeyRow.created_at))).all()
+            rows = (
+                await session.scalars(
+                    select(PasskeyRow).where(PasskeyRow.user_id == user_id).order_by(PasskeyRow.created_at)
+                )
+            ).all()
             return [_passkey(row) for row in rows]
 
     async def record_use(self, passkey: Passkey, new_sign_count: int, used_at: datetime) -> bool:
         """Store the new counter only if nobody used the credential since it was read: of
         two concurrent assertions with one counter value, one loses."""
         async with self.db.writing() as session:
-            result = await session.execute(update(PasskeyRow)
-                                           .where(PasskeyRow.credential_id == passkey.credential_id,
-                                                  PasskeyRow.sign_count == passkey.sign_count)
-                                           .values(sign_count=new_sign_count, last_used_at=used_at))
+            result = await session.execute(
+                update(PasskeyRow)
+                .where(PasskeyRow.credential_id == passkey.credential_id, PasskeyRow.sign_count == passkey.sign_count)
+                .values(sign_count=new_sign_count, last_used_at=used_at)
+            )
             return result.rowcount == 1

@@ -24,8 +24,8 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 from google.type import date_pb2
 
-from services.common.wire.conv import DECIMAL_PATTERN, is_decimal_field, parse_decimal
 from services.common.errors import DomainError
+from services.common.wire.conv import DECIMAL_PATTERN, is_decimal_field, parse_decimal
 
 INT32_RANGE = (-(2**31), 2**31 - 1)
 INT64_RANGE = (-(2**63), 2**63 - 1)
@@ -38,11 +38,16 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INPUT_DECIMAL_PATTERN = rf"^({DECIMAL_PATTERN})?$"
 
 _INTEGER_TYPES = {
-    FieldDescriptor.TYPE_INT32: INT32_RANGE, FieldDescriptor.TYPE_SINT32: INT32_RANGE,
-    FieldDescriptor.TYPE_SFIXED32: INT32_RANGE, FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1), FieldDescriptor.TYPE_INT64: INT64_RANGE,
-    FieldDescriptor.TYPE_SINT64: INT64_RANGE, FieldDescriptor.TYPE_SFIXED64: INT64_RANGE,
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1), FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_INT32: INT32_RANGE,
+    FieldDescriptor.TYPE_SINT32: INT32_RANGE,
+    FieldDescriptor.TYPE_SFIXED32: INT32_RANGE,
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_INT64: INT64_RANGE,
+    FieldDescriptor.TYPE_SINT64: INT64_RANGE,
+    FieldDescriptor.TYPE_SFIXED64: INT64_RANGE,
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
 }
 
 
@@ -54,6 +59,7 @@ class InvalidInput(ValueError):
 
 
 # -- enums -------------------------------------------------------------------------
+
 
 def enum_prefix(enum: EnumDescriptor) -> str:
     """ORDER_TYPE_ for OrderType."""
@@ -99,8 +105,14 @@ def _special_to_json(message: Message) -> Any:
     return _MISSING
 
 
-SPECIAL_TYPES = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.type.Date",
-                 "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+SPECIAL_TYPES = {
+    "google.protobuf.Timestamp",
+    "google.protobuf.Duration",
+    "google.type.Date",
+    "google.protobuf.Struct",
+    "google.protobuf.Value",
+    "google.protobuf.ListValue",
+}
 
 
 def _value_to_json(field: FieldDescriptor, value: Any) -> Any:
@@ -114,7 +126,7 @@ def _value_to_json(field: FieldDescriptor, value: Any) -> Any:
 
 
 def _is_map(field: FieldDescriptor) -> bool:
-    return (field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry)
+    return field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
 
 
 def field_to_json(message: Message, field: FieldDescriptor) -> Any:
@@ -139,6 +151,7 @@ def message_to_json(message: Message) -> Any:
 
 
 # -- input -------------------------------------------------------------------------
+
 
 def default_json_name(name: str) -> str:
     head, *rest = name.split("_")
@@ -165,11 +178,11 @@ def _parse_special(message: Message, raw: Any, path: str) -> bool:
         message.CopyFrom(parse_timestamp(raw, path))
     elif name == "google.protobuf.Duration":
         if not isinstance(raw, str):
-            raise InvalidInput(path, f"{path} must be a duration string like \"1.5s\"")
+            raise InvalidInput(path, f'{path} must be a duration string like "1.5s"')
         try:
             message.FromJsonString(raw)
         except ValueError:
-            raise InvalidInput(path, f"{path} must be a duration string like \"1.5s\"") from None
+            raise InvalidInput(path, f'{path} must be a duration string like "1.5s"') from None
     elif name == "google.type.Date":
         message.CopyFrom(parse_date(raw, path))
     else:
@@ -183,7 +196,7 @@ def _parse_special(message: Message, raw: Any, path: str) -> bool:
 def parse_timestamp(raw: Any, path: str) -> timestamp_pb2.Timestamp:
     """RFC 3339 (``2012-06-21T13:30:00Z``), or a date meaning its midnight UTC."""
     if not isinstance(raw, str) or len(raw) > 64:
-        raise InvalidInput(path, f"{path} must be an RFC 3339 time like \"2012-06-21T13:30:00Z\"")
+        raise InvalidInput(path, f'{path} must be an RFC 3339 time like "2012-06-21T13:30:00Z"')
     text = raw.strip()
     if _DATE.match(text):
         text += "T00:00:00Z"
@@ -191,13 +204,15 @@ def parse_timestamp(raw: Any, path: str) -> timestamp_pb2.Timestamp:
     try:
         ts.FromJsonString(text)
     except ValueError:
-        raise InvalidInput(path, f"{path} must be an RFC 3339 time like \"2012-06-21T13:30:00Z\"; got {raw[:64]!r}") from None
+        raise InvalidInput(
+            path, f'{path} must be an RFC 3339 time like "2012-06-21T13:30:00Z"; got {raw[:64]!r}'
+        ) from None
     return ts
 
 
 def parse_date(raw: Any, path: str) -> date_pb2.Date:
     if not isinstance(raw, str) or not _DATE.match(raw.strip()):
-        raise InvalidInput(path, f"{path} must be a date like \"2023-09-15\"")
+        raise InvalidInput(path, f'{path} must be a date like "2023-09-15"')
     try:
         value = date.fromisoformat(raw.strip())
     except ValueError:
@@ -209,7 +224,7 @@ def _scalar(field: FieldDescriptor, raw: Any, path: str) -> Any:
     kind = field.type
     if kind == FieldDescriptor.TYPE_STRING:
         if not isinstance(raw, str):
-            hint = " (decimal values are sent as strings, e.g. \"10\")" if isinstance(raw, (int, float)) else ""
+            hint = ' (decimal values are sent as strings, e.g. "10")' if isinstance(raw, (int, float)) else ""
             raise InvalidInput(path, f"{path} must be a string{hint}")
         if len(raw) > MAX_STRING:
             raise InvalidInput(path, f"{path} is too long")

@@ -28,13 +28,13 @@ from collections.abc import Sequence
 import grpc
 
 from services.activities import audit_cli
-from services.common.security.auth import USER_ID, ServiceCredentials
-from services.common.rpc.channels import open_channel
 from services.common.config import ConfigError, Settings
+from services.common.rpc.channels import open_channel
+from services.common.security.auth import USER_ID, ServiceCredentials
 from services.common.security.tiers import TierLookup
+from services.common.security.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
 from services.jobs import cli as jobs_cli
 from services.matcher.backtest import cli as backtest_cli
-from services.common.security.tokens import OPS, READ, SERVICE, TIERS, TRADE, TokenIssuer, TokenKeys, new_key
 
 MAX_USER_TOKEN_SECONDS = 24 * 3600
 MAX_OPS_TOKEN_SECONDS = 3600
@@ -98,9 +98,11 @@ async def _tier(settings: Settings, issuer: TokenIssuer, user_id: str) -> str:
         lookup = TierLookup(lambda: channel, ServiceCredentials(issuer, "cli"), settings.rpc_timeout_seconds)
         return await lookup.ask(user_id)
     except grpc.aio.AioRpcError as exc:
-        raise TierUnknown(f"cannot ask accounts at {target} for {user_id}'s tier ({exc.code().name}: "
-                          f"{exc.details()}); start MBT (make run) or set MBT_ACCOUNTS_TARGET, "
-                          f"or give the tier with --tier") from None
+        raise TierUnknown(
+            f"cannot ask accounts at {target} for {user_id}'s tier ({exc.code().name}: "
+            f"{exc.details()}); start MBT (make run) or set MBT_ACCOUNTS_TARGET, "
+            f"or give the tier with --tier"
+        ) from None
     finally:
         await channel.close()
 
@@ -134,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mbt: {exc}", file=sys.stderr)
         return 1
     print(issuer.user(args.user_id, tier=tier, scopes=args.scope, ttl_seconds=args.ttl))
-    print(f"mbt: user token for {args.user_id} (tier {tier}, scope {' '.join(args.scope)}, {args.ttl}s)",
-          file=sys.stderr)
+    print(
+        f"mbt: user token for {args.user_id} (tier {tier}, scope {' '.join(args.scope)}, {args.ttl}s)", file=sys.stderr
+    )
     return 0
 
 

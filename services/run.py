@@ -45,11 +45,10 @@ class Child:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
         # A session of its own: the terminal's Ctrl-C reaches only the supervisor, which
-        # then stops the children in order.
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        # then stops the children in order. The child keeps its own copy of the log's descriptor.
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid_path.parent.mkdir(parents=True, exist_ok=True)
         self.pid_path.write_text(f"{self.process.pid}\n")
         self.started_at = time.monotonic()
@@ -83,10 +82,19 @@ class Supervisor:
         self.settings = settings
         logs, pids = settings.data_dir / "log", settings.data_dir / "run"
         python = sys.executable
-        self.children = [Child(name, [python, "-m", f"services.{name}"], logs / f"{name}.log", pids / f"{name}.pid")
-                         for name in START_ORDER]
-        self.children.extend(Child(f"jobs-{role}", [python, "-m", "services.jobs", role], logs / f"jobs-{role}.log",
-                                   pids / f"jobs-{role}.pid") for role in JOB_ROLES)
+        self.children = [
+            Child(name, [python, "-m", f"services.{name}"], logs / f"{name}.log", pids / f"{name}.pid")
+            for name in START_ORDER
+        ]
+        self.children.extend(
+            Child(
+                f"jobs-{role}",
+                [python, "-m", "services.jobs", role],
+                logs / f"jobs-{role}.log",
+                pids / f"jobs-{role}.pid",
+            )
+            for role in JOB_ROLES
+        )
         self.children.append(Child("gateway", [python, "-m", "gateway"], logs / "gateway.log", pids / "gateway.pid"))
         self.stopping = False
 
@@ -99,8 +107,11 @@ class Supervisor:
 
     def listen_problems(self) -> list[str]:
         """Ports that are taken before anything starts, each with the setting that moves it."""
-        problems = (listen_problem(self.settings.bind_host, self.port(child), port_variable(child.name))
-                    for child in self.children if self.job_role(child) is None)
+        problems = (
+            listen_problem(self.settings.bind_host, self.port(child), port_variable(child.name))
+            for child in self.children
+            if self.job_role(child) is None
+        )
         return [problem for problem in problems if problem]
 
     def address(self, child: Child) -> str:
@@ -136,7 +147,9 @@ class Supervisor:
                 if self.stopping:
                     return False
                 if child.process.poll() is not None:
-                    self.say(f"{child.name} exited with code {child.process.returncode} while starting:\n{child.tail()}")
+                    self.say(
+                        f"{child.name} exited with code {child.process.returncode} while starting:\n{child.tail()}"
+                    )
                     return False
                 if time.monotonic() > deadline:
                     self.say(f"{child.name} did not become ready in {READY_TIMEOUT_SECONDS}s:\n{child.tail()}")
@@ -161,8 +174,10 @@ class Supervisor:
                     continue
                 child.restarts += 1
                 delay = min(MAX_BACKOFF_SECONDS, 2 ** min(child.restarts, 5) / 2)
-                self.say(f"{child.name} died with exit code {code}; restarting in {delay:.0f}s. "
-                         f"Last log lines:\n{child.tail()}")
+                self.say(
+                    f"{child.name} died with exit code {code}; restarting in {delay:.0f}s. "
+                    f"Last log lines:\n{child.tail()}"
+                )
                 child.process = None
                 child.next_start = now + delay
             time.sleep(0.5)
@@ -210,10 +225,12 @@ def main() -> int:
     try:
         started = supervisor.start_all()
         if started:
-            supervisor.say(f"all up: REST on http://{settings.bind_host}:{settings.gateway_port}/api/mbt/ , "
-                           f"gRPC with reflection on ports "
-                           + ", ".join(str(settings.service(n).port) for n in START_ORDER)
-                           + ", jobs on the market clock (mbt jobs list)")
+            supervisor.say(
+                f"all up: REST on http://{settings.bind_host}:{settings.gateway_port}/api/mbt/ , "
+                f"gRPC with reflection on ports "
+                + ", ".join(str(settings.service(n).port) for n in START_ORDER)
+                + ", jobs on the market clock (mbt jobs list)"
+            )
             supervisor.watch()
     finally:
         supervisor.stop_all()

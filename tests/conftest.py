@@ -10,9 +10,14 @@ from tests.support.trading import Trading, start_trading_mesh
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=[
-        pytest.mark.postgres,
-        pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL variant: set MBT_TEST_DATABASE_URL to run it")]),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL variant: set MBT_TEST_DATABASE_URL to run it"),
+        ],
+    ),
 ]
 
 

@@ -25,12 +25,15 @@ from services.common.rpc.server import Registration, ServiceRuntime
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    market = MarketDataClient(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub),
-                              settings.rpc_timeout_seconds, kit.credentials)
+    market = MarketDataClient(
+        kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), settings.rpc_timeout_seconds, kit.credentials
+    )
     deps = Deps(db=kit.db, uow=partial(unit_of_work, kit.db, kit.outbox, publish), clock=kit.clock, market=market)
     handlers = Handlers(Ledger(deps)).by_event_type()
-    return kit.runtime([
-        Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps))),
-        Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers, publish)),
-        Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-    ])
+    return kit.runtime(
+        [
+            Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps))),
+            Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers, publish)),
+            Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+        ]
+    )

@@ -12,19 +12,22 @@ from datetime import datetime, timedelta
 
 from mbt.marketdata.v1 import marketdata_pb2
 from services.accounts.domain.rules import Mark
+from services.common.errors import DomainError
 from services.common.rpc import context
+from services.common.rpc.remote import call
 from services.common.security.auth import ServiceCredentials, on_behalf_of
 from services.common.wire.conv import from_timestamp, parse_decimal, to_timestamp
-from services.common.errors import DomainError
-from services.common.rpc.remote import call
 
 HISTORY_LOOKBACK = timedelta(minutes=5)
 
 
 def _mark(quote: marketdata_pb2.Quote) -> Mark:
     usable = quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE
-    return Mark(parse_decimal(quote.bid_price, "bid_price") if usable else None,
-                parse_decimal(quote.ask_price, "ask_price") if usable else None, from_timestamp(quote.quote_at))
+    return Mark(
+        parse_decimal(quote.bid_price, "bid_price") if usable else None,
+        parse_decimal(quote.ask_price, "ask_price") if usable else None,
+        from_timestamp(quote.quote_at),
+    )
 
 
 class MarketDataClient:
@@ -40,9 +43,13 @@ class MarketDataClient:
         if not symbols:
             return {}
         try:
-            reply = await call(self.stub.GetLatestQuotes,
-                               marketdata_pb2.GetLatestQuotesRequest(symbols=sorted(symbols)),
-                               timeout=self.timeout, what="market data", metadata=self._as_caller())
+            reply = await call(
+                self.stub.GetLatestQuotes,
+                marketdata_pb2.GetLatestQuotesRequest(symbols=sorted(symbols)),
+                timeout=self.timeout,
+                what="market data",
+                metadata=self._as_caller(),
+            )
         except DomainError as exc:
             if exc.reason == "NOT_FOUND":
                 return {}
@@ -55,14 +62,25 @@ class MarketDataClient:
         for symbol in sorted(symbols):
             last, token = None, ""
             while True:
-                reply = await call(self.stub.ListQuoteHistory, marketdata_pb2.ListQuoteHistoryRequest(
-                    symbol=symbol, from_time=to_timestamp(moment - HISTORY_LOOKBACK), to_time=to_timestamp(moment),
-                    page_size=500, page_token=token), timeout=self.timeout, what="market data",
-                    metadata=self._as_caller())
+                reply = await call(
+                    self.stub.ListQuoteHistory,
+                    marketdata_pb2.ListQuoteHistoryRequest(
+                        symbol=symbol,
+                        from_time=to_timestamp(moment - HISTORY_LOOKBACK),
+                        to_time=to_timestamp(moment),
+                        page_size=500,
+                        page_token=token,
+                    ),
+                    timeout=self.timeout,
+                    what="market data",
+                    metadata=self._as_caller(),
+                )
                 for quote in reply.quotes:
                     if quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE and (
-                            last is None or (quote.quote_at.ToNanoseconds(), quote.sequence)
-                            > (last.quote_at.ToNanoseconds(), last.sequence)):
+                        last is None
+                        or (quote.quote_at.ToNanoseconds(), quote.sequence)
+                        > (last.quote_at.ToNanoseconds(), last.sequence)
+                    ):
                         last = quote
                 token = reply.next_page_token
                 if not token:

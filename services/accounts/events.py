@@ -7,13 +7,20 @@ from __future__ import annotations
 import logging
 
 from mbt.accounts.v1 import events_pb2
-from services.accounts.domain.account import (AccountEvent, AccountOpened, AccountTypeChanged, FillApplied,
-                                              FillRefused, HoldReleased, HoldTaken)
+from services.accounts import wire
+from services.accounts.domain.account import (
+    AccountEvent,
+    AccountOpened,
+    AccountTypeChanged,
+    FillApplied,
+    FillRefused,
+    HoldReleased,
+    HoldTaken,
+)
+from services.accounts.usecases.ledger import Ledger
 from services.common.ids import derived_id
 from services.common.observability.metrics import LEDGER_REFUSALS
 from services.common.persistence.uow import UnitOfWork
-from services.accounts import wire
-from services.accounts.usecases.ledger import Ledger
 from services.common.wire.conv import from_timestamp, money_str, to_timestamp
 
 log = logging.getLogger(__name__)
@@ -22,15 +29,32 @@ log = logging.getLogger(__name__)
 async def publish(uow: UnitOfWork, event: AccountEvent) -> None:
     match event:
         case AccountOpened(account_id=account_id, user_id=user_id, at=at):
-            await uow.emit(events_pb2.AccountOpened(account_id=account_id, user_id=user_id,
-                                                    starting_cash=money_str(event.starting_cash),
-                                                    opened_at=to_timestamp(at)),
-                           aggregate_id=account_id, user_id=user_id, occurred_at=at,
-                           event_id=derived_id("evt", "opened", account_id))
-            await uow.audit(action="open", entity_type="account", entity_id=account_id, user_id=user_id,
-                            before=None, after={"account_type": event.account_type.value,
-                                                "starting_cash": event.starting_cash, "profile": event.profile.value},
-                            occurred_at=at, cause=f"open:{user_id}")
+            await uow.emit(
+                events_pb2.AccountOpened(
+                    account_id=account_id,
+                    user_id=user_id,
+                    starting_cash=money_str(event.starting_cash),
+                    opened_at=to_timestamp(at),
+                ),
+                aggregate_id=account_id,
+                user_id=user_id,
+                occurred_at=at,
+                event_id=derived_id("evt", "opened", account_id),
+            )
+            await uow.audit(
+                action="open",
+                entity_type="account",
+                entity_id=account_id,
+                user_id=user_id,
+                before=None,
+                after={
+                    "account_type": event.account_type.value,
+                    "starting_cash": event.starting_cash,
+                    "profile": event.profile.value,
+                },
+                occurred_at=at,
+                cause=f"open:{user_id}",
+            )
         case FillRefused():
             await _refused(uow, event)
         case FillApplied() | HoldTaken() | HoldReleased() | AccountTypeChanged():
@@ -41,14 +65,37 @@ async def _refused(uow: UnitOfWork, event: FillRefused) -> None:
     """Loud, never silent: an error log line, a metric and an audit row. The event that
     brought the fill is acknowledged: retrying cannot make it apply."""
     fill, reason = event.fill, event.reason.lower()
-    log.error("fill refused by the ledger", extra={"fields": {
-        "reason": reason, "why": event.why, "fill_id": event.fill_id, "order_id": fill.order_id,
-        "order_version": event.order_version, "user_id": event.user_id}})
+    log.error(
+        "fill refused by the ledger",
+        extra={
+            "fields": {
+                "reason": reason,
+                "why": event.why,
+                "fill_id": event.fill_id,
+                "order_id": fill.order_id,
+                "order_version": event.order_version,
+                "user_id": event.user_id,
+            }
+        },
+    )
     LEDGER_REFUSALS.labels(service="accounts", reason=reason).inc()
-    await uow.audit(action="refuse_fill", entity_type="fill", entity_id=event.fill_id, user_id=event.user_id,
-                    before=None, after={"reason": reason, "why": event.why, "order_id": fill.order_id,
-                                        "order_version": event.order_version, "qty": fill.qty, "price": fill.price},
-                    occurred_at=event.at, cause=f"refuse:{event.fill_id}")
+    await uow.audit(
+        action="refuse_fill",
+        entity_type="fill",
+        entity_id=event.fill_id,
+        user_id=event.user_id,
+        before=None,
+        after={
+            "reason": reason,
+            "why": event.why,
+            "order_id": fill.order_id,
+            "order_version": event.order_version,
+            "qty": fill.qty,
+            "price": fill.price,
+        },
+        occurred_at=event.at,
+        cause=f"refuse:{event.fill_id}",
+    )
 
 
 class Handlers:
@@ -68,8 +115,14 @@ class Handlers:
 
     async def on_order_filled(self, uow: UnitOfWork, event, payload) -> None:
         order, fill = payload.order, payload.fill
-        await self.ledger.apply_fill(uow, order.user_id, order.version, fill.fill_id, wire.fill_terms(order, fill),
-                                     from_timestamp(fill.filled_at))
+        await self.ledger.apply_fill(
+            uow,
+            order.user_id,
+            order.version,
+            fill.fill_id,
+            wire.fill_terms(order, fill),
+            from_timestamp(fill.filled_at),
+        )
 
     async def on_order_ended(self, uow: UnitOfWork, event, payload) -> None:
         reason = "expired" if event.event_type.endswith("OrderExpired") else "canceled"

@@ -19,7 +19,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self.users = users
 
     async def GetAccount(self, request, context):
-        return accounts_pb2.GetAccountResponse(account=wire.account_to_proto(await self.reads.account(require_user_id())))
+        return accounts_pb2.GetAccountResponse(
+            account=wire.account_to_proto(await self.reads.account(require_user_id()))
+        )
 
     async def ListPositions(self, request, context):
         records = await self.reads.positions(require_user_id(), request.include_closed)
@@ -33,8 +35,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         return accounts_pb2.GetPositionResponse(position=wire.position_to_proto(record))
 
     async def GetPnl(self, request, context):
-        report = await self.reads.pnl(require_user_id(), from_timestamp(request.from_time),
-                                      from_timestamp(request.to_time))
+        report = await self.reads.pnl(
+            require_user_id(), from_timestamp(request.from_time), from_timestamp(request.to_time)
+        )
         return wire.pnl_to_proto(report)
 
     async def GetUser(self, request, context):
@@ -42,16 +45,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
 
     async def UpdateUser(self, request, context):
         user = await self.users.update(
-            request.user_id, parse_enum(wire.TIERS, request.tier, "tier", required=False),
+            request.user_id,
+            parse_enum(wire.TIERS, request.tier, "tier", required=False),
             parse_enum(wire.PROFILES, request.investor_profile, "investor_profile", required=False),
-            parse_enum(wire.ACCOUNT_TYPES, request.account_type, "account_type", required=False))
+            parse_enum(wire.ACCOUNT_TYPES, request.account_type, "account_type", required=False),
+        )
         return accounts_pb2.UpdateUserResponse(user=wire.user_to_proto(user))
 
     async def ReserveBuyingPower(self, request, context):
-        account_id, hold, power = await self.holds.hold(request.user_id, request.order_id, request.order_version,
-                                                        wire.hold_terms(request))
+        account_id, hold, power = await self.holds.hold(
+            request.user_id, request.order_id, request.order_version, wire.hold_terms(request)
+        )
         return accounts_pb2.ReserveBuyingPowerResponse(
-            reservation=wire.reservation_to_proto(account_id, request.order_id, hold), buying_power=money_str(power))
+            reservation=wire.reservation_to_proto(account_id, request.order_id, hold), buying_power=money_str(power)
+        )
 
     async def ReleaseBuyingPower(self, request, context):
         released = await self.holds.release(request.user_id, request.order_id, request.order_version)

@@ -11,13 +11,12 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, Uniqu
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.accounts.domain.account import (Account, AccountEvent, AccountOpened, FillApplied, HoldReleased,
-                                              HoldTaken)
+from services.accounts.domain.account import Account, AccountEvent, AccountOpened, FillApplied, HoldReleased, HoldTaken
 from services.accounts.domain.rules import AccountType, FillTerms, Hold, HoldTerms, Position, Profile, VersionHold
 from services.common.ids import derived_id, new_id
-from services.common.trading import Side
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.trading import Side
 
 SERVICE = "accounts"
 
@@ -58,8 +57,14 @@ class PositionRow(Base):
     __tablename__ = "mbt_positions"
     __table_args__ = (
         # At most one open position per symbol; closed ones stay as history.
-        Index("ux_mbt_positions_open", "account_id", "symbol", unique=True,
-              sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+        Index(
+            "ux_mbt_positions_open",
+            "account_id",
+            "symbol",
+            unique=True,
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
     )
 
     position_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -110,8 +115,14 @@ class ReservationRow(Base):
         return HoldTerms(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier)
 
     def as_version_hold(self) -> VersionHold:
-        return VersionHold(self.order_version, self.terms(), Hold(self.amount, self.qty), self.released_at is None,
-                           self.release_reason, self.symbol)
+        return VersionHold(
+            self.order_version,
+            self.terms(),
+            Hold(self.amount, self.qty),
+            self.released_at is None,
+            self.release_reason,
+            self.symbol,
+        )
 
 
 class LedgerEntryRow(Base):
@@ -192,10 +203,14 @@ class AccountRepository:
         if row is None:
             return None
         self._rows[row.account_id] = row
-        positions = (await self.session.execute(select(PositionRow).where(
-            PositionRow.account_id == row.account_id, PositionRow.closed_at.is_(None)))).scalars()
-        active = select(ReservationRow).where(ReservationRow.account_id == row.account_id,
-                                              ReservationRow.released_at.is_(None))
+        positions = (
+            await self.session.execute(
+                select(PositionRow).where(PositionRow.account_id == row.account_id, PositionRow.closed_at.is_(None))
+            )
+        ).scalars()
+        active = select(ReservationRow).where(
+            ReservationRow.account_id == row.account_id, ReservationRow.released_at.is_(None)
+        )
         rows = {(h.order_id, h.order_version): h for h in (await self.session.execute(active)).scalars()}
         if order_id is not None:
             every = select(ReservationRow).where(ReservationRow.order_id == order_id)
@@ -203,39 +218,96 @@ class AccountRepository:
         by_order: dict[str, list[VersionHold]] = {}
         for key in sorted(rows):
             by_order.setdefault(key[0], []).append(rows[key].as_version_hold())
-        return Account(row.account_id, row.user_id, AccountType(row.account_type), Profile(row.investor_profile),
-                       row.starting_cash, row.cash, positions={p.symbol: p.as_position() for p in positions},
-                       holds=by_order, created_at=row.created_at, updated_at=row.updated_at)
+        return Account(
+            row.account_id,
+            row.user_id,
+            AccountType(row.account_type),
+            Profile(row.investor_profile),
+            row.starting_cash,
+            row.cash,
+            positions={p.symbol: p.as_position() for p in positions},
+            holds=by_order,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
     async def save(self, account: Account) -> None:
         row = self._rows.get(account.account_id)
         for event in account.events:
             match event:
                 case AccountOpened():
-                    row = AccountRow(account_id=event.account_id, user_id=event.user_id,
-                                     account_type=event.account_type.value, status="active", currency="USD",
-                                     investor_profile=event.profile.value, starting_cash=event.starting_cash,
-                                     cash=event.starting_cash, version=0, created_at=event.at, updated_at=event.at)
+                    row = AccountRow(
+                        account_id=event.account_id,
+                        user_id=event.user_id,
+                        account_type=event.account_type.value,
+                        status="active",
+                        currency="USD",
+                        investor_profile=event.profile.value,
+                        starting_cash=event.starting_cash,
+                        cash=event.starting_cash,
+                        version=0,
+                        created_at=event.at,
+                        updated_at=event.at,
+                    )
                     self.session.add(row)
                     self._rows[row.account_id] = row
-                    self.session.add(LedgerEntryRow(
-                        entry_id=new_id("led"), account_id=row.account_id, kind="opening", fill_id=None,
-                        order_id=None, symbol="", side="", qty=Decimal(0), price=Decimal(0), multiplier=Decimal(1),
-                        cash_delta=event.starting_cash, realized_pl=Decimal(0), cash_after=event.starting_cash,
-                        occurred_at=event.at))
+                    self.session.add(
+                        LedgerEntryRow(
+                            entry_id=new_id("led"),
+                            account_id=row.account_id,
+                            kind="opening",
+                            fill_id=None,
+                            order_id=None,
+                            symbol="",
+                            side="",
+                            qty=Decimal(0),
+                            price=Decimal(0),
+                            multiplier=Decimal(1),
+                            cash_delta=event.starting_cash,
+                            realized_pl=Decimal(0),
+                            cash_after=event.starting_cash,
+                            occurred_at=event.at,
+                        )
+                    )
                 case HoldTaken(order_id=order_id, hold=hold, at=at):
                     terms = hold.terms
-                    self.session.add(ReservationRow(
-                        order_id=order_id, order_version=hold.version, account_id=account.account_id,
-                        symbol=terms.symbol, side=terms.side.value, order_qty=terms.qty,
-                        price_bound=terms.price_bound, multiplier=terms.multiplier, amount=hold.hold.amount,
-                        qty=hold.hold.qty, created_at=at, updated_at=at, released_at=None, release_reason=""))
+                    self.session.add(
+                        ReservationRow(
+                            order_id=order_id,
+                            order_version=hold.version,
+                            account_id=account.account_id,
+                            symbol=terms.symbol,
+                            side=terms.side.value,
+                            order_qty=terms.qty,
+                            price_bound=terms.price_bound,
+                            multiplier=terms.multiplier,
+                            amount=hold.hold.amount,
+                            qty=hold.hold.qty,
+                            created_at=at,
+                            updated_at=at,
+                            released_at=None,
+                            release_reason="",
+                        )
+                    )
                 case HoldReleased(marker=True):
-                    self.session.add(ReservationRow(
-                        order_id=event.order_id, order_version=event.version, account_id=account.account_id,
-                        symbol="", side=None, order_qty=None, price_bound=None, multiplier=None, amount=Decimal(0),
-                        qty=Decimal(0), created_at=event.at, updated_at=event.at, released_at=event.at,
-                        release_reason=event.reason))
+                    self.session.add(
+                        ReservationRow(
+                            order_id=event.order_id,
+                            order_version=event.version,
+                            account_id=account.account_id,
+                            symbol="",
+                            side=None,
+                            order_qty=None,
+                            price_bound=None,
+                            multiplier=None,
+                            amount=Decimal(0),
+                            qty=Decimal(0),
+                            created_at=event.at,
+                            updated_at=event.at,
+                            released_at=event.at,
+                            release_reason=event.reason,
+                        )
+                    )
                 case HoldReleased():
                     await self.session.flush()
                     released = await self.session.get(ReservationRow, (event.order_id, event.version))
@@ -254,14 +326,33 @@ class AccountRepository:
 
     async def _apply_fill(self, account_id: str, event: FillApplied) -> None:
         fill, effect, at = event.fill, event.effect, event.at
-        self.session.add(LedgerEntryRow(
-            entry_id=derived_id("led", event.fill_id), account_id=account_id, kind="fill", fill_id=event.fill_id,
-            order_id=fill.order_id, symbol=fill.symbol, side=fill.side.value, qty=fill.qty, price=fill.price,
-            multiplier=fill.multiplier, cash_delta=effect.cash_delta, realized_pl=effect.realized_pl,
-            cash_after=event.cash_after, occurred_at=at))
-        row = (await self.session.execute(select(PositionRow).where(
-            PositionRow.account_id == account_id, PositionRow.symbol == fill.symbol,
-            PositionRow.closed_at.is_(None)))).scalar_one_or_none()
+        self.session.add(
+            LedgerEntryRow(
+                entry_id=derived_id("led", event.fill_id),
+                account_id=account_id,
+                kind="fill",
+                fill_id=event.fill_id,
+                order_id=fill.order_id,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                multiplier=fill.multiplier,
+                cash_delta=effect.cash_delta,
+                realized_pl=effect.realized_pl,
+                cash_after=event.cash_after,
+                occurred_at=at,
+            )
+        )
+        row = (
+            await self.session.execute(
+                select(PositionRow).where(
+                    PositionRow.account_id == account_id,
+                    PositionRow.symbol == fill.symbol,
+                    PositionRow.closed_at.is_(None),
+                )
+            )
+        ).scalar_one_or_none()
         after = effect.position
         if row is None:
             self.session.add(_position_row(account_id, after, at, asset_class="us_equity"))
@@ -287,26 +378,43 @@ class AccountRepository:
 
     async def applied_fill(self, fill_id: str) -> FillTerms | None:
         """The terms a fill id was applied with, None if it never was."""
-        entry = (await self.session.execute(select(LedgerEntryRow).where(LedgerEntryRow.fill_id == fill_id))
-                 ).scalar_one_or_none()
+        entry = (
+            await self.session.execute(select(LedgerEntryRow).where(LedgerEntryRow.fill_id == fill_id))
+        ).scalar_one_or_none()
         if entry is None:
             return None
-        return FillTerms(order_id=entry.order_id or "", symbol=entry.symbol, side=Side(entry.side), qty=entry.qty,
-                         price=entry.price, multiplier=entry.multiplier)
+        return FillTerms(
+            order_id=entry.order_id or "",
+            symbol=entry.symbol,
+            side=Side(entry.side),
+            qty=entry.qty,
+            price=entry.price,
+            multiplier=entry.multiplier,
+        )
 
     async def ledger(self, account_id: str, *, until: datetime | None = None) -> list[LedgerEntryRow]:
         query = select(LedgerEntryRow).where(LedgerEntryRow.account_id == account_id)
         if until is not None:
             query = query.where(LedgerEntryRow.occurred_at <= until)
-        return list((await self.session.execute(
-            query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id))).scalars())
+        return list(
+            (await self.session.execute(query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id))).scalars()
+        )
 
     async def account_row(self, account_id: str) -> AccountRow | None:
         return self._rows.get(account_id) or await self.session.get(AccountRow, account_id)
 
 
 def _position_row(account_id: str, position: Position, at: datetime, asset_class: str) -> PositionRow:
-    return PositionRow(position_id=new_id("pos"), account_id=account_id, symbol=position.symbol,
-                       asset_class=asset_class, qty=position.qty, multiplier=position.multiplier,
-                       avg_entry_price=position.avg_entry_price, realized_pl=position.realized_pl, opened_at=at,
-                       closed_at=None, updated_at=at)
+    return PositionRow(
+        position_id=new_id("pos"),
+        account_id=account_id,
+        symbol=position.symbol,
+        asset_class=asset_class,
+        qty=position.qty,
+        multiplier=position.multiplier,
+        avg_entry_price=position.avg_entry_price,
+        realized_pl=position.realized_pl,
+        opened_at=at,
+        closed_at=None,
+        updated_at=at,
+    )

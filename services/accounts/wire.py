@@ -5,19 +5,37 @@ from __future__ import annotations
 from decimal import Decimal
 
 from mbt.accounts.v1 import accounts_pb2
-from services.accounts.domain.rules import (AccountType, FillTerms, HoldTerms, Profile, Tier, VersionHold, mark_price,
-                                            market_value, unrealized_pl)
+from services.accounts.domain.rules import (
+    AccountType,
+    FillTerms,
+    HoldTerms,
+    Profile,
+    Tier,
+    VersionHold,
+    mark_price,
+    market_value,
+    unrealized_pl,
+)
 from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord, User
-from services.common.wire.trading import ASSET_CLASS_WIRE, SIDES
-from services.common.wire.conv import (amount_str, money_str, parse_decimal, parse_enum, price_str, qty_str,
-                                  ratio_str, to_timestamp)
 from services.common.errors import invalid_argument
+from services.common.wire.conv import (
+    amount_str,
+    money_str,
+    parse_decimal,
+    parse_enum,
+    price_str,
+    qty_str,
+    ratio_str,
+    to_timestamp,
+)
+from services.common.wire.trading import ASSET_CLASS_WIRE, SIDES
 
-TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO,
-         accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
-PROFILES = {accounts_pb2.INVESTOR_PROFILE_TRIAL: Profile.TRIAL,
-            accounts_pb2.INVESTOR_PROFILE_INCOME_BUILDER: Profile.INCOME_BUILDER,
-            accounts_pb2.INVESTOR_PROFILE_DIVERSIFIER: Profile.DIVERSIFIER}
+TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO, accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
+PROFILES = {
+    accounts_pb2.INVESTOR_PROFILE_TRIAL: Profile.TRIAL,
+    accounts_pb2.INVESTOR_PROFILE_INCOME_BUILDER: Profile.INCOME_BUILDER,
+    accounts_pb2.INVESTOR_PROFILE_DIVERSIFIER: Profile.DIVERSIFIER,
+}
 ACCOUNT_TYPES = {accounts_pb2.ACCOUNT_TYPE_CASH: AccountType.CASH, accounts_pb2.ACCOUNT_TYPE_MARGIN: AccountType.MARGIN}
 TIER_WIRE = {v: k for k, v in TIERS.items()}
 PROFILE_WIRE = {v: k for k, v in PROFILES.items()}
@@ -29,39 +47,61 @@ def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
     worst = parse_decimal(request.worst_price, "worst_price")
     if worst is None or worst <= 0:
         raise invalid_argument("worst_price is required: the price the hold is priced at", "worst_price")
-    return HoldTerms(symbol=request.symbol, side=parse_enum(SIDES, request.side, "side"),
-                     qty=parse_decimal(request.qty, "qty", required=True), price_bound=worst,
-                     multiplier=parse_decimal(request.multiplier, "multiplier") or Decimal(1))
+    return HoldTerms(
+        symbol=request.symbol,
+        side=parse_enum(SIDES, request.side, "side"),
+        qty=parse_decimal(request.qty, "qty", required=True),
+        price_bound=worst,
+        multiplier=parse_decimal(request.multiplier, "multiplier") or Decimal(1),
+    )
 
 
 def fill_terms(order, fill) -> FillTerms:
     """The ledger's view of an OrderFilled event's fill."""
-    return FillTerms(order_id=order.order_id, symbol=fill.symbol, side=parse_enum(SIDES, fill.side, "fill.side"),
-                     qty=parse_decimal(fill.qty, "qty", required=True),
-                     price=parse_decimal(fill.price, "price", required=True),
-                     multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1))
+    return FillTerms(
+        order_id=order.order_id,
+        symbol=fill.symbol,
+        side=parse_enum(SIDES, fill.side, "fill.side"),
+        qty=parse_decimal(fill.qty, "qty", required=True),
+        price=parse_decimal(fill.price, "price", required=True),
+        multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
+    )
 
 
 def account_to_proto(account: AccountSummary) -> accounts_pb2.Account:
     value = account.valuation
     return accounts_pb2.Account(
-        account_id=account.account_id, account_type=ACCOUNT_TYPE_WIRE[account.account_type],
-        status=accounts_pb2.ACCOUNT_STATUS_ACTIVE, currency=account.currency,
-        investor_profile=PROFILE_WIRE[account.profile], starting_cash=amount_str(account.starting_cash),
-        cash=amount_str(value.cash), buying_power=amount_str(account.buying_power), reserved=amount_str(value.held),
+        account_id=account.account_id,
+        account_type=ACCOUNT_TYPE_WIRE[account.account_type],
+        status=accounts_pb2.ACCOUNT_STATUS_ACTIVE,
+        currency=account.currency,
+        investor_profile=PROFILE_WIRE[account.profile],
+        starting_cash=amount_str(account.starting_cash),
+        cash=amount_str(value.cash),
+        buying_power=amount_str(account.buying_power),
+        reserved=amount_str(value.held),
         long_market_value=amount_str(value.long_market_value),
-        short_market_value=amount_str(value.short_market_value), equity=amount_str(value.equity),
-        created_at=to_timestamp(account.created_at), updated_at=to_timestamp(account.updated_at),
-        valued_at=to_timestamp(account.valued_at))
+        short_market_value=amount_str(value.short_market_value),
+        equity=amount_str(value.equity),
+        created_at=to_timestamp(account.created_at),
+        updated_at=to_timestamp(account.updated_at),
+        valued_at=to_timestamp(account.valued_at),
+    )
 
 
 def position_to_proto(record: PositionRecord) -> accounts_pb2.Position:
     position, mark = record.position, record.mark
     message = accounts_pb2.Position(
-        symbol=position.symbol, asset_class=ASSET_CLASS_WIRE[record.asset_class], qty=qty_str(position.qty),
-        multiplier=qty_str(position.multiplier), avg_entry_price=price_str(position.avg_entry_price),
-        realized_pl=amount_str(position.realized_pl), opened_at=to_timestamp(record.opened_at),
-        closed_at=to_timestamp(record.closed_at), updated_at=to_timestamp(record.updated_at))
+        symbol=position.symbol,
+        asset_class=ASSET_CLASS_WIRE[record.asset_class],
+        qty=qty_str(position.qty),
+        multiplier=qty_str(position.multiplier),
+        avg_entry_price=price_str(position.avg_entry_price),
+        realized_pl=amount_str(position.realized_pl),
+        opened_at=to_timestamp(record.opened_at),
+        closed_at=to_timestamp(record.closed_at),
+        updated_at=to_timestamp(record.updated_at),
+    )
     if not position.is_open:
         return message
     price = mark_price(position, mark and mark.bid, mark and mark.ask)
@@ -83,22 +123,42 @@ def pnl_to_proto(report: PnlReport) -> accounts_pb2.GetPnlResponse:
     symbols = sorted(set(realized) | set(unrealized))
     total_realized = sum(realized.values(), Decimal(0))
     total_unrealized = sum(unrealized.values(), Decimal(0))
-    return accounts_pb2.GetPnlResponse(pnl=accounts_pb2.Pnl(
-        from_time=to_timestamp(report.start), to_time=to_timestamp(report.end),
-        realized_pl=amount_str(total_realized), unrealized_pl=amount_str(total_unrealized),
-        total_pl=amount_str(total_realized + total_unrealized),
-        lines=[accounts_pb2.PnlLine(symbol=s, realized_pl=amount_str(realized.get(s, Decimal(0))),
-                                    unrealized_pl=amount_str(unrealized.get(s, Decimal(0)))) for s in symbols]),
-        to_time_clamped=report.clamped)
+    return accounts_pb2.GetPnlResponse(
+        pnl=accounts_pb2.Pnl(
+            from_time=to_timestamp(report.start),
+            to_time=to_timestamp(report.end),
+            realized_pl=amount_str(total_realized),
+            unrealized_pl=amount_str(total_unrealized),
+            total_pl=amount_str(total_realized + total_unrealized),
+            lines=[
+                accounts_pb2.PnlLine(
+                    symbol=s,
+                    realized_pl=amount_str(realized.get(s, Decimal(0))),
+                    unrealized_pl=amount_str(unrealized.get(s, Decimal(0))),
+                )
+                for s in symbols
+            ],
+        ),
+        to_time_clamped=report.clamped,
+    )
 
 
 def user_to_proto(user: User) -> accounts_pb2.User:
-    return accounts_pb2.User(user_id=user.user_id, tier=TIER_WIRE[user.tier],
-                             investor_profile=PROFILE_WIRE[user.profile],
-                             created_at=to_timestamp(user.created_at), updated_at=to_timestamp(user.updated_at))
+    return accounts_pb2.User(
+        user_id=user.user_id,
+        tier=TIER_WIRE[user.tier],
+        investor_profile=PROFILE_WIRE[user.profile],
+        created_at=to_timestamp(user.created_at),
+        updated_at=to_timestamp(user.updated_at),
+    )
 
 
 def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> accounts_pb2.Reservation:
     """For the orders service (an internal answer): the amount exactly as held."""
-    return accounts_pb2.Reservation(order_id=order_id, order_version=hold.version, amount=money_str(hold.hold.amount),
-                                    account_id=account_id, qty=qty_str(hold.hold.qty))
+    return accounts_pb2.Reservation(
+        order_id=order_id,
+        order_version=hold.version,
+        amount=money_str(hold.hold.amount),
+        account_id=account_id,
+        qty=qty_str(hold.hold.qty),
+    )

@@ -11,8 +11,8 @@ from services.activities.store import OUTBOX, SERVICE
 from services.activities.usecases import Activities
 from services.common.clock import Clock
 from services.common.config import Settings
-from services.common.messaging.inbox import EventSink
 from services.common.kit import ServiceKit
+from services.common.messaging.inbox import EventSink
 from services.common.rpc.server import Registration, ServiceRuntime
 
 
@@ -21,9 +21,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     audit_key = actor_key(settings)
     activities = Activities(kit.db, audit_key)
     handlers = Handlers(activities, kit.clock).by_event_type()
-    return kit.runtime([
-        Registration.of(ActivitiesServicer(activities)),
-        Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers)),
-        Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-        Registration.of(AuditChainServicer(AuditTrail(kit.db, audit_key))),
-    ])
+    return kit.runtime(
+        [
+            Registration.of(ActivitiesServicer(activities)),
+            Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers)),
+            Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+            Registration.of(AuditChainServicer(AuditTrail(kit.db, audit_key))),
+        ]
+    )

@@ -23,7 +23,7 @@ import hmac
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 GENESIS_HASH = "0" * 64
 
@@ -81,21 +81,29 @@ def user_hash(key: bytes, user_id: str) -> str:
 
 
 def _time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical(entry: Entry) -> bytes:
     """The row's content as hashed: JSON, sorted keys, no spaces, UTF-8; the keyed hashes
     stand for the clear ids, times are UTC with microseconds."""
     content = {
-        "sequence": entry.sequence, "audit_id": entry.audit_id, "actor_type": entry.actor_type,
-        "actor_hash": entry.actor_hash, "action": entry.action, "entity_type": entry.entity_type,
-        "entity_id": entry.entity_id, "user_hash": entry.user_hash, "before": entry.before, "after": entry.after,
-        "request_id": entry.request_id, "service": entry.service, "occurred_at": _time(entry.occurred_at),
+        "sequence": entry.sequence,
+        "audit_id": entry.audit_id,
+        "actor_type": entry.actor_type,
+        "actor_hash": entry.actor_hash,
+        "action": entry.action,
+        "entity_type": entry.entity_type,
+        "entity_id": entry.entity_id,
+        "user_hash": entry.user_hash,
+        "before": entry.before,
+        "after": entry.after,
+        "request_id": entry.request_id,
+        "service": entry.service,
+        "occurred_at": _time(entry.occurred_at),
         "recorded_at": _time(entry.recorded_at),
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def link_hash(prev_hash: str, entry: Entry) -> str:
@@ -108,8 +116,13 @@ def seal(key: bytes, entry: Entry, previous: Link | None) -> Entry:
     (None: the first row of the chain)."""
     prev_hash = previous.row_hash if previous is not None else GENESIS_HASH
     sequence = previous.sequence + 1 if previous is not None else 1
-    keyed = replace(entry, sequence=sequence, actor_hash=actor_hash(key, entry.actor_type, entry.actor_id),
-                    user_hash=user_hash(key, entry.user_id), prev_hash=prev_hash)
+    keyed = replace(
+        entry,
+        sequence=sequence,
+        actor_hash=actor_hash(key, entry.actor_type, entry.actor_id),
+        user_hash=user_hash(key, entry.user_id),
+        prev_hash=prev_hash,
+    )
     return replace(keyed, row_hash=link_hash(prev_hash, keyed))
 
 
@@ -117,8 +130,9 @@ def _named(entry: Entry) -> str:
     return f"row {entry.sequence} ({entry.audit_id})"
 
 
-def first_break(key: bytes, previous: Link | None, entries: Iterable[Entry], *, complete: bool,
-                expected: Sequence[Link] = ()) -> tuple[Break | None, Link | None, int]:
+def first_break(
+    key: bytes, previous: Link | None, entries: Iterable[Entry], *, complete: bool, expected: Sequence[Link] = ()
+) -> tuple[Break | None, Link | None, int]:
     """Walk ``entries`` (consecutive rows in chain order, starting right after ``previous``;
     None: from the first row) and return (the first broken link or None, the last row that
     held, how many rows held).
@@ -136,23 +150,36 @@ def first_break(key: bytes, previous: Link | None, entries: Iterable[Entry], *, 
             after = f"row {sequence - 1}" if sequence > 1 else "the start"
             problem = Break(sequence, "", f"row {sequence} is missing: the chain jumps from {after} to {_named(entry)}")
         elif entry.prev_hash != prev_hash:
-            problem = Break(sequence, entry.audit_id, f"{_named(entry)} does not follow row {sequence - 1}: the "
-                                                      "hash it holds of the previous row differs (that row was "
-                                                      "changed, replaced or reordered)")
+            problem = Break(
+                sequence,
+                entry.audit_id,
+                f"{_named(entry)} does not follow row {sequence - 1}: the "
+                "hash it holds of the previous row differs (that row was "
+                "changed, replaced or reordered)",
+            )
         elif link_hash(prev_hash, entry) != entry.row_hash:
-            problem = Break(sequence, entry.audit_id, f"{_named(entry)} was altered: its content does not match "
-                                                      "its hash")
+            problem = Break(
+                sequence, entry.audit_id, f"{_named(entry)} was altered: its content does not match its hash"
+            )
         elif entry.actor_id and actor_hash(key, entry.actor_type, entry.actor_id) != entry.actor_hash:
-            problem = Break(sequence, entry.audit_id, f"{_named(entry)}: actor_id does not match the actor the "
-                                                      "chain recorded")
+            problem = Break(
+                sequence, entry.audit_id, f"{_named(entry)}: actor_id does not match the actor the chain recorded"
+            )
         elif entry.user_id and user_hash(key, entry.user_id) != entry.user_hash:
-            problem = Break(sequence, entry.audit_id, f"{_named(entry)}: user_id does not match the user the "
-                                                      "chain recorded")
-        elif sequence in wanted and (wanted[sequence].audit_id, wanted[sequence].row_hash) != \
-                (entry.audit_id, entry.row_hash):
-            problem = Break(sequence, entry.audit_id, f"{_named(entry)} differs from the row verified there before "
-                                                      f"({wanted[sequence].audit_id}, hash "
-                                                      f"{wanted[sequence].row_hash[:16]}…): the chain was rewritten")
+            problem = Break(
+                sequence, entry.audit_id, f"{_named(entry)}: user_id does not match the user the chain recorded"
+            )
+        elif sequence in wanted and (wanted[sequence].audit_id, wanted[sequence].row_hash) != (
+            entry.audit_id,
+            entry.row_hash,
+        ):
+            problem = Break(
+                sequence,
+                entry.audit_id,
+                f"{_named(entry)} differs from the row verified there before "
+                f"({wanted[sequence].audit_id}, hash "
+                f"{wanted[sequence].row_hash[:16]}…): the chain was rewritten",
+            )
         if problem is not None:
             return problem, last, held
         last, held = Link(entry.sequence, entry.audit_id, entry.row_hash), held + 1
@@ -160,7 +187,15 @@ def first_break(key: bytes, previous: Link | None, entries: Iterable[Entry], *, 
     beyond = [link for link in expected if link.sequence > head]
     if complete and beyond:
         cut = min(beyond, key=lambda link: link.sequence)
-        return Break(cut.sequence, cut.audit_id, f"the chain ends at row {head} but row {cut.sequence} "
-                                                 f"({cut.audit_id}) was verified before: rows were removed from "
-                                                 "its end"), last, held
+        return (
+            Break(
+                cut.sequence,
+                cut.audit_id,
+                f"the chain ends at row {head} but row {cut.sequence} "
+                f"({cut.audit_id}) was verified before: rows were removed from "
+                "its end",
+            ),
+            last,
+            held,
+        )
     return None, last, held

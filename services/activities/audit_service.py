@@ -12,10 +12,12 @@ class AuditChainServicer(activities_pb2_grpc.AuditChainServiceServicer):
         self.trail = trail
 
     async def VerifyAuditChain(self, request, context):
-        verification = await self.trail.verify(request.from_sequence, request.page_size,
-                                               [wire.link_from_proto(link) for link in request.expected_links])
-        response = activities_pb2.VerifyAuditChainResponse(verified_rows=verification.verified_rows,
-                                                           next_sequence=verification.next_sequence)
+        verification = await self.trail.verify(
+            request.from_sequence, request.page_size, [wire.link_from_proto(link) for link in request.expected_links]
+        )
+        response = activities_pb2.VerifyAuditChainResponse(
+            verified_rows=verification.verified_rows, next_sequence=verification.next_sequence
+        )
         if verification.last is not None:
             response.last.CopyFrom(wire.link_to_proto(verification.last))
         if verification.broken is not None:

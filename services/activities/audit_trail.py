@@ -39,8 +39,9 @@ class AuditTrail:
         self.db = db
         self.key = key
 
-    async def verify(self, from_sequence: int, page_size: int,
-                     expected: Sequence[audit_chain.Link] = ()) -> Verification:
+    async def verify(
+        self, from_sequence: int, page_size: int, expected: Sequence[audit_chain.Link] = ()
+    ) -> Verification:
         """Verify up to ``page_size`` rows from position ``from_sequence`` (0 or 1: the first
         row; the row before a later start is trusted as stored). Raises invalid_argument for a
         negative position or page size, or a page size over ``MAX_PAGE_ROWS``."""
@@ -57,7 +58,8 @@ class AuditTrail:
             # Nothing before the start (a purged prefix): the first row's own link is the anchor.
             previous = audit_chain.Link(from_sequence - 1, "", entries[0].prev_hash)
         more = len(entries) > limit
-        broken, last, held = audit_chain.first_break(self.key, previous, entries[:limit], complete=not more,
-                                                     expected=tuple(expected))
+        broken, last, held = audit_chain.first_break(
+            self.key, previous, entries[:limit], complete=not more, expected=tuple(expected)
+        )
         next_sequence = last.sequence + 1 if more and broken is None and last is not None else 0
         return Verification(held, last if held else None, broken, next_sequence)

@@ -62,15 +62,56 @@ def opening_description(starting_cash: Decimal) -> str:
     return f"Account opened with ${amount(starting_cash):,}"
 
 
-def fill_activity(*, fill_id: str, user_id: str, account_id: str, order_id: str, symbol: str, side: Side,
-                  qty: Decimal, price: Decimal, multiplier: Decimal, filled_at: datetime, now: datetime) -> Activity:
+def fill_activity(
+    *,
+    fill_id: str,
+    user_id: str,
+    account_id: str,
+    order_id: str,
+    symbol: str,
+    side: Side,
+    qty: Decimal,
+    price: Decimal,
+    multiplier: Decimal,
+    filled_at: datetime,
+    now: datetime,
+) -> Activity:
     """A fill's activity: a buy spends qty × price × multiplier, a sell receives it."""
     signed = qty if side is Side.BUY else -qty
-    return Activity(derived_id("act", fill_id), user_id, account_id, "fill", symbol, order_id, fill_id, side, qty,
-                    price, -signed * price * multiplier, fill_description(side, qty, symbol, price), filled_at, now)
+    return Activity(
+        derived_id("act", fill_id),
+        user_id,
+        account_id,
+        "fill",
+        symbol,
+        order_id,
+        fill_id,
+        side,
+        qty,
+        price,
+        -signed * price * multiplier,
+        fill_description(side, qty, symbol, price),
+        filled_at,
+        now,
+    )
 
 
-def opening_activity(*, account_id: str, user_id: str, starting_cash: Decimal, opened_at: datetime,
-                     now: datetime) -> Activity:
-    return Activity(derived_id("act", "opened", account_id), user_id, account_id, "account_opened", "", "", "",
-                    None, None, None, starting_cash, opening_description(starting_cash), opened_at, now)
+def opening_activity(
+    *, account_id: str, user_id: str, starting_cash: Decimal, opened_at: datetime, now: datetime
+) -> Activity:
+    return Activity(
+        derived_id("act", "opened", account_id),
+        user_id,
+        account_id,
+        "account_opened",
+        "",
+        "",
+        "",
+        None,
+        None,
+        None,
+        starting_cash,
+        opening_description(starting_cash),
+        opened_at,
+        now,
+    )

@@ -12,9 +12,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.activities import audit_chain
 from services.activities.domain import Activity, AuditEntry
-from services.common.trading import Side
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.trading import Side
 
 SERVICE = "activities"
 # PostgreSQL advisory lock that serialises appends to the audit chain.
@@ -78,20 +78,60 @@ class AuditLogRow(Base):
 def chain_entry(row: AuditLogRow) -> audit_chain.Entry:
     """The row as the chain sees it (a row not yet sealed: position 0, empty hashes)."""
     return audit_chain.Entry(
-        sequence=row.chain_seq or 0, audit_id=row.audit_id, actor_type=row.actor_type, actor_id=row.actor_id,
-        actor_hash=row.actor_hash or "", action=row.action, entity_type=row.entity_type, entity_id=row.entity_id,
-        user_id=row.user_id, user_hash=row.user_hash or "", before=row.before, after=row.after,
-        request_id=row.request_id, service=row.service, occurred_at=row.occurred_at, recorded_at=row.recorded_at,
-        prev_hash=row.prev_hash or "", row_hash=row.row_hash or "")
+        sequence=row.chain_seq or 0,
+        audit_id=row.audit_id,
+        actor_type=row.actor_type,
+        actor_id=row.actor_id,
+        actor_hash=row.actor_hash or "",
+        action=row.action,
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        user_id=row.user_id,
+        user_hash=row.user_hash or "",
+        before=row.before,
+        after=row.after,
+        request_id=row.request_id,
+        service=row.service,
+        occurred_at=row.occurred_at,
+        recorded_at=row.recorded_at,
+        prev_hash=row.prev_hash or "",
+        row_hash=row.row_hash or "",
+    )
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 
 
-_ACTIVITY_FIELDS = ("activity_id", "user_id", "account_id", "activity_type", "symbol", "order_id", "fill_id", "qty",
-                    "price", "net_amount", "description", "occurred_at", "created_at")
-_AUDIT_FIELDS = ("audit_id", "actor_type", "actor_id", "action", "entity_type", "entity_id", "user_id", "before",
-                 "after", "request_id", "service", "occurred_at", "recorded_at")
+_ACTIVITY_FIELDS = (
+    "activity_id",
+    "user_id",
+    "account_id",
+    "activity_type",
+    "symbol",
+    "order_id",
+    "fill_id",
+    "qty",
+    "price",
+    "net_amount",
+    "description",
+    "occurred_at",
+    "created_at",
+)
+_AUDIT_FIELDS = (
+    "audit_id",
+    "actor_type",
+    "actor_id",
+    "action",
+    "entity_type",
+    "entity_id",
+    "user_id",
+    "before",
+    "after",
+    "request_id",
+    "service",
+    "occurred_at",
+    "recorded_at",
+)
 
 
 def _activity(row: ActivityRow) -> Activity:
@@ -112,8 +152,11 @@ class ActivityRepository:
         """False when an activity with this id exists (its cause was already recorded)."""
         if await self.session.get(ActivityRow, activity.activity_id) is not None:
             return False
-        self.session.add(ActivityRow(side=activity.side.value if activity.side else "",
-                                     **{f: getattr(activity, f) for f in _ACTIVITY_FIELDS}))
+        self.session.add(
+            ActivityRow(
+                side=activity.side.value if activity.side else "", **{f: getattr(activity, f) for f in _ACTIVITY_FIELDS}
+            )
+        )
         await self.session.flush()
         return True
 
@@ -126,8 +169,13 @@ class ActivityRepository:
         # advisory lock, on SQLite by the write transaction itself (it holds the database's write lock).
         if self.session.get_bind().dialect.name == "postgresql":
             await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
-        head = (await self.session.execute(select(AuditLogRow.chain_seq, AuditLogRow.audit_id, AuditLogRow.row_hash)
-                                           .order_by(AuditLogRow.chain_seq.desc()).limit(1))).first()
+        head = (
+            await self.session.execute(
+                select(AuditLogRow.chain_seq, AuditLogRow.audit_id, AuditLogRow.row_hash)
+                .order_by(AuditLogRow.chain_seq.desc())
+                .limit(1)
+            )
+        ).first()
         row = AuditLogRow(**{f: getattr(entry, f) for f in _AUDIT_FIELDS})
         sealed = audit_chain.seal(actor_key, chain_entry(row), audit_chain.Link(*head) if head else None)
         row.chain_seq, row.actor_hash, row.user_hash = sealed.sequence, sealed.actor_hash, sealed.user_hash
@@ -137,23 +185,43 @@ class ActivityRepository:
         return True
 
     async def chain_link(self, sequence: int) -> audit_chain.Link | None:
-        found = (await self.session.execute(select(AuditLogRow.chain_seq, AuditLogRow.audit_id, AuditLogRow.row_hash)
-                                            .where(AuditLogRow.chain_seq == sequence))).first()
+        found = (
+            await self.session.execute(
+                select(AuditLogRow.chain_seq, AuditLogRow.audit_id, AuditLogRow.row_hash).where(
+                    AuditLogRow.chain_seq == sequence
+                )
+            )
+        ).first()
         return audit_chain.Link(*found) if found else None
 
     async def chain_entries(self, from_sequence: int, limit: int) -> list[audit_chain.Entry]:
         """Rows of the chain from position ``from_sequence`` on, in chain order."""
-        query = (select(AuditLogRow).where(AuditLogRow.chain_seq >= from_sequence)
-                 .order_by(AuditLogRow.chain_seq).limit(limit))
+        query = (
+            select(AuditLogRow)
+            .where(AuditLogRow.chain_seq >= from_sequence)
+            .order_by(AuditLogRow.chain_seq)
+            .limit(limit)
+        )
         return [chain_entry(row) for row in (await self.session.execute(query)).scalars()]
 
     async def activity(self, activity_id: str, user_id: str) -> Activity | None:
-        row = (await self.session.execute(select(ActivityRow).where(
-            ActivityRow.activity_id == activity_id, ActivityRow.user_id == user_id))).scalar_one_or_none()
+        row = (
+            await self.session.execute(
+                select(ActivityRow).where(ActivityRow.activity_id == activity_id, ActivityRow.user_id == user_id)
+            )
+        ).scalar_one_or_none()
         return None if row is None else _activity(row)
 
-    async def activities(self, user_id: str, *, activity_type: str | None, start: datetime | None,
-                         end: datetime | None, after: tuple[datetime, str] | None, limit: int) -> list[Activity]:
+    async def activities(
+        self,
+        user_id: str,
+        *,
+        activity_type: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Activity]:
         """Newest first."""
         query = select(ActivityRow).where(ActivityRow.user_id == user_id)
         if activity_type:
@@ -164,13 +232,18 @@ class ActivityRepository:
             query = query.where(ActivityRow.occurred_at < end)
         if after is not None:
             at, activity_id = after
-            query = query.where(or_(ActivityRow.occurred_at < at,
-                                    and_(ActivityRow.occurred_at == at, ActivityRow.activity_id < activity_id)))
+            query = query.where(
+                or_(
+                    ActivityRow.occurred_at < at,
+                    and_(ActivityRow.occurred_at == at, ActivityRow.activity_id < activity_id),
+                )
+            )
         query = query.order_by(ActivityRow.occurred_at.desc(), ActivityRow.activity_id.desc()).limit(limit)
         return [_activity(row) for row in (await self.session.execute(query)).scalars()]
 
-    async def audit_entries(self, *, user_id: str, entity_id: str, after: tuple[datetime, str] | None,
-                            limit: int) -> list[AuditEntry]:
+    async def audit_entries(
+        self, *, user_id: str, entity_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[AuditEntry]:
         """Oldest first: an audit trail reads forward."""
         query = select(AuditLogRow)
         if user_id:
@@ -179,7 +252,8 @@ class ActivityRepository:
             query = query.where(AuditLogRow.entity_id == entity_id)
         if after is not None:
             at, audit_id = after
-            query = query.where(or_(AuditLogRow.occurred_at > at,
-                                    and_(AuditLogRow.occurred_at == at, AuditLogRow.audit_id > audit_id)))
+            query = query.where(
+                or_(AuditLogRow.occurred_at > at, and_(AuditLogRow.occurred_at == at, AuditLogRow.audit_id > audit_id))
+            )
         query = query.order_by(AuditLogRow.occurred_at, AuditLogRow.audit_id).limit(limit)
         return [_audit(row) for row in (await self.session.execute(query)).scalars()]

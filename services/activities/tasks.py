@@ -28,15 +28,24 @@ class ChainWalk:
     broken: Break | None
 
 
-def walk_audit_chain(stub: activities_pb2_grpc.AuditChainServiceStub, *, from_sequence: int = 1,
-                     expected: Sequence[Link] = (), timeout: float,
-                     on_page: Callable[[int], None] = lambda verified: None) -> ChainWalk:
+def walk_audit_chain(
+    stub: activities_pb2_grpc.AuditChainServiceStub,
+    *,
+    from_sequence: int = 1,
+    expected: Sequence[Link] = (),
+    timeout: float,
+    on_page: Callable[[int], None] = lambda verified: None,
+) -> ChainWalk:
     """Verify the chain from ``from_sequence`` to its head, a page per call, stopping at the
     first broken link (a blocking stub)."""
     verified, head, sequence = 0, None, from_sequence
     while True:
-        reply = stub.VerifyAuditChain(activities_pb2.VerifyAuditChainRequest(
-            from_sequence=sequence, expected_links=[wire.link_to_proto(link) for link in expected]), timeout=timeout)
+        reply = stub.VerifyAuditChain(
+            activities_pb2.VerifyAuditChainRequest(
+                from_sequence=sequence, expected_links=[wire.link_to_proto(link) for link in expected]
+            ),
+            timeout=timeout,
+        )
         verified += reply.verified_rows
         if reply.HasField("last"):
             head = wire.link_from_proto(reply.last)
@@ -57,12 +66,18 @@ def _unbroken(run: JobRun) -> bool:
 def verify_audit_chain(run: JobContext) -> dict:
     anchor = run.previous(_unbroken)
     expected = [Link(**anchor.result["head"])] if anchor is not None else []
-    walk = walk_audit_chain(run.stub("activities", activities_pb2_grpc.AuditChainServiceStub), expected=expected,
-                            timeout=run.settings.rpc_timeout_seconds,
-                            on_page=lambda verified: run.progress(verified_rows=verified))
-    result = {"verified_rows": walk.verified_rows, "head": asdict(walk.head) if walk.head else None,
-              "anchor": asdict(expected[0]) if expected else None,
-              "broken": asdict(walk.broken) if walk.broken else None}
+    walk = walk_audit_chain(
+        run.stub("activities", activities_pb2_grpc.AuditChainServiceStub),
+        expected=expected,
+        timeout=run.settings.rpc_timeout_seconds,
+        on_page=lambda verified: run.progress(verified_rows=verified),
+    )
+    result = {
+        "verified_rows": walk.verified_rows,
+        "head": asdict(walk.head) if walk.head else None,
+        "anchor": asdict(expected[0]) if expected else None,
+        "broken": asdict(walk.broken) if walk.broken else None,
+    }
     if walk.broken is not None:
         AUDIT_CHAIN_BREAKS.inc()
         log.error("audit chain broken", extra={"fields": {"session": run.key, **result}})

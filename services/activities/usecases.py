@@ -25,18 +25,28 @@ class Activities:
     async def record_audit(self, uow: UnitOfWork, entry: AuditEntry) -> None:
         await ActivityRepository(uow.session).add_audit(entry, self.audit_key)
 
-    async def list_for(self, user_id: str, activity_type: str | None, start: datetime | None, end: datetime | None,
-                       size: int, token: str) -> tuple[list[Activity], str]:
+    async def list_for(
+        self,
+        user_id: str,
+        activity_type: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        size: int,
+        token: str,
+    ) -> tuple[list[Activity], str]:
         """A user's activities in [start, end), newest first, optionally of one type."""
         if start and end and start >= end:
             raise invalid_argument("from must be before to", "from")
 
         async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[Activity]:
             async with self.db.reading() as session:
-                return await ActivityRepository(session).activities(user_id, activity_type=activity_type, start=start,
-                                                                    end=end, after=after, limit=limit)
-        return await page(size, token, (user_id, activity_type, start, end), fetch,
-                          lambda a: (a.occurred_at, a.activity_id))
+                return await ActivityRepository(session).activities(
+                    user_id, activity_type=activity_type, start=start, end=end, after=after, limit=limit
+                )
+
+        return await page(
+            size, token, (user_id, activity_type, start, end), fetch, lambda a: (a.occurred_at, a.activity_id)
+        )
 
     async def get(self, user_id: str, activity_id: str) -> Activity:
         async with self.db.reading() as session:
@@ -52,6 +62,8 @@ class Activities:
 
         async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[AuditEntry]:
             async with self.db.reading() as session:
-                return await ActivityRepository(session).audit_entries(user_id=user_id, entity_id=entity_id,
-                                                                       after=after, limit=limit)
+                return await ActivityRepository(session).audit_entries(
+                    user_id=user_id, entity_id=entity_id, after=after, limit=limit
+                )
+
         return await page(size, token, ("audit", user_id, entity_id), fetch, lambda e: (e.occurred_at, e.audit_id))

@@ -13,14 +13,24 @@ from services.activities.audit_chain import Break, Link
 from services.activities.domain import Activity, AuditEntry
 from services.activities.domain import fill_activity as _fill_activity
 from services.activities.domain import opening_activity as _opening_activity
-from services.common.wire.conv import (amount_str, from_timestamp, parse_decimal, parse_enum, price_str, qty_str,
-                                       to_timestamp)
+from services.common.wire.conv import (
+    amount_str,
+    from_timestamp,
+    parse_decimal,
+    parse_enum,
+    price_str,
+    qty_str,
+    to_timestamp,
+)
 from services.common.wire.trading import SIDE_WIRE, SIDES
 
-TYPES = {activities_pb2.ACTIVITY_TYPE_FILL: "fill", activities_pb2.ACTIVITY_TYPE_DIVIDEND: "dividend",
-         activities_pb2.ACTIVITY_TYPE_EXPIRATION: "expiration",
-         activities_pb2.ACTIVITY_TYPE_MARGIN_INTEREST: "margin_interest",
-         activities_pb2.ACTIVITY_TYPE_ACCOUNT_OPENED: "account_opened"}
+TYPES = {
+    activities_pb2.ACTIVITY_TYPE_FILL: "fill",
+    activities_pb2.ACTIVITY_TYPE_DIVIDEND: "dividend",
+    activities_pb2.ACTIVITY_TYPE_EXPIRATION: "expiration",
+    activities_pb2.ACTIVITY_TYPE_MARGIN_INTEREST: "margin_interest",
+    activities_pb2.ACTIVITY_TYPE_ACCOUNT_OPENED: "account_opened",
+}
 TYPE_WIRE = {v: k for k, v in TYPES.items()}
 ACTOR_WIRE = {"user": audit_pb2.ACTOR_TYPE_USER, "ops": audit_pb2.ACTOR_TYPE_OPS, "system": audit_pb2.ACTOR_TYPE_SYSTEM}
 ACTOR_TYPES = {number: name for name, number in ACTOR_WIRE.items()}
@@ -29,39 +39,66 @@ ACTOR_TYPES = {number: name for name, number in ACTOR_WIRE.items()}
 def fill_activity(payload, now: datetime) -> Activity:
     """The activity of an OrderFilled event."""
     fill, order = payload.fill, payload.order
-    return _fill_activity(fill_id=fill.fill_id, user_id=order.user_id, account_id=order.account_id,
-                          order_id=order.order_id, symbol=fill.symbol, side=parse_enum(SIDES, fill.side, "side"),
-                          qty=parse_decimal(fill.qty, "qty", required=True),
-                          price=parse_decimal(fill.price, "price", required=True),
-                          multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
-                          filled_at=from_timestamp(fill.filled_at), now=now)
+    return _fill_activity(
+        fill_id=fill.fill_id,
+        user_id=order.user_id,
+        account_id=order.account_id,
+        order_id=order.order_id,
+        symbol=fill.symbol,
+        side=parse_enum(SIDES, fill.side, "side"),
+        qty=parse_decimal(fill.qty, "qty", required=True),
+        price=parse_decimal(fill.price, "price", required=True),
+        multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
+        filled_at=from_timestamp(fill.filled_at),
+        now=now,
+    )
 
 
 def opening_activity(payload, now: datetime) -> Activity:
     """The activity of an AccountOpened event."""
-    return _opening_activity(account_id=payload.account_id, user_id=payload.user_id,
-                             starting_cash=parse_decimal(payload.starting_cash, "starting_cash", required=True),
-                             opened_at=from_timestamp(payload.opened_at), now=now)
+    return _opening_activity(
+        account_id=payload.account_id,
+        user_id=payload.user_id,
+        starting_cash=parse_decimal(payload.starting_cash, "starting_cash", required=True),
+        opened_at=from_timestamp(payload.opened_at),
+        now=now,
+    )
 
 
 def audit_entry(payload: audit_pb2.AuditRecorded, now: datetime) -> AuditEntry:
     return AuditEntry(
-        audit_id=payload.audit_id, actor_type=ACTOR_TYPES.get(payload.actor_type, "system"),
-        actor_id=payload.actor_id, action=payload.action, entity_type=payload.entity_type,
-        entity_id=payload.entity_id, user_id=payload.user_id,
+        audit_id=payload.audit_id,
+        actor_type=ACTOR_TYPES.get(payload.actor_type, "system"),
+        actor_id=payload.actor_id,
+        action=payload.action,
+        entity_type=payload.entity_type,
+        entity_id=payload.entity_id,
+        user_id=payload.user_id,
         before=json_format.MessageToDict(payload.before) if payload.HasField("before") else None,
         after=json_format.MessageToDict(payload.after) if payload.HasField("after") else None,
-        request_id=payload.request_id, service=payload.service, occurred_at=from_timestamp(payload.occurred_at),
-        recorded_at=now)
+        request_id=payload.request_id,
+        service=payload.service,
+        occurred_at=from_timestamp(payload.occurred_at),
+        recorded_at=now,
+    )
 
 
 def activity_to_proto(row: Activity) -> activities_pb2.Activity:
     return activities_pb2.Activity(
-        activity_id=row.activity_id, activity_type=TYPE_WIRE[row.activity_type], account_id=row.account_id,
-        symbol=row.symbol, order_id=row.order_id, fill_id=row.fill_id, side=SIDE_WIRE.get(row.side, 0),
-        qty=qty_str(row.qty), price=price_str(row.price), net_amount=amount_str(row.net_amount),
-        description=row.description, occurred_at=to_timestamp(row.occurred_at),
-        created_at=to_timestamp(row.created_at))
+        activity_id=row.activity_id,
+        activity_type=TYPE_WIRE[row.activity_type],
+        account_id=row.account_id,
+        symbol=row.symbol,
+        order_id=row.order_id,
+        fill_id=row.fill_id,
+        side=SIDE_WIRE.get(row.side, 0),
+        qty=qty_str(row.qty),
+        price=price_str(row.price),
+        net_amount=amount_str(row.net_amount),
+        description=row.description,
+        occurred_at=to_timestamp(row.occurred_at),
+        created_at=to_timestamp(row.created_at),
+    )
 
 
 def _struct(value: dict | None) -> struct_pb2.Struct | None:
@@ -74,10 +111,19 @@ def _struct(value: dict | None) -> struct_pb2.Struct | None:
 
 def audit_to_proto(row: AuditEntry) -> activities_pb2.AuditEntry:
     record = audit_pb2.AuditRecorded(
-        audit_id=row.audit_id, actor_type=ACTOR_WIRE[row.actor_type], actor_id=row.actor_id, action=row.action,
-        entity_type=row.entity_type, entity_id=row.entity_id, user_id=row.user_id, before=_struct(row.before),
-        after=_struct(row.after), request_id=row.request_id, occurred_at=to_timestamp(row.occurred_at),
-        service=row.service)
+        audit_id=row.audit_id,
+        actor_type=ACTOR_WIRE[row.actor_type],
+        actor_id=row.actor_id,
+        action=row.action,
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        user_id=row.user_id,
+        before=_struct(row.before),
+        after=_struct(row.after),
+        request_id=row.request_id,
+        occurred_at=to_timestamp(row.occurred_at),
+        service=row.service,
+    )
     return activities_pb2.AuditEntry(audit_id=row.audit_id, record=record, recorded_at=to_timestamp(row.recorded_at))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -26,7 +26,7 @@ class Clock(Protocol):
 
 class WallClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock:
@@ -54,8 +54,9 @@ class AnchoredClock:
     follower takes over the leader's state.
     """
 
-    def __init__(self, simulated_at: datetime | None = None, speed: Decimal = Decimal(1),
-                 wall: Clock | None = None) -> None:
+    def __init__(
+        self, simulated_at: datetime | None = None, speed: Decimal = Decimal(1), wall: Clock | None = None
+    ) -> None:
         self._wall = wall or WallClock()
         self._lock = threading.Lock()
         self._simulated_at = simulated_at
@@ -121,14 +122,16 @@ class FollowerClock(AnchoredClock):
         super().anchor(simulated_at, speed, wall_at)
         behind = before - super().now() if before is not None else timedelta(0)
         if behind > timedelta(0):
-            log.warning("the market clock came back behind this service's; holding until it catches up",
-                        extra={"fields": {"behind_seconds": behind.total_seconds(), "held_at": before.isoformat()}})
+            log.warning(
+                "the market clock came back behind this service's; holding until it catches up",
+                extra={"fields": {"behind_seconds": behind.total_seconds(), "held_at": before.isoformat()}},
+            )
 
     async def wait_synced(self, timeout: float) -> bool:
         try:
             await asyncio.wait_for(self._synced.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def follow(self, stub, *, retry_seconds: float = 0.5) -> None:
@@ -140,8 +143,9 @@ class FollowerClock(AnchoredClock):
             try:
                 async for message in stub.WatchClock(marketdata_pb2.WatchClockRequest()):
                     state = message.state
-                    self.anchor(from_timestamp(state.simulated_at), Decimal(state.speed or "0"),
-                                from_timestamp(state.wall_at))
+                    self.anchor(
+                        from_timestamp(state.simulated_at), Decimal(state.speed or "0"), from_timestamp(state.wall_at)
+                    )
                     self._synced.set()
             except asyncio.CancelledError:
                 raise

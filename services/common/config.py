@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ def _parse_optional_time(raw: str) -> datetime | None:
         raise ValueError(f"expected an RFC 3339 time like 2012-06-21T14:00:00Z, got {raw!r}") from None
     if value.tzinfo is None:
         raise ValueError(f"give a time zone (e.g. Z) in {raw!r}")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 class Secret:
@@ -188,8 +188,9 @@ def _parse_secret_key(raw: str) -> bytes:
     return secret
 
 
-def setting(name: str, default: str | None, doc: str, parse: Callable[[str], Any] = str, *,
-            secret: bool = False) -> Any:
+def setting(
+    name: str, default: str | None, doc: str, parse: Callable[[str], Any] = str, *, secret: bool = False
+) -> Any:
     """Declare a setting read from environment variable ``name``.
 
     ``default`` None means "derived" (computed in ``Settings.from_env``, documented in ``doc``).
@@ -212,213 +213,361 @@ class ServiceSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = setting("MBT_ENV", "development",
-                   "`development` or `production`. Production refuses development-only switches such as `MBT_DEV_LOGIN`.",
-                   _parse_choice("development", "production"))
-    data_dir: Path = setting("MBT_DATA_DIR", "var",
-                         "Directory of the embedded default's SQLite files and other local state.", Path)
-    bind_host: str = setting("MBT_BIND_HOST", "127.0.0.1",
-                         "Interface every gRPC server and the gateway listen on (`0.0.0.0` in containers).")
+    env: str = setting(
+        "MBT_ENV",
+        "development",
+        "`development` or `production`. Production refuses development-only switches such as `MBT_DEV_LOGIN`.",
+        _parse_choice("development", "production"),
+    )
+    data_dir: Path = setting(
+        "MBT_DATA_DIR", "var", "Directory of the embedded default's SQLite files and other local state.", Path
+    )
+    bind_host: str = setting(
+        "MBT_BIND_HOST", "127.0.0.1", "Interface every gRPC server and the gateway listen on (`0.0.0.0` in containers)."
+    )
     gateway_port: int = setting("MBT_GATEWAY_PORT", "8080", "Port of the REST gateway.", int)
-    dev_login: bool = setting("MBT_DEV_LOGIN", None,
-                          "Development login (`POST /api/sessions/dev` mints a session for any user id). Default: on in development, off in production; refused in production.",
-                          _parse_bool)
-    allow_dev_keys: bool = setting("MBT_ALLOW_DEV_KEYS", "0",
-                                   "Let a process listening on a non-loopback address (`MBT_BIND_HOST`) start without `MBT_USER_TOKEN_KEYS` / `MBT_SERVICE_TOKEN_KEYS`, i.e. on the published development keys, with which anyone can sign a token. Off: it refuses to start. Refused in production.",
-                                   _parse_bool)
+    dev_login: bool = setting(
+        "MBT_DEV_LOGIN",
+        None,
+        "Development login (`POST /api/sessions/dev` mints a session for any user id). Default: on in development, off in production; refused in production.",
+        _parse_bool,
+    )
+    allow_dev_keys: bool = setting(
+        "MBT_ALLOW_DEV_KEYS",
+        "0",
+        "Let a process listening on a non-loopback address (`MBT_BIND_HOST`) start without `MBT_USER_TOKEN_KEYS` / `MBT_SERVICE_TOKEN_KEYS`, i.e. on the published development keys, with which anyone can sign a token. Off: it refuses to start. Refused in production.",
+        _parse_bool,
+    )
     log_level: str = setting("MBT_LOG_LEVEL", "INFO", "Python log level.", str.upper)
-    log_format: str = setting("MBT_LOG_FORMAT", "json", "`json` (one object per line) or `text`.",
-                          _parse_choice("json", "text"))
-    grace_seconds: float = setting("MBT_GRACE_SECONDS", "5",
-                               "How long a server lets in-flight RPCs finish after SIGTERM.", float)
-    redis_url: str = setting("MBT_REDIS_URL", "",
-                         "Redis for shared state between replicas (sessions, rate limits, Celery). Empty: embedded, in-process.")
+    log_format: str = setting(
+        "MBT_LOG_FORMAT", "json", "`json` (one object per line) or `text`.", _parse_choice("json", "text")
+    )
+    grace_seconds: float = setting(
+        "MBT_GRACE_SECONDS", "5", "How long a server lets in-flight RPCs finish after SIGTERM.", float
+    )
+    redis_url: str = setting(
+        "MBT_REDIS_URL",
+        "",
+        "Redis for shared state between replicas (sessions, rate limits, Celery). Empty: embedded, in-process.",
+    )
     db_pool_size: int = setting("MBT_DB_POOL_SIZE", "10", "Connections per service process (PostgreSQL).", int)
-    rpc_timeout_seconds: float = setting("MBT_RPC_TIMEOUT_SECONDS", "10",
-                                     "Deadline of service-to-service and gateway calls.", float)
+    rpc_timeout_seconds: float = setting(
+        "MBT_RPC_TIMEOUT_SECONDS", "10", "Deadline of service-to-service and gateway calls.", float
+    )
     grpc_keepalive_seconds: float = setting(
-        "MBT_GRPC_KEEPALIVE_SECONDS", f"{GRPC_KEEPALIVE_SECONDS:g}",
+        "MBT_GRPC_KEEPALIVE_SECONDS",
+        f"{GRPC_KEEPALIVE_SECONDS:g}",
         "How often every gRPC client (services, gateway, CLI) pings its connections, also idle ones, to find a dead peer; every server accepts pings as often as half this. Keep it the same in every process.",
-        lambda raw: float(_parse_positive_decimal(raw)))
-    outbox_poll_ms: int = setting("MBT_OUTBOX_POLL_MS", "200",
-                              "How often an idle outbox relay looks for undelivered events (it is also woken on commit).", int)
+        lambda raw: float(_parse_positive_decimal(raw)),
+    )
+    outbox_poll_ms: int = setting(
+        "MBT_OUTBOX_POLL_MS",
+        "200",
+        "How often an idle outbox relay looks for undelivered events (it is also woken on commit).",
+        int,
+    )
     outbox_batch_size: int = setting("MBT_OUTBOX_BATCH_SIZE", "200", "Events per `Deliver` call.", int)
-    trading_disabled: bool = setting("MBT_TRADING_DISABLED", "0",
-                                 "Kill switch (read by orders): order submits, replaces and cancels answer 503 `trading_disabled`; reads still work.",
-                                 _parse_bool)
-    new_orders_disabled: bool = setting("MBT_NEW_ORDERS_DISABLED", "0",
-                                    "Kill switch (read by orders): submits and replaces (which can add exposure) answer 503 `new_orders_disabled`; cancels and reads still work.",
-                                    _parse_bool)
-    max_quote_age_seconds: Decimal = setting("MBT_MAX_QUOTE_AGE_SECONDS", "5",
-                                         "A market order never fills on a quote older than this (simulated seconds).",
-                                         _parse_decimal)
+    trading_disabled: bool = setting(
+        "MBT_TRADING_DISABLED",
+        "0",
+        "Kill switch (read by orders): order submits, replaces and cancels answer 503 `trading_disabled`; reads still work.",
+        _parse_bool,
+    )
+    new_orders_disabled: bool = setting(
+        "MBT_NEW_ORDERS_DISABLED",
+        "0",
+        "Kill switch (read by orders): submits and replaces (which can add exposure) answer 503 `new_orders_disabled`; cancels and reads still work.",
+        _parse_bool,
+    )
+    max_quote_age_seconds: Decimal = setting(
+        "MBT_MAX_QUOTE_AGE_SECONDS",
+        "5",
+        "A market order never fills on a quote older than this (simulated seconds).",
+        _parse_decimal,
+    )
     market_order_collar_pct: Decimal = setting(
-        "MBT_MARKET_ORDER_COLLAR_PCT", "5",
+        "MBT_MARKET_ORDER_COLLAR_PCT",
+        "5",
         "Market and stop orders never fill more than this % beyond the price they were submitted against "
-        "(the touch, or the stop); buying power is reserved at that bound.", _parse_decimal)
+        "(the touch, or the stop); buying power is reserved at that bound.",
+        _parse_decimal,
+    )
 
     # -- market data (services/marketdata) -------------------------------------------
     marketdata_provider: str = setting(
-        "MBT_MARKETDATA_PROVIDER", "replay",
+        "MBT_MARKETDATA_PROVIDER",
+        "replay",
         "Where quotes come from: `replay` (recorded ticks in simulated time) or `alpaca` (Alpaca market data, wall clock).",
-        _parse_choice("replay", "alpaca"))
+        _parse_choice("replay", "alpaca"),
+    )
     replay_dataset: str = setting(
-        "MBT_REPLAY_DATASET", "lobster-2012",
+        "MBT_REPLAY_DATASET",
+        "lobster-2012",
         "Which bundled recording the replay plays when `MBT_REPLAY_QUOTES_FILE` / `MBT_REPLAY_TRADES_FILE` are empty: `lobster-2012` (AMZN and GOOG quotes and trades of 2012-06-21; their options are model quotes) or `cboe-options-2021` (Cboe's A and ^VIX option quotes with the underlying, every 30 minutes of 2021-04-26; no trades, bars from quote mids).",
-        _parse_choice("lobster-2012", "cboe-options-2021"))
+        _parse_choice("lobster-2012", "cboe-options-2021"),
+    )
     replay_quotes_file: str = setting(
-        "MBT_REPLAY_QUOTES_FILE", "",
-        "Recorded NBBO ticks to replay: CSV (optionally gzipped) or Parquet with timestamp, symbol, bid, bid size, ask, ask size (symbols: tickers, OCC option symbols, ^-indexes). Empty: the bundled recording of `MBT_REPLAY_DATASET` in `data/`.")
+        "MBT_REPLAY_QUOTES_FILE",
+        "",
+        "Recorded NBBO ticks to replay: CSV (optionally gzipped) or Parquet with timestamp, symbol, bid, bid size, ask, ask size (symbols: tickers, OCC option symbols, ^-indexes). Empty: the bundled recording of `MBT_REPLAY_DATASET` in `data/`.",
+    )
     replay_trades_file: str = setting(
-        "MBT_REPLAY_TRADES_FILE", "",
-        "Recorded trades played with the quotes, which bars are aggregated from: CSV (optionally gzipped) or Parquet with timestamp, symbol, price, size, on the quotes' day(s). Empty: the bundled trades of `MBT_REPLAY_DATASET` (LOBSTER AMZN/GOOG; none for `cboe-options-2021`); `none`: no trades (bars from quote mids).")
+        "MBT_REPLAY_TRADES_FILE",
+        "",
+        "Recorded trades played with the quotes, which bars are aggregated from: CSV (optionally gzipped) or Parquet with timestamp, symbol, price, size, on the quotes' day(s). Empty: the bundled trades of `MBT_REPLAY_DATASET` (LOBSTER AMZN/GOOG; none for `cboe-options-2021`); `none`: no trades (bars from quote mids).",
+    )
     replay_option_chain_file: str = setting(
-        "MBT_REPLAY_OPTION_CHAIN_FILE", "",
-        "Option chain snapshot served by the replay (Cboe quotedata layout, see `data/SOURCES.md`). Empty: the bundled SPY chain of 2023-09-14; `none`: no chain.")
+        "MBT_REPLAY_OPTION_CHAIN_FILE",
+        "",
+        "Option chain snapshot served by the replay (Cboe quotedata layout, see `data/SOURCES.md`). Empty: the bundled SPY chain of 2023-09-14; `none`: no chain.",
+    )
     replay_dividends_file: str = setting(
-        "MBT_REPLAY_DIVIDENDS_FILE", "",
-        "Cash dividends served by the replay (`symbol,ex_date,cash_amount`). Empty: the bundled Yahoo AAPL/MSFT/SPY history, un-split-adjusted; `none`: no dividends.")
+        "MBT_REPLAY_DIVIDENDS_FILE",
+        "",
+        "Cash dividends served by the replay (`symbol,ex_date,cash_amount`). Empty: the bundled Yahoo AAPL/MSFT/SPY history, un-split-adjusted; `none`: no dividends.",
+    )
     option_risk_free_rate: Decimal = setting(
-        "MBT_OPTION_RISK_FREE_RATE", "0.001",
+        "MBT_OPTION_RISK_FREE_RATE",
+        "0.001",
         "Annual risk-free rate (continuously compounded, `0.001` = 0.1%) of the option quote model and of every greek and implied volatility: about the 3-month US Treasury bill yield of June 2012, the bundled AMZN/GOOG day.",
-        _parse_decimal)
+        _parse_decimal,
+    )
     replay_mode: str = setting(
-        "MBT_REPLAY_MODE", "paced",
+        "MBT_REPLAY_MODE",
+        "paced",
         "`paced`: the replay clock runs at `MBT_REPLAY_SPEED`. `stepped`: time moves only through `StepClock` (tests, backtests).",
-        _parse_choice("paced", "stepped"))
+        _parse_choice("paced", "stepped"),
+    )
     replay_speed: Decimal = setting(
-        "MBT_REPLAY_SPEED", "1", "Simulated seconds per wall second of a paced replay (1 is real-time pace).",
-        _parse_positive_decimal)
+        "MBT_REPLAY_SPEED",
+        "1",
+        "Simulated seconds per wall second of a paced replay (1 is real-time pace).",
+        _parse_positive_decimal,
+    )
     replay_start: datetime | None = setting(
-        "MBT_REPLAY_START", "",
+        "MBT_REPLAY_START",
+        "",
         "Simulated time the replay starts at (RFC 3339). Empty: 30 minutes after the recording's first open. A restarted market-data service continues its clock where it was (where the other services' clocks already are) and only jumps to this time when it is later.",
-        _parse_optional_time)
+        _parse_optional_time,
+    )
     replay_loop: bool = setting(
-        "MBT_REPLAY_LOOP", "1",
+        "MBT_REPLAY_LOOP",
+        "1",
         "When the recording runs out, play it again as the next trading day (sequences keep increasing). `0`: the market stays quiet after it.",
-        _parse_bool)
+        _parse_bool,
+    )
     replay_skip_closed: bool = setting(
-        "MBT_REPLAY_SKIP_CLOSED", "1",
+        "MBT_REPLAY_SKIP_CLOSED",
+        "1",
         "Paced replay: when the market closes, jump the clock to the next open instead of waiting through nights, weekends and holidays.",
-        _parse_bool)
+        _parse_bool,
+    )
     alpaca_key: Secret = setting(
-        "ALPACA_MARKET_DATA_KEY", "",
+        "ALPACA_MARKET_DATA_KEY",
+        "",
         "The one server-side Alpaca market-data key id (never a user's; never logged). Or `ALPACA_MARKET_DATA_KEY_FILE`.",
-        Secret)
+        Secret,
+    )
     alpaca_secret: Secret = setting(
-        "ALPACA_MARKET_DATA_SECRET", "", "Its secret. Or `ALPACA_MARKET_DATA_SECRET_FILE`.", Secret)
+        "ALPACA_MARKET_DATA_SECRET", "", "Its secret. Or `ALPACA_MARKET_DATA_SECRET_FILE`.", Secret
+    )
     alpaca_key_file: str = setting(
-        "ALPACA_MARKET_DATA_KEY_FILE", "", "File holding the key id (a mounted secret); used when the variable itself is empty.")
+        "ALPACA_MARKET_DATA_KEY_FILE",
+        "",
+        "File holding the key id (a mounted secret); used when the variable itself is empty.",
+    )
     alpaca_secret_file: str = setting(
-        "ALPACA_MARKET_DATA_SECRET_FILE", "", "File holding the secret (a mounted secret).")
+        "ALPACA_MARKET_DATA_SECRET_FILE", "", "File holding the secret (a mounted secret)."
+    )
     alpaca_feed: str = setting(
-        "MBT_ALPACA_FEED", "iex", "Alpaca stock feed: `iex` (free) or `sip` (consolidated, paid).", _parse_choice("iex", "sip"))
+        "MBT_ALPACA_FEED",
+        "iex",
+        "Alpaca stock feed: `iex` (free) or `sip` (consolidated, paid).",
+        _parse_choice("iex", "sip"),
+    )
     alpaca_options_feed: str = setting(
-        "MBT_ALPACA_OPTIONS_FEED", "indicative", "Alpaca options feed: `indicative` (free) or `opra` (paid).",
-        _parse_choice("indicative", "opra"))
+        "MBT_ALPACA_OPTIONS_FEED",
+        "indicative",
+        "Alpaca options feed: `indicative` (free) or `opra` (paid).",
+        _parse_choice("indicative", "opra"),
+    )
     alpaca_data_url: str = setting(
-        "MBT_ALPACA_DATA_URL", "https://data.alpaca.markets", "Alpaca market-data REST base URL.")
+        "MBT_ALPACA_DATA_URL", "https://data.alpaca.markets", "Alpaca market-data REST base URL."
+    )
     alpaca_stream_url: str = setting(
-        "MBT_ALPACA_STREAM_URL", "wss://stream.data.alpaca.markets",
-        "Alpaca market-data websocket base URL (`/v2/<feed>` and `/v1beta1/<options feed>` are appended).")
+        "MBT_ALPACA_STREAM_URL",
+        "wss://stream.data.alpaca.markets",
+        "Alpaca market-data websocket base URL (`/v2/<feed>` and `/v1beta1/<options feed>` are appended).",
+    )
     quote_stream_buffer: int = setting(
-        "MBT_QUOTE_STREAM_BUFFER", "10000",
+        "MBT_QUOTE_STREAM_BUFFER",
+        "10000",
         "Ticks queued per `StreamQuotes` subscriber; a live feed drops ticks beyond it and tells the subscriber which (`dropped`).",
-        int)
+        int,
+    )
     quote_unsubscribe_after_seconds: float = setting(
-        "MBT_QUOTE_UNSUBSCRIBE_AFTER_SECONDS", "600",
+        "MBT_QUOTE_UNSUBSCRIBE_AFTER_SECONDS",
+        "600",
         "After a symbol's last `StreamQuotes` subscriber leaves, keep its upstream subscription and tick archive running this long (wall seconds), so a restarting matcher catches up on what it missed. `0`: unsubscribe at once.",
-        float)
-    quote_stream_batch: int = setting(
-        "MBT_QUOTE_STREAM_BATCH", "500", "Most ticks per `StreamQuotes` message.", int)
+        float,
+    )
+    quote_stream_batch: int = setting("MBT_QUOTE_STREAM_BATCH", "500", "Most ticks per `StreamQuotes` message.", int)
     step_stall_seconds: float = setting(
-        "MBT_STEP_STALL_SECONDS", "5",
+        "MBT_STEP_STALL_SECONDS",
+        "5",
         "A stepped replay waits for a subscriber that is reading; one that reads nothing for this long gets drops instead.",
-        float)
+        float,
+    )
     tick_archive_retention_days: int = setting(
-        "MBT_TICK_ARCHIVE_RETENTION_DAYS", "30",
-        "Archived ticks older than this many days (simulated time) are deleted; `0` keeps them forever.", int)
+        "MBT_TICK_ARCHIVE_RETENTION_DAYS",
+        "30",
+        "Archived ticks older than this many days (simulated time) are deleted; `0` keeps them forever.",
+        int,
+    )
     tick_archive_flush_ms: int = setting(
-        "MBT_TICK_ARCHIVE_FLUSH_MS", "200", "How often the tick archive writes its batch (also when 5000 ticks are pending).",
-        int)
+        "MBT_TICK_ARCHIVE_FLUSH_MS",
+        "200",
+        "How often the tick archive writes its batch (also when 5000 ticks are pending).",
+        int,
+    )
 
     # -- gateway and security: sessions, tokens, rate limits, browser protections ----------
-    gateway_database_url: str = setting("MBT_GATEWAY_DATABASE_URL", None,
-                                        "The gateway's own database (passkey credentials). Default: `sqlite:///var/gateway.db`; migrated at start.")
-    redis_key_prefix: str = setting("MBT_REDIS_KEY_PREFIX", "mbt:",
-                                    "Prefix of every Redis key MBT writes (session rows, passkey challenges, rate limits).")
-    user_token_keys: tuple = setting("MBT_USER_TOKEN_KEYS", "",
-                                     "Keys signing user and ops tokens: `kid:secret,...` (base64url secrets of 32+ bytes; the first signs, all verify). Empty: a published development key, refused in production. `mbt keys new` makes one.",
-                                     _parse_token_keys, secret=True)
-    service_token_keys: tuple = setting("MBT_SERVICE_TOKEN_KEYS", "",
-                                        "Keys signing service-to-service identity tokens, same format; must not share a secret with `MBT_USER_TOKEN_KEYS`. Empty: a development key, refused in production.",
-                                        _parse_token_keys, secret=True)
-    session_token_ttl_seconds: int = setting("MBT_SESSION_TOKEN_TTL_SECONDS", "900",
-                                             "Lifetime of a session's signed token; clients renew it with `POST /api/sessions/refresh` while the session lives.",
-                                             int)
-    session_max_age_seconds: int = setting("MBT_SESSION_MAX_AGE_SECONDS", "43200",
-                                           "Lifetime of a session (its row and its cookie); after it the user signs in again.", int)
-    step_up_seconds: int = setting("MBT_STEP_UP_SECONDS", "300",
-                                   "How long a fresh passkey assertion (sign-in or step-up) keeps a session elevated.", int)
-    webauthn_rp_id: str = setting("MBT_WEBAUTHN_RP_ID", "localhost",
-                                  "WebAuthn relying-party id: the web app's domain (`mbt.example.com`).")
+    gateway_database_url: str = setting(
+        "MBT_GATEWAY_DATABASE_URL",
+        None,
+        "The gateway's own database (passkey credentials). Default: `sqlite:///var/gateway.db`; migrated at start.",
+    )
+    redis_key_prefix: str = setting(
+        "MBT_REDIS_KEY_PREFIX",
+        "mbt:",
+        "Prefix of every Redis key MBT writes (session rows, passkey challenges, rate limits).",
+    )
+    user_token_keys: tuple = setting(
+        "MBT_USER_TOKEN_KEYS",
+        "",
+        "Keys signing user and ops tokens: `kid:secret,...` (base64url secrets of 32+ bytes; the first signs, all verify). Empty: a published development key, refused in production. `mbt keys new` makes one.",
+        _parse_token_keys,
+        secret=True,
+    )
+    service_token_keys: tuple = setting(
+        "MBT_SERVICE_TOKEN_KEYS",
+        "",
+        "Keys signing service-to-service identity tokens, same format; must not share a secret with `MBT_USER_TOKEN_KEYS`. Empty: a development key, refused in production.",
+        _parse_token_keys,
+        secret=True,
+    )
+    session_token_ttl_seconds: int = setting(
+        "MBT_SESSION_TOKEN_TTL_SECONDS",
+        "900",
+        "Lifetime of a session's signed token; clients renew it with `POST /api/sessions/refresh` while the session lives.",
+        int,
+    )
+    session_max_age_seconds: int = setting(
+        "MBT_SESSION_MAX_AGE_SECONDS",
+        "43200",
+        "Lifetime of a session (its row and its cookie); after it the user signs in again.",
+        int,
+    )
+    step_up_seconds: int = setting(
+        "MBT_STEP_UP_SECONDS",
+        "300",
+        "How long a fresh passkey assertion (sign-in or step-up) keeps a session elevated.",
+        int,
+    )
+    webauthn_rp_id: str = setting(
+        "MBT_WEBAUTHN_RP_ID", "localhost", "WebAuthn relying-party id: the web app's domain (`mbt.example.com`)."
+    )
     webauthn_rp_name: str = setting("MBT_WEBAUTHN_RP_NAME", "MBT", "The name authenticators show for MBT's passkeys.")
-    public_origins: tuple = setting("MBT_PUBLIC_ORIGINS", None,
-                                    "Origins of the web app, comma-separated: the origins WebAuthn accepts and, with `MBT_CORS_ORIGINS`, the only `Origin`s allowed on state-changing requests. Default: `http://localhost:<MBT_GATEWAY_PORT>`; https only in production.",
-                                    _parse_origins)
-    allowed_hosts: tuple = setting("MBT_ALLOWED_HOSTS", None,
-                                   "Host names the gateway answers to, comma-separated (the `Host` header, port ignored); any other gets 400 before anything runs, which stops DNS-rebinding pages. `/healthz` answers any host (probes use the pod address). Default (also when empty): the hosts of `MBT_PUBLIC_ORIGINS` plus `localhost`, `127.0.0.1` and `::1`.",
-                                   _parse_hosts)
-    cors_origins: tuple = setting("MBT_CORS_ORIGINS", "",
-                                  "Origins allowed to call the API cross-origin (CORS, with credentials), comma-separated. Empty: CORS closed.",
-                                  _parse_origins)
+    public_origins: tuple = setting(
+        "MBT_PUBLIC_ORIGINS",
+        None,
+        "Origins of the web app, comma-separated: the origins WebAuthn accepts and, with `MBT_CORS_ORIGINS`, the only `Origin`s allowed on state-changing requests. Default: `http://localhost:<MBT_GATEWAY_PORT>`; https only in production.",
+        _parse_origins,
+    )
+    allowed_hosts: tuple = setting(
+        "MBT_ALLOWED_HOSTS",
+        None,
+        "Host names the gateway answers to, comma-separated (the `Host` header, port ignored); any other gets 400 before anything runs, which stops DNS-rebinding pages. `/healthz` answers any host (probes use the pod address). Default (also when empty): the hosts of `MBT_PUBLIC_ORIGINS` plus `localhost`, `127.0.0.1` and `::1`.",
+        _parse_hosts,
+    )
+    cors_origins: tuple = setting(
+        "MBT_CORS_ORIGINS",
+        "",
+        "Origins allowed to call the API cross-origin (CORS, with credentials), comma-separated. Empty: CORS closed.",
+        _parse_origins,
+    )
     gateway_header_timeout_seconds: float = setting(
-        "MBT_GATEWAY_HEADER_TIMEOUT_SECONDS", "10",
+        "MBT_GATEWAY_HEADER_TIMEOUT_SECONDS",
+        "10",
         "A client must send a request's line and headers within this many seconds (from connecting, or from its first byte on a kept-alive connection); else it gets 408 and the connection is closed (slow-header attacks).",
-        _parse_positive_float)
+        _parse_positive_float,
+    )
     gateway_body_timeout_seconds: float = setting(
-        "MBT_GATEWAY_BODY_TIMEOUT_SECONDS", "30",
+        "MBT_GATEWAY_BODY_TIMEOUT_SECONDS",
+        "30",
         "A client must send a request's whole body within this many seconds of its headers; else 408 and the connection is closed (slow-body attacks).",
-        _parse_positive_float)
+        _parse_positive_float,
+    )
     gateway_max_connections: int = setting(
-        "MBT_GATEWAY_MAX_CONNECTIONS", "1000",
+        "MBT_GATEWAY_MAX_CONNECTIONS",
+        "1000",
         "Most connections (and requests in flight) one gateway process serves at once; a request beyond it gets 503 at once.",
-        _parse_positive_int)
+        _parse_positive_int,
+    )
     anonymous_rate_limit: int = setting(
-        "MBT_ANONYMOUS_RATE_LIMIT", "30",
+        "MBT_ANONYMOUS_RATE_LIMIT",
+        "30",
         "Requests per minute per client address to the endpoints that need no sign-in and write shared state (passkey options, registration and sign-in, the development login); beyond it 429 `rate_limited` with `Retry-After`. One budget across replicas with `MBT_REDIS_URL`, per process without.",
-        _parse_positive_int)
+        _parse_positive_int,
+    )
     trusted_proxies: tuple = setting(
-        "MBT_TRUSTED_PROXIES", "",
+        "MBT_TRUSTED_PROXIES",
+        "",
         "Addresses (IPs or CIDRs, comma-separated; `*` for any) of the proxies in front of the gateway (Envoy) whose `X-Forwarded-For` names the client, for per-client budgets. Empty: the connecting address is the client.",
-        _parse_list)
-    hsts_seconds: int = setting("MBT_HSTS_SECONDS", "0",
-                                "`Strict-Transport-Security` max-age sent on every response; 0 sends none (set it where TLS terminates in front of the gateway).",
-                                int)
+        _parse_list,
+    )
+    hsts_seconds: int = setting(
+        "MBT_HSTS_SECONDS",
+        "0",
+        "`Strict-Transport-Security` max-age sent on every response; 0 sends none (set it where TLS terminates in front of the gateway).",
+        int,
+    )
     audit_actor_key: bytes = setting(
-        "MBT_AUDIT_ACTOR_KEY", "",
+        "MBT_AUDIT_ACTOR_KEY",
+        "",
         "Key of the keyed hashes (HMAC-SHA256) that stand for actor and user ids in the audit log's hash chain, so an erasure can blank the clear ids and the chain still verifies: a base64url secret of 32+ bytes, alone or as the `kid:secret` `mbt keys new` prints. Keep it for the life of the audit log (verification checks clear ids against it). Empty: a published development key, refused in production.",
-        _parse_secret_key, secret=True)
+        _parse_secret_key,
+        secret=True,
+    )
 
     # -- jobs (services/jobs): Celery worker and market-clock scheduler ---------------------
     jobs_database_url: str = setting(
-        "MBT_JOBS_DATABASE_URL", None,
-        "The jobs' own database: one record per job and key (what was done, by which attempt) and the schedule's cursors. Default: `sqlite:///var/jobs.db`; migrated at start.")
+        "MBT_JOBS_DATABASE_URL",
+        None,
+        "The jobs' own database: one record per job and key (what was done, by which attempt) and the schedule's cursors. Default: `sqlite:///var/jobs.db`; migrated at start.",
+    )
     jobs_visibility_timeout_seconds: float = setting(
-        "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS", "300",
+        "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS",
+        "300",
         "A job run that has not reported for this long (wall seconds; a running job reports every third of it) is taken for lost, its worker killed, and is run again; also Redis's visibility timeout for unacknowledged jobs.",
-        _parse_positive_float)
+        _parse_positive_float,
+    )
     jobs_concurrency: int = setting(
-        "MBT_JOBS_CONCURRENCY", "2", "Jobs one worker process runs at once (threads; jobs mostly wait on gRPC calls).",
-        _parse_positive_int)
+        "MBT_JOBS_CONCURRENCY",
+        "2",
+        "Jobs one worker process runs at once (threads; jobs mostly wait on gRPC calls).",
+        _parse_positive_int,
+    )
     jobs_metrics_port: int = setting(
-        "MBT_JOBS_METRICS_PORT", "0",
+        "MBT_JOBS_METRICS_PORT",
+        "0",
         "Port of the jobs worker's Prometheus metrics (`/metrics` on `MBT_BIND_HOST`): `mbt_job_runs_total`, `mbt_audit_chain_breaks_total`; 0 exposes none.",
-        int)
+        int,
+    )
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
@@ -439,8 +588,9 @@ class Settings:
         values.setdefault("jobs_database_url", f"sqlite:///{values['data_dir'] / 'jobs.db'}")
         values.setdefault("public_origins", (f"http://localhost:{values['gateway_port']}",))
         if not values.get("allowed_hosts"):  # unset or empty: never "no host at all"
-            values["allowed_hosts"] = tuple(dict.fromkeys(
-                [origin_host(origin) for origin in values["public_origins"]] + list(LOOPBACK_HOSTS)))
+            values["allowed_hosts"] = tuple(
+                dict.fromkeys([origin_host(origin) for origin in values["public_origins"]] + list(LOOPBACK_HOSTS))
+            )
         _check_security(values, production)
         values["services"] = _service_settings(environ, values["data_dir"])
         values.update(overrides)
@@ -468,10 +618,12 @@ def _check_security(values: dict[str, Any], production: bool) -> None:
         raise ConfigError("MBT_ALLOW_DEV_KEYS=1 is refused when MBT_ENV=production")
     missing = [f"MBT_{name.upper()}" for name in ("user_token_keys", "service_token_keys") if not values[name]]
     if missing and not production and not values["allow_dev_keys"] and not is_loopback(values["bind_host"]):
-        raise ConfigError(f"MBT_BIND_HOST={values['bind_host']} accepts connections from other machines, and "
-                          f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: anyone could sign "
-                          "tokens with the published development keys. Set the keys (`mbt keys new`), bind to "
-                          "127.0.0.1, or set MBT_ALLOW_DEV_KEYS=1 on a network you trust.")
+        raise ConfigError(
+            f"MBT_BIND_HOST={values['bind_host']} accepts connections from other machines, and "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: anyone could sign "
+            "tokens with the published development keys. Set the keys (`mbt keys new`), bind to "
+            "127.0.0.1, or set MBT_ALLOW_DEV_KEYS=1 on a network you trust."
+        )
     if not production:
         return
     for name in ("user_token_keys", "service_token_keys", "audit_actor_key"):
@@ -503,14 +655,26 @@ def _service_settings(environ: Mapping[str, str], data_dir: Path) -> dict[str, S
 
 
 SERVICE_VARIABLES = (
-    ("MBT_<SERVICE>_PORT", "accounts 50051, orders 50052, matcher 50053, marketdata 50054, activities 50055",
-     "Port the service's gRPC server listens on."),
-    ("MBT_<SERVICE>_DATABASE_URL", "`sqlite:///var/<service>.db`",
-     "The service's own database (`postgresql+psycopg://…` in production). The service migrates it at start."),
-    ("MBT_<SERVICE>_TARGET", "`127.0.0.1:<port>`",
-     "How other services reach it (`dns:///orders-headless:50052` on Kubernetes: client-side round-robin)."),
-    ("MBT_<SERVICE>_METRICS_PORT", "`0`",
-     "Port of the service's Prometheus metrics (`/metrics` on `MBT_BIND_HOST`), e.g. `mbt_ledger_refusals_total`; 0 exposes none."),
+    (
+        "MBT_<SERVICE>_PORT",
+        "accounts 50051, orders 50052, matcher 50053, marketdata 50054, activities 50055",
+        "Port the service's gRPC server listens on.",
+    ),
+    (
+        "MBT_<SERVICE>_DATABASE_URL",
+        "`sqlite:///var/<service>.db`",
+        "The service's own database (`postgresql+psycopg://…` in production). The service migrates it at start.",
+    ),
+    (
+        "MBT_<SERVICE>_TARGET",
+        "`127.0.0.1:<port>`",
+        "How other services reach it (`dns:///orders-headless:50052` on Kubernetes: client-side round-robin).",
+    ),
+    (
+        "MBT_<SERVICE>_METRICS_PORT",
+        "`0`",
+        "Port of the service's Prometheus metrics (`/metrics` on `MBT_BIND_HOST`), e.g. `mbt_ledger_refusals_total`; 0 exposes none.",
+    ),
 )
 
 
@@ -570,22 +734,34 @@ def effective_rows(settings: Settings, environ: Mapping[str, str]) -> list[tuple
         rows.append((name, shown, source))
     for name in SERVICES:
         service = settings.service(name)
-        for suffix, value, unset in (("PORT", service.port, "default"),
-                                     ("DATABASE_URL", service.database_url, "derived"),
-                                     ("TARGET", service.target, "derived")):
+        for suffix, value, unset in (
+            ("PORT", service.port, "default"),
+            ("DATABASE_URL", service.database_url, "derived"),
+            ("TARGET", service.target, "derived"),
+        ):
             variable = f"MBT_{name.upper()}_{suffix}"
             rows.append((variable, _shown(value), "env" if variable in environ else unset))
     return rows
 
 
 def main(argv: list[str], environ: Mapping[str, str]) -> int:
-    cli = argparse.ArgumentParser(prog="python -m services.common.config",
-                                  description="MBT's settings: the README table (default), or the values in effect.")
+    cli = argparse.ArgumentParser(
+        prog="python -m services.common.config",
+        description="MBT's settings: the README table (default), or the values in effect.",
+    )
     mode = cli.add_mutually_exclusive_group()
-    mode.add_argument("--effective", action="store_true",
-                      help="the value of every setting in this environment and where it comes from (secrets redacted)")
-    mode.add_argument("--update-readme", metavar="PATH", nargs="?", const="README.md",
-                      help="rewrite the configuration table of PATH (default README.md)")
+    mode.add_argument(
+        "--effective",
+        action="store_true",
+        help="the value of every setting in this environment and where it comes from (secrets redacted)",
+    )
+    mode.add_argument(
+        "--update-readme",
+        metavar="PATH",
+        nargs="?",
+        const="README.md",
+        help="rewrite the configuration table of PATH (default README.md)",
+    )
     args = cli.parse_args(argv)
     if args.update_readme:
         update_readme(Path(args.update_readme))

@@ -50,8 +50,7 @@ class DomainError(Exception):
     gRPC trailing metadata, and HTTP response headers at the gateway.
     """
 
-    def __init__(self, reason: str, message: str, *, headers: Mapping[str, str] | None = None,
-                 **metadata: str) -> None:
+    def __init__(self, reason: str, message: str, *, headers: Mapping[str, str] | None = None, **metadata: str) -> None:
         if reason not in REASON_STATUS:
             raise ValueError(f"unknown error reason {reason!r}")
         super().__init__(message)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from enum import Enum
+from enum import StrEnum
 
 from services.common.errors import invalid_argument
 
@@ -43,10 +43,15 @@ PM = "pm"
 # VIX and VIXW (AM, the Special Opening Quotation on the expiration Wednesday), NDX (AM),
 # NDXP (PM), RUT (AM), RUTW (PM). All European-style and cash-settled.
 INDEX_OPTION_ROOTS: dict[str, tuple[str, str]] = {
-    "SPX": ("^SPX", AM), "SPXW": ("^SPX", PM), "XSP": ("^XSP", PM),
-    "VIX": ("^VIX", AM), "VIXW": ("^VIX", AM),
-    "NDX": ("^NDX", AM), "NDXP": ("^NDX", PM),
-    "RUT": ("^RUT", AM), "RUTW": ("^RUT", PM),
+    "SPX": ("^SPX", AM),
+    "SPXW": ("^SPX", PM),
+    "XSP": ("^XSP", PM),
+    "VIX": ("^VIX", AM),
+    "VIXW": ("^VIX", AM),
+    "NDX": ("^NDX", AM),
+    "NDXP": ("^NDX", PM),
+    "RUT": ("^RUT", AM),
+    "RUTW": ("^RUT", PM),
 }
 
 _TICKER = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")
@@ -55,7 +60,7 @@ _OCC = re.compile(r"^([A-Z][A-Z0-9]{0,5}) *(\d{2})(\d{2})(\d{2})([CP])(\d{8})$")
 MAX_SYMBOL_LENGTH = 32
 
 
-class Settlement(str, Enum):
+class Settlement(StrEnum):
     """What exercise delivers: 100 shares per contract (equity and ETF options) or the
     intrinsic value in cash (index options such as SPX, XSP, VIX)."""
 
@@ -63,9 +68,9 @@ class Settlement(str, Enum):
     CASH = "cash"
 
 
-class ExerciseStyle(str, Enum):
-    AMERICAN = "american"   # exercisable on any business day up to expiry
-    EUROPEAN = "european"   # only at expiry (most index options)
+class ExerciseStyle(StrEnum):
+    AMERICAN = "american"  # exercisable on any business day up to expiry
+    EUROPEAN = "european"  # only at expiry (most index options)
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,7 @@ def contract_terms(spec: SymbolSpec) -> ContractTerms:
 
 def occ_symbol(underlying: str, expiration: date, option_type: str, strike: Decimal) -> str:
     """The compact OCC symbol; ``underlying`` is the option's root (``SPXW`` for ^SPX weeklies)."""
-    return (f"{underlying}{expiration:%y%m%d}{'C' if option_type == CALL else 'P'}"
-            f"{int(strike * 1000):08d}")
+    return f"{underlying}{expiration:%y%m%d}{'C' if option_type == CALL else 'P'}{int(strike * 1000):08d}"
 
 
 def parse_symbol(raw: str, field: str = "symbol") -> SymbolSpec:
@@ -134,8 +138,11 @@ def parse_symbol(raw: str, field: str = "symbol") -> SymbolSpec:
         return SymbolSpec(text, INDEX, text)
     occ = _OCC.match(text)
     if occ is None:
-        raise invalid_argument(f"{field} {raw!r} is neither a ticker (e.g. AAPL, BRK.B), an OCC option symbol "
-                               f"(e.g. AAPL250117C00150000) nor an index (e.g. ^VIX)", field)
+        raise invalid_argument(
+            f"{field} {raw!r} is neither a ticker (e.g. AAPL, BRK.B), an OCC option symbol "
+            f"(e.g. AAPL250117C00150000) nor an index (e.g. ^VIX)",
+            field,
+        )
     root, yy, mm, dd, kind, strike_digits = occ.groups()
     try:
         expiration = date(2000 + int(yy), int(mm), int(dd))
@@ -146,8 +153,9 @@ def parse_symbol(raw: str, field: str = "symbol") -> SymbolSpec:
         raise invalid_argument(f"{field} {raw!r} has a zero strike", field)
     option_type = CALL if kind == "C" else PUT
     underlying = INDEX_OPTION_ROOTS[root][0] if root in INDEX_OPTION_ROOTS else root
-    return SymbolSpec(occ_symbol(root, expiration, option_type, strike), OPTION, underlying, expiration, option_type,
-                      strike, root)
+    return SymbolSpec(
+        occ_symbol(root, expiration, option_type, strike), OPTION, underlying, expiration, option_type, strike, root
+    )
 
 
 def parse_symbols(raws, field: str = "symbols", *, limit: int = 100) -> list[SymbolSpec]:

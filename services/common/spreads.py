@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from services.common.instruments import CALL, PUT, SymbolSpec
 from services.common.trading import Side
@@ -34,7 +34,7 @@ class OptionLeg:
         return 1 if self.side is Side.BUY else -1
 
 
-class Strategy(str, Enum):
+class Strategy(StrEnum):
     """Names for the structures income traders send (Cboe/OCC "Characteristics and Risks of
     Standardized Options", chapter on spreads and combinations). Each named one has a fixed
     sign: a debit structure (payoff at expiry never negative) or a credit one (never positive)."""
@@ -43,17 +43,17 @@ class Strategy(str, Enum):
     SHORT_CALL = "short_call"
     LONG_PUT = "long_put"
     SHORT_PUT = "short_put"
-    VERTICAL_DEBIT = "vertical_debit"        # buy the call below / the put above the one sold
-    VERTICAL_CREDIT = "vertical_credit"      # sell the call below / the put above the one bought
-    IRON_CONDOR = "iron_condor"              # sell a put and a call, buy the put below and the call above
+    VERTICAL_DEBIT = "vertical_debit"  # buy the call below / the put above the one sold
+    VERTICAL_CREDIT = "vertical_credit"  # sell the call below / the put above the one bought
+    IRON_CONDOR = "iron_condor"  # sell a put and a call, buy the put below and the call above
     REVERSE_IRON_CONDOR = "reverse_iron_condor"
-    IRON_BUTTERFLY = "iron_butterfly"        # an iron condor whose sold put and call share a strike
+    IRON_BUTTERFLY = "iron_butterfly"  # an iron condor whose sold put and call share a strike
     REVERSE_IRON_BUTTERFLY = "reverse_iron_butterfly"
-    LONG_STRADDLE = "long_straddle"          # a call and a put at one strike, both bought
+    LONG_STRADDLE = "long_straddle"  # a call and a put at one strike, both bought
     SHORT_STRADDLE = "short_straddle"
-    LONG_STRANGLE = "long_strangle"          # a call and a put at two strikes, both bought
+    LONG_STRANGLE = "long_strangle"  # a call and a put at two strikes, both bought
     SHORT_STRANGLE = "short_strangle"
-    CUSTOM = "custom"                        # anything else (ratio spreads, butterflies, risk reversals)
+    CUSTOM = "custom"  # anything else (ratio spreads, butterflies, risk reversals)
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,11 @@ def classify(legs: Sequence[OptionLeg]) -> Structure:
 
 
 def _one_series_group(legs: Sequence[OptionLeg]) -> bool:
-    return bool(legs) and all(leg.contract.is_option for leg in legs) and \
-        len({(leg.contract.underlying, leg.contract.expiration) for leg in legs}) == 1
+    return (
+        bool(legs)
+        and all(leg.contract.is_option for leg in legs)
+        and len({(leg.contract.underlying, leg.contract.expiration) for leg in legs}) == 1
+    )
 
 
 def _named(legs: Sequence[OptionLeg]) -> Structure | None:
@@ -105,8 +108,9 @@ def _pair(first: OptionLeg, second: OptionLeg) -> Structure | None:
             return None
         bought, sold = (first, second) if first.side is Side.BUY else (second, first)
         # A debit vertical buys the more valuable option: the lower call or the higher put.
-        more_valuable = _strike(bought) < _strike(sold) if bought.contract.option_type == CALL \
-            else _strike(bought) > _strike(sold)
+        more_valuable = (
+            _strike(bought) < _strike(sold) if bought.contract.option_type == CALL else _strike(bought) > _strike(sold)
+        )
         return Structure(Strategy.VERTICAL_DEBIT if more_valuable else Strategy.VERTICAL_CREDIT, abs(k1 - k2))
     if first.side is not second.side:
         return None
@@ -123,8 +127,11 @@ def _iron(legs: Sequence[OptionLeg]) -> Structure | None:
         return None
     (low_put, high_put), (low_call, high_call) = puts, calls
     inner, outer = (high_put, low_call), (low_put, high_call)
-    if _strike(high_put) > _strike(low_call) or _strike(low_put) == _strike(high_put) or \
-            _strike(low_call) == _strike(high_call):
+    if (
+        _strike(high_put) > _strike(low_call)
+        or _strike(low_put) == _strike(high_put)
+        or _strike(low_call) == _strike(high_call)
+    ):
         return None
     if all(leg.side is Side.SELL for leg in inner) and all(leg.side is Side.BUY for leg in outer):
         short = True
@@ -143,6 +150,7 @@ def _strike(leg: OptionLeg) -> Decimal:
 
 
 # --- net prices ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LegQuote:

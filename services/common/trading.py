@@ -4,34 +4,34 @@ names match the proto value suffixes (ORDER_TYPE_STOP_LIMIT -> STOP_LIMIT)."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
 
-class OrderType(str, Enum):
+class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
 
 
-class TimeInForce(str, Enum):
+class TimeInForce(StrEnum):
     DAY = "day"
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
 
 
-class AssetClass(str, Enum):
+class AssetClass(StrEnum):
     US_EQUITY = "us_equity"
     US_OPTION = "us_option"
 
 
-class PositionIntent(str, Enum):
+class PositionIntent(StrEnum):
     """Whether an option order opens or closes a position (Alpaca's ``position_intent``)."""
 
     BUY_TO_OPEN = "buy_to_open"
@@ -48,9 +48,9 @@ class PositionIntent(str, Enum):
         return self in (PositionIntent.BUY_TO_CLOSE, PositionIntent.SELL_TO_CLOSE)
 
 
-class FillPreference(str, Enum):
+class FillPreference(StrEnum):
     """How a multi-leg options order is priced (DESIGN §6)."""
 
-    CONSERVATIVE = "conservative"   # the natural price
-    MID = "mid"                     # the net mid
-    AGGRESSIVE = "aggressive"       # the net mid, and on touch within one tick
+    CONSERVATIVE = "conservative"  # the natural price
+    MID = "mid"  # the net mid
+    AGGRESSIVE = "aggressive"  # the net mid, and on touch within one tick

@@ -56,6 +56,10 @@ class JobsRuntime:
 
     @property
     def records(self) -> JobRecords:
+        return self.open_records()
+
+    def open_records(self) -> JobRecords:
+        """The per-key records; the jobs' database is migrated on first use."""
         with self._lock:
             if self._records is None:
                 url = self.settings.jobs_database_url
@@ -68,8 +72,10 @@ class JobsRuntime:
         with self._lock:
             if service not in self._channels:
                 self._channels[service] = open_blocking_channel(
-                    self.settings.service(service).target, self.credentials,
-                    keepalive_seconds=self.settings.grpc_keepalive_seconds)
+                    self.settings.service(service).target,
+                    self.credentials,
+                    keepalive_seconds=self.settings.grpc_keepalive_seconds,
+                )
             return stub_class(self._channels[service])
 
     def close(self) -> None:
@@ -108,9 +114,12 @@ def _transport(settings: Settings) -> dict:
     """Broker and result backend settings of the app."""
     if settings.redis_url:
         prefix = {"global_keyprefix": f"{settings.redis_key_prefix}jobs:"}
-        return dict(broker_url=settings.redis_url, result_backend=settings.redis_url,
-                    broker_transport_options={**prefix, "visibility_timeout": settings.jobs_visibility_timeout_seconds},
-                    result_backend_transport_options=prefix)
+        return {
+            "broker_url": settings.redis_url,
+            "result_backend": settings.redis_url,
+            "broker_transport_options": {**prefix, "visibility_timeout": settings.jobs_visibility_timeout_seconds},
+            "result_backend_transport_options": prefix,
+        }
     path = embedded_queue_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     # WAL (a property of the file, kept by every later connection): the worker's polling
@@ -118,23 +127,37 @@ def _transport(settings: Settings) -> dict:
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
     url = f"sqlite:///{path}"
-    return dict(broker_url=url, broker_transport=f"{__name__}:EmbeddedTransport", result_backend=f"db+{url}",
-                # Remote control needs a fanout exchange, which this transport does not have.
-                worker_enable_remote_control=False)
+    return {
+        "broker_url": url,
+        "broker_transport": f"{__name__}:EmbeddedTransport",
+        "result_backend": f"db+{url}",
+        # Remote control needs a fanout exchange, which this transport does not have.
+        "worker_enable_remote_control": False,
+    }
 
 
 def build_celery(settings: Settings) -> JobsApp:
-    app = JobsApp("mbt", set_as_current=False, log=f"{__name__}:MbtLogging",
-                  include=sorted({spec.module for spec in REGISTRY.values()}))
+    app = JobsApp(
+        "mbt",
+        set_as_current=False,
+        log=f"{__name__}:MbtLogging",
+        include=sorted({spec.module for spec in REGISTRY.values()}),
+    )
     app.runtime = JobsRuntime(settings)
     app.conf.update(
         **_transport(settings),
         task_default_queue=QUEUE,
-        task_serializer="json", result_serializer="json", accept_content=["json"],
-        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         result_expires=timedelta(days=7),
-        broker_connection_retry_on_startup=True, worker_redirect_stdouts=False,
-        enable_utc=True, timezone="UTC",
+        broker_connection_retry_on_startup=True,
+        worker_redirect_stdouts=False,
+        enable_utc=True,
+        timezone="UTC",
     )
     return app

@@ -29,13 +29,17 @@ POLL_SECONDS = 0.2
 
 def add_parser(commands) -> None:
     jobs = commands.add_parser("jobs", help="run and inspect jobs").add_subparsers(dest="action", required=True)
-    run = jobs.add_parser("run", help="run a job for one key and wait for its outcome",
-                          description="jobs: " + "; ".join(f"{s.name} (key: {s.key.name}, e.g. {s.key.example})"
-                                                           for s in REGISTRY.values()))
+    run = jobs.add_parser(
+        "run",
+        help="run a job for one key and wait for its outcome",
+        description="jobs: "
+        + "; ".join(f"{s.name} (key: {s.key.name}, e.g. {s.key.example})" for s in REGISTRY.values()),
+    )
     run.add_argument("name", choices=sorted(REGISTRY), metavar="NAME")
     keys = run.add_mutually_exclusive_group()
-    keys.add_argument("--date", type=_day, help="the session date of a job keyed by date (default: the market "
-                                                "clock's New York date)")
+    keys.add_argument(
+        "--date", type=_day, help="the session date of a job keyed by date (default: the market clock's New York date)"
+    )
     keys.add_argument("--key", help="the job's key (a backtest id, …)")
     run.add_argument("--wait", type=float, default=600, help="seconds to wait for the outcome (0: do not wait)")
     listed = jobs.add_parser("list", help="the latest job records, newest first")
@@ -52,20 +56,29 @@ def _day(raw: str) -> date:
 
 def _market_date(settings: Settings) -> date:
     credentials = ServiceCredentials(TokenIssuer(TokenKeys.from_settings(settings)), "cli")
-    channel = open_blocking_channel(settings.service("marketdata").target, credentials,
-                                    keepalive_seconds=settings.grpc_keepalive_seconds)
+    channel = open_blocking_channel(
+        settings.service("marketdata").target, credentials, keepalive_seconds=settings.grpc_keepalive_seconds
+    )
     try:
         reply = marketdata_pb2_grpc.MarketDataServiceStub(channel).GetClock(
-            marketdata_pb2.GetClockRequest(), timeout=settings.rpc_timeout_seconds)
+            marketdata_pb2.GetClockRequest(), timeout=settings.rpc_timeout_seconds
+        )
     finally:
         channel.close()
     return from_timestamp(reply.clock.now).astimezone(NEW_YORK).date()
 
 
 def _shown(run: JobRun) -> dict:
-    return {"job": run.job, "key": run.key, "state": run.state, "attempts": run.attempts, "result": run.result,
-            "error": run.error or None, "progress": run.progress,
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None}
+    return {
+        "job": run.job,
+        "key": run.key,
+        "state": run.state,
+        "attempts": run.attempts,
+        "result": run.result,
+        "error": run.error or None,
+        "progress": run.progress,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
 
 
 def _key(args, settings: Settings) -> str:
@@ -79,8 +92,10 @@ def _key(args, settings: Settings) -> str:
     try:
         return _market_date(settings).isoformat()
     except grpc.RpcError as exc:
-        raise ValueError(f"cannot ask market data at {settings.service('marketdata').target} for today's "
-                         f"date ({exc.code().name}); give --date") from None
+        raise ValueError(
+            f"cannot ask market data at {settings.service('marketdata').target} for today's "
+            f"date ({exc.code().name}); give --date"
+        ) from None
 
 
 def main(args, settings: Settings) -> int:
@@ -106,8 +121,11 @@ def main(args, settings: Settings) -> int:
         if run.state == FAILED:
             return 1
         if args.wait:
-            print(f"mbt: {args.name} {key} is still {run.state} after {args.wait:g}s (is the jobs worker running? "
-                  "make run starts it)", file=sys.stderr)
+            print(
+                f"mbt: {args.name} {key} is still {run.state} after {args.wait:g}s (is the jobs worker running? "
+                "make run starts it)",
+                file=sys.stderr,
+            )
             return 1
         return 0
     finally:

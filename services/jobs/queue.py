@@ -51,9 +51,10 @@ class JobQueue:
         """Send again every job whose message is overdue or whose run's lease ran out."""
         lost = self.records.lost(self.app.runtime.lease)
         for run in lost:
-            log.warning("job message lost or its run's worker gone; sending it again",
-                        extra={"fields": {"job": run.job, "key": run.key, "state": run.state,
-                                          "attempts": run.attempts}})
+            log.warning(
+                "job message lost or its run's worker gone; sending it again",
+                extra={"fields": {"job": run.job, "key": run.key, "state": run.state, "attempts": run.attempts}},
+            )
             self._send(run)
         return lost
 

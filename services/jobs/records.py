@@ -91,10 +91,23 @@ class JobRun:
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, row: JobRunRow) -> "JobRun":
-        return cls(row.job, row.job_key, row.arguments, row.state, row.attempts, row.worker, row.lease_until,
-                   row.sent_at, row.progress, row.result, row.error, row.offered_at, row.started_at,
-                   row.finished_at)
+    def of(cls, row: JobRunRow) -> JobRun:
+        return cls(
+            row.job,
+            row.job_key,
+            row.arguments,
+            row.state,
+            row.attempts,
+            row.worker,
+            row.lease_until,
+            row.sent_at,
+            row.progress,
+            row.result,
+            row.error,
+            row.offered_at,
+            row.started_at,
+            row.finished_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -121,15 +134,33 @@ class JobRecords:
     def _insert(self, session: Session, job: str, key: str, arguments: dict) -> bool:
         now = self.clock.now()
         module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = module.insert(JobRunRow).values(
-            job=job, job_key=key, arguments=arguments, state=PENDING, attempts=0, worker="", lease_until=None,
-            sent_at=now, progress=None, result=None, error="", offered_at=now, started_at=None,
-            finished_at=None).on_conflict_do_nothing(index_elements=["job", "job_key"]).returning(JobRunRow.job)
+        statement = (
+            module.insert(JobRunRow)
+            .values(
+                job=job,
+                job_key=key,
+                arguments=arguments,
+                state=PENDING,
+                attempts=0,
+                worker="",
+                lease_until=None,
+                sent_at=now,
+                progress=None,
+                result=None,
+                error="",
+                offered_at=now,
+                started_at=None,
+                finished_at=None,
+            )
+            .on_conflict_do_nothing(index_elements=["job", "job_key"])
+            .returning(JobRunRow.job)
+        )
         return session.execute(statement).first() is not None
 
     def _locked(self, session: Session, job: str, key: str) -> JobRunRow:
-        return session.execute(select(JobRunRow).where(JobRunRow.job == job, JobRunRow.job_key == key)
-                               .with_for_update()).scalar_one()
+        return session.execute(
+            select(JobRunRow).where(JobRunRow.job == job, JobRunRow.job_key == key).with_for_update()
+        ).scalar_one()
 
     def offer(self, job: str, key: str, arguments: dict) -> tuple[JobRun, bool]:
         """The record of (job, key), created pending when absent; True when it was created
@@ -208,9 +239,20 @@ class JobRecords:
         running on a lease that ran out (its worker died). Each is marked sent now."""
         now = self.clock.now()
         with self.db.transaction() as session:
-            rows = session.execute(select(JobRunRow).where(or_(
-                (JobRunRow.state == PENDING) & (JobRunRow.sent_at < now - grace),
-                (JobRunRow.state == RUNNING) & (JobRunRow.lease_until < now))).with_for_update()).scalars().all()
+            rows = (
+                session.execute(
+                    select(JobRunRow)
+                    .where(
+                        or_(
+                            (JobRunRow.state == PENDING) & (JobRunRow.sent_at < now - grace),
+                            (JobRunRow.state == RUNNING) & (JobRunRow.lease_until < now),
+                        )
+                    )
+                    .with_for_update()
+                )
+                .scalars()
+                .all()
+            )
             for row in rows:
                 row.sent_at = now
             return [JobRun.of(row) for row in rows]
@@ -223,9 +265,11 @@ class JobRecords:
     def latest(self, job: str, before_key: str, accept: Callable[[JobRun], bool]) -> JobRun | None:
         """The done run of ``job`` with the greatest key below ``before_key`` that ``accept``s."""
         with self.db.snapshot() as session:
-            rows = session.execute(select(JobRunRow).where(JobRunRow.job == job, JobRunRow.state == DONE,
-                                                           JobRunRow.job_key < before_key)
-                                   .order_by(JobRunRow.job_key.desc())).scalars()
+            rows = session.execute(
+                select(JobRunRow)
+                .where(JobRunRow.job == job, JobRunRow.state == DONE, JobRunRow.job_key < before_key)
+                .order_by(JobRunRow.job_key.desc())
+            ).scalars()
             return next((run for run in map(JobRun.of, rows) if accept(run)), None)
 
     def runs(self, job: str | None = None, limit: int = 50) -> list[JobRun]:
@@ -234,8 +278,9 @@ class JobRecords:
             query = select(JobRunRow)
             if job:
                 query = query.where(JobRunRow.job == job)
-            rows = session.execute(query.order_by(JobRunRow.offered_at.desc(), JobRunRow.job_key.desc())
-                                   .limit(limit)).scalars()
+            rows = session.execute(
+                query.order_by(JobRunRow.offered_at.desc(), JobRunRow.job_key.desc()).limit(limit)
+            ).scalars()
             return [JobRun.of(row) for row in rows]
 
     def cursor(self, job: str) -> Cursor | None:

@@ -68,12 +68,24 @@ class JobSpec:
     description: str = ""
 
 
-REGISTRY: dict[str, JobSpec] = {spec.name: spec for spec in (
-    JobSpec("mbt.run_backtest", "services.matcher.tasks", BACKTEST_ID,
-            description="runs a queued backtest in the matcher, reporting its progress"),
-    JobSpec("mbt.verify_audit_chain", "services.activities.tasks", SESSION_DATE, SESSION_CLOSE,
-            description="walks the audit log's hash chain after each close; a break is an error and a metric"),
-)}
+REGISTRY: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec(
+            "mbt.run_backtest",
+            "services.matcher.tasks",
+            BACKTEST_ID,
+            description="runs a queued backtest in the matcher, reporting its progress",
+        ),
+        JobSpec(
+            "mbt.verify_audit_chain",
+            "services.activities.tasks",
+            SESSION_DATE,
+            SESSION_CLOSE,
+            description="walks the audit log's hash chain after each close; a break is an error and a metric",
+        ),
+    )
+}
 
 
 def spec(name: str) -> JobSpec:

@@ -37,10 +37,18 @@ log = logging.getLogger("mbt.jobs")
 MAX_ATTEMPTS = 8
 MAX_BACKOFF_SECONDS = 300
 # Refusals a retry cannot change: the job fails at once.
-PERMANENT_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-                             grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE,
-                             grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
-                             grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.ALREADY_EXISTS})
+PERMANENT_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
 
 
 class JobRefused(Exception):
@@ -102,7 +110,7 @@ class _Heartbeat:
             except Exception as exc:  # the database away for a moment: the next beat tries again
                 log.warning("job heartbeat failed", extra={"fields": {**_where(self.run), "error": str(exc)[:200]}})
 
-    def __enter__(self) -> "_Heartbeat":
+    def __enter__(self) -> _Heartbeat:
         self._thread.start()
         return self
 
@@ -138,8 +146,18 @@ def execute(task: Task, job: JobSpec, body: Callable[[JobContext], dict], key: s
     claim = runtime.records.claim(job.name, key, arguments, worker, runtime.lease)
     if claim.outcome != "claimed":
         JOB_RUNS.labels(job=job.name, outcome="skipped").inc()
-        log.info("job skipped", extra={"fields": {"job": job.name, "key": key, "attempt": claim.attempt,
-                                                  "outcome": "skipped", "because": claim.outcome}})
+        log.info(
+            "job skipped",
+            extra={
+                "fields": {
+                    "job": job.name,
+                    "key": key,
+                    "attempt": claim.attempt,
+                    "outcome": "skipped",
+                    "because": claim.outcome,
+                }
+            },
+        )
         return claim.run.result
     run = JobContext(job, key, arguments, claim.attempt, task)
     # Worker threads run one job at a time: each run sets its own request id.
@@ -151,9 +169,17 @@ def execute(task: Task, job: JobSpec, body: Callable[[JobContext], dict], key: s
             return _failed(task, run, exc, started)
     runtime.records.finish(job.name, key, result)
     JOB_RUNS.labels(job=job.name, outcome="done").inc()
-    log.info("job done", extra={"fields": {**_where(run), "outcome": "done",
-                                           "duration_ms": round((time.monotonic() - started) * 1000),
-                                           "result": result}})
+    log.info(
+        "job done",
+        extra={
+            "fields": {
+                **_where(run),
+                "outcome": "done",
+                "duration_ms": round((time.monotonic() - started) * 1000),
+                "result": result,
+            }
+        },
+    )
     return result
 
 
@@ -167,8 +193,9 @@ def _failed(task: Task, run: JobContext, exc: Exception, started: float):
         log.error("job failed", extra={"fields": {**fields, "outcome": "failed"}})
         raise exc
     countdown = min(MAX_BACKOFF_SECONDS, 2 ** (run.attempt - 1))
-    runtime.records.retry_later(run.job.name, run.key, run.attempt, error,
-                                runtime.records.clock.now() + timedelta(seconds=countdown))
+    runtime.records.retry_later(
+        run.job.name, run.key, run.attempt, error, runtime.records.clock.now() + timedelta(seconds=countdown)
+    )
     JOB_RUNS.labels(job=run.job.name, outcome="retried").inc()
     log.warning("job failed; retrying", extra={"fields": {**fields, "outcome": "retried", "retry_in_s": countdown}})
     raise task.retry(exc=exc, countdown=countdown, max_retries=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from services.jobs.registry import HOURLY, SESSION_CLOSE
 
@@ -34,6 +34,6 @@ def next_due(cadence: str, after: datetime, sessions: Sequence[Session]) -> Due 
     if cadence == SESSION_CLOSE:
         return next((Due(s.day.isoformat(), s.close_at) for s in sessions if s.close_at > after), None)
     if cadence == HOURLY:
-        hour = after.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        hour = after.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         return Due(hour.strftime("%Y-%m-%dT%H:00Z"), hour)
     raise ValueError(f"unknown cadence {cadence!r}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -51,17 +52,24 @@ class MarketCalendar:
         """Known sessions closing after ``moment``, a week of them at least."""
         if self._loaded_until is None or moment > self._loaded_until - timedelta(days=CALENDAR_DAYS // 2):
             first, last = moment.date() - timedelta(days=1), moment.date() + timedelta(days=CALENDAR_DAYS)
-            reply = await call(self.stub.ListCalendar, marketdata_pb2.ListCalendarRequest(
-                from_date=to_date(first), to_date=to_date(last)), timeout=self.timeout, what="market data")
+            reply = await call(
+                self.stub.ListCalendar,
+                marketdata_pb2.ListCalendarRequest(from_date=to_date(first), to_date=to_date(last)),
+                timeout=self.timeout,
+                what="market data",
+            )
             for day in reply.days:
-                self._sessions[from_timestamp(day.close_at)] = Session(from_date(day.date), from_timestamp(day.close_at))
+                self._sessions[from_timestamp(day.close_at)] = Session(
+                    from_date(day.date), from_timestamp(day.close_at)
+                )
             self._loaded_until = moment + timedelta(days=CALENDAR_DAYS)
         return [self._sessions[close] for close in sorted(self._sessions) if close > moment]
 
 
 class Scheduler:
-    def __init__(self, queue: JobQueue, clock: Clock, calendar: MarketCalendar,
-                 jobs: Sequence[JobSpec] | None = None) -> None:
+    def __init__(
+        self, queue: JobQueue, clock: Clock, calendar: MarketCalendar, jobs: Sequence[JobSpec] | None = None
+    ) -> None:
         self.queue = queue
         self.clock = clock
         self.calendar = calendar
@@ -103,8 +111,12 @@ class Scheduler:
         await self._blocking(lambda: self.queue.offer(job.name, due.key))
         await self._blocking(records.move_cursor, job.name, due.key, due.at)
         self._cursors[job.name] = Cursor(due.key, due.at)
-        log.info("job due", extra={"fields": {"job": job.name, "key": due.key, "due_at": due.at.isoformat(),
-                                              "market_now": now.isoformat()}})
+        log.info(
+            "job due",
+            extra={
+                "fields": {"job": job.name, "key": due.key, "due_at": due.at.isoformat(), "market_now": now.isoformat()}
+            },
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -112,10 +124,8 @@ class Scheduler:
                 await self.tick()
             except Exception as exc:  # market data or the jobs' database away: try again next tick
                 log.warning("scheduler tick failed", extra={"fields": {"error": str(exc)[:300]}})
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_SECONDS)
-            except asyncio.TimeoutError:
-                pass
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -128,8 +138,9 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     credentials = ServiceCredentials(TokenIssuer(TokenKeys.from_settings(settings)), SERVICE)
-    channel = open_channel(settings.service("marketdata").target, credentials,
-                           keepalive_seconds=settings.grpc_keepalive_seconds)
+    channel = open_channel(
+        settings.service("marketdata").target, credentials, keepalive_seconds=settings.grpc_keepalive_seconds
+    )
     marketdata = marketdata_pb2_grpc.MarketDataServiceStub(channel)
     clock = FollowerClock()
     following = asyncio.create_task(clock.follow(marketdata))
@@ -139,7 +150,9 @@ async def serve(settings: Settings) -> None:
     marker.unlink(missing_ok=True)
     try:
         while not await clock.wait_synced(5):
-            log.info("waiting for the market clock", extra={"fields": {"target": settings.service("marketdata").target}})
+            log.info(
+                "waiting for the market clock", extra={"fields": {"target": settings.service("marketdata").target}}
+            )
             if stop.is_set():
                 return
         await scheduler._blocking(lambda: queue.records)  # migrated off the event loop

@@ -14,7 +14,7 @@ from services.jobs.app import QUEUE, build_celery, ready_marker
 
 def run(settings: Settings) -> None:
     app = build_celery(settings)
-    app.runtime.records  # migrated before the first job is taken
+    app.runtime.open_records()  # migrated before the first job is taken
     marker = ready_marker(settings, "worker")
     marker.unlink(missing_ok=True)
 
@@ -32,6 +32,16 @@ def run(settings: Settings) -> None:
     # Each run's outcome is one "job done" / "job failed" line of services.jobs.runs; Celery's
     # own line per task would repeat it.
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
-    app.worker_main(["--quiet", "worker", "--pool=threads", f"--concurrency={settings.jobs_concurrency}",
-                     f"--queues={QUEUE}", f"--loglevel={settings.log_level}", "--hostname=mbt-jobs@%h",
-                     "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            "--quiet",
+            "worker",
+            "--pool=threads",
+            f"--concurrency={settings.jobs_concurrency}",
+            f"--queues={QUEUE}",
+            f"--loglevel={settings.log_level}",
+            "--hostname=mbt-jobs@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )

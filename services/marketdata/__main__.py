@@ -2,7 +2,7 @@
 
 import sys
 
-from services.marketdata.app import build
 from services.common.rpc.server import main
+from services.marketdata.app import build
 
 sys.exit(main("marketdata", build))

@@ -9,30 +9,30 @@ wall clock.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import logging
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
 from services.common.clock import AnchoredClock, WallClock
 from services.common.config import ConfigError, Settings
-from services.common.wire.conv import datetime_from_ns
+from services.common.instruments import EQUITY, parse_symbol
 from services.common.kit import ServiceKit
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.common.wire.conv import datetime_from_ns
 from services.marketdata import recording
 from services.marketdata.archive import TickArchiver
 from services.marketdata.barfeed import BarFeed
 from services.marketdata.clockfeed import STEPPED, ClockLine, ClockPublisher, resume
+from services.marketdata.domain.calendar import xnys
 from services.marketdata.domain.calibration import Calibration, fit
 from services.marketdata.hub import QuoteHub
 from services.marketdata.optionmodel import OptionQuoteModel, reference_prices
-from services.common.instruments import EQUITY, parse_symbol
-from services.marketdata.usecases import MarketData
-from services.marketdata.domain.calendar import xnys
 from services.marketdata.providers.replay import ReplayProvider
 from services.marketdata.service import MarketDataServicer
 from services.marketdata.store import OUTBOX, SERVICE, MarketDataStore
 from services.marketdata.timeline import ReplayTimeline
+from services.marketdata.usecases import MarketData
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,9 @@ def bundled_calibration() -> Calibration:
     return Calibration(fit(recording.load_chain_points(recording.BUNDLED_OPTION_CHAIN)))
 
 
-def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock
-            ) -> tuple[ReplayProvider, ClockPublisher, Callable[[], Awaitable[None]]]:
+def _replay(
+    settings: Settings, store: MarketDataStore, clock: AnchoredClock
+) -> tuple[ReplayProvider, ClockPublisher, Callable[[], Awaitable[None]]]:
     calendar = xnys()
     bundled_quotes, bundled_trades = recording.DATASETS[settings.replay_dataset]
     quotes = _file(settings.replay_quotes_file, bundled_quotes)
@@ -100,8 +101,9 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock
         if line != saved:
             await store.save_clock(CHECKPOINT, line)
         if saved is not None:
-            log.info("replay clock continues where it was",
-                     extra={"fields": {"at": line.at(clock.wall_now()).isoformat()}})
+            log.info(
+                "replay clock continues where it was", extra={"fields": {"at": line.at(clock.wall_now()).isoformat()}}
+            )
         clock.anchor(line.simulated_at, line.speed, line.wall_at)
         provider.resume()
         await store.save_dividends(dividends, "replay", clock.now())
@@ -110,10 +112,18 @@ def _replay(settings: Settings, store: MarketDataStore, clock: AnchoredClock
         await store.save_clock(CHECKPOINT, new)
 
     publisher = ClockPublisher(clock, "stepped" if stepped else "replay", save)
-    provider = ReplayProvider(timeline, calendar, publisher, stepped=stepped, speed=settings.replay_speed,
-                              skip_closed=settings.replay_skip_closed, stall_seconds=settings.step_stall_seconds,
-                              chain=chain, reference_symbols={d.symbol for d in dividends},
-                              model=_option_model(timeline, chain, settings.option_risk_free_rate))
+    provider = ReplayProvider(
+        timeline,
+        calendar,
+        publisher,
+        stepped=stepped,
+        speed=settings.replay_speed,
+        skip_closed=settings.replay_skip_closed,
+        stall_seconds=settings.step_stall_seconds,
+        chain=chain,
+        reference_symbols={d.symbol for d in dividends},
+        model=_option_model(timeline, chain, settings.option_risk_free_rate),
+    )
     return provider, publisher, restore
 
 
@@ -124,17 +134,28 @@ def _alpaca(settings: Settings, credentials: tuple[str, str], clock: AnchoredClo
     if not clock.synced:
         clock.anchor(WallClock().now(), Decimal(1))
     key, secret = credentials
-    provider = AlpacaProvider(key=key, secret=secret, feed=settings.alpaca_feed,
-                              options_feed=settings.alpaca_options_feed, data_url=settings.alpaca_data_url,
-                              stream_url=settings.alpaca_stream_url, calendar=xnys())
+    provider = AlpacaProvider(
+        key=key,
+        secret=secret,
+        feed=settings.alpaca_feed,
+        options_feed=settings.alpaca_options_feed,
+        data_url=settings.alpaca_data_url,
+        stream_url=settings.alpaca_stream_url,
+        calendar=xnys(),
+    )
     return provider, ClockPublisher(clock, provider.clock_mode)
 
 
 def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceRuntime:
     alpaca = settings.marketdata_provider == "alpaca"
-    credentials = (_credential(settings.alpaca_key, settings.alpaca_key_file, "ALPACA_MARKET_DATA_KEY"),
-                   _credential(settings.alpaca_secret, settings.alpaca_secret_file, "ALPACA_MARKET_DATA_SECRET")
-                   ) if alpaca else None
+    credentials = (
+        (
+            _credential(settings.alpaca_key, settings.alpaca_key_file, "ALPACA_MARKET_DATA_KEY"),
+            _credential(settings.alpaca_secret, settings.alpaca_secret_file, "ALPACA_MARKET_DATA_SECRET"),
+        )
+        if alpaca
+        else None
+    )
     clock = clock or AnchoredClock(None)
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
     store = MarketDataStore(kit.db)
@@ -144,21 +165,38 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     else:
         provider, publisher, restore = _replay(settings, store, clock)
         startup.append(restore)
-    archiver = TickArchiver(store, clock, flush_seconds=settings.tick_archive_flush_ms / 1000,
-                            retention_days=settings.tick_archive_retention_days)
-    hub = QuoteHub(capacity=settings.quote_stream_buffer, subscribe_upstream=provider.subscribe,
-                   unsubscribe_upstream=provider.unsubscribe, archive=archiver.append,
-                   unsubscribe_after_seconds=settings.quote_unsubscribe_after_seconds)
+    archiver = TickArchiver(
+        store,
+        clock,
+        flush_seconds=settings.tick_archive_flush_ms / 1000,
+        retention_days=settings.tick_archive_retention_days,
+    )
+    hub = QuoteHub(
+        capacity=settings.quote_stream_buffer,
+        subscribe_upstream=provider.subscribe,
+        unsubscribe_upstream=provider.unsubscribe,
+        archive=archiver.append,
+        unsubscribe_after_seconds=settings.quote_unsubscribe_after_seconds,
+    )
     provider.attach(hub)
     bar_feed = BarFeed(provider, xnys(), clock)
-    market = MarketData(provider=provider, hub=hub, bar_feed=bar_feed, archiver=archiver, store=store,
-                        calendar=xnys(), publisher=publisher, clock=clock,
-                        risk_free_rate=settings.option_risk_free_rate)
+    market = MarketData(
+        provider=provider,
+        hub=hub,
+        bar_feed=bar_feed,
+        archiver=archiver,
+        store=store,
+        calendar=xnys(),
+        publisher=publisher,
+        clock=clock,
+        risk_free_rate=settings.option_risk_free_rate,
+    )
     # A stepped replay advances the bar feed as it steps; any other clock moves by itself.
     follow_clock = [] if provider.clock_mode == STEPPED else [bar_feed.run]
-    runtime = kit.runtime([Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],
-                          background=[archiver.run, *provider.background(), *follow_clock])
+    runtime = kit.runtime(
+        [Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],
+        background=[archiver.run, *provider.background(), *follow_clock],
+    )
     runtime.startup[:0] = startup
     runtime.closers[:0] = [provider.close, archiver.close]
     return runtime
-

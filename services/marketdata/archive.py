@@ -9,6 +9,7 @@ configured number of days of simulated time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -55,7 +56,7 @@ class TickArchiver:
             while self._pending:
                 batch = self._pending[:BATCH_ROWS]
                 await self.store.archive(batch, datetime_to_ns(self.clock.now()))
-                del self._pending[:len(batch)]
+                del self._pending[: len(batch)]
                 self._symbols.update(t.symbol for t in batch)
                 self.archived += len(batch)
 
@@ -73,10 +74,8 @@ class TickArchiver:
     async def run(self) -> None:
         """Run until cancelled; a last flush happens in ``close``."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.flush()
@@ -94,5 +93,7 @@ class TickArchiver:
         try:
             await self.flush()
         except Exception as exc:
-            log.error("tick archive could not write its last batch", extra={"fields": {"error": str(exc)[:300],
-                                                                                       "ticks": self.pending}})
+            log.error(
+                "tick archive could not write its last batch",
+                extra={"fields": {"error": str(exc)[:300], "ticks": self.pending}},
+            )

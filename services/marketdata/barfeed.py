@@ -21,15 +21,16 @@ and a stepped replay (which can close many at once) waits for no reader.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.common.clock import AnchoredClock
-from services.common.wire.conv import datetime_to_ns
 from services.common.errors import DomainError
-from services.marketdata.domain.bars import Bar, Timeframe, bar_window, bar_windows
 from services.common.instruments import SymbolSpec
+from services.common.wire.conv import datetime_to_ns
+from services.marketdata.domain.bars import Bar, Timeframe, bar_window, bar_windows
 from services.marketdata.domain.calendar import MarketCalendar, new_york_date
 from services.marketdata.providers.base import Provider
 
@@ -96,8 +97,7 @@ class BarFeed:
                 if to_ns <= subscription.served_ns:
                     continue
                 timeframe = subscription.timeframe
-                sessions = self.calendar.sessions_between(new_york_date(subscription.served_ns),
-                                                          new_york_date(to_ns))
+                sessions = self.calendar.sessions_between(new_york_date(subscription.served_ns), new_york_date(to_ns))
                 try:
                     for start, end in bar_windows(subscription.served_ns, to_ns, timeframe, sessions):
                         bars = []
@@ -111,8 +111,10 @@ class BarFeed:
                         subscription.served_ns = end
                 except Exception as exc:  # an upstream not answering, or a reply it cannot read
                     message = exc.message if isinstance(exc, DomainError) else repr(exc)
-                    log.warning("bars could not be computed; the bar close is retried",
-                                extra={"fields": {"timeframe": timeframe.value, "error": message[:300]}})
+                    log.warning(
+                        "bars could not be computed; the bar close is retried",
+                        extra={"fields": {"timeframe": timeframe.value, "error": message[:300]}},
+                    )
                     continue
                 subscription.served_ns = to_ns
 
@@ -137,7 +139,5 @@ class BarFeed:
             speed = self.clock.speed
             if upcoming is not None and speed > 0:
                 sleep = min(sleep, (upcoming - now) / 1e9 / float(speed))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), sleep)
-            except asyncio.TimeoutError:
-                pass

@@ -71,8 +71,9 @@ class ClockPublisher:
     benchmarks) makes a line durable; it runs before the clock moves, and when it fails
     the clock stays where it was and the error goes to the caller."""
 
-    def __init__(self, clock: AnchoredClock, mode: str,
-                 save: Callable[[ClockLine], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self, clock: AnchoredClock, mode: str, save: Callable[[ClockLine], Awaitable[None]] | None = None
+    ) -> None:
         self.clock = clock
         self.mode = mode
         self.version = 0

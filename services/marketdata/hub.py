@@ -119,7 +119,7 @@ class Subscription:
             self._room.clear()
             try:
                 await asyncio.wait_for(self._room.wait(), stall_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.stalled = True
                 return False
         return True
@@ -129,8 +129,15 @@ Upstream = Callable[[list[str]], Awaitable[None]]
 
 
 class QuoteHub:
-    def __init__(self, *, capacity: int, subscribe_upstream: Upstream, unsubscribe_upstream: Upstream,
-                 archive: Callable[[list[Tick]], None], unsubscribe_after_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        subscribe_upstream: Upstream,
+        unsubscribe_upstream: Upstream,
+        archive: Callable[[list[Tick]], None],
+        unsubscribe_after_seconds: float = 0.0,
+    ) -> None:
         self.capacity = capacity
         self.unsubscribe_after_seconds = unsubscribe_after_seconds
         self._subscribe_upstream = subscribe_upstream
@@ -177,8 +184,9 @@ class QuoteHub:
                 await self._release(gone)
                 return
             for symbol in gone:
-                self._releases[symbol] = asyncio.create_task(self._release_later(symbol),
-                                                             name=f"quote-release-{symbol}")
+                self._releases[symbol] = asyncio.create_task(
+                    self._release_later(symbol), name=f"quote-release-{symbol}"
+                )
 
     async def _release_later(self, symbol: str) -> None:
         await asyncio.sleep(self.unsubscribe_after_seconds)
@@ -233,10 +241,15 @@ class QuoteHub:
         iterator = iter(ticks)
         while chunk := list(itertools.islice(iterator, chunk_size)):
             for subscription in list(self._subscriptions):
-                if not subscription.has_room(len(chunk)) and not subscription.stalled:
-                    if not await subscription.wait_for_room(len(chunk), stall_seconds):
-                        log.warning("a quote subscriber stopped reading; it will be told what it missed",
-                                    extra={"fields": {"symbols": sorted(subscription.symbols)}})
+                if (
+                    not subscription.has_room(len(chunk))
+                    and not subscription.stalled
+                    and not await subscription.wait_for_room(len(chunk), stall_seconds)
+                ):
+                    log.warning(
+                        "a quote subscriber stopped reading; it will be told what it missed",
+                        extra={"fields": {"symbols": sorted(subscription.symbols)}},
+                    )
             self.publish(chunk)
             delivered += len(chunk)
         return delivered

@@ -14,7 +14,6 @@ last trading day.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Iterator
 from datetime import date
 from decimal import Decimal
@@ -45,8 +44,16 @@ def reference_prices(timeline: ReplayTimeline, symbols: Iterable[str]) -> dict[s
 
 
 class OptionQuoteModel:
-    def __init__(self, timeline: ReplayTimeline, calendar: MarketCalendar, calibration: Calibration, *,
-                 references: dict[str, Decimal], rate: Decimal, dividend_yield: Decimal = Decimal(0)) -> None:
+    def __init__(
+        self,
+        timeline: ReplayTimeline,
+        calendar: MarketCalendar,
+        calibration: Calibration,
+        *,
+        references: dict[str, Decimal],
+        rate: Decimal,
+        dividend_yield: Decimal = Decimal(0),
+    ) -> None:
         self.timeline = timeline
         self.calendar = calendar
         self.calibration = calibration
@@ -55,6 +62,7 @@ class OptionQuoteModel:
         self.dividend_yield = dividend_yield
         self._rate = float(rate)
         self._dividend_yield = float(dividend_yield)
+        self._expirations_by_day: dict[date, tuple[date, ...]] = {}
         self._strikes = {symbol: frozenset(listed_strikes(price)) for symbol, price in references.items()}
         # Streaming: the contracts followed, by underlying, with the (bid, ask) last computed.
         self._tracked: dict[str, dict[str, tuple[SymbolSpec, int, tuple | None]]] = {}
@@ -66,21 +74,30 @@ class OptionQuoteModel:
     def covers(self, spec: SymbolSpec) -> bool:
         return spec.is_option and spec.underlying in self.references
 
-    @functools.lru_cache(maxsize=64)
     def _expirations(self, today: date) -> tuple[date, ...]:
-        return tuple(listed_expirations(today, self.calendar))
+        if today not in self._expirations_by_day:
+            self._expirations_by_day[today] = tuple(listed_expirations(today, self.calendar))
+        return self._expirations_by_day[today]
 
     def listed(self, spec: SymbolSpec, now_ns: int) -> bool:
         """Whether the model lists the contract on the trading day of ``now_ns``."""
-        return (self.covers(spec) and spec.root == spec.underlying and spec.strike in self._strikes[spec.underlying]
-                and spec.expiration in self._expirations(new_york_date(now_ns)))
+        return (
+            self.covers(spec)
+            and spec.root == spec.underlying
+            and spec.strike in self._strikes[spec.underlying]
+            and spec.expiration in self._expirations(new_york_date(now_ns))
+        )
 
     def contracts(self, underlying: str, now_ns: int, expiration: date | None) -> list[SymbolSpec]:
         """The listed contracts of ``underlying`` (of one expiry), by expiry, strike, type."""
         strikes = sorted(self._strikes[underlying])
-        return [parse_symbol(occ_symbol(underlying, expiry, kind, strike))
-                for expiry in self._expirations(new_york_date(now_ns)) if expiration in (None, expiry)
-                for strike in strikes for kind in (CALL, PUT)]
+        return [
+            parse_symbol(occ_symbol(underlying, expiry, kind, strike))
+            for expiry in self._expirations(new_york_date(now_ns))
+            if expiration in (None, expiry)
+            for strike in strikes
+            for kind in (CALL, PUT)
+        ]
 
     # -- quotes ----------------------------------------------------------------------
 
@@ -92,11 +109,13 @@ class OptionQuoteModel:
         return option_model.model_quote(spec, spot, years, self._rate, self._dividend_yield, self.calibration)
 
     def _tick(self, spec: SymbolSpec, underlying: Tick, last_trade: int, priced: option_model.ModelQuote) -> Tick:
-        tick = Tick.quote(spec.symbol, underlying.quote_at_ns, underlying.sequence, priced.bid, None, priced.ask,
-                          None, Source.MODEL)
+        tick = Tick.quote(
+            spec.symbol, underlying.quote_at_ns, underlying.sequence, priced.bid, None, priced.ask, None, Source.MODEL
+        )
         years = option_model.years_between(underlying.quote_at_ns, last_trade)
-        tick.model = option_model.inputs(spec, underlying.sequence, underlying.mid, years, self.rate,
-                                         self.dividend_yield, priced)
+        tick.model = option_model.inputs(
+            spec, underlying.sequence, underlying.mid, years, self.rate, self.dividend_yield, priced
+        )
         return tick
 
     def quote(self, spec: SymbolSpec, underlying: Tick, last_trade: int) -> Tick | None:
@@ -155,8 +174,10 @@ class OptionQuoteModel:
         tick = self.timeline.latest(underlying, at_ns, usable=True)
         if tick is None:
             return None
-        contracts = [ChainContract(spec, self.quote(spec, tick, self._last_trade(spec)))
-                     for spec in self.contracts(underlying, at_ns, expiration)]
+        contracts = [
+            ChainContract(spec, self.quote(spec, tick, self._last_trade(spec)))
+            for spec in self.contracts(underlying, at_ns, expiration)
+        ]
         return OptionChain(underlying, tick, contracts, tick.quote_at_ns, Source.MODEL)
 
     # -- streaming -------------------------------------------------------------------

@@ -17,15 +17,15 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 
 from services.common.errors import DomainError
-from services.marketdata.domain.bars import Trade
-from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
 from services.common.instruments import SymbolSpec, parse_symbol
+from services.marketdata.domain.bars import Trade
 from services.marketdata.domain.calibration import ChainPoint
+from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
 from services.marketdata.domain.ticks import Source, Tick
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
@@ -100,9 +100,10 @@ class Recording:
 
 
 def _text(path: Path) -> io.TextIOBase:
-    raw = path.open("rb")
-    stream = gzip.open(raw) if path.suffix == ".gz" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    """The recording's text, gunzipped when it is gzipped; the caller closes it."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path), encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
 
 
 def _column(header: list[str], role: str, path: Path, columns: dict[str, tuple[str, ...]]) -> int:
@@ -155,9 +156,19 @@ def _build(path: Path, rows) -> Recording:
                 spec = specs[raw_symbol] = parse_symbol(raw_symbol)
             symbol = spec.symbol
             ranks[symbol] += 1
-            ticks.append(Tick.quote(symbol, parse_time_ns(raw_time), ranks[symbol], decimals(bid),
-                                    decimals(bid_size), decimals(ask), decimals(ask_size), Source.REPLAY,
-                                    index=spec.is_index))
+            ticks.append(
+                Tick.quote(
+                    symbol,
+                    parse_time_ns(raw_time),
+                    ranks[symbol],
+                    decimals(bid),
+                    decimals(bid_size),
+                    decimals(ask),
+                    decimals(ask_size),
+                    Source.REPLAY,
+                    index=spec.is_index,
+                )
+            )
         except (ValueError, ArithmeticError, LookupError) as exc:
             raise RecordingError(f"{path}: row {line}: {exc}") from None
         except DomainError as exc:
@@ -192,8 +203,10 @@ def _parquet_rows(path: Path, roles: dict[str, tuple[str, ...]]):
     columns = [header[_column(header, role, path, roles)] for role in roles]
     for name in columns[2:]:
         if pat.is_floating(table.schema.field(name).type):
-            raise RecordingError(f"{path}: column {name} is floating point; prices and sizes must be decimal or "
-                                 "string columns so they stay exact")
+            raise RecordingError(
+                f"{path}: column {name} is floating point; prices and sizes must be decimal or "
+                "string columns so they stay exact"
+            )
     time_column = table.column(columns[0])
     if pat.is_timestamp(time_column.type):
         time_column = time_column.cast("int64")
@@ -201,7 +214,7 @@ def _parquet_rows(path: Path, roles: dict[str, tuple[str, ...]]):
     else:
         times = [str(v) for v in time_column.to_pylist()]
     values = [[("" if v is None else str(v)) for v in table.column(name).to_pylist()] for name in columns[1:]]
-    return zip(times, *values)
+    return zip(times, *values, strict=True)
 
 
 def _rows(path: Path, roles: dict[str, tuple[str, ...]]):
@@ -221,6 +234,7 @@ def _load_recording(path: str, _mtime_ns: int, _size: int) -> Recording:
 
 
 # -- trades ---------------------------------------------------------------------------
+
 
 @dataclass
 class TradeRecording:
@@ -275,6 +289,7 @@ def _load_trades(path: str, _mtime_ns: int, _size: int) -> TradeRecording:
 
 # -- option chain snapshot ------------------------------------------------------------
 
+
 def load_option_chain(path: Path) -> OptionChain:
     """The Cboe chain snapshot (one row per contract, see data/SOURCES.md), served as a
     SNAPSHOT quote per contract as of its recording time."""
@@ -293,18 +308,26 @@ def _load_option_chain(path: str, _mtime_ns: int) -> OptionChain:
                 as_of = int(row["snapshot_ts_ns"])
                 spec = parse_symbol(row["occ_symbol"])
                 if underlying_tick is None:
-                    underlying_tick = Tick.quote(row["underlying"], as_of, 1, decimals(row["underlying_bid"]), None,
-                                                 decimals(row["underlying_ask"]), None, Source.SNAPSHOT)
-                tick = Tick.quote(spec.symbol, as_of, 1, decimals(row["bid"]), None, decimals(row["ask"]), None,
-                                  Source.SNAPSHOT)
+                    underlying_tick = Tick.quote(
+                        row["underlying"],
+                        as_of,
+                        1,
+                        decimals(row["underlying_bid"]),
+                        None,
+                        decimals(row["underlying_ask"]),
+                        None,
+                        Source.SNAPSHOT,
+                    )
+                tick = Tick.quote(
+                    spec.symbol, as_of, 1, decimals(row["bid"]), None, decimals(row["ask"]), None, Source.SNAPSHOT
+                )
                 contracts.append(ChainContract(spec, tick, decimals(row["open_interest"]), decimals(row["volume"])))
             except (KeyError, ValueError, ArithmeticError) as exc:
                 raise RecordingError(f"{source}: row {line}: {exc}") from None
     if underlying_tick is None:
         raise RecordingError(f"{source}: no contracts")
     contracts.sort(key=lambda c: (c.spec.expiration, c.spec.strike, c.spec.option_type))
-    return OptionChain(underlying_tick.symbol, underlying_tick, contracts, underlying_tick.quote_at_ns,
-                       Source.SNAPSHOT)
+    return OptionChain(underlying_tick.symbol, underlying_tick, contracts, underlying_tick.quote_at_ns, Source.SNAPSHOT)
 
 
 def load_chain_points(path: Path) -> list[ChainPoint]:
@@ -323,8 +346,18 @@ def _load_chain_points(path: str, _mtime_ns: int) -> list[ChainPoint]:
                 quote_date = datetime.fromisoformat(row["snapshot_local"]).date()
                 spec = parse_symbol(row["occ_symbol"])
                 underlying_mid = (Decimal(row["underlying_bid"]) + Decimal(row["underlying_ask"])) / 2
-                points.append(ChainPoint(spec.option_type, float(spec.strike), spec.expiration, float(row["bid"]),
-                                         float(row["ask"]), float(row["iv"]), float(underlying_mid), quote_date))
+                points.append(
+                    ChainPoint(
+                        spec.option_type,
+                        float(spec.strike),
+                        spec.expiration,
+                        float(row["bid"]),
+                        float(row["ask"]),
+                        float(row["iv"]),
+                        float(underlying_mid),
+                        quote_date,
+                    )
+                )
             except (KeyError, ValueError, ArithmeticError) as exc:
                 raise RecordingError(f"{source}: row {line}: {exc}") from None
             except DomainError as exc:
@@ -365,4 +398,4 @@ def load_dividends(path: Path, splits_path: Path | None) -> list[Dividend]:
 
 
 def utc_ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
-    return int(datetime(year, month, day, hour, minute, tzinfo=timezone.utc).timestamp()) * 1_000_000_000
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()) * 1_000_000_000

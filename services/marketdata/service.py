@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from mbt.marketdata.v1 import marketdata_pb2_grpc
+from services.common.instruments import parse_symbol, parse_symbols
 from services.common.rpc import context
 from services.common.wire.conv import from_date, timestamp_from_ns, timestamp_ns
 from services.marketdata import wire
 from services.marketdata.domain.gating import Entitlement, entitlement
-from services.common.instruments import parse_symbol, parse_symbols
 from services.marketdata.hub import Gap
 from services.marketdata.usecases import MarketData
 
@@ -46,16 +46,28 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         return pb.GetLatestQuoteResponse(quote=wire.quote(served.tick, served.age_ns, served.delayed))
 
     async def ListQuoteHistory(self, request, context_):
-        served, token = await self.market.history(parse_symbol(request.symbol), _time_ns(request, "from_time"),
-                                                  _time_ns(request, "to_time"), request.page_size,
-                                                  request.page_token, _caller())
-        return pb.ListQuoteHistoryResponse(quotes=[wire.quote(s.tick, s.age_ns, s.delayed) for s in served],
-                                           next_page_token=token)
+        served, token = await self.market.history(
+            parse_symbol(request.symbol),
+            _time_ns(request, "from_time"),
+            _time_ns(request, "to_time"),
+            request.page_size,
+            request.page_token,
+            _caller(),
+        )
+        return pb.ListQuoteHistoryResponse(
+            quotes=[wire.quote(s.tick, s.age_ns, s.delayed) for s in served], next_page_token=token
+        )
 
     async def ListBars(self, request, context_):
-        bars, token = await self.market.bars(parse_symbol(request.symbol), request.timeframe,
-                                             _time_ns(request, "from_time"), _time_ns(request, "to_time"),
-                                             request.page_size, request.page_token, _caller())
+        bars, token = await self.market.bars(
+            parse_symbol(request.symbol),
+            request.timeframe,
+            _time_ns(request, "from_time"),
+            _time_ns(request, "to_time"),
+            request.page_size,
+            request.page_token,
+            _caller(),
+        )
         source = self.market.provider.source
         return pb.ListBarsResponse(bars=[wire.bar(b, source) for b in bars], next_page_token=token)
 
@@ -64,16 +76,19 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         return pb.GetSymbolResponse(symbol=wire.symbol_info(spec, tradable, last_trade))
 
     async def GetOptionChain(self, request, context_):
-        expiration = from_date(request.expiration_date, "expiration_date") if request.HasField(
-            "expiration_date") else None
-        chain, now = await self.market.option_chain(parse_symbol(request.underlying, "underlying"), expiration,
-                                                    _caller())
+        expiration = (
+            from_date(request.expiration_date, "expiration_date") if request.HasField("expiration_date") else None
+        )
+        chain, now = await self.market.option_chain(
+            parse_symbol(request.underlying, "underlying"), expiration, _caller()
+        )
         return wire.option_chain(chain, now, self.market.risk_free_rate)
 
     async def GetClock(self, request, context_):
         view = self.market.market_clock()
-        clock = pb.MarketClock(now=timestamp_from_ns(view.now_ns), is_open=view.is_open,
-                               state=wire.clock_state(view.state))
+        clock = pb.MarketClock(
+            now=timestamp_from_ns(view.now_ns), is_open=view.is_open, state=wire.clock_state(view.state)
+        )
         if view.next_open_ns is not None:
             clock.next_open_at.CopyFrom(timestamp_from_ns(view.next_open_ns))
         if view.next_close_ns is not None:
@@ -88,8 +103,9 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
 
     async def ListDividends(self, request, context_):
         symbols = [spec.symbol for spec in parse_symbols(request.symbols)]
-        dividends = await self.market.dividends(symbols, from_date(request.from_date, "from"),
-                                                from_date(request.to_date, "to"))
+        dividends = await self.market.dividends(
+            symbols, from_date(request.from_date, "from"), from_date(request.to_date, "to")
+        )
         return pb.ListDividendsResponse(dividends=[wire.dividend(d) for d in dividends])
 
     async def StreamQuotes(self, request, context_):
@@ -131,9 +147,15 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
 
     async def ListArchivedTicks(self, request, context_):
         symbol = parse_symbol(request.symbol).symbol
-        ticks, token = await self.market.archived_ticks(symbol, _time_ns(request, "from_time"),
-                                                        _time_ns(request, "to_time"), request.after_sequence,
-                                                        request.page_size, request.page_token)
+        ticks, token = await self.market.archived_ticks(
+            symbol,
+            _time_ns(request, "from_time"),
+            _time_ns(request, "to_time"),
+            request.after_sequence,
+            request.page_size,
+            request.page_token,
+        )
         now = self.market.now_ns()
-        return pb.ListArchivedTicksResponse(quotes=[wire.quote(t, now - t.quote_at_ns) for t in ticks],
-                                            next_page_token=token)
+        return pb.ListArchivedTicksResponse(
+            quotes=[wire.quote(t, now - t.quote_at_ns) for t in ticks], next_page_token=token
+        )

@@ -13,10 +13,10 @@ from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, Text,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.wire.conv import datetime_from_ns, datetime_to_ns
-from services.common.persistence.db import Database
 from services.common.messaging.outbox import define_outbox_tables
+from services.common.persistence.db import Database
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.marketdata.clockfeed import ClockLine
 from services.marketdata.domain.option_model import ModelInputs
 from services.marketdata.domain.reference import Dividend
@@ -60,8 +60,9 @@ class CorporateActionRow(Base):
     __tablename__ = "mbt_corporate_actions"
     __table_args__ = (UniqueConstraint("symbol", "action_type", "ex_date", name="ux_mbt_corporate_actions"),)
 
-    action_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                           autoincrement=True)
+    action_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     symbol: Mapped[str] = mapped_column(String(32), index=True)
     action_type: Mapped[str] = mapped_column(String(16))
     ex_date: Mapped[date] = mapped_column(Date)
@@ -90,16 +91,34 @@ class ClockCheckpointRow(Base):
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 CASH_DIVIDEND = "cash_dividend"
-ARCHIVE_COLUMNS = ("symbol", "sequence", "quote_at_ns", "bid_price", "bid_size", "ask_price", "ask_size", "condition",
-                   "source", "archived_at_ns", "model_inputs")
+ARCHIVE_COLUMNS = (
+    "symbol",
+    "sequence",
+    "quote_at_ns",
+    "bid_price",
+    "bid_size",
+    "ask_price",
+    "ask_size",
+    "condition",
+    "source",
+    "archived_at_ns",
+    "model_inputs",
+)
 
 
 def _insert(db: Database, table):
-    return (sqlite.insert(table) if db.is_sqlite else postgresql.insert(table))
+    return sqlite.insert(table) if db.is_sqlite else postgresql.insert(table)
 
 
-MODEL_DECIMALS = ("underlying_price", "volatility", "risk_free_rate", "dividend_yield", "time_to_expiry", "model_price",
-                  "half_spread")
+MODEL_DECIMALS = (
+    "underlying_price",
+    "volatility",
+    "risk_free_rate",
+    "dividend_yield",
+    "time_to_expiry",
+    "model_price",
+    "half_spread",
+)
 
 
 def _model_json(inputs: ModelInputs | None) -> str | None:
@@ -112,13 +131,26 @@ def _model_inputs(text: str | None) -> ModelInputs | None:
     if text is None:
         return None
     raw = json.loads(text)
-    return ModelInputs(raw["underlying_symbol"], int(raw["underlying_sequence"]),
-                       *(Decimal(raw[name]) for name in MODEL_DECIMALS), model=raw["model"])
+    return ModelInputs(
+        raw["underlying_symbol"],
+        int(raw["underlying_sequence"]),
+        *(Decimal(raw[name]) for name in MODEL_DECIMALS),
+        model=raw["model"],
+    )
 
 
 def _tick(row) -> Tick:
-    tick = Tick(row.symbol, row.quote_at_ns, row.sequence, row.bid_price, row.bid_size, row.ask_price, row.ask_size,
-                Condition(row.condition), Source(row.source))
+    tick = Tick(
+        row.symbol,
+        row.quote_at_ns,
+        row.sequence,
+        row.bid_price,
+        row.bid_size,
+        row.ask_price,
+        row.ask_size,
+        Condition(row.condition),
+        Source(row.source),
+    )
     tick.model = _model_inputs(row.model_inputs)
     return tick
 
@@ -130,9 +162,11 @@ class MarketDataStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         marker = "?" if db.is_sqlite else "%s"
-        self._archive_sql = (f"INSERT INTO {ArchivedTickRow.__tablename__} ({', '.join(ARCHIVE_COLUMNS)}) "
-                             f"VALUES ({', '.join([marker] * len(ARCHIVE_COLUMNS))}) "
-                             "ON CONFLICT (symbol, sequence) DO NOTHING")
+        self._archive_sql = (
+            f"INSERT INTO {ArchivedTickRow.__tablename__} ({', '.join(ARCHIVE_COLUMNS)}) "
+            f"VALUES ({', '.join([marker] * len(ARCHIVE_COLUMNS))}) "
+            "ON CONFLICT (symbol, sequence) DO NOTHING"
+        )
 
     # -- tick archive ---------------------------------------------------------------
 
@@ -143,24 +177,46 @@ class MarketDataStore:
         decimals in ExactDecimal's representation, so it costs the streams as little as
         possible."""
         if self.db.is_sqlite:
+
             def store(value):
                 return None if value is None else sqlite_decimal(value)
         else:
+
             def store(value):
                 return value
-        rows = [(t.symbol, t.sequence, t.quote_at_ns, store(t.bid), store(t.bid_size), store(t.ask),
-                 store(t.ask_size), t.condition.value, t.source.value, archived_at_ns, _model_json(t.model))
-                for t in ticks]
+
+        rows = [
+            (
+                t.symbol,
+                t.sequence,
+                t.quote_at_ns,
+                store(t.bid),
+                store(t.bid_size),
+                store(t.ask),
+                store(t.ask_size),
+                t.condition.value,
+                t.source.value,
+                archived_at_ns,
+                _model_json(t.model),
+            )
+            for t in ticks
+        ]
         if not rows:
             return
         async with self.db.writing() as session:
             await (await session.connection()).exec_driver_sql(self._archive_sql, rows)
 
-    async def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
-                       limit: int) -> list[Tick]:
+    async def archived_ticks(
+        self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int, limit: int
+    ) -> list[Tick]:
         table = ArchivedTickRow.__table__
-        query = (select(table).where(table.c.symbol == symbol).where(table.c.sequence > after_sequence)
-                 .order_by(table.c.sequence).limit(limit))
+        query = (
+            select(table)
+            .where(table.c.symbol == symbol)
+            .where(table.c.sequence > after_sequence)
+            .order_by(table.c.sequence)
+            .limit(limit)
+        )
         if from_ns is not None:
             query = query.where(table.c.quote_at_ns >= from_ns)
         if to_ns is not None:
@@ -179,35 +235,58 @@ class MarketDataStore:
         deleted = 0
         async with self.db.writing() as session:
             for symbol in symbols:
-                deleted += (await session.execute(delete(table).where(table.c.symbol == symbol)
-                                                  .where(table.c.quote_at_ns < before_ns))).rowcount
+                deleted += (
+                    await session.execute(
+                        delete(table).where(table.c.symbol == symbol).where(table.c.quote_at_ns < before_ns)
+                    )
+                ).rowcount
         return deleted
 
     # -- corporate actions ----------------------------------------------------------
 
     async def save_dividends(self, dividends: Iterable[Dividend], source: str, fetched_at: datetime) -> None:
         """Insert or refresh (same symbol and ex-date) cash dividends."""
-        rows = [{"symbol": d.symbol, "action_type": CASH_DIVIDEND, "ex_date": d.ex_date, "record_date": d.record_date,
-                 "pay_date": d.pay_date, "cash_amount": d.cash_amount, "source": source, "fetched_at": fetched_at}
-                for d in dividends]
+        rows = [
+            {
+                "symbol": d.symbol,
+                "action_type": CASH_DIVIDEND,
+                "ex_date": d.ex_date,
+                "record_date": d.record_date,
+                "pay_date": d.pay_date,
+                "cash_amount": d.cash_amount,
+                "source": source,
+                "fetched_at": fetched_at,
+            }
+            for d in dividends
+        ]
         if not rows:
             return
         statement = _insert(self.db, CorporateActionRow.__table__)
         statement = statement.on_conflict_do_update(
             index_elements=["symbol", "action_type", "ex_date"],
-            set_={name: statement.excluded[name] for name in ("record_date", "pay_date", "cash_amount", "source",
-                                                              "fetched_at")})
+            set_={
+                name: statement.excluded[name]
+                for name in ("record_date", "pay_date", "cash_amount", "source", "fetched_at")
+            },
+        )
         async with self.db.writing() as session:
             await session.execute(statement, rows)
 
     async def dividends(self, symbols: list[str], from_date: date, to_date: date) -> list[Dividend]:
         table = CorporateActionRow.__table__
-        query = (select(table).where(table.c.action_type == CASH_DIVIDEND).where(table.c.symbol.in_(symbols))
-                 .where(table.c.ex_date >= from_date).where(table.c.ex_date <= to_date)
-                 .order_by(table.c.ex_date, table.c.symbol))
+        query = (
+            select(table)
+            .where(table.c.action_type == CASH_DIVIDEND)
+            .where(table.c.symbol.in_(symbols))
+            .where(table.c.ex_date >= from_date)
+            .where(table.c.ex_date <= to_date)
+            .order_by(table.c.ex_date, table.c.symbol)
+        )
         async with self.db.reading() as session:
-            return [Dividend(r.symbol, r.ex_date, r.cash_amount, r.record_date, r.pay_date)
-                    for r in await session.execute(query)]
+            return [
+                Dividend(r.symbol, r.ex_date, r.cash_amount, r.record_date, r.pay_date)
+                for r in await session.execute(query)
+            ]
 
     # -- clock checkpoint -----------------------------------------------------------
 
@@ -222,8 +301,12 @@ class MarketDataStore:
         return ClockLine(datetime_from_ns(row.simulated_at_ns), datetime_from_ns(row.wall_at_ns), row.speed)
 
     async def save_clock(self, name: str, line: ClockLine) -> None:
-        values = {"simulated_at_ns": datetime_to_ns(line.simulated_at), "wall_at_ns": datetime_to_ns(line.wall_at),
-                  "speed": line.speed, "updated_at": line.wall_at}
+        values = {
+            "simulated_at_ns": datetime_to_ns(line.simulated_at),
+            "wall_at_ns": datetime_to_ns(line.wall_at),
+            "speed": line.speed,
+            "updated_at": line.wall_at,
+        }
         statement = _insert(self.db, ClockCheckpointRow.__table__).values(name=name, **values)
         statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
         async with self.db.writing() as session:

@@ -28,9 +28,9 @@ from datetime import timedelta
 
 from services.common.instruments import parse_symbol
 from services.marketdata.domain.bars import Bar, Timeframe, Trade, quote_mid_bars, trade_bars
+from services.marketdata.domain.calendar import MarketCalendar, TradingSession, new_york_date, new_york_midnight_ns
 from services.marketdata.domain.options import last_trade_ns
 from services.marketdata.domain.ticks import Tick
-from services.marketdata.domain.calendar import MarketCalendar, TradingSession, new_york_date, new_york_midnight_ns
 from services.marketdata.recording import Recording, TradeRecording
 
 MINUTE_NS = 60 * 1_000_000_000
@@ -65,8 +65,9 @@ class _RecordedDay:
 
 
 class ReplayTimeline:
-    def __init__(self, recording: Recording, calendar: MarketCalendar, *, loop: bool,
-                 trades: TradeRecording | None = None) -> None:
+    def __init__(
+        self, recording: Recording, calendar: MarketCalendar, *, loop: bool, trades: TradeRecording | None = None
+    ) -> None:
         self.recording = recording
         self.calendar = calendar
         self.loop = loop
@@ -105,9 +106,18 @@ class ReplayTimeline:
         recorded = self._days[recorded_index]
         session = self.calendar.session(session_index)
         starts = new_york_midnight_ns(session.date)
-        return ReplayDay(index, cycle, session, starts - recorded.midnight_ns, recorded.first, recorded.end,
-                         session.close_ns if session.early_close else END_OF_TIME, starts,
-                         recorded.midnight_ns, recorded.next_midnight_ns)
+        return ReplayDay(
+            index,
+            cycle,
+            session,
+            starts - recorded.midnight_ns,
+            recorded.first,
+            recorded.end,
+            session.close_ns if session.early_close else END_OF_TIME,
+            starts,
+            recorded.midnight_ns,
+            recorded.next_midnight_ns,
+        )
 
     def day_index_at(self, t_ns: int) -> int:
         """The replay day whose span holds ``t_ns`` (negative before the first)."""
@@ -121,13 +131,16 @@ class ReplayTimeline:
         """Global index range of the day's ticks with after < time <= until (and before the cutoff)."""
         times = self.recording.times
         last = min(until_ns, day.cutoff_ns - 1)
-        return (bisect_right(times, after_ns - day.shift_ns, day.first, day.end),
-                bisect_right(times, last - day.shift_ns, day.first, day.end))
+        return (
+            bisect_right(times, after_ns - day.shift_ns, day.first, day.end),
+            bisect_right(times, last - day.shift_ns, day.first, day.end),
+        )
 
     def _place(self, day: ReplayDay, index: int) -> Tick:
         tick = self.recording.ticks[index]
-        return tick.moved(tick.quote_at_ns + day.shift_ns,
-                          day.cycle * self.recording.count(tick.symbol) + tick.sequence)
+        return tick.moved(
+            tick.quote_at_ns + day.shift_ns, day.cycle * self.recording.count(tick.symbol) + tick.sequence
+        )
 
     def between(self, after_ns: int, until_ns: int, symbols: Iterable[str] | None = None) -> Iterator[Tick]:
         """Played ticks with after < time <= until, in feed order (all symbols when None)."""
@@ -169,8 +182,7 @@ class ReplayTimeline:
         lo = bisect_right(times, self.recording.times[day.first] - 1)
         hi = bisect_right(times, self.recording.times[day.end - 1])
         last = min(until_ns, day.cutoff_ns - 1)
-        return (bisect_right(times, after_ns - day.shift_ns, lo, hi),
-                bisect_right(times, last - day.shift_ns, lo, hi))
+        return (bisect_right(times, after_ns - day.shift_ns, lo, hi), bisect_right(times, last - day.shift_ns, lo, hi))
 
     def latest(self, symbol: str, at_ns: int, *, usable: bool = False) -> Tick | None:
         """The symbol's last played tick at or before ``at_ns`` (``usable``: the last usable one,
@@ -222,13 +234,14 @@ class ReplayTimeline:
         shift = day.shift_ns
         lo = max(from_ns - shift, day.recorded_from_ns)
         hi = min(min(until_ns, day.cutoff_ns) - shift, day.recorded_until_ns)
-        recorded = self.trades.by_symbol[symbol][bisect_left(times, lo):bisect_left(times, hi)]
+        recorded = self.trades.by_symbol[symbol][bisect_left(times, lo) : bisect_left(times, hi)]
         if not shift:
             return recorded
         return [Trade(symbol, t.at_ns + shift, t.price, t.size) for t in recorded]
 
-    def bars(self, symbol: str, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
-             limit: int) -> list[Bar]:
+    def bars(
+        self, symbol: str, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int, limit: int
+    ) -> list[Bar]:
         """Up to ``limit`` played bars of ``symbol`` starting in [from, to] and ended by
         ``closed_by_ns``, in time order: from its trades when the recording has any, from
         its quote mids otherwise (domain.bars). Only the events of the bars asked for are

@@ -7,29 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 import dataclasses
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.common.persistence import pagination
 from services.common.clock import Clock
-from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import DomainError, invalid_argument, not_found
+from services.common.instruments import SymbolSpec
+from services.common.persistence import pagination
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.marketdata.archive import TickArchiver
 from services.marketdata.barfeed import BarFeed, BarSubscription
 from services.marketdata.clockfeed import ClockPublisher, ClockState
 from services.marketdata.domain.bars import Bar, Timeframe, parse_timeframe
+from services.marketdata.domain.calendar import MarketCalendar, TradingSession, new_york_date
 from services.marketdata.domain.gating import DAY_NS, Entitlement, withhold_fresh_quotes
 from services.marketdata.domain.option_model import quote_greeks
 from services.marketdata.domain.options import last_trade_ns
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.common.instruments import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.domain.windows import date_window, quote_window
 from services.marketdata.hub import Gap, QuoteHub, Subscription
-from services.marketdata.domain.calendar import MarketCalendar, TradingSession, new_york_date
 from services.marketdata.providers.base import Provider
 from services.marketdata.store import MarketDataStore
 
@@ -86,9 +86,19 @@ def _next_token(ticks: list[Tick], limit: int, digest: str) -> str:
 
 
 class MarketData:
-    def __init__(self, *, provider: Provider, hub: QuoteHub, bar_feed: BarFeed, archiver: TickArchiver,
-                 store: MarketDataStore, calendar: MarketCalendar, publisher: ClockPublisher, clock: Clock,
-                 risk_free_rate: Decimal) -> None:
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        hub: QuoteHub,
+        bar_feed: BarFeed,
+        archiver: TickArchiver,
+        store: MarketDataStore,
+        calendar: MarketCalendar,
+        publisher: ClockPublisher,
+        clock: Clock,
+        risk_free_rate: Decimal,
+    ) -> None:
         self.provider = provider
         self.hub = hub
         self.bar_feed = bar_feed
@@ -121,12 +131,20 @@ class MarketData:
                     raise not_found("symbol", spec.symbol)
                 wait = " at least 15 minutes old" if entitlement.delayed else ""
                 raise DomainError("NOT_FOUND", f"no quote{wait} for {spec.symbol} yet", symbol=spec.symbol)
-            served.append(ServedQuote(tick, now - tick.quote_at_ns,
-                                      entitlement.delayed and tick.source is not Source.SNAPSHOT))
+            served.append(
+                ServedQuote(tick, now - tick.quote_at_ns, entitlement.delayed and tick.source is not Source.SNAPSHOT)
+            )
         return served
 
-    async def history(self, spec: SymbolSpec, from_ns: int | None, to_ns: int | None, page_size: int,
-                      page_token: str, entitlement: Entitlement) -> tuple[list[ServedQuote], str]:
+    async def history(
+        self,
+        spec: SymbolSpec,
+        from_ns: int | None,
+        to_ns: int | None,
+        page_size: int,
+        page_token: str,
+        entitlement: Entitlement,
+    ) -> tuple[list[ServedQuote], str]:
         now = self.now_ns()
         start, end = quote_window(from_ns, to_ns, now - entitlement.delay_ns)
         if spec.is_option:
@@ -141,11 +159,21 @@ class MarketData:
             await self.archiver.flush()
             ticks = await self.store.archived_ticks(spec.symbol, start, end, after, limit)
         delayed = entitlement.delayed
-        return ([ServedQuote(t, now - t.quote_at_ns, delayed and t.source is not Source.SNAPSHOT) for t in ticks],
-                _next_token(ticks, limit, digest))
+        return (
+            [ServedQuote(t, now - t.quote_at_ns, delayed and t.source is not Source.SNAPSHOT) for t in ticks],
+            _next_token(ticks, limit, digest),
+        )
 
-    async def bars(self, spec: SymbolSpec, timeframe_name: str, from_ns: int | None, to_ns: int | None,
-                   page_size: int, page_token: str, entitlement: Entitlement) -> tuple[list[Bar], str]:
+    async def bars(
+        self,
+        spec: SymbolSpec,
+        timeframe_name: str,
+        from_ns: int | None,
+        to_ns: int | None,
+        page_size: int,
+        page_token: str,
+        entitlement: Entitlement,
+    ) -> tuple[list[Bar], str]:
         """Closed bars starting in the window, a page of them, and the next page's token.
         A delayed tier sees only bars that closed before its delay."""
         timeframe = _bar_timeframe([spec], timeframe_name, "symbol")
@@ -171,20 +199,32 @@ class MarketData:
         if spec.is_option:
             last_trade = last_trade_ns(spec, self.calendar)
             if last_trade is None or self.now_ns() >= last_trade:
-                closed = ("" if last_trade is None else
-                          f" (its last trading day closed at {datetime_from_ns(last_trade):%Y-%m-%dT%H:%M:%SZ})")
-                raise DomainError("CONTRACT_EXPIRED", f"option contract {spec.symbol} has expired{closed}; expired "
-                                  "contracts are not listed and cannot be traded", symbol=spec.symbol)
+                closed = (
+                    ""
+                    if last_trade is None
+                    else f" (its last trading day closed at {datetime_from_ns(last_trade):%Y-%m-%dT%H:%M:%SZ})"
+                )
+                raise DomainError(
+                    "CONTRACT_EXPIRED",
+                    f"option contract {spec.symbol} has expired{closed}; expired "
+                    "contracts are not listed and cannot be traded",
+                    symbol=spec.symbol,
+                )
         known, tradable = await self.provider.describe(spec)
         if not known:
             if spec.is_option:
-                raise DomainError("NOT_FOUND", f"option contract {spec.symbol} is not listed; GetOptionChain of "
-                                  f"{spec.underlying} lists the contracts there are", symbol=spec.symbol)
+                raise DomainError(
+                    "NOT_FOUND",
+                    f"option contract {spec.symbol} is not listed; GetOptionChain of "
+                    f"{spec.underlying} lists the contracts there are",
+                    symbol=spec.symbol,
+                )
             raise not_found("symbol", spec.symbol)
         return spec, tradable, last_trade
 
-    async def option_chain(self, underlying: SymbolSpec, expiration: date | None,
-                           entitlement: Entitlement) -> tuple[OptionChain, int]:
+    async def option_chain(
+        self, underlying: SymbolSpec, expiration: date | None, entitlement: Entitlement
+    ) -> tuple[OptionChain, int]:
         """The unexpired contracts of the chain with quotes (as of the caller's delay) and greeks."""
         if underlying.is_option:
             raise invalid_argument("underlying must be a ticker or an index, not an option symbol", "underlying")
@@ -202,8 +242,9 @@ class MarketData:
             last_trade = last_trade_ns(contract.spec, self.calendar)
             if last_trade is None or now >= last_trade:
                 continue
-            greeks = quote_greeks(contract.spec, contract.tick, chain.underlying_tick, last_trade,
-                                  self.risk_free_rate, Decimal(0))
+            greeks = quote_greeks(
+                contract.spec, contract.tick, chain.underlying_tick, last_trade, self.risk_free_rate, Decimal(0)
+            )
             contracts.append(dataclasses.replace(contract, greeks=greeks))
         return chain.with_contracts(contracts), now
 
@@ -218,13 +259,18 @@ class MarketData:
         finally:
             await asyncio.shield(self.hub.unsubscribe(subscription))
 
-    async def batches(self, subscription: Subscription, specs: list[SymbolSpec], include_latest: bool,
-                      max_batch: int) -> AsyncIterator[list[Tick | Gap]]:
+    async def batches(
+        self, subscription: Subscription, specs: list[SymbolSpec], include_latest: bool, max_batch: int
+    ) -> AsyncIterator[list[Tick | Gap]]:
         """Batches of ticks (and gaps) in feed order, the latest quotes first when asked."""
         if include_latest:
             queued = subscription.first_sequences()
-            latest = [tick for spec in specs if (tick := await self.provider.latest(spec)) is not None
-                      and tick.sequence < queued.get(tick.symbol, tick.sequence + 1)]
+            latest = [
+                tick
+                for spec in specs
+                if (tick := await self.provider.latest(spec)) is not None
+                and tick.sequence < queued.get(tick.symbol, tick.sequence + 1)
+            ]
             if latest:
                 self.archiver.append(latest)
                 yield latest
@@ -241,8 +287,9 @@ class MarketData:
         finally:
             self.bar_feed.unsubscribe(subscription)
 
-    async def archived_ticks(self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int,
-                             page_size: int, page_token: str) -> tuple[list[Tick], str]:
+    async def archived_ticks(
+        self, symbol: str, from_ns: int | None, to_ns: int | None, after_sequence: int, page_size: int, page_token: str
+    ) -> tuple[list[Tick], str]:
         if after_sequence < 0:
             raise invalid_argument("after_sequence must not be negative", "after_sequence")
         if from_ns is not None and to_ns is not None and from_ns > to_ns:
@@ -261,8 +308,14 @@ class MarketData:
     def market_clock(self) -> MarketClockView:
         state = self.publisher.state()
         now = datetime_to_ns(self.clock.now())
-        return MarketClockView(now, self.calendar.is_open(now), self.calendar.next_open_ns(now),
-                               self.calendar.next_close_ns(now), self.calendar.session_on(new_york_date(now)), state)
+        return MarketClockView(
+            now,
+            self.calendar.is_open(now),
+            self.calendar.next_open_ns(now),
+            self.calendar.next_close_ns(now),
+            self.calendar.session_on(new_york_date(now)),
+            state,
+        )
 
     async def step(self, to_ns: int | None, by_ns: int | None) -> tuple[ClockState, int]:
         if (to_ns is None) == (by_ns is None):
@@ -272,16 +325,24 @@ class MarketData:
         target = to_ns if to_ns is not None else self.now_ns() + by_ns
         last_close = self.calendar.session(len(self.calendar) - 1).close_ns
         if target > last_close:
-            raise invalid_argument(f"the market calendar ends {self.calendar.last_date.isoformat()}; "
-                                   "step to an earlier time", "to_time" if to_ns is not None else "by")
+            raise invalid_argument(
+                f"the market calendar ends {self.calendar.last_date.isoformat()}; step to an earlier time",
+                "to_time" if to_ns is not None else "by",
+            )
         delivered = await self.provider.step(target)
         await self.bar_feed.advance(self.now_ns())
         return self.publisher.state(), delivered
 
     def trading_days(self, from_date: date | None, to_date: date | None) -> list[TradingSession]:
         today = new_york_date(self.now_ns())
-        start, end = date_window(from_date, to_date, default_from=today, default_to=today + timedelta(days=30),
-                                 max_days=MAX_CALENDAR_DAYS, latest=self.calendar.last_date)
+        start, end = date_window(
+            from_date,
+            to_date,
+            default_from=today,
+            default_to=today + timedelta(days=30),
+            max_days=MAX_CALENDAR_DAYS,
+            latest=self.calendar.last_date,
+        )
         if start < self.calendar.first_date:
             raise invalid_argument(f"from is before the calendar's first day {self.calendar.first_date}", "from")
         return self.calendar.sessions_between(start, end)
@@ -290,10 +351,15 @@ class MarketData:
 
     async def dividends(self, symbols: list[str], from_date: date | None, to_date: date | None) -> list[Dividend]:
         today = new_york_date(self.now_ns())
-        start, end = date_window(from_date, to_date, default_from=today - timedelta(days=365), default_to=today,
-                                 max_days=MAX_DIVIDEND_DAYS, latest=today + timedelta(days=DIVIDEND_HORIZON_DAYS))
+        start, end = date_window(
+            from_date,
+            to_date,
+            default_from=today - timedelta(days=365),
+            default_to=today,
+            max_days=MAX_DIVIDEND_DAYS,
+            latest=today + timedelta(days=DIVIDEND_HORIZON_DAYS),
+        )
         fetched = await self.provider.fetch_dividends(symbols, start, end)
         if fetched:
             await self.store.save_dividends(fetched, self.provider.source.value, self.clock.now())
         return await self.store.dividends(symbols, start, end)
-

@@ -14,26 +14,45 @@ from google.protobuf.duration_pb2 import Duration
 
 from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2 as pb
-from services.common.wire.conv import decimal_str, money_str, price_str, qty_str, timestamp_from_ns, to_date, to_timestamp
+from services.common.instruments import AM, CALL, ExerciseStyle, Settlement, SymbolSpec, contract_terms, parse_symbol
+from services.common.wire.conv import (
+    decimal_str,
+    money_str,
+    price_str,
+    qty_str,
+    timestamp_from_ns,
+    to_date,
+    to_timestamp,
+)
 from services.marketdata import clockfeed
 from services.marketdata.barfeed import BarClose
 from services.marketdata.clockfeed import ClockState
 from services.marketdata.domain.bars import Bar, Basis
-from services.marketdata.domain.reference import Dividend, OptionChain
-from services.common.instruments import AM, CALL, ExerciseStyle, Settlement, SymbolSpec, contract_terms, parse_symbol
+from services.marketdata.domain.calendar import TradingSession
 from services.marketdata.domain.option_model import Greeks, ModelInputs
+from services.marketdata.domain.reference import Dividend, OptionChain
 from services.marketdata.domain.ticks import Condition, Source, Tick
 from services.marketdata.hub import Gap
-from services.marketdata.domain.calendar import TradingSession
 
-CONDITIONS = {Condition.USABLE: pb.QUOTE_CONDITION_USABLE, Condition.CROSSED: pb.QUOTE_CONDITION_CROSSED,
-              Condition.LOCKED: pb.QUOTE_CONDITION_LOCKED, Condition.EMPTY: pb.QUOTE_CONDITION_EMPTY,
-              Condition.INDEX: pb.QUOTE_CONDITION_INDEX}
-SOURCES = {Source.REPLAY: pb.QUOTE_SOURCE_REPLAY, Source.ALPACA: pb.QUOTE_SOURCE_ALPACA,
-           Source.SNAPSHOT: pb.QUOTE_SOURCE_SNAPSHOT, Source.MODEL: pb.QUOTE_SOURCE_MODEL}
+CONDITIONS = {
+    Condition.USABLE: pb.QUOTE_CONDITION_USABLE,
+    Condition.CROSSED: pb.QUOTE_CONDITION_CROSSED,
+    Condition.LOCKED: pb.QUOTE_CONDITION_LOCKED,
+    Condition.EMPTY: pb.QUOTE_CONDITION_EMPTY,
+    Condition.INDEX: pb.QUOTE_CONDITION_INDEX,
+}
+SOURCES = {
+    Source.REPLAY: pb.QUOTE_SOURCE_REPLAY,
+    Source.ALPACA: pb.QUOTE_SOURCE_ALPACA,
+    Source.SNAPSHOT: pb.QUOTE_SOURCE_SNAPSHOT,
+    Source.MODEL: pb.QUOTE_SOURCE_MODEL,
+}
 BASES = {Basis.TRADES: pb.BAR_BASIS_TRADES, Basis.QUOTE_MID: pb.BAR_BASIS_QUOTE_MID}
-CLOCK_MODES = {clockfeed.WALL: pb.CLOCK_MODE_WALL, clockfeed.REPLAY: pb.CLOCK_MODE_REPLAY,
-               clockfeed.STEPPED: pb.CLOCK_MODE_STEPPED}
+CLOCK_MODES = {
+    clockfeed.WALL: pb.CLOCK_MODE_WALL,
+    clockfeed.REPLAY: pb.CLOCK_MODE_REPLAY,
+    clockfeed.STEPPED: pb.CLOCK_MODE_STEPPED,
+}
 _BILLION = 1_000_000_000
 
 
@@ -54,25 +73,42 @@ def _price(value: Decimal | None, symbol: str) -> str:
 
 
 def model_inputs(inputs: ModelInputs) -> pb.ModelInputs:
-    return pb.ModelInputs(model=inputs.model, underlying_symbol=inputs.underlying_symbol,
-                          underlying_sequence=inputs.underlying_sequence,
-                          underlying_price=decimal_str(inputs.underlying_price),
-                          volatility=decimal_str(inputs.volatility), risk_free_rate=decimal_str(inputs.risk_free_rate),
-                          dividend_yield=decimal_str(inputs.dividend_yield),
-                          time_to_expiry=decimal_str(inputs.time_to_expiry),
-                          model_price=decimal_str(inputs.model_price), half_spread=decimal_str(inputs.half_spread))
+    return pb.ModelInputs(
+        model=inputs.model,
+        underlying_symbol=inputs.underlying_symbol,
+        underlying_sequence=inputs.underlying_sequence,
+        underlying_price=decimal_str(inputs.underlying_price),
+        volatility=decimal_str(inputs.volatility),
+        risk_free_rate=decimal_str(inputs.risk_free_rate),
+        dividend_yield=decimal_str(inputs.dividend_yield),
+        time_to_expiry=decimal_str(inputs.time_to_expiry),
+        model_price=decimal_str(inputs.model_price),
+        half_spread=decimal_str(inputs.half_spread),
+    )
 
 
 def greeks_message(value: Greeks) -> pb.Greeks:
-    return pb.Greeks(delta=decimal_str(value.delta), gamma=decimal_str(value.gamma), theta=decimal_str(value.theta),
-                     vega=decimal_str(value.vega), implied_volatility=decimal_str(value.implied_volatility))
+    return pb.Greeks(
+        delta=decimal_str(value.delta),
+        gamma=decimal_str(value.gamma),
+        theta=decimal_str(value.theta),
+        vega=decimal_str(value.vega),
+        implied_volatility=decimal_str(value.implied_volatility),
+    )
 
 
 def _static_quote(tick: Tick) -> pb.Quote:
-    message = pb.Quote(symbol=tick.symbol, bid_price=_price(tick.bid, tick.symbol), bid_size=qty_str(tick.bid_size),
-                       ask_price=_price(tick.ask, tick.symbol), ask_size=qty_str(tick.ask_size),
-                       quote_at=timestamp_from_ns(tick.quote_at_ns), sequence=tick.sequence,
-                       condition=CONDITIONS[tick.condition], source=SOURCES[tick.source])
+    message = pb.Quote(
+        symbol=tick.symbol,
+        bid_price=_price(tick.bid, tick.symbol),
+        bid_size=qty_str(tick.bid_size),
+        ask_price=_price(tick.ask, tick.symbol),
+        ask_size=qty_str(tick.ask_size),
+        quote_at=timestamp_from_ns(tick.quote_at_ns),
+        sequence=tick.sequence,
+        condition=CONDITIONS[tick.condition],
+        source=SOURCES[tick.source],
+    )
     if tick.model is not None:
         message.model.CopyFrom(model_inputs(tick.model))
     return message
@@ -178,14 +214,25 @@ def _encoded(tick: Tick) -> bytes:
         origin = tick.origin
         if origin.content is None:
             bids, asks = (_OPTION_BIDS, _OPTION_ASKS) if _is_option(tick.symbol) else (_BIDS, _ASKS)
-            origin.content = b"".join((_text_field(_SYMBOL, tick.symbol), bids(tick.bid), _BID_SIZES(tick.bid_size),
-                                       asks(tick.ask), _ASK_SIZES(tick.ask_size), _CONDITION_FIELDS[tick.condition],
-                                       _SOURCE_FIELDS[tick.source]))
+            origin.content = b"".join(
+                (
+                    _text_field(_SYMBOL, tick.symbol),
+                    bids(tick.bid),
+                    _BID_SIZES(tick.bid_size),
+                    asks(tick.ask),
+                    _ASK_SIZES(tick.ask_size),
+                    _CONDITION_FIELDS[tick.condition],
+                    _SOURCE_FIELDS[tick.source],
+                )
+            )
             if tick.model is not None:
                 inputs = model_inputs(tick.model).SerializeToString()
                 origin.content += _MODEL + _varint(len(inputs)) + inputs
-        tick.encoded = (origin.content + _seconds_nanos(_QUOTE_AT, tick.quote_at_ns)
-                        + (_SEQUENCE + _varint(tick.sequence) if tick.sequence else b""))
+        tick.encoded = (
+            origin.content
+            + _seconds_nanos(_QUOTE_AT, tick.quote_at_ns)
+            + (_SEQUENCE + _varint(tick.sequence) if tick.sequence else b"")
+        )
     return tick.encoded
 
 
@@ -225,26 +272,44 @@ class StreamMessages:
 
 
 def gap_response(gap: Gap) -> pb.StreamQuotesResponse:
-    return pb.StreamQuotesResponse(dropped=gap.count, dropped_from_sequence=gap.first_sequence,
-                                   dropped_to_sequence=gap.last_sequence, dropped_symbol=gap.symbol)
+    return pb.StreamQuotesResponse(
+        dropped=gap.count,
+        dropped_from_sequence=gap.first_sequence,
+        dropped_to_sequence=gap.last_sequence,
+        dropped_symbol=gap.symbol,
+    )
 
 
 def bar(value: Bar, source: Source) -> pb.Bar:
-    return pb.Bar(symbol=value.symbol, timeframe=value.timeframe.value, start_time=timestamp_from_ns(value.start_ns),
-                  end_time=timestamp_from_ns(value.end_ns), open=money_str(value.open), high=money_str(value.high),
-                  low=money_str(value.low), close=money_str(value.close), volume=decimal_str(value.volume),
-                  trade_count=value.trade_count, vwap=money_str(value.vwap), basis=BASES[value.basis],
-                  source=SOURCES[source])
+    return pb.Bar(
+        symbol=value.symbol,
+        timeframe=value.timeframe.value,
+        start_time=timestamp_from_ns(value.start_ns),
+        end_time=timestamp_from_ns(value.end_ns),
+        open=money_str(value.open),
+        high=money_str(value.high),
+        low=money_str(value.low),
+        close=money_str(value.close),
+        volume=decimal_str(value.volume),
+        trade_count=value.trade_count,
+        vwap=money_str(value.vwap),
+        basis=BASES[value.basis],
+        source=SOURCES[source],
+    )
 
 
 def bar_close(close: BarClose, source: Source) -> pb.StreamBarsResponse:
-    return pb.StreamBarsResponse(start_time=timestamp_from_ns(close.start_ns), end_time=timestamp_from_ns(close.end_ns),
-                                 bars=[bar(b, source) for b in close.bars])
+    return pb.StreamBarsResponse(
+        start_time=timestamp_from_ns(close.start_ns),
+        end_time=timestamp_from_ns(close.end_ns),
+        bars=[bar(b, source) for b in close.bars],
+    )
 
 
 def symbol_info(spec: SymbolSpec, tradable: bool, last_trade_ns: int | None = None) -> pb.SymbolInfo:
-    info = pb.SymbolInfo(symbol=spec.symbol, underlying=spec.underlying, multiplier=qty_str(spec.multiplier),
-                         tradable=tradable)
+    info = pb.SymbolInfo(
+        symbol=spec.symbol, underlying=spec.underlying, multiplier=qty_str(spec.multiplier), tradable=tradable
+    )
     if spec.is_option:
         terms = contract_terms(spec)
         info.asset_class = trading_pb2.ASSET_CLASS_US_OPTION
@@ -252,9 +317,12 @@ def symbol_info(spec: SymbolSpec, tradable: bool, last_trade_ns: int | None = No
         info.option_type = pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT
         info.strike_price = money_str(spec.strike)
         info.root = spec.root
-        info.exercise_style = (pb.EXERCISE_STYLE_AMERICAN if terms.exercise_style is ExerciseStyle.AMERICAN
-                               else pb.EXERCISE_STYLE_EUROPEAN)
-        info.settlement_type = pb.SETTLEMENT_TYPE_CASH if terms.settlement_type is Settlement.CASH else pb.SETTLEMENT_TYPE_PHYSICAL
+        info.exercise_style = (
+            pb.EXERCISE_STYLE_AMERICAN if terms.exercise_style is ExerciseStyle.AMERICAN else pb.EXERCISE_STYLE_EUROPEAN
+        )
+        info.settlement_type = (
+            pb.SETTLEMENT_TYPE_CASH if terms.settlement_type is Settlement.CASH else pb.SETTLEMENT_TYPE_PHYSICAL
+        )
         if terms.settlement_time:
             info.settlement_time = pb.SETTLEMENT_TIME_AM if terms.settlement_time == AM else pb.SETTLEMENT_TIME_PM
         if last_trade_ns is not None:
@@ -267,17 +335,26 @@ def symbol_info(spec: SymbolSpec, tradable: bool, last_trade_ns: int | None = No
 
 
 def option_chain(chain: OptionChain, now_ns: int, risk_free_rate: Decimal) -> pb.GetOptionChainResponse:
-    response = pb.GetOptionChainResponse(underlying=chain.underlying, as_of=timestamp_from_ns(chain.as_of_ns),
-                                         source=SOURCES[chain.source], risk_free_rate=decimal_str(risk_free_rate))
+    response = pb.GetOptionChainResponse(
+        underlying=chain.underlying,
+        as_of=timestamp_from_ns(chain.as_of_ns),
+        source=SOURCES[chain.source],
+        risk_free_rate=decimal_str(risk_free_rate),
+    )
     if chain.underlying_tick is not None:
         response.underlying_quote.CopyFrom(quote(chain.underlying_tick, now_ns - chain.underlying_tick.quote_at_ns))
     for contract in chain.contracts:
         spec = contract.spec
         message = response.contracts.add(
-            symbol=spec.symbol, underlying=spec.underlying, expiration_date=to_date(spec.expiration),
+            symbol=spec.symbol,
+            underlying=spec.underlying,
+            expiration_date=to_date(spec.expiration),
             option_type=pb.OPTION_TYPE_CALL if spec.option_type == CALL else pb.OPTION_TYPE_PUT,
-            strike_price=money_str(spec.strike), open_interest=qty_str(contract.open_interest),
-            volume=qty_str(contract.volume), root=spec.root)
+            strike_price=money_str(spec.strike),
+            open_interest=qty_str(contract.open_interest),
+            volume=qty_str(contract.volume),
+            root=spec.root,
+        )
         if contract.tick is not None:
             message.quote.CopyFrom(quote(contract.tick, now_ns - contract.tick.quote_at_ns))
         if contract.greeks is not None:
@@ -286,15 +363,28 @@ def option_chain(chain: OptionChain, now_ns: int, risk_free_rate: Decimal) -> pb
 
 
 def clock_state(state: ClockState) -> pb.ClockState:
-    return pb.ClockState(simulated_at=to_timestamp(state.simulated_at), wall_at=to_timestamp(state.wall_at),
-                         speed=decimal_str(state.speed), mode=CLOCK_MODES[state.mode])
+    return pb.ClockState(
+        simulated_at=to_timestamp(state.simulated_at),
+        wall_at=to_timestamp(state.wall_at),
+        speed=decimal_str(state.speed),
+        mode=CLOCK_MODES[state.mode],
+    )
 
 
 def trading_day(session: TradingSession) -> pb.TradingDay:
-    return pb.TradingDay(date=to_date(session.date), open_at=timestamp_from_ns(session.open_ns),
-                         close_at=timestamp_from_ns(session.close_ns), early_close=session.early_close)
+    return pb.TradingDay(
+        date=to_date(session.date),
+        open_at=timestamp_from_ns(session.open_ns),
+        close_at=timestamp_from_ns(session.close_ns),
+        early_close=session.early_close,
+    )
 
 
 def dividend(value: Dividend) -> pb.Dividend:
-    return pb.Dividend(symbol=value.symbol, ex_date=to_date(value.ex_date), record_date=to_date(value.record_date),
-                       pay_date=to_date(value.pay_date), cash_amount=money_str(value.cash_amount))
+    return pb.Dividend(
+        symbol=value.symbol,
+        ex_date=to_date(value.ex_date),
+        record_date=to_date(value.record_date),
+        pay_date=to_date(value.pay_date),
+        cash_amount=money_str(value.cash_amount),
+    )

@@ -2,7 +2,7 @@
 
 import sys
 
-from services.matcher.app import build
 from services.common.rpc.server import main
+from services.matcher.app import build
 
 sys.exit(main("matcher", build))

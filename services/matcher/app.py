@@ -36,9 +36,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     # Backtest runs are bookkept in wall time: they run now, whatever the market clock says.
     queue = JobQueue(settings)
     backtests = Backtests(settings, db, WallClock(), marketdata, queue)
-    runtime = kit.runtime([Registration.of(MatcherServicer(engine, explainer)), Registration.of(MatcherEvents(engine)),
-                           Registration.of(BacktestServicer(backtests))],
-                          background=[engine.run, backtests.offer_queued])
+    runtime = kit.runtime(
+        [
+            Registration.of(MatcherServicer(engine, explainer)),
+            Registration.of(MatcherEvents(engine)),
+            Registration.of(BacktestServicer(backtests)),
+        ],
+        background=[engine.run, backtests.offer_queued],
+    )
     runtime.closers.insert(0, engine.close)
     runtime.closers.extend([queue.close, db.aclose])
     return runtime

@@ -27,12 +27,12 @@ from itertools import islice
 from sortedcontainers import SortedDict, SortedList
 
 from services.matcher.domain import (
+    TERMINAL_ACTIONS,
     Action,
     Decision,
     MarketSession,
     OrderType,
     Side,
-    TERMINAL_ACTIONS,
     Tick,
     TimeInForce,
     WorkingOrder,
@@ -153,9 +153,14 @@ class _SymbolBook:
         """The cheap test every tick pays: could any order here act on it at all? (Whether
         the quote is usable and in hours is asked only when it could.)"""
         ask, bid = tick.ask, tick.bid
-        return bool(tick.at_ns >= self.next_expiry_ns or self.every_tick
-                    or self.buy_limits.best >= ask or self.sell_limits.best <= bid
-                    or self.buy_stops.best <= ask or self.sell_stops.best >= bid)
+        return bool(
+            tick.at_ns >= self.next_expiry_ns
+            or self.every_tick
+            or self.buy_limits.best >= ask
+            or self.sell_limits.best <= bid
+            or self.buy_stops.best <= ask
+            or self.sell_stops.best >= bid
+        )
 
     def expiring_by(self, at_ns: int) -> Iterator[WorkingOrder]:
         # (at_ns + 1,) sorts after every (at_ns, order_id) and before any later expiry.
@@ -183,8 +188,11 @@ class _SymbolBook:
         """Where an order rests: a price index and its key, or (None, None) for every tick."""
         buy = order.side is Side.BUY
         kind = order.order_type
-        if (order.time_in_force in _SEES_EVERY_TICK or kind is OrderType.MARKET
-                or (kind is OrderType.STOP and order.triggered)):
+        if (
+            order.time_in_force in _SEES_EVERY_TICK
+            or kind is OrderType.MARKET
+            or (kind is OrderType.STOP and order.triggered)
+        ):
             return None, None
         if kind is OrderType.LIMIT or order.triggered:  # a triggered stop-limit works as a limit
             return (self.buy_limits if buy else self.sell_limits), order.limit_price
@@ -284,8 +292,7 @@ class OrderBook:
         trading = is_usable(tick) and in_session(session, tick, tick.at_ns)
         outcomes = []
         for order in book.candidates(tick, trading):
-            decision = decide(order, tick, session=session, evaluated_ns=tick.at_ns,
-                              max_quote_age_ns=max_quote_age_ns)
+            decision = decide(order, tick, session=session, evaluated_ns=tick.at_ns, max_quote_age_ns=max_quote_age_ns)
             if decision.action is not Action.WAIT:
                 outcomes.append(Outcome(order, decision))
                 self._apply(order.order_id, decision)
@@ -294,8 +301,12 @@ class OrderBook:
     def expire_due(self, now_ns: int) -> list[Outcome]:
         """Expire every day order whose close is at or before `now_ns`, whether or not its
         symbol still quotes (the loop calls this as the clock passes a close)."""
-        due = [order for book in self._books.values() if book.next_expiry_ns <= now_ns
-               for order in book.expiring_by(now_ns)]
+        due = [
+            order
+            for book in self._books.values()
+            if book.next_expiry_ns <= now_ns
+            for order in book.expiring_by(now_ns)
+        ]
         outcomes = [Outcome(order, expiry_decision(order, now_ns)) for order in sorted(due, key=_fairness)]
         for outcome in outcomes:
             self.remove(outcome.order.order_id)

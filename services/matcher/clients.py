@@ -37,8 +37,9 @@ class OrdersClient:
         """Every accepted order, page by page (ListOpenOrders)."""
         token = ""
         while True:
-            reply = await self._call(self.stub.ListOpenOrders, orders_pb2.ListOpenOrdersRequest(
-                page_size=OPEN_ORDERS_PAGE, page_token=token))
+            reply = await self._call(
+                self.stub.ListOpenOrders, orders_pb2.ListOpenOrdersRequest(page_size=OPEN_ORDERS_PAGE, page_token=token)
+            )
             for order in reply.orders:
                 if wire.is_working(order):
                     yield wire.open_order(order)
@@ -48,8 +49,9 @@ class OrdersClient:
 
     async def record_fill(self, order: WorkingOrder, decision: Decision, multiplier: Decimal) -> None:
         """RecordFill; idempotent (the fill id is derived from the order and the tick)."""
-        await self._call(self.stub.RecordFill, orders_pb2.RecordFillRequest(
-            fill=wire.fill_message(order, decision, multiplier)))
+        await self._call(
+            self.stub.RecordFill, orders_pb2.RecordFillRequest(fill=wire.fill_message(order, decision, multiplier))
+        )
 
     async def mark_triggered(self, order: WorkingOrder, decision: Decision) -> None:
         await self._call(self.stub.MarkOrderTriggered, wire.triggered_request(order, decision))
@@ -91,15 +93,23 @@ class MarketDataClient:
         finally:
             stream.cancel()  # the reader stopped (reconnecting, shutting down): end the call now
 
-    async def archived_ticks(self, symbol: str, *, from_ns: int | None = None, to_ns: int | None = None,
-                             after_sequence: int = 0, through_sequence: int | None = None) -> AsyncIterator[Tick]:
+    async def archived_ticks(
+        self,
+        symbol: str,
+        *,
+        from_ns: int | None = None,
+        to_ns: int | None = None,
+        after_sequence: int = 0,
+        through_sequence: int | None = None,
+    ) -> AsyncIterator[Tick]:
         """The symbol's archived ticks (what the matcher saw, or would have seen) in
         sequence order: from ``from_ns``, to ``to_ns``, after ``after_sequence`` and up to
         ``through_sequence`` (each bound optional, all inclusive but ``after_sequence``)."""
         token = ""
         while True:
-            request = marketdata_pb2.ListArchivedTicksRequest(symbol=symbol, after_sequence=max(0, after_sequence),
-                                                              page_size=ARCHIVE_PAGE, page_token=token)
+            request = marketdata_pb2.ListArchivedTicksRequest(
+                symbol=symbol, after_sequence=max(0, after_sequence), page_size=ARCHIVE_PAGE, page_token=token
+            )
             if from_ns is not None:
                 request.from_time.CopyFrom(timestamp_from_ns(max(0, from_ns)))
             if to_ns is not None:
@@ -117,9 +127,16 @@ class MarketDataClient:
         """The symbol's historical quotes in [from_ns, to_ns] (ListQuoteHistory, paged)."""
         token = ""
         while True:
-            reply = await self._call(self.stub.ListQuoteHistory, marketdata_pb2.ListQuoteHistoryRequest(
-                symbol=symbol, from_time=timestamp_from_ns(from_ns), to_time=timestamp_from_ns(to_ns),
-                page_size=HISTORY_PAGE, page_token=token))
+            reply = await self._call(
+                self.stub.ListQuoteHistory,
+                marketdata_pb2.ListQuoteHistoryRequest(
+                    symbol=symbol,
+                    from_time=timestamp_from_ns(from_ns),
+                    to_time=timestamp_from_ns(to_ns),
+                    page_size=HISTORY_PAGE,
+                    page_token=token,
+                ),
+            )
             for quote in reply.quotes:
                 yield wire.feed_tick(quote)
             token = reply.next_page_token
@@ -128,8 +145,9 @@ class MarketDataClient:
 
     async def sessions(self, first: date, last: date) -> list[MarketSession]:
         """The regular sessions of the New York days ``first`` to ``last``."""
-        reply = await self._call(self.stub.ListCalendar, marketdata_pb2.ListCalendarRequest(
-            from_date=to_date(first), to_date=to_date(last)))
+        reply = await self._call(
+            self.stub.ListCalendar, marketdata_pb2.ListCalendarRequest(from_date=to_date(first), to_date=to_date(last))
+        )
         return wire.sessions(reply)
 
     async def _call(self, method, request):
@@ -153,8 +171,14 @@ class SessionCalendar:
             return
         day = datetime_from_ns(at_ns).date()
         loaded = {s.open_ns: s for s in self._sessions}
-        loaded.update({s.open_ns: s for s in await self.marketdata.sessions(day - timedelta(days=WINDOW_DAYS),
-                                                                              day + timedelta(days=WINDOW_DAYS))})
+        loaded.update(
+            {
+                s.open_ns: s
+                for s in await self.marketdata.sessions(
+                    day - timedelta(days=WINDOW_DAYS), day + timedelta(days=WINDOW_DAYS)
+                )
+            }
+        )
         self._sessions = [loaded[k] for k in sorted(loaded)]
         self._opens = sorted(loaded)
         margin = DAY_NS  # the first and last loaded days may straddle time zones

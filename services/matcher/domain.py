@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 
@@ -22,11 +22,11 @@ from services.common.trading import OrderType, Side, TimeInForce
 
 
 class Action(Enum):
-    FILL = "fill"          # the whole quantity fills at `price`
-    TRIGGER = "trigger"    # the stop was reached without a fill: persist `triggered`, keep working
-    CANCEL = "cancel"      # an ioc/fok order that could not fill on its deciding tick
-    EXPIRE = "expire"      # a day order at its session close
-    WAIT = "wait"          # nothing happens; the order keeps working as it is
+    FILL = "fill"  # the whole quantity fills at `price`
+    TRIGGER = "trigger"  # the stop was reached without a fill: persist `triggered`, keep working
+    CANCEL = "cancel"  # an ioc/fok order that could not fill on its deciding tick
+    EXPIRE = "expire"  # a day order at its session close
+    WAIT = "wait"  # nothing happens; the order keeps working as it is
 
 
 TERMINAL_ACTIONS = frozenset({Action.FILL, Action.CANCEL, Action.EXPIRE})
@@ -34,42 +34,44 @@ TERMINAL_ACTIONS = frozenset({Action.FILL, Action.CANCEL, Action.EXPIRE})
 # Every rule id decide() and replay() can return. Stable: fills store them. A fill rule reads
 # <order type>_<side>_at_<touch>, with "triggered_market"/"triggered_limit" after the side
 # when the same tick reached the stop.
-RULES = frozenset({
-    "day_order_expired",
-    "before_acceptance",
-    "market_closed",
-    "unusable_quote",
-    "stale_quote",
-    "collar_breached",
-    "no_quote",
-    "ioc_not_marketable",
-    "fok_not_marketable",
-    "fok_size_not_displayed",
-    "market_buy_at_ask",
-    "market_sell_at_bid",
-    "limit_buy_at_ask",
-    "limit_sell_at_bid",
-    "limit_buy_not_marketable",
-    "limit_sell_not_marketable",
-    "stop_buy_not_reached",
-    "stop_sell_not_reached",
-    "stop_buy_triggered_market_at_ask",
-    "stop_sell_triggered_market_at_bid",
-    "stop_buy_triggered",
-    "stop_sell_triggered",
-    "stop_buy_at_ask",
-    "stop_sell_at_bid",
-    "stop_limit_buy_not_reached",
-    "stop_limit_sell_not_reached",
-    "stop_limit_buy_triggered_limit_at_ask",
-    "stop_limit_sell_triggered_limit_at_bid",
-    "stop_limit_buy_triggered",
-    "stop_limit_sell_triggered",
-    "stop_limit_buy_at_ask",
-    "stop_limit_sell_at_bid",
-    "stop_limit_buy_not_marketable",
-    "stop_limit_sell_not_marketable",
-})
+RULES = frozenset(
+    {
+        "day_order_expired",
+        "before_acceptance",
+        "market_closed",
+        "unusable_quote",
+        "stale_quote",
+        "collar_breached",
+        "no_quote",
+        "ioc_not_marketable",
+        "fok_not_marketable",
+        "fok_size_not_displayed",
+        "market_buy_at_ask",
+        "market_sell_at_bid",
+        "limit_buy_at_ask",
+        "limit_sell_at_bid",
+        "limit_buy_not_marketable",
+        "limit_sell_not_marketable",
+        "stop_buy_not_reached",
+        "stop_sell_not_reached",
+        "stop_buy_triggered_market_at_ask",
+        "stop_sell_triggered_market_at_bid",
+        "stop_buy_triggered",
+        "stop_sell_triggered",
+        "stop_buy_at_ask",
+        "stop_sell_at_bid",
+        "stop_limit_buy_not_reached",
+        "stop_limit_sell_not_reached",
+        "stop_limit_buy_triggered_limit_at_ask",
+        "stop_limit_sell_triggered_limit_at_bid",
+        "stop_limit_buy_triggered",
+        "stop_limit_sell_triggered",
+        "stop_limit_buy_at_ask",
+        "stop_limit_sell_at_bid",
+        "stop_limit_buy_not_marketable",
+        "stop_limit_sell_not_marketable",
+    }
+)
 
 _NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
 _NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
@@ -85,8 +87,8 @@ class Tick:
     bid_size: Decimal
     ask: Decimal
     ask_size: Decimal
-    at_ns: int        # quote time, UTC epoch nanoseconds
-    sequence: int     # market-data feed sequence
+    at_ns: int  # quote time, UTC epoch nanoseconds
+    sequence: int  # market-data feed sequence
 
     def __post_init__(self) -> None:
         # Zero, negative, locked or crossed quotes are data (unusable ticks); a float,
@@ -133,8 +135,10 @@ class WorkingOrder:
     def __post_init__(self) -> None:
         if not _is_positive(self.qty):
             raise ValueError(f"{self.order_id}: qty must be a positive Decimal, got {self.qty!r}")
-        for name, needed in (("limit_price", self.order_type in _NEEDS_LIMIT),
-                             ("stop_price", self.order_type in _NEEDS_STOP)):
+        for name, needed in (
+            ("limit_price", self.order_type in _NEEDS_LIMIT),
+            ("stop_price", self.order_type in _NEEDS_STOP),
+        ):
             value = getattr(self, name)
             if needed and not _is_positive(value):
                 raise ValueError(f"{self.order_id}: a {self.order_type.value} order needs a positive {name}")
@@ -149,10 +153,10 @@ class WorkingOrder:
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    rule: str                 # one of RULES
-    price: Decimal | None     # FILL only: the tick's bid or ask
-    tick: Tick | None         # the quote decided on (None only when no quote was involved)
-    explanation: str          # one sentence with the numbers compared
+    rule: str  # one of RULES
+    price: Decimal | None  # FILL only: the tick's bid or ask
+    tick: Tick | None  # the quote decided on (None only when no quote was involved)
+    explanation: str  # one sentence with the numbers compared
 
 
 def _is_positive(value: object) -> bool:
@@ -160,6 +164,7 @@ def _is_positive(value: object) -> bool:
 
 
 # --- predicates: each one comparison, named for what it means ---------------------------
+
 
 def is_usable(tick: Tick) -> bool:
     """bid > 0 and ask > bid. Locked quotes (ask == bid) are skipped like crossed ones,
@@ -201,8 +206,10 @@ def size_displayed(side: Side, qty: Decimal, tick: Tick) -> bool:
 
 # --- the fill function -----------------------------------------------------------------
 
-def decide(order: WorkingOrder, tick: Tick, *, session: MarketSession | None,
-           evaluated_ns: int, max_quote_age_ns: int) -> Decision:
+
+def decide(
+    order: WorkingOrder, tick: Tick, *, session: MarketSession | None, evaluated_ns: int, max_quote_age_ns: int
+) -> Decision:
     """What `order` does on `tick`, evaluated at `evaluated_ns`: the tick's own time, or the
     acceptance time for the quote standing at acceptance (see evaluated_ticks).
 
@@ -216,20 +223,26 @@ def decide(order: WorkingOrder, tick: Tick, *, session: MarketSession | None,
     if is_expired(order, evaluated_ns):
         return expiry_decision(order, evaluated_ns, tick)
     if evaluated_ns < order.accepted_ns:
-        return _wait("before_acceptance", tick,
-                     f"quote evaluated at {_utc(evaluated_ns)}, before the order was accepted at "
-                     f"{_utc(order.accepted_ns)}")
+        return _wait(
+            "before_acceptance",
+            tick,
+            f"quote evaluated at {_utc(evaluated_ns)}, before the order was accepted at {_utc(order.accepted_ns)}",
+        )
     if not in_session(session, tick, evaluated_ns):
         return _wait("market_closed", tick, _closed_words(session, tick, evaluated_ns))
     if not is_usable(tick):
-        return _wait("unusable_quote", tick,
-                     f"quote bid {tick.bid} ask {tick.ask} is unusable (needs bid > 0 and ask > bid)")
+        return _wait(
+            "unusable_quote", tick, f"quote bid {tick.bid} ask {tick.ask} is unusable (needs bid > 0 and ask > bid)"
+        )
     # Stricter than "market orders never fill on a stale quote": an old quote decides
     # nothing, so limits, stop triggers and ioc/fok also wait for a fresh one.
     if is_stale(tick, evaluated_ns, max_quote_age_ns):
-        return _wait("stale_quote", tick,
-                     f"quote from {_utc(tick.at_ns)} is {_seconds(evaluated_ns - tick.at_ns)} s old "
-                     f"at evaluation, older than the {_seconds(max_quote_age_ns)} s maximum")
+        return _wait(
+            "stale_quote",
+            tick,
+            f"quote from {_utc(tick.at_ns)} is {_seconds(evaluated_ns - tick.at_ns)} s old "
+            f"at evaluation, older than the {_seconds(max_quote_age_ns)} s maximum",
+        )
     return _apply_time_in_force(order, tick, _assess(order, tick))
 
 
@@ -237,14 +250,22 @@ def expiry_decision(order: WorkingOrder, evaluated_ns: int, tick: Tick | None = 
     """EXPIRE for a day order whose close has come (the book uses it without a tick too)."""
     if not is_expired(order, evaluated_ns):
         raise ValueError(f"{order.order_id} has not expired at {evaluated_ns}")
-    return Decision(Action.EXPIRE, "day_order_expired", None, tick,
-                    f"day order expired at its session close {_utc(order.expires_ns)}, "
-                    f"evaluated at {_utc(evaluated_ns)}")
+    return Decision(
+        Action.EXPIRE,
+        "day_order_expired",
+        None,
+        tick,
+        f"day order expired at its session close {_utc(order.expires_ns)}, evaluated at {_utc(evaluated_ns)}",
+    )
 
 
-def replay(order: WorkingOrder, ticks: Iterable[Tick], *,
-           session_for: Callable[[int], MarketSession | None],
-           max_quote_age_ns: int) -> tuple[Decision, int]:
+def replay(
+    order: WorkingOrder,
+    ticks: Iterable[Tick],
+    *,
+    session_for: Callable[[int], MarketSession | None],
+    max_quote_age_ns: int,
+) -> tuple[Decision, int]:
     """Run decide over evaluated_ticks(order, ticks) as the live matcher would, tracking
     the trigger. Returns the first terminal decision, or else the last one, and how many
     ticks were evaluated including the deciding one."""
@@ -253,8 +274,13 @@ def replay(order: WorkingOrder, ticks: Iterable[Tick], *,
     considered = 0
     for tick, evaluated_ns in evaluated_ticks(order, ticks):
         considered += 1
-        decision = decide(working, tick, session=session_for(evaluated_ns),
-                          evaluated_ns=evaluated_ns, max_quote_age_ns=max_quote_age_ns)
+        decision = decide(
+            working,
+            tick,
+            session=session_for(evaluated_ns),
+            evaluated_ns=evaluated_ns,
+            max_quote_age_ns=max_quote_age_ns,
+        )
         if decision.action in TERMINAL_ACTIONS:
             break
         if decision.action is Action.TRIGGER:
@@ -295,15 +321,16 @@ def fill_id(order_id: str, tick: Tick) -> str:
 
 # --- how each order type reads a usable, fresh, in-session quote ----------------------
 
+
 @dataclass(frozen=True)
 class _Assessment:
     """The order type's verdict before its time in force applies."""
 
-    action: Action                # FILL, TRIGGER or WAIT
+    action: Action  # FILL, TRIGGER or WAIT
     rule: str
-    described: str                # the order, e.g. "buy limit 220.50"
-    facts: tuple[str, ...]        # the comparisons, e.g. ("ask 220.31 <= limit",)
-    outcome: str                  # what follows for a day/gtc order, e.g. "filled at the ask"
+    described: str  # the order, e.g. "buy limit 220.50"
+    facts: tuple[str, ...]  # the comparisons, e.g. ("ask 220.31 <= limit",)
+    outcome: str  # what follows for a day/gtc order, e.g. "filled at the ask"
     price: Decimal | None = None
 
     def words(self, outcome: str) -> str:
@@ -313,8 +340,9 @@ class _Assessment:
 def _assess(order: WorkingOrder, tick: Tick) -> _Assessment:
     side, name = order.side.value, _touch_name(order.side)
     if order.order_type is OrderType.MARKET:
-        return _at_market(order, tick, f"{side} market", (), f"market_{side}_at_{name}",
-                          blocked=(Action.WAIT, "collar_breached"))
+        return _at_market(
+            order, tick, f"{side} market", (), f"market_{side}_at_{name}", blocked=(Action.WAIT, "collar_breached")
+        )
     if order.order_type is OrderType.LIMIT:
         return _at_limit(order, tick, f"{side} limit {order.limit_price}", (), "limit")
     if order.order_type is OrderType.STOP:
@@ -326,13 +354,25 @@ def _stop(order: WorkingOrder, tick: Tick) -> _Assessment:
     side, name = order.side.value, _touch_name(order.side)
     described = f"{side} stop {order.stop_price}"
     if order.triggered:
-        return _at_market(order, tick, f"{described} (triggered earlier)", (), f"stop_{side}_at_{name}",
-                          blocked=(Action.WAIT, "collar_breached"))
+        return _at_market(
+            order,
+            tick,
+            f"{described} (triggered earlier)",
+            (),
+            f"stop_{side}_at_{name}",
+            blocked=(Action.WAIT, "collar_breached"),
+        )
     reached = (_stop_fact(order, tick),)
     if not stop_reached(order.side, order.stop_price, tick):
         return _Assessment(Action.WAIT, f"stop_{side}_not_reached", described, reached, "not triggered")
-    verdict = _at_market(order, tick, described, reached, f"stop_{side}_triggered_market_at_{name}",
-                         blocked=(Action.TRIGGER, f"stop_{side}_triggered"))
+    verdict = _at_market(
+        order,
+        tick,
+        described,
+        reached,
+        f"stop_{side}_triggered_market_at_{name}",
+        blocked=(Action.TRIGGER, f"stop_{side}_triggered"),
+    )
     return dataclasses.replace(verdict, outcome=f"triggered, {verdict.outcome}")
 
 
@@ -346,14 +386,26 @@ def _stop_limit(order: WorkingOrder, tick: Tick) -> _Assessment:
         return _Assessment(Action.WAIT, f"stop_limit_{side}_not_reached", described, reached, "not triggered")
     verdict = _at_limit(order, tick, described, reached, "stop_limit")
     if verdict.action is Action.FILL:
-        return dataclasses.replace(verdict, rule=f"stop_limit_{side}_triggered_limit_at_{name}",
-                                   outcome=f"triggered, {verdict.outcome}")
-    return dataclasses.replace(verdict, action=Action.TRIGGER, rule=f"stop_limit_{side}_triggered",
-                               outcome="triggered, now working as a limit order")
+        return dataclasses.replace(
+            verdict, rule=f"stop_limit_{side}_triggered_limit_at_{name}", outcome=f"triggered, {verdict.outcome}"
+        )
+    return dataclasses.replace(
+        verdict,
+        action=Action.TRIGGER,
+        rule=f"stop_limit_{side}_triggered",
+        outcome="triggered, now working as a limit order",
+    )
 
 
-def _at_market(order: WorkingOrder, tick: Tick, described: str, facts: tuple[str, ...], fill_rule: str, *,
-               blocked: tuple[Action, str]) -> _Assessment:
+def _at_market(
+    order: WorkingOrder,
+    tick: Tick,
+    described: str,
+    facts: tuple[str, ...],
+    fill_rule: str,
+    *,
+    blocked: tuple[Action, str],
+) -> _Assessment:
     name, price = _touch_name(order.side), touch(order.side, tick)
     filled = f"filled at the {name}"
     if order.collar_price is None:
@@ -375,8 +427,13 @@ def _at_limit(order: WorkingOrder, tick: Tick, described: str, facts: tuple[str,
     if not marketable:
         return _Assessment(Action.WAIT, f"{kind}_{side}_not_marketable", described, facts, "waiting")
     if order.collar_price is not None and not within_bound(order.side, price, order.collar_price):
-        return _Assessment(Action.WAIT, "collar_breached", described, (*facts, _collar_fact(order, tick)),
-                           "waiting for the price to come back within the collar")
+        return _Assessment(
+            Action.WAIT,
+            "collar_breached",
+            described,
+            (*facts, _collar_fact(order, tick)),
+            "waiting for the price to come back within the collar",
+        )
     return _Assessment(Action.FILL, f"{kind}_{side}_at_{name}", described, facts, f"filled at the {name}", price)
 
 
@@ -385,18 +442,30 @@ def _apply_time_in_force(order: WorkingOrder, tick: Tick, verdict: _Assessment) 
     if verdict.action is Action.FILL:
         if tif is TimeInForce.FOK and not size_displayed(order.side, order.qty, tick):
             size = tick.ask_size if order.side is Side.BUY else tick.bid_size
-            short = dataclasses.replace(verdict, facts=(
-                *verdict.facts, f"{_touch_name(order.side)} size {size} < qty {order.qty}"))
-            return Decision(Action.CANCEL, "fok_size_not_displayed", None, tick,
-                            f"fok {short.words('not filled on its deciding tick, canceled')}")
+            short = dataclasses.replace(
+                verdict, facts=(*verdict.facts, f"{_touch_name(order.side)} size {size} < qty {order.qty}")
+            )
+            return Decision(
+                Action.CANCEL,
+                "fok_size_not_displayed",
+                None,
+                tick,
+                f"fok {short.words('not filled on its deciding tick, canceled')}",
+            )
         return Decision(Action.FILL, verdict.rule, verdict.price, tick, verdict.words(verdict.outcome))
     if tif in _DECIDED_ON_FIRST_TICK:
-        return Decision(Action.CANCEL, f"{tif.value}_not_marketable", None, tick,
-                        f"{tif.value} {verdict.words('not filled on its deciding tick, canceled')}")
+        return Decision(
+            Action.CANCEL,
+            f"{tif.value}_not_marketable",
+            None,
+            tick,
+            f"{tif.value} {verdict.words('not filled on its deciding tick, canceled')}",
+        )
     return Decision(verdict.action, verdict.rule, None, tick, verdict.words(verdict.outcome))
 
 
 # --- words ------------------------------------------------------------------------------
+
 
 def _wait(rule: str, tick: Tick | None, explanation: str) -> Decision:
     return Decision(Action.WAIT, rule, None, tick, explanation)
@@ -428,13 +497,15 @@ def _collar_fact(order: WorkingOrder, tick: Tick) -> str:
 def _closed_words(session: MarketSession | None, tick: Tick, evaluated_ns: int) -> str:
     if session is None:
         return f"market closed at {_utc(evaluated_ns)}: no regular session"
-    return (f"quote at {_utc(tick.at_ns)} evaluated at {_utc(evaluated_ns)} is outside the regular "
-            f"session {_utc(session.open_ns)} to {_utc(session.close_ns)}")
+    return (
+        f"quote at {_utc(tick.at_ns)} evaluated at {_utc(evaluated_ns)} is outside the regular "
+        f"session {_utc(session.open_ns)} to {_utc(session.close_ns)}"
+    )
 
 
 def _utc(ns: int) -> str:
     seconds, fraction = divmod(ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    moment = datetime.fromtimestamp(seconds, UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 

@@ -47,9 +47,11 @@ class MatcherEvents(events_pb2_grpc.EventSinkServiceServicer):
     def __init__(self, engine: Engine) -> None:
         routed = topology.routed_to(SERVICE)
         if set(HANDLED) != routed:
-            raise ValueError(f"the matcher's event handlers disagree with the topology: handled but not routed "
-                             f"{sorted(set(HANDLED) - routed)}, routed but not handled "
-                             f"{sorted(routed - set(HANDLED))}")
+            raise ValueError(
+                f"the matcher's event handlers disagree with the topology: handled but not routed "
+                f"{sorted(set(HANDLED) - routed)}, routed but not handled "
+                f"{sorted(routed - set(HANDLED))}"
+            )
         self.engine = engine
 
     async def Deliver(self, request, context):
@@ -57,8 +59,10 @@ class MatcherEvents(events_pb2_grpc.EventSinkServiceServicer):
         for event in request.events:
             handler = HANDLED.get(event.event_type)
             if handler is None:  # written before the topology stopped routing it here
-                log.info("event type not handled here; skipped", extra={"fields": {
-                    "event_type": event.event_type, "event_id": event.event_id}})
+                log.info(
+                    "event type not handled here; skipped",
+                    extra={"fields": {"event_type": event.event_type, "event_id": event.event_id}},
+                )
                 continue
             payload = message_class(event.event_type)()
             event.payload.Unpack(payload)

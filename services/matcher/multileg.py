@@ -34,31 +34,33 @@ from services.common.trading import FillPreference, OrderType, Side, TimeInForce
 from services.matcher.domain import Action, MarketSession, Tick, in_session, is_stale, is_usable
 
 # Every rule id decide_spread can return. Stable: fills store them.
-RULES = frozenset({
-    "day_order_expired",
-    "before_acceptance",
-    "no_quote",
-    "market_closed",
-    "unusable_quote",
-    "stale_quote",
-    "collar_breached",
-    "mleg_not_allocatable",
-    "mleg_market_at_natural",
-    "mleg_market_at_mid",
-    "mleg_limit_at_natural",
-    "mleg_limit_not_marketable",
-    "mleg_limit_at_mid",
-    "mleg_limit_below_mid",
-    "mleg_limit_on_touch",
-    "mleg_limit_below_touch",
-})
+RULES = frozenset(
+    {
+        "day_order_expired",
+        "before_acceptance",
+        "no_quote",
+        "market_closed",
+        "unusable_quote",
+        "stale_quote",
+        "collar_breached",
+        "mleg_not_allocatable",
+        "mleg_market_at_natural",
+        "mleg_market_at_mid",
+        "mleg_limit_at_natural",
+        "mleg_limit_not_marketable",
+        "mleg_limit_at_mid",
+        "mleg_limit_below_mid",
+        "mleg_limit_on_touch",
+        "mleg_limit_below_touch",
+    }
+)
 
 
 @dataclass(frozen=True)
 class SpreadLeg:
     symbol: str
     side: Side
-    ratio: int      # contracts per spread
+    ratio: int  # contracts per spread
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,14 @@ class WorkingSpread:
 
     order_id: str
     legs: tuple[SpreadLeg, ...]
-    qty: Decimal                      # spreads
-    order_type: OrderType             # market or limit
-    time_in_force: TimeInForce        # day or gtc
-    limit_price: Decimal | None       # net per spread, either sign, limit orders only
-    collar_price: Decimal | None      # market orders: the worst net they take; None = no bound
+    qty: Decimal  # spreads
+    order_type: OrderType  # market or limit
+    time_in_force: TimeInForce  # day or gtc
+    limit_price: Decimal | None  # net per spread, either sign, limit orders only
+    collar_price: Decimal | None  # market orders: the worst net they take; None = no bound
     fill_preference: FillPreference
     accepted_ns: int
-    expires_ns: int | None            # day orders: the session close they expire at
+    expires_ns: int | None  # day orders: the session close they expire at
 
     def __post_init__(self) -> None:
         name = self.order_id
@@ -90,7 +92,9 @@ class WorkingSpread:
             raise ValueError(f"{name}: a spread is day or gtc, not {self.time_in_force.value}")
         limited = self.order_type is OrderType.LIMIT
         if limited != (self.limit_price is not None):
-            raise ValueError(f"{name}: a {self.order_type.value} spread {'needs' if limited else 'takes no'} limit_price")
+            raise ValueError(
+                f"{name}: a {self.order_type.value} spread {'needs' if limited else 'takes no'} limit_price"
+            )
         if limited and self.collar_price is not None:
             raise ValueError(f"{name}: a limit spread carries its own bound; it takes no collar_price")
         for value in (self.limit_price, self.collar_price):
@@ -103,25 +107,31 @@ class LegFill:
     symbol: str
     side: Side
     ratio: int
-    qty: Decimal        # contracts: ratio × the order's qty
-    price: Decimal      # per share, inside the leg's NBBO
-    tick: Tick          # the leg's quote it was priced from
+    qty: Decimal  # contracts: ratio × the order's qty
+    price: Decimal  # per share, inside the leg's NBBO
+    tick: Tick  # the leg's quote it was priced from
 
 
 @dataclass(frozen=True)
 class SpreadDecision:
-    action: Action                  # FILL, WAIT or EXPIRE
-    rule: str                       # one of RULES
-    net_price: Decimal | None       # FILL only: the net per spread, the signed sum of the legs' prices
-    legs: tuple[LegFill, ...]       # FILL only, in leg order
-    ticks: tuple[Tick, ...]         # the legs' quotes decided on, in leg order (those there were)
-    natural: Decimal | None         # once the quotes were usable: the structure's natural and net mid
+    action: Action  # FILL, WAIT or EXPIRE
+    rule: str  # one of RULES
+    net_price: Decimal | None  # FILL only: the net per spread, the signed sum of the legs' prices
+    legs: tuple[LegFill, ...]  # FILL only, in leg order
+    ticks: tuple[Tick, ...]  # the legs' quotes decided on, in leg order (those there were)
+    natural: Decimal | None  # once the quotes were usable: the structure's natural and net mid
     mid: Decimal | None
-    explanation: str                # one sentence with the numbers compared
+    explanation: str  # one sentence with the numbers compared
 
 
-def decide_spread(order: WorkingSpread, quotes: Mapping[str, Tick], *, session: MarketSession | None,
-                  evaluated_ns: int, max_quote_age_ns: int) -> SpreadDecision:
+def decide_spread(
+    order: WorkingSpread,
+    quotes: Mapping[str, Tick],
+    *,
+    session: MarketSession | None,
+    evaluated_ns: int,
+    max_quote_age_ns: int,
+) -> SpreadDecision:
     """What ``order`` does on ``quotes`` (each leg's latest quote by symbol) at
     ``evaluated_ns``. ``session`` is the regular session in force then, None when the market
     is closed. The checks run in a fixed order; the rule returned is the first that applies."""
@@ -129,8 +139,16 @@ def decide_spread(order: WorkingSpread, quotes: Mapping[str, Tick], *, session: 
     if any(tick.at_ns > evaluated_ns for tick in ticks):
         raise ValueError("a quote cannot be evaluated before its own time")
     if order.expires_ns is not None and order.expires_ns <= evaluated_ns:
-        return SpreadDecision(Action.EXPIRE, "day_order_expired", None, (), ticks, None, None,
-                              "day spread order expired at its session close")
+        return SpreadDecision(
+            Action.EXPIRE,
+            "day_order_expired",
+            None,
+            (),
+            ticks,
+            None,
+            None,
+            "day spread order expired at its session close",
+        )
     if evaluated_ns < order.accepted_ns:
         return _wait("before_acceptance", ticks, "quotes evaluated before the order was accepted")
     missing = [leg.symbol for leg in order.legs if leg.symbol not in quotes]
@@ -138,8 +156,11 @@ def decide_spread(order: WorkingSpread, quotes: Mapping[str, Tick], *, session: 
         return _wait("no_quote", ticks, f"no quote yet for {', '.join(missing)}; all legs fill together or none")
     closed = [t.symbol for t in ticks if not in_session(session, t, evaluated_ns)]
     if closed:
-        return _wait("market_closed", ticks, f"market closed for {', '.join(closed)}: no quote from the regular "
-                                             "session, or evaluated outside it")
+        return _wait(
+            "market_closed",
+            ticks,
+            f"market closed for {', '.join(closed)}: no quote from the regular session, or evaluated outside it",
+        )
     unusable = [t for t in ticks if not is_usable(t) or not (_in_cents(t.bid) and _in_cents(t.ask))]
     if unusable:
         words = ", ".join(f"{t.symbol} bid {t.bid} ask {t.ask}" for t in unusable)
@@ -147,8 +168,11 @@ def decide_spread(order: WorkingSpread, quotes: Mapping[str, Tick], *, session: 
     stale = [t for t in ticks if is_stale(t, evaluated_ns, max_quote_age_ns)]
     if stale:
         words = ", ".join(f"{t.symbol} {_seconds(evaluated_ns - t.at_ns)} s" for t in stale)
-        return _wait("stale_quote", ticks, f"leg quote too old at evaluation ({words}; the maximum is "
-                                           f"{_seconds(max_quote_age_ns)} s)")
+        return _wait(
+            "stale_quote",
+            ticks,
+            f"leg quote too old at evaluation ({words}; the maximum is {_seconds(max_quote_age_ns)} s)",
+        )
     return _price(order, ticks)
 
 
@@ -182,8 +206,10 @@ def allocate(net: Decimal, quotes: Sequence[LegQuote]) -> tuple[Decimal, ...] | 
         return None
     for i, cents in zip(by_remainder, extra, strict=True):
         moved[i] += cents
-    return tuple(q.ask - m * COMPLEX_TICK if q.side is Side.BUY else q.bid + m * COMPLEX_TICK
-                 for q, m in zip(quotes, moved, strict=True))
+    return tuple(
+        q.ask - m * COMPLEX_TICK if q.side is Side.BUY else q.bid + m * COMPLEX_TICK
+        for q, m in zip(quotes, moved, strict=True)
+    )
 
 
 def _share(left: int, legs: tuple[tuple[int, int], ...]) -> tuple[int, ...] | None:
@@ -205,6 +231,7 @@ def _share(left: int, legs: tuple[tuple[int, int], ...]) -> tuple[int, ...] | No
 
 
 # --- pricing a usable, fresh, in-session set of leg quotes ------------------------------
+
 
 @dataclass(frozen=True)
 class _Market:
@@ -237,16 +264,30 @@ class _Market:
             net += COMPLEX_TICK
             prices = allocate(net, self.quotes)
         if prices is None:
-            return self.wait("mleg_not_allocatable", f"{fact + ', ' if fact else ''}no whole-cent leg prices inside "
-                                                     f"the quotes make {target} up to {worst}")
-        legs = tuple(LegFill(leg.symbol, leg.side, leg.ratio, leg.ratio * self.order.qty, price, tick)
-                     for leg, price, tick in zip(self.order.legs, prices, self.ticks, strict=True))
+            return self.wait(
+                "mleg_not_allocatable",
+                f"{fact + ', ' if fact else ''}no whole-cent leg prices inside the quotes make {target} up to {worst}",
+            )
+        legs = tuple(
+            LegFill(leg.symbol, leg.side, leg.ratio, leg.ratio * self.order.qty, price, tick)
+            for leg, price, tick in zip(self.order.legs, prices, self.ticks, strict=True)
+        )
         if net != target:
             outcome = f"{outcome} {target} moved to {net} so that whole-cent leg prices make it"
-        priced = "; ".join(f"{leg.side.value} {leg.ratio} {leg.symbol} at {leg.price} (bid {leg.tick.bid} "
-                           f"ask {leg.tick.ask})" for leg in legs)
-        return SpreadDecision(Action.FILL, rule, net, legs, self.ticks, self.natural, self.mid,
-                              f"{self.words(fact)}, filled {outcome}: {net} ({priced})")
+        priced = "; ".join(
+            f"{leg.side.value} {leg.ratio} {leg.symbol} at {leg.price} (bid {leg.tick.bid} ask {leg.tick.ask})"
+            for leg in legs
+        )
+        return SpreadDecision(
+            Action.FILL,
+            rule,
+            net,
+            legs,
+            self.ticks,
+            self.natural,
+            self.mid,
+            f"{self.words(fact)}, filled {outcome}: {net} ({priced})",
+        )
 
 
 def _price(order: WorkingSpread, ticks: tuple[Tick, ...]) -> SpreadDecision:
@@ -255,7 +296,11 @@ def _price(order: WorkingSpread, ticks: tuple[Tick, ...]) -> SpreadDecision:
     nat, mid, limit = market.natural, market.mid, order.limit_price
     conservative = order.fill_preference is FillPreference.CONSERVATIVE
     if limit is None:
-        rule, target, outcome = ("mleg_market_at_natural", nat, "at the natural") if conservative else             ("mleg_market_at_mid", market.rounded_mid, "at the mid rounded up to the cent")
+        rule, target, outcome = (
+            ("mleg_market_at_natural", nat, "at the natural")
+            if conservative
+            else ("mleg_market_at_mid", market.rounded_mid, "at the mid rounded up to the cent")
+        )
         collar = order.collar_price
         if collar is not None and target > collar:
             return market.wait("collar_breached", f"{target} beyond the collar {collar}")
@@ -265,18 +310,25 @@ def _price(order: WorkingSpread, ticks: tuple[Tick, ...]) -> SpreadDecision:
             return market.fill("mleg_limit_at_natural", nat, nat, "limit >= natural", "at the natural")
         return market.wait("mleg_limit_not_marketable", "limit < natural")
     if limit >= mid:
-        return market.fill("mleg_limit_at_mid", market.rounded_mid, min(limit, nat), "limit >= mid",
-                           "at the mid rounded up to the cent")
+        return market.fill(
+            "mleg_limit_at_mid",
+            market.rounded_mid,
+            min(limit, nat),
+            "limit >= mid",
+            "at the mid rounded up to the cent",
+        )
     if order.fill_preference is FillPreference.MID:
         return market.wait("mleg_limit_below_mid", "limit < mid")
     if limit >= mid - COMPLEX_TICK:
-        return market.fill("mleg_limit_on_touch", limit, limit, f"limit within {COMPLEX_TICK} of the mid",
-                           "on touch at the limit")
+        return market.fill(
+            "mleg_limit_on_touch", limit, limit, f"limit within {COMPLEX_TICK} of the mid", "on touch at the limit"
+        )
     return market.wait("mleg_limit_below_touch", f"limit more than {COMPLEX_TICK} below the mid")
 
 
-def _wait(rule: str, ticks: tuple[Tick, ...], explanation: str, nat: Decimal | None = None,
-          mid: Decimal | None = None) -> SpreadDecision:
+def _wait(
+    rule: str, ticks: tuple[Tick, ...], explanation: str, nat: Decimal | None = None, mid: Decimal | None = None
+) -> SpreadDecision:
     return SpreadDecision(Action.WAIT, rule, None, (), ticks, nat, mid, explanation)
 
 

@@ -44,8 +44,9 @@ class BacktestServicer(matcher_pb2_grpc.BacktestServiceServicer):
 
     async def ListBacktests(self, request, context):
         runs, token = await self.backtests.list(require_user_id(), request.page_size, request.page_token)
-        return matcher_pb2.ListBacktestsResponse(backtests=[wire.backtest_to_proto(run) for run in runs],
-                                                 next_page_token=token)
+        return matcher_pb2.ListBacktestsResponse(
+            backtests=[wire.backtest_to_proto(run) for run in runs], next_page_token=token
+        )
 
     async def GetBacktestReport(self, request, context):
         backtest_id = _backtest_id(request.backtest_id)

@@ -6,8 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, delete, func, \
-    select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -51,16 +64,27 @@ class BacktestRow(Base):
 class BacktestFileRow(Base):
     __tablename__ = "mbt_backtest_files"
 
-    backtest_id: Mapped[str] = mapped_column(ForeignKey("mbt_backtests.backtest_id", ondelete="CASCADE"),
-                                             primary_key=True)
+    backtest_id: Mapped[str] = mapped_column(
+        ForeignKey("mbt_backtests.backtest_id", ondelete="CASCADE"), primary_key=True
+    )
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-_RUN_FIELDS = ("backtest_id", "user_id", "progress_percent", "error", "ticks", "orders", "fills", "created_at",
-               "started_at", "finished_at")
+_RUN_FIELDS = (
+    "backtest_id",
+    "user_id",
+    "progress_percent",
+    "error",
+    "ticks",
+    "orders",
+    "fills",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
 
 
 def _write(row: BacktestRow, run: BacktestRun) -> None:
@@ -88,9 +112,16 @@ class BacktestRepository:
         _write(await self.session.get(BacktestRow, run.backtest_id), run)
         if contents is not None:
             await self.session.execute(delete(BacktestFileRow).where(BacktestFileRow.backtest_id == run.backtest_id))
-            self.session.add_all(BacktestFileRow(backtest_id=run.backtest_id, name=c.name, position=position,
-                                                 content_type=c.content_type, content=c.content)
-                                 for position, c in enumerate(contents))
+            self.session.add_all(
+                BacktestFileRow(
+                    backtest_id=run.backtest_id,
+                    name=c.name,
+                    position=position,
+                    content_type=c.content_type,
+                    content=c.content,
+                )
+                for position, c in enumerate(contents)
+            )
         await self.session.flush()
 
     async def get(self, backtest_id: str, user_id: str | None = None) -> BacktestRun | None:
@@ -105,35 +136,54 @@ class BacktestRepository:
         query = select(BacktestRow).where(BacktestRow.user_id == user_id)
         if after is not None:
             created, backtest_id = after
-            query = query.where((BacktestRow.created_at < created)
-                                | ((BacktestRow.created_at == created) & (BacktestRow.backtest_id < backtest_id)))
+            query = query.where(
+                (BacktestRow.created_at < created)
+                | ((BacktestRow.created_at == created) & (BacktestRow.backtest_id < backtest_id))
+            )
         query = query.order_by(BacktestRow.created_at.desc(), BacktestRow.backtest_id.desc()).limit(limit)
         return [await self._run(row) for row in (await self.session.scalars(query)).all()]
 
     async def unfinished(self) -> list[str]:
         """Ids of the runs queued or running, oldest first."""
-        query = select(BacktestRow.backtest_id).where(
-            BacktestRow.status.in_((RunStatus.QUEUED.value, RunStatus.RUNNING.value))).order_by(
-            BacktestRow.created_at, BacktestRow.backtest_id)
+        query = (
+            select(BacktestRow.backtest_id)
+            .where(BacktestRow.status.in_((RunStatus.QUEUED.value, RunStatus.RUNNING.value)))
+            .order_by(BacktestRow.created_at, BacktestRow.backtest_id)
+        )
         return list((await self.session.scalars(query)).all())
 
     async def set_progress(self, backtest_id: str, percent: int) -> None:
         """Progress of a running backtest (none once it has finished)."""
-        await self.session.execute(update(BacktestRow).where(BacktestRow.backtest_id == backtest_id,
-                                                             BacktestRow.status == RunStatus.RUNNING.value)
-                                   .values(progress_percent=percent))
+        await self.session.execute(
+            update(BacktestRow)
+            .where(BacktestRow.backtest_id == backtest_id, BacktestRow.status == RunStatus.RUNNING.value)
+            .values(progress_percent=percent)
+        )
 
     async def file(self, backtest_id: str, name: str) -> ResultContent | None:
         row = await self.session.get(BacktestFileRow, (backtest_id, name))
         return None if row is None else ResultContent(row.name, row.content_type, bytes(row.content))
 
     async def _run(self, row: BacktestRow) -> BacktestRun:
-        query = (select(BacktestFileRow.name, BacktestFileRow.content_type, func.length(BacktestFileRow.content))
-                 .where(BacktestFileRow.backtest_id == row.backtest_id).order_by(BacktestFileRow.position))
+        query = (
+            select(BacktestFileRow.name, BacktestFileRow.content_type, func.length(BacktestFileRow.content))
+            .where(BacktestFileRow.backtest_id == row.backtest_id)
+            .order_by(BacktestFileRow.position)
+        )
         files = tuple(ResultFile(name, kind, size) for name, kind, size in await self.session.execute(query))
         return BacktestRun(
-            backtest_id=row.backtest_id, user_id=row.user_id, spec=wire.spec_from_stored(row.parameters),
-            status=RunStatus(row.status), created_at=row.created_at, progress_percent=row.progress_percent,
-            error=row.error, started_at=row.started_at, finished_at=row.finished_at,
-            statistics=tuple((name, value) for name, value in row.statistics), files=files, ticks=row.ticks,
-            orders=row.orders, fills=row.fills)
+            backtest_id=row.backtest_id,
+            user_id=row.user_id,
+            spec=wire.spec_from_stored(row.parameters),
+            status=RunStatus(row.status),
+            created_at=row.created_at,
+            progress_percent=row.progress_percent,
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            statistics=tuple((name, value) for name, value in row.statistics),
+            files=files,
+            ticks=row.ticks,
+            orders=row.orders,
+            fills=row.fills,
+        )

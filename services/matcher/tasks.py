@@ -21,6 +21,12 @@ def run_backtest(run: JobContext) -> dict:
     for reply in stub.RunBacktest(matcher_pb2.RunBacktestRequest(backtest_id=run.key)):
         backtest = reply.backtest
         run.progress(status=STATUS_NAMES[backtest.status], progress_percent=backtest.progress_percent)
-    return {"backtest_id": run.key, "status": STATUS_NAMES[backtest.status],
-            "progress_percent": backtest.progress_percent, "error": backtest.error, "ticks": backtest.ticks,
-            "orders": backtest.orders, "fills": backtest.fills}
+    return {
+        "backtest_id": run.key,
+        "status": STATUS_NAMES[backtest.status],
+        "progress_percent": backtest.progress_percent,
+        "error": backtest.error,
+        "ticks": backtest.ticks,
+        "orders": backtest.orders,
+        "fills": backtest.fills,
+    }

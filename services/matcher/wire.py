@@ -15,16 +15,22 @@ from mbt.matcher.v1 import matcher_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.errors import invalid_argument
 from services.common.instruments import parse_symbol
-from services.common.wire.conv import (decimal_str, from_date, money_str, parse_decimal, timestamp_from_ns,
-                                       timestamp_ns, to_date, to_timestamp)
+from services.common.wire.conv import (
+    decimal_str,
+    from_date,
+    money_str,
+    parse_decimal,
+    timestamp_from_ns,
+    timestamp_ns,
+    to_date,
+    to_timestamp,
+)
 from services.common.wire.trading import ORDER_TYPES, SIDE_WIRE, SIDES, TIMES_IN_FORCE
 from services.marketdata.domain.ticks import Source
 from services.marketdata.domain.ticks import Tick as FeedTick
-from services.matcher.backtest.model import (BUNDLED, MARKETDATA, BacktestRun, BacktestSpec, ResultContent,
-                                             RunStatus)
+from services.matcher.backtest.model import BUNDLED, MARKETDATA, BacktestRun, BacktestSpec, ResultContent, RunStatus
 from services.matcher.domain import Decision, MarketSession, Tick, WorkingOrder, fill_id
-from services.matcher.views import (BookSummary, FilledOrder, FillExplanation, OpenOrder, QuotesDropped,
-                                    RecordedFill)
+from services.matcher.views import BookSummary, FilledOrder, FillExplanation, OpenOrder, QuotesDropped, RecordedFill
 
 # -- orders --------------------------------------------------------------------------------
 
@@ -42,12 +48,19 @@ def working_order(order: orders_pb2.Order) -> WorkingOrder:
     """The order as the fill function works it. Its terms date from the last replace."""
     accepted_ns = max(timestamp_ns(order.accepted_at), timestamp_ns(order.replaced_at))
     return WorkingOrder(
-        order_id=order.order_id, symbol=order.symbol, side=SIDES[order.side], qty=Decimal(order.qty),
-        order_type=ORDER_TYPES[order.order_type], time_in_force=TIMES_IN_FORCE[order.time_in_force],
-        limit_price=_decimal(order.limit_price), stop_price=_decimal(order.stop_price),
-        collar_price=_decimal(order.collar_price), accepted_ns=accepted_ns,
+        order_id=order.order_id,
+        symbol=order.symbol,
+        side=SIDES[order.side],
+        qty=Decimal(order.qty),
+        order_type=ORDER_TYPES[order.order_type],
+        time_in_force=TIMES_IN_FORCE[order.time_in_force],
+        limit_price=_decimal(order.limit_price),
+        stop_price=_decimal(order.stop_price),
+        collar_price=_decimal(order.collar_price),
+        accepted_ns=accepted_ns,
         triggered=order.HasField("triggered_at"),
-        expires_ns=timestamp_ns(order.expires_at) if order.HasField("expires_at") else None)
+        expires_ns=timestamp_ns(order.expires_at) if order.HasField("expires_at") else None,
+    )
 
 
 def open_order(order: orders_pb2.Order) -> OpenOrder:
@@ -71,27 +84,46 @@ def fill_message(order: WorkingOrder, decision: Decision, multiplier: Decimal) -
     and the tick, so a decision sent twice is one fill."""
     tick = decision.tick
     return orders_pb2.Fill(
-        fill_id=fill_id(order.order_id, tick), order_id=order.order_id, symbol=order.symbol,
-        side=SIDE_WIRE[order.side], qty=decimal_str(order.qty), price=money_str(decision.price),
-        bid_price=money_str(tick.bid), bid_size=decimal_str(tick.bid_size), ask_price=money_str(tick.ask),
-        ask_size=decimal_str(tick.ask_size), quote_at=timestamp_from_ns(tick.at_ns), quote_sequence=tick.sequence,
-        rule=decision.rule, filled_at=_decided_at(order, decision), multiplier=decimal_str(multiplier))
+        fill_id=fill_id(order.order_id, tick),
+        order_id=order.order_id,
+        symbol=order.symbol,
+        side=SIDE_WIRE[order.side],
+        qty=decimal_str(order.qty),
+        price=money_str(decision.price),
+        bid_price=money_str(tick.bid),
+        bid_size=decimal_str(tick.bid_size),
+        ask_price=money_str(tick.ask),
+        ask_size=decimal_str(tick.ask_size),
+        quote_at=timestamp_from_ns(tick.at_ns),
+        quote_sequence=tick.sequence,
+        rule=decision.rule,
+        filled_at=_decided_at(order, decision),
+        multiplier=decimal_str(multiplier),
+    )
 
 
 def triggered_request(order: WorkingOrder, decision: Decision) -> orders_pb2.MarkOrderTriggeredRequest:
-    return orders_pb2.MarkOrderTriggeredRequest(order_id=order.order_id, triggered_at=_decided_at(order, decision),
-                                                quote_sequence=decision.tick.sequence)
+    return orders_pb2.MarkOrderTriggeredRequest(
+        order_id=order.order_id, triggered_at=_decided_at(order, decision), quote_sequence=decision.tick.sequence
+    )
 
 
 def cancel_unfilled_request(order: WorkingOrder, decision: Decision) -> orders_pb2.CancelUnfilledOrderRequest:
-    return orders_pb2.CancelUnfilledOrderRequest(order_id=order.order_id, reason=decision.rule,
-                                                 decided_at=_decided_at(order, decision))
+    return orders_pb2.CancelUnfilledOrderRequest(
+        order_id=order.order_id, reason=decision.rule, decided_at=_decided_at(order, decision)
+    )
 
 
 def recorded_fill(fill: orders_pb2.Fill) -> RecordedFill:
-    tick = Tick(symbol=fill.symbol, bid=Decimal(fill.bid_price), bid_size=Decimal(fill.bid_size or "0"),
-                ask=Decimal(fill.ask_price), ask_size=Decimal(fill.ask_size or "0"),
-                at_ns=timestamp_ns(fill.quote_at), sequence=fill.quote_sequence)
+    tick = Tick(
+        symbol=fill.symbol,
+        bid=Decimal(fill.bid_price),
+        bid_size=Decimal(fill.bid_size or "0"),
+        ask=Decimal(fill.ask_price),
+        ask_size=Decimal(fill.ask_size or "0"),
+        at_ns=timestamp_ns(fill.quote_at),
+        sequence=fill.quote_sequence,
+    )
     return RecordedFill(fill.fill_id, fill.order_id, Decimal(fill.price), fill.rule, tick)
 
 
@@ -99,9 +131,15 @@ def recorded_fill(fill: orders_pb2.Fill) -> RecordedFill:
 
 
 def tick_from_quote(quote: marketdata_pb2.Quote) -> Tick:
-    return Tick(symbol=quote.symbol, bid=Decimal(quote.bid_price or "0"), bid_size=Decimal(quote.bid_size or "0"),
-                ask=Decimal(quote.ask_price or "0"), ask_size=Decimal(quote.ask_size or "0"),
-                at_ns=timestamp_ns(quote.quote_at), sequence=quote.sequence)
+    return Tick(
+        symbol=quote.symbol,
+        bid=Decimal(quote.bid_price or "0"),
+        bid_size=Decimal(quote.bid_size or "0"),
+        ask=Decimal(quote.ask_price or "0"),
+        ask_size=Decimal(quote.ask_size or "0"),
+        at_ns=timestamp_ns(quote.quote_at),
+        sequence=quote.sequence,
+    )
 
 
 def stream_items(message: marketdata_pb2.StreamQuotesResponse) -> list[QuotesDropped | Tick]:
@@ -115,9 +153,16 @@ def stream_items(message: marketdata_pb2.StreamQuotesResponse) -> list[QuotesDro
 
 def feed_tick(quote: marketdata_pb2.Quote) -> FeedTick:
     """A historical quote as backtest feeds carry it (empty prices are None: unusable)."""
-    return FeedTick.quote(quote.symbol, timestamp_ns(quote.quote_at), quote.sequence, _decimal(quote.bid_price),
-                          _decimal(quote.bid_size), _decimal(quote.ask_price), _decimal(quote.ask_size),
-                          Source.REPLAY)
+    return FeedTick.quote(
+        quote.symbol,
+        timestamp_ns(quote.quote_at),
+        quote.sequence,
+        _decimal(quote.bid_price),
+        _decimal(quote.bid_size),
+        _decimal(quote.ask_price),
+        _decimal(quote.ask_size),
+        Source.REPLAY,
+    )
 
 
 def sessions(reply: marketdata_pb2.ListCalendarResponse) -> list[MarketSession]:
@@ -131,30 +176,50 @@ def explanation_to_proto(explained: FillExplanation) -> matcher_pb2.FillExplanat
     # Prices and sizes exactly as the orders service wrote them (Decimal keeps their places).
     fill, tick = explained.fill, explained.fill.tick
     return matcher_pb2.FillExplanation(
-        fill_id=fill.fill_id, order_id=fill.order_id, symbol=tick.symbol, rule=fill.rule,
-        explanation=explained.explanation, fill_price=format(fill.price, "f"), bid_price=format(tick.bid, "f"),
-        bid_size=format(tick.bid_size, "f"), ask_price=format(tick.ask, "f"), ask_size=format(tick.ask_size, "f"),
-        quote_at=timestamp_from_ns(tick.at_ns), quote_sequence=tick.sequence, reproduced=explained.reproduced,
-        ticks_considered=explained.ticks_considered)
+        fill_id=fill.fill_id,
+        order_id=fill.order_id,
+        symbol=tick.symbol,
+        rule=fill.rule,
+        explanation=explained.explanation,
+        fill_price=format(fill.price, "f"),
+        bid_price=format(tick.bid, "f"),
+        bid_size=format(tick.bid_size, "f"),
+        ask_price=format(tick.ask, "f"),
+        ask_size=format(tick.ask_size, "f"),
+        quote_at=timestamp_from_ns(tick.at_ns),
+        quote_sequence=tick.sequence,
+        reproduced=explained.reproduced,
+        ticks_considered=explained.ticks_considered,
+    )
 
 
 def book_to_proto(summary: BookSummary) -> matcher_pb2.GetBookResponse:
     return matcher_pb2.GetBookResponse(
-        symbols=[matcher_pb2.SymbolBook(symbol=s.symbol, working_orders=s.working_orders,
-                                        last_quote_at=None if s.last_tick_ns is None else
-                                        timestamp_from_ns(s.last_tick_ns)) for s in summary.symbols],
-        working_orders=summary.working_orders, ticks_processed=summary.ticks_processed,
-        fills_decided=summary.fills_decided, decisions_in_flight=summary.decisions_in_flight)
+        symbols=[
+            matcher_pb2.SymbolBook(
+                symbol=s.symbol,
+                working_orders=s.working_orders,
+                last_quote_at=None if s.last_tick_ns is None else timestamp_from_ns(s.last_tick_ns),
+            )
+            for s in summary.symbols
+        ],
+        working_orders=summary.working_orders,
+        ticks_processed=summary.ticks_processed,
+        fills_decided=summary.fills_decided,
+        decisions_in_flight=summary.decisions_in_flight,
+    )
 
 
 # -- backtests -----------------------------------------------------------------------------
 
 ACCOUNT_TYPES = {accounts_pb2.ACCOUNT_TYPE_CASH: "cash", accounts_pb2.ACCOUNT_TYPE_MARGIN: "margin"}
 ACCOUNT_TYPE_WIRE: dict[str, int] = {name: number for number, name in ACCOUNT_TYPES.items()}
-RUN_STATUS_WIRE = {RunStatus.QUEUED: matcher_pb2.BACKTEST_STATUS_QUEUED,
-                   RunStatus.RUNNING: matcher_pb2.BACKTEST_STATUS_RUNNING,
-                   RunStatus.SUCCEEDED: matcher_pb2.BACKTEST_STATUS_SUCCEEDED,
-                   RunStatus.FAILED: matcher_pb2.BACKTEST_STATUS_FAILED}
+RUN_STATUS_WIRE = {
+    RunStatus.QUEUED: matcher_pb2.BACKTEST_STATUS_QUEUED,
+    RunStatus.RUNNING: matcher_pb2.BACKTEST_STATUS_RUNNING,
+    RunStatus.SUCCEEDED: matcher_pb2.BACKTEST_STATUS_SUCCEEDED,
+    RunStatus.FAILED: matcher_pb2.BACKTEST_STATUS_FAILED,
+}
 # Over the API a backtest reads the bundled quotes or the market-data service, never a
 # file of the server's choosing.
 API_DATA = ("", BUNDLED, MARKETDATA)
@@ -175,20 +240,30 @@ def spec_from_message(message: matcher_pb2.Backtest) -> BacktestSpec:
         script = MessageToDict(message.script, preserving_proto_field_name=True)
         script.setdefault("steps", [])
     return BacktestSpec(
-        first_day=first, last_day=last, strategy=message.strategy.strip(), params=dict(message.parameters),
-        script=script, data=message.data or BUNDLED,
+        first_day=first,
+        last_day=last,
+        strategy=message.strategy.strip(),
+        params=dict(message.parameters),
+        script=script,
+        data=message.data or BUNDLED,
         symbols=tuple(parse_symbol(s, f"symbols[{i}]").symbol for i, s in enumerate(message.symbols)),
         account_type=ACCOUNT_TYPES.get(message.account_type, ""),
-        starting_cash=parse_decimal(message.starting_cash, "starting_cash"))
+        starting_cash=parse_decimal(message.starting_cash, "starting_cash"),
+    )
 
 
 def spec_to_message(spec: BacktestSpec) -> matcher_pb2.Backtest:
     """A spec's input fields (what ``spec_from_message`` reads back to the same spec)."""
     message = matcher_pb2.Backtest(
-        strategy=spec.strategy, parameters=dict(spec.params), data=spec.data, from_date=to_date(spec.first_day),
-        to_date=to_date(spec.last_day), symbols=list(spec.symbols),
+        strategy=spec.strategy,
+        parameters=dict(spec.params),
+        data=spec.data,
+        from_date=to_date(spec.first_day),
+        to_date=to_date(spec.last_day),
+        symbols=list(spec.symbols),
         account_type=ACCOUNT_TYPE_WIRE.get(spec.account_type, 0),
-        starting_cash="" if spec.starting_cash is None else format(spec.starting_cash, "f"))
+        starting_cash="" if spec.starting_cash is None else format(spec.starting_cash, "f"),
+    )
     if spec.script is not None:
         message.script.SetInParent()  # a script without steps is still a script
         ParseDict(spec.script, message.script)
@@ -216,8 +291,9 @@ def backtest_to_proto(run: BacktestRun) -> matcher_pb2.Backtest:
         if value is not None:
             getattr(message, name).CopyFrom(to_timestamp(value))
     message.statistics.extend(matcher_pb2.BacktestStatistic(name=n, value=v) for n, v in run.statistics)
-    message.files.extend(matcher_pb2.BacktestFile(name=f.name, content_type=f.content_type, size_bytes=f.size_bytes)
-                         for f in run.files)
+    message.files.extend(
+        matcher_pb2.BacktestFile(name=f.name, content_type=f.content_type, size_bytes=f.size_bytes) for f in run.files
+    )
     message.ticks, message.orders, message.fills = run.ticks, run.orders, run.fills
     return message
 
@@ -227,5 +303,6 @@ def report_to_proto(backtest_id: str, report: ResultContent) -> matcher_pb2.Back
 
 
 def file_to_proto(backtest_id: str, found: ResultContent) -> matcher_pb2.BacktestFileContent:
-    return matcher_pb2.BacktestFileContent(backtest_id=backtest_id, name=found.name, content_type=found.content_type,
-                                           content=found.content)
+    return matcher_pb2.BacktestFileContent(
+        backtest_id=backtest_id, name=found.name, content_type=found.content_type, content=found.content
+    )

@@ -2,7 +2,7 @@
 
 import sys
 
-from services.orders.app import build
 from services.common.rpc.server import main
+from services.orders.app import build
 
 sys.exit(main("orders", build))

@@ -25,20 +25,33 @@ from services.orders.usecases.replace import ReplaceSaga
 from services.orders.usecases.submit import SubmitSaga
 
 
-def build(settings: Settings, *, clock: Clock | None = None, wall: Clock | None = None,
-          wrap_accounts: Callable[[Any], Any] | None = None) -> ServiceRuntime:
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    wall: Clock | None = None,
+    wrap_accounts: Callable[[Any], Any] | None = None,
+) -> ServiceRuntime:
     """``clock``: the simulated clock (default: follow market data). ``wall``: the wall clock
     replace leases run on. ``wrap_accounts``: wraps the accounts stub (tests inject faults)."""
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
     accounts = kit.stub("accounts", accounts_pb2_grpc.AccountsServiceStub)
-    deps = Deps(settings=settings, db=kit.db, uow=partial(unit_of_work, kit.db, kit.outbox, publish), clock=kit.clock,
-                wall=wall or WallClock(),
-                market=MarketClient(kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub),
-                                    settings.rpc_timeout_seconds),
-                accounts=AccountsClient(wrap_accounts(accounts) if wrap_accounts else accounts,
-                                        settings.rpc_timeout_seconds))
+    deps = Deps(
+        settings=settings,
+        db=kit.db,
+        uow=partial(unit_of_work, kit.db, kit.outbox, publish),
+        clock=kit.clock,
+        wall=wall or WallClock(),
+        market=MarketClient(
+            kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), settings.rpc_timeout_seconds
+        ),
+        accounts=AccountsClient(wrap_accounts(accounts) if wrap_accounts else accounts, settings.rpc_timeout_seconds),
+    )
     submits, replaces, lifecycle = SubmitSaga(deps), ReplaceSaga(deps), Lifecycle(deps)
-    return kit.runtime([
-        Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps))),
-        Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-    ], background=[partial(run_housekeeping, lifecycle, submits, replaces)])
+    return kit.runtime(
+        [
+            Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps))),
+            Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+        ],
+        background=[partial(run_housekeeping, lifecycle, submits, replaces)],
+    )

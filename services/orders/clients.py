@@ -13,7 +13,7 @@ from mbt.marketdata.v1 import marketdata_pb2
 from services.common.errors import DomainError
 from services.common.rpc.remote import call
 from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal, to_date
-from services.common.wire.trading import ASSET_CLASSES, ASSET_CLASS_WIRE, ORDER_TYPE_WIRE, SIDE_WIRE
+from services.common.wire.trading import ASSET_CLASS_WIRE, ASSET_CLASSES, ORDER_TYPE_WIRE, SIDE_WIRE
 from services.orders.domain.model import Instrument, Order, OrderSpec
 from services.orders.domain.rules import QuoteSnapshot, Session
 
@@ -33,8 +33,11 @@ class MarketClient:
             reply = await self._call(self.stub.GetSymbol, marketdata_pb2.GetSymbolRequest(symbol=symbol))
             info = reply.symbol
             self._instruments[symbol] = Instrument(
-                symbol=info.symbol, asset_class=ASSET_CLASSES[info.asset_class],
-                multiplier=parse_decimal(info.multiplier, "multiplier") or Decimal(1), tradable=info.tradable)
+                symbol=info.symbol,
+                asset_class=ASSET_CLASSES[info.asset_class],
+                multiplier=parse_decimal(info.multiplier, "multiplier") or Decimal(1),
+                tradable=info.tradable,
+            )
         return self._instruments[symbol]
 
     async def quote(self, symbol: str) -> QuoteSnapshot | None:
@@ -46,9 +49,12 @@ class MarketClient:
                 return None
             raise
         quote = reply.quote
-        return QuoteSnapshot(bid=parse_decimal(quote.bid_price, "bid_price"),
-                             ask=parse_decimal(quote.ask_price, "ask_price"), quote_at=from_timestamp(quote.quote_at),
-                             usable=quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE)
+        return QuoteSnapshot(
+            bid=parse_decimal(quote.bid_price, "bid_price"),
+            ask=parse_decimal(quote.ask_price, "ask_price"),
+            quote_at=from_timestamp(quote.quote_at),
+            usable=quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE,
+        )
 
     async def session(self, now: datetime) -> Session:
         """The first regular session that closes after ``now``."""
@@ -61,8 +67,12 @@ class MarketClient:
 
     async def _load_calendar(self, now: datetime) -> None:
         start: date = now.date() - timedelta(days=1)
-        reply = await self._call(self.stub.ListCalendar, marketdata_pb2.ListCalendarRequest(
-            from_date=to_date(start), to_date=to_date(start + timedelta(days=CALENDAR_DAYS))))
+        reply = await self._call(
+            self.stub.ListCalendar,
+            marketdata_pb2.ListCalendarRequest(
+                from_date=to_date(start), to_date=to_date(start + timedelta(days=CALENDAR_DAYS))
+            ),
+        )
         self._sessions = [Session(from_timestamp(day.open_at), from_timestamp(day.close_at)) for day in reply.days]
 
     async def _call(self, method, request):
@@ -78,18 +88,36 @@ class AccountsClient:
         """Hold buying power for ``version`` of ``order`` with ``spec``'s terms, priced at
         ``worst_price`` (dollars per share); returns the account id. Idempotent for the same
         terms; refusals (insufficient_buying_power, idempotency_key_reused…) raise."""
-        reply = await call(self.stub.ReserveBuyingPower, accounts_pb2.ReserveBuyingPowerRequest(
-            order_id=order.order_id, order_version=version, user_id=order.user_id, symbol=spec.symbol,
-            asset_class=ASSET_CLASS_WIRE[spec.asset_class], side=SIDE_WIRE[spec.side], qty=decimal_str(spec.qty),
-            order_type=ORDER_TYPE_WIRE[spec.order_type], limit_price=money_str(spec.limit_price),
-            stop_price=money_str(spec.stop_price), worst_price=money_str(worst_price),
-            multiplier=decimal_str(order.multiplier)), timeout=self.timeout, what="accounts")
+        reply = await call(
+            self.stub.ReserveBuyingPower,
+            accounts_pb2.ReserveBuyingPowerRequest(
+                order_id=order.order_id,
+                order_version=version,
+                user_id=order.user_id,
+                symbol=spec.symbol,
+                asset_class=ASSET_CLASS_WIRE[spec.asset_class],
+                side=SIDE_WIRE[spec.side],
+                qty=decimal_str(spec.qty),
+                order_type=ORDER_TYPE_WIRE[spec.order_type],
+                limit_price=money_str(spec.limit_price),
+                stop_price=money_str(spec.stop_price),
+                worst_price=money_str(worst_price),
+                multiplier=decimal_str(order.multiplier),
+            ),
+            timeout=self.timeout,
+            what="accounts",
+        )
         return reply.reservation.account_id
 
     async def release(self, order: Order, version: int = 0) -> Decimal:
         """Release one version's hold (a replace abandoned) or, with 0, every version's (an
         order that ended before it was accepted); idempotent. Returns what was held."""
-        reply = await call(self.stub.ReleaseBuyingPower, accounts_pb2.ReleaseBuyingPowerRequest(
-            order_id=order.order_id, order_version=version, user_id=order.user_id), timeout=self.timeout,
-            what="accounts")
+        reply = await call(
+            self.stub.ReleaseBuyingPower,
+            accounts_pb2.ReleaseBuyingPowerRequest(
+                order_id=order.order_id, order_version=version, user_id=order.user_id
+            ),
+            timeout=self.timeout,
+            what="accounts",
+        )
         return parse_decimal(reply.released, "released") or Decimal(0)

@@ -9,14 +9,28 @@ from mbt.orders.v1 import events_pb2
 from services.common.ids import derived_id
 from services.common.persistence.uow import UnitOfWork
 from services.common.wire.conv import decimal_str
-from services.orders.domain.model import (Order, OrderAccepted, OrderCanceled, OrderEvent, OrderExpired, OrderFilled,
-                                          OrderRejected, OrderReplaced, OrderTriggered)
+from services.orders.domain.model import (
+    Order,
+    OrderAccepted,
+    OrderCanceled,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    OrderTriggered,
+)
 from services.orders.wire import fill_to_proto, order_to_proto
 
 # The audit action of each event; a submit is audited once, however it ended.
 AUDIT_ACTIONS: dict[type, str] = {
-    OrderAccepted: "submit", OrderRejected: "submit", OrderTriggered: "trigger", OrderReplaced: "replace",
-    OrderFilled: "fill", OrderCanceled: "cancel", OrderExpired: "expire",
+    OrderAccepted: "submit",
+    OrderRejected: "submit",
+    OrderTriggered: "trigger",
+    OrderReplaced: "replace",
+    OrderFilled: "fill",
+    OrderCanceled: "cancel",
+    OrderExpired: "expire",
 }
 
 
@@ -27,12 +41,16 @@ async def publish(uow: UnitOfWork, event: OrderEvent) -> None:
         case OrderAccepted():
             await uow.emit(events_pb2.OrderAccepted(order=order_to_proto(order)), **common)
         case OrderReplaced(previous=previous):
-            await uow.emit(events_pb2.OrderReplaced(order=order_to_proto(order), previous=order_to_proto(previous)),
-                           **common)
+            await uow.emit(
+                events_pb2.OrderReplaced(order=order_to_proto(order), previous=order_to_proto(previous)), **common
+            )
         case OrderFilled(fill=fill):
             # The event id derives from the fill id: a fill can only ever produce one OrderFilled.
-            await uow.emit(events_pb2.OrderFilled(order=order_to_proto(order), fill=fill_to_proto(fill)),
-                           **{**common, "occurred_at": fill.filled_at}, event_id=derived_id("evt", fill.fill_id))
+            await uow.emit(
+                events_pb2.OrderFilled(order=order_to_proto(order), fill=fill_to_proto(fill)),
+                **{**common, "occurred_at": fill.filled_at},
+                event_id=derived_id("evt", fill.fill_id),
+            )
         case OrderCanceled():
             await uow.emit(events_pb2.OrderCanceled(order=order_to_proto(order)), **common)
         case OrderExpired():
@@ -40,19 +58,35 @@ async def publish(uow: UnitOfWork, event: OrderEvent) -> None:
     action = AUDIT_ACTIONS[type(event)]
     previous = getattr(event, "previous", None)
     cause = event.fill.fill_id if isinstance(event, OrderFilled) else f"{order.order_id}:{action}:{order.version}"
-    await uow.audit(action=action, entity_type="order", entity_id=order.order_id, user_id=order.user_id,
-                    before=None if previous is None else audit_snapshot(previous), after=audit_snapshot(order),
-                    occurred_at=order.updated_at, cause=cause)
+    await uow.audit(
+        action=action,
+        entity_type="order",
+        entity_id=order.order_id,
+        user_id=order.user_id,
+        before=None if previous is None else audit_snapshot(previous),
+        after=audit_snapshot(order),
+        occurred_at=order.updated_at,
+        cause=cause,
+    )
 
 
 def audit_snapshot(order: Order) -> dict:
     """The order as audit before/after state (proto field names, decimal strings)."""
     spec = order.spec
     return {
-        "order_id": order.order_id, "client_order_id": spec.client_order_id, "symbol": spec.symbol,
-        "side": spec.side.value, "qty": decimal_str(spec.qty), "order_type": spec.order_type.value,
-        "time_in_force": spec.time_in_force.value, "limit_price": decimal_str(spec.limit_price),
-        "stop_price": decimal_str(spec.stop_price), "status": order.status.value, "version": order.version,
-        "reject_reason": order.reject_reason, "cancel_reason": order.cancel_reason,
-        "filled_qty": decimal_str(order.filled_qty), "filled_avg_price": decimal_str(order.filled_avg_price),
+        "order_id": order.order_id,
+        "client_order_id": spec.client_order_id,
+        "symbol": spec.symbol,
+        "side": spec.side.value,
+        "qty": decimal_str(spec.qty),
+        "order_type": spec.order_type.value,
+        "time_in_force": spec.time_in_force.value,
+        "limit_price": decimal_str(spec.limit_price),
+        "stop_price": decimal_str(spec.stop_price),
+        "status": order.status.value,
+        "version": order.version,
+        "reject_reason": order.reject_reason,
+        "cancel_reason": order.cancel_reason,
+        "filled_qty": decimal_str(order.filled_qty),
+        "filled_avg_price": decimal_str(order.filled_avg_price),
     }

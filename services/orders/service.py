@@ -26,8 +26,13 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         return orders_pb2.SubmitOrderResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
 
     async def ListOrders(self, request, context):
-        orders, token = await self.reads.list_for(require_user_id(), wire.status_filter(request.status),
-                                              request.symbol.strip().upper(), request.page_size, request.page_token)
+        orders, token = await self.reads.list_for(
+            require_user_id(),
+            wire.status_filter(request.status),
+            request.symbol.strip().upper(),
+            request.page_size,
+            request.page_token,
+        )
         return orders_pb2.ListOrdersResponse(orders=[wire.order_to_proto(o) for o in orders], next_page_token=token)
 
     async def GetOrder(self, request, context):
@@ -39,15 +44,14 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         return orders_pb2.CancelOrderResponse(order=wire.order_to_proto(order))
 
     async def ReplaceOrder(self, request, context):
-        order = await self.replaces.replace(require_user_id(), _order_id(request.order_id),
-                                            wire.replace_terms(request))
+        order = await self.replaces.replace(require_user_id(), _order_id(request.order_id), wire.replace_terms(request))
         return orders_pb2.ReplaceOrderResponse(order=wire.order_to_proto(order))
 
     async def ListOpenOrders(self, request, context):
-        orders, token = await self.reads.list_working(request.symbol.strip().upper(), request.page_size,
-                                                      request.page_token)
-        return orders_pb2.ListOpenOrdersResponse(orders=[wire.order_to_proto(o) for o in orders],
-                                                 next_page_token=token)
+        orders, token = await self.reads.list_working(
+            request.symbol.strip().upper(), request.page_size, request.page_token
+        )
+        return orders_pb2.ListOpenOrdersResponse(orders=[wire.order_to_proto(o) for o in orders], next_page_token=token)
 
     async def RecordFill(self, request, context):
         order, duplicate = await self.lifecycle.record_fill(wire.fill_from_proto(request.fill))

@@ -7,16 +7,44 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, and_, delete, \
-    func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.errors import not_found
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
-from services.orders.domain.model import (AssetClass, Fill, Leg, Order, OrderCanceled, OrderEvent, OrderExpired,
-                                          OrderFilled, OrderSpec, OrderType, Replacement, Side, Status, TimeInForce)
+from services.orders.domain.model import (
+    AssetClass,
+    Fill,
+    Leg,
+    Order,
+    OrderCanceled,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderSpec,
+    OrderType,
+    Replacement,
+    Side,
+    Status,
+    TimeInForce,
+)
 
 # Events after which the order works no more: a replace still pending for it is abandoned.
 ENDING = (OrderFilled, OrderCanceled, OrderExpired)
@@ -123,18 +151,46 @@ class FillRow(Base):
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 
-_ORDER_FIELDS = ("order_id", "user_id", "account_id", "multiplier", "status", "created_at", "updated_at", "version",
-                 "collar_price", "reject_reason", "cancel_reason", "filled_qty", "filled_avg_price", "accepted_at", "rejected_at",
-                 "triggered_at", "filled_at", "canceled_at", "expired_at", "expires_at", "replaced_at", "request_digest",
-                 "reject_message")
+_ORDER_FIELDS = (
+    "order_id",
+    "user_id",
+    "account_id",
+    "multiplier",
+    "status",
+    "created_at",
+    "updated_at",
+    "version",
+    "collar_price",
+    "reject_reason",
+    "cancel_reason",
+    "filled_qty",
+    "filled_avg_price",
+    "accepted_at",
+    "rejected_at",
+    "triggered_at",
+    "filled_at",
+    "canceled_at",
+    "expired_at",
+    "expires_at",
+    "replaced_at",
+    "request_digest",
+    "reject_message",
+)
 
 
 def _to_order(row: OrderRow) -> Order:
     spec = OrderSpec(
-        client_order_id=row.client_order_id, symbol=row.symbol, asset_class=AssetClass(row.asset_class),
-        side=Side(row.side), qty=row.qty, order_type=OrderType(row.order_type),
-        time_in_force=TimeInForce(row.time_in_force), limit_price=row.limit_price, stop_price=row.stop_price,
-        legs=tuple(Leg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in row.legs))
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        asset_class=AssetClass(row.asset_class),
+        side=Side(row.side),
+        qty=row.qty,
+        order_type=OrderType(row.order_type),
+        time_in_force=TimeInForce(row.time_in_force),
+        limit_price=row.limit_price,
+        stop_price=row.stop_price,
+        legs=tuple(Leg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in row.legs),
+    )
     values = {name: getattr(row, name) for name in _ORDER_FIELDS}
     values["status"] = Status(row.status)
     return Order(spec=spec, **values)
@@ -159,10 +215,19 @@ def _write(row: OrderRow, order: Order) -> None:
 
 def _to_replacement(row: ReplacementRow, spec: OrderSpec) -> Replacement:
     return Replacement(
-        version=row.version, spec=replace(spec, qty=row.qty, time_in_force=TimeInForce(row.time_in_force),
-                                          limit_price=row.limit_price, stop_price=row.stop_price),
-        collar_price=row.collar_price, expires_at=row.expires_at, requested_at=row.requested_at,
-        lease_until=row.lease_until)
+        version=row.version,
+        spec=replace(
+            spec,
+            qty=row.qty,
+            time_in_force=TimeInForce(row.time_in_force),
+            limit_price=row.limit_price,
+            stop_price=row.stop_price,
+        ),
+        collar_price=row.collar_price,
+        expires_at=row.expires_at,
+        requested_at=row.requested_at,
+        lease_until=row.lease_until,
+    )
 
 
 class OrderRepository:
@@ -195,8 +260,9 @@ class OrderRepository:
             self.collect(order.events)
         return replace(order, events=())
 
-    async def get(self, order_id: str, *, user_id: str | None = None, lock: bool = False,
-                  with_fills: bool = False) -> Order | None:
+    async def get(
+        self, order_id: str, *, user_id: str | None = None, lock: bool = False, with_fills: bool = False
+    ) -> Order | None:
         query = select(OrderRow).where(OrderRow.order_id == order_id)
         if user_id is not None:
             query = query.where(OrderRow.user_id == user_id)
@@ -208,8 +274,9 @@ class OrderRepository:
         order = await self._with_pending(_to_order(row))
         return replace(order, fills=tuple(await self.fills_of(order_id))) if with_fills else order
 
-    async def load(self, order_id: str, *, user_id: str | None = None, lock: bool = False,
-                   with_fills: bool = False) -> Order:
+    async def load(
+        self, order_id: str, *, user_id: str | None = None, lock: bool = False, with_fills: bool = False
+    ) -> Order:
         """``get``, for an order that must exist: ``not_found`` otherwise."""
         order = await self.get(order_id, user_id=user_id, lock=lock, with_fills=with_fills)
         if order is None:
@@ -217,63 +284,108 @@ class OrderRepository:
         return order
 
     async def _with_pending(self, order: Order) -> Order:
-        row = (await self.session.execute(select(ReplacementRow).where(
-            ReplacementRow.order_id == order.order_id, ReplacementRow.status == "pending"))).scalar_one_or_none()
+        row = (
+            await self.session.execute(
+                select(ReplacementRow).where(
+                    ReplacementRow.order_id == order.order_id, ReplacementRow.status == "pending"
+                )
+            )
+        ).scalar_one_or_none()
         return order if row is None else replace(order, pending=_to_replacement(row, order.spec))
 
     # -- the replace saga ------------------------------------------------------------
 
     async def add_replacement(self, order_id: str, pending: Replacement) -> None:
         spec = pending.spec
-        self.session.add(ReplacementRow(order_id=order_id, version=pending.version, qty=spec.qty,
-                                        time_in_force=spec.time_in_force.value, limit_price=spec.limit_price,
-                                        stop_price=spec.stop_price, collar_price=pending.collar_price,
-                                        expires_at=pending.expires_at, requested_at=pending.requested_at,
-                                        lease_until=pending.lease_until, status="pending"))
+        self.session.add(
+            ReplacementRow(
+                order_id=order_id,
+                version=pending.version,
+                qty=spec.qty,
+                time_in_force=spec.time_in_force.value,
+                limit_price=spec.limit_price,
+                stop_price=spec.stop_price,
+                collar_price=pending.collar_price,
+                expires_at=pending.expires_at,
+                requested_at=pending.requested_at,
+                lease_until=pending.lease_until,
+                status="pending",
+            )
+        )
         await self.session.flush()
 
     async def last_replacement_version(self, order_id: str) -> int:
-        return (await self.session.execute(select(func.max(ReplacementRow.version))
-                                           .where(ReplacementRow.order_id == order_id))).scalar() or 0
+        return (
+            await self.session.execute(
+                select(func.max(ReplacementRow.version)).where(ReplacementRow.order_id == order_id)
+            )
+        ).scalar() or 0
 
     async def close_replacement(self, order_id: str, version: int, status: str) -> None:
         """``status`` committed or abandoned; a pending replacement only."""
-        await self.session.execute(update(ReplacementRow).where(
-            ReplacementRow.order_id == order_id, ReplacementRow.version == version,
-            ReplacementRow.status == "pending").values(status=status))
+        await self.session.execute(
+            update(ReplacementRow)
+            .where(
+                ReplacementRow.order_id == order_id,
+                ReplacementRow.version == version,
+                ReplacementRow.status == "pending",
+            )
+            .values(status=status)
+        )
 
     async def forget_replacement(self, order_id: str, version: int) -> None:
         """A replace refused before anything was held for it: its version may be used again."""
-        await self.session.execute(delete(ReplacementRow).where(ReplacementRow.order_id == order_id,
-                                                                ReplacementRow.version == version,
-                                                                ReplacementRow.status == "pending"))
+        await self.session.execute(
+            delete(ReplacementRow).where(
+                ReplacementRow.order_id == order_id,
+                ReplacementRow.version == version,
+                ReplacementRow.status == "pending",
+            )
+        )
 
     async def lease_replacement(self, order_id: str, version: int, now: datetime, until: datetime) -> bool:
         """Take over a pending replacement whose lease ran out; False if someone holds it."""
-        return (await self.session.execute(update(ReplacementRow).where(
-            ReplacementRow.order_id == order_id, ReplacementRow.version == version,
-            ReplacementRow.status == "pending", ReplacementRow.lease_until <= now).values(lease_until=until)
-        )).rowcount == 1
+        return (
+            await self.session.execute(
+                update(ReplacementRow)
+                .where(
+                    ReplacementRow.order_id == order_id,
+                    ReplacementRow.version == version,
+                    ReplacementRow.status == "pending",
+                    ReplacementRow.lease_until <= now,
+                )
+                .values(lease_until=until)
+            )
+        ).rowcount == 1
 
     async def unleased_replacements(self, now: datetime, limit: int) -> list[tuple[str, int]]:
         """(order id, version) of pending replacements nobody owns any more."""
-        return [(row.order_id, row.version) for row in await self.session.execute(
-            select(ReplacementRow.order_id, ReplacementRow.version).where(
-                ReplacementRow.status == "pending", ReplacementRow.lease_until <= now)
-            .order_by(ReplacementRow.lease_until).limit(limit))]
+        return [
+            (row.order_id, row.version)
+            for row in await self.session.execute(
+                select(ReplacementRow.order_id, ReplacementRow.version)
+                .where(ReplacementRow.status == "pending", ReplacementRow.lease_until <= now)
+                .order_by(ReplacementRow.lease_until)
+                .limit(limit)
+            )
+        ]
 
     # -- queries ----------------------------------------------------------------------
 
     async def by_client_order_id(self, user_id: str, client_order_id: str) -> Order | None:
-        row = (await self.session.execute(select(OrderRow).where(
-            OrderRow.user_id == user_id, OrderRow.client_order_id == client_order_id))).scalar_one_or_none()
+        row = (
+            await self.session.execute(
+                select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.client_order_id == client_order_id)
+            )
+        ).scalar_one_or_none()
         return None if row is None else _to_order(row)
 
     async def _orders(self, query) -> list[Order]:
         return [_to_order(row) for row in (await self.session.execute(query)).scalars()]
 
-    async def list_for_user(self, user_id: str, *, status: Status | None, symbol: str | None,
-                            after: tuple[datetime, str] | None, limit: int) -> list[Order]:
+    async def list_for_user(
+        self, user_id: str, *, status: Status | None, symbol: str | None, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Order]:
         """Newest first; ``after`` is the (created_at, order_id) of the previous page's last order."""
         query = select(OrderRow).where(OrderRow.user_id == user_id)
         if status is not None:
@@ -282,8 +394,12 @@ class OrderRepository:
             query = query.where(OrderRow.symbol == symbol)
         if after is not None:
             created_at, order_id = after
-            query = query.where(or_(OrderRow.created_at < created_at,
-                                    and_(OrderRow.created_at == created_at, OrderRow.order_id < order_id)))
+            query = query.where(
+                or_(
+                    OrderRow.created_at < created_at,
+                    and_(OrderRow.created_at == created_at, OrderRow.order_id < order_id),
+                )
+            )
         return await self._orders(query.order_by(OrderRow.created_at.desc(), OrderRow.order_id.desc()).limit(limit))
 
     async def list_working(self, *, symbol: str | None, after_id: str | None, limit: int) -> list[Order]:
@@ -295,14 +411,20 @@ class OrderRepository:
         return await self._orders(query.order_by(OrderRow.order_id).limit(limit))
 
     async def stuck_new(self, created_before: datetime, limit: int) -> list[Order]:
-        return await self._orders(select(OrderRow).where(OrderRow.status == Status.NEW.value,
-                                                         OrderRow.created_at <= created_before)
-                                  .order_by(OrderRow.created_at).limit(limit))
+        return await self._orders(
+            select(OrderRow)
+            .where(OrderRow.status == Status.NEW.value, OrderRow.created_at <= created_before)
+            .order_by(OrderRow.created_at)
+            .limit(limit)
+        )
 
     async def due_to_expire(self, now: datetime, limit: int) -> list[Order]:
-        return await self._orders(select(OrderRow).where(OrderRow.status == Status.ACCEPTED.value,
-                                                         OrderRow.expires_at <= now)
-                                  .order_by(OrderRow.expires_at, OrderRow.order_id).limit(limit))
+        return await self._orders(
+            select(OrderRow)
+            .where(OrderRow.status == Status.ACCEPTED.value, OrderRow.expires_at <= now)
+            .order_by(OrderRow.expires_at, OrderRow.order_id)
+            .limit(limit)
+        )
 
     # -- fills ----------------------------------------------------------------------
 
@@ -315,13 +437,33 @@ class OrderRepository:
         return None if row is None else _to_fill(row)
 
     async def fills_of(self, order_id: str) -> list[Fill]:
-        return [_to_fill(row) for row in (await self.session.execute(
-            select(FillRow).where(FillRow.order_id == order_id).order_by(FillRow.filled_at, FillRow.fill_id)
-        )).scalars()]
+        return [
+            _to_fill(row)
+            for row in (
+                await self.session.execute(
+                    select(FillRow).where(FillRow.order_id == order_id).order_by(FillRow.filled_at, FillRow.fill_id)
+                )
+            ).scalars()
+        ]
 
 
-_FILL_FIELDS = ("fill_id", "order_id", "symbol", "qty", "price", "multiplier", "bid_price", "bid_size", "ask_price",
-                "ask_size", "quote_at", "quote_at_ns", "quote_sequence", "rule", "filled_at")
+_FILL_FIELDS = (
+    "fill_id",
+    "order_id",
+    "symbol",
+    "qty",
+    "price",
+    "multiplier",
+    "bid_price",
+    "bid_size",
+    "ask_price",
+    "ask_size",
+    "quote_at",
+    "quote_at_ns",
+    "quote_sequence",
+    "rule",
+    "filled_at",
+)
 
 
 def _to_fill(row: FillRow) -> Fill:

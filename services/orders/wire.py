@@ -6,17 +6,39 @@ from decimal import Decimal
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.wire.conv import (datetime_from_ns, from_timestamp, parse_decimal,
-                                  parse_enum, price_str, qty_str, timestamp_from_ns, timestamp_ns, to_timestamp)
 from services.common.errors import invalid_argument
-from services.common.wire.trading import (ASSET_CLASS_WIRE, ASSET_CLASSES, ORDER_TYPE_WIRE, ORDER_TYPES, SIDE_WIRE,
-                                         SIDES, TIME_IN_FORCE_WIRE, TIMES_IN_FORCE)
+from services.common.wire.conv import (
+    datetime_from_ns,
+    from_timestamp,
+    parse_decimal,
+    parse_enum,
+    price_str,
+    qty_str,
+    timestamp_from_ns,
+    timestamp_ns,
+    to_timestamp,
+)
+from services.common.wire.trading import (
+    ASSET_CLASS_WIRE,
+    ASSET_CLASSES,
+    ORDER_TYPE_WIRE,
+    ORDER_TYPES,
+    SIDE_WIRE,
+    SIDES,
+    TIME_IN_FORCE_WIRE,
+    TIMES_IN_FORCE,
+)
 from services.orders.domain.model import AssetClass, Fill, Leg, Order, OrderSpec, Status
 from services.orders.domain.rules import ReplaceTerms
 
-STATUSES = {orders_pb2.ORDER_STATUS_NEW: Status.NEW, orders_pb2.ORDER_STATUS_ACCEPTED: Status.ACCEPTED,
-            orders_pb2.ORDER_STATUS_FILLED: Status.FILLED, orders_pb2.ORDER_STATUS_CANCELED: Status.CANCELED,
-            orders_pb2.ORDER_STATUS_REJECTED: Status.REJECTED, orders_pb2.ORDER_STATUS_EXPIRED: Status.EXPIRED}
+STATUSES = {
+    orders_pb2.ORDER_STATUS_NEW: Status.NEW,
+    orders_pb2.ORDER_STATUS_ACCEPTED: Status.ACCEPTED,
+    orders_pb2.ORDER_STATUS_FILLED: Status.FILLED,
+    orders_pb2.ORDER_STATUS_CANCELED: Status.CANCELED,
+    orders_pb2.ORDER_STATUS_REJECTED: Status.REJECTED,
+    orders_pb2.ORDER_STATUS_EXPIRED: Status.EXPIRED,
+}
 STATUS_WIRE = {value: number for number, value in STATUSES.items()}
 
 
@@ -25,7 +47,8 @@ def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
     return OrderSpec(
         client_order_id=request.client_order_id.strip(),
         symbol=request.symbol.strip().upper(),
-        asset_class=parse_enum(ASSET_CLASSES, request.asset_class, "asset_class", required=False) or AssetClass.US_EQUITY,
+        asset_class=parse_enum(ASSET_CLASSES, request.asset_class, "asset_class", required=False)
+        or AssetClass.US_EQUITY,
         side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
         order_type=parse_enum(ORDER_TYPES, request.order_type, "order_type"),
@@ -41,20 +64,32 @@ def status_filter(value: int) -> Status | None:
 
 
 def replace_terms(request: orders_pb2.ReplaceOrderRequest) -> ReplaceTerms:
-    return ReplaceTerms(qty=parse_decimal(request.qty, "qty"),
-                        limit_price=parse_decimal(request.limit_price, "limit_price"),
-                        stop_price=parse_decimal(request.stop_price, "stop_price"),
-                        time_in_force=parse_enum(TIMES_IN_FORCE, request.time_in_force, "time_in_force",
-                                                 required=False))
+    return ReplaceTerms(
+        qty=parse_decimal(request.qty, "qty"),
+        limit_price=parse_decimal(request.limit_price, "limit_price"),
+        stop_price=parse_decimal(request.stop_price, "stop_price"),
+        time_in_force=parse_enum(TIMES_IN_FORCE, request.time_in_force, "time_in_force", required=False),
+    )
 
 
 def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
     return orders_pb2.Fill(
-        fill_id=fill.fill_id, order_id=fill.order_id, symbol=fill.symbol, side=SIDE_WIRE[fill.side],
-        qty=qty_str(fill.qty), price=price_str(fill.price), bid_price=price_str(fill.bid_price),
-        bid_size=qty_str(fill.bid_size), ask_price=price_str(fill.ask_price), ask_size=qty_str(fill.ask_size),
-        quote_at=timestamp_from_ns(fill.quote_at_ns), quote_sequence=fill.quote_sequence, rule=fill.rule,
-        filled_at=to_timestamp(fill.filled_at), multiplier=qty_str(fill.multiplier))
+        fill_id=fill.fill_id,
+        order_id=fill.order_id,
+        symbol=fill.symbol,
+        side=SIDE_WIRE[fill.side],
+        qty=qty_str(fill.qty),
+        price=price_str(fill.price),
+        bid_price=price_str(fill.bid_price),
+        bid_size=qty_str(fill.bid_size),
+        ask_price=price_str(fill.ask_price),
+        ask_size=qty_str(fill.ask_size),
+        quote_at=timestamp_from_ns(fill.quote_at_ns),
+        quote_sequence=fill.quote_sequence,
+        rule=fill.rule,
+        filled_at=to_timestamp(fill.filled_at),
+        multiplier=qty_str(fill.multiplier),
+    )
 
 
 def fill_from_proto(message: orders_pb2.Fill) -> Fill:
@@ -62,33 +97,58 @@ def fill_from_proto(message: orders_pb2.Fill) -> Fill:
         raise invalid_argument("fill_id and order_id are required", "fill")
     quote_ns = timestamp_ns(message.quote_at)
     return Fill(
-        fill_id=message.fill_id, order_id=message.order_id, symbol=message.symbol,
-        side=parse_enum(SIDES, message.side, "fill.side"), qty=parse_decimal(message.qty, "fill.qty", required=True),
+        fill_id=message.fill_id,
+        order_id=message.order_id,
+        symbol=message.symbol,
+        side=parse_enum(SIDES, message.side, "fill.side"),
+        qty=parse_decimal(message.qty, "fill.qty", required=True),
         price=parse_decimal(message.price, "fill.price", required=True),
         multiplier=parse_decimal(message.multiplier, "fill.multiplier") or Decimal(1),
         bid_price=parse_decimal(message.bid_price, "fill.bid_price", required=True),
         bid_size=parse_decimal(message.bid_size, "fill.bid_size") or Decimal(0),
         ask_price=parse_decimal(message.ask_price, "fill.ask_price", required=True),
         ask_size=parse_decimal(message.ask_size, "fill.ask_size") or Decimal(0),
-        quote_at=datetime_from_ns(quote_ns), quote_at_ns=quote_ns, quote_sequence=message.quote_sequence,
-        rule=message.rule, filled_at=from_timestamp(message.filled_at) or datetime_from_ns(quote_ns))
+        quote_at=datetime_from_ns(quote_ns),
+        quote_at_ns=quote_ns,
+        quote_sequence=message.quote_sequence,
+        rule=message.rule,
+        filled_at=from_timestamp(message.filled_at) or datetime_from_ns(quote_ns),
+    )
 
 
 def order_to_proto(order: Order) -> orders_pb2.Order:
     spec = order.spec
     return orders_pb2.Order(
-        order_id=order.order_id, client_order_id=spec.client_order_id, account_id=order.account_id,
-        user_id=order.user_id, symbol=spec.symbol, asset_class=ASSET_CLASS_WIRE[spec.asset_class],
-        side=SIDE_WIRE[spec.side], qty=qty_str(spec.qty), order_type=ORDER_TYPE_WIRE[spec.order_type],
-        time_in_force=TIME_IN_FORCE_WIRE[spec.time_in_force], limit_price=price_str(spec.limit_price),
+        order_id=order.order_id,
+        client_order_id=spec.client_order_id,
+        account_id=order.account_id,
+        user_id=order.user_id,
+        symbol=spec.symbol,
+        asset_class=ASSET_CLASS_WIRE[spec.asset_class],
+        side=SIDE_WIRE[spec.side],
+        qty=qty_str(spec.qty),
+        order_type=ORDER_TYPE_WIRE[spec.order_type],
+        time_in_force=TIME_IN_FORCE_WIRE[spec.time_in_force],
+        limit_price=price_str(spec.limit_price),
         stop_price=price_str(spec.stop_price),
         legs=[trading_pb2.OrderLeg(symbol=leg.symbol, side=SIDE_WIRE[leg.side], ratio=leg.ratio) for leg in spec.legs],
-        multiplier=qty_str(order.multiplier), status=STATUS_WIRE[order.status], reject_reason=order.reject_reason,
+        multiplier=qty_str(order.multiplier),
+        status=STATUS_WIRE[order.status],
+        reject_reason=order.reject_reason,
         cancel_reason=order.cancel_reason,
-        filled_qty=qty_str(order.filled_qty), filled_avg_price=price_str(order.filled_avg_price),
-        version=order.version, created_at=to_timestamp(order.created_at), updated_at=to_timestamp(order.updated_at),
-        accepted_at=to_timestamp(order.accepted_at), rejected_at=to_timestamp(order.rejected_at),
-        triggered_at=to_timestamp(order.triggered_at), filled_at=to_timestamp(order.filled_at),
-        canceled_at=to_timestamp(order.canceled_at), expired_at=to_timestamp(order.expired_at),
-        expires_at=to_timestamp(order.expires_at), replaced_at=to_timestamp(order.replaced_at),
-        collar_price=price_str(order.collar_price), fills=[fill_to_proto(f) for f in order.fills])
+        filled_qty=qty_str(order.filled_qty),
+        filled_avg_price=price_str(order.filled_avg_price),
+        version=order.version,
+        created_at=to_timestamp(order.created_at),
+        updated_at=to_timestamp(order.updated_at),
+        accepted_at=to_timestamp(order.accepted_at),
+        rejected_at=to_timestamp(order.rejected_at),
+        triggered_at=to_timestamp(order.triggered_at),
+        filled_at=to_timestamp(order.filled_at),
+        canceled_at=to_timestamp(order.canceled_at),
+        expired_at=to_timestamp(order.expired_at),
+        expires_at=to_timestamp(order.expires_at),
+        replaced_at=to_timestamp(order.replaced_at),
+        collar_price=price_str(order.collar_price),
+        fills=[fill_to_proto(f) for f in order.fills],
+    )

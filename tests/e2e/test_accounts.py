@@ -31,20 +31,25 @@ def priced_at(at_ns: int) -> str:
 async def update_user(trading, user_id: str, **fields) -> accounts_pb2.User:
     """What an operator does with a service token (`mbt token service`). Right after the mesh
     starts, accounts answers UNAVAILABLE until its clock has synchronised: that is waited out."""
+
     async def attempt():
         try:
-            reply = await trading.accounts().UpdateUser(accounts_pb2.UpdateUserRequest(user_id=user_id, **fields),
-                                                        metadata=as_service("console"))
+            reply = await trading.accounts().UpdateUser(
+                accounts_pb2.UpdateUserRequest(user_id=user_id, **fields), metadata=as_service("console")
+            )
         except grpc.aio.AioRpcError as exc:
             assert exc.code() != grpc.StatusCode.UNAVAILABLE, exc.details()
             raise
         return reply.user
+
     return await eventually(attempt)
 
 
 async def market(client, symbol: str, side: str, qty: int) -> dict:
-    response = await client.post("/api/mbt/orders", json={"symbol": symbol, "side": side, "qty": str(qty),
-                                                          "order_type": "market", "time_in_force": "day"})
+    response = await client.post(
+        "/api/mbt/orders",
+        json={"symbol": symbol, "side": side, "qty": str(qty), "order_type": "market", "time_in_force": "day"},
+    )
     assert response.status_code == 200, response.text
     return await order_in(client, response.json()["data"]["order_id"], "filled")
 
@@ -60,18 +65,26 @@ async def trade_twice(client, trading, symbol: str, first: tuple[str, int], seco
     return first_quote, second_quote, await market(client, symbol, *second)
 
 
-@pytest.mark.parametrize("profile, starting_cash", [(accounts_pb2.INVESTOR_PROFILE_TRIAL, "10000.00"),
-                                                    (accounts_pb2.INVESTOR_PROFILE_INCOME_BUILDER, "50000.00")])
+@pytest.mark.parametrize(
+    "profile, starting_cash",
+    [(accounts_pb2.INVESTOR_PROFILE_TRIAL, "10000.00"), (accounts_pb2.INVESTOR_PROFILE_INCOME_BUILDER, "50000.00")],
+)
 async def test_the_investor_profile_sets_the_starting_cash(mesh, trading, profile, starting_cash):
     await update_user(trading, "nova", investor_profile=profile)
     async with rest_as(mesh, "nova") as nova:
         account = (await nova.get("/api/mbt/account")).json()["data"]
-        assert (account["starting_cash"], account["cash"], account["equity"], account["buying_power"],
-                account["reserved"]) == (starting_cash, starting_cash, starting_cash, starting_cash, "0.00")
+        assert (
+            account["starting_cash"],
+            account["cash"],
+            account["equity"],
+            account["buying_power"],
+            account["reserved"],
+        ) == (starting_cash, starting_cash, starting_cash, starting_cash, "0.00")
 
         async def opened():
             rows = (await nova.get("/api/mbt/activities", params={"type": "account_opened"})).json()["data"]
             assert [row["net_amount"] for row in rows] == [starting_cash]
+
         await eventually(opened)
 
 
@@ -82,9 +95,17 @@ async def test_an_operator_switches_an_account_to_margin_only_while_it_is_flat(m
         # Reg T: buying power is twice the excess of equity over the requirement.
         await account_when(mona, account_type="margin", buying_power="200000.00")
 
-        resting = await mona.post("/api/mbt/orders", json={"symbol": "AMZN", "side": "buy", "qty": "10",
-                                                           "order_type": "limit", "limit_price": "100.00",
-                                                           "time_in_force": "gtc"})
+        resting = await mona.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "AMZN",
+                "side": "buy",
+                "qty": "10",
+                "order_type": "limit",
+                "limit_price": "100.00",
+                "time_in_force": "gtc",
+            },
+        )
         assert resting.status_code == 200, resting.text
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await update_user(trading, "mona", account_type=accounts_pb2.ACCOUNT_TYPE_CASH)
@@ -116,22 +137,51 @@ async def test_positions_are_valued_at_what_closing_would_get(mesh, trading):
         equity = cash + long_value + short_value
         requirement = D("0.5") * (long_value - short_value)
         account = await account_when(vic, cash=cents(cash))
-        assert (account["account_type"], account["long_market_value"], account["short_market_value"],
-                account["equity"], account["buying_power"], account["reserved"]) == (
-            "margin", cents(long_value), cents(short_value), cents(equity), cents(2 * (equity - requirement)),
-            "0.00")
+        assert (
+            account["account_type"],
+            account["long_market_value"],
+            account["short_market_value"],
+            account["equity"],
+            account["buying_power"],
+            account["reserved"],
+        ) == ("margin", cents(long_value), cents(short_value), cents(equity), cents(2 * (equity - requirement)), "0.00")
 
         positions = {p["symbol"]: p for p in (await vic.get("/api/mbt/positions")).json()["data"]}
-        fields = ("side", "qty", "avg_entry_price", "current_price", "market_value", "cost_basis", "unrealized_pl",
-                  "unrealized_plpc", "priced_at")
+        fields = (
+            "side",
+            "qty",
+            "avg_entry_price",
+            "current_price",
+            "market_value",
+            "cost_basis",
+            "unrealized_pl",
+            "unrealized_plpc",
+            "priced_at",
+        )
         long_gain, short_gain = 3 * (goog.bid - bought.ask), 5 * (sold.bid - amzn.ask)
         assert {s: tuple(p[f] for f in fields) for s, p in positions.items()} == {
-            "GOOG": ("long", "3", f"{bought.ask}", f"{goog.bid}", cents(long_value), cents(3 * bought.ask),
-                     cents(long_gain), f"{(long_gain / (3 * bought.ask)).quantize(D('0.000001'), ROUND_HALF_UP)}",
-                     priced_at(goog.at_ns)),
-            "AMZN": ("short", "-5", f"{sold.bid}", f"{amzn.ask}", cents(short_value), cents(5 * sold.bid),
-                     cents(short_gain), f"{(short_gain / (5 * sold.bid)).quantize(D('0.000001'), ROUND_HALF_UP)}",
-                     priced_at(amzn.at_ns)),
+            "GOOG": (
+                "long",
+                "3",
+                f"{bought.ask}",
+                f"{goog.bid}",
+                cents(long_value),
+                cents(3 * bought.ask),
+                cents(long_gain),
+                f"{(long_gain / (3 * bought.ask)).quantize(D('0.000001'), ROUND_HALF_UP)}",
+                priced_at(goog.at_ns),
+            ),
+            "AMZN": (
+                "short",
+                "-5",
+                f"{sold.bid}",
+                f"{amzn.ask}",
+                cents(short_value),
+                cents(5 * sold.bid),
+                cents(short_gain),
+                f"{(short_gain / (5 * sold.bid)).quantize(D('0.000001'), ROUND_HALF_UP)}",
+                priced_at(amzn.at_ns),
+            ),
         }
 
 
@@ -151,9 +201,14 @@ async def test_pnl_windows_realize_inside_them_and_mark_at_their_end(mesh, tradi
 
         def expected(start, end, realized: Decimal, unrealized: Decimal) -> dict:
             total = realized + unrealized
-            return {"from_time": start, "to_time": end, "realized_pl": cents(realized),
-                    "unrealized_pl": cents(unrealized), "total_pl": cents(total),
-                    "lines": [{"symbol": "AMZN", "realized_pl": cents(realized), "unrealized_pl": cents(unrealized)}]}
+            return {
+                "from_time": start,
+                "to_time": end,
+                "realized_pl": cents(realized),
+                "unrealized_pl": cents(unrealized),
+                "total_pl": cents(total),
+                "lines": [{"symbol": "AMZN", "realized_pl": cents(realized), "unrealized_pl": cents(unrealized)}],
+            }
 
         realized = 4 * (sold.bid - bought.ask)
         at_now = 6 * (recording.standing("AMZN", ns(now)).bid - bought.ask)
@@ -170,8 +225,7 @@ async def test_pnl_windows_realize_inside_them_and_mark_at_their_end(mesh, tradi
 
         future = await pnl(to="2012-06-23T00:00:00Z")  # nothing is known past now: cut at now, and said so
         assert (future["data"], future["meta"]["to_time_clamped"]) == (everything["data"], True)
-        backwards = await pia.get("/api/mbt/pnl", params={"from": "2012-06-21T14:10:00Z",
-                                                          "to": "2012-06-21T14:05:00Z"})
+        backwards = await pia.get("/api/mbt/pnl", params={"from": "2012-06-21T14:10:00Z", "to": "2012-06-21T14:05:00Z"})
         assert (backwards.status_code, backwards.json()["error"]["code"]) == (400, "invalid_argument")
 
 
@@ -186,18 +240,31 @@ async def test_every_surface_prints_money_to_the_cent_prices_on_their_grid_and_w
         mark = recording.standing("AMZN", ns(later))
         account = await account_when(cy, cash=cents(D(100000) - cost))
         assert (account["reserved"], account["long_market_value"], account["equity"]) == (
-            "0.00", cents(7 * mark.bid), cents(D(100000) - cost + 7 * mark.bid))
+            "0.00",
+            cents(7 * mark.bid),
+            cents(D(100000) - cost + 7 * mark.bid),
+        )
         position = (await cy.get("/api/mbt/positions/AMZN")).json()["data"]
-        assert (position["qty"], position["avg_entry_price"], position["cost_basis"], position["unrealized_pl"],
-                position["realized_pl"]) == ("7", cents(cost / 7), cents(cost), cents(7 * mark.bid - cost), "0.00")
+        assert (
+            position["qty"],
+            position["avg_entry_price"],
+            position["cost_basis"],
+            position["unrealized_pl"],
+            position["realized_pl"],
+        ) == ("7", cents(cost / 7), cents(cost), cents(7 * mark.bid - cost), "0.00")
         pnl = (await cy.get("/api/mbt/pnl")).json()["data"]
         assert (pnl["realized_pl"], pnl["unrealized_pl"]) == ("0.00", cents(7 * mark.bid - cost))
 
         async def activities():
             rows = (await cy.get("/api/mbt/activities", params={"type": "fill"})).json()["data"]
-            assert sorted((r["qty"], r["price"], r["net_amount"]) for r in rows) == sorted([
-                ("3", f"{first.ask}", cents(-3 * first.ask)), ("4", f"{second.ask}", cents(-4 * second.ask))])
+            assert sorted((r["qty"], r["price"], r["net_amount"]) for r in rows) == sorted(
+                [("3", f"{first.ask}", cents(-3 * first.ask)), ("4", f"{second.ask}", cents(-4 * second.ask))]
+            )
+
         await eventually(activities)
         quote = (await cy.get("/api/mbt/quotes/AMZN")).json()["data"]
         assert (quote["bid_price"], quote["bid_size"], quote["ask_price"]) == (
-            f"{mark.bid}", f"{mark.bid_size}", f"{mark.ask}")
+            f"{mark.bid}",
+            f"{mark.bid_size}",
+            f"{mark.ask}",
+        )

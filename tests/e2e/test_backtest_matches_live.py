@@ -14,8 +14,8 @@ from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2
-from services.common.wire.conv import datetime_to_ns, to_timestamp
 from services.common.errors import REASON_STATUS
+from services.common.wire.conv import datetime_to_ns, to_timestamp
 from services.matcher.backtest.engine import Backtest, BacktestConfig
 from services.matcher.backtest.sources import recorded_feed
 from tests.support.backtest import Scripted
@@ -44,7 +44,8 @@ class LiveRun:
 
     async def step_to(self, moment: datetime) -> None:
         reply = await self.trading.marketdata().StepClock(
-            marketdata_pb2.StepClockRequest(to_time=to_timestamp(moment)), metadata=as_service("tests"), timeout=120)
+            marketdata_pb2.StepClockRequest(to_time=to_timestamp(moment)), metadata=as_service("tests"), timeout=120
+        )
         self.delivered += reply.delivered_ticks
         await self.matcher_caught_up()
 
@@ -59,8 +60,9 @@ class LiveRun:
         await eventually(check)
 
     async def quote(self, symbol: str) -> marketdata_pb2.Quote:
-        reply = await self.trading.marketdata().GetLatestQuote(marketdata_pb2.GetLatestQuoteRequest(symbol=symbol),
-                                                               metadata=as_service("tests"))
+        reply = await self.trading.marketdata().GetLatestQuote(
+            marketdata_pb2.GetLatestQuoteRequest(symbol=symbol), metadata=as_service("tests")
+        )
         return reply.quote
 
     async def act(self, at: datetime, verb: str, fields: dict) -> None:
@@ -68,21 +70,31 @@ class LiveRun:
         try:
             if verb == "submit":
                 request = orders_pb2.SubmitOrderRequest(
-                    client_order_id=fields["client_order_id"], symbol=fields["symbol"],
-                    side=trading_pb2.OrderSide.Value("ORDER_SIDE_" + fields["side"].upper()), qty=fields["qty"],
+                    client_order_id=fields["client_order_id"],
+                    symbol=fields["symbol"],
+                    side=trading_pb2.OrderSide.Value("ORDER_SIDE_" + fields["side"].upper()),
+                    qty=fields["qty"],
                     order_type=trading_pb2.OrderType.Value("ORDER_TYPE_" + fields["order_type"].upper()),
                     time_in_force=trading_pb2.TimeInForce.Value("TIME_IN_FORCE_" + fields["time_in_force"].upper()),
-                    limit_price=fields.get("limit_price", ""), stop_price=fields.get("stop_price", ""))
+                    limit_price=fields.get("limit_price", ""),
+                    stop_price=fields.get("stop_price", ""),
+                )
                 reply = await orders.SubmitOrder(request, metadata=as_user(USER))
                 self.order_ids.append(reply.order.order_id)
                 self.ids[fields["client_order_id"]] = reply.order.order_id
             elif verb == "cancel":
-                await orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=self.ids[fields["client_order_id"]]),
-                                         metadata=as_user(USER))
+                await orders.CancelOrder(
+                    orders_pb2.CancelOrderRequest(order_id=self.ids[fields["client_order_id"]]), metadata=as_user(USER)
+                )
             else:
-                await orders.ReplaceOrder(orders_pb2.ReplaceOrderRequest(
-                    order_id=self.ids[fields["client_order_id"]], limit_price=fields.get("limit_price", ""),
-                    qty=fields.get("qty", "")), metadata=as_user(USER))
+                await orders.ReplaceOrder(
+                    orders_pb2.ReplaceOrderRequest(
+                        order_id=self.ids[fields["client_order_id"]],
+                        limit_price=fields.get("limit_price", ""),
+                        qty=fields.get("qty", ""),
+                    ),
+                    metadata=as_user(USER),
+                )
         except grpc.aio.AioRpcError as refused:
             self.refusals.append((datetime_to_ns(at), refused.code().name))
 
@@ -94,10 +106,17 @@ class LiveRun:
             assert len(listed.orders) == expected_orders
             assert all(o.status != orders_pb2.ORDER_STATUS_NEW for o in listed.orders)
             # day orders past their close are expired by the orders service's housekeeping
-            assert not [o for o in listed.orders if o.status == orders_pb2.ORDER_STATUS_ACCEPTED
-                        and o.HasField("expires_at") and o.expires_at.ToDatetime() <= CLOSE.replace(tzinfo=None)]
-            return [(await orders.GetOrder(orders_pb2.GetOrderRequest(order_id=o.order_id),
-                                           metadata=as_user(USER))).order for o in listed.orders]
+            assert not [
+                o
+                for o in listed.orders
+                if o.status == orders_pb2.ORDER_STATUS_ACCEPTED
+                and o.HasField("expires_at")
+                and o.expires_at.ToDatetime() <= CLOSE.replace(tzinfo=None)
+            ]
+            return [
+                (await orders.GetOrder(orders_pb2.GetOrderRequest(order_id=o.order_id), metadata=as_user(USER))).order
+                for o in listed.orders
+            ]
 
         return await eventually(check)
 
@@ -109,32 +128,128 @@ async def test_backtest_fills_are_the_live_matchers_byte_for_byte(databases, tmp
         amzn, goog = await live.quote("AMZN"), await live.quote("GOOG")
         t0 = START
         script = [
-            (t0, "submit", {"client_order_id": "amzn-market", "symbol": "AMZN", "side": "buy", "qty": "20",
-                            "order_type": "market", "time_in_force": "day"}),
-            (t0, "submit", {"client_order_id": "goog-market", "symbol": "GOOG", "side": "buy", "qty": "5",
-                            "order_type": "market", "time_in_force": "day"}),
-            (t0, "submit", {"client_order_id": "amzn-dip", "symbol": "AMZN", "side": "buy", "qty": "10",
-                            "order_type": "limit", "limit_price": near(amzn, "buy", -30), "time_in_force": "gtc"}),
-            (t0, "submit", {"client_order_id": "goog-breakout", "symbol": "GOOG", "side": "buy", "qty": "2",
-                            "order_type": "stop_limit", "stop_price": near(goog, "buy", 80),
-                            "limit_price": near(goog, "buy", 120), "time_in_force": "day"}),
-            (t0 + timedelta(seconds=30), "submit", {
-                "client_order_id": "amzn-take-profit", "symbol": "AMZN", "side": "sell", "qty": "10",
-                "order_type": "limit", "limit_price": near(amzn, "sell", 40), "time_in_force": "day"}),
-            (t0 + timedelta(seconds=30), "submit", {
-                "client_order_id": "goog-stop-loss", "symbol": "GOOG", "side": "sell", "qty": "5",
-                "order_type": "stop", "stop_price": near(goog, "sell", -150), "time_in_force": "gtc"}),
-            (t0 + timedelta(seconds=60), "replace", {"client_order_id": "amzn-dip", "limit_price": near(amzn, "buy", -15)}),
-            (t0 + timedelta(seconds=90), "submit", {
-                "client_order_id": "amzn-ioc", "symbol": "AMZN", "side": "buy", "qty": "5", "order_type": "limit",
-                "limit_price": near(amzn, "buy", 20), "time_in_force": "ioc"}),
-            (t0 + timedelta(seconds=90), "submit", {
-                "client_order_id": "amzn-fok", "symbol": "AMZN", "side": "buy", "qty": "150", "order_type": "limit",
-                "limit_price": near(amzn, "buy", 20), "time_in_force": "fok"}),
+            (
+                t0,
+                "submit",
+                {
+                    "client_order_id": "amzn-market",
+                    "symbol": "AMZN",
+                    "side": "buy",
+                    "qty": "20",
+                    "order_type": "market",
+                    "time_in_force": "day",
+                },
+            ),
+            (
+                t0,
+                "submit",
+                {
+                    "client_order_id": "goog-market",
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "qty": "5",
+                    "order_type": "market",
+                    "time_in_force": "day",
+                },
+            ),
+            (
+                t0,
+                "submit",
+                {
+                    "client_order_id": "amzn-dip",
+                    "symbol": "AMZN",
+                    "side": "buy",
+                    "qty": "10",
+                    "order_type": "limit",
+                    "limit_price": near(amzn, "buy", -30),
+                    "time_in_force": "gtc",
+                },
+            ),
+            (
+                t0,
+                "submit",
+                {
+                    "client_order_id": "goog-breakout",
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "qty": "2",
+                    "order_type": "stop_limit",
+                    "stop_price": near(goog, "buy", 80),
+                    "limit_price": near(goog, "buy", 120),
+                    "time_in_force": "day",
+                },
+            ),
+            (
+                t0 + timedelta(seconds=30),
+                "submit",
+                {
+                    "client_order_id": "amzn-take-profit",
+                    "symbol": "AMZN",
+                    "side": "sell",
+                    "qty": "10",
+                    "order_type": "limit",
+                    "limit_price": near(amzn, "sell", 40),
+                    "time_in_force": "day",
+                },
+            ),
+            (
+                t0 + timedelta(seconds=30),
+                "submit",
+                {
+                    "client_order_id": "goog-stop-loss",
+                    "symbol": "GOOG",
+                    "side": "sell",
+                    "qty": "5",
+                    "order_type": "stop",
+                    "stop_price": near(goog, "sell", -150),
+                    "time_in_force": "gtc",
+                },
+            ),
+            (
+                t0 + timedelta(seconds=60),
+                "replace",
+                {"client_order_id": "amzn-dip", "limit_price": near(amzn, "buy", -15)},
+            ),
+            (
+                t0 + timedelta(seconds=90),
+                "submit",
+                {
+                    "client_order_id": "amzn-ioc",
+                    "symbol": "AMZN",
+                    "side": "buy",
+                    "qty": "5",
+                    "order_type": "limit",
+                    "limit_price": near(amzn, "buy", 20),
+                    "time_in_force": "ioc",
+                },
+            ),
+            (
+                t0 + timedelta(seconds=90),
+                "submit",
+                {
+                    "client_order_id": "amzn-fok",
+                    "symbol": "AMZN",
+                    "side": "buy",
+                    "qty": "150",
+                    "order_type": "limit",
+                    "limit_price": near(amzn, "buy", 20),
+                    "time_in_force": "fok",
+                },
+            ),
             (t0 + timedelta(seconds=120), "cancel", {"client_order_id": "goog-stop-loss"}),
-            (t0 + timedelta(minutes=20), "submit", {
-                "client_order_id": "amzn-late", "symbol": "AMZN", "side": "sell", "qty": "5", "order_type": "stop",
-                "stop_price": near(amzn, "sell", -60), "time_in_force": "day"}),
+            (
+                t0 + timedelta(minutes=20),
+                "submit",
+                {
+                    "client_order_id": "amzn-late",
+                    "symbol": "AMZN",
+                    "side": "sell",
+                    "qty": "5",
+                    "order_type": "stop",
+                    "stop_price": near(amzn, "sell", -60),
+                    "time_in_force": "day",
+                },
+            ),
         ]
         for at, verb, fields in script:
             if at > await live.trading.now():
@@ -150,18 +265,21 @@ async def test_backtest_fills_are_the_live_matchers_byte_for_byte(databases, tmp
 
     start_ns, end_ns = datetime_to_ns(START), datetime_to_ns(CLOSE + timedelta(minutes=1))
     strategy = Scripted(actions=[(datetime_to_ns(at), verb, fields) for at, verb, fields in script])
-    config = BacktestConfig(start_ns=start_ns, end_ns=end_ns, account_type="cash",
-                            starting_cash=Decimal("100000.00"))
+    config = BacktestConfig(start_ns=start_ns, end_ns=end_ns, account_type="cash", starting_cash=Decimal("100000.00"))
     feed = recorded_feed("bundled", ["AMZN", "GOOG"], start_ns, end_ns)
     result = Backtest(feed, strategy, config, order_ids=iter(live.order_ids).__next__).run()
 
-    live_fills = sorted((f for o in live_orders for f in o.fills), key=lambda f: (f.quote_at.ToNanoseconds(), f.fill_id))
+    live_fills = sorted(
+        (f for o in live_orders for f in o.fills), key=lambda f: (f.quote_at.ToNanoseconds(), f.fill_id)
+    )
     backtest_fills = sorted(result.account.fill_messages(), key=lambda f: (f.quote_at.ToNanoseconds(), f.fill_id))
     assert len(live_fills) >= 5, "the script should fill several orders"
     assert [f.SerializeToString(deterministic=True) for f in backtest_fills] == [
-        f.SerializeToString(deterministic=True) for f in live_fills]
+        f.SerializeToString(deterministic=True) for f in live_fills
+    ]
     names = {v.number: v.name.removeprefix("ORDER_STATUS_").lower() for v in orders_pb2.OrderStatus.DESCRIPTOR.values}
     assert {o.client_order_id: (names[o.status], o.cancel_reason or o.reject_reason) for o in live_orders} == {
-        o.client_order_id: (o.status, o.cancel_reason or o.reject_reason) for o in result.orders}
+        o.client_order_id: (o.status, o.cancel_reason or o.reject_reason) for o in result.orders
+    }
     # the same calls were refused at the same moments (compared as gRPC codes, all the mesh returns here)
     assert [(at, REASON_STATUS[reason]) for at, reason in strategy.refusals] == live.refusals

@@ -58,8 +58,7 @@ async def test_a_backtest_runs_through_rest_and_only_its_owner_sees_it(mesh):
         await sign_in(alice, "alice")
         await sign_in(bob, "bob")
         account_before = (await alice.get("/api/mbt/account")).json()["data"]
-        created = await alice.post("/api/mbt/backtests", json={"strategy": "grid", "parameters": {"slots": "6"},
-                                                               **DAY})
+        created = await alice.post("/api/mbt/backtests", json={"strategy": "grid", "parameters": {"slots": "6"}, **DAY})
         assert created.status_code == 200, created.text
         backtest = created.json()["data"]
         assert backtest["status"] == "queued" and backtest["backtest_id"].startswith("bt_")
@@ -92,12 +91,14 @@ async def test_a_backtest_runs_through_rest_and_only_its_owner_sees_it(mesh):
 
     async with grpc.aio.insecure_channel(mesh.target("matcher")) as channel:
         stub = matcher_pb2_grpc.BacktestServiceStub(channel)
-        mine = await stub.GetBacktest(matcher_pb2.GetBacktestRequest(backtest_id=backtest["backtest_id"]),
-                                      metadata=as_user("alice"))
+        mine = await stub.GetBacktest(
+            matcher_pb2.GetBacktestRequest(backtest_id=backtest["backtest_id"]), metadata=as_user("alice")
+        )
         assert mine.backtest.status == matcher_pb2.BACKTEST_STATUS_SUCCEEDED
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.GetBacktestReport(matcher_pb2.GetBacktestReportRequest(backtest_id=backtest["backtest_id"]),
-                                         metadata=as_user("bob"))
+            await stub.GetBacktestReport(
+                matcher_pb2.GetBacktestReportRequest(backtest_id=backtest["backtest_id"]), metadata=as_user("bob")
+            )
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -105,9 +106,22 @@ async def test_a_failing_strategy_or_script_is_a_failed_backtest_with_its_error(
     async with gateway_client(mesh.app) as alice:
         await sign_in(alice, "alice")
         exploding = (await alice.post("/api/mbt/backtests", json={"strategy": "exploding", **DAY})).json()["data"]
-        script = {"steps": [{"at": "2012-06-21T12:00:00Z",  # 08:00 New York: an ioc order needs the market open
-                             "submit": {"client_order_id": "early", "symbol": "AMZN", "side": "buy", "qty": "1",
-                                        "order_type": "limit", "limit_price": "200.00", "time_in_force": "ioc"}}]}
+        script = {
+            "steps": [
+                {
+                    "at": "2012-06-21T12:00:00Z",  # 08:00 New York: an ioc order needs the market open
+                    "submit": {
+                        "client_order_id": "early",
+                        "symbol": "AMZN",
+                        "side": "buy",
+                        "qty": "1",
+                        "order_type": "limit",
+                        "limit_price": "200.00",
+                        "time_in_force": "ioc",
+                    },
+                }
+            ]
+        }
         scripted = (await alice.post("/api/mbt/backtests", json={"script": script, **DAY})).json()["data"]
         failed = await finished(alice, exploding["backtest_id"])
         assert failed["status"] == "failed"
@@ -118,14 +132,34 @@ async def test_a_failing_strategy_or_script_is_a_failed_backtest_with_its_error(
         assert report.status_code == 400 and report.json()["error"]["code"] == "failed_precondition"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"strategy": "no_such_strategy", **DAY}, "strategy"),
-    ({"strategy": "grid", "data": "/etc/passwd", **DAY}, "data"),
-    ({"strategy": "grid", "from_date": "2012-06-22", "to_date": "2012-06-21"}, "to_date"),
-    ({"script": {"steps": [{"at": "2012-06-21T14:00:00Z", "submit": {"symbol": "AMZN", "side": "buy", "qty": "1.5",
-                                                                     "order_type": "market",
-                                                                     "time_in_force": "day"}}]}, **DAY}, "qty"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"strategy": "no_such_strategy", **DAY}, "strategy"),
+        ({"strategy": "grid", "data": "/etc/passwd", **DAY}, "data"),
+        ({"strategy": "grid", "from_date": "2012-06-22", "to_date": "2012-06-21"}, "to_date"),
+        (
+            {
+                "script": {
+                    "steps": [
+                        {
+                            "at": "2012-06-21T14:00:00Z",
+                            "submit": {
+                                "symbol": "AMZN",
+                                "side": "buy",
+                                "qty": "1.5",
+                                "order_type": "market",
+                                "time_in_force": "day",
+                            },
+                        }
+                    ]
+                },
+                **DAY,
+            },
+            "qty",
+        ),
+    ],
+)
 async def test_bad_backtest_requests_are_refused_before_anything_runs(mesh, body, field):
     async with gateway_client(mesh.app) as alice:
         await sign_in(alice, "alice")

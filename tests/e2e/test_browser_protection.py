@@ -43,9 +43,13 @@ async def test_hsts_when_configured(upstream, tmp_path):
 @pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:8081"])
 async def test_state_changing_requests_from_a_foreign_origin_are_refused(client, upstream, origin):
     headers = {**rest_headers("alice"), "Origin": origin}
-    for method, path in (("POST", "/api/mbt/orders"), ("DELETE", "/api/mbt/orders/ord_1"),
-                         ("PATCH", "/api/mbt/orders/ord_1"), ("POST", "/api/sessions/dev"),
-                         ("DELETE", "/api/sessions/current")):
+    for method, path in (
+        ("POST", "/api/mbt/orders"),
+        ("DELETE", "/api/mbt/orders/ord_1"),
+        ("PATCH", "/api/mbt/orders/ord_1"),
+        ("POST", "/api/sessions/dev"),
+        ("DELETE", "/api/sessions/current"),
+    ):
         response = await client.request(method, path, headers=headers, json={})
         assert response.status_code == 403, (method, path, response.text)
         assert response.json()["error"]["code"] == "permission_denied"
@@ -56,15 +60,18 @@ async def test_state_changing_requests_from_a_foreign_origin_are_refused(client,
 async def test_only_configured_origins_may_change_state_whatever_the_host_says(client, upstream, tmp_path):
     """The web app's origin (MBT_PUBLIC_ORIGINS) may; an Origin that merely matches the Host
     header may not: Host is the client's word."""
-    allowed = await client.post("/api/sessions/dev", json={"user_id": "alice"},
-                                headers={"Origin": "http://localhost:8080"})
+    allowed = await client.post(
+        "/api/sessions/dev", json={"user_id": "alice"}, headers={"Origin": "http://localhost:8080"}
+    )
     assert allowed.status_code == 201, allowed.text
-    same_as_host = await client.post("/api/sessions/dev", json={"user_id": "alice"},
-                                     headers={"Origin": f"https://{TEST_HOST}"})
+    same_as_host = await client.post(
+        "/api/sessions/dev", json={"user_id": "alice"}, headers={"Origin": f"https://{TEST_HOST}"}
+    )
     assert same_as_host.status_code == 403
     async with upstream.gateway(tmp_path, MBT_PUBLIC_ORIGINS=f"https://{TEST_HOST}") as configured:
-        response = await configured.post("/api/sessions/dev", json={"user_id": "alice"},
-                                         headers={"Origin": f"https://{TEST_HOST}"})
+        response = await configured.post(
+            "/api/sessions/dev", json={"user_id": "alice"}, headers={"Origin": f"https://{TEST_HOST}"}
+        )
         assert response.status_code == 201, response.text
 
 
@@ -72,10 +79,17 @@ async def test_a_dns_rebinding_page_cannot_use_the_development_login(upstream, t
     """evil.example resolved to the gateway's address: the browser sends Host and Origin
     both naming evil.example, which an Origin == Host check would have let through."""
     async with upstream.gateway(tmp_path, MBT_ALLOWED_HOSTS="") as client:  # the default: loopback + web app
-        for method, path in (("POST", "/api/sessions/dev"), ("GET", "/api/sessions/current"),
-                             ("POST", "/api/sessions/passkeys/assertion/options")):
-            response = await client.request(method, path, json={"user_id": "alice"} if method == "POST" else None,
-                                            headers={"Host": "evil.example:8080", "Origin": "http://evil.example:8080"})
+        for method, path in (
+            ("POST", "/api/sessions/dev"),
+            ("GET", "/api/sessions/current"),
+            ("POST", "/api/sessions/passkeys/assertion/options"),
+        ):
+            response = await client.request(
+                method,
+                path,
+                json={"user_id": "alice"} if method == "POST" else None,
+                headers={"Host": "evil.example:8080", "Origin": "http://evil.example:8080"},
+            )
             assert response.status_code == 400, (path, response.text)
             assert response.json()["error"]["code"] == "invalid_argument"
             assert response.headers["x-content-type-options"] == "nosniff"
@@ -120,26 +134,30 @@ async def test_reads_from_any_origin_get_no_cors_grant(client):
 
 
 async def test_cors_is_closed_by_default(client):
-    preflight = await client.options("/api/mbt/orders", headers={"Origin": "https://app.example",
-                                                                  "Access-Control-Request-Method": "POST"})
+    preflight = await client.options(
+        "/api/mbt/orders", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    )
     assert preflight.status_code == 403
     assert "access-control-allow-origin" not in preflight.headers
 
 
 async def test_configured_cors_origins_get_credentialed_cors(upstream, tmp_path):
     async with upstream.gateway(tmp_path, MBT_CORS_ORIGINS="https://app.example") as client:
-        preflight = await client.options("/api/mbt/orders", headers={"Origin": "https://app.example",
-                                                                      "Access-Control-Request-Method": "POST"})
+        preflight = await client.options(
+            "/api/mbt/orders", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+        )
         assert preflight.status_code == 204
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         assert preflight.headers["access-control-allow-credentials"] == "true"
         assert "POST" in preflight.headers["access-control-allow-methods"]
-        response = await client.post("/api/mbt/orders", json={},
-                                     headers={**rest_headers("alice"), "Origin": "https://app.example"})
+        response = await client.post(
+            "/api/mbt/orders", json={}, headers={**rest_headers("alice"), "Origin": "https://app.example"}
+        )
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "https://app.example"
         assert "x-ratelimit-remaining" in response.headers["access-control-expose-headers"]
         assert "origin" in response.headers["vary"].lower()
-        other = await client.options("/api/mbt/orders", headers={"Origin": "https://evil.example",
-                                                                  "Access-Control-Request-Method": "POST"})
+        other = await client.options(
+            "/api/mbt/orders", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
         assert other.status_code == 403 and "access-control-allow-origin" not in other.headers

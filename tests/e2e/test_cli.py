@@ -25,7 +25,12 @@ def issued(capsys, *argv: str):
 def test_a_user_token_with_a_scope_tier_and_lifetime(capsys):
     claims = issued(capsys, "token", "user", "alice", "--scope", "read", "--tier", "pro", "--ttl", "600")
     assert (claims.kind, claims.subject, claims.scopes, claims.tier, claims.session_id) == (
-        "user", "alice", {"read"}, "pro", "")
+        "user",
+        "alice",
+        {"read"},
+        "pro",
+        "",
+    )
     assert claims.expires_at - claims.issued_at == 600
 
 
@@ -40,11 +45,16 @@ def test_an_ops_token_is_read_only(capsys):
     assert claims.expires_at - claims.issued_at == 900
 
 
-@pytest.mark.parametrize("argv", [["token", "user", "alice", "--scope", "admin"],
-                                  ["token", "user", "alice", "--ttl", "999999"],
-                                  ["token", "ops", "carol", "--ttl", "7200"],
-                                  ["token", "user", "not a user"],
-                                  ["token", "user", "alice", "--tier", "gold"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["token", "user", "alice", "--scope", "admin"],
+        ["token", "user", "alice", "--ttl", "999999"],
+        ["token", "ops", "carol", "--ttl", "7200"],
+        ["token", "user", "not a user"],
+        ["token", "user", "alice", "--tier", "gold"],
+    ],
+)
 def test_bad_requests_are_refused(argv):
     with pytest.raises(SystemExit) as refused:
         main(argv)
@@ -71,8 +81,17 @@ async def test_the_tier_is_asked_of_accounts_and_falls_back_to_free():
         tiers = {}
         for user in ("pat", "newcomer"):
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.cli", "token", "user", user, cwd=ROOT, env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                sys.executable,
+                "-m",
+                "services.cli",
+                "token",
+                "user",
+                user,
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             out, _ = await process.communicate()
             assert process.returncode == 0
             tiers[user] = VERIFIER.verify(out.decode().strip()).tier
@@ -83,15 +102,35 @@ async def test_no_user_token_when_accounts_cannot_be_reached_unless_the_tier_is_
     target = f"127.0.0.1:{free_port()}"  # nothing listens there
     env = {**os.environ, "MBT_ACCOUNTS_TARGET": target}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "token", "user", "pat", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "services.cli",
+        "token",
+        "user",
+        "pat",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
     assert (process.returncode, out) == (1, b"")
     assert target in err.decode() and "--tier" in err.decode()
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "token", "user", "pat", "--tier", "pro", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "services.cli",
+        "token",
+        "user",
+        "pat",
+        "--tier",
+        "pro",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, _ = await process.communicate()
     assert process.returncode == 0
     assert VERIFIER.verify(out.decode().strip()).tier == "pro"

@@ -81,8 +81,11 @@ async def test_each_route_wraps_success_in_data_and_meta(gateway_client, upstrea
 
 async def test_path_and_query_parameters_reach_the_request_with_the_callers_token(gateway_client, upstream):
     async with gateway_client() as client:
-        await client.get("/api/mbt/orders", params={"status": "filled", "page_size": "5", "page_token": "abc"},
-                         headers=rest_headers("alice"))
+        await client.get(
+            "/api/mbt/orders",
+            params={"status": "filled", "page_size": "5", "page_token": "abc"},
+            headers=rest_headers("alice"),
+        )
         _, request, metadata = upstream.api_calls()[-1]
         assert (request.status, request.page_size, request.page_token) == (3, 5, "abc")
         verifier = TokenVerifier(TokenKeys.development())
@@ -101,8 +104,9 @@ async def test_a_well_formed_incoming_request_id_is_kept_and_a_bad_one_replaced(
     async with gateway_client() as client:
         kept = await client.get("/api/mbt/account", headers={**rest_headers("a"), "X-Request-Id": "client-abc-123"})
         assert kept.headers["x-request-id"] == "client-abc-123"
-        replaced = await client.get("/api/mbt/account",
-                                    headers={**rest_headers("a"), "X-Request-Id": "bad id with spaces"})
+        replaced = await client.get(
+            "/api/mbt/account", headers={**rest_headers("a"), "X-Request-Id": "bad id with spaces"}
+        )
         assert replaced.headers["x-request-id"].startswith("req_")
 
 
@@ -122,23 +126,52 @@ async def test_the_foundations_development_header_identifies_nobody(gateway_clie
     assert upstream.api_calls() == []
 
 
-@pytest.mark.parametrize("method, path, kwargs, status, code", [
-    ("GET", "/api/mbt/nowhere", {}, 404, "not_found"),
-    ("PUT", "/api/mbt/orders", {}, 405, "method_not_allowed"),
-    ("POST", "/api/mbt/orders", {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
-     400, "invalid_argument"),
-    ("POST", "/api/mbt/orders", {"content": b"x" * 70_000, "headers": {"Content-Type": "application/json"}},
-     413, "payload_too_large"),
-    ("POST", "/api/mbt/orders", {"content": json.dumps({"qty": 1}).encode(),
-                                 "headers": {"Content-Type": "application/json"}}, 400, "invalid_argument"),
-    ("POST", "/api/mbt/orders", {"content": b"qty=1", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
-     400, "invalid_argument"),
-    ("GET", "/api/mbt/orders?unknown=1", {}, 400, "invalid_argument"),
-    ("POST", "/api/mbt/orders?status=filled", {"content": b"{}", "headers": {"Content-Type": "application/json"}},
-     400, "invalid_argument"),
-])
-async def test_malformed_requests_get_the_error_envelope_and_change_nothing(gateway_client, upstream, method, path,
-                                                                            kwargs, status, code):
+@pytest.mark.parametrize(
+    "method, path, kwargs, status, code",
+    [
+        ("GET", "/api/mbt/nowhere", {}, 404, "not_found"),
+        ("PUT", "/api/mbt/orders", {}, 405, "method_not_allowed"),
+        (
+            "POST",
+            "/api/mbt/orders",
+            {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/mbt/orders",
+            {"content": b"x" * 70_000, "headers": {"Content-Type": "application/json"}},
+            413,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            "/api/mbt/orders",
+            {"content": json.dumps({"qty": 1}).encode(), "headers": {"Content-Type": "application/json"}},
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/mbt/orders",
+            {"content": b"qty=1", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            400,
+            "invalid_argument",
+        ),
+        ("GET", "/api/mbt/orders?unknown=1", {}, 400, "invalid_argument"),
+        (
+            "POST",
+            "/api/mbt/orders?status=filled",
+            {"content": b"{}", "headers": {"Content-Type": "application/json"}},
+            400,
+            "invalid_argument",
+        ),
+    ],
+)
+async def test_malformed_requests_get_the_error_envelope_and_change_nothing(
+    gateway_client, upstream, method, path, kwargs, status, code
+):
     async with gateway_client() as client:
         headers = {**rest_headers("alice"), **kwargs.pop("headers", {})}
         response = await client.request(method, path, headers=headers, **kwargs)

@@ -32,8 +32,9 @@ ASSERTION_OPTIONS = "/api/sessions/passkeys/assertion/options"
 @asynccontextmanager
 async def served(upstream, data_dir, *, now=None, **env: str):
     """A real uvicorn server of the gateway on 127.0.0.1 (any free port); yields its port."""
-    settings = upstream.settings(data_dir, MBT_GATEWAY_HEADER_TIMEOUT_SECONDS="1",
-                                 MBT_GATEWAY_BODY_TIMEOUT_SECONDS="1", **env)
+    settings = upstream.settings(
+        data_dir, MBT_GATEWAY_HEADER_TIMEOUT_SECONDS="1", MBT_GATEWAY_BODY_TIMEOUT_SECONDS="1", **env
+    )
     app = build_app(settings, **({"now": now} if now else {}))
     server = uvicorn.Server(serving.config(app, settings, port=0))
     task = asyncio.create_task(server.serve())
@@ -83,8 +84,10 @@ async def test_a_connection_that_sends_nothing_is_closed(upstream, tmp_path):
 async def test_a_partial_body_is_cut_off_and_changes_nothing(upstream, tmp_path, caplog):
     async with served(upstream, tmp_path) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"POST /api/sessions/dev HTTP/1.1\r\nHost: {TEST_HOST}\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 100\r\n\r\n{\"user_id\": ".encode())
+        writer.write(
+            f"POST /api/sessions/dev HTTP/1.1\r\nHost: {TEST_HOST}\r\nContent-Type: application/json\r\n"
+            'Content-Length: 100\r\n\r\n{"user_id": '.encode()
+        )
         await writer.drain()
         answer = await read_until_closed(reader)
         writer.close()
@@ -96,11 +99,13 @@ async def test_a_partial_body_is_cut_off_and_changes_nothing(upstream, tmp_path,
 
 async def test_a_kept_alive_connection_may_idle_between_requests(upstream, tmp_path):
     """The header deadline starts with a request's first byte, not when the last one ended."""
-    async with served(upstream, tmp_path) as port:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Host": TEST_HOST}) as client:
-            first = await client.get("/api/mbt/orders", headers=rest_headers("alice"))
-            await asyncio.sleep(1.5)  # longer than the header deadline
-            second = await client.get("/api/mbt/orders", headers=rest_headers("alice"))
+    async with (
+        served(upstream, tmp_path) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Host": TEST_HOST}) as client,
+    ):
+        first = await client.get("/api/mbt/orders", headers=rest_headers("alice"))
+        await asyncio.sleep(1.5)  # longer than the header deadline
+        second = await client.get("/api/mbt/orders", headers=rest_headers("alice"))
     assert (first.status_code, second.status_code) == (200, 200)
     assert first.extensions["network_stream"] is second.extensions["network_stream"]  # the same connection
 
@@ -110,8 +115,9 @@ async def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_de
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(f"GET /api/mbt/openapi.json HTTP/1.1\r\nHost: {TEST_HOST}\r\n\r\n".encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG_GUARD_SECONDS)
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")))
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        )
         await reader.readexactly(length)
         writer.write(f"GET /api/mbt/orders HTTP/1.1\r\nHost: {TEST_HOST}\r\n".encode())  # and no more
         answer = await read_until_closed(reader)
@@ -173,14 +179,19 @@ async def _async(value):
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=REDIS_MARKS)])
 async def test_an_anonymous_flood_gets_429_and_stops_adding_rows(upstream, tmp_path, kind):
     wall = Wall()
-    async with shared_state(kind, tmp_path) as (env, rows), \
-            served(upstream, tmp_path, now=wall, MBT_ANONYMOUS_RATE_LIMIT="5", **env) as port:
+    async with (
+        shared_state(kind, tmp_path) as (env, rows),
+        served(upstream, tmp_path, now=wall, MBT_ANONYMOUS_RATE_LIMIT="5", **env) as port,
+    ):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Host": TEST_HOST}) as client:
             answers = [await client.post(ASSERTION_OPTIONS, json={}) for _ in range(8)]
             login = await client.post("/api/sessions/dev", json={"user_id": "flood"})
             spoofed = await client.post(ASSERTION_OPTIONS, json={}, headers={"X-Forwarded-For": "203.0.113.9"})
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Host": TEST_HOST},
-                                     transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2")) as neighbour:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Host": TEST_HOST},
+            transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2"),
+        ) as neighbour:
             other_address = await neighbour.post(ASSERTION_OPTIONS, json={})
         assert [a.status_code for a in answers] == [200] * 5 + [429] * 3
         for refused in (*answers[5:], login, spoofed):  # one budget per address, whatever the client claims
@@ -195,12 +206,13 @@ async def test_an_anonymous_flood_gets_429_and_stops_adding_rows(upstream, tmp_p
 
 
 async def test_a_trusted_proxys_forwarded_address_is_the_client(upstream, tmp_path):
-    async with served(upstream, tmp_path, now=Wall(), MBT_ANONYMOUS_RATE_LIMIT="1",
-                      MBT_TRUSTED_PROXIES="127.0.0.1") as port:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Host": TEST_HOST}) as proxy:
-            first = await proxy.post(ASSERTION_OPTIONS, json={}, headers={"X-Forwarded-For": "203.0.113.9"})
-            again = await proxy.post(ASSERTION_OPTIONS, json={}, headers={"X-Forwarded-For": "203.0.113.9"})
-            other = await proxy.post(ASSERTION_OPTIONS, json={}, headers={"X-Forwarded-For": "198.51.100.7"})
+    async with (
+        served(upstream, tmp_path, now=Wall(), MBT_ANONYMOUS_RATE_LIMIT="1", MBT_TRUSTED_PROXIES="127.0.0.1") as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Host": TEST_HOST}) as proxy,
+    ):
+        first = await proxy.post(ASSERTION_OPTIONS, json={}, headers={"X-Forwarded-For": "203.0.113.9"})
+        again = await proxy.post(ASSERTION_OPTIONS, json={}, headers={"X-Forwarded-For": "203.0.113.9"})
+        other = await proxy.post(ASSERTION_OPTIONS, json={}, headers={"X-Forwarded-For": "198.51.100.7"})
     assert (first.status_code, again.status_code, other.status_code) == (200, 429, 200)
 
 
@@ -208,9 +220,11 @@ async def test_a_client_hanging_up_mid_body_is_not_an_error(upstream, tmp_path, 
     caplog.set_level(logging.INFO)
     async with served(upstream, tmp_path) as port:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"POST /api/mbt/orders HTTP/1.1\r\nHost: {TEST_HOST}\r\nContent-Type: application/json\r\n"
-                     f"Authorization: {rest_headers('alice')['Authorization']}\r\n"
-                     "Content-Length: 100\r\n\r\n{\"symbol\": ".encode())
+        writer.write(
+            f"POST /api/mbt/orders HTTP/1.1\r\nHost: {TEST_HOST}\r\nContent-Type: application/json\r\n"
+            f"Authorization: {rest_headers('alice')['Authorization']}\r\n"
+            'Content-Length: 100\r\n\r\n{"symbol": '.encode()
+        )
         await writer.drain()
         writer.close()
         await writer.wait_closed()
@@ -226,11 +240,14 @@ async def test_a_client_hanging_up_mid_body_is_not_an_error(upstream, tmp_path, 
 
 @pytest.mark.parametrize("path", ["/api/mbt/orders", "/api/sessions/current", "/healthz", "/api/mbt/openapi.json"])
 async def test_head_answers_like_get_without_a_body(upstream, tmp_path, path):
-    async with served(upstream, tmp_path) as port:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                     headers={"Host": TEST_HOST, **rest_headers("alice")}) as client:
-            get = await client.get(path)
-            head = await client.head(path)
+    async with (
+        served(upstream, tmp_path) as port,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Host": TEST_HOST, **rest_headers("alice")}
+        ) as client,
+    ):
+        get = await client.get(path)
+        head = await client.head(path)
     assert head.status_code == get.status_code
     assert head.content == b""
     assert head.headers["content-type"] == get.headers["content-type"]

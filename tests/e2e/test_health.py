@@ -13,8 +13,10 @@ async def test_health_reports_each_upstreams_environment(databases, tmp_path):
         await mesh.stop()
     assert response.status_code == 200, response.text
     assert response.json()["data"] == {
-        "status": "serving", "environment": "development",
-        "upstreams": {name: {"status": "serving", "environment": "development"} for name in SERVICES}}
+        "status": "serving",
+        "environment": "development",
+        "upstreams": {name: {"status": "serving", "environment": "development"} for name in SERVICES},
+    }
 
 
 async def test_a_mesh_that_mixes_environments_is_degraded(databases, tmp_path):
@@ -30,7 +32,10 @@ async def test_a_mesh_that_mixes_environments_is_degraded(databases, tmp_path):
         await mesh.stop()
     assert response.status_code == 503
     data = response.json()["data"]
-    assert (data["status"], data["upstreams"]["orders"]) == ("degraded", {"status": "serving",
-                                                                           "environment": "production"})
+    assert (data["status"], data["upstreams"]["orders"]) == (
+        "degraded",
+        {"status": "serving", "environment": "production"},
+    )
     assert {name: upstream["environment"] for name, upstream in data["upstreams"].items() if name != "orders"} == {
-        name: "development" for name in SERVICES if name != "orders"}
+        name: "development" for name in SERVICES if name != "orders"
+    }

@@ -10,8 +10,15 @@ from tests.support.hostile import MALFORMED_DECIMALS
 from tests.support.identity import rest_headers
 
 JSON = {"Content-Type": "application/json"}
-VALID_ORDER = {"client_order_id": "c-1", "symbol": "AMZN", "side": "buy", "qty": "10", "order_type": "limit",
-               "limit_price": "220.00", "time_in_force": "day"}
+VALID_ORDER = {
+    "client_order_id": "c-1",
+    "symbol": "AMZN",
+    "side": "buy",
+    "qty": "10",
+    "order_type": "limit",
+    "limit_price": "220.00",
+    "time_in_force": "day",
+}
 
 
 def order(**changes) -> bytes:
@@ -84,29 +91,39 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("method, path, body, headers, status", REFUSED,
-                         ids=[f"{m} {p[:60]} {b[:40]!r}" for m, p, b, _, _ in REFUSED])
-async def test_hostile_requests_are_refused_at_the_gateway_with_the_envelope(client, upstream, method, path, body,
-                                                                            headers, status):
-    response = await client.request(method, path, content=body or None,
-                                    headers={**rest_headers("alice"), **headers})
+@pytest.mark.parametrize(
+    "method, path, body, headers, status", REFUSED, ids=[f"{m} {p[:60]} {b[:40]!r}" for m, p, b, _, _ in REFUSED]
+)
+async def test_hostile_requests_are_refused_at_the_gateway_with_the_envelope(
+    client, upstream, method, path, body, headers, status
+):
+    response = await client.request(method, path, content=body or None, headers={**rest_headers("alice"), **headers})
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] and error["message"] and error["request_id"] == response.headers["x-request-id"]
-    assert "Traceback" not in response.text and "File \"" not in response.text
+    assert "Traceback" not in response.text and 'File "' not in response.text
     assert upstream.api_calls() == []
 
 
 # (as sent in the path, as the service receives it). Whether such an id exists is the
 # service's to say (tests/e2e/test_isolation.py: not_found); the gateway only decodes it.
-ODD_IDS = [("ünïcødé", "ünïcødé"), ("%00", "\x00"), ("a%0Ab", "a\nb"), ("<script>", "<script>"),
-           ("' OR 1=1 --", "' OR 1=1 --"), ("😀" * 10, "😀" * 10), ("%E2%80%AE", "\u202e"), ("%25", "%"),
-           ("a b", "a b")]
+ODD_IDS = [
+    ("ünïcødé", "ünïcødé"),
+    ("%00", "\x00"),
+    ("a%0Ab", "a\nb"),
+    ("<script>", "<script>"),
+    ("' OR 1=1 --", "' OR 1=1 --"),
+    ("😀" * 10, "😀" * 10),
+    ("%E2%80%AE", "\u202e"),
+    ("%25", "%"),
+    ("a b", "a b"),
+]
 
 
 @pytest.mark.parametrize("odd, decoded", ODD_IDS)
-async def test_odd_characters_in_a_path_parameter_reach_the_service_decoded_and_unchanged(client, upstream, odd,
-                                                                                         decoded):
+async def test_odd_characters_in_a_path_parameter_reach_the_service_decoded_and_unchanged(
+    client, upstream, odd, decoded
+):
     response = await client.get(f"/api/mbt/orders/{odd}", headers=rest_headers("alice"))
     assert response.status_code == 200, response.text  # the scripted upstream's empty success
     [(method, request, _)] = upstream.api_calls()
@@ -121,8 +138,9 @@ async def test_a_dot_segment_is_no_id_and_routes_nowhere(client, upstream):
 
 async def test_valid_decimal_strings_pass_through_unchanged(client, upstream):
     for qty in ("10", "0.5", "-3", "12345678901234.0123456789", ""):
-        response = await client.post("/api/mbt/orders", content=order(qty=qty),
-                                     headers={**rest_headers("alice"), **JSON})
+        response = await client.post(
+            "/api/mbt/orders", content=order(qty=qty), headers={**rest_headers("alice"), **JSON}
+        )
         assert response.status_code == 200, (qty, response.text)
         assert upstream.api_calls()[-1][1].qty == qty
 

@@ -4,7 +4,6 @@ Runs on the whole mesh over a stepped replay, where A really trades."""
 
 import grpc
 import pytest
-
 from google.api import field_behavior_pb2
 
 from gateway.routes import bindings
@@ -30,15 +29,24 @@ USER_OWNED = {
 }
 # Endpoints whose id is public market data: the same answer for everyone of a tier, the id
 # in the path or (a required field) in the query.
-MARKET_DATA = {("GET", "/api/mbt/quotes/{symbol}"), ("GET", "/api/mbt/quotes/{symbol}/history"),
-               ("GET", "/api/mbt/symbols/{symbol}"), ("GET", "/api/mbt/bars/{symbol}")}
-MARKET_DATA_BY_QUERY = {("GET", "/api/mbt/quotes"): {"symbols": "AMZN"},
-                        ("GET", "/api/mbt/options/chain"): {"underlying": "AMZN", "expiry": "2012-06-22"}}
+MARKET_DATA = {
+    ("GET", "/api/mbt/quotes/{symbol}"),
+    ("GET", "/api/mbt/quotes/{symbol}/history"),
+    ("GET", "/api/mbt/symbols/{symbol}"),
+    ("GET", "/api/mbt/bars/{symbol}"),
+}
+MARKET_DATA_BY_QUERY = {
+    ("GET", "/api/mbt/quotes"): {"symbols": "AMZN"},
+    ("GET", "/api/mbt/options/chain"): {"underlying": "AMZN", "expiry": "2012-06-22"},
+}
 
 
 def _required_query_fields(binding) -> bool:
-    required = [f for f in binding.method.input_type.fields
-                if field_behavior_pb2.REQUIRED in f.GetOptions().Extensions[field_behavior_pb2.field_behavior]]
+    required = [
+        f
+        for f in binding.method.input_type.fields
+        if field_behavior_pb2.REQUIRED in f.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    ]
     return not binding.body and any(f.name not in binding.path_params.values() for f in required)
 
 
@@ -59,8 +67,10 @@ async def mesh(databases, tmp_path):
 async def alices_ids(alice) -> dict[str, str]:
     """Alice trades for real: a filled market buy (order, fill, activity, position) and a
     limit buy far below the market that rests."""
-    bought = await alice.post("/api/mbt/orders", json={"symbol": "AMZN", "side": "buy", "qty": "1",
-                                                       "order_type": "market", "time_in_force": "day"})
+    bought = await alice.post(
+        "/api/mbt/orders",
+        json={"symbol": "AMZN", "side": "buy", "qty": "1", "order_type": "market", "time_in_force": "day"},
+    )
     assert bought.status_code == 200, bought.text
     order_id = bought.json()["data"]["order_id"]
 
@@ -76,16 +86,30 @@ async def alices_ids(alice) -> dict[str, str]:
         assert rows
         return rows[0]["activity_id"]
 
-    resting = await alice.post("/api/mbt/orders", json={"symbol": "AMZN", "side": "buy", "qty": "1",
-                                                        "order_type": "limit", "limit_price": "1.00",
-                                                        "time_in_force": "gtc"})
+    resting = await alice.post(
+        "/api/mbt/orders",
+        json={
+            "symbol": "AMZN",
+            "side": "buy",
+            "qty": "1",
+            "order_type": "limit",
+            "limit_price": "1.00",
+            "time_in_force": "gtc",
+        },
+    )
     assert resting.status_code == 200, resting.text
-    backtest = await alice.post("/api/mbt/backtests", json={"strategy": "grid", "from_date": "2012-06-21",
-                                                            "to_date": "2012-06-21"})
+    backtest = await alice.post(
+        "/api/mbt/backtests", json={"strategy": "grid", "from_date": "2012-06-21", "to_date": "2012-06-21"}
+    )
     assert backtest.status_code == 200, backtest.text
-    return {"order_id": order_id, "fill_id": fill_id, "activity_id": await eventually(activity),
-            "resting_order_id": resting.json()["data"]["order_id"], "symbol": "AMZN",
-            "backtest_id": backtest.json()["data"]["backtest_id"]}
+    return {
+        "order_id": order_id,
+        "fill_id": fill_id,
+        "activity_id": await eventually(activity),
+        "resting_order_id": resting.json()["data"]["order_id"],
+        "symbol": "AMZN",
+        "backtest_id": backtest.json()["data"]["backtest_id"],
+    }
 
 
 async def test_user_b_gets_not_found_for_every_id_of_user_a(mesh):
@@ -103,52 +127,95 @@ async def test_user_b_gets_not_found_for_every_id_of_user_a(mesh):
             assert response.json()["error"]["code"] == "not_found"
 
         after = (await alice.get(f"/api/mbt/orders/{ids['resting_order_id']}")).json()["data"]
-        assert (after["status"], after["qty"], after["version"]) == (before["status"], before["qty"],
-                                                                      before["version"])
+        assert (after["status"], after["qty"], after["version"]) == (before["status"], before["qty"], before["version"])
         bobs_orders = (await bob.get("/api/mbt/orders")).json()["data"]
         assert bobs_orders == []
         for (method, path), params in MARKET_DATA_BY_QUERY.items():
-            mine, theirs = (await alice.request(method, path, params=params),
-                            await bob.request(method, path, params=params))
+            mine, theirs = (
+                await alice.request(method, path, params=params),
+                await bob.request(method, path, params=params),
+            )
             assert mine.status_code == theirs.status_code == 200, (path, theirs.text)
             assert mine.json()["data"] == theirs.json()["data"]
 
         await native_b_gets_not_found(mesh, ids)
 
 
-ODD_IDS = ["ünïcødé", "%00", "a%0Ab", "<script>", "' OR 1=1 --", "😀" * 10, "%E2%80%AE", "%25", "a b",
-           "ord_" + "a" * 24, "fill_%00"]
+ODD_IDS = [
+    "ünïcødé",
+    "%00",
+    "a%0Ab",
+    "<script>",
+    "' OR 1=1 --",
+    "😀" * 10,
+    "%E2%80%AE",
+    "%25",
+    "a b",
+    "ord_" + "a" * 24,
+    "fill_%00",
+]
 
 
 async def test_an_odd_id_is_only_an_id_nobody_has(mesh):
     """On PostgreSQL a NUL cannot even be sent in a query: such ids must be answered before."""
     async with rest_as(mesh, "carol") as carol:
-        for (method, template) in USER_OWNED:
+        for method, template in USER_OWNED:
             for odd in ODD_IDS:
                 path = template.replace("{" + template.split("{")[1].split("}")[0] + "}", odd)
                 response = await carol.request(method, path, json={"qty": "5"} if method == "PATCH" else None)
                 assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found"), (
-                    method, path, response.text)
+                    method,
+                    path,
+                    response.text,
+                )
 
 
 async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
     bob = as_user("bob")
     calls = [
         ("orders", orders_pb2_grpc.OrdersServiceStub, "GetOrder", orders_pb2.GetOrderRequest(order_id=ids["order_id"])),
-        ("orders", orders_pb2_grpc.OrdersServiceStub, "CancelOrder",
-         orders_pb2.CancelOrderRequest(order_id=ids["resting_order_id"])),
-        ("orders", orders_pb2_grpc.OrdersServiceStub, "ReplaceOrder",
-         orders_pb2.ReplaceOrderRequest(order_id=ids["resting_order_id"], qty="5")),
-        ("activities", activities_pb2_grpc.ActivitiesServiceStub, "GetActivity",
-         activities_pb2.GetActivityRequest(activity_id=ids["activity_id"])),
-        ("matcher", matcher_pb2_grpc.MatcherServiceStub, "ExplainFill",
-         matcher_pb2.ExplainFillRequest(fill_id=ids["fill_id"])),
-        ("accounts", accounts_pb2_grpc.AccountsServiceStub, "GetPosition",
-         accounts_pb2.GetPositionRequest(symbol=ids["symbol"])),
-        ("matcher", matcher_pb2_grpc.BacktestServiceStub, "GetBacktest",
-         matcher_pb2.GetBacktestRequest(backtest_id=ids["backtest_id"])),
-        ("matcher", matcher_pb2_grpc.BacktestServiceStub, "GetBacktestFile",
-         matcher_pb2.GetBacktestFileRequest(backtest_id=ids["backtest_id"], name="fills.csv")),
+        (
+            "orders",
+            orders_pb2_grpc.OrdersServiceStub,
+            "CancelOrder",
+            orders_pb2.CancelOrderRequest(order_id=ids["resting_order_id"]),
+        ),
+        (
+            "orders",
+            orders_pb2_grpc.OrdersServiceStub,
+            "ReplaceOrder",
+            orders_pb2.ReplaceOrderRequest(order_id=ids["resting_order_id"], qty="5"),
+        ),
+        (
+            "activities",
+            activities_pb2_grpc.ActivitiesServiceStub,
+            "GetActivity",
+            activities_pb2.GetActivityRequest(activity_id=ids["activity_id"]),
+        ),
+        (
+            "matcher",
+            matcher_pb2_grpc.MatcherServiceStub,
+            "ExplainFill",
+            matcher_pb2.ExplainFillRequest(fill_id=ids["fill_id"]),
+        ),
+        (
+            "accounts",
+            accounts_pb2_grpc.AccountsServiceStub,
+            "GetPosition",
+            accounts_pb2.GetPositionRequest(symbol=ids["symbol"]),
+        ),
+        (
+            "matcher",
+            matcher_pb2_grpc.BacktestServiceStub,
+            "GetBacktest",
+            matcher_pb2.GetBacktestRequest(backtest_id=ids["backtest_id"]),
+        ),
+        (
+            "matcher",
+            matcher_pb2_grpc.BacktestServiceStub,
+            "GetBacktestFile",
+            matcher_pb2.GetBacktestFileRequest(backtest_id=ids["backtest_id"], name="fills.csv"),
+        ),
     ]
     for service, stub_class, method, request in calls:
         async with grpc.aio.insecure_channel(mesh.target(service)) as channel:

@@ -6,7 +6,8 @@ runs for each trading day and none other; hourly jobs run once for each simulate
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+import itertools
+from datetime import UTC, datetime
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -24,7 +25,7 @@ from tests.support.jobs import JobsProcesses
 from tests.support.mesh import start_mesh
 from tests.support.trading import Trading, eventually, rest_as, trading_environ
 
-UTC = timezone.utc
+UTC = UTC
 VERIFY = "mbt.verify_audit_chain"
 RAN: list[str] = []
 
@@ -60,6 +61,7 @@ async def verifications(processes: JobsProcesses, keys: list[str]):
         runs = sorted(await processes.runs(VERIFY), key=lambda run: run.key)
         assert [(run.key, run.state) for run in runs] == [(key, "done") for key in keys], runs
         return runs
+
     return await eventually(check, timeout=90)
 
 
@@ -68,9 +70,18 @@ async def test_stepping_over_two_closes_runs_the_close_time_job_once_per_session
     await processes.start("worker")
     await processes.start("scheduler")
     async with rest_as(trading.mesh, "alice") as alice:
-        placed = await alice.post("/api/mbt/orders", json={"client_order_id": "c1", "symbol": "AMZN", "side": "buy",
-                                                           "qty": "1", "order_type": "limit", "limit_price": "100.00",
-                                                           "time_in_force": "gtc"})
+        placed = await alice.post(
+            "/api/mbt/orders",
+            json={
+                "client_order_id": "c1",
+                "symbol": "AMZN",
+                "side": "buy",
+                "qty": "1",
+                "order_type": "limit",
+                "limit_price": "100.00",
+                "time_in_force": "gtc",
+            },
+        )
         assert placed.status_code == 200, placed.text
     await trading.step_to(datetime(2012, 6, 22, 20, 30, tzinfo=UTC))  # Thursday's and Friday's closes
     first, second = await verifications(processes, ["2012-06-21", "2012-06-22"])
@@ -81,10 +92,9 @@ async def test_stepping_over_two_closes_runs_the_close_time_job_once_per_session
     await trading.step_to(datetime(2012, 6, 26, 20, 30, tzinfo=UTC))  # the weekend, Monday's and Tuesday's closes
     runs = await verifications(processes, ["2012-06-21", "2012-06-22", "2012-06-25", "2012-06-26"])
     assert all(run.attempts == 1 for run in runs)
-    assert all(a.finished_at <= b.started_at for a, b in zip(runs, runs[1:]))
+    assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(runs))
     due = [line for line in processes.log("scheduler").splitlines() if '"event": "job due"' in line]
-    assert [line.split('"key": "')[1][:10] for line in due] == ["2012-06-21", "2012-06-22", "2012-06-25",
-                                                                "2012-06-26"]
+    assert [line.split('"key": "')[1][:10] for line in due] == ["2012-06-21", "2012-06-22", "2012-06-25", "2012-06-26"]
 
 
 async def test_an_hourly_job_runs_once_for_each_simulated_hour_in_order(jobs_mesh, hourly_job):
@@ -107,6 +117,7 @@ async def test_an_hourly_job_runs_once_for_each_simulated_hour_in_order(jobs_mes
 
             async def three():
                 assert RAN == ["2012-06-21T15:00Z", "2012-06-21T16:00Z", "2012-06-21T17:00Z"], RAN
+
             await eventually(three, timeout=60)
             stop.set()
             await scheduling
@@ -114,7 +125,8 @@ async def test_an_hourly_job_runs_once_for_each_simulated_hour_in_order(jobs_mes
             await scheduler.tick()  # 17:59: nothing more is due
         runs = await asyncio.to_thread(queue.records.runs, "tests.hourly")
         assert sorted((run.key, run.state, run.attempts) for run in runs) == [
-            (key, "done", 1) for key in ("2012-06-21T15:00Z", "2012-06-21T16:00Z", "2012-06-21T17:00Z")]
+            (key, "done", 1) for key in ("2012-06-21T15:00Z", "2012-06-21T16:00Z", "2012-06-21T17:00Z")
+        ]
     finally:
         following.cancel()
         scheduler.close()

@@ -32,8 +32,13 @@ async def test_quotes_symbols_chain_clock_calendar_and_dividends_over_rest(mesh)
     assert [q["symbol"] for q in quotes.json()["data"]] == ["AMZN", "GOOG"]
 
     symbol = (await get(mesh, "/api/mbt/symbols/SPY230915P00440000")).json()["data"]
-    assert (symbol["asset_class"], symbol["option_type"], symbol["strike_price"], symbol["expiration_date"],
-            symbol["multiplier"]) == ("us_option", "put", "440.00", "2023-09-15", "100")
+    assert (
+        symbol["asset_class"],
+        symbol["option_type"],
+        symbol["strike_price"],
+        symbol["expiration_date"],
+        symbol["multiplier"],
+    ) == ("us_option", "put", "440.00", "2023-09-15", "100")
 
     chain = await get(mesh, "/api/mbt/options/chain", underlying="SPY", expiry="2023-09-15")
     body = chain.json()["data"]
@@ -41,18 +46,27 @@ async def test_quotes_symbols_chain_clock_calendar_and_dividends_over_rest(mesh)
     assert {c["expiration_date"] for c in body["contracts"]} == {"2023-09-15"}
 
     clock = (await get(mesh, "/api/mbt/clock")).json()["data"]
-    assert (clock["now"], clock["is_open"], clock["next_close_at"]) == ("2012-06-21T14:00:00Z", True,
-                                                                       "2012-06-21T20:00:00Z")
+    assert (clock["now"], clock["is_open"], clock["next_close_at"]) == (
+        "2012-06-21T14:00:00Z",
+        True,
+        "2012-06-21T20:00:00Z",
+    )
     assert clock["state"]["mode"] == "stepped"
 
     days = (await get(mesh, "/api/mbt/calendar", **{"from": "2012-07-02", "to": "2012-07-05"})).json()["data"]
-    assert [(d["date"], d["early_close"]) for d in days] == [("2012-07-02", False), ("2012-07-03", True),
-                                                             ("2012-07-05", False)]
+    assert [(d["date"], d["early_close"]) for d in days] == [
+        ("2012-07-02", False),
+        ("2012-07-03", True),
+        ("2012-07-05", False),
+    ]
 
-    dividends = await get(mesh, "/api/mbt/corporate-actions/dividends", symbols="MSFT",
-                          **{"from": "2012-01-01", "to": "2012-06-30"})
-    assert [(d["ex_date"], d["cash_amount"]) for d in dividends.json()["data"]] == [("2012-02-14", "0.20"),
-                                                                                    ("2012-05-15", "0.20")]
+    dividends = await get(
+        mesh, "/api/mbt/corporate-actions/dividends", symbols="MSFT", **{"from": "2012-01-01", "to": "2012-06-30"}
+    )
+    assert [(d["ex_date"], d["cash_amount"]) for d in dividends.json()["data"]] == [
+        ("2012-02-14", "0.20"),
+        ("2012-05-15", "0.20"),
+    ]
 
 
 async def test_the_model_option_chain_with_quotes_and_greeks_over_rest(mesh):
@@ -64,7 +78,11 @@ async def test_the_model_option_chain_with_quotes_and_greeks_over_rest(mesh):
     assert body["as_of"] <= "2012-06-21T13:45:00Z" and body["as_of"] == body["underlying_quote"]["quote_at"]
     call = next(c for c in body["contracts"] if c["symbol"] == "AMZN120622C00220000")
     assert (call["option_type"], call["strike_price"], call["expiration_date"], call["root"]) == (
-        "call", "220.00", "2012-06-22", "AMZN")
+        "call",
+        "220.00",
+        "2012-06-22",
+        "AMZN",
+    )
     quote, model = call["quote"], call["quote"]["model"]
     assert quote["source"] == "model" and model["model"] == "black_scholes_merton"
     assert float(quote["bid_price"]) <= float(model["model_price"]) <= float(quote["ask_price"])
@@ -72,7 +90,11 @@ async def test_the_model_option_chain_with_quotes_and_greeks_over_rest(mesh):
     assert call["greeks"]["implied_volatility"] == model["volatility"]
     symbol = (await get(mesh, "/api/mbt/symbols/AMZN  120622C00220000")).json()["data"]
     assert (symbol["symbol"], symbol["exercise_style"], symbol["settlement_type"], symbol["last_trade_time"]) == (
-        "AMZN120622C00220000", "american", "physical", "2012-06-22T20:00:00Z")
+        "AMZN120622C00220000",
+        "american",
+        "physical",
+        "2012-06-22T20:00:00Z",
+    )
 
 
 async def test_bars_over_rest_page_with_the_envelope_and_free_users_see_them_15_minutes_late(mesh):
@@ -81,10 +103,17 @@ async def test_bars_over_rest_page_with_the_envelope_and_free_users_see_them_15_
     assert first.status_code == 200, first.text
     body = first.json()
     assert [(b["start_time"], b["end_time"]) for b in body["data"]] == [
-        ("2012-06-21T13:30:00Z", "2012-06-21T13:35:00Z"), ("2012-06-21T13:35:00Z", "2012-06-21T13:40:00Z")]
+        ("2012-06-21T13:30:00Z", "2012-06-21T13:35:00Z"),
+        ("2012-06-21T13:35:00Z", "2012-06-21T13:40:00Z"),
+    ]
     bar = body["data"][0]
     assert (bar["symbol"], bar["timeframe"], bar["basis"], bar["source"], bar["open"]) == (
-        "AMZN", "5Min", "trades", "replay", "223.82")
+        "AMZN",
+        "5Min",
+        "trades",
+        "replay",
+        "223.82",
+    )
     assert bar["volume"] and bar["vwap"] and bar["trade_count"] > 0
     rest = await get(mesh, "/api/mbt/bars/AMZN", **params, page_token=body["meta"]["next_page_token"])
     # alice is Free: at 10:00 New York she sees the bars that closed by 09:45.
@@ -98,11 +127,19 @@ BAD_REQUESTS = [
     ("/api/mbt/quotes", {"symbols": "AMZN,BAD!"}, 400, "invalid_argument"),
     ("/api/mbt/symbols/AAPL251332C00150000", {}, 400, "invalid_argument"),
     ("/api/mbt/symbols/SPY230915C09990000", {}, 404, "not_found"),
-    ("/api/mbt/quotes/AMZN/history", {"from": "2012-06-21T14:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,
-     "invalid_argument"),
+    (
+        "/api/mbt/quotes/AMZN/history",
+        {"from": "2012-06-21T14:00:00Z", "to": "2012-06-21T13:00:00Z"},
+        400,
+        "invalid_argument",
+    ),
     ("/api/mbt/quotes/AMZN/history", {"from": "1900-01-01T00:00:00Z"}, 400, "invalid_argument"),
-    ("/api/mbt/quotes/AMZN/history", {"from": "2000-01-01T00:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,
-     "invalid_argument"),
+    (
+        "/api/mbt/quotes/AMZN/history",
+        {"from": "2000-01-01T00:00:00Z", "to": "2012-06-21T13:00:00Z"},
+        400,
+        "invalid_argument",
+    ),
     ("/api/mbt/quotes/AMZN/history", {"from": "yesterday"}, 400, "invalid_argument"),
     ("/api/mbt/options/chain", {"underlying": "MSFT"}, 404, "not_found"),
     ("/api/mbt/options/chain", {}, 400, "invalid_argument"),
@@ -112,12 +149,20 @@ BAD_REQUESTS = [
     ("/api/mbt/symbols/AMZN120622C00221000", {}, 404, "not_found"),
     ("/api/mbt/bars/AMZN", {}, 400, "invalid_argument"),
     ("/api/mbt/bars/AMZN", {"timeframe": "1Week"}, 400, "invalid_argument"),
-    ("/api/mbt/bars/AMZN", {"timeframe": "1Min", "from": "2012-06-21T14:00:00Z", "to": "2012-06-21T13:00:00Z"}, 400,
-     "invalid_argument"),
+    (
+        "/api/mbt/bars/AMZN",
+        {"timeframe": "1Min", "from": "2012-06-21T14:00:00Z", "to": "2012-06-21T13:00:00Z"},
+        400,
+        "invalid_argument",
+    ),
     ("/api/mbt/bars/ZZZZ", {"timeframe": "1Min"}, 404, "not_found"),
     ("/api/mbt/calendar", {"from": "2012-07-06", "to": "2012-07-01"}, 400, "invalid_argument"),
-    ("/api/mbt/corporate-actions/dividends", {"symbols": "MSFT", "from": "2012-06-01", "to": "2012-01-01"}, 400,
-     "invalid_argument"),
+    (
+        "/api/mbt/corporate-actions/dividends",
+        {"symbols": "MSFT", "from": "2012-06-01", "to": "2012-01-01"},
+        400,
+        "invalid_argument",
+    ),
 ]
 
 

@@ -27,31 +27,49 @@ async def test_the_document_is_openapi_3_1_with_every_route_and_the_session_endp
     assert document["openapi"] == "3.1.0"
     served = {(method, path) for method, path, _ in operations(document)}
     assert {(b.http_method, b.starlette_path) for b in bindings()} <= served
-    assert {("POST", "/api/sessions"), ("GET", "/api/sessions/current"), ("DELETE", "/api/sessions/current"),
-            ("POST", "/api/sessions/refresh"), ("POST", "/api/sessions/step-up"), ("POST", "/api/sessions/dev"),
-            ("POST", "/api/sessions/passkeys/registration/options"), ("POST", "/api/sessions/passkeys/registration"),
-            ("POST", "/api/sessions/passkeys/assertion/options"), ("GET", "/healthz"),
-            ("GET", "/api/mbt/openapi.json")} <= served
+    assert {
+        ("POST", "/api/sessions"),
+        ("GET", "/api/sessions/current"),
+        ("DELETE", "/api/sessions/current"),
+        ("POST", "/api/sessions/refresh"),
+        ("POST", "/api/sessions/step-up"),
+        ("POST", "/api/sessions/dev"),
+        ("POST", "/api/sessions/passkeys/registration/options"),
+        ("POST", "/api/sessions/passkeys/registration"),
+        ("POST", "/api/sessions/passkeys/assertion/options"),
+        ("GET", "/healthz"),
+        ("GET", "/api/mbt/openapi.json"),
+    } <= served
     assert len({operation["operationId"] for _, _, operation in operations(document)}) == len(served)
 
 
 async def test_auth_is_described_cookie_and_bearer(document):
     schemes = document["components"]["securitySchemes"]
-    assert schemes["sessionCookie"] == {"type": "apiKey", "in": "cookie", "name": "__Host-mbt_session",
-                                        "description": schemes["sessionCookie"]["description"]}
+    assert schemes["sessionCookie"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "__Host-mbt_session",
+        "description": schemes["sessionCookie"]["description"],
+    }
     assert schemes["bearerToken"]["scheme"] == "bearer"
     assert document["security"] == [{"sessionCookie": []}, {"bearerToken": []}]
     public = {(m, p) for m, p, op in operations(document) if op.get("security") == []}
-    assert public == {("POST", "/api/sessions"), ("POST", "/api/sessions/dev"), ("GET", "/healthz"),
-                      ("GET", "/api/mbt/openapi.json"), ("POST", "/api/sessions/passkeys/registration"),
-                      ("POST", "/api/sessions/passkeys/assertion/options")}
+    assert public == {
+        ("POST", "/api/sessions"),
+        ("POST", "/api/sessions/dev"),
+        ("GET", "/healthz"),
+        ("GET", "/api/mbt/openapi.json"),
+        ("POST", "/api/sessions/passkeys/registration"),
+        ("POST", "/api/sessions/passkeys/assertion/options"),
+    }
 
 
 async def test_the_error_envelope_lists_every_error_code(document):
     envelope = document["components"]["schemas"]["ErrorEnvelope"]
     codes = set(envelope["properties"]["error"]["properties"]["code"]["enum"])
-    reasons = {v.name.removeprefix("ERROR_REASON_").lower()
-               for v in errors_pb2.ErrorReason.DESCRIPTOR.values if v.number}
+    reasons = {
+        v.name.removeprefix("ERROR_REASON_").lower() for v in errors_pb2.ErrorReason.DESCRIPTOR.values if v.number
+    }
     assert reasons | {"unimplemented", "deadline_exceeded", "unavailable", "internal"} <= codes
     submit = document["paths"]["/api/mbt/orders"]["post"]["responses"]
     assert {"400", "401", "403", "404", "413", "429", "500", "501", "503", "default"} <= set(submit)
@@ -65,8 +83,15 @@ async def test_schemas_follow_the_transcoding_rules(document):
     assert order["additionalProperties"] is False
     assert order["properties"]["qty"]["type"] == ["string", "null"]
     assert order["properties"]["qty"]["pattern"] == r"^-?[0-9]+(\.[0-9]+)?$"
-    assert order["properties"]["status"]["enum"] == ["new", "accepted", "filled", "canceled", "rejected", "expired",
-                                                     None]
+    assert order["properties"]["status"]["enum"] == [
+        "new",
+        "accepted",
+        "filled",
+        "canceled",
+        "rejected",
+        "expired",
+        None,
+    ]
     assert order["properties"]["created_at"] == {"type": ["string", "null"], "format": "date-time"}
     assert order["properties"]["fills"]["items"] == {"$ref": "#/components/schemas/mbt.orders.v1.Fill"}
     assert order["properties"]["version"]["type"] == "integer"
@@ -99,7 +124,11 @@ async def test_without_a_session_every_endpoint_but_health_openapi_and_sign_in_i
 
 
 async def test_schemathesis_finds_no_5xx_and_every_response_matches_the_document(client, document, wall):
-    failures = await fuzz(client, document, headers=rest_headers("fuzzer", BULK_TIER),
-                          between_operations=lambda: wall.advance(60),
-                          skip=frozenset({("GET", "/healthz")}))  # health reports on upstreams this test fakes
+    failures = await fuzz(
+        client,
+        document,
+        headers=rest_headers("fuzzer", BULK_TIER),
+        between_operations=lambda: wall.advance(60),
+        skip=frozenset({("GET", "/healthz")}),
+    )  # health reports on upstreams this test fakes
     assert failures == []

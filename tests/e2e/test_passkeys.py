@@ -16,8 +16,11 @@ async def register(client, key: SoftPasskey, *, origin=ORIGIN, rp_id=None, user_
     options = await client.post("/api/sessions/passkeys/registration/options", json={"user_name": user_name})
     assert options.status_code == 200, options.text
     credential = key.create(options.json()["data"]["options"], origin, rp_id)
-    return options.json()["data"]["user_id"], credential, await client.post(
-        "/api/sessions/passkeys/registration", json={"credential": credential})
+    return (
+        options.json()["data"]["user_id"],
+        credential,
+        await client.post("/api/sessions/passkeys/registration", json={"credential": credential}),
+    )
 
 
 async def assertion(client, key: SoftPasskey, *, origin=ORIGIN, rp_id=None) -> dict:
@@ -44,7 +47,11 @@ async def test_a_passkey_registers_signs_in_and_reaches_the_api(client, upstream
     assert signed_in.status_code == 201, signed_in.text
     session = signed_in.json()["data"]
     assert (session["user_id"], session["method"], session["tier"], session["elevated"]) == (
-        user_id, "passkey", "free", True)
+        user_id,
+        "passkey",
+        "free",
+        True,
+    )
     cookie = signed_in.headers["set-cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}={session['token']};")
     assert {"httponly", "secure", "samesite=strict", "path=/"} <= {part.strip().lower() for part in cookie.split(";")}
@@ -78,16 +85,18 @@ async def test_a_replayed_registration_is_refused(client):
 
 async def test_an_assertion_made_for_another_origin_is_refused(client):
     _, key = await registered(client)
-    response = await client.post("/api/sessions",
-                                 json={"credential": await assertion(client, key, origin="https://evil.example")})
+    response = await client.post(
+        "/api/sessions", json={"credential": await assertion(client, key, origin="https://evil.example")}
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthenticated"
 
 
 async def test_an_assertion_for_another_relying_party_is_refused(client):
     _, key = await registered(client)
-    response = await client.post("/api/sessions",
-                                 json={"credential": await assertion(client, key, rp_id="evil.example")})
+    response = await client.post(
+        "/api/sessions", json={"credential": await assertion(client, key, rp_id="evil.example")}
+    )
     assert response.status_code == 401
     assert "RP ID" in response.json()["error"]["message"]
 
@@ -132,14 +141,21 @@ NOT_A_CREDENTIAL = (400, "invalid_argument")
 NO_SUCH_CHALLENGE = (401, "unauthenticated")  # shaped like an answer, to a challenge nobody issued
 
 
-@pytest.mark.parametrize("credential, refusal", [
-    ({}, NOT_A_CREDENTIAL), ({"id": "x"}, NOT_A_CREDENTIAL), ({"response": "nope"}, NOT_A_CREDENTIAL),
-    ({"response": {"clientDataJSON": "!!!"}}, NOT_A_CREDENTIAL),
-    ({"response": {"clientDataJSON": b64url(b'{"challenge": 5}')}}, NOT_A_CREDENTIAL),
-    ({"response": {"clientDataJSON": b64url(b"[]")}}, NOT_A_CREDENTIAL),
-    ({"id": 7, "response": {"clientDataJSON": b64url(b'{"challenge": "AAAAAAAAAAAAAAAAAAAAAA"}')}},
-     NO_SUCH_CHALLENGE),
-])
+@pytest.mark.parametrize(
+    "credential, refusal",
+    [
+        ({}, NOT_A_CREDENTIAL),
+        ({"id": "x"}, NOT_A_CREDENTIAL),
+        ({"response": "nope"}, NOT_A_CREDENTIAL),
+        ({"response": {"clientDataJSON": "!!!"}}, NOT_A_CREDENTIAL),
+        ({"response": {"clientDataJSON": b64url(b'{"challenge": 5}')}}, NOT_A_CREDENTIAL),
+        ({"response": {"clientDataJSON": b64url(b"[]")}}, NOT_A_CREDENTIAL),
+        (
+            {"id": 7, "response": {"clientDataJSON": b64url(b'{"challenge": "AAAAAAAAAAAAAAAAAAAAAA"}')}},
+            NO_SUCH_CHALLENGE,
+        ),
+    ],
+)
 async def test_garbage_credentials_are_refused_with_the_envelope(client, credential, refusal):
     for path in ("/api/sessions", "/api/sessions/passkeys/registration"):
         response = await client.post(path, json={"credential": credential})

@@ -57,8 +57,10 @@ async def redis_prefix():
 @requires_redis
 async def test_two_gateway_replicas_share_one_budget_through_redis(upstream, tmp_path, redis_prefix, wall):
     env = {"MBT_REDIS_URL": REDIS_URL, "MBT_REDIS_KEY_PREFIX": redis_prefix}
-    async with upstream.gateway(tmp_path / "a", now=wall, **env) as first, \
-            upstream.gateway(tmp_path / "b", now=wall, **env) as second:
+    async with (
+        upstream.gateway(tmp_path / "a", now=wall, **env) as first,
+        upstream.gateway(tmp_path / "b", now=wall, **env) as second,
+    ):
         token = await sign_in(first, "fred")
         headers = {"Authorization": f"Bearer {token}"}
         for n in range(60):

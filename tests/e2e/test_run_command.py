@@ -50,9 +50,10 @@ def embedded(tmp_path):
     env = {**os.environ, "MBT_DATA_DIR": str(tmp_path / "var"), "MBT_GATEWAY_PORT": str(free_port())}
     for name in SERVICES:
         env[f"MBT_{name.upper()}_PORT"] = str(free_port())
-    output = open(tmp_path / "run.out", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "services.run"], cwd=ROOT, env=env, stdout=output,
-                               stderr=subprocess.STDOUT)
+    with open(tmp_path / "run.out", "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.run"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
     yield process, env, tmp_path
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -72,16 +73,35 @@ def test_the_run_command_boots_everything_restarts_the_dead_and_stops_cleanly(em
     out = tmp_path / "run.out"
     wait_for(lambda: "all up" in out.read_text(), 120, "the run command to report all up")
     health = healthz(port)
-    assert health["data"] == {"status": "serving", "environment": "development",
-                              "upstreams": {name: {"status": "serving", "environment": "development"}
-                                            for name in SERVICES}}
+    assert health["data"] == {
+        "status": "serving",
+        "environment": "development",
+        "upstreams": {name: {"status": "serving", "environment": "development"} for name in SERVICES},
+    }
     for name in SERVICES:
         assert f"{name}" in out.read_text() and env[f"MBT_{name.upper()}_PORT"] in out.read_text()
     assert (tmp_path / "var" / "orders.db").exists()
     for role in ("worker", "scheduler"):
         assert f"jobs-{role} ready  queue: {tmp_path / 'var' / 'jobs-queue.db'}" in out.read_text()
-    ran = subprocess.run([sys.executable, "-m", "services.cli", "jobs", "run", "mbt.verify_audit_chain", "--date",
-                          "2012-06-20", "--wait", "60"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "jobs",
+            "run",
+            "mbt.verify_audit_chain",
+            "--date",
+            "2012-06-20",
+            "--wait",
+            "60",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["state"] == "done" and json.loads(ran.stdout)["result"]["broken"] is None
 

@@ -11,10 +11,10 @@ import pytest
 
 from gateway.identity import SESSION_COOKIE
 from gateway.routes import bindings
-from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from mbt.common.v1 import trading_pb2
-from services.common.security.auth import bearer
+from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.common.observability.logs import JsonFormatter, TextFormatter
+from services.common.security.auth import bearer
 from tests.support.fuzz import fuzz
 from tests.support.identity import BULK_TIER, rest_headers, sign_in
 from tests.support.mesh import TEST_HOST, gateway_client
@@ -22,8 +22,14 @@ from tests.support.passkeys import SoftPasskey
 from tests.support.trading import start_trading_mesh
 
 ORIGIN = "http://localhost:8080"
-RESTING_BUY = {"symbol": "AMZN", "side": "buy", "qty": "1", "order_type": "limit", "limit_price": "1.00",
-               "time_in_force": "gtc"}
+RESTING_BUY = {
+    "symbol": "AMZN",
+    "side": "buy",
+    "qty": "1",
+    "order_type": "limit",
+    "limit_price": "1.00",
+    "time_in_force": "gtc",
+}
 
 
 @pytest.fixture
@@ -54,8 +60,9 @@ def captured_logs():
 async def passkey_sign_in(client) -> tuple[SoftPasskey, dict]:
     key = SoftPasskey()
     options = (await client.post("/api/sessions/passkeys/registration/options", json={})).json()["data"]
-    registered = await client.post("/api/sessions/passkeys/registration",
-                                   json={"credential": key.create(options["options"], ORIGIN)})
+    registered = await client.post(
+        "/api/sessions/passkeys/registration", json={"credential": key.create(options["options"], ORIGIN)}
+    )
     assert registered.status_code == 201, registered.text
     challenge = (await client.post("/api/sessions/passkeys/assertion/options", json={})).json()["data"]["options"]
     signed_in = await client.post("/api/sessions", json={"credential": key.get(challenge, ORIGIN)})
@@ -66,8 +73,9 @@ async def passkey_sign_in(client) -> tuple[SoftPasskey, dict]:
 async def test_a_browser_registers_signs_in_trades_and_signs_out(mesh):
     async with gateway_client(mesh.app) as browser:
         _, session = await passkey_sign_in(browser)
-        submitted = await browser.post("/api/mbt/orders", json={**RESTING_BUY, "client_order_id": "web-1"},
-                                       headers={"Origin": ORIGIN})
+        submitted = await browser.post(
+            "/api/mbt/orders", json={**RESTING_BUY, "client_order_id": "web-1"}, headers={"Origin": ORIGIN}
+        )
         assert submitted.status_code == 200, submitted.text
         listed = (await browser.get("/api/mbt/orders")).json()["data"]
         assert [o["order_id"] for o in listed] == [submitted.json()["data"]["order_id"]]
@@ -84,18 +92,25 @@ async def test_a_native_client_trades_with_the_session_token_until_it_signs_out(
         async with grpc.aio.insecure_channel(mesh.target("orders")) as channel:
             orders = orders_pb2_grpc.OrdersServiceStub(channel)
             request = orders_pb2.SubmitOrderRequest(
-                client_order_id="ios-1", symbol="AMZN", side=trading_pb2.ORDER_SIDE_BUY, qty="1",
-                order_type=trading_pb2.ORDER_TYPE_LIMIT, limit_price="1.00",
-                time_in_force=trading_pb2.TIME_IN_FORCE_GTC)
+                client_order_id="ios-1",
+                symbol="AMZN",
+                side=trading_pb2.ORDER_SIDE_BUY,
+                qty="1",
+                order_type=trading_pb2.ORDER_TYPE_LIMIT,
+                limit_price="1.00",
+                time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
+            )
             placed = await orders.SubmitOrder(request, metadata=metadata, timeout=10)
             assert placed.order.user_id == "nina"
-            fetched = await orders.GetOrder(orders_pb2.GetOrderRequest(order_id=placed.order.order_id),
-                                            metadata=metadata, timeout=10)
+            fetched = await orders.GetOrder(
+                orders_pb2.GetOrderRequest(order_id=placed.order.order_id), metadata=metadata, timeout=10
+            )
             assert fetched.order.order_id == placed.order.order_id
             assert (await app.delete("/api/sessions/current")).status_code == 200
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await orders.GetOrder(orders_pb2.GetOrderRequest(order_id=placed.order.order_id),
-                                      metadata=metadata, timeout=10)
+                await orders.GetOrder(
+                    orders_pb2.GetOrderRequest(order_id=placed.order.order_id), metadata=metadata, timeout=10
+                )
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -125,7 +140,8 @@ async def test_no_token_or_cookie_value_reaches_a_log_line(mesh, captured_logs):
         secrets_seen.append(native)
         async with grpc.aio.insecure_channel(mesh.target("orders")) as channel:
             await orders_pb2_grpc.OrdersServiceStub(channel).ListOrders(
-                orders_pb2.ListOrdersRequest(), metadata=bearer(native), timeout=10)
+                orders_pb2.ListOrdersRequest(), metadata=bearer(native), timeout=10
+            )
         await browser.delete("/api/sessions/current")
     text = captured_logs.getvalue()
     assert "/api/sessions" in text and "OrdersService/ListOrders" in text  # the calls were logged ...
@@ -135,8 +151,9 @@ async def test_no_token_or_cookie_value_reaches_a_log_line(mesh, captured_logs):
 
 
 async def test_a_bad_cursor_is_invalid_argument_on_every_list(mesh):
-    paged = [b for b in bindings()
-             if b.http_method == "GET" and "page_token" in b.request_class.DESCRIPTOR.fields_by_name]
+    paged = [
+        b for b in bindings() if b.http_method == "GET" and "page_token" in b.request_class.DESCRIPTOR.fields_by_name
+    ]
     assert {b.template for b in paged} >= {"/api/mbt/orders", "/api/mbt/activities"}
     async with gateway_client(mesh.app) as client:
         client.headers.update(rest_headers("cursor", BULK_TIER))
@@ -162,6 +179,7 @@ async def test_a_cursor_only_continues_the_list_it_came_from(mesh):
         assert (await client.get("/api/mbt/orders", params={"page_size": 1, "page_token": cursor})).status_code == 200
         elsewhere = await client.get("/api/mbt/orders", params={"page_token": cursor, "status": "filled"})
         assert elsewhere.status_code == 400 and elsewhere.json()["error"]["code"] == "invalid_argument"
-        theirs = await client.get("/api/mbt/orders", params={"page_size": 1, "page_token": cursor},
-                                  headers=rest_headers("mallory", BULK_TIER))
+        theirs = await client.get(
+            "/api/mbt/orders", params={"page_size": 1, "page_token": cursor}, headers=rest_headers("mallory", BULK_TIER)
+        )
         assert (theirs.status_code, theirs.json()["error"]["code"]) == (400, "invalid_argument")

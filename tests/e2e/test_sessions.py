@@ -76,30 +76,35 @@ async def test_a_session_past_its_lifetime_cannot_refresh(client, wall):
     assert_refused(await client.post("/api/sessions/refresh", json={}))
 
 
-def forged(payload_changes: dict | None = None, *, key: bytes | None = None, kid: str = "dev-user",
-           algorithm: str = "HS256") -> str:
+def forged(
+    payload_changes: dict | None = None, *, key: bytes | None = None, kid: str = "dev-user", algorithm: str = "HS256"
+) -> str:
     good = jwt.decode(TOKENS.user("alice", tier="free", ttl_seconds=600), options={"verify_signature": False})
     payload = {**good, **(payload_changes or {})}
-    return jwt.encode(payload, key if key is not None else development_key("user")[1], algorithm=algorithm,
-                      headers={"kid": kid})
+    return jwt.encode(
+        payload, key if key is not None else development_key("user")[1], algorithm=algorithm, headers={"kid": kid}
+    )
 
 
-@pytest.mark.parametrize("token", [
-    pytest.param(lambda: forged(key=b"x" * 32), id="bad signature"),
-    pytest.param(lambda: forged(kid="k-unknown"), id="unknown kid"),
-    pytest.param(lambda: forged({"exp": 1_000_000}), id="expired"),
-    pytest.param(lambda: forged({"aud": "mbt-internal"}), id="wrong audience"),
-    pytest.param(lambda: forged({"typ": "service"}), id="user key posing as service"),
-    pytest.param(lambda: TokenIssuer(TokenKeys.development()).service("gateway"), id="service token"),
-    pytest.param(lambda: TokenIssuer(TokenKeys.development()).ops("carol", ttl_seconds=60), id="ops token on REST"),
-    pytest.param(lambda: forged(key="", algorithm="none"), id="alg none"),
-    pytest.param(lambda: forged({"typ": ["user"]}, key=b"x" * 32), id="bad signature, kind a list"),
-    pytest.param(lambda: forged({"typ": ["user"]}), id="signed, kind a list"),
-    pytest.param(lambda: forged({"elv": "soon"}), id="signed, elevated-until a string"),
-    pytest.param(lambda: forged({"sid": {"id": 1}}), id="signed, session an object"),
-    pytest.param(lambda: "not.a.token", id="garbage"),
-    pytest.param(lambda: "x" * 5000, id="huge"),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(lambda: forged(key=b"x" * 32), id="bad signature"),
+        pytest.param(lambda: forged(kid="k-unknown"), id="unknown kid"),
+        pytest.param(lambda: forged({"exp": 1_000_000}), id="expired"),
+        pytest.param(lambda: forged({"aud": "mbt-internal"}), id="wrong audience"),
+        pytest.param(lambda: forged({"typ": "service"}), id="user key posing as service"),
+        pytest.param(lambda: TokenIssuer(TokenKeys.development()).service("gateway"), id="service token"),
+        pytest.param(lambda: TokenIssuer(TokenKeys.development()).ops("carol", ttl_seconds=60), id="ops token on REST"),
+        pytest.param(lambda: forged(key="", algorithm="none"), id="alg none"),
+        pytest.param(lambda: forged({"typ": ["user"]}, key=b"x" * 32), id="bad signature, kind a list"),
+        pytest.param(lambda: forged({"typ": ["user"]}), id="signed, kind a list"),
+        pytest.param(lambda: forged({"elv": "soon"}), id="signed, elevated-until a string"),
+        pytest.param(lambda: forged({"sid": {"id": 1}}), id="signed, session an object"),
+        pytest.param(lambda: "not.a.token", id="garbage"),
+        pytest.param(lambda: "x" * 5000, id="huge"),
+    ],
+)
 @pytest.mark.parametrize("carrier", ["bearer", "cookie"])
 async def test_bad_tokens_are_refused_with_the_envelope(client, upstream, token, carrier):
     value = token()
@@ -116,8 +121,18 @@ async def test_an_authorization_header_that_is_not_bearer_is_refused(client):
     assert_refused(await client.get("/api/mbt/account", headers={"Authorization": "Basic YWxpY2U6cHc="}))
 
 
-@pytest.mark.parametrize("body", [{}, {"user_id": ""}, {"user_id": "a b"}, {"user_id": "x" * 129},
-                                  {"user_id": 5}, {"user_id": "alice", "tier": "pro_plus"}, [1]])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"user_id": ""},
+        {"user_id": "a b"},
+        {"user_id": "x" * 129},
+        {"user_id": 5},
+        {"user_id": "alice", "tier": "pro_plus"},
+        [1],
+    ],
+)
 async def test_the_development_login_validates_its_input(client, body):
     assert_refused(await client.post("/api/sessions/dev", json=body), 400, "invalid_argument")
 
@@ -131,8 +146,9 @@ async def test_the_development_login_is_refused_when_off(upstream, tmp_path):
 
 def test_the_gateway_refuses_to_start_in_production_with_the_development_login(tmp_path):
     env = {**os.environ, "MBT_ENV": "production", "MBT_DEV_LOGIN": "1", "MBT_DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "MBT_DEV_LOGIN" in result.stdout
 
@@ -141,8 +157,9 @@ def test_the_gateway_refuses_to_start_in_production_with_the_development_login(t
 def test_a_process_listening_beyond_loopback_refuses_to_start_on_the_development_keys(tmp_path, module):
     env = {key: value for key, value in os.environ.items() if not key.startswith("MBT_")}
     env.update({"MBT_BIND_HOST": "0.0.0.0", "MBT_DATA_DIR": str(tmp_path)})
-    result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "MBT_USER_TOKEN_KEYS and MBT_SERVICE_TOKEN_KEYS are not set" in result.stdout
     assert list(tmp_path.iterdir()) == []  # refused before it opened anything

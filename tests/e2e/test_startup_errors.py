@@ -33,8 +33,14 @@ def environment(tmp_path: Path, **ports: int) -> dict[str, str]:
 
 @pytest.mark.parametrize("component", ["orders", "gateway"])
 def test_the_run_command_names_the_port_setting_and_starts_nothing(tmp_path, taken_port, component):
-    result = subprocess.run([sys.executable, "-m", "services.run"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120, env=environment(tmp_path, **{component: taken_port}))
+    result = subprocess.run(
+        [sys.executable, "-m", "services.run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment(tmp_path, **{component: taken_port}),
+    )
     assert result.returncode == 2, result.stdout
     assert f"port {taken_port} in use: set MBT_{component.upper()}_PORT" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -42,8 +48,14 @@ def test_the_run_command_names_the_port_setting_and_starts_nothing(tmp_path, tak
 
 
 def test_a_service_alone_names_the_port_setting(tmp_path, taken_port):
-    result = subprocess.run([sys.executable, "-m", "services.orders"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120, env=environment(tmp_path, orders=taken_port))
+    result = subprocess.run(
+        [sys.executable, "-m", "services.orders"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment(tmp_path, orders=taken_port),
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"orders: port {taken_port} in use: set MBT_ORDERS_PORT" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

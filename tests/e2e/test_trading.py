@@ -25,14 +25,16 @@ async def filled(client, order_id: str) -> dict:
         body = (await client.get(f"/api/mbt/orders/{order_id}")).json()["data"]
         assert body["status"] == "filled", body
         return body
+
     return await eventually(check)
 
 
 async def test_a_market_buy_fills_at_the_standing_ask_and_everything_agrees(mesh, trading):
     async with rest_as(mesh, "alice") as alice:
         quote = recording.standing("AMZN", ns(START))
-        response = await submit(alice, client_order_id="m-1", symbol="AMZN", side="buy", qty="10",
-                                order_type="market", time_in_force="day")
+        response = await submit(
+            alice, client_order_id="m-1", symbol="AMZN", side="buy", qty="10", order_type="market", time_in_force="day"
+        )
         assert response.status_code == 200, response.text
         order = response.json()["data"]
         assert order["status"] == "accepted"
@@ -42,7 +44,11 @@ async def test_a_market_buy_fills_at_the_standing_ask_and_everything_agrees(mesh
         assert (done["filled_qty"], done["filled_avg_price"]) == ("10", str(quote.ask))
         [fill] = done["fills"]
         assert (fill["price"], fill["bid_price"], fill["ask_price"], fill["rule"]) == (
-            str(quote.ask), str(quote.bid), str(quote.ask), "market_buy_at_ask")
+            str(quote.ask),
+            str(quote.bid),
+            str(quote.ask),
+            "market_buy_at_ask",
+        )
         cost = D(10) * quote.ask
 
         async def account_settled():
@@ -50,20 +56,28 @@ async def test_a_market_buy_fills_at_the_standing_ask_and_everything_agrees(mesh
             assert D(account["cash"]) == D("100000") - cost
             assert D(account["reserved"]) == 0
             return account
+
         account = await eventually(account_settled)
         position = (await alice.get("/api/mbt/positions/AMZN")).json()["data"]
         assert (position["qty"], position["avg_entry_price"], position["side"]) == ("10", str(quote.ask), "long")
         # Marked independently: a long at the bid of the quote standing now (the clock has not moved).
         value = 10 * quote.bid
-        assert (position["current_price"], position["market_value"], position["cost_basis"],
-                position["unrealized_pl"]) == (str(quote.bid), f"{value:.2f}", f"{cost:.2f}", f"{value - cost:.2f}")
+        assert (
+            position["current_price"],
+            position["market_value"],
+            position["cost_basis"],
+            position["unrealized_pl"],
+        ) == (str(quote.bid), f"{value:.2f}", f"{cost:.2f}", f"{value - cost:.2f}")
         assert (account["long_market_value"], account["equity"]) == (
-            f"{value:.2f}", f"{D('100000') - cost + value:.2f}")
+            f"{value:.2f}",
+            f"{D('100000') - cost + value:.2f}",
+        )
 
         async def activity_recorded():
             activities = (await alice.get("/api/mbt/activities", params={"type": "fill"})).json()["data"]
             assert len(activities) == 1
             return activities[0]
+
         activity = await eventually(activity_recorded)
         assert (activity["fill_id"], D(activity["net_amount"])) == (fill["fill_id"], -cost)
         single = (await alice.get(f"/api/mbt/activities/{activity['activity_id']}")).json()["data"]
@@ -72,12 +86,16 @@ async def test_a_market_buy_fills_at_the_standing_ask_and_everything_agrees(mesh
         async def audited():
             actions = sorted(e.record.action for e in await trading.audit(entity_id=order["order_id"]))
             assert actions == ["fill", "submit"]
+
         await eventually(audited)
 
         explained = (await alice.get(f"/api/mbt/fills/{fill['fill_id']}/explain")).json()["data"]
         assert explained["reproduced"] is True
         assert (explained["rule"], explained["fill_price"], explained["ask_price"]) == (
-            "market_buy_at_ask", str(quote.ask), str(quote.ask))
+            "market_buy_at_ask",
+            str(quote.ask),
+            str(quote.ask),
+        )
 
 
 async def test_a_limit_order_rests_then_fills_when_the_ask_comes_down_to_it(mesh, trading):
@@ -86,8 +104,11 @@ async def test_a_limit_order_rests_then_fills_when_the_ask_comes_down_to_it(mesh
         horizon = [q for q in recording.quotes("AMZN") if ns(START) < q.at_ns <= ns(START) + 600 * 10**9]
         limit = min(q.ask for q in horizon)  # reached within ten minutes, below today's standing ask
         assert limit < quote.ask
-        order = (await submit(bob, symbol="AMZN", side="buy", qty="5", order_type="limit",
-                              limit_price=str(limit), time_in_force="gtc")).json()["data"]
+        order = (
+            await submit(
+                bob, symbol="AMZN", side="buy", qty="5", order_type="limit", limit_price=str(limit), time_in_force="gtc"
+            )
+        ).json()["data"]
         expected = recording.first_after("AMZN", ns(START), lambda q: q.ask <= limit)
         await trading.step_to(datetime_from_ns(expected.at_ns - 1000))  # the last microsecond before it can fill
         resting = (await bob.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]
@@ -103,8 +124,9 @@ async def test_a_limit_order_rests_then_fills_when_the_ask_comes_down_to_it(mesh
 async def test_stop_and_stop_limit_trigger_on_the_recorded_quotes(mesh, trading):
     async with rest_as(mesh, "carol") as carol:
         # Own some shares to sell.
-        bought = (await submit(carol, symbol="GOOG", side="buy", qty="4", order_type="market",
-                               time_in_force="day")).json()["data"]
+        bought = (
+            await submit(carol, symbol="GOOG", side="buy", qty="4", order_type="market", time_in_force="day")
+        ).json()["data"]
         await filled(carol, bought["order_id"])
         now = await trading.now()
         standing_bid = recording.standing("GOOG", ns(now)).bid
@@ -112,11 +134,23 @@ async def test_stop_and_stop_limit_trigger_on_the_recorded_quotes(mesh, trading)
         lowest = min(q.bid for q in window)
         assert lowest < standing_bid - D("0.02"), "the recording's bid falls within fifteen minutes"
         stop = ((standing_bid + lowest) / 2).quantize(D("0.01"))  # below the bid now, reached later
-        stop_order = (await submit(carol, symbol="GOOG", side="sell", qty="2", order_type="stop",
-                                   stop_price=str(stop), time_in_force="day")).json()["data"]
-        stop_limit = (await submit(carol, symbol="GOOG", side="sell", qty="2", order_type="stop_limit",
-                                   stop_price=str(stop), limit_price=str(stop - D("5.00")),
-                                   time_in_force="day")).json()["data"]
+        stop_order = (
+            await submit(
+                carol, symbol="GOOG", side="sell", qty="2", order_type="stop", stop_price=str(stop), time_in_force="day"
+            )
+        ).json()["data"]
+        stop_limit = (
+            await submit(
+                carol,
+                symbol="GOOG",
+                side="sell",
+                qty="2",
+                order_type="stop_limit",
+                stop_price=str(stop),
+                limit_price=str(stop - D("5.00")),
+                time_in_force="day",
+            )
+        ).json()["data"]
         trigger = recording.first_after("GOOG", ns(now), lambda q: q.bid <= stop)
         await trading.step_to(now + timedelta(seconds=901))
         stop_fill = (await filled(carol, stop_order["order_id"]))["fills"][0]
@@ -129,8 +163,11 @@ async def test_stop_and_stop_limit_trigger_on_the_recorded_quotes(mesh, trading)
 
 async def test_cancel_and_replace_release_and_reprice_the_hold(mesh, trading):
     async with rest_as(mesh, "dave") as dave:
-        order = (await submit(dave, symbol="AMZN", side="buy", qty="10", order_type="limit",
-                              limit_price="100.00", time_in_force="gtc")).json()["data"]
+        order = (
+            await submit(
+                dave, symbol="AMZN", side="buy", qty="10", order_type="limit", limit_price="100.00", time_in_force="gtc"
+            )
+        ).json()["data"]
         account = (await dave.get("/api/mbt/account")).json()["data"]
         assert D(account["reserved"]) == D("1000.00")
         replaced = await dave.patch(f"/api/mbt/orders/{order['order_id']}", json={"limit_price": "150.00", "qty": "20"})
@@ -143,10 +180,13 @@ async def test_cancel_and_replace_release_and_reprice_the_hold(mesh, trading):
         canceled = await dave.delete(f"/api/mbt/orders/{order['order_id']}")
         assert canceled.json()["data"]["status"] == "canceled"
         again = await dave.delete(f"/api/mbt/orders/{order['order_id']}")
-        assert again.status_code == 200 and again.json()["data"]["canceled_at"] == canceled.json()["data"]["canceled_at"]
+        assert (
+            again.status_code == 200 and again.json()["data"]["canceled_at"] == canceled.json()["data"]["canceled_at"]
+        )
 
         async def released():
             assert D((await dave.get("/api/mbt/account")).json()["data"]["reserved"]) == 0
+
         await eventually(released)
         not_replaceable = await dave.patch(f"/api/mbt/orders/{order['order_id']}", json={"qty": "1"})
         assert not_replaceable.json()["error"]["code"] == "order_not_replaceable"
@@ -154,8 +194,9 @@ async def test_cancel_and_replace_release_and_reprice_the_hold(mesh, trading):
 
 async def test_a_filled_order_cannot_be_canceled(mesh, trading):
     async with rest_as(mesh, "erin") as erin:
-        order = (await submit(erin, symbol="AMZN", side="buy", qty="1", order_type="market",
-                              time_in_force="day")).json()["data"]
+        order = (
+            await submit(erin, symbol="AMZN", side="buy", qty="1", order_type="market", time_in_force="day")
+        ).json()["data"]
         await filled(erin, order["order_id"])
         response = await erin.delete(f"/api/mbt/orders/{order['order_id']}")
         assert response.status_code == 400
@@ -164,8 +205,17 @@ async def test_a_filled_order_cannot_be_canceled(mesh, trading):
 
 async def test_day_orders_expire_at_the_close_and_release_their_hold(mesh, trading):
     async with rest_as(mesh, "frank") as frank:
-        order = (await submit(frank, symbol="AMZN", side="buy", qty="10", order_type="limit",
-                              limit_price="100.00", time_in_force="day")).json()["data"]
+        order = (
+            await submit(
+                frank,
+                symbol="AMZN",
+                side="buy",
+                qty="10",
+                order_type="limit",
+                limit_price="100.00",
+                time_in_force="day",
+            )
+        ).json()["data"]
         assert order["expires_at"] == "2012-06-21T20:00:00Z"
         await trading.step_to(CLOSE + timedelta(seconds=1))
 
@@ -174,31 +224,40 @@ async def test_day_orders_expire_at_the_close_and_release_their_hold(mesh, tradi
             assert body["status"] == "expired"
             assert body["expired_at"] == "2012-06-21T20:00:00Z"
             assert D((await frank.get("/api/mbt/account")).json()["data"]["reserved"]) == 0
+
         await eventually(expired)
 
         async def audited():
             assert "expire" in [e.record.action for e in await trading.audit(entity_id=order["order_id"])]
+
         await eventually(audited)
 
 
 async def test_trading_over_native_grpc(mesh, trading):
     me = as_user("grace", "pro")  # real-time marks (a Free user's are 15 minutes late)
     quote = recording.standing("GOOG", ns(START))
-    reply = await trading.orders().SubmitOrder(orders_pb2.SubmitOrderRequest(
-        client_order_id="g-1", symbol="GOOG", side=1, qty="3", order_type=1, time_in_force=1), metadata=me)
+    reply = await trading.orders().SubmitOrder(
+        orders_pb2.SubmitOrderRequest(
+            client_order_id="g-1", symbol="GOOG", side=1, qty="3", order_type=1, time_in_force=1
+        ),
+        metadata=me,
+    )
     assert reply.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
 
     async def done():
-        order = (await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=reply.order.order_id),
-                                                 metadata=me)).order
+        order = (
+            await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=reply.order.order_id), metadata=me)
+        ).order
         assert order.status == orders_pb2.ORDER_STATUS_FILLED
         return order
+
     order = await eventually(done)
     assert order.fills[0].price == str(quote.ask)
 
     async def settled():
         account = (await trading.accounts().GetAccount(accounts_pb2.GetAccountRequest(), metadata=me)).account
         assert D(account.cash) == D("100000") - 3 * quote.ask
+
     await eventually(settled)
     await trading.step(300)
     mark = recording.standing("GOOG", ns(START + timedelta(seconds=300)))
@@ -218,15 +277,22 @@ async def test_a_free_users_positions_are_marked_at_the_quote_their_tier_may_see
     native gRPC and through the gateway alike."""
     users = {"fay": "free", "pat": "pro"}
     for user, tier in users.items():
-        reply = await trading.orders().SubmitOrder(orders_pb2.SubmitOrderRequest(
-            client_order_id=f"{user}-1", symbol="AMZN", side=1, qty="2", order_type=1, time_in_force=1),
-            metadata=as_user(user, tier))
+        reply = await trading.orders().SubmitOrder(
+            orders_pb2.SubmitOrderRequest(
+                client_order_id=f"{user}-1", symbol="AMZN", side=1, qty="2", order_type=1, time_in_force=1
+            ),
+            metadata=as_user(user, tier),
+        )
         assert reply.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
 
         async def bought(user=user, tier=tier):
-            positions = (await trading.accounts().ListPositions(accounts_pb2.ListPositionsRequest(),
-                                                                metadata=as_user(user, tier))).positions
+            positions = (
+                await trading.accounts().ListPositions(
+                    accounts_pb2.ListPositionsRequest(), metadata=as_user(user, tier)
+                )
+            ).positions
             assert [(p.symbol, p.qty) for p in positions] == [("AMZN", "2")]
+
         await eventually(bought)
     await trading.step(20 * 60)
     now = await trading.now()
@@ -234,8 +300,11 @@ async def test_a_free_users_positions_are_marked_at_the_quote_their_tier_may_see
     assert delayed.bid != live.bid and delayed.bid < delayed.ask and live.bid < live.ask  # the test can tell them apart
     expected = {"fay": delayed.bid, "pat": live.bid}
     for user, tier in users.items():
-        native = (await trading.accounts().GetPosition(accounts_pb2.GetPositionRequest(symbol="AMZN"),
-                                                       metadata=as_user(user, tier))).position
+        native = (
+            await trading.accounts().GetPosition(
+                accounts_pb2.GetPositionRequest(symbol="AMZN"), metadata=as_user(user, tier)
+            )
+        ).position
         async with gateway_client(mesh.app) as client:
             rest = (await client.get("/api/mbt/positions/AMZN", headers=rest_headers(user, tier))).json()["data"]
             account = (await client.get("/api/mbt/account", headers=rest_headers(user, tier))).json()["data"]

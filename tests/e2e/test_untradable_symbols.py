@@ -15,10 +15,13 @@ async def mesh(databases, tmp_path):
     await mesh.stop()
 
 
-@pytest.mark.parametrize("order", [
-    {"order_type": "limit", "limit_price": "150.00", "time_in_force": "gtc"},
-    {"order_type": "market", "time_in_force": "day"},
-])
+@pytest.mark.parametrize(
+    "order",
+    [
+        {"order_type": "limit", "limit_price": "150.00", "time_in_force": "gtc"},
+        {"order_type": "market", "time_in_force": "day"},
+    ],
+)
 async def test_an_order_on_a_symbol_without_quotes_is_refused_and_holds_nothing(mesh, order):
     async with rest_as(mesh, "kim") as kim:
         symbol = (await kim.get("/api/mbt/symbols/AAPL")).json()["data"]

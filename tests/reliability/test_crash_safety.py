@@ -27,15 +27,22 @@ ORDERS_PER_USER = 12
 
 @pytest.fixture
 def processes(databases, tmp_path):
-    env = {**os.environ, "MBT_DATA_DIR": str(tmp_path / "var"), "MBT_GATEWAY_PORT": str(free_port()),
-           "MBT_REPLAY_MODE": "stepped", "MBT_REPLAY_START": START.isoformat(), "MBT_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "MBT_DATA_DIR": str(tmp_path / "var"),
+        "MBT_GATEWAY_PORT": str(free_port()),
+        "MBT_REPLAY_MODE": "stepped",
+        "MBT_REPLAY_START": START.isoformat(),
+        "MBT_LOG_LEVEL": "WARNING",
+    }
     for name in SERVICES:
         env[f"MBT_{name.upper()}_PORT"] = str(free_port())
         if name != "matcher":
             env[f"MBT_{name.upper()}_DATABASE_URL"] = databases.new(name)
-    out = open(tmp_path / "run.out", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "services.run"], cwd=ROOT, env=env, stdout=out,
-                               stderr=subprocess.STDOUT)
+    with open(tmp_path / "run.out", "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     yield process, env, tmp_path
     process.send_signal(signal.SIGINT)
     try:
@@ -50,8 +57,14 @@ def kill(tmp_path: Path, service: str) -> None:
 
 async def submit_until_acknowledged(client: httpx.AsyncClient, user: str, index: int) -> dict:
     """A client that retries with its idempotency key until the order is acknowledged."""
-    body = {"client_order_id": f"{user}-{index}", "symbol": "AMZN" if index % 2 else "GOOG",
-            "side": "buy", "qty": str(1 + index % 3), "order_type": "market", "time_in_force": "gtc"}
+    body = {
+        "client_order_id": f"{user}-{index}",
+        "symbol": "AMZN" if index % 2 else "GOOG",
+        "side": "buy",
+        "qty": str(1 + index % 3),
+        "order_type": "market",
+        "time_in_force": "gtc",
+    }
     while True:
         try:
             response = await client.post("/api/mbt/orders", json=body, headers=rest_headers(user, BULK_TIER))
@@ -64,13 +77,16 @@ async def submit_until_acknowledged(client: httpx.AsyncClient, user: str, index:
 
 
 async def test_sigkill_during_a_fill_burst_loses_nothing_and_applies_nothing_twice(processes):
-    process, env, tmp_path = processes
+    _process, env, tmp_path = processes
     out = tmp_path / "run.out"
     await eventually(lambda: _assert_up(out), timeout=120)
     url = f"http://127.0.0.1:{env['MBT_GATEWAY_PORT']}"
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        burst = [asyncio.create_task(submit_until_acknowledged(client, user, i))
-                 for i in range(ORDERS_PER_USER) for user in USERS]
+        burst = [
+            asyncio.create_task(submit_until_acknowledged(client, user, i))
+            for i in range(ORDERS_PER_USER)
+            for user in USERS
+        ]
         await asyncio.sleep(0.5)
         kill(tmp_path, "accounts")
         await asyncio.sleep(1.0)
@@ -126,9 +142,13 @@ async def _assert_one_audit_row_per_fill(env) -> None:
 
         async def check():
             for user in USERS:
-                entries = (await stub.ListAuditLog(activities_pb2.ListAuditLogRequest(user_id=user, page_size=500),
-                                                   metadata=as_service("tests"))).entries
+                entries = (
+                    await stub.ListAuditLog(
+                        activities_pb2.ListAuditLogRequest(user_id=user, page_size=500), metadata=as_service("tests")
+                    )
+                ).entries
                 actions = [e.record.action for e in entries]
                 assert actions.count("fill") == ORDERS_PER_USER
                 assert actions.count("submit") == ORDERS_PER_USER
+
         await eventually(check, timeout=120)

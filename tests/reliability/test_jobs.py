@@ -35,8 +35,10 @@ from tests.support.trading import START, Trading, eventually, trading_environ
 
 # Each backend and each transport once: the records' claims on SQLite and PostgreSQL, the
 # embedded transport (no visibility timeout of its own) and Redis (acks late, visibility timeout).
-VARIANTS = [pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
-            pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS])]
+VARIANTS = [
+    pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
+    pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
+]
 CHAIN_ROWS = 40_000
 VERIFY = "mbt.verify_audit_chain"
 
@@ -81,20 +83,27 @@ async def record(processes: JobsProcesses, job: str, key: str, state: str):
         run = await processes.run(job, key)
         assert run is not None and run.state == state, run
         return run
+
     return await until(check)
 
 
 async def backtest(trading: Trading, backtest_id: str) -> matcher_pb2.Backtest:
     stub = matcher_pb2_grpc.BacktestServiceStub(trading.channel("matcher"))
-    return (await stub.GetBacktest(matcher_pb2.GetBacktestRequest(backtest_id=backtest_id),
-                                   metadata=as_user("alice"))).backtest
+    return (
+        await stub.GetBacktest(matcher_pb2.GetBacktestRequest(backtest_id=backtest_id), metadata=as_user("alice"))
+    ).backtest
 
 
 async def create_backtest(trading: Trading, last_day: date, slots: str) -> str:
     stub = matcher_pb2_grpc.BacktestServiceStub(trading.channel("matcher"))
-    created = await stub.CreateBacktest(matcher_pb2.CreateBacktestRequest(backtest=matcher_pb2.Backtest(
-        strategy="grid", parameters={"slots": slots}, from_date=to_date(START.date()), to_date=to_date(last_day))),
-        metadata=as_user("alice"))
+    created = await stub.CreateBacktest(
+        matcher_pb2.CreateBacktestRequest(
+            backtest=matcher_pb2.Backtest(
+                strategy="grid", parameters={"slots": slots}, from_date=to_date(START.date()), to_date=to_date(last_day)
+            )
+        ),
+        metadata=as_user("alice"),
+    )
     return created.backtest.backtest_id
 
 
@@ -110,13 +119,21 @@ async def test_a_backtest_runs_once_when_its_job_is_delivered_twice_or_its_worke
     done = await record(processes, "mbt.run_backtest", first, "done")
     finished = await backtest(trading, first)
     assert finished.status == matcher_pb2.BACKTEST_STATUS_SUCCEEDED and done.attempts == 1
-    assert done.result == {"backtest_id": first, "status": "succeeded", "progress_percent": 100, "error": "",
-                           "ticks": finished.ticks, "orders": finished.orders, "fills": finished.fills}
+    assert done.result == {
+        "backtest_id": first,
+        "status": "succeeded",
+        "progress_percent": 100,
+        "error": "",
+        "ticks": finished.ticks,
+        "orders": finished.orders,
+        "fills": finished.fills,
+    }
 
     # offered again (nothing is sent) and delivered again (a duplicate message): one run, one effect
     assert (await asyncio.to_thread(queue.offer, "mbt.run_backtest", first)).state == "done"
-    await asyncio.to_thread(queue.app.send_task, "mbt.run_backtest", args=[first],
-                            task_id=task_id("mbt.run_backtest", first))
+    await asyncio.to_thread(
+        queue.app.send_task, "mbt.run_backtest", args=[first], task_id=task_id("mbt.run_backtest", first)
+    )
     await until(lambda: _logged(processes, "job skipped", first))
     assert times(await backtest(trading, first)) == times(finished)
     assert (await processes.run("mbt.run_backtest", first)).attempts == 1
@@ -135,6 +152,7 @@ async def test_a_backtest_runs_once_when_its_job_is_delivered_twice_or_its_worke
         assert run is not None and run.state == "running", run
         assert message.status == matcher_pb2.BACKTEST_STATUS_RUNNING, message
         return message
+
     started = times(await until(running))[0]
     processes.kill("worker")
     await processes.start("worker")
@@ -157,18 +175,51 @@ def seed_audit_chain(settings: Settings, rows: int) -> audit_chain.Link:
     db = BlockingDatabase(settings.service("activities").database_url)
     key, previous, values = actor_key(settings), None, []
     for n in range(rows):
-        sealed = audit_chain.seal(key, audit_chain.Entry(
-            sequence=0, audit_id=f"aud_seed{n:08d}", actor_type="user", actor_id=f"user{n % 50}", actor_hash="",
-            action="submit", entity_type="order", entity_id=f"ord_seed{n:08d}", user_id=f"user{n % 50}",
-            user_hash="", before=None, after={"status": "accepted"}, request_id=f"req_seed{n:08d}", service="orders",
-            occurred_at=START, recorded_at=START), previous)
+        sealed = audit_chain.seal(
+            key,
+            audit_chain.Entry(
+                sequence=0,
+                audit_id=f"aud_seed{n:08d}",
+                actor_type="user",
+                actor_id=f"user{n % 50}",
+                actor_hash="",
+                action="submit",
+                entity_type="order",
+                entity_id=f"ord_seed{n:08d}",
+                user_id=f"user{n % 50}",
+                user_hash="",
+                before=None,
+                after={"status": "accepted"},
+                request_id=f"req_seed{n:08d}",
+                service="orders",
+                occurred_at=START,
+                recorded_at=START,
+            ),
+            previous,
+        )
         previous = audit_chain.Link(sealed.sequence, sealed.audit_id, sealed.row_hash)
-        values.append(dict(audit_id=sealed.audit_id, actor_type=sealed.actor_type, actor_id=sealed.actor_id,
-                           action=sealed.action, entity_type=sealed.entity_type, entity_id=sealed.entity_id,
-                           user_id=sealed.user_id, before=None, after=sealed.after, request_id=sealed.request_id,
-                           service=sealed.service, occurred_at=START, recorded_at=START, chain_seq=sealed.sequence,
-                           actor_hash=sealed.actor_hash, user_hash=sealed.user_hash, prev_hash=sealed.prev_hash,
-                           row_hash=sealed.row_hash))
+        values.append(
+            {
+                "audit_id": sealed.audit_id,
+                "actor_type": sealed.actor_type,
+                "actor_id": sealed.actor_id,
+                "action": sealed.action,
+                "entity_type": sealed.entity_type,
+                "entity_id": sealed.entity_id,
+                "user_id": sealed.user_id,
+                "before": None,
+                "after": sealed.after,
+                "request_id": sealed.request_id,
+                "service": sealed.service,
+                "occurred_at": START,
+                "recorded_at": START,
+                "chain_seq": sealed.sequence,
+                "actor_hash": sealed.actor_hash,
+                "user_hash": sealed.user_hash,
+                "prev_hash": sealed.prev_hash,
+                "row_hash": sealed.row_hash,
+            }
+        )
     with db.transaction() as session:
         session.execute(insert(AuditLogRow), values)
     db.dispose()
@@ -198,8 +249,7 @@ async def test_the_audit_verification_runs_once_per_session_even_delivered_twice
     rerun = await record(processes, verify, "2012-06-21", "done")
     assert rerun.attempts == 2
     # the second verification is anchored at the head the first one saw
-    assert rerun.result == {"verified_rows": CHAIN_ROWS, "head": asdict(head), "anchor": asdict(head),
-                            "broken": None}
+    assert rerun.result == {"verified_rows": CHAIN_ROWS, "head": asdict(head), "anchor": asdict(head), "broken": None}
     assert _count(processes, "job done", "2012-06-21") == 1
 
 
@@ -208,7 +258,7 @@ def _count(processes: JobsProcesses, event: str, key: str) -> int:
 
 
 async def test_a_job_whose_service_is_away_is_retried_and_done_once_it_is_back(jobs):
-    trading, processes, queue = jobs
+    _trading, processes, queue = jobs
     await processes.start("worker", MBT_ACTIVITIES_TARGET=f"127.0.0.1:{free_port()}")  # nothing listens there
     await asyncio.to_thread(queue.offer, VERIFY, "2012-06-20")
 
@@ -216,6 +266,7 @@ async def test_a_job_whose_service_is_away_is_retried_and_done_once_it_is_back(j
         run = await processes.run(VERIFY, "2012-06-20")
         assert run is not None and run.state == "pending" and run.error.startswith("unavailable: "), run
         return run
+
     await until(retrying)
     processes.kill("worker")  # and with it the retry it was holding
     await processes.start("worker")

@@ -12,8 +12,14 @@ from tests.support.trading import eventually, rest_as, start_trading_mesh
 
 PING_SECONDS = 1
 IDLE_PINGS = 8
-RESTING_BUY = {"symbol": "AMZN", "side": "buy", "qty": "1", "order_type": "limit", "limit_price": "1.00",
-               "time_in_force": "gtc"}
+RESTING_BUY = {
+    "symbol": "AMZN",
+    "side": "buy",
+    "qty": "1",
+    "order_type": "limit",
+    "limit_price": "1.00",
+    "time_in_force": "gtc",
+}
 
 
 async def test_an_idle_mesh_keeps_its_connections_and_streams(databases, tmp_path, capfd, caplog):
@@ -21,6 +27,7 @@ async def test_an_idle_mesh_keeps_its_connections_and_streams(databases, tmp_pat
     mesh = await start_trading_mesh(databases, tmp_path, MBT_GRPC_KEEPALIVE_SECONDS=str(PING_SECONDS))
     client = rest_as(mesh, "idle-ivy")
     try:
+
         async def rests() -> None:  # retried with its key until the services follow the market clock
             first = await client.post("/api/mbt/orders", json={**RESTING_BUY, "client_order_id": "before"})
             assert first.status_code == 200, first.text

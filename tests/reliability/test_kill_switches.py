@@ -8,8 +8,14 @@ from services.common.rpc.server import start
 from tests.support.mesh import build_service
 from tests.support.trading import eventually, rest_as, start_trading_mesh
 
-BODY = {"symbol": "AMZN", "side": "buy", "qty": "1", "order_type": "limit", "limit_price": "100.00",
-        "time_in_force": "gtc"}
+BODY = {
+    "symbol": "AMZN",
+    "side": "buy",
+    "qty": "1",
+    "order_type": "limit",
+    "limit_price": "100.00",
+    "time_in_force": "gtc",
+}
 
 
 async def restart_orders_with(mesh, **switches: str) -> None:
@@ -25,6 +31,7 @@ async def restart_orders_with(mesh, **switches: str) -> None:
     async def reachable():  # the gateway's channel reconnects with backoff
         async with rest_as(mesh, "probe") as probe:
             assert (await probe.get("/api/mbt/orders")).status_code == 200
+
     await eventually(reachable)
 
 
@@ -39,9 +46,11 @@ async def test_trading_disabled_refuses_every_change_and_still_reads(mesh):
     async with rest_as(mesh, "mia") as mia:
         order = (await mia.post("/api/mbt/orders", json=BODY)).json()["data"]
         await restart_orders_with(mesh, MBT_TRADING_DISABLED="1")
-        for response in (await mia.post("/api/mbt/orders", json={**BODY, "client_order_id": "x"}),
-                         await mia.delete(f"/api/mbt/orders/{order['order_id']}"),
-                         await mia.patch(f"/api/mbt/orders/{order['order_id']}", json={"qty": "2"})):
+        for response in (
+            await mia.post("/api/mbt/orders", json={**BODY, "client_order_id": "x"}),
+            await mia.delete(f"/api/mbt/orders/{order['order_id']}"),
+            await mia.patch(f"/api/mbt/orders/{order['order_id']}", json={"qty": "2"}),
+        ):
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "trading_disabled"
         assert (await mia.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]["status"] == "accepted"

@@ -15,17 +15,63 @@ SCRIPT = [  # (seconds after the start, order)
     (0, {"symbol": "AMZN", "side": "buy", "qty": "10", "order_type": "market", "time_in_force": "day"}),
     (0, {"symbol": "GOOG", "side": "buy", "qty": "3", "order_type": "market", "time_in_force": "day"}),
     (30, {"symbol": "AMZN", "side": "sell", "qty": "4", "order_type": "market", "time_in_force": "day"}),
-    (60, {"symbol": "AMZN", "side": "buy", "qty": "5", "order_type": "limit", "limit_price": "222.50",
-          "time_in_force": "gtc"}),
-    (90, {"symbol": "GOOG", "side": "sell", "qty": "3", "order_type": "stop", "stop_price": "579.00",
-          "time_in_force": "gtc"}),
-    (120, {"symbol": "AMZN", "side": "sell", "qty": "6", "order_type": "limit", "limit_price": "221.00",
-           "time_in_force": "day"}),
+    (
+        60,
+        {
+            "symbol": "AMZN",
+            "side": "buy",
+            "qty": "5",
+            "order_type": "limit",
+            "limit_price": "222.50",
+            "time_in_force": "gtc",
+        },
+    ),
+    (
+        90,
+        {
+            "symbol": "GOOG",
+            "side": "sell",
+            "qty": "3",
+            "order_type": "stop",
+            "stop_price": "579.00",
+            "time_in_force": "gtc",
+        },
+    ),
+    (
+        120,
+        {
+            "symbol": "AMZN",
+            "side": "sell",
+            "qty": "6",
+            "order_type": "limit",
+            "limit_price": "221.00",
+            "time_in_force": "day",
+        },
+    ),
     # These two rest for minutes before the market reaches them.
-    (150, {"symbol": "AMZN", "side": "buy", "qty": "5", "order_type": "limit", "limit_price": "223.20",
-           "time_in_force": "gtc"}),
-    (150, {"symbol": "GOOG", "side": "buy", "qty": "2", "order_type": "stop_limit", "stop_price": "576.30",
-           "limit_price": "576.60", "time_in_force": "gtc"}),
+    (
+        150,
+        {
+            "symbol": "AMZN",
+            "side": "buy",
+            "qty": "5",
+            "order_type": "limit",
+            "limit_price": "223.20",
+            "time_in_force": "gtc",
+        },
+    ),
+    (
+        150,
+        {
+            "symbol": "GOOG",
+            "side": "buy",
+            "qty": "2",
+            "order_type": "stop_limit",
+            "stop_price": "576.30",
+            "limit_price": "576.60",
+            "time_in_force": "gtc",
+        },
+    ),
 ]
 
 
@@ -53,6 +99,7 @@ async def play(databases, data_dir, *, matcher_outage: bool = False, expected: l
 
                 async def caught_up():
                     assert await _fills(olga) == expected
+
                 await eventually(caught_up, timeout=120, interval=0.5)
             await trading.matcher_caught_up()
             await _settled(olga)
@@ -69,13 +116,16 @@ async def _fills(client) -> list[tuple]:
     fills = []
     for order in orders:
         detail = (await client.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]
-        fills += [(detail["client_order_id"], f["symbol"], f["side"], f["qty"], f["price"], f["quote_at"],
-                   f["rule"]) for f in detail["fills"]]
+        fills += [
+            (detail["client_order_id"], f["symbol"], f["side"], f["qty"], f["price"], f["quote_at"], f["rule"])
+            for f in detail["fills"]
+        ]
     return sorted(fills)
 
 
 async def _settled(client) -> None:
     """Wait until every order is decided or resting and every fill reached the account."""
+
     async def check():
         orders = (await client.get("/api/mbt/orders", params={"page_size": 100})).json()["data"]
         assert all(o["status"] != "new" for o in orders)
@@ -89,13 +139,15 @@ async def _settled(client) -> None:
         expected = sum((D(o["filled_qty"]) * (1 if o["side"] == "buy" else -1) for o in filled), D(0))
         assert sum((D(p["qty"]) for p in positions), D(0)) == expected
         return account
+
     await eventually(check)
 
 
 async def _check_ledger(client, fills) -> None:
     account = (await client.get("/api/mbt/account")).json()["data"]
-    signed = sum((-D(qty) * D(price) if side == "buy" else D(qty) * D(price)
-                  for _, _, side, qty, price, _, _ in fills), D(0))
+    signed = sum(
+        (-D(qty) * D(price) if side == "buy" else D(qty) * D(price) for _, _, side, qty, price, _, _ in fills), D(0)
+    )
     assert D(account["cash"]) == D(account["starting_cash"]) + signed
     activities = (await client.get("/api/mbt/activities", params={"page_size": 100})).json()["data"]
     assert D(account["cash"]) == sum((D(a["net_amount"]) for a in activities), D(0))

@@ -18,8 +18,8 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import events_pb2, events_pb2_grpc, trading_pb2
 from mbt.orders.v1 import events_pb2 as order_events
 from mbt.orders.v1 import orders_pb2
-from services.common.wire.conv import to_timestamp
 from services.common.ids import derived_id
+from services.common.wire.conv import to_timestamp
 from tests.support.identity import as_service, as_user
 from tests.support.mesh import free_port
 from tests.support.trading import START, Trading, eventually, rest_as, start_trading_mesh
@@ -41,14 +41,31 @@ def refusals(reason: str) -> float:
 
 
 def filled_event(order: orders_pb2.Order, fill_id: str, *, qty: str, price: str) -> events_pb2.Event:
-    fill = orders_pb2.Fill(fill_id=fill_id, order_id=order.order_id, symbol=order.symbol, side=order.side, qty=qty,
-                           price=price, bid_price=price, ask_price=price, multiplier="1",
-                           filled_at=to_timestamp(START), quote_at=to_timestamp(START), quote_sequence=1)
+    fill = orders_pb2.Fill(
+        fill_id=fill_id,
+        order_id=order.order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=qty,
+        price=price,
+        bid_price=price,
+        ask_price=price,
+        multiplier="1",
+        filled_at=to_timestamp(START),
+        quote_at=to_timestamp(START),
+        quote_sequence=1,
+    )
     payload = any_pb2.Any()
     payload.Pack(order_events.OrderFilled(order=order, fill=fill))
-    return events_pb2.Event(event_id=derived_id("evt", "test", fill_id, qty, price),
-                            event_type="mbt.orders.v1.OrderFilled", producer="orders", aggregate_id=order.order_id,
-                            user_id=order.user_id, occurred_at=to_timestamp(START), payload=payload)
+    return events_pb2.Event(
+        event_id=derived_id("evt", "test", fill_id, qty, price),
+        event_type="mbt.orders.v1.OrderFilled",
+        producer="orders",
+        aggregate_id=order.order_id,
+        user_id=order.user_id,
+        occurred_at=to_timestamp(START),
+        payload=payload,
+    )
 
 
 async def deliver(trading: Trading, *events: events_pb2.Event) -> None:
@@ -58,9 +75,17 @@ async def deliver(trading: Trading, *events: events_pb2.Event) -> None:
 
 async def resting_buy(trading: Trading, user: str, qty: str, limit: str) -> orders_pb2.Order:
     async with rest_as(trading.mesh, user) as client:
-        response = await client.post("/api/mbt/orders", json={"symbol": "AMZN", "side": "buy", "qty": qty,
-                                                                "order_type": "limit", "limit_price": limit,
-                                                                "time_in_force": "gtc"})
+        response = await client.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "AMZN",
+                "side": "buy",
+                "qty": qty,
+                "order_type": "limit",
+                "limit_price": limit,
+                "time_in_force": "gtc",
+            },
+        )
         assert response.status_code == 200, response.text
         order_id = response.json()["data"]["order_id"]
     reply = await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=order_id), metadata=as_user(user))
@@ -71,10 +96,13 @@ async def account(trading: Trading, user: str) -> accounts_pb2.Account:
     return (await trading.accounts().GetAccount(accounts_pb2.GetAccountRequest(), metadata=as_user(user))).account
 
 
-@pytest.mark.parametrize("qty, price, why", [
-    ("2", "10.00", "the fill is for 2, the hold for 1"),
-    ("1", "10.01", "above the held worst price"),
-])
+@pytest.mark.parametrize(
+    "qty, price, why",
+    [
+        ("2", "10.00", "the fill is for 2, the hold for 1"),
+        ("1", "10.01", "above the held worst price"),
+    ],
+)
 async def test_a_fill_the_hold_does_not_cover_is_refused_loudly(trading, caplog, qty, price, why):
     order = await resting_buy(trading, "uma", "1", "10.00")
     before = await account(trading, "uma")
@@ -90,6 +118,7 @@ async def test_a_fill_the_hold_does_not_cover_is_refused_loudly(trading, caplog,
     async def audited():
         rows = [e.record for e in await trading.audit(user_id="uma") if e.record.action == "refuse_fill"]
         assert [(e.entity_id, e.after["reason"]) for e in rows] == [("fill_uncovered1", "ledger_invariant")]
+
     await eventually(audited)
 
 
@@ -129,10 +158,23 @@ async def test_an_event_id_delivered_again_with_another_payload_is_refused(tradi
 
 async def test_orders_refuses_a_fill_id_recorded_again_with_other_terms(trading):
     order = await resting_buy(trading, "yan", "1", "10.00")
-    fill = orders_pb2.Fill(fill_id="fill_rec1", order_id=order.order_id, symbol="AMZN",
-                           side=trading_pb2.ORDER_SIDE_BUY, qty="1", price="9.00", bid_price="8.99",
-                           ask_price="9.00", bid_size="1", ask_size="1", quote_at=to_timestamp(START), quote_sequence=7,
-                           filled_at=to_timestamp(START), rule="limit_buy_at_ask", multiplier="1")
+    fill = orders_pb2.Fill(
+        fill_id="fill_rec1",
+        order_id=order.order_id,
+        symbol="AMZN",
+        side=trading_pb2.ORDER_SIDE_BUY,
+        qty="1",
+        price="9.00",
+        bid_price="8.99",
+        ask_price="9.00",
+        bid_size="1",
+        ask_size="1",
+        quote_at=to_timestamp(START),
+        quote_sequence=7,
+        filled_at=to_timestamp(START),
+        rule="limit_buy_at_ask",
+        multiplier="1",
+    )
     orders = trading.orders()
     first = await orders.RecordFill(orders_pb2.RecordFillRequest(fill=fill), metadata=as_service("matcher"))
     repeat = await orders.RecordFill(orders_pb2.RecordFillRequest(fill=fill), metadata=as_service("matcher"))
@@ -152,8 +194,11 @@ async def test_refusals_are_counted_where_prometheus_scrapes_them(databases, tmp
         await deliver(trading, filled_event(order, "fill_scraped1", qty="5", price="10.00"))
         async with httpx.AsyncClient() as http:
             scraped = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-        [line] = [x for x in scraped.splitlines()
-                  if x.startswith('mbt_ledger_refusals_total{reason="ledger_invariant",service="accounts"}')]
+        [line] = [
+            x
+            for x in scraped.splitlines()
+            if x.startswith('mbt_ledger_refusals_total{reason="ledger_invariant",service="accounts"}')
+        ]
         assert float(line.split()[-1]) >= 1
     finally:
         await trading.close()

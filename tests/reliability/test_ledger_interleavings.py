@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.clock import ManualClock, WallClock
-from services.common.wire.conv import to_timestamp
 from services.common.ids import derived_id
+from services.common.wire.conv import to_timestamp
 from services.orders.app import build as build_orders
 from tests.support.faults import FaultyClient
 from tests.support.identity import BULK_TIER, as_service, as_user
@@ -35,8 +35,9 @@ LEASE = timedelta(minutes=5)
 USERS = itertools.count()
 SAGA_FAULTS = st.sampled_from([None, "drop", "lose_reply"])
 # Buys rest far below the market ($1-$50), sells far above ($800+): only the test fills them.
-SUBMIT = st.tuples(st.just("submit"), st.sampled_from(["buy", "sell"]), st.integers(1, 5),
-                   st.integers(100, 5000), SAGA_FAULTS)
+SUBMIT = st.tuples(
+    st.just("submit"), st.sampled_from(["buy", "sell"]), st.integers(1, 5), st.integers(100, 5000), SAGA_FAULTS
+)
 # Few orders per run, so steps often meet on the same order.
 REPLACE = st.tuples(st.just("replace"), st.integers(0, 2), st.integers(1, 6), st.integers(100, 5000), SAGA_FAULTS)
 CANCEL = st.tuples(st.just("cancel"), st.integers(0, 2))
@@ -56,8 +57,9 @@ async def rig(databases, tmp_path):
         built["orders"] = runtime.registrations[0].servicer
         return runtime
 
-    settings_ = mesh_settings(databases, tmp_path, MBT_REPLAY_MODE="stepped", MBT_REPLAY_START=START.isoformat(),
-                              MBT_RPC_TIMEOUT_SECONDS="5")
+    settings_ = mesh_settings(
+        databases, tmp_path, MBT_REPLAY_MODE="stepped", MBT_REPLAY_START=START.isoformat(), MBT_RPC_TIMEOUT_SECONDS="5"
+    )
     mesh = await start_mesh(settings_, builders={"orders": orders})
     trading = Trading(mesh)
     yield trading, faults, wall, built["orders"]
@@ -71,8 +73,11 @@ def price(side: str, cents: int) -> str:
 
 
 async def record_fill(trading: Trading, user: str, order_id: str, twice: bool) -> None:
-    order = (await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=order_id),
-                                             metadata=as_user(user, BULK_TIER))).order
+    order = (
+        await trading.orders().GetOrder(
+            orders_pb2.GetOrderRequest(order_id=order_id), metadata=as_user(user, BULK_TIER)
+        )
+    ).order
     if order.status != orders_pb2.ORDER_STATUS_ACCEPTED:
         return
     limit = order.limit_price
@@ -80,21 +85,38 @@ async def record_fill(trading: Trading, user: str, order_id: str, twice: bool) -
     buying = order.side == trading_pb2.ORDER_SIDE_BUY
     tick = int(START.timestamp() * 1e9) + order.version
     fill = orders_pb2.Fill(
-        fill_id=derived_id("fill", order_id, order.version), order_id=order_id, symbol=order.symbol,
-        side=order.side, qty=order.qty, price=limit, multiplier="1",
+        fill_id=derived_id("fill", order_id, order.version),
+        order_id=order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=order.qty,
+        price=limit,
+        multiplier="1",
         bid_price=str(Decimal(limit) - cent) if buying else limit,
         ask_price=limit if buying else str(Decimal(limit) + cent),
-        bid_size="100", ask_size="100", quote_at=to_timestamp(START), quote_sequence=tick, filled_at=to_timestamp(START),
-        rule="limit_buy_at_ask" if buying else "limit_sell_at_bid")
+        bid_size="100",
+        ask_size="100",
+        quote_at=to_timestamp(START),
+        quote_sequence=tick,
+        filled_at=to_timestamp(START),
+        rule="limit_buy_at_ask" if buying else "limit_sell_at_bid",
+    )
     for _ in range(2 if twice else 1):
         await trading.orders().RecordFill(orders_pb2.RecordFillRequest(fill=fill), metadata=as_service("matcher"))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 # The reproduction: a replace whose reply was lost, then another replace.
-@example(steps=[("submit", "buy", 1, 100, None), ("replace", 0, 2, 100, "lose_reply"),
-                ("replace", 0, 5, 200, None), ("settle",)])
+@example(
+    steps=[
+        ("submit", "buy", 1, 100, None),
+        ("replace", 0, 2, 100, "lose_reply"),
+        ("replace", 0, 5, 200, None),
+        ("settle",),
+    ]
+)
 @given(steps=STEPS)
 async def test_no_interleaving_with_faults_breaks_the_ledger(rig, steps):
     trading, faults, wall, orders = rig
@@ -108,14 +130,32 @@ async def test_no_interleaving_with_faults_breaks_the_ledger(rig, steps):
                 if fault:
                     faults.arm("ReserveBuyingPower", fault)
                 key = f"step-{number}"
-                response = await client.post("/api/mbt/orders", json={
-                    "client_order_id": key, "symbol": "AMZN", "side": side, "qty": str(qty), "order_type": "limit",
-                    "limit_price": price(side, cents), "time_in_force": "gtc"})
+                response = await client.post(
+                    "/api/mbt/orders",
+                    json={
+                        "client_order_id": key,
+                        "symbol": "AMZN",
+                        "side": side,
+                        "qty": str(qty),
+                        "order_type": "limit",
+                        "limit_price": price(side, cents),
+                        "time_in_force": "gtc",
+                    },
+                )
                 assert response.status_code in (200, 400, 503), response.text
                 if response.status_code == 503:  # the order exists, half-submitted: the replay finds it
-                    response = await client.post("/api/mbt/orders", json={
-                        "client_order_id": key, "symbol": "AMZN", "side": side, "qty": str(qty),
-                        "order_type": "limit", "limit_price": price(side, cents), "time_in_force": "gtc"})
+                    response = await client.post(
+                        "/api/mbt/orders",
+                        json={
+                            "client_order_id": key,
+                            "symbol": "AMZN",
+                            "side": side,
+                            "qty": str(qty),
+                            "order_type": "limit",
+                            "limit_price": price(side, cents),
+                            "time_in_force": "gtc",
+                        },
+                    )
                     assert response.status_code in (200, 400), response.text
                 if response.status_code == 200:
                     placed.append(response.json()["data"]["order_id"])
@@ -125,8 +165,9 @@ async def test_no_interleaving_with_faults_breaks_the_ledger(rig, steps):
                 side = (await client.get(f"/api/mbt/orders/{order_id}")).json()["data"]["side"]
                 if fault:
                     faults.arm("ReserveBuyingPower", fault)
-                response = await client.patch(f"/api/mbt/orders/{order_id}",
-                                              json={"qty": str(qty), "limit_price": price(side, cents)})
+                response = await client.patch(
+                    f"/api/mbt/orders/{order_id}", json={"qty": str(qty), "limit_price": price(side, cents)}
+                )
                 assert response.status_code in (200, 400, 409, 503), response.text
             elif kind == "cancel" and placed:
                 response = await client.delete(f"/api/mbt/orders/{placed[step[1] % len(placed)]}")
@@ -149,4 +190,5 @@ async def test_no_interleaving_with_faults_breaks_the_ledger(rig, steps):
             await orders.submits.resume_new()
             await orders.replaces.resume()
             return await assert_ledger_consistent(trading, user)
+
         await eventually(settled, timeout=30)

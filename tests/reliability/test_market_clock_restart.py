@@ -5,6 +5,7 @@ must come back where they already are, in a paced replay (time runs on) and in a
 one (a crash right after a step must not undo it)."""
 
 import asyncio
+import itertools
 import os
 import signal
 import sys
@@ -15,8 +16,8 @@ import grpc
 
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from services.common.clock import FollowerClock
-from services.common.wire.conv import from_timestamp, to_timestamp
 from services.common.rpc.server import start
+from services.common.wire.conv import from_timestamp, to_timestamp
 from tests.support.identity import as_service
 from tests.support.mesh import build_service, free_port, mesh_settings, start_mesh
 from tests.support.trading import START, Trading, eventually
@@ -40,15 +41,17 @@ class ObservedFollower(FollowerClock):
 
 
 def backward_steps(readings: list) -> list:
-    return [(earlier, later) for earlier, later in zip(readings, readings[1:]) if later < earlier]
+    return [(earlier, later) for earlier, later in itertools.pairwise(readings) if later < earlier]
 
 
 async def test_no_service_clock_steps_back_when_market_data_restarts_under_a_paced_replay(databases, tmp_path):
-    settings = mesh_settings(databases, tmp_path, MBT_REPLAY_MODE="paced", MBT_REPLAY_SPEED=str(SPEED),
-                             MBT_REPLAY_START=START.isoformat())
+    settings = mesh_settings(
+        databases, tmp_path, MBT_REPLAY_MODE="paced", MBT_REPLAY_SPEED=str(SPEED), MBT_REPLAY_START=START.isoformat()
+    )
     clocks = {name: ObservedFollower() for name in FOLLOWERS}
-    mesh = await start_mesh(settings, {name: (lambda s, n=name: build_service(n, s, clock=clocks[n]))
-                                       for name in FOLLOWERS})
+    mesh = await start_mesh(
+        settings, {name: (lambda s, n=name: build_service(n, s, clock=clocks[n])) for name in FOLLOWERS}
+    )
     trading = Trading(mesh)
     timeline = []  # (service, reading) in the order they were read
 
@@ -71,8 +74,9 @@ async def test_no_service_clock_steps_back_when_market_data_restarts_under_a_pac
         taken = {name: clock.states_taken for name, clock in clocks.items()}
         await mesh.services["marketdata"].stop(0.5)
         await asyncio.sleep(1.5)  # followers keep running: 30 s of market time
-        mesh.services["marketdata"] = await start(build_service("marketdata", settings),
-                                                  port=settings.service("marketdata").port)
+        mesh.services["marketdata"] = await start(
+            build_service("marketdata", settings), port=settings.service("marketdata").port
+        )
         await eventually(lambda: _all_took_a_new_state(clocks, taken), timeout=30)
         await asyncio.sleep(0.5)
         assert not sampler.done(), sampler.exception()
@@ -101,9 +105,15 @@ async def _all_took_a_new_state(clocks, taken) -> None:
 
 async def test_a_stepped_clock_keeps_its_last_step_when_market_data_is_killed(databases, tmp_path):
     port = free_port()
-    env = {**os.environ, "MBT_DATA_DIR": str(tmp_path / "var"), "MBT_MARKETDATA_PORT": str(port),
-           "MBT_MARKETDATA_DATABASE_URL": databases.new("marketdata"), "MBT_REPLAY_MODE": "stepped",
-           "MBT_REPLAY_START": START.isoformat(), "MBT_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "MBT_DATA_DIR": str(tmp_path / "var"),
+        "MBT_MARKETDATA_PORT": str(port),
+        "MBT_MARKETDATA_DATABASE_URL": databases.new("marketdata"),
+        "MBT_REPLAY_MODE": "stepped",
+        "MBT_REPLAY_START": START.isoformat(),
+        "MBT_LOG_LEVEL": "WARNING",
+    }
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
     process = await _serve_marketdata(env, tmp_path, stub)
@@ -122,9 +132,10 @@ async def test_a_stepped_clock_keeps_its_last_step_when_market_data_is_killed(da
 
 
 async def _serve_marketdata(env, tmp_path, stub):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.marketdata", cwd=ROOT, env=env,
-        stdout=open(tmp_path / "marketdata.out", "ab"), stderr=asyncio.subprocess.STDOUT)
+    with open(tmp_path / "marketdata.out", "ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.marketdata", cwd=ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
 
     async def serving() -> None:
         assert process.returncode is None, (tmp_path / "marketdata.out").read_text()[-2000:]

@@ -33,8 +33,9 @@ async def rig(databases, tmp_path):
     faults = FaultyClient()
     wall = ManualClock(WallClock().now())
     settings = mesh_settings(databases, tmp_path, MBT_REPLAY_MODE="stepped", MBT_REPLAY_START=START.isoformat())
-    mesh = await start_mesh(settings, builders={
-        "orders": lambda s: build_orders(s, wall=wall, wrap_accounts=faults.wrap)})
+    mesh = await start_mesh(
+        settings, builders={"orders": lambda s: build_orders(s, wall=wall, wrap_accounts=faults.wrap)}
+    )
     trading = Trading(mesh)
     yield mesh, trading, faults, wall
     await trading.close()
@@ -57,9 +58,17 @@ async def test_a_replace_cut_after_its_hold_cannot_lend_that_hold_to_another_rep
     """The issue's reproduction, with the 5 ms deadline made deterministic."""
     mesh, trading, faults, wall = rig
     async with rest_as(mesh, "alice") as alice:
-        submitted = await alice.post("/api/mbt/orders", json={
-            "symbol": "AMZN", "qty": "1", "side": "buy", "order_type": "limit", "limit_price": "1.00",
-            "time_in_force": "gtc"})
+        submitted = await alice.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "AMZN",
+                "qty": "1",
+                "side": "buy",
+                "order_type": "limit",
+                "limit_price": "1.00",
+                "time_in_force": "gtc",
+            },
+        )
         assert submitted.status_code == 200, submitted.text
         order_id = submitted.json()["data"]["order_id"]
         assert D((await account_of(alice))["reserved"]) == D("1.00")
@@ -67,8 +76,11 @@ async def test_a_replace_cut_after_its_hold_cannot_lend_that_hold_to_another_rep
         # Native ReplaceOrder to qty 2, cut right after accounts held buying power for it.
         faults.arm("ReserveBuyingPower", "cut_after")
         with pytest.raises(grpc.aio.AioRpcError) as cut:
-            await trading.orders().ReplaceOrder(orders_pb2.ReplaceOrderRequest(order_id=order_id, qty="2"),
-                                                metadata=as_user("alice", BULK_TIER), timeout=2)
+            await trading.orders().ReplaceOrder(
+                orders_pb2.ReplaceOrderRequest(order_id=order_id, qty="2"),
+                metadata=as_user("alice", BULK_TIER),
+                timeout=2,
+            )
         assert cut.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
         order = await order_of(alice, order_id)
         assert (order["version"], order["qty"]) == (1, "1")
@@ -102,18 +114,29 @@ async def test_a_replace_cut_after_its_hold_cannot_lend_that_hold_to_another_rep
 async def test_the_sell_side_twin_never_lets_a_cash_account_sell_shares_twice(rig):
     mesh, trading, faults, wall = rig
     async with rest_as(mesh, "bob") as bob:
-        bought = await bob.post("/api/mbt/orders", json={"symbol": "AMZN", "qty": "10", "side": "buy",
-                                                          "order_type": "market", "time_in_force": "day"})
+        bought = await bob.post(
+            "/api/mbt/orders",
+            json={"symbol": "AMZN", "qty": "10", "side": "buy", "order_type": "market", "time_in_force": "day"},
+        )
         assert bought.status_code == 200, bought.text
 
         async def holding_ten():
             positions = (await bob.get("/api/mbt/positions")).json()["data"]
             assert [p["qty"] for p in positions] == ["10"]
+
         await eventually(holding_ten)
 
-        sell = await bob.post("/api/mbt/orders", json={"symbol": "AMZN", "qty": "1", "side": "sell",
-                                                        "order_type": "limit", "limit_price": "900.00",
-                                                        "time_in_force": "gtc"})
+        sell = await bob.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "AMZN",
+                "qty": "1",
+                "side": "sell",
+                "order_type": "limit",
+                "limit_price": "900.00",
+                "time_in_force": "gtc",
+            },
+        )
         assert sell.status_code == 200, sell.text
         sell_id = sell.json()["data"]["order_id"]
         faults.arm("ReserveBuyingPower", "lose_reply")
@@ -124,9 +147,17 @@ async def test_the_sell_side_twin_never_lets_a_cash_account_sell_shares_twice(ri
         replaced = await bob.patch(f"/api/mbt/orders/{sell_id}", json={"qty": "10"})
         assert replaced.status_code == 200, replaced.text
         # Not one more share may be promised to another sell.
-        second = await bob.post("/api/mbt/orders", json={"symbol": "AMZN", "qty": "1", "side": "sell",
-                                                          "order_type": "limit", "limit_price": "900.00",
-                                                          "time_in_force": "gtc"})
+        second = await bob.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "AMZN",
+                "qty": "1",
+                "side": "sell",
+                "order_type": "limit",
+                "limit_price": "900.00",
+                "time_in_force": "gtc",
+            },
+        )
         assert second.status_code == 400, second.text
         assert second.json()["error"]["code"] == "insufficient_buying_power"
         assert (replaced.json()["data"]["version"], replaced.json()["data"]["qty"]) == (3, "10")
@@ -136,9 +167,17 @@ async def test_the_sell_side_twin_never_lets_a_cash_account_sell_shares_twice(ri
 async def test_housekeeping_finishes_an_interrupted_replace_by_itself(rig):
     mesh, trading, faults, wall = rig
     async with rest_as(mesh, "carl") as carl:
-        submitted = await carl.post("/api/mbt/orders", json={"symbol": "GOOG", "qty": "5", "side": "buy",
-                                                              "order_type": "limit", "limit_price": "10.00",
-                                                              "time_in_force": "gtc"})
+        submitted = await carl.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "GOOG",
+                "qty": "5",
+                "side": "buy",
+                "order_type": "limit",
+                "limit_price": "10.00",
+                "time_in_force": "gtc",
+            },
+        )
         order_id = submitted.json()["data"]["order_id"]
         faults.arm("ReserveBuyingPower", "lose_reply")
         cut = await carl.patch(f"/api/mbt/orders/{order_id}", json={"qty": "1"})
@@ -151,6 +190,7 @@ async def test_housekeeping_finishes_an_interrupted_replace_by_itself(rig):
             order = await order_of(carl, order_id)
             assert (order["version"], order["qty"]) == (2, "1")
             assert D((await account_of(carl))["reserved"]) == D("10.00")
+
         await eventually(finished)
     await eventually(lambda: assert_ledger_consistent(trading, "carl"))
 
@@ -160,17 +200,33 @@ async def test_a_replace_refused_on_resume_is_abandoned_and_releases_what_it_hel
     money meanwhile): it is abandoned, its version's hold released, and never reused."""
     mesh, trading, faults, wall = rig
     async with rest_as(mesh, "dana") as dana:
-        first = await dana.post("/api/mbt/orders", json={"symbol": "AMZN", "qty": "100", "side": "buy",
-                                                          "order_type": "limit", "limit_price": "10.00",
-                                                          "time_in_force": "gtc"})
+        first = await dana.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "AMZN",
+                "qty": "100",
+                "side": "buy",
+                "order_type": "limit",
+                "limit_price": "10.00",
+                "time_in_force": "gtc",
+            },
+        )
         order_id = first.json()["data"]["order_id"]
         faults.arm("ReserveBuyingPower", "drop")  # the replace's hold never reached accounts
         cut = await dana.patch(f"/api/mbt/orders/{order_id}", json={"qty": "9000"})
         assert cut.status_code == 503, cut.text
         # Meanwhile the account commits most of its cash elsewhere.
-        big = await dana.post("/api/mbt/orders", json={"symbol": "GOOG", "qty": "990", "side": "buy",
-                                                        "order_type": "limit", "limit_price": "100.00",
-                                                        "time_in_force": "gtc"})
+        big = await dana.post(
+            "/api/mbt/orders",
+            json={
+                "symbol": "GOOG",
+                "qty": "990",
+                "side": "buy",
+                "order_type": "limit",
+                "limit_price": "100.00",
+                "time_in_force": "gtc",
+            },
+        )
         assert big.status_code == 200, big.text
         wall.advance(LEASE)
         resumed = await dana.patch(f"/api/mbt/orders/{order_id}", json={"limit_price": "9.00"})
@@ -180,14 +236,22 @@ async def test_a_replace_refused_on_resume_is_abandoned_and_releases_what_it_hel
 
         async def old_version_released():  # when accounts hears of OrderReplaced
             assert D((await account_of(dana))["reserved"]) == D("900.00") + D("99000.00")
+
         await eventually(old_version_released)
     await eventually(lambda: assert_ledger_consistent(trading, "dana"))
 
 
 async def test_a_submit_cut_after_its_hold_is_finished_by_its_replay_and_bound_to_its_terms(rig):
-    mesh, trading, faults, wall = rig
-    body = {"client_order_id": "cut-1", "symbol": "AMZN", "qty": "2", "side": "buy", "order_type": "limit",
-            "limit_price": "5.00", "time_in_force": "gtc"}
+    mesh, trading, faults, _wall = rig
+    body = {
+        "client_order_id": "cut-1",
+        "symbol": "AMZN",
+        "qty": "2",
+        "side": "buy",
+        "order_type": "limit",
+        "limit_price": "5.00",
+        "time_in_force": "gtc",
+    }
     async with rest_as(mesh, "erin") as erin:
         faults.arm("ReserveBuyingPower", "lose_reply")
         cut = await erin.post("/api/mbt/orders", json=body)
@@ -203,9 +267,16 @@ async def test_a_submit_cut_after_its_hold_is_finished_by_its_replay_and_bound_t
 
 
 async def test_a_refused_submit_replayed_answers_the_same_refusal(rig):
-    mesh, trading, faults, wall = rig
-    body = {"client_order_id": "too-big", "symbol": "AMZN", "qty": "100000", "side": "buy", "order_type": "limit",
-            "limit_price": "200.00", "time_in_force": "gtc"}
+    mesh, _trading, _faults, _wall = rig
+    body = {
+        "client_order_id": "too-big",
+        "symbol": "AMZN",
+        "qty": "100000",
+        "side": "buy",
+        "order_type": "limit",
+        "limit_price": "200.00",
+        "time_in_force": "gtc",
+    }
     async with rest_as(mesh, "fred") as fred:
         first = await fred.post("/api/mbt/orders", json=body)
         again = await fred.post("/api/mbt/orders", json=body)
@@ -218,12 +289,21 @@ async def test_a_refused_submit_replayed_answers_the_same_refusal(rig):
 
 
 async def test_accounts_binds_a_hold_to_its_terms_and_a_release_to_its_version(rig):
-    mesh, trading, faults, wall = rig
+    _mesh, trading, _faults, _wall = rig
     accounts = trading.accounts()
     service = as_service("orders")
     request = accounts_pb2.ReserveBuyingPowerRequest(
-        order_id="ord_direct1", order_version=1, user_id="gina", symbol="AMZN", side=1, qty="3", order_type=2,
-        limit_price="10.00", worst_price="10.00", multiplier="1")
+        order_id="ord_direct1",
+        order_version=1,
+        user_id="gina",
+        symbol="AMZN",
+        side=1,
+        qty="3",
+        order_type=2,
+        limit_price="10.00",
+        worst_price="10.00",
+        multiplier="1",
+    )
     first = await accounts.ReserveBuyingPower(request, metadata=service)
     repeat = await accounts.ReserveBuyingPower(request, metadata=service)
     assert first.reservation == repeat.reservation
@@ -236,10 +316,14 @@ async def test_accounts_binds_a_hold_to_its_terms_and_a_release_to_its_version(r
     assert reused.value.code() is grpc.StatusCode.ALREADY_EXISTS
     assert "other terms" in reused.value.details()
 
-    released = await accounts.ReleaseBuyingPower(accounts_pb2.ReleaseBuyingPowerRequest(
-        order_id="ord_direct1", order_version=0, user_id="gina"), metadata=service)
-    again = await accounts.ReleaseBuyingPower(accounts_pb2.ReleaseBuyingPowerRequest(
-        order_id="ord_direct1", order_version=0, user_id="gina"), metadata=service)
+    released = await accounts.ReleaseBuyingPower(
+        accounts_pb2.ReleaseBuyingPowerRequest(order_id="ord_direct1", order_version=0, user_id="gina"),
+        metadata=service,
+    )
+    again = await accounts.ReleaseBuyingPower(
+        accounts_pb2.ReleaseBuyingPowerRequest(order_id="ord_direct1", order_version=0, user_id="gina"),
+        metadata=service,
+    )
     assert released.released == again.released == "30.00"
     late = accounts_pb2.ReserveBuyingPowerRequest()
     late.CopyFrom(request)

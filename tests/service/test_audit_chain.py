@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -28,16 +28,25 @@ from tests.support.identity import as_service
 from tests.support.trading import rest_as
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = timezone.utc
+UTC = UTC
 
 
 async def trade(trading, users=("alice", "bob"), orders=3) -> None:
     for user in users:
         async with rest_as(trading.mesh, user) as client:
             for n in range(orders):
-                placed = await client.post("/api/mbt/orders", json={
-                    "client_order_id": f"{user}-{n}", "symbol": "AMZN", "side": "buy", "qty": "1",
-                    "order_type": "limit", "limit_price": "100.00", "time_in_force": "gtc"})
+                placed = await client.post(
+                    "/api/mbt/orders",
+                    json={
+                        "client_order_id": f"{user}-{n}",
+                        "symbol": "AMZN",
+                        "side": "buy",
+                        "qty": "1",
+                        "order_type": "limit",
+                        "limit_price": "100.00",
+                        "time_in_force": "gtc",
+                    },
+                )
                 assert placed.status_code == 200, placed.text
             await client.delete(f"/api/mbt/orders/{placed.json()['data']['order_id']}")
 
@@ -74,8 +83,14 @@ def tamper(trading, statement: str, **params) -> None:
 def mbt_audit_verify(trading) -> subprocess.CompletedProcess:
     settings = trading.mesh.settings
     env = {**os.environ, "MBT_ACTIVITIES_TARGET": settings.service("activities").target}
-    return subprocess.run([sys.executable, "-m", "services.cli", "audit", "verify"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "audit", "verify"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def test_after_trading_the_chain_verifies_whole_and_page_by_page(trading):
@@ -97,8 +112,11 @@ async def test_after_trading_the_chain_verifies_whole_and_page_by_page(trading):
 
     cli = await asyncio.to_thread(mbt_audit_verify, trading)
     assert cli.returncode == 0, cli.stderr
-    assert json.loads(cli.stdout) == {"verified_rows": rows, "broken": None, "head": {
-        "sequence": rows, "audit_id": whole.last.audit_id, "row_hash": whole.last.row_hash}}
+    assert json.loads(cli.stdout) == {
+        "verified_rows": rows,
+        "broken": None,
+        "head": {"sequence": rows, "audit_id": whole.last.audit_id, "row_hash": whole.last.row_hash},
+    }
 
 
 async def test_a_row_altered_in_the_middle_is_found_and_named(trading):
@@ -107,8 +125,10 @@ async def test_a_row_altered_in_the_middle_is_found_and_named(trading):
     tamper(trading, "UPDATE audit_log SET action = 'forged' WHERE chain_seq = 5")
     answer = await verify(trading)
     assert answer.first_break.sequence == 5 and answer.verified_rows == 4 and answer.last.sequence == 4
-    assert answer.first_break.reason == f"row 5 ({answer.first_break.audit_id}) was altered: its content does not " \
-                                        "match its hash"
+    assert (
+        answer.first_break.reason == f"row 5 ({answer.first_break.audit_id}) was altered: its content does not "
+        "match its hash"
+    )
     cli = await asyncio.to_thread(mbt_audit_verify, trading)
     assert cli.returncode == 1 and "the audit chain is broken at row 5" in cli.stderr
     assert json.loads(cli.stdout)["broken"]["sequence"] == 5
@@ -141,10 +161,21 @@ async def test_bad_requests_are_refused(trading):
 
 
 def _entry(n: int, at: datetime) -> AuditEntry:
-    return AuditEntry(audit_id=f"aud_t{n:06d}", actor_type="system", actor_id="orders", action="fill",
-                       entity_type="order", entity_id=f"ord_{n}", user_id=f"user{n % 4}", before=None,
-                       after={"n": float(n)}, request_id="req_concurrent", service="orders", occurred_at=at,
-                       recorded_at=at)
+    return AuditEntry(
+        audit_id=f"aud_t{n:06d}",
+        actor_type="system",
+        actor_id="orders",
+        action="fill",
+        entity_type="order",
+        entity_id=f"ord_{n}",
+        user_id=f"user{n % 4}",
+        before=None,
+        after={"n": float(n)},
+        request_id="req_concurrent",
+        service="orders",
+        occurred_at=at,
+        recorded_at=at,
+    )
 
 
 async def test_concurrent_appends_make_one_chain(databases):
@@ -170,13 +201,19 @@ async def test_the_migration_chains_the_rows_already_there_in_the_order_they_wer
     migrate.upgrade("activities", url, revision="0002")
     engine = create_engine(normalize_url(url))
     at = datetime(2012, 6, 21, 14, tzinfo=UTC)
-    columns = "audit_id, actor_type, actor_id, action, entity_type, entity_id, user_id, request_id, service, " \
-              "occurred_at, recorded_at"
+    columns = (
+        "audit_id, actor_type, actor_id, action, entity_type, entity_id, user_id, request_id, service, "
+        "occurred_at, recorded_at"
+    )
     with engine.begin() as connection:
         for n, offset in enumerate((3, 1, 2)):  # inserted out of their recorded order
-            connection.execute(text(f"INSERT INTO audit_log ({columns}) VALUES (:id, 'user', 'alice', 'submit', "
-                                    "'order', :entity, 'alice', 'req_migrated', 'orders', :at, :at)"),
-                               {"id": f"aud_m{n}", "entity": f"ord_{n}", "at": at + timedelta(seconds=offset)})
+            connection.execute(
+                text(
+                    f"INSERT INTO audit_log ({columns}) VALUES (:id, 'user', 'alice', 'submit', "
+                    "'order', :entity, 'alice', 'req_migrated', 'orders', :at, :at)"
+                ),
+                {"id": f"aud_m{n}", "entity": f"ord_{n}", "at": at + timedelta(seconds=offset)},
+            )
     engine.dispose()
     with pytest.raises(RuntimeError, match="MBT_AUDIT_ACTOR_KEY"):
         migrate.upgrade("activities", url)

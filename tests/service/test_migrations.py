@@ -49,7 +49,8 @@ def test_migrations_match_the_models(service, databases):
     module = store_module(service)
     engine = create_engine(normalize_url(url))
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                         "version_table": migrate.version_table(service)})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": migrate.version_table(service)}
+        )
         assert compare_metadata(context, module.Base.metadata) == []
     engine.dispose()

@@ -5,9 +5,9 @@ import grpc
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from services.common.rpc.server import Registration, ServiceRuntime, start
 from services.common.security.auth import FORWARDED_BY
 from services.common.security.ratelimit import InProcessRateLimiter
-from services.common.rpc.server import Registration, ServiceRuntime, start
 from tests.support.identity import TOKENS, as_user
 from tests.support.wall import Wall
 
@@ -22,8 +22,9 @@ class Accounts(accounts_pb2_grpc.AccountsServiceServicer):
 @pytest.fixture
 async def accounts():
     wall = Wall()
-    running = await start(ServiceRuntime("accounts", [Registration.of(Accounts())],
-                                         rate_limiter=InProcessRateLimiter(now=wall)))
+    running = await start(
+        ServiceRuntime("accounts", [Registration.of(Accounts())], rate_limiter=InProcessRateLimiter(now=wall))
+    )
     channel = grpc.aio.insecure_channel(running.address)
     yield accounts_pb2_grpc.AccountsServiceStub(channel), wall
     await channel.close()
@@ -42,8 +43,12 @@ async def test_a_native_free_user_is_refused_after_60_calls_a_minute(accounts):
         await stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=metadata)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailers = dict(refused.value.trailing_metadata())
-    assert (trailers["retry-after"], trailers["x-ratelimit-limit"], trailers["x-ratelimit-remaining"],
-            trailers["x-ratelimit-reset"]) == ("1", "60", "0", "60")
+    assert (
+        trailers["retry-after"],
+        trailers["x-ratelimit-limit"],
+        trailers["x-ratelimit-remaining"],
+        trailers["x-ratelimit-reset"],
+    ) == ("1", "60", "0", "60")
     wall.advance(1)
     await stub.GetAccount(accounts_pb2.GetAccountRequest(), metadata=metadata)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import msgpack
@@ -42,7 +42,7 @@ OPTION_STREAMS = ("/v1beta1/indicative", "/v1beta1/opra")
 
 def rfc3339(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
 
 
 def parse_rfc3339_ns(text: str) -> int:
@@ -51,14 +51,32 @@ def parse_rfc3339_ns(text: str) -> int:
 
 
 def stock_quote(ns: int, bid: float, bid_size: int, ask: float, ask_size: int) -> dict:
-    return {"t": rfc3339(ns), "bx": "V", "bp": bid, "bs": bid_size, "ax": "V", "ap": ask, "as": ask_size,
-            "c": ["R"], "z": "C"}
+    return {
+        "t": rfc3339(ns),
+        "bx": "V",
+        "bp": bid,
+        "bs": bid_size,
+        "ax": "V",
+        "ap": ask,
+        "as": ask_size,
+        "c": ["R"],
+        "z": "C",
+    }
 
 
-def stock_bar(ns: int, open_: float, high: float, low: float, close: float, volume: int, trades: int,
-              vwap: float) -> dict:
-    return {"t": datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "o": open_, "h": high, "l": low, "c": close, "v": volume, "n": trades, "vw": vwap}
+def stock_bar(
+    ns: int, open_: float, high: float, low: float, close: float, volume: int, trades: int, vwap: float
+) -> dict:
+    return {
+        "t": datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "o": open_,
+        "h": high,
+        "l": low,
+        "c": close,
+        "v": volume,
+        "n": trades,
+        "vw": vwap,
+    }
 
 
 def option_quote(ns: int, bid: float, bid_size: int, ask: float, ask_size: int) -> dict:
@@ -88,7 +106,7 @@ class FakeAlpaca:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    async def start(self) -> "FakeAlpaca":
+    async def start(self) -> FakeAlpaca:
         self._server = await serve(self._stream, "127.0.0.1", 0, process_request=self._http, compression=None)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -109,8 +127,9 @@ class FakeAlpaca:
 
     def _json(self, status: int, body: object) -> Response:
         payload = json.dumps(body).encode()
-        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-                           ("Connection", "close")])
+        headers = Headers(
+            [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), ("Connection", "close")]
+        )
         return Response(status, "OK" if status == 200 else "Error", headers, payload)
 
     def _http(self, connection: ServerConnection, request):
@@ -119,13 +138,16 @@ class FakeAlpaca:
         url = urlsplit(request.path)
         params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self.requests.append((url.path, params))
-        if (request.headers.get("APCA-API-KEY-ID") != self.key
-                or request.headers.get("APCA-API-SECRET-KEY") != self.secret):
+        if (
+            request.headers.get("APCA-API-KEY-ID") != self.key
+            or request.headers.get("APCA-API-SECRET-KEY") != self.secret
+        ):
             return self._json(401, {"code": 40110000, "message": "request is not authorized"})
         symbols = [s for s in params.get("symbols", "").split(",") if s]
         if url.path == "/v2/stocks/quotes/latest":
-            return self._json(200, {"quotes": {s: self.stock_history[s][-1] for s in symbols
-                                               if self.stock_history.get(s)}})
+            return self._json(
+                200, {"quotes": {s: self.stock_history[s][-1] for s in symbols if self.stock_history.get(s)}}
+            )
         if url.path == "/v2/stocks/quotes":
             return self._json(200, self._page("quotes", {s: self.stock_history.get(s, []) for s in symbols}, params))
         if url.path == "/v2/stocks/bars" and self.failing_bars_requests > 0:
@@ -133,18 +155,25 @@ class FakeAlpaca:
             return self._json(500, {"code": 50010000, "message": "internal server error"})
         if url.path == "/v2/stocks/bars":
             timeframe = params.get("timeframe", "")
-            return self._json(200, self._page("bars", {s: self.stock_bars.get((s, timeframe), []) for s in symbols},
-                                              params))
+            return self._json(
+                200, self._page("bars", {s: self.stock_bars.get((s, timeframe), []) for s in symbols}, params)
+            )
         if url.path == "/v1beta1/options/quotes/latest":
             return self._json(200, {"quotes": {s: self.option_latest[s] for s in symbols if s in self.option_latest}})
         if url.path.startswith("/v1beta1/options/snapshots/"):
             chain = self.chains.get(url.path.rsplit("/", 1)[1], {})
             expiry = params.get("expiration_date", "").replace("-", "")[2:]
-            return self._json(200, {"snapshots": {s: v for s, v in chain.items() if not expiry or expiry in s},
-                                    "next_page_token": None})
+            return self._json(
+                200,
+                {"snapshots": {s: v for s, v in chain.items() if not expiry or expiry in s}, "next_page_token": None},
+            )
         if url.path == "/v1/corporate-actions":
-            wanted = [d for d in self.cash_dividends if d["symbol"] in symbols
-                      and params.get("start", "0000") <= d["process_date"] <= params.get("end", "9999")]
+            wanted = [
+                d
+                for d in self.cash_dividends
+                if d["symbol"] in symbols
+                and params.get("start", "0000") <= d["process_date"] <= params.get("end", "9999")
+            ]
             return self._json(200, {"corporate_actions": {"cash_dividends": wanted}, "next_page_token": None})
         return self._json(404, {"code": 40410000, "message": "not found"})
 
@@ -155,24 +184,33 @@ class FakeAlpaca:
         limit = int(params.get("limit") or 1000)
         offset = int(base64.b64decode(params["page_token"])) if params.get("page_token") else 0
         descending = params.get("sort") == "desc"
-        rows = [(s, row) for s in sorted(series) for row in sorted(
-            series[s], key=lambda r: parse_rfc3339_ns(r["t"]), reverse=descending)
-            if start <= parse_rfc3339_ns(row["t"]) <= end]
-        page = rows[offset:offset + limit]
+        rows = [
+            (s, row)
+            for s in sorted(series)
+            for row in sorted(series[s], key=lambda r: parse_rfc3339_ns(r["t"]), reverse=descending)
+            if start <= parse_rfc3339_ns(row["t"]) <= end
+        ]
+        page = rows[offset : offset + limit]
         found: dict[str, list[dict]] = defaultdict(list)
         for symbol, row in page:
             found[symbol].append(row)
         more = offset + limit < len(rows)
-        return {key: dict(found),
-                "next_page_token": base64.b64encode(str(offset + limit).encode()).decode() if more else None}
+        return {
+            key: dict(found),
+            "next_page_token": base64.b64encode(str(offset + limit).encode()).decode() if more else None,
+        }
 
     # -- websocket --------------------------------------------------------------------
 
     def _encode(self, connection: ServerConnection, messages: list[dict]):
         if self._codec[connection] == "msgpack":
             return msgpack.packb(messages)
-        return json.dumps([{k: (rfc3339(v.to_unix_nano()) if isinstance(v, msgpack.Timestamp) else v)
-                            for k, v in m.items()} for m in messages])
+        return json.dumps(
+            [
+                {k: (rfc3339(v.to_unix_nano()) if isinstance(v, msgpack.Timestamp) else v) for k, v in m.items()}
+                for m in messages
+            ]
+        )
 
     def _decode(self, connection: ServerConnection, frame) -> dict:
         return msgpack.unpackb(frame) if self._codec[connection] == "msgpack" else json.loads(frame)
@@ -192,8 +230,9 @@ class FakeAlpaca:
                 await connection.send(self._encode(connection, [{"T": "error", "code": 402, "msg": "auth failed"}]))
                 return
             if self.connections[path]:
-                await connection.send(self._encode(connection, [{"T": "error", "code": 406,
-                                                                 "msg": "connection limit exceeded"}]))
+                await connection.send(
+                    self._encode(connection, [{"T": "error", "code": 406, "msg": "connection limit exceeded"}])
+                )
                 return
             self.connections[path].append(connection)
             self.max_concurrent[path] = max(self.max_concurrent[path], len(self.connections[path]))
@@ -207,9 +246,23 @@ class FakeAlpaca:
                     self.subscriptions[connection] |= quotes
                 elif action.get("action") == "unsubscribe":
                     self.subscriptions[connection] -= quotes
-                await connection.send(self._encode(connection, [{
-                    "T": "subscription", "trades": [], "quotes": sorted(self.subscriptions[connection]), "bars": [],
-                    "updatedBars": [], "dailyBars": [], "statuses": [], "lulds": []}]))
+                await connection.send(
+                    self._encode(
+                        connection,
+                        [
+                            {
+                                "T": "subscription",
+                                "trades": [],
+                                "quotes": sorted(self.subscriptions[connection]),
+                                "bars": [],
+                                "updatedBars": [],
+                                "dailyBars": [],
+                                "statuses": [],
+                                "lulds": [],
+                            }
+                        ],
+                    )
+                )
         except Exception:
             pass
         finally:
@@ -220,11 +273,23 @@ class FakeAlpaca:
     def subscribed(self, path: str) -> set[str]:
         return set().union(*(self.subscriptions.get(c, set()) for c in self.connections[path]))
 
-    async def push_quote(self, path: str, symbol: str, ns: int, bid: float, bid_size: int, ask: float,
-                         ask_size: int) -> int:
+    async def push_quote(
+        self, path: str, symbol: str, ns: int, bid: float, bid_size: int, ask: float, ask_size: int
+    ) -> int:
         """Send a quote to every connection on ``path`` subscribed to ``symbol``; returns how many got it."""
-        message = {"T": "q", "S": symbol, "bx": "V", "bp": bid, "bs": bid_size, "ax": "V", "ap": ask, "as": ask_size,
-                   "c": ["R"], "z": "C", "t": msgpack.Timestamp.from_unix_nano(ns)}
+        message = {
+            "T": "q",
+            "S": symbol,
+            "bx": "V",
+            "bp": bid,
+            "bs": bid_size,
+            "ax": "V",
+            "ap": ask,
+            "as": ask_size,
+            "c": ["R"],
+            "z": "C",
+            "t": msgpack.Timestamp.from_unix_nano(ns),
+        }
         sent = 0
         for connection in list(self.connections[path]):
             if symbol in self.subscriptions.get(connection, ()):

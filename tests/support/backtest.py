@@ -26,11 +26,20 @@ def cents(value: int) -> Decimal:
     return Decimal(value) * CENT
 
 
-def quote(symbol: str, at_ns: int, sequence: int, bid: int, ask: int, bid_size: int = 100,
-          ask_size: int = 100) -> FeedTick:
+def quote(
+    symbol: str, at_ns: int, sequence: int, bid: int, ask: int, bid_size: int = 100, ask_size: int = 100
+) -> FeedTick:
     """A quote with prices in cents (0 or less: an empty side)."""
-    return FeedTick.quote(symbol, at_ns, sequence, cents(bid) if bid > 0 else None, Decimal(bid_size),
-                          cents(ask) if ask > 0 else None, Decimal(ask_size), Source.REPLAY)
+    return FeedTick.quote(
+        symbol,
+        at_ns,
+        sequence,
+        cents(bid) if bid > 0 else None,
+        Decimal(bid_size),
+        cents(ask) if ask > 0 else None,
+        Decimal(ask_size),
+        Source.REPLAY,
+    )
 
 
 def feed_of(ticks: Sequence[FeedTick]) -> Feed:
@@ -75,11 +84,31 @@ class Scripted(Strategy):
         """Keeps what it saw; on a quote whose bid ends in 7 cents, also buys 10 at the ask."""
         self.seen.append((tick.at_ns, tick.symbol, tick.sequence, len(ctx.open_orders())))
         if tick.bid > 0 and tick.ask > tick.bid and int(tick.bid * 100) % 10 == 7:
-            self._act(ctx, "submit", {"symbol": tick.symbol, "side": "buy", "qty": "10", "order_type": "limit",
-                                      "limit_price": tick.ask, "time_in_force": "day"})
+            self._act(
+                ctx,
+                "submit",
+                {
+                    "symbol": tick.symbol,
+                    "side": "buy",
+                    "qty": "10",
+                    "order_type": "limit",
+                    "limit_price": tick.ask,
+                    "time_in_force": "day",
+                },
+            )
 
     def on_fill(self, ctx, fill) -> None:
         if self.take_profit and fill.side == "buy":
-            self._act(ctx, "submit", {"symbol": fill.symbol, "side": "sell", "qty": fill.qty, "order_type": "limit",
-                                      "limit_price": fill.price + Decimal("0.10"), "time_in_force": "gtc",
-                                      "client_order_id": f"tp-{fill.fill_id}"})
+            self._act(
+                ctx,
+                "submit",
+                {
+                    "symbol": fill.symbol,
+                    "side": "sell",
+                    "qty": fill.qty,
+                    "order_type": "limit",
+                    "limit_price": fill.price + Decimal("0.10"),
+                    "time_in_force": "gtc",
+                    "client_order_id": f"tp-{fill.fill_id}",
+                },
+            )

@@ -27,8 +27,9 @@ FAULTS = ("drop", "lose_reply", "cut_after")
 
 class InjectedFault(grpc.aio.AioRpcError):
     def __init__(self, what: str) -> None:
-        super().__init__(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                         details=f"injected fault: {what}")
+        super().__init__(
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details=f"injected fault: {what}"
+        )
 
 
 class FaultyClient:
@@ -37,7 +38,7 @@ class FaultyClient:
         self._armed: dict[str, deque[str]] = {}
         self.injected: list[tuple[str, str]] = []
 
-    def wrap(self, stub) -> "FaultyClient":
+    def wrap(self, stub) -> FaultyClient:
         self._stub = stub
         return self
 

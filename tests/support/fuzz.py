@@ -19,14 +19,23 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                                response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 # Examples per operation. Invalid ones cost Hypothesis the most to make; the explicit
 # hostile-input tests cover those shapes more densely.
 EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 3}
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 def generated_cases(operation, mode: GenerationMode, examples: int) -> list:
@@ -34,8 +43,14 @@ def generated_cases(operation, mode: GenerationMode, examples: int) -> list:
     or an empty list) fails the run instead of passing with nothing sent."""
     cases = []
 
-    @settings(max_examples=examples, database=None, derandomize=True, deadline=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(operation.as_strategy(generation_mode=mode))
     def collect(case):
         cases.append(case)
@@ -66,13 +81,20 @@ def all_cases(document_json: str) -> tuple[tuple[str, str, GenerationMode, tuple
         for mode, examples in EXAMPLES.items():
             if mode is GenerationMode.NEGATIVE and not can_be_invalid(operation):
                 continue  # /healthz, the OpenAPI document: nothing in the request to get wrong
-            result.append((operation.method.upper(), operation.path, mode,
-                           tuple(generated_cases(operation, mode, examples))))
+            result.append(
+                (operation.method.upper(), operation.path, mode, tuple(generated_cases(operation, mode, examples)))
+            )
     return tuple(result)
 
 
-async def fuzz(client: httpx.AsyncClient, document: dict, *, headers: dict[str, str],
-               between_operations=lambda: None, skip: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
+async def fuzz(
+    client: httpx.AsyncClient,
+    document: dict,
+    *,
+    headers: dict[str, str],
+    between_operations=lambda: None,
+    skip: frozenset[tuple[str, str]] = frozenset(),
+) -> list[str]:
     """Run every operation of ``document`` against ``client``; the failures, described."""
     failures = []
     for method, path, mode, cases in all_cases(json.dumps(document, sort_keys=True)):
@@ -83,16 +105,23 @@ async def fuzz(client: httpx.AsyncClient, document: dict, *, headers: dict[str, 
             kwargs = case.as_transport_kwargs(base_url=str(client.base_url), headers=headers)
             try:
                 request = client.build_request(
-                    kwargs["method"], kwargs["url"], headers=kwargs.get("headers"), params=kwargs.get("params"),
-                    cookies=kwargs.get("cookies") or None, content=_content(kwargs))
+                    kwargs["method"],
+                    kwargs["url"],
+                    headers=kwargs.get("headers"),
+                    params=kwargs.get("params"),
+                    cookies=kwargs.get("cookies") or None,
+                    content=_content(kwargs),
+                )
             except httpx.InvalidURL:
                 continue  # longer than an HTTP client will send; RequestLimits refuses far shorter ones
             response = await client.send(request)
             try:
                 case.validate_response(response, checks=CHECKS)
             except FailureGroup as group:
-                failures.append(f"{mode.value}: {describe(case, response)}\n  "
-                                + "; ".join(failure.title for failure in group.exceptions))
+                failures.append(
+                    f"{mode.value}: {describe(case, response)}\n  "
+                    + "; ".join(failure.title for failure in group.exceptions)
+                )
     return failures
 
 

@@ -42,8 +42,13 @@ class JobsProcesses:
         marker.unlink(missing_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.log_path(role), "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "services.jobs", role], cwd=ROOT,
-                                       env={**self.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.jobs", role],
+                cwd=ROOT,
+                env={**self.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.processes[role] = process
         for _ in range(READY_SECONDS * 10):
             if marker.exists():

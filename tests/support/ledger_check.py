@@ -44,8 +44,9 @@ class LedgerState:
 async def _all_orders(trading, metadata) -> list:
     orders, token = [], ""
     while True:
-        reply = await trading.orders().ListOrders(orders_pb2.ListOrdersRequest(page_size=200, page_token=token),
-                                                  metadata=metadata)
+        reply = await trading.orders().ListOrders(
+            orders_pb2.ListOrdersRequest(page_size=200, page_token=token), metadata=metadata
+        )
         orders.extend(reply.orders)
         token = reply.next_page_token
         if not token:
@@ -56,7 +57,8 @@ async def _all_activities(trading, metadata) -> list:
     activities, token = [], ""
     while True:
         reply = await trading.activities().ListActivities(
-            activities_pb2.ListActivitiesRequest(page_size=200, page_token=token), metadata=metadata)
+            activities_pb2.ListActivitiesRequest(page_size=200, page_token=token), metadata=metadata
+        )
         activities.extend(reply.activities)
         token = reply.next_page_token
         if not token:
@@ -77,8 +79,9 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
     the holds must cover the working orders' requirement rather than equal it."""
     metadata = as_user(user_id, BULK_TIER)
     account = (await trading.accounts().GetAccount(accounts_pb2.GetAccountRequest(), metadata=metadata)).account
-    positions = (await trading.accounts().ListPositions(accounts_pb2.ListPositionsRequest(),
-                                                        metadata=metadata)).positions
+    positions = (
+        await trading.accounts().ListPositions(accounts_pb2.ListPositionsRequest(), metadata=metadata)
+    ).positions
     orders = await _all_orders(trading, metadata)
     activities = await _all_activities(trading, metadata)
 
@@ -88,14 +91,16 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
     for listed in orders:
         if listed.filled_qty in ("", "0"):
             continue
-        order = (await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=listed.order_id),
-                                                 metadata=metadata)).order
+        order = (
+            await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=listed.order_id), metadata=metadata)
+        ).order
         for fill in order.fills:
             sign = Decimal(-1) if fill.side == trading_pb2.ORDER_SIDE_BUY else Decimal(1)
             flows += sign * _d(fill.qty) * _d(fill.price) * (_d(fill.multiplier) or Decimal(1))
             held[fill.symbol] = held.get(fill.symbol, Decimal(0)) - sign * _d(fill.qty)
     assert cash == _d(account.starting_cash) + flows, (
-        f"{user_id}: cash {cash} != starting cash {account.starting_cash} + signed fills {flows}")
+        f"{user_id}: cash {cash} != starting cash {account.starting_cash} + signed fills {flows}"
+    )
 
     stored = {p.symbol: _d(p.qty) for p in positions if _d(p.qty) != 0}
     expected = {symbol: qty for symbol, qty in held.items() if qty != 0}
@@ -107,11 +112,13 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
     needed = sum((requirement(o, account.account_type) for o in working), Decimal(0))
     if not settled:
         assert _d(account.reserved) >= needed, (
-            f"{user_id}: reserved {account.reserved} < the working orders' requirement {needed}")
+            f"{user_id}: reserved {account.reserved} < the working orders' requirement {needed}"
+        )
     elif account.account_type == accounts_pb2.ACCOUNT_TYPE_CASH or not working:
         assert _d(account.reserved) == needed, (
             f"{user_id}: reserved {account.reserved} != the working orders' requirement {needed} "
-            f"({[(o.order_id, o.qty, o.limit_price or o.collar_price) for o in working]})")
+            f"({[(o.order_id, o.qty, o.limit_price or o.collar_price) for o in working]})"
+        )
 
     if account.account_type == accounts_pb2.ACCOUNT_TYPE_CASH:
         assert cash >= 0, f"{user_id}: a cash account's cash is {cash}"

@@ -6,24 +6,24 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 
 from mbt.marketdata.v1 import marketdata_pb2 as pb
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.common.rpc.channels import open_channel
 from services.common.clock import AnchoredClock
 from services.common.config import Settings
-from services.common.wire.conv import timestamp_ns
+from services.common.rpc.channels import open_channel
 from services.common.rpc.server import RunningService, start
+from services.common.wire.conv import timestamp_ns
 from services.marketdata.app import build
 from services.marketdata.usecases import MarketData
 from tests.support.identity import as_service
 
 MATCHER = as_service("matcher")
 # Where the bundled replay starts: 10:00 New York, 30 minutes after the open.
-START = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+START = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
 START_NS = int(START.timestamp()) * 10**9
 
 
@@ -47,8 +47,13 @@ class MarketDataServer:
 
 async def start_marketdata(databases, tmp_path, *, clock: AnchoredClock | None = None, **env: str) -> MarketDataServer:
     """The server; ``clock`` (already anchored) moves the alpaca provider's wall clock elsewhere."""
-    environ = {"MBT_DATA_DIR": str(tmp_path), "MBT_LOG_FORMAT": "text", "MBT_REPLAY_MODE": "stepped",
-               "MBT_MARKETDATA_DATABASE_URL": databases.new("marketdata"), **env}
+    environ = {
+        "MBT_DATA_DIR": str(tmp_path),
+        "MBT_LOG_FORMAT": "text",
+        "MBT_REPLAY_MODE": "stepped",
+        "MBT_MARKETDATA_DATABASE_URL": databases.new("marketdata"),
+        **env,
+    }
     running = await start(build(Settings.from_env(environ), clock=clock))
     channel = open_channel(running.address)
     return MarketDataServer(running, marketdata_pb2_grpc.MarketDataServiceStub(channel), channel)
@@ -71,8 +76,17 @@ async def read_quotes(stream, count: int, timeout: float = 30) -> list:
 
 def content(quote) -> tuple:
     """Everything about a quote except its age (which depends on when it was sent)."""
-    return (quote.symbol, quote.sequence, timestamp_ns(quote.quote_at), quote.bid_price, quote.bid_size,
-            quote.ask_price, quote.ask_size, quote.condition, quote.source)
+    return (
+        quote.symbol,
+        quote.sequence,
+        timestamp_ns(quote.quote_at),
+        quote.bid_price,
+        quote.bid_size,
+        quote.ask_price,
+        quote.ask_size,
+        quote.condition,
+        quote.source,
+    )
 
 
 async def wait_until(predicate, timeout: float = 10) -> None:

@@ -27,8 +27,8 @@ MARKET, LIMIT, STOP, STOP_LIMIT = OrderType.MARKET, OrderType.LIMIT, OrderType.S
 DAY, GTC, IOC, FOK = TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 
 SECOND = 1_000_000_000
-OPEN_NS = 1340285400 * SECOND    # 2012-06-21 09:30 New York
-CLOSE_NS = 1340308800 * SECOND   # 2012-06-21 16:00 New York
+OPEN_NS = 1340285400 * SECOND  # 2012-06-21 09:30 New York
+CLOSE_NS = 1340308800 * SECOND  # 2012-06-21 16:00 New York
 SESSION = MarketSession(OPEN_NS, CLOSE_NS)
 # 2012-07-03, the day before Independence Day: the XNYS closes at 13:00 New York.
 EARLY_CLOSE_SESSION = MarketSession(1341322200 * SECOND, 1341334800 * SECOND)
@@ -36,18 +36,47 @@ MID_SESSION_NS = OPEN_NS + 3600 * SECOND
 MAX_AGE_NS = 2 * SECOND
 
 
-def an_order(kind: OrderType = OrderType.LIMIT, side: Side = Side.BUY, *, tif: TimeInForce = TimeInForce.GTC,
-             limit: str | None = None, stop: str | None = None, collar: str | None = None, qty: str = "100",
-             triggered: bool = False, accepted_ns: int = OPEN_NS, expires_ns: int | None = None,
-             order_id: str = "ord_1", symbol: str = "XYZ") -> WorkingOrder:
+def an_order(
+    kind: OrderType = OrderType.LIMIT,
+    side: Side = Side.BUY,
+    *,
+    tif: TimeInForce = TimeInForce.GTC,
+    limit: str | None = None,
+    stop: str | None = None,
+    collar: str | None = None,
+    qty: str = "100",
+    triggered: bool = False,
+    accepted_ns: int = OPEN_NS,
+    expires_ns: int | None = None,
+    order_id: str = "ord_1",
+    symbol: str = "XYZ",
+) -> WorkingOrder:
     return WorkingOrder(
-        order_id=order_id, symbol=symbol, side=side, qty=Decimal(qty), order_type=kind, time_in_force=tif,
-        limit_price=_decimal(limit), stop_price=_decimal(stop), collar_price=_decimal(collar),
-        accepted_ns=accepted_ns, triggered=triggered, expires_ns=expires_ns)
+        order_id=order_id,
+        symbol=symbol,
+        side=side,
+        qty=Decimal(qty),
+        order_type=kind,
+        time_in_force=tif,
+        limit_price=_decimal(limit),
+        stop_price=_decimal(stop),
+        collar_price=_decimal(collar),
+        accepted_ns=accepted_ns,
+        triggered=triggered,
+        expires_ns=expires_ns,
+    )
 
 
-def a_tick(bid: str, ask: str, *, at_ns: int = MID_SESSION_NS, bid_size: str = "200", ask_size: str = "300",
-           symbol: str = "XYZ", sequence: int = 1) -> Tick:
+def a_tick(
+    bid: str,
+    ask: str,
+    *,
+    at_ns: int = MID_SESSION_NS,
+    bid_size: str = "200",
+    ask_size: str = "300",
+    symbol: str = "XYZ",
+    sequence: int = 1,
+) -> Tick:
     return Tick(symbol, Decimal(bid), Decimal(bid_size), Decimal(ask), Decimal(ask_size), at_ns, sequence)
 
 
@@ -110,6 +139,7 @@ def ticks(draw, at_ns: int, symbols: st.SearchStrategy[str] = ONE_SYMBOL, sequen
 
 # --- the live loop in miniature: admit orders at acceptance, stream ticks in feed order ----
 
+
 def session_for(at_ns: int) -> MarketSession | None:
     """The short session's calendar: the session in force at a time, None when closed."""
     return SHORT_SESSION if SHORT_SESSION.open_ns <= at_ns < SHORT_SESSION.close_ns else None
@@ -125,8 +155,9 @@ def run_live(orders: list[WorkingOrder], feed: list[Tick], max_quote_age_ns: int
     for tick in feed:
         while arrivals and arrivals[0].accepted_ns <= tick.at_ns:
             order = arrivals.pop(0)
-            outcomes += _admit(book, order, [standing[order.symbol]] if order.symbol in standing else [],
-                               max_quote_age_ns)
+            outcomes += _admit(
+                book, order, [standing[order.symbol]] if order.symbol in standing else [], max_quote_age_ns
+            )
         outcomes += book.process(tick, session_for(tick.at_ns), max_quote_age_ns)
         standing[tick.symbol] = tick
     return outcomes
@@ -135,8 +166,9 @@ def run_live(orders: list[WorkingOrder], feed: list[Tick], max_quote_age_ns: int
 def _admit(book: OrderBook, order: WorkingOrder, since_acceptance: list[Tick], max_quote_age_ns: int) -> list[Outcome]:
     outcomes = []
     for tick, evaluated_ns in evaluated_ticks(order, since_acceptance):
-        decision = decide(order, tick, session=session_for(evaluated_ns), evaluated_ns=evaluated_ns,
-                          max_quote_age_ns=max_quote_age_ns)
+        decision = decide(
+            order, tick, session=session_for(evaluated_ns), evaluated_ns=evaluated_ns, max_quote_age_ns=max_quote_age_ns
+        )
         if decision.action is Action.WAIT:
             continue
         outcomes.append(Outcome(order, decision))
@@ -158,21 +190,38 @@ def seeded_day(seed: int, orders: int = 60, ticks: int = 400) -> tuple[list[Work
         mids[symbol] += rng.choice((-2, -1, 0, 1, 2))
         spread = rng.choice((1, 1, 2, 3, 0, -1))
         bid = Decimal(mids[symbol]).scaleb(-2)
-        feed.append(Tick(symbol, bid, Decimal(rng.choice((100, 300, 1000))), bid + Decimal(spread).scaleb(-2),
-                         Decimal(rng.choice((100, 300, 1000))), OPEN_NS + (sequence - 40) * SECOND // 16, sequence))
+        feed.append(
+            Tick(
+                symbol,
+                bid,
+                Decimal(rng.choice((100, 300, 1000))),
+                bid + Decimal(spread).scaleb(-2),
+                Decimal(rng.choice((100, 300, 1000))),
+                OPEN_NS + (sequence - 40) * SECOND // 16,
+                sequence,
+            )
+        )
     working = []
     for n in range(orders):
         kind = rng.choice(list(OrderType))
         tif = rng.choice((TimeInForce.DAY, TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK))
         price = Decimal(10_000 + rng.randint(-15, 15)).scaleb(-2)
         other = Decimal(10_000 + rng.randint(-15, 15)).scaleb(-2)
-        working.append(an_order(
-            kind, rng.choice(list(Side)), tif=tif, order_id=f"ord_{n:03d}", symbol=rng.choice(symbols),
-            limit=str(other if kind is OrderType.STOP_LIMIT else price) if kind in _WITH_LIMIT else None,
-            stop=str(price) if kind in _WITH_STOP else None,
-            collar=str(Decimal(10_000 + rng.randint(-30, 30)).scaleb(-2)) if rng.random() < 0.3 else None,
-            qty=rng.choice(("1", "100", "500")), accepted_ns=OPEN_NS + rng.randint(-3, 18) * SECOND,
-            expires_ns=OPEN_NS + rng.choice((12, 20)) * SECOND if tif is TimeInForce.DAY else None))
+        working.append(
+            an_order(
+                kind,
+                rng.choice(list(Side)),
+                tif=tif,
+                order_id=f"ord_{n:03d}",
+                symbol=rng.choice(symbols),
+                limit=str(other if kind is OrderType.STOP_LIMIT else price) if kind in _WITH_LIMIT else None,
+                stop=str(price) if kind in _WITH_STOP else None,
+                collar=str(Decimal(10_000 + rng.randint(-30, 30)).scaleb(-2)) if rng.random() < 0.3 else None,
+                qty=rng.choice(("1", "100", "500")),
+                accepted_ns=OPEN_NS + rng.randint(-3, 18) * SECOND,
+                expires_ns=OPEN_NS + rng.choice((12, 20)) * SECOND if tif is TimeInForce.DAY else None,
+            )
+        )
     return working, feed
 
 

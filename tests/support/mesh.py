@@ -16,7 +16,6 @@ from services.common.rpc.server import RunningService, start
 from services.run import START_ORDER
 from tests.support.databases import DatabaseFactory
 
-
 # The host name tests reach the gateway by; their settings allow it (MBT_ALLOWED_HOSTS).
 TEST_HOST = "mbt.test"
 

@@ -47,28 +47,52 @@ class SoftPasskey:
         """Answer registration options (``data.options`` of the gateway's response)."""
         rp_id = rp_id or options["rp"]["id"]
         self.device.cred_init(rp_id, unb64url(options["user"]["id"]))
-        client_data = json.dumps({"type": "webauthn.create", "challenge": options["challenge"],
-                                  "origin": origin}).encode()
+        client_data = json.dumps(
+            {"type": "webauthn.create", "challenge": options["challenge"], "origin": origin}
+        ).encode()
         public_key = cbor.encode(ES256.from_cryptography_key(self.device.private_key.public_key()))
-        auth_data = (sha256(rp_id.encode()) + bytes([USER_PRESENT | USER_VERIFIED | ATTESTED_DATA])
-                     + struct.pack(">I", self.device.sign_count) + self.device.aaguid
-                     + struct.pack(">H", len(self.device.credential_id)) + self.device.credential_id + public_key)
+        auth_data = (
+            sha256(rp_id.encode())
+            + bytes([USER_PRESENT | USER_VERIFIED | ATTESTED_DATA])
+            + struct.pack(">I", self.device.sign_count)
+            + self.device.aaguid
+            + struct.pack(">H", len(self.device.credential_id))
+            + self.device.credential_id
+            + public_key
+        )
         attestation = cbor.encode({"authData": auth_data, "fmt": "none", "attStmt": {}})
         credential_id = b64url(self.device.credential_id)
-        return {"id": credential_id, "rawId": credential_id, "type": "public-key", "clientExtensionResults": {},
-                "response": {"clientDataJSON": b64url(client_data), "attestationObject": b64url(attestation),
-                             "transports": ["internal"]}}
+        return {
+            "id": credential_id,
+            "rawId": credential_id,
+            "type": "public-key",
+            "clientExtensionResults": {},
+            "response": {
+                "clientDataJSON": b64url(client_data),
+                "attestationObject": b64url(attestation),
+                "transports": ["internal"],
+            },
+        }
 
     def get(self, options: dict, origin: str, rp_id: str | None = None) -> dict:
         """Answer assertion options with a fresh signature (the counter goes up by one)."""
         rp_id = rp_id or options["rpId"]
         self.device.sign_count += 1
-        client_data = json.dumps({"type": "webauthn.get", "challenge": options["challenge"],
-                                  "origin": origin}).encode()
-        auth_data = (sha256(rp_id.encode()) + bytes([USER_PRESENT | USER_VERIFIED])
-                     + struct.pack(">I", self.device.sign_count))
+        client_data = json.dumps({"type": "webauthn.get", "challenge": options["challenge"], "origin": origin}).encode()
+        auth_data = (
+            sha256(rp_id.encode()) + bytes([USER_PRESENT | USER_VERIFIED]) + struct.pack(">I", self.device.sign_count)
+        )
         signature = self.device.private_key.sign(auth_data + sha256(client_data), ec.ECDSA(hashes.SHA256()))
         credential_id = b64url(self.device.credential_id)
-        return {"id": credential_id, "rawId": credential_id, "type": "public-key", "clientExtensionResults": {},
-                "response": {"clientDataJSON": b64url(client_data), "authenticatorData": b64url(auth_data),
-                             "signature": b64url(signature), "userHandle": b64url(self.device.user_handle)}}
+        return {
+            "id": credential_id,
+            "rawId": credential_id,
+            "type": "public-key",
+            "clientExtensionResults": {},
+            "response": {
+                "clientDataJSON": b64url(client_data),
+                "authenticatorData": b64url(auth_data),
+                "signature": b64url(signature),
+                "userHandle": b64url(self.device.user_handle),
+            },
+        }

@@ -32,9 +32,17 @@ def all_quotes() -> tuple[RecordedQuote, ...]:
     with gzip.open(QUOTES, "rt", newline="") as handle:
         for row in csv.DictReader(handle):
             ranks[row["symbol"]] = ranks.get(row["symbol"], 0) + 1
-            recorded.append(RecordedQuote(int(row["ts_ns"]), row["symbol"], Decimal(row["bid_px"]),
-                                          Decimal(row["bid_sz"]), Decimal(row["ask_px"]), Decimal(row["ask_sz"]),
-                                          ranks[row["symbol"]]))
+            recorded.append(
+                RecordedQuote(
+                    int(row["ts_ns"]),
+                    row["symbol"],
+                    Decimal(row["bid_px"]),
+                    Decimal(row["bid_sz"]),
+                    Decimal(row["ask_px"]),
+                    Decimal(row["ask_sz"]),
+                    ranks[row["symbol"]],
+                )
+            )
     return tuple(recorded)
 
 

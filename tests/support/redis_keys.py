@@ -12,8 +12,6 @@ import redis.asyncio as redis
 
 from tests.support.databases import REDIS_URL
 
-
-
 # A test (or a parameter) that needs Redis; reported as skipped when none is configured.
 REDIS_MARKS = [pytest.mark.redis, pytest.mark.skipif(not REDIS_URL, reason="needs MBT_TEST_REDIS_URL")]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import grpc
 
@@ -12,14 +12,14 @@ from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2_grpc
+from services.common.config import Settings
 from services.common.wire.conv import from_timestamp, to_timestamp
 from tests.support.identity import BULK_TIER, as_service, as_user, rest_headers
-from services.common.config import Settings
 from tests.support.mesh import Mesh, gateway_client, mesh_environ, start_mesh
 
 # The replay starts 30 minutes after the recording's open: 2012-06-21 10:00 New York.
-START = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
-CLOSE = datetime(2012, 6, 21, 20, 0, tzinfo=timezone.utc)
+START = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
+CLOSE = datetime(2012, 6, 21, 20, 0, tzinfo=UTC)
 
 
 def ns(moment: datetime) -> int:
@@ -66,8 +66,9 @@ class Trading:
         return from_timestamp(reply.clock.now)
 
     async def step_to(self, moment: datetime) -> None:
-        await self.marketdata().StepClock(marketdata_pb2.StepClockRequest(to_time=to_timestamp(moment)),
-                                          metadata=as_service("tests"), timeout=120)
+        await self.marketdata().StepClock(
+            marketdata_pb2.StepClockRequest(to_time=to_timestamp(moment)), metadata=as_service("tests"), timeout=120
+        )
 
     async def step(self, seconds: float) -> None:
         await self.step_to(await self.now() + timedelta(seconds=seconds))
@@ -76,19 +77,23 @@ class Trading:
         """Wait until the matcher has decided every tick market data handed out and the orders
         service has its decisions: a stepped replay hands the ticks over before StepClock
         returns, the matcher decides them after."""
+
         async def check():
             book = await self.matcher().GetBook(matcher_pb2.GetBookRequest(), metadata=as_service("tests"))
             assert book.decisions_in_flight == 0
             for entry in book.symbols:
                 latest = await self.marketdata().GetLatestQuote(
-                    marketdata_pb2.GetLatestQuoteRequest(symbol=entry.symbol), metadata=as_service("tests"))
+                    marketdata_pb2.GetLatestQuoteRequest(symbol=entry.symbol), metadata=as_service("tests")
+                )
                 assert entry.last_quote_at == latest.quote.quote_at, entry.symbol
+
         await eventually(check, timeout=timeout)
 
     async def audit(self, *, user_id: str = "", entity_id: str = "") -> list:
         reply = await self.activities().ListAuditLog(
             activities_pb2.ListAuditLogRequest(user_id=user_id, entity_id=entity_id, page_size=500),
-            metadata=as_service("tests"))
+            metadata=as_service("tests"),
+        )
         return list(reply.entries)
 
     async def close(self) -> None:
@@ -122,18 +127,22 @@ def rest_as(mesh: Mesh, user_id: str):
 async def order_in(client, order_id: str, status: str) -> dict:
     """The order (REST) once it has reached ``status``: fills, cancels and expiries arrive
     asynchronously."""
+
     async def check():
         order = (await client.get(f"/api/mbt/orders/{order_id}")).json()["data"]
         assert order["status"] == status, order
         return order
+
     return await eventually(check)
 
 
 async def account_when(client, **expected: str) -> dict:
     """The account (REST) once the given fields read as expected (fills and releases land
     asynchronously)."""
+
     async def check():
         account = (await client.get("/api/mbt/account")).json()["data"]
         assert {name: account[name] for name in expected} == expected, account
         return account
+
     return await eventually(check)

@@ -36,8 +36,10 @@ class ScriptedUpstream(grpc.GenericRpcHandler):
     def service(self, details):
         if details.method == GET_USER:
             return grpc.unary_unary_rpc_method_handler(
-                self._get_user, request_deserializer=accounts_pb2.GetUserRequest.FromString,
-                response_serializer=lambda m: m.SerializeToString())
+                self._get_user,
+                request_deserializer=accounts_pb2.GetUserRequest.FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            )
         binding = self._by_path.get(details.method)
         if binding is None:
             return None
@@ -52,15 +54,18 @@ class ScriptedUpstream(grpc.GenericRpcHandler):
             return binding.response_class()
 
         return grpc.unary_unary_rpc_method_handler(
-            handle, request_deserializer=binding.request_class.FromString,
-            response_serializer=lambda m: m.SerializeToString())
+            handle,
+            request_deserializer=binding.request_class.FromString,
+            response_serializer=lambda m: m.SerializeToString(),
+        )
 
     async def _get_user(self, request, context):
         self.received.append((GET_USER, request, dict(context.invocation_metadata())))
         if request.user_id not in self.tiers:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not yet")
-        return accounts_pb2.GetUserResponse(user=accounts_pb2.User(user_id=request.user_id,
-                                                                   tier=TIERS[self.tiers[request.user_id]]))
+        return accounts_pb2.GetUserResponse(
+            user=accounts_pb2.User(user_id=request.user_id, tier=TIERS[self.tiers[request.user_id]])
+        )
 
     def settings(self, data_dir, **env: str) -> Settings:
         environ = {f"MBT_{name.upper()}_TARGET": f"127.0.0.1:{self.port}" for name in SERVICES}

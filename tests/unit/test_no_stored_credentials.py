@@ -12,20 +12,32 @@ from services.marketdata.store import Base as MarketDataBase
 from services.orders.store import Base as OrdersBase
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = re.compile(r"(api_?key|secret|password|passwd|access_?token|refresh_?token|broker|credential|"
-                       r"private_?key|auth_?token|session_?token)", re.I)
+FORBIDDEN = re.compile(
+    r"(api_?key|secret|password|passwd|access_?token|refresh_?token|broker|credential|"
+    r"private_?key|auth_?token|session_?token)",
+    re.I,
+)
 ALLOWED = {("gateway_passkeys", "credential_id"), ("gateway_passkeys", "credential_public_key")}
 
 
 def all_metadata():
-    return [AccountsBase.metadata, OrdersBase.metadata, MarketDataBase.metadata, ActivitiesBase.metadata,
-            GatewayBase.metadata]
+    return [
+        AccountsBase.metadata,
+        OrdersBase.metadata,
+        MarketDataBase.metadata,
+        ActivitiesBase.metadata,
+        GatewayBase.metadata,
+    ]
 
 
 def test_no_table_has_a_credential_like_column():
-    offending = [(table.name, column.name)
-                 for metadata in all_metadata() for table in metadata.tables.values() for column in table.columns
-                 if FORBIDDEN.search(column.name) and (table.name, column.name) not in ALLOWED]
+    offending = [
+        (table.name, column.name)
+        for metadata in all_metadata()
+        for table in metadata.tables.values()
+        for column in table.columns
+        if FORBIDDEN.search(column.name) and (table.name, column.name) not in ALLOWED
+    ]
     assert offending == []
 
 
@@ -43,6 +55,16 @@ def test_no_migration_creates_a_credential_like_column():
 
 def test_the_grep_ci_runs_finds_nothing():
     result = subprocess.run(
-        ["grep", "-rniE", r"(api_key|access_token|broker_token|refresh_token|password)[a-z_]*\s*[:=].*(Column|mapped_column)",
-         "--include=*.py", "services", "gateway"], cwd=ROOT, capture_output=True, text=True)
+        [
+            "grep",
+            "-rniE",
+            r"(api_key|access_token|broker_token|refresh_token|password)[a-z_]*\s*[:=].*(Column|mapped_column)",
+            "--include=*.py",
+            "services",
+            "gateway",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1, result.stdout

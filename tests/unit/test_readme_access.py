@@ -5,10 +5,10 @@ operators to a PERMISSION_DENIED."""
 import re
 from pathlib import Path
 
-from services.common.security import access
+from services.common.errors import DomainError
 from services.common.rpc import protoregistry
 from services.common.rpc.context import Identity
-from services.common.errors import DomainError
+from services.common.security import access
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ROW = re.compile(r"^\| ((?:`[A-Z][A-Za-z]+(?:\(s\))?`(?:, )?)+) \| ([a-z, +]+) \|", re.M)
@@ -21,9 +21,13 @@ CALLERS = {
 
 
 def methods_named(name: str) -> list[str]:
-    return [f"/{service.full_name}/{method.name}" for service in protoregistry.services()
-            if service.full_name == "mbt.marketdata.v1.MarketDataService"
-            for method in service.methods if method.name == name]
+    return [
+        f"/{service.full_name}/{method.name}"
+        for service in protoregistry.services()
+        if service.full_name == "mbt.marketdata.v1.MarketDataService"
+        for method in service.methods
+        if method.name == name
+    ]
 
 
 def allowed(method: str, caller: Identity) -> bool:

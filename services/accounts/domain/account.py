@@ -11,11 +11,31 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from services.accounts.domain.rules import (ABANDONED, ENDED_REASONS, STARTING_CASH, AccountType, FillEffect,
-                                            FillTerms, Hold, HoldTerms, Mark, Position, Profile, Valuation,
-                                            VersionHold, apply_fill, buying_power, check_fits, check_reservable,
-                                            effective_hold, hold_for, ledger_breach, mark_price, market_value,
-                                            uncovered_reason)
+from services.accounts.domain.rules import (
+    ABANDONED,
+    ENDED_REASONS,
+    STARTING_CASH,
+    AccountType,
+    FillEffect,
+    FillTerms,
+    Hold,
+    HoldTerms,
+    Mark,
+    Position,
+    Profile,
+    Valuation,
+    VersionHold,
+    apply_fill,
+    buying_power,
+    check_fits,
+    check_reservable,
+    effective_hold,
+    hold_for,
+    ledger_breach,
+    mark_price,
+    market_value,
+    uncovered_reason,
+)
 from services.common.errors import invalid_argument
 
 
@@ -103,8 +123,9 @@ class Account:
     events: list[AccountEvent] = field(default_factory=list)
 
     @classmethod
-    def open(cls, account_id: str, user_id: str, profile: Profile, at: datetime,
-             account_type: AccountType = AccountType.CASH) -> "Account":
+    def open(
+        cls, account_id: str, user_id: str, profile: Profile, at: datetime, account_type: AccountType = AccountType.CASH
+    ) -> Account:
         """A new account with its profile's starting cash (README "Accounts")."""
         cash = STARTING_CASH[profile]
         account = cls(account_id, user_id, account_type, profile, cash, cash, created_at=at, updated_at=at)
@@ -127,8 +148,7 @@ class Account:
         long_value = short_value = Decimal(0)
         for symbol, position in self.positions.items():
             mark = marks.get(symbol)
-            value = market_value(position, mark_price(position, mark.bid if mark else None,
-                                                      mark.ask if mark else None))
+            value = market_value(position, mark_price(position, mark.bid if mark else None, mark.ask if mark else None))
             if value >= 0:
                 long_value += value
             else:
@@ -140,8 +160,9 @@ class Account:
 
     # -- holds -----------------------------------------------------------------------
 
-    def hold(self, order_id: str, version: int, terms: HoldTerms, marks: Mapping[str, Mark],
-             at: datetime) -> VersionHold:
+    def hold(
+        self, order_id: str, version: int, terms: HoldTerms, marks: Mapping[str, Mark], at: datetime
+    ) -> VersionHold:
         """Hold buying power for ``version`` of ``order_id`` with ``terms``. Idempotent for the
         same terms; IDEMPOTENCY_KEY_REUSED for other terms; FAILED_PRECONDITION for an order
         that ended or a stale version; INSUFFICIENT_BUYING_POWER when it does not fit. While a
@@ -151,25 +172,37 @@ class Account:
         if existing is not None:
             return existing
         position = self.positions.get(terms.symbol)
-        promised = sum((effective_hold(hs).qty for other, hs in self.holds.items()
-                        if other != order_id and any(h.symbol == terms.symbol for h in hs)), Decimal(0))
+        promised = sum(
+            (
+                effective_hold(hs).qty
+                for other, hs in self.holds.items()
+                if other != order_id and any(h.symbol == terms.symbol for h in hs)
+            ),
+            Decimal(0),
+        )
         needed = hold_for(self.account_type, terms, position.qty if position else Decimal(0), promised)
         current = effective_hold(versions)
-        check_fits(self.account_type, self.valuation(marks),
-                   Hold(max(current.amount, needed.amount), max(current.qty, needed.qty)), released=current.amount)
+        check_fits(
+            self.account_type,
+            self.valuation(marks),
+            Hold(max(current.amount, needed.amount), max(current.qty, needed.qty)),
+            released=current.amount,
+        )
         taken = VersionHold(version, terms, needed, True, symbol=terms.symbol)
         versions.append(taken)
         self.events.append(HoldTaken(order_id, taken, at))
         return taken
 
-    def release(self, order_id: str, reason: str, at: datetime, *, version: int | None = None,
-                below: int | None = None) -> Decimal:
+    def release(
+        self, order_id: str, reason: str, at: datetime, *, version: int | None = None, below: int | None = None
+    ) -> Decimal:
         """Release an order's holds: every version, one ``version``, or those ``below`` a version
         (superseded by it). Idempotent: a repeat answers what the first release held. A
         release that finds nothing (for one version, or for a whole order) leaves a marker."""
         versions = self.holds.setdefault(order_id, [])
-        chosen = [h for h in versions if (version is None or h.version == version)
-                  and (below is None or h.version < below)]
+        chosen = [
+            h for h in versions if (version is None or h.version == version) and (below is None or h.version < below)
+        ]
         if not chosen:
             if below is None:
                 marker = VersionHold(version or 0, None, Hold(Decimal(0), Decimal(0)), False, reason)
@@ -195,13 +228,16 @@ class Account:
         short position in a cash account): then nothing changes, ``FillRefused`` is recorded
         and None returned."""
         hold = next((h for h in self.holds.get(fill.order_id, ()) if h.version == order_version), None)
-        effect = apply_fill(self.positions.get(fill.symbol), fill.symbol, fill.side, fill.qty, fill.price,
-                            fill.multiplier)
-        why = uncovered_reason(self.account_type, hold, fill) or \
-            ledger_breach(self.account_type, self.cash + effect.cash_delta, effect.position.qty)
+        effect = apply_fill(
+            self.positions.get(fill.symbol), fill.symbol, fill.side, fill.qty, fill.price, fill.multiplier
+        )
+        why = uncovered_reason(self.account_type, hold, fill) or ledger_breach(
+            self.account_type, self.cash + effect.cash_delta, effect.position.qty
+        )
         if why is not None:
-            self.events.append(FillRefused(self.account_id, self.user_id, fill_id, fill, order_version,
-                                           "LEDGER_INVARIANT", why, at))
+            self.events.append(
+                FillRefused(self.account_id, self.user_id, fill_id, fill, order_version, "LEDGER_INVARIANT", why, at)
+            )
             return None
         self.cash += effect.cash_delta
         self.updated_at = at
@@ -215,9 +251,18 @@ class Account:
 
     def refuse_reused_fill(self, fill_id: str, fill: FillTerms, order_version: int, at: datetime) -> None:
         """The fill id was applied before with other terms: nothing changes, loudly."""
-        self.events.append(FillRefused(self.account_id, self.user_id, fill_id, fill, order_version,
-                                       "IDEMPOTENCY_KEY_REUSED", "the fill id was applied before with other terms",
-                                       at))
+        self.events.append(
+            FillRefused(
+                self.account_id,
+                self.user_id,
+                fill_id,
+                fill,
+                order_version,
+                "IDEMPOTENCY_KEY_REUSED",
+                "the fill id was applied before with other terms",
+                at,
+            )
+        )
 
     # -- type ------------------------------------------------------------------------
 
@@ -226,8 +271,8 @@ class Account:
         if account_type is self.account_type:
             return
         if self.positions or self.held() != Hold(Decimal(0), Decimal(0)):
-            raise invalid_argument("the account type can change only with no positions and no working orders",
-                                   "account_type")
+            raise invalid_argument(
+                "the account type can change only with no positions and no working orders", "account_type"
+            )
         self.events.append(AccountTypeChanged(self.account_id, self.user_id, self.account_type, account_type))
         self.account_type = account_type
-

@@ -30,18 +30,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from enum import Enum
+from enum import StrEnum
 
 from services.common.errors import DomainError
 from services.common.instruments import CALL, ExerciseStyle, Settlement, SymbolSpec
 from services.common.trading import Side
 
 ZERO = Decimal(0)
-CONTRACT = Decimal(100)                 # shares per contract
-EXERCISE_THRESHOLD = Decimal("0.01")    # OCC exercise by exception
+CONTRACT = Decimal(100)  # shares per contract
+EXERCISE_THRESHOLD = Decimal("0.01")  # OCC exercise by exception
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """The ``expiration`` activity subtype each effect writes."""
 
     EXERCISED = "exercised"
@@ -50,17 +50,17 @@ class Outcome(str, Enum):
     EXPIRED_WORTHLESS = "expired_worthless"
 
 
-class Instruction(str, Enum):
+class Instruction(StrEnum):
     """A holder's instruction for a long position at expiry."""
 
     DO_NOT_EXERCISE = "do_not_exercise"
-    EXERCISE = "exercise"      # even when less than $0.01 in the money
+    EXERCISE = "exercise"  # even when less than $0.01 in the money
 
 
 @dataclass(frozen=True)
 class ExpiringPosition:
     contract: SymbolSpec
-    qty: Decimal                             # signed contracts: negative when short
+    qty: Decimal  # signed contracts: negative when short
     settlement: Settlement = Settlement.PHYSICAL
     instruction: Instruction | None = None
 
@@ -86,10 +86,10 @@ class ExpirationEffect:
     contract: SymbolSpec
     qty: Decimal
     outcome: Outcome
-    settlement_price: Decimal | None     # None for an early exercise
-    intrinsic: Decimal                   # per share, never negative (0 when not known)
+    settlement_price: Decimal | None  # None for an early exercise
+    intrinsic: Decimal  # per share, never negative (0 when not known)
     stock: StockDelivery | None
-    cash_delta: Decimal                  # dollars: a stock purchase or cash settlement paid is negative
+    cash_delta: Decimal  # dollars: a stock purchase or cash settlement paid is negative
     reason: str
     # In the money and long, yet left unexercised: the cash account could not carry the stock.
     not_carried: bool = False
@@ -98,7 +98,7 @@ class ExpirationEffect:
 @dataclass(frozen=True)
 class ExpirationRun:
     effects: tuple[ExpirationEffect, ...]
-    cash_delta: Decimal                  # dollars, all effects
+    cash_delta: Decimal  # dollars, all effects
     shares_delta: Mapping[str, Decimal]  # signed shares, by underlying
     # Why a cash account would still end short of cash or shares after every long that could
     # be left unexercised was: an assignment its holds did not cover. None when it fits.
@@ -111,8 +111,14 @@ def intrinsic_value(contract: SymbolSpec, price: Decimal) -> Decimal:
     return max(ZERO, price - strike if contract.option_type == CALL else strike - price)
 
 
-def expire(positions: Sequence[ExpiringPosition], settlement_prices: Mapping[str, Decimal], *, cash_account: bool,
-           cash_free: Decimal, shares_free: Mapping[str, Decimal]) -> ExpirationRun:
+def expire(
+    positions: Sequence[ExpiringPosition],
+    settlement_prices: Mapping[str, Decimal],
+    *,
+    cash_account: bool,
+    cash_free: Decimal,
+    shares_free: Mapping[str, Decimal],
+) -> ExpirationRun:
     """Decide every expiring position of one account at once: a spread's legs settle
     together, so a long call's exercise can pay for a short call's delivery.
 
@@ -129,12 +135,13 @@ def expire(positions: Sequence[ExpiringPosition], settlement_prices: Mapping[str
         if effect.stock is not None:
             shares[effect.stock.symbol] += effect.stock.signed_qty
     cash = sum((effect.cash_delta for effect in effects), ZERO)
-    return ExpirationRun(tuple(effects), cash, dict(shares),
-                         _shortfall(cash_free + cash, shares, shares_free) if cash_account else None)
+    return ExpirationRun(
+        tuple(effects), cash, dict(shares), _shortfall(cash_free + cash, shares, shares_free) if cash_account else None
+    )
 
 
-class CarryAction(str, Enum):
-    WAIT = "wait"                        # before the window, or no bid to sell into yet
+class CarryAction(StrEnum):
+    WAIT = "wait"  # before the window, or no bid to sell into yet
     SELL_AT_MARKET = "sell_at_market"
     DO_NOT_EXERCISE = "do_not_exercise"  # the close came: leave it unexercised
 
@@ -150,8 +157,13 @@ def carry_action(now: datetime, close_at: datetime, sell_before: timedelta, has_
     return CarryAction.SELL_AT_MARKET
 
 
-def uncarried(positions: Sequence[ExpiringPosition], underlying_prices: Mapping[str, Decimal], *,
-              cash_free: Decimal, shares_free: Mapping[str, Decimal]) -> dict[str, Decimal]:
+def uncarried(
+    positions: Sequence[ExpiringPosition],
+    underlying_prices: Mapping[str, Decimal],
+    *,
+    cash_free: Decimal,
+    shares_free: Mapping[str, Decimal],
+) -> dict[str, Decimal]:
     """Contracts, by option symbol, a cash account could not carry into stock if its
     underlyings settled at ``underlying_prices`` now: the ones ``expire`` would leave
     unexercised. They are what ``carry_action`` sells before the close."""
@@ -163,30 +175,45 @@ def uncarried(positions: Sequence[ExpiringPosition], underlying_prices: Mapping[
     return dict(left)
 
 
-def early_exercise(position: ExpiringPosition, qty: Decimal, style: ExerciseStyle, as_of: date, *,
-                   cash_account: bool, cash_free: Decimal, shares_free: Decimal) -> ExpirationEffect:
+def early_exercise(
+    position: ExpiringPosition,
+    qty: Decimal,
+    style: ExerciseStyle,
+    as_of: date,
+    *,
+    cash_account: bool,
+    cash_free: Decimal,
+    shares_free: Decimal,
+) -> ExpirationEffect:
     """The holder exercises ``qty`` long contracts before expiry (Alpaca: POST
     /v2/positions/{symbol}/exercise). American, physically settled options only; a cash
     account must carry the stock: cash for a call's shares, shares for a put's (else
     ``insufficient_buying_power``). Other refusals are ``failed_precondition``."""
     contract = position.contract
     if position.qty <= 0 or not ZERO < qty <= position.qty or qty != qty.to_integral_value():
-        raise DomainError("FAILED_PRECONDITION", f"exercise whole contracts of a long position: {contract.symbol} "
-                                                 f"is held {position.qty.normalize():f}")
+        raise DomainError(
+            "FAILED_PRECONDITION",
+            f"exercise whole contracts of a long position: {contract.symbol} is held {position.qty.normalize():f}",
+        )
     if style is not ExerciseStyle.AMERICAN or position.settlement is not Settlement.PHYSICAL:
-        raise DomainError("FAILED_PRECONDITION", f"{contract.symbol} can be exercised only at expiry "
-                                                 "(European-style or cash-settled)")
+        raise DomainError(
+            "FAILED_PRECONDITION", f"{contract.symbol} can be exercised only at expiry (European-style or cash-settled)"
+        )
     if contract.expiration is None or as_of > contract.expiration:
         raise DomainError("FAILED_PRECONDITION", f"{contract.symbol} has expired")
     effect = _physical(contract, qty, Outcome.EXERCISED, None, ZERO, "exercised early at the holder's request")
     stock = effect.stock
     assert stock is not None
     if cash_account and stock.side is Side.BUY and -effect.cash_delta > cash_free:
-        raise DomainError("INSUFFICIENT_BUYING_POWER", f"exercising costs ${-effect.cash_delta:,.2f} for "
-                                                       f"{stock.qty:f} {stock.symbol}; ${cash_free:,.2f} is free")
+        raise DomainError(
+            "INSUFFICIENT_BUYING_POWER",
+            f"exercising costs ${-effect.cash_delta:,.2f} for {stock.qty:f} {stock.symbol}; ${cash_free:,.2f} is free",
+        )
     if cash_account and stock.side is Side.SELL and stock.qty > shares_free:
-        raise DomainError("INSUFFICIENT_BUYING_POWER", f"exercising delivers {stock.qty:f} {stock.symbol} shares; "
-                                                       f"{shares_free.normalize():f} are free")
+        raise DomainError(
+            "INSUFFICIENT_BUYING_POWER",
+            f"exercising delivers {stock.qty:f} {stock.symbol} shares; {shares_free.normalize():f} are free",
+        )
     return effect
 
 
@@ -213,32 +240,45 @@ def _settle(position: ExpiringPosition, prices: Mapping[str, Decimal]) -> Expira
     if not exercised or (position.settlement is Settlement.CASH and not intrinsic):
         return ExpirationEffect(contract, qty, Outcome.EXPIRED_WORTHLESS, price, intrinsic, None, ZERO, why)
     if position.settlement is Settlement.CASH:
-        return ExpirationEffect(contract, qty, Outcome.CASH_SETTLED, price, intrinsic, None,
-                                intrinsic * CONTRACT * qty, why)
+        return ExpirationEffect(
+            contract, qty, Outcome.CASH_SETTLED, price, intrinsic, None, intrinsic * CONTRACT * qty, why
+        )
     return _physical(contract, qty, Outcome.EXERCISED if qty > 0 else Outcome.ASSIGNED, price, intrinsic, why)
 
 
-def _physical(contract: SymbolSpec, qty: Decimal, outcome: Outcome, price: Decimal | None, intrinsic: Decimal,
-              reason: str) -> ExpirationEffect:
+def _physical(
+    contract: SymbolSpec, qty: Decimal, outcome: Outcome, price: Decimal | None, intrinsic: Decimal, reason: str
+) -> ExpirationEffect:
     """Stock at the strike: a long call or a short put buys it, a long put or a short call sells it."""
     strike = contract.strike or ZERO
     buys = (contract.option_type == CALL) == (qty > 0)
     shares = abs(qty) * CONTRACT
     cash = -shares * strike if buys else shares * strike
-    return ExpirationEffect(contract, qty, outcome, price, intrinsic,
-                            StockDelivery(contract.underlying, Side.BUY if buys else Side.SELL, shares, strike),
-                            cash, reason)
+    return ExpirationEffect(
+        contract,
+        qty,
+        outcome,
+        price,
+        intrinsic,
+        StockDelivery(contract.underlying, Side.BUY if buys else Side.SELL, shares, strike),
+        cash,
+        reason,
+    )
 
 
 # --- what a cash account can carry -------------------------------------------------------
 
-def _carry(effects: list[ExpirationEffect], cash_free: Decimal, shares_free: Mapping[str, Decimal]) \
-        -> list[ExpirationEffect]:
+
+def _carry(
+    effects: list[ExpirationEffect], cash_free: Decimal, shares_free: Mapping[str, Decimal]
+) -> list[ExpirationEffect]:
     """Leave long exercises unexercised, least in the money first, while they are what puts
     cash (calls) or shares (puts) below zero, as far as that keeps the other above zero."""
     kept = [e.qty for e in effects]
-    longs = sorted((i for i, e in enumerate(effects) if e.outcome is Outcome.EXERCISED and e.qty > 0),
-                   key=lambda i: (effects[i].intrinsic, effects[i].contract.symbol))
+    longs = sorted(
+        (i for i, e in enumerate(effects) if e.outcome is Outcome.EXERCISED and e.qty > 0),
+        key=lambda i: (effects[i].intrinsic, effects[i].contract.symbol),
+    )
     changed = True
     while changed:
         changed = False
@@ -250,13 +290,16 @@ def _carry(effects: list[ExpirationEffect], cash_free: Decimal, shares_free: Map
         for i in longs:
             stock = effects[i].stock
             assert stock is not None
-            cost = stock.price * CONTRACT   # cash per contract a call spends, a put brings
-            if stock.side is Side.BUY:      # a call: undoing one frees its cost and gives up 100 shares
+            cost = stock.price * CONTRACT  # cash per contract a call spends, a put brings
+            if stock.side is Side.BUY:  # a call: undoing one frees its cost and gives up 100 shares
                 needed, allowed = -cash / cost, shares[stock.symbol] / CONTRACT
-            else:                           # a put: undoing one keeps 100 shares and forgoes its cost
+            else:  # a put: undoing one keeps 100 shares and forgoes its cost
                 needed, allowed = -shares[stock.symbol] / CONTRACT, cash / cost
-            undo = min(kept[i], needed.to_integral_value(rounding=ROUND_CEILING),
-                       allowed.to_integral_value(rounding=ROUND_FLOOR))
+            undo = min(
+                kept[i],
+                needed.to_integral_value(rounding=ROUND_CEILING),
+                allowed.to_integral_value(rounding=ROUND_FLOOR),
+            )
             if undo > 0:
                 kept[i] -= undo
                 changed = True
@@ -266,8 +309,19 @@ def _carry(effects: list[ExpirationEffect], cash_free: Decimal, shares_free: Map
         if qty:
             result.append(_scaled(effect, qty))
         if qty != effect.qty:
-            result.append(ExpirationEffect(effect.contract, effect.qty - qty, Outcome.EXPIRED_WORTHLESS,
-                                           effect.settlement_price, effect.intrinsic, None, ZERO, _NOT_CARRIED, True))
+            result.append(
+                ExpirationEffect(
+                    effect.contract,
+                    effect.qty - qty,
+                    Outcome.EXPIRED_WORTHLESS,
+                    effect.settlement_price,
+                    effect.intrinsic,
+                    None,
+                    ZERO,
+                    _NOT_CARRIED,
+                    True,
+                )
+            )
     return result
 
 
@@ -277,13 +331,15 @@ def _scaled(effect: ExpirationEffect, qty: Decimal) -> ExpirationEffect:
     stock = effect.stock
     assert stock is not None
     share = qty / effect.qty
-    return replace(effect, qty=qty, cash_delta=effect.cash_delta * share,
-                   stock=replace(stock, qty=stock.qty * share))
+    return replace(effect, qty=qty, cash_delta=effect.cash_delta * share, stock=replace(stock, qty=stock.qty * share))
 
 
 def _shortfall(cash: Decimal, shares_delta: Mapping[str, Decimal], shares_free: Mapping[str, Decimal]) -> str | None:
-    short = [f"{-(shares_free.get(u, ZERO) + d).normalize():f} {u} shares"
-             for u, d in sorted(shares_delta.items()) if shares_free.get(u, ZERO) + d < 0]
+    short = [
+        f"{-(shares_free.get(u, ZERO) + d).normalize():f} {u} shares"
+        for u, d in sorted(shares_delta.items())
+        if shares_free.get(u, ZERO) + d < 0
+    ]
     if cash < 0:
         short.insert(0, f"${-cash:,.2f} of cash")
     return f"short of {' and '.join(short)} after expiration" if short else None

@@ -70,7 +70,7 @@ from services.common.instruments import CALL, SymbolSpec
 from services.common.spreads import OptionLeg
 
 ZERO = Decimal(0)
-CONTRACT = Decimal(100)    # shares per contract, the option multiplier
+CONTRACT = Decimal(100)  # shares per contract, the option multiplier
 # Working orders that trade calls and sell something, per underlying: the worst case runs
 # over every subset of them (2^n books).
 MAX_CALL_ORDERS = 8
@@ -90,7 +90,7 @@ class OptionOrderTerms:
 
     order_id: str
     legs: tuple[OptionLeg, ...]
-    qty: Decimal                  # spreads, or contracts for a single leg
+    qty: Decimal  # spreads, or contracts for a single leg
     # The worst net price per spread it may fill at (its limit, or a market order's collar),
     # positive for a debit; a single-leg sell is the negative of its price.
     net_price_bound: Decimal
@@ -108,17 +108,17 @@ class OptionOrderTerms:
 class GroupRequirement:
     underlying: str
     expiration: date
-    cash: Decimal            # dollars held
-    shares: Decimal          # shares of the underlying locked by short calls
-    uncovered: Decimal       # shares short calls would need that neither shares nor calls held cover
-    worst_at: Decimal        # the settlement price S at which the cash requirement is reached
+    cash: Decimal  # dollars held
+    shares: Decimal  # shares of the underlying locked by short calls
+    uncovered: Decimal  # shares short calls would need that neither shares nor calls held cover
+    worst_at: Decimal  # the settlement price S at which the cash requirement is reached
 
 
 @dataclass(frozen=True)
 class Requirement:
-    cash: Decimal                                   # dollars held, all groups
-    shares: Mapping[str, Decimal]                   # shares locked, by underlying
-    groups: tuple[GroupRequirement, ...]            # of the worst set, by underlying then expiry
+    cash: Decimal  # dollars held, all groups
+    shares: Mapping[str, Decimal]  # shares locked, by underlying
+    groups: tuple[GroupRequirement, ...]  # of the worst set, by underlying then expiry
     uncovered: Mapping[str, Decimal] = field(default_factory=dict)  # shares missing, by underlying
 
 
@@ -126,10 +126,10 @@ class Requirement:
 class OptionHold:
     """What an order adds to the account's holds."""
 
-    cash: Decimal                    # requirement + debit
-    shares: Mapping[str, Decimal]    # shares it newly locks, by underlying
-    requirement: Decimal             # the increase of the book's requirement
-    debit: Decimal                   # the premium it may pay
+    cash: Decimal  # requirement + debit
+    shares: Mapping[str, Decimal]  # shares it newly locks, by underlying
+    requirement: Decimal  # the increase of the book's requirement
+    debit: Decimal  # the premium it may pay
 
 
 def requirement(positions: Iterable[OptionHolding], shares_free: Mapping[str, Decimal]) -> Requirement:
@@ -140,8 +140,9 @@ def requirement(positions: Iterable[OptionHolding], shares_free: Mapping[str, De
     return book_requirement(positions, (), shares_free)
 
 
-def book_requirement(positions: Iterable[OptionHolding], working: Sequence[OptionOrderTerms],
-                     shares_free: Mapping[str, Decimal]) -> Requirement:
+def book_requirement(
+    positions: Iterable[OptionHolding], working: Sequence[OptionOrderTerms], shares_free: Mapping[str, Decimal]
+) -> Requirement:
     """The requirement of positions and working orders in the worst case of which orders
     fill (see the module); debits are not included (``OptionOrderTerms.debit``). Raises
     ``failed_precondition`` past MAX_CALL_ORDERS call-trading selling orders on one underlying."""
@@ -151,7 +152,7 @@ def book_requirement(positions: Iterable[OptionHolding], working: Sequence[Optio
     for order in working:
         legs = order.holdings()
         if all(h.qty > 0 for h in legs):
-            continue    # only buys: it can only lower what the book needs
+            continue  # only buys: it can only lower what the book needs
         part: dict[_Key, int] = defaultdict(int)
         for holding in legs:
             _add(part, holding)
@@ -170,8 +171,12 @@ def book_requirement(positions: Iterable[OptionHolding], working: Sequence[Optio
     return Requirement(cash, shares, tuple(groups), uncovered)
 
 
-def order_hold(positions: Sequence[OptionHolding], working: Sequence[OptionOrderTerms], order: OptionOrderTerms,
-               shares_free: Mapping[str, Decimal]) -> OptionHold:
+def order_hold(
+    positions: Sequence[OptionHolding],
+    working: Sequence[OptionOrderTerms],
+    order: OptionOrderTerms,
+    shares_free: Mapping[str, Decimal],
+) -> OptionHold:
     """What ``order`` must hold given the account's book: the increase of the book
     requirement with it added, plus its debit. Raises ``uncovered_option_not_allowed`` when
     it leaves more short calls uncovered than before (a naked call)."""
@@ -183,8 +188,13 @@ def order_hold(positions: Sequence[OptionHolding], working: Sequence[OptionOrder
     return OptionHold(added + order.debit, locked, added, order.debit)
 
 
-def share_sale_hold(positions: Sequence[OptionHolding], working: Sequence[OptionOrderTerms],
-                    shares_free: Mapping[str, Decimal], underlying: str, qty: Decimal) -> Decimal:
+def share_sale_hold(
+    positions: Sequence[OptionHolding],
+    working: Sequence[OptionOrderTerms],
+    shares_free: Mapping[str, Decimal],
+    underlying: str,
+    qty: Decimal,
+) -> Decimal:
     """What selling ``qty`` free shares of ``underlying`` must hold: the cash the short calls
     they covered then need (a call spread's width once its short call loses its shares).
     ``shares_free`` before the sale. Raises ``uncovered_option_not_allowed`` when nothing
@@ -204,12 +214,14 @@ def _refuse_uncovered(before: Requirement, after: Requirement, shares_free: Mapp
                 f"{what} leaves {(missing / CONTRACT).normalize():f} short {underlying} calls uncovered: covering "
                 f"them takes 100 {underlying} shares each or a call held, and {free.normalize():f} shares are free "
                 f"(naked calls are not allowed)",
-                underlying=underlying, shares_missing=format(missing.normalize(), "f"))
+                underlying=underlying,
+                shares_missing=format(missing.normalize(), "f"),
+            )
 
 
 # --- one underlying: whole contracts, strikes in thousandths ------------------------------
 
-_Key = tuple[date, bool, int]     # expiry, is a call, strike in thousandths of a dollar
+_Key = tuple[date, bool, int]  # expiry, is a call, strike in thousandths of a dollar
 
 
 def _add(into: dict[_Key, int], holding: OptionHolding) -> None:
@@ -245,15 +257,19 @@ class _Book:
     def worst(self, underlying: str, lots: int) -> _Worst:
         """The worst of every subset of the call orders filling (put orders by their losses)."""
         if len(self.call_orders) > MAX_CALL_ORDERS:
-            raise DomainError("FAILED_PRECONDITION", f"at most {MAX_CALL_ORDERS} working orders that trade "
-                                                     f"{underlying} calls and sell may work at once; cancel one first")
+            raise DomainError(
+                "FAILED_PRECONDITION",
+                f"at most {MAX_CALL_ORDERS} working orders that trade "
+                f"{underlying} calls and sell may work at once; cancel one first",
+            )
         everything = [self.positions, *self.call_orders, *self.put_orders]
         expiries = sorted({key[0] for part in everything for key in part})
         # Every strike of the book is a price point of every set: more points than a set's own
         # kinks change no maximum.
         points = {e: sorted({0, *(key[2] for part in everything for key in part if key[0] == e)}) for e in expiries}
-        put_losses = {e: [sum(max(0, -_payoff(order, e, x)) for order in self.put_orders) for x in points[e]]
-                      for e in expiries}
+        put_losses = {
+            e: [sum(max(0, -_payoff(order, e, x)) for order in self.put_orders) for x in points[e]] for e in expiries
+        }
         best: tuple[int, list[_Group]] | None = None
         shares = uncovered = 0
         for fills in self._sets(expiries, points):
@@ -264,9 +280,21 @@ class _Book:
             shares = max(shares, sum(g.covered for g in groups))
             uncovered = max(uncovered, sum(g.uncovered for g in groups))
         assert best is not None
-        return _Worst([GroupRequirement(underlying, g.expiration, Decimal(g.loss) / 10, Decimal(g.covered) * CONTRACT,
-                                        Decimal(g.uncovered) * CONTRACT, Decimal(g.worst_at) / 1000)
-                       for g in best[1]], Decimal(shares) * CONTRACT, Decimal(uncovered) * CONTRACT)
+        return _Worst(
+            [
+                GroupRequirement(
+                    underlying,
+                    g.expiration,
+                    Decimal(g.loss) / 10,
+                    Decimal(g.covered) * CONTRACT,
+                    Decimal(g.uncovered) * CONTRACT,
+                    Decimal(g.worst_at) / 1000,
+                )
+                for g in best[1]
+            ],
+            Decimal(shares) * CONTRACT,
+            Decimal(uncovered) * CONTRACT,
+        )
 
     def _sets(self, expiries: list[date], points: dict[date, list[int]]) -> list[_Set]:
         """The positions with each subset of the call orders filled (the empty one first):
@@ -282,9 +310,12 @@ class _Book:
         sets = [of(self.positions)]
         for order in map(of, self.call_orders):
             for known in list(sets):
-                sets.append(_Set({e: [a + b for a, b in zip(known.payoffs[e], order.payoffs[e], strict=True)]
-                                  for e in expiries},
-                                 {e: _merged(known.calls[e], order.calls[e]) for e in expiries}))
+                sets.append(
+                    _Set(
+                        {e: [a + b for a, b in zip(known.payoffs[e], order.payoffs[e], strict=True)] for e in expiries},
+                        {e: _merged(known.calls[e], order.calls[e]) for e in expiries},
+                    )
+                )
         return sets
 
 
@@ -298,14 +329,15 @@ def _merged(first: Mapping[int, int], second: Mapping[int, int]) -> dict[int, in
 @dataclass
 class _Group:
     expiration: date
-    loss: int          # the worst loss at expiry: thousandths of a dollar per share, times contracts
-    covered: int       # short call contracts shares cover
-    uncovered: int     # short call contracts nothing covers
-    worst_at: int      # where, in thousandths of a dollar
+    loss: int  # the worst loss at expiry: thousandths of a dollar per share, times contracts
+    covered: int  # short call contracts shares cover
+    uncovered: int  # short call contracts nothing covers
+    worst_at: int  # where, in thousandths of a dollar
 
 
-def _settle(fills: _Set, expiries: list[date], points: dict[date, list[int]], put_losses: dict[date, list[int]],
-            lots: int) -> list[_Group]:
+def _settle(
+    fills: _Set, expiries: list[date], points: dict[date, list[int]], put_losses: dict[date, list[int]], lots: int
+) -> list[_Group]:
     """Each expiry of one set of fills: shares cover the lowest short calls, nearest expiry
     first (a covered call loses no cash: its shares are delivered); the loss is the worst at
     S = 0 or a strike, the put orders' losses added."""
@@ -330,5 +362,8 @@ def _settle(fills: _Set, expiries: list[date], points: dict[date, list[int]], pu
 
 def _payoff(part: Mapping[_Key, int], expiry: date, price: int) -> int:
     """Per share, in thousandths, of ``part``'s contracts of ``expiry`` settling at ``price``."""
-    return sum(qty * max(0, price - strike if is_call else strike - price)
-               for (when, is_call, strike), qty in part.items() if when == expiry)
+    return sum(
+        qty * max(0, price - strike if is_call else strike - price)
+        for (when, is_call, strike), qty in part.items()
+        if when == expiry
+    )

@@ -8,31 +8,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from services.common.errors import DomainError
 from services.common.trading import Side
 
 
-class AccountType(str, Enum):
+class AccountType(StrEnum):
     CASH = "cash"
     MARGIN = "margin"
 
 
-class Profile(str, Enum):
+class Profile(StrEnum):
     TRIAL = "trial"
     INCOME_BUILDER = "income_builder"
     DIVERSIFIER = "diversifier"
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     FREE = "free"
     PRO = "pro"
     PRO_PLUS = "pro_plus"
 
 
-STARTING_CASH = {Profile.TRIAL: Decimal("10000.00"), Profile.INCOME_BUILDER: Decimal("50000.00"),
-                 Profile.DIVERSIFIER: Decimal("100000.00")}
+STARTING_CASH = {
+    Profile.TRIAL: Decimal("10000.00"),
+    Profile.INCOME_BUILDER: Decimal("50000.00"),
+    Profile.DIVERSIFIER: Decimal("100000.00"),
+}
 DEFAULT_PROFILE = Profile.DIVERSIFIER
 REG_T_INITIAL = Decimal("0.5")
 PRICE_PLACES = Decimal("0.0000000001")
@@ -66,14 +69,15 @@ class Position:
 @dataclass(frozen=True)
 class FillEffect:
     cash_delta: Decimal
-    position: Position      # after the fill (qty 0 when it closed)
-    realized_pl: Decimal    # realized by this fill
-    closed: bool            # the position went to zero
-    reopened: bool          # it crossed zero: the old one closed, a new one opened
+    position: Position  # after the fill (qty 0 when it closed)
+    realized_pl: Decimal  # realized by this fill
+    closed: bool  # the position went to zero
+    reopened: bool  # it crossed zero: the old one closed, a new one opened
 
 
-def apply_fill(position: Position | None, symbol: str, side: Side, qty: Decimal, price: Decimal,
-               multiplier: Decimal) -> FillEffect:
+def apply_fill(
+    position: Position | None, symbol: str, side: Side, qty: Decimal, price: Decimal, multiplier: Decimal
+) -> FillEffect:
     """Cash and position after one fill. Increases average in; reductions realize P&L
     against the average entry; a fill that crosses zero closes and reopens."""
     signed = qty if side is Side.BUY else -qty
@@ -82,8 +86,13 @@ def apply_fill(position: Position | None, symbol: str, side: Side, qty: Decimal,
     if current.qty == 0 or (current.qty > 0) == (signed > 0):
         new_qty = current.qty + signed
         average = ((abs(current.qty) * current.avg_entry_price + qty * price) / abs(new_qty)).quantize(PRICE_PLACES)
-        return FillEffect(cash_delta, Position(symbol, new_qty, average.normalize(), multiplier, current.realized_pl),
-                          Decimal(0), False, False)
+        return FillEffect(
+            cash_delta,
+            Position(symbol, new_qty, average.normalize(), multiplier, current.realized_pl),
+            Decimal(0),
+            False,
+            False,
+        )
     reduced = min(qty, abs(current.qty))
     direction = 1 if current.qty > 0 else -1
     realized = (price - current.avg_entry_price) * reduced * multiplier * direction
@@ -147,14 +156,14 @@ class HoldTerms:
     symbol: str
     side: Side
     qty: Decimal
-    price_bound: Decimal      # limit, collar or reference: the worst price the order may fill at
+    price_bound: Decimal  # limit, collar or reference: the worst price the order may fill at
     multiplier: Decimal
 
 
 @dataclass(frozen=True)
 class Hold:
-    amount: Decimal   # cash / margin held
-    qty: Decimal      # shares held so they cannot be sold twice
+    amount: Decimal  # cash / margin held
+    qty: Decimal  # shares held so they cannot be sold twice
 
 
 NO_HOLD = Hold(Decimal(0), Decimal(0))
@@ -209,13 +218,17 @@ def check_reservable(order_id: str, version: int, terms: HoldTerms, holds: list[
     same = next((h for h in holds if h.version == version), None)
     if same is not None:
         if same.terms is not None and same.terms != terms:
-            raise DomainError("IDEMPOTENCY_KEY_REUSED",
-                              f"version {version} of order {order_id} already holds buying power for other terms "
-                              f"({describe_terms(same.terms)}); a new version is needed for "
-                              f"{describe_terms(terms)}")
+            raise DomainError(
+                "IDEMPOTENCY_KEY_REUSED",
+                f"version {version} of order {order_id} already holds buying power for other terms "
+                f"({describe_terms(same.terms)}); a new version is needed for "
+                f"{describe_terms(terms)}",
+            )
         if not same.active:
-            raise DomainError("FAILED_PRECONDITION", f"version {version} of order {order_id} no longer holds "
-                                                     f"buying power ({same.release_reason})")
+            raise DomainError(
+                "FAILED_PRECONDITION",
+                f"version {version} of order {order_id} no longer holds buying power ({same.release_reason})",
+            )
         return same
     if any(h.version > version for h in holds):
         raise DomainError("FAILED_PRECONDITION", f"order {order_id} already holds for a version after {version}")
@@ -223,8 +236,7 @@ def check_reservable(order_id: str, version: int, terms: HoldTerms, holds: list[
 
 
 def describe_terms(terms: HoldTerms) -> str:
-    return (f"{terms.side.value} {terms.qty.normalize():f} {terms.symbol} at worst "
-            f"{terms.price_bound.normalize():f}")
+    return f"{terms.side.value} {terms.qty.normalize():f} {terms.symbol} at worst {terms.price_bound.normalize():f}"
 
 
 @dataclass(frozen=True)
@@ -250,8 +262,11 @@ def uncovered_reason(account_type: AccountType, hold: VersionHold | None, fill: 
         return "no active hold covers this order version"
     terms = hold.terms
     if terms is None:  # a hold without recorded terms: its amount must pay for the fill
-        if fill.side is Side.BUY and account_type is AccountType.CASH and \
-                fill.qty * fill.price * fill.multiplier > hold.hold.amount:
+        if (
+            fill.side is Side.BUY
+            and account_type is AccountType.CASH
+            and fill.qty * fill.price * fill.multiplier > hold.hold.amount
+        ):
             return "the fill costs more than the hold"
         return None
     if (terms.symbol, terms.side, terms.multiplier) != (fill.symbol, fill.side, fill.multiplier):
@@ -275,8 +290,9 @@ def ledger_breach(account_type: AccountType, cash_after: Decimal, position_qty_a
     return None
 
 
-def hold_for(account_type: AccountType, order: HoldTerms, position_qty: Decimal,
-             shares_held_for_sells: Decimal) -> Hold:
+def hold_for(
+    account_type: AccountType, order: HoldTerms, position_qty: Decimal, shares_held_for_sells: Decimal
+) -> Hold:
     """The hold an order needs, before checking it fits. Raises for what the account type forbids."""
     value_per_share = order.price_bound * order.multiplier
     if order.side is Side.BUY:
@@ -288,10 +304,12 @@ def hold_for(account_type: AccountType, order: HoldTerms, position_qty: Decimal,
     closing = min(order.qty, free_shares)
     shorting = order.qty - closing
     if shorting and account_type is AccountType.CASH:
-        raise DomainError("INSUFFICIENT_BUYING_POWER",
-                          f"a cash account cannot sell short: {free_shares.normalize():f} {order.symbol} free to sell, "
-                          f"the order sells {order.qty.normalize():f}",
-                          available_qty=format(free_shares.normalize(), "f"))
+        raise DomainError(
+            "INSUFFICIENT_BUYING_POWER",
+            f"a cash account cannot sell short: {free_shares.normalize():f} {order.symbol} free to sell, "
+            f"the order sells {order.qty.normalize():f}",
+            available_qty=format(free_shares.normalize(), "f"),
+        )
     return Hold(amount=shorting * value_per_share * REG_T_INITIAL, qty=closing)
 
 
@@ -299,9 +317,15 @@ def check_fits(account_type: AccountType, valuation: Valuation, hold: Hold, rele
     """``released`` is the amount this order already holds (a replace re-prices it)."""
     room = excess(account_type, valuation) + released
     if hold.amount > room:
-        shown = buying_power(account_type, Valuation(valuation.cash, valuation.long_market_value,
-                                                     valuation.short_market_value, valuation.held - released))
+        shown = buying_power(
+            account_type,
+            Valuation(
+                valuation.cash, valuation.long_market_value, valuation.short_market_value, valuation.held - released
+            ),
+        )
         cost = hold.amount if account_type is AccountType.CASH else hold.amount / REG_T_INITIAL
-        raise DomainError("INSUFFICIENT_BUYING_POWER",
-                          f"the order may cost up to ${cost:,.2f}; buying power is ${shown:,.2f}",
-                          buying_power=format(shown.quantize(Decimal("0.01")), "f"))
+        raise DomainError(
+            "INSUFFICIENT_BUYING_POWER",
+            f"the order may cost up to ${cost:,.2f}; buying power is ${shown:,.2f}",
+            buying_power=format(shown.quantize(Decimal("0.01")), "f"),
+        )

@@ -19,7 +19,6 @@ from services.common.ids import new_id
 from services.common.persistence.db import Database
 from services.common.persistence.uow import UnitOfWork
 
-
 T = TypeVar("T")
 
 
@@ -36,14 +35,20 @@ async def user_row(repo: AccountRepository, user_id: str, clock: Clock) -> UserR
     user = await repo.user(user_id)
     if user is None:
         now = clock.now()
-        user = UserRow(user_id=user_id, tier=Tier.FREE.value, investor_profile=DEFAULT_PROFILE.value,
-                       created_at=now, updated_at=now)
+        user = UserRow(
+            user_id=user_id,
+            tier=Tier.FREE.value,
+            investor_profile=DEFAULT_PROFILE.value,
+            created_at=now,
+            updated_at=now,
+        )
         await repo.add_user(user)
     return user
 
 
-async def locked_account(repo: AccountRepository, user_id: str, clock: Clock, *,
-                         order_id: str | None = None) -> Account:
+async def locked_account(
+    repo: AccountRepository, user_id: str, clock: Clock, *, order_id: str | None = None
+) -> Account:
     """The user's account, row-locked, opened from their profile on first use (concurrent
     first uses race on the account's unique user id: the loser's transaction fails with
     IntegrityError and is retried by ``with_account``)."""
@@ -54,8 +59,7 @@ async def locked_account(repo: AccountRepository, user_id: str, clock: Clock, *,
     return account
 
 
-async def with_account(deps: Deps, user_id: str, change: Callable[[Account], T], *,
-                       order_id: str | None = None) -> T:
+async def with_account(deps: Deps, user_id: str, change: Callable[[Account], T], *, order_id: str | None = None) -> T:
     """Run ``change(account)`` on the user's locked account in one unit of work and save it;
     returns what ``change`` returned. A concurrent first use that opened the account is
     retried once against it."""

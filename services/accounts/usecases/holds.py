@@ -16,8 +16,9 @@ class Holds:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def hold(self, user_id: str, order_id: str, version: int, terms: HoldTerms
-                   ) -> tuple[str, VersionHold, Decimal]:
+    async def hold(
+        self, user_id: str, order_id: str, version: int, terms: HoldTerms
+    ) -> tuple[str, VersionHold, Decimal]:
         """Hold buying power for ``version`` of ``order_id`` (``Account.hold``'s rules and
         refusals); returns (the account id, the hold, the buying power left). A margin account
         is valued at real-time marks of its positions first (outside the transaction)."""
@@ -33,6 +34,7 @@ class Holds:
         def take(account: Account) -> tuple[str, VersionHold, Decimal]:
             hold = account.hold(order_id, version, terms, marks, now)
             return account.account_id, hold, account.buying_power(marks)
+
         return await with_account(self.deps, user_id, take, order_id=order_id)
 
     async def release(self, user_id: str, order_id: str, version: int) -> Decimal:
@@ -43,7 +45,7 @@ class Holds:
             raise invalid_argument("order_id and user_id are required")
         now = self.deps.clock.now()
         if version:
-            return await with_account(self.deps, user_id, lambda a: a.abandon(order_id, version, now),
-                                      order_id=order_id)
-        return await with_account(self.deps, user_id, lambda a: a.release(order_id, "canceled", now),
-                                  order_id=order_id)
+            return await with_account(
+                self.deps, user_id, lambda a: a.abandon(order_id, version, now), order_id=order_id
+            )
+        return await with_account(self.deps, user_id, lambda a: a.release(order_id, "canceled", now), order_id=order_id)

@@ -18,8 +18,9 @@ class Ledger:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def apply_fill(self, uow: UnitOfWork, user_id: str, order_version: int, fill_id: str, fill: FillTerms,
-                         at: datetime) -> None:
+    async def apply_fill(
+        self, uow: UnitOfWork, user_id: str, order_version: int, fill_id: str, fill: FillTerms, at: datetime
+    ) -> None:
         """Apply a fill (``Account.apply_fill``: the ledger refuses, loudly, what would break
         it); the same fill id applied before with other terms is refused too."""
         repo = AccountRepository(uow.session, uow.collect)
@@ -37,11 +38,11 @@ class Ledger:
 
     async def order_replaced(self, uow: UnitOfWork, user_id: str, order_id: str, version: int) -> None:
         """A replace took effect: the versions before ``version`` stop holding."""
-        await self._change(uow, user_id, order_id,
-                           lambda a: a.release(order_id, SUPERSEDED, self.deps.clock.now(), below=version))
+        await self._change(
+            uow, user_id, order_id, lambda a: a.release(order_id, SUPERSEDED, self.deps.clock.now(), below=version)
+        )
 
-    async def _change(self, uow: UnitOfWork, user_id: str, order_id: str,
-                      change: Callable[[Account], object]) -> None:
+    async def _change(self, uow: UnitOfWork, user_id: str, order_id: str, change: Callable[[Account], object]) -> None:
         repo = AccountRepository(uow.session, uow.collect)
         account = await locked_account(repo, user_id, self.deps.clock, order_id=order_id)
         change(account)

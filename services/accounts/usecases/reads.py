@@ -19,8 +19,14 @@ from services.common.trading import AssetClass, Side
 
 
 def _record(row: PositionRow, marks: Mapping[str, Mark]) -> PositionRecord:
-    return PositionRecord(row.as_position(), AssetClass(row.asset_class), row.opened_at, row.closed_at,
-                          row.updated_at, marks.get(row.symbol) if row.closed_at is None else None)
+    return PositionRecord(
+        row.as_position(),
+        AssetClass(row.asset_class),
+        row.opened_at,
+        row.closed_at,
+        row.updated_at,
+        marks.get(row.symbol) if row.closed_at is None else None,
+    )
 
 
 class AccountReads:
@@ -41,9 +47,18 @@ class AccountReads:
         marks = await self.deps.market.latest(set(account.positions))
         value = account.valuation(marks)
         now = self.deps.clock.now()
-        return AccountSummary(account.account_id, account.account_type, account.profile, "USD",
-                              account.starting_cash, value, account.buying_power(marks), account.created_at or now,
-                              account.updated_at or now, now)
+        return AccountSummary(
+            account.account_id,
+            account.account_type,
+            account.profile,
+            "USD",
+            account.starting_cash,
+            value,
+            account.buying_power(marks),
+            account.created_at or now,
+            account.updated_at or now,
+            now,
+        )
 
     async def positions(self, user_id: str, include_closed: bool = False) -> list[PositionRecord]:
         account = await self._account(user_id)
@@ -77,17 +92,22 @@ class AccountReads:
         for entry in ledger:
             if entry.kind != "fill":
                 continue
-            effect = apply_fill(held.get(entry.symbol), entry.symbol, Side(entry.side), entry.qty, entry.price,
-                                entry.multiplier)
+            effect = apply_fill(
+                held.get(entry.symbol), entry.symbol, Side(entry.side), entry.qty, entry.price, entry.multiplier
+            )
             held[entry.symbol] = effect.position
             if start <= entry.occurred_at <= end:
                 realized[entry.symbol] = realized.get(entry.symbol, Decimal(0)) + effect.realized_pl
         open_positions = {s: p for s, p in held.items() if p.is_open}
-        marks = await (self.deps.market.latest(set(open_positions)) if end >= now
-                       else self.deps.market.at(set(open_positions), end))
+        marks = await (
+            self.deps.market.latest(set(open_positions))
+            if end >= now
+            else self.deps.market.at(set(open_positions), end)
+        )
         unrealized = {}
         for symbol, position in open_positions.items():
             mark = marks.get(symbol)
-            unrealized[symbol] = unrealized_pl(position, mark_price(position, mark.bid if mark else None,
-                                                                    mark.ask if mark else None))
+            unrealized[symbol] = unrealized_pl(
+                position, mark_price(position, mark.bid if mark else None, mark.ask if mark else None)
+            )
         return PnlReport(start, end, realized, unrealized, clamped)

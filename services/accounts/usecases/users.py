@@ -28,8 +28,9 @@ class Users:
             raise not_found("user", user_id)
         return as_user(row)
 
-    async def update(self, user_id: str, tier: Tier | None, profile: Profile | None,
-                     account_type: AccountType | None) -> User:
+    async def update(
+        self, user_id: str, tier: Tier | None, profile: Profile | None, account_type: AccountType | None
+    ) -> User:
         """Change what is given (None keeps it); an account type changes only with no positions
         and no working orders. Audited."""
         if not user_id:
@@ -49,6 +50,13 @@ class Users:
                     account.change_type(account_type)
                     await repo.save(account)
             row.updated_at = now
-            await uow.audit(action="update", entity_type="user", entity_id=user_id, user_id=user_id, before=before,
-                            after=snapshot(row), occurred_at=now)
+            await uow.audit(
+                action="update",
+                entity_type="user",
+                entity_id=user_id,
+                user_id=user_id,
+                before=before,
+                after=snapshot(row),
+                occurred_at=now,
+            )
             return as_user(row)

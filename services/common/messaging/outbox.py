@@ -11,6 +11,7 @@ at a time keeps the order); ``<svc>_inbox`` event ids this service has applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -21,19 +22,32 @@ from decimal import Decimal
 
 from google.protobuf import any_pb2, json_format, struct_pb2
 from google.protobuf.message import Message
-from sqlalchemy import (BigInteger, Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
-                        delete, insert, select, update)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mbt.common.v1 import audit_pb2, events_pb2
-from services.common.rpc import context
-from services.common.messaging import topology
 from services.common.clock import Clock, WallClock
-from services.common.wire.conv import to_timestamp
-from services.common.persistence.db import Database
 from services.common.ids import derived_id, new_id
+from services.common.messaging import topology
+from services.common.persistence.db import Database
 from services.common.persistence.sqltypes import UtcDateTime
+from services.common.rpc import context
+from services.common.wire.conv import to_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +64,8 @@ class OutboxTables:
 
 def define_outbox_tables(metadata: MetaData, service: str) -> OutboxTables:
     outbox = Table(
-        f"{service}_outbox", metadata,
+        f"{service}_outbox",
+        metadata,
         Column("sequence", SEQUENCE, primary_key=True, autoincrement=True),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("event_type", String(128), nullable=False),
@@ -61,20 +76,23 @@ def define_outbox_tables(metadata: MetaData, service: str) -> OutboxTables:
         Column("payload", LargeBinary, nullable=False),
     )
     pending = Table(
-        f"{service}_outbox_pending", metadata,
+        f"{service}_outbox_pending",
+        metadata,
         Column("sequence", SEQUENCE, ForeignKey(outbox.c.sequence, ondelete="CASCADE"), primary_key=True),
         Column("subscriber", String(32), primary_key=True),
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text),
     )
     lease = Table(
-        f"{service}_outbox_lease", metadata,
+        f"{service}_outbox_lease",
+        metadata,
         Column("name", String(32), primary_key=True),
         Column("holder", String(128), nullable=False),
         Column("expires_at", UtcDateTime(), nullable=False),
     )
     inbox = Table(
-        f"{service}_inbox", metadata,
+        f"{service}_inbox",
+        metadata,
         Column("event_id", String(64), primary_key=True),
         Column("producer", String(32), nullable=False),
         Column("event_type", String(128), nullable=False),
@@ -126,50 +144,99 @@ class Outbox:
         for callback in self._listeners:
             callback(subscribers)
 
-    async def add(self, session: AsyncSession, payload: Message, *, aggregate_id: str, user_id: str = "",
-                  event_id: str | None = None, occurred_at: datetime | None = None) -> tuple[str, ...]:
+    async def add(
+        self,
+        session: AsyncSession,
+        payload: Message,
+        *,
+        aggregate_id: str,
+        user_id: str = "",
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> tuple[str, ...]:
         """Write one event; returns the subscribers it is pending for."""
         event_type = payload.DESCRIPTOR.full_name
         event_id = event_id or new_id("evt")
         packed = any_pb2.Any()
         packed.Pack(payload)
-        result = await session.execute(insert(self.tables.outbox).values(
-            event_id=event_id, event_type=event_type, aggregate_id=aggregate_id, user_id=user_id,
-            request_id=context.request_id(), occurred_at=occurred_at or self.clock.now(),
-            payload=packed.SerializeToString()))
+        result = await session.execute(
+            insert(self.tables.outbox).values(
+                event_id=event_id,
+                event_type=event_type,
+                aggregate_id=aggregate_id,
+                user_id=user_id,
+                request_id=context.request_id(),
+                occurred_at=occurred_at or self.clock.now(),
+                payload=packed.SerializeToString(),
+            )
+        )
         sequence = result.inserted_primary_key[0]
         subscribers = topology.subscribers(event_type)
         if subscribers:
-            await session.execute(insert(self.tables.pending),
-                                  [{"sequence": sequence, "subscriber": name} for name in subscribers])
+            await session.execute(
+                insert(self.tables.pending), [{"sequence": sequence, "subscriber": name} for name in subscribers]
+            )
         return subscribers
 
-    async def audit(self, session: AsyncSession, *, action: str, entity_type: str, entity_id: str, user_id: str,
-                    before: Mapping | None, after: Mapping | None, occurred_at: datetime | None = None,
-                    cause: str | None = None) -> tuple[str, ...]:
+    async def audit(
+        self,
+        session: AsyncSession,
+        *,
+        action: str,
+        entity_type: str,
+        entity_id: str,
+        user_id: str,
+        before: Mapping | None,
+        after: Mapping | None,
+        occurred_at: datetime | None = None,
+        cause: str | None = None,
+    ) -> tuple[str, ...]:
         """Record one audit message; ``cause`` makes its id deterministic (a retry of the
         same change gives the same audit id, deduplicated downstream)."""
         caller = context.identity()
         actor_type = {"user": audit_pb2.ACTOR_TYPE_USER, "ops": audit_pb2.ACTOR_TYPE_OPS}.get(
-            caller.kind, audit_pb2.ACTOR_TYPE_SYSTEM)
+            caller.kind, audit_pb2.ACTOR_TYPE_SYSTEM
+        )
         actor_id = caller.subject or self.service
         occurred_at = occurred_at or self.clock.now()
         audit_id = derived_id("aud", self.service, cause) if cause else new_id("aud")
         message = audit_pb2.AuditRecorded(
-            audit_id=audit_id, actor_type=actor_type, actor_id=actor_id, action=action,
-            entity_type=entity_type, entity_id=entity_id, user_id=user_id, before=_struct(before),
-            after=_struct(after), request_id=context.request_id(), occurred_at=to_timestamp(occurred_at),
-            service=self.service)
-        return await self.add(session, message, aggregate_id=entity_id, user_id=user_id,
-                              event_id=derived_id("evt", audit_id), occurred_at=occurred_at)
+            audit_id=audit_id,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            user_id=user_id,
+            before=_struct(before),
+            after=_struct(after),
+            request_id=context.request_id(),
+            occurred_at=to_timestamp(occurred_at),
+            service=self.service,
+        )
+        return await self.add(
+            session,
+            message,
+            aggregate_id=entity_id,
+            user_id=user_id,
+            event_id=derived_id("evt", audit_id),
+            occurred_at=occurred_at,
+        )
 
 
 def envelope(producer: str, row) -> events_pb2.Event:
     payload = any_pb2.Any.FromString(row.payload)
     return events_pb2.Event(
-        event_id=row.event_id, event_type=row.event_type, producer=producer, aggregate_id=row.aggregate_id,
-        user_id=row.user_id, occurred_at=to_timestamp(row.occurred_at), request_id=row.request_id,
-        sequence=row.sequence, payload=payload)
+        event_id=row.event_id,
+        event_type=row.event_type,
+        producer=producer,
+        aggregate_id=row.aggregate_id,
+        user_id=row.user_id,
+        occurred_at=to_timestamp(row.occurred_at),
+        request_id=row.request_id,
+        sequence=row.sequence,
+        payload=payload,
+    )
 
 
 @dataclass
@@ -190,9 +257,19 @@ class OutboxRelay:
 
     LEASE_NAME = "relay"
 
-    def __init__(self, db: Database, service: str, tables: OutboxTables, sinks: Mapping[str, object], *,
-                 batch_size: int = 200, poll_seconds: float = 0.2, rpc_timeout: float = 10.0,
-                 lease_seconds: float = 10.0, wall: Clock | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        service: str,
+        tables: OutboxTables,
+        sinks: Mapping[str, object],
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 0.2,
+        rpc_timeout: float = 10.0,
+        lease_seconds: float = 10.0,
+        wall: Clock | None = None,
+    ) -> None:
         self.db = db
         self.service = service
         self.tables = tables
@@ -225,18 +302,23 @@ class OutboxRelay:
         expires = now + timedelta(seconds=self.lease_seconds)
         lease = self.tables.lease
         async with self.db.writing() as session:
-            taken = (await session.execute(
-                update(lease).where(lease.c.name == self.LEASE_NAME)
-                .where((lease.c.holder == self.holder) | (lease.c.expires_at < now))
-                .values(holder=self.holder, expires_at=expires))).rowcount
+            taken = (
+                await session.execute(
+                    update(lease)
+                    .where(lease.c.name == self.LEASE_NAME)
+                    .where((lease.c.holder == self.holder) | (lease.c.expires_at < now))
+                    .values(holder=self.holder, expires_at=expires)
+                )
+            ).rowcount
             if taken:
                 return True
             if (await session.execute(select(lease.c.name).where(lease.c.name == self.LEASE_NAME))).first():
                 return False
         try:
             async with self.db.writing() as session:
-                await session.execute(insert(lease).values(name=self.LEASE_NAME, holder=self.holder,
-                                                           expires_at=expires))
+                await session.execute(
+                    insert(lease).values(name=self.LEASE_NAME, holder=self.holder, expires_at=expires)
+                )
             return True
         except IntegrityError:
             return False
@@ -244,17 +326,24 @@ class OutboxRelay:
     async def _release_lease(self) -> None:
         lease = self.tables.lease
         async with self.db.writing() as session:
-            await session.execute(delete(lease).where(lease.c.name == self.LEASE_NAME)
-                                  .where(lease.c.holder == self.holder))
+            await session.execute(
+                delete(lease).where(lease.c.name == self.LEASE_NAME).where(lease.c.holder == self.holder)
+            )
 
     # -- delivery -----------------------------------------------------------------
 
     async def _pending_batch(self, subscriber: str) -> list[events_pb2.Event]:
         o, p = self.tables.outbox, self.tables.pending
         async with self.db.reading() as session:
-            rows = (await session.execute(
-                select(o).join(p, p.c.sequence == o.c.sequence).where(p.c.subscriber == subscriber)
-                .order_by(o.c.sequence).limit(self.batch_size))).all()
+            rows = (
+                await session.execute(
+                    select(o)
+                    .join(p, p.c.sequence == o.c.sequence)
+                    .where(p.c.subscriber == subscriber)
+                    .order_by(o.c.sequence)
+                    .limit(self.batch_size)
+                )
+            ).all()
         return [envelope(self.service, row) for row in rows]
 
     async def _acknowledge(self, subscriber: str, sequences: list[int]) -> None:
@@ -265,8 +354,12 @@ class OutboxRelay:
     async def _record_failure(self, subscriber: str, sequence: int, error: str) -> None:
         p = self.tables.pending
         async with self.db.writing() as session:
-            await session.execute(update(p).where(p.c.subscriber == subscriber).where(p.c.sequence == sequence)
-                                  .values(attempts=p.c.attempts + 1, last_error=error[:1000]))
+            await session.execute(
+                update(p)
+                .where(p.c.subscriber == subscriber)
+                .where(p.c.sequence == sequence)
+                .values(attempts=p.c.attempts + 1, last_error=error[:1000])
+            )
 
     async def deliver_once(self, subscriber: str) -> int:
         """Deliver one batch to ``subscriber``; returns how many were acknowledged."""
@@ -286,7 +379,7 @@ class OutboxRelay:
         """Deliver everything pending now to every subscriber (tests, shutdown)."""
         total = 0
         for name in self._subscribers:
-            while (count := await self.deliver_once(name)):
+            while count := await self.deliver_once(name):
                 total += count
         return total
 
@@ -304,25 +397,33 @@ class OutboxRelay:
             except Exception as exc:
                 state.failures += 1
                 delay = min(5.0, 0.05 * 2 ** min(state.failures, 7))
-                log.warning("event delivery failed; will retry",
-                            extra={"fields": {"subscriber": state.name, "attempt": state.failures,
-                                              "retry_in_s": delay, "error": str(exc)[:300]}})
+                log.warning(
+                    "event delivery failed; will retry",
+                    extra={
+                        "fields": {
+                            "subscriber": state.name,
+                            "attempt": state.failures,
+                            "retry_in_s": delay,
+                            "error": str(exc)[:300],
+                        }
+                    },
+                )
                 events = await self._pending_batch(state.name)
                 if events:
                     await self._record_failure(state.name, events[0].sequence, str(exc))
                 await asyncio.sleep(delay)
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wake.wait(), self.poll_seconds)
-            except asyncio.TimeoutError:
-                pass
 
     async def run(self) -> None:
         """Run until cancelled."""
         self._loop = asyncio.get_running_loop()
         leased = asyncio.Event()
-        tasks = [asyncio.create_task(self._run_subscriber(s, leased), name=f"relay-{s.name}")
-                 for s in self._subscribers.values()]
+        tasks = [
+            asyncio.create_task(self._run_subscriber(s, leased), name=f"relay-{s.name}")
+            for s in self._subscribers.values()
+        ]
         try:
             while True:
                 try:

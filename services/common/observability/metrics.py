@@ -8,16 +8,23 @@ import asyncio
 from prometheus_client import Counter, start_http_server
 
 LEDGER_REFUSALS = Counter(
-    "mbt_ledger_refusals", "Changes the ledger refused because they would break one of its invariants "
+    "mbt_ledger_refusals",
+    "Changes the ledger refused because they would break one of its invariants "
     "(a fill no hold covers, negative cash or a short in a cash account, a reused idempotency key).",
-    ["service", "reason"])
+    ["service", "reason"],
+)
 
 JOB_RUNS = Counter(
-    "mbt_job_runs", "Deliveries of jobs by outcome: done, skipped (the key was done, failed for good, or held "
-    "by another live run), retried, failed (for good).", ["job", "outcome"])
+    "mbt_job_runs",
+    "Deliveries of jobs by outcome: done, skipped (the key was done, failed for good, or held "
+    "by another live run), retried, failed (for good).",
+    ["job", "outcome"],
+)
 AUDIT_CHAIN_BREAKS = Counter(
-    "mbt_audit_chain_breaks", "Verifications of the audit log's hash chain that found a broken link (an alert: "
-    "rows were altered, removed or reordered).")
+    "mbt_audit_chain_breaks",
+    "Verifications of the audit log's hash chain that found a broken link (an alert: "
+    "rows were altered, removed or reordered).",
+)
 
 
 async def serve_metrics(port: int, host: str) -> None:

@@ -19,15 +19,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=60000",
-                  "PRAGMA foreign_keys=ON")
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=60000",
+    "PRAGMA foreign_keys=ON",
+)
 
 
 def normalize_url(url: str) -> str:
     """Accept plain postgresql:// URLs and pick the psycopg 3 driver for them."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -35,7 +39,7 @@ def async_url(url: str) -> str:
     """The asyncio driver's URL: aiosqlite for SQLite; psycopg 3 serves both on PostgreSQL."""
     url = normalize_url(url)
     if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
 
 
@@ -82,8 +86,7 @@ class Database:
             self.engine = _sqlite_async_engine(self.url, immediate=True)
             self._read_engine = _sqlite_async_engine(self.url, immediate=False)
         else:
-            self.engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
-                                              pool_pre_ping=True)
+            self.engine = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             self._read_engine = self.engine
         self._write_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
@@ -91,16 +94,14 @@ class Database:
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        async with self._write_sessions() as session:
-            async with session.begin():
-                yield session
+        async with self._write_sessions() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A read transaction; what it loaded stays readable after it ends."""
-        async with self._read_sessions() as session:
-            async with session.begin():
-                yield session
+        async with self._read_sessions() as session, session.begin():
+            yield session
 
     async def aclose(self) -> None:
         await self.engine.dispose()

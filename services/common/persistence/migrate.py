@@ -65,8 +65,13 @@ def run_env(metadata: MetaData) -> None:
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key})
             connection.commit()
         try:
-            context.configure(connection=connection, target_metadata=metadata,
-                              version_table=version_table(service), render_as_batch=True, compare_type=True)
+            context.configure(
+                connection=connection,
+                target_metadata=metadata,
+                version_table=version_table(service),
+                render_as_batch=True,
+                compare_type=True,
+            )
             with context.begin_transaction():
                 context.run_migrations()
         finally:

@@ -16,8 +16,8 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError
 
 from mbt.common.v1 import pagination_pb2
-from services.common.wire.conv import from_timestamp, to_timestamp
 from services.common.errors import invalid_argument
+from services.common.wire.conv import from_timestamp, to_timestamp
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -34,8 +34,7 @@ def filter_digest(*filters: object) -> str:
 
 
 def encode_page_token(after_time: datetime, after_id: str, digest: str) -> str:
-    cursor = pagination_pb2.PageCursor(after_time=to_timestamp(after_time), after_id=after_id,
-                                       filter_digest=digest)
+    cursor = pagination_pb2.PageCursor(after_time=to_timestamp(after_time), after_id=after_id, filter_digest=digest)
     return base64.urlsafe_b64encode(cursor.SerializeToString()).decode().rstrip("=")
 
 
@@ -60,9 +59,13 @@ def decode_page_token(token: str, digest: str) -> tuple[datetime, str] | None:
 T = TypeVar("T")
 
 
-async def page(size: int, token: str, filters: tuple, fetch: Callable[[tuple[datetime, str] | None, int],
-                                                                     Awaitable[list[T]]],
-               cursor: Callable[[T], tuple[datetime, str]]) -> tuple[list[T], str]:
+async def page(
+    size: int,
+    token: str,
+    filters: tuple,
+    fetch: Callable[[tuple[datetime, str] | None, int], Awaitable[list[T]]],
+    cursor: Callable[[T], tuple[datetime, str]],
+) -> tuple[list[T], str]:
     """One page of a list ordered by (time, id): ``fetch(after, limit)`` loads up to ``limit``
     items after the cursor (None: from the start); ``cursor(item)`` is an item's (time, id).
     Returns the page and the token of the next one ('' on the last page). The token is bound

@@ -32,7 +32,7 @@ class UnitOfWork:
 
     session: AsyncSession
     outbox: Outbox
-    publish: Callable[["UnitOfWork", Any], Awaitable[None]] | None = None
+    publish: Callable[[UnitOfWork, Any], Awaitable[None]] | None = None
     # Subscribers with new pending messages: their relays are woken after commit.
     subscribers: set[str] = field(default_factory=set)
     _events: list[Any] = field(default_factory=list)
@@ -57,11 +57,10 @@ class UnitOfWork:
             await self.publish(self, event)
 
 
-
 @asynccontextmanager
-async def unit_of_work(db: Database, outbox: Outbox,
-                       publish: Callable[[UnitOfWork, Any], Awaitable[None]] | None = None
-                       ) -> AsyncIterator[UnitOfWork]:
+async def unit_of_work(
+    db: Database, outbox: Outbox, publish: Callable[[UnitOfWork, Any], Awaitable[None]] | None = None
+) -> AsyncIterator[UnitOfWork]:
     """Commit the block's rows, events and audit rows together; wake the relay after commit.
     An exception in the block rolls everything back."""
     async with db.writing() as session:

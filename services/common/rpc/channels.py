@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from services.common.rpc import context
 from services.common.config import GRPC_KEEPALIVE_SECONDS
+from services.common.rpc import context
 from services.common.rpc.policy import channel_options
 
 MetadataSource = Callable[[], Sequence[tuple[str, str]]]
@@ -36,8 +36,9 @@ class _OutgoingMetadata:
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*_outgoing(tuple(details.metadata or ()), self.credentials))
-        return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
-                                          details.wait_for_ready)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
 
 
 # grpc.aio files each interceptor under the first call shape it implements, so each
@@ -62,8 +63,9 @@ class _StreamStream(_OutgoingMetadata, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(self._details(details), request_iterator)
 
 
-def open_channel(target: str, credentials: MetadataSource = lambda: (), *,
-                 keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS) -> grpc.aio.Channel:
+def open_channel(
+    target: str, credentials: MetadataSource = lambda: (), *, keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS
+) -> grpc.aio.Channel:
     interceptors = [kind(credentials) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
     return grpc.aio.insecure_channel(target, options=channel_options(keepalive_seconds), interceptors=interceptors)
 
@@ -89,8 +91,9 @@ class _BlockingMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClient
         return continuation(self._details(details), request)
 
 
-def open_blocking_channel(target: str, credentials: MetadataSource = lambda: (), *,
-                          keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS) -> grpc.Channel:
+def open_blocking_channel(
+    target: str, credentials: MetadataSource = lambda: (), *, keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS
+) -> grpc.Channel:
     """A synchronous channel (for threads that are not an event loop: the jobs worker), with
     the same policy, credentials and request id as ``open_channel``."""
     channel = grpc.insecure_channel(target, options=channel_options(keepalive_seconds))

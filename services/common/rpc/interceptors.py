@@ -18,13 +18,13 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.common.security import access
-from services.common.rpc import context
-from services.common.security.auth import Authenticator
-from services.common.wire.conv import check_shape
 from services.common.errors import ERROR_DOMAIN, DomainError, invalid_argument
+from services.common.rpc import context
+from services.common.security import access
+from services.common.security.auth import Authenticator
 from services.common.security.ops_audit import OpsReadAudit
 from services.common.security.ratelimit import RateDecision, RateLimited, RateLimiter, limit_for, user_key
+from services.common.wire.conv import check_shape
 
 log = logging.getLogger("mbt.rpc")
 
@@ -39,9 +39,15 @@ def status_for(error: DomainError) -> grpc.Status:
 
 async def _abort(ctx: grpc.aio.ServicerContext, error: DomainError) -> None:
     status = status_for(error)
-    await ctx.abort(status.code, status.details,
-                    tuple(status.trailing_metadata) + ((context.REQUEST_ID_HEADER, context.request_id()),)
-                    + tuple(error.headers.items()))
+    await ctx.abort(
+        status.code,
+        status.details,
+        (
+            *tuple(status.trailing_metadata),
+            (context.REQUEST_ID_HEADER, context.request_id()),
+            *tuple(error.headers.items()),
+        ),
+    )
 
 
 def _send_rate_figures(ctx: grpc.aio.ServicerContext, decision: RateDecision) -> None:
@@ -81,19 +87,23 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary), _tolerant(handler.request_deserializer),
-                handler.response_serializer)
+                self._unary(method, handler.unary_unary),
+                _tolerant(handler.request_deserializer),
+                handler.response_serializer,
+            )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream), _tolerant(handler.request_deserializer),
-                handler.response_serializer)
+                self._streaming(method, handler.unary_stream),
+                _tolerant(handler.request_deserializer),
+                handler.response_serializer,
+            )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(method, handler.stream_unary), handler.request_deserializer,
-                handler.response_serializer)
+                self._unary(method, handler.stream_unary), handler.request_deserializer, handler.response_serializer
+            )
         return grpc.stream_stream_rpc_method_handler(
-            self._streaming(method, handler.stream_stream), handler.request_deserializer,
-            handler.response_serializer)
+            self._streaming(method, handler.stream_stream), handler.request_deserializer, handler.response_serializer
+        )
 
     async def _enter(self, method: str, ctx, request) -> None:
         metadata = {k: v for k, v in ctx.invocation_metadata() or () if isinstance(v, str)}
@@ -117,9 +127,18 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     def _log(self, method: str, code: str, started: float) -> None:
         caller = context.identity()
-        log.info("rpc", extra={"fields": {"method": method, "code": code, "caller": caller.kind,
-                                          "subject": caller.subject,
-                                          "duration_ms": round((time.perf_counter() - started) * 1000, 2)}})
+        log.info(
+            "rpc",
+            extra={
+                "fields": {
+                    "method": method,
+                    "code": code,
+                    "caller": caller.kind,
+                    "subject": caller.subject,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            },
+        )
 
     async def _fail(self, method: str, ctx, exc: BaseException) -> str:
         if isinstance(exc, DomainError):
@@ -141,7 +160,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 code = "ABORTED_BY_HANDLER"
                 raise
-            except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+            except BaseException as exc:
                 code = exc.reason if isinstance(exc, DomainError) else type(exc).__name__
                 await self._fail(method, ctx, exc)
             finally:
@@ -167,7 +186,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
                 code = "CLOSED"
                 raise
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 code = exc.reason if isinstance(exc, DomainError) else type(exc).__name__
                 await self._fail(method, ctx, exc)
             finally:

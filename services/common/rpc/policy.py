@@ -26,8 +26,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
-from services.common.security import access
 from services.common.rpc import protoregistry
+from services.common.security import access
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 # How long a ping may go unanswered before the connection is dropped.
@@ -78,14 +78,18 @@ def channel_options(keepalive_seconds: float) -> list[tuple[str, Any]]:
 @functools.cache
 def retryable_methods() -> frozenset[str]:
     """``/package.Service/Method`` of every call a channel may repeat on ``UNAVAILABLE``."""
-    marked = {f"/{service.full_name}/{method.name}"
-              for service in protoregistry.services() for method in service.methods
-              if method.GetOptions().idempotency_level in _IDEMPOTENT}
+    marked = {
+        f"/{service.full_name}/{method.name}"
+        for service in protoregistry.services()
+        for method in service.methods
+        if method.GetOptions().idempotency_level in _IDEMPOTENT
+    }
     return frozenset(marked | access.read_only_methods())
 
 
 @functools.cache
 def service_config() -> str:
     names = [{"service": path.split("/")[1], "method": path.split("/")[2]} for path in sorted(retryable_methods())]
-    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}],
-                       "retryThrottling": RETRY_THROTTLING})
+    return json.dumps(
+        {"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}], "retryThrottling": RETRY_THROTTLING}
+    )

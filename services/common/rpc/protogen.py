@@ -15,8 +15,12 @@ from pathlib import Path
 
 DESCRIPTOR_SET = "mbt_descriptors.binpb"
 # Third-party protos our contracts import; they ship in googleapis-common-protos.
-THIRD_PARTY = ("google/api/annotations.proto", "google/api/http.proto",
-               "google/api/field_behavior.proto", "google/type/date.proto")
+THIRD_PARTY = (
+    "google/api/annotations.proto",
+    "google/api/http.proto",
+    "google/api/field_behavior.proto",
+    "google/type/date.proto",
+)
 
 
 def _site_packages() -> Path:

@@ -21,11 +21,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.observability import logs
-from services.common.security.auth import Authenticator, TokenAuthenticator
 from services.common.config import GRPC_KEEPALIVE_SECONDS, ConfigError, Settings
-from services.common.rpc.policy import server_options
+from services.common.observability import logs
 from services.common.rpc.interceptors import ServerInterceptor
+from services.common.rpc.policy import server_options
+from services.common.security.auth import Authenticator, TokenAuthenticator
 from services.common.security.ops_audit import LoggedOpsReads, OpsReadAudit
 from services.common.security.ratelimit import InProcessRateLimiter, RateLimiter
 from services.common.security.tokens import TokenKeys, TokenVerifier
@@ -46,7 +46,7 @@ class Registration:
     servicer: Any
 
     @classmethod
-    def of(cls, servicer: Any) -> "Registration":
+    def of(cls, servicer: Any) -> Registration:
         """Find the generated base class of ``servicer`` and register it under its proto name."""
         for base in type(servicer).__mro__:
             if base.__module__.endswith("_pb2_grpc") and base.__name__.endswith("Servicer"):
@@ -69,8 +69,9 @@ class ServiceRuntime:
     closers: list[Callable[[], Any]] = field(default_factory=list)
     # ServiceKit.runtime passes the configured ones; a runtime built by hand (tests, tools)
     # verifies tokens with the development keys and keeps its rate limits in process.
-    authenticator: Authenticator = field(default_factory=lambda: TokenAuthenticator(
-        TokenVerifier(TokenKeys.development())))
+    authenticator: Authenticator = field(
+        default_factory=lambda: TokenAuthenticator(TokenVerifier(TokenKeys.development()))
+    )
     rate_limiter: RateLimiter = field(default_factory=InProcessRateLimiter)
     ops_audit: OpsReadAudit = field(default_factory=LoggedOpsReads)
     keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS
@@ -121,8 +122,9 @@ def port_variable(component: str) -> str:
 def listen_problem(host: str, port: int, variable: str) -> str | None:
     """Why nothing can listen on ``host:port``, naming the setting that fixes it; None if it can."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as exc:
         return f"cannot resolve {host} ({exc.strerror}): set MBT_BIND_HOST"
     with socket.socket(family, kind, proto) as probe:
@@ -164,8 +166,10 @@ async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int =
     except RuntimeError:  # grpc says only "Failed to bind"; the probe says why
         bound = 0
     if bound == 0:
-        raise ConfigError(listen_problem(host, port, port_variable(runtime.name))
-                          or f"cannot listen on {host}:{port}: set {port_variable(runtime.name)} or MBT_BIND_HOST")
+        raise ConfigError(
+            listen_problem(host, port, port_variable(runtime.name))
+            or f"cannot listen on {host}:{port}: set {port_variable(runtime.name)} or MBT_BIND_HOST"
+        )
     await server.start()
     for registration in runtime.registrations:
         await health_servicer.set(registration.service_name, health_pb2.HealthCheckResponse.SERVING)
@@ -182,8 +186,12 @@ async def serve(runtime: ServiceRuntime, settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight RPCs for the grace period."""
     service = settings.service(runtime.name)
     running = await start(runtime, host=settings.bind_host, port=service.port)
-    log.info("serving", extra=logs.fields(address=f"{settings.bind_host}:{running.port}",
-                                           services=[r.service_name for r in runtime.registrations]))
+    log.info(
+        "serving",
+        extra=logs.fields(
+            address=f"{settings.bind_host}:{running.port}", services=[r.service_name for r in runtime.registrations]
+        ),
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

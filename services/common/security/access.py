@@ -17,9 +17,9 @@ import functools
 
 from google.api import annotations_pb2
 
+from services.common.errors import DomainError
 from services.common.rpc import protoregistry
 from services.common.rpc.context import Identity
-from services.common.errors import DomainError
 from services.common.security.tokens import READ, TRADE
 
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -67,13 +67,19 @@ def check(method: str, caller: Identity) -> None:
             raise DomainError("PERMISSION_DENIED", f"ops tokens are read-only; {method} changes state")
         user_facing = method in user_facing_methods()
         if user_facing and not caller.acting_for:
-            raise DomainError("INVALID_ARGUMENT", "an ops token names the user it reads in x-mbt-act-as-user",
-                              field="x-mbt-act-as-user")
+            raise DomainError(
+                "INVALID_ARGUMENT",
+                "an ops token names the user it reads in x-mbt-act-as-user",
+                field="x-mbt-act-as-user",
+            )
         if not user_facing and caller.acting_for:
             # The request names whose data it reads (user_id); a header naming anyone else would
             # put the read on the wrong person's record.
-            raise DomainError("INVALID_ARGUMENT", f"{method} is internal: name the user in the request, "
-                                                  "not in x-mbt-act-as-user", field="x-mbt-act-as-user")
+            raise DomainError(
+                "INVALID_ARGUMENT",
+                f"{method} is internal: name the user in the request, not in x-mbt-act-as-user",
+                field="x-mbt-act-as-user",
+            )
         return
     if method not in user_facing_methods():
         raise DomainError("PERMISSION_DENIED", f"{method} is internal to the platform")

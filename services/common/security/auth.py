@@ -19,11 +19,19 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from services.common.rpc.context import ANONYMOUS, Identity
 from services.common.errors import DomainError
+from services.common.rpc.context import ANONYMOUS, Identity
 from services.common.security.shared_state import SharedState
-from services.common.security.tokens import (OPS, SERVICE, SERVICE_TOKEN_TTL_SECONDS, USER, InvalidToken, TokenIssuer,
-                                    TokenVerifier, WallTime)
+from services.common.security.tokens import (
+    OPS,
+    SERVICE,
+    SERVICE_TOKEN_TTL_SECONDS,
+    USER,
+    InvalidToken,
+    TokenIssuer,
+    TokenVerifier,
+    WallTime,
+)
 
 AUTHORIZATION = "authorization"
 FORWARDED_BY = "x-mbt-forwarded-by"
@@ -84,12 +92,19 @@ class TokenAuthenticator:
             row = await self.sessions.get(SESSION_NAMESPACE, claims.session_id)
             if row is None or row.get("user_id") != claims.subject:
                 raise InvalidToken("the session has ended; sign in again")
-        return Identity(kind=USER, subject=claims.subject, tier=claims.tier, scopes=claims.scopes,
-                        session_id=claims.session_id, elevated_until=claims.elevated_until,
-                        forwarded_by=forwarded_by, token=token)
+        return Identity(
+            kind=USER,
+            subject=claims.subject,
+            tier=claims.tier,
+            scopes=claims.scopes,
+            session_id=claims.session_id,
+            elevated_until=claims.elevated_until,
+            forwarded_by=forwarded_by,
+            token=token,
+        )
 
 
-def on_behalf_of(caller: Identity, credentials: "ServiceCredentials") -> list[tuple[str, str]]:
+def on_behalf_of(caller: Identity, credentials: ServiceCredentials) -> list[tuple[str, str]]:
     """Metadata for calling another service for ``caller``, so that service applies the
     caller's own entitlements (market data's tier gating): a user's token plus this
     component's service token as ``x-mbt-forwarded-by`` (the call was counted against the

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from services.common.rpc.context import Identity
-from services.common.persistence.db import Database
-from services.common.observability.logs import fields
 from services.common.messaging.outbox import Outbox
+from services.common.observability.logs import fields
+from services.common.persistence.db import Database
 from services.common.persistence.uow import unit_of_work
+from services.common.rpc.context import Identity
 
 log = logging.getLogger("mbt.audit")
 
@@ -37,6 +37,7 @@ class OutboxOpsReads(LoggedOpsReads):
     async def record(self, caller: Identity, method: str, user_id: str) -> None:
         rpc = method.rsplit(".", 1)[-1]  # "AccountsService/GetAccount"
         async with unit_of_work(self.db, self.outbox) as uow:
-            await uow.audit(action="read", entity_type="rpc", entity_id=rpc, user_id=user_id, before=None,
-                            after={"method": method})
+            await uow.audit(
+                action="read", entity_type="rpc", entity_id=rpc, user_id=user_id, before=None, after={"method": method}
+            )
         await super().record(caller, method, user_id)

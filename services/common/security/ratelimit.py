@@ -48,8 +48,11 @@ class RateDecision:
 
     def headers(self) -> dict[str, str]:
         """As HTTP response headers and gRPC trailing metadata (lower-case keys)."""
-        values = {"x-ratelimit-limit": str(self.limit), "x-ratelimit-remaining": str(self.remaining),
-                  "x-ratelimit-reset": str(self.reset_seconds)}
+        values = {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.remaining),
+            "x-ratelimit-reset": str(self.reset_seconds),
+        }
         if not self.allowed:
             values["retry-after"] = str(self.retry_after_seconds)
         return values
@@ -123,8 +126,9 @@ class RedisRateLimiter:
 
     async def hit(self, key: str, limit: int) -> RateDecision:
         now = int(self.now() * _MICROS)
-        allowed, tat = await self.script(keys=[f"{self.prefix}ratelimit:{key}"],
-                                         args=[now, interval_micros(limit), WINDOW_MICROS])
+        allowed, tat = await self.script(
+            keys=[f"{self.prefix}ratelimit:{key}"], args=[now, interval_micros(limit), WINDOW_MICROS]
+        )
         return decide(bool(int(allowed)), int(tat), now, limit)
 
 
@@ -136,10 +140,11 @@ def build_rate_limiter(settings: Settings, client: redis.Redis | None, now: Wall
 
 class RateLimited(DomainError):
     def __init__(self, decision: RateDecision, whose: str = "your plan allows") -> None:
-        super().__init__("RATE_LIMITED",
-                         f"too many requests: {whose} {decision.limit} per minute; "
-                         f"retry in {decision.retry_after_seconds}s",
-                         headers=decision.headers())
+        super().__init__(
+            "RATE_LIMITED",
+            f"too many requests: {whose} {decision.limit} per minute; retry in {decision.retry_after_seconds}s",
+            headers=decision.headers(),
+        )
 
 
 def user_key(user_id: str) -> str:

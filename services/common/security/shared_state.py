@@ -49,8 +49,10 @@ class SqliteState:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("CREATE TABLE IF NOT EXISTS shared_state (namespace TEXT NOT NULL, key TEXT NOT NULL, "
-                               "value TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (namespace, key))")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS shared_state (namespace TEXT NOT NULL, key TEXT NOT NULL, "
+                "value TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (namespace, key))"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -71,16 +73,20 @@ class SqliteState:
             connection.close()
 
     def _read(self, connection: sqlite3.Connection, namespace: str, key: str) -> dict | None:
-        row = connection.execute("SELECT value FROM shared_state WHERE namespace = ? AND key = ? AND expires_at > ?",
-                                 (namespace, key, self.now())).fetchone()
+        row = connection.execute(
+            "SELECT value FROM shared_state WHERE namespace = ? AND key = ? AND expires_at > ?",
+            (namespace, key, self.now()),
+        ).fetchone()
         return None if row is None else json.loads(row[0])
 
     async def put(self, namespace: str, key: str, value: dict, ttl_seconds: float) -> None:
         def write(connection):
             now = self.now()
             connection.execute("DELETE FROM shared_state WHERE expires_at <= ?", (now,))
-            connection.execute("INSERT OR REPLACE INTO shared_state VALUES (?, ?, ?, ?)",
-                               (namespace, key, json.dumps(value), now + ttl_seconds))
+            connection.execute(
+                "INSERT OR REPLACE INTO shared_state VALUES (?, ?, ?, ?)",
+                (namespace, key, json.dumps(value), now + ttl_seconds),
+            )
 
         await asyncio.to_thread(self._run, write)
 
@@ -103,8 +109,12 @@ class SqliteState:
         return await asyncio.to_thread(self._run, take)
 
     async def delete(self, namespace: str, key: str) -> None:
-        await asyncio.to_thread(self._run, lambda connection: connection.execute(
-            "DELETE FROM shared_state WHERE namespace = ? AND key = ?", (namespace, key)))
+        await asyncio.to_thread(
+            self._run,
+            lambda connection: connection.execute(
+                "DELETE FROM shared_state WHERE namespace = ? AND key = ?", (namespace, key)
+            ),
+        )
 
     async def close(self) -> None:
         """Nothing is held open between calls."""
@@ -140,8 +150,11 @@ def redis_client(settings: Settings) -> redis.Redis | None:
     """One client per process (it pools connections); None in the embedded default."""
     if not settings.redis_url:
         return None
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=settings.rpc_timeout_seconds,
-                                socket_connect_timeout=settings.rpc_timeout_seconds)
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.rpc_timeout_seconds,
+        socket_connect_timeout=settings.rpc_timeout_seconds,
+    )
 
 
 def build_shared_state(settings: Settings, client: redis.Redis | None, now: WallTime = time.time) -> SharedState:

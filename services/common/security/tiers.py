@@ -15,8 +15,8 @@ from collections.abc import Callable
 import grpc
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
-from services.common.rpc.channels import MetadataSource
 from services.common.observability.logs import fields
+from services.common.rpc.channels import MetadataSource
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,9 @@ class TierLookup:
     """``channel`` is called at the first lookup: a grpc.aio channel belongs to the event
     loop it is opened in, which is the server's, not the builder's."""
 
-    def __init__(self, channel: Callable[[], grpc.aio.Channel], credentials: MetadataSource,
-                 timeout_seconds: float) -> None:
+    def __init__(
+        self, channel: Callable[[], grpc.aio.Channel], credentials: MetadataSource, timeout_seconds: float
+    ) -> None:
         self.channel = channel
         self.credentials = credentials
         self.timeout_seconds = timeout_seconds
@@ -40,8 +41,11 @@ class TierLookup:
         when accounts cannot answer (unreachable, refusing the caller, failing)."""
         stub = accounts_pb2_grpc.AccountsServiceStub(self.channel())
         try:
-            reply = await stub.GetUser(accounts_pb2.GetUserRequest(user_id=user_id),
-                                       metadata=list(self.credentials()), timeout=self.timeout_seconds)
+            reply = await stub.GetUser(
+                accounts_pb2.GetUserRequest(user_id=user_id),
+                metadata=list(self.credentials()),
+                timeout=self.timeout_seconds,
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
                 return FALLBACK_TIER
@@ -53,6 +57,8 @@ class TierLookup:
         try:
             return await self.ask(user_id)
         except grpc.aio.AioRpcError as exc:
-            log.warning("tier unavailable; using the fallback tier",
-                        extra=fields(user_id=user_id, code=exc.code().name, tier=FALLBACK_TIER))
+            log.warning(
+                "tier unavailable; using the fallback tier",
+                extra=fields(user_id=user_id, code=exc.code().name, tier=FALLBACK_TIER),
+            )
             return FALLBACK_TIER

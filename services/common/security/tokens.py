@@ -44,8 +44,19 @@ LEEWAY_SECONDS = 5
 MAX_TOKEN_CHARS = 4096
 # The JSON type of every claim MBT reads. A signed token is still input: a claim of another
 # type (a list, an object, a bool for a number) makes the token invalid before any code uses it.
-CLAIM_TYPES: dict[str, type] = {"iss": str, "aud": str, "typ": str, "sub": str, "iat": int, "exp": int,
-                                "jti": str, "tier": str, "scope": str, "sid": str, "elv": int}
+CLAIM_TYPES: dict[str, type] = {
+    "iss": str,
+    "aud": str,
+    "typ": str,
+    "sub": str,
+    "iat": int,
+    "exp": int,
+    "jti": str,
+    "tier": str,
+    "scope": str,
+    "sid": str,
+    "elv": int,
+}
 
 # Wall-clock unix seconds. Token, session and rate-limit times are real time, never the
 # simulated market clock; tests pass a fixed one.
@@ -86,18 +97,22 @@ class TokenKeys:
     service: KeyRing
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TokenKeys":
-        return cls.of(settings.user_token_keys or (development_key(USER),),
-                      settings.service_token_keys or (development_key(SERVICE),))
+    def from_settings(cls, settings: Settings) -> TokenKeys:
+        return cls.of(
+            settings.user_token_keys or (development_key(USER),),
+            settings.service_token_keys or (development_key(SERVICE),),
+        )
 
     @classmethod
-    def development(cls) -> "TokenKeys":
+    def development(cls) -> TokenKeys:
         return cls.of((development_key(USER),), (development_key(SERVICE),))
 
     @classmethod
-    def of(cls, user: Iterable[tuple[str, bytes]], service: Iterable[tuple[str, bytes]]) -> "TokenKeys":
-        return cls(KeyRing(tuple(user), USER_AUDIENCE, frozenset({USER, OPS})),
-                   KeyRing(tuple(service), SERVICE_AUDIENCE, frozenset({SERVICE})))
+    def of(cls, user: Iterable[tuple[str, bytes]], service: Iterable[tuple[str, bytes]]) -> TokenKeys:
+        return cls(
+            KeyRing(tuple(user), USER_AUDIENCE, frozenset({USER, OPS})),
+            KeyRing(tuple(service), SERVICE_AUDIENCE, frozenset({SERVICE})),
+        )
 
     def ring_for(self, kind: str) -> KeyRing:
         return self.service if kind == SERVICE else self.user
@@ -125,17 +140,39 @@ class TokenIssuer:
         ring = self.keys.ring_for(kind)
         kid, secret = ring.signing
         issued = int(self.now())
-        payload = {"iss": ISSUER, "aud": ring.audience, "typ": kind, "sub": subject, "iat": issued,
-                   "exp": issued + int(ttl_seconds), "jti": secrets.token_urlsafe(12),
-                   **{k: v for k, v in claims.items() if v}}
+        payload = {
+            "iss": ISSUER,
+            "aud": ring.audience,
+            "typ": kind,
+            "sub": subject,
+            "iat": issued,
+            "exp": issued + int(ttl_seconds),
+            "jti": secrets.token_urlsafe(12),
+            **{k: v for k, v in claims.items() if v},
+        }
         return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": kid})
 
-    def user(self, user_id: str, *, tier: str, ttl_seconds: int, scopes: Iterable[str] = (READ, TRADE),
-             session_id: str = "", elevated_until: int = 0) -> str:
+    def user(
+        self,
+        user_id: str,
+        *,
+        tier: str,
+        ttl_seconds: int,
+        scopes: Iterable[str] = (READ, TRADE),
+        session_id: str = "",
+        elevated_until: int = 0,
+    ) -> str:
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}")
-        return self._sign(USER, user_id, ttl_seconds, tier=tier, scope=" ".join(sorted(set(scopes))),
-                          sid=session_id, elv=int(elevated_until))
+        return self._sign(
+            USER,
+            user_id,
+            ttl_seconds,
+            tier=tier,
+            scope=" ".join(sorted(set(scopes))),
+            sid=session_id,
+            elv=int(elevated_until),
+        )
 
     def ops(self, operator: str, *, ttl_seconds: int) -> str:
         return self._sign(OPS, operator, ttl_seconds, scope=READ)
@@ -152,8 +189,7 @@ class TokenVerifier:
         self.keys = keys
         self.now = now
 
-    def verify(self, token: str, kinds: Iterable[str] = (USER, OPS, SERVICE), *,
-               allow_expired: bool = False) -> Claims:
+    def verify(self, token: str, kinds: Iterable[str] = (USER, OPS, SERVICE), *, allow_expired: bool = False) -> Claims:
         """The claims of a valid token of one of ``kinds``; ``InvalidToken`` otherwise.
         ``allow_expired`` is for session refresh only, where the session row is the authority."""
         if not token or len(token) > MAX_TOKEN_CHARS:
@@ -182,9 +218,19 @@ class TokenVerifier:
         if secret is None:
             raise InvalidToken("the token was signed with an unknown key")
         try:
-            payload = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=ring.audience, issuer=ISSUER,
-                                 options={"require": ["exp", "iat", "sub", "typ", "jti"], "verify_exp": False,
-                                          "verify_iat": False, "verify_nbf": False})
+            payload = jwt.decode(
+                token,
+                secret,
+                algorithms=[ALGORITHM],
+                audience=ring.audience,
+                issuer=ISSUER,
+                options={
+                    "require": ["exp", "iat", "sub", "typ", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
         except jwt.InvalidSignatureError:
             raise InvalidToken("the token's signature is not valid") from None
         except jwt.PyJWTError:
@@ -205,9 +251,17 @@ def _claims(payload: dict, ring: KeyRing) -> Claims:
         raise InvalidToken("the token is not valid")
     if kind == USER and tier not in TIERS:
         raise InvalidToken("the token is not valid")
-    return Claims(kind=kind, subject=payload["sub"], expires_at=int(payload["exp"]), issued_at=int(payload["iat"]),
-                  token_id=payload["jti"], tier=tier, scopes=scopes, session_id=payload.get("sid", ""),
-                  elevated_until=payload.get("elv", 0))
+    return Claims(
+        kind=kind,
+        subject=payload["sub"],
+        expires_at=int(payload["exp"]),
+        issued_at=int(payload["iat"]),
+        token_id=payload["jti"],
+        tier=tier,
+        scopes=scopes,
+        session_id=payload.get("sid", ""),
+        elevated_until=payload.get("elv", 0),
+    )
 
 
 def new_key() -> str:

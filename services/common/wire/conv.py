@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TypeVar
 
@@ -46,9 +46,25 @@ MAX_PLACES = 10
 DECIMAL_PATTERN = rf"-?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(\.[0-9]{{1,{MAX_PLACES}}})?"
 _DECIMAL = re.compile(DECIMAL_PATTERN)
 # The contracts carry money and quantities in string fields; these are those fields, by name.
-DECIMAL_FIELD_NAMES = frozenset({"qty", "price", "cash", "equity", "amount", "multiplier", "speed", "reserved",
-                                 "released", "volume", "open_interest", "buying_power", "cost_basis", "cash_after",
-                                 "position_qty_after"})
+DECIMAL_FIELD_NAMES = frozenset(
+    {
+        "qty",
+        "price",
+        "cash",
+        "equity",
+        "amount",
+        "multiplier",
+        "speed",
+        "reserved",
+        "released",
+        "volume",
+        "open_interest",
+        "buying_power",
+        "cost_basis",
+        "cash_after",
+        "position_qty_after",
+    }
+)
 DECIMAL_FIELD_SUFFIXES = ("_price", "_size", "_qty", "_pl", "_plpc", "_value", "_amount", "_cash", "_delta")
 
 T = TypeVar("T")
@@ -62,9 +78,11 @@ def parse_decimal(raw: str, field: str, *, required: bool = False) -> Decimal | 
             raise invalid_argument(f"{field} is required", field)
         return None
     if not _DECIMAL.fullmatch(raw):
-        raise invalid_argument(f"{field} must be a decimal string in plain notation like \"150.25\" (at most "
-                               f"{MAX_INTEGER_DIGITS} integer digits and {MAX_PLACES} decimals), got {raw[:64]!r}",
-                               field)
+        raise invalid_argument(
+            f'{field} must be a decimal string in plain notation like "150.25" (at most '
+            f"{MAX_INTEGER_DIGITS} integer digits and {MAX_PLACES} decimals), got {raw[:64]!r}",
+            field,
+        )
     return Decimal(raw)
 
 
@@ -80,7 +98,8 @@ def parse_enum(values: Mapping[int, T], number: int, field: str, *, required: bo
 
 def is_decimal_field(field: FieldDescriptor) -> bool:
     return field.type == FieldDescriptor.TYPE_STRING and (
-        field.name in DECIMAL_FIELD_NAMES or field.name.endswith(DECIMAL_FIELD_SUFFIXES))
+        field.name in DECIMAL_FIELD_NAMES or field.name.endswith(DECIMAL_FIELD_SUFFIXES)
+    )
 
 
 def check_shape(message: Message, path: str = "") -> None:
@@ -171,7 +190,7 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
     ts = Timestamp()
-    ts.FromDatetime(value.astimezone(timezone.utc))
+    ts.FromDatetime(value.astimezone(UTC))
     return ts
 
 
@@ -179,7 +198,7 @@ def from_timestamp(ts: Timestamp | None) -> datetime | None:
     """None for an unset Timestamp (all zero)."""
     if ts is None or (ts.seconds == 0 and ts.nanos == 0):
         return None
-    return ts.ToDatetime(tzinfo=timezone.utc)
+    return ts.ToDatetime(tzinfo=UTC)
 
 
 def timestamp_ns(ts: Timestamp) -> int:
@@ -191,11 +210,11 @@ def timestamp_from_ns(ns: int) -> Timestamp:
 
 
 def datetime_from_ns(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).replace(microsecond=(ns % 1_000_000_000) // 1000)
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
 def datetime_to_ns(value: datetime) -> int:
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return int(value.replace(microsecond=0).timestamp()) * 1_000_000_000 + value.microsecond * 1000
 
 

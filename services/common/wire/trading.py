@@ -7,12 +7,22 @@ from mbt.common.v1 import trading_pb2
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
 
 SIDES = {trading_pb2.ORDER_SIDE_BUY: Side.BUY, trading_pb2.ORDER_SIDE_SELL: Side.SELL}
-ORDER_TYPES = {trading_pb2.ORDER_TYPE_MARKET: OrderType.MARKET, trading_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
-               trading_pb2.ORDER_TYPE_STOP: OrderType.STOP, trading_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT}
-TIMES_IN_FORCE = {trading_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY, trading_pb2.TIME_IN_FORCE_GTC: TimeInForce.GTC,
-                  trading_pb2.TIME_IN_FORCE_IOC: TimeInForce.IOC, trading_pb2.TIME_IN_FORCE_FOK: TimeInForce.FOK}
-ASSET_CLASSES = {trading_pb2.ASSET_CLASS_US_EQUITY: AssetClass.US_EQUITY,
-                 trading_pb2.ASSET_CLASS_US_OPTION: AssetClass.US_OPTION}
+ORDER_TYPES = {
+    trading_pb2.ORDER_TYPE_MARKET: OrderType.MARKET,
+    trading_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
+    trading_pb2.ORDER_TYPE_STOP: OrderType.STOP,
+    trading_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
+}
+TIMES_IN_FORCE = {
+    trading_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY,
+    trading_pb2.TIME_IN_FORCE_GTC: TimeInForce.GTC,
+    trading_pb2.TIME_IN_FORCE_IOC: TimeInForce.IOC,
+    trading_pb2.TIME_IN_FORCE_FOK: TimeInForce.FOK,
+}
+ASSET_CLASSES = {
+    trading_pb2.ASSET_CLASS_US_EQUITY: AssetClass.US_EQUITY,
+    trading_pb2.ASSET_CLASS_US_OPTION: AssetClass.US_OPTION,
+}
 
 SIDE_WIRE = {value: number for number, value in SIDES.items()}
 ORDER_TYPE_WIRE = {value: number for number, value in ORDER_TYPES.items()}

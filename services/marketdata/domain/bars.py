@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING
 from services.common.errors import invalid_argument
 
 if TYPE_CHECKING:
-    from services.marketdata.domain.ticks import Tick
     from services.marketdata.domain.calendar import TradingSession
+    from services.marketdata.domain.ticks import Tick
 
 MINUTE_NS = 60 * 1_000_000_000
 DAY_NS = 24 * 60 * MINUTE_NS
@@ -73,9 +73,14 @@ class Timeframe(Enum):
         return _STEPS[self] or DAY_NS
 
 
-_STEPS = {Timeframe.MINUTE: MINUTE_NS, Timeframe.FIVE_MINUTES: 5 * MINUTE_NS,
-          Timeframe.FIFTEEN_MINUTES: 15 * MINUTE_NS, Timeframe.THIRTY_MINUTES: 30 * MINUTE_NS,
-          Timeframe.HOUR: 60 * MINUTE_NS, Timeframe.DAY: None}
+_STEPS = {
+    Timeframe.MINUTE: MINUTE_NS,
+    Timeframe.FIVE_MINUTES: 5 * MINUTE_NS,
+    Timeframe.FIFTEEN_MINUTES: 15 * MINUTE_NS,
+    Timeframe.THIRTY_MINUTES: 30 * MINUTE_NS,
+    Timeframe.HOUR: 60 * MINUTE_NS,
+    Timeframe.DAY: None,
+}
 _BY_NAME = {t.value.lower(): t for t in Timeframe}
 
 
@@ -148,8 +153,9 @@ def bar_window(t_ns: int, timeframe: Timeframe, session: TradingSession) -> tupl
     return start, min(start + step, session.close_ns)
 
 
-def bar_windows(after_ns: int, until_ns: int, timeframe: Timeframe,
-                sessions: Sequence[TradingSession]) -> list[tuple[int, int]]:
+def bar_windows(
+    after_ns: int, until_ns: int, timeframe: Timeframe, sessions: Sequence[TradingSession]
+) -> list[tuple[int, int]]:
     """Every bar window of ``sessions`` that ends in ``(after_ns, until_ns]``, in time order:
     the bars that close when a clock moves from ``after_ns`` to ``until_ns``."""
     windows = []
@@ -173,7 +179,7 @@ class _Bucket:
     """A bar being built: prices in feed order, volume, sum of price x size (None once a
     finer bar without a vwap was merged), trade count."""
 
-    __slots__ = ("symbol", "start", "end", "open", "high", "low", "close", "volume", "notional", "count", "basis")
+    __slots__ = ("basis", "close", "count", "end", "high", "low", "notional", "open", "start", "symbol", "volume")
 
     def __init__(self, symbol: str, start: int, end: int, open_: Decimal, basis: Basis) -> None:
         self.symbol = symbol
@@ -198,8 +204,20 @@ class _Bucket:
             # One exact rounding: Fraction division, then round half-even to VWAP_PLACES.
             units = round(Fraction(self.notional) / Fraction(self.volume) * 10**VWAP_PLACES)
             vwap = Decimal(units).scaleb(-VWAP_PLACES)
-        return Bar(self.symbol, timeframe, self.start, self.end, self.open, self.high, self.low, self.close,
-                   self.volume, self.count, vwap, self.basis)
+        return Bar(
+            self.symbol,
+            timeframe,
+            self.start,
+            self.end,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.count,
+            vwap,
+            self.basis,
+        )
 
 
 class _Aggregator:

@@ -113,4 +113,3 @@ class MarketCalendar:
 def xnys() -> MarketCalendar:
     """The NYSE calendar, built once per process (loading it takes about a second)."""
     return MarketCalendar("XNYS")
-

@@ -16,6 +16,7 @@ knots uses the nearest one.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Iterable
@@ -72,18 +73,27 @@ def fit(points: Iterable[ChainPoint]) -> list[SmileKnot]:
         dte = (p.expiration - p.quote_date).days
         bucket = _bucket(dte)
         out_of_the_money = (p.option_type == PUT and p.strike < p.underlying_mid) or (
-            p.option_type == CALL and p.strike >= p.underlying_mid)
+            p.option_type == CALL and p.strike >= p.underlying_mid
+        )
         if bucket is None or not out_of_the_money or p.bid <= 0 or p.ask <= p.bid or p.implied_volatility <= 0:
             continue
         moneyness = math.log(p.strike / p.underlying_mid) / math.sqrt(dte / DAYS_PER_YEAR)
         mid = (p.bid + p.ask) / 2
         groups.setdefault((bucket, _bin(moneyness)), []).append(
-            (moneyness, p.implied_volatility, (p.ask - p.bid) / 2 / mid))
+            (moneyness, p.implied_volatility, (p.ask - p.bid) / 2 / mid)
+        )
     knots = []
     for (bucket, _), rows in sorted(groups.items()):
-        knots.append(SmileKnot(bucket[0], bucket[1], round(statistics.median(r[0] for r in rows), PLACES),
-                               round(statistics.median(r[1] for r in rows), PLACES),
-                               round(statistics.median(r[2] for r in rows), PLACES), len(rows)))
+        knots.append(
+            SmileKnot(
+                bucket[0],
+                bucket[1],
+                round(statistics.median(r[0] for r in rows), PLACES),
+                round(statistics.median(r[1] for r in rows), PLACES),
+                round(statistics.median(r[2] for r in rows), PLACES),
+                len(rows),
+            )
+        )
     return knots
 
 
@@ -110,9 +120,11 @@ class Calibration:
         knots = self._knots(dte)
         if moneyness <= knots[0].moneyness:
             return knots[0].volatility, knots[0].half_spread_fraction
-        for left, right in zip(knots, knots[1:]):
+        for left, right in itertools.pairwise(knots):
             if moneyness <= right.moneyness:
                 weight = (moneyness - left.moneyness) / (right.moneyness - left.moneyness)
-                return (left.volatility + weight * (right.volatility - left.volatility),
-                        left.half_spread_fraction + weight * (right.half_spread_fraction - left.half_spread_fraction))
+                return (
+                    left.volatility + weight * (right.volatility - left.volatility),
+                    left.half_spread_fraction + weight * (right.half_spread_fraction - left.half_spread_fraction),
+                )
         return knots[-1].volatility, knots[-1].half_spread_fraction

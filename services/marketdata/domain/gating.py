@@ -36,9 +36,11 @@ class Entitlement:
 
     def check_option_history(self, from_ns: int, now_ns: int) -> None:
         if self.options_history_ns is not None and from_ns < now_ns - self.options_history_ns:
-            raise DomainError("PERMISSION_DENIED",
-                              f"option quote history older than {self.options_history_ns // DAY_NS} days "
-                              "needs the Pro+ tier", tier=self.tier)
+            raise DomainError(
+                "PERMISSION_DENIED",
+                f"option quote history older than {self.options_history_ns // DAY_NS} days needs the Pro+ tier",
+                tier=self.tier,
+            )
 
 
 def entitlement(kind: str, tier: str) -> Entitlement:
@@ -53,8 +55,12 @@ def entitlement(kind: str, tier: str) -> Entitlement:
 
 def withhold_fresh_quotes(chain: OptionChain, visible_until_ns: int) -> OptionChain:
     """A delayed tier's chain: quotes newer than ``visible_until_ns`` are left out."""
-    contracts = [c if c.tick is None or c.tick.quote_at_ns <= visible_until_ns
-                 else ChainContract(c.spec, None, c.open_interest, c.volume) for c in chain.contracts]
+    contracts = [
+        c
+        if c.tick is None or c.tick.quote_at_ns <= visible_until_ns
+        else ChainContract(c.spec, None, c.open_interest, c.volume)
+        for c in chain.contracts
+    ]
     underlying = chain.underlying_tick
     if underlying is not None and underlying.quote_at_ns > visible_until_ns:
         underlying = None

@@ -76,32 +76,38 @@ class ModelQuote:
     half_spread: Decimal
 
 
-def _calculator(option_type: str, spot: float, strike: float, years: float, rate: float, dividend_yield: float,
-                volatility: float) -> ql.BlackCalculator:
+def _calculator(
+    option_type: str, spot: float, strike: float, years: float, rate: float, dividend_yield: float, volatility: float
+) -> ql.BlackCalculator:
     payoff = ql.PlainVanillaPayoff(ql.Option.Call if option_type == CALL else ql.Option.Put, strike)
     forward = spot * math.exp((rate - dividend_yield) * years)
     return ql.BlackCalculator(payoff, forward, volatility * math.sqrt(years), math.exp(-rate * years))
 
 
-def price(option_type: str, spot: float, strike: float, years: float, rate: float, dividend_yield: float,
-          volatility: float) -> float:
+def price(
+    option_type: str, spot: float, strike: float, years: float, rate: float, dividend_yield: float, volatility: float
+) -> float:
     """The Black-Scholes-Merton value per share (``years`` > 0, ``volatility`` > 0)."""
     return _calculator(option_type, spot, strike, years, rate, dividend_yield, volatility).value()
 
 
-def greeks(option_type: str, spot: float, strike: float, years: float, rate: float, dividend_yield: float,
-           volatility: float) -> Greeks:
+def greeks(
+    option_type: str, spot: float, strike: float, years: float, rate: float, dividend_yield: float, volatility: float
+) -> Greeks:
     """Black-Scholes-Merton greeks at ``volatility`` (``Greeks`` says the units)."""
     calculator = _calculator(option_type, spot, strike, years, rate, dividend_yield, volatility)
-    return Greeks(Decimal(calculator.delta(spot)).quantize(PLACES),
-                  Decimal(calculator.gamma(spot)).quantize(GAMMA_PLACES),
-                  Decimal(calculator.thetaPerDay(spot, years)).quantize(PLACES),
-                  Decimal(calculator.vega(years) / 100).quantize(PLACES),
-                  Decimal(volatility).quantize(PLACES))
+    return Greeks(
+        Decimal(calculator.delta(spot)).quantize(PLACES),
+        Decimal(calculator.gamma(spot)).quantize(GAMMA_PLACES),
+        Decimal(calculator.thetaPerDay(spot, years)).quantize(PLACES),
+        Decimal(calculator.vega(years) / 100).quantize(PLACES),
+        Decimal(volatility).quantize(PLACES),
+    )
 
 
-def implied_volatility(option_type: str, premium: float, spot: float, strike: float, years: float, rate: float,
-                       dividend_yield: float) -> float | None:
+def implied_volatility(
+    option_type: str, premium: float, spot: float, strike: float, years: float, rate: float, dividend_yield: float
+) -> float | None:
     """The volatility at which the model value is ``premium``; None when none does (a premium
     at or below the discounted intrinsic value, or no time left)."""
     if years <= 0 or premium <= 0:
@@ -120,15 +126,17 @@ def moneyness(strike: float, spot: float, years: float) -> float:
     return math.log(strike / spot) / math.sqrt(years)
 
 
-def model_quote(spec: SymbolSpec, spot: Decimal, years: float, rate: float, dividend_yield: float,
-                calibration: Calibration) -> ModelQuote:
+def model_quote(
+    spec: SymbolSpec, spot: Decimal, years: float, rate: float, dividend_yield: float, calibration: Calibration
+) -> ModelQuote:
     """The model's bid and ask of option ``spec`` with the underlying at ``spot`` and
     ``years`` (> 0) to the close of its last trading day (the module docstring gives the rule)."""
     strike = float(spec.strike)
     days = max(1, math.ceil(years * DAYS_PER_YEAR))
     volatility, half_spread_fraction = calibration.at(moneyness(strike, float(spot), years), days)
-    value = Decimal(price(spec.option_type, float(spot), strike, years, rate, dividend_yield,
-                          volatility)).quantize(PLACES)
+    value = Decimal(price(spec.option_type, float(spot), strike, years, rate, dividend_yield, volatility)).quantize(
+        PLACES
+    )
     half_spread = (value * Decimal(half_spread_fraction)).quantize(PLACES)
     bid = to_option_grid(value - half_spread, spec.root, up=False)
     ask = to_option_grid(value + half_spread, spec.root, up=True)
@@ -142,14 +150,36 @@ def years_between(from_ns: int, to_ns: int) -> float:
     return (to_ns - from_ns) / (DAYS_PER_YEAR * 86_400 * 1_000_000_000)
 
 
-def inputs(spec: SymbolSpec, underlying_sequence: int, spot: Decimal, years: float, rate: Decimal,
-           dividend_yield: Decimal, quote: ModelQuote) -> ModelInputs:
-    return ModelInputs(spec.underlying, underlying_sequence, spot, Decimal(quote.volatility).quantize(PLACES), rate,
-                       dividend_yield, Decimal(years).quantize(YEAR_PLACES), quote.value, quote.half_spread)
+def inputs(
+    spec: SymbolSpec,
+    underlying_sequence: int,
+    spot: Decimal,
+    years: float,
+    rate: Decimal,
+    dividend_yield: Decimal,
+    quote: ModelQuote,
+) -> ModelInputs:
+    return ModelInputs(
+        spec.underlying,
+        underlying_sequence,
+        spot,
+        Decimal(quote.volatility).quantize(PLACES),
+        rate,
+        dividend_yield,
+        Decimal(years).quantize(YEAR_PLACES),
+        quote.value,
+        quote.half_spread,
+    )
 
 
-def quote_greeks(spec: SymbolSpec, tick: Tick | None, underlying: Tick | None, last_trade_ns: int, rate: Decimal,
-                 dividend_yield: Decimal) -> Greeks | None:
+def quote_greeks(
+    spec: SymbolSpec,
+    tick: Tick | None,
+    underlying: Tick | None,
+    last_trade_ns: int,
+    rate: Decimal,
+    dividend_yield: Decimal,
+) -> Greeks | None:
     """A contract's greeks: at the model's volatility for a model quote, else at the
     volatility implied by the quote's mid against the underlying's mid (or index level) at
     the quote's time to expiry. None without a usable quote and underlying, for
@@ -158,17 +188,25 @@ def quote_greeks(spec: SymbolSpec, tick: Tick | None, underlying: Tick | None, l
         return None
     if tick.model is not None:
         inputs = tick.model
-        return greeks(spec.option_type, float(inputs.underlying_price), float(spec.strike),
-                      float(inputs.time_to_expiry), float(inputs.risk_free_rate), float(inputs.dividend_yield),
-                      float(inputs.volatility))
+        return greeks(
+            spec.option_type,
+            float(inputs.underlying_price),
+            float(spec.strike),
+            float(inputs.time_to_expiry),
+            float(inputs.risk_free_rate),
+            float(inputs.dividend_yield),
+            float(inputs.volatility),
+        )
     spot = None if underlying is None else underlying.mid
     premium = tick.mid
     years = years_between(tick.quote_at_ns, last_trade_ns)
     if spot is None or premium is None or years <= 0:
         return None
-    volatility = implied_volatility(spec.option_type, float(premium), float(spot), float(spec.strike), years,
-                                    float(rate), float(dividend_yield))
+    volatility = implied_volatility(
+        spec.option_type, float(premium), float(spot), float(spec.strike), years, float(rate), float(dividend_yield)
+    )
     if volatility is None:
         return None
-    return greeks(spec.option_type, float(spot), float(spec.strike), years, float(rate), float(dividend_yield),
-                  volatility)
+    return greeks(
+        spec.option_type, float(spot), float(spec.strike), years, float(rate), float(dividend_yield), volatility
+    )

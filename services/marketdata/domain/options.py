@@ -87,8 +87,10 @@ def _session_date(day: date, calendar: MarketCalendar) -> date | None:
 
 def listed_expirations(today: date, calendar: MarketCalendar) -> list[date]:
     """The model's listed expiries on ``today``, ascending (see the module docstring)."""
-    fridays = {today + timedelta(days=(FRIDAY - today.weekday()) % 7 + 7 * week)
-               for week in range(WEEKLY_HORIZON_DAYS // 7 + 1)}
+    fridays = {
+        today + timedelta(days=(FRIDAY - today.weekday()) % 7 + 7 * week)
+        for week in range(WEEKLY_HORIZON_DAYS // 7 + 1)
+    }
     weekly = {f for f in fridays if f <= today + timedelta(days=WEEKLY_HORIZON_DAYS)}
     monthly = set()
     year, month = today.year, today.month

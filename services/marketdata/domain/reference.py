@@ -28,12 +28,12 @@ class OptionChain:
     as_of_ns: int
     source: Source
 
-    def for_expiry(self, expiration: date | None) -> "OptionChain":
+    def for_expiry(self, expiration: date | None) -> OptionChain:
         if expiration is None:
             return self
         return self.with_contracts([c for c in self.contracts if c.spec.expiration == expiration])
 
-    def with_contracts(self, contracts: list[ChainContract]) -> "OptionChain":
+    def with_contracts(self, contracts: list[ChainContract]) -> OptionChain:
         return OptionChain(self.underlying, self.underlying_tick, contracts, self.as_of_ns, self.source)
 
 

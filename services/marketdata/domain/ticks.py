@@ -51,11 +51,34 @@ class Tick:
     ``model`` holds a model quote's inputs (``option_model.ModelInputs``), None otherwise.
     """
 
-    __slots__ = ("symbol", "quote_at_ns", "sequence", "bid", "bid_size", "ask", "ask_size", "condition",
-                 "source", "origin", "content", "encoded", "model")
+    __slots__ = (
+        "ask",
+        "ask_size",
+        "bid",
+        "bid_size",
+        "condition",
+        "content",
+        "encoded",
+        "model",
+        "origin",
+        "quote_at_ns",
+        "sequence",
+        "source",
+        "symbol",
+    )
 
-    def __init__(self, symbol: str, quote_at_ns: int, sequence: int, bid: Decimal, bid_size: Decimal,
-                 ask: Decimal, ask_size: Decimal, condition: Condition, source: Source) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        quote_at_ns: int,
+        sequence: int,
+        bid: Decimal,
+        bid_size: Decimal,
+        ask: Decimal,
+        ask_size: Decimal,
+        condition: Condition,
+        source: Source,
+    ) -> None:
         self.symbol = symbol
         self.quote_at_ns = quote_at_ns
         self.sequence = sequence
@@ -71,16 +94,35 @@ class Tick:
         self.model = None
 
     @classmethod
-    def quote(cls, symbol: str, quote_at_ns: int, sequence: int, bid: Decimal, bid_size: Decimal, ask: Decimal,
-              ask_size: Decimal, source: Source, *, index: bool = False) -> "Tick":
+    def quote(
+        cls,
+        symbol: str,
+        quote_at_ns: int,
+        sequence: int,
+        bid: Decimal,
+        bid_size: Decimal,
+        ask: Decimal,
+        ask_size: Decimal,
+        source: Source,
+        *,
+        index: bool = False,
+    ) -> Tick:
         """A tick whose condition is judged from its prices (``index``: an index level)."""
-        return cls(symbol, quote_at_ns, sequence, bid, bid_size, ask, ask_size, classify(bid, ask, index=index),
-                   source)
+        return cls(symbol, quote_at_ns, sequence, bid, bid_size, ask, ask_size, classify(bid, ask, index=index), source)
 
-    def moved(self, quote_at_ns: int, sequence: int) -> "Tick":
+    def moved(self, quote_at_ns: int, sequence: int) -> Tick:
         """The same quote at another time and place in the feed (a replayed day)."""
-        tick = Tick(self.symbol, quote_at_ns, sequence, self.bid, self.bid_size, self.ask, self.ask_size,
-                    self.condition, self.source)
+        tick = Tick(
+            self.symbol,
+            quote_at_ns,
+            sequence,
+            self.bid,
+            self.bid_size,
+            self.ask,
+            self.ask_size,
+            self.condition,
+            self.source,
+        )
         tick.origin = self.origin
         return tick
 
@@ -97,8 +139,18 @@ class Tick:
 
     def key(self) -> tuple:
         """Everything that identifies the tick's content, for comparisons in tests and replays."""
-        return (self.symbol, self.quote_at_ns, self.sequence, self.bid, self.bid_size, self.ask, self.ask_size,
-                self.condition, self.source, self.model)
+        return (
+            self.symbol,
+            self.quote_at_ns,
+            self.sequence,
+            self.bid,
+            self.bid_size,
+            self.ask,
+            self.ask_size,
+            self.condition,
+            self.source,
+            self.model,
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tick) and self.key() == other.key()
@@ -107,8 +159,10 @@ class Tick:
         return hash((self.symbol, self.sequence))
 
     def __repr__(self) -> str:
-        return (f"Tick({self.symbol} #{self.sequence} @{self.quote_at_ns} {self.bid}x{self.bid_size} / "
-                f"{self.ask}x{self.ask_size} {self.condition.value})")
+        return (
+            f"Tick({self.symbol} #{self.sequence} @{self.quote_at_ns} {self.bid}x{self.bid_size} / "
+            f"{self.ask}x{self.ask_size} {self.condition.value})"
+        )
 
 
 class LiveSequencer:

@@ -7,20 +7,21 @@ a span longer than one request may cover.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
-from services.common.wire.conv import datetime_to_ns
 from services.common.errors import invalid_argument
+from services.common.wire.conv import datetime_to_ns
 from services.marketdata.domain.gating import DAY_NS
 
-EARLIEST_NS = datetime_to_ns(datetime(1990, 1, 1, tzinfo=timezone.utc))
+EARLIEST_NS = datetime_to_ns(datetime(1990, 1, 1, tzinfo=UTC))
 EARLIEST_DATE = date(1990, 1, 1)
 MAX_QUOTE_SPAN_NS = 366 * DAY_NS
 DEFAULT_QUOTE_SPAN_NS = DAY_NS
 
 
-def quote_window(from_ns: int | None, to_ns: int | None, now_ns: int, *,
-                 default_span_ns: int = DEFAULT_QUOTE_SPAN_NS) -> tuple[int, int]:
+def quote_window(
+    from_ns: int | None, to_ns: int | None, now_ns: int, *, default_span_ns: int = DEFAULT_QUOTE_SPAN_NS
+) -> tuple[int, int]:
     """[from, to] in nanoseconds. ``to`` defaults to now and is cut at now (there is no
     future to show); ``from`` defaults to ``default_span_ns`` (a day) before ``to``."""
     if from_ns is not None and to_ns is not None and from_ns > to_ns:
@@ -34,13 +35,16 @@ def quote_window(from_ns: int | None, to_ns: int | None, now_ns: int, *,
     if start > end:
         raise invalid_argument("from is in the future: there are no quotes after now", "from")
     if end - start > MAX_QUOTE_SPAN_NS:
-        raise invalid_argument(f"the window spans more than {MAX_QUOTE_SPAN_NS // DAY_NS} days; "
-                               "ask for a shorter one and page through it", "from")
+        raise invalid_argument(
+            f"the window spans more than {MAX_QUOTE_SPAN_NS // DAY_NS} days; ask for a shorter one and page through it",
+            "from",
+        )
     return start, end
 
 
-def date_window(from_date: date | None, to_date: date | None, *, default_from: date, default_to: date,
-                max_days: int, latest: date) -> tuple[date, date]:
+def date_window(
+    from_date: date | None, to_date: date | None, *, default_from: date, default_to: date, max_days: int, latest: date
+) -> tuple[date, date]:
     """[from, to] dates, inclusive, within [1990-01-01, latest]."""
     start = from_date or default_from
     end = to_date or default_to

@@ -35,20 +35,26 @@ from alpaca.data.enums import Adjustment, CorporateActionsType, DataFeed, Option
 from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.data.historical.corporate_actions import CorporateActionsClient
 from alpaca.data.live import OptionDataStream, StockDataStream
-from alpaca.data.requests import (CorporateActionsRequest, OptionChainRequest, OptionLatestQuoteRequest,
-                                  StockBarsRequest, StockLatestQuoteRequest, StockQuotesRequest)
+from alpaca.data.requests import (
+    CorporateActionsRequest,
+    OptionChainRequest,
+    OptionLatestQuoteRequest,
+    StockBarsRequest,
+    StockLatestQuoteRequest,
+    StockQuotesRequest,
+)
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from requests import RequestException
 
-from services.common.wire.conv import datetime_from_ns
 from services.common.errors import DomainError
+from services.common.instruments import SymbolSpec, parse_symbol
+from services.common.wire.conv import datetime_from_ns
 from services.marketdata.clockfeed import WALL
 from services.marketdata.domain.bars import DAY_NS, MINUTE_NS, Bar, Basis, Timeframe, roll_up
+from services.marketdata.domain.calendar import MarketCalendar, new_york_date
 from services.marketdata.domain.reference import ChainContract, Dividend, OptionChain
-from services.common.instruments import SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import LiveSequencer, Source, Tick
 from services.marketdata.hub import QuoteHub
-from services.marketdata.domain.calendar import MarketCalendar, new_york_date
 from services.marketdata.recording import parse_time_ns
 
 log = logging.getLogger(__name__)
@@ -58,9 +64,14 @@ DELAYED_LOOKBACK = timedelta(days=5)
 # Dividends are paid after their ex-date; ask for actions processed up to this much later.
 PAYMENT_LAG = timedelta(days=90)
 # The Alpaca bars each timeframe is built from (see the module docstring).
-FINER_BARS = {Timeframe.MINUTE: Timeframe.MINUTE, Timeframe.FIVE_MINUTES: Timeframe.FIVE_MINUTES,
-              Timeframe.FIFTEEN_MINUTES: Timeframe.FIFTEEN_MINUTES, Timeframe.THIRTY_MINUTES: Timeframe.THIRTY_MINUTES,
-              Timeframe.HOUR: Timeframe.THIRTY_MINUTES, Timeframe.DAY: Timeframe.THIRTY_MINUTES}
+FINER_BARS = {
+    Timeframe.MINUTE: Timeframe.MINUTE,
+    Timeframe.FIVE_MINUTES: Timeframe.FIVE_MINUTES,
+    Timeframe.FIFTEEN_MINUTES: Timeframe.FIFTEEN_MINUTES,
+    Timeframe.THIRTY_MINUTES: Timeframe.THIRTY_MINUTES,
+    Timeframe.HOUR: Timeframe.THIRTY_MINUTES,
+    Timeframe.DAY: Timeframe.THIRTY_MINUTES,
+}
 
 
 def _decimal(value) -> Decimal | None:
@@ -74,8 +85,16 @@ def _time_ns(value) -> int:
 
 def _tick(symbol: str, raw: dict, sequence: int | None = None) -> Tick:
     at = _time_ns(raw["t"])
-    return Tick.quote(symbol, at, at if sequence is None else sequence, _decimal(raw.get("bp")),
-                      _decimal(raw.get("bs")), _decimal(raw.get("ap")), _decimal(raw.get("as")), Source.ALPACA)
+    return Tick.quote(
+        symbol,
+        at,
+        at if sequence is None else sequence,
+        _decimal(raw.get("bp")),
+        _decimal(raw.get("bs")),
+        _decimal(raw.get("ap")),
+        _decimal(raw.get("as")),
+        Source.ALPACA,
+    )
 
 
 def _sequenced(symbol: str, quotes: list[dict]) -> list[Tick]:
@@ -92,9 +111,20 @@ def _sequenced(symbol: str, quotes: list[dict]) -> list[Tick]:
 
 def _bar(symbol: str, timeframe: Timeframe, raw: dict) -> Bar:
     start = _time_ns(raw["t"])
-    return Bar(symbol, timeframe, start, start + timeframe.step_ns, _decimal(raw["o"]), _decimal(raw["h"]),
-               _decimal(raw["l"]), _decimal(raw["c"]), _decimal(raw.get("v", 0)), int(raw.get("n", 0)),
-               _decimal(raw.get("vw")), Basis.TRADES)
+    return Bar(
+        symbol,
+        timeframe,
+        start,
+        start + timeframe.step_ns,
+        _decimal(raw["o"]),
+        _decimal(raw["h"]),
+        _decimal(raw["l"]),
+        _decimal(raw["c"]),
+        _decimal(raw.get("v", 0)),
+        int(raw.get("n", 0)),
+        _decimal(raw.get("vw")),
+        Basis.TRADES,
+    )
 
 
 def _unavailable(exc: Exception) -> DomainError:
@@ -107,8 +137,17 @@ class AlpacaProvider:
     source = Source.ALPACA
     clock_mode = WALL
 
-    def __init__(self, *, key: str, secret: str, feed: str, options_feed: str, data_url: str,
-                 stream_url: str, calendar: MarketCalendar) -> None:
+    def __init__(
+        self,
+        *,
+        key: str,
+        secret: str,
+        feed: str,
+        options_feed: str,
+        data_url: str,
+        stream_url: str,
+        calendar: MarketCalendar,
+    ) -> None:
         self.calendar = calendar
         self.feed = DataFeed(feed)
         self.options_feed = OptionsFeed(options_feed)
@@ -117,11 +156,19 @@ class AlpacaProvider:
         self._options = OptionHistoricalDataClient(key, secret, raw_data=True, url_override=base)
         self._actions = CorporateActionsClient(key, secret, raw_data=True, url_override=base)
         streams = stream_url.rstrip("/")
-        self._stock_stream = StockDataStream(key, secret, raw_data=True, feed=self.feed,
-                                             url_override=f"{streams}/v2/{self.feed.value}")
-        self._option_stream = OptionDataStream(key, secret, raw_data=True, feed=self.options_feed,
-                                               url_override=f"{streams}/v1beta1/{self.options_feed.value}")
+        self._stock_stream = StockDataStream(
+            key, secret, raw_data=True, feed=self.feed, url_override=f"{streams}/v2/{self.feed.value}"
+        )
+        self._option_stream = OptionDataStream(
+            key,
+            secret,
+            raw_data=True,
+            feed=self.options_feed,
+            url_override=f"{streams}/v1beta1/{self.options_feed.value}",
+        )
         self._tasks: dict[int, asyncio.Task] = {}
+        # The event loop holds tasks weakly: these references keep resubscriptions alive.
+        self._resubscriptions: set[asyncio.Task] = set()
         self._sequencer = LiveSequencer()
         self._latest: dict[str, Tick] = {}
         self._known: dict[str, bool] = {}
@@ -152,8 +199,9 @@ class AlpacaProvider:
     def _stream_for(self, spec_symbols: list[str]) -> list[tuple[object, list[str]]]:
         stocks = [s for s in spec_symbols if not parse_symbol(s).is_option]
         options = [s for s in spec_symbols if parse_symbol(s).is_option]
-        return [(stream, group) for stream, group in ((self._stock_stream, stocks), (self._option_stream, options))
-                if group]
+        return [
+            (stream, group) for stream, group in ((self._stock_stream, stocks), (self._option_stream, options)) if group
+        ]
 
     async def subscribe(self, symbols: list[str]) -> None:
         self.upstream_subscriptions.update(symbols)
@@ -163,15 +211,18 @@ class AlpacaProvider:
                 # Not connected: subscribing only registers the handler; the connection
                 # sends every registered symbol once it is authenticated.
                 stream.subscribe_quotes(self._on_quote, *group)
-                self._tasks[id(stream)] = asyncio.create_task(stream._run_forever(),
-                                                              name=f"alpaca-{type(stream).__name__}")
+                self._tasks[id(stream)] = asyncio.create_task(
+                    stream._run_forever(), name=f"alpaca-{type(stream).__name__}"
+                )
                 continue
             connected = stream._running
             # alpaca-py waits for the subscribe frame to be sent on the stream's loop
             # (this one), so the call runs in a worker thread.
             await asyncio.to_thread(stream.subscribe_quotes, self._on_quote, *group)
             if not connected:
-                asyncio.create_task(self._resubscribe_when_connected(stream, group))
+                resubscription = asyncio.create_task(self._resubscribe_when_connected(stream, group))
+                self._resubscriptions.add(resubscription)
+                resubscription.add_done_callback(self._resubscriptions.discard)
 
     async def _resubscribe_when_connected(self, stream, symbols: list[str]) -> None:
         """A symbol registered while the stream was (re)connecting may have missed that
@@ -200,7 +251,7 @@ class AlpacaProvider:
         await stream.close()
         try:
             await asyncio.wait_for(task, 10)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             task.cancel()
 
     # -- answers ---------------------------------------------------------------------
@@ -223,23 +274,31 @@ class AlpacaProvider:
             tick = await self.latest(spec)
             return tick if tick is not None and tick.quote_at_ns <= at_ns else None
         at = datetime_from_ns(at_ns)
-        request = StockQuotesRequest(symbol_or_symbols=spec.symbol, start=at - DELAYED_LOOKBACK, end=at, limit=1,
-                                     sort=Sort.DESC, feed=self.feed)
+        request = StockQuotesRequest(
+            symbol_or_symbols=spec.symbol, start=at - DELAYED_LOOKBACK, end=at, limit=1, sort=Sort.DESC, feed=self.feed
+        )
         quotes = (await self._rest(self._stocks.get_stock_quotes, request) or {}).get(spec.symbol) or []
         return _tick(spec.symbol, quotes[0]) if quotes else None
 
-    async def history(self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int,
-                      limit: int) -> list[Tick] | None:
+    async def history(
+        self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int, limit: int
+    ) -> list[Tick] | None:
         if spec.is_option:
             return None
         start = max(from_ns, after_sequence)
-        request = StockQuotesRequest(symbol_or_symbols=spec.symbol, start=datetime_from_ns(start),
-                                     end=datetime_from_ns(to_ns), limit=limit + 100, feed=self.feed)
+        request = StockQuotesRequest(
+            symbol_or_symbols=spec.symbol,
+            start=datetime_from_ns(start),
+            end=datetime_from_ns(to_ns),
+            limit=limit + 100,
+            feed=self.feed,
+        )
         quotes = (await self._rest(self._stocks.get_stock_quotes, request) or {}).get(spec.symbol) or []
         return [t for t in _sequenced(spec.symbol, quotes) if t.sequence > after_sequence][:limit]
 
-    async def bars(self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
-                   limit: int) -> list[Bar]:
+    async def bars(
+        self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int, limit: int
+    ) -> list[Bar]:
         finer = FINER_BARS[timeframe]
         step = finer.step_ns
         # Rows for `limit` bars, plus a day of extended-hours ones that may come first.
@@ -249,10 +308,15 @@ class AlpacaProvider:
         found: list[Bar] = []
         cursor = from_ns
         while len(found) < limit and cursor <= min(to_ns, fetch_end):
-            request = StockBarsRequest(symbol_or_symbols=spec.symbol, timeframe=TimeFrame(step // MINUTE_NS,
-                                                                                          TimeFrameUnit.Minute),
-                                       start=datetime_from_ns(cursor), end=datetime_from_ns(fetch_end), limit=batch,
-                                       adjustment=Adjustment.RAW, feed=self.feed)
+            request = StockBarsRequest(
+                symbol_or_symbols=spec.symbol,
+                timeframe=TimeFrame(step // MINUTE_NS, TimeFrameUnit.Minute),
+                start=datetime_from_ns(cursor),
+                end=datetime_from_ns(fetch_end),
+                limit=batch,
+                adjustment=Adjustment.RAW,
+                feed=self.feed,
+            )
             rows = (await self._rest(self._stocks.get_stock_bars, request) or {}).get(spec.symbol) or []
             fine = [_bar(spec.symbol, finer, raw) for raw in rows]
             sessions = self.calendar.sessions_between(new_york_date(cursor), new_york_date(fetch_end))
@@ -290,20 +354,30 @@ class AlpacaProvider:
         return OptionChain(underlying, underlying_tick, contracts, max(times) if times else 0, Source.ALPACA)
 
     async def fetch_dividends(self, symbols: list[str], from_date: date, to_date: date) -> list[Dividend]:
-        request = CorporateActionsRequest(symbols=symbols, types=[CorporateActionsType.CASH_DIVIDEND],
-                                          start=from_date, end=to_date + PAYMENT_LAG)
+        request = CorporateActionsRequest(
+            symbols=symbols, types=[CorporateActionsType.CASH_DIVIDEND], start=from_date, end=to_date + PAYMENT_LAG
+        )
         actions = await self._rest(self._actions.get_corporate_actions, request) or {}
         dividends = []
         for raw in actions.get("cash_dividends", []):
             ex_date = date.fromisoformat(raw["ex_date"])
             if from_date <= ex_date <= to_date:
-                dividends.append(Dividend(raw["symbol"], ex_date, _decimal(raw["rate"]),
-                                          _date(raw.get("record_date")), _date(raw.get("payable_date"))))
+                dividends.append(
+                    Dividend(
+                        raw["symbol"],
+                        ex_date,
+                        _decimal(raw["rate"]),
+                        _date(raw.get("record_date")),
+                        _date(raw.get("payable_date")),
+                    )
+                )
         return dividends
 
     async def step(self, to_ns: int) -> int:
-        raise DomainError("FAILED_PRECONDITION",
-                          "the market clock is the wall clock (alpaca provider); only a stepped replay can be stepped")
+        raise DomainError(
+            "FAILED_PRECONDITION",
+            "the market clock is the wall clock (alpaca provider); only a stepped replay can be stepped",
+        )
 
     def background(self):
         return []

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Protocol
 
+from services.common.instruments import SymbolSpec
 from services.marketdata.domain.bars import Bar, Timeframe
 from services.marketdata.domain.reference import Dividend, OptionChain
-from services.common.instruments import SymbolSpec
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.hub import QuoteHub
 
@@ -38,13 +38,15 @@ class Provider(Protocol):
     async def latest_before(self, spec: SymbolSpec, at_ns: int) -> Tick | None:
         """The latest tick at or before ``at_ns`` (delayed tiers)."""
 
-    async def history(self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int,
-                      limit: int) -> list[Tick] | None:
+    async def history(
+        self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int, limit: int
+    ) -> list[Tick] | None:
         """Ticks with from <= time <= to and sequence > after_sequence, in feed order; None
         when the provider keeps no such history (the service then reads its archive)."""
 
-    async def bars(self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
-                   limit: int) -> list[Bar]:
+    async def bars(
+        self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int, limit: int
+    ) -> list[Bar]:
         """Up to ``limit`` bars of an equity starting in [from, to] that ended by
         ``closed_by_ns``, in time order (domain.bars rules: regular session, no empty bars)."""
 
@@ -65,5 +67,4 @@ class Provider(Protocol):
     def background(self) -> list[Callable[[], Awaitable[None]]]:
         """Long-running tasks (feed pumps, streams) to start with the server."""
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...

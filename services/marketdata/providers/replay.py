@@ -22,21 +22,22 @@ ticks as they are played.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections import Counter
 from datetime import date
 from decimal import Decimal
 
-from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import SymbolSpec, parse_symbol
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.marketdata.clockfeed import REPLAY, STEPPED, ClockPublisher
 from services.marketdata.domain.bars import Bar, Timeframe
+from services.marketdata.domain.calendar import MarketCalendar
 from services.marketdata.domain.reference import ChainContract, OptionChain
-from services.common.instruments import SymbolSpec, parse_symbol
 from services.marketdata.domain.ticks import Source, Tick
 from services.marketdata.hub import QuoteHub
-from services.marketdata.domain.calendar import MarketCalendar
 from services.marketdata.optionmodel import OptionQuoteModel
 from services.marketdata.timeline import ReplayTimeline
 
@@ -49,10 +50,20 @@ MAX_PUMP_SLEEP_SECONDS = 1.0
 class ReplayProvider:
     source = Source.REPLAY
 
-    def __init__(self, timeline: ReplayTimeline, calendar: MarketCalendar, publisher: ClockPublisher, *,
-                 stepped: bool, speed: Decimal, skip_closed: bool, stall_seconds: float,
-                 chain: OptionChain | None, reference_symbols: set[str],
-                 model: OptionQuoteModel | None = None) -> None:
+    def __init__(
+        self,
+        timeline: ReplayTimeline,
+        calendar: MarketCalendar,
+        publisher: ClockPublisher,
+        *,
+        stepped: bool,
+        speed: Decimal,
+        skip_closed: bool,
+        stall_seconds: float,
+        chain: OptionChain | None,
+        reference_symbols: set[str],
+        model: OptionQuoteModel | None = None,
+    ) -> None:
         self.timeline = timeline
         self.calendar = calendar
         self.publisher = publisher
@@ -129,8 +140,7 @@ class ReplayProvider:
             return self.model.latest(spec, min(at_ns, self.published_ns))
         return self.timeline.latest(spec.symbol, min(at_ns, self.published_ns))
 
-    async def history(self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int,
-                      limit: int) -> list[Tick]:
+    async def history(self, spec: SymbolSpec, from_ns: int, to_ns: int, after_sequence: int, limit: int) -> list[Tick]:
         snapshot = self._snapshots.get(spec.symbol)
         if snapshot is not None:
             inside = from_ns <= snapshot.quote_at_ns <= to_ns and snapshot.sequence > after_sequence
@@ -139,8 +149,9 @@ class ReplayProvider:
             return self.model.history(spec, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
         return self.timeline.history(spec.symbol, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
 
-    async def bars(self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int,
-                   limit: int) -> list[Bar]:
+    async def bars(
+        self, spec: SymbolSpec, timeframe: Timeframe, from_ns: int, to_ns: int, closed_by_ns: int, limit: int
+    ) -> list[Bar]:
         # Computed from the recording, which is fixed: a bar is the same whenever it is asked for.
         return self.timeline.bars(spec.symbol, timeframe, from_ns, to_ns, closed_by_ns, limit)
 
@@ -148,8 +159,9 @@ class ReplayProvider:
         if self._modelled(spec):
             listed = self.model.listed(spec, datetime_to_ns(self.publisher.clock.now()))
             return listed, listed and await self.latest(spec) is not None
-        tradable = not spec.is_index and (spec.symbol in self._snapshots
-                                          or spec.symbol in self.timeline.recording.times_by_symbol)
+        tradable = not spec.is_index and (
+            spec.symbol in self._snapshots or spec.symbol in self.timeline.recording.times_by_symbol
+        )
         return spec.symbol in self._known, tradable
 
     async def option_chain(self, underlying: str, expiration: date | None, at_ns: int) -> OptionChain | None:
@@ -163,16 +175,25 @@ class ReplayProvider:
             return self.model.chain(underlying, expiration, at_ns)
         return None
 
-    def _recorded_chain(self, underlying: str, specs: list[SymbolSpec], expiration: date | None,
-                        at_ns: int) -> OptionChain:
+    def _recorded_chain(
+        self, underlying: str, specs: list[SymbolSpec], expiration: date | None, at_ns: int
+    ) -> OptionChain:
         """The recorded contracts still trading, each with its latest played quote."""
         expiring = self.timeline.last_trade_ns
-        contracts = [ChainContract(spec, self.timeline.latest(spec.symbol, at_ns))
-                     for spec in specs if expiration in (None, spec.expiration) and at_ns < expiring[spec.symbol]]
+        contracts = [
+            ChainContract(spec, self.timeline.latest(spec.symbol, at_ns))
+            for spec in specs
+            if expiration in (None, spec.expiration) and at_ns < expiring[spec.symbol]
+        ]
         contracts.sort(key=lambda c: (c.spec.expiration, c.spec.strike, c.spec.option_type))
         times = [c.tick.quote_at_ns for c in contracts if c.tick is not None]
-        return OptionChain(underlying, self.timeline.latest(underlying, at_ns), contracts,
-                           max(times) if times else at_ns, Source.REPLAY)
+        return OptionChain(
+            underlying,
+            self.timeline.latest(underlying, at_ns),
+            contracts,
+            max(times) if times else at_ns,
+            Source.REPLAY,
+        )
 
     async def fetch_dividends(self, symbols: list[str], from_date: date, to_date: date) -> None:
         return None  # the recorded dividends were cached at start
@@ -185,13 +206,14 @@ class ReplayProvider:
 
     async def step(self, to_ns: int) -> int:
         if not self.stepped:
-            raise DomainError("FAILED_PRECONDITION",
-                              "the market clock is not a stepped replay; start market data with "
-                              "MBT_MARKETDATA_PROVIDER=replay and MBT_REPLAY_MODE=stepped to step it")
+            raise DomainError(
+                "FAILED_PRECONDITION",
+                "the market clock is not a stepped replay; start market data with "
+                "MBT_MARKETDATA_PROVIDER=replay and MBT_REPLAY_MODE=stepped to step it",
+            )
         async with self._step_lock:
             if to_ns < datetime_to_ns(self.publisher.clock.now()):
-                raise invalid_argument("the clock never goes backwards: to_time is before the current time",
-                                       "to_time")
+                raise invalid_argument("the clock never goes backwards: to_time is before the current time", "to_time")
             # The clock keeps microseconds, ticks nanoseconds: never re-deliver below the feed time.
             to_ns = max(to_ns, self.published_ns)
             delivered = 0
@@ -228,24 +250,26 @@ class ReplayProvider:
                 next_open = self.calendar.next_open_ns(now)
                 if next_open is not None and await self._jump(next_open):
                     continue
-            upcoming = [t for t in (self.timeline.next_time_after(now), self.calendar.next_close_ns(now))
-                        if t is not None]
+            upcoming = [
+                t for t in (self.timeline.next_time_after(now), self.calendar.next_close_ns(now)) if t is not None
+            ]
             sleep = min([MAX_PUMP_SLEEP_SECONDS] + [max(0.0, (t - now) / 1e9 / speed) for t in upcoming])
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), sleep)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
 
     async def _jump(self, to_ns: int) -> bool:
         try:
             await self.publisher.reanchor(datetime_from_ns(to_ns), self.speed)
         except Exception as exc:  # the clock could not be saved: it runs on, the jump is retried
-            log.warning("replay clock could not jump over the closed market; retrying",
-                        extra={"fields": {"error": str(exc)[:300]}})
+            log.warning(
+                "replay clock could not jump over the closed market; retrying",
+                extra={"fields": {"error": str(exc)[:300]}},
+            )
             return False
-        log.info("replay clock jumped over the closed market",
-                 extra={"fields": {"to": datetime_from_ns(to_ns).isoformat()}})
+        log.info(
+            "replay clock jumped over the closed market", extra={"fields": {"to": datetime_from_ns(to_ns).isoformat()}}
+        )
         return True
 
     def background(self) -> list:

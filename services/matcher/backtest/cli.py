@@ -16,10 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mbt.marketdata.v1 import marketdata_pb2_grpc
-from services.common.security.auth import ServiceCredentials
-from services.common.rpc.channels import open_channel
 from services.common.config import Settings
 from services.common.errors import DomainError
+from services.common.rpc.channels import open_channel
+from services.common.security.auth import ServiceCredentials
 from services.common.security.tokens import TokenIssuer, TokenKeys
 from services.matcher.backtest.engine import MODES, StrategyError
 from services.matcher.backtest.examples import REGISTRY
@@ -31,26 +31,42 @@ from services.matcher.clients import MarketDataClient
 
 def add_parser(commands) -> None:
     run = commands.add_parser(
-        "backtest", help="run a backtest in this process",
+        "backtest",
+        help="run a backtest in this process",
         description=f"STRATEGY is a registered strategy ({', '.join(sorted(REGISTRY))}) or a JSON order "
-                    "script file (*.json).")
+        "script file (*.json).",
+    )
     run.add_argument("strategy", help="registered name or path to a .json order script")
-    run.add_argument("--data", default=BUNDLED,
-                     help=f"'{BUNDLED}' (the LOBSTER AMZN/GOOG day, replayed on every session), a recorded "
-                          f"tick file (CSV/Parquet, the replay layout), or '{MARKETDATA}' (ListQuoteHistory of "
-                          "the market-data service at MBT_MARKETDATA_TARGET)")
+    run.add_argument(
+        "--data",
+        default=BUNDLED,
+        help=f"'{BUNDLED}' (the LOBSTER AMZN/GOOG day, replayed on every session), a recorded "
+        f"tick file (CSV/Parquet, the replay layout), or '{MARKETDATA}' (ListQuoteHistory of "
+        "the market-data service at MBT_MARKETDATA_TARGET)",
+    )
     run.add_argument("--from", dest="first_day", type=_day, required=True, help="first New York day, YYYY-MM-DD")
     run.add_argument("--to", dest="last_day", type=_day, required=True, help="last New York day, YYYY-MM-DD")
-    run.add_argument("--param", action="append", default=[], type=_param, metavar="NAME=VALUE",
-                     help="strategy parameter (repeatable)")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_param,
+        metavar="NAME=VALUE",
+        help="strategy parameter (repeatable)",
+    )
     run.add_argument("--symbols", default="", help="extra symbols to load, comma-separated")
-    run.add_argument("--account-type", choices=("cash", "margin"), default="",
-                     help="default: what the strategy needs, else cash")
+    run.add_argument(
+        "--account-type", choices=("cash", "margin"), default="", help="default: what the strategy needs, else cash"
+    )
     run.add_argument("--starting-cash", type=_decimal, default=None, help="default: $100,000")
     run.add_argument("--path", choices=MODES, default="jump", help="event-jump (default) or every tick")
     run.add_argument("--seed", default="0", help="seeds the order ids")
-    run.add_argument("--out", type=Path, default=None, help="directory for the result files "
-                                                            "(default: <MBT_DATA_DIR>/backtests/<strategy>-<from>-<to>)")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the result files (default: <MBT_DATA_DIR>/backtests/<strategy>-<from>-<to>)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -81,11 +97,19 @@ def spec_from_args(args: argparse.Namespace) -> BacktestSpec:
     if strategy.endswith(".json"):
         script = json.loads(Path(strategy).read_text())
         strategy = ""
-    return BacktestSpec(first_day=args.first_day, last_day=args.last_day, strategy=strategy,
-                        params=dict(args.param), script=script, data=args.data,
-                        symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
-                        account_type=args.account_type, starting_cash=args.starting_cash, mode=args.path,
-                        seed=args.seed)
+    return BacktestSpec(
+        first_day=args.first_day,
+        last_day=args.last_day,
+        strategy=strategy,
+        params=dict(args.param),
+        script=script,
+        data=args.data,
+        symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
+        account_type=args.account_type,
+        starting_cash=args.starting_cash,
+        mode=args.path,
+        seed=args.seed,
+    )
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
@@ -96,12 +120,25 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         strategy = build_strategy(spec)
         with console.status("loading quotes"):
             feed = asyncio.run(_feed(spec, strategy, settings))
-        with Progress(TextColumn("[bold]backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
-                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                      disable=args.no_progress) as bar:
+        with Progress(
+            TextColumn("[bold]backtest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ticks"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=args.no_progress,
+        ) as bar:
             task = bar.add_task("ticks", total=None)
-            outcome = execute(spec, strategy, feed, settings,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+            outcome = execute(
+                spec,
+                strategy,
+                feed,
+                settings,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except (DomainError, FeedError, StrategyError, OSError, ValueError) as exc:
         message = f"{exc.reason.lower()}: {exc.message}" if isinstance(exc, DomainError) else str(exc)
         print(f"mbt backtest: {message}", file=sys.stderr)

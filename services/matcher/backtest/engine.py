@@ -31,18 +31,41 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.common.errors import invalid_argument
 from services.common.ids import derived_id
+from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.matcher.backtest.feed import Feed, SymbolColumns
-from services.matcher.backtest.ledger import (AccountView, FillRecord, LedgerEntry, Marks, OrderRecord, PaperAccount,
-                                              account_type, fill_record, is_working, order_record, order_session,
-                                              working_order)
+from services.matcher.backtest.ledger import (
+    AccountView,
+    FillRecord,
+    LedgerEntry,
+    Marks,
+    OrderRecord,
+    PaperAccount,
+    account_type,
+    fill_record,
+    is_working,
+    order_record,
+    order_session,
+    working_order,
+)
 from services.matcher.backtest.strategy import Context, Strategy, replace_request, submit_request
-from services.orders import wire as orders_wire
 from services.matcher.book import OrderBook
-from services.matcher.domain import (TERMINAL_ACTIONS, Action, Decision, MarketSession, OrderType, Side, Tick, TimeInForce,
-                                     WorkingOrder, decide, evaluated_ticks, is_usable)
+from services.matcher.domain import (
+    TERMINAL_ACTIONS,
+    Action,
+    Decision,
+    MarketSession,
+    OrderType,
+    Side,
+    Tick,
+    TimeInForce,
+    WorkingOrder,
+    decide,
+    evaluated_ticks,
+    is_usable,
+)
+from services.orders import wire as orders_wire
 
 MODES = ("jump", "tick")
 SECOND_NS = 1_000_000_000
@@ -94,12 +117,12 @@ class BacktestResult:
     strategy: str
     params: dict[str, str]
     feed: str
-    ticks: int                      # ticks of the window
-    decisions: int                  # decide() calls outside the book (all of them on the jumping path)
+    ticks: int  # ticks of the window
+    decisions: int  # decide() calls outside the book (all of them on the jumping path)
     orders: list[OrderRecord]
     fills: list[FillRecord]
     ledger: list[LedgerEntry]
-    equity: list[EquityPoint]       # the start, then every regular close in the window
+    equity: list[EquityPoint]  # the start, then every regular close in the window
     exposure: list[tuple[int, bool]]  # (time, a position is open) at every change
     sessions: list[tuple[date, MarketSession]]  # the regular sessions closing in the window
     final: AccountView
@@ -144,16 +167,27 @@ def _marketable(columns: SymbolColumns, buy: bool, start: int, *bounds: Decimal 
 
 
 class Backtest(Context):
-    def __init__(self, feed: Feed, strategy: Strategy, config: BacktestConfig, *,
-                 order_ids: Callable[[], str] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        strategy: Strategy,
+        config: BacktestConfig,
+        *,
+        order_ids: Callable[[], str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.feed = feed
         self.strategy = strategy
         self.config = config
         self.sessions = feed.sessions
-        self.paper = PaperAccount(user_id=config.user_id, kind=account_type(config.account_type),
-                                    starting_cash=config.starting_cash, collar_pct=config.collar_pct,
-                                    max_quote_age_ns=config.max_quote_age_ns, opened_ns=config.start_ns)
+        self.paper = PaperAccount(
+            user_id=config.user_id,
+            kind=account_type(config.account_type),
+            starting_cash=config.starting_cash,
+            collar_pct=config.collar_pct,
+            max_quote_age_ns=config.max_quote_age_ns,
+            opened_ns=config.start_ns,
+        )
         self.order_ids = order_ids or SequentialOrderIds(config.seed)
         self.progress = progress
         self.book = OrderBook()
@@ -176,8 +210,7 @@ class Backtest(Context):
 
     def run(self) -> BacktestResult:
         start = self.config.start_ns
-        self._curve.append(EquityPoint(datetime_from_ns(start).date(), start, self.paper.cash, Decimal(0),
-                                       Decimal(0)))
+        self._curve.append(EquityPoint(datetime_from_ns(start).date(), start, self.paper.cash, Decimal(0), Decimal(0)))
         for day, session in self.sessions.between(start, self.config.end_ns):
             self._timer(session.close_ns, _TIMER, lambda d=day: self._session_close(d))
         self._call(lambda: self.strategy.on_start(self))
@@ -285,15 +318,26 @@ class Backtest(Context):
 
     def _decide(self, order: WorkingOrder, tick: Tick, evaluated_ns: int) -> Decision:
         self.decisions += 1
-        return decide(order, tick, session=self.sessions.at(evaluated_ns), evaluated_ns=evaluated_ns,
-                      max_quote_age_ns=self.config.max_quote_age_ns)
+        return decide(
+            order,
+            tick,
+            session=self.sessions.at(evaluated_ns),
+            evaluated_ns=evaluated_ns,
+            max_quote_age_ns=self.config.max_quote_age_ns,
+        )
 
     def _schedule_order(self, order: WorkingOrder, start: int, generation: int) -> None:
         columns = self.feed.columns[order.symbol]
         index = next_candidate(order, columns, start)
         if index is not None:
-            self._push(columns.position(index), int(columns.times[index]), _ORDER, order.accepted_ns, order.order_id,
-                       (generation, index))
+            self._push(
+                columns.position(index),
+                int(columns.times[index]),
+                _ORDER,
+                order.accepted_ns,
+                order.order_id,
+                (generation, index),
+            )
 
     def _order_events(self, position: int, at_ns: int) -> None:
         """Every order whose next event is this tick, earliest accepted first."""
@@ -407,9 +451,15 @@ class Backtest(Context):
         request = submit_request(fields)
         order_id = self.order_ids()
         session = self.sessions.closing_after(self._now_ns)
-        order = self.paper.submit(orders_wire.spec_from_request(request), order_id, self._now_ns,
-                                  order_session(session.open_ns, session.close_ns),
-                                  self._latest, self._marks(), self.feed.columns)
+        order = self.paper.submit(
+            orders_wire.spec_from_request(request),
+            order_id,
+            self._now_ns,
+            order_session(session.open_ns, session.close_ns),
+            self._latest,
+            self._marks(),
+            self.feed.columns,
+        )
         if order.order_id == order_id and is_working(order):
             self._admit(working_order(order))
         return order_record(self.paper.order(order.order_id))
@@ -422,8 +472,13 @@ class Backtest(Context):
     def replace(self, order_id: str, **fields) -> OrderRecord:
         request = replace_request(order_id, fields)
         session = self.sessions.closing_after(self._now_ns)
-        order = self.paper.replace(order_id, orders_wire.replace_terms(request), self._now_ns,
-                                     order_session(session.open_ns, session.close_ns), self._marks())
+        order = self.paper.replace(
+            order_id,
+            orders_wire.replace_terms(request),
+            self._now_ns,
+            order_session(session.open_ns, session.close_ns),
+            self._marks(),
+        )
         self._forget(order_id)
         self._admit(working_order(order))
         return order_record(self.paper.order(order_id))
@@ -432,8 +487,11 @@ class Backtest(Context):
         return order_record(self.paper.order(order_id))
 
     def open_orders(self, symbol: str | None = None) -> list[OrderRecord]:
-        return [order_record(o) for o in self.paper.orders.values()
-                if is_working(o) and (symbol is None or o.spec.symbol == symbol)]
+        return [
+            order_record(o)
+            for o in self.paper.orders.values()
+            if is_working(o) and (symbol is None or o.spec.symbol == symbol)
+        ]
 
     def next_session(self) -> tuple[int, int]:
         session = self.sessions.closing_after(self._now_ns)
@@ -449,12 +507,18 @@ class Backtest(Context):
 
     def _result(self) -> BacktestResult:
         return BacktestResult(
-            config=self.config, strategy=self.strategy.name or type(self.strategy).__name__,
-            params=dict(sorted(self.strategy.params.items())), feed=self.feed.description,
-            ticks=len(self.feed) - self._first, decisions=self.decisions,
+            config=self.config,
+            strategy=self.strategy.name or type(self.strategy).__name__,
+            params=dict(sorted(self.strategy.params.items())),
+            feed=self.feed.description,
+            ticks=len(self.feed) - self._first,
+            decisions=self.decisions,
             orders=[order_record(o) for o in self.paper.orders.values()],
-            fills=[fill_record(f) for f in self.paper.fills], ledger=list(self.paper.entries),
-            equity=list(self._curve), exposure=list(self._exposure),
-            sessions=self.sessions.between(self.config.start_ns, self.config.end_ns), final=self.account,
-            account=self.paper)
-
+            fills=[fill_record(f) for f in self.paper.fills],
+            ledger=list(self.paper.entries),
+            equity=list(self._curve),
+            exposure=list(self._exposure),
+            sessions=self.sessions.between(self.config.start_ns, self.config.end_ns),
+            final=self.account,
+            account=self.paper,
+        )

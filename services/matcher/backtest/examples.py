@@ -68,8 +68,14 @@ class Grid(Strategy):
         away = Decimal(self.offset(slot, sequence)) * CENT
         buy = slot % 2 == 0
         try:
-            order = ctx.submit(symbol=self.symbol, side="buy" if buy else "sell", qty=self.qty, order_type="limit",
-                               limit_price=mid - away if buy else mid + away, time_in_force="gtc")
+            order = ctx.submit(
+                symbol=self.symbol,
+                side="buy" if buy else "sell",
+                qty=self.qty,
+                order_type="limit",
+                limit_price=mid - away if buy else mid + away,
+                time_in_force="gtc",
+            )
         except DomainError as refusal:
             if refusal.reason != "INSUFFICIENT_BUYING_POWER":
                 raise
@@ -127,8 +133,14 @@ class Momentum(Strategy):
             if qty <= 0:
                 continue
             try:
-                ctx.submit(symbol=symbol, side="buy", qty=qty, order_type="market", time_in_force="day",
-                           client_order_id=f"entry-{symbol}-{ctx.now.date()}")
+                ctx.submit(
+                    symbol=symbol,
+                    side="buy",
+                    qty=qty,
+                    order_type="market",
+                    time_in_force="day",
+                    client_order_id=f"entry-{symbol}-{ctx.now.date()}",
+                )
             except DomainError as refusal:
                 if refusal.reason not in ("STALE_QUOTE", "UNUSABLE_QUOTE"):
                     raise  # no fresh quote to enter on: skip the day
@@ -137,10 +149,17 @@ class Momentum(Strategy):
         if fill.side == "buy":
             stop = (fill.price * (1 - self.stop_loss)).quantize(CENT)
             target = (fill.price * (1 + self.take_profit)).quantize(CENT)
-            stop_order = ctx.submit(symbol=fill.symbol, side="sell", qty=fill.qty, order_type="stop",
-                                    stop_price=stop, time_in_force="day")
-            target_order = ctx.submit(symbol=fill.symbol, side="sell", qty=fill.qty, order_type="limit",
-                                      limit_price=target, time_in_force="day")
+            stop_order = ctx.submit(
+                symbol=fill.symbol, side="sell", qty=fill.qty, order_type="stop", stop_price=stop, time_in_force="day"
+            )
+            target_order = ctx.submit(
+                symbol=fill.symbol,
+                side="sell",
+                qty=fill.qty,
+                order_type="limit",
+                limit_price=target,
+                time_in_force="day",
+            )
             self.exits[fill.symbol] = (stop_order.order_id, target_order.order_id)
             return
         for order_id in self.exits.pop(fill.symbol, ()):  # one exit filled: cancel the other
@@ -171,4 +190,3 @@ def strategy_named(name: str, params: dict[str, str]) -> Strategy:
     if cls is None:
         raise invalid_argument(f"unknown strategy {name!r}; registered: {', '.join(sorted(REGISTRY))}", "strategy")
     return cls(params)
-

@@ -19,8 +19,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
 
-from services.marketdata.domain.ticks import Tick as FeedTick
 from services.marketdata.domain.calendar import MarketCalendar
+from services.marketdata.domain.ticks import Tick as FeedTick
 from services.matcher.domain import MarketSession, Tick
 
 ZERO = Decimal(0)
@@ -77,7 +77,7 @@ class FirstAtOrBeyond:
         while level > 0:
             level -= 1
             base = index * BLOCK
-            index = base + self._hit(levels[level][base:base + BLOCK], x)
+            index = base + self._hit(levels[level][base : base + BLOCK], x)
         return index
 
 
@@ -167,8 +167,15 @@ class Sessions:
 class Feed:
     """Ticks in feed order (global positions 0..n-1) and each symbol's columns."""
 
-    def __init__(self, times: np.ndarray, columns: dict[str, SymbolColumns], tick_at: Callable[[int], Tick],
-                 sessions: Sessions, scale: int, description: str) -> None:
+    def __init__(
+        self,
+        times: np.ndarray,
+        columns: dict[str, SymbolColumns],
+        tick_at: Callable[[int], Tick],
+        sessions: Sessions,
+        scale: int,
+        description: str,
+    ) -> None:
         self.times = times
         self.columns = columns
         self.tick_at = tick_at
@@ -188,7 +195,7 @@ class Feed:
         return int(np.searchsorted(self.times, at_ns, "right"))
 
     @classmethod
-    def from_ticks(cls, ticks: Sequence[FeedTick], sessions: Sessions, description: str) -> "Feed":
+    def from_ticks(cls, ticks: Sequence[FeedTick], sessions: Sessions, description: str) -> Feed:
         """From market-data ticks (a replayed recording, archived or historical quotes)."""
         if not ticks:
             raise FeedError("no quotes in the backtest window")
@@ -212,17 +219,35 @@ class Feed:
 
         def tick_at(position: int) -> Tick:
             t = ticks[position]
-            return Tick(t.symbol, t.bid or ZERO, t.bid_size or ZERO, t.ask or ZERO, t.ask_size or ZERO,
-                        t.quote_at_ns, t.sequence)
+            return Tick(
+                t.symbol,
+                t.bid or ZERO,
+                t.bid_size or ZERO,
+                t.ask or ZERO,
+                t.ask_size or ZERO,
+                t.quote_at_ns,
+                t.sequence,
+            )
 
         return cls._assemble(times, bids, asks, symbols, tick_at, sessions, scale, description)
 
     @classmethod
-    def from_columns(cls, symbol_names: Sequence[str], codes: np.ndarray, times: np.ndarray, bids: np.ndarray,
-                     asks: np.ndarray, bid_sizes: np.ndarray, ask_sizes: np.ndarray, sequences: np.ndarray,
-                     places: int, sessions: Sessions, description: str) -> "Feed":
+    def from_columns(
+        cls,
+        symbol_names: Sequence[str],
+        codes: np.ndarray,
+        times: np.ndarray,
+        bids: np.ndarray,
+        asks: np.ndarray,
+        bid_sizes: np.ndarray,
+        ask_sizes: np.ndarray,
+        sequences: np.ndarray,
+        places: int,
+        sessions: Sessions,
+        description: str,
+    ) -> Feed:
         """From integer columns (prices in units of 10^-places dollars): generated feeds."""
-        scale = 10 ** places
+        scale = 10**places
         symbols = {name: np.flatnonzero(codes == code) for code, name in enumerate(symbol_names)}
         unit = Decimal(1).scaleb(-places)
         prices: dict[int, Decimal] = {}
@@ -234,21 +259,37 @@ class Feed:
             return found
 
         def tick_at(position: int) -> Tick:
-            return Tick(symbol_names[int(codes[position])], price(int(bids[position])), Decimal(int(bid_sizes[position])),
-                        price(int(asks[position])), Decimal(int(ask_sizes[position])), int(times[position]),
-                        int(sequences[position]))
+            return Tick(
+                symbol_names[int(codes[position])],
+                price(int(bids[position])),
+                Decimal(int(bid_sizes[position])),
+                price(int(asks[position])),
+                Decimal(int(ask_sizes[position])),
+                int(times[position]),
+                int(sequences[position]),
+            )
 
         return cls._assemble(times, bids, asks, symbols, tick_at, sessions, scale, description)
 
     @classmethod
-    def _assemble(cls, times: np.ndarray, bids: np.ndarray, asks: np.ndarray, symbols: dict[str, Sequence[int]],
-                  tick_at: Callable[[int], Tick], sessions: Sessions, scale: int, description: str) -> "Feed":
+    def _assemble(
+        cls,
+        times: np.ndarray,
+        bids: np.ndarray,
+        asks: np.ndarray,
+        symbols: dict[str, Sequence[int]],
+        tick_at: Callable[[int], Tick],
+        sessions: Sessions,
+        scale: int,
+        description: str,
+    ) -> Feed:
         tradable = (bids > 0) & (asks > bids) & sessions.in_session(times)
         columns = {}
         for symbol, positions in symbols.items():
             where = np.asarray(positions, dtype=np.int64)
-            columns[symbol] = SymbolColumns(symbol, where, times[where], bids[where], asks[where], tradable[where],
-                                            scale)
+            columns[symbol] = SymbolColumns(
+                symbol, where, times[where], bids[where], asks[where], tradable[where], scale
+            )
         return cls(times, columns, tick_at, sessions, scale, description)
 
 
@@ -266,4 +307,4 @@ def _scale(ticks: Iterable[FeedTick]) -> int:
                 places = -exponent
                 if places > MAX_PLACES:
                     raise FeedError(f"price {value} has more than {MAX_PLACES} decimals")
-    return 10 ** places
+    return 10**places

@@ -18,8 +18,19 @@ from decimal import Decimal
 
 from mbt.orders.v1 import orders_pb2
 from services.accounts.domain.account import Account
-from services.accounts.domain.rules import (DEFAULT_PROFILE, STARTING_CASH, SUPERSEDED, AccountType, FillTerms,
-                                            HoldTerms, Mark, Position, Valuation, apply_fill, buying_power)
+from services.accounts.domain.rules import (
+    DEFAULT_PROFILE,
+    STARTING_CASH,
+    SUPERSEDED,
+    AccountType,
+    FillTerms,
+    HoldTerms,
+    Mark,
+    Position,
+    Valuation,
+    apply_fill,
+    buying_power,
+)
 from services.common.errors import DomainError, not_found
 from services.common.ids import derived_id
 from services.common.instruments import parse_symbol
@@ -29,8 +40,18 @@ from services.matcher import domain as matcher
 from services.matcher.wire import fill_message
 from services.orders import wire
 from services.orders.domain.model import Fill, Order, OrderSpec, Replacement, Status, spec_digest
-from services.orders.domain.rules import (QuoteSnapshot, ReplaceTerms, Session, check_market_hours, collar_price,
-                                          market_reference, replaced_collar, replacement, validate_spec, worst_price)
+from services.orders.domain.rules import (
+    QuoteSnapshot,
+    ReplaceTerms,
+    Session,
+    check_market_hours,
+    collar_price,
+    market_reference,
+    replaced_collar,
+    replacement,
+    validate_spec,
+    worst_price,
+)
 
 ACCOUNT_ID = "acct_backtest"
 DEFAULT_STARTING_CASH = STARTING_CASH[DEFAULT_PROFILE]
@@ -140,8 +161,9 @@ def account_type(name: str) -> AccountType:
     try:
         return AccountType(name)
     except ValueError:
-        raise DomainError("INVALID_ARGUMENT", f"account_type must be cash or margin, got {name!r}",
-                          field="account_type") from None
+        raise DomainError(
+            "INVALID_ARGUMENT", f"account_type must be cash or margin, got {name!r}", field="account_type"
+        ) from None
 
 
 class PaperAccount:
@@ -149,21 +171,51 @@ class PaperAccount:
     the orders service's Order aggregate, driven as their use cases drive them. Not
     thread-safe: one backtest owns it."""
 
-    def __init__(self, *, user_id: str, kind: AccountType, starting_cash: Decimal, collar_pct: Decimal,
-                 max_quote_age_ns: int, opened_ns: int) -> None:
+    def __init__(
+        self,
+        *,
+        user_id: str,
+        kind: AccountType,
+        starting_cash: Decimal,
+        collar_pct: Decimal,
+        max_quote_age_ns: int,
+        opened_ns: int,
+    ) -> None:
         if starting_cash <= 0:
             raise DomainError("INVALID_ARGUMENT", "starting_cash must be positive", field="starting_cash")
         opened = datetime_from_ns(opened_ns)
-        self.account = Account(ACCOUNT_ID, user_id, kind, DEFAULT_PROFILE, starting_cash, starting_cash,
-                               created_at=opened, updated_at=opened)
+        self.account = Account(
+            ACCOUNT_ID,
+            user_id,
+            kind,
+            DEFAULT_PROFILE,
+            starting_cash,
+            starting_cash,
+            created_at=opened,
+            updated_at=opened,
+        )
         self.user_id = user_id
         self.collar_pct = collar_pct
         self.max_age_seconds = Decimal(max_quote_age_ns) / 1_000_000_000
         self.orders: dict[str, Order] = {}
         self.fills: list[Fill] = []
-        self.entries: list[LedgerEntry] = [LedgerEntry(
-            derived_id("led", user_id, "opening"), "opening", "", "", "", "", Decimal(0), Decimal(0), MULTIPLIER,
-            starting_cash, Decimal(0), starting_cash, opened_ns)]
+        self.entries: list[LedgerEntry] = [
+            LedgerEntry(
+                derived_id("led", user_id, "opening"),
+                "opening",
+                "",
+                "",
+                "",
+                "",
+                Decimal(0),
+                Decimal(0),
+                MULTIPLIER,
+                starting_cash,
+                Decimal(0),
+                starting_cash,
+                opened_ns,
+            )
+        ]
         self._by_client_id: dict[str, Order] = {}
 
     @property
@@ -176,8 +228,16 @@ class PaperAccount:
 
     # -- orders -----------------------------------------------------------------------------
 
-    def submit(self, spec: OrderSpec, order_id: str, now_ns: int, session: Session,
-               quote: Callable[[str], matcher.Tick | None], marks: Marks, symbols: Container[str]) -> Order:
+    def submit(
+        self,
+        spec: OrderSpec,
+        order_id: str,
+        now_ns: int,
+        session: Session,
+        quote: Callable[[str], matcher.Tick | None],
+        marks: Marks,
+        symbols: Container[str],
+    ) -> Order:
         """The submit saga of the orders service, in one step: validated, held, accepted.
 
         Raises DomainError like SubmitOrder: invalid_argument, not_found (a symbol the feed
@@ -196,14 +256,22 @@ class PaperAccount:
         check_market_hours(spec, now, session)
         reference = None
         if spec.order_type is OrderType.MARKET:
-            reference = market_reference(spec, _snapshot(quote(spec.symbol)), now, session.contains(now),
-                                         self.max_age_seconds)
-        order = Order(order_id=order_id, user_id=self.user_id, account_id="", spec=spec, multiplier=MULTIPLIER,
-                      status=Status.NEW, created_at=now, updated_at=now,
-                      collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price,
-                                                self.collar_pct),
-                      expires_at=session.close_at if spec.time_in_force is TimeInForce.DAY else None,
-                      request_digest=digest)
+            reference = market_reference(
+                spec, _snapshot(quote(spec.symbol)), now, session.contains(now), self.max_age_seconds
+            )
+        order = Order(
+            order_id=order_id,
+            user_id=self.user_id,
+            account_id="",
+            spec=spec,
+            multiplier=MULTIPLIER,
+            status=Status.NEW,
+            created_at=now,
+            updated_at=now,
+            collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price, self.collar_pct),
+            expires_at=session.close_at if spec.time_in_force is TimeInForce.DAY else None,
+            request_digest=digest,
+        )
         try:
             self.account.hold(order_id, order.version, _terms(order, spec, order.collar_price), _marks(marks), now)
         except DomainError as refusal:
@@ -221,8 +289,11 @@ class PaperAccount:
         now = datetime_from_ns(now_ns)
         check_market_hours(spec, now, session)
         collar = replaced_collar(order, spec, self.collar_pct)
-        expires_at = order.expires_at if spec.time_in_force is order.spec.time_in_force else (
-            session.close_at if spec.time_in_force is TimeInForce.DAY else None)
+        expires_at = (
+            order.expires_at
+            if spec.time_in_force is order.spec.time_in_force
+            else (session.close_at if spec.time_in_force is TimeInForce.DAY else None)
+        )
         pending = Replacement(order.version + 1, spec, collar, expires_at, now, now)
         working = order.begin_replace(pending)
         self.account.hold(order_id, pending.version, _terms(order, spec, collar), _marks(marks), now)
@@ -265,10 +336,23 @@ class PaperAccount:
         if effect is None:  # the ledger refused it: the engine broke one of its rules
             refused = self.account.events[-1]
             raise DomainError("LEDGER_INVARIANT", f"fill {fill.fill_id} refused by the ledger: {refused.why}")
-        self.entries.append(LedgerEntry(
-            derived_id("led", fill.fill_id), "fill", fill.fill_id, fill.order_id, fill.symbol, fill.side.value,
-            fill.qty, fill.price, fill.multiplier, effect.cash_delta, effect.realized_pl, self.account.cash,
-            datetime_to_ns(fill.filled_at)))
+        self.entries.append(
+            LedgerEntry(
+                derived_id("led", fill.fill_id),
+                "fill",
+                fill.fill_id,
+                fill.order_id,
+                fill.symbol,
+                fill.side.value,
+                fill.qty,
+                fill.price,
+                fill.multiplier,
+                effect.cash_delta,
+                effect.realized_pl,
+                self.account.cash,
+                datetime_to_ns(fill.filled_at),
+            )
+        )
         self.account.events.clear()
         self._store(filled)
         self.fills.append(fill)
@@ -300,10 +384,18 @@ class PaperAccount:
 
     def view(self, marks: Marks) -> AccountView:
         value = self.valuation(marks)
-        positions = {symbol: PositionView(symbol, p.qty, p.avg_entry_price, p.realized_pl)
-                     for symbol, p in sorted(self.positions.items())}
-        return AccountView(value.cash, value.long_market_value, value.short_market_value, value.held,
-                           buying_power(self.account.account_type, value), positions)
+        positions = {
+            symbol: PositionView(symbol, p.qty, p.avg_entry_price, p.realized_pl)
+            for symbol, p in sorted(self.positions.items())
+        }
+        return AccountView(
+            value.cash,
+            value.long_market_value,
+            value.short_market_value,
+            value.held,
+            buying_power(self.account.account_type, value),
+            positions,
+        )
 
     def has_open_position(self) -> bool:
         return bool(self.positions)
@@ -316,8 +408,10 @@ class PaperAccount:
 def _replayed(order: Order, digest: str) -> Order:
     """A client_order_id sent again answers as its first submit did (the orders service's rule)."""
     if not order.submitted_with(digest):
-        raise DomainError("IDEMPOTENCY_KEY_REUSED", f"client_order_id {order.spec.client_order_id!r} was used for "
-                                                    f"order {order.order_id} with other terms")
+        raise DomainError(
+            "IDEMPOTENCY_KEY_REUSED",
+            f"client_order_id {order.spec.client_order_id!r} was used for order {order.order_id} with other terms",
+        )
     if order.status is Status.REJECTED:
         raise DomainError(order.reject_reason.upper(), order.reject_message, order_id=order.order_id)
     return order
@@ -326,8 +420,9 @@ def _replayed(order: Order, digest: str) -> Order:
 def _terms(order: Order, spec: OrderSpec, collar: Decimal | None) -> HoldTerms:
     worst = worst_price(spec, collar)
     if worst is None or worst <= 0:
-        raise DomainError("INVALID_ARGUMENT", "the order has no price to hold buying power against",
-                          field="worst_price")
+        raise DomainError(
+            "INVALID_ARGUMENT", "the order has no price to hold buying power against", field="worst_price"
+        )
     return HoldTerms(spec.symbol, spec.side, spec.qty, worst, order.multiplier)
 
 
@@ -349,11 +444,19 @@ def working_order(order: Order) -> matcher.WorkingOrder:
     if order.replaced_at is not None:
         accepted_ns = max(accepted_ns, datetime_to_ns(order.replaced_at))
     return matcher.WorkingOrder(
-        order_id=order.order_id, symbol=spec.symbol, side=spec.side, qty=spec.qty,
-        order_type=spec.order_type, time_in_force=spec.time_in_force,
-        limit_price=spec.limit_price, stop_price=spec.stop_price, collar_price=order.collar_price,
-        accepted_ns=accepted_ns, triggered=order.triggered_at is not None,
-        expires_ns=datetime_to_ns(order.expires_at) if order.expires_at is not None else None)
+        order_id=order.order_id,
+        symbol=spec.symbol,
+        side=spec.side,
+        qty=spec.qty,
+        order_type=spec.order_type,
+        time_in_force=spec.time_in_force,
+        limit_price=spec.limit_price,
+        stop_price=spec.stop_price,
+        collar_price=order.collar_price,
+        accepted_ns=accepted_ns,
+        triggered=order.triggered_at is not None,
+        expires_ns=datetime_to_ns(order.expires_at) if order.expires_at is not None else None,
+    )
 
 
 def is_working(order: Order) -> bool:
@@ -371,17 +474,50 @@ def _ns(moment: datetime | None) -> int:
 def order_record(order: Order) -> OrderRecord:
     spec = order.spec
     return OrderRecord(
-        order.order_id, spec.client_order_id, spec.symbol, spec.side.value, spec.qty, spec.order_type.value,
-        spec.time_in_force.value, spec.limit_price, spec.stop_price, order.collar_price, order.status.value,
-        order.reject_reason, order.cancel_reason, order.filled_qty, order.filled_avg_price, order.version,
-        _ns(order.created_at), _ns(order.accepted_at), _ns(order.triggered_at), _ns(order.replaced_at),
-        _ns(order.filled_at), _ns(order.canceled_at), _ns(order.expired_at), _ns(order.expires_at))
+        order.order_id,
+        spec.client_order_id,
+        spec.symbol,
+        spec.side.value,
+        spec.qty,
+        spec.order_type.value,
+        spec.time_in_force.value,
+        spec.limit_price,
+        spec.stop_price,
+        order.collar_price,
+        order.status.value,
+        order.reject_reason,
+        order.cancel_reason,
+        order.filled_qty,
+        order.filled_avg_price,
+        order.version,
+        _ns(order.created_at),
+        _ns(order.accepted_at),
+        _ns(order.triggered_at),
+        _ns(order.replaced_at),
+        _ns(order.filled_at),
+        _ns(order.canceled_at),
+        _ns(order.expired_at),
+        _ns(order.expires_at),
+    )
 
 
 def fill_record(fill: Fill) -> FillRecord:
-    return FillRecord(fill.fill_id, fill.order_id, fill.symbol, fill.side.value, fill.qty, fill.price,
-                      fill.bid_price, fill.bid_size, fill.ask_price, fill.ask_size, fill.quote_at_ns,
-                      fill.quote_sequence, fill.rule, _ns(fill.filled_at))
+    return FillRecord(
+        fill.fill_id,
+        fill.order_id,
+        fill.symbol,
+        fill.side.value,
+        fill.qty,
+        fill.price,
+        fill.bid_price,
+        fill.bid_size,
+        fill.ask_price,
+        fill.ask_size,
+        fill.quote_at_ns,
+        fill.quote_sequence,
+        fill.rule,
+        _ns(fill.filled_at),
+    )
 
 
 def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
@@ -390,8 +526,9 @@ def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
     agree with them."""
     positions: dict[str, Position] = {}
     for fill in fills:
-        position = apply_fill(positions.get(fill.symbol), fill.symbol, Side(fill.side), fill.qty, fill.price,
-                              MULTIPLIER).position
+        position = apply_fill(
+            positions.get(fill.symbol), fill.symbol, Side(fill.side), fill.qty, fill.price, MULTIPLIER
+        ).position
         if position.is_open:
             positions[fill.symbol] = position
         else:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from services.common.errors import invalid_argument
@@ -53,7 +53,7 @@ class BacktestSpec:
             raise invalid_argument("account_type must be cash or margin", "account_type")
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -109,7 +109,24 @@ class BacktestRun:
     def failed(self, error: str, now: datetime) -> BacktestRun:
         return dataclasses.replace(self, status=RunStatus.FAILED, error=error[:MAX_ERROR_CHARS], finished_at=now)
 
-    def succeeded(self, statistics: tuple[tuple[str, str], ...], files: tuple[ResultFile, ...], *, ticks: int,
-                  orders: int, fills: int, now: datetime) -> BacktestRun:
-        return dataclasses.replace(self, status=RunStatus.SUCCEEDED, progress_percent=100, finished_at=now,
-                                   statistics=statistics, files=files, ticks=ticks, orders=orders, fills=fills)
+    def succeeded(
+        self,
+        statistics: tuple[tuple[str, str], ...],
+        files: tuple[ResultFile, ...],
+        *,
+        ticks: int,
+        orders: int,
+        fills: int,
+        now: datetime,
+    ) -> BacktestRun:
+        return dataclasses.replace(
+            self,
+            status=RunStatus.SUCCEEDED,
+            progress_percent=100,
+            finished_at=now,
+            statistics=statistics,
+            files=files,
+            ticks=ticks,
+            orders=orders,
+            fills=fills,
+        )

@@ -24,38 +24,64 @@ from services.matcher.backtest.stats import Statistics
 MAX_POINTS = 4000
 MAX_FILL_ROWS = 200
 GAP_NS = 3600 * 1_000_000_000
-STYLE = {"figure.dpi": 100, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "path.simplify": True,
-         "svg.hashsalt": "mbt", "timezone": "UTC"}
-CSS = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
-       "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}"
-       "th{background:#f4f4f4}img{max-width:100%}")
+STYLE = {
+    "figure.dpi": 100,
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "path.simplify": True,
+    "svg.hashsalt": "mbt",
+    "timezone": "UTC",
+}
+CSS = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}"
+    "th{background:#f4f4f4}img{max-width:100%}"
+)
 
 
 def render(result: BacktestResult, stats: Statistics, feed: Feed) -> bytes:
     config = result.config
-    setup = [("strategy", result.strategy), ("parameters", ", ".join(f"{k}={v}" for k, v in result.params.items())
-                                             or "none"),
-             ("data", result.feed), ("from", _utc(config.start_ns)), ("to", _utc(config.end_ns)),
-             ("account", f"{config.account_type}, starting cash ${config.starting_cash:,}"),
-             ("path", config.mode), ("ticks in the window", f"{result.ticks:,}"),
-             ("orders", f"{len(result.orders):,}"), ("fills", f"{len(result.fills):,}")]
+    setup = [
+        ("strategy", result.strategy),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in result.params.items()) or "none"),
+        ("data", result.feed),
+        ("from", _utc(config.start_ns)),
+        ("to", _utc(config.end_ns)),
+        ("account", f"{config.account_type}, starting cash ${config.starting_cash:,}"),
+        ("path", config.mode),
+        ("ticks in the window", f"{result.ticks:,}"),
+        ("orders", f"{len(result.orders):,}"),
+        ("fills", f"{len(result.fills):,}"),
+    ]
     charts = [("Equity", _equity_chart(result)), ("Drawdown", _drawdown_chart(result))]
     charts += [(f"Fills on {symbol}", _fills_chart(result, feed, symbol)) for symbol in _traded(result, feed)]
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Backtest: {html.escape(result.strategy)}"
-             f"</title><style>{CSS}</style></head><body><h1>Backtest: {html.escape(result.strategy)}</h1>",
-             "<h2>Configuration</h2>", _table(("", ""), setup, header=False),
-             "<h2>Statistics</h2>", _table(("statistic", "value"), stats.rows(), header=True),
-             "<p>Daily returns from the start and each regular close; Sharpe and Sortino annualized with 252 "
-             "trading days and a risk-free rate of 0; a trade is a fill that reduces or closes a position; "
-             "MBT charges no fees.</p>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Backtest: {html.escape(result.strategy)}"
+        f"</title><style>{CSS}</style></head><body><h1>Backtest: {html.escape(result.strategy)}</h1>",
+        "<h2>Configuration</h2>",
+        _table(("", ""), setup, header=False),
+        "<h2>Statistics</h2>",
+        _table(("statistic", "value"), stats.rows(), header=True),
+        "<p>Daily returns from the start and each regular close; Sharpe and Sortino annualized with 252 "
+        "trading days and a risk-free rate of 0; a trade is a fill that reduces or closes a position; "
+        "MBT charges no fees.</p>",
+    ]
     for title, png in charts:
-        parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
-                     f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
-    rows = [(f.fill_id, _utc(f.quote_at_ns), f.symbol, f.side, decimal_str(f.qty), decimal_str(f.price, 2), f.rule)
-            for f in result.fills[:MAX_FILL_ROWS]]
+        parts.append(
+            f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
+            f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+        )
+    rows = [
+        (f.fill_id, _utc(f.quote_at_ns), f.symbol, f.side, decimal_str(f.qty), decimal_str(f.price, 2), f.rule)
+        for f in result.fills[:MAX_FILL_ROWS]
+    ]
     shown = "" if len(result.fills) <= MAX_FILL_ROWS else f" (the first {MAX_FILL_ROWS}; all are in fills.csv)"
-    parts += [f"<h2>Fills{shown}</h2>", _table(("fill", "quote time", "symbol", "side", "qty", "price", "rule"),
-                                               rows, header=True), "</body></html>"]
+    parts += [
+        f"<h2>Fills{shown}</h2>",
+        _table(("fill", "quote time", "symbol", "side", "qty", "price", "rule"), rows, header=True),
+        "</body></html>",
+    ]
     return "\n".join(parts).encode("utf-8")
 
 
@@ -131,8 +157,15 @@ def _fills_chart(result: BacktestResult, feed: Feed, symbol: str) -> bytes:
         for side, marker, color in (("buy", "^", "#1e8449"), ("sell", "v", "#c0392b")):
             chosen = [f for f in fills if f.side == side]
             if chosen:
-                axes.scatter(_times([f.quote_at_ns for f in chosen]), [float(f.price) for f in chosen],
-                             marker=marker, color=color, s=28, zorder=3, label=side)
+                axes.scatter(
+                    _times([f.quote_at_ns for f in chosen]),
+                    [float(f.price) for f in chosen],
+                    marker=marker,
+                    color=color,
+                    s=28,
+                    zorder=3,
+                    label=side,
+                )
         axes.set_ylabel(f"{symbol} ($)")
         axes.legend(loc="best")
 

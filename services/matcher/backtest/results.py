@@ -8,7 +8,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -25,7 +25,7 @@ TIME = pa.timestamp("ns", tz="UTC")
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str            # text, int, decimal, time (epoch ns, 0 = none), date
+    kind: str  # text, int, decimal, time (epoch ns, 0 = none), date
     value: Callable[[object], object]
 
 
@@ -33,31 +33,89 @@ def _columns(spec: Sequence[tuple[str, str]]) -> list[Column]:
     return [Column(name, kind, (lambda row, n=name: getattr(row, n))) for name, kind in spec]
 
 
-ORDER_COLUMNS = _columns([
-    ("order_id", "text"), ("client_order_id", "text"), ("symbol", "text"), ("side", "text"), ("qty", "decimal"),
-    ("order_type", "text"), ("time_in_force", "text"), ("limit_price", "decimal"), ("stop_price", "decimal"),
-    ("collar_price", "decimal"), ("status", "text"), ("reject_reason", "text"), ("cancel_reason", "text"),
-    ("filled_qty", "decimal"), ("filled_avg_price", "decimal"), ("version", "int"), ("created_ns", "time"),
-    ("accepted_ns", "time"), ("triggered_ns", "time"), ("replaced_ns", "time"), ("filled_ns", "time"),
-    ("canceled_ns", "time"), ("expired_ns", "time"), ("expires_ns", "time")])
-FILL_COLUMNS = _columns([
-    ("fill_id", "text"), ("order_id", "text"), ("symbol", "text"), ("side", "text"), ("qty", "decimal"),
-    ("price", "decimal"), ("bid_price", "decimal"), ("bid_size", "decimal"), ("ask_price", "decimal"),
-    ("ask_size", "decimal"), ("quote_at_ns", "time"), ("quote_sequence", "int"), ("rule", "text"),
-    ("filled_ns", "time")])
-LEDGER_COLUMNS = _columns([
-    ("entry_id", "text"), ("kind", "text"), ("fill_id", "text"), ("order_id", "text"), ("symbol", "text"),
-    ("side", "text"), ("qty", "decimal"), ("price", "decimal"), ("multiplier", "decimal"),
-    ("cash_delta", "decimal"), ("realized_pl", "decimal"), ("cash_after", "decimal"), ("occurred_at_ns", "time")])
-EQUITY_COLUMNS = _columns([
-    ("day", "date"), ("at_ns", "time"), ("cash", "decimal"), ("long_market_value", "decimal"),
-    ("short_market_value", "decimal"), ("equity", "decimal")])
+ORDER_COLUMNS = _columns(
+    [
+        ("order_id", "text"),
+        ("client_order_id", "text"),
+        ("symbol", "text"),
+        ("side", "text"),
+        ("qty", "decimal"),
+        ("order_type", "text"),
+        ("time_in_force", "text"),
+        ("limit_price", "decimal"),
+        ("stop_price", "decimal"),
+        ("collar_price", "decimal"),
+        ("status", "text"),
+        ("reject_reason", "text"),
+        ("cancel_reason", "text"),
+        ("filled_qty", "decimal"),
+        ("filled_avg_price", "decimal"),
+        ("version", "int"),
+        ("created_ns", "time"),
+        ("accepted_ns", "time"),
+        ("triggered_ns", "time"),
+        ("replaced_ns", "time"),
+        ("filled_ns", "time"),
+        ("canceled_ns", "time"),
+        ("expired_ns", "time"),
+        ("expires_ns", "time"),
+    ]
+)
+FILL_COLUMNS = _columns(
+    [
+        ("fill_id", "text"),
+        ("order_id", "text"),
+        ("symbol", "text"),
+        ("side", "text"),
+        ("qty", "decimal"),
+        ("price", "decimal"),
+        ("bid_price", "decimal"),
+        ("bid_size", "decimal"),
+        ("ask_price", "decimal"),
+        ("ask_size", "decimal"),
+        ("quote_at_ns", "time"),
+        ("quote_sequence", "int"),
+        ("rule", "text"),
+        ("filled_ns", "time"),
+    ]
+)
+LEDGER_COLUMNS = _columns(
+    [
+        ("entry_id", "text"),
+        ("kind", "text"),
+        ("fill_id", "text"),
+        ("order_id", "text"),
+        ("symbol", "text"),
+        ("side", "text"),
+        ("qty", "decimal"),
+        ("price", "decimal"),
+        ("multiplier", "decimal"),
+        ("cash_delta", "decimal"),
+        ("realized_pl", "decimal"),
+        ("cash_after", "decimal"),
+        ("occurred_at_ns", "time"),
+    ]
+)
+EQUITY_COLUMNS = _columns(
+    [
+        ("day", "date"),
+        ("at_ns", "time"),
+        ("cash", "decimal"),
+        ("long_market_value", "decimal"),
+        ("short_market_value", "decimal"),
+        ("equity", "decimal"),
+    ]
+)
 
 
 def backtest_statistics(result: BacktestResult) -> Statistics:
     sessions = [(s.open_ns, s.close_ns) for _, s in result.sessions]
-    return statistics([(p.day, p.equity) for p in result.equity], _realized(result.ledger), len(result.fills),
-                      exposure(result.exposure, sessions))
+    return statistics(
+        [(p.day, p.equity) for p in result.equity],
+        _realized(result.ledger),
+        len(result.fills),
+        exposure(result.exposure, sessions),
+    )
 
 
 def _realized(ledger) -> list[Decimal | None]:
@@ -80,8 +138,10 @@ def tables(result: BacktestResult, stats: Statistics) -> dict[str, tuple[list[Co
         "fills": (FILL_COLUMNS, result.fills),
         "ledger": (LEDGER_COLUMNS, result.ledger),
         "equity": (EQUITY_COLUMNS, result.equity),
-        "statistics": ([Column("statistic", "text", lambda r: r[0]), Column("value", "text", lambda r: r[1])],
-                       stats.rows()),
+        "statistics": (
+            [Column("statistic", "text", lambda r: r[0]), Column("value", "text", lambda r: r[1])],
+            stats.rows(),
+        ),
     }
 
 
@@ -127,7 +187,7 @@ def _text(kind: str, value: object) -> str:
 
 def _rfc3339(ns: int) -> str:
     seconds, fraction = divmod(ns, 1_000_000_000)
-    return f"{datetime.fromtimestamp(seconds, timezone.utc):%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 
 def files(result: BacktestResult, report_html: bytes, stats: Statistics) -> dict[str, bytes]:
@@ -145,4 +205,3 @@ CONTENT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet",
 
 def content_type(name: str) -> str:
     return CONTENT_TYPES[name.rsplit(".", 1)[1]]
-

@@ -44,8 +44,9 @@ def recorded(spec: BacktestSpec, strategy: Strategy, settings: Settings) -> Feed
     return recorded_feed(spec.data, symbols_of(spec, strategy), start_ns, end_ns, loop=settings.replay_loop)
 
 
-async def feed_for(spec: BacktestSpec, strategy: Strategy, settings: Settings,
-                   marketdata: MarketDataClient | None = None) -> Feed:
+async def feed_for(
+    spec: BacktestSpec, strategy: Strategy, settings: Settings, marketdata: MarketDataClient | None = None
+) -> Feed:
     """The quotes of the run: recorded (in process) or the market-data service's history."""
     if spec.data == MARKETDATA:
         if marketdata is None:
@@ -55,14 +56,27 @@ async def feed_for(spec: BacktestSpec, strategy: Strategy, settings: Settings,
     return recorded(spec, strategy, settings)
 
 
-def execute(spec: BacktestSpec, strategy: Strategy, feed: Feed, settings: Settings, *, user_id: str = "backtest",
-            progress: Callable[[int, int], None] | None = None) -> Outcome:
+def execute(
+    spec: BacktestSpec,
+    strategy: Strategy,
+    feed: Feed,
+    settings: Settings,
+    *,
+    user_id: str = "backtest",
+    progress: Callable[[int, int], None] | None = None,
+) -> Outcome:
     start_ns, end_ns = day_bounds(spec.first_day, spec.last_day)
     config = BacktestConfig(
-        start_ns=start_ns, end_ns=end_ns, account_type=spec.account_type or strategy.account_type or "cash",
-        starting_cash=spec.starting_cash or DEFAULT_STARTING_CASH, collar_pct=settings.market_order_collar_pct,
-        max_quote_age_ns=int(settings.max_quote_age_seconds * 1_000_000_000), mode=spec.mode, user_id=user_id,
-        seed=spec.seed)
+        start_ns=start_ns,
+        end_ns=end_ns,
+        account_type=spec.account_type or strategy.account_type or "cash",
+        starting_cash=spec.starting_cash or DEFAULT_STARTING_CASH,
+        collar_pct=settings.market_order_collar_pct,
+        max_quote_age_ns=int(settings.max_quote_age_seconds * 1_000_000_000),
+        mode=spec.mode,
+        user_id=user_id,
+        seed=spec.seed,
+    )
     result = Backtest(feed, strategy, config, progress=progress).run()
     stats = backtest_statistics(result)
     return Outcome(result, stats, files(result, render(result, stats, feed), stats))

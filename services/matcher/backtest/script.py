@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.wire.conv import datetime_to_ns
 from services.common.errors import DomainError, invalid_argument
+from services.common.wire.conv import datetime_to_ns
 from services.matcher.backtest.ledger import FillRecord, validate_submit
 from services.matcher.backtest.strategy import Context, Strategy, replace_request, submit_request
 
@@ -84,8 +84,9 @@ def parse_script(script: object) -> list[Step]:
             else:
                 target = fields.get("client_order_id")
                 if target not in known:
-                    raise invalid_argument(f"names no order submitted by an earlier step: {target!r}",
-                                           "client_order_id")
+                    raise invalid_argument(
+                        f"names no order submitted by an earlier step: {target!r}", "client_order_id"
+                    )
                 if verb == "replace":
                     replace_request("ord_check", {k: v for k, v in fields.items() if k != "client_order_id"})
                 elif set(fields) != {"client_order_id"}:
@@ -94,8 +95,9 @@ def parse_script(script: object) -> list[Step]:
             field = exc.metadata.get("field", verb)
             raise invalid_argument(f"{where}.{verb}: {exc.message}", f"{where}.{verb}.{field}") from None
         if after_fill and after_fill not in known:
-            raise invalid_argument(f"{where}.after_fill names no order submitted by an earlier step",
-                                   f"{where}.after_fill")
+            raise invalid_argument(
+                f"{where}.after_fill names no order submitted by an earlier step", f"{where}.after_fill"
+            )
         steps.append(Step(number, _time(at, where) if at is not None else None, after_fill, verb, fields))
     return steps
 
@@ -126,8 +128,9 @@ class ScriptStrategy(Strategy):
         for step in self.steps:
             if step.at_ns is not None:
                 if step.at_ns < ctx.now_ns:
-                    raise ScriptError(f"step {step.number} is at {ctx.now.isoformat()} or before: the backtest "
-                                      "starts after it")
+                    raise ScriptError(
+                        f"step {step.number} is at {ctx.now.isoformat()} or before: the backtest starts after it"
+                    )
                 ctx.schedule(step.at_ns, lambda c, s=step: self._play(c, s))
 
     def on_fill(self, ctx: Context, fill: FillRecord) -> None:
@@ -155,5 +158,6 @@ class ScriptStrategy(Strategy):
             if step.verb == "submit" and order_id:
                 self.order_ids[ctx.order(order_id).client_order_id] = order_id
                 return  # kept as a rejected order, as the orders service keeps it
-            raise ScriptError(f"step {step.number} ({step.verb}) refused: {refusal.reason.lower()}: "
-                              f"{refusal.message}") from None
+            raise ScriptError(
+                f"step {step.number} ({step.verb}) refused: {refusal.reason.lower()}: {refusal.message}"
+            ) from None

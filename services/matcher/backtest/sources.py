@@ -12,8 +12,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from services.common.errors import invalid_argument
-from services.marketdata.domain.ticks import Tick as FeedTick
 from services.marketdata.domain.calendar import new_york_date, new_york_midnight_ns, xnys
+from services.marketdata.domain.ticks import Tick as FeedTick
 from services.marketdata.recording import BUNDLED_QUOTES, RecordingError, load_recording
 from services.marketdata.timeline import ReplayTimeline
 from services.matcher.backtest.feed import Feed, FeedError, Sessions
@@ -60,8 +60,12 @@ async def history_feed(marketdata: MarketDataClient, symbols: Sequence[str], sta
         raise invalid_argument("a backtest on market-data history names its symbols", "symbols")
     merged: list[tuple[int, int, FeedTick]] = []
     for rank, symbol in enumerate(sorted(symbols)):
-        merged.extend([(tick.quote_at_ns, rank, tick)
-                       async for tick in marketdata.quote_history(symbol, window_start_ns(start_ns), end_ns)])
+        merged.extend(
+            [
+                (tick.quote_at_ns, rank, tick)
+                async for tick in marketdata.quote_history(symbol, window_start_ns(start_ns), end_ns)
+            ]
+        )
     merged.sort(key=lambda item: (item[0], item[1], item[2].sequence))
     ticks = [tick for _, _, tick in merged]
     try:

@@ -33,7 +33,7 @@ PRECISION = 28
 
 @dataclass(frozen=True)
 class Drawdown:
-    depth: Decimal               # a fraction, 0 when the curve never fell
+    depth: Decimal  # a fraction, 0 when the curve never fell
     peak: date | None
     trough: date | None
     recovered: date | None
@@ -60,14 +60,23 @@ class Statistics:
         """(name, value) in report order; "n/a" where a figure is undefined."""
         dd = self.max_drawdown
         return [
-            ("start equity", _money(self.start_equity)), ("end equity", _money(self.end_equity)),
-            ("total return", _pct(self.total_return)), ("CAGR", _pct(self.cagr)),
-            ("max drawdown", _pct(dd.depth)), ("drawdown peak", _day(dd.peak)),
-            ("drawdown trough", _day(dd.trough)), ("drawdown recovered", _day(dd.recovered)),
-            ("Sharpe (daily, annualized)", _plain(self.sharpe)), ("Sortino (daily, annualized)", _plain(self.sortino)),
-            ("trades (closing fills)", str(self.trades)), ("win rate", _pct(self.win_rate)),
-            ("profit factor", _plain(self.profit_factor)), ("exposure", _pct(self.exposure)),
-            ("fills", str(self.fills)), ("trading days", str(self.days)), ("fees", _money(self.fees)),
+            ("start equity", _money(self.start_equity)),
+            ("end equity", _money(self.end_equity)),
+            ("total return", _pct(self.total_return)),
+            ("CAGR", _pct(self.cagr)),
+            ("max drawdown", _pct(dd.depth)),
+            ("drawdown peak", _day(dd.peak)),
+            ("drawdown trough", _day(dd.trough)),
+            ("drawdown recovered", _day(dd.recovered)),
+            ("Sharpe (daily, annualized)", _plain(self.sharpe)),
+            ("Sortino (daily, annualized)", _plain(self.sortino)),
+            ("trades (closing fills)", str(self.trades)),
+            ("win rate", _pct(self.win_rate)),
+            ("profit factor", _plain(self.profit_factor)),
+            ("exposure", _pct(self.exposure)),
+            ("fills", str(self.fills)),
+            ("trading days", str(self.days)),
+            ("fees", _money(self.fees)),
         ]
 
 
@@ -92,7 +101,7 @@ def max_drawdown(curve: Sequence[tuple[date, Decimal]]) -> Drawdown:
     if trough_at is None:
         return Drawdown(Decimal(0), None, None, None)
     peak_value = curve[peak_at][1]
-    recovered = next((day for day, value in curve[trough_at + 1:] if value >= peak_value), None)
+    recovered = next((day for day, value in curve[trough_at + 1 :] if value >= peak_value), None)
     return Drawdown(depth.quantize(RATIO), curve[peak_at][0], curve[trough_at][0], recovered)
 
 
@@ -150,8 +159,9 @@ def exposure(changes: Sequence[tuple[int, bool]], sessions: Sequence[tuple[int, 
         return (Decimal(held) / Decimal(total)).quantize(RATIO)
 
 
-def statistics(curve: Sequence[tuple[date, Decimal]], realized: Sequence[Decimal | None], fills: int,
-               exposure_share: Decimal) -> Statistics:
+def statistics(
+    curve: Sequence[tuple[date, Decimal]], realized: Sequence[Decimal | None], fills: int, exposure_share: Decimal
+) -> Statistics:
     """``curve``: (day, equity) from the start through each close. ``realized``: per fill,
     the P&L it realized (None for a fill that only opened or added)."""
     equity = [value for _, value in curve]
@@ -165,8 +175,21 @@ def statistics(curve: Sequence[tuple[date, Decimal]], realized: Sequence[Decimal
         gross_loss = -sum(losses, Decimal(0))
         factor = (sum(wins, Decimal(0)) / gross_loss).quantize(RATIO) if losses else None
         rate = (Decimal(len(wins)) / len(trades)).quantize(RATIO) if trades else None
-    return Statistics(equity[0], equity[-1], total, cagr(equity[0], equity[-1], len(returns)), max_drawdown(curve),
-                      sharpe(returns), sortino(returns), len(trades), rate, factor, exposure_share, fills, len(returns))
+    return Statistics(
+        equity[0],
+        equity[-1],
+        total,
+        cagr(equity[0], equity[-1], len(returns)),
+        max_drawdown(curve),
+        sharpe(returns),
+        sortino(returns),
+        len(trades),
+        rate,
+        factor,
+        exposure_share,
+        fills,
+        len(returns),
+    )
 
 
 def _money(value: Decimal) -> str:

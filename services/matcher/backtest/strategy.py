@@ -32,15 +32,23 @@ from google.protobuf.message import Message
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.wire.conv import parse_decimal
 from services.common.errors import invalid_argument
+from services.common.wire.conv import parse_decimal
 from services.matcher.backtest.ledger import AccountView, FillRecord, OrderRecord
 from services.matcher.domain import Tick
 
-_ENUMS = {"side": trading_pb2.OrderSide, "order_type": trading_pb2.OrderType,
-          "time_in_force": trading_pb2.TimeInForce, "asset_class": trading_pb2.AssetClass}
-_ENUM_PREFIXES = {"side": "ORDER_SIDE_", "order_type": "ORDER_TYPE_", "time_in_force": "TIME_IN_FORCE_",
-                  "asset_class": "ASSET_CLASS_"}
+_ENUMS = {
+    "side": trading_pb2.OrderSide,
+    "order_type": trading_pb2.OrderType,
+    "time_in_force": trading_pb2.TimeInForce,
+    "asset_class": trading_pb2.AssetClass,
+}
+_ENUM_PREFIXES = {
+    "side": "ORDER_SIDE_",
+    "order_type": "ORDER_TYPE_",
+    "time_in_force": "TIME_IN_FORCE_",
+    "asset_class": "ASSET_CLASS_",
+}
 _TEXT_FIELDS = frozenset({"client_order_id", "symbol", "order_id"})
 
 
@@ -78,7 +86,7 @@ class Context(Protocol):
     def next_session(self) -> tuple[int, int]:
         """(open, close) in epoch ns of the first regular session that closes after now."""
 
-    def schedule(self, at: datetime | int, callback: Callable[["Context"], None]) -> None:
+    def schedule(self, at: datetime | int, callback: Callable[[Context], None]) -> None:
         """Call ``callback(ctx)`` at ``at`` (a datetime or epoch ns, not in the past), after
         every quote up to that time."""
 
@@ -89,8 +97,8 @@ class Strategy:
 
     name = ""
     description = ""
-    symbols: tuple[str, ...] = ()   # the symbols it trades; the feed is limited to them
-    quotes: tuple[str, ...] = ()    # symbols whose every quote calls on_quote
+    symbols: tuple[str, ...] = ()  # the symbols it trades; the feed is limited to them
+    quotes: tuple[str, ...] = ()  # symbols whose every quote calls on_quote
     account_type: str | None = None  # the account it needs ("cash", "margin") unless the run says
 
     def __init__(self, params: Mapping[str, str] | None = None) -> None:
@@ -159,7 +167,7 @@ _ENUM_NAMES = {name: _enum_names(name) for name in _ENUMS}
 
 def _enum_value(name: str, value: object) -> int:
     if not isinstance(value, str):
-        raise invalid_argument(f"{name} must be a string such as \"buy\" or \"limit\"", name)
+        raise invalid_argument(f'{name} must be a string such as "buy" or "limit"', name)
     number = _ENUM_NAMES[name].get(value.strip().upper())
     if number is None:
         prefix = _ENUM_PREFIXES[name]
@@ -170,10 +178,10 @@ def _enum_value(name: str, value: object) -> int:
 
 def _decimal_text(name: str, value: object) -> str:
     """Money and quantities travel as decimal text, never through a float."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise invalid_argument(f"{name} must be a decimal string like \"150.25\", not a float", name)
+    if isinstance(value, (bool, float)):
+        raise invalid_argument(f'{name} must be a decimal string like "150.25", not a float', name)
     if isinstance(value, (Decimal, int)):
         return format(value, "f")
     if isinstance(value, str):
         return value
-    raise invalid_argument(f"{name} must be a decimal string like \"150.25\"", name)
+    raise invalid_argument(f'{name} must be a decimal string like "150.25"', name)

@@ -23,13 +23,13 @@ from services.common.errors import DomainError, not_found
 from services.common.ids import new_id
 from services.common.persistence.db import Database
 from services.common.persistence.pagination import page
+from services.jobs.queue import JobQueue
 from services.matcher.backtest.engine import StrategyError
 from services.matcher.backtest.feed import FeedError
 from services.matcher.backtest.model import BacktestRun, BacktestSpec, ResultContent, RunStatus
 from services.matcher.backtest.results import content_type
 from services.matcher.backtest.runs import build_strategy, execute, feed_for
 from services.matcher.backtest.script import ScriptError
-from services.jobs.queue import JobQueue
 from services.matcher.clients import MarketDataClient
 from services.matcher.store import BacktestRepository
 
@@ -44,8 +44,9 @@ OFFER_RETRY_SECONDS = 5
 
 
 class Backtests:
-    def __init__(self, settings: Settings, db: Database, clock: Clock, marketdata: MarketDataClient,
-                 queue: JobQueue) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, clock: Clock, marketdata: MarketDataClient, queue: JobQueue
+    ) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
@@ -63,8 +64,9 @@ class Backtests:
         could not run, refused now rather than failing in the background."""
         spec.validate()
         build_strategy(spec)
-        run = BacktestRun(backtest_id=new_id("bt"), user_id=user_id, spec=spec, status=RunStatus.QUEUED,
-                          created_at=self.clock.now())
+        run = BacktestRun(
+            backtest_id=new_id("bt"), user_id=user_id, spec=spec, status=RunStatus.QUEUED, created_at=self.clock.now()
+        )
         async with self.db.writing() as session:
             await BacktestRepository(session).add(run)
         self._wake.set()
@@ -76,9 +78,11 @@ class Backtests:
 
     async def list(self, user_id: str, size: int, token: str) -> tuple[list[BacktestRun], str]:
         """The user's backtests, newest first."""
+
         async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[BacktestRun]:
             async with self.db.reading() as session:
                 return await BacktestRepository(session).list_for_user(user_id, after, limit)
+
         return await page(size, token, ("backtests", user_id), fetch, lambda run: (run.created_at, run.backtest_id))
 
     async def report(self, user_id: str, backtest_id: str) -> ResultContent:
@@ -92,8 +96,10 @@ class Backtests:
             repo = BacktestRepository(session)
             run = await _owned(repo, user_id, backtest_id)
             if run.status is not RunStatus.SUCCEEDED:
-                raise DomainError("FAILED_PRECONDITION", f"backtest {backtest_id} is {run.status.value}; its files "
-                                                         "come when it has succeeded")
+                raise DomainError(
+                    "FAILED_PRECONDITION",
+                    f"backtest {backtest_id} is {run.status.value}; its files come when it has succeeded",
+                )
             found = await repo.file(backtest_id, name)
         if found is None:
             raise not_found("file", name)
@@ -116,8 +122,9 @@ class Backtests:
                         await asyncio.to_thread(self.queue.rerun, RUN_BACKTEST, backtest_id)
                         self._offered.add(backtest_id)
             except Exception as exc:  # the jobs' database or broker away: the backtests wait, queued
-                log.warning("cannot offer backtests to the jobs queue; retrying",
-                            extra={"fields": {"error": str(exc)[:300]}})
+                log.warning(
+                    "cannot offer backtests to the jobs queue; retrying", extra={"fields": {"error": str(exc)[:300]}}
+                )
                 await asyncio.sleep(OFFER_RETRY_SECONDS)
                 continue
             await self._wake.wait()
@@ -163,8 +170,9 @@ class Backtests:
     async def _execute_alone(self, backtest_id: str) -> None:
         """Run one stored backtest to its end; its outcome (or its error) is stored. Nothing
         happens when it finished meanwhile (run elsewhere)."""
-        run = await self._update(backtest_id, lambda stored: stored.started(self.clock.now())
-                                 if stored.unfinished else stored)
+        run = await self._update(
+            backtest_id, lambda stored: stored.started(self.clock.now()) if stored.unfinished else stored
+        )
         if not run.unfinished:
             return
         loop = asyncio.get_running_loop()
@@ -172,10 +180,12 @@ class Backtests:
             run.spec.validate()
             strategy = build_strategy(run.spec)
             feed = await feed_for(run.spec, strategy, self.settings, self.marketdata)
-            progress = _Progress(lambda percent: asyncio.run_coroutine_threadsafe(
-                self._progress(backtest_id, percent), loop))
-            outcome = await asyncio.to_thread(execute, run.spec, strategy, feed, self.settings, user_id=run.user_id,
-                                              progress=progress)
+            progress = _Progress(
+                lambda percent: asyncio.run_coroutine_threadsafe(self._progress(backtest_id, percent), loop)
+            )
+            outcome = await asyncio.to_thread(
+                execute, run.spec, strategy, feed, self.settings, user_id=run.user_id, progress=progress
+            )
         except EXPECTED_FAILURES as exc:
             error = _message(exc)
         except Exception as exc:  # a bug must not leave the run "running" forever, nor kill the runner
@@ -184,14 +194,27 @@ class Backtests:
         else:
             contents = [ResultContent(name, content_type(name), data) for name, data in outcome.files.items()]
             result = outcome.result
-            await self._update(backtest_id, lambda stored: stored.succeeded(
-                tuple(outcome.statistics.rows()), tuple(c.file for c in contents), ticks=result.ticks,
-                orders=len(result.orders), fills=len(result.fills), now=self.clock.now()), contents)
+            await self._update(
+                backtest_id,
+                lambda stored: stored.succeeded(
+                    tuple(outcome.statistics.rows()),
+                    tuple(c.file for c in contents),
+                    ticks=result.ticks,
+                    orders=len(result.orders),
+                    fills=len(result.fills),
+                    now=self.clock.now(),
+                ),
+                contents,
+            )
             return
         await self._update(backtest_id, lambda stored: stored.failed(error, self.clock.now()))
 
-    async def _update(self, backtest_id: str, change: Callable[[BacktestRun], BacktestRun],
-                      contents: Sequence[ResultContent] | None = None) -> BacktestRun:
+    async def _update(
+        self,
+        backtest_id: str,
+        change: Callable[[BacktestRun], BacktestRun],
+        contents: Sequence[ResultContent] | None = None,
+    ) -> BacktestRun:
         """Apply ``change`` to the stored run (its files replaced by ``contents`` when given)."""
         async with self.db.writing() as session:
             repo = BacktestRepository(session)

@@ -12,8 +12,9 @@ from services.matcher.views import FilledOrder, FillExplanation
 
 
 class Explainer:
-    def __init__(self, orders: OrdersClient, marketdata: MarketDataClient, calendar: SessionCalendar,
-                 max_quote_age_ns: int) -> None:
+    def __init__(
+        self, orders: OrdersClient, marketdata: MarketDataClient, calendar: SessionCalendar, max_quote_age_ns: int
+    ) -> None:
         self.orders = orders
         self.marketdata = marketdata
         self.calendar = calendar
@@ -26,21 +27,32 @@ class Explainer:
         if user_id is not None and order.user_id != user_id:
             raise not_found("fill", fill_id)  # someone else's fill does not exist for this caller
         working = _as_working_at_fill(order)
-        ticks = [tick async for tick in self.marketdata.archived_ticks(
-            fill.tick.symbol, from_ns=working.accepted_ns - self.max_quote_age_ns, to_ns=fill.tick.at_ns)]
+        ticks = [
+            tick
+            async for tick in self.marketdata.archived_ticks(
+                fill.tick.symbol, from_ns=working.accepted_ns - self.max_quote_age_ns, to_ns=fill.tick.at_ns
+            )
+        ]
         if not any(t.sequence == fill.tick.sequence for t in ticks):
             ticks.append(fill.tick)  # archive retention passed: the fill's own NBBO still explains it
         for tick in ticks:
             await self.calendar.ensure(max(tick.at_ns, working.accepted_ns))
-        decision, considered = replay(working, ticks, session_for=self.calendar.session_at,
-                                      max_quote_age_ns=self.max_quote_age_ns)
-        reproduced = (decision.action is Action.FILL and decision.tick is not None
-                      and decision.tick.sequence == fill.tick.sequence and decision.price == fill.price
-                      and decision.rule == fill.rule)
+        decision, considered = replay(
+            working, ticks, session_for=self.calendar.session_at, max_quote_age_ns=self.max_quote_age_ns
+        )
+        reproduced = (
+            decision.action is Action.FILL
+            and decision.tick is not None
+            and decision.tick.sequence == fill.tick.sequence
+            and decision.price == fill.price
+            and decision.rule == fill.rule
+        )
         text = decision.explanation
         if not reproduced:
-            text = (f"recorded as {fill.rule} at {fill.price:f} on the quote of sequence {fill.tick.sequence}; "
-                    f"the replay of the archived quotes gives: {decision.explanation}")
+            text = (
+                f"recorded as {fill.rule} at {fill.price:f} on the quote of sequence {fill.tick.sequence}; "
+                f"the replay of the archived quotes gives: {decision.explanation}"
+            )
         return FillExplanation(fill, text, reproduced, considered)
 
 

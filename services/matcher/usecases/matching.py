@@ -39,8 +39,9 @@ RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class Engine:
-    def __init__(self, orders: OrdersClient, marketdata: MarketDataClient, calendar: SessionCalendar,
-                 max_quote_age_ns: int) -> None:
+    def __init__(
+        self, orders: OrdersClient, marketdata: MarketDataClient, calendar: SessionCalendar, max_quote_age_ns: int
+    ) -> None:
         self.orders = orders
         self.marketdata = marketdata
         self.calendar = calendar
@@ -141,8 +142,11 @@ class Engine:
         symbols = sorted(set(self.book.symbols()) | set(self._feeds))
         return BookSummary(
             symbols=tuple(SymbolSummary(s, len(self.book.orders_for(s)), self._last_tick_ns(s)) for s in symbols),
-            working_orders=len(self.book), ticks_processed=self.ticks_processed, fills_decided=self.fills_decided,
-            decisions_in_flight=len(self._actions))
+            working_orders=len(self.book),
+            ticks_processed=self.ticks_processed,
+            fills_decided=self.fills_decided,
+            decisions_in_flight=len(self._actions),
+        )
 
     def _last_tick_ns(self, symbol: str) -> int | None:
         recent = self._recent.get(symbol)
@@ -164,8 +168,13 @@ class Engine:
         outcomes = []
         for tick, evaluated_ns in evaluated_ticks(order, ticks):
             await self.calendar.ensure(evaluated_ns)
-            decision = decide(order, tick, session=self.calendar.session_at(evaluated_ns),
-                              evaluated_ns=evaluated_ns, max_quote_age_ns=self.max_quote_age_ns)
+            decision = decide(
+                order,
+                tick,
+                session=self.calendar.session_at(evaluated_ns),
+                evaluated_ns=evaluated_ns,
+                max_quote_age_ns=self.max_quote_age_ns,
+            )
             if decision.action is Action.WAIT:
                 continue
             outcomes.append(Outcome(order, decision))
@@ -199,8 +208,10 @@ class Engine:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the stream dropping is expected: reconnect
-                log.info("quote stream interrupted; reconnecting",
-                         extra={"fields": {"symbol": symbol, "error": str(exc)[:200]}})
+                log.info(
+                    "quote stream interrupted; reconnecting",
+                    extra={"fields": {"symbol": symbol, "error": str(exc)[:200]}},
+                )
             failures += 1
             await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
 
@@ -208,8 +219,9 @@ class Engine:
         """Ticks we missed (read too slowly, or were not subscribed), from the archive, in order."""
         if after_sequence is None or through_sequence <= after_sequence:
             return
-        async for tick in self.marketdata.archived_ticks(symbol, after_sequence=after_sequence,
-                                                         through_sequence=through_sequence):
+        async for tick in self.marketdata.archived_ticks(
+            symbol, after_sequence=after_sequence, through_sequence=through_sequence
+        ):
             await self.on_tick(tick)
             self.ticks_caught_up += 1
 
@@ -258,9 +270,17 @@ class Engine:
             except DomainError as refusal:
                 if refusal.reason != "UNAVAILABLE":
                     # The order moved on (canceled, filled) or the decision was refused: drop it.
-                    log.info("decision refused by orders", extra={"fields": {
-                        "order_id": order.order_id, "action": decision.action.value, "reason": refusal.reason,
-                        "message": refusal.message}})
+                    log.info(
+                        "decision refused by orders",
+                        extra={
+                            "fields": {
+                                "order_id": order.order_id,
+                                "action": decision.action.value,
+                                "reason": refusal.reason,
+                                "message": refusal.message,
+                            }
+                        },
+                    )
                     return
             delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
             attempt += 1

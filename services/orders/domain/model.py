@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from services.common.errors import DomainError, invalid_argument
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     NEW = "new"
     ACCEPTED = "accepted"
     FILLED = "filled"
@@ -27,7 +27,7 @@ class Status(str, Enum):
     EXPIRED = "expired"
 
 
-class Transition(str, Enum):
+class Transition(StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
     TRIGGER = "trigger"
@@ -59,17 +59,25 @@ FINAL = frozenset({Status.FILLED, Status.CANCELED, Status.REJECTED, Status.EXPIR
 # Refusals by event, with the reason the caller sees (FAILED_PRECONDITION: the order is not in
 # the state the change needs; retrying will not help).
 REFUSAL_REASONS = {Transition.CANCEL: "ORDER_NOT_CANCELABLE", Transition.REPLACE: "ORDER_NOT_REPLACEABLE"}
-STAMPS = {Transition.ACCEPT: "accepted_at", Transition.REJECT: "rejected_at", Transition.TRIGGER: "triggered_at",
-          Transition.FILL: "filled_at", Transition.CANCEL: "canceled_at", Transition.EXPIRE: "expired_at",
-          Transition.REPLACE: "replaced_at"}
+STAMPS = {
+    Transition.ACCEPT: "accepted_at",
+    Transition.REJECT: "rejected_at",
+    Transition.TRIGGER: "triggered_at",
+    Transition.FILL: "filled_at",
+    Transition.CANCEL: "canceled_at",
+    Transition.EXPIRE: "expired_at",
+    Transition.REPLACE: "replaced_at",
+}
+
 
 def next_status(status: Status, transition: Transition) -> Status:
     try:
         return TRANSITIONS[(status, transition)]
     except KeyError:
         reason = REFUSAL_REASONS.get(transition, "FAILED_PRECONDITION")
-        raise DomainError(reason, f"cannot {transition.value} an order that is {status.value}",
-                          status=status.value) from None
+        raise DomainError(
+            reason, f"cannot {transition.value} an order that is {status.value}", status=status.value
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -130,12 +138,21 @@ class Fill:
 def spec_digest(spec: OrderSpec) -> str:
     """SHA-256 of what a submission asked for (everything but its client_order_id): a
     client_order_id sent again must come with the same terms (Stripe's idempotency rule)."""
+
     def number(value: Decimal | None) -> str:
         return "" if value is None else format(value.normalize(), "f")
 
-    parts = [spec.symbol, spec.asset_class.value, spec.side.value, number(spec.qty), spec.order_type.value,
-             spec.time_in_force.value, number(spec.limit_price), number(spec.stop_price),
-             *(f"{leg.symbol}:{leg.side.value}:{leg.ratio}" for leg in spec.legs)]
+    parts = [
+        spec.symbol,
+        spec.asset_class.value,
+        spec.side.value,
+        number(spec.qty),
+        spec.order_type.value,
+        spec.time_in_force.value,
+        number(spec.limit_price),
+        number(spec.stop_price),
+        *(f"{leg.symbol}:{leg.side.value}:{leg.ratio}" for leg in spec.legs),
+    ]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -186,7 +203,7 @@ class Order:
     reject_message: str = ""
     pending: Replacement | None = None
     # Events recorded by transitions since the order was loaded (not part of its value).
-    events: tuple["OrderEvent", ...] = field(default=(), compare=False, repr=False)
+    events: tuple[OrderEvent, ...] = field(default=(), compare=False, repr=False)
 
     def submitted_with(self, digest: str) -> bool:
         """Whether a submission with ``digest`` repeats the one that created this order."""
@@ -199,23 +216,24 @@ class Order:
 
     # -- transitions: each goes through TRANSITIONS and records its event ----------------
 
-    def _to(self, transition: Transition, at: datetime, **changes: Any) -> "Order":
+    def _to(self, transition: Transition, at: datetime, **changes: Any) -> Order:
         stamped: dict[str, Any] = {STAMPS[transition]: at, **changes}
         return replace(self, status=next_status(self.status, transition), updated_at=at, **stamped)
 
-    def _recording(self, make: Callable[["Order"], "OrderEvent"]) -> "Order":
+    def _recording(self, make: Callable[[Order], OrderEvent]) -> Order:
         return replace(self, events=(*self.events, make(replace(self, events=()))))
 
-    def accept(self, account_id: str, at: datetime) -> "Order":
+    def accept(self, account_id: str, at: datetime) -> Order:
         """The submit saga held buying power: the order works from now."""
         return self._to(Transition.ACCEPT, at, account_id=account_id)._recording(OrderAccepted)
 
-    def reject(self, reason: str, message: str, at: datetime) -> "Order":
+    def reject(self, reason: str, message: str, at: datetime) -> Order:
         """The submit saga was refused (``reason`` a stable reason, lower case)."""
-        return self._to(Transition.REJECT, at, reject_reason=reason, reject_message=message[:500]
-                        )._recording(OrderRejected)
+        return self._to(Transition.REJECT, at, reject_reason=reason, reject_message=message[:500])._recording(
+            OrderRejected
+        )
 
-    def trigger(self, at: datetime) -> "Order":
+    def trigger(self, at: datetime) -> Order:
         """The stop was reached without a fill (stop and stop-limit orders only); once."""
         if self.triggered_at is not None:
             return self
@@ -224,52 +242,64 @@ class Order:
         before = replace(self, events=())
         return self._to(Transition.TRIGGER, at)._recording(lambda after: OrderTriggered(after, before))
 
-    def begin_replace(self, pending: "Replacement") -> "Order":
+    def begin_replace(self, pending: Replacement) -> Order:
         """Record a replace in flight (no event: nothing changed for anyone else yet)."""
         if self.status is not Status.ACCEPTED:
             raise DomainError("ORDER_NOT_REPLACEABLE", f"cannot replace an order that is {self.status.value}")
         if self.pending is not None:
-            raise DomainError("CONFLICT", f"order {self.order_id} is being replaced right now; retry in a few "
-                                          "seconds")
+            raise DomainError("CONFLICT", f"order {self.order_id} is being replaced right now; retry in a few seconds")
         return replace(self, pending=pending)
 
-    def replace_terms(self, at: datetime) -> "Order":
+    def replace_terms(self, at: datetime) -> Order:
         """The pending replace takes effect: its version and terms become the order's."""
         pending = self.pending
         if pending is None:
             raise DomainError("ORDER_NOT_REPLACEABLE", "no replace is pending for this order")
         before = replace(self, events=())
-        return self._to(Transition.REPLACE, at, spec=pending.spec, collar_price=pending.collar_price,
-                        version=pending.version, expires_at=pending.expires_at, pending=None
-                        )._recording(lambda after: OrderReplaced(after, before))
+        return self._to(
+            Transition.REPLACE,
+            at,
+            spec=pending.spec,
+            collar_price=pending.collar_price,
+            version=pending.version,
+            expires_at=pending.expires_at,
+            pending=None,
+        )._recording(lambda after: OrderReplaced(after, before))
 
-    def fill(self, fill: "Fill") -> "Order":
+    def fill(self, fill: Fill) -> Order:
         """Record an execution the matcher decided (v1: the whole quantity); the fill must
         match the order (``check_fill``)."""
         next_status(self.status, Transition.FILL)
         check_fill(self, fill)
         stop_reached = self.spec.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
         before = replace(self, events=())
-        return self._to(Transition.FILL, fill.filled_at, filled_qty=self.filled_qty + fill.qty,
-                        filled_avg_price=fill.price, fills=(*self.fills, fill), pending=None,
-                        triggered_at=self.triggered_at or (fill.filled_at if stop_reached else None)
-                        )._recording(lambda after: OrderFilled(after, before, fill))
+        return self._to(
+            Transition.FILL,
+            fill.filled_at,
+            filled_qty=self.filled_qty + fill.qty,
+            filled_avg_price=fill.price,
+            fills=(*self.fills, fill),
+            pending=None,
+            triggered_at=self.triggered_at or (fill.filled_at if stop_reached else None),
+        )._recording(lambda after: OrderFilled(after, before, fill))
 
-    def cancel(self, reason: str, at: datetime) -> "Order":
+    def cancel(self, reason: str, at: datetime) -> Order:
         """Cancel (idempotent: an order already canceled stays as it is)."""
         if self.status is Status.CANCELED:
             return self
         before = replace(self, events=())
-        return self._to(Transition.CANCEL, at, cancel_reason=reason, pending=None
-                        )._recording(lambda after: OrderCanceled(after, before))
+        return self._to(Transition.CANCEL, at, cancel_reason=reason, pending=None)._recording(
+            lambda after: OrderCanceled(after, before)
+        )
 
-    def expire(self) -> "Order":
+    def expire(self) -> Order:
         """A day order reached its session's close."""
         if self.expires_at is None:
             raise DomainError("FAILED_PRECONDITION", f"order {self.order_id} has no expiry")
         before = replace(self, events=())
-        return self._to(Transition.EXPIRE, self.expires_at, pending=None
-                        )._recording(lambda after: OrderExpired(after, before))
+        return self._to(Transition.EXPIRE, self.expires_at, pending=None)._recording(
+            lambda after: OrderExpired(after, before)
+        )
 
 
 def check_fill(order: Order, fill: Fill) -> None:
@@ -289,12 +319,19 @@ def check_fill(order: Order, fill: Fill) -> None:
 
 def same_execution(recorded: Fill, fill: Fill) -> bool:
     """Whether ``fill`` repeats ``recorded`` (a fill id names one execution on one tick)."""
-    return ((recorded.order_id, recorded.symbol, recorded.side, recorded.qty, recorded.price, recorded.quote_sequence,
-             recorded.quote_at_ns) ==
-            (fill.order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.quote_sequence, fill.quote_at_ns))
+    return (
+        recorded.order_id,
+        recorded.symbol,
+        recorded.side,
+        recorded.qty,
+        recorded.price,
+        recorded.quote_sequence,
+        recorded.quote_at_ns,
+    ) == (fill.order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.quote_sequence, fill.quote_at_ns)
 
 
 # -- domain events: what changed, with the order after (and before) the change ------------
+
 
 @dataclass(frozen=True)
 class OrderAccepted:

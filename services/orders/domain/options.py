@@ -42,16 +42,25 @@ _NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 # --- single-leg --------------------------------------------------------------------------
 
-def validate_single_leg(contract: SymbolSpec, qty: Decimal, order_type: OrderType, time_in_force: TimeInForce,
-                        limit_price: Decimal | None, stop_price: Decimal | None) -> None:
+
+def validate_single_leg(
+    contract: SymbolSpec,
+    qty: Decimal,
+    order_type: OrderType,
+    time_in_force: TimeInForce,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+) -> None:
     """Check a single-leg option order; returns None or raises ``invalid_argument`` naming
     the field. Prices are premiums per share, on ``contract``'s option grid."""
     if not contract.is_option:
         raise invalid_argument(f"{contract.symbol} is not an option contract", "symbol")
     check_contracts(qty, "qty")
     _check_time_in_force(time_in_force)
-    for name, value, needed in (("limit_price", limit_price, order_type in _NEEDS_LIMIT),
-                                ("stop_price", stop_price, order_type in _NEEDS_STOP)):
+    for name, value, needed in (
+        ("limit_price", limit_price, order_type in _NEEDS_LIMIT),
+        ("stop_price", stop_price, order_type in _NEEDS_STOP),
+    ):
         if needed and value is None:
             raise invalid_argument(f"a {order_type.value} order needs {name}", name)
         if not needed and value is not None:
@@ -76,22 +85,27 @@ def _check_premium(price: Decimal, underlying: str, field: str) -> None:
     if price > MAX_PRICE:
         raise invalid_argument(f"{field} must be at most {MAX_PRICE}", field)
     if not on_option_grid(price, underlying):
-        grid = "$0.01 at every price" if underlying in PENNY_AT_EVERY_PRICE else \
-            "$0.01 below $3.00 and $0.05 from $3.00"
-        raise invalid_argument(f"{field} {price} is off the option price grid: {underlying} options trade in {grid}",
-                               field)
+        grid = (
+            "$0.01 at every price" if underlying in PENNY_AT_EVERY_PRICE else "$0.01 below $3.00 and $0.05 from $3.00"
+        )
+        raise invalid_argument(
+            f"{field} {price} is off the option price grid: {underlying} options trade in {grid}", field
+        )
 
 
 def _check_time_in_force(time_in_force: TimeInForce) -> None:
     if time_in_force not in OPTION_TIMES_IN_FORCE:
-        raise invalid_argument(f"options orders take time_in_force day or gtc, not {time_in_force.value}",
-                               "time_in_force")
+        raise invalid_argument(
+            f"options orders take time_in_force day or gtc, not {time_in_force.value}", "time_in_force"
+        )
 
 
 # --- position intent ---------------------------------------------------------------------
 
-def resolve_intent(side: Side, qty: Decimal, intent: PositionIntent | None, position_qty: Decimal,
-                   field: str = "position_intent") -> PositionIntent:
+
+def resolve_intent(
+    side: Side, qty: Decimal, intent: PositionIntent | None, position_qty: Decimal, field: str = "position_intent"
+) -> PositionIntent:
     """The position intent of an order for ``qty`` contracts on ``side``, given the account's
     signed position in that contract (negative when short).
 
@@ -108,14 +122,21 @@ def resolve_intent(side: Side, qty: Decimal, intent: PositionIntent | None, posi
         raise invalid_argument(f"{field} {intent.value} is for a {intent.side.value} order, not a {side.value}", field)
     held = abs(position_qty)
     if intent.closing and not reduces:
-        raise invalid_argument(f"{field} {intent.value}: there is no {'short' if side is Side.BUY else 'long'} "
-                               f"position to close", field)
+        raise invalid_argument(
+            f"{field} {intent.value}: there is no {'short' if side is Side.BUY else 'long'} position to close", field
+        )
     if intent.closing and qty > held:
-        raise invalid_argument(f"{field} {intent.value} closes at most the {held.normalize():f} contracts held; "
-                               f"open the rest with {_opening(side).value} in a separate order", field)
+        raise invalid_argument(
+            f"{field} {intent.value} closes at most the {held.normalize():f} contracts held; "
+            f"open the rest with {_opening(side).value} in a separate order",
+            field,
+        )
     if not intent.closing and reduces:
-        raise invalid_argument(f"{field} {intent.value} would reduce the {held.normalize():f} contracts held "
-                               f"{'short' if side is Side.BUY else 'long'}; use {_closing(side).value}", field)
+        raise invalid_argument(
+            f"{field} {intent.value} would reduce the {held.normalize():f} contracts held "
+            f"{'short' if side is Side.BUY else 'long'}; use {_closing(side).value}",
+            field,
+        )
     return intent
 
 
@@ -129,8 +150,15 @@ def _closing(side: Side) -> PositionIntent:
 
 # --- multi-leg ---------------------------------------------------------------------------
 
-def validate_multileg(legs: Sequence[OptionLeg], qty: Decimal, order_type: OrderType, time_in_force: TimeInForce,
-                      limit_price: Decimal | None, stop_price: Decimal | None = None) -> Structure:
+
+def validate_multileg(
+    legs: Sequence[OptionLeg],
+    qty: Decimal,
+    order_type: OrderType,
+    time_in_force: TimeInForce,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None = None,
+) -> Structure:
     """Check an ``mleg`` order and return the structure its legs make (``classify``).
 
     ``qty`` is the number of spreads; ``limit_price`` the net price per spread (positive a
@@ -142,11 +170,14 @@ def validate_multileg(legs: Sequence[OptionLeg], qty: Decimal, order_type: Order
     seen: set[str] = set()
     for index, leg in enumerate(legs):
         if not leg.contract.is_option:
-            raise invalid_argument(f"legs[{index}] {leg.contract.symbol} is a stock: multi-leg orders take option "
-                                   f"legs only", f"legs[{index}].symbol")
+            raise invalid_argument(
+                f"legs[{index}] {leg.contract.symbol} is a stock: multi-leg orders take option legs only",
+                f"legs[{index}].symbol",
+            )
         if leg.contract.symbol in seen:
-            raise invalid_argument(f"legs[{index}] repeats {leg.contract.symbol}: each leg needs its own contract",
-                                   f"legs[{index}].symbol")
+            raise invalid_argument(
+                f"legs[{index}] repeats {leg.contract.symbol}: each leg needs its own contract", f"legs[{index}].symbol"
+            )
         seen.add(leg.contract.symbol)
         if not 1 <= leg.ratio <= MAX_RATIO:
             raise invalid_argument(f"legs[{index}].ratio must be 1 to {MAX_RATIO}", f"legs[{index}].ratio")
@@ -155,14 +186,18 @@ def validate_multileg(legs: Sequence[OptionLeg], qty: Decimal, order_type: Order
         raise invalid_argument(f"all legs must be on one underlying, not {', '.join(underlyings)}", "legs")
     expiries = sorted({leg.contract.expiration for leg in legs if leg.contract.expiration is not None})
     if len(expiries) > 1:
-        raise invalid_argument("legs on different expiries (calendars and diagonals) are not supported yet: send "
-                               f"legs of one expiry, not {', '.join(f'{e:%Y-%m-%d}' for e in expiries)}", "legs")
+        raise invalid_argument(
+            "legs on different expiries (calendars and diagonals) are not supported yet: send "
+            f"legs of one expiry, not {', '.join(f'{e:%Y-%m-%d}' for e in expiries)}",
+            "legs",
+        )
     divisor = math.gcd(*(leg.ratio for leg in legs))
     if divisor > 1:
         sent = ":".join(str(leg.ratio) for leg in legs)
         lowest = ":".join(str(leg.ratio // divisor) for leg in legs)
-        raise invalid_argument(f"leg ratios {sent} are not in lowest terms: send {lowest} and multiply qty by "
-                               f"{divisor}", "legs")
+        raise invalid_argument(
+            f"leg ratios {sent} are not in lowest terms: send {lowest} and multiply qty by {divisor}", "legs"
+        )
     check_contracts(qty, "qty")
     if order_type not in MULTILEG_ORDER_TYPES:
         raise invalid_argument(f"a multi-leg order is market or limit, not {order_type.value}", "order_type")
@@ -171,8 +206,10 @@ def validate_multileg(legs: Sequence[OptionLeg], qty: Decimal, order_type: Order
         raise invalid_argument("a multi-leg order takes no stop_price", "stop_price")
     if order_type is OrderType.LIMIT:
         if limit_price is None:
-            raise invalid_argument("a limit order needs limit_price (the net per spread: positive a debit, "
-                                   "negative a credit)", "limit_price")
+            raise invalid_argument(
+                "a limit order needs limit_price (the net per spread: positive a debit, negative a credit)",
+                "limit_price",
+            )
         check_net_price(limit_price, "limit_price")
     elif limit_price is not None:
         raise invalid_argument("a market order takes no limit_price", "limit_price")
@@ -188,18 +225,27 @@ def check_net_price(net: Decimal, field: str) -> None:
         raise invalid_argument(f"{field} {net} is off the multi-leg price grid: net prices are in $0.01", field)
 
 
-def resolve_leg_intents(legs: Sequence[OptionLeg], qty: Decimal, intents: Sequence[PositionIntent | None],
-                        positions: Mapping[str, Decimal]) -> tuple[PositionIntent, ...]:
+def resolve_leg_intents(
+    legs: Sequence[OptionLeg], qty: Decimal, intents: Sequence[PositionIntent | None], positions: Mapping[str, Decimal]
+) -> tuple[PositionIntent, ...]:
     """Each leg's intent (``resolve_intent`` for ratio × qty contracts against the account's
     signed position in that contract, 0 when there is none), in leg order."""
     if len(intents) != len(legs):
         raise ValueError(f"{len(intents)} intents for {len(legs)} legs")
-    return tuple(resolve_intent(leg.side, leg.ratio * qty, intent, positions.get(leg.contract.symbol, Decimal(0)),
-                                f"legs[{index}].position_intent")
-                 for index, (leg, intent) in enumerate(zip(legs, intents, strict=True)))
+    return tuple(
+        resolve_intent(
+            leg.side,
+            leg.ratio * qty,
+            intent,
+            positions.get(leg.contract.symbol, Decimal(0)),
+            f"legs[{index}].position_intent",
+        )
+        for index, (leg, intent) in enumerate(zip(legs, intents, strict=True))
+    )
 
 
 # --- the limit's sign --------------------------------------------------------------------
+
 
 def check_limit_sign(structure: Structure, limit_price: Decimal, quotes: Sequence[LegQuote]) -> None:
     """Refuse a multi-leg limit whose sign contradicts what the structure trades at now: a
@@ -233,4 +279,6 @@ def check_limit_sign(structure: Structure, limit_price: Decimal, quotes: Sequenc
         f"{structure.strategy.value} trades at a {'credit' if credit else 'debit'} now (natural {price}): "
         f"send a {'negative' if credit else 'positive'} limit_price for a {'credit' if credit else 'debit'}, "
         f"e.g. {price}",
-        field="limit_price", natural=format(price, "f"))
+        field="limit_price",
+        natural=format(price, "f"),
+    )

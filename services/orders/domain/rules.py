@@ -32,15 +32,19 @@ def validate_price(value: Decimal | None, name: str) -> None:
     places = max(0, -exponent) if isinstance(exponent, int) else 0
     allowed = 2 if value >= 1 else 4
     if places > allowed:
-        raise invalid_argument(f"{name} {value} is off the price grid: at most {allowed} decimals "
-                               f"for prices {'>=' if allowed == 2 else '<'} $1", name)
+        raise invalid_argument(
+            f"{name} {value} is off the price grid: at most {allowed} decimals "
+            f"for prices {'>=' if allowed == 2 else '<'} $1",
+            name,
+        )
 
 
 def validate_spec(spec: OrderSpec) -> OrderSpec:
     """Check a submission; returns it unchanged or raises invalid_argument naming the field."""
     if not _CLIENT_ORDER_ID.match(spec.client_order_id):
-        raise invalid_argument("client_order_id must be 1-128 printable ASCII characters without spaces",
-                               "client_order_id")
+        raise invalid_argument(
+            "client_order_id must be 1-128 printable ASCII characters without spaces", "client_order_id"
+        )
     if spec.asset_class is AssetClass.US_OPTION or spec.legs:
         raise invalid_argument("options orders are not supported yet; trade us_equity symbols", "asset_class")
     if spec.qty <= 0:
@@ -51,8 +55,10 @@ def validate_spec(spec: OrderSpec) -> OrderSpec:
         raise invalid_argument(f"qty must be at most {MAX_QTY}", "qty")
     needs_limit = spec.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
     needs_stop = spec.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
-    for name, value, needed in (("limit_price", spec.limit_price, needs_limit),
-                                ("stop_price", spec.stop_price, needs_stop)):
+    for name, value, needed in (
+        ("limit_price", spec.limit_price, needs_limit),
+        ("stop_price", spec.stop_price, needs_stop),
+    ):
         if needed and value is None:
             raise invalid_argument(f"a {spec.order_type.value} order needs {name}", name)
         if not needed and value is not None:
@@ -61,8 +67,9 @@ def validate_spec(spec: OrderSpec) -> OrderSpec:
     return spec
 
 
-def collar_price(side: Side, order_type: OrderType, reference: Decimal | None, stop: Decimal | None,
-                 collar_pct: Decimal) -> Decimal | None:
+def collar_price(
+    side: Side, order_type: OrderType, reference: Decimal | None, stop: Decimal | None, collar_pct: Decimal
+) -> Decimal | None:
     """The protective bound of market and stop orders: ``collar_pct`` beyond the price they
     were submitted against (the touch for market orders, the stop for stops). Limit orders
     carry their own bound."""
@@ -100,11 +107,15 @@ def replacement(order: Order, terms: ReplaceTerms) -> OrderSpec:
         raise invalid_argument(f"a {spec.order_type.value} order takes no stop_price", "stop_price")
     if terms.stop_price is not None and order.triggered_at is not None:
         raise DomainError("ORDER_NOT_REPLACEABLE", "the stop was already reached; its stop_price cannot change")
-    return validate_spec(replace(
-        spec, qty=spec.qty if terms.qty is None else terms.qty,
-        limit_price=spec.limit_price if terms.limit_price is None else terms.limit_price,
-        stop_price=spec.stop_price if terms.stop_price is None else terms.stop_price,
-        time_in_force=spec.time_in_force if terms.time_in_force is None else terms.time_in_force))
+    return validate_spec(
+        replace(
+            spec,
+            qty=spec.qty if terms.qty is None else terms.qty,
+            limit_price=spec.limit_price if terms.limit_price is None else terms.limit_price,
+            stop_price=spec.stop_price if terms.stop_price is None else terms.stop_price,
+            time_in_force=spec.time_in_force if terms.time_in_force is None else terms.time_in_force,
+        )
+    )
 
 
 def replaced_collar(order: Order, spec: OrderSpec, collar_pct: Decimal) -> Decimal | None:
@@ -131,8 +142,10 @@ def check_market_hours(spec: OrderSpec, now: datetime, session: Session) -> None
     ``session`` is the first session that closes after ``now`` (today's, or the next one
     when the market is closed); a day order expires at its close."""
     if spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) and not session.contains(now):
-        raise DomainError("MARKET_CLOSED", f"{spec.time_in_force.value} orders need the market open; "
-                                           "use day or gtc to wait for the next session")
+        raise DomainError(
+            "MARKET_CLOSED",
+            f"{spec.time_in_force.value} orders need the market open; use day or gtc to wait for the next session",
+        )
 
 
 def worst_price(spec: OrderSpec, collar: Decimal | None) -> Decimal | None:
@@ -168,8 +181,9 @@ class QuoteSnapshot:
         return self.ask if side is Side.BUY else self.bid
 
 
-def market_reference(spec: OrderSpec, quote: QuoteSnapshot | None, now: datetime, market_open: bool,
-                     max_age_seconds: Decimal) -> Decimal:
+def market_reference(
+    spec: OrderSpec, quote: QuoteSnapshot | None, now: datetime, market_open: bool, max_age_seconds: Decimal
+) -> Decimal:
     """The touch a market order is submitted against, or the refusal: ``stale_quote`` when
     there is no quote or (market open) it is older than ``max_age_seconds``, ``unusable_quote``
     when it is crossed, locked or empty (README "Collars")."""
@@ -179,6 +193,7 @@ def market_reference(spec: OrderSpec, quote: QuoteSnapshot | None, now: datetime
         raise DomainError(reason, f"no usable quote for {spec.symbol} to price a market order; use a limit order")
     age = (now - quote.quote_at).total_seconds()
     if market_open and Decimal(str(age)) > max_age_seconds:
-        raise DomainError("STALE_QUOTE", f"the latest {spec.symbol} quote is {age:.0f}s old; "
-                                         "a market order needs a fresh one")
+        raise DomainError(
+            "STALE_QUOTE", f"the latest {spec.symbol} quote is {age:.0f}s old; a market order needs a fresh one"
+        )
     return reference

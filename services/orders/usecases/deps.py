@@ -40,5 +40,6 @@ class Deps:
 
 
 # Refusals from accounts that end a saga (anything else leaves it to be resumed).
-DEFINITIVE_REFUSALS = frozenset({"INSUFFICIENT_BUYING_POWER", "INVALID_ARGUMENT", "NOT_FOUND",
-                                 "FAILED_PRECONDITION", "IDEMPOTENCY_KEY_REUSED"})
+DEFINITIVE_REFUSALS = frozenset(
+    {"INSUFFICIENT_BUYING_POWER", "INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "IDEMPOTENCY_KEY_REUSED"}
+)

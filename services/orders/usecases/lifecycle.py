@@ -46,8 +46,10 @@ class Lifecycle:
             recorded = await repo.get_fill(fill.fill_id)
             if recorded is not None:
                 if not same_execution(recorded, fill):
-                    raise DomainError("IDEMPOTENCY_KEY_REUSED", f"fill {fill.fill_id} was recorded before with other "
-                                                                "terms; it is not recorded again")
+                    raise DomainError(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        f"fill {fill.fill_id} was recorded before with other terms; it is not recorded again",
+                    )
                 return await repo.load(fill.order_id, with_fills=True), True
             order = await repo.get(fill.order_id, lock=True, with_fills=True)
             if order is None:

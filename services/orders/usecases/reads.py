@@ -24,21 +24,28 @@ class OrderReads:
             raise not_found("order", order_id)
         return order
 
-    async def list_for(self, user_id: str, status: Status | None, symbol: str, size: int,
-                   token: str) -> tuple[list[Order], str]:
+    async def list_for(
+        self, user_id: str, status: Status | None, symbol: str, size: int, token: str
+    ) -> tuple[list[Order], str]:
         """A user's orders, newest first, optionally of one status and symbol."""
+
         async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[Order]:
             async with self.db.reading() as session:
-                return await OrderRepository(session).list_for_user(user_id, status=status, symbol=symbol,
-                                                                    after=after, limit=limit)
+                return await OrderRepository(session).list_for_user(
+                    user_id, status=status, symbol=symbol, after=after, limit=limit
+                )
+
         return await page(size, token, (user_id, status, symbol), fetch, lambda o: (o.created_at, o.order_id))
 
     async def list_working(self, symbol: str, size: int, token: str) -> tuple[list[Order], str]:
         """Every working order (optionally of one symbol), by order id: the matcher's book."""
+
         async def fetch(after: tuple[datetime, str] | None, limit: int) -> list[Order]:
             async with self.db.reading() as session:
-                return await OrderRepository(session).list_working(symbol=symbol or None,
-                                                                   after_id=after[1] if after else None, limit=limit)
+                return await OrderRepository(session).list_working(
+                    symbol=symbol or None, after_id=after[1] if after else None, limit=limit
+                )
+
         return await page(size, token, ("open", symbol), fetch, lambda o: (o.created_at, o.order_id))
 
     async def get_fill(self, fill_id: str) -> tuple[Fill, Order]:

@@ -46,16 +46,27 @@ class ReplaceSaga:
             repo = OrderRepository(uow.session, uow.collect)
             current = await repo.load(order_id, lock=True)
             if current.version != order.version:
-                raise DomainError("ORDER_NOT_REPLACEABLE", "the order changed while it was being replaced; "
-                                                           "fetch it and try again")
-            expires_at = (current.expires_at if spec.time_in_force is current.spec.time_in_force
-                          else session.close_at if spec.time_in_force is TimeInForce.DAY else None)
+                raise DomainError(
+                    "ORDER_NOT_REPLACEABLE", "the order changed while it was being replaced; fetch it and try again"
+                )
+            expires_at = (
+                current.expires_at
+                if spec.time_in_force is current.spec.time_in_force
+                else session.close_at
+                if spec.time_in_force is TimeInForce.DAY
+                else None
+            )
             # A version an abandoned attempt used is never used again: accounts may still hear
             # of that attempt, and must not mistake it for this one.
             version = max(current.version, await repo.last_replacement_version(order_id)) + 1
-            pending = Replacement(version=version, spec=spec,
-                                  collar_price=replaced_collar(current, spec, deps.settings.market_order_collar_pct),
-                                  expires_at=expires_at, requested_at=now, lease_until=self._lease_until())
+            pending = Replacement(
+                version=version,
+                spec=spec,
+                collar_price=replaced_collar(current, spec, deps.settings.market_order_collar_pct),
+                expires_at=expires_at,
+                requested_at=now,
+                lease_until=self._lease_until(),
+            )
             current.begin_replace(pending)  # refuses a second replace in flight
             await repo.add_replacement(order_id, pending)
         return await self._run(order, pending, resumed=False)
@@ -70,8 +81,7 @@ class ReplaceSaga:
             return order
         pending = await self._take_over(order.order_id, order.pending.version)
         if pending is None:
-            raise DomainError("CONFLICT", f"order {order.order_id} is being replaced right now; retry in a few "
-                                          "seconds")
+            raise DomainError("CONFLICT", f"order {order.order_id} is being replaced right now; retry in a few seconds")
         try:
             await self._run(order, pending, resumed=True)
         except DomainError as exc:
@@ -94,8 +104,9 @@ class ReplaceSaga:
     async def _run(self, order: Order, pending: Replacement, *, resumed: bool) -> Order:
         deps = self.deps
         try:
-            await deps.accounts.hold(order, pending.version, pending.spec,
-                                     held_price(pending.spec, pending.collar_price))
+            await deps.accounts.hold(
+                order, pending.version, pending.spec, held_price(pending.spec, pending.collar_price)
+            )
         except DomainError as refusal:
             if refusal.reason not in DEFINITIVE_REFUSALS:
                 raise  # stays pending: finished later, by the next replace or by housekeeping
@@ -115,10 +126,14 @@ class ReplaceSaga:
             current = await repo.load(order.order_id, lock=True, with_fills=True)
             if current.version == pending.version:
                 return current  # a concurrent resume committed it
-            if current.status is not Status.ACCEPTED or current.pending is None or \
-                    current.pending.version != pending.version:
-                raise DomainError("ORDER_NOT_REPLACEABLE", f"the order was {current.status.value} before the "
-                                                           "replace took effect")
+            if (
+                current.status is not Status.ACCEPTED
+                or current.pending is None
+                or current.pending.version != pending.version
+            ):
+                raise DomainError(
+                    "ORDER_NOT_REPLACEABLE", f"the order was {current.status.value} before the replace took effect"
+                )
             await repo.close_replacement(order.order_id, pending.version, "committed")
             return await repo.save(current.replace_terms(deps.clock.now()))
 
@@ -135,6 +150,8 @@ class ReplaceSaga:
                 await self._run(await self._load(order_id), pending, resumed=True)
                 resumed += 1
             except DomainError as exc:
-                log.info("replace not finished", extra={"fields": {"order_id": order_id, "version": version,
-                                                                    "reason": exc.reason}})
+                log.info(
+                    "replace not finished",
+                    extra={"fields": {"order_id": order_id, "version": version, "reason": exc.reason}},
+                )
         return resumed

@@ -44,24 +44,42 @@ class SubmitSaga:
             return await self._replay(existing, digest), True
         instrument = await deps.market.instrument(spec.symbol)
         if instrument.asset_class is not AssetClass.US_EQUITY:
-            raise DomainError("INVALID_ARGUMENT", "options orders are not supported yet; trade us_equity symbols",
-                              field="symbol")
+            raise DomainError(
+                "INVALID_ARGUMENT", "options orders are not supported yet; trade us_equity symbols", field="symbol"
+            )
         if not instrument.tradable:
-            raise DomainError("SYMBOL_NOT_TRADABLE", f"{spec.symbol} cannot be traded here: market data has no "
-                                                     "quotes for it, so no order on it could ever fill")
+            raise DomainError(
+                "SYMBOL_NOT_TRADABLE",
+                f"{spec.symbol} cannot be traded here: market data has no "
+                "quotes for it, so no order on it could ever fill",
+            )
         now = deps.clock.now()
         session_ = await deps.market.session(now)
         check_market_hours(spec, now, session_)
         reference = None
         if spec.order_type is OrderType.MARKET:  # the others carry their own price bound
-            reference = market_reference(spec, await deps.market.quote(spec.symbol), now, session_.contains(now),
-                                         deps.settings.max_quote_age_seconds)
+            reference = market_reference(
+                spec,
+                await deps.market.quote(spec.symbol),
+                now,
+                session_.contains(now),
+                deps.settings.max_quote_age_seconds,
+            )
         order = Order(
-            order_id=order_id, user_id=user_id, account_id="", spec=spec, multiplier=instrument.multiplier,
-            status=Status.NEW, created_at=now, updated_at=now,
-            collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price,
-                                      deps.settings.market_order_collar_pct),
-            expires_at=session_.close_at if spec.time_in_force is TimeInForce.DAY else None, request_digest=digest)
+            order_id=order_id,
+            user_id=user_id,
+            account_id="",
+            spec=spec,
+            multiplier=instrument.multiplier,
+            status=Status.NEW,
+            created_at=now,
+            updated_at=now,
+            collar_price=collar_price(
+                spec.side, spec.order_type, reference, spec.stop_price, deps.settings.market_order_collar_pct
+            ),
+            expires_at=session_.close_at if spec.time_in_force is TimeInForce.DAY else None,
+            request_digest=digest,
+        )
         try:
             async with deps.uow() as uow:
                 await OrderRepository(uow.session).add(order)
@@ -79,14 +97,19 @@ class SubmitSaga:
         order, or the same refusal; with other terms it is refused. A submit a crash left
         unfinished is finished now."""
         if not order.submitted_with(digest):
-            raise DomainError("IDEMPOTENCY_KEY_REUSED",
-                              f"client_order_id {order.spec.client_order_id!r} was used for order {order.order_id} "
-                              f"({order.spec.side.value} {order.spec.qty.normalize():f} {order.spec.symbol}) with "
-                              "other terms; send a new client_order_id for a new order", order_id=order.order_id)
+            raise DomainError(
+                "IDEMPOTENCY_KEY_REUSED",
+                f"client_order_id {order.spec.client_order_id!r} was used for order {order.order_id} "
+                f"({order.spec.side.value} {order.spec.qty.normalize():f} {order.spec.symbol}) with "
+                "other terms; send a new client_order_id for a new order",
+                order_id=order.order_id,
+            )
         if order.status is Status.REJECTED:
-            raise DomainError(order.reject_reason.upper(),
-                              order.reject_message or f"the order was rejected: {order.reject_reason}",
-                              order_id=order.order_id)
+            raise DomainError(
+                order.reject_reason.upper(),
+                order.reject_message or f"the order was rejected: {order.reject_reason}",
+                order_id=order.order_id,
+            )
         if order.status is Status.NEW:
             return await self._complete_once(order)
         return order
@@ -105,14 +128,16 @@ class SubmitSaga:
         """new -> hold buying power -> accepted, or rejected with the reason."""
         deps = self.deps
         try:
-            account_id = await deps.accounts.hold(order, order.version, order.spec,
-                                                  held_price(order.spec, order.collar_price))
+            account_id = await deps.accounts.hold(
+                order, order.version, order.spec, held_price(order.spec, order.collar_price)
+            )
         except DomainError as refusal:
             if refusal.reason not in DEFINITIVE_REFUSALS:
                 raise  # stays new: housekeeping finishes it, a retry with the client_order_id returns it
             reason, message = refusal.reason, refusal.message
-            rejected = await self._conclude(order.order_id,
-                                            lambda o: o.reject(reason.lower(), message, deps.clock.now()))
+            rejected = await self._conclude(
+                order.order_id, lambda o: o.reject(reason.lower(), message, deps.clock.now())
+            )
             if rejected.status is Status.REJECTED:
                 raise DomainError(reason, message, order_id=order.order_id) from None
             return rejected  # canceled meanwhile
@@ -143,6 +168,7 @@ class SubmitSaga:
                 await self._complete_once(order)
                 resumed += 1
             except DomainError as exc:
-                log.info("order saga not finished yet", extra={"fields": {"order_id": order.order_id,
-                                                                          "reason": exc.reason}})
+                log.info(
+                    "order saga not finished yet", extra={"fields": {"order_id": order.order_id, "reason": exc.reason}}
+                )
         return resumed

@@ -14,8 +14,9 @@ from tests.support.marketdata import MATCHER, content, read_quotes, start_market
 
 async def test_n_subscribers_to_one_symbol_share_one_upstream_subscription_and_all_get_every_tick(marketdata):
     provider = marketdata.market.provider
-    streams = [marketdata.stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["AMZN"]), metadata=MATCHER)
-               for _ in range(4)]
+    streams = [
+        marketdata.stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["AMZN"]), metadata=MATCHER) for _ in range(4)
+    ]
     streams.append(marketdata.stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["GOOG", "AMZN"]), metadata=MATCHER))
     try:
         for stream in streams:
@@ -37,14 +38,17 @@ async def test_n_subscribers_to_one_symbol_share_one_upstream_subscription_and_a
 
 
 async def test_a_subscriber_that_stops_reading_is_told_what_it_missed_and_catches_up_from_the_archive(
-        databases, tmp_path):
-    server = await start_marketdata(databases, tmp_path, MBT_QUOTE_STREAM_BUFFER="20", MBT_QUOTE_STREAM_BATCH="10",
-                                    MBT_STEP_STALL_SECONDS="0.05")
+    databases, tmp_path
+):
+    server = await start_marketdata(
+        databases, tmp_path, MBT_QUOTE_STREAM_BUFFER="20", MBT_QUOTE_STREAM_BATCH="10", MBT_STEP_STALL_SECONDS="0.05"
+    )
     try:
         # A fixed 64 KiB HTTP/2 window: a client that does not read soon holds the server up.
         channel = grpc.aio.insecure_channel(server.running.address, options=[("grpc.http2.bdp_probe", 0)])
         lagging = marketdata_pb2_grpc.MarketDataServiceStub(channel).StreamQuotes(
-            pb.StreamQuotesRequest(symbols=["AMZN"]), metadata=MATCHER)
+            pb.StreamQuotesRequest(symbols=["AMZN"]), metadata=MATCHER
+        )
         await lagging.initial_metadata()
         step = await server.step(by=Duration(seconds=3600))  # about 8,000 AMZN ticks while nobody reads
         seen, gaps = [], []
@@ -64,7 +68,8 @@ async def test_a_subscriber_that_stops_reading_is_told_what_it_missed_and_catche
             after = gap.dropped_from_sequence - 1
             while after < gap.dropped_to_sequence:
                 page = await server.stub.ListArchivedTicks(
-                    pb.ListArchivedTicksRequest(symbol="AMZN", after_sequence=after, page_size=5000), metadata=MATCHER)
+                    pb.ListArchivedTicksRequest(symbol="AMZN", after_sequence=after, page_size=5000), metadata=MATCHER
+                )
                 caught_up += [q for q in page.quotes if q.sequence <= gap.dropped_to_sequence]
                 after = page.quotes[-1].sequence
         sequences = sorted(q.sequence for q in seen + caught_up)

@@ -4,6 +4,7 @@ Cboe A/VIX day as the second replay dataset."""
 
 import csv
 import gzip
+import itertools
 from decimal import Decimal
 
 import grpc
@@ -34,34 +35,47 @@ async def refused(call, code: grpc.StatusCode) -> tuple[str, str]:
 
 def to_ts(ns: int):
     from google.protobuf.timestamp_pb2 import Timestamp
+
     return Timestamp(seconds=ns // 10**9, nanos=ns % 10**9)
 
 
 async def test_get_symbol_describes_a_listed_model_contract_compact_and_refuses_unlisted_and_expired(marketdata):
     stub = marketdata.stub
     padded = (await stub.GetSymbol(pb.GetSymbolRequest(symbol="AMZN  120622C00220000"), metadata=FREE)).symbol
-    assert (padded.symbol, padded.asset_class, padded.underlying, padded.root, padded.strike_price,
-            padded.multiplier, padded.tradable) == (ATM_CALL, trading_pb2.ASSET_CLASS_US_OPTION, "AMZN", "AMZN",
-                                                    "220.00", "100", True)
+    assert (
+        padded.symbol,
+        padded.asset_class,
+        padded.underlying,
+        padded.root,
+        padded.strike_price,
+        padded.multiplier,
+        padded.tradable,
+    ) == (ATM_CALL, trading_pb2.ASSET_CLASS_US_OPTION, "AMZN", "AMZN", "220.00", "100", True)
     assert (padded.exercise_style, padded.settlement_type, padded.settlement_time) == (
-        pb.EXERCISE_STYLE_AMERICAN, pb.SETTLEMENT_TYPE_PHYSICAL, pb.SETTLEMENT_TIME_UNSPECIFIED)
+        pb.EXERCISE_STYLE_AMERICAN,
+        pb.SETTLEMENT_TYPE_PHYSICAL,
+        pb.SETTLEMENT_TIME_UNSPECIFIED,
+    )
     assert padded.last_trade_time.ToJsonString() == "2012-06-22T20:00:00Z"
 
-    reason, message = await refused(stub.GetSymbol(pb.GetSymbolRequest(symbol="AMZN120622C00221000"),
-                                                   metadata=FREE), grpc.StatusCode.NOT_FOUND)
+    reason, message = await refused(
+        stub.GetSymbol(pb.GetSymbolRequest(symbol="AMZN120622C00221000"), metadata=FREE), grpc.StatusCode.NOT_FOUND
+    )
     assert reason == "NOT_FOUND" and "is not listed" in message
-    reason, message = await refused(stub.GetSymbol(pb.GetSymbolRequest(symbol="AMZN120615C00220000"),
-                                                   metadata=FREE), grpc.StatusCode.FAILED_PRECONDITION)
+    reason, message = await refused(
+        stub.GetSymbol(pb.GetSymbolRequest(symbol="AMZN120615C00220000"), metadata=FREE),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
     assert reason == "CONTRACT_EXPIRED" and "2012-06-15T20:00:00Z" in message
 
     # Past the close of its last trading day, the contract is expired and no longer listed.
     await marketdata.step(to_time=to_ts(START_NS + 30 * 3600 * 10**9 + 7 * MINUTE))  # 2012-06-22 20:07Z
-    reason, _ = await refused(stub.GetSymbol(pb.GetSymbolRequest(symbol=ATM_CALL), metadata=FREE),
-                              grpc.StatusCode.FAILED_PRECONDITION)
+    reason, _ = await refused(
+        stub.GetSymbol(pb.GetSymbolRequest(symbol=ATM_CALL), metadata=FREE), grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert reason == "CONTRACT_EXPIRED"
     chain = await stub.GetOptionChain(pb.GetOptionChainRequest(underlying="AMZN"), metadata=MATCHER)
-    assert chain.contracts and all((c.expiration_date.month, c.expiration_date.day) != (6, 22)
-                                   for c in chain.contracts)
+    assert chain.contracts and all((c.expiration_date.month, c.expiration_date.day) != (6, 22) for c in chain.contracts)
     # Its quotes stopped at that close: the latest is the model at AMZN's last tick before it.
     last = (await stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol=ATM_CALL), metadata=MATCHER)).quote
     assert timestamp_ns(last.quote_at) < START_NS + 30 * 3600 * 10**9
@@ -69,8 +83,9 @@ async def test_get_symbol_describes_a_listed_model_contract_compact_and_refuses_
 
 async def test_the_model_chain_has_a_quote_and_greeks_for_every_listed_contract(marketdata):
     stub = marketdata.stub
-    chain = await stub.GetOptionChain(pb.GetOptionChainRequest(underlying="AMZN", expiration_date=JUNE_22),
-                                      metadata=MATCHER)
+    chain = await stub.GetOptionChain(
+        pb.GetOptionChainRequest(underlying="AMZN", expiration_date=JUNE_22), metadata=MATCHER
+    )
     assert chain.source == pb.QUOTE_SOURCE_MODEL and chain.risk_free_rate == "0.001"
     amzn = (await stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol="AMZN"), metadata=MATCHER)).quote
     assert chain.as_of == amzn.quote_at and chain.underlying_quote.sequence == amzn.sequence
@@ -82,7 +97,10 @@ async def test_the_model_chain_has_a_quote_and_greeks_for_every_listed_contract(
         quote, model, greeks = contract.quote, contract.quote.model, contract.greeks
         assert quote.source == pb.QUOTE_SOURCE_MODEL and quote.sequence == amzn.sequence
         assert (model.model, model.underlying_symbol, model.underlying_sequence) == (
-            "black_scholes_merton", "AMZN", amzn.sequence)
+            "black_scholes_merton",
+            "AMZN",
+            amzn.sequence,
+        )
         assert Decimal(model.underlying_price) == mid and model.risk_free_rate == "0.001"
         bid, ask, value = Decimal(quote.bid_price), Decimal(quote.ask_price), Decimal(model.model_price)
         assert bid <= value <= ask and bid < ask and on_option_grid(bid, "AMZN") and on_option_grid(ask, "AMZN")
@@ -97,8 +115,9 @@ async def test_the_model_chain_has_a_quote_and_greeks_for_every_listed_contract(
     assert atm.quote.condition == pb.QUOTE_CONDITION_USABLE and Decimal("0.3") < Decimal(atm.greeks.delta) < 1
 
     # A Free user's chain is the model at AMZN's tick of 15 minutes earlier.
-    delayed = await stub.GetOptionChain(pb.GetOptionChainRequest(underlying="AMZN", expiration_date=JUNE_22),
-                                        metadata=FREE)
+    delayed = await stub.GetOptionChain(
+        pb.GetOptionChainRequest(underlying="AMZN", expiration_date=JUNE_22), metadata=FREE
+    )
     assert timestamp_ns(delayed.as_of) <= START_NS - 15 * MINUTE and delayed.contracts[0].quote.bid_price
 
 
@@ -113,24 +132,28 @@ async def test_model_quotes_stream_as_the_underlying_moves_and_are_archived_and_
     for symbol in (ATM_CALL, put):
         ticks = [q for q in streamed if q.symbol == symbol]
         assert ticks and all(q.source == pb.QUOTE_SOURCE_MODEL for q in ticks)
-        assert all(a.sequence < b.sequence for a, b in zip(ticks, ticks[1:]))
+        assert all(a.sequence < b.sequence for a, b in itertools.pairwise(ticks))
         # A model quote is sent only when its bid or ask changed.
-        assert all((a.bid_price, a.ask_price) != (b.bid_price, b.ask_price) for a, b in zip(ticks, ticks[1:]))
+        assert all((a.bid_price, a.ask_price) != (b.bid_price, b.ask_price) for a, b in itertools.pairwise(ticks))
     # Each names the AMZN tick it was priced from: same sequence and time, its mid the model's input.
     amzn = {q.sequence: q for q in await whole_history(stub, "AMZN", START_NS)}
     for quote in streamed:
         underlying = amzn[quote.sequence]
         assert underlying.quote_at == quote.quote_at and quote.model.underlying_sequence == quote.sequence
-        assert Decimal(quote.model.underlying_price) == (Decimal(underlying.bid_price)
-                                                         + Decimal(underlying.ask_price)) / 2
+        assert (
+            Decimal(quote.model.underlying_price) == (Decimal(underlying.bid_price) + Decimal(underlying.ask_price)) / 2
+        )
     calls = [q for q in streamed if q.symbol == ATM_CALL]
-    archived = (await stub.ListArchivedTicks(pb.ListArchivedTicksRequest(symbol=ATM_CALL, page_size=5000),
-                                             metadata=MATCHER)).quotes
-    assert [(q.sequence, q.bid_price, q.ask_price, q.model) for q in archived[:len(calls)]] == [
-        (q.sequence, q.bid_price, q.ask_price, q.model) for q in calls]
+    archived = (
+        await stub.ListArchivedTicks(pb.ListArchivedTicksRequest(symbol=ATM_CALL, page_size=5000), metadata=MATCHER)
+    ).quotes
+    assert [(q.sequence, q.bid_price, q.ask_price, q.model) for q in archived[: len(calls)]] == [
+        (q.sequence, q.bid_price, q.ask_price, q.model) for q in calls
+    ]
     listed = await whole_history(stub, ATM_CALL, START_NS + 1)
-    assert [(q.sequence, q.bid_price, q.ask_price, q.model) for q in listed[:len(calls)]] == [
-        (q.sequence, q.bid_price, q.ask_price, q.model) for q in calls]
+    assert [(q.sequence, q.bid_price, q.ask_price, q.model) for q in listed[: len(calls)]] == [
+        (q.sequence, q.bid_price, q.ask_price, q.model) for q in calls
+    ]
     latest = (await stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol=ATM_CALL), metadata=MATCHER)).quote
     assert (latest.bid_price, latest.ask_price) == (listed[-1].bid_price, listed[-1].ask_price)
     assert latest.sequence >= listed[-1].sequence
@@ -139,8 +162,10 @@ async def test_model_quotes_stream_as_the_underlying_moves_and_are_archived_and_
 async def whole_history(stub, symbol: str, from_ns: int) -> list:
     quotes, token = [], ""
     while True:
-        page = await stub.ListQuoteHistory(pb.ListQuoteHistoryRequest(
-            symbol=symbol, from_time=to_ts(from_ns), page_size=500, page_token=token), metadata=MATCHER)
+        page = await stub.ListQuoteHistory(
+            pb.ListQuoteHistoryRequest(symbol=symbol, from_time=to_ts(from_ns), page_size=500, page_token=token),
+            metadata=MATCHER,
+        )
         quotes.extend(page.quotes)
         if not page.next_page_token:
             return quotes
@@ -169,7 +194,11 @@ async def test_the_cboe_dataset_replays_recorded_option_quotes_and_the_index_lev
     quote = (await stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol=symbol), metadata=PRO)).quote
     assert (quote.source, quote.quote_at.ToJsonString()) == (pb.QUOTE_SOURCE_REPLAY, row["timestamp"])
     assert (Decimal(quote.bid_price), Decimal(quote.bid_size), Decimal(quote.ask_price), Decimal(quote.ask_size)) == (
-        Decimal(row["bid"]), Decimal(row["bid_size"]), Decimal(row["ask"]), Decimal(row["ask_size"]))
+        Decimal(row["bid"]),
+        Decimal(row["bid_size"]),
+        Decimal(row["ask"]),
+        Decimal(row["ask_size"]),
+    )
     assert not quote.HasField("model")
 
     await cboe.step(to_time=to_ts(parse_time_ns("2021-04-26T15:00:00Z")))
@@ -178,8 +207,11 @@ async def test_the_cboe_dataset_replays_recorded_option_quotes_and_the_index_lev
     assert (Decimal(quote.bid_price), Decimal(quote.ask_price)) == (Decimal(later["bid"]), Decimal(later["ask"]))
 
     vix = (await stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol="^vix"), metadata=PRO)).quote
-    assert (vix.symbol, vix.condition, vix.bid_price) == ("^VIX", pb.QUOTE_CONDITION_INDEX,
-                                                          raw_row("^VIX", "2021-04-26T15:00:00Z")["bid"][:-2])
+    assert (vix.symbol, vix.condition, vix.bid_price) == (
+        "^VIX",
+        pb.QUOTE_CONDITION_INDEX,
+        raw_row("^VIX", "2021-04-26T15:00:00Z")["bid"][:-2],
+    )
     index = (await stub.GetSymbol(pb.GetSymbolRequest(symbol="^VIX"), metadata=PRO)).symbol
     assert (index.asset_class, index.tradable) == (trading_pb2.ASSET_CLASS_INDEX, False)
 
@@ -197,19 +229,23 @@ async def test_the_cboe_dataset_replays_recorded_option_quotes_and_the_index_lev
 async def test_index_options_are_european_and_cash_settled_and_expire_after_their_last_trading_day(cboe):
     stub = cboe.stub
     monthly = (await stub.GetSymbol(pb.GetSymbolRequest(symbol="VIX210519C00010500"), metadata=PRO)).symbol
-    assert (monthly.underlying, monthly.root, monthly.exercise_style, monthly.settlement_type,
-            monthly.settlement_time) == ("^VIX", "VIX", pb.EXERCISE_STYLE_EUROPEAN, pb.SETTLEMENT_TYPE_CASH,
-                                         pb.SETTLEMENT_TIME_AM)
+    assert (
+        monthly.underlying,
+        monthly.root,
+        monthly.exercise_style,
+        monthly.settlement_type,
+        monthly.settlement_time,
+    ) == ("^VIX", "VIX", pb.EXERCISE_STYLE_EUROPEAN, pb.SETTLEMENT_TYPE_CASH, pb.SETTLEMENT_TIME_AM)
     # AM-settled on the Wednesday's opening value: trading stops at Tuesday's close.
     assert monthly.last_trade_time.ToJsonString() == "2021-05-18T20:00:00Z"
     weekly = "VIXW210428P00017000"
     assert (await stub.GetSymbol(pb.GetSymbolRequest(symbol=weekly), metadata=PRO)).symbol.tradable
     equity = (await stub.GetSymbol(pb.GetSymbolRequest(symbol="A210521C00135000"), metadata=PRO)).symbol
-    assert (equity.exercise_style, equity.settlement_type) == (pb.EXERCISE_STYLE_AMERICAN,
-                                                               pb.SETTLEMENT_TYPE_PHYSICAL)
+    assert (equity.exercise_style, equity.settlement_type) == (pb.EXERCISE_STYLE_AMERICAN, pb.SETTLEMENT_TYPE_PHYSICAL)
     await cboe.step(to_time=to_ts(parse_time_ns("2021-04-27T20:00:00Z")))
-    reason, _ = await refused(stub.GetSymbol(pb.GetSymbolRequest(symbol=weekly), metadata=PRO),
-                              grpc.StatusCode.FAILED_PRECONDITION)
+    reason, _ = await refused(
+        stub.GetSymbol(pb.GetSymbolRequest(symbol=weekly), metadata=PRO), grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert reason == "CONTRACT_EXPIRED"
     chain = await stub.GetOptionChain(pb.GetOptionChainRequest(underlying="^VIX"), metadata=PRO)
     assert chain.contracts and weekly not in {c.symbol for c in chain.contracts}

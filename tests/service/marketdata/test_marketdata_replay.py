@@ -57,13 +57,15 @@ async def test_replaying_the_bundled_sample_twice_gives_the_same_ticks_in_the_sa
     assert ticks == again and steps == steps_again
     recorded = [q for q in recording.all_quotes() if START_NS < q.at_ns <= START_NS + 20 * 60 * 10**9]
     assert [(t[0], t[1], t[2], t[3], t[5]) for t in ticks] == [
-        (q.symbol, q.sequence, q.at_ns, _price(q.bid), _price(q.ask)) for q in recorded]
+        (q.symbol, q.sequence, q.at_ns, _price(q.bid), _price(q.ask)) for q in recorded
+    ]
     assert steps[-1] == (START_NS + 20 * 60 * 10**9, ticks.__len__() - sum(s[1] for s in steps[:-1]))
 
 
 async def test_a_step_delivers_exactly_the_ticks_up_to_its_time_and_updates_latest_quotes(marketdata):
-    stream = marketdata.stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["AMZN"], include_latest=True),
-                                          metadata=MATCHER)
+    stream = marketdata.stub.StreamQuotes(
+        pb.StreamQuotesRequest(symbols=["AMZN"], include_latest=True), metadata=MATCHER
+    )
     try:
         [latest] = await read_quotes(stream, 1)
         target = START_NS + 90 * 10**9 + 123
@@ -71,7 +73,8 @@ async def test_a_step_delivers_exactly_the_ticks_up_to_its_time_and_updates_late
         quotes = await read_quotes(stream, step.delivered_ticks)
         recorded = [q for q in recording.quotes("AMZN") if START_NS < q.at_ns <= target]
         assert [(q.sequence, q.bid_price, q.bid_size, q.ask_price, q.ask_size) for q in quotes] == [
-            (q.sequence, _price(q.bid), str(q.bid_size), _price(q.ask), str(q.ask_size)) for q in recorded]
+            (q.sequence, _price(q.bid), str(q.bid_size), _price(q.ask), str(q.ask_size)) for q in recorded
+        ]
         assert quotes[0].sequence == latest.sequence + 1
         now = await marketdata.stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol="AMZN"), metadata=MATCHER)
         assert content(now.quote) == content(quotes[-1])
@@ -84,13 +87,16 @@ async def test_a_step_delivers_exactly_the_ticks_up_to_its_time_and_updates_late
 
 
 async def test_latest_quotes_carry_time_sequence_condition_age_and_source(marketdata):
-    reply = await marketdata.stub.GetLatestQuotes(pb.GetLatestQuotesRequest(symbols=["GOOG", "AMZN"]),
-                                                  metadata=MATCHER)
+    reply = await marketdata.stub.GetLatestQuotes(pb.GetLatestQuotesRequest(symbols=["GOOG", "AMZN"]), metadata=MATCHER)
     goog, amzn = reply.quotes
     assert (goog.symbol, amzn.symbol) == ("GOOG", "AMZN")
     expected = recording.standing("AMZN", START_NS)
     assert (amzn.sequence, timestamp_ns(amzn.quote_at), amzn.bid_price, amzn.ask_price) == (
-        expected.sequence, expected.at_ns, _price(expected.bid), _price(expected.ask))
+        expected.sequence,
+        expected.at_ns,
+        _price(expected.bid),
+        _price(expected.ask),
+    )
     assert amzn.condition == pb.QUOTE_CONDITION_USABLE and amzn.source == pb.QUOTE_SOURCE_REPLAY
     assert amzn.age.ToNanoseconds() == START_NS - expected.at_ns
     assert not amzn.delayed
@@ -118,13 +124,16 @@ async def test_the_clock_answers_and_every_step_reaches_clock_watchers(marketdat
     assert not clock.HasField("session") or clock.session.close_at.ToJsonString() == "2012-06-21T20:00:00Z"
 
 
-@pytest.mark.parametrize("request_fields, field", [
-    ({"to_time": ts(START_NS - 10**9)}, "to_time"),
-    ({"by": Duration(seconds=-1)}, "by"),
-    ({}, "to_time"),
-    ({"to_time": ts(START_NS + 10**9), "by": minutes(1)}, "to_time"),
-    ({"to_time": ts(START_NS + 40 * 366 * 86400 * 10**9)}, "to_time"),
-])
+@pytest.mark.parametrize(
+    "request_fields, field",
+    [
+        ({"to_time": ts(START_NS - 10**9)}, "to_time"),
+        ({"by": Duration(seconds=-1)}, "by"),
+        ({}, "to_time"),
+        ({"to_time": ts(START_NS + 10**9), "by": minutes(1)}, "to_time"),
+        ({"to_time": ts(START_NS + 40 * 366 * 86400 * 10**9)}, "to_time"),
+    ],
+)
 async def test_bad_steps_are_invalid_arguments(marketdata, request_fields, field):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await marketdata.step(**request_fields)
@@ -134,8 +143,9 @@ async def test_bad_steps_are_invalid_arguments(marketdata, request_fields, field
 
 
 async def test_a_paced_replay_cannot_be_stepped_and_jumps_over_the_closed_market(databases, tmp_path):
-    server = await start_marketdata(databases, tmp_path, MBT_REPLAY_MODE="paced", MBT_REPLAY_SPEED="600",
-                                    MBT_REPLAY_START="2012-06-21T19:59:00Z")
+    server = await start_marketdata(
+        databases, tmp_path, MBT_REPLAY_MODE="paced", MBT_REPLAY_SPEED="600", MBT_REPLAY_START="2012-06-21T19:59:00Z"
+    )
     try:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await server.step(by=minutes(1))
@@ -154,8 +164,9 @@ async def test_a_paced_replay_cannot_be_stepped_and_jumps_over_the_closed_market
 
 
 async def test_every_streamed_tick_is_archived_and_pages_in_sequence_order(marketdata):
-    stream = marketdata.stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["GOOG"], include_latest=True),
-                                          metadata=MATCHER)
+    stream = marketdata.stub.StreamQuotes(
+        pb.StreamQuotesRequest(symbols=["GOOG"], include_latest=True), metadata=MATCHER
+    )
     try:
         streamed = await read_quotes(stream, 1)
         step = await marketdata.step(by=minutes(2))
@@ -165,26 +176,29 @@ async def test_every_streamed_tick_is_archived_and_pages_in_sequence_order(marke
     archived, token = [], ""
     while True:
         page = await marketdata.stub.ListArchivedTicks(
-            pb.ListArchivedTicksRequest(symbol="GOOG", page_size=100, page_token=token), metadata=MATCHER)
+            pb.ListArchivedTicksRequest(symbol="GOOG", page_size=100, page_token=token), metadata=MATCHER
+        )
         archived += page.quotes
         token = page.next_page_token
         if not token:
             break
     assert [content(q) for q in archived] == [content(q) for q in streamed]
     tail = await marketdata.stub.ListArchivedTicks(
-        pb.ListArchivedTicksRequest(symbol="GOOG", after_sequence=streamed[-3].sequence), metadata=MATCHER)
+        pb.ListArchivedTicksRequest(symbol="GOOG", after_sequence=streamed[-3].sequence), metadata=MATCHER
+    )
     assert [q.sequence for q in tail.quotes] == [q.sequence for q in streamed[-2:]]
     window = await marketdata.stub.ListArchivedTicks(
         pb.ListArchivedTicksRequest(symbol="GOOG", from_time=streamed[1].quote_at, to_time=streamed[1].quote_at),
-        metadata=MATCHER)
-    assert [q.sequence for q in window.quotes] == [q.sequence for q in streamed
-                                                   if q.quote_at == streamed[1].quote_at]
+        metadata=MATCHER,
+    )
+    assert [q.sequence for q in window.quotes] == [q.sequence for q in streamed if q.quote_at == streamed[1].quote_at]
 
 
 async def test_the_archive_forgets_ticks_older_than_its_retention(databases, tmp_path):
     # Released at once, so the two days stepped below archive nothing new.
-    server = await start_marketdata(databases, tmp_path, MBT_TICK_ARCHIVE_RETENTION_DAYS="1",
-                                    MBT_QUOTE_UNSUBSCRIBE_AFTER_SECONDS="0")
+    server = await start_marketdata(
+        databases, tmp_path, MBT_TICK_ARCHIVE_RETENTION_DAYS="1", MBT_QUOTE_UNSUBSCRIBE_AFTER_SECONDS="0"
+    )
     try:
         stream = server.stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["GOOG"]), metadata=MATCHER)
         await stream.initial_metadata()

@@ -2,19 +2,26 @@
 larger of a pending and a current version counting, releases and fills recorded as events,
 and the ledger refusing — with an event, changing nothing — what would break it."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from services.accounts.domain.account import (Account, AccountOpened, FillApplied, FillRefused, HoldReleased,
-                                              HoldTaken)
-from services.accounts.domain.rules import (AccountType, FillTerms, Hold, HoldTerms, Mark, Profile, Valuation,
-                                            VersionHold)
+from services.accounts.domain.account import Account, AccountOpened, FillApplied, FillRefused, HoldReleased, HoldTaken
+from services.accounts.domain.rules import (
+    AccountType,
+    FillTerms,
+    Hold,
+    HoldTerms,
+    Mark,
+    Profile,
+    Valuation,
+    VersionHold,
+)
 from services.common.errors import DomainError
 from services.common.trading import Side
 
-AT = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+AT = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
 D = Decimal
 NO_MARKS: dict[str, Mark] = {}
 
@@ -36,8 +43,7 @@ def opened(profile=Profile.TRIAL) -> Account:
 def test_opening_takes_the_profiles_starting_cash():
     account = Account.open("acct_1", "u", Profile.INCOME_BUILDER, AT)
     assert (account.cash, account.account_type) == (D("50000.00"), AccountType.CASH)
-    assert account.events == [AccountOpened("acct_1", "u", AccountType.CASH, Profile.INCOME_BUILDER, D("50000.00"),
-                                            AT)]
+    assert account.events == [AccountOpened("acct_1", "u", AccountType.CASH, Profile.INCOME_BUILDER, D("50000.00"), AT)]
 
 
 def test_a_hold_is_idempotent_for_its_terms_and_refused_for_others():
@@ -99,12 +105,15 @@ def test_a_covered_fill_moves_cash_and_the_position_and_releases_the_hold():
     assert [type(e) for e in account.events] == [HoldTaken, FillApplied, HoldReleased]
 
 
-@pytest.mark.parametrize("fill, why", [
-    (FillTerms("ord_1", "AMZN", Side.BUY, D(11), D("99.50"), D(1)), "the fill is for 11"),
-    (FillTerms("ord_1", "AMZN", Side.BUY, D(10), D("100.01"), D(1)), "above the held worst price"),
-    (FillTerms("ord_1", "GOOG", Side.BUY, D(10), D("99.50"), D(1)), "not a buy of GOOG"),
-    (FillTerms("ord_2", "AMZN", Side.BUY, D(1), D("1.00"), D(1)), "no active hold"),
-])
+@pytest.mark.parametrize(
+    "fill, why",
+    [
+        (FillTerms("ord_1", "AMZN", Side.BUY, D(11), D("99.50"), D(1)), "the fill is for 11"),
+        (FillTerms("ord_1", "AMZN", Side.BUY, D(10), D("100.01"), D(1)), "above the held worst price"),
+        (FillTerms("ord_1", "GOOG", Side.BUY, D(10), D("99.50"), D(1)), "not a buy of GOOG"),
+        (FillTerms("ord_2", "AMZN", Side.BUY, D(1), D("1.00"), D(1)), "no active hold"),
+    ],
+)
 def test_the_ledger_refuses_a_fill_no_hold_covers_and_changes_nothing(fill, why):
     account = opened()
     account.hold("ord_1", 1, buy(10, "100.00"), NO_MARKS, AT)

@@ -4,10 +4,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.accounts.domain.rules import (AccountType, Hold, HoldTerms, Position, Valuation, apply_fill,
-                                            buying_power, check_fits, hold_for)
-from services.common.trading import Side
+from services.accounts.domain.rules import (
+    AccountType,
+    Hold,
+    HoldTerms,
+    Position,
+    Valuation,
+    apply_fill,
+    buying_power,
+    check_fits,
+    hold_for,
+)
 from services.common.errors import DomainError
+from services.common.trading import Side
 
 D = Decimal
 
@@ -46,8 +55,15 @@ def test_covering_a_short_realizes_inverse_gains():
     assert cover.realized_pl == D(100)
 
 
-fills = st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 50),
-                           st.decimals(min_value=D("1.00"), max_value=D("500.00"), places=2)), min_size=1, max_size=30)
+fills = st.lists(
+    st.tuples(
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.integers(1, 50),
+        st.decimals(min_value=D("1.00"), max_value=D("500.00"), places=2),
+    ),
+    min_size=1,
+    max_size=30,
+)
 
 
 @settings(max_examples=200, deadline=None)

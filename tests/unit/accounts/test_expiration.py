@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -31,13 +31,16 @@ def position(spec, qty, **kwargs) -> ExpiringPosition:
 
 
 def run(positions, close, *, cash_account=True, cash=RICH, shares=None, underlying="XYZ"):
-    return expire(positions, {underlying: D(close)}, cash_account=cash_account, cash_free=cash,
-                  shares_free=shares or {})
+    return expire(
+        positions, {underlying: D(close)}, cash_account=cash_account, cash_free=cash, shares_free=shares or {}
+    )
 
 
 def summary(result):
-    return [(e.contract.symbol, e.qty, e.outcome, e.stock and (e.stock.side, e.stock.qty, e.stock.price), e.cash_delta)
-            for e in result.effects]
+    return [
+        (e.contract.symbol, e.qty, e.outcome, e.stock and (e.stock.side, e.stock.qty, e.stock.price), e.cash_delta)
+        for e in result.effects
+    ]
 
 
 MONEYNESS = [
@@ -54,14 +57,16 @@ MONEYNESS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "spec", "qty", "close", "outcome", "stock", "cash"), MONEYNESS,
-                         ids=[m[0] for m in MONEYNESS])
+@pytest.mark.parametrize(
+    ("name", "spec", "qty", "close", "outcome", "stock", "cash"), MONEYNESS, ids=[m[0] for m in MONEYNESS]
+)
 def test_exercised_or_assigned_from_one_cent_in_the_money(name, spec, qty, close, outcome, stock, cash):
     result = run([position(spec, qty)], close, shares={"XYZ": D(200)})
     (effect,) = result.effects
     assert (effect.outcome, effect.qty, effect.cash_delta) == (outcome, D(qty), D(cash))
-    assert (effect.stock and (effect.stock.side, effect.stock.qty, effect.stock.price)) == \
-        (stock and (stock[0], D(stock[1]), D(stock[2])))
+    assert (effect.stock and (effect.stock.side, effect.stock.qty, effect.stock.price)) == (
+        stock and (stock[0], D(stock[1]), D(stock[2]))
+    )
     assert effect.settlement_price == D(close)
     assert result.shortfall is None
 
@@ -69,10 +74,16 @@ def test_exercised_or_assigned_from_one_cent_in_the_money(name, spec, qty, close
 def test_an_index_option_is_cash_settled_at_its_intrinsic_value():
     spx_call = call(4000, underlying="SPX")
     spx_put = put(3900, underlying="SPX")
-    result = run([position(spx_call, 2, settlement=Settlement.CASH), position(spx_put, -1, settlement=Settlement.CASH)],
-                 "4012.34", underlying="^SPX", cash=D(0))
-    assert summary(result) == [(spx_call.symbol, D(2), Outcome.CASH_SETTLED, None, D("2468.00")),
-                               (spx_put.symbol, D(-1), Outcome.EXPIRED_WORTHLESS, None, D(0))]
+    result = run(
+        [position(spx_call, 2, settlement=Settlement.CASH), position(spx_put, -1, settlement=Settlement.CASH)],
+        "4012.34",
+        underlying="^SPX",
+        cash=D(0),
+    )
+    assert summary(result) == [
+        (spx_call.symbol, D(2), Outcome.CASH_SETTLED, None, D("2468.00")),
+        (spx_put.symbol, D(-1), Outcome.EXPIRED_WORTHLESS, None, D(0)),
+    ]
     assert (result.cash_delta, result.shares_delta) == (D("2468.00"), {})
     short = run([position(spx_put, -1, settlement=Settlement.CASH)], "3850.5", underlying="^SPX", cash=D(10000))
     assert short.effects[0].cash_delta == D("-4950.0")
@@ -126,7 +137,8 @@ def test_a_cash_account_exercises_as_many_as_it_can_carry_least_in_the_money_lef
     assert summary(result) == [
         (call(100).symbol, D(1), Outcome.EXERCISED, (Side.BUY, D(100), D(100)), D(-10000)),
         (call(100).symbol, D(1), Outcome.EXPIRED_WORTHLESS, None, D(0)),
-        (call(90).symbol, D(1), Outcome.EXERCISED, (Side.BUY, D(100), D(90)), D(-9000))]
+        (call(90).symbol, D(1), Outcome.EXERCISED, (Side.BUY, D(100), D(90)), D(-9000)),
+    ]
 
 
 def test_a_long_put_without_shares_to_deliver_is_not_exercised_in_a_cash_account():
@@ -154,8 +166,8 @@ def test_each_position_needs_its_underlyings_settlement_price():
 
 # --- before the close: sell what cannot be carried ---------------------------------------------
 
-CLOSE = datetime(2025, 1, 17, 21, 0, tzinfo=timezone.utc)
-EARLY_CLOSE = datetime(2024, 12, 24, 18, 0, tzinfo=timezone.utc)
+CLOSE = datetime(2025, 1, 17, 21, 0, tzinfo=UTC)
+EARLY_CLOSE = datetime(2024, 12, 24, 18, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
@@ -187,30 +199,55 @@ def test_the_window_follows_an_early_close():
 
 # --- early exercise -------------------------------------------------------------------------------
 
+
 def test_early_exercise_of_an_american_call_buys_the_shares_at_the_strike():
-    effect = early_exercise(position(call(100), 2), D(1), ExerciseStyle.AMERICAN, date(2025, 1, 10),
-                            cash_account=True, cash_free=D(10000), shares_free=D(0))
-    assert (effect.outcome, effect.qty, effect.cash_delta, effect.settlement_price) == \
-        (Outcome.EXERCISED, D(1), D(-10000), None)
+    effect = early_exercise(
+        position(call(100), 2),
+        D(1),
+        ExerciseStyle.AMERICAN,
+        date(2025, 1, 10),
+        cash_account=True,
+        cash_free=D(10000),
+        shares_free=D(0),
+    )
+    assert (effect.outcome, effect.qty, effect.cash_delta, effect.settlement_price) == (
+        Outcome.EXERCISED,
+        D(1),
+        D(-10000),
+        None,
+    )
     assert (effect.stock.side, effect.stock.qty, effect.stock.price) == (Side.BUY, D(100), D(100))
 
 
 EARLY_REFUSALS = [
-    ("a European option", dict(style=ExerciseStyle.EUROPEAN), "FAILED_PRECONDITION"),
-    ("a cash-settled option", dict(held=position(call(100), 1, settlement=Settlement.CASH)), "FAILED_PRECONDITION"),
-    ("a short position", dict(held=position(call(100), -1)), "FAILED_PRECONDITION"),
-    ("more than held", dict(qty=D(2)), "FAILED_PRECONDITION"),
-    ("after expiry", dict(as_of=EXPIRY + timedelta(days=1)), "FAILED_PRECONDITION"),
-    ("a call without the cash", dict(cash=D(9999)), "INSUFFICIENT_BUYING_POWER"),
-    ("a put without the shares", dict(held=position(put(100), 1), shares=D(99)), "INSUFFICIENT_BUYING_POWER"),
+    ("a European option", {"style": ExerciseStyle.EUROPEAN}, "FAILED_PRECONDITION"),
+    ("a cash-settled option", {"held": position(call(100), 1, settlement=Settlement.CASH)}, "FAILED_PRECONDITION"),
+    ("a short position", {"held": position(call(100), -1)}, "FAILED_PRECONDITION"),
+    ("more than held", {"qty": D(2)}, "FAILED_PRECONDITION"),
+    ("after expiry", {"as_of": EXPIRY + timedelta(days=1)}, "FAILED_PRECONDITION"),
+    ("a call without the cash", {"cash": D(9999)}, "INSUFFICIENT_BUYING_POWER"),
+    ("a put without the shares", {"held": position(put(100), 1), "shares": D(99)}, "INSUFFICIENT_BUYING_POWER"),
 ]
 
 
 @pytest.mark.parametrize(("name", "changes", "reason"), EARLY_REFUSALS, ids=[r[0] for r in EARLY_REFUSALS])
 def test_early_exercise_refusals(name, changes, reason):
-    values = dict(held=position(call(100), 1), qty=D(1), style=ExerciseStyle.AMERICAN, as_of=EXPIRY,
-                  cash=D(10000), shares=D(0)) | changes
+    values = {
+        "held": position(call(100), 1),
+        "qty": D(1),
+        "style": ExerciseStyle.AMERICAN,
+        "as_of": EXPIRY,
+        "cash": D(10000),
+        "shares": D(0),
+    } | changes
     with pytest.raises(DomainError) as err:
-        early_exercise(values["held"], values["qty"], values["style"], values["as_of"], cash_account=True,
-                       cash_free=values["cash"], shares_free=values["shares"])
+        early_exercise(
+            values["held"],
+            values["qty"],
+            values["style"],
+            values["as_of"],
+            cash_account=True,
+            cash_free=values["cash"],
+            shares_free=values["shares"],
+        )
     assert err.value.reason == reason

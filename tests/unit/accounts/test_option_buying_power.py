@@ -47,35 +47,99 @@ STRATEGIES = [
     # (name, order, shares free, cash held, shares locked)
     ("long call: the premium only", order(leg(BUY, call(100)), net="2.50", qty="2"), NO_SHARES, "500", "0"),
     ("long put: the premium only", order(leg(BUY, put(100)), net="1.10"), NO_SHARES, "110", "0"),
-    ("cash-secured put: Alpaca's $175 put holds $17,500", order(leg(SELL, put(175)), net="-3.00"), NO_SHARES,
-     "17500", "0"),
+    (
+        "cash-secured put: Alpaca's $175 put holds $17,500",
+        order(leg(SELL, put(175)), net="-3.00"),
+        NO_SHARES,
+        "17500",
+        "0",
+    ),
     ("two cash-secured puts", order(leg(SELL, put(50)), net="-1.00", qty="2"), NO_SHARES, "10000", "0"),
     ("covered call: no cash, 100 shares locked", order(leg(SELL, call(105)), net="-1.50"), SHARES_100, "0", "100"),
-    ("bull put credit spread: width x 100", order(leg(SELL, put(100)), leg(BUY, put(95)), net="-1.20"), NO_SHARES,
-     "500", "0"),
-    ("bear call credit spread: width x 100", order(leg(SELL, call(100)), leg(BUY, call(105)), net="-1.20"),
-     NO_SHARES, "500", "0"),
-    ("bear call credit spread with shares: its short call covered",
-     order(leg(SELL, call(100)), leg(BUY, call(105)), net="-1.20"), SHARES_100, "0", "100"),
-    ("bull call debit spread: the debit only", order(leg(BUY, call(100)), leg(SELL, call(105)), net="2.10"),
-     NO_SHARES, "210", "0"),
-    ("bear put debit spread: the debit only", order(leg(BUY, put(100)), leg(SELL, put(95)), net="1.90", qty="3"),
-     NO_SHARES, "570", "0"),
-    ("iron condor: Alpaca's $5-wide condor holds $500",
-     order(leg(BUY, put(90)), leg(SELL, put(95)), leg(SELL, call(105)), leg(BUY, call(110)), net="-1.25"),
-     NO_SHARES, "500", "0"),
-    ("iron condor, uneven wings: the wider", order(leg(BUY, put(85)), leg(SELL, put(95)), leg(SELL, call(105)),
-                                                   leg(BUY, call(110)), net="-2.00"), NO_SHARES, "1000", "0"),
-    ("iron butterfly: the wider wing", order(leg(BUY, put(95)), leg(SELL, put(100)), leg(SELL, call(100)),
-                                             leg(BUY, call(103)), net="-3.00", qty="2"), NO_SHARES, "1000", "0"),
-    ("short straddle: the put secured, the call covered", order(leg(SELL, put(100)), leg(SELL, call(100)),
-                                                                net="-6.00"), SHARES_100, "10000", "100"),
-    ("short strangle: the put secured, the call covered", order(leg(SELL, put(95)), leg(SELL, call(105)),
-                                                                net="-3.00"), SHARES_100, "9500", "100"),
-    ("long straddle: the debit only", order(leg(BUY, put(100)), leg(BUY, call(100)), net="6.20"), NO_SHARES,
-     "620", "0"),
-    ("call ratio spread 1x2: the extra call covered", order(leg(BUY, call(100)), leg(SELL, call(105), 2),
-                                                            net="0.10"), SHARES_100, "10", "100"),
+    (
+        "bull put credit spread: width x 100",
+        order(leg(SELL, put(100)), leg(BUY, put(95)), net="-1.20"),
+        NO_SHARES,
+        "500",
+        "0",
+    ),
+    (
+        "bear call credit spread: width x 100",
+        order(leg(SELL, call(100)), leg(BUY, call(105)), net="-1.20"),
+        NO_SHARES,
+        "500",
+        "0",
+    ),
+    (
+        "bear call credit spread with shares: its short call covered",
+        order(leg(SELL, call(100)), leg(BUY, call(105)), net="-1.20"),
+        SHARES_100,
+        "0",
+        "100",
+    ),
+    (
+        "bull call debit spread: the debit only",
+        order(leg(BUY, call(100)), leg(SELL, call(105)), net="2.10"),
+        NO_SHARES,
+        "210",
+        "0",
+    ),
+    (
+        "bear put debit spread: the debit only",
+        order(leg(BUY, put(100)), leg(SELL, put(95)), net="1.90", qty="3"),
+        NO_SHARES,
+        "570",
+        "0",
+    ),
+    (
+        "iron condor: Alpaca's $5-wide condor holds $500",
+        order(leg(BUY, put(90)), leg(SELL, put(95)), leg(SELL, call(105)), leg(BUY, call(110)), net="-1.25"),
+        NO_SHARES,
+        "500",
+        "0",
+    ),
+    (
+        "iron condor, uneven wings: the wider",
+        order(leg(BUY, put(85)), leg(SELL, put(95)), leg(SELL, call(105)), leg(BUY, call(110)), net="-2.00"),
+        NO_SHARES,
+        "1000",
+        "0",
+    ),
+    (
+        "iron butterfly: the wider wing",
+        order(leg(BUY, put(95)), leg(SELL, put(100)), leg(SELL, call(100)), leg(BUY, call(103)), net="-3.00", qty="2"),
+        NO_SHARES,
+        "1000",
+        "0",
+    ),
+    (
+        "short straddle: the put secured, the call covered",
+        order(leg(SELL, put(100)), leg(SELL, call(100)), net="-6.00"),
+        SHARES_100,
+        "10000",
+        "100",
+    ),
+    (
+        "short strangle: the put secured, the call covered",
+        order(leg(SELL, put(95)), leg(SELL, call(105)), net="-3.00"),
+        SHARES_100,
+        "9500",
+        "100",
+    ),
+    (
+        "long straddle: the debit only",
+        order(leg(BUY, put(100)), leg(BUY, call(100)), net="6.20"),
+        NO_SHARES,
+        "620",
+        "0",
+    ),
+    (
+        "call ratio spread 1x2: the extra call covered",
+        order(leg(BUY, call(100)), leg(SELL, call(105), 2), net="0.10"),
+        SHARES_100,
+        "10",
+        "100",
+    ),
 ]
 
 
@@ -115,16 +179,24 @@ def test_covered_calls_on_two_expiries_share_one_pool_of_shares():
 
 # --- the book: positions offset orders, and nothing is held twice -------------------------------
 
+
 def test_positions_hold_their_requirement_per_underlying_and_expiry():
-    book = [holding(put(100), -1), holding(put(95), 1),                        # bull put spread: 500
-            holding(call(105), -2),                                            # two covered calls
-            holding(put(50, underlying="ABC"), -1),                            # a cash-secured put: 5,000
-            holding(put(90, expiry=LATER), -1), holding(put(85, expiry=LATER), 1)]   # another spread: 500
+    book = [
+        holding(put(100), -1),
+        holding(put(95), 1),  # bull put spread: 500
+        holding(call(105), -2),  # two covered calls
+        holding(put(50, underlying="ABC"), -1),  # a cash-secured put: 5,000
+        holding(put(90, expiry=LATER), -1),
+        holding(put(85, expiry=LATER), 1),
+    ]  # another spread: 500
     held = requirement(book, {"XYZ": D(300)})
     assert held.cash == D(6000)
     assert held.shares == {"XYZ": D(200)}
     assert [(g.underlying, g.expiration.isoformat(), g.cash) for g in held.groups] == [
-        ("ABC", "2025-01-17", D(5000)), ("XYZ", "2025-01-17", D(500)), ("XYZ", "2025-02-21", D(500))]
+        ("ABC", "2025-01-17", D(5000)),
+        ("XYZ", "2025-01-17", D(500)),
+        ("XYZ", "2025-02-21", D(500)),
+    ]
     assert held.uncovered == {}
 
 
@@ -153,8 +225,9 @@ def test_a_put_sold_against_a_long_put_holds_the_spread_once_not_twice():
     first = order(leg(SELL, put(100)), order_id="ord_1")
     assert hold_of(first, positions=long_put).requirement == D(500)
     # The long put covers one of the two, never both: the second is a cash-secured put.
-    assert hold_of(order(leg(SELL, put(100)), order_id="ord_2"), positions=long_put, working=[first]).requirement == \
-        D(10000)
+    assert hold_of(order(leg(SELL, put(100)), order_id="ord_2"), positions=long_put, working=[first]).requirement == D(
+        10000
+    )
 
 
 def test_selling_a_long_call_to_close_needs_no_shares_but_selling_it_twice_does():
@@ -209,8 +282,7 @@ def test_a_call_two_orders_trade_both_ways_nets_away_when_both_fill():
 
 
 def test_more_than_the_enumerated_call_orders_on_one_underlying_are_refused():
-    working = [order(leg(SELL, call(100 + 5 * n)), leg(BUY, call(105 + 5 * n)), order_id=f"ord_{n}")
-               for n in range(8)]
+    working = [order(leg(SELL, call(100 + 5 * n)), leg(BUY, call(105 + 5 * n)), order_id=f"ord_{n}") for n in range(8)]
     assert book_requirement([], working, NO_SHARES).cash == D(4000)
     with pytest.raises(DomainError) as err:
         hold_of(order(leg(SELL, call(150)), leg(BUY, call(155))), working=working)
@@ -222,6 +294,7 @@ def test_more_than_the_enumerated_call_orders_on_one_underlying_are_refused():
 
 # --- buying power around a credit fill ----------------------------------------------------------
 
+
 def buying_power(cash, positions, working, shares=NO_SHARES):
     """As the lead wires it: cash less the book requirement less the working orders' debits."""
     return cash - book_requirement(positions, working, shares).cash - sum((o.debit for o in working), D(0))
@@ -232,7 +305,7 @@ def test_a_credit_fill_lowers_buying_power_by_the_requirement_less_the_credit_ne
     before = buying_power(cash, [], [])
     spread = order(leg(SELL, put(100)), leg(BUY, put(95)), net="-1.20")
     working = buying_power(cash, [], [spread])
-    credit = D("1.25") * 100   # filled at -1.25: a credit of 125 received
+    credit = D("1.25") * 100  # filled at -1.25: a credit of 125 received
     filled = buying_power(cash + credit, [holding(put(100), -1), holding(put(95), 1)], [])
     assert (before, working, filled) == (D(50000), D(49500), D(49625))
     assert before - filled == D(500) - credit > 0
@@ -273,16 +346,24 @@ def test_selling_the_shares_under_a_covered_spread_needs_its_width_and_under_a_c
 
 CONTRACTS = [call(k) for k in (95, 100, 105, 110)] + [put(k) for k in (90, 95, 100, 105)]
 HOLDINGS = st.lists(st.tuples(st.sampled_from(CONTRACTS), st.integers(-2, 2)), max_size=4)
-ORDERS = st.lists(st.lists(st.tuples(st.sampled_from(CONTRACTS), st.sampled_from(list(Side)), st.integers(1, 2)),
-                           min_size=1, max_size=4, unique_by=lambda t: t[0]),
-                  max_size=4)
+ORDERS = st.lists(
+    st.lists(
+        st.tuples(st.sampled_from(CONTRACTS), st.sampled_from(list(Side)), st.integers(1, 2)),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda t: t[0],
+    ),
+    max_size=4,
+)
 SHARES = st.sampled_from([D(0), D(100), D(250), D(100_000)]).map(lambda n: {"XYZ": n})
 
 
 def as_book(raw_positions, raw_orders):
     positions = [holding(spec, qty) for spec, qty in raw_positions]
-    working = [order(*(leg(side, spec, ratio) for spec, side, ratio in legs), order_id=f"ord_{n}")
-               for n, legs in enumerate(raw_orders)]
+    working = [
+        order(*(leg(side, spec, ratio) for spec, side, ratio in legs), order_id=f"ord_{n}")
+        for n, legs in enumerate(raw_orders)
+    ]
     return positions, working
 
 
@@ -298,11 +379,14 @@ def merged(positions, orders):
 def test_the_book_holds_exactly_the_worst_set_of_working_orders_filling(raw_positions, raw_orders, shares):
     positions, working = as_book(raw_positions, raw_orders)
     book = book_requirement(positions, working, shares)
-    sets = [requirement(merged(positions, filled), shares)
-            for size in range(len(working) + 1) for filled in itertools.combinations(working, size)]
+    sets = [
+        requirement(merged(positions, filled), shares)
+        for size in range(len(working) + 1)
+        for filled in itertools.combinations(working, size)
+    ]
     assert book.shares.get("XYZ", D(0)) == max(r.shares.get("XYZ", D(0)) for r in sets)
     assert book.uncovered.get("XYZ", D(0)) == max(r.uncovered.get("XYZ", D(0)) for r in sets)
-    if not book.uncovered:    # an uncovered call's loss has no bound; its cash figure is not compared
+    if not book.uncovered:  # an uncovered call's loss has no bound; its cash figure is not compared
         assert book.cash == max(r.cash for r in sets)
 
 

@@ -2,25 +2,40 @@
 reordering, a rewrite that recomputed the hashes after it or rows cut from the end are named
 at the first row where the chain stops holding; blanking the clear ids (an erasure) is not."""
 
+import itertools
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.activities import audit_chain
 from services.activities.audit_chain import GENESIS_HASH, Entry, Link, first_break, seal
 
 KEY = b"k" * 32
-T0 = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
 
 
 def entry(n: int, **changes) -> Entry:
-    base = Entry(sequence=0, audit_id=f"aud_{n:04d}", actor_type="user", actor_id=f"user{n % 3}", actor_hash="",
-                 action="submit", entity_type="order", entity_id=f"ord_{n:04d}", user_id=f"user{n % 3}",
-                 user_hash="", before=None, after={"status": "accepted", "qty": float(n)}, request_id=f"req_{n:08d}",
-                 service="orders", occurred_at=T0 + timedelta(seconds=n),
-                 recorded_at=T0 + timedelta(seconds=n, microseconds=7))
+    base = Entry(
+        sequence=0,
+        audit_id=f"aud_{n:04d}",
+        actor_type="user",
+        actor_id=f"user{n % 3}",
+        actor_hash="",
+        action="submit",
+        entity_type="order",
+        entity_id=f"ord_{n:04d}",
+        user_id=f"user{n % 3}",
+        user_hash="",
+        before=None,
+        after={"status": "accepted", "qty": float(n)},
+        request_id=f"req_{n:08d}",
+        service="orders",
+        occurred_at=T0 + timedelta(seconds=n),
+        recorded_at=T0 + timedelta(seconds=n, microseconds=7),
+    )
     return replace(base, **changes)
 
 
@@ -40,7 +55,7 @@ def head(rows: list[Entry]) -> Link:
 def test_a_sealed_chain_holds_from_the_start_and_from_any_row():
     rows = chain(10)
     assert [r.sequence for r in rows] == list(range(1, 11))
-    assert rows[0].prev_hash == GENESIS_HASH and all(b.prev_hash == a.row_hash for a, b in zip(rows, rows[1:]))
+    assert rows[0].prev_hash == GENESIS_HASH and all(b.prev_hash == a.row_hash for a, b in itertools.pairwise(rows))
     assert first_break(KEY, None, rows, complete=True) == (None, head(rows), 10)
     middle = Link(rows[4].sequence, rows[4].audit_id, rows[4].row_hash)
     assert first_break(KEY, middle, rows[5:], complete=True) == (None, head(rows), 5)
@@ -60,11 +75,23 @@ def test_blanking_the_clear_actor_and_user_ids_leaves_the_chain_valid():
     assert first_break(KEY, None, rows, complete=True)[0] is None
 
 
-@pytest.mark.parametrize("field, value", [
-    ("action", "cancel"), ("after", {"status": "filled", "qty": 3.0}), ("before", {}), ("entity_id", "ord_x"),
-    ("occurred_at", T0), ("recorded_at", T0), ("request_id", "req_other0"), ("service", "accounts"),
-    ("actor_type", "ops"), ("actor_hash", "0" * 64), ("user_hash", "1" * 64), ("audit_id", "aud_other"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("action", "cancel"),
+        ("after", {"status": "filled", "qty": 3.0}),
+        ("before", {}),
+        ("entity_id", "ord_x"),
+        ("occurred_at", T0),
+        ("recorded_at", T0),
+        ("request_id", "req_other0"),
+        ("service", "accounts"),
+        ("actor_type", "ops"),
+        ("actor_hash", "0" * 64),
+        ("user_hash", "1" * 64),
+        ("audit_id", "aud_other"),
+    ],
+)
 def test_altering_a_field_of_a_middle_row_is_named_at_that_row(field, value):
     rows = chain(7)
     rows[3] = replace(rows[3], **{field: value})
@@ -140,8 +167,18 @@ def test_rows_cut_from_the_end_are_found_by_the_link_an_earlier_verification_kep
 def test_any_change_to_any_one_row_is_found_at_that_row_or_the_next(length, data):
     rows = chain(length)
     index = data.draw(st.integers(0, length - 1))
-    change = data.draw(st.sampled_from([{"action": "x"}, {"entity_id": "e"}, {"after": None}, {"row_hash": "f" * 64},
-                                        {"prev_hash": "e" * 64}, {"sequence": 99}]))
+    change = data.draw(
+        st.sampled_from(
+            [
+                {"action": "x"},
+                {"entity_id": "e"},
+                {"after": None},
+                {"row_hash": "f" * 64},
+                {"prev_hash": "e" * 64},
+                {"sequence": 99},
+            ]
+        )
+    )
     rows[index] = replace(rows[index], **change)
     broken = first_break(KEY, None, rows, complete=True)[0]
     assert broken is not None and broken.sequence in (index + 1, index + 2)

@@ -45,7 +45,8 @@ def test_every_example_trades_and_its_ledger_reconciles(name):
     # positions recomputed from the fills alone equal the account's
     replayed = replay_positions(result.fills)
     assert {s: (p.qty, p.avg_entry_price, p.realized_pl) for s, p in replayed.items()} == {
-        s: (p.qty, p.avg_entry_price, p.realized_pl) for s, p in final.positions.items()}
+        s: (p.qty, p.avg_entry_price, p.realized_pl) for s, p in final.positions.items()
+    }
     # nothing is held once no order works, and every fill belongs to a filled order
     working = [o for o in result.orders if o.status == "accepted"]
     assert (final.held == 0) == (not working)
@@ -59,12 +60,12 @@ def test_the_grid_example_runs_the_same_on_both_paths():
     strategy = build_strategy(spec)
     feed = recorded(spec, strategy, SETTINGS)
     jumping = execute(spec, strategy, feed, SETTINGS)
-    tick_spec = BacktestSpec(first_day=DAYS[0], last_day=DAYS[0], strategy="grid", params={"slots": "20"},
-                             mode="tick")
+    tick_spec = BacktestSpec(first_day=DAYS[0], last_day=DAYS[0], strategy="grid", params={"slots": "20"}, mode="tick")
     every_tick = execute(tick_spec, build_strategy(tick_spec), feed, SETTINGS)
     assert jumping.result.fills == every_tick.result.fills
     assert {k: v for k, v in jumping.files.items() if k != "report.html"} == {
-        k: v for k, v in every_tick.files.items() if k != "report.html"}
+        k: v for k, v in every_tick.files.items() if k != "report.html"
+    }
 
 
 HASH_SCRIPT = """
@@ -83,16 +84,29 @@ print(json.dumps({name: hashlib.sha256(data).hexdigest() for name, data in outco
 
 def _hashes(name: str, seed: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONHASHSEED": seed}
-    done = subprocess.run([sys.executable, "-c", HASH_SCRIPT, name], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", HASH_SCRIPT, name],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_result_files_are_byte_identical_across_runs_and_hash_seeds(name):
     first = _hashes(name, "1")
-    assert set(first) >= {"orders.parquet", "fills.csv", "ledger.parquet", "equity.csv", "statistics.csv",
-                          "report.html"}
+    assert set(first) >= {
+        "orders.parquet",
+        "fills.csv",
+        "ledger.parquet",
+        "equity.csv",
+        "statistics.csv",
+        "report.html",
+    }
     assert _hashes(name, "2") == first
     assert _hashes(name, "1") == first
     in_process = run(name, (date(2012, 6, 21), date(2012, 6, 22)))  # and in this process, after other runs

@@ -13,8 +13,8 @@ from services.matcher.backtest.engine import Backtest, BacktestConfig
 from tests.support.backtest import CLOSE_NS, NEXT_OPEN_NS, OPEN_NS, SECOND, Scripted, cents, feed_of, quote
 
 SYMBOLS = ("AAA", "BBB")
-START_NS = OPEN_NS - 1800 * SECOND      # half an hour before the open
-END_NS = NEXT_OPEN_NS + 3600 * SECOND   # an hour into the next session
+START_NS = OPEN_NS - 1800 * SECOND  # half an hour before the open
+END_NS = NEXT_OPEN_NS + 3600 * SECOND  # an hour into the next session
 KINDS = ("market", "limit", "stop", "stop_limit")
 TIFS = ("day", "gtc", "ioc", "fok")
 
@@ -25,8 +25,8 @@ def quotes(draw):
     quotes, ties in time, quotes outside the session, and sizes that matter to fok."""
     count = draw(st.integers(5, 120))
     at_ns = START_NS + draw(st.integers(0, 3600)) * SECOND
-    mids = {s: 10_000 for s in SYMBOLS}
-    sequences = {s: 0 for s in SYMBOLS}
+    mids = dict.fromkeys(SYMBOLS, 10000)
+    sequences = dict.fromkeys(SYMBOLS, 0)
     ticks = []
     for _ in range(count):
         at_ns += draw(st.sampled_from((0, 1, 1_000, SECOND, 7 * SECOND, 600 * SECOND, 4 * 3600 * SECOND)))
@@ -39,8 +39,17 @@ def quotes(draw):
         if draw(st.integers(0, 30)) == 0:
             bid = 0
         sequences[symbol] += 1
-        ticks.append(quote(symbol, at_ns, sequences[symbol], bid, ask, draw(st.sampled_from((50, 100, 500))),
-                           draw(st.sampled_from((50, 100, 500)))))
+        ticks.append(
+            quote(
+                symbol,
+                at_ns,
+                sequences[symbol],
+                bid,
+                ask,
+                draw(st.sampled_from((50, 100, 500))),
+                draw(st.sampled_from((50, 100, 500))),
+            )
+        )
     return ticks
 
 
@@ -64,9 +73,13 @@ def actions(draw):
             fields["qty"] = str(draw(st.sampled_from((10, 100, 200))))
             fields.pop("stop_price", None) if draw(st.booleans()) else None
         else:
-            fields.update(symbol=draw(st.sampled_from(SYMBOLS)), side=draw(st.sampled_from(("buy", "sell"))),
-                          qty=str(draw(st.sampled_from((10, 100, 200)))), order_type=kind,
-                          time_in_force=draw(st.sampled_from(TIFS)))
+            fields.update(
+                symbol=draw(st.sampled_from(SYMBOLS)),
+                side=draw(st.sampled_from(("buy", "sell"))),
+                qty=str(draw(st.sampled_from((10, 100, 200)))),
+                order_type=kind,
+                time_in_force=draw(st.sampled_from(TIFS)),
+            )
             fields["client_order_id"] = f"c{n}"
         result.append((at_ns, verb, fields))
     return sorted(result, key=lambda a: a[0])
@@ -74,21 +87,38 @@ def actions(draw):
 
 def backtest(ticks, script, mode: str, account_type: str, take_profit: bool, quotes: tuple[str, ...] = ()):
     strategy = Scripted(actions=script, take_profit=take_profit, quotes=quotes)
-    config = BacktestConfig(start_ns=START_NS, end_ns=END_NS, account_type=account_type,
-                            starting_cash=Decimal("50000.00"), max_quote_age_ns=5 * SECOND, mode=mode)
+    config = BacktestConfig(
+        start_ns=START_NS,
+        end_ns=END_NS,
+        account_type=account_type,
+        starting_cash=Decimal("50000.00"),
+        max_quote_age_ns=5 * SECOND,
+        mode=mode,
+    )
     return Backtest(feed_of(ticks), strategy, config).run(), strategy
 
 
 def run(ticks, script, mode: str, account_type: str, take_profit: bool, quotes: tuple[str, ...] = ()):
     result, strategy = backtest(ticks, script, mode, account_type, take_profit, quotes)
-    return ([dataclasses.astuple(o) for o in result.orders], [dataclasses.astuple(f) for f in result.fills],
-            [dataclasses.astuple(e) for e in result.ledger], [dataclasses.astuple(p) for p in result.equity],
-            result.exposure, strategy.refusals, strategy.seen)
+    return (
+        [dataclasses.astuple(o) for o in result.orders],
+        [dataclasses.astuple(f) for f in result.fills],
+        [dataclasses.astuple(e) for e in result.ledger],
+        [dataclasses.astuple(p) for p in result.equity],
+        result.exposure,
+        strategy.refusals,
+        strategy.seen,
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ticks=quotes(), script=actions(), account_type=st.sampled_from(("cash", "margin")),
-       take_profit=st.booleans(), watched=st.sampled_from(((), ("AAA",), SYMBOLS)))
+@given(
+    ticks=quotes(),
+    script=actions(),
+    account_type=st.sampled_from(("cash", "margin")),
+    take_profit=st.booleans(),
+    watched=st.sampled_from(((), ("AAA",), SYMBOLS)),
+)
 def test_jumping_from_event_to_event_gives_what_every_tick_gives(ticks, script, account_type, take_profit, watched):
     jumping = run(ticks, script, "jump", account_type, take_profit, watched)
     every_tick = run(ticks, script, "tick", account_type, take_profit, watched)
@@ -101,15 +131,59 @@ def test_the_scenarios_do_fill_trigger_cancel_and_expire():
     ticks = [quote("AAA", at + k * SECOND, k + 1, 9_990 + k, 9_992 + k) for k in range(30)]
     ticks.append(quote("AAA", CLOSE_NS + SECOND, 31, 10_000, 10_002))
     script = [
-        (at, "submit", {"client_order_id": "limit", "symbol": "AAA", "side": "buy", "qty": "10",
-                        "order_type": "limit", "limit_price": "99.95", "time_in_force": "day"}),
-        (at, "submit", {"client_order_id": "stop", "symbol": "AAA", "side": "buy", "qty": "10",
-                        "order_type": "stop_limit", "stop_price": "100.05", "limit_price": "100.00",
-                        "time_in_force": "day"}),
-        (at + 2 * SECOND, "submit", {"client_order_id": "ioc", "symbol": "AAA", "side": "buy", "qty": "10",
-                                     "order_type": "limit", "limit_price": "99.00", "time_in_force": "ioc"}),
-        (at + 3 * SECOND, "submit", {"client_order_id": "rest", "symbol": "AAA", "side": "buy", "qty": "10",
-                                     "order_type": "limit", "limit_price": "90.00", "time_in_force": "day"}),
+        (
+            at,
+            "submit",
+            {
+                "client_order_id": "limit",
+                "symbol": "AAA",
+                "side": "buy",
+                "qty": "10",
+                "order_type": "limit",
+                "limit_price": "99.95",
+                "time_in_force": "day",
+            },
+        ),
+        (
+            at,
+            "submit",
+            {
+                "client_order_id": "stop",
+                "symbol": "AAA",
+                "side": "buy",
+                "qty": "10",
+                "order_type": "stop_limit",
+                "stop_price": "100.05",
+                "limit_price": "100.00",
+                "time_in_force": "day",
+            },
+        ),
+        (
+            at + 2 * SECOND,
+            "submit",
+            {
+                "client_order_id": "ioc",
+                "symbol": "AAA",
+                "side": "buy",
+                "qty": "10",
+                "order_type": "limit",
+                "limit_price": "99.00",
+                "time_in_force": "ioc",
+            },
+        ),
+        (
+            at + 3 * SECOND,
+            "submit",
+            {
+                "client_order_id": "rest",
+                "symbol": "AAA",
+                "side": "buy",
+                "qty": "10",
+                "order_type": "limit",
+                "limit_price": "90.00",
+                "time_in_force": "day",
+            },
+        ),
     ]
     result, _ = backtest(ticks, script, "jump", "cash", False)
     by_client = {o.client_order_id: o for o in result.orders}

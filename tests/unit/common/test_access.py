@@ -2,10 +2,10 @@
 
 import pytest
 
+from services.common.errors import DomainError
+from services.common.rpc.context import ANONYMOUS, Identity
 from services.common.security import access
 from services.common.security.auth import ACT_AS_USER, FORWARDED_BY, TokenAuthenticator, bearer
-from services.common.rpc.context import ANONYMOUS, Identity
-from services.common.errors import DomainError
 from services.common.security.tokens import TokenIssuer, TokenKeys, TokenVerifier
 
 GET_ACCOUNT = "/mbt.accounts.v1.AccountsService/GetAccount"
@@ -30,18 +30,32 @@ def outcome(method: str, caller: Identity) -> str:
     return "OK"
 
 
-@pytest.mark.parametrize("caller, method, expected", [
-    (ANONYMOUS, GET_ACCOUNT, "UNAUTHENTICATED"),
-    (USER, GET_ACCOUNT, "OK"), (USER, SUBMIT, "OK"), (USER, RESERVE, "PERMISSION_DENIED"),
-    (USER, GET_USER, "PERMISSION_DENIED"), (USER, ERASE, "PERMISSION_DENIED"),
-    (READER, GET_ACCOUNT, "OK"), (READER, SUBMIT, "PERMISSION_DENIED"),
-    (OPS, GET_ACCOUNT, "OK"), (OPS, SUBMIT, "PERMISSION_DENIED"), (OPS, RESERVE, "PERMISSION_DENIED"),
-    (OPS, ERASE, "PERMISSION_DENIED"),
-    # Internal reads name their subject in the request, never in x-mbt-act-as-user.
-    (OPS, GET_USER, "INVALID_ARGUMENT"), (OPS, AUDIT_LOG, "INVALID_ARGUMENT"),
-    (OPS_UNNAMED, GET_ACCOUNT, "INVALID_ARGUMENT"), (OPS_UNNAMED, AUDIT_LOG, "OK"), (OPS_UNNAMED, GET_USER, "OK"),
-    (SERVICE, RESERVE, "OK"), (SERVICE, SUBMIT, "OK"), (SERVICE, ERASE, "OK"),
-])
+@pytest.mark.parametrize(
+    "caller, method, expected",
+    [
+        (ANONYMOUS, GET_ACCOUNT, "UNAUTHENTICATED"),
+        (USER, GET_ACCOUNT, "OK"),
+        (USER, SUBMIT, "OK"),
+        (USER, RESERVE, "PERMISSION_DENIED"),
+        (USER, GET_USER, "PERMISSION_DENIED"),
+        (USER, ERASE, "PERMISSION_DENIED"),
+        (READER, GET_ACCOUNT, "OK"),
+        (READER, SUBMIT, "PERMISSION_DENIED"),
+        (OPS, GET_ACCOUNT, "OK"),
+        (OPS, SUBMIT, "PERMISSION_DENIED"),
+        (OPS, RESERVE, "PERMISSION_DENIED"),
+        (OPS, ERASE, "PERMISSION_DENIED"),
+        # Internal reads name their subject in the request, never in x-mbt-act-as-user.
+        (OPS, GET_USER, "INVALID_ARGUMENT"),
+        (OPS, AUDIT_LOG, "INVALID_ARGUMENT"),
+        (OPS_UNNAMED, GET_ACCOUNT, "INVALID_ARGUMENT"),
+        (OPS_UNNAMED, AUDIT_LOG, "OK"),
+        (OPS_UNNAMED, GET_USER, "OK"),
+        (SERVICE, RESERVE, "OK"),
+        (SERVICE, SUBMIT, "OK"),
+        (SERVICE, ERASE, "OK"),
+    ],
+)
 def test_the_policy(caller, method, expected):
     assert outcome(method, caller) == expected
 
@@ -49,8 +63,16 @@ def test_the_policy(caller, method, expected):
 def test_reads_are_the_get_bindings_and_the_internal_get_and_list_methods():
     reads = access.read_only_methods()
     assert {GET_ACCOUNT, GET_USER, AUDIT_LOG, "/mbt.orders.v1.OrdersService/ListOrders"} <= reads
-    assert not {SUBMIT, RESERVE, ERASE, "/mbt.orders.v1.OrdersService/CancelOrder",
-                "/mbt.marketdata.v1.MarketDataService/StepClock"} & reads
+    assert (
+        not {
+            SUBMIT,
+            RESERVE,
+            ERASE,
+            "/mbt.orders.v1.OrdersService/CancelOrder",
+            "/mbt.marketdata.v1.MarketDataService/StepClock",
+        }
+        & reads
+    )
 
 
 def test_an_ops_caller_reads_as_the_user_it_names():
@@ -73,8 +95,9 @@ async def test_the_authenticator_reads_only_verified_tokens():
     assert await authenticator.authenticate({"x-mbt-user-id": "alice", "x-mbt-service": "orders"}) == ANONYMOUS
     user = await authenticator.authenticate(dict(bearer(ISSUE.user("alice", tier="pro", ttl_seconds=60))))
     assert (user.kind, user.user_id, user.tier, user.forwarded_by) == ("user", "alice", "pro", "")
-    forwarded = await authenticator.authenticate({**dict(bearer(ISSUE.user("alice", tier="pro", ttl_seconds=60))),
-                                                  FORWARDED_BY: ISSUE.service("gateway")})
+    forwarded = await authenticator.authenticate(
+        {**dict(bearer(ISSUE.user("alice", tier="pro", ttl_seconds=60))), FORWARDED_BY: ISSUE.service("gateway")}
+    )
     assert forwarded.forwarded_by == "gateway"
     ops = await authenticator.authenticate({**dict(bearer(ISSUE.ops("carol", ttl_seconds=60))), ACT_AS_USER: "bob"})
     assert (ops.kind, ops.subject, ops.user_id) == ("ops", "carol", "bob")

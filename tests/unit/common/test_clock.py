@@ -1,12 +1,12 @@
 """A follower clock never reads earlier than it already has, whatever its leader says."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from services.common.clock import FollowerClock, ManualClock
 
-WALL_START = datetime(2030, 1, 1, tzinfo=timezone.utc)
-T = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+WALL_START = datetime(2030, 1, 1, tzinfo=UTC)
+T = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
 
 
 def test_a_follower_holds_its_time_when_the_leader_comes_back_behind_it_until_the_leader_passes_it(caplog):

@@ -1,20 +1,39 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from services.common.wire.conv import (amount_str, check_shape, datetime_from_ns, datetime_to_ns, decimal_str,
-                                  from_timestamp, money_str, parse_decimal, parse_enum, price_str, qty_str, ratio_str,
-                                  to_timestamp)
 from services.common.errors import DomainError
+from services.common.wire.conv import (
+    amount_str,
+    check_shape,
+    datetime_from_ns,
+    datetime_to_ns,
+    decimal_str,
+    from_timestamp,
+    money_str,
+    parse_decimal,
+    parse_enum,
+    price_str,
+    qty_str,
+    ratio_str,
+    to_timestamp,
+)
 from tests.support.hostile import MALFORMED_DECIMALS
 
 
-@pytest.mark.parametrize("raw, expected", [("150.25", Decimal("150.25")), ("10", Decimal("10")),
-                                           ("0.0001", Decimal("0.0001")), ("-3", Decimal("-3")),
-                                           ("12345678901234.0123456789", Decimal("12345678901234.0123456789"))])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("150.25", Decimal("150.25")),
+        ("10", Decimal("10")),
+        ("0.0001", Decimal("0.0001")),
+        ("-3", Decimal("-3")),
+        ("12345678901234.0123456789", Decimal("12345678901234.0123456789")),
+    ],
+)
 def test_parse_decimal_accepts_decimal_strings(raw, expected):
     assert parse_decimal(raw, "price") == expected
 
@@ -39,14 +58,20 @@ def test_parse_enum_refuses_unknown_and_missing_required_values_naming_the_field
     assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "side")
 
 
-@pytest.mark.parametrize("request_message, field", [
-    (orders_pb2.SubmitOrderRequest(fill_preference=99), "fill_preference"),
-    (orders_pb2.SubmitOrderRequest(side=7), "side"),
-    (orders_pb2.SubmitOrderRequest(legs=[trading_pb2.OrderLeg(side=1), trading_pb2.OrderLeg(side=9)]), "legs[1].side"),
-    (orders_pb2.SubmitOrderRequest(qty="1e3"), "qty"),
-    (orders_pb2.ReplaceOrderRequest(limit_price=" 1 "), "limit_price"),
-    (orders_pb2.RecordFillRequest(fill=orders_pb2.Fill(price="1_000")), "fill.price"),
-])
+@pytest.mark.parametrize(
+    "request_message, field",
+    [
+        (orders_pb2.SubmitOrderRequest(fill_preference=99), "fill_preference"),
+        (orders_pb2.SubmitOrderRequest(side=7), "side"),
+        (
+            orders_pb2.SubmitOrderRequest(legs=[trading_pb2.OrderLeg(side=1), trading_pb2.OrderLeg(side=9)]),
+            "legs[1].side",
+        ),
+        (orders_pb2.SubmitOrderRequest(qty="1e3"), "qty"),
+        (orders_pb2.ReplaceOrderRequest(limit_price=" 1 "), "limit_price"),
+        (orders_pb2.RecordFillRequest(fill=orders_pb2.Fill(price="1_000")), "fill.price"),
+    ],
+)
 def test_check_shape_refuses_undefined_enums_and_malformed_decimals_anywhere_in_a_request(request_message, field):
     with pytest.raises(DomainError) as err:
         check_shape(request_message)
@@ -54,9 +79,16 @@ def test_check_shape_refuses_undefined_enums_and_malformed_decimals_anywhere_in_
 
 
 def test_check_shape_accepts_a_well_formed_request():
-    check_shape(orders_pb2.SubmitOrderRequest(symbol="AMZN", side=trading_pb2.ORDER_SIDE_BUY, qty="10",
-                                              limit_price="220.00", fill_preference=0,
-                                              legs=[trading_pb2.OrderLeg(side=trading_pb2.ORDER_SIDE_SELL)]))
+    check_shape(
+        orders_pb2.SubmitOrderRequest(
+            symbol="AMZN",
+            side=trading_pb2.ORDER_SIDE_BUY,
+            qty="10",
+            limit_price="220.00",
+            fill_preference=0,
+            legs=[trading_pb2.OrderLeg(side=trading_pb2.ORDER_SIDE_SELL)],
+        )
+    )
 
 
 def test_parse_decimal_empty_is_none_unless_required():
@@ -74,19 +106,38 @@ def test_values_between_services_are_plain_and_exact():
     assert decimal_str(Decimal("-0")) == "0"
 
 
-@pytest.mark.parametrize("value, shown", [
-    ("0.000", "0.00"), ("1789.17000", "1789.17"), ("-0.2100", "-0.21"), ("97058.89", "97058.89"),
-    ("100000", "100000.00"), ("0.125", "0.13"), ("-0.125", "-0.13"), ("-0.004", "0.00"), ("1E+3", "1000.00"), ("2239.4999999999", "2239.50"),
-])
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("0.000", "0.00"),
+        ("1789.17000", "1789.17"),
+        ("-0.2100", "-0.21"),
+        ("97058.89", "97058.89"),
+        ("100000", "100000.00"),
+        ("0.125", "0.13"),
+        ("-0.125", "-0.13"),
+        ("-0.004", "0.00"),
+        ("1E+3", "1000.00"),
+        ("2239.4999999999", "2239.50"),
+    ],
+)
 def test_amounts_users_see_are_to_the_cent(value, shown):
     assert amount_str(Decimal(value)) == shown
 
 
-@pytest.mark.parametrize("value, equity, option", [
-    ("223.95", "223.95", "223.95"), ("223.1800", "223.18", "223.18"), ("223.8571428571", "223.86", "223.86"),
-    ("1", "1.00", "1.00"), ("0.1234", "0.1234", "0.12"), ("0.05", "0.0500", "0.05"), ("0.99996", "1.00", "1.00"),
-    ("0.123456", "0.1235", "0.12"),
-])
+@pytest.mark.parametrize(
+    "value, equity, option",
+    [
+        ("223.95", "223.95", "223.95"),
+        ("223.1800", "223.18", "223.18"),
+        ("223.8571428571", "223.86", "223.86"),
+        ("1", "1.00", "1.00"),
+        ("0.1234", "0.1234", "0.12"),
+        ("0.05", "0.0500", "0.05"),
+        ("0.99996", "1.00", "1.00"),
+        ("0.123456", "0.1235", "0.12"),
+    ],
+)
 def test_prices_users_see_are_on_their_grid(value, equity, option):
     assert (price_str(Decimal(value)), price_str(Decimal(value), option=True)) == (equity, option)
 
@@ -98,12 +149,12 @@ def test_quantities_are_whole_and_ratios_have_six_places():
 
 
 def test_timestamps_round_trip_and_unset_is_none():
-    moment = datetime(2012, 6, 21, 13, 30, 0, 17459, tzinfo=timezone.utc)
+    moment = datetime(2012, 6, 21, 13, 30, 0, 17459, tzinfo=UTC)
     assert from_timestamp(to_timestamp(moment)) == moment
     assert from_timestamp(to_timestamp(None)) is None
 
 
 def test_nanosecond_times_keep_microseconds():
     ns = 1340285400017459617
-    assert datetime_from_ns(ns) == datetime(2012, 6, 21, 13, 30, 0, 17459, tzinfo=timezone.utc)
+    assert datetime_from_ns(ns) == datetime(2012, 6, 21, 13, 30, 0, 17459, tzinfo=UTC)
     assert datetime_to_ns(datetime_from_ns(ns)) == 1340285400017459000

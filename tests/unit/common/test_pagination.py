@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -7,7 +7,7 @@ from services.common.persistence.pagination import decode_page_token, encode_pag
 
 
 def test_a_token_round_trips_for_the_same_filters():
-    moment = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
+    moment = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
     digest = filter_digest("user-1", "accepted")
     token = encode_page_token(moment, "ord_abc", digest)
     assert decode_page_token(token, digest) == (moment, "ord_abc")
@@ -22,7 +22,7 @@ def test_bad_tokens_are_invalid_argument(token):
 
 
 def test_a_token_is_bound_to_its_filters():
-    token = encode_page_token(datetime(2012, 6, 21, tzinfo=timezone.utc), "ord_a", filter_digest("filled"))
+    token = encode_page_token(datetime(2012, 6, 21, tzinfo=UTC), "ord_a", filter_digest("filled"))
     with pytest.raises(DomainError) as err:
         decode_page_token(token, filter_digest("canceled"))
     assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "page_token")

@@ -31,7 +31,7 @@ def test_the_budget_refills_one_request_per_interval():
     for elapsed, allowed in ((0.5, False), (1.0, True)):
         _, decision = gcra(tat, NOW + int(elapsed * MICROS), 60)
         assert decision.allowed is allowed
-    new_tat, decision = gcra(tat, NOW + 60 * MICROS, 60)
+    _new_tat, decision = gcra(tat, NOW + 60 * MICROS, 60)
     assert decision.allowed and decision.remaining == 59
 
 
@@ -44,8 +44,11 @@ def test_refused_requests_do_not_consume_budget():
 
 def test_headers_carry_the_figures():
     _, decisions = burst(60, 61)
-    assert decisions[0].headers() == {"x-ratelimit-limit": "60", "x-ratelimit-remaining": "59",
-                                      "x-ratelimit-reset": "1"}
+    assert decisions[0].headers() == {
+        "x-ratelimit-limit": "60",
+        "x-ratelimit-remaining": "59",
+        "x-ratelimit-reset": "1",
+    }
     assert decisions[-1].headers()["retry-after"] == "1"
 
 

@@ -7,8 +7,16 @@ import jwt
 import pytest
 
 from services.common.config import Settings
-from services.common.security.tokens import (CLAIM_TYPES, LEEWAY_SECONDS, InvalidToken, TokenIssuer, TokenKeys, TokenVerifier,
-                                    development_key, new_key)
+from services.common.security.tokens import (
+    CLAIM_TYPES,
+    LEEWAY_SECONDS,
+    InvalidToken,
+    TokenIssuer,
+    TokenKeys,
+    TokenVerifier,
+    development_key,
+    new_key,
+)
 from tests.support.wall import Wall
 
 OLD = ("k-old", b"o" * 32)
@@ -28,10 +36,18 @@ def pair(wall, user=(OLD,), service=(SERVICE,)):
 
 def test_each_kind_round_trips_with_its_claims(wall):
     issuer, verifier = pair(wall)
-    user = verifier.verify(issuer.user("alice", tier="pro", ttl_seconds=900, session_id="ses_1",
-                                       elevated_until=1_800_000_300))
-    assert (user.kind, user.subject, user.tier, user.scopes, user.session_id, user.elevated_until,
-            user.expires_at) == ("user", "alice", "pro", {"read", "trade"}, "ses_1", 1_800_000_300, 1_800_000_900)
+    user = verifier.verify(
+        issuer.user("alice", tier="pro", ttl_seconds=900, session_id="ses_1", elevated_until=1_800_000_300)
+    )
+    assert (user.kind, user.subject, user.tier, user.scopes, user.session_id, user.elevated_until, user.expires_at) == (
+        "user",
+        "alice",
+        "pro",
+        {"read", "trade"},
+        "ses_1",
+        1_800_000_300,
+        1_800_000_900,
+    )
     ops = verifier.verify(issuer.ops("carol", ttl_seconds=60))
     assert (ops.kind, ops.subject, ops.scopes) == ("ops", "carol", {"read"})
     assert verifier.verify(issuer.service("orders")).kind == "service"
@@ -79,8 +95,18 @@ def sign(payload: dict, key: tuple[str, bytes], algorithm="HS256") -> str:
 
 
 def claims(wall, **changes) -> dict:
-    return {"iss": "mbt", "aud": "mbt", "typ": "user", "sub": "alice", "tier": "free", "scope": "read trade",
-            "iat": int(wall()), "exp": int(wall()) + 60, "jti": "j", **changes}
+    return {
+        "iss": "mbt",
+        "aud": "mbt",
+        "typ": "user",
+        "sub": "alice",
+        "tier": "free",
+        "scope": "read trade",
+        "iat": int(wall()),
+        "exp": int(wall()) + 60,
+        "jti": "j",
+        **changes,
+    }
 
 
 def test_a_user_key_cannot_make_a_service_token_and_a_service_key_cannot_make_a_user_token(wall):
@@ -101,8 +127,18 @@ def test_kinds_are_enforced_where_they_are_asked_for(wall):
         verifier.verify(issuer.user("a", tier="free", ttl_seconds=60), ("service",))
 
 
-@pytest.mark.parametrize("changes", [{"aud": "elsewhere"}, {"iss": "someone"}, {"tier": "platinum"}, {"sub": ""},
-                                     {"typ": "ops", "scope": "read trade"}, {"exp": "soon"}, {"typ": "admin"}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"aud": "elsewhere"},
+        {"iss": "someone"},
+        {"tier": "platinum"},
+        {"sub": ""},
+        {"typ": "ops", "scope": "read trade"},
+        {"exp": "soon"},
+        {"typ": "admin"},
+    ],
+)
 def test_claims_that_do_not_add_up_are_refused(wall, changes):
     _, verifier = pair(wall)
     with pytest.raises(InvalidToken):
@@ -111,6 +147,7 @@ def test_claims_that_do_not_add_up_are_refused(wall, changes):
 
 def sign_any(payload: dict, key: tuple[str, bytes]) -> str:
     """HS256 over any JSON payload (PyJWT itself refuses to encode some wrong types)."""
+
     def part(value) -> bytes:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=")
 

@@ -18,14 +18,18 @@ REQUIRED = {
 
 def test_every_rest_endpoint_of_the_contract_is_annotated():
     bound = {(b.http_method, b.template) for b in bindings()}
-    assert REQUIRED <= bound
+    assert bound >= REQUIRED
 
 
 def test_bindings_name_their_upstream_service_and_rpc():
     by_template = {(b.http_method, b.template): b for b in bindings()}
     submit = by_template[("POST", "/api/mbt/orders")]
     assert (submit.upstream, submit.grpc_path, submit.body, submit.response_body) == (
-        "orders", "/mbt.orders.v1.OrdersService/SubmitOrder", "*", "order")
+        "orders",
+        "/mbt.orders.v1.OrdersService/SubmitOrder",
+        "*",
+        "order",
+    )
     assert by_template[("GET", "/api/mbt/account")].upstream == "accounts"
 
 

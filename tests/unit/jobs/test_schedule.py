@@ -1,16 +1,16 @@
 """Due points on the market clock: each session's close (early closes included, none on
 weekends or holidays), each whole hour; and the keys operators give for them."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.common.wire.conv import datetime_from_ns
 from services.jobs.registry import BACKTEST_ID, HOUR, HOURLY, REGISTRY, SESSION_CLOSE, SESSION_DATE, key_for_date
 from services.jobs.schedule import Due, Session, next_due
-from services.common.wire.conv import datetime_from_ns
 from services.marketdata.domain.calendar import xnys
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def sessions(first: date, last: date) -> list[Session]:
@@ -47,16 +47,21 @@ def test_a_close_is_due_once_strictly_after_the_cursor():
 
 def test_hours_are_whole_hours_of_market_time():
     due = walk(HOURLY, datetime(2012, 6, 21, 13, 59, 59, tzinfo=UTC), datetime(2012, 6, 21, 16, tzinfo=UTC), [])
-    assert due == [Due("2012-06-21T14:00Z", datetime(2012, 6, 21, 14, tzinfo=UTC)),
-                   Due("2012-06-21T15:00Z", datetime(2012, 6, 21, 15, tzinfo=UTC)),
-                   Due("2012-06-21T16:00Z", datetime(2012, 6, 21, 16, tzinfo=UTC))]
+    assert due == [
+        Due("2012-06-21T14:00Z", datetime(2012, 6, 21, 14, tzinfo=UTC)),
+        Due("2012-06-21T15:00Z", datetime(2012, 6, 21, 15, tzinfo=UTC)),
+        Due("2012-06-21T16:00Z", datetime(2012, 6, 21, 16, tzinfo=UTC)),
+    ]
 
 
-@pytest.mark.parametrize("kind, good, bad", [
-    (SESSION_DATE, "2012-06-21", ["2012-6-21", "2012-02-30", "yesterday", ""]),
-    (HOUR, "2012-06-21T15:00Z", ["2012-06-21T15:30Z", "2012-06-21T25:00Z", "2012-06-21 15:00"]),
-    (BACKTEST_ID, "bt_" + "a" * 24, ["bt_", "ord_" + "a" * 24, "bt_" + "A" * 24, "bt_../../etc"]),
-])
+@pytest.mark.parametrize(
+    "kind, good, bad",
+    [
+        (SESSION_DATE, "2012-06-21", ["2012-6-21", "2012-02-30", "yesterday", ""]),
+        (HOUR, "2012-06-21T15:00Z", ["2012-06-21T15:30Z", "2012-06-21T25:00Z", "2012-06-21 15:00"]),
+        (BACKTEST_ID, "bt_" + "a" * 24, ["bt_", "ord_" + "a" * 24, "bt_" + "A" * 24, "bt_../../etc"]),
+    ],
+)
 def test_keys_are_checked_by_kind(kind, good, bad):
     assert kind.check(good) == good
     for key in bad:

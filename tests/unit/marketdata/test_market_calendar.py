@@ -1,7 +1,7 @@
 """The XNYS calendar answers from exchange_calendars: holidays, weekends, early closes
 and daylight-saving changes (times are UTC; New York is UTC-4 in summer, UTC-5 in winter)."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -10,11 +10,11 @@ from services.marketdata.domain.calendar import xnys
 
 
 def ns(text: str) -> int:
-    return datetime_to_ns(datetime.fromisoformat(text).astimezone(timezone.utc))
+    return datetime_to_ns(datetime.fromisoformat(text).astimezone(UTC))
 
 
 def at(ns_value: int) -> str:
-    return datetime.fromtimestamp(ns_value // 10**9, timezone.utc).isoformat()
+    return datetime.fromtimestamp(ns_value // 10**9, UTC).isoformat()
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,10 @@ def calendar():
 def test_a_regular_summer_day(calendar):
     session = calendar.session_on(date(2012, 6, 21))
     assert (at(session.open_ns), at(session.close_ns), session.early_close) == (
-        "2012-06-21T13:30:00+00:00", "2012-06-21T20:00:00+00:00", False)
+        "2012-06-21T13:30:00+00:00",
+        "2012-06-21T20:00:00+00:00",
+        False,
+    )
     assert calendar.is_open(ns("2012-06-21T13:30:00+00:00"))
     assert not calendar.is_open(ns("2012-06-21T13:29:59+00:00"))
     assert not calendar.is_open(ns("2012-06-21T20:00:00+00:00"))
@@ -41,7 +44,10 @@ def test_independence_day_is_a_holiday_after_an_early_close(calendar):
 
 def test_hurricane_sandy_closed_the_market_two_days(calendar):
     assert [s.date for s in calendar.sessions_between(date(2012, 10, 26), date(2012, 11, 1))] == [
-        date(2012, 10, 26), date(2012, 10, 31), date(2012, 11, 1)]
+        date(2012, 10, 26),
+        date(2012, 10, 31),
+        date(2012, 11, 1),
+    ]
 
 
 def test_a_weekend_has_no_session_and_friday_close_leads_to_monday_open(calendar):

@@ -2,36 +2,53 @@
 the price grid, Black-Scholes-Merton against textbook examples, the calibration fit and
 the quote rule."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from services.common.instruments import (AM, INDEX, PM, ExerciseStyle, Settlement, contract_terms,
-                                         on_option_grid, parse_symbol, to_option_grid)
+from services.common.instruments import (
+    AM,
+    INDEX,
+    PM,
+    ExerciseStyle,
+    Settlement,
+    contract_terms,
+    on_option_grid,
+    parse_symbol,
+    to_option_grid,
+)
 from services.marketdata.domain import option_model
 from services.marketdata.domain.calendar import xnys
 from services.marketdata.domain.calibration import Calibration, ChainPoint, SmileKnot, fit
-from services.marketdata.domain.options import (is_expired, last_trade_ns, listed_expirations, listed_strikes,
-                                                strike_increment)
+from services.marketdata.domain.options import (
+    is_expired,
+    last_trade_ns,
+    listed_expirations,
+    listed_strikes,
+    strike_increment,
+)
 
 
 def utc_ns(*parts) -> int:
-    return int(datetime(*parts, tzinfo=timezone.utc).timestamp()) * 10**9
+    return int(datetime(*parts, tzinfo=UTC).timestamp()) * 10**9
 
 
-@pytest.mark.parametrize("symbol, underlying, terms", [
-    ("AMZN120622C00220000", "AMZN", (ExerciseStyle.AMERICAN, Settlement.PHYSICAL, "")),
-    ("SPY230915P00440000", "SPY", (ExerciseStyle.AMERICAN, Settlement.PHYSICAL, "")),
-    ("SPX230915C04500000", "^SPX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
-    ("SPXW230915C04500000", "^SPX", (ExerciseStyle.EUROPEAN, Settlement.CASH, PM)),
-    ("XSP230915C00450000", "^XSP", (ExerciseStyle.EUROPEAN, Settlement.CASH, PM)),
-    ("VIX210519C00010500", "^VIX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
-    ("VIXW210428P00017000", "^VIX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
-])
+@pytest.mark.parametrize(
+    "symbol, underlying, terms",
+    [
+        ("AMZN120622C00220000", "AMZN", (ExerciseStyle.AMERICAN, Settlement.PHYSICAL, "")),
+        ("SPY230915P00440000", "SPY", (ExerciseStyle.AMERICAN, Settlement.PHYSICAL, "")),
+        ("SPX230915C04500000", "^SPX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
+        ("SPXW230915C04500000", "^SPX", (ExerciseStyle.EUROPEAN, Settlement.CASH, PM)),
+        ("XSP230915C00450000", "^XSP", (ExerciseStyle.EUROPEAN, Settlement.CASH, PM)),
+        ("VIX210519C00010500", "^VIX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
+        ("VIXW210428P00017000", "^VIX", (ExerciseStyle.EUROPEAN, Settlement.CASH, AM)),
+    ],
+)
 def test_contract_terms_by_root(symbol, underlying, terms):
     spec = parse_symbol(symbol)
-    assert spec.underlying == underlying and spec.root == symbol[:len(symbol) - 15]
+    assert spec.underlying == underlying and spec.root == symbol[: len(symbol) - 15]
     found = contract_terms(spec)
     assert (found.exercise_style, found.settlement_type, found.settlement_time) == terms
 
@@ -43,15 +60,18 @@ def test_padded_occ_symbols_and_indexes_parse_to_their_canonical_form():
     assert (index.symbol, index.asset_class, index.is_index, index.multiplier) == ("^VIX", INDEX, True, 1)
 
 
-@pytest.mark.parametrize("symbol, close", [
-    ("AMZN120622C00220000", (2012, 6, 22, 20)),       # a Friday weekly: that day's close
-    ("AMZN120721C00220000", (2012, 7, 20, 20)),       # pre-2015 Saturday-dated monthly: Friday's close
-    ("AMZN121123C00220000", (2012, 11, 23, 18)),      # the day after Thanksgiving closes at 13:00
-    ("SPXW230915C04500000", (2023, 9, 15, 20)),       # PM-settled: trades its expiration day
-    ("SPX230915C04500000", (2023, 9, 14, 20)),        # AM-settled: the session before
-    ("VIX210428C00017000", (2021, 4, 27, 20)),        # VIX: the Tuesday before the Wednesday
-    ("AAPL130329C00450000", (2013, 3, 28, 20)),       # Good Friday: Thursday's close
-])
+@pytest.mark.parametrize(
+    "symbol, close",
+    [
+        ("AMZN120622C00220000", (2012, 6, 22, 20)),  # a Friday weekly: that day's close
+        ("AMZN120721C00220000", (2012, 7, 20, 20)),  # pre-2015 Saturday-dated monthly: Friday's close
+        ("AMZN121123C00220000", (2012, 11, 23, 18)),  # the day after Thanksgiving closes at 13:00
+        ("SPXW230915C04500000", (2023, 9, 15, 20)),  # PM-settled: trades its expiration day
+        ("SPX230915C04500000", (2023, 9, 14, 20)),  # AM-settled: the session before
+        ("VIX210428C00017000", (2021, 4, 27, 20)),  # VIX: the Tuesday before the Wednesday
+        ("AAPL130329C00450000", (2013, 3, 28, 20)),  # Good Friday: Thursday's close
+    ],
+)
 def test_trading_stops_at_the_close_of_the_last_trading_day(symbol, close):
     spec = parse_symbol(symbol)
     last = last_trade_ns(spec, xnys())
@@ -60,17 +80,23 @@ def test_trading_stops_at_the_close_of_the_last_trading_day(symbol, close):
 
 
 def test_strike_increments_and_the_listed_strikes():
-    assert [strike_increment(Decimal(p)) for p in ("24.99", "25", "200", "200.01")] == [
-        Decimal("2.5"), 5, 5, 10]
-    assert listed_strikes(Decimal("223.565")) == [Decimal(s) for s in (
-        170, 175, 180, 185, 190, 195, 200, 210, 220, 230, 240, 250, 260, 270)]
+    assert [strike_increment(Decimal(p)) for p in ("24.99", "25", "200", "200.01")] == [Decimal("2.5"), 5, 5, 10]
+    assert listed_strikes(Decimal("223.565")) == [
+        Decimal(s) for s in (170, 175, 180, 185, 190, 195, 200, 210, 220, 230, 240, 250, 260, 270)
+    ]
     assert listed_strikes(Decimal(20)) == [Decimal(s) for s in ("15", "17.5", "20", "22.5", "25")]
 
 
 def test_listed_expirations_are_weeklies_five_weeks_out_and_three_monthlies():
     assert listed_expirations(date(2012, 6, 21), xnys()) == [
-        date(2012, 6, 22), date(2012, 6, 29), date(2012, 7, 6), date(2012, 7, 13), date(2012, 7, 20),
-        date(2012, 8, 17), date(2012, 9, 21)]
+        date(2012, 6, 22),
+        date(2012, 6, 29),
+        date(2012, 7, 6),
+        date(2012, 7, 13),
+        date(2012, 7, 20),
+        date(2012, 8, 17),
+        date(2012, 9, 21),
+    ]
     # Good Friday 2013 is a holiday: that week's contracts expire on the Thursday.
     around_easter = listed_expirations(date(2013, 3, 25), xnys())
     assert date(2013, 3, 28) in around_easter and date(2013, 3, 29) not in around_easter
@@ -78,13 +104,16 @@ def test_listed_expirations_are_weeklies_five_weeks_out_and_three_monthlies():
     assert listed_expirations(date(2012, 6, 22), xnys())[0] == date(2012, 6, 22)
 
 
-@pytest.mark.parametrize("price, root, down, up", [
-    ("2.993", "AMZN", "2.99", "3.00"),
-    ("3.07", "AMZN", "3.05", "3.10"),
-    ("3.07", "SPY", "3.07", "3.07"),
-    ("0.004", "AMZN", "0.00", "0.01"),
-    ("-1", "AMZN", "0", "0"),
-])
+@pytest.mark.parametrize(
+    "price, root, down, up",
+    [
+        ("2.993", "AMZN", "2.99", "3.00"),
+        ("3.07", "AMZN", "3.05", "3.10"),
+        ("3.07", "SPY", "3.07", "3.07"),
+        ("0.004", "AMZN", "0.00", "0.01"),
+        ("-1", "AMZN", "0", "0"),
+    ],
+)
 def test_prices_round_onto_the_option_grid(price, root, down, up):
     assert to_option_grid(Decimal(price), root, up=False) == Decimal(down)
     assert to_option_grid(Decimal(price), root, up=True) == Decimal(up)
@@ -113,16 +142,28 @@ def test_implied_volatility_solves_back_the_volatility_and_refuses_impossible_pr
 
 
 def point(kind, strike, bid, ask, iv, days=10):
-    return ChainPoint(kind, strike, date(2023, 9, 14 + days) if days < 17 else date(2023, 10, days - 16),
-                      bid, ask, iv, 100.0, date(2023, 9, 14))
+    return ChainPoint(
+        kind,
+        strike,
+        date(2023, 9, 14 + days) if days < 17 else date(2023, 10, days - 16),
+        bid,
+        ask,
+        iv,
+        100.0,
+        date(2023, 9, 14),
+    )
 
 
 def test_the_fit_keeps_out_of_the_money_two_sided_points_and_takes_medians():
-    points = [point("put", 99, 1.0, 1.2, 0.20), point("put", 99.5, 1.1, 1.3, 0.22), point("put", 99.8, 1.2, 1.6, 0.30),
-              point("call", 99, 2.0, 2.2, 0.50),          # in the money: left out
-              point("put", 99, 0.0, 0.2, 0.20),           # no bid: left out
-              point("call", 101, 0.9, 1.1, 0.0),          # no implied volatility: left out
-              point("call", 101, 0.9, 1.1, 0.18, days=0)]  # expiring today: left out
+    points = [
+        point("put", 99, 1.0, 1.2, 0.20),
+        point("put", 99.5, 1.1, 1.3, 0.22),
+        point("put", 99.8, 1.2, 1.6, 0.30),
+        point("call", 99, 2.0, 2.2, 0.50),  # in the money: left out
+        point("put", 99, 0.0, 0.2, 0.20),  # no bid: left out
+        point("call", 101, 0.9, 1.1, 0.0),  # no implied volatility: left out
+        point("call", 101, 0.9, 1.1, 0.18, days=0),
+    ]  # expiring today: left out
     [knot] = fit(points)
     assert (knot.dte_min, knot.dte_max, knot.contracts, knot.volatility) == (8, 30, 3, 0.22)
     # Half-spreads 0.1/1.1, 0.1/1.2, 0.2/1.4: the median is 0.1/1.1.
@@ -130,8 +171,13 @@ def test_the_fit_keeps_out_of_the_money_two_sided_points_and_takes_medians():
 
 
 def test_the_calibration_interpolates_in_moneyness_and_is_flat_beyond():
-    calibration = Calibration([SmileKnot(8, 30, -0.5, 0.30, 0.10, 5), SmileKnot(8, 30, 0.5, 0.20, 0.02, 5),
-                               SmileKnot(31, 90, 0.0, 0.40, 0.05, 5)])
+    calibration = Calibration(
+        [
+            SmileKnot(8, 30, -0.5, 0.30, 0.10, 5),
+            SmileKnot(8, 30, 0.5, 0.20, 0.02, 5),
+            SmileKnot(31, 90, 0.0, 0.40, 0.05, 5),
+        ]
+    )
     assert calibration.at(0.0, 10) == pytest.approx((0.25, 0.06))
     assert calibration.at(-2.0, 10) == (0.30, 0.10) and calibration.at(2.0, 10) == (0.20, 0.02)
     assert calibration.at(0.0, 60) == (0.40, 0.05)
@@ -148,8 +194,9 @@ def test_a_model_quote_brackets_the_model_value_on_the_grid():
     assert quote.bid <= quote.value <= quote.ask and quote.bid < quote.ask
     assert on_option_grid(quote.bid, "AMZN") and on_option_grid(quote.ask, "AMZN")
     assert quote.bid == to_option_grid(quote.value - quote.half_spread, "AMZN", up=False)
-    far = option_model.model_quote(parse_symbol("AMZN120622C00270000"), Decimal("222.10"), 1.25 / 365, 0.001, 0.0,
-                                   calibration)
+    far = option_model.model_quote(
+        parse_symbol("AMZN120622C00270000"), Decimal("222.10"), 1.25 / 365, 0.001, 0.0, calibration
+    )
     assert (far.bid, far.ask) == (Decimal(0), Decimal("0.01"))  # no bid, one tick offered
 
 
@@ -159,7 +206,7 @@ def test_a_looped_recording_never_plays_an_expired_contracts_quotes():
 
     timeline = ReplayTimeline(load_recording(BUNDLED_OPTION_QUOTES), xnys(), loop=True)
     weekly = "VIXW210428P00017000"  # AM-settled: trading stops at the 2021-04-27 close
-    tuesday = [t for t in timeline.between(utc_ns(2021, 4, 27), utc_ns(2021, 4, 28), {weekly, "A"})]
+    tuesday = list(timeline.between(utc_ns(2021, 4, 27), utc_ns(2021, 4, 28), {weekly, "A"}))
     assert {t.symbol for t in tuesday} == {weekly, "A"}
     assert max(t.quote_at_ns for t in tuesday if t.symbol == weekly) < utc_ns(2021, 4, 27, 20)
     wednesday = list(timeline.between(utc_ns(2021, 4, 28), utc_ns(2021, 4, 29), {weekly, "A"}))

@@ -9,8 +9,9 @@ from services.marketdata.hub import Gap, QuoteHub
 
 
 def tick(symbol: str, sequence: int) -> Tick:
-    return Tick.quote(symbol, 1_000 + sequence, sequence, Decimal("10.00"), Decimal(1), Decimal("10.01"),
-                      Decimal(1), Source.REPLAY)
+    return Tick.quote(
+        symbol, 1_000 + sequence, sequence, Decimal("10.00"), Decimal(1), Decimal("10.01"), Decimal(1), Source.REPLAY
+    )
 
 
 class Upstream:
@@ -27,9 +28,13 @@ class Upstream:
 
 def make_hub(capacity=100, unsubscribe_after_seconds=0.0):
     upstream, archived = Upstream(), []
-    hub = QuoteHub(capacity=capacity, subscribe_upstream=upstream.subscribe,
-                   unsubscribe_upstream=upstream.unsubscribe, archive=archived.extend,
-                   unsubscribe_after_seconds=unsubscribe_after_seconds)
+    hub = QuoteHub(
+        capacity=capacity,
+        subscribe_upstream=upstream.subscribe,
+        unsubscribe_upstream=upstream.unsubscribe,
+        archive=archived.extend,
+        unsubscribe_after_seconds=unsubscribe_after_seconds,
+    )
     return hub, upstream, archived
 
 

@@ -22,18 +22,18 @@ from services.matcher.domain import (
 )
 from tests.support.matcher import (
     BUY,
-    SELL,
-    MARKET,
-    LIMIT,
-    STOP,
-    STOP_LIMIT,
     CLOSE_NS,
+    LIMIT,
+    MARKET,
     MAX_AGE_NS,
     MID_SESSION_NS,
     OPEN_NS,
     SECOND,
+    SELL,
     SESSION,
     SHORT_SESSION,
+    STOP,
+    STOP_LIMIT,
     a_tick,
     an_order,
     run_live,
@@ -47,27 +47,52 @@ QUOTE = a_tick("100.00", "100.10")
 
 
 def _stats(**counts) -> BookStats:
-    fields = {"orders": 1, "symbols": 1, "buy_limits": 0, "sell_limits": 0, "buy_stops": 0, "sell_stops": 0,
-              "every_tick": 0, "expiring": 0}
+    fields = {
+        "orders": 1,
+        "symbols": 1,
+        "buy_limits": 0,
+        "sell_limits": 0,
+        "buy_stops": 0,
+        "sell_stops": 0,
+        "every_tick": 0,
+        "expiring": 0,
+    }
     return BookStats(**(fields | counts))
 
 
-@pytest.mark.parametrize("order, where", [
-    (an_order(LIMIT, BUY, limit="99"), _stats(buy_limits=1)),
-    (an_order(LIMIT, SELL, limit="101"), _stats(sell_limits=1)),
-    (an_order(STOP, BUY, stop="101"), _stats(buy_stops=1)),
-    (an_order(STOP, SELL, stop="99"), _stats(sell_stops=1)),
-    (an_order(STOP_LIMIT, BUY, stop="101", limit="102"), _stats(buy_stops=1)),
-    (an_order(STOP_LIMIT, SELL, stop="99", limit="98"), _stats(sell_stops=1)),
-    (an_order(STOP_LIMIT, BUY, stop="101", limit="102", triggered=True), _stats(buy_limits=1)),
-    (an_order(STOP_LIMIT, SELL, stop="99", limit="98", triggered=True), _stats(sell_limits=1)),
-    (an_order(STOP, BUY, stop="101", triggered=True), _stats(every_tick=1)),
-    (an_order(MARKET, SELL), _stats(every_tick=1)),
-    (an_order(LIMIT, BUY, limit="99", tif=TimeInForce.IOC), _stats(every_tick=1)),
-    (an_order(STOP, SELL, stop="99", tif=TimeInForce.FOK), _stats(every_tick=1)),
-    (an_order(LIMIT, BUY, limit="99", tif=TimeInForce.DAY, expires_ns=CLOSE_NS), _stats(buy_limits=1, expiring=1)),
-], ids=["buy limit", "sell limit", "buy stop", "sell stop", "buy stop-limit", "sell stop-limit",
-        "triggered buy stop-limit", "triggered sell stop-limit", "triggered stop", "market", "ioc", "fok", "day"])
+@pytest.mark.parametrize(
+    "order, where",
+    [
+        (an_order(LIMIT, BUY, limit="99"), _stats(buy_limits=1)),
+        (an_order(LIMIT, SELL, limit="101"), _stats(sell_limits=1)),
+        (an_order(STOP, BUY, stop="101"), _stats(buy_stops=1)),
+        (an_order(STOP, SELL, stop="99"), _stats(sell_stops=1)),
+        (an_order(STOP_LIMIT, BUY, stop="101", limit="102"), _stats(buy_stops=1)),
+        (an_order(STOP_LIMIT, SELL, stop="99", limit="98"), _stats(sell_stops=1)),
+        (an_order(STOP_LIMIT, BUY, stop="101", limit="102", triggered=True), _stats(buy_limits=1)),
+        (an_order(STOP_LIMIT, SELL, stop="99", limit="98", triggered=True), _stats(sell_limits=1)),
+        (an_order(STOP, BUY, stop="101", triggered=True), _stats(every_tick=1)),
+        (an_order(MARKET, SELL), _stats(every_tick=1)),
+        (an_order(LIMIT, BUY, limit="99", tif=TimeInForce.IOC), _stats(every_tick=1)),
+        (an_order(STOP, SELL, stop="99", tif=TimeInForce.FOK), _stats(every_tick=1)),
+        (an_order(LIMIT, BUY, limit="99", tif=TimeInForce.DAY, expires_ns=CLOSE_NS), _stats(buy_limits=1, expiring=1)),
+    ],
+    ids=[
+        "buy limit",
+        "sell limit",
+        "buy stop",
+        "sell stop",
+        "buy stop-limit",
+        "sell stop-limit",
+        "triggered buy stop-limit",
+        "triggered sell stop-limit",
+        "triggered stop",
+        "market",
+        "ioc",
+        "fok",
+        "day",
+    ],
+)
 def test_each_order_rests_where_its_trigger_price_is_indexed(order, where):
     book = OrderBook()
     book.add(order)
@@ -100,16 +125,27 @@ def test_a_tick_reaches_only_the_orders_its_prices_cross_earliest_accepted_first
     assert book.candidates(a_tick("100.00", "100.10", symbol="ABC")) == []
 
 
-@pytest.mark.parametrize("order, rule", [
-    (an_order(LIMIT, BUY, limit="100.10"), "limit_buy_at_ask"),
-    (an_order(LIMIT, SELL, limit="100.00"), "limit_sell_at_bid"),
-    (an_order(STOP, BUY, stop="100.10"), "stop_buy_triggered_market_at_ask"),
-    (an_order(STOP, SELL, stop="100.00"), "stop_sell_triggered_market_at_bid"),
-    (an_order(STOP_LIMIT, BUY, stop="100.10", limit="100.10", triggered=True), "stop_limit_buy_at_ask"),
-    (an_order(STOP_LIMIT, SELL, stop="100.00", limit="100.00"), "stop_limit_sell_triggered_limit_at_bid"),
-    (an_order(LIMIT, BUY, limit="100.50", tif=TimeInForce.DAY, expires_ns=QUOTE.at_ns), "day_order_expired"),
-], ids=["buy limit", "sell limit", "buy stop", "sell stop", "triggered buy stop-limit", "sell stop-limit",
-        "day order"])
+@pytest.mark.parametrize(
+    "order, rule",
+    [
+        (an_order(LIMIT, BUY, limit="100.10"), "limit_buy_at_ask"),
+        (an_order(LIMIT, SELL, limit="100.00"), "limit_sell_at_bid"),
+        (an_order(STOP, BUY, stop="100.10"), "stop_buy_triggered_market_at_ask"),
+        (an_order(STOP, SELL, stop="100.00"), "stop_sell_triggered_market_at_bid"),
+        (an_order(STOP_LIMIT, BUY, stop="100.10", limit="100.10", triggered=True), "stop_limit_buy_at_ask"),
+        (an_order(STOP_LIMIT, SELL, stop="100.00", limit="100.00"), "stop_limit_sell_triggered_limit_at_bid"),
+        (an_order(LIMIT, BUY, limit="100.50", tif=TimeInForce.DAY, expires_ns=QUOTE.at_ns), "day_order_expired"),
+    ],
+    ids=[
+        "buy limit",
+        "sell limit",
+        "buy stop",
+        "sell stop",
+        "triggered buy stop-limit",
+        "sell stop-limit",
+        "day order",
+    ],
+)
 def test_an_order_alone_acts_on_a_tick_exactly_at_its_price(order, rule):
     """Each index's cheap test must let through a tick at exactly the order's price or time."""
     outcomes = _book(order).process(QUOTE, SESSION, MAX_AGE_NS)
@@ -117,21 +153,26 @@ def test_an_order_alone_acts_on_a_tick_exactly_at_its_price(order, rule):
 
 
 def test_an_unusable_tick_reaches_only_expiring_orders():
-    expiring = an_order(LIMIT, BUY, limit="100.50", tif=TimeInForce.DAY, expires_ns=MID_SESSION_NS,
-                        order_id="ord_day")
+    expiring = an_order(LIMIT, BUY, limit="100.50", tif=TimeInForce.DAY, expires_ns=MID_SESSION_NS, order_id="ord_day")
     book = _book(expiring, an_order(MARKET, BUY, order_id="ord_market"))
     assert book.candidates(a_tick("100.10", "100.00")) == [expiring]
 
 
 def test_process_asks_decide_only_about_the_orders_a_tick_reaches(monkeypatch):
     asked = []
-    monkeypatch.setattr(book_module, "decide", lambda order, *a, **k: asked.append(order.order_id) or decide(
-        order, *a, **k))
-    far = [an_order(LIMIT, side, limit=price, order_id=f"ord_far_{side.value}_{n:04d}")
-           for n in range(500) for side, price in ((BUY, "90.00"), (SELL, "110.00"))]
+    monkeypatch.setattr(
+        book_module, "decide", lambda order, *a, **k: asked.append(order.order_id) or decide(order, *a, **k)
+    )
+    far = [
+        an_order(LIMIT, side, limit=price, order_id=f"ord_far_{side.value}_{n:04d}")
+        for n in range(500)
+        for side, price in ((BUY, "90.00"), (SELL, "110.00"))
+    ]
     book = _book(*far, an_order(LIMIT, BUY, limit="100.20", order_id="ord_near"))
-    assert book.process(a_tick("100.00", "100.15", at_ns=MID_SESSION_NS), SESSION, MAX_AGE_NS)[0].order.order_id \
+    assert (
+        book.process(a_tick("100.00", "100.15", at_ns=MID_SESSION_NS), SESSION, MAX_AGE_NS)[0].order.order_id
         == "ord_near"
+    )
     assert book.process(a_tick("100.00", "100.15", at_ns=MID_SESSION_NS + 1), SESSION, MAX_AGE_NS) == []
     assert asked == ["ord_near"]
     assert len(book) == 1000
@@ -146,8 +187,9 @@ def test_a_triggered_stop_limit_moves_to_the_limit_index_and_fills_later_at_its_
     assert book.stats() == _stats(buy_limits=1)
     # The ask falls below the stop: an untriggered order would not act, a triggered one fills.
     filled = book.process(a_tick("99.98", "100.02", at_ns=MID_SESSION_NS + SECOND), SESSION, MAX_AGE_NS)
-    assert [(o.decision.rule, o.decision.price) for o in filled] == [("stop_limit_buy_at_ask", a_tick(
-        "0", "100.02").ask)]
+    assert [(o.decision.rule, o.decision.price) for o in filled] == [
+        ("stop_limit_buy_at_ask", a_tick("0", "100.02").ask)
+    ]
     assert len(book) == 0 and book.symbols() == []
 
 
@@ -160,16 +202,22 @@ def test_a_stop_triggered_beyond_its_collar_then_sees_every_tick():
 
 
 def test_day_orders_expire_on_a_late_tick_or_when_the_clock_passes_their_close():
-    day_aaa = an_order(LIMIT, BUY, limit="90", tif=TimeInForce.DAY, expires_ns=CLOSE_NS, order_id="ord_1",
-                       symbol="AAA")
-    day_bbb = an_order(LIMIT, BUY, limit="90", tif=TimeInForce.DAY, expires_ns=CLOSE_NS, order_id="ord_2",
-                       symbol="BBB")
-    later = an_order(LIMIT, BUY, limit="90", tif=TimeInForce.DAY, expires_ns=CLOSE_NS + 86_400 * SECOND,
-                     order_id="ord_3", symbol="BBB")
+    day_aaa = an_order(LIMIT, BUY, limit="90", tif=TimeInForce.DAY, expires_ns=CLOSE_NS, order_id="ord_1", symbol="AAA")
+    day_bbb = an_order(LIMIT, BUY, limit="90", tif=TimeInForce.DAY, expires_ns=CLOSE_NS, order_id="ord_2", symbol="BBB")
+    later = an_order(
+        LIMIT,
+        BUY,
+        limit="90",
+        tif=TimeInForce.DAY,
+        expires_ns=CLOSE_NS + 86_400 * SECOND,
+        order_id="ord_3",
+        symbol="BBB",
+    )
     book = _book(day_aaa, day_bbb, later)
     after_close = a_tick("100.10", "100.00", at_ns=CLOSE_NS + 5, symbol="AAA")  # crossed, and no session
     assert book.process(after_close, None, MAX_AGE_NS) == [
-        Outcome(day_aaa, expiry_decision(day_aaa, CLOSE_NS + 5, after_close))]
+        Outcome(day_aaa, expiry_decision(day_aaa, CLOSE_NS + 5, after_close))
+    ]
     assert book.expire_due(CLOSE_NS + 10) == [Outcome(day_bbb, expiry_decision(day_bbb, CLOSE_NS + 10))]
     assert book.expire_due(CLOSE_NS + 10) == []
     assert [o.order_id for o in book.orders_for("BBB")] == ["ord_3"]
@@ -222,7 +270,7 @@ class BookAgainstBruteForce(RuleBasedStateMachine):
         return f"ord_{self.issued:04d}"
 
     def _pick(self, data) -> str:
-        return data.draw(st.sampled_from(sorted(self.model) + ["ord_unknown"]))
+        return data.draw(st.sampled_from([*sorted(self.model), "ord_unknown"]))
 
     @rule(data=st.data())
     def add(self, data):
@@ -260,8 +308,7 @@ class BookAgainstBruteForce(RuleBasedStateMachine):
         expected = []
         for order in sorted(self.model.values(), key=lambda o: (o.accepted_ns, o.order_id)):
             if order.symbol == tick.symbol:
-                decision = decide(order, tick, session=session, evaluated_ns=tick.at_ns,
-                                  max_quote_age_ns=MAX_AGE_NS)
+                decision = decide(order, tick, session=session, evaluated_ns=tick.at_ns, max_quote_age_ns=MAX_AGE_NS)
                 if decision.action is not Action.WAIT:
                     expected.append(Outcome(order, decision))
         assert self.book.process(tick, session, MAX_AGE_NS) == expected
@@ -270,8 +317,10 @@ class BookAgainstBruteForce(RuleBasedStateMachine):
     @rule(step=STEPS)
     def clock_passes(self, step):
         self.now_ns += step
-        due = sorted((o for o in self.model.values() if o.expires_ns is not None and o.expires_ns <= self.now_ns),
-                     key=lambda o: (o.accepted_ns, o.order_id))
+        due = sorted(
+            (o for o in self.model.values() if o.expires_ns is not None and o.expires_ns <= self.now_ns),
+            key=lambda o: (o.accepted_ns, o.order_id),
+        )
         expected = [Outcome(order, expiry_decision(order, self.now_ns)) for order in due]
         assert self.book.expire_due(self.now_ns) == expected
         self._apply(expected)
@@ -280,11 +329,13 @@ class BookAgainstBruteForce(RuleBasedStateMachine):
     def holds_the_same_orders(self):
         for symbol in SYMBOLS:
             assert self.book.orders_for(symbol) == sorted(
-                (o for o in self.model.values() if o.symbol == symbol), key=lambda o: (o.accepted_ns, o.order_id))
+                (o for o in self.model.values() if o.symbol == symbol), key=lambda o: (o.accepted_ns, o.order_id)
+            )
         stats = self.book.stats()
         assert len(self.book) == stats.orders == len(self.model)
-        assert stats.orders == (stats.buy_limits + stats.sell_limits + stats.buy_stops + stats.sell_stops
-                                + stats.every_tick)
+        assert stats.orders == (
+            stats.buy_limits + stats.sell_limits + stats.buy_stops + stats.sell_stops + stats.every_tick
+        )
 
     def _next_sequence(self) -> int:
         self.sequence += 1
@@ -314,11 +365,15 @@ def _brute_force_live(orders, feed) -> list[Outcome]:
             order = arrivals.pop(0)
             working[order.order_id] = order
             quotes = [standing[order.symbol]] if order.symbol in standing else []
-            decided += [(order, quote, evaluated_ns, session_for(evaluated_ns))
-                        for quote, evaluated_ns in evaluated_ticks(order, quotes)]
-        decided += [(order, tick, tick.at_ns, session_for(tick.at_ns))
-                    for order in sorted(working.values(), key=lambda o: (o.accepted_ns, o.order_id))
-                    if order.symbol == tick.symbol and order.accepted_ns <= tick.at_ns]
+            decided += [
+                (order, quote, evaluated_ns, session_for(evaluated_ns))
+                for quote, evaluated_ns in evaluated_ticks(order, quotes)
+            ]
+        decided += [
+            (order, tick, tick.at_ns, session_for(tick.at_ns))
+            for order in sorted(working.values(), key=lambda o: (o.accepted_ns, o.order_id))
+            if order.symbol == tick.symbol and order.accepted_ns <= tick.at_ns
+        ]
         for order, quote, evaluated_ns, session in decided:
             order = working.get(order.order_id)
             if order is None:

@@ -42,15 +42,24 @@ def scenarios(draw):
 
 
 def _decide(scenario):
-    return decide(scenario["order"], scenario["tick"], session=scenario["session"],
-                  evaluated_ns=scenario["evaluated_ns"], max_quote_age_ns=scenario["max_quote_age_ns"])
+    return decide(
+        scenario["order"],
+        scenario["tick"],
+        session=scenario["session"],
+        evaluated_ns=scenario["evaluated_ns"],
+        max_quote_age_ns=scenario["max_quote_age_ns"],
+    )
 
 
 def _gates_open(scenario) -> bool:
     order, tick, evaluated_ns = scenario["order"], scenario["tick"], scenario["evaluated_ns"]
-    return (not is_expired(order, evaluated_ns) and evaluated_ns >= order.accepted_ns
-            and in_session(scenario["session"], tick, evaluated_ns) and is_usable(tick)
-            and not is_stale(tick, evaluated_ns, scenario["max_quote_age_ns"]))
+    return (
+        not is_expired(order, evaluated_ns)
+        and evaluated_ns >= order.accepted_ns
+        and in_session(scenario["session"], tick, evaluated_ns)
+        and is_usable(tick)
+        and not is_stale(tick, evaluated_ns, scenario["max_quote_age_ns"])
+    )
 
 
 def _not_beyond(order, price, bound) -> bool:

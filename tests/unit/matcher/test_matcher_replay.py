@@ -52,31 +52,86 @@ def _at(seconds: float, bid: str, ask: str, symbol: str = "XYZ", sequence: int =
     return a_tick(bid, ask, at_ns=T + int(seconds * SECOND), symbol=symbol, sequence=sequence)
 
 
-@pytest.mark.parametrize("order, feed, action, rule, deciding, considered", [
-    (BUY_LIMIT, [_at(1, "100.10", "100.20"), _at(2, "100.10", "100.15"), _at(3, "100.00", "100.05")],
-     Action.FILL, "limit_buy_at_ask", 2, 3),
-    # Only the quote standing at acceptance counts among earlier ones: the marketable one before it does not.
-    (BUY_LIMIT, [_at(-3, "100.00", "100.05"), _at(-1, "100.10", "100.20"), _at(1, "100.00", "100.10")],
-     Action.FILL, "limit_buy_at_ask", 2, 2),
-    (BUY_LIMIT, [_at(-0.5, "100.00", "100.05"), _at(1, "100.00", "100.06")], Action.FILL, "limit_buy_at_ask", 0, 1),
-    # The trigger carries over: the second tick alone would not reach the stop.
-    (STOP_LIMIT_BUY, [_at(1, "100.00", "100.10"), _at(2, "99.98", "100.02")],
-     Action.FILL, "stop_limit_buy_at_ask", 1, 2),
-    (BUY_LIMIT, [_at(1, "100", "100.20", symbol="ABC"), _at(2, "100.10", "100.20"),
-                 _at(3, "100", "100.05", symbol="ABC"), _at(4, "100.00", "100.05")],
-     Action.FILL, "limit_buy_at_ask", 3, 2),
-    (BUY_LIMIT, [_at(1, "100.10", "100.20"), _at(2, "100.10", "100.30")], Action.WAIT, "limit_buy_not_marketable",
-     1, 2),
-    (an_order(OrderType.MARKET, Side.BUY, tif=TimeInForce.IOC, accepted_ns=T),
-     [_at(1, "100.10", "100.10"), _at(2, "100", "100.10")], Action.FILL, "market_buy_at_ask", 1, 2),
-    (an_order(OrderType.LIMIT, Side.BUY, limit="99", tif=TimeInForce.DAY, expires_ns=CLOSE_NS, accepted_ns=T),
-     [_at(1, "100", "100.10"), a_tick("98", "98.10", at_ns=CLOSE_NS + SECOND)],
-     Action.EXPIRE, "day_order_expired", 1, 2),
-], ids=["fills on the first marketable tick", "standing quote only", "fills on the standing quote",
-        "tracks the trigger", "other symbols ignored", "never decided", "ioc after an unusable quote",
-        "expires after its close"])
-def test_replay_returns_the_deciding_tick_and_how_many_were_evaluated(order, feed, action, rule, deciding,
-                                                                      considered):
+@pytest.mark.parametrize(
+    "order, feed, action, rule, deciding, considered",
+    [
+        (
+            BUY_LIMIT,
+            [_at(1, "100.10", "100.20"), _at(2, "100.10", "100.15"), _at(3, "100.00", "100.05")],
+            Action.FILL,
+            "limit_buy_at_ask",
+            2,
+            3,
+        ),
+        # Only the quote standing at acceptance counts among earlier ones: the marketable one before it does not.
+        (
+            BUY_LIMIT,
+            [_at(-3, "100.00", "100.05"), _at(-1, "100.10", "100.20"), _at(1, "100.00", "100.10")],
+            Action.FILL,
+            "limit_buy_at_ask",
+            2,
+            2,
+        ),
+        (BUY_LIMIT, [_at(-0.5, "100.00", "100.05"), _at(1, "100.00", "100.06")], Action.FILL, "limit_buy_at_ask", 0, 1),
+        # The trigger carries over: the second tick alone would not reach the stop.
+        (
+            STOP_LIMIT_BUY,
+            [_at(1, "100.00", "100.10"), _at(2, "99.98", "100.02")],
+            Action.FILL,
+            "stop_limit_buy_at_ask",
+            1,
+            2,
+        ),
+        (
+            BUY_LIMIT,
+            [
+                _at(1, "100", "100.20", symbol="ABC"),
+                _at(2, "100.10", "100.20"),
+                _at(3, "100", "100.05", symbol="ABC"),
+                _at(4, "100.00", "100.05"),
+            ],
+            Action.FILL,
+            "limit_buy_at_ask",
+            3,
+            2,
+        ),
+        (
+            BUY_LIMIT,
+            [_at(1, "100.10", "100.20"), _at(2, "100.10", "100.30")],
+            Action.WAIT,
+            "limit_buy_not_marketable",
+            1,
+            2,
+        ),
+        (
+            an_order(OrderType.MARKET, Side.BUY, tif=TimeInForce.IOC, accepted_ns=T),
+            [_at(1, "100.10", "100.10"), _at(2, "100", "100.10")],
+            Action.FILL,
+            "market_buy_at_ask",
+            1,
+            2,
+        ),
+        (
+            an_order(OrderType.LIMIT, Side.BUY, limit="99", tif=TimeInForce.DAY, expires_ns=CLOSE_NS, accepted_ns=T),
+            [_at(1, "100", "100.10"), a_tick("98", "98.10", at_ns=CLOSE_NS + SECOND)],
+            Action.EXPIRE,
+            "day_order_expired",
+            1,
+            2,
+        ),
+    ],
+    ids=[
+        "fills on the first marketable tick",
+        "standing quote only",
+        "fills on the standing quote",
+        "tracks the trigger",
+        "other symbols ignored",
+        "never decided",
+        "ioc after an unusable quote",
+        "expires after its close",
+    ],
+)
+def test_replay_returns_the_deciding_tick_and_how_many_were_evaluated(order, feed, action, rule, deciding, considered):
     decision, count = _replay(order, feed)
     assert (decision.action, decision.rule, decision.tick, count) == (action, rule, feed[deciding], considered)
 
@@ -88,9 +143,13 @@ def test_the_trigger_is_what_lets_the_later_tick_fill():
 
 
 def test_the_ticks_evaluated_are_the_standing_quote_at_acceptance_then_every_later_one():
-    feed = [_at(-3, "100", "100.05", sequence=1), _at(-1, "100", "100.06", sequence=2),
-            _at(-0.5, "100", "100.07", symbol="ABC", sequence=3), _at(0, "100", "100.08", sequence=4),
-            _at(2, "100", "100.09", sequence=5)]
+    feed = [
+        _at(-3, "100", "100.05", sequence=1),
+        _at(-1, "100", "100.06", sequence=2),
+        _at(-0.5, "100", "100.07", symbol="ABC", sequence=3),
+        _at(0, "100", "100.08", sequence=4),
+        _at(2, "100", "100.09", sequence=5),
+    ]
     assert list(evaluated_ticks(BUY_LIMIT, feed)) == [(feed[1], T), (feed[3], T), (feed[4], T + 2 * SECOND)]
     assert list(evaluated_ticks(BUY_LIMIT, feed[:2])) == [(feed[1], T)]
 
@@ -109,8 +168,11 @@ def test_fill_ids_derive_from_the_order_and_the_tick():
     tick = _at(1, "100", "100.05", sequence=7)
     same = fill_id("ord_1", _at(1, "100", "100.05", sequence=7))
     assert fill_id("ord_1", tick) == same and same.startswith("fill_")
-    others = {fill_id("ord_2", tick), fill_id("ord_1", _at(1, "100", "100.05", sequence=8)),
-              fill_id("ord_1", _at(2, "100", "100.05", sequence=7))}
+    others = {
+        fill_id("ord_2", tick),
+        fill_id("ord_1", _at(1, "100", "100.05", sequence=8)),
+        fill_id("ord_1", _at(2, "100", "100.05", sequence=7)),
+    }
     assert same not in others and len(others) == 3
 
 
@@ -129,7 +191,8 @@ def test_replay_explains_every_live_decision_exactly(seed):
         assert decision == outcome.decision
         own = [tick for tick in feed if tick.symbol == order.symbol]
         evaluated = [tick for tick in own if tick.at_ns < order.accepted_ns][-1:] + [
-            tick for tick in own if tick.at_ns >= order.accepted_ns]
+            tick for tick in own if tick.at_ns >= order.accepted_ns
+        ]
         assert decision.tick is evaluated[considered - 1]
 
 
@@ -144,8 +207,14 @@ def test_results_do_not_depend_on_the_interpreter_hash_seed():
     script = "from tests.support.matcher import run_live, seeded_day; print(repr(run_live(*seeded_day(11))))"
     root = Path(__file__).resolve().parents[3]
     outputs = {
-        subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True,
-                       env=os.environ | {"PYTHONHASHSEED": hash_seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"PYTHONHASHSEED": hash_seed},
+        ).stdout
         for hash_seed in ("1", "2")
     }
     assert outputs == {repr(run_live(*seeded_day(11))) + "\n"}

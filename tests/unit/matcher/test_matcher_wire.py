@@ -27,56 +27,136 @@ T = MID_SESSION_NS
 
 def test_an_order_from_the_orders_service_is_worked_on_its_latest_terms():
     message = orders_pb2.Order(
-        order_id="ord_1", symbol="XYZ", side=trading_pb2.ORDER_SIDE_SELL, qty="300",
-        order_type=trading_pb2.ORDER_TYPE_STOP_LIMIT, time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
-        limit_price="99.90", stop_price="100.00", collar_price="", multiplier="1",
-        status=orders_pb2.ORDER_STATUS_ACCEPTED, accepted_at=timestamp_from_ns(T),
-        replaced_at=timestamp_from_ns(T + 5 * SECOND), triggered_at=timestamp_from_ns(T + 2 * SECOND))
+        order_id="ord_1",
+        symbol="XYZ",
+        side=trading_pb2.ORDER_SIDE_SELL,
+        qty="300",
+        order_type=trading_pb2.ORDER_TYPE_STOP_LIMIT,
+        time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
+        limit_price="99.90",
+        stop_price="100.00",
+        collar_price="",
+        multiplier="1",
+        status=orders_pb2.ORDER_STATUS_ACCEPTED,
+        accepted_at=timestamp_from_ns(T),
+        replaced_at=timestamp_from_ns(T + 5 * SECOND),
+        triggered_at=timestamp_from_ns(T + 2 * SECOND),
+    )
     assert wire.is_working(message)
     assert wire.open_order(message).working == WorkingOrder(
-        order_id="ord_1", symbol="XYZ", side=Side.SELL, qty=Decimal(300), order_type=OrderType.STOP_LIMIT,
-        time_in_force=TimeInForce.GTC, limit_price=Decimal("99.90"), stop_price=Decimal("100.00"),
-        collar_price=None, accepted_ns=T + 5 * SECOND, triggered=True, expires_ns=None)
+        order_id="ord_1",
+        symbol="XYZ",
+        side=Side.SELL,
+        qty=Decimal(300),
+        order_type=OrderType.STOP_LIMIT,
+        time_in_force=TimeInForce.GTC,
+        limit_price=Decimal("99.90"),
+        stop_price=Decimal("100.00"),
+        collar_price=None,
+        accepted_ns=T + 5 * SECOND,
+        triggered=True,
+        expires_ns=None,
+    )
     assert wire.open_order(message).multiplier == Decimal(1)
     assert not wire.is_working(orders_pb2.Order(status=orders_pb2.ORDER_STATUS_FILLED))
 
 
 def test_a_fill_decision_is_the_fill_the_orders_service_records():
-    order = WorkingOrder(order_id="ord_1", symbol="XYZ", side=Side.BUY, qty=Decimal(100), order_type=OrderType.LIMIT,
-                         time_in_force=TimeInForce.DAY, limit_price=Decimal("100.10"), stop_price=None,
-                         collar_price=None, accepted_ns=T, triggered=False, expires_ns=T + 3600 * SECOND)
+    order = WorkingOrder(
+        order_id="ord_1",
+        symbol="XYZ",
+        side=Side.BUY,
+        qty=Decimal(100),
+        order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.DAY,
+        limit_price=Decimal("100.10"),
+        stop_price=None,
+        collar_price=None,
+        accepted_ns=T,
+        triggered=False,
+        expires_ns=T + 3600 * SECOND,
+    )
     # The quote standing at acceptance: the fill takes effect at the acceptance, not the quote's time.
     tick = a_tick("100.00", "100.05", at_ns=T - SECOND, symbol="XYZ", sequence=7)
     decision = Decision(Action.FILL, "limit_buy_at_ask", Decimal("100.05"), tick, "")
     message = wire.fill_message(order, decision, Decimal(100))
     assert message == orders_pb2.Fill(
-        fill_id=fill_id("ord_1", tick), order_id="ord_1", symbol="XYZ", side=trading_pb2.ORDER_SIDE_BUY, qty="100",
-        price="100.05", bid_price="100.00", bid_size="200", ask_price="100.05",
-        ask_size="300", quote_at=timestamp_from_ns(T - SECOND), quote_sequence=7,
-        rule="limit_buy_at_ask", filled_at=timestamp_from_ns(T), multiplier="100")
+        fill_id=fill_id("ord_1", tick),
+        order_id="ord_1",
+        symbol="XYZ",
+        side=trading_pb2.ORDER_SIDE_BUY,
+        qty="100",
+        price="100.05",
+        bid_price="100.00",
+        bid_size="200",
+        ask_price="100.05",
+        ask_size="300",
+        quote_at=timestamp_from_ns(T - SECOND),
+        quote_sequence=7,
+        rule="limit_buy_at_ask",
+        filled_at=timestamp_from_ns(T),
+        multiplier="100",
+    )
     recorded = orders_wire.fill_from_proto(message)
     assert (recorded.price, recorded.multiplier, recorded.side.value) == (Decimal("100.05"), Decimal(100), "buy")
 
 
-SCRIPT = {"steps": [
-    {"at": "2012-06-21T14:00:00Z", "submit": {"client_order_id": "a", "symbol": "AMZN", "side": "ORDER_SIDE_BUY",
-                                              "qty": "1", "order_type": "ORDER_TYPE_LIMIT", "limit_price": "200.00",
-                                              "time_in_force": "TIME_IN_FORCE_DAY"}},
-    {"after_fill": "a", "cancel": {"client_order_id": "a"}}]}
+SCRIPT = {
+    "steps": [
+        {
+            "at": "2012-06-21T14:00:00Z",
+            "submit": {
+                "client_order_id": "a",
+                "symbol": "AMZN",
+                "side": "ORDER_SIDE_BUY",
+                "qty": "1",
+                "order_type": "ORDER_TYPE_LIMIT",
+                "limit_price": "200.00",
+                "time_in_force": "TIME_IN_FORCE_DAY",
+            },
+        },
+        {"after_fill": "a", "cancel": {"client_order_id": "a"}},
+    ]
+}
 
 
-@pytest.mark.parametrize("fields, spec", [
-    ({"strategy": "grid", "parameters": {"slots": "6"}},
-     BacktestSpec(date(2012, 6, 21), date(2012, 6, 22), strategy="grid", params={"slots": "6"})),
-    ({"script": SCRIPT, "data": "marketdata", "symbols": [" goog"], "account_type": "ACCOUNT_TYPE_MARGIN",
-      "starting_cash": "50000.00"},
-     BacktestSpec(date(2012, 6, 21), date(2012, 6, 22), script=SCRIPT, data="marketdata", symbols=("GOOG",),
-                  account_type="margin", starting_cash=Decimal("50000.00"))),
-    ({"script": {}}, BacktestSpec(date(2012, 6, 21), date(2012, 6, 22), script={"steps": []})),
-])
+@pytest.mark.parametrize(
+    "fields, spec",
+    [
+        (
+            {"strategy": "grid", "parameters": {"slots": "6"}},
+            BacktestSpec(date(2012, 6, 21), date(2012, 6, 22), strategy="grid", params={"slots": "6"}),
+        ),
+        (
+            {
+                "script": SCRIPT,
+                "data": "marketdata",
+                "symbols": [" goog"],
+                "account_type": "ACCOUNT_TYPE_MARGIN",
+                "starting_cash": "50000.00",
+            },
+            BacktestSpec(
+                date(2012, 6, 21),
+                date(2012, 6, 22),
+                script=SCRIPT,
+                data="marketdata",
+                symbols=("GOOG",),
+                account_type="margin",
+                starting_cash=Decimal("50000.00"),
+            ),
+        ),
+        ({"script": {}}, BacktestSpec(date(2012, 6, 21), date(2012, 6, 22), script={"steps": []})),
+    ],
+)
 def test_a_backtest_spec_is_stored_and_read_back_unchanged(fields, spec):
-    message = ParseDict({**fields, "from_date": {"year": 2012, "month": 6, "day": 21},
-                         "to_date": {"year": 2012, "month": 6, "day": 22}}, matcher_pb2.Backtest())
+    message = ParseDict(
+        {
+            **fields,
+            "from_date": {"year": 2012, "month": 6, "day": 21},
+            "to_date": {"year": 2012, "month": 6, "day": 22},
+        },
+        matcher_pb2.Backtest(),
+    )
     assert wire.spec_from_message(message) == spec
     assert wire.spec_from_stored(wire.stored_spec(spec)) == spec
     # What a run answers: its inputs as the run reads them (defaults filled in, standard spelling).

@@ -41,13 +41,37 @@ def scenarios(draw, ratios=st.integers(1, 3)):
     market = draw(st.integers(0, 5)) == 0
     # Limits around the structure's market, so that they cross it often.
     low, high = net_bid(priced), natural(priced)
-    limit = None if market else draw(st.sampled_from([low, high, net_mid(priced).quantize(CENT, ROUND_CEILING),
-                                                      net_mid(priced).quantize(CENT, ROUND_CEILING) - CENT])) \
+    limit = (
+        None
+        if market
+        else draw(
+            st.sampled_from(
+                [
+                    low,
+                    high,
+                    net_mid(priced).quantize(CENT, ROUND_CEILING),
+                    net_mid(priced).quantize(CENT, ROUND_CEILING) - CENT,
+                ]
+            )
+        )
         + Decimal(draw(st.integers(-3, 3))) * CENT
-    order = WorkingSpread("ord_p", legs, Decimal(draw(st.integers(1, 5))), OrderType.MARKET if market else OrderType.LIMIT,
-                          TimeInForce.GTC, limit, None, preference, OPEN_NS, None)
-    ticks = {symbol: a_tick(str(bid), str(ask), symbol=symbol, sequence=n)
-             for n, (symbol, (bid, ask)) in enumerate(table.items(), start=1)}
+    )
+    order = WorkingSpread(
+        "ord_p",
+        legs,
+        Decimal(draw(st.integers(1, 5))),
+        OrderType.MARKET if market else OrderType.LIMIT,
+        TimeInForce.GTC,
+        limit,
+        None,
+        preference,
+        OPEN_NS,
+        None,
+    )
+    ticks = {
+        symbol: a_tick(str(bid), str(ask), symbol=symbol, sequence=n)
+        for n, (symbol, (bid, ask)) in enumerate(table.items(), start=1)
+    }
     return order, ticks, priced
 
 
@@ -92,8 +116,11 @@ def test_when_a_limit_fills_is_set_by_the_preference(scenario):
     if limit is None:
         assert decision.action is Action.FILL
         return
-    reaches = {FillPreference.CONSERVATIVE: limit >= natural(priced), FillPreference.MID: limit >= mid,
-               FillPreference.AGGRESSIVE: limit >= mid - CENT}[order.fill_preference]
+    reaches = {
+        FillPreference.CONSERVATIVE: limit >= natural(priced),
+        FillPreference.MID: limit >= mid,
+        FillPreference.AGGRESSIVE: limit >= mid - CENT,
+    }[order.fill_preference]
     if decision.rule == "mleg_not_allocatable":
         assert reaches and any(leg.ratio > 1 for leg in order.legs)
         return

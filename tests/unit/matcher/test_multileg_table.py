@@ -37,28 +37,58 @@ BULL_PUT = (SpreadLeg("XYZ250117P00100000", SELL, 1), SpreadLeg("XYZ250117P00095
 BULL_PUT_QUOTES = {"XYZ250117P00100000": ("2.00", "2.10"), "XYZ250117P00095000": ("0.80", "0.90")}
 # Iron condor: buy 90P 0.40 x 0.50, sell 95P 1.00 x 1.10, sell 105C 1.10 x 1.20, buy 110C 0.45 x 0.55.
 # natural -1.05, net bid -1.45, mid -1.25.
-CONDOR = (SpreadLeg("XYZ250117P00090000", BUY, 1), SpreadLeg("XYZ250117P00095000", SELL, 1),
-          SpreadLeg("XYZ250117C00105000", SELL, 1), SpreadLeg("XYZ250117C00110000", BUY, 1))
-CONDOR_QUOTES = {"XYZ250117P00090000": ("0.40", "0.50"), "XYZ250117P00095000": ("1.00", "1.10"),
-                 "XYZ250117C00105000": ("1.10", "1.20"), "XYZ250117C00110000": ("0.45", "0.55")}
+CONDOR = (
+    SpreadLeg("XYZ250117P00090000", BUY, 1),
+    SpreadLeg("XYZ250117P00095000", SELL, 1),
+    SpreadLeg("XYZ250117C00105000", SELL, 1),
+    SpreadLeg("XYZ250117C00110000", BUY, 1),
+)
+CONDOR_QUOTES = {
+    "XYZ250117P00090000": ("0.40", "0.50"),
+    "XYZ250117P00095000": ("1.00", "1.10"),
+    "XYZ250117C00105000": ("1.10", "1.20"),
+    "XYZ250117C00110000": ("0.45", "0.55"),
+}
 
 
-def spread(legs=BULL_PUT, *, limit: str | None = "-1.20", preference=MID, kind=None, tif=GTC, collar=None,
-           qty="2", accepted_ns=OPEN_NS, expires_ns=None) -> WorkingSpread:
-    return WorkingSpread("ord_spread", tuple(legs), D(qty), kind or (LIMIT if limit is not None else MARKET), tif,
-                         None if limit is None else D(limit), None if collar is None else D(collar), preference,
-                         accepted_ns, expires_ns)
+def spread(
+    legs=BULL_PUT,
+    *,
+    limit: str | None = "-1.20",
+    preference=MID,
+    kind=None,
+    tif=GTC,
+    collar=None,
+    qty="2",
+    accepted_ns=OPEN_NS,
+    expires_ns=None,
+) -> WorkingSpread:
+    return WorkingSpread(
+        "ord_spread",
+        tuple(legs),
+        D(qty),
+        kind or (LIMIT if limit is not None else MARKET),
+        tif,
+        None if limit is None else D(limit),
+        None if collar is None else D(collar),
+        preference,
+        accepted_ns,
+        expires_ns,
+    )
 
 
 def quotes(table, *, at_ns=MID_SESSION_NS, **overrides):
     merged = {**table, **overrides}
-    return {symbol: a_tick(bid, ask, symbol=symbol, at_ns=at_ns, sequence=n)
-            for n, (symbol, (bid, ask)) in enumerate(merged.items(), start=1)}
+    return {
+        symbol: a_tick(bid, ask, symbol=symbol, at_ns=at_ns, sequence=n)
+        for n, (symbol, (bid, ask)) in enumerate(merged.items(), start=1)
+    }
 
 
 def decide(order, table=BULL_PUT_QUOTES, *, evaluated_ns=MID_SESSION_NS, session=SESSION, **overrides):
-    return decide_spread(order, quotes(table, **overrides), session=session, evaluated_ns=evaluated_ns,
-                         max_quote_age_ns=MAX_AGE_NS)
+    return decide_spread(
+        order, quotes(table, **overrides), session=session, evaluated_ns=evaluated_ns, max_quote_age_ns=MAX_AGE_NS
+    )
 
 
 PRICED = [
@@ -73,13 +103,19 @@ PRICED = [
     ("credit spread", AGGRESSIVE, "-1.20", Action.FILL, "mleg_limit_at_mid", "-1.20", ("2.05", "0.85")),
     ("credit spread", AGGRESSIVE, "-1.21", Action.FILL, "mleg_limit_on_touch", "-1.21", ("2.06", "0.85")),
     ("credit spread", AGGRESSIVE, "-1.22", Action.WAIT, "mleg_limit_below_touch", None, ()),
-    ("iron condor", CONSERVATIVE, "-1.05", Action.FILL, "mleg_limit_at_natural", "-1.05",
-     ("0.50", "1.00", "1.10", "0.55")),
+    (
+        "iron condor",
+        CONSERVATIVE,
+        "-1.05",
+        Action.FILL,
+        "mleg_limit_at_natural",
+        "-1.05",
+        ("0.50", "1.00", "1.10", "0.55"),
+    ),
     ("iron condor", CONSERVATIVE, "-1.25", Action.WAIT, "mleg_limit_not_marketable", None, ()),
     ("iron condor", MID, "-1.25", Action.FILL, "mleg_limit_at_mid", "-1.25", ("0.45", "1.05", "1.15", "0.50")),
     ("iron condor", MID, "-1.26", Action.WAIT, "mleg_limit_below_mid", None, ()),
-    ("iron condor", AGGRESSIVE, "-1.26", Action.FILL, "mleg_limit_on_touch", "-1.26",
-     ("0.44", "1.05", "1.15", "0.50")),
+    ("iron condor", AGGRESSIVE, "-1.26", Action.FILL, "mleg_limit_on_touch", "-1.26", ("0.44", "1.05", "1.15", "0.50")),
     ("iron condor", AGGRESSIVE, "-1.27", Action.WAIT, "mleg_limit_below_touch", None, ()),
 ]
 
@@ -102,12 +138,18 @@ def test_the_explanation_shows_the_natural_the_mid_the_preference_and_the_leg_qu
     assert decision.explanation == (
         "aggressive limit spread limit -1.21: natural -1.10, mid -1.2, limit within 0.01 of the mid, filled on touch "
         "at the limit: -1.21 (sell 1 XYZ250117P00100000 at 2.06 (bid 2.00 ask 2.10); "
-        "buy 1 XYZ250117P00095000 at 0.85 (bid 0.80 ask 0.90))")
+        "buy 1 XYZ250117P00095000 at 0.85 (bid 0.80 ask 0.90))"
+    )
 
 
-@pytest.mark.parametrize(("preference", "rule", "net"), [(CONSERVATIVE, "mleg_market_at_natural", "-1.10"),
-                                                        (MID, "mleg_market_at_mid", "-1.20"),
-                                                        (AGGRESSIVE, "mleg_market_at_mid", "-1.20")])
+@pytest.mark.parametrize(
+    ("preference", "rule", "net"),
+    [
+        (CONSERVATIVE, "mleg_market_at_natural", "-1.10"),
+        (MID, "mleg_market_at_mid", "-1.20"),
+        (AGGRESSIVE, "mleg_market_at_mid", "-1.20"),
+    ],
+)
 def test_market_spreads_fill_at_once_at_the_natural_or_the_mid(preference, rule, net):
     decision = decide(spread(limit=None, preference=preference))
     assert (decision.action, decision.rule, decision.net_price) == (Action.FILL, rule, D(net))
@@ -133,7 +175,7 @@ def test_a_half_cent_mid_is_rounded_up_toward_the_limit():
 def test_ratio_legs_share_the_improvement_and_the_leftover_cent():
     legs = (SpreadLeg("XYZ250117C00100000", BUY, 1), SpreadLeg("XYZ250117C00105000", SELL, 2))
     table = {"XYZ250117C00100000": ("1.00", "1.05"), "XYZ250117C00105000": ("0.40", "0.45")}
-    decision = decide(spread(legs, limit="0.25", preference=MID), table)   # natural 0.25, mid 0.175
+    decision = decide(spread(legs, limit="0.25", preference=MID), table)  # natural 0.25, mid 0.175
     assert (decision.net_price, [str(f.price) for f in decision.legs]) == (D("0.18"), ["1.02", "0.42"])
     assert [f.qty for f in decision.legs] == [D(2), D(4)]
 
@@ -144,19 +186,22 @@ def test_a_net_no_whole_cent_leg_prices_make_moves_toward_the_limit_or_waits():
     legs = (SpreadLeg("XYZ250117C00100000", BUY, 2), SpreadLeg("XYZ250117C00105000", SELL, 3))
     table = {"XYZ250117C00100000": ("1.00", "1.01"), "XYZ250117C00105000": ("0.50", "0.52")}
     moved = decide(spread(legs, limit="0.50", preference=MID), table)
-    assert (moved.rule, moved.net_price, [str(f.price) for f in moved.legs]) == \
-        ("mleg_limit_at_mid", D("0.49"), ["1.01", "0.51"])
+    assert (moved.rule, moved.net_price, [str(f.price) for f in moved.legs]) == (
+        "mleg_limit_at_mid",
+        D("0.49"),
+        ["1.01", "0.51"],
+    )
     assert "0.48 moved to 0.49" in moved.explanation
     stuck = decide(spread(legs, limit="0.48", preference=MID), table)
     assert (stuck.action, stuck.rule) == (Action.WAIT, "mleg_not_allocatable")
 
 
 GATES = [
-    ("a leg without a quote", dict(drop="XYZ250117P00095000"), "no_quote"),
-    ("a leg with a zero bid", dict(XYZ250117P00095000=("0", "0.90")), "unusable_quote"),
-    ("a locked leg", dict(XYZ250117P00095000=("0.90", "0.90")), "unusable_quote"),
-    ("a crossed leg", dict(XYZ250117P00095000=("0.95", "0.90")), "unusable_quote"),
-    ("a sub-penny leg", dict(XYZ250117P00095000=("0.805", "0.90")), "unusable_quote"),
+    ("a leg without a quote", {"drop": "XYZ250117P00095000"}, "no_quote"),
+    ("a leg with a zero bid", {"XYZ250117P00095000": ("0", "0.90")}, "unusable_quote"),
+    ("a locked leg", {"XYZ250117P00095000": ("0.90", "0.90")}, "unusable_quote"),
+    ("a crossed leg", {"XYZ250117P00095000": ("0.95", "0.90")}, "unusable_quote"),
+    ("a sub-penny leg", {"XYZ250117P00095000": ("0.805", "0.90")}, "unusable_quote"),
 ]
 
 
@@ -174,7 +219,9 @@ def test_a_stale_leg_holds_the_spread():
     ticks["XYZ250117P00095000"] = dataclasses.replace(ticks["XYZ250117P00095000"], at_ns=MID_SESSION_NS - 3 * SECOND)
     decision = decide_spread(order, ticks, session=SESSION, evaluated_ns=MID_SESSION_NS, max_quote_age_ns=MAX_AGE_NS)
     assert (decision.rule, decision.explanation) == (
-        "stale_quote", "leg quote too old at evaluation (XYZ250117P00095000 3 s; the maximum is 2 s)")
+        "stale_quote",
+        "leg quote too old at evaluation (XYZ250117P00095000 3 s; the maximum is 2 s)",
+    )
 
 
 def test_session_acceptance_and_expiry_gates():
@@ -194,13 +241,13 @@ def test_a_quote_after_the_evaluation_is_a_caller_bug():
 
 
 INVALID = [
-    ("one leg", dict(legs=BULL_PUT[:1])),
-    ("a repeated leg", dict(legs=(BULL_PUT[0], BULL_PUT[0]))),
-    ("a limit without a price", dict(kind=LIMIT, limit=None)),
-    ("a stop order", dict(kind=OrderType.STOP)),
-    ("ioc", dict(tif=TimeInForce.IOC)),
-    ("half a spread", dict(qty="0.5")),
-    ("a collar on a limit", dict(collar="-1.00")),
+    ("one leg", {"legs": BULL_PUT[:1]}),
+    ("a repeated leg", {"legs": (BULL_PUT[0], BULL_PUT[0])}),
+    ("a limit without a price", {"kind": LIMIT, "limit": None}),
+    ("a stop order", {"kind": OrderType.STOP}),
+    ("ioc", {"tif": TimeInForce.IOC}),
+    ("half a spread", {"qty": "0.5"}),
+    ("a collar on a limit", {"collar": "-1.00"}),
 ]
 
 
@@ -211,9 +258,12 @@ def test_a_malformed_working_spread_is_a_caller_bug(name, changes):
 
 
 def test_every_rule_returned_is_listed_and_fill_ids_are_deterministic():
-    decisions = [decide(spread(legs, limit=limit, preference=preference), table)
-                 for legs, table in ((BULL_PUT, BULL_PUT_QUOTES), (CONDOR, CONDOR_QUOTES))
-                 for preference in FillPreference for limit in ("-1.00", "-1.20", "-1.21", "-1.40", None)]
+    decisions = [
+        decide(spread(legs, limit=limit, preference=preference), table)
+        for legs, table in ((BULL_PUT, BULL_PUT_QUOTES), (CONDOR, CONDOR_QUOTES))
+        for preference in FillPreference
+        for limit in ("-1.00", "-1.20", "-1.21", "-1.40", None)
+    ]
     assert {d.rule for d in decisions} <= RULES
     ticks = list(quotes(BULL_PUT_QUOTES).values())
     assert spread_fill_id("ord_1", ticks) == spread_fill_id("ord_1", ticks) != spread_fill_id("ord_2", ticks)

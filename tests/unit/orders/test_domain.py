@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -7,24 +7,46 @@ from services.common.errors import DomainError
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
 from services.orders.domain.model import TRANSITIONS, Fill, Order, OrderSpec, Status, check_fill, next_status
 from services.orders.domain.model import Transition as Event
-from services.orders.domain.rules import ReplaceTerms, Session, check_market_hours, collar_price, replacement, \
-    validate_spec
+from services.orders.domain.rules import (
+    ReplaceTerms,
+    Session,
+    check_market_hours,
+    collar_price,
+    replacement,
+    validate_spec,
+)
 
-T0 = datetime(2012, 6, 21, 14, 0, tzinfo=timezone.utc)
-SESSION = Session(datetime(2012, 6, 21, 13, 30, tzinfo=timezone.utc), datetime(2012, 6, 21, 20, 0, tzinfo=timezone.utc))
+T0 = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
+SESSION = Session(datetime(2012, 6, 21, 13, 30, tzinfo=UTC), datetime(2012, 6, 21, 20, 0, tzinfo=UTC))
 
 
 def spec(**changes) -> OrderSpec:
-    values = dict(client_order_id="c-1", symbol="AMZN", asset_class=AssetClass.US_EQUITY, side=Side.BUY,
-                  qty=Decimal(10), order_type=OrderType.LIMIT, time_in_force=TimeInForce.DAY,
-                  limit_price=Decimal("220.50"), stop_price=None)
+    values = {
+        "client_order_id": "c-1",
+        "symbol": "AMZN",
+        "asset_class": AssetClass.US_EQUITY,
+        "side": Side.BUY,
+        "qty": Decimal(10),
+        "order_type": OrderType.LIMIT,
+        "time_in_force": TimeInForce.DAY,
+        "limit_price": Decimal("220.50"),
+        "stop_price": None,
+    }
     values.update(changes)
     return OrderSpec(**values)
 
 
 def order(**changes) -> Order:
-    values = dict(order_id="ord_1", user_id="u", account_id="acct_1", spec=spec(), multiplier=Decimal(1),
-                  status=Status.ACCEPTED, created_at=T0, updated_at=T0)
+    values = {
+        "order_id": "ord_1",
+        "user_id": "u",
+        "account_id": "acct_1",
+        "spec": spec(),
+        "multiplier": Decimal(1),
+        "status": Status.ACCEPTED,
+        "created_at": T0,
+        "updated_at": T0,
+    }
     values.update(changes)
     return Order(**values)
 
@@ -35,13 +57,20 @@ def test_every_final_state_refuses_every_event():
         for event in Event:
             with pytest.raises(DomainError) as err:
                 next_status(status, event)
-            assert (err.value.reason, err.value.metadata["status"]) == (reasons.get(event, "FAILED_PRECONDITION"),
-                                                                       status.value), (status, event)
+            assert (err.value.reason, err.value.metadata["status"]) == (
+                reasons.get(event, "FAILED_PRECONDITION"),
+                status.value,
+            ), (status, event)
 
 
-@pytest.mark.parametrize("status, reason", [(Status.FILLED, "ORDER_NOT_CANCELABLE"),
-                                            (Status.EXPIRED, "ORDER_NOT_CANCELABLE"),
-                                            (Status.REJECTED, "ORDER_NOT_CANCELABLE")])
+@pytest.mark.parametrize(
+    "status, reason",
+    [
+        (Status.FILLED, "ORDER_NOT_CANCELABLE"),
+        (Status.EXPIRED, "ORDER_NOT_CANCELABLE"),
+        (Status.REJECTED, "ORDER_NOT_CANCELABLE"),
+    ],
+)
 def test_cancel_of_a_finished_order_says_not_cancelable(status, reason):
     with pytest.raises(DomainError) as err:
         next_status(status, Event.CANCEL)
@@ -61,21 +90,33 @@ def test_a_transition_stamps_its_time():
     later = T0 + timedelta(minutes=5)
     canceled = order().cancel("user", later)
     assert (canceled.status, canceled.canceled_at, canceled.updated_at, canceled.cancel_reason) == (
-        Status.CANCELED, later, later, "user")
+        Status.CANCELED,
+        later,
+        later,
+        "user",
+    )
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"qty": Decimal(0)}, "qty"), ({"qty": Decimal("-1")}, "qty"), ({"qty": Decimal("1.5")}, "qty"),
-    ({"qty": Decimal(2_000_000)}, "qty"),
-    ({"limit_price": None}, "limit_price"), ({"limit_price": Decimal(0)}, "limit_price"),
-    ({"limit_price": Decimal("220.505")}, "limit_price"), ({"limit_price": Decimal("0.00005")}, "limit_price"),
-    ({"order_type": OrderType.MARKET}, "limit_price"),
-    ({"order_type": OrderType.STOP, "limit_price": None}, "stop_price"),
-    ({"order_type": OrderType.STOP_LIMIT}, "stop_price"),
-    ({"order_type": OrderType.LIMIT, "stop_price": Decimal(5)}, "stop_price"),
-    ({"client_order_id": "has space"}, "client_order_id"), ({"client_order_id": "x" * 129}, "client_order_id"),
-    ({"asset_class": AssetClass.US_OPTION}, "asset_class"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"qty": Decimal(0)}, "qty"),
+        ({"qty": Decimal("-1")}, "qty"),
+        ({"qty": Decimal("1.5")}, "qty"),
+        ({"qty": Decimal(2_000_000)}, "qty"),
+        ({"limit_price": None}, "limit_price"),
+        ({"limit_price": Decimal(0)}, "limit_price"),
+        ({"limit_price": Decimal("220.505")}, "limit_price"),
+        ({"limit_price": Decimal("0.00005")}, "limit_price"),
+        ({"order_type": OrderType.MARKET}, "limit_price"),
+        ({"order_type": OrderType.STOP, "limit_price": None}, "stop_price"),
+        ({"order_type": OrderType.STOP_LIMIT}, "stop_price"),
+        ({"order_type": OrderType.LIMIT, "stop_price": Decimal(5)}, "stop_price"),
+        ({"client_order_id": "has space"}, "client_order_id"),
+        ({"client_order_id": "x" * 129}, "client_order_id"),
+        ({"asset_class": AssetClass.US_OPTION}, "asset_class"),
+    ],
+)
 def test_invalid_submissions_name_the_field(changes, field):
     with pytest.raises(DomainError) as err:
         validate_spec(spec(**changes))
@@ -95,7 +136,7 @@ def test_collar_bounds_market_and_stop_orders_on_the_price_grid():
 
 
 def test_ioc_and_fok_need_the_market_open_day_orders_do_not():
-    before_open = datetime(2012, 6, 21, 12, 0, tzinfo=timezone.utc)
+    before_open = datetime(2012, 6, 21, 12, 0, tzinfo=UTC)
     check_market_hours(spec(time_in_force=TimeInForce.DAY), before_open, SESSION)
     check_market_hours(spec(time_in_force=TimeInForce.IOC), T0, SESSION)
     with pytest.raises(DomainError) as err:
@@ -122,24 +163,43 @@ def test_a_triggered_stop_keeps_its_stop():
     with pytest.raises(DomainError) as err:
         replacement(triggered, ReplaceTerms(qty=None, limit_price=None, stop_price=Decimal("221.00")))
     assert err.value.reason == "ORDER_NOT_REPLACEABLE"
-    assert replacement(triggered, ReplaceTerms(qty=None, limit_price=Decimal("221.00"), stop_price=None)).stop_price == Decimal("220.00")
+    assert replacement(
+        triggered, ReplaceTerms(qty=None, limit_price=Decimal("221.00"), stop_price=None)
+    ).stop_price == Decimal("220.00")
 
 
 def fill(**changes) -> Fill:
-    values = dict(fill_id="fill_1", order_id="ord_1", symbol="AMZN", side=Side.BUY, qty=Decimal(10),
-                  price=Decimal("220.31"), multiplier=Decimal(1), bid_price=Decimal("220.30"), bid_size=Decimal(100),
-                  ask_price=Decimal("220.31"), ask_size=Decimal(200), quote_at=T0, quote_at_ns=0, quote_sequence=1,
-                  rule="limit_buy_at_ask", filled_at=T0)
+    values = {
+        "fill_id": "fill_1",
+        "order_id": "ord_1",
+        "symbol": "AMZN",
+        "side": Side.BUY,
+        "qty": Decimal(10),
+        "price": Decimal("220.31"),
+        "multiplier": Decimal(1),
+        "bid_price": Decimal("220.30"),
+        "bid_size": Decimal(100),
+        "ask_price": Decimal("220.31"),
+        "ask_size": Decimal(200),
+        "quote_at": T0,
+        "quote_at_ns": 0,
+        "quote_sequence": 1,
+        "rule": "limit_buy_at_ask",
+        "filled_at": T0,
+    }
     values.update(changes)
     return Fill(**values)
 
 
 def test_a_fill_must_match_the_order_and_respect_its_limit():
     check_fill(order(), fill())
-    for bad, field in ((fill(qty=Decimal(5)), "fill"), (fill(side=Side.SELL), "fill"),
-                       (fill(price=Decimal("220.30")), "fill.price"),
-                       (fill(price=Decimal("221"), ask_price=Decimal("221")), "fill.price"),
-                       (fill(symbol="GOOG"), "fill")):
+    for bad, field in (
+        (fill(qty=Decimal(5)), "fill"),
+        (fill(side=Side.SELL), "fill"),
+        (fill(price=Decimal("220.30")), "fill.price"),
+        (fill(price=Decimal("221"), ask_price=Decimal("221")), "fill.price"),
+        (fill(symbol="GOOG"), "fill"),
+    ):
         with pytest.raises(DomainError) as err:
             check_fill(order(), bad)
         assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", field), bad

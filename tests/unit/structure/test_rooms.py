@@ -43,10 +43,18 @@ def test_no_use_case_imports_generated_protobuf_code(service):
     offenders = []
     for module in modules(room(service, "usecases")):
         for node in ast.walk(ast.parse(module.read_text())):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] + [alias.name for alias in node.names] if isinstance(node, ast.ImportFrom) else []
-            offenders += [f"{module.relative_to(ROOT)}: {name}" for name in names
-                          if name.endswith(("_pb2", "_pb2_grpc")) or name.startswith("mbt.")]
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""] + [alias.name for alias in node.names]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{module.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.endswith(("_pb2", "_pb2_grpc")) or name.startswith("mbt.")
+            ]
     assert not offenders, "use cases must speak domain values; convert in wire.py:\n" + "\n".join(offenders)
 
 
@@ -55,9 +63,11 @@ def handler_maps() -> dict[str, set[str]]:
     from services.activities.events import Handlers as ActivityHandlers
     from services.matcher.events import HANDLED as MATCHER_HANDLED
 
-    return {"accounts": set(AccountHandlers(None).by_event_type()),
-            "activities": set(ActivityHandlers(None, None).by_event_type()),
-            "matcher": set(MATCHER_HANDLED)}
+    return {
+        "accounts": set(AccountHandlers(None).by_event_type()),
+        "activities": set(ActivityHandlers(None, None).by_event_type()),
+        "matcher": set(MATCHER_HANDLED),
+    }
 
 
 def test_every_consumer_handles_exactly_what_the_topology_routes_to_it():
