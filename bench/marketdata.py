@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.report import Figure, machine
+from tests.support.mesh import free_port
 
 RUNS = 5
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,14 +91,6 @@ async def _fanout_latency_once(subscribers: int, ticks: int = 5000) -> tuple[flo
     return (statistics.median(latencies) * 1e6, latencies[int(len(latencies) * 0.99)] * 1e6)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def _grpc_once(address: str, subscribers: int, step_to_ns: int) -> float:
     import grpc
 
@@ -137,7 +130,7 @@ def _grpc_figure(subscribers: int) -> float:
     rates = []
     for run in range(RUNS):
         with tempfile.TemporaryDirectory() as data_dir:
-            port = _free_port()
+            port = free_port()
             env = {**os.environ, "MBT_DATA_DIR": data_dir, "MBT_MARKETDATA_PORT": str(port),
                    "MBT_REPLAY_MODE": "stepped", "MBT_REPLAY_START": "2012-06-21T13:30:00Z", "MBT_LOG_LEVEL": "WARNING"}
             server = subprocess.Popen([sys.executable, "-m", "services.marketdata"], cwd=ROOT, env=env,
