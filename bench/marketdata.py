@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.report import Figure, machine
+from tests.support.mesh import free_port
 
 RUNS = 5
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,14 +103,6 @@ async def _fanout_latency_once(subscribers: int, ticks: int = 5000) -> tuple[flo
     return (statistics.median(latencies) * 1e6, latencies[int(len(latencies) * 0.99)] * 1e6)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def _grpc_once(address: str, subscribers: int, step_to_ns: int) -> float:
     import grpc
 
@@ -151,9 +144,9 @@ def _grpc_figure(subscribers: int) -> float:
     """Ticks per second of one replayed session streamed to each of ``subscribers``
     clients; the server (with its SQLite tick archive) runs in its own process."""
     rates = []
-    for _ in range(RUNS):
+    for run in range(RUNS):
         with tempfile.TemporaryDirectory() as data_dir:
-            port = _free_port()
+            port = free_port()
             env = {
                 **os.environ,
                 "MBT_DATA_DIR": data_dir,
@@ -253,7 +246,7 @@ def _option_model_once() -> tuple[float, float, int, int]:
     start_ns = int(SESSION_START.timestamp()) * 10**9
     contracts = model.contracts("AMZN", start_ns, None)
     model.track(contracts, start_ns)
-    underlying = list(timeline.between(start_ns, SESSION_END_NS, {"AMZN"}))
+    underlying = [t for t in timeline.between(start_ns, SESSION_END_NS, {"AMZN"})]
     started = time.perf_counter()
     produced = sum(1 for _ in model.expand(underlying, frozenset()))
     elapsed = time.perf_counter() - started

@@ -5,6 +5,7 @@ connections. ``mesh.http`` talks to the gateway over https (session cookies are
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import dataclass, field
 
@@ -20,10 +21,22 @@ from tests.support.databases import DatabaseFactory
 TEST_HOST = "mbt.test"
 
 
+# Ports for listeners are picked below Linux's ephemeral range (32768-60999): a port the
+# kernel handed out for bind(0) is released at once and may then become the local port of
+# an outgoing connection (to PostgreSQL, Redis, another service) before a server binds it.
+LISTEN_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port on 127.0.0.1 free now, outside the ephemeral range."""
+    while True:
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def mesh_environ(databases: DatabaseFactory, data_dir, **env: str) -> dict[str, str]:
