@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from services.accounts import wire
+from services.accounts.usecases.eod import EndOfDay
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
 from services.common.rpc.context import require_user_id
-from services.common.wire.conv import from_timestamp, money_str, parse_enum
+from services.common.wire.conv import from_date, from_timestamp, money_str, parse_enum
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, reads: AccountReads, holds: Holds, users: Users) -> None:
+    def __init__(self, reads: AccountReads, holds: Holds, users: Users, eod: EndOfDay) -> None:
         self.reads = reads
         self.holds = holds
         self.users = users
+        self.eod = eod
 
     async def GetAccount(self, request, context):
         return accounts_pb2.GetAccountResponse(
@@ -39,6 +41,21 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             require_user_id(), from_timestamp(request.from_time), from_timestamp(request.to_time)
         )
         return wire.pnl_to_proto(report)
+
+    async def GetPortfolioHistory(self, request, context):
+        report = await self.eod.portfolio_history(require_user_id(), request.period, request.timeframe)
+        return wire.portfolio_history_to_proto(report)
+
+    async def MarkEndOfDay(self, request, context):
+        return wire.mark_result_to_proto(await self.eod.mark(from_date(request.session_date, "session_date")))
+
+    async def CreditDividends(self, request, context):
+        result = await self.eod.credit_dividends(from_date(request.pay_date, "pay_date"))
+        return wire.dividends_result_to_proto(result)
+
+    async def AccrueMarginInterest(self, request, context):
+        result = await self.eod.accrue_interest(from_date(request.session_date, "session_date"))
+        return wire.interest_result_to_proto(result)
 
     async def GetUser(self, request, context):
         return accounts_pb2.GetUserResponse(user=wire.user_to_proto(await self.users.get(request.user_id)))

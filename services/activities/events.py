@@ -19,6 +19,8 @@ class Handlers:
         return {
             "mbt.orders.v1.OrderFilled": self.on_order_filled,
             "mbt.accounts.v1.AccountOpened": self.on_account_opened,
+            "mbt.accounts.v1.DividendPosted": self.on_dividend_posted,
+            "mbt.accounts.v1.MarginInterestCharged": self.on_interest_charged,
             "mbt.common.v1.AuditRecorded": self.on_audit,
         }
 
@@ -27,6 +29,12 @@ class Handlers:
 
     async def on_account_opened(self, uow: UnitOfWork, event, payload) -> None:
         await self.activities.record_activity(uow, wire.opening_activity(payload, self.clock.now()))
+
+    async def on_dividend_posted(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_activity(uow, wire.dividend_activity(payload, self.clock.now()))
+
+    async def on_interest_charged(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_activity(uow, wire.interest_activity(payload, self.clock.now()))
 
     async def on_audit(self, uow: UnitOfWork, event, payload) -> None:
         await self.activities.record_audit(uow, wire.audit_entry(payload, self.clock.now()))
