@@ -23,14 +23,12 @@ from services.activities.store import AuditLogRow
 from services.common.config import Settings
 from services.common.persistence.db import BlockingDatabase
 from services.common.wire.conv import from_timestamp, to_date
-from services.jobs.queue import JobQueue
 from services.jobs.runs import task_id
 from tests.conftest import BACKENDS
-from tests.support.databases import REDIS_URL, DatabaseFactory
 from tests.support.identity import as_user
-from tests.support.jobs import JobsProcesses
-from tests.support.mesh import free_port, start_mesh
-from tests.support.redis_keys import REDIS_MARKS, fresh_prefix
+from tests.support.jobs import JobsProcesses, jobs_variant
+from tests.support.mesh import free_port
+from tests.support.redis_keys import REDIS_MARKS
 from tests.support.trading import START, Trading, eventually, trading_environ
 
 # Each backend and each transport once: the records' claims on SQLite and PostgreSQL, the
@@ -45,33 +43,8 @@ VERIFY = "mbt.verify_audit_chain"
 
 @pytest.fixture(params=VARIANTS)
 async def jobs(request, tmp_path):
-    backend, transport = request.param
-    databases = DatabaseFactory(backend, tmp_path)
-    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
-        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS": "2"}
-        if transport == "redis":
-            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        environ = trading_environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(environ))
-        processes = JobsProcesses(environ, tmp_path / "logs")
-        queue = JobQueue(mesh.settings)
-        trading = Trading(mesh)
-        try:
-            yield trading, processes, queue
-        finally:
-            await processes.stop()
-            queue.close()
-            await trading.close()
-            await mesh.stop()
-            databases.drop_all()
-
-
-class _no_prefix:
-    async def __aenter__(self):
-        return ""
-
-    async def __aexit__(self, *exc_info):
-        return False
+    async with jobs_variant(request.param, tmp_path, trading_environ) as jobs:
+        yield jobs
 
 
 async def until(check, timeout: float = 90):

@@ -12,18 +12,13 @@ from decimal import Decimal
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2
-from services.common.config import Settings
 from services.common.wire.conv import to_date
-from services.jobs.queue import JobQueue
 from services.jobs.runs import task_id
 from tests.e2e.test_money_jobs import filled_cash, open_margin
-from tests.reliability.test_jobs import VARIANTS, _count, _logged, _no_prefix, record, until
-from tests.support.databases import REDIS_URL, DatabaseFactory
+from tests.reliability.test_jobs import VARIANTS, _count, _logged, record, until
 from tests.support.identity import as_service
-from tests.support.jobs import JobsProcesses
-from tests.support.mesh import start_mesh
+from tests.support.jobs import jobs_variant
 from tests.support.money_jobs import EX_DATE_CLOSE, ex_date_environ, snapshots
-from tests.support.redis_keys import fresh_prefix
 from tests.support.trading import Trading, rest_as
 
 D = Decimal
@@ -33,25 +28,8 @@ JOBS = ("mbt.eod_mark_all", "mbt.credit_dividends", "mbt.accrue_margin_interest"
 
 @pytest.fixture(params=VARIANTS)
 async def jobs(request, tmp_path):
-    backend, transport = request.param
-    databases = DatabaseFactory(backend, tmp_path)
-    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
-        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS": "2"}
-        if transport == "redis":
-            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        environ = ex_date_environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(environ))
-        processes = JobsProcesses(environ, tmp_path / "logs")
-        queue = JobQueue(mesh.settings)
-        trading = Trading(mesh)
-        try:
-            yield trading, processes, queue
-        finally:
-            await processes.stop()
-            queue.close()
-            await trading.close()
-            await mesh.stop()
-            databases.drop_all()
+    async with jobs_variant(request.param, tmp_path, ex_date_environ) as jobs:
+        yield jobs
 
 
 async def effects(trading: Trading, users: list[str]) -> dict:

@@ -9,12 +9,19 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from services.common.config import Settings
 from services.common.persistence.db import BlockingDatabase
 from services.jobs.app import ready_marker
+from services.jobs.queue import JobQueue
 from services.jobs.records import JobRecords, JobRun
+from tests.support.databases import REDIS_URL, DatabaseFactory
+from tests.support.mesh import start_mesh
+from tests.support.redis_keys import fresh_prefix
+from tests.support.trading import Trading
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 60
@@ -81,3 +88,39 @@ class JobsProcesses:
 
     async def runs(self, job: str) -> list[JobRun]:
         return await asyncio.to_thread(self.records.runs, job, 1000)
+
+
+@asynccontextmanager
+async def jobs_variant(
+    variant: tuple[str, str], tmp_path: Path, environ: Callable[..., dict[str, str]]
+) -> AsyncIterator[tuple]:
+    """A mesh on ``environ(databases, data_dir, **env)`` with its jobs' processes and queue, on
+    (backend, transport): ``sqlite``/``postgres`` and ``embedded``/``redis`` (a fresh key
+    prefix). Yields (Trading, JobsProcesses, JobQueue); a killed worker's lease lasts 2 s."""
+    backend, transport = variant
+    databases = DatabaseFactory(backend, tmp_path)
+    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
+        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS": "2"}
+        if transport == "redis":
+            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
+        settings_environ = environ(databases, tmp_path / "var", **env)
+        mesh = await start_mesh(Settings.from_env(settings_environ))
+        processes = JobsProcesses(settings_environ, tmp_path / "logs")
+        queue = JobQueue(mesh.settings)
+        trading = Trading(mesh)
+        try:
+            yield trading, processes, queue
+        finally:
+            await processes.stop()
+            queue.close()
+            await trading.close()
+            await mesh.stop()
+            databases.drop_all()
+
+
+class _no_prefix:
+    async def __aenter__(self):
+        return ""
+
+    async def __aexit__(self, *exc_info):
+        return False
