@@ -111,7 +111,9 @@ def fill_message(order: WorkingOrder, decision: Decision, multiplier: Decimal) -
 
 def triggered_request(order: WorkingOrder, decision: Decision) -> orders_pb2.MarkOrderTriggeredRequest:
     return orders_pb2.MarkOrderTriggeredRequest(
-        order_id=order.order_id, triggered_at=_decided_at(order, decision), quote_sequence=_decided_tick(decision).sequence
+        order_id=order.order_id,
+        triggered_at=_decided_at(order, decision),
+        quote_sequence=_decided_tick(decision).sequence,
     )
 
 
