@@ -84,6 +84,20 @@ class ServiceKit:
             kit._background.append(kit.relay.run)
         return kit
 
+    @property
+    def database(self) -> Database:
+        """The database of a service created with ``tables``; RuntimeError for one without."""
+        if self.db is None:
+            raise RuntimeError(f"{self.name} was created without tables: it has no database")
+        return self.db
+
+    @property
+    def event_outbox(self) -> Outbox:
+        """The outbox of a service created with ``tables``; RuntimeError for one without."""
+        if self.outbox is None:
+            raise RuntimeError(f"{self.name} was created without tables: it has no outbox")
+        return self.outbox
+
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
             self._channels[service] = open_channel(
@@ -115,7 +129,7 @@ class ServiceKit:
             closers=[self.close],
             authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),
             rate_limiter=build_rate_limiter(self.settings, self._redis),
-            ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads(),
+            ops_audit=OutboxOpsReads(self.database, self.outbox) if self.outbox is not None else LoggedOpsReads(),
             keepalive_seconds=self.settings.grpc_keepalive_seconds,
             environment=self.settings.env,
         )
