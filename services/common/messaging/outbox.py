@@ -44,7 +44,7 @@ from mbt.common.v1 import audit_pb2, events_pb2
 from services.common.clock import Clock, WallClock
 from services.common.ids import derived_id, new_id
 from services.common.messaging import topology
-from services.common.persistence.db import Database
+from services.common.persistence.db import Database, changed
 from services.common.persistence.sqltypes import UtcDateTime
 from services.common.rpc import context
 from services.common.wire.conv import to_timestamp
@@ -170,7 +170,7 @@ class Outbox:
                 payload=packed.SerializeToString(),
             )
         )
-        sequence = result.inserted_primary_key[0]
+        sequence = changed(result).inserted_primary_key[0]
         subscribers = topology.subscribers(event_type)
         if subscribers:
             await session.execute(
@@ -302,7 +302,7 @@ class OutboxRelay:
         expires = now + timedelta(seconds=self.lease_seconds)
         lease = self.tables.lease
         async with self.db.writing() as session:
-            taken = (
+            taken = changed(
                 await session.execute(
                     update(lease)
                     .where(lease.c.name == self.LEASE_NAME)
