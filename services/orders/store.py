@@ -250,6 +250,8 @@ class OrderRepository:
 
     async def save(self, order: Order) -> Order:
         row = await self.session.get(OrderRow, order.order_id)
+        if row is None:
+            raise LookupError(f"order {order.order_id} saved before it was added")
         _write(row, order)
         for event in order.events:
             if isinstance(event, OrderFilled):
