@@ -6,9 +6,10 @@ by each service's ``build(settings)``; tests pass their own clock and settings.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import grpc
 import redis.asyncio as redis
@@ -40,7 +41,7 @@ class ServiceKit:
     outbox: Outbox | None = None
     relay: OutboxRelay | None = None
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
-    _background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _redis: redis.Redis | None = None
 
     def __post_init__(self) -> None:
@@ -119,7 +120,7 @@ class ServiceKit:
             await self._redis.aclose()
 
     def runtime(
-        self, registrations: Iterable[Registration], background: Iterable[Callable[[], Awaitable[None]]] = ()
+        self, registrations: Iterable[Registration], background: Iterable[Callable[[], Coroutine[Any, Any, None]]] = ()
     ) -> ServiceRuntime:
         sessions = build_shared_state(self.settings, self._redis)
         return ServiceRuntime(

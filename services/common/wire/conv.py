@@ -242,8 +242,16 @@ def to_date(value: date | None) -> Date | None:
     return None if value is None else Date(year=value.year, month=value.month, day=value.day)
 
 
-def from_date(value: Date | None, field: str = "date") -> date | None:
+@overload
+def from_date(value: Date | None, field: str, *, required: Literal[True]) -> date: ...
+@overload
+def from_date(value: Date | None, field: str = "date", *, required: bool = False) -> date | None: ...
+def from_date(value: Date | None, field: str = "date", *, required: bool = False) -> date | None:
+    """None for an unset Date (all zero), ``invalid_argument`` naming ``field`` instead when it
+    is required or is no calendar date."""
     if value is None or (value.year == 0 and value.month == 0 and value.day == 0):
+        if required:
+            raise invalid_argument(f"{field} is required", field)
         return None
     try:
         return date(value.year, value.month, value.day)
