@@ -201,7 +201,7 @@ class Handlers:
             order.version,
             fill.fill_id,
             wire.fill_terms(order, fill),
-            from_timestamp(fill.filled_at),
+            from_timestamp(fill.filled_at, "filled_at", required=True),
         )
 
     async def on_order_ended(self, uow: UnitOfWork, event, payload) -> None:

@@ -286,6 +286,8 @@ class AccountRepository:
                     )
                 case HoldTaken(order_id=order_id, hold=hold, at=at):
                     terms = hold.terms
+                    if terms is None:
+                        raise ValueError(f"hold of order {order_id} taken without its terms")
                     self.session.add(
                         ReservationRow(
                             order_id=order_id,
@@ -326,6 +328,8 @@ class AccountRepository:
                 case HoldReleased():
                     await self.session.flush()
                     released = await self.session.get(ReservationRow, (event.order_id, event.version))
+                    if released is None:
+                        raise LookupError(f"no hold of order {event.order_id} version {event.version} to release")
                     released.released_at = released.released_at or event.at
                     released.updated_at, released.release_reason = event.at, event.reason
                 case FillApplied():
@@ -339,6 +343,8 @@ class AccountRepository:
                         _cash_entry(account.account_id, event.entry_id, "interest", "", -event.amount, event)
                     )
         if account.events:
+            if row is None:
+                raise LookupError(f"account {account.account_id} changed but was never opened or loaded")
             row.cash, row.account_type = account.cash, account.account_type.value
             row.version += 1
             row.updated_at = account.updated_at or row.updated_at

@@ -105,7 +105,7 @@ def position_to_proto(record: PositionRecord) -> accounts_pb2.Position:
     )
     if not position.is_open:
         return message
-    price = mark_price(position, mark and mark.bid, mark and mark.ask)
+    price = mark_price(position, None if mark is None else mark.bid, None if mark is None else mark.ask)
     cost = abs(position.qty) * position.avg_entry_price * position.multiplier
     gain = unrealized_pl(position, price)
     message.side = accounts_pb2.POSITION_SIDE_LONG if position.qty > 0 else accounts_pb2.POSITION_SIDE_SHORT

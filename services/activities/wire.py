@@ -53,7 +53,7 @@ def fill_activity(payload, now: datetime) -> Activity:
         qty=parse_decimal(fill.qty, "qty", required=True),
         price=parse_decimal(fill.price, "price", required=True),
         multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
-        filled_at=from_timestamp(fill.filled_at),
+        filled_at=from_timestamp(fill.filled_at, "filled_at", required=True),
         now=now,
     )
 
@@ -64,7 +64,7 @@ def opening_activity(payload, now: datetime) -> Activity:
         account_id=payload.account_id,
         user_id=payload.user_id,
         starting_cash=parse_decimal(payload.starting_cash, "starting_cash", required=True),
-        opened_at=from_timestamp(payload.opened_at),
+        opened_at=from_timestamp(payload.opened_at, "opened_at", required=True),
         now=now,
     )
 
@@ -113,7 +113,7 @@ def audit_entry(payload: audit_pb2.AuditRecorded, now: datetime) -> AuditEntry:
         after=json_format.MessageToDict(payload.after) if payload.HasField("after") else None,
         request_id=payload.request_id,
         service=payload.service,
-        occurred_at=from_timestamp(payload.occurred_at),
+        occurred_at=from_timestamp(payload.occurred_at, "occurred_at", required=True),
         recorded_at=now,
     )
 
@@ -126,7 +126,7 @@ def activity_to_proto(row: Activity) -> activities_pb2.Activity:
         symbol=row.symbol,
         order_id=row.order_id,
         fill_id=row.fill_id,
-        side=SIDE_WIRE.get(row.side, 0),
+        side=SIDE_WIRE[row.side] if row.side is not None else None,
         qty=qty_str(row.qty),
         price=price_str(row.price),
         net_amount=amount_str(row.net_amount),
