@@ -116,7 +116,11 @@ class MarketDataClient:
             metadata=self._as_caller(),
         )
         return [
-            Session(from_date(day.date), from_timestamp(day.open_at), from_timestamp(day.close_at))
+            Session(
+                from_date(day.date, "date", required=True),
+                from_timestamp(day.open_at, "open_at", required=True),
+                from_timestamp(day.close_at, "close_at", required=True),
+            )
             for day in reply.days
         ]
 
@@ -136,8 +140,8 @@ class MarketDataClient:
         return [
             DividendPayment(
                 d.symbol,
-                from_date(d.ex_date),
-                from_date(d.pay_date),
+                from_date(d.ex_date, "ex_date", required=True),
+                from_date(d.pay_date, "pay_date"),
                 parse_decimal(d.cash_amount, "cash_amount", required=True),
             )
             for d in reply.dividends

@@ -75,11 +75,11 @@ def dividend_activity(payload, now: datetime) -> Activity:
         account_id=payload.account_id,
         user_id=payload.user_id,
         symbol=payload.symbol,
-        ex_date=from_date(payload.ex_date, "ex_date"),
+        ex_date=from_date(payload.ex_date, "ex_date", required=True),
         qty=parse_decimal(payload.qty, "qty", required=True),
         cash_amount=parse_decimal(payload.cash_amount, "cash_amount", required=True),
         net_amount=parse_decimal(payload.net_amount, "net_amount", required=True),
-        posted_at=from_timestamp(payload.posted_at),
+        posted_at=from_timestamp(payload.posted_at, "posted_at", required=True),
         now=now,
     )
 
@@ -89,13 +89,13 @@ def interest_activity(payload, now: datetime) -> Activity:
     return _interest_activity(
         account_id=payload.account_id,
         user_id=payload.user_id,
-        session_date=from_date(payload.session_date, "session_date"),
+        session_date=from_date(payload.session_date, "session_date", required=True),
         debit_balance=parse_decimal(payload.debit_balance, "debit_balance", required=True),
         rate_bps=payload.rate_bps,
         days=payload.days,
         charged=parse_decimal(payload.amount, "amount", required=True),
         profile=payload.investor_profile,
-        charged_at=from_timestamp(payload.charged_at),
+        charged_at=from_timestamp(payload.charged_at, "charged_at", required=True),
         now=now,
     )
 
