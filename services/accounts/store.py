@@ -12,7 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.accounts.domain.account import Account, AccountEvent, AccountOpened, FillApplied, HoldReleased, HoldTaken
-from services.accounts.domain.rules import AccountType, FillTerms, Hold, HoldTerms, Position, Profile, VersionHold
+from services.accounts.domain.rules import (
+    AccountType,
+    FillTerms,
+    Hold,
+    HoldTerms,
+    Position,
+    Profile,
+    VersionHold,
+    asset_class_of,
+)
 from services.common.ids import derived_id, new_id
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
@@ -355,7 +364,7 @@ class AccountRepository:
         ).scalar_one_or_none()
         after = effect.position
         if row is None:
-            self.session.add(_position_row(account_id, after, at, asset_class="us_equity"))
+            self.session.add(_position_row(account_id, after, at, asset_class_of(after.symbol).value))
             return
         row.updated_at = at
         if not effect.closed:

@@ -12,6 +12,7 @@ from services.accounts.domain.rules import (
     Profile,
     Tier,
     VersionHold,
+    contract_multiplier,
     mark_price,
     market_value,
     unrealized_pl,
@@ -52,7 +53,7 @@ def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
         side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
         price_bound=worst,
-        multiplier=parse_decimal(request.multiplier, "multiplier") or Decimal(1),
+        multiplier=parse_decimal(request.multiplier, "multiplier") or contract_multiplier(request.symbol),
     )
 
 
@@ -64,7 +65,7 @@ def fill_terms(order, fill) -> FillTerms:
         side=parse_enum(SIDES, fill.side, "fill.side"),
         qty=parse_decimal(fill.qty, "qty", required=True),
         price=parse_decimal(fill.price, "price", required=True),
-        multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
+        multiplier=parse_decimal(fill.multiplier, "multiplier") or contract_multiplier(fill.symbol),
     )
 
 

@@ -29,6 +29,7 @@ from services.accounts.domain.rules import (
     buying_power,
     check_fits,
     check_reservable,
+    contract_multiplier,
     effective_hold,
     hold_for,
     ledger_breach,
@@ -166,7 +167,14 @@ class Account:
         """Hold buying power for ``version`` of ``order_id`` with ``terms``. Idempotent for the
         same terms; IDEMPOTENCY_KEY_REUSED for other terms; FAILED_PRECONDITION for an order
         that ended or a stale version; INSUFFICIENT_BUYING_POWER when it does not fit. While a
-        replace is pending both versions hold, the larger counting."""
+        replace is pending both versions hold, the larger counting; INVALID_ARGUMENT for a
+        multiplier that is not the instrument's (100 for an option contract)."""
+        expected = contract_multiplier(terms.symbol)
+        if terms.multiplier != expected:
+            raise invalid_argument(
+                f"{terms.symbol} trades {expected:f} shares per unit, not {terms.multiplier.normalize():f}",
+                "multiplier",
+            )
         versions = self.holds.setdefault(order_id, [])
         existing = check_reservable(order_id, version, terms, versions)
         if existing is not None:
