@@ -6,7 +6,7 @@ work publishes them. The backtest engine runs the very same aggregate in memory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -323,13 +323,16 @@ class Account:
         terms: Mapping[str, ContractTerms],
         settlement_prices: Mapping[str, Decimal],
         at: datetime,
+        symbols: Collection[str] | None = None,
     ) -> ExpirationRun:
         """Settle every option position expiring on or before ``on`` (``expiration.expire_book``
         over the whole book) at ``settlement_prices`` by underlying; ``terms`` by contract
         symbol say how each settles. Each effect closes its position and delivers its stock
         in the ledger and records ``OptionSettled``. A shortfall does not stop a settlement
-        (an assignment happens whatever the account holds): it is reported."""
-        expiring = self.expiring(on)
+        (an assignment happens whatever the account holds): it is reported. ``symbols``
+        limits the run to those contracts (AM- and PM-settled options of one index settle
+        at different prices)."""
+        expiring = [s for s in self.expiring(on) if symbols is None or s.symbol in symbols]
         symbols = {s.symbol for s in expiring}
         run = expire_book(
             [ExpiringPosition(s, self.positions[s.symbol].qty, terms[s.symbol].settlement_type) for s in expiring],
