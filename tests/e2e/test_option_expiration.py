@@ -41,6 +41,7 @@ ITM_CALL = "AMZN120622C00215000"
 OTM_CALL = "AMZN120622C00230000"
 LATER_CALL = "AMZN120720C00200000"
 SHORT_PUT = "AMZN120622P00225000"
+UNPRICED = "ZZZZ120622C00010000"  # no market data of ZZZZ: no close to settle on
 VARIANTS = [
     pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
     pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
@@ -160,6 +161,7 @@ async def test_the_book_settles_at_fridays_close_once(expiry):
     await seed_fill(trading, "alice", OTM_CALL, "buy", "1", "0.50")
     await seed_fill(trading, "alice", LATER_CALL, "buy", "2", "21.00")
     await seed_fill(trading, "bob", SHORT_PUT, "sell", "1", "5.00")
+    await seed_fill(trading, "carol", UNPRICED, "buy", "1", "1.00")
 
     async with rest_as(trading.mesh, "alice") as alice, rest_as(trading.mesh, "bob") as bob:
         assert await cash(alice) == D("95150.00")  # 100,000 - 600 - 50 - 4,200: premiums × 100
@@ -188,9 +190,12 @@ async def test_the_book_settles_at_fridays_close_once(expiry):
 
         run = await eventually(done, timeout=120)
         assert run.attempts == 1
-        assert run.result["settled"] == 3 and run.result["accounts"] == 2, run.result
+        assert run.result["settled"] == 3 and run.result["accounts"] == 3, run.result
         assert run.result["outcomes"] == {"exercised": 1, "expired_worthless": 1, "assigned": 1}
         assert run.result["shortfalls"] == []
+        # A contract with no settlement price stays open, reported; it holds up nobody else.
+        [unpriced] = run.result["unpriced"]
+        assert unpriced.startswith("ZZZZ expiring 2012-06-22: "), unpriced
 
         bars = await alice.get("/api/mbt/bars/AMZN", params={"timeframe": "1Day", "from": "2012-06-22T00:00:00Z"})
         close = D(bars.json()["data"][-1]["close"])
@@ -234,7 +239,7 @@ async def test_the_book_settles_at_fridays_close_once(expiry):
             accounts_pb2.ExpireOptionsRequest(session_date=to_date(datetime(2012, 6, 22).date())),
             metadata=as_service("jobs"),
         )
-        assert (list(again.settlements), again.accounts) == ([], 0)
+        assert (list(again.settlements), again.accounts, len(again.unpriced)) == ([], 1, 1)
         assert (await cash(alice), await cash(bob)) == (D("53650.00"), D("78000.00"))
         assert len(await expirations(alice, 3)) == 3
         assert (await processes.run(JOB, FRIDAY)).attempts == 1
