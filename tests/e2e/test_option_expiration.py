@@ -15,23 +15,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from google.protobuf import any_pb2
 
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import events_pb2, events_pb2_grpc, trading_pb2
-from mbt.orders.v1 import events_pb2 as order_events
 from mbt.orders.v1 import orders_pb2
-from services.common.config import Settings
-from services.common.ids import derived_id, new_id
-from services.common.wire.conv import to_date, to_timestamp
-from services.jobs.queue import JobQueue
-from tests.conftest import BACKENDS
-from tests.support.databases import REDIS_URL, DatabaseFactory
+from services.common.ids import new_id
+from services.common.wire.conv import to_date
 from tests.support.identity import as_service, as_user
-from tests.support.jobs import JobsProcesses
-from tests.support.mesh import start_mesh
-from tests.support.redis_keys import REDIS_MARKS, fresh_prefix
-from tests.support.trading import START, Trading, eventually, rest_as, trading_environ
+from tests.support.jobs import VARIANTS, jobs_mesh
+from tests.support.trading import Trading, eventually, filled_event, rest_as
 
 D = Decimal
 JOB = "mbt.expire_options"
@@ -42,41 +34,12 @@ OTM_CALL = "AMZN120622C00230000"
 LATER_CALL = "AMZN120720C00200000"
 SHORT_PUT = "AMZN120622P00225000"
 UNPRICED = "ZZZZ120622C00010000"  # no market data of ZZZZ: no close to settle on
-VARIANTS = [
-    pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
-    pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
-]
-
-
-class _no_prefix:
-    async def __aenter__(self):
-        return ""
-
-    async def __aexit__(self, *exc_info):
-        return False
 
 
 @pytest.fixture(params=VARIANTS)
 async def expiry(request, tmp_path):
-    backend, transport = request.param
-    databases = DatabaseFactory(backend, tmp_path)
-    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
-        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs")}
-        if transport == "redis":
-            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        environ = trading_environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(environ))
-        processes = JobsProcesses(environ, tmp_path / "logs")
-        queue = JobQueue(mesh.settings)
-        trading = Trading(mesh)
-        try:
-            yield trading, processes, queue
-        finally:
-            await processes.stop()
-            queue.close()
-            await trading.close()
-            await mesh.stop()
-            databases.drop_all()
+    async with jobs_mesh(request.param, tmp_path) as mesh:
+        yield mesh
 
 
 async def seed_fill(trading: Trading, user: str, symbol: str, side: str, qty: str, price: str) -> None:
@@ -100,33 +63,8 @@ async def seed_fill(trading: Trading, user: str, symbol: str, side: str, qty: st
         ),
         metadata=as_service("orders"),
     )
-    fill_id = new_id("fill")
     order = orders_pb2.Order(order_id=order_id, user_id=user, version=1, symbol=symbol, side=wire_side, qty=qty)
-    fill = orders_pb2.Fill(
-        fill_id=fill_id,
-        order_id=order_id,
-        symbol=symbol,
-        side=wire_side,
-        qty=qty,
-        price=price,
-        bid_price=price,
-        ask_price=price,
-        multiplier="100",
-        filled_at=to_timestamp(START),
-        quote_at=to_timestamp(START),
-        quote_sequence=1,
-    )
-    payload = any_pb2.Any()
-    payload.Pack(order_events.OrderFilled(order=order, fill=fill))
-    event = events_pb2.Event(
-        event_id=derived_id("evt", "seed", fill_id),
-        event_type="mbt.orders.v1.OrderFilled",
-        producer="orders",
-        aggregate_id=order_id,
-        user_id=user,
-        occurred_at=to_timestamp(START),
-        payload=payload,
-    )
+    event = filled_event(order, new_id("fill"), qty=qty, price=price, multiplier="100")
     for service in ("accounts", "activities"):
         sink = events_pb2_grpc.EventSinkServiceStub(trading.channel(service))
         await sink.Deliver(events_pb2.DeliverRequest(events=[event]), metadata=as_service("orders"))
