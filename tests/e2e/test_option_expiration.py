@@ -181,3 +181,13 @@ async def test_the_book_settles_at_fridays_close_once(expiry):
         assert (await cash(alice), await cash(bob)) == (D("53650.00"), D("78000.00"))
         assert len(await expirations(alice, 3)) == 3
         assert (await processes.run(JOB, FRIDAY)).attempts == 1
+
+        # Native gRPC: the rest of the later call exercised early (no qty: the whole position).
+        native = await trading.accounts().ExerciseOption(
+            accounts_pb2.ExerciseOptionRequest(symbol=LATER_CALL), metadata=as_user("alice")
+        )
+        assert (native.settlement.qty, native.settlement.cash_delta) == ("1", "-20000.00")
+        assert native.settlement.outcome == accounts_pb2.OPTION_OUTCOME_EXERCISED
+        assert await cash(alice) == D("33650.00")
+        assert await holdings(alice) == {"AMZN": (D(300), D("205"))}
+        assert len(await expirations(alice, 4)) == 4
