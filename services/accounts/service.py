@@ -43,6 +43,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def GetUser(self, request, context):
         return accounts_pb2.GetUserResponse(user=wire.user_to_proto(await self.users.get(request.user_id)))
 
+    async def ListAccountHoldings(self, request, context):
+        holdings, after = await self.users.holdings(request.after_account_id, request.page_size)
+        return accounts_pb2.ListAccountHoldingsResponse(
+            accounts=[wire.holding_to_proto(holding) for holding in holdings], next_after_account_id=after
+        )
+
     async def UpdateUser(self, request, context):
         user = await self.users.update(
             request.user_id,

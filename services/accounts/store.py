@@ -370,6 +370,29 @@ class AccountRepository:
 
     # -- reads ----------------------------------------------------------------------
 
+    async def holdings(self, after_account_id: str, limit: int) -> list[tuple[str, str, Profile, list[str]]]:
+        """Accounts after ``after_account_id`` in id order: (account id, user id, the user's
+        investor profile now, sorted symbols of its open positions)."""
+        accounts = (
+            await self.session.execute(
+                select(AccountRow.account_id, AccountRow.user_id, UserRow.investor_profile)
+                .join(UserRow, UserRow.user_id == AccountRow.user_id)
+                .where(AccountRow.account_id > after_account_id)
+                .order_by(AccountRow.account_id)
+                .limit(limit)
+            )
+        ).all()
+        symbols: dict[str, list[str]] = {account_id: [] for account_id, _, _ in accounts}
+        if symbols:
+            query = (
+                select(PositionRow.account_id, PositionRow.symbol)
+                .where(PositionRow.account_id.in_(list(symbols)), PositionRow.closed_at.is_(None))
+                .order_by(PositionRow.account_id, PositionRow.symbol)
+            )
+            for account_id, symbol in (await self.session.execute(query)).all():
+                symbols[account_id].append(symbol)
+        return [(a, u, Profile(p), symbols[a]) for a, u, p in accounts]
+
     async def positions(self, account_id: str, *, include_closed: bool) -> list[PositionRow]:
         query = select(PositionRow).where(PositionRow.account_id == account_id)
         if not include_closed:

@@ -16,7 +16,7 @@ from services.accounts.domain.rules import (
     market_value,
     unrealized_pl,
 )
-from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord, User
+from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, User
 from services.common.errors import invalid_argument
 from services.common.wire.conv import (
     amount_str,
@@ -161,4 +161,13 @@ def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> a
         amount=money_str(hold.hold.amount),
         account_id=account_id,
         qty=qty_str(hold.hold.qty),
+    )
+
+
+def holding_to_proto(holding: AccountHolding) -> accounts_pb2.AccountHolding:
+    return accounts_pb2.AccountHolding(
+        account_id=holding.account_id,
+        user_id=holding.user_id,
+        investor_profile=PROFILE_WIRE[holding.profile],
+        open_symbols=list(holding.open_symbols),
     )
