@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from services.accounts import wire
+from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.users import Users
@@ -13,10 +14,19 @@ from services.common.wire.conv import from_timestamp, money_str, parse_enum
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, reads: AccountReads, holds: Holds, users: Users) -> None:
+    def __init__(self, reads: AccountReads, holds: Holds, users: Users, graduation: GraduationGate) -> None:
         self.reads = reads
         self.holds = holds
         self.users = users
+        self.graduation = graduation
+
+    async def GetGraduation(self, request, context):
+        graduation = await self.graduation.get(require_user_id())
+        return accounts_pb2.GetGraduationResponse(graduation=wire.graduation_to_proto(graduation))
+
+    async def OverrideGraduation(self, request, context):
+        graduation = await self.graduation.override(request.user_id, request.reason, request.operator)
+        return accounts_pb2.OverrideGraduationResponse(graduation=wire.graduation_to_proto(graduation))
 
     async def GetAccount(self, request, context):
         return accounts_pb2.GetAccountResponse(

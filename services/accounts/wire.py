@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from mbt.accounts.v1 import accounts_pb2
+from services.accounts.domain.graduation import SOURCE as GRADUATION_SOURCE
+from services.accounts.domain.graduation import Graduation
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
@@ -26,6 +28,7 @@ from services.common.wire.conv import (
     price_str,
     qty_str,
     ratio_str,
+    to_date,
     to_timestamp,
 )
 from services.common.wire.trading import ASSET_CLASS_WIRE, SIDES
@@ -170,4 +173,27 @@ def holding_to_proto(holding: AccountHolding) -> accounts_pb2.AccountHolding:
         user_id=holding.user_id,
         investor_profile=PROFILE_WIRE[holding.profile],
         open_symbols=list(holding.open_symbols),
+    )
+
+
+def graduation_to_proto(graduation: Graduation) -> accounts_pb2.Graduation:
+    override = graduation.override
+    return accounts_pb2.Graduation(
+        eligible=graduation.eligible,
+        basis=graduation.basis,
+        consecutive_profitable_cycles=graduation.consecutive_profitable,
+        required_cycles=graduation.required,
+        cycle_days=graduation.cycle_days,
+        source=GRADUATION_SOURCE,
+        cycles=[
+            accounts_pb2.GraduationCycle(
+                from_date=to_date(cycle.first),
+                to_date=to_date(cycle.last),
+                realized_pl=amount_str(cycle.realized_pl),
+                profitable=cycle.profitable,
+            )
+            for cycle in graduation.cycles
+        ],
+        override_reason=override.reason if override else "",
+        override_at=to_timestamp(override.granted_at) if override else None,
     )

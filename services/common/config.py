@@ -564,6 +564,18 @@ class Settings:
         "Port of the jobs worker's Prometheus metrics (`/metrics` on `MBT_BIND_HOST`): `mbt_job_runs_total`, `mbt_audit_chain_breaks_total`; 0 exposes none.",
         int,
     )
+    graduation_cycles: int = setting(
+        "MBT_GRADUATION_CYCLES",
+        "4",
+        "Graduation gate (`GET /api/mbt/graduation`): how many complete cycles in a row must each have a positive realized P&L.",
+        _parse_positive_int,
+    )
+    graduation_cycle_days: int = setting(
+        "MBT_GRADUATION_CYCLE_DAYS",
+        "7",
+        "Graduation gate: a cycle's length in days (market-clock dates), counted from the account's opening.",
+        _parse_positive_int,
+    )
     notify_webhook_url: str = setting(
         "MBT_NOTIFY_WEBHOOK_URL",
         "",
