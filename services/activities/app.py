@@ -21,7 +21,7 @@ from services.jobs.queue import JobQueue
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
     audit_key = actor_key(settings)
-    activities = Activities(kit.db, audit_key)
+    activities = Activities(kit.database, audit_key)
     webhook = (
         WebhookNotifier(
             settings.notify_webhook_url,
@@ -32,17 +32,17 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
         if settings.notify_webhook_url
         else None
     )
-    notifications = Notifications(kit.db, kit.clock, webhook)
+    notifications = Notifications(kit.database, kit.clock, webhook)
     handlers = Handlers(activities, notifications, kit.clock).by_event_type()
     queue = JobQueue(settings)
     runtime = kit.runtime(
         [
             Registration.of(ActivitiesServicer(activities)),
             Registration.of(NotificationsServicer(notifications)),
-            Registration.of(GoalStreakServicer(GoalStreaks(kit.db, kit.clock))),
-            Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers)),
+            Registration.of(GoalStreakServicer(GoalStreaks(kit.database, kit.clock))),
+            Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers)),
             Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-            Registration.of(AuditChainServicer(AuditTrail(kit.db, audit_key))),
+            Registration.of(AuditChainServicer(AuditTrail(kit.database, audit_key))),
         ],
         background=[lambda: notifications.offer_outstanding(queue)],
     )

@@ -1,7 +1,7 @@
 """weekly goal streaks
 
-Revision ID: 0005_goal_streaks
-Revises: 0004_notifications
+Revision ID: 0006_goal_streaks
+Revises: 0005_notifications
 
 One row per account and week judged: met or not, and the streak it makes.
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import services.common.persistence.sqltypes
 
 
-revision = '0005_goal_streaks'
-down_revision = '0004_notifications'
+revision = '0006_goal_streaks'
+down_revision = '0005_notifications'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """users' notifications
 
-Revision ID: 0004_notifications
-Revises: 0003
+Revision ID: 0005_notifications
+Revises: 0004
 
 One row per fill's notification: its message, when it reached the inbox and was read, and
 its webhook's state.
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import services.common.persistence.sqltypes
 
 
-revision = '0004_notifications'
-down_revision = '0003'
+revision = '0005_notifications'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
