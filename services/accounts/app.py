@@ -12,6 +12,8 @@ from services.accounts.service import AccountsServicer
 from services.accounts.store import OUTBOX, SERVICE
 from services.accounts.usecases.deps import Deps
 from services.accounts.usecases.eod import EndOfDay
+from services.accounts.usecases.expiration import Expiration
+from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.ledger import Ledger
 from services.accounts.usecases.reads import AccountReads
@@ -39,7 +41,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     return kit.runtime(
         [
             Registration.of(
-                AccountsServicer(AccountReads(deps), Holds(deps), Users(deps), EndOfDay(deps, settings.margin_rate_bps))
+                AccountsServicer(
+                    AccountReads(deps),
+                    Holds(deps),
+                    Users(deps),
+                    Expiration(deps),
+                    GraduationGate(deps, settings.graduation_cycles, settings.graduation_cycle_days),
+                    EndOfDay(deps, settings.margin_rate_bps),
+                )
             ),
             Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers, publish)),
             Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, select, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -20,13 +20,24 @@ from services.accounts.domain.account import (
     HoldReleased,
     HoldTaken,
     InterestCharged,
+    OptionSettled,
 )
 from services.accounts.domain.eod import LedgerEntry, Snapshot
-from services.accounts.domain.rules import AccountType, FillTerms, Hold, HoldTerms, Position, Profile, VersionHold
+from services.accounts.domain.rules import (
+    AccountType,
+    FillEffect,
+    FillTerms,
+    Hold,
+    HoldTerms,
+    Position,
+    Profile,
+    VersionHold,
+    asset_class_of,
+)
 from services.common.ids import derived_id, new_id
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
-from services.common.trading import Side
+from services.common.trading import AssetClass, Side
 
 SERVICE = "accounts"
 
@@ -157,6 +168,17 @@ class LedgerEntryRow(Base):
     realized_pl: Mapped[Decimal]
     cash_after: Mapped[Decimal]
     occurred_at: Mapped[datetime]
+
+
+class GraduationOverrideRow(Base):
+    """An operator's opening of a user's graduation gate (audited; the first one stays)."""
+
+    __tablename__ = "mbt_graduation_overrides"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    operator: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[datetime]
 
 
 class EodSnapshotRow(Base):
@@ -334,6 +356,8 @@ class AccountRepository:
                     released.updated_at, released.release_reason = event.at, event.reason
                 case FillApplied():
                     await self._apply_fill(account.account_id, event)
+                case OptionSettled():
+                    await self._settle_option(account.account_id, event)
                 case DividendPosted():
                     self.session.add(
                         _cash_entry(account.account_id, event.entry_id, "dividend", event.symbol, event.amount, event)
@@ -354,14 +378,38 @@ class AccountRepository:
         account.events = []
 
     async def _apply_fill(self, account_id: str, event: FillApplied) -> None:
-        fill, effect, at = event.fill, event.effect, event.at
+        fill = event.fill
+        await self._move(
+            account_id, "fill", event.fill_id, fill.order_id, fill, event.effect, event.cash_after, event.at
+        )
+
+    async def _settle_option(self, account_id: str, event: OptionSettled) -> None:
+        """Each leg of an expiration effect, as the ledger entry ``expiration`` (its id the
+        leg's: a leg never moves cash twice) and the position it changed."""
+        cash = event.cash_after - sum((effect.cash_delta for _, effect in event.legs), Decimal(0))
+        for leg, effect in event.legs:
+            cash += effect.cash_delta
+            terms = FillTerms("", leg.symbol, leg.side, leg.qty, leg.price, leg.multiplier)
+            await self._move(account_id, "expiration", leg.entry_id, None, terms, effect, cash, event.at)
+
+    async def _move(
+        self,
+        account_id: str,
+        kind: str,
+        fill_id: str,
+        order_id: str | None,
+        fill: FillTerms,
+        effect: FillEffect,
+        cash_after: Decimal,
+        at: datetime,
+    ) -> None:
         self.session.add(
             LedgerEntryRow(
-                entry_id=derived_id("led", event.fill_id),
+                entry_id=derived_id("led", fill_id),
                 account_id=account_id,
-                kind="fill",
-                fill_id=event.fill_id,
-                order_id=fill.order_id,
+                kind=kind,
+                fill_id=fill_id,
+                order_id=order_id,
                 symbol=fill.symbol,
                 side=fill.side.value,
                 qty=fill.qty,
@@ -369,7 +417,7 @@ class AccountRepository:
                 multiplier=fill.multiplier,
                 cash_delta=effect.cash_delta,
                 realized_pl=effect.realized_pl,
-                cash_after=event.cash_after,
+                cash_after=cash_after,
                 occurred_at=at,
             )
         )
@@ -384,7 +432,7 @@ class AccountRepository:
         ).scalar_one_or_none()
         after = effect.position
         if row is None:
-            self.session.add(_position_row(account_id, after, at, asset_class="us_equity"))
+            self.session.add(_position_row(account_id, after, at, asset_class_of(after.symbol).value))
             return
         row.updated_at = at
         if not effect.closed:
@@ -398,6 +446,58 @@ class AccountRepository:
             self.session.add(_position_row(account_id, replace(after, realized_pl=Decimal(0)), at, row.asset_class))
 
     # -- reads ----------------------------------------------------------------------
+
+    async def realized_by_day(self, account_id: str) -> dict[date, Decimal]:
+        """The account's realized P&L per day (UTC date of each ledger entry)."""
+        by_day: dict[date, Decimal] = {}
+        query = select(LedgerEntryRow.occurred_at, LedgerEntryRow.realized_pl).where(
+            LedgerEntryRow.account_id == account_id, LedgerEntryRow.realized_pl != Decimal(0)
+        )
+        for at, pl in (await self.session.execute(query)).all():
+            by_day[at.date()] = by_day.get(at.date(), Decimal(0)) + pl
+        return by_day
+
+    async def graduation_override(self, user_id: str) -> GraduationOverrideRow | None:
+        return await self.session.get(GraduationOverrideRow, user_id)
+
+    async def add_graduation_override(self, row: GraduationOverrideRow) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def holdings(self, after_account_id: str, limit: int) -> list[tuple[str, str, Profile, list[str]]]:
+        """Accounts after ``after_account_id`` in id order: (account id, user id, the user's
+        investor profile now, sorted symbols of its open positions)."""
+        accounts = (
+            await self.session.execute(
+                select(AccountRow.account_id, AccountRow.user_id, UserRow.investor_profile)
+                .join(UserRow, UserRow.user_id == AccountRow.user_id)
+                .where(AccountRow.account_id > after_account_id)
+                .order_by(AccountRow.account_id)
+                .limit(limit)
+            )
+        ).all()
+        symbols: dict[str, list[str]] = {account_id: [] for account_id, _, _ in accounts}
+        if symbols:
+            query = (
+                select(PositionRow.account_id, PositionRow.symbol)
+                .where(PositionRow.account_id.in_(list(symbols)), PositionRow.closed_at.is_(None))
+                .order_by(PositionRow.account_id, PositionRow.symbol)
+            )
+            for account_id, symbol in (await self.session.execute(query)).all():
+                symbols[account_id].append(symbol)
+        return [(a, u, Profile(p), symbols[a]) for a, u, p in accounts]
+
+    async def option_holders(self) -> dict[str, list[str]]:
+        """The open option positions of every account: contract symbols by account id."""
+        rows = await self.session.execute(
+            select(PositionRow.account_id, PositionRow.symbol)
+            .where(PositionRow.closed_at.is_(None), PositionRow.asset_class == AssetClass.US_OPTION.value)
+            .order_by(PositionRow.account_id, PositionRow.symbol)
+        )
+        holders: dict[str, list[str]] = {}
+        for account_id, symbol in rows:
+            holders.setdefault(account_id, []).append(symbol)
+        return holders
 
     async def positions(self, account_id: str, *, include_closed: bool) -> list[PositionRow]:
         query = select(PositionRow).where(PositionRow.account_id == account_id)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from mbt.accounts.v1 import accounts_pb2
+from mbt.common.v1 import trading_pb2
+from services.accounts.domain.expiration import ExpirationEffect, Outcome
+from services.accounts.domain.graduation import SOURCE as GRADUATION_SOURCE
+from services.accounts.domain.graduation import Graduation
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
@@ -12,11 +16,12 @@ from services.accounts.domain.rules import (
     Profile,
     Tier,
     VersionHold,
+    contract_multiplier,
     mark_price,
     market_value,
     unrealized_pl,
 )
-from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord, User
+from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, User
 from services.accounts.usecases.eod import MarkResult, PortfolioHistoryReport, PostingResult
 from services.common.errors import invalid_argument
 from services.common.wire.conv import (
@@ -27,9 +32,10 @@ from services.common.wire.conv import (
     price_str,
     qty_str,
     ratio_str,
+    to_date,
     to_timestamp,
 )
-from services.common.wire.trading import ASSET_CLASS_WIRE, SIDES
+from services.common.wire.trading import ASSET_CLASS_WIRE, SIDE_WIRE, SIDES
 
 TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO, accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
 PROFILES = {
@@ -41,6 +47,12 @@ ACCOUNT_TYPES = {accounts_pb2.ACCOUNT_TYPE_CASH: AccountType.CASH, accounts_pb2.
 TIER_WIRE = {v: k for k, v in TIERS.items()}
 PROFILE_WIRE = {v: k for k, v in PROFILES.items()}
 ACCOUNT_TYPE_WIRE = {v: k for k, v in ACCOUNT_TYPES.items()}
+OUTCOME_WIRE = {
+    Outcome.EXPIRED_WORTHLESS: accounts_pb2.OPTION_OUTCOME_EXPIRED_WORTHLESS,
+    Outcome.EXERCISED: accounts_pb2.OPTION_OUTCOME_EXERCISED,
+    Outcome.ASSIGNED: accounts_pb2.OPTION_OUTCOME_ASSIGNED,
+    Outcome.CASH_SETTLED: accounts_pb2.OPTION_OUTCOME_CASH_SETTLED,
+}
 
 
 def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
@@ -53,7 +65,7 @@ def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
         side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
         price_bound=worst,
-        multiplier=parse_decimal(request.multiplier, "multiplier") or Decimal(1),
+        multiplier=parse_decimal(request.multiplier, "multiplier") or contract_multiplier(request.symbol),
     )
 
 
@@ -65,7 +77,7 @@ def fill_terms(order, fill) -> FillTerms:
         side=parse_enum(SIDES, fill.side, "fill.side"),
         qty=parse_decimal(fill.qty, "qty", required=True),
         price=parse_decimal(fill.price, "price", required=True),
-        multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
+        multiplier=parse_decimal(fill.multiplier, "multiplier") or contract_multiplier(fill.symbol),
     )
 
 
@@ -162,6 +174,55 @@ def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> a
         amount=money_str(hold.hold.amount),
         account_id=account_id,
         qty=qty_str(hold.hold.qty),
+    )
+
+
+def holding_to_proto(holding: AccountHolding) -> accounts_pb2.AccountHolding:
+    return accounts_pb2.AccountHolding(
+        account_id=holding.account_id,
+        user_id=holding.user_id,
+        investor_profile=PROFILE_WIRE[holding.profile],
+        open_symbols=list(holding.open_symbols),
+    )
+
+
+def graduation_to_proto(graduation: Graduation) -> accounts_pb2.Graduation:
+    override = graduation.override
+    return accounts_pb2.Graduation(
+        eligible=graduation.eligible,
+        basis=graduation.basis,
+        consecutive_profitable_cycles=graduation.consecutive_profitable,
+        required_cycles=graduation.required,
+        cycle_days=graduation.cycle_days,
+        source=GRADUATION_SOURCE,
+        cycles=[
+            accounts_pb2.GraduationCycle(
+                from_date=to_date(cycle.first),
+                to_date=to_date(cycle.last),
+                realized_pl=amount_str(cycle.realized_pl),
+                profitable=cycle.profitable,
+            )
+            for cycle in graduation.cycles
+        ],
+        override_reason=override.reason if override else "",
+        override_at=to_timestamp(override.granted_at) if override else None,
+    )
+
+
+def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_pb2.OptionSettlement:
+    stock = effect.stock
+    return accounts_pb2.OptionSettlement(
+        account_id=account_id,
+        symbol=effect.contract.symbol,
+        qty=qty_str(effect.qty),
+        outcome=OUTCOME_WIRE[effect.outcome],
+        strike_price=price_str(effect.contract.strike),
+        settlement_price=price_str(effect.settlement_price),
+        stock_symbol=stock.symbol if stock else "",
+        stock_side=SIDE_WIRE[stock.side] if stock else trading_pb2.ORDER_SIDE_UNSPECIFIED,
+        stock_qty=qty_str(stock.qty) if stock else "",
+        cash_delta=amount_str(effect.cash_delta),
+        reason=effect.reason,
     )
 
 

@@ -24,27 +24,19 @@ from services.common.config import Settings
 from services.common.persistence.db import BlockingDatabase
 from services.common.wire.conv import from_timestamp, to_date
 from services.jobs.runs import task_id
-from tests.conftest import BACKENDS
 from tests.support.identity import as_user
-from tests.support.jobs import JobsProcesses, jobs_variant
+from tests.support.jobs import VARIANTS, JobsProcesses, jobs_mesh
 from tests.support.mesh import free_port
-from tests.support.redis_keys import REDIS_MARKS
-from tests.support.trading import START, Trading, eventually, trading_environ
+from tests.support.trading import START, Trading, eventually
 
-# Each backend and each transport once: the records' claims on SQLite and PostgreSQL, the
-# embedded transport (no visibility timeout of its own) and Redis (acks late, visibility timeout).
-VARIANTS = [
-    pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
-    pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
-]
 CHAIN_ROWS = 40_000
 VERIFY = "mbt.verify_audit_chain"
 
 
 @pytest.fixture(params=VARIANTS)
 async def jobs(request, tmp_path):
-    async with jobs_variant(request.param, tmp_path, trading_environ) as jobs:
-        yield jobs
+    async with jobs_mesh(request.param, tmp_path, MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS="2") as mesh:
+        yield mesh
 
 
 async def until(check, timeout: float = 90):

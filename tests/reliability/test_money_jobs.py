@@ -15,9 +15,9 @@ from mbt.accounts.v1 import accounts_pb2
 from services.common.wire.conv import to_date
 from services.jobs.runs import task_id
 from tests.e2e.test_money_jobs import filled_cash, open_margin
-from tests.reliability.test_jobs import VARIANTS, _count, _logged, record, until
+from tests.reliability.test_jobs import _count, _logged, record, until
 from tests.support.identity import as_service
-from tests.support.jobs import jobs_variant
+from tests.support.jobs import VARIANTS, jobs_mesh
 from tests.support.money_jobs import EX_DATE_CLOSE, ex_date_environ, snapshots
 from tests.support.trading import Trading, rest_as
 
@@ -28,7 +28,9 @@ JOBS = ("mbt.eod_mark_all", "mbt.credit_dividends", "mbt.accrue_margin_interest"
 
 @pytest.fixture(params=VARIANTS)
 async def jobs(request, tmp_path):
-    async with jobs_variant(request.param, tmp_path, ex_date_environ) as jobs:
+    async with jobs_mesh(
+        request.param, tmp_path, environ=ex_date_environ, MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS="2"
+    ) as jobs:
         yield jobs
 
 

@@ -10,21 +10,30 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
+
+import pytest
 
 from services.common.config import Settings
 from services.common.persistence.db import BlockingDatabase
 from services.jobs.app import ready_marker
 from services.jobs.queue import JobQueue
 from services.jobs.records import JobRecords, JobRun
+from tests.conftest import BACKENDS
 from tests.support.databases import REDIS_URL, DatabaseFactory
 from tests.support.mesh import start_mesh
-from tests.support.redis_keys import fresh_prefix
-from tests.support.trading import Trading
+from tests.support.redis_keys import REDIS_MARKS, fresh_prefix
+from tests.support.trading import Trading, trading_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 60
+# Each backend and each transport once: the records' claims on SQLite and PostgreSQL, the
+# embedded transport (no visibility timeout of its own) and Redis (acks late, visibility timeout).
+VARIANTS = [
+    pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
+    pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
+]
 
 
 class JobsProcesses:
@@ -91,21 +100,21 @@ class JobsProcesses:
 
 
 @asynccontextmanager
-async def jobs_variant(
-    variant: tuple[str, str], tmp_path: Path, environ: Callable[..., dict[str, str]]
+async def jobs_mesh(
+    variant: tuple[str, str], tmp_path: Path, *, environ: Callable[..., dict[str, str]] = trading_environ, **env: str
 ) -> AsyncIterator[tuple]:
-    """A mesh on ``environ(databases, data_dir, **env)`` with its jobs' processes and queue, on
-    (backend, transport): ``sqlite``/``postgres`` and ``embedded``/``redis`` (a fresh key
-    prefix). Yields (Trading, JobsProcesses, JobQueue); a killed worker's lease lasts 2 s."""
+    """A trading mesh over a stepped replay (``environ(databases, data_dir, **env)``, the
+    bundled recording by default) with the jobs' processes and queue, on one of ``VARIANTS``
+    (backend, transport): yields (Trading, JobsProcesses, JobQueue)."""
     backend, transport = variant
     databases = DatabaseFactory(backend, tmp_path)
-    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
-        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS": "2"}
+    async with fresh_prefix() if transport == "redis" else nullcontext("") as prefix:
+        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), **env}
         if transport == "redis":
             env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        settings_environ = environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(settings_environ))
-        processes = JobsProcesses(settings_environ, tmp_path / "logs")
+        mesh_env = environ(databases, tmp_path / "var", **env)
+        mesh = await start_mesh(Settings.from_env(mesh_env))
+        processes = JobsProcesses(mesh_env, tmp_path / "logs")
         queue = JobQueue(mesh.settings)
         trading = Trading(mesh)
         try:
@@ -116,11 +125,3 @@ async def jobs_variant(
             await trading.close()
             await mesh.stop()
             databases.drop_all()
-
-
-class _no_prefix:
-    async def __aenter__(self):
-        return ""
-
-    async def __aexit__(self, *exc_info):
-        return False

@@ -21,6 +21,7 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
     "mbt.accounts.v1.AccountOpened": ("activities",),
     "mbt.accounts.v1.DividendPosted": ("activities",),
     "mbt.accounts.v1.MarginInterestCharged": ("activities",),
+    "mbt.accounts.v1.OptionSettled": ("activities",),
     # Every service's audit messages end in activities' audit_log.
     "mbt.common.v1.AuditRecorded": ("activities",),
 }

@@ -1,15 +1,15 @@
 """activities' teaching cards (margin interest)
 
-Revision ID: 0004_cards
-Revises: 0003
+Revision ID: 0007_cards
+Revises: 0006_goal_streaks
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0004_cards'
-down_revision = '0003'
+revision = '0007_cards'
+down_revision = '0006_goal_streaks'
 branch_labels = None
 depends_on = None
 
