@@ -53,11 +53,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         return accounts_pb2.UpdateUserResponse(user=wire.user_to_proto(user))
 
     async def ReserveBuyingPower(self, request, context):
-        account_id, hold, power = await self.holds.hold(
-            request.user_id, request.order_id, request.order_version, wire.hold_terms(request)
+        account_id, hold, power, intent = await self.holds.hold(
+            request.user_id, request.order_id, request.order_version, wire.hold_terms(request), wire.intent_of(request)
         )
         return accounts_pb2.ReserveBuyingPowerResponse(
-            reservation=wire.reservation_to_proto(account_id, request.order_id, hold), buying_power=money_str(power)
+            reservation=wire.reservation_to_proto(account_id, request.order_id, hold, intent),
+            buying_power=money_str(power),
         )
 
     async def ReleaseBuyingPower(self, request, context):

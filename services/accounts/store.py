@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.accounts.domain.account import Account, AccountEvent, AccountOpened, FillApplied, HoldReleased, HoldTaken
+from services.accounts.domain.options import contract_of
 from services.accounts.domain.rules import AccountType, FillTerms, Hold, HoldTerms, Position, Profile, VersionHold
 from services.common.ids import derived_id, new_id
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
-from services.common.trading import Side
+from services.common.trading import AssetClass, Side
 
 SERVICE = "accounts"
 
@@ -355,7 +356,8 @@ class AccountRepository:
         ).scalar_one_or_none()
         after = effect.position
         if row is None:
-            self.session.add(_position_row(account_id, after, at, asset_class="us_equity"))
+            asset_class = AssetClass.US_OPTION if contract_of(fill.symbol) is not None else AssetClass.US_EQUITY
+            self.session.add(_position_row(account_id, after, at, asset_class=asset_class.value))
             return
         row.updated_at = at
         if not effect.closed:

@@ -18,6 +18,7 @@ from services.accounts.domain.rules import (
 )
 from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord, User
 from services.common.errors import invalid_argument
+from services.common.trading import PositionIntent
 from services.common.wire.conv import (
     amount_str,
     money_str,
@@ -28,7 +29,7 @@ from services.common.wire.conv import (
     ratio_str,
     to_timestamp,
 )
-from services.common.wire.trading import ASSET_CLASS_WIRE, SIDES
+from services.common.wire.trading import ASSET_CLASS_WIRE, POSITION_INTENT_WIRE, POSITION_INTENTS, SIDES
 
 TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO, accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
 PROFILES = {
@@ -153,7 +154,14 @@ def user_to_proto(user: User) -> accounts_pb2.User:
     )
 
 
-def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> accounts_pb2.Reservation:
+def intent_of(request: accounts_pb2.ReserveBuyingPowerRequest) -> PositionIntent | None:
+    """An option order's position intent as sent (None: to be inferred)."""
+    return parse_enum(POSITION_INTENTS, request.position_intent, "position_intent", required=False)
+
+
+def reservation_to_proto(
+    account_id: str, order_id: str, hold: VersionHold, intent: PositionIntent | None = None
+) -> accounts_pb2.Reservation:
     """For the orders service (an internal answer): the amount exactly as held."""
     return accounts_pb2.Reservation(
         order_id=order_id,
@@ -161,4 +169,5 @@ def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> a
         amount=money_str(hold.hold.amount),
         account_id=account_id,
         qty=qty_str(hold.hold.qty),
+        position_intent=POSITION_INTENT_WIRE[intent] if intent else None,
     )

@@ -12,8 +12,16 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from services.common.errors import DomainError
 from services.common.rpc.remote import call
-from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal, to_date
-from services.common.wire.trading import ASSET_CLASS_WIRE, ASSET_CLASSES, ORDER_TYPE_WIRE, SIDE_WIRE
+from services.common.trading import PositionIntent
+from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal, parse_enum, to_date
+from services.common.wire.trading import (
+    ASSET_CLASS_WIRE,
+    ASSET_CLASSES,
+    ORDER_TYPE_WIRE,
+    POSITION_INTENT_WIRE,
+    POSITION_INTENTS,
+    SIDE_WIRE,
+)
 from services.orders.domain.model import Instrument, Order, OrderSpec
 from services.orders.domain.rules import QuoteSnapshot, Session
 
@@ -37,6 +45,7 @@ class MarketClient:
                 asset_class=ASSET_CLASSES[info.asset_class],
                 multiplier=parse_decimal(info.multiplier, "multiplier") or Decimal(1),
                 tradable=info.tradable,
+                last_trade_at=from_timestamp(info.last_trade_time) if info.HasField("last_trade_time") else None,
             )
         return self._instruments[symbol]
 
@@ -84,9 +93,12 @@ class AccountsClient:
         self.stub = stub
         self.timeout = timeout
 
-    async def hold(self, order: Order, version: int, spec: OrderSpec, worst_price: Decimal) -> str:
+    async def hold(
+        self, order: Order, version: int, spec: OrderSpec, worst_price: Decimal
+    ) -> tuple[str, PositionIntent | None]:
         """Hold buying power for ``version`` of ``order`` with ``spec``'s terms, priced at
-        ``worst_price`` (dollars per share); returns the account id. Idempotent for the same
+        ``worst_price`` (dollars per share); returns the account id and, for an option order,
+        its position intent as sent or inferred from the position held. Idempotent for the same
         terms; refusals (insufficient_buying_power, idempotency_key_reused…) raise."""
         reply = await call(
             self.stub.ReserveBuyingPower,
@@ -103,11 +115,14 @@ class AccountsClient:
                 stop_price=money_str(spec.stop_price),
                 worst_price=money_str(worst_price),
                 multiplier=decimal_str(order.multiplier),
+                position_intent=POSITION_INTENT_WIRE[spec.position_intent] if spec.position_intent else None,
             ),
             timeout=self.timeout,
             what="accounts",
         )
-        return reply.reservation.account_id
+        return reply.reservation.account_id, parse_enum(
+            POSITION_INTENTS, reply.reservation.position_intent, "position_intent", required=False
+        )
 
     async def release(self, order: Order, version: int = 0) -> Decimal:
         """Release one version's hold (a replace abandoned) or, with 0, every version's (an

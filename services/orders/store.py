@@ -40,6 +40,7 @@ from services.orders.domain.model import (
     OrderFilled,
     OrderSpec,
     OrderType,
+    PositionIntent,
     Replacement,
     Side,
     Status,
@@ -101,6 +102,8 @@ class OrderRow(Base):
     # SHA-256 of the submission's terms: a client_order_id repeated with others is refused.
     request_digest: Mapped[str | None] = mapped_column(String(64))
     reject_message: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    # Options: buy_to_open, sell_to_close, ... (as sent or inferred); null for stock.
+    position_intent: Mapped[str | None] = mapped_column(String(16))
 
 
 class ReplacementRow(Base):
@@ -190,6 +193,7 @@ def _to_order(row: OrderRow) -> Order:
         limit_price=row.limit_price,
         stop_price=row.stop_price,
         legs=tuple(Leg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in row.legs),
+        position_intent=PositionIntent(row.position_intent) if row.position_intent else None,
     )
     values = {name: getattr(row, name) for name in _ORDER_FIELDS}
     values["status"] = Status(row.status)
@@ -211,6 +215,7 @@ def _write(row: OrderRow, order: Order) -> None:
     row.limit_price = spec.limit_price
     row.stop_price = spec.stop_price
     row.legs = [{"symbol": leg.symbol, "side": leg.side.value, "ratio": leg.ratio} for leg in spec.legs]
+    row.position_intent = spec.position_intent.value if spec.position_intent else None
 
 
 def _to_replacement(row: ReplacementRow, spec: OrderSpec) -> Replacement:

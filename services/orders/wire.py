@@ -23,6 +23,8 @@ from services.common.wire.trading import (
     ASSET_CLASSES,
     ORDER_TYPE_WIRE,
     ORDER_TYPES,
+    POSITION_INTENT_WIRE,
+    POSITION_INTENTS,
     SIDE_WIRE,
     SIDES,
     TIME_IN_FORCE_WIRE,
@@ -56,6 +58,7 @@ def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
         limit_price=parse_decimal(request.limit_price, "limit_price"),
         stop_price=parse_decimal(request.stop_price, "stop_price"),
         legs=tuple(Leg(leg.symbol, parse_enum(SIDES, leg.side, "legs.side"), leg.ratio) for leg in request.legs),
+        position_intent=parse_enum(POSITION_INTENTS, request.position_intent, "position_intent", required=False),
     )
 
 
@@ -133,6 +136,7 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         stop_price=price_str(spec.stop_price),
         legs=[trading_pb2.OrderLeg(symbol=leg.symbol, side=SIDE_WIRE[leg.side], ratio=leg.ratio) for leg in spec.legs],
         multiplier=qty_str(order.multiplier),
+        position_intent=POSITION_INTENT_WIRE[spec.position_intent] if spec.position_intent else None,
         status=STATUS_WIRE[order.status],
         reject_reason=order.reject_reason,
         cancel_reason=order.cancel_reason,

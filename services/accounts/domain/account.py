@@ -11,6 +11,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from services.accounts.domain.options import (
+    OptionHolding,
+    OptionOrderTerms,
+    book_requirement,
+    contract_of,
+    order_hold,
+    single_leg,
+)
 from services.accounts.domain.rules import (
     ABANDONED,
     ENDED_REASONS,
@@ -37,6 +45,7 @@ from services.accounts.domain.rules import (
     uncovered_reason,
 )
 from services.common.errors import invalid_argument
+from services.common.trading import PositionIntent, Side, resolve_intent
 
 
 @dataclass(frozen=True)
@@ -135,12 +144,73 @@ class Account:
     # -- valuation -------------------------------------------------------------------
 
     def held(self) -> Hold:
-        """What the account's working orders hold, each order its ``effective_hold``."""
+        """What the account holds: each stock order its ``effective_hold``; option positions
+        and working option orders their book's requirement plus the orders' debits
+        (``options.book_requirement``, one account-wide figure, so nothing counts twice)."""
         amount = qty = Decimal(0)
         for versions in self.holds.values():
+            if any(contract_of(h.symbol) for h in versions if h.active):
+                continue
             hold = effective_hold(versions)
             amount, qty = amount + hold.amount, qty + hold.qty
-        return Hold(amount, qty)
+        return Hold(amount + self.option_requirement(), qty)
+
+    # -- options ---------------------------------------------------------------------
+
+    def option_holdings(self) -> list[OptionHolding]:
+        """The open option positions, signed contracts."""
+        return [
+            OptionHolding(contract, position.qty)
+            for symbol, position in sorted(self.positions.items())
+            if (contract := contract_of(symbol)) is not None
+        ]
+
+    def working_option_orders(self, excluding: str = "") -> list[OptionOrderTerms]:
+        """Each working option order (but ``excluding``) at its latest active version's terms."""
+        working = []
+        for order_id, versions in sorted(self.holds.items()):
+            active = [h for h in versions if h.active and h.terms is not None]
+            if order_id == excluding or not active:
+                continue
+            terms = max(active, key=lambda h: h.version).terms
+            assert terms is not None
+            contract = contract_of(terms.symbol)
+            if contract is not None:
+                working.append(single_leg(order_id, contract, terms.side, terms.qty, terms.price_bound))
+        return working
+
+    def shares_free(self) -> dict[str, Decimal]:
+        """Shares held long per stock, less those promised to working stock sell orders."""
+        free = {symbol: p.qty for symbol, p in self.positions.items() if p.qty > 0 and contract_of(symbol) is None}
+        for versions in self.holds.values():
+            symbol = next((h.symbol for h in versions if h.active), "")
+            if symbol in free:
+                free[symbol] -= effective_hold(versions).qty
+        return free
+
+    def option_requirement(self) -> Decimal:
+        """Cash the option book holds: its worst-case requirement plus working debits."""
+        holdings, working = self.option_holdings(), self.working_option_orders()
+        if not holdings and not working:
+            return Decimal(0)
+        book = book_requirement(holdings, working, self.shares_free())
+        return book.cash + sum((order.debit for order in working), Decimal(0))
+
+    def locked_shares(self, symbol: str) -> Decimal:
+        """Shares of ``symbol`` covering short calls (open or working): they cannot be sold."""
+        holdings, working = self.option_holdings(), self.working_option_orders()
+        if not holdings and not working:
+            return Decimal(0)
+        return book_requirement(holdings, working, self.shares_free()).shares.get(symbol, Decimal(0))
+
+    def position_intent(self, terms: HoldTerms, intent: PositionIntent | None) -> PositionIntent | None:
+        """An option order's position intent, as sent or inferred from the position held
+        (``resolve_intent``: ``invalid_argument`` when it contradicts the position); None
+        for stock."""
+        if contract_of(terms.symbol) is None:
+            return None
+        position = self.positions.get(terms.symbol)
+        return resolve_intent(terms.side, terms.qty, intent, position.qty if position else Decimal(0))
 
     def valuation(self, marks: Mapping[str, Mark]) -> Valuation:
         """Cash, the long and short market values at ``marks`` (what closing would get) and
@@ -172,15 +242,25 @@ class Account:
         if existing is not None:
             return existing
         position = self.positions.get(terms.symbol)
-        promised = sum(
-            (
-                effective_hold(hs).qty
-                for other, hs in self.holds.items()
-                if other != order_id and any(h.symbol == terms.symbol for h in hs)
-            ),
-            Decimal(0),
-        )
-        needed = hold_for(self.account_type, terms, position.qty if position else Decimal(0), promised)
+        contract = contract_of(terms.symbol)
+        if contract is not None:
+            order = single_leg(order_id, contract, terms.side, terms.qty, terms.price_bound)
+            option = order_hold(
+                self.option_holdings(), self.working_option_orders(excluding=order_id), order, self.shares_free()
+            )
+            needed = Hold(option.cash, Decimal(0))
+        else:
+            promised = sum(
+                (
+                    effective_hold(hs).qty
+                    for other, hs in self.holds.items()
+                    if other != order_id and any(h.symbol == terms.symbol for h in hs)
+                ),
+                Decimal(0),
+            )
+            if terms.side is Side.SELL:
+                promised += self.locked_shares(terms.symbol)
+            needed = hold_for(self.account_type, terms, position.qty if position else Decimal(0), promised)
         current = effective_hold(versions)
         check_fits(
             self.account_type,
@@ -232,7 +312,10 @@ class Account:
             self.positions.get(fill.symbol), fill.symbol, fill.side, fill.qty, fill.price, fill.multiplier
         )
         why = uncovered_reason(self.account_type, hold, fill) or ledger_breach(
-            self.account_type, self.cash + effect.cash_delta, effect.position.qty
+            self.account_type,
+            self.cash + effect.cash_delta,
+            effect.position.qty,
+            option=contract_of(fill.symbol) is not None,
         )
         if why is not None:
             self.events.append(

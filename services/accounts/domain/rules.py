@@ -278,14 +278,18 @@ def uncovered_reason(account_type: AccountType, hold: VersionHold | None, fill: 
     return None
 
 
-def ledger_breach(account_type: AccountType, cash_after: Decimal, position_qty_after: Decimal) -> str | None:
-    """A cash account never has negative cash nor a short position (DESIGN §7: the ledger
-    refuses what would break it, whatever a caller upstream decided)."""
+def ledger_breach(
+    account_type: AccountType, cash_after: Decimal, position_qty_after: Decimal, *, option: bool = False
+) -> str | None:
+    """A cash account never has negative cash nor a short stock position (DESIGN §7: the
+    ledger refuses what would break it, whatever a caller upstream decided). A short option
+    (``option``) is allowed: its hold secured it in cash or covered it with shares
+    (``options.order_hold``)."""
     if account_type is not AccountType.CASH:
         return None
     if cash_after < 0:
         return f"cash would be {cash_after:.2f} in a cash account"
-    if position_qty_after < 0:
+    if position_qty_after < 0 and not option:
         return f"the position would be short {-position_qty_after:f} in a cash account"
     return None
 

@@ -10,6 +10,7 @@ from services.accounts.domain.rules import AccountType, HoldTerms, Mark, Version
 from services.accounts.store import AccountRepository
 from services.accounts.usecases.deps import Deps, with_account
 from services.common.errors import invalid_argument
+from services.common.trading import PositionIntent
 
 
 class Holds:
@@ -17,10 +18,11 @@ class Holds:
         self.deps = deps
 
     async def hold(
-        self, user_id: str, order_id: str, version: int, terms: HoldTerms
-    ) -> tuple[str, VersionHold, Decimal]:
+        self, user_id: str, order_id: str, version: int, terms: HoldTerms, intent: PositionIntent | None = None
+    ) -> tuple[str, VersionHold, Decimal, PositionIntent | None]:
         """Hold buying power for ``version`` of ``order_id`` (``Account.hold``'s rules and
-        refusals); returns (the account id, the hold, the buying power left). A margin account
+        refusals); returns (the account id, the hold, the buying power left, an option order's
+        position intent as sent or inferred: ``Account.position_intent``). A margin account
         is valued at real-time marks of its positions first (outside the transaction)."""
         if not order_id or not user_id:
             raise invalid_argument("order_id and user_id are required")
@@ -31,9 +33,10 @@ class Holds:
             marks = await self.deps.market.latest({*known.positions, terms.symbol})
         now = self.deps.clock.now()
 
-        def take(account: Account) -> tuple[str, VersionHold, Decimal]:
+        def take(account: Account) -> tuple[str, VersionHold, Decimal, PositionIntent | None]:
+            resolved = account.position_intent(terms, intent)
             hold = account.hold(order_id, version, terms, marks, now)
-            return account.account_id, hold, account.buying_power(marks)
+            return account.account_id, hold, account.buying_power(marks), resolved
 
         return await with_account(self.deps, user_id, take, order_id=order_id)
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from services.common.errors import DomainError, invalid_argument
-from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.common.trading import AssetClass, OrderType, PositionIntent, Side, TimeInForce
 
 
 class Status(StrEnum):
@@ -82,12 +82,14 @@ def next_status(status: Status, transition: Transition) -> Status:
 
 @dataclass(frozen=True)
 class Instrument:
-    """What market data says of a symbol an order names."""
+    """What market data says of a symbol an order names; ``last_trade_at`` is when an
+    option contract stops trading (None for stock)."""
 
     symbol: str
     asset_class: AssetClass
     multiplier: Decimal
     tradable: bool
+    last_trade_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class OrderSpec:
     limit_price: Decimal | None
     stop_price: Decimal | None
     legs: tuple[Leg, ...] = ()
+    # Options: opening or closing (None for stock, and for an option until inferred).
+    position_intent: PositionIntent | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ def spec_digest(spec: OrderSpec) -> str:
         number(spec.limit_price),
         number(spec.stop_price),
         *(f"{leg.symbol}:{leg.side.value}:{leg.ratio}" for leg in spec.legs),
+        # Only when sent, so the digests of stock orders stay what they were.
+        *((f"intent:{spec.position_intent.value}",) if spec.position_intent else ()),
     ]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
@@ -223,9 +229,11 @@ class Order:
     def _recording(self, make: Callable[[Order], OrderEvent]) -> Order:
         return replace(self, events=(*self.events, make(replace(self, events=()))))
 
-    def accept(self, account_id: str, at: datetime) -> Order:
-        """The submit saga held buying power: the order works from now."""
-        return self._to(Transition.ACCEPT, at, account_id=account_id)._recording(OrderAccepted)
+    def accept(self, account_id: str, at: datetime, intent: PositionIntent | None = None) -> Order:
+        """The submit saga held buying power: the order works from now. ``intent``: an
+        option order's position intent as accounts resolved it (kept as sent when None)."""
+        spec = self.spec if intent is None else replace(self.spec, position_intent=intent)
+        return self._to(Transition.ACCEPT, at, account_id=account_id, spec=spec)._recording(OrderAccepted)
 
     def reject(self, reason: str, message: str, at: datetime) -> Order:
         """The submit saga was refused (``reason`` a stable reason, lower case)."""

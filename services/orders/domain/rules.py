@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
 from services.orders.domain.model import Order, OrderSpec
 
@@ -39,14 +40,32 @@ def validate_price(value: Decimal | None, name: str) -> None:
         )
 
 
+def is_option_order(spec: OrderSpec) -> bool:
+    """Whether ``spec`` names an option contract: sent as us_option, or an OCC symbol."""
+    if spec.asset_class is AssetClass.US_OPTION:
+        return True
+    try:
+        return parse_symbol(spec.symbol).is_option
+    except DomainError:
+        return False
+
+
 def validate_spec(spec: OrderSpec) -> OrderSpec:
-    """Check a submission; returns it unchanged or raises invalid_argument naming the field."""
+    """Check a submission; returns it unchanged or raises invalid_argument naming the field.
+    An option order's quantity and prices are checked once its contract is known
+    (``options.validate_option_spec``); multi-leg orders are refused (not supported yet)."""
     if not _CLIENT_ORDER_ID.match(spec.client_order_id):
         raise invalid_argument(
             "client_order_id must be 1-128 printable ASCII characters without spaces", "client_order_id"
         )
-    if spec.asset_class is AssetClass.US_OPTION or spec.legs:
-        raise invalid_argument("options orders are not supported yet; trade us_equity symbols", "asset_class")
+    if spec.legs:
+        raise invalid_argument(
+            "multi-leg (mleg) orders are not supported yet; send each leg as its own single-leg option order", "legs"
+        )
+    if is_option_order(spec):
+        return spec
+    if spec.position_intent is not None:
+        raise invalid_argument("position_intent is for option orders only", "position_intent")
     if spec.qty <= 0:
         raise invalid_argument("qty must be positive", "qty")
     if spec.qty != spec.qty.to_integral_value():

@@ -9,18 +9,46 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import DomainError
 from services.common.ids import new_id
+from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass, OrderType, TimeInForce
-from services.orders.domain.model import Order, OrderSpec, Status, spec_digest
+from services.orders.domain.model import Instrument, Order, OrderSpec, Status, spec_digest
+from services.orders.domain.options import validate_option_spec
 from services.orders.domain.rules import check_market_hours, collar_price, held_price, market_reference, validate_spec
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
 
 log = logging.getLogger(__name__)
+
+
+def checked_for(spec: OrderSpec, instrument: Instrument, now: datetime) -> OrderSpec:
+    """``spec`` checked against what market data says of its symbol: an option contract by
+    the option rules (``validate_option_spec``; ``contract_expired`` from its last trade on),
+    stock as us_equity; ``invalid_argument`` for an index or a class that does not match,
+    ``symbol_not_tradable`` for a symbol no quote could ever fill."""
+    if instrument.asset_class is AssetClass.US_OPTION:
+        if instrument.last_trade_at is not None and now >= instrument.last_trade_at:
+            raise DomainError(
+                "CONTRACT_EXPIRED",
+                f"{instrument.symbol} stopped trading at {instrument.last_trade_at:%Y-%m-%d %H:%M} UTC",
+                field="symbol",
+            )
+        spec = validate_option_spec(spec, parse_symbol(instrument.symbol))
+    elif instrument.asset_class is not AssetClass.US_EQUITY:
+        raise DomainError("INVALID_ARGUMENT", f"{spec.symbol} is an index: it is never traded", field="symbol")
+    elif spec.asset_class is not AssetClass.US_EQUITY:
+        raise DomainError("INVALID_ARGUMENT", f"{spec.symbol} is a stock, not an option contract", field="asset_class")
+    if not instrument.tradable:
+        raise DomainError(
+            "SYMBOL_NOT_TRADABLE",
+            f"{spec.symbol} cannot be traded here: market data has no quotes for it, so no order on it could ever fill",
+        )
+    return spec
 
 
 class SubmitSaga:
@@ -43,17 +71,8 @@ class SubmitSaga:
         if existing is not None:
             return await self._replay(existing, digest), True
         instrument = await deps.market.instrument(spec.symbol)
-        if instrument.asset_class is not AssetClass.US_EQUITY:
-            raise DomainError(
-                "INVALID_ARGUMENT", "options orders are not supported yet; trade us_equity symbols", field="symbol"
-            )
-        if not instrument.tradable:
-            raise DomainError(
-                "SYMBOL_NOT_TRADABLE",
-                f"{spec.symbol} cannot be traded here: market data has no "
-                "quotes for it, so no order on it could ever fill",
-            )
         now = deps.clock.now()
+        spec = checked_for(spec, instrument, now)
         session_ = await deps.market.session(now)
         check_market_hours(spec, now, session_)
         reference = None
@@ -128,7 +147,7 @@ class SubmitSaga:
         """new -> hold buying power -> accepted, or rejected with the reason."""
         deps = self.deps
         try:
-            account_id = await deps.accounts.hold(
+            account_id, intent = await deps.accounts.hold(
                 order, order.version, order.spec, held_price(order.spec, order.collar_price)
             )
         except DomainError as refusal:
@@ -141,7 +160,7 @@ class SubmitSaga:
             if rejected.status is Status.REJECTED:
                 raise DomainError(reason, message, order_id=order.order_id) from None
             return rejected  # canceled meanwhile
-        accepted = await self._conclude(order.order_id, lambda o: o.accept(account_id, deps.clock.now()))
+        accepted = await self._conclude(order.order_id, lambda o: o.accept(account_id, deps.clock.now(), intent))
         if accepted.status is not Status.ACCEPTED:
             await deps.accounts.release(order)  # canceled while we held: hand the hold back
         return accepted

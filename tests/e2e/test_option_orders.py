@@ -1,0 +1,202 @@
+"""Single-leg option orders end to end, through REST and native gRPC, on a stepped replay of
+the bundled AMZN day: the contracts are on the option model's listed grid and every price
+is read from market data's own quotes (README "Market data" / "Options")."""
+
+from decimal import Decimal
+
+import grpc
+import pytest
+
+from mbt.common.v1 import trading_pb2
+from mbt.orders.v1 import orders_pb2
+from tests.support.trading import account_when, eventually, order_in, rest_as, user_metadata
+
+D = Decimal
+CALL = "AMZN120720C00230000"
+PADDED_CALL = "AMZN  120720C00230000"
+OTHER_CALL = "AMZN120720C00240000"
+PUT = "AMZN120720P00210000"
+STARTING_CASH = D("100000")
+
+
+async def quote(client, symbol: str) -> tuple[Decimal, Decimal]:
+    body = (await client.get(f"/api/mbt/quotes/{symbol}")).json()["data"]
+    return D(body["bid_price"]), D(body["ask_price"])
+
+
+async def account(client) -> dict:
+    return (await client.get("/api/mbt/account")).json()["data"]
+
+
+async def settled(client, cash: Decimal, reserved: Decimal) -> dict:
+    return await account_when(client, cash=f"{cash:.2f}", reserved=f"{reserved:.2f}")
+
+
+async def test_a_call_bought_over_grpc_and_sold_over_rest_moves_cash_and_pl_by_100_per_contract(mesh, trading):
+    async with rest_as(mesh, "olive") as olive:
+        bid, ask = await quote(olive, CALL)
+        assert D(0) < bid < ask
+        reply = await trading.orders().SubmitOrder(
+            orders_pb2.SubmitOrderRequest(
+                client_order_id="buy-call",
+                symbol=PADDED_CALL,
+                side=trading_pb2.ORDER_SIDE_BUY,
+                qty="2",
+                order_type=trading_pb2.ORDER_TYPE_MARKET,
+                time_in_force=trading_pb2.TIME_IN_FORCE_DAY,
+            ),
+            metadata=user_metadata("olive"),
+        )
+        order = reply.order
+        assert (order.symbol, order.asset_class, order.multiplier) == (CALL, trading_pb2.ASSET_CLASS_US_OPTION, "100")
+        assert order.position_intent == trading_pb2.POSITION_INTENT_BUY_TO_OPEN
+        bought = await order_in(olive, order.order_id, "filled")
+        assert (D(bought["filled_avg_price"]), bought["position_intent"]) == (ask, "buy_to_open")
+        paid = 2 * ask * 100
+        await settled(olive, STARTING_CASH - paid, D(0))
+        position = (await olive.get(f"/api/mbt/positions/{CALL}")).json()["data"]
+        assert (position["qty"], position["multiplier"], position["asset_class"], position["side"]) == (
+            "2",
+            "100",
+            "us_option",
+            "long",
+        )
+        assert D(position["market_value"]) == 2 * bid * 100
+        assert D(position["unrealized_pl"]) == (bid - ask) * 2 * 100
+
+        # No intent sent: selling what is held closes it.
+        sold = await olive.post(
+            "/api/mbt/orders",
+            json={"client_order_id": "sell-call", "symbol": CALL, "side": "sell", "qty": "2", "order_type": "market"}
+            | {"time_in_force": "day"},
+        )
+        assert sold.status_code == 200, sold.text
+        assert sold.json()["data"]["position_intent"] == "sell_to_close"
+        done = await order_in(olive, sold.json()["data"]["order_id"], "filled")
+        assert D(done["filled_avg_price"]) == bid
+        await settled(olive, STARTING_CASH - paid + 2 * bid * 100, D(0))
+
+        async def closed():
+            positions = (await olive.get("/api/mbt/positions")).json()["data"]
+            assert positions == []
+
+        await eventually(closed)
+        pnl = (await olive.get("/api/mbt/pnl")).json()["data"]
+        assert D(pnl["realized_pl"]) == (bid - ask) * 2 * 100
+
+
+async def test_a_covered_call_locks_its_shares_and_a_naked_call_is_refused(mesh, trading):
+    async with rest_as(mesh, "carl") as carl:
+        _, ask = await quote(carl, "AMZN")
+        shares = await carl.post(
+            "/api/mbt/orders",
+            json={"symbol": "AMZN", "side": "buy", "qty": "100", "order_type": "market", "time_in_force": "day"},
+        )
+        assert shares.status_code == 200, shares.text
+        await order_in(carl, shares.json()["data"]["order_id"], "filled")
+        cash = STARTING_CASH - 100 * ask
+        await settled(carl, cash, D(0))
+
+        call_bid, _ = await quote(carl, CALL)
+        written = await carl.post(
+            "/api/mbt/orders",
+            json={"symbol": CALL, "side": "sell", "qty": "1", "order_type": "limit", "limit_price": str(call_bid)}
+            | {"time_in_force": "gtc", "position_intent": "sell_to_open"},
+        )
+        assert written.status_code == 200, written.text
+        assert written.json()["data"]["position_intent"] == "sell_to_open"
+        await order_in(carl, written.json()["data"]["order_id"], "filled")
+        # The premium is cash; the call is covered by the shares, so no cash is held for it.
+        cash += call_bid * 100
+        await settled(carl, cash, D(0))
+        position = (await carl.get(f"/api/mbt/positions/{CALL}")).json()["data"]
+        assert (position["qty"], position["side"]) == ("-1", "short")
+
+        # The 100 shares cover the call: they cannot be sold while it is open.
+        locked = await carl.post(
+            "/api/mbt/orders",
+            json={"symbol": "AMZN", "side": "sell", "qty": "1", "order_type": "market", "time_in_force": "day"},
+        )
+        assert locked.json()["error"]["code"] == "insufficient_buying_power", locked.text
+        # A second call has no shares to cover it: naked, refused in a cash account.
+        naked = await carl.post(
+            "/api/mbt/orders",
+            json={"symbol": OTHER_CALL, "side": "sell", "qty": "1", "order_type": "limit", "limit_price": "0.50"}
+            | {"time_in_force": "day"},
+        )
+        assert naked.json()["error"]["code"] == "uncovered_option_not_allowed", naked.text
+        await settled(carl, cash, D(0))
+
+
+async def test_a_cash_secured_put_holds_its_strike_until_canceled(mesh, trading):
+    async with rest_as(mesh, "pat") as pat:
+        _, put_ask = await quote(pat, PUT)
+        # Resting above the ask: not marketable, it works and holds.
+        limit = put_ask + 1
+        response = await trading.orders().SubmitOrder(
+            orders_pb2.SubmitOrderRequest(
+                symbol=PUT,
+                asset_class=trading_pb2.ASSET_CLASS_US_OPTION,
+                side=trading_pb2.ORDER_SIDE_SELL,
+                qty="3",
+                order_type=trading_pb2.ORDER_TYPE_LIMIT,
+                limit_price=str(limit),
+                time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
+            ),
+            metadata=user_metadata("pat"),
+        )
+        assert response.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
+        assert response.order.position_intent == trading_pb2.POSITION_INTENT_SELL_TO_OPEN
+        # $210 strike x 100 shares x 3 contracts; the expected credit is not counted before it is received.
+        held = await settled(pat, STARTING_CASH, D(210) * 100 * 3)
+        assert D(held["buying_power"]) == STARTING_CASH - 63000
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await trading.orders().SubmitOrder(
+                orders_pb2.SubmitOrderRequest(
+                    symbol=PUT,
+                    side=trading_pb2.ORDER_SIDE_SELL,
+                    qty="1.5",
+                    order_type=trading_pb2.ORDER_TYPE_LIMIT,
+                    limit_price=str(limit),
+                    time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
+                ),
+                metadata=user_metadata("pat"),
+            )
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "whole number of contracts" in refused.value.details()
+        await settled(pat, STARTING_CASH, D(210) * 100 * 3)
+        canceled = await pat.delete(f"/api/mbt/orders/{response.order.order_id}")
+        assert canceled.status_code == 200, canceled.text
+        await settled(pat, STARTING_CASH, D(0))
+
+
+@pytest.mark.parametrize(
+    ("order", "reason", "field"),
+    [
+        ({"symbol": CALL, "qty": "1.5"}, "invalid_argument", "qty"),
+        ({"symbol": CALL, "order_type": "limit", "limit_price": "3.01"}, "invalid_argument", "limit_price"),
+        ({"symbol": CALL, "time_in_force": "ioc"}, "invalid_argument", "time_in_force"),
+        ({"symbol": "AMZN120615C00220000"}, "contract_expired", None),
+        ({"symbol": "AMZN120720C00231000"}, "not_found", None),
+        ({"symbol": CALL, "position_intent": "sell_to_close"}, "invalid_argument", "position_intent"),
+        ({"symbol": CALL, "side": "sell", "position_intent": "sell_to_close"}, "invalid_argument", "position_intent"),
+        ({"symbol": "AMZN", "position_intent": "buy_to_open"}, "invalid_argument", "position_intent"),
+    ],
+)
+async def test_bad_option_orders_are_refused_and_change_nothing(mesh, trading, order, reason, field):
+    async with rest_as(mesh, "bea") as bea:
+        before = await account(bea)
+        body = {"side": "buy", "qty": "1", "order_type": "market", "time_in_force": "day"} | order
+        response = await bea.post("/api/mbt/orders", json=body)
+        assert response.status_code >= 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == reason, error
+        if field is not None:
+            assert error.get("field") == field or field in error["message"], error
+        after = await account(bea)
+        assert (after["cash"], after["reserved"], after["buying_power"]) == (
+            before["cash"],
+            before["reserved"],
+            before["buying_power"],
+        )
+        assert (await bea.get("/api/mbt/positions")).json()["data"] == []
