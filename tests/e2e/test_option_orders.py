@@ -52,6 +52,10 @@ async def test_a_call_bought_over_grpc_and_sold_over_rest_moves_cash_and_pl_by_1
         assert order.position_intent == trading_pb2.POSITION_INTENT_BUY_TO_OPEN
         bought = await order_in(olive, order.order_id, "filled")
         assert (D(bought["filled_avg_price"]), bought["position_intent"]) == (ask, "buy_to_open")
+        [fill] = bought["fills"]
+        assert (fill["multiplier"], fill["rule"]) == ("100", "market_buy_at_ask")
+        explained = (await olive.get(f"/api/mbt/fills/{fill['fill_id']}/explain")).json()["data"]
+        assert explained["reproduced"] is True, explained
         paid = 2 * ask * 100
         await settled(olive, STARTING_CASH - paid, D(0))
         position = (await olive.get(f"/api/mbt/positions/{CALL}")).json()["data"]
@@ -150,6 +154,14 @@ async def test_a_cash_secured_put_holds_its_strike_until_canceled(mesh, trading)
         # $210 strike x 100 shares x 3 contracts; the expected credit is not counted before it is received.
         held = await settled(pat, STARTING_CASH, D(210) * 100 * 3)
         assert D(held["buying_power"]) == STARTING_CASH - 63000
+        # A replace re-prices the working put: off the option grid it is refused, on it accepted.
+        order_id = response.order.order_id
+        off_grid = await pat.patch(f"/api/mbt/orders/{order_id}", json={"limit_price": str(limit + D("0.001"))})
+        assert off_grid.json()["error"]["code"] == "invalid_argument", off_grid.text
+        replaced = await pat.patch(f"/api/mbt/orders/{order_id}", json={"qty": "2"})
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["data"]["position_intent"] == "sell_to_open"
+        held = await settled(pat, STARTING_CASH, D(210) * 100 * 2)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await trading.orders().SubmitOrder(
                 orders_pb2.SubmitOrderRequest(
@@ -164,7 +176,7 @@ async def test_a_cash_secured_put_holds_its_strike_until_canceled(mesh, trading)
             )
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "whole number of contracts" in refused.value.details()
-        await settled(pat, STARTING_CASH, D(210) * 100 * 3)
+        await settled(pat, STARTING_CASH, D(210) * 100 * 2)
         canceled = await pat.delete(f"/api/mbt/orders/{response.order.order_id}")
         assert canceled.status_code == 200, canceled.text
         await settled(pat, STARTING_CASH, D(0))
