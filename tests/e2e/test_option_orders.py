@@ -76,6 +76,13 @@ async def test_a_call_bought_over_grpc_and_sold_over_rest_moves_cash_and_pl_by_1
         )
         assert sold.status_code == 200, sold.text
         assert sold.json()["data"]["position_intent"] == "sell_to_close"
+        again = await olive.post(
+            "/api/mbt/orders",
+            json={"client_order_id": "sell-call", "symbol": CALL, "side": "sell", "qty": "2", "order_type": "market"}
+            | {"time_in_force": "day"},
+        )
+        assert again.json()["meta"]["idempotent_replay"] is True, again.text
+        assert again.json()["data"]["order_id"] == sold.json()["data"]["order_id"]
         done = await order_in(olive, sold.json()["data"]["order_id"], "filled")
         assert D(done["filled_avg_price"]) == bid
         await settled(olive, STARTING_CASH - paid + 2 * bid * 100, D(0))
@@ -122,6 +129,7 @@ async def test_a_covered_call_locks_its_shares_and_a_naked_call_is_refused(mesh,
             json={"symbol": "AMZN", "side": "sell", "qty": "1", "order_type": "market", "time_in_force": "day"},
         )
         assert locked.json()["error"]["code"] == "insufficient_buying_power", locked.text
+        assert "100 AMZN shares cover short calls" in locked.json()["error"]["message"]
         # A second call has no shares to cover it: naked, refused in a cash account.
         naked = await carl.post(
             "/api/mbt/orders",

@@ -44,7 +44,7 @@ from services.accounts.domain.rules import (
     market_value,
     uncovered_reason,
 )
-from services.common.errors import invalid_argument
+from services.common.errors import DomainError, invalid_argument
 from services.common.trading import PositionIntent, Side, resolve_intent
 
 
@@ -203,6 +203,19 @@ class Account:
             return Decimal(0)
         return book_requirement(holdings, working, self.shares_free()).shares.get(symbol, Decimal(0))
 
+    def _check_unlocked(self, terms: HoldTerms, unpromised: Decimal) -> None:
+        """A stock sell may not take shares that cover short calls (open or working), in
+        any account type: ``insufficient_buying_power`` saying how many are locked."""
+        locked = self.locked_shares(terms.symbol)
+        if locked and terms.qty > max(Decimal(0), unpromised - locked):
+            free = max(Decimal(0), unpromised - locked)
+            raise DomainError(
+                "INSUFFICIENT_BUYING_POWER",
+                f"{locked.normalize():f} {terms.symbol} shares cover short calls and cannot be sold while the calls "
+                f"are open (buy them back first); {free.normalize():f} are free to sell",
+                available_qty=format(free.normalize(), "f"),
+            )
+
     def position_intent(self, terms: HoldTerms, intent: PositionIntent | None) -> PositionIntent | None:
         """An option order's position intent, as sent or inferred from the position held
         (``resolve_intent``: ``invalid_argument`` when it contradicts the position); None
@@ -258,9 +271,10 @@ class Account:
                 ),
                 Decimal(0),
             )
+            held = position.qty if position else Decimal(0)
             if terms.side is Side.SELL:
-                promised += self.locked_shares(terms.symbol)
-            needed = hold_for(self.account_type, terms, position.qty if position else Decimal(0), promised)
+                self._check_unlocked(terms, held - promised)
+            needed = hold_for(self.account_type, terms, held, promised)
         current = effective_hold(versions)
         check_fits(
             self.account_type,
