@@ -11,6 +11,7 @@ from services.accounts.events import Handlers, publish
 from services.accounts.service import AccountsServicer
 from services.accounts.store import OUTBOX, SERVICE
 from services.accounts.usecases.deps import Deps
+from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.ledger import Ledger
 from services.accounts.usecases.reads import AccountReads
@@ -28,12 +29,17 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     market = MarketDataClient(
         kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), settings.rpc_timeout_seconds, kit.credentials
     )
-    deps = Deps(db=kit.db, uow=partial(unit_of_work, kit.db, kit.outbox, publish), clock=kit.clock, market=market)
+    deps = Deps(
+        db=kit.database,
+        uow=partial(unit_of_work, kit.database, kit.event_outbox, publish),
+        clock=kit.clock,
+        market=market,
+    )
     handlers = Handlers(Ledger(deps)).by_event_type()
     return kit.runtime(
         [
-            Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps))),
-            Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers, publish)),
+            Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps), Expiration(deps))),
+            Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers, publish)),
             Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
         ]
     )

@@ -158,9 +158,9 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     )
     clock = clock or AnchoredClock(None)
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    store = MarketDataStore(kit.db)
+    store = MarketDataStore(kit.database)
     startup = []
-    if alpaca:
+    if credentials is not None:  # the alpaca provider
         provider, publisher = _alpaca(settings, credentials, clock)
     else:
         provider, publisher, restore = _replay(settings, store, clock)

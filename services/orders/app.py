@@ -38,8 +38,8 @@ def build(
     accounts = kit.stub("accounts", accounts_pb2_grpc.AccountsServiceStub)
     deps = Deps(
         settings=settings,
-        db=kit.db,
-        uow=partial(unit_of_work, kit.db, kit.outbox, publish),
+        db=kit.database,
+        uow=partial(unit_of_work, kit.database, kit.event_outbox, publish),
         clock=kit.clock,
         wall=wall or WallClock(),
         market=MarketClient(
