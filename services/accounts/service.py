@@ -5,7 +5,7 @@ from __future__ import annotations
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from services.accounts import wire
 from services.accounts.usecases.expiration import Expiration
-from services.accounts.usecases.holds import Holds
+from services.accounts.usecases.holds import Holds, SentChoices
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
@@ -55,12 +55,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         return accounts_pb2.UpdateUserResponse(user=wire.user_to_proto(user))
 
     async def ReserveBuyingPower(self, request, context):
-        account_id, hold, power, intent = await self.holds.hold(
-            request.user_id, request.order_id, request.order_version, wire.hold_terms(request), wire.intent_of(request)
+        sent = SentChoices(wire.intent_of(request), wire.leg_intents_of(request), wire.preference_of(request))
+        held = await self.holds.hold(
+            request.user_id, request.order_id, request.order_version, wire.hold_terms(request), sent
         )
         return accounts_pb2.ReserveBuyingPowerResponse(
-            reservation=wire.reservation_to_proto(account_id, request.order_id, hold, intent),
-            buying_power=money_str(power),
+            reservation=wire.reservation_to_proto(
+                held.account_id,
+                request.order_id,
+                held.hold,
+                held.position_intent,
+                held.leg_intents,
+                held.fill_preference,
+            ),
+            buying_power=money_str(held.buying_power),
         )
 
     async def ReleaseBuyingPower(self, request, context):

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, select, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -25,6 +25,7 @@ from services.accounts.domain.rules import (
     FillEffect,
     FillTerms,
     Hold,
+    HoldLeg,
     HoldTerms,
     Position,
     Profile,
@@ -122,6 +123,8 @@ class ReservationRow(Base):
     qty: Mapped[Decimal]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Multi-leg orders: [{"symbol", "side", "ratio"}]; empty otherwise.
+    legs: Mapped[list | None] = mapped_column(JSON, default=list)
     # Null while the hold is active.
     released_at: Mapped[datetime | None]
     # filled, canceled, expired, superseded (a newer version took over) or abandoned.
@@ -130,7 +133,8 @@ class ReservationRow(Base):
     def terms(self) -> HoldTerms | None:
         if self.side is None or self.order_qty is None or self.price_bound is None or self.multiplier is None:
             return None
-        return HoldTerms(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier)
+        legs = tuple(HoldLeg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in self.legs or ())
+        return HoldTerms(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier, legs)
 
     def as_version_hold(self) -> VersionHold:
         return VersionHold(
@@ -301,6 +305,9 @@ class AccountRepository:
                             order_qty=terms.qty,
                             price_bound=terms.price_bound,
                             multiplier=terms.multiplier,
+                            legs=[
+                                {"symbol": leg.symbol, "side": leg.side.value, "ratio": leg.ratio} for leg in terms.legs
+                            ],
                             amount=hold.hold.amount,
                             qty=hold.hold.qty,
                             created_at=at,
@@ -320,6 +327,7 @@ class AccountRepository:
                             order_qty=None,
                             price_bound=None,
                             multiplier=None,
+                            legs=[],
                             amount=Decimal(0),
                             qty=Decimal(0),
                             created_at=event.at,

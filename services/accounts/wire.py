@@ -10,6 +10,7 @@ from services.accounts.domain.expiration import ExpirationEffect, Outcome
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
+    HoldLeg,
     HoldTerms,
     Profile,
     Tier,
@@ -21,7 +22,7 @@ from services.accounts.domain.rules import (
 )
 from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord, User
 from services.common.errors import invalid_argument
-from services.common.trading import PositionIntent
+from services.common.trading import FillPreference, PositionIntent
 from services.common.wire.conv import (
     amount_str,
     money_str,
@@ -32,7 +33,15 @@ from services.common.wire.conv import (
     ratio_str,
     to_timestamp,
 )
-from services.common.wire.trading import ASSET_CLASS_WIRE, POSITION_INTENT_WIRE, POSITION_INTENTS, SIDE_WIRE, SIDES
+from services.common.wire.trading import (
+    ASSET_CLASS_WIRE,
+    FILL_PREFERENCE_WIRE,
+    FILL_PREFERENCES,
+    POSITION_INTENT_WIRE,
+    POSITION_INTENTS,
+    SIDE_WIRE,
+    SIDES,
+)
 
 TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO, accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
 PROFILES = {
@@ -55,15 +64,48 @@ OUTCOME_WIRE = {
 def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
     """The terms a hold is for; the worst price is the orders service's (its one owner)."""
     worst = parse_decimal(request.worst_price, "worst_price")
-    if worst is None or worst <= 0:
+    if worst is None or (worst <= 0 and not request.legs):
         raise invalid_argument("worst_price is required: the price the hold is priced at", "worst_price")
+    legs = tuple(
+        HoldLeg(leg.symbol, parse_enum(SIDES, leg.side, f"legs[{index}].side"), leg.ratio)
+        for index, leg in enumerate(request.legs)
+    )
     return HoldTerms(
         symbol=request.symbol,
         side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
         price_bound=worst,
-        multiplier=parse_decimal(request.multiplier, "multiplier") or contract_multiplier(request.symbol),
+        multiplier=parse_decimal(request.multiplier, "multiplier")
+        or (Decimal(100) if legs else contract_multiplier(request.symbol)),
+        legs=legs,
     )
+
+
+def leg_intents_of(request: accounts_pb2.ReserveBuyingPowerRequest) -> tuple[PositionIntent | None, ...]:
+    """A multi-leg order's intents as sent, in leg order (None: to be inferred)."""
+    return tuple(
+        parse_enum(POSITION_INTENTS, leg.position_intent, f"legs[{index}].position_intent", required=False)
+        for index, leg in enumerate(request.legs)
+    )
+
+
+def preference_of(request: accounts_pb2.ReserveBuyingPowerRequest) -> FillPreference | None:
+    return parse_enum(FILL_PREFERENCES, request.fill_preference, "fill_preference", required=False)
+
+
+def leg_fill_terms(order, fill) -> list[FillTerms]:
+    """The ledger's view of a multi-leg fill: one FillTerms per leg (100 shares per contract)."""
+    return [
+        FillTerms(
+            order_id=order.order_id,
+            symbol=leg.symbol,
+            side=parse_enum(SIDES, leg.side, "fill.legs.side"),
+            qty=parse_decimal(leg.qty, "fill.legs.qty", required=True),
+            price=parse_decimal(leg.price, "fill.legs.price", required=True),
+            multiplier=contract_multiplier(leg.symbol),
+        )
+        for leg in fill.legs
+    ]
 
 
 def fill_terms(order, fill) -> FillTerms:
@@ -169,7 +211,12 @@ def intent_of(request: accounts_pb2.ReserveBuyingPowerRequest) -> PositionIntent
 
 
 def reservation_to_proto(
-    account_id: str, order_id: str, hold: VersionHold, intent: PositionIntent | None = None
+    account_id: str,
+    order_id: str,
+    hold: VersionHold,
+    intent: PositionIntent | None = None,
+    leg_intents: tuple[PositionIntent, ...] = (),
+    preference: FillPreference | None = None,
 ) -> accounts_pb2.Reservation:
     """For the orders service (an internal answer): the amount exactly as held."""
     return accounts_pb2.Reservation(
@@ -179,6 +226,8 @@ def reservation_to_proto(
         account_id=account_id,
         qty=qty_str(hold.hold.qty),
         position_intent=POSITION_INTENT_WIRE[intent] if intent else None,
+        leg_intents=[POSITION_INTENT_WIRE[leg] for leg in leg_intents],
+        fill_preference=FILL_PREFERENCE_WIRE[preference] if preference else None,
     )
 
 

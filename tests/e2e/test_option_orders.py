@@ -223,3 +223,64 @@ async def test_bad_option_orders_are_refused_and_change_nothing(mesh, trading, o
             before["buying_power"],
         )
         assert (await bea.get("/api/mbt/positions")).json()["data"] == []
+
+
+LOWER_PUT = "AMZN120720P00200000"
+
+
+async def test_a_bull_put_credit_spread_fills_as_one_order_and_holds_its_width(mesh, trading):
+    async with rest_as(mesh, "sam") as sam:
+        short_bid, _ = await quote(sam, PUT)
+        _, long_ask = await quote(sam, LOWER_PUT)
+        natural = long_ask - short_bid
+        assert natural < 0  # a credit
+        legs = [
+            {"symbol": PUT, "side": "sell", "ratio": 1},
+            {"symbol": LOWER_PUT, "side": "buy", "ratio": 1, "position_intent": "buy_to_open"},
+        ]
+        # Sent as a debit, the classic sign error, it is refused and nothing is held.
+        wrong = await sam.post(
+            "/api/mbt/orders",
+            json={"order_class": "mleg", "legs": legs, "qty": "2", "order_type": "limit", "limit_price": "5.00"}
+            | {"time_in_force": "day"},
+        )
+        assert wrong.json()["error"]["code"] == "limit_price_sign", wrong.text
+        await settled(sam, STARTING_CASH, D(0))
+
+        reply = await trading.orders().SubmitOrder(
+            orders_pb2.SubmitOrderRequest(
+                order_class=trading_pb2.ORDER_CLASS_MLEG,
+                legs=[
+                    trading_pb2.OrderLeg(symbol=PUT, side=trading_pb2.ORDER_SIDE_SELL, ratio=1),
+                    trading_pb2.OrderLeg(
+                        symbol=LOWER_PUT,
+                        side=trading_pb2.ORDER_SIDE_BUY,
+                        ratio=1,
+                        position_intent=trading_pb2.POSITION_INTENT_BUY_TO_OPEN,
+                    ),
+                ],
+                qty="2",
+                order_type=trading_pb2.ORDER_TYPE_LIMIT,
+                limit_price=str(natural),
+                time_in_force=trading_pb2.TIME_IN_FORCE_DAY,
+                fill_preference=trading_pb2.FILL_PREFERENCE_CONSERVATIVE,
+            ),
+            metadata=user_metadata("sam"),
+        )
+        order = reply.order
+        assert order.order_class == trading_pb2.ORDER_CLASS_MLEG
+        assert [leg.position_intent for leg in order.legs] == [
+            trading_pb2.POSITION_INTENT_SELL_TO_OPEN,
+            trading_pb2.POSITION_INTENT_BUY_TO_OPEN,
+        ]
+        done = await order_in(sam, order.order_id, "filled")
+        assert D(done["filled_avg_price"]) == natural
+        [fill] = done["fills"]
+        assert [(leg["symbol"], D(leg["price"])) for leg in fill["legs"]] == [(PUT, short_bid), (LOWER_PUT, long_ask)]
+        # The credit is cash; the $10 width x 100 x 2 spreads stays held: buying power is down
+        # by the width less the credit, never up.
+        credit = -natural * 100 * 2
+        after = await settled(sam, STARTING_CASH + credit, D(2000))
+        assert D(after["buying_power"]) == STARTING_CASH + credit - 2000
+        positions = {p["symbol"]: p["qty"] for p in (await sam.get("/api/mbt/positions")).json()["data"]}
+        assert positions == {PUT: "-2", LOWER_PUT: "2"}

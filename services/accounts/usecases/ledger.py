@@ -32,6 +32,20 @@ class Ledger:
             account.refuse_reused_fill(fill_id, fill, order_version, at)
         await repo.save(account)
 
+    async def apply_spread_fill(
+        self, uow: UnitOfWork, user_id: str, order_version: int, fill_id: str, legs: list[FillTerms], at: datetime
+    ) -> None:
+        """Apply a multi-leg fill all or none (``Account.apply_spread_fill``); its legs are
+        applied once, under ``{fill_id}.{index}``, and refused loudly when reused with other terms."""
+        repo = AccountRepository(uow.session, uow.collect)
+        account = await locked_account(repo, user_id, self.deps.clock, order_id=legs[0].order_id)
+        applied = await repo.applied_fill(f"{fill_id}.0")
+        if applied is None:
+            account.apply_spread_fill(fill_id, legs, order_version, at)
+        elif applied != legs[0]:
+            account.refuse_reused_fill(fill_id, legs[0], order_version, at)
+        await repo.save(account)
+
     async def order_ended(self, uow: UnitOfWork, user_id: str, order_id: str, reason: str) -> None:
         """An order was canceled or expired: every version's hold goes back."""
         await self._change(uow, user_id, order_id, lambda a: a.release(order_id, reason, self.deps.clock.now()))
