@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from mbt.common.v1 import user_data_pb2_grpc
 from services.activities.audit_service import AuditChainServicer
 from services.activities.audit_trail import AuditTrail, actor_key
 from services.activities.events import Handlers
 from services.activities.service import ActivitiesServicer
-from services.activities.store import OUTBOX, SERVICE
+from services.activities.store import OUTBOX, SERVICE, USER_TABLES
 from services.activities.usecases import Activities
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.kit import ServiceKit
 from services.common.messaging.inbox import EventSink
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.common.rpc.user_data import UserDataServicer
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
@@ -25,7 +25,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
         [
             Registration.of(ActivitiesServicer(activities)),
             Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers)),
-            Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+            Registration.of(UserDataServicer(USER_TABLES, kit.db, kit.clock)),
             Registration.of(AuditChainServicer(AuditTrail(kit.db, audit_key))),
         ]
     )
