@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, func, select
 
 from gateway import store as gateway_store
 from mbt.accounts.v1 import privacy_pb2, privacy_pb2_grpc
+from mbt.common.v1 import user_data_pb2, user_data_pb2_grpc
 from services.accounts import store as accounts_store
 from services.activities import store as activities_store
 from services.activities.audit_chain import user_hash
@@ -35,7 +36,7 @@ from services.matcher import store as matcher_store
 from services.orders import store as orders_store
 from tests.e2e.test_passkeys import assertion, registered
 from tests.service.test_audit_chain import mbt_audit_verify
-from tests.support.identity import BULK_TIER, TOKENS, as_ops, rest_headers
+from tests.support.identity import BULK_TIER, TOKENS, as_ops, as_service, rest_headers
 from tests.support.mesh import gateway_client, start_mesh
 from tests.support.trading import Trading, eventually, rest_as, trading_environ
 
@@ -246,9 +247,16 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
             await trading.step(timedelta(hours=2).total_seconds())
             bob_before = settled(await user_rows(settings, "bob"))
             assert bob_before["orders"]["mbt_orders"] == 1
+            # a run that died after erasing the orders service: the next run finishes the rest
+            orders = user_data_pb2_grpc.UserDataServiceStub(trading.channel("orders"))
+            partial = await orders.EraseUserData(
+                user_data_pb2.EraseUserDataRequest(user_id=user_id), metadata=as_service("jobs")
+            )
+            assert partial.deleted_rows["mbt_orders"] == 2 and partial.deleted_rows["mbt_fills"] == 0
             run = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T16:00Z").key))
             assert run.result["erased_users"] == 1
-            assert run.result["deleted_rows"]["orders"] >= 2 and run.result["deleted_rows"]["gateway"] == 1
+            assert run.result["deleted_rows"]["orders"] == 0 and run.result["deleted_rows"]["gateway"] == 1
+            assert run.result["deleted_rows"]["accounts"] >= 3 and run.result["deleted_rows"]["activities"] >= 1
             # the next hour's run (and the same hour's again) erase nothing more
             again = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T17:00Z").key))
             assert again.result == {"erased_users": 0, "deleted_rows": {}}
