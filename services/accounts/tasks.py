@@ -16,6 +16,7 @@ user id.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from google.protobuf import json_format
@@ -25,7 +26,6 @@ from mbt.accounts.v1 import privacy_pb2, privacy_pb2_grpc
 from mbt.common.v1 import user_data_pb2, user_data_pb2_grpc
 from services.accounts.domain.privacy import TableDump, build_archive
 from services.common.config import SERVICES
-from services.common.wire.conv import from_timestamp
 from services.jobs.runs import JobContext, job
 
 ACCOUNTS = "accounts"
@@ -65,7 +65,7 @@ def export_user_data(run: JobContext) -> dict:
         TableDump(gateway_user_data.COMPONENT, table, rows)
         for table, rows in gateway_user_data.export_user_data(run.settings, user_id)
     ]
-    gathered_at = from_timestamp(replies[ACCOUNTS].exported_at)
+    gathered_at = replies[ACCOUNTS].exported_at.ToDatetime(tzinfo=UTC)
     archive = build_archive(run.key, user_id, gathered_at, dumps)
     completed = run.stub(ACCOUNTS, privacy_pb2_grpc.PrivacyServiceStub).CompleteDataExport(
         privacy_pb2.CompleteDataExportRequest(export_id=run.key, archive=archive), timeout=timeout
