@@ -15,7 +15,7 @@ help:
 	@echo "make run     start every service and the gateway (embedded default)"
 	@echo "make test    run the test suite (PostgreSQL/Redis when MBT_TEST_* are set)"
 	@echo "make protos  regenerate gen/ from protos/"
-	@echo "make lint    buf lint the contracts"
+	@echo "make lint    ruff (lint, format check), mypy (strict on domain and use cases), buf lint"
 	@echo "make bench   print benchmark figures (make bench matcher: one of them; python -m bench -h lists them;"
 	@echo "             make bench-venv first for the NautilusTrader comparison)"
 
@@ -25,7 +25,7 @@ venv: $(VENV)/.installed
 # first line has created the venv.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e '.[test,lint]'
 	echo "$(CURDIR)/gen" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mbt_generated.pth"
 	touch $@
 
@@ -48,7 +48,15 @@ $(BUF):
 	mkdir -p build/node
 	cd build/node && npm install --silent --no-audit --no-fund --prefix . @bufbuild/buf@$(BUF_VERSION)
 
+# mypy --strict on every service's domain rules and use cases (migrations excluded);
+# the rest of the tree is checked with the [tool.mypy] settings of pyproject.toml.
+STRICT := $(shell find services -name migrations -prune -o \( -name domain.py -o -name usecases.py -o -type d -name domain -o -type d -name usecases \) -print | sort)
+
 lint: protos $(BUF)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services gateway bench
+	$(VENV)/bin/mypy --strict $(STRICT)
 	$(PY) -m services.common.rpc.protogen --lint protos $(BUF)
 
 # `make bench matcher orders`: the words after bench name benchmarks, not targets.

@@ -198,7 +198,7 @@ print(outcome.result.ticks, time.perf_counter() - started, len(outcome.result.fi
 def _bundled() -> list[Figure]:
     figures = []
     for slots in ("10", "1000"):
-        rates, peak, fills, ticks = [], 0, 0, 0
+        rates, peak, fills, ticks = [], 0, "0", "0"
         for _ in range(3):
             done = subprocess.run(
                 [sys.executable, "-c", BUNDLED_SCRIPT, slots],

@@ -144,7 +144,7 @@ def _grpc_figure(subscribers: int) -> float:
     """Ticks per second of one replayed session streamed to each of ``subscribers``
     clients; the server (with its SQLite tick archive) runs in its own process."""
     rates = []
-    for run in range(RUNS):
+    for _ in range(RUNS):
         with tempfile.TemporaryDirectory() as data_dir:
             port = free_port()
             env = {
@@ -246,7 +246,7 @@ def _option_model_once() -> tuple[float, float, int, int]:
     start_ns = int(SESSION_START.timestamp()) * 10**9
     contracts = model.contracts("AMZN", start_ns, None)
     model.track(contracts, start_ns)
-    underlying = [t for t in timeline.between(start_ns, SESSION_END_NS, {"AMZN"})]
+    underlying = list(timeline.between(start_ns, SESSION_END_NS, {"AMZN"}))
     started = time.perf_counter()
     produced = sum(1 for _ in model.expand(underlying, frozenset()))
     elapsed = time.perf_counter() - started

@@ -83,7 +83,7 @@ def regular_session(at_ns: int) -> MarketSession:
 def resting_orders(ticks: list[Tick], session: MarketSession, count: int, rng: random.Random) -> list[WorkingOrder]:
     """Orders accepted at the open around each symbol's first mid: limits on the passive
     side and stops beyond the market, up to 3% away, a few already marketable."""
-    first_mid = {}
+    first_mid: dict[str, Decimal] = {}
     for tick in ticks:
         first_mid.setdefault(tick.symbol, (tick.bid + tick.ask) / 2)
     symbols = sorted(first_mid)
@@ -97,12 +97,13 @@ def resting_orders(ticks: list[Tick], session: MarketSession, count: int, rng: r
         passive = 1 - away / 10_000 if side is Side.BUY else 1 + away / 10_000
         beyond = 1 + away / 10_000 if side is Side.BUY else 1 - away / 10_000
         mid = first_mid[symbol]
-        limit = stop = None
+        limit: Decimal | None = None
+        stop: Decimal | None = None
         if kind is OrderType.LIMIT:
             limit = (mid * passive).quantize(CENT)
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT):
             stop = (mid * beyond).quantize(CENT)
-        if kind is OrderType.STOP_LIMIT:
+        if kind is OrderType.STOP_LIMIT and stop is not None:  # set just above
             limit = (stop * (Decimal("1.002") if side is Side.BUY else Decimal("0.998"))).quantize(CENT)
         collar = None
         if kind in (OrderType.MARKET, OrderType.STOP) and rng.random() < 0.5:

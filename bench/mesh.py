@@ -47,13 +47,16 @@ def running_mesh(postgres: bool, **env: str):
         text=True,
     )
     try:
-        for line in process.stdout:
+        output = process.stdout
+        if output is None:
+            raise RuntimeError("the mesh's output is not piped")
+        for line in output:
             if "all up" in line:
                 break
         else:
             raise RuntimeError("the mesh did not start")
         # Keep reading the supervisor's output so it never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+        threading.Thread(target=lambda: [None for _ in output], daemon=True).start()
         url = f"http://127.0.0.1:{environ['MBT_GATEWAY_PORT']}"
         deadline = time.monotonic() + 60
         while httpx.get(f"{url}/healthz").status_code != 200:

@@ -21,6 +21,7 @@ import httpx
 
 from bench.mesh import running_mesh
 from bench.report import Figure
+from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from tests.support.databases import POSTGRES_URL
 from tests.support.identity import as_user, rest_headers
@@ -83,11 +84,11 @@ async def _grpc(target: str, concurrency: int, total: int) -> tuple[float, float
             request = orders_pb2.SubmitOrderRequest(
                 client_order_id=uuid.uuid4().hex,
                 symbol="AMZN",
-                side=1,
+                side=trading_pb2.ORDER_SIDE_BUY,
                 qty="1",
-                order_type=2,
+                order_type=trading_pb2.ORDER_TYPE_LIMIT,
                 limit_price="1.00",
-                time_in_force=2,
+                time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
             )
             await stub.SubmitOrder(request, metadata=as_user(users[n], tier=BENCH_TIER), timeout=30)
 

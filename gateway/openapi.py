@@ -10,6 +10,8 @@ Served unauthenticated at ``/api/mbt/openapi.json``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import grpc
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -77,6 +79,8 @@ def _nullable(schema: dict) -> dict:
     if "$ref" in schema or "anyOf" in schema:
         return {"anyOf": [schema, {"type": "null"}]}
     kind = schema.get("type")
+    if kind is None:
+        raise ValueError(f"a schema without a type cannot be made nullable: {schema}")
     result = {**schema, "type": [kind, "null"] if isinstance(kind, str) else [*kind, "null"]}
     if "enum" in schema:
         result["enum"] = [*schema["enum"], None]
@@ -380,7 +384,7 @@ CORS-exposed headers: {CORS_EXPOSED_HEADERS}."""
 ENVIRONMENT = {"type": "string", "enum": ["development", "production"], "description": "MBT_ENV of the process"}
 
 
-def build_openapi(api_bindings: list[Binding], session_paths: dict[str, dict[str, object]]) -> dict:
+def build_openapi(api_bindings: list[Binding], session_paths: Mapping[str, Mapping[str, object]]) -> dict:
     """``session_paths`` is the session endpoints' path -> method table, which must match
     their declared ``OPERATIONS`` one for one."""
     schemas = SchemaSet()

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from gateway.admission import Admission
 from gateway.bodies import read_json
-from gateway.errors import ALL_METHODS, by_method, enveloped, request_id_of
+from gateway.errors import ALL_METHODS, Handler, by_method, enveloped, request_id_of
 from gateway.identity import SESSION_COOKIE, Caller, presented_token
 from gateway.passkeys import Passkeys
 from gateway.sessions import DEV, PASSKEY, IssuedToken, Sessions
@@ -38,8 +38,8 @@ _TIME = {"type": "string", "format": "date-time"}
 _OPTIONAL_TIME = {"type": ["string", "null"], "format": "date-time"}
 _EMPTY_BODY = {"type": "object", "additionalProperties": False, "properties": {}}
 _CREDENTIAL_BODY = {"$ref": _REF + "CredentialRequest"}
-_PUBLIC = []  # no credential needed
-_OPTIONAL_SESSION = [{}, {"sessionCookie": []}, {"bearerToken": []}]
+_PUBLIC: list[dict[str, list[str]]] = []  # no credential needed
+_OPTIONAL_SESSION: list[dict[str, list[str]]] = [{}, {"sessionCookie": []}, {"bearerToken": []}]
 
 # The OpenAPI shapes of the session endpoints (gateway.openapi merges them with the API's).
 SCHEMAS = {
@@ -115,7 +115,7 @@ SCHEMAS = {
 }
 _SESSION = {"$ref": _REF + "Session"}
 
-OPERATIONS = {
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/sessions", "POST"): {
         "operationId": "sessions.signIn",
         "summary": "Sign in with a passkey assertion",
@@ -359,7 +359,7 @@ class SessionEndpoints:
         response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return admitted.stamp(response)
 
-    def handlers(self) -> dict[str, dict[str, object]]:
+    def handlers(self) -> dict[str, dict[str, Handler]]:
         """Path -> HTTP method -> handler; ``openapi_paths`` describes the same table."""
         return {
             "/api/sessions": {"POST": self.sign_in},

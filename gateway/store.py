@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, LargeBinary, MetaData, String, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.persistence.db import Database
+from services.common.persistence.db import Database, changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTables, by_user_id
 
@@ -123,4 +123,4 @@ class PasskeyRepository:
                 .where(PasskeyRow.credential_id == passkey.credential_id, PasskeyRow.sign_count == passkey.sign_count)
                 .values(sign_count=new_sign_count, last_used_at=used_at)
             )
-            return result.rowcount == 1
+            return changed(result).rowcount == 1

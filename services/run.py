@@ -142,14 +142,15 @@ class Supervisor:
     def start_all(self) -> bool:
         for child in self.children:
             self.start(child)
+            process = child.process
+            if process is None:
+                raise RuntimeError(f"{child.name} was not started")
             deadline = time.monotonic() + READY_TIMEOUT_SECONDS
             while not self.ready(child):
                 if self.stopping:
                     return False
-                if child.process.poll() is not None:
-                    self.say(
-                        f"{child.name} exited with code {child.process.returncode} while starting:\n{child.tail()}"
-                    )
+                if process.poll() is not None:
+                    self.say(f"{child.name} exited with code {process.returncode} while starting:\n{child.tail()}")
                     return False
                 if time.monotonic() > deadline:
                     self.say(f"{child.name} did not become ready in {READY_TIMEOUT_SECONDS}s:\n{child.tail()}")

@@ -11,6 +11,7 @@ from services.accounts.events import Handlers, publish
 from services.accounts.service import AccountsServicer, PrivacyServicer
 from services.accounts.store import OUTBOX, SERVICE, USER_TABLES
 from services.accounts.usecases.deps import Deps
+from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.ledger import Ledger
 from services.accounts.usecases.privacy import Privacy
@@ -34,15 +35,15 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     )
     key = actor_key(settings)
     deps = Deps(
-        db=kit.db,
-        uow=partial(unit_of_work, kit.db, kit.outbox, publish),
+        db=kit.database,
+        uow=partial(unit_of_work, kit.database, kit.event_outbox, publish),
         clock=kit.clock,
         market=market,
         user_key=key,
     )
     queue = JobQueue(settings)
     privacy = Privacy(
-        kit.db,
+        kit.database,
         kit.clock,
         key,
         cooling_days=settings.erasure_cooling_days,
@@ -52,10 +53,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     handlers = Handlers(Ledger(deps)).by_event_type()
     runtime = kit.runtime(
         [
-            Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps))),
+            Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps), Expiration(deps))),
             Registration.of(PrivacyServicer(privacy)),
-            Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers, publish)),
-            Registration.of(UserDataServicer(USER_TABLES, kit.db, kit.clock, erase=privacy.erase)),
+            Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers, publish)),
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock, erase=privacy.erase)),
         ],
         background=[privacy.offer_pending_exports],
     )

@@ -8,7 +8,8 @@ itself and prices at real time."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from mbt.marketdata.v1 import marketdata_pb2
 from services.accounts.domain.rules import Mark
@@ -19,6 +20,9 @@ from services.common.security.auth import ServiceCredentials, on_behalf_of
 from services.common.wire.conv import from_timestamp, parse_decimal, to_timestamp
 
 HISTORY_LOOKBACK = timedelta(minutes=5)
+# How far back the session an expiry settles on is looked for (a holiday on the expiry day
+# moves it to the session before; a week covers every US market closure).
+SETTLEMENT_LOOKBACK = timedelta(days=7)
 
 
 def _mark(quote: marketdata_pb2.Quote) -> Mark:
@@ -88,3 +92,35 @@ class MarketDataClient:
             if last is not None:
                 marks[symbol] = _mark(last)
         return marks
+
+    async def settlement_price(self, underlying: str, expiration: date, *, am: bool) -> Decimal:
+        """The price an option on ``underlying`` expiring on ``expiration`` settles at: the
+        official close (the regular session's daily bar's close, an early close's on an
+        early-close day; never an after-hours quote) of the last session on or before the
+        expiration date, or for AM-settled index options the opening value of the
+        expiration date's session. Asked as the accounts service (real time);
+        FAILED_PRECONDITION while that session's bar has not closed."""
+        start = datetime.combine(expiration, time(), UTC)
+        reply = await call(
+            self.stub.ListBars,
+            marketdata_pb2.ListBarsRequest(
+                symbol=underlying,
+                timeframe="1Day",
+                from_time=to_timestamp(start - (timedelta(0) if am else SETTLEMENT_LOOKBACK)),
+                to_time=to_timestamp(start + timedelta(days=1)),
+                page_size=10,
+            ),
+            timeout=self.timeout,
+            what="market data",
+        )
+        bars = [b for b in reply.bars if b.start_time.ToDatetime(tzinfo=UTC).date() <= expiration]
+        if not bars:
+            raise DomainError(
+                "FAILED_PRECONDITION",
+                f"no closed session of {underlying} on or before {expiration} to settle its options on",
+                symbol=underlying,
+            )
+        bar = bars[0] if am else bars[-1]
+        price = parse_decimal(bar.open if am else bar.close, "close", required=True)
+        assert price is not None
+        return price

@@ -16,12 +16,14 @@ from services.accounts.domain.account import (
     FillRefused,
     HoldReleased,
     HoldTaken,
+    OptionSettled,
 )
+from services.accounts.domain.expiration import Outcome
 from services.accounts.usecases.ledger import Ledger
 from services.common.ids import derived_id
 from services.common.observability.metrics import LEDGER_REFUSALS
 from services.common.persistence.uow import UnitOfWork
-from services.common.wire.conv import from_timestamp, money_str, to_timestamp
+from services.common.wire.conv import from_timestamp, money_str, qty_str, to_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,68 @@ async def publish(uow: UnitOfWork, event: AccountEvent) -> None:
             )
         case FillRefused():
             await _refused(uow, event)
+        case OptionSettled():
+            await _settled(uow, event)
         case FillApplied() | HoldTaken() | HoldReleased() | AccountTypeChanged():
             pass  # the ledger's own business: fills are audited by orders, a type change with its user update
+
+
+# The audit action of each outcome.
+SETTLEMENT_ACTIONS = {
+    Outcome.EXPIRED_WORTHLESS: "expire",
+    Outcome.EXERCISED: "exercise",
+    Outcome.ASSIGNED: "assign",
+    Outcome.CASH_SETTLED: "cash_settle",
+}
+
+
+async def _settled(uow: UnitOfWork, event: OptionSettled) -> None:
+    """One OptionSettled message (activities writes the ``expiration`` activity) and one
+    audit row per effect, in the transaction that moved the ledger."""
+    effect = event.effect
+    settlement_id = event.legs[0][0].entry_id
+    stock = effect.stock
+    stock_after = next((fill.position.qty for leg, fill in event.legs if stock and leg.symbol == stock.symbol), None)
+    settlement = wire.settlement_to_proto(event.account_id, effect)
+    await uow.emit(
+        events_pb2.OptionSettled(
+            account_id=event.account_id,
+            user_id=event.user_id,
+            settlement_id=settlement_id,
+            settlement=settlement,
+            early=event.early,
+            cash_after=money_str(event.cash_after),
+            stock_position_qty=qty_str(stock_after),
+            occurred_at=to_timestamp(event.at),
+        ),
+        aggregate_id=event.account_id,
+        user_id=event.user_id,
+        occurred_at=event.at,
+        event_id=derived_id("evt", "settled", settlement_id),
+    )
+    await uow.audit(
+        action=SETTLEMENT_ACTIONS[effect.outcome],
+        entity_type="option_position",
+        entity_id=effect.contract.symbol,
+        user_id=event.user_id,
+        before={"qty": effect.qty},
+        after={
+            "outcome": effect.outcome.value,
+            "early": event.early,
+            "settlement_price": effect.settlement_price,
+            "strike": effect.contract.strike,
+            "stock": {"symbol": stock.symbol, "side": stock.side.value, "qty": stock.qty, "price": stock.price}
+            if stock
+            else None,
+            "stock_position_qty": stock_after,
+            "cash_delta": effect.cash_delta,
+            "cash_after": event.cash_after,
+            "reason": effect.reason,
+            "shortfall": event.shortfall,
+        },
+        occurred_at=event.at,
+        cause=f"settle:{settlement_id}",
+    )
 
 
 async def _refused(uow: UnitOfWork, event: FillRefused) -> None:
@@ -121,7 +183,7 @@ class Handlers:
             order.version,
             fill.fill_id,
             wire.fill_terms(order, fill),
-            from_timestamp(fill.filled_at),
+            from_timestamp(fill.filled_at, "filled_at", required=True),
         )
 
     async def on_order_ended(self, uow: UnitOfWork, event, payload) -> None:

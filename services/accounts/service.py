@@ -6,6 +6,7 @@ import time
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from services.accounts import wire
+from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.privacy import Privacy
 from services.accounts.usecases.reads import AccountReads
@@ -13,14 +14,15 @@ from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
 from services.common.rpc import context as rpc_context
 from services.common.rpc.context import require_user_id
-from services.common.wire.conv import from_timestamp, money_str, parse_enum
+from services.common.wire.conv import from_date, from_timestamp, money_str, parse_decimal, parse_enum
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, reads: AccountReads, holds: Holds, users: Users) -> None:
+    def __init__(self, reads: AccountReads, holds: Holds, users: Users, expiration: Expiration) -> None:
         self.reads = reads
         self.holds = holds
         self.users = users
+        self.expiration = expiration
 
     async def GetAccount(self, request, context):
         return accounts_pb2.GetAccountResponse(
@@ -67,6 +69,23 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def ReleaseBuyingPower(self, request, context):
         released = await self.holds.release(request.user_id, request.order_id, request.order_version)
         return accounts_pb2.ReleaseBuyingPowerResponse(released=money_str(released))
+
+    async def ExerciseOption(self, request, context):
+        settled = await self.expiration.exercise(require_user_id(), request.symbol, parse_decimal(request.qty, "qty"))
+        return accounts_pb2.ExerciseOptionResponse(
+            settlement=wire.settlement_to_proto(settled.account_id, settled.effect)
+        )
+
+    async def ExpireOptions(self, request, context):
+        session_date = from_date(request.session_date, "session_date")
+        if session_date is None:
+            raise invalid_argument("session_date is required", "session_date")
+        report = await self.expiration.expire(session_date)
+        return accounts_pb2.ExpireOptionsResponse(
+            settlements=[wire.settlement_to_proto(s.account_id, s.effect) for s in report.settled],
+            accounts=report.accounts,
+            shortfalls=report.shortfalls,
+        )
 
 
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServiceServicer):

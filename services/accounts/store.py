@@ -29,14 +29,32 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.accounts.domain.account import Account, AccountEvent, AccountOpened, FillApplied, HoldReleased, HoldTaken
+from services.accounts.domain.account import (
+    Account,
+    AccountEvent,
+    AccountOpened,
+    FillApplied,
+    HoldReleased,
+    HoldTaken,
+    OptionSettled,
+)
 from services.accounts.domain.privacy import DataExport, ErasureStatus, ExportStatus
-from services.accounts.domain.rules import AccountType, FillTerms, Hold, HoldTerms, Position, Profile, VersionHold
+from services.accounts.domain.rules import (
+    AccountType,
+    FillEffect,
+    FillTerms,
+    Hold,
+    HoldTerms,
+    Position,
+    Profile,
+    VersionHold,
+    asset_class_of,
+)
 from services.common.ids import derived_id, new_id
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTable, UserTables, by_parent, by_user_id
-from services.common.trading import Side
+from services.common.trading import AssetClass, Side
 
 SERVICE = "accounts"
 
@@ -364,6 +382,8 @@ class AccountRepository:
                     )
                 case HoldTaken(order_id=order_id, hold=hold, at=at):
                     terms = hold.terms
+                    if terms is None:
+                        raise ValueError(f"hold of order {order_id} taken without its terms")
                     self.session.add(
                         ReservationRow(
                             order_id=order_id,
@@ -404,11 +424,17 @@ class AccountRepository:
                 case HoldReleased():
                     await self.session.flush()
                     released = await self.session.get(ReservationRow, (event.order_id, event.version))
+                    if released is None:
+                        raise LookupError(f"no hold of order {event.order_id} version {event.version} to release")
                     released.released_at = released.released_at or event.at
                     released.updated_at, released.release_reason = event.at, event.reason
                 case FillApplied():
                     await self._apply_fill(account.account_id, event)
+                case OptionSettled():
+                    await self._settle_option(account.account_id, event)
         if account.events:
+            if row is None:
+                raise LookupError(f"account {account.account_id} changed but was never opened or loaded")
             row.cash, row.account_type = account.cash, account.account_type.value
             row.version += 1
             row.updated_at = account.updated_at or row.updated_at
@@ -418,14 +444,38 @@ class AccountRepository:
         account.events = []
 
     async def _apply_fill(self, account_id: str, event: FillApplied) -> None:
-        fill, effect, at = event.fill, event.effect, event.at
+        fill = event.fill
+        await self._move(
+            account_id, "fill", event.fill_id, fill.order_id, fill, event.effect, event.cash_after, event.at
+        )
+
+    async def _settle_option(self, account_id: str, event: OptionSettled) -> None:
+        """Each leg of an expiration effect, as the ledger entry ``expiration`` (its id the
+        leg's: a leg never moves cash twice) and the position it changed."""
+        cash = event.cash_after - sum((effect.cash_delta for _, effect in event.legs), Decimal(0))
+        for leg, effect in event.legs:
+            cash += effect.cash_delta
+            terms = FillTerms("", leg.symbol, leg.side, leg.qty, leg.price, leg.multiplier)
+            await self._move(account_id, "expiration", leg.entry_id, None, terms, effect, cash, event.at)
+
+    async def _move(
+        self,
+        account_id: str,
+        kind: str,
+        fill_id: str,
+        order_id: str | None,
+        fill: FillTerms,
+        effect: FillEffect,
+        cash_after: Decimal,
+        at: datetime,
+    ) -> None:
         self.session.add(
             LedgerEntryRow(
-                entry_id=derived_id("led", event.fill_id),
+                entry_id=derived_id("led", fill_id),
                 account_id=account_id,
-                kind="fill",
-                fill_id=event.fill_id,
-                order_id=fill.order_id,
+                kind=kind,
+                fill_id=fill_id,
+                order_id=order_id,
                 symbol=fill.symbol,
                 side=fill.side.value,
                 qty=fill.qty,
@@ -433,7 +483,7 @@ class AccountRepository:
                 multiplier=fill.multiplier,
                 cash_delta=effect.cash_delta,
                 realized_pl=effect.realized_pl,
-                cash_after=event.cash_after,
+                cash_after=cash_after,
                 occurred_at=at,
             )
         )
@@ -448,7 +498,7 @@ class AccountRepository:
         ).scalar_one_or_none()
         after = effect.position
         if row is None:
-            self.session.add(_position_row(account_id, after, at, asset_class="us_equity"))
+            self.session.add(_position_row(account_id, after, at, asset_class_of(after.symbol).value))
             return
         row.updated_at = at
         if not effect.closed:
@@ -462,6 +512,18 @@ class AccountRepository:
             self.session.add(_position_row(account_id, replace(after, realized_pl=Decimal(0)), at, row.asset_class))
 
     # -- reads ----------------------------------------------------------------------
+
+    async def option_holders(self) -> dict[str, list[str]]:
+        """The open option positions of every account: contract symbols by account id."""
+        rows = await self.session.execute(
+            select(PositionRow.account_id, PositionRow.symbol)
+            .where(PositionRow.closed_at.is_(None), PositionRow.asset_class == AssetClass.US_OPTION.value)
+            .order_by(PositionRow.account_id, PositionRow.symbol)
+        )
+        holders: dict[str, list[str]] = {}
+        for account_id, symbol in rows:
+            holders.setdefault(account_id, []).append(symbol)
+        return holders
 
     async def positions(self, account_id: str, *, include_closed: bool) -> list[PositionRow]:
         query = select(PositionRow).where(PositionRow.account_id == account_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from mbt.accounts.v1 import accounts_pb2, privacy_pb2
+from mbt.common.v1 import trading_pb2
+from services.accounts.domain.expiration import ExpirationEffect, Outcome
 from services.accounts.domain.privacy import DataExport, Erasure, ErasureStatus, ExportStatus
 from services.accounts.domain.rules import (
     AccountType,
@@ -13,6 +15,7 @@ from services.accounts.domain.rules import (
     Profile,
     Tier,
     VersionHold,
+    contract_multiplier,
     mark_price,
     market_value,
     unrealized_pl,
@@ -29,7 +32,7 @@ from services.common.wire.conv import (
     ratio_str,
     to_timestamp,
 )
-from services.common.wire.trading import ASSET_CLASS_WIRE, SIDES
+from services.common.wire.trading import ASSET_CLASS_WIRE, SIDE_WIRE, SIDES
 
 TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO, accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
 PROFILES = {
@@ -41,6 +44,12 @@ ACCOUNT_TYPES = {accounts_pb2.ACCOUNT_TYPE_CASH: AccountType.CASH, accounts_pb2.
 TIER_WIRE = {v: k for k, v in TIERS.items()}
 PROFILE_WIRE = {v: k for k, v in PROFILES.items()}
 ACCOUNT_TYPE_WIRE = {v: k for k, v in ACCOUNT_TYPES.items()}
+OUTCOME_WIRE = {
+    Outcome.EXPIRED_WORTHLESS: accounts_pb2.OPTION_OUTCOME_EXPIRED_WORTHLESS,
+    Outcome.EXERCISED: accounts_pb2.OPTION_OUTCOME_EXERCISED,
+    Outcome.ASSIGNED: accounts_pb2.OPTION_OUTCOME_ASSIGNED,
+    Outcome.CASH_SETTLED: accounts_pb2.OPTION_OUTCOME_CASH_SETTLED,
+}
 
 
 def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
@@ -53,7 +62,7 @@ def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
         side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
         price_bound=worst,
-        multiplier=parse_decimal(request.multiplier, "multiplier") or Decimal(1),
+        multiplier=parse_decimal(request.multiplier, "multiplier") or contract_multiplier(request.symbol),
     )
 
 
@@ -65,7 +74,7 @@ def fill_terms(order, fill) -> FillTerms:
         side=parse_enum(SIDES, fill.side, "fill.side"),
         qty=parse_decimal(fill.qty, "qty", required=True),
         price=parse_decimal(fill.price, "price", required=True),
-        multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
+        multiplier=parse_decimal(fill.multiplier, "multiplier") or contract_multiplier(fill.symbol),
     )
 
 
@@ -105,7 +114,7 @@ def position_to_proto(record: PositionRecord) -> accounts_pb2.Position:
     )
     if not position.is_open:
         return message
-    price = mark_price(position, mark and mark.bid, mark and mark.ask)
+    price = mark_price(position, None if mark is None else mark.bid, None if mark is None else mark.ask)
     cost = abs(position.qty) * position.avg_entry_price * position.multiplier
     gain = unrealized_pl(position, price)
     message.side = accounts_pb2.POSITION_SIDE_LONG if position.qty > 0 else accounts_pb2.POSITION_SIDE_SHORT
@@ -162,6 +171,23 @@ def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> a
         amount=money_str(hold.hold.amount),
         account_id=account_id,
         qty=qty_str(hold.hold.qty),
+    )
+
+
+def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_pb2.OptionSettlement:
+    stock = effect.stock
+    return accounts_pb2.OptionSettlement(
+        account_id=account_id,
+        symbol=effect.contract.symbol,
+        qty=qty_str(effect.qty),
+        outcome=OUTCOME_WIRE[effect.outcome],
+        strike_price=price_str(effect.contract.strike),
+        settlement_price=price_str(effect.settlement_price),
+        stock_symbol=stock.symbol if stock else "",
+        stock_side=SIDE_WIRE[stock.side] if stock else trading_pb2.ORDER_SIDE_UNSPECIFIED,
+        stock_qty=qty_str(stock.qty) if stock else "",
+        cash_delta=amount_str(effect.cash_delta),
+        reason=effect.reason,
     )
 
 

@@ -19,13 +19,13 @@ from services.common.rpc.user_data import UserDataServicer
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
     audit_key = actor_key(settings)
-    activities = Activities(kit.db, audit_key)
+    activities = Activities(kit.database, audit_key)
     handlers = Handlers(activities, kit.clock).by_event_type()
     return kit.runtime(
         [
             Registration.of(ActivitiesServicer(activities)),
-            Registration.of(EventSink(SERVICE, kit.db, kit.outbox, kit.clock, handlers)),
-            Registration.of(UserDataServicer(USER_TABLES, kit.db, kit.clock)),
-            Registration.of(AuditChainServicer(AuditTrail(kit.db, audit_key))),
+            Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers)),
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock)),
+            Registration.of(AuditChainServicer(AuditTrail(kit.database, audit_key))),
         ]
     )

@@ -32,6 +32,8 @@ class Activity:
     description: str
     occurred_at: datetime
     created_at: datetime
+    # expiration activities: expired_worthless, exercised, assigned or cash_settled.
+    subtype: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,4 +116,74 @@ def opening_activity(
         opening_description(starting_cash),
         opened_at,
         now,
+    )
+
+
+# The words of each expiration subtype, and Alpaca's activity type for it (OPEXP option
+# expiration, OPEXC exercise, OPASN assignment; a cash settlement is the long's exercise or
+# the short's assignment).
+_SETTLEMENT_WORDS = {
+    "expired_worthless": "expired worthless",
+    "exercised": "exercised",
+    "assigned": "assigned",
+    "cash_settled": "cash-settled",
+}
+
+
+def alpaca_activity_type(subtype: str, qty: Decimal) -> str:
+    if subtype == "expired_worthless":
+        return "OPEXP"
+    if subtype == "exercised" or (subtype == "cash_settled" and qty > 0):
+        return "OPEXC"
+    return "OPASN"
+
+
+def expiration_activity(
+    *,
+    settlement_id: str,
+    user_id: str,
+    account_id: str,
+    symbol: str,
+    qty: Decimal,
+    subtype: str,
+    strike: Decimal,
+    settlement_price: Decimal | None,
+    stock: tuple[str, Side, Decimal] | None,
+    stock_position_qty: Decimal | None,
+    cash_delta: Decimal,
+    early: bool,
+    occurred_at: datetime,
+    now: datetime,
+) -> Activity:
+    """An option position expired, was exercised or assigned (``subtype``): one
+    ``expiration`` activity, its ``net_amount`` the cash it moved (the stock paid or received
+    at the strike, or the cash settlement), ``qty`` the signed contracts, ``price`` the
+    strike; the description names the closing price used and the stock position after."""
+    words = [f"{alpaca_activity_type(subtype, qty)}: {qty_str(abs(qty))} {symbol} {_SETTLEMENT_WORDS[subtype]}"]
+    words.append(
+        "early, at the holder's request"
+        if early
+        else f"at the close of ${on_price_grid(settlement_price or Decimal(0)):,}"
+    )
+    if stock is not None:
+        underlying, side, shares = stock
+        verb = "bought" if side is Side.BUY else "sold"
+        words.append(f"{qty_str(shares)} {underlying} {verb} at ${on_price_grid(strike):,}")
+        words.append(f"{underlying} position now {qty_str(stock_position_qty or Decimal(0))}")
+    return Activity(
+        derived_id("act", settlement_id),
+        user_id,
+        account_id,
+        "expiration",
+        symbol,
+        "",
+        settlement_id,
+        None,
+        qty,
+        strike,
+        cash_delta,
+        "; ".join(words),
+        occurred_at,
+        now,
+        subtype,
     )

@@ -19,6 +19,7 @@ class Handlers:
         return {
             "mbt.orders.v1.OrderFilled": self.on_order_filled,
             "mbt.accounts.v1.AccountOpened": self.on_account_opened,
+            "mbt.accounts.v1.OptionSettled": self.on_option_settled,
             "mbt.common.v1.AuditRecorded": self.on_audit,
         }
 
@@ -27,6 +28,9 @@ class Handlers:
 
     async def on_account_opened(self, uow: UnitOfWork, event, payload) -> None:
         await self.activities.record_activity(uow, wire.opening_activity(payload, self.clock.now()))
+
+    async def on_option_settled(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_activity(uow, wire.expiration_activity(payload, self.clock.now()))
 
     async def on_audit(self, uow: UnitOfWork, event, payload) -> None:
         await self.activities.record_audit(uow, wire.audit_entry(payload, self.clock.now()))

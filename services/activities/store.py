@@ -47,6 +47,8 @@ class ActivityRow(Base):
     description: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime]
     created_at: Mapped[datetime]
+    # expiration activities: expired_worthless, exercised, assigned or cash_settled.
+    subtype: Mapped[str] = mapped_column(String(24), default="", server_default="")
 
 
 class AuditLogRow(Base):
@@ -144,6 +146,7 @@ _ACTIVITY_FIELDS = (
     "description",
     "occurred_at",
     "created_at",
+    "subtype",
 )
 _AUDIT_FIELDS = (
     "audit_id",

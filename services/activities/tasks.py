@@ -59,13 +59,13 @@ def walk_audit_chain(
 
 
 def _unbroken(run: JobRun) -> bool:
-    return bool(run.result) and run.result.get("broken") is None and run.result.get("head") is not None
+    return run.result is not None and run.result.get("broken") is None and run.result.get("head") is not None
 
 
 @job("mbt.verify_audit_chain")
 def verify_audit_chain(run: JobContext) -> dict:
     anchor = run.previous(_unbroken)
-    expected = [Link(**anchor.result["head"])] if anchor is not None else []
+    expected = [Link(**anchor.result["head"])] if anchor is not None and anchor.result is not None else []
     walk = walk_audit_chain(
         run.stub("activities", activities_pb2_grpc.AuditChainServiceStub),
         expected=expected,

@@ -7,10 +7,12 @@ from decimal import Decimal
 
 from google.protobuf import json_format, struct_pb2
 
+from mbt.accounts.v1 import accounts_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2
 from services.activities.audit_chain import Break, Link
 from services.activities.domain import Activity, AuditEntry
+from services.activities.domain import expiration_activity as _expiration_activity
 from services.activities.domain import fill_activity as _fill_activity
 from services.activities.domain import opening_activity as _opening_activity
 from services.common.wire.conv import (
@@ -49,7 +51,43 @@ def fill_activity(payload, now: datetime) -> Activity:
         qty=parse_decimal(fill.qty, "qty", required=True),
         price=parse_decimal(fill.price, "price", required=True),
         multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
-        filled_at=from_timestamp(fill.filled_at),
+        filled_at=from_timestamp(fill.filled_at, "filled_at", required=True),
+        now=now,
+    )
+
+
+SUBTYPES = {
+    accounts_pb2.OPTION_OUTCOME_EXPIRED_WORTHLESS: "expired_worthless",
+    accounts_pb2.OPTION_OUTCOME_EXERCISED: "exercised",
+    accounts_pb2.OPTION_OUTCOME_ASSIGNED: "assigned",
+    accounts_pb2.OPTION_OUTCOME_CASH_SETTLED: "cash_settled",
+}
+
+
+def expiration_activity(payload, now: datetime) -> Activity:
+    """The activity of an accounts OptionSettled event."""
+    settlement = payload.settlement
+    stock = None
+    if settlement.stock_symbol:
+        stock = (
+            settlement.stock_symbol,
+            parse_enum(SIDES, settlement.stock_side, "stock_side"),
+            parse_decimal(settlement.stock_qty, "stock_qty", required=True),
+        )
+    return _expiration_activity(
+        settlement_id=payload.settlement_id,
+        user_id=payload.user_id,
+        account_id=payload.account_id,
+        symbol=settlement.symbol,
+        qty=parse_decimal(settlement.qty, "qty", required=True),
+        subtype=SUBTYPES[settlement.outcome],
+        strike=parse_decimal(settlement.strike_price, "strike_price", required=True),
+        settlement_price=parse_decimal(settlement.settlement_price, "settlement_price"),
+        stock=stock,
+        stock_position_qty=parse_decimal(payload.stock_position_qty, "stock_position_qty"),
+        cash_delta=parse_decimal(settlement.cash_delta, "cash_delta", required=True),
+        early=payload.early,
+        occurred_at=from_timestamp(payload.occurred_at),
         now=now,
     )
 
@@ -60,7 +98,7 @@ def opening_activity(payload, now: datetime) -> Activity:
         account_id=payload.account_id,
         user_id=payload.user_id,
         starting_cash=parse_decimal(payload.starting_cash, "starting_cash", required=True),
-        opened_at=from_timestamp(payload.opened_at),
+        opened_at=from_timestamp(payload.opened_at, "opened_at", required=True),
         now=now,
     )
 
@@ -78,7 +116,7 @@ def audit_entry(payload: audit_pb2.AuditRecorded, now: datetime) -> AuditEntry:
         after=json_format.MessageToDict(payload.after) if payload.HasField("after") else None,
         request_id=payload.request_id,
         service=payload.service,
-        occurred_at=from_timestamp(payload.occurred_at),
+        occurred_at=from_timestamp(payload.occurred_at, "occurred_at", required=True),
         recorded_at=now,
     )
 
@@ -91,13 +129,14 @@ def activity_to_proto(row: Activity) -> activities_pb2.Activity:
         symbol=row.symbol,
         order_id=row.order_id,
         fill_id=row.fill_id,
-        side=SIDE_WIRE.get(row.side, 0),
+        side=SIDE_WIRE[row.side] if row.side is not None else None,
         qty=qty_str(row.qty),
         price=price_str(row.price),
         net_amount=amount_str(row.net_amount),
         description=row.description,
         occurred_at=to_timestamp(row.occurred_at),
         created_at=to_timestamp(row.created_at),
+        subtype=row.subtype,
     )
 
 

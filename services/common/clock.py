@@ -121,7 +121,7 @@ class FollowerClock(AnchoredClock):
         before = self._floor
         super().anchor(simulated_at, speed, wall_at)
         behind = before - super().now() if before is not None else timedelta(0)
-        if behind > timedelta(0):
+        if before is not None and behind > timedelta(0):
             log.warning(
                 "the market clock came back behind this service's; holding until it catches up",
                 extra={"fields": {"behind_seconds": behind.total_seconds(), "held_at": before.isoformat()}},
@@ -144,7 +144,9 @@ class FollowerClock(AnchoredClock):
                 async for message in stub.WatchClock(marketdata_pb2.WatchClockRequest()):
                     state = message.state
                     self.anchor(
-                        from_timestamp(state.simulated_at), Decimal(state.speed or "0"), from_timestamp(state.wall_at)
+                        from_timestamp(state.simulated_at, "simulated_at", required=True),
+                        Decimal(state.speed or "0"),
+                        from_timestamp(state.wall_at),
                     )
                     self._synced.set()
             except asyncio.CancelledError:

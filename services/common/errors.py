@@ -69,7 +69,9 @@ class DomainError(Exception):
 
 
 def invalid_argument(message: str, field: str | None = None) -> DomainError:
-    return DomainError("INVALID_ARGUMENT", message, **({"field": field} if field else {}))
+    if field:
+        return DomainError("INVALID_ARGUMENT", message, field=field)
+    return DomainError("INVALID_ARGUMENT", message)
 
 
 def not_found(what: str, ident: str) -> DomainError:

@@ -6,9 +6,10 @@ by each service's ``build(settings)``; tests pass their own clock and settings.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import grpc
 import redis.asyncio as redis
@@ -40,7 +41,7 @@ class ServiceKit:
     outbox: Outbox | None = None
     relay: OutboxRelay | None = None
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
-    _background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _redis: redis.Redis | None = None
 
     def __post_init__(self) -> None:
@@ -84,6 +85,20 @@ class ServiceKit:
             kit._background.append(kit.relay.run)
         return kit
 
+    @property
+    def database(self) -> Database:
+        """The database of a service created with ``tables``; RuntimeError for one without."""
+        if self.db is None:
+            raise RuntimeError(f"{self.name} was created without tables: it has no database")
+        return self.db
+
+    @property
+    def event_outbox(self) -> Outbox:
+        """The outbox of a service created with ``tables``; RuntimeError for one without."""
+        if self.outbox is None:
+            raise RuntimeError(f"{self.name} was created without tables: it has no outbox")
+        return self.outbox
+
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
             self._channels[service] = open_channel(
@@ -105,7 +120,7 @@ class ServiceKit:
             await self._redis.aclose()
 
     def runtime(
-        self, registrations: Iterable[Registration], background: Iterable[Callable[[], Awaitable[None]]] = ()
+        self, registrations: Iterable[Registration], background: Iterable[Callable[[], Coroutine[Any, Any, None]]] = ()
     ) -> ServiceRuntime:
         sessions = build_shared_state(self.settings, self._redis)
         return ServiceRuntime(
@@ -115,7 +130,7 @@ class ServiceKit:
             closers=[self.close],
             authenticator=TokenAuthenticator(TokenVerifier(self.keys), sessions),
             rate_limiter=build_rate_limiter(self.settings, self._redis),
-            ops_audit=OutboxOpsReads(self.db, self.outbox) if self.outbox is not None else LoggedOpsReads(),
+            ops_audit=OutboxOpsReads(self.database, self.outbox) if self.outbox is not None else LoggedOpsReads(),
             keepalive_seconds=self.settings.grpc_keepalive_seconds,
             environment=self.settings.env,
         )

@@ -65,7 +65,7 @@ def _market_date(settings: Settings) -> date:
         )
     finally:
         channel.close()
-    return from_timestamp(reply.clock.now).astimezone(NEW_YORK).date()
+    return from_timestamp(reply.clock.now, "now", required=True).astimezone(NEW_YORK).date()
 
 
 def _shown(run: JobRun) -> dict:
@@ -114,7 +114,10 @@ def main(args, settings: Settings) -> int:
         deadline = time.monotonic() + args.wait
         while run.state not in (DONE, FAILED) and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
-            run = queue.records.get(args.name, key)
+            polled = queue.records.get(args.name, key)
+            if polled is None:
+                raise LookupError(f"run {args.name} {key} disappeared")
+            run = polled
         print(json.dumps(_shown(run), default=str))
         if run.state == DONE:
             return 0

@@ -43,6 +43,8 @@ class JobQueue:
         spec(name).key.check(key)
         if self.records.reopen(name, key):
             run = self.records.get(name, key)
+            if run is None:
+                raise LookupError(f"run {name} {key} reopened but not found")
             self._send(run)
             return run
         return self.offer(name, key)

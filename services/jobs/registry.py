@@ -79,6 +79,13 @@ REGISTRY: dict[str, JobSpec] = {
             description="runs a queued backtest in the matcher, reporting its progress",
         ),
         JobSpec(
+            "mbt.expire_options",
+            "services.accounts.tasks",
+            SESSION_DATE,
+            SESSION_CLOSE,
+            description="settles the option positions expiring at each close: exercised, assigned or expired worthless",
+        ),
+        JobSpec(
             "mbt.export_user_data",
             "services.accounts.tasks",
             EXPORT_ID,

@@ -59,9 +59,8 @@ class MarketCalendar:
                 what="market data",
             )
             for day in reply.days:
-                self._sessions[from_timestamp(day.close_at)] = Session(
-                    from_date(day.date), from_timestamp(day.close_at)
-                )
+                close_at = from_timestamp(day.close_at, "close_at", required=True)
+                self._sessions[close_at] = Session(from_date(day.date, "date", required=True), close_at)
             self._loaded_until = moment + timedelta(days=CALENDAR_DAYS)
         return [self._sessions[close] for close in sorted(self._sessions) if close > moment]
 
@@ -95,6 +94,8 @@ class Scheduler:
             await self._blocking(self.queue.resend_lost)
 
     async def _advance(self, job: JobSpec, now: datetime) -> None:
+        if job.cadence is None:
+            raise ValueError(f"{job.name} has no cadence: only scheduled jobs advance")
         records = self.queue.records
         cursor = self._cursors.get(job.name) or await self._blocking(records.cursor, job.name)
         if cursor is None:  # first run: schedule from now on, never the past

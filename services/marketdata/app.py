@@ -159,9 +159,9 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     )
     clock = clock or AnchoredClock(None)
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
-    store = MarketDataStore(kit.db)
+    store = MarketDataStore(kit.database)
     startup = []
-    if alpaca:
+    if credentials is not None:  # the alpaca provider
         provider, publisher = _alpaca(settings, credentials, clock)
     else:
         provider, publisher, restore = _replay(settings, store, clock)
@@ -197,7 +197,7 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     runtime = kit.runtime(
         [
             Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch)),
-            Registration.of(UserDataServicer(USER_TABLES, kit.db, kit.clock)),
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock)),
         ],
         background=[archiver.run, *provider.background(), *follow_clock],
     )

@@ -105,8 +105,9 @@ class BarFeed:
                             key = (spec.symbol, timeframe, start)
                             if key not in computed:
                                 computed[key] = await self._bar(spec, timeframe, start, end)
-                            if computed[key] is not None:
-                                bars.append(computed[key])
+                            bar = computed[key]
+                            if bar is not None:
+                                bars.append(bar)
                         subscription.put(BarClose(start, end, bars))
                         subscription.served_ns = end
                 except Exception as exc:  # an upstream not answering, or a reply it cannot read

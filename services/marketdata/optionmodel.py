@@ -36,7 +36,7 @@ def reference_prices(timeline: ReplayTimeline, symbols: Iterable[str]) -> dict[s
     wanted = set(symbols)
     found: dict[str, Decimal] = {}
     for tick in timeline.recording.ticks:
-        if tick.symbol in wanted and tick.symbol not in found and tick.usable:
+        if tick.symbol in wanted and tick.symbol not in found and tick.usable and tick.mid is not None:
             found[tick.symbol] = tick.mid
             if len(found) == len(wanted):
                 break
@@ -113,9 +113,10 @@ class OptionQuoteModel:
             spec.symbol, underlying.quote_at_ns, underlying.sequence, priced.bid, None, priced.ask, None, Source.MODEL
         )
         years = option_model.years_between(underlying.quote_at_ns, last_trade)
-        tick.model = option_model.inputs(
-            spec, underlying.sequence, underlying.mid, years, self.rate, self.dividend_yield, priced
-        )
+        spot = underlying.mid
+        if spot is None:
+            raise ValueError(f"{underlying.symbol} has no mid to price {spec.symbol} from")
+        tick.model = option_model.inputs(spec, underlying.sequence, spot, years, self.rate, self.dividend_yield, priced)
         return tick
 
     def quote(self, spec: SymbolSpec, underlying: Tick, last_trade: int) -> Tick | None:
@@ -146,6 +147,7 @@ class OptionQuoteModel:
         symbol = spec.underlying
         # A page continues after a quote it listed, which is its own underlying tick's model.
         resumed = self.timeline.history(symbol, from_ns, to_ns, after_sequence - 1, 1) if after_sequence else []
+        before: Tick | None
         if resumed and resumed[0].sequence == after_sequence and resumed[0].usable:
             before, after = resumed[0], after_sequence
         else:

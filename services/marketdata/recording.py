@@ -132,6 +132,13 @@ class _Decimals:
     def __init__(self) -> None:
         self._seen: dict[str, Decimal] = {}
 
+    def required(self, raw: str, field: str) -> Decimal:
+        """A value the row must have: ValueError naming ``field`` when it is empty."""
+        value = self(raw)
+        if value is None:
+            raise ValueError(f"{field} is empty")
+        return value
+
     def __call__(self, raw: str) -> Decimal | None:
         value = self._seen.get(raw)
         if value is None:
@@ -271,7 +278,9 @@ def _load_trades(path: str, _mtime_ns: int, _size: int) -> TradeRecording:
             symbol = symbols.get(raw_symbol)
             if symbol is None:
                 symbol = symbols[raw_symbol] = parse_symbol(raw_symbol).symbol
-            trade = Trade(symbol, parse_time_ns(raw_time), decimals(price), decimals(size))
+            trade = Trade(
+                symbol, parse_time_ns(raw_time), decimals.required(price, "price"), decimals.required(size, "size")
+            )
         except (ValueError, ArithmeticError, LookupError) as exc:
             raise RecordingError(f"{source}: row {line}: {exc}") from None
         except DomainError as exc:
@@ -345,6 +354,8 @@ def _load_chain_points(path: str, _mtime_ns: int) -> list[ChainPoint]:
             try:
                 quote_date = datetime.fromisoformat(row["snapshot_local"]).date()
                 spec = parse_symbol(row["occ_symbol"])
+                if spec.option_type is None or spec.strike is None or spec.expiration is None:
+                    raise ValueError(f"{spec.symbol} is not an option contract")
                 underlying_mid = (Decimal(row["underlying_bid"]) + Decimal(row["underlying_ask"])) / 2
                 points.append(
                     ChainPoint(

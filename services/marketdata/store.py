@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import BigInteger, Date, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.messaging.outbox import define_outbox_tables
-from services.common.persistence.db import Database
+from services.common.persistence.db import Database, changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
 from services.common.persistence.user_data import UserTables
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns
@@ -114,17 +114,6 @@ def _insert(db: Database, table):
     return sqlite.insert(table) if db.is_sqlite else postgresql.insert(table)
 
 
-MODEL_DECIMALS = (
-    "underlying_price",
-    "volatility",
-    "risk_free_rate",
-    "dividend_yield",
-    "time_to_expiry",
-    "model_price",
-    "half_spread",
-)
-
-
 def _model_json(inputs: ModelInputs | None) -> str | None:
     if inputs is None:
         return None
@@ -138,7 +127,13 @@ def _model_inputs(text: str | None) -> ModelInputs | None:
     return ModelInputs(
         raw["underlying_symbol"],
         int(raw["underlying_sequence"]),
-        *(Decimal(raw[name]) for name in MODEL_DECIMALS),
+        underlying_price=Decimal(raw["underlying_price"]),
+        volatility=Decimal(raw["volatility"]),
+        risk_free_rate=Decimal(raw["risk_free_rate"]),
+        dividend_yield=Decimal(raw["dividend_yield"]),
+        time_to_expiry=Decimal(raw["time_to_expiry"]),
+        model_price=Decimal(raw["model_price"]),
+        half_spread=Decimal(raw["half_spread"]),
         model=raw["model"],
     )
 
@@ -236,10 +231,12 @@ class MarketDataStore:
     async def purge_ticks(self, symbols: Iterable[str], before_ns: int) -> int:
         """Delete the symbols' ticks older than ``before_ns`` (one index range per symbol)."""
         table = ArchivedTickRow.__table__
+        if not isinstance(table, Table):
+            raise TypeError("ArchivedTickRow is mapped to a table")
         deleted = 0
         async with self.db.writing() as session:
             for symbol in symbols:
-                deleted += (
+                deleted += changed(
                     await session.execute(
                         delete(table).where(table.c.symbol == symbol).where(table.c.quote_at_ns < before_ns)
                     )

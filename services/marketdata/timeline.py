@@ -125,7 +125,10 @@ class ReplayTimeline:
 
     def default_start_ns(self) -> int:
         """Half an hour into the first replayed session: quotes exist and the market is open."""
-        return self.day(0).session.open_ns + 30 * MINUTE_NS
+        first = self.day(0)
+        if first is None:
+            raise ValueError("the replay has no first day")
+        return first.session.open_ns + 30 * MINUTE_NS
 
     def _played(self, day: ReplayDay, after_ns: int, until_ns: int) -> tuple[int, int]:
         """Global index range of the day's ticks with after < time <= until (and before the cutoff)."""
@@ -230,6 +233,8 @@ class ReplayTimeline:
 
     def _day_trades(self, symbol: str, day: ReplayDay, from_ns: int, until_ns: int) -> list[Trade]:
         """The symbol's trades played on ``day`` with from <= time < until (and before the cutoff)."""
+        if self.trades is None:
+            raise ValueError(f"no trade recording to play {symbol}'s trades from")
         times = self.trades.times_by_symbol[symbol]
         shift = day.shift_ns
         lo = max(from_ns - shift, day.recorded_from_ns)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -261,7 +261,7 @@ class MarketData:
 
     async def batches(
         self, subscription: Subscription, specs: list[SymbolSpec], include_latest: bool, max_batch: int
-    ) -> AsyncIterator[list[Tick | Gap]]:
+    ) -> AsyncIterator[Sequence[Tick | Gap]]:
         """Batches of ticks (and gaps) in feed order, the latest quotes first when asked."""
         if include_latest:
             queued = subscription.first_sequences()
@@ -322,7 +322,12 @@ class MarketData:
             raise invalid_argument("give exactly one of to_time and by", "to_time")
         if by_ns is not None and by_ns <= 0:
             raise invalid_argument("by must be a positive duration", "by")
-        target = to_ns if to_ns is not None else self.now_ns() + by_ns
+        if to_ns is not None:
+            target = to_ns
+        elif by_ns is not None:
+            target = self.now_ns() + by_ns
+        else:
+            raise invalid_argument("give exactly one of to_time and by", "to_time")
         last_close = self.calendar.session(len(self.calendar) - 1).close_ns
         if target > last_close:
             raise invalid_argument(

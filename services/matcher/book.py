@@ -40,6 +40,7 @@ from services.matcher.domain import (
     expiry_decision,
     in_session,
     is_usable,
+    required_price,
 )
 
 _NEVER_NS = 2**63  # beyond any epoch-nanosecond time: "no expiry pending"
@@ -129,7 +130,7 @@ class _SymbolBook:
     def add(self, order: WorkingOrder) -> None:
         self.orders[order.order_id] = order
         index, price = self._placement(order)
-        if index is None:
+        if index is None or price is None:  # (None, None): every tick
             self.every_tick[order.order_id] = order
         else:
             index.add(price, order)
@@ -140,7 +141,7 @@ class _SymbolBook:
     def remove(self, order_id: str) -> WorkingOrder:
         order = self.orders.pop(order_id)
         index, price = self._placement(order)
-        if index is None:
+        if index is None or price is None:  # (None, None): every tick
             del self.every_tick[order_id]
         else:
             index.discard(price, order_id)
@@ -195,8 +196,10 @@ class _SymbolBook:
         ):
             return None, None
         if kind is OrderType.LIMIT or order.triggered:  # a triggered stop-limit works as a limit
-            return (self.buy_limits if buy else self.sell_limits), order.limit_price
-        return (self.buy_stops if buy else self.sell_stops), order.stop_price
+            return (self.buy_limits if buy else self.sell_limits), required_price(
+                order, "limit_price", order.limit_price
+            )
+        return (self.buy_stops if buy else self.sell_stops), required_price(order, "stop_price", order.stop_price)
 
 
 class OrderBook:

@@ -185,6 +185,13 @@ def is_expired(order: WorkingOrder, evaluated_ns: int) -> bool:
     return order.expires_ns is not None and order.expires_ns <= evaluated_ns
 
 
+def required_price(order: WorkingOrder, name: str, value: Decimal | None) -> Decimal:
+    """A price the order's type guarantees (``WorkingOrder`` checks it when made)."""
+    if value is None:
+        raise ValueError(f"{order.order_id}: a {order.order_type.value} order without its {name}")
+    return value
+
+
 def touch(side: Side, tick: Tick) -> Decimal:
     """The price a marketable order of this side trades at: buys take the ask, sells hit the bid."""
     return tick.ask if side is Side.BUY else tick.bid
@@ -248,7 +255,7 @@ def decide(
 
 def expiry_decision(order: WorkingOrder, evaluated_ns: int, tick: Tick | None = None) -> Decision:
     """EXPIRE for a day order whose close has come (the book uses it without a tick too)."""
-    if not is_expired(order, evaluated_ns):
+    if order.expires_ns is None or not is_expired(order, evaluated_ns):
         raise ValueError(f"{order.order_id} has not expired at {evaluated_ns}")
     return Decision(
         Action.EXPIRE,
@@ -363,7 +370,7 @@ def _stop(order: WorkingOrder, tick: Tick) -> _Assessment:
             blocked=(Action.WAIT, "collar_breached"),
         )
     reached = (_stop_fact(order, tick),)
-    if not stop_reached(order.side, order.stop_price, tick):
+    if not stop_reached(order.side, required_price(order, "stop_price", order.stop_price), tick):
         return _Assessment(Action.WAIT, f"stop_{side}_not_reached", described, reached, "not triggered")
     verdict = _at_market(
         order,
@@ -382,7 +389,7 @@ def _stop_limit(order: WorkingOrder, tick: Tick) -> _Assessment:
     if order.triggered:
         return _at_limit(order, tick, f"{described} (triggered earlier)", (), "stop_limit")
     reached = (_stop_fact(order, tick),)
-    if not stop_reached(order.side, order.stop_price, tick):
+    if not stop_reached(order.side, required_price(order, "stop_price", order.stop_price), tick):
         return _Assessment(Action.WAIT, f"stop_limit_{side}_not_reached", described, reached, "not triggered")
     verdict = _at_limit(order, tick, described, reached, "stop_limit")
     if verdict.action is Action.FILL:
@@ -422,7 +429,7 @@ def _at_market(
 
 def _at_limit(order: WorkingOrder, tick: Tick, described: str, facts: tuple[str, ...], kind: str) -> _Assessment:
     side, name, price = order.side.value, _touch_name(order.side), touch(order.side, tick)
-    marketable = within_bound(order.side, price, order.limit_price)
+    marketable = within_bound(order.side, price, required_price(order, "limit_price", order.limit_price))
     facts = (*facts, f"{name} {price} {_bound_op(order.side, marketable)} limit")
     if not marketable:
         return _Assessment(Action.WAIT, f"{kind}_{side}_not_marketable", described, facts, "waiting")
@@ -482,7 +489,7 @@ def _bound_op(side: Side, within: bool) -> str:
 
 
 def _stop_fact(order: WorkingOrder, tick: Tick) -> str:
-    reached = stop_reached(order.side, order.stop_price, tick)
+    reached = stop_reached(order.side, required_price(order, "stop_price", order.stop_price), tick)
     if order.side is Side.BUY:
         return f"ask {tick.ask} {'>=' if reached else '<'} stop"
     return f"bid {tick.bid} {'<=' if reached else '>'} stop"
@@ -490,7 +497,7 @@ def _stop_fact(order: WorkingOrder, tick: Tick) -> str:
 
 def _collar_fact(order: WorkingOrder, tick: Tick) -> str:
     price = touch(order.side, tick)
-    within = within_bound(order.side, price, order.collar_price)
+    within = within_bound(order.side, price, required_price(order, "collar_price", order.collar_price))
     return f"{_touch_name(order.side)} {price} {_bound_op(order.side, within)} collar {order.collar_price}"
 
 

@@ -119,7 +119,10 @@ class BacktestRepository:
 
     async def save(self, run: BacktestRun, contents: Sequence[ResultContent] | None = None) -> None:
         """Store the run as it now stands; ``contents`` replace its files when given."""
-        _write(await self.session.get(BacktestRow, run.backtest_id), run)
+        row = await self.session.get(BacktestRow, run.backtest_id)
+        if row is None:
+            raise LookupError(f"backtest {run.backtest_id} saved before it was added")
+        _write(row, run)
         if contents is not None:
             await self.session.execute(delete(BacktestFileRow).where(BacktestFileRow.backtest_id == run.backtest_id))
             self.session.add_all(

@@ -21,6 +21,8 @@ def run_backtest(run: JobContext) -> dict:
     for reply in stub.RunBacktest(matcher_pb2.RunBacktestRequest(backtest_id=run.key)):
         backtest = reply.backtest
         run.progress(status=STATUS_NAMES[backtest.status], progress_percent=backtest.progress_percent)
+    if backtest is None:
+        raise RuntimeError(f"RunBacktest {run.key} ended without a reply")
     return {
         "backtest_id": run.key,
         "status": STATUS_NAMES[backtest.status],

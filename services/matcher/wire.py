@@ -76,13 +76,20 @@ def filled_order(order: orders_pb2.Order) -> FilledOrder:
 def _decided_at(order: WorkingOrder, decision: Decision) -> Timestamp:
     """When a decision takes effect: the quote's time, or the acceptance for the quote
     standing when the order was accepted."""
-    return timestamp_from_ns(max(order.accepted_ns, decision.tick.at_ns))
+    return timestamp_from_ns(max(order.accepted_ns, _decided_tick(decision).at_ns))
+
+
+def _decided_tick(decision: Decision) -> Tick:
+    """The quote a fill or a trigger was decided on (only a decision about no quote has none)."""
+    if decision.tick is None:
+        raise ValueError(f"{decision.action} decision ({decision.rule}) names no quote")
+    return decision.tick
 
 
 def fill_message(order: WorkingOrder, decision: Decision, multiplier: Decimal) -> orders_pb2.Fill:
     """A FILL decision as the orders service records it; its id is derived from the order
     and the tick, so a decision sent twice is one fill."""
-    tick = decision.tick
+    tick = _decided_tick(decision)
     return orders_pb2.Fill(
         fill_id=fill_id(order.order_id, tick),
         order_id=order.order_id,
@@ -104,7 +111,9 @@ def fill_message(order: WorkingOrder, decision: Decision, multiplier: Decimal) -
 
 def triggered_request(order: WorkingOrder, decision: Decision) -> orders_pb2.MarkOrderTriggeredRequest:
     return orders_pb2.MarkOrderTriggeredRequest(
-        order_id=order.order_id, triggered_at=_decided_at(order, decision), quote_sequence=decision.tick.sequence
+        order_id=order.order_id,
+        triggered_at=_decided_at(order, decision),
+        quote_sequence=_decided_tick(decision).sequence,
     )
 
 
@@ -213,7 +222,7 @@ def book_to_proto(summary: BookSummary) -> matcher_pb2.GetBookResponse:
 # -- backtests -----------------------------------------------------------------------------
 
 ACCOUNT_TYPES = {accounts_pb2.ACCOUNT_TYPE_CASH: "cash", accounts_pb2.ACCOUNT_TYPE_MARGIN: "margin"}
-ACCOUNT_TYPE_WIRE: dict[str, int] = {name: number for number, name in ACCOUNT_TYPES.items()}
+ACCOUNT_TYPE_WIRE: dict[str, accounts_pb2.AccountType] = {name: number for number, name in ACCOUNT_TYPES.items()}
 RUN_STATUS_WIRE = {
     RunStatus.QUEUED: matcher_pb2.BACKTEST_STATUS_QUEUED,
     RunStatus.RUNNING: matcher_pb2.BACKTEST_STATUS_RUNNING,
@@ -261,7 +270,7 @@ def spec_to_message(spec: BacktestSpec) -> matcher_pb2.Backtest:
         from_date=to_date(spec.first_day),
         to_date=to_date(spec.last_day),
         symbols=list(spec.symbols),
-        account_type=ACCOUNT_TYPE_WIRE.get(spec.account_type, 0),
+        account_type=ACCOUNT_TYPE_WIRE.get(spec.account_type),
         starting_cash="" if spec.starting_cash is None else format(spec.starting_cash, "f"),
     )
     if spec.script is not None:

@@ -38,8 +38,8 @@ def build(
     accounts = kit.stub("accounts", accounts_pb2_grpc.AccountsServiceStub)
     deps = Deps(
         settings=settings,
-        db=kit.db,
-        uow=partial(unit_of_work, kit.db, kit.outbox, publish),
+        db=kit.database,
+        uow=partial(unit_of_work, kit.database, kit.event_outbox, publish),
         clock=kit.clock,
         wall=wall or WallClock(),
         market=MarketClient(
@@ -51,7 +51,7 @@ def build(
     return kit.runtime(
         [
             Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps))),
-            Registration.of(UserDataServicer(USER_TABLES, kit.db, kit.clock)),
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock)),
         ],
         background=[partial(run_housekeeping, lifecycle, submits, replaces)],
     )

@@ -52,7 +52,7 @@ class MarketClient:
         return QuoteSnapshot(
             bid=parse_decimal(quote.bid_price, "bid_price"),
             ask=parse_decimal(quote.ask_price, "ask_price"),
-            quote_at=from_timestamp(quote.quote_at),
+            quote_at=from_timestamp(quote.quote_at, "quote_at", required=True),
             usable=quote.condition == marketdata_pb2.QUOTE_CONDITION_USABLE,
         )
 
@@ -73,7 +73,13 @@ class MarketClient:
                 from_date=to_date(start), to_date=to_date(start + timedelta(days=CALENDAR_DAYS))
             ),
         )
-        self._sessions = [Session(from_timestamp(day.open_at), from_timestamp(day.close_at)) for day in reply.days]
+        self._sessions = [
+            Session(
+                from_timestamp(day.open_at, "open_at", required=True),
+                from_timestamp(day.close_at, "close_at", required=True),
+            )
+            for day in reply.days
+        ]
 
     async def _call(self, method, request):
         return await call(method, request, timeout=self.timeout, what="market data")

@@ -56,14 +56,14 @@ async def publish(uow: UnitOfWork, event: OrderEvent) -> None:
         case OrderExpired():
             await uow.emit(events_pb2.OrderExpired(order=order_to_proto(order)), **common)
     action = AUDIT_ACTIONS[type(event)]
-    previous = getattr(event, "previous", None)
+    prior = getattr(event, "previous", None)
     cause = event.fill.fill_id if isinstance(event, OrderFilled) else f"{order.order_id}:{action}:{order.version}"
     await uow.audit(
         action=action,
         entity_type="order",
         entity_id=order.order_id,
         user_id=order.user_id,
-        before=None if previous is None else audit_snapshot(previous),
+        before=None if prior is None else audit_snapshot(prior),
         after=audit_snapshot(order),
         occurred_at=order.updated_at,
         cause=cause,

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.errors import not_found
 from services.common.messaging.outbox import define_outbox_tables
+from services.common.persistence.db import changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTables, by_parent, by_user_id
 from services.orders.domain.model import (
@@ -260,6 +261,8 @@ class OrderRepository:
 
     async def save(self, order: Order) -> Order:
         row = await self.session.get(OrderRow, order.order_id)
+        if row is None:
+            raise LookupError(f"order {order.order_id} saved before it was added")
         _write(row, order)
         for event in order.events:
             if isinstance(event, OrderFilled):
@@ -357,17 +360,20 @@ class OrderRepository:
     async def lease_replacement(self, order_id: str, version: int, now: datetime, until: datetime) -> bool:
         """Take over a pending replacement whose lease ran out; False if someone holds it."""
         return (
-            await self.session.execute(
-                update(ReplacementRow)
-                .where(
-                    ReplacementRow.order_id == order_id,
-                    ReplacementRow.version == version,
-                    ReplacementRow.status == "pending",
-                    ReplacementRow.lease_until <= now,
+            changed(
+                await self.session.execute(
+                    update(ReplacementRow)
+                    .where(
+                        ReplacementRow.order_id == order_id,
+                        ReplacementRow.version == version,
+                        ReplacementRow.status == "pending",
+                        ReplacementRow.lease_until <= now,
+                    )
+                    .values(lease_until=until)
                 )
-                .values(lease_until=until)
-            )
-        ).rowcount == 1
+            ).rowcount
+            == 1
+        )
 
     async def unleased_replacements(self, now: datetime, limit: int) -> list[tuple[str, int]]:
         """(order id, version) of pending replacements nobody owns any more."""

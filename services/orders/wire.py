@@ -59,7 +59,7 @@ def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
     )
 
 
-def status_filter(value: int) -> Status | None:
+def status_filter(value: orders_pb2.OrderStatus) -> Status | None:
     return parse_enum(STATUSES, value, "status", required=False)
 
 

@@ -23,6 +23,7 @@ USER_OWNED = {
     ("GET", "/api/mbt/activities/{activity_id}"): "activity_id",
     ("GET", "/api/mbt/fills/{fill_id}/explain"): "fill_id",
     ("GET", "/api/mbt/positions/{symbol}"): "symbol",
+    ("POST", "/api/mbt/positions/{symbol}/exercise"): "option_symbol",
     ("GET", "/api/mbt/backtests/{backtest_id}"): "backtest_id",
     ("GET", "/api/mbt/backtests/{backtest_id}/report"): "backtest_id",
     ("GET", "/api/mbt/backtests/{backtest_id}/files/{name}"): "backtest_id",
@@ -108,6 +109,8 @@ async def alices_ids(alice) -> dict[str, str]:
         "activity_id": await eventually(activity),
         "resting_order_id": resting.json()["data"]["order_id"],
         "symbol": "AMZN",
+        # No option is traded yet: exercising a contract one does not hold is not_found.
+        "option_symbol": "AMZN120720C00220000",
         "backtest_id": backtest.json()["data"]["backtest_id"],
     }
 
@@ -203,6 +206,12 @@ async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
             accounts_pb2_grpc.AccountsServiceStub,
             "GetPosition",
             accounts_pb2.GetPositionRequest(symbol=ids["symbol"]),
+        ),
+        (
+            "accounts",
+            accounts_pb2_grpc.AccountsServiceStub,
+            "ExerciseOption",
+            accounts_pb2.ExerciseOptionRequest(symbol=ids["option_symbol"]),
         ),
         (
             "matcher",

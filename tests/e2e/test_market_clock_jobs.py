@@ -93,12 +93,15 @@ async def test_stepping_over_two_closes_runs_the_close_time_job_once_per_session
     runs = await verifications(processes, ["2012-06-21", "2012-06-22", "2012-06-25", "2012-06-26"])
     assert all(run.attempts == 1 for run in runs)
     assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(runs))
-    due = [
-        line
-        for line in processes.log("scheduler").splitlines()
-        if '"event": "job due"' in line and f'"job": "{VERIFY}"' in line
-    ]
+    due = [line for line in processes.log("scheduler").splitlines() if '"event": "job due"' in line and VERIFY in line]
     assert [line.split('"key": "')[1][:10] for line in due] == ["2012-06-21", "2012-06-22", "2012-06-25", "2012-06-26"]
+
+    # Every session-close job keeps the same pace: option expiration ran once per session too.
+    async def expirations():
+        expired = sorted((run.key, run.state, run.attempts) for run in await processes.runs("mbt.expire_options"))
+        assert expired == [(key, "done", 1) for key in ("2012-06-21", "2012-06-22", "2012-06-25", "2012-06-26")]
+
+    await eventually(expirations, timeout=90)
 
 
 async def test_an_hourly_job_runs_once_for_each_simulated_hour_in_order(jobs_mesh, hourly_job):

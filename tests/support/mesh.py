@@ -5,6 +5,7 @@ connections. ``mesh.http`` talks to the gateway over https (session cookies are
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from dataclasses import dataclass, field
@@ -25,12 +26,18 @@ TEST_HOST = "mbt.test"
 # kernel handed out for bind(0) is released at once and may then become the local port of
 # an outgoing connection (to PostgreSQL, Redis, another service) before a server binds it.
 LISTEN_PORTS = range(20000, 32000)
+# Each process walks the range in its own shuffled order, the whole range before any port
+# again: two listeners of one mesh, picked before either binds, never get the same port.
+_PORT_ORDER = random.Random(os.getpid())
+_UNUSED_PORTS: list[int] = []
 
 
 def free_port() -> int:
     """A port on 127.0.0.1 free now, outside the ephemeral range."""
     while True:
-        port = random.choice(LISTEN_PORTS)
+        if not _UNUSED_PORTS:
+            _UNUSED_PORTS.extend(_PORT_ORDER.sample(LISTEN_PORTS, len(LISTEN_PORTS)))
+        port = _UNUSED_PORTS.pop()
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))

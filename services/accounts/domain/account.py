@@ -6,11 +6,21 @@ work publishes them. The backtest engine runs the very same aggregate in memory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
+from services.accounts.domain.expiration import (
+    ExpirationEffect,
+    ExpirationRun,
+    ExpiringPosition,
+    LedgerLeg,
+    early_exercise,
+    expire_book,
+    ledger_legs,
+)
+from services.accounts.domain.options import OptionHolding
 from services.accounts.domain.rules import (
     ABANDONED,
     ENDED_REASONS,
@@ -29,6 +39,7 @@ from services.accounts.domain.rules import (
     buying_power,
     check_fits,
     check_reservable,
+    contract_multiplier,
     effective_hold,
     hold_for,
     ledger_breach,
@@ -36,7 +47,8 @@ from services.accounts.domain.rules import (
     market_value,
     uncovered_reason,
 )
-from services.common.errors import invalid_argument
+from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import ContractTerms, SymbolSpec, parse_symbol
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,23 @@ class FillRefused:
 
 
 @dataclass(frozen=True)
+class OptionSettled:
+    """An option position expired, was exercised or assigned (``effect``) on ``on``; ``legs``
+    are the ledger movements it made, each with what it did to its position;
+    ``shortfall``: why a cash account came out of the whole run short (None when it fits)."""
+
+    account_id: str
+    user_id: str
+    effect: ExpirationEffect
+    on: date
+    legs: tuple[tuple[LedgerLeg, FillEffect], ...]
+    cash_after: Decimal
+    at: datetime
+    early: bool = False
+    shortfall: str | None = None
+
+
+@dataclass(frozen=True)
 class AccountTypeChanged:
     account_id: str
     user_id: str
@@ -101,7 +130,7 @@ class AccountTypeChanged:
     after: AccountType
 
 
-AccountEvent = AccountOpened | HoldTaken | HoldReleased | FillApplied | FillRefused | AccountTypeChanged
+AccountEvent = AccountOpened | HoldTaken | HoldReleased | FillApplied | FillRefused | AccountTypeChanged | OptionSettled
 
 
 @dataclass
@@ -166,7 +195,14 @@ class Account:
         """Hold buying power for ``version`` of ``order_id`` with ``terms``. Idempotent for the
         same terms; IDEMPOTENCY_KEY_REUSED for other terms; FAILED_PRECONDITION for an order
         that ended or a stale version; INSUFFICIENT_BUYING_POWER when it does not fit. While a
-        replace is pending both versions hold, the larger counting."""
+        replace is pending both versions hold, the larger counting; INVALID_ARGUMENT for a
+        multiplier that is not the instrument's (100 for an option contract)."""
+        expected = contract_multiplier(terms.symbol)
+        if terms.multiplier != expected:
+            raise invalid_argument(
+                f"{terms.symbol} trades {expected:f} shares per unit, not {terms.multiplier.normalize():f}",
+                "multiplier",
+            )
         versions = self.holds.setdefault(order_id, [])
         existing = check_reservable(order_id, version, terms, versions)
         if existing is not None:
@@ -262,6 +298,104 @@ class Account:
                 "the fill id was applied before with other terms",
                 at,
             )
+        )
+
+    # -- expiration, exercise and assignment ------------------------------------------
+
+    def shares_free(self) -> dict[str, Decimal]:
+        """Shares held long, by symbol, less those working sell orders hold."""
+        free = {s: p.qty for s, p in self.positions.items() if p.qty > 0 and not parse_symbol(s).is_option}
+        for versions in self.holds.values():
+            held = effective_hold(versions).qty
+            symbol = next((h.symbol for h in versions if h.active), "")
+            if held and symbol in free:
+                free[symbol] -= held
+        return free
+
+    def expiring(self, on: date) -> list[SymbolSpec]:
+        """The option contracts held that expire on or before ``on``."""
+        specs = [parse_symbol(symbol) for symbol in self.positions]
+        return [s for s in specs if s.is_option and s.expiration is not None and s.expiration <= on]
+
+    def expire_options(
+        self,
+        on: date,
+        terms: Mapping[str, ContractTerms],
+        settlement_prices: Mapping[str, Decimal],
+        at: datetime,
+        symbols: Collection[str] | None = None,
+    ) -> ExpirationRun:
+        """Settle every option position expiring on or before ``on`` (``expiration.expire_book``
+        over the whole book) at ``settlement_prices`` by underlying; ``terms`` by contract
+        symbol say how each settles. Each effect closes its position and delivers its stock
+        in the ledger and records ``OptionSettled``. A shortfall does not stop a settlement
+        (an assignment happens whatever the account holds): it is reported. ``symbols``
+        limits the run to those contracts (AM- and PM-settled options of one index settle
+        at different prices)."""
+        expiring = [s for s in self.expiring(on) if symbols is None or s.symbol in symbols]
+        symbols = {s.symbol for s in expiring}
+        run = expire_book(
+            [ExpiringPosition(s, self.positions[s.symbol].qty, terms[s.symbol].settlement_type) for s in expiring],
+            [
+                OptionHolding(parse_symbol(symbol), position.qty)
+                for symbol, position in self.positions.items()
+                if symbol not in symbols and parse_symbol(symbol).is_option
+            ],
+            settlement_prices,
+            cash_account=self.account_type is AccountType.CASH,
+            cash_free=self.cash - self.held().amount,
+            shares_free=self.shares_free(),
+        )
+        for effect in run.effects:
+            self._settle(effect, on, at, shortfall=run.shortfall)
+        return run
+
+    def exercise(
+        self, symbol: str, qty: Decimal | None, terms: ContractTerms, on: date, at: datetime
+    ) -> ExpirationEffect:
+        """The holder exercises ``qty`` (default: all) long contracts of ``symbol`` early
+        (``expiration.early_exercise``: FAILED_PRECONDITION for a short, European-style,
+        cash-settled or expired contract or a fraction; INSUFFICIENT_BUYING_POWER when a cash
+        account cannot carry the stock). NOT_FOUND when no position is held."""
+        position = self.positions.get(symbol)
+        if position is None:
+            raise DomainError("NOT_FOUND", f"no open position in {symbol}", resource="position", id=symbol)
+        spec = parse_symbol(symbol)
+        stock_free = self.shares_free().get(spec.underlying, Decimal(0))
+        effect = early_exercise(
+            ExpiringPosition(spec, position.qty, terms.settlement_type),
+            position.qty if qty is None else qty,
+            terms.exercise_style,
+            on,
+            cash_account=self.account_type is AccountType.CASH,
+            cash_free=self.cash - self.held().amount,
+            shares_free=stock_free,
+        )
+        self._settle(effect, on, at, early=True, nonce=at.isoformat())
+        return effect
+
+    def _settle(
+        self,
+        effect: ExpirationEffect,
+        on: date,
+        at: datetime,
+        *,
+        early: bool = False,
+        shortfall: str | None = None,
+        nonce: str = "",
+    ) -> None:
+        applied = []
+        for leg in ledger_legs(self.account_id, effect, on, nonce):
+            fill = apply_fill(self.positions.get(leg.symbol), leg.symbol, leg.side, leg.qty, leg.price, leg.multiplier)
+            self.cash += fill.cash_delta
+            if fill.position.is_open:
+                self.positions[leg.symbol] = fill.position
+            else:
+                self.positions.pop(leg.symbol, None)
+            applied.append((leg, fill))
+        self.updated_at = at
+        self.events.append(
+            OptionSettled(self.account_id, self.user_id, effect, on, tuple(applied), self.cash, at, early, shortfall)
         )
 
     # -- type ------------------------------------------------------------------------

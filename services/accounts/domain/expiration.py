@@ -32,7 +32,9 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
+from services.accounts.domain.options import OptionHolding, requirement
 from services.common.errors import DomainError
+from services.common.ids import derived_id
 from services.common.instruments import CALL, ExerciseStyle, Settlement, SymbolSpec
 from services.common.trading import Side
 
@@ -343,3 +345,80 @@ def _shortfall(cash: Decimal, shares_delta: Mapping[str, Decimal], shares_free: 
     if cash < 0:
         short.insert(0, f"${-cash:,.2f} of cash")
     return f"short of {' and '.join(short)} after expiration" if short else None
+
+
+# --- an account's book at a close --------------------------------------------------------
+
+
+def expire_book(
+    expiring: Sequence[ExpiringPosition],
+    remaining: Sequence[OptionHolding],
+    settlement_prices: Mapping[str, Decimal],
+    *,
+    cash_account: bool,
+    cash_free: Decimal,
+    shares_free: Mapping[str, Decimal],
+) -> ExpirationRun:
+    """``expire`` for one account's whole option book: the ``expiring`` positions settle and
+    the ``remaining`` ones (later expiries) must still be carried afterwards. A cash
+    account's ``shortfall`` is judged on the book after settlement — the cash and the shares
+    it would then have against what the remaining positions need (``options.requirement``
+    with those shares): a remaining short call covered by a long call of its own spread needs
+    no shares, however the shares were allocated before the close. ``cash_free`` and
+    ``shares_free`` are as for ``expire`` (shares locked by covered calls included)."""
+    run = expire(expiring, settlement_prices, cash_account=cash_account, cash_free=cash_free, shares_free=shares_free)
+    if not cash_account:
+        return run
+    shares_after = {
+        u: shares_free.get(u, ZERO) + run.shares_delta.get(u, ZERO) for u in {*shares_free, *run.shares_delta}
+    }
+    needs = requirement(remaining, {u: max(ZERO, q) for u, q in shares_after.items()})
+    short = [f"{-q.normalize():f} {u} shares" for u, q in sorted(shares_after.items()) if q < 0]
+    short += [
+        f"{q.normalize():f} {u} shares to cover its remaining short calls"
+        for u, q in sorted(needs.uncovered.items())
+        if q > 0
+    ]
+    cash_left = cash_free + run.cash_delta - needs.cash
+    if cash_left < 0:
+        short.insert(0, f"${-cash_left:,.2f} of cash")
+    shortfall = f"short of {' and '.join(short)} after expiration" if short else None
+    return replace(run, shortfall=shortfall)
+
+
+@dataclass(frozen=True)
+class LedgerLeg:
+    """One movement an effect makes in the ledger, applied like a fill (``rules.apply_fill``):
+    the option position closed (at its intrinsic value when cash-settled, else at 0: a
+    premium paid or received is realized then) or the stock bought or sold at the strike.
+    ``entry_id`` names it once: (account, contract, day, outcome, leg)."""
+
+    entry_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    multiplier: Decimal
+
+
+def ledger_legs(account_id: str, effect: ExpirationEffect, on: date, nonce: str = "") -> tuple[LedgerLeg, ...]:
+    """The ledger movements of ``effect`` (``nonce`` tells apart early exercises of one
+    contract on one day). Their cash adds up to ``effect.cash_delta``."""
+    contract = effect.contract
+    key = (
+        account_id,
+        contract.symbol,
+        on.isoformat(),
+        effect.outcome.value,
+        "carried" if not effect.not_carried else "left",
+        nonce,
+    )
+    closing = Side.SELL if effect.qty > 0 else Side.BUY
+    price = effect.intrinsic if effect.outcome is Outcome.CASH_SETTLED else ZERO
+    legs = [LedgerLeg(derived_id("exp", *key, "option"), contract.symbol, closing, abs(effect.qty), price, CONTRACT)]
+    if effect.stock is not None:
+        stock = effect.stock
+        legs.append(
+            LedgerLeg(derived_id("exp", *key, "stock"), stock.symbol, stock.side, stock.qty, stock.price, Decimal(1))
+        )
+    return tuple(legs)

@@ -11,7 +11,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from services.common.errors import DomainError
-from services.common.trading import Side
+from services.common.instruments import parse_symbol
+from services.common.trading import AssetClass, Side
 
 
 class AccountType(StrEnum):
@@ -49,6 +50,17 @@ class Mark:
     bid: Decimal | None
     ask: Decimal | None
     quote_at: datetime | None
+
+
+def contract_multiplier(symbol: str) -> Decimal:
+    """Shares per unit of ``symbol``: 100 for an OCC option contract (positions count
+    contracts, prices are per share), 1 for a share (OCC, "Characteristics and Risks of
+    Standardized Options")."""
+    return parse_symbol(symbol).multiplier
+
+
+def asset_class_of(symbol: str) -> AssetClass:
+    return AssetClass.US_OPTION if parse_symbol(symbol).is_option else AssetClass.US_EQUITY
 
 
 @dataclass(frozen=True)
@@ -254,10 +266,16 @@ class FillTerms:
 def uncovered_reason(account_type: AccountType, hold: VersionHold | None, fill: FillTerms) -> str | None:
     """Why the order version's hold does not cover ``fill``, or None when it does.
 
+    A fill whose multiplier is not its instrument's (``contract_multiplier``) is never
+    covered: it would move cash by the wrong number of shares.
+
     Defence in depth at the point of truth (holds are bound to terms upstream, and orders
     checks fills against the order's limits): the hold must be active, for the same
     instrument and side, for at least the fill's quantity, and — for a buy — priced at or
     beyond the fill's price, so the cash it holds pays for the fill."""
+    expected = contract_multiplier(fill.symbol)
+    if fill.multiplier != expected:
+        return f"the fill's multiplier is {fill.multiplier.normalize():f}; {fill.symbol} trades {expected:f} per unit"
     if hold is None or not hold.active:
         return "no active hold covers this order version"
     terms = hold.terms

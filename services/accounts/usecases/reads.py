@@ -90,7 +90,7 @@ class AccountReads:
         realized: dict[str, Decimal] = {}
         held: dict[str, Position] = {}
         for entry in ledger:
-            if entry.kind != "fill":
+            if entry.kind not in ("fill", "expiration"):
                 continue
             effect = apply_fill(
                 held.get(entry.symbol), entry.symbol, Side(entry.side), entry.qty, entry.price, entry.multiplier

@@ -40,11 +40,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mbt.common.v1 import audit_pb2, events_pb2
+from mbt.common.v1 import audit_pb2, events_pb2, events_pb2_grpc
 from services.common.clock import Clock, WallClock
 from services.common.ids import derived_id, new_id
 from services.common.messaging import topology
-from services.common.persistence.db import Database
+from services.common.persistence.db import Database, changed
 from services.common.persistence.sqltypes import UtcDateTime
 from services.common.persistence.user_data import UserTable, by_parent, by_user_id
 from services.common.rpc import context
@@ -176,7 +176,10 @@ class Outbox:
                 payload=packed.SerializeToString(),
             )
         )
-        sequence = result.inserted_primary_key[0]
+        inserted = changed(result).inserted_primary_key
+        if inserted is None:
+            raise RuntimeError("the outbox insert returned no sequence")
+        sequence = inserted[0]
         subscribers = topology.subscribers(event_type)
         if subscribers:
             await session.execute(
@@ -248,7 +251,7 @@ def envelope(producer: str, row) -> events_pb2.Event:
 @dataclass
 class _SubscriberState:
     name: str
-    stub: object
+    stub: events_pb2_grpc.EventSinkServiceStub
     failures: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -268,7 +271,7 @@ class OutboxRelay:
         db: Database,
         service: str,
         tables: OutboxTables,
-        sinks: Mapping[str, object],
+        sinks: Mapping[str, events_pb2_grpc.EventSinkServiceStub],
         *,
         batch_size: int = 200,
         poll_seconds: float = 0.2,
@@ -308,7 +311,7 @@ class OutboxRelay:
         expires = now + timedelta(seconds=self.lease_seconds)
         lease = self.tables.lease
         async with self.db.writing() as session:
-            taken = (
+            taken = changed(
                 await session.execute(
                     update(lease)
                     .where(lease.c.name == self.LEASE_NAME)

@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import Any, TypeVar, overload
 
 from services.common.rpc import context
 
@@ -15,6 +16,15 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
+K = TypeVar("K")
+
+
+@overload
+def redact(value: str) -> str: ...
+@overload
+def redact(value: dict[K, Any]) -> dict[K, object]: ...
+@overload
+def redact(value: object) -> object: ...
 def redact(value: object) -> object:
     """Mask anything that looks like a credential, recursively."""
     if isinstance(value, dict):

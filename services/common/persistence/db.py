@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +26,14 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=60000",
     "PRAGMA foreign_keys=ON",
 )
+
+
+def changed(result: Result[Any]) -> CursorResult[Any]:
+    """The result of an INSERT, UPDATE or DELETE (``rowcount``, ``inserted_primary_key``):
+    SQLAlchemy returns a ``CursorResult`` for them but types ``execute`` as ``Result``."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of a data-changing statement: {type(result).__name__}")
+    return result
 
 
 def normalize_url(url: str) -> str:

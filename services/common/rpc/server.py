@@ -13,7 +13,7 @@ import importlib
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,7 @@ class ServiceRuntime:
     name: str
     registrations: list[Registration]
     # Long-running coroutines started once the server listens (relays, feeds, loops).
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # Awaited in order before the server listens (state a service restores from its database).
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called after the server stopped, in order (close channels, dispose engines).

@@ -14,8 +14,9 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis.asyncio as redis
 
@@ -23,6 +24,7 @@ from services.common.config import Settings
 from services.common.security.tokens import WallTime
 
 SQLITE_FILE = "shared-state.db"
+T = TypeVar("T")
 
 
 class SharedState(Protocol):
@@ -59,7 +61,7 @@ class SqliteState:
         connection.execute("PRAGMA busy_timeout=30000")
         return connection
 
-    def _run(self, statements) -> object:
+    def _run(self, statements: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connect()
         try:
             connection.execute("BEGIN IMMEDIATE")

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TypeVar
+from typing import Literal, TypeVar, overload
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -68,8 +68,14 @@ DECIMAL_FIELD_NAMES = frozenset(
 DECIMAL_FIELD_SUFFIXES = ("_price", "_size", "_qty", "_pl", "_plpc", "_value", "_amount", "_cash", "_delta")
 
 T = TypeVar("T")
+# A wire enum: the generated enum class (an ``int``) whose numbers a mapping is keyed by.
+E = TypeVar("E", bound=int)
 
 
+@overload
+def parse_decimal(raw: str, field: str, *, required: Literal[True]) -> Decimal: ...
+@overload
+def parse_decimal(raw: str, field: str, *, required: bool = False) -> Decimal | None: ...
 def parse_decimal(raw: str, field: str, *, required: bool = False) -> Decimal | None:
     """A decimal string from the wire (``DECIMAL_PATTERN``: at most 14 integer digits and 10
     decimals); '' is None unless required. ``invalid_argument`` naming ``field`` otherwise."""
@@ -86,7 +92,11 @@ def parse_decimal(raw: str, field: str, *, required: bool = False) -> Decimal | 
     return Decimal(raw)
 
 
-def parse_enum(values: Mapping[int, T], number: int, field: str, *, required: bool = True) -> T | None:
+@overload
+def parse_enum(values: Mapping[E, T], number: E, field: str, *, required: Literal[True] = True) -> T: ...
+@overload
+def parse_enum(values: Mapping[E, T], number: E, field: str, *, required: bool) -> T | None: ...
+def parse_enum(values: Mapping[E, T], number: E, field: str, *, required: bool = True) -> T | None:
     """The domain value of a wire enum number; 0 (unset) is None unless required. A number the
     mapping does not know, including any the contract does not define, is ``invalid_argument``."""
     if number in values:
@@ -129,7 +139,10 @@ def decimal_str(value: Decimal | None, places: int | None = None) -> str:
     """Canonical decimal string: plain notation, at least ``places`` decimals when given."""
     if value is None:
         return ""
-    if places is not None and value.as_tuple().exponent > -places:
+    exponent = value.as_tuple().exponent
+    if places is not None and not isinstance(exponent, int):
+        raise ValueError(f"{value} has no places to pad: not a finite decimal")
+    if places is not None and isinstance(exponent, int) and exponent > -places:
         value = value.quantize(Decimal(1).scaleb(-places))
     elif places is None:
         value = value.normalize() if value != 0 else Decimal(0)
@@ -194,9 +207,16 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
     return ts
 
 
-def from_timestamp(ts: Timestamp | None) -> datetime | None:
-    """None for an unset Timestamp (all zero)."""
+@overload
+def from_timestamp(ts: Timestamp | None, field: str, *, required: Literal[True]) -> datetime: ...
+@overload
+def from_timestamp(ts: Timestamp | None, field: str = "timestamp", *, required: bool = False) -> datetime | None: ...
+def from_timestamp(ts: Timestamp | None, field: str = "timestamp", *, required: bool = False) -> datetime | None:
+    """None for an unset Timestamp (all zero); ``invalid_argument`` naming ``field`` instead
+    when it is required."""
     if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        if required:
+            raise invalid_argument(f"{field} is required", field)
         return None
     return ts.ToDatetime(tzinfo=UTC)
 
@@ -222,8 +242,16 @@ def to_date(value: date | None) -> Date | None:
     return None if value is None else Date(year=value.year, month=value.month, day=value.day)
 
 
-def from_date(value: Date | None, field: str = "date") -> date | None:
+@overload
+def from_date(value: Date | None, field: str, *, required: Literal[True]) -> date: ...
+@overload
+def from_date(value: Date | None, field: str = "date", *, required: bool = False) -> date | None: ...
+def from_date(value: Date | None, field: str = "date", *, required: bool = False) -> date | None:
+    """None for an unset Date (all zero), ``invalid_argument`` naming ``field`` instead when it
+    is required or is no calendar date."""
     if value is None or (value.year == 0 and value.month == 0 and value.day == 0):
+        if required:
+            raise invalid_argument(f"{field} is required", field)
         return None
     try:
         return date(value.year, value.month, value.day)

@@ -272,6 +272,8 @@ def trade_bars(trades: Iterable[Trade], timeframe: Timeframe, sessions: Sequence
             if bucket is not None:
                 bucket.add(price, price, price)
                 bucket.volume += trade.size
+                if bucket.notional is None:
+                    raise ValueError("a bar aggregated from trades has a notional (only merging unsets it)")
                 bucket.notional += price * trade.size
                 bucket.count += 1
         return aggregator.bars()
@@ -285,7 +287,7 @@ def quote_mid_bars(ticks: Iterable[Tick], timeframe: Timeframe, sessions: Sequen
     aggregator = _Aggregator(timeframe, sessions)
     with localcontext(prec=SUM_PRECISION):
         for tick in ticks:
-            if tick.usable:
+            if tick.usable and tick.bid is not None and tick.ask is not None:  # a usable tick has both
                 mid = (tick.bid + tick.ask) / TWO
                 bucket = aggregator.bucket(tick.symbol, tick.quote_at_ns, mid, Basis.QUOTE_MID)
                 if bucket is not None:

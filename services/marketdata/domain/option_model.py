@@ -88,7 +88,7 @@ def price(
     option_type: str, spot: float, strike: float, years: float, rate: float, dividend_yield: float, volatility: float
 ) -> float:
     """The Black-Scholes-Merton value per share (``years`` > 0, ``volatility`` > 0)."""
-    return _calculator(option_type, spot, strike, years, rate, dividend_yield, volatility).value()
+    return float(_calculator(option_type, spot, strike, years, rate, dividend_yield, volatility).value())
 
 
 def greeks(
@@ -122,6 +122,13 @@ def implied_volatility(
     return volatility if volatility > 0 else None
 
 
+def _option_terms(spec: SymbolSpec) -> tuple[str, Decimal]:
+    """An option contract's type and strike; ValueError for a spec of no option."""
+    if spec.option_type is None or spec.strike is None:
+        raise ValueError(f"{spec.symbol} is not an option contract")
+    return spec.option_type, spec.strike
+
+
 def moneyness(strike: float, spot: float, years: float) -> float:
     return math.log(strike / spot) / math.sqrt(years)
 
@@ -131,12 +138,11 @@ def model_quote(
 ) -> ModelQuote:
     """The model's bid and ask of option ``spec`` with the underlying at ``spot`` and
     ``years`` (> 0) to the close of its last trading day (the module docstring gives the rule)."""
-    strike = float(spec.strike)
+    option_type, contract_strike = _option_terms(spec)
+    strike = float(contract_strike)
     days = max(1, math.ceil(years * DAYS_PER_YEAR))
     volatility, half_spread_fraction = calibration.at(moneyness(strike, float(spot), years), days)
-    value = Decimal(price(spec.option_type, float(spot), strike, years, rate, dividend_yield, volatility)).quantize(
-        PLACES
-    )
+    value = Decimal(price(option_type, float(spot), strike, years, rate, dividend_yield, volatility)).quantize(PLACES)
     half_spread = (value * Decimal(half_spread_fraction)).quantize(PLACES)
     bid = to_option_grid(value - half_spread, spec.root, up=False)
     ask = to_option_grid(value + half_spread, spec.root, up=True)
@@ -186,12 +192,13 @@ def quote_greeks(
     ``FORWARD_PRICED`` underlyings, or when no volatility solves the mid."""
     if tick is None or spec.underlying in FORWARD_PRICED:
         return None
+    option_type, strike = _option_terms(spec)
     if tick.model is not None:
         inputs = tick.model
         return greeks(
-            spec.option_type,
+            option_type,
             float(inputs.underlying_price),
-            float(spec.strike),
+            float(strike),
             float(inputs.time_to_expiry),
             float(inputs.risk_free_rate),
             float(inputs.dividend_yield),
@@ -203,10 +210,8 @@ def quote_greeks(
     if spot is None or premium is None or years <= 0:
         return None
     volatility = implied_volatility(
-        spec.option_type, float(premium), float(spot), float(spec.strike), years, float(rate), float(dividend_yield)
+        option_type, float(premium), float(spot), float(strike), years, float(rate), float(dividend_yield)
     )
     if volatility is None:
         return None
-    return greeks(
-        spec.option_type, float(spot), float(spec.strike), years, float(rate), float(dividend_yield), volatility
-    )
+    return greeks(option_type, float(spot), float(strike), years, float(rate), float(dividend_yield), volatility)

@@ -38,6 +38,8 @@ def last_trade_ns(spec: SymbolSpec, calendar: MarketCalendar) -> int | None:
     """Nanoseconds of the close that ends trading in the option (None before the calendar;
     16:00 New York on the last day when it lies beyond the calendar's end)."""
     terms = contract_terms(spec)
+    if spec.expiration is None:
+        raise ValueError(f"{spec.symbol} is not an option contract: it has no expiration")
     last_day = spec.expiration - timedelta(days=1) if terms.settlement_time == AM else spec.expiration
     if last_day > calendar.last_date:
         return new_york_midnight_ns(last_day) + REGULAR_CLOSE_NS
@@ -97,6 +99,6 @@ def listed_expirations(today: date, calendar: MarketCalendar) -> list[date]:
     for _ in range(MONTHLY_COUNT + 1):
         monthly.add(_third_friday(year, month))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    monthly = sorted(m for m in monthly if m >= today)[:MONTHLY_COUNT]
-    expiries = {_session_date(day, calendar) for day in weekly | set(monthly)}
+    nearest_monthly = sorted(m for m in monthly if m >= today)[:MONTHLY_COUNT]
+    expiries = {_session_date(day, calendar) for day in weekly | set(nearest_monthly)}
     return sorted(day for day in expiries if day is not None and day >= today)

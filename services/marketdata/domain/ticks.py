@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.marketdata.domain.option_model import ModelInputs
 
 ZERO = Decimal(0)
 
@@ -72,10 +76,10 @@ class Tick:
         symbol: str,
         quote_at_ns: int,
         sequence: int,
-        bid: Decimal,
-        bid_size: Decimal,
-        ask: Decimal,
-        ask_size: Decimal,
+        bid: Decimal | None,
+        bid_size: Decimal | None,
+        ask: Decimal | None,
+        ask_size: Decimal | None,
         condition: Condition,
         source: Source,
     ) -> None:
@@ -91,7 +95,7 @@ class Tick:
         self.origin: Tick = self
         self.content: bytes | None = None
         self.encoded: bytes | None = None
-        self.model = None
+        self.model: ModelInputs | None = None
 
     @classmethod
     def quote(
@@ -99,10 +103,10 @@ class Tick:
         symbol: str,
         quote_at_ns: int,
         sequence: int,
-        bid: Decimal,
-        bid_size: Decimal,
-        ask: Decimal,
-        ask_size: Decimal,
+        bid: Decimal | None,
+        bid_size: Decimal | None,
+        ask: Decimal | None,
+        ask_size: Decimal | None,
         source: Source,
         *,
         index: bool = False,
@@ -133,11 +137,12 @@ class Tick:
     @property
     def mid(self) -> Decimal | None:
         """(bid + ask) / 2 of a usable quote, or an index's level; None otherwise."""
-        if self.condition is Condition.USABLE or self.condition is Condition.INDEX:
+        usable = self.condition is Condition.USABLE or self.condition is Condition.INDEX
+        if usable and self.bid is not None and self.ask is not None:  # both priced when usable
             return (self.bid + self.ask) / 2
         return None
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[object, ...]:
         """Everything that identifies the tick's content, for comparisons in tests and replays."""
         return (
             self.symbol,

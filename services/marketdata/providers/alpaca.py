@@ -35,6 +35,7 @@ from alpaca.data.enums import Adjustment, CorporateActionsType, DataFeed, Option
 from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
 from alpaca.data.historical.corporate_actions import CorporateActionsClient
 from alpaca.data.live import OptionDataStream, StockDataStream
+from alpaca.data.models import Quote
 from alpaca.data.requests import (
     CorporateActionsRequest,
     OptionChainRequest,
@@ -78,6 +79,13 @@ def _decimal(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
+def _required_decimal(value: object, field: str) -> Decimal:
+    """A number Alpaca always sends (a bar's prices and volume, a dividend's rate)."""
+    if value is None:
+        raise ValueError(f"Alpaca sent no {field}")
+    return Decimal(str(value))
+
+
 def _time_ns(value) -> int:
     """Stream frames carry a msgpack Timestamp, REST answers an RFC 3339 string."""
     return value.to_unix_nano() if hasattr(value, "to_unix_nano") else parse_time_ns(value)
@@ -111,16 +119,19 @@ def _sequenced(symbol: str, quotes: list[dict]) -> list[Tick]:
 
 def _bar(symbol: str, timeframe: Timeframe, raw: dict) -> Bar:
     start = _time_ns(raw["t"])
+    step = timeframe.step_ns
+    if step is None:
+        raise ValueError(f"{timeframe.value} bars are rolled up from intraday ones, never fetched")
     return Bar(
         symbol,
         timeframe,
         start,
-        start + timeframe.step_ns,
-        _decimal(raw["o"]),
-        _decimal(raw["h"]),
-        _decimal(raw["l"]),
-        _decimal(raw["c"]),
-        _decimal(raw.get("v", 0)),
+        start + step,
+        _required_decimal(raw["o"], "bar open"),
+        _required_decimal(raw["h"], "bar high"),
+        _required_decimal(raw["l"], "bar low"),
+        _required_decimal(raw["c"], "bar close"),
+        _required_decimal(raw.get("v", 0), "bar volume"),
         int(raw.get("n", 0)),
         _decimal(raw.get("vw")),
         Basis.TRADES,
@@ -186,7 +197,9 @@ class AlpacaProvider:
 
     # -- live quotes -----------------------------------------------------------------
 
-    async def _on_quote(self, message: dict) -> None:
+    async def _on_quote(self, message: Quote | dict) -> None:
+        if isinstance(message, Quote):
+            raise TypeError("the streams are opened with raw_data=True: a quote arrives as a dict")
         symbol = message.get("S")
         if not symbol or "t" not in message:
             return
@@ -196,7 +209,7 @@ class AlpacaProvider:
         if self._hub is not None:
             self._hub.publish([tick])
 
-    def _stream_for(self, spec_symbols: list[str]) -> list[tuple[object, list[str]]]:
+    def _stream_for(self, spec_symbols: list[str]) -> list[tuple[StockDataStream | OptionDataStream, list[str]]]:
         stocks = [s for s in spec_symbols if not parse_symbol(s).is_option]
         options = [s for s in spec_symbols if parse_symbol(s).is_option]
         return [
@@ -257,6 +270,7 @@ class AlpacaProvider:
     # -- answers ---------------------------------------------------------------------
 
     async def _latest_rest(self, spec: SymbolSpec) -> Tick | None:
+        request: OptionLatestQuoteRequest | StockLatestQuoteRequest
         if spec.is_option:
             request = OptionLatestQuoteRequest(symbol_or_symbols=[spec.symbol], feed=self.options_feed)
             quotes = await self._rest(self._options.get_option_latest_quote, request)
@@ -301,6 +315,8 @@ class AlpacaProvider:
     ) -> list[Bar]:
         finer = FINER_BARS[timeframe]
         step = finer.step_ns
+        if step is None:
+            raise ValueError(f"{finer.value} bars are not intraday: nothing rolls up from them")
         # Rows for `limit` bars, plus a day of extended-hours ones that may come first.
         batch = (limit + 1) * (timeframe.longest_ns // step) + DAY_NS // step
         # Finer bars starting before this are all a closed bar starting by `to` can hold.
@@ -366,7 +382,7 @@ class AlpacaProvider:
                     Dividend(
                         raw["symbol"],
                         ex_date,
-                        _decimal(raw["rate"]),
+                        _required_decimal(raw["rate"], "dividend rate"),
                         _date(raw.get("record_date")),
                         _date(raw.get("payable_date")),
                     )

@@ -7,9 +7,9 @@ want it). Everything else is answered on request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.common.instruments import SymbolSpec
 from services.marketdata.domain.bars import Bar, Timeframe
@@ -64,7 +64,7 @@ class Provider(Protocol):
     async def step(self, to_ns: int) -> int:
         """Stepped replay only: play every tick up to ``to_ns``; returns how many were handed over."""
 
-    def background(self) -> list[Callable[[], Awaitable[None]]]:
+    def background(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         """Long-running tasks (feed pumps, streams) to start with the server."""
 
     async def close(self) -> None: ...

@@ -136,7 +136,7 @@ class ReplayProvider:
         snapshot = self._snapshots.get(spec.symbol)
         if snapshot is not None:
             return snapshot
-        if self._modelled(spec):
+        if self.model is not None and self._modelled(spec):
             return self.model.latest(spec, min(at_ns, self.published_ns))
         return self.timeline.latest(spec.symbol, min(at_ns, self.published_ns))
 
@@ -145,7 +145,7 @@ class ReplayProvider:
         if snapshot is not None:
             inside = from_ns <= snapshot.quote_at_ns <= to_ns and snapshot.sequence > after_sequence
             return [snapshot] if inside else []
-        if self._modelled(spec):
+        if self.model is not None and self._modelled(spec):
             return self.model.history(spec, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
         return self.timeline.history(spec.symbol, from_ns, min(to_ns, self.published_ns), after_sequence, limit)
 
@@ -156,7 +156,7 @@ class ReplayProvider:
         return self.timeline.bars(spec.symbol, timeframe, from_ns, to_ns, closed_by_ns, limit)
 
     async def describe(self, spec: SymbolSpec) -> tuple[bool, bool]:
-        if self._modelled(spec):
+        if self.model is not None and self._modelled(spec):
             listed = self.model.listed(spec, datetime_to_ns(self.publisher.clock.now()))
             return listed, listed and await self.latest(spec) is not None
         tradable = not spec.is_index and (

@@ -23,6 +23,7 @@ an order.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import itertools
 from collections import deque
@@ -64,6 +65,7 @@ from services.matcher.domain import (
     decide,
     evaluated_ticks,
     is_usable,
+    required_price,
 )
 from services.orders import wire as orders_wire
 
@@ -153,8 +155,8 @@ def next_candidate(order: WorkingOrder, columns: SymbolColumns, start: int) -> i
     if kind is OrderType.MARKET or order.triggered:
         return _marketable(columns, buy, start, order.collar_price)
     if buy:
-        return columns.ask_at_least.first(start, columns.ceiling(order.stop_price))
-    return columns.bid_at_most.first(start, columns.floor(order.stop_price))
+        return columns.ask_at_least.first(start, columns.ceiling(required_price(order, "stop_price", order.stop_price)))
+    return columns.bid_at_most.first(start, columns.floor(required_price(order, "stop_price", order.stop_price)))
 
 
 def _marketable(columns: SymbolColumns, buy: bool, start: int, *bounds: Decimal | None) -> int | None:
@@ -212,7 +214,7 @@ class Backtest(Context):
         start = self.config.start_ns
         self._curve.append(EquityPoint(datetime_from_ns(start).date(), start, self.paper.cash, Decimal(0), Decimal(0)))
         for day, session in self.sessions.between(start, self.config.end_ns):
-            self._timer(session.close_ns, _TIMER, lambda d=day: self._session_close(d))
+            self._timer(session.close_ns, _TIMER, functools.partial(self._session_close, day))
         self._call(lambda: self.strategy.on_start(self))
         self._drain()
         if self.config.mode == "jump":
@@ -296,6 +298,8 @@ class Backtest(Context):
         outcomes: list[tuple[WorkingOrder, Decision]] = []
         working: WorkingOrder | None = order
         for tick, evaluated_ns in evaluated_ticks(order, ticks):
+            if working is None:
+                raise RuntimeError(f"{order.order_id} decided on after a terminal decision")
             decision = self._decide(working, tick, evaluated_ns)
             if decision.action is Action.WAIT:
                 continue
@@ -313,7 +317,7 @@ class Backtest(Context):
             else:
                 self._schedule_order(working, delivered, generation)
             if working.expires_ns is not None:
-                self._timer(working.expires_ns, _EXPIRY, lambda o=order.order_id, g=generation: self._expire(o, g))
+                self._timer(working.expires_ns, _EXPIRY, functools.partial(self._expire, order.order_id, generation))
         self._settle(outcomes, in_book=False)
 
     def _decide(self, order: WorkingOrder, tick: Tick, evaluated_ns: int) -> Decision:
@@ -371,11 +375,15 @@ class Backtest(Context):
             if decision.action in TERMINAL_ACTIONS:
                 self._forget(order.order_id)
             elif decision.action is Action.TRIGGER and in_book:
-                self.working[order.order_id] = self.book.get(order.order_id)
+                triggered = self.book.get(order.order_id)
+                if triggered is None:
+                    raise LookupError(f"{order.order_id} triggered in the book but not found in it")
+                self.working[order.order_id] = triggered
             if fill is not None:
+                if decision.tick is None:
+                    raise ValueError(f"fill of {order.order_id} decided on no quote")
                 self._note_exposure(decision.tick.at_ns)
-                record = fill_record(fill)
-                self._pending.append(lambda r=record: self.strategy.on_fill(self, r))
+                self._pending.append(functools.partial(self.strategy.on_fill, self, fill_record(fill)))
 
     def _forget(self, order_id: str) -> None:
         self.working.pop(order_id, None)

@@ -101,7 +101,7 @@ class Momentum(Strategy):
         self.notional = self.decimal_param("notional", "20000")
         self.stop_loss = self.decimal_param("stop_loss_pct", "0.5") / 100
         self.take_profit = self.decimal_param("take_profit_pct", "0.5") / 100
-        self.opening: dict[str, Decimal] = {}
+        self.opening: dict[str, Decimal | None] = {}  # None: no usable quote at the open
         self.exits: dict[str, tuple[str, str]] = {}  # symbol -> (stop order, take-profit order)
 
     def on_start(self, ctx: Context) -> None:
@@ -127,7 +127,7 @@ class Momentum(Strategy):
         for symbol in self.symbols:
             start, now, tick = self.opening.get(symbol), mid_cents(ctx, symbol), ctx.quote(symbol)
             held = ctx.account.positions.get(symbol)
-            if start is None or now is None or now <= start or (held is not None and held.qty != 0):
+            if start is None or now is None or tick is None or now <= start or (held is not None and held.qty != 0):
                 continue
             qty = (self.notional / tick.ask).to_integral_value(ROUND_DOWN)
             if qty <= 0:

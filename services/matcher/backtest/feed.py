@@ -13,8 +13,9 @@ or beyond a price (blocked running minima and maxima: O(log n) numpy slices per 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
@@ -153,7 +154,7 @@ class Sessions:
             raise FeedError("the market calendar has no session ahead")
         return MarketSession(self._opens[index], self._closes[index])
 
-    def between(self, start_ns: int, end_ns: int) -> list[tuple[object, MarketSession]]:
+    def between(self, start_ns: int, end_ns: int) -> list[tuple[date, MarketSession]]:
         """(date, session) of every session whose close lies in [start, end]."""
         first = bisect_right(self._closes, start_ns - 1)
         last = bisect_right(self._closes, end_ns)
@@ -209,7 +210,7 @@ class Feed:
         def scaled(value: Decimal | None) -> int:
             found = converted.get(value)
             if found is None:
-                found = converted[value] = int(value * scale)
+                found = converted[value] = 0 if value is None else int(value * scale)
             return found
 
         bids = np.fromiter((scaled(t.bid) for t in ticks), dtype=np.int64, count=len(ticks))
@@ -277,7 +278,7 @@ class Feed:
         times: np.ndarray,
         bids: np.ndarray,
         asks: np.ndarray,
-        symbols: dict[str, Sequence[int]],
+        symbols: Mapping[str, Sequence[int] | np.ndarray],
         tick_at: Callable[[int], Tick],
         sessions: Sessions,
         scale: int,

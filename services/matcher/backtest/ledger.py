@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from mbt.orders.v1 import orders_pb2
-from services.accounts.domain.account import Account
+from services.accounts.domain.account import Account, FillRefused
 from services.accounts.domain.rules import (
     DEFAULT_PROFILE,
     STARTING_CASH,
@@ -311,6 +311,8 @@ class PaperAccount:
     def expire(self, order_id: str) -> Order:
         """A day order at its session close."""
         expired = self.order(order_id).expire()
+        if expired.expired_at is None:
+            raise ValueError(f"{order_id} expired without its time")
         self.account.release(order_id, "expired", expired.expired_at)
         return self._store(expired)
 
@@ -335,7 +337,8 @@ class PaperAccount:
         effect = self.account.apply_fill(fill.fill_id, terms, filled.version, fill.filled_at)
         if effect is None:  # the ledger refused it: the engine broke one of its rules
             refused = self.account.events[-1]
-            raise DomainError("LEDGER_INVARIANT", f"fill {fill.fill_id} refused by the ledger: {refused.why}")
+            why = refused.why if isinstance(refused, FillRefused) else f"{type(refused).__name__} recorded instead"
+            raise DomainError("LEDGER_INVARIANT", f"fill {fill.fill_id} refused by the ledger: {why}")
         self.entries.append(
             LedgerEntry(
                 derived_id("led", fill.fill_id),
@@ -440,6 +443,8 @@ def working_order(order: Order) -> matcher.WorkingOrder:
     """The order as the fill function works it (the matcher's view of an accepted order:
     its terms date from the last replace)."""
     spec = order.spec
+    if order.accepted_at is None:
+        raise ValueError(f"{order.order_id} is not accepted: the fill function works accepted orders")
     accepted_ns = datetime_to_ns(order.accepted_at)
     if order.replaced_at is not None:
         accepted_ns = max(accepted_ns, datetime_to_ns(order.replaced_at))

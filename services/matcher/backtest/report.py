@@ -10,11 +10,13 @@ import base64
 import html
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.typing import RcKeyType
 
 from services.common.wire.conv import decimal_str
 from services.matcher.backtest.engine import BacktestResult
@@ -24,7 +26,7 @@ from services.matcher.backtest.stats import Statistics
 MAX_POINTS = 4000
 MAX_FILL_ROWS = 200
 GAP_NS = 3600 * 1_000_000_000
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "figure.dpi": 100,
     "font.size": 9,
     "axes.grid": True,

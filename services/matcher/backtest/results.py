@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,11 +28,11 @@ TIME = pa.timestamp("ns", tz="UTC")
 class Column:
     name: str
     kind: str  # text, int, decimal, time (epoch ns, 0 = none), date
-    value: Callable[[object], object]
+    value: Callable[[Any], Any]  # a row's value, of the type ``kind`` names
 
 
 def _columns(spec: Sequence[tuple[str, str]]) -> list[Column]:
-    return [Column(name, kind, (lambda row, n=name: getattr(row, n))) for name, kind in spec]
+    return [Column(name, kind, operator.attrgetter(name)) for name, kind in spec]
 
 
 ORDER_COLUMNS = _columns(
@@ -173,7 +175,7 @@ def csv_bytes(columns: list[Column], rows: list) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def _text(kind: str, value: object) -> str:
+def _text(kind: str, value: Any) -> str:
     if value is None:
         return ""
     if kind == "decimal":

@@ -22,6 +22,7 @@ market order, a cancel of a filled order) ends the backtest with that error.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,7 +132,7 @@ class ScriptStrategy(Strategy):
                     raise ScriptError(
                         f"step {step.number} is at {ctx.now.isoformat()} or before: the backtest starts after it"
                     )
-                ctx.schedule(step.at_ns, lambda c, s=step: self._play(c, s))
+                ctx.schedule(step.at_ns, functools.partial(self._play, step=step))
 
     def on_fill(self, ctx: Context, fill: FillRecord) -> None:
         client_order_id = ctx.order(fill.order_id).client_order_id

@@ -98,7 +98,7 @@ def max_drawdown(curve: Sequence[tuple[date, Decimal]]) -> Drawdown:
             fall = (peak - value) / peak
             if fall > depth:
                 depth, peak_at, trough_at = fall, running_peak, index
-    if trough_at is None:
+    if trough_at is None or peak_at is None:  # a trough is always found with its peak
         return Drawdown(Decimal(0), None, None, None)
     peak_value = curve[peak_at][1]
     recovered = next((day for day, value in curve[trough_at + 1 :] if value >= peak_value), None)

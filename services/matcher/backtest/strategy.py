@@ -28,6 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 
 from mbt.common.v1 import trading_pb2
@@ -37,7 +38,7 @@ from services.common.wire.conv import parse_decimal
 from services.matcher.backtest.ledger import AccountView, FillRecord, OrderRecord
 from services.matcher.domain import Tick
 
-_ENUMS = {
+_ENUMS: dict[str, EnumTypeWrapper] = {
     "side": trading_pb2.OrderSide,
     "order_type": trading_pb2.OrderType,
     "time_in_force": trading_pb2.TimeInForce,

@@ -54,7 +54,7 @@ class Backtests:
         self.queue = queue
         self._wake = asyncio.Event()
         self._offered: set[str] = set()
-        self._runs: dict[str, asyncio.Task] = {}
+        self._runs: dict[str, asyncio.Task[None]] = {}
         self._one_at_a_time = asyncio.Lock()
 
     # -- requests ---------------------------------------------------------------------------

@@ -131,3 +131,34 @@ def test_a_cash_account_never_goes_short_even_if_a_hold_said_so():
     assert account.apply_fill("fill_s", FillTerms("ord_1", "AMZN", Side.SELL, D(5), D("100"), D(1)), 1, AT) is None
     [refused] = account.events
     assert "short" in refused.why and account.positions == {}
+
+
+CALL = "AMZN120720C00220000"  # one contract is 100 shares; prices are per share
+
+
+def test_an_option_fill_moves_cash_by_price_times_qty_times_100_and_counts_contracts():
+    account = opened()
+    account.hold("ord_1", 1, HoldTerms(CALL, Side.BUY, D(2), D("3.10"), D(100)), NO_MARKS, AT)
+    assert account.held().amount == D("620.00")
+    account.apply_fill("fill_1", FillTerms("ord_1", CALL, Side.BUY, D(2), D("3.05"), D(100)), 1, AT)
+    position = account.positions[CALL]
+    assert (account.cash, position.qty, position.avg_entry_price) == (D("9390.00"), D(2), D("3.05"))
+    marks = {CALL: Mark(D("3.50"), D("3.60"), AT)}
+    assert account.valuation(marks) == Valuation(D("9390.00"), D("700.00"), D(0), D(0))
+    assert account.buying_power(marks) == D("9390.00")
+    account.hold("ord_2", 1, HoldTerms(CALL, Side.SELL, D(2), D("3.50"), D(100)), marks, AT)
+    effect = account.apply_fill("fill_2", FillTerms("ord_2", CALL, Side.SELL, D(2), D("3.50"), D(100)), 1, AT)
+    assert effect is not None and effect.realized_pl == D("90.00")
+    assert (account.cash, account.positions) == (D("10090.00"), {})
+
+
+def test_an_option_fill_or_hold_with_a_share_multiplier_is_refused():
+    account = opened()
+    with pytest.raises(DomainError) as wrong:
+        account.hold("ord_1", 1, HoldTerms(CALL, Side.BUY, D(1), D("3.10"), D(1)), NO_MARKS, AT)
+    assert wrong.value.reason == "INVALID_ARGUMENT"
+    account.hold("ord_1", 1, HoldTerms(CALL, Side.BUY, D(1), D("3.10"), D(100)), NO_MARKS, AT)
+    account.events.clear()
+    assert account.apply_fill("fill_1", FillTerms("ord_1", CALL, Side.BUY, D(1), D("3.05"), D(1)), 1, AT) is None
+    [refused] = account.events
+    assert isinstance(refused, FillRefused) and "multiplier" in refused.why

@@ -11,12 +11,16 @@ from services.accounts.domain.rules import (
     Position,
     Valuation,
     apply_fill,
+    asset_class_of,
     buying_power,
     check_fits,
+    contract_multiplier,
     hold_for,
+    market_value,
+    unrealized_pl,
 )
 from services.common.errors import DomainError
-from services.common.trading import Side
+from services.common.trading import AssetClass, Side
 
 D = Decimal
 
@@ -112,3 +116,15 @@ def test_buying_power_and_fit():
 def test_positions_report_open_when_nonzero():
     assert Position("X", D(1), D(1), D(1)).is_open
     assert not Position("X", D(0), D(1), D(1)).is_open
+
+
+def test_option_positions_count_contracts_and_value_per_share_premium_times_100():
+    put = "AMZN120720P00200000"
+    assert (contract_multiplier(put), contract_multiplier("AMZN")) == (D(100), D(1))
+    assert (asset_class_of(put), asset_class_of("AMZN")) == (AssetClass.US_OPTION, AssetClass.US_EQUITY)
+    sold = apply_fill(None, put, Side.SELL, D(3), D("2.40"), D(100))
+    assert (sold.cash_delta, sold.position.qty, sold.position.avg_entry_price) == (D("720.00"), D(-3), D("2.40"))
+    assert market_value(sold.position, D("1.00")) == D("-300.00")
+    assert unrealized_pl(sold.position, D("1.00")) == D("420.00")
+    bought_back = apply_fill(sold.position, put, Side.BUY, D(1), D("1.00"), D(100))
+    assert (bought_back.realized_pl, bought_back.cash_delta) == (D("140.00"), D("-100.00"))
