@@ -17,8 +17,9 @@ tables (in process: the gateway serves no gRPC) for the user's rows, builds the 
 cooling period is over (``ListDueErasures``): every other service and the gateway first,
 accounts last, since accounts' erasure turns the request into the tombstone that ends it.
 A run that dies midway leaves the request due, so the next hour's run finishes it; the
-services' erasures delete nothing twice. Its result and log line hold counts only, never a
-user id.
+services' erasures delete nothing twice; the user id is also blanked in the arguments of
+the user's ``mbt.export_user_data`` records. Its result and log line hold counts only,
+never a user id.
 """
 
 from __future__ import annotations
@@ -135,5 +136,7 @@ def erase_user_data(run: JobContext) -> dict:
             user_data_pb2.EraseUserDataRequest(user_id=user_id), timeout=timeout
         )
         count(ACCOUNTS, dict(reply.deleted_rows))
+        # the jobs' own records of the user's exports name the user too
+        count("jobs", {"mbt_job_runs": run.forget_argument("mbt.export_user_data", "user_id", user_id)})
         run.progress(erased_users=done, of=len(due))
     return {"erased_users": len(due), "deleted_rows": deleted}

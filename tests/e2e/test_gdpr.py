@@ -233,6 +233,9 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
         assert canceled.status_code == 200 and canceled.json()["data"]["status"] == "none"
         assert (await place(browser, "mine-1")).status_code == 200
 
+        exported = await browser.post("/api/mbt/exports", json={})
+        assert exported.status_code == 200
+        export_key = exported.json()["data"]["export_id"]
         assert (await browser.post("/api/mbt/erasure", json={})).status_code == 200
         mine_before = await user_rows(settings, user_id)
         assert mine_before["orders"]["mbt_orders"] == 2 and mine_before["gateway"]["gateway_passkeys"] == 1
@@ -257,6 +260,9 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
             assert run.result["erased_users"] == 1
             assert run.result["deleted_rows"]["orders"] == 0 and run.result["deleted_rows"]["gateway"] == 1
             assert run.result["deleted_rows"]["accounts"] >= 3 and run.result["deleted_rows"]["activities"] >= 1
+            assert run.result["deleted_rows"]["jobs"] == 1
+            export_run = await asyncio.to_thread(queue.records.get, "mbt.export_user_data", export_key)
+            assert export_run.arguments == {"user_id": ""}
             # the next hour's run (and the same hour's again) erase nothing more
             again = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T17:00Z").key))
             assert again.result == {"erased_users": 0, "deleted_rows": {}}
