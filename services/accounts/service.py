@@ -85,6 +85,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             settlements=[wire.settlement_to_proto(s.account_id, s.effect) for s in report.settled],
             accounts=report.accounts,
             shortfalls=report.shortfalls,
+            unpriced=report.unpriced,
         )
 
 

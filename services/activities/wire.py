@@ -87,7 +87,7 @@ def expiration_activity(payload, now: datetime) -> Activity:
         stock_position_qty=parse_decimal(payload.stock_position_qty, "stock_position_qty"),
         cash_delta=parse_decimal(settlement.cash_delta, "cash_delta", required=True),
         early=payload.early,
-        occurred_at=from_timestamp(payload.occurred_at),
+        occurred_at=from_timestamp(payload.occurred_at, "occurred_at", required=True),
         now=now,
     )
 
