@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mbt.accounts.v1 import accounts_pb2
+from mbt.accounts.v1 import accounts_pb2, privacy_pb2
 from mbt.common.v1 import trading_pb2
 from services.accounts.domain.expiration import ExpirationEffect, Outcome
 from services.accounts.domain.graduation import SOURCE as GRADUATION_SOURCE
 from services.accounts.domain.graduation import Graduation
+from services.accounts.domain.privacy import DataExport, Erasure, ErasureStatus, ExportStatus
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
@@ -222,4 +223,37 @@ def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_p
         stock_qty=qty_str(stock.qty) if stock else "",
         cash_delta=amount_str(effect.cash_delta),
         reason=effect.reason,
+    )
+
+
+EXPORT_STATUS_WIRE = {
+    ExportStatus.PENDING: privacy_pb2.DATA_EXPORT_STATUS_PENDING,
+    ExportStatus.READY: privacy_pb2.DATA_EXPORT_STATUS_READY,
+    ExportStatus.FAILED: privacy_pb2.DATA_EXPORT_STATUS_FAILED,
+    ExportStatus.EXPIRED: privacy_pb2.DATA_EXPORT_STATUS_EXPIRED,
+}
+ERASURE_STATUS_WIRE = {
+    ErasureStatus.NONE: privacy_pb2.ERASURE_STATUS_NONE,
+    ErasureStatus.PENDING: privacy_pb2.ERASURE_STATUS_PENDING,
+}
+
+
+def data_export_to_proto(export: DataExport) -> privacy_pb2.DataExport:
+    return privacy_pb2.DataExport(
+        export_id=export.export_id,
+        status=EXPORT_STATUS_WIRE[export.status],
+        requested_at=to_timestamp(export.requested_at),
+        ready_at=to_timestamp(export.ready_at),
+        expires_at=to_timestamp(export.expires_at),
+        archive_sha256=export.archive_sha256,
+        archive_bytes=export.archive_bytes,
+        error=export.error,
+    )
+
+
+def erasure_to_proto(erasure: Erasure) -> privacy_pb2.Erasure:
+    return privacy_pb2.Erasure(
+        status=ERASURE_STATUS_WIRE[erasure.status],
+        requested_at=to_timestamp(erasure.requested_at),
+        due_at=to_timestamp(erasure.due_at),
     )
