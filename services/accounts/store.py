@@ -283,6 +283,7 @@ USER_TABLES = UserTables(
         _of_account(ReservationRow),
         _of_account(LedgerEntryRow),
         _of_account(EodSnapshotRow),
+        by_user_id(GraduationOverrideRow.__table__),
         by_user_id(DataExportRow.__table__),
         UserTable(cast(Table, ErasureRow.__table__), lambda user_id: ErasureRow.user_id == user_id, _erasure_done),
         *OUTBOX.user_tables(),

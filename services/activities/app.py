@@ -14,8 +14,8 @@ from services.common.config import Settings
 from services.common.kit import ServiceKit
 from services.common.messaging.inbox import EventSink
 from services.common.rpc.server import Registration, ServiceRuntime
-from services.jobs.queue import JobQueue
 from services.common.rpc.user_data import UserDataServicer
+from services.jobs.queue import JobQueue
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:

@@ -8,7 +8,22 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Index, MetaData, String, Table, Text, and_, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -166,6 +181,8 @@ USER_TABLES = UserTables(
     SERVICE,
     [
         by_user_id(ActivityRow.__table__),
+        by_user_id(NotificationRow.__table__),
+        by_user_id(GoalStreakRow.__table__),
         UserTable(cast(Table, AuditLogRow.__table__), _audit_rows_of, _blank_audit_ids),
         *OUTBOX.user_tables(),
     ],
