@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
-from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+import time
+
+from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from services.accounts import wire
 from services.accounts.usecases.expiration import Expiration
+from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds, SentChoices
+from services.accounts.usecases.privacy import Privacy
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
+from services.common.rpc import context as rpc_context
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_date, from_timestamp, money_str, parse_decimal, parse_enum
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, reads: AccountReads, holds: Holds, users: Users, expiration: Expiration) -> None:
+    def __init__(
+        self, reads: AccountReads, holds: Holds, users: Users, expiration: Expiration, graduation: GraduationGate
+    ) -> None:
         self.reads = reads
         self.holds = holds
         self.users = users
         self.expiration = expiration
+        self.graduation = graduation
+
+    async def GetGraduation(self, request, context):
+        graduation = await self.graduation.get(require_user_id())
+        return accounts_pb2.GetGraduationResponse(graduation=wire.graduation_to_proto(graduation))
+
+    async def OverrideGraduation(self, request, context):
+        graduation = await self.graduation.override(request.user_id, request.reason, request.operator)
+        return accounts_pb2.OverrideGraduationResponse(graduation=wire.graduation_to_proto(graduation))
 
     async def GetAccount(self, request, context):
         return accounts_pb2.GetAccountResponse(
@@ -44,6 +60,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
 
     async def GetUser(self, request, context):
         return accounts_pb2.GetUserResponse(user=wire.user_to_proto(await self.users.get(request.user_id)))
+
+    async def ListAccountHoldings(self, request, context):
+        holdings, after = await self.users.holdings(request.after_account_id, request.page_size)
+        return accounts_pb2.ListAccountHoldingsResponse(
+            accounts=[wire.holding_to_proto(holding) for holding in holdings], next_after_account_id=after
+        )
 
     async def UpdateUser(self, request, context):
         user = await self.users.update(
@@ -90,4 +112,51 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             settlements=[wire.settlement_to_proto(s.account_id, s.effect) for s in report.settled],
             accounts=report.accounts,
             shortfalls=report.shortfalls,
+            unpriced=report.unpriced,
         )
+
+
+class PrivacyServicer(privacy_pb2_grpc.PrivacyServiceServicer):
+    """GDPR export and erasure: the caller's own (an ops token reads exports of the user it
+    names, audited like every ops read); the job's internal calls."""
+
+    def __init__(self, privacy: Privacy) -> None:
+        self.privacy = privacy
+
+    async def CreateDataExport(self, request, context):
+        export = await self.privacy.create_export(require_user_id())
+        return privacy_pb2.CreateDataExportResponse(export=wire.data_export_to_proto(export))
+
+    async def GetDataExport(self, request, context):
+        export = await self.privacy.export(require_user_id(), request.export_id)
+        return privacy_pb2.GetDataExportResponse(export=wire.data_export_to_proto(export))
+
+    async def GetDataExportArchive(self, request, context):
+        export, archive = await self.privacy.archive(require_user_id(), request.export_id)
+        return privacy_pb2.GetDataExportArchiveResponse(
+            filename=f"mbt-export-{export.export_id}.zip",
+            content_type="application/zip",
+            archive=archive,
+            archive_sha256=export.archive_sha256,
+        )
+
+    async def RequestErasure(self, request, context):
+        erasure = await self.privacy.request_erasure(
+            require_user_id(), elevated=rpc_context.identity().is_elevated(time.time())
+        )
+        return privacy_pb2.RequestErasureResponse(erasure=wire.erasure_to_proto(erasure))
+
+    async def CancelErasure(self, request, context):
+        erasure = await self.privacy.cancel_erasure(require_user_id())
+        return privacy_pb2.CancelErasureResponse(erasure=wire.erasure_to_proto(erasure))
+
+    async def GetErasure(self, request, context):
+        erasure = await self.privacy.erasure(require_user_id())
+        return privacy_pb2.GetErasureResponse(erasure=wire.erasure_to_proto(erasure))
+
+    async def CompleteDataExport(self, request, context):
+        export = await self.privacy.complete_export(request.export_id, request.archive, request.error)
+        return privacy_pb2.CompleteDataExportResponse(export=wire.data_export_to_proto(export))
+
+    async def ListDueErasures(self, request, context):
+        return privacy_pb2.ListDueErasuresResponse(user_ids=await self.privacy.due_erasures())

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mbt.accounts.v1 import accounts_pb2
+from mbt.accounts.v1 import accounts_pb2, privacy_pb2
 from mbt.common.v1 import trading_pb2
 from services.accounts.domain.expiration import ExpirationEffect, Outcome
+from services.accounts.domain.graduation import SOURCE as GRADUATION_SOURCE
+from services.accounts.domain.graduation import Graduation
+from services.accounts.domain.privacy import DataExport, Erasure, ErasureStatus, ExportStatus
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
@@ -20,7 +23,7 @@ from services.accounts.domain.rules import (
     market_value,
     unrealized_pl,
 )
-from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord, User
+from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, User
 from services.common.errors import invalid_argument
 from services.common.trading import FillPreference, PositionIntent
 from services.common.wire.conv import (
@@ -31,6 +34,7 @@ from services.common.wire.conv import (
     price_str,
     qty_str,
     ratio_str,
+    to_date,
     to_timestamp,
 )
 from services.common.wire.trading import (
@@ -231,6 +235,38 @@ def reservation_to_proto(
     )
 
 
+def holding_to_proto(holding: AccountHolding) -> accounts_pb2.AccountHolding:
+    return accounts_pb2.AccountHolding(
+        account_id=holding.account_id,
+        user_id=holding.user_id,
+        investor_profile=PROFILE_WIRE[holding.profile],
+        open_symbols=list(holding.open_symbols),
+    )
+
+
+def graduation_to_proto(graduation: Graduation) -> accounts_pb2.Graduation:
+    override = graduation.override
+    return accounts_pb2.Graduation(
+        eligible=graduation.eligible,
+        basis=graduation.basis,
+        consecutive_profitable_cycles=graduation.consecutive_profitable,
+        required_cycles=graduation.required,
+        cycle_days=graduation.cycle_days,
+        source=GRADUATION_SOURCE,
+        cycles=[
+            accounts_pb2.GraduationCycle(
+                from_date=to_date(cycle.first),
+                to_date=to_date(cycle.last),
+                realized_pl=amount_str(cycle.realized_pl),
+                profitable=cycle.profitable,
+            )
+            for cycle in graduation.cycles
+        ],
+        override_reason=override.reason if override else "",
+        override_at=to_timestamp(override.granted_at) if override else None,
+    )
+
+
 def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_pb2.OptionSettlement:
     stock = effect.stock
     return accounts_pb2.OptionSettlement(
@@ -245,4 +281,37 @@ def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_p
         stock_qty=qty_str(stock.qty) if stock else "",
         cash_delta=amount_str(effect.cash_delta),
         reason=effect.reason,
+    )
+
+
+EXPORT_STATUS_WIRE = {
+    ExportStatus.PENDING: privacy_pb2.DATA_EXPORT_STATUS_PENDING,
+    ExportStatus.READY: privacy_pb2.DATA_EXPORT_STATUS_READY,
+    ExportStatus.FAILED: privacy_pb2.DATA_EXPORT_STATUS_FAILED,
+    ExportStatus.EXPIRED: privacy_pb2.DATA_EXPORT_STATUS_EXPIRED,
+}
+ERASURE_STATUS_WIRE = {
+    ErasureStatus.NONE: privacy_pb2.ERASURE_STATUS_NONE,
+    ErasureStatus.PENDING: privacy_pb2.ERASURE_STATUS_PENDING,
+}
+
+
+def data_export_to_proto(export: DataExport) -> privacy_pb2.DataExport:
+    return privacy_pb2.DataExport(
+        export_id=export.export_id,
+        status=EXPORT_STATUS_WIRE[export.status],
+        requested_at=to_timestamp(export.requested_at),
+        ready_at=to_timestamp(export.ready_at),
+        expires_at=to_timestamp(export.expires_at),
+        archive_sha256=export.archive_sha256,
+        archive_bytes=export.archive_bytes,
+        error=export.error,
+    )
+
+
+def erasure_to_proto(erasure: Erasure) -> privacy_pb2.Erasure:
+    return privacy_pb2.Erasure(
+        status=ERASURE_STATUS_WIRE[erasure.status],
+        requested_at=to_timestamp(erasure.requested_at),
+        due_at=to_timestamp(erasure.due_at),
     )

@@ -30,6 +30,7 @@ from services.common.errors import not_found
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.db import changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.persistence.user_data import UserTables, by_parent, by_user_id
 from services.orders.domain.model import (
     AssetClass,
     Fill,
@@ -158,6 +159,16 @@ class FillRow(Base):
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+# GDPR export and erasure (services.common.persistence.user_data), parents first.
+USER_TABLES = UserTables(
+    SERVICE,
+    [
+        by_user_id(OrderRow.__table__),
+        by_parent(ReplacementRow.__table__, "order_id", OrderRow.__table__, "order_id"),
+        by_user_id(FillRow.__table__),
+        *OUTBOX.user_tables(),
+    ],
+)
 
 _ORDER_FIELDS = (
     "order_id",

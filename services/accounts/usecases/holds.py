@@ -8,8 +8,9 @@ from decimal import Decimal
 
 from services.accounts.domain.account import Account
 from services.accounts.domain.rules import AccountType, HoldTerms, Mark, VersionHold
-from services.accounts.store import AccountRepository
+from services.accounts.store import AccountRepository, PrivacyRepository
 from services.accounts.usecases.deps import Deps, with_account
+from services.accounts.usecases.privacy import erasure_pending
 from services.common.errors import invalid_argument
 from services.common.trading import FillPreference, PositionIntent
 
@@ -50,6 +51,8 @@ class Holds:
         marks: dict[str, Mark] = {}
         async with self.deps.db.reading() as session:
             known = await AccountRepository(session).account_of(user_id)
+            if await PrivacyRepository(session).pending_erasure(user_id) is not None:
+                raise erasure_pending(user_id)
         if known is not None and known.account_type is AccountType.MARGIN:
             marks = await self.deps.market.latest({*known.positions, terms.symbol})
         now = self.deps.clock.now()

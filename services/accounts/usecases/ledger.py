@@ -24,7 +24,7 @@ class Ledger:
         """Apply a fill (``Account.apply_fill``: the ledger refuses, loudly, what would break
         it); the same fill id applied before with other terms is refused too."""
         repo = AccountRepository(uow.session, uow.collect)
-        account = await locked_account(repo, user_id, self.deps.clock, order_id=fill.order_id)
+        account = await locked_account(repo, user_id, self.deps.clock, self.deps.user_key, order_id=fill.order_id)
         applied = await repo.applied_fill(fill_id)
         if applied is None:
             account.apply_fill(fill_id, fill, order_version, at)
@@ -58,6 +58,6 @@ class Ledger:
 
     async def _change(self, uow: UnitOfWork, user_id: str, order_id: str, change: Callable[[Account], object]) -> None:
         repo = AccountRepository(uow.session, uow.collect)
-        account = await locked_account(repo, user_id, self.deps.clock, order_id=order_id)
+        account = await locked_account(repo, user_id, self.deps.clock, self.deps.user_key, order_id=order_id)
         change(account)
         await repo.save(account)

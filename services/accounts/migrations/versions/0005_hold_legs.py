@@ -1,15 +1,15 @@
 """multi-leg option orders: the legs a hold is bound to
 
-Revision ID: 0003ml
-Revises: 0002
+Revision ID: 0005_hold_legs
+Revises: 0004_gdpr
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003ml'
-down_revision = '0002'
+revision = '0005_hold_legs'
+down_revision = '0004_gdpr'
 branch_labels = None
 depends_on = None
 
