@@ -158,6 +158,26 @@ async def test_a_failing_strategy_or_script_is_a_failed_backtest_with_its_error(
             },
             "qty",
         ),
+        (
+            {
+                "script": {
+                    "steps": [
+                        {
+                            "at": "2012-06-21T14:00:00Z",
+                            "submit": {
+                                "symbol": "AMZN120720C00230000",
+                                "side": "buy",
+                                "qty": "1",
+                                "order_type": "market",
+                                "time_in_force": "day",
+                            },
+                        }
+                    ]
+                },
+                **DAY,
+            },
+            "symbol",
+        ),
     ],
 )
 async def test_bad_backtest_requests_are_refused_before_anything_runs(mesh, body, field):

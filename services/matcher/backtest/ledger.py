@@ -31,7 +31,7 @@ from services.accounts.domain.rules import (
     apply_fill,
     buying_power,
 )
-from services.common.errors import DomainError, not_found
+from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.ids import derived_id
 from services.common.instruments import parse_symbol
 from services.common.trading import OrderType, Side, TimeInForce
@@ -46,6 +46,7 @@ from services.orders.domain.rules import (
     Session,
     check_market_hours,
     collar_price,
+    is_option_order,
     market_reference,
     replaced_collar,
     replacement,
@@ -245,7 +246,7 @@ class PaperAccount:
         insufficient_buying_power after storing the order as rejected. A repeated
         client_order_id answers as the first submit did (idempotency_key_reused with other
         terms). ``quote`` gives a symbol's latest quote (asked for market orders only)."""
-        spec = validate_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or order_id))
+        spec = backtest_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or order_id))
         digest = spec_digest(spec)
         existing = self._by_client_id.get(spec.client_order_id)
         if existing is not None:
@@ -544,4 +545,11 @@ def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
 def validate_submit(request: orders_pb2.SubmitOrderRequest) -> None:
     """SubmitOrder's validation of the fields alone (no account, no market)."""
     spec = wire.spec_from_request(request)
-    validate_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or "ord_check"))
+    backtest_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or "ord_check"))
+
+
+def backtest_spec(spec: OrderSpec) -> OrderSpec:
+    """``validate_spec``, and stock only: backtests do not trade options yet."""
+    if is_option_order(validate_spec(spec)):
+        raise invalid_argument("backtests trade us_equity symbols only for now, not option contracts", "symbol")
+    return spec

@@ -1,7 +1,7 @@
 """EOD snapshots keyed by as_of_date, with the close they are marked at and the positions (JSON)
 
-Revision ID: 0004_eod
-Revises: 0003_graduation_overrides
+Revision ID: 0006_eod
+Revises: 0005_hold_legs
 
 The table was never written before this revision: it is recreated in its new shape.
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import services.common.persistence.sqltypes
 
 
-revision = '0004_eod'
-down_revision = '0003_graduation_overrides'
+revision = '0006_eod'
+down_revision = '0005_hold_legs'
 branch_labels = None
 depends_on = None
 
