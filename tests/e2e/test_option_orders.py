@@ -140,54 +140,57 @@ async def test_a_covered_call_locks_its_shares_and_a_naked_call_is_refused(mesh,
         await settled(carl, cash, D(0))
 
 
-async def test_a_cash_secured_put_holds_its_strike_until_canceled(mesh, trading):
+async def sell_puts(trading, user: str, qty: str, limit: Decimal) -> orders_pb2.Order:
+    reply = await trading.orders().SubmitOrder(
+        orders_pb2.SubmitOrderRequest(
+            symbol=PUT,
+            asset_class=trading_pb2.ASSET_CLASS_US_OPTION,
+            side=trading_pb2.ORDER_SIDE_SELL,
+            qty=qty,
+            order_type=trading_pb2.ORDER_TYPE_LIMIT,
+            limit_price=str(limit),
+            time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
+        ),
+        metadata=user_metadata(user),
+    )
+    return reply.order
+
+
+async def test_a_cash_secured_put_holds_its_strike_working_and_once_filled(mesh, trading):
     async with rest_as(mesh, "pat") as pat:
-        _, put_ask = await quote(pat, PUT)
+        put_bid, put_ask = await quote(pat, PUT)
         # Resting above the ask: not marketable, it works and holds.
         limit = put_ask + 1
-        response = await trading.orders().SubmitOrder(
-            orders_pb2.SubmitOrderRequest(
-                symbol=PUT,
-                asset_class=trading_pb2.ASSET_CLASS_US_OPTION,
-                side=trading_pb2.ORDER_SIDE_SELL,
-                qty="3",
-                order_type=trading_pb2.ORDER_TYPE_LIMIT,
-                limit_price=str(limit),
-                time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
-            ),
-            metadata=user_metadata("pat"),
-        )
-        assert response.order.status == orders_pb2.ORDER_STATUS_ACCEPTED
-        assert response.order.position_intent == trading_pb2.POSITION_INTENT_SELL_TO_OPEN
+        order = await sell_puts(trading, "pat", "3", limit)
+        assert order.status == orders_pb2.ORDER_STATUS_ACCEPTED
+        assert order.position_intent == trading_pb2.POSITION_INTENT_SELL_TO_OPEN
         # $210 strike x 100 shares x 3 contracts; the expected credit is not counted before it is received.
         held = await settled(pat, STARTING_CASH, D(210) * 100 * 3)
         assert D(held["buying_power"]) == STARTING_CASH - 63000
         # A replace re-prices the working put: off the option grid it is refused, on it accepted.
-        order_id = response.order.order_id
-        off_grid = await pat.patch(f"/api/mbt/orders/{order_id}", json={"limit_price": str(limit + D("0.001"))})
+        off_grid = await pat.patch(f"/api/mbt/orders/{order.order_id}", json={"limit_price": str(limit + D("0.001"))})
         assert off_grid.json()["error"]["code"] == "invalid_argument", off_grid.text
-        replaced = await pat.patch(f"/api/mbt/orders/{order_id}", json={"qty": "2"})
+        replaced = await pat.patch(f"/api/mbt/orders/{order.order_id}", json={"qty": "2"})
         assert replaced.status_code == 200, replaced.text
         assert replaced.json()["data"]["position_intent"] == "sell_to_open"
-        held = await settled(pat, STARTING_CASH, D(210) * 100 * 2)
+        await settled(pat, STARTING_CASH, D(210) * 100 * 2)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await trading.orders().SubmitOrder(
-                orders_pb2.SubmitOrderRequest(
-                    symbol=PUT,
-                    side=trading_pb2.ORDER_SIDE_SELL,
-                    qty="1.5",
-                    order_type=trading_pb2.ORDER_TYPE_LIMIT,
-                    limit_price=str(limit),
-                    time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
-                ),
-                metadata=user_metadata("pat"),
-            )
+            await sell_puts(trading, "pat", "1.5", limit)
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "whole number of contracts" in refused.value.details()
         await settled(pat, STARTING_CASH, D(210) * 100 * 2)
-        canceled = await pat.delete(f"/api/mbt/orders/{response.order.order_id}")
+        canceled = await pat.delete(f"/api/mbt/orders/{order.order_id}")
         assert canceled.status_code == 200, canceled.text
         await settled(pat, STARTING_CASH, D(0))
+
+        # Sold at the bid it fills: the premium lands in cash and the strike stays held, so
+        # buying power is down by strike x 100 less the credit.
+        filled = await sell_puts(trading, "pat", "1", put_bid)
+        await order_in(pat, filled.order_id, "filled")
+        after = await settled(pat, STARTING_CASH + put_bid * 100, D(21000))
+        assert D(after["buying_power"]) == STARTING_CASH - (21000 - put_bid * 100)
+        position = (await pat.get(f"/api/mbt/positions/{PUT}")).json()["data"]
+        assert (position["qty"], position["side"], position["asset_class"]) == ("-1", "short", "us_option")
 
 
 @pytest.mark.parametrize(
