@@ -8,6 +8,7 @@
     mbt jobs run mbt.verify_audit_chain [--date D | --key K]         run a job for one key, print what it did
     mbt jobs list [--job NAME]                                       the latest job records
     mbt audit verify [--from N]                                      verify the audit log's hash chain
+    mbt graduation override alice --reason "..."                     open a user's graduation gate (audited)
 
 Tokens are printed alone on stdout (``TOKEN=$(mbt token user alice)``) and signed with the
 configured keys (``MBT_USER_TOKEN_KEYS``, or ``MBT_SERVICE_TOKEN_KEYS`` for a service token,
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from services.accounts import graduation_cli
 from services.activities import audit_cli
 from services.common.config import ConfigError, Settings
 from services.common.rpc.channels import open_channel
@@ -84,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
     backtest_cli.add_parser(commands)
     jobs_cli.add_parser(commands)
     audit_cli.add_parser(commands)
+    graduation_cli.add_parser(commands)
     return root
 
 
@@ -123,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return jobs_cli.main(args, settings)
     if args.command == "audit":
         return audit_cli.main(args, settings)
+    if args.command == "graduation":
+        return graduation_cli.main(args, settings)
     issuer = TokenIssuer(TokenKeys.from_settings(settings))
     if args.kind == OPS:
         print(issuer.ops(args.operator, ttl_seconds=args.ttl))

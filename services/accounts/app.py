@@ -12,6 +12,7 @@ from services.accounts.service import AccountsServicer
 from services.accounts.store import OUTBOX, SERVICE
 from services.accounts.usecases.deps import Deps
 from services.accounts.usecases.expiration import Expiration
+from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.ledger import Ledger
 from services.accounts.usecases.reads import AccountReads
@@ -38,7 +39,15 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     handlers = Handlers(Ledger(deps)).by_event_type()
     return kit.runtime(
         [
-            Registration.of(AccountsServicer(AccountReads(deps), Holds(deps), Users(deps), Expiration(deps))),
+            Registration.of(
+                AccountsServicer(
+                    AccountReads(deps),
+                    Holds(deps),
+                    Users(deps),
+                    Expiration(deps),
+                    GraduationGate(deps, settings.graduation_cycles, settings.graduation_cycle_days),
+                )
+            ),
             Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers, publish)),
             Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
         ]

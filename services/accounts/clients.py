@@ -44,6 +44,9 @@ class MarketDataClient:
         return on_behalf_of(context.identity(), self.credentials)
 
     async def latest(self, symbols: set[str]) -> dict[str, Mark]:
+        """The latest quote the caller may see of each symbol that has one. Market data
+        answers a batch with one unquoted symbol ``not_found`` as a whole; the symbols are
+        then asked one by one, so one unquoted symbol never unmarks the others."""
         if not symbols:
             return {}
         try:
@@ -55,9 +58,14 @@ class MarketDataClient:
                 metadata=self._as_caller(),
             )
         except DomainError as exc:
-            if exc.reason == "NOT_FOUND":
+            if exc.reason != "NOT_FOUND":
+                raise
+            if len(symbols) == 1:
                 return {}
-            raise
+            marks: dict[str, Mark] = {}
+            for symbol in sorted(symbols):
+                marks.update(await self.latest({symbol}))
+            return marks
         return {quote.symbol: _mark(quote) for quote in reply.quotes}
 
     async def at(self, symbols: set[str], moment: datetime) -> dict[str, Mark]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from services.accounts import wire
 from services.accounts.usecases.expiration import Expiration
+from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.users import Users
@@ -14,11 +15,22 @@ from services.common.wire.conv import from_date, from_timestamp, money_str, pars
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, reads: AccountReads, holds: Holds, users: Users, expiration: Expiration) -> None:
+    def __init__(
+        self, reads: AccountReads, holds: Holds, users: Users, expiration: Expiration, graduation: GraduationGate
+    ) -> None:
         self.reads = reads
         self.holds = holds
         self.users = users
         self.expiration = expiration
+        self.graduation = graduation
+
+    async def GetGraduation(self, request, context):
+        graduation = await self.graduation.get(require_user_id())
+        return accounts_pb2.GetGraduationResponse(graduation=wire.graduation_to_proto(graduation))
+
+    async def OverrideGraduation(self, request, context):
+        graduation = await self.graduation.override(request.user_id, request.reason, request.operator)
+        return accounts_pb2.OverrideGraduationResponse(graduation=wire.graduation_to_proto(graduation))
 
     async def GetAccount(self, request, context):
         return accounts_pb2.GetAccountResponse(
@@ -44,6 +56,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
 
     async def GetUser(self, request, context):
         return accounts_pb2.GetUserResponse(user=wire.user_to_proto(await self.users.get(request.user_id)))
+
+    async def ListAccountHoldings(self, request, context):
+        holdings, after = await self.users.holdings(request.after_account_id, request.page_size)
+        return accounts_pb2.ListAccountHoldingsResponse(
+            accounts=[wire.holding_to_proto(holding) for holding in holdings], next_after_account_id=after
+        )
 
     async def UpdateUser(self, request, context):
         user = await self.users.update(
@@ -82,4 +100,5 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             settlements=[wire.settlement_to_proto(s.account_id, s.effect) for s in report.settled],
             accounts=report.accounts,
             shortfalls=report.shortfalls,
+            unpriced=report.unpriced,
         )

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint, select, text
+from sqlalchemy import Date, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -165,6 +165,17 @@ class LedgerEntryRow(Base):
     realized_pl: Mapped[Decimal]
     cash_after: Mapped[Decimal]
     occurred_at: Mapped[datetime]
+
+
+class GraduationOverrideRow(Base):
+    """An operator's opening of a user's graduation gate (audited; the first one stays)."""
+
+    __tablename__ = "mbt_graduation_overrides"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    operator: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[datetime]
 
 
 class EodSnapshotRow(Base):
@@ -419,6 +430,46 @@ class AccountRepository:
             self.session.add(_position_row(account_id, replace(after, realized_pl=Decimal(0)), at, row.asset_class))
 
     # -- reads ----------------------------------------------------------------------
+
+    async def realized_by_day(self, account_id: str) -> dict[date, Decimal]:
+        """The account's realized P&L per day (UTC date of each ledger entry)."""
+        by_day: dict[date, Decimal] = {}
+        query = select(LedgerEntryRow.occurred_at, LedgerEntryRow.realized_pl).where(
+            LedgerEntryRow.account_id == account_id, LedgerEntryRow.realized_pl != Decimal(0)
+        )
+        for at, pl in (await self.session.execute(query)).all():
+            by_day[at.date()] = by_day.get(at.date(), Decimal(0)) + pl
+        return by_day
+
+    async def graduation_override(self, user_id: str) -> GraduationOverrideRow | None:
+        return await self.session.get(GraduationOverrideRow, user_id)
+
+    async def add_graduation_override(self, row: GraduationOverrideRow) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def holdings(self, after_account_id: str, limit: int) -> list[tuple[str, str, Profile, list[str]]]:
+        """Accounts after ``after_account_id`` in id order: (account id, user id, the user's
+        investor profile now, sorted symbols of its open positions)."""
+        accounts = (
+            await self.session.execute(
+                select(AccountRow.account_id, AccountRow.user_id, UserRow.investor_profile)
+                .join(UserRow, UserRow.user_id == AccountRow.user_id)
+                .where(AccountRow.account_id > after_account_id)
+                .order_by(AccountRow.account_id)
+                .limit(limit)
+            )
+        ).all()
+        symbols: dict[str, list[str]] = {account_id: [] for account_id, _, _ in accounts}
+        if symbols:
+            query = (
+                select(PositionRow.account_id, PositionRow.symbol)
+                .where(PositionRow.account_id.in_(list(symbols)), PositionRow.closed_at.is_(None))
+                .order_by(PositionRow.account_id, PositionRow.symbol)
+            )
+            for account_id, symbol in (await self.session.execute(query)).all():
+                symbols[account_id].append(symbol)
+        return [(a, u, Profile(p), symbols[a]) for a, u, p in accounts]
 
     async def option_holders(self) -> dict[str, list[str]]:
         """The open option positions of every account: contract symbols by account id."""

@@ -31,10 +31,13 @@ def expire_options(run: JobContext) -> dict:
         counts[outcome] = counts.get(outcome, 0) + 1
     for shortfall in reply.shortfalls:
         log.warning("expiration left a cash account short", extra={"fields": {"session": run.key, "why": shortfall}})
+    for why in reply.unpriced:
+        log.warning("options left open: no settlement price", extra={"fields": {"session": run.key, "why": why}})
     return {
         "session": run.key,
         "accounts": reply.accounts,
         "settled": len(reply.settlements),
         "outcomes": counts,
         "shortfalls": list(reply.shortfalls),
+        "unpriced": list(reply.unpriced),
     }

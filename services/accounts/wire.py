@@ -7,6 +7,8 @@ from decimal import Decimal
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import trading_pb2
 from services.accounts.domain.expiration import ExpirationEffect, Outcome
+from services.accounts.domain.graduation import SOURCE as GRADUATION_SOURCE
+from services.accounts.domain.graduation import Graduation
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
@@ -19,7 +21,7 @@ from services.accounts.domain.rules import (
     market_value,
     unrealized_pl,
 )
-from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord, User
+from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, User
 from services.common.errors import invalid_argument
 from services.common.trading import PositionIntent
 from services.common.wire.conv import (
@@ -30,6 +32,7 @@ from services.common.wire.conv import (
     price_str,
     qty_str,
     ratio_str,
+    to_date,
     to_timestamp,
 )
 from services.common.wire.trading import ASSET_CLASS_WIRE, POSITION_INTENT_WIRE, POSITION_INTENTS, SIDE_WIRE, SIDES
@@ -179,6 +182,38 @@ def reservation_to_proto(
         account_id=account_id,
         qty=qty_str(hold.hold.qty),
         position_intent=POSITION_INTENT_WIRE[intent] if intent else None,
+    )
+
+
+def holding_to_proto(holding: AccountHolding) -> accounts_pb2.AccountHolding:
+    return accounts_pb2.AccountHolding(
+        account_id=holding.account_id,
+        user_id=holding.user_id,
+        investor_profile=PROFILE_WIRE[holding.profile],
+        open_symbols=list(holding.open_symbols),
+    )
+
+
+def graduation_to_proto(graduation: Graduation) -> accounts_pb2.Graduation:
+    override = graduation.override
+    return accounts_pb2.Graduation(
+        eligible=graduation.eligible,
+        basis=graduation.basis,
+        consecutive_profitable_cycles=graduation.consecutive_profitable,
+        required_cycles=graduation.required,
+        cycle_days=graduation.cycle_days,
+        source=GRADUATION_SOURCE,
+        cycles=[
+            accounts_pb2.GraduationCycle(
+                from_date=to_date(cycle.first),
+                to_date=to_date(cycle.last),
+                realized_pl=amount_str(cycle.realized_pl),
+                profitable=cycle.profitable,
+            )
+            for cycle in graduation.cycles
+        ],
+        override_reason=override.reason if override else "",
+        override_at=to_timestamp(override.granted_at) if override else None,
     )
 
 

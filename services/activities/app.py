@@ -6,26 +6,45 @@ from mbt.common.v1 import user_data_pb2_grpc
 from services.activities.audit_service import AuditChainServicer
 from services.activities.audit_trail import AuditTrail, actor_key
 from services.activities.events import Handlers
-from services.activities.service import ActivitiesServicer
+from services.activities.notifier import WebhookNotifier
+from services.activities.service import ActivitiesServicer, GoalStreakServicer, NotificationsServicer
 from services.activities.store import OUTBOX, SERVICE
-from services.activities.usecases import Activities
-from services.common.clock import Clock
+from services.activities.usecases import Activities, GoalStreaks, Notifications
+from services.common.clock import Clock, WallClock
 from services.common.config import Settings
 from services.common.kit import ServiceKit
 from services.common.messaging.inbox import EventSink
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.jobs.queue import JobQueue
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     kit = ServiceKit.create(SERVICE, settings, tables=OUTBOX, clock=clock)
     audit_key = actor_key(settings)
     activities = Activities(kit.database, audit_key)
-    handlers = Handlers(activities, kit.clock).by_event_type()
-    return kit.runtime(
+    webhook = (
+        WebhookNotifier(
+            settings.notify_webhook_url,
+            settings.notify_webhook_secret,
+            settings.notify_webhook_timeout_seconds,
+            WallClock(),
+        )
+        if settings.notify_webhook_url
+        else None
+    )
+    notifications = Notifications(kit.database, kit.clock, webhook)
+    handlers = Handlers(activities, notifications, kit.clock).by_event_type()
+    queue = JobQueue(settings)
+    runtime = kit.runtime(
         [
             Registration.of(ActivitiesServicer(activities)),
+            Registration.of(NotificationsServicer(notifications)),
+            Registration.of(GoalStreakServicer(GoalStreaks(kit.database, kit.clock))),
             Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers)),
             Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
             Registration.of(AuditChainServicer(AuditTrail(kit.database, audit_key))),
-        ]
+        ],
+        background=[lambda: notifications.offer_outstanding(queue)],
     )
+    runtime.closers.append(queue.close)
+    return runtime

@@ -1,14 +1,20 @@
-"""Activities' pure rules: what an activity and an audit entry are, and what activity each
-event makes (a fill, an account's opening), with its description."""
+"""Activities' pure rules: what an activity, an audit entry and a notification are, what
+activity and notification each event makes (a fill, an account's opening), with its text,
+and how a webhook delivery is signed."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from services.common.ids import derived_id
+from services.common.instruments import parse_symbol
 from services.common.trading import Side
 from services.common.wire.conv import amount, on_price_grid, qty_str
 
@@ -115,6 +121,240 @@ def opening_activity(
         starting_cash,
         opening_description(starting_cash),
         opened_at,
+        now,
+    )
+
+
+# A notification's webhook: none configured when it was recorded, waiting to be posted, posted.
+WEBHOOK_NONE = "none"
+WEBHOOK_PENDING = "pending"
+WEBHOOK_DELIVERED = "delivered"
+# The webhook's signature header: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>``.
+SIGNATURE_HEADER = "X-MBT-Signature"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A user-facing message about something that happened on their account (one per fill,
+    ``kind`` "fill"). ``delivered_at`` is set once it is in the user's inbox (the
+    ``mbt.send_fill_notification`` job), ``read_at`` once the user marked it read;
+    ``webhook_state`` is one of ``WEBHOOK_NONE``, ``WEBHOOK_PENDING``, ``WEBHOOK_DELIVERED``."""
+
+    notification_id: str
+    user_id: str
+    account_id: str
+    kind: str
+    symbol: str
+    fill_id: str
+    order_id: str
+    message: str
+    occurred_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    webhook_state: str = WEBHOOK_NONE
+    webhook_attempts: int = 0
+
+    @property
+    def outstanding(self) -> bool:
+        """Not yet in the inbox, or its webhook not yet posted."""
+        return self.delivered_at is None or self.webhook_state == WEBHOOK_PENDING
+
+
+class DeliveryFailed(Exception):
+    """A notifier could not deliver (the webhook unreachable, or it answered non-2xx)."""
+
+
+class Notifier(Protocol):
+    """Where a notification goes besides the user's inbox (the signed webhook)."""
+
+    async def deliver(self, notification: Notification) -> None:
+        """Deliver ``notification``; raises ``DeliveryFailed`` saying why it could not."""
+
+
+def instrument_name(symbol: str, on: datetime) -> str:
+    """How a message names an instrument: the ticker for a stock; for an OCC option symbol
+    its root, expiry (month and day; the year too when it is not ``on``'s), strike and type:
+    ``AMZN120720C00230000`` on 2012-06-21 is "AMZN Jul 20 $230 call"."""
+    spec = parse_symbol(symbol)
+    if not spec.is_option or spec.expiration is None or spec.strike is None:
+        return spec.symbol
+    expiry = spec.expiration
+    year = "" if expiry.year == on.year else f" {expiry.year}"
+    strike = spec.strike.normalize()
+    return f"{spec.root or spec.underlying} {expiry:%b} {expiry.day}{year} ${strike:,f} {spec.option_type}"
+
+
+def fill_message(side: Side, qty: Decimal, symbol: str, price: Decimal, filled_at: datetime) -> str:
+    """The fill as a person says it — "Bought 10 AMZN at $224.05", "Sold 1 AMZN Jul 20 $230
+    call at $2.15" — the price on its grid (an option's premium per share, in cents)."""
+    verb = "Bought" if side is Side.BUY else "Sold"
+    option = parse_symbol(symbol).is_option
+    return f"{verb} {qty_str(qty)} {instrument_name(symbol, filled_at)} at ${on_price_grid(price, option=option):,}"
+
+
+def fill_notification(
+    *,
+    fill_id: str,
+    user_id: str,
+    account_id: str,
+    order_id: str,
+    symbol: str,
+    side: Side,
+    qty: Decimal,
+    price: Decimal,
+    filled_at: datetime,
+    now: datetime,
+    webhook: bool,
+) -> Notification:
+    """A fill's notification, one per fill (its id derives from the fill's); ``webhook``: a
+    webhook is configured, so it is to be posted there too."""
+    return Notification(
+        notification_id=derived_id("ntf", fill_id),
+        user_id=user_id,
+        account_id=account_id,
+        kind="fill",
+        symbol=symbol,
+        fill_id=fill_id,
+        order_id=order_id,
+        message=fill_message(side, qty, symbol, price, filled_at),
+        occurred_at=filled_at,
+        created_at=now,
+        webhook_state=WEBHOOK_PENDING if webhook else WEBHOOK_NONE,
+    )
+
+
+def webhook_body(notification: Notification) -> bytes:
+    """The JSON a webhook receives (UTF-8, sorted keys): ``id`` (the notification's, the same
+    on every retry: a receiver drops what it has seen), ``kind``, ``user_id``, ``account_id``,
+    ``symbol``, ``fill_id``, ``order_id``, ``message``, ``occurred_at`` (RFC 3339, UTC)."""
+    content = {
+        "id": notification.notification_id,
+        "kind": notification.kind,
+        "user_id": notification.user_id,
+        "account_id": notification.account_id,
+        "symbol": notification.symbol,
+        "fill_id": notification.fill_id,
+        "order_id": notification.order_id,
+        "message": notification.message,
+        "occurred_at": notification.occurred_at.isoformat().replace("+00:00", "Z"),
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def webhook_signature(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The ``X-MBT-Signature`` value: ``t=<timestamp>,v1=<hex>``, the HMAC-SHA256 with
+    ``secret`` (MBT_NOTIFY_WEBHOOK_SECRET) of the timestamp (Unix seconds), a dot and the
+    body — the timestamp is signed so a captured delivery cannot be replayed later."""
+    digest = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_webhook_signature(secret: bytes, header: str, body: bytes, now: int, tolerance_seconds: int = 300) -> bool:
+    """What a receiver checks: ``header`` signs ``body`` with ``secret`` and its timestamp is
+    within ``tolerance_seconds`` of ``now`` (Unix seconds). Compared in constant time."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(fields.get("t", ""))
+    except ValueError:
+        return False
+    if abs(now - timestamp) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(webhook_signature(secret, timestamp, body), f"t={timestamp},v1={fields.get('v1', '')}")
+
+
+# -- weekly goals and their streaks -------------------------------------------------------
+
+# Each investor profile's weekly goal (DESIGN.md §7's profiles; the targets are the project's).
+INCOME_WEEKLY_PREMIUM = Decimal("100.00")
+DIVERSIFIER_MIN_UNDERLYINGS = 5
+
+
+@dataclass(frozen=True)
+class WeekSummary:
+    """What an account did in a week: its fills, the option premium it collected (the cash
+    its option sells brought in), and the distinct underlyings of its open positions at the
+    week's close."""
+
+    fills: int
+    premium_collected: Decimal
+    underlyings: int
+
+
+@dataclass(frozen=True)
+class GoalVerdict:
+    met: bool
+    # "2 trades (goal: at least 1)".
+    progress: str
+
+
+def summarize_week(fills: Sequence[Activity], open_symbols: Sequence[str]) -> WeekSummary:
+    """``fills``: the account's fill activities of the week; ``open_symbols``: its open
+    positions' symbols at the close (an option counts for its underlying)."""
+    premium = sum((f.net_amount for f in fills if f.side is Side.SELL and parse_symbol(f.symbol).is_option), Decimal(0))
+    underlyings = {parse_symbol(symbol).underlying for symbol in open_symbols}
+    return WeekSummary(len(fills), premium, len(underlyings))
+
+
+def judge_week(profile: str, week: WeekSummary) -> GoalVerdict:
+    """The profile's weekly goal — Trial: at least one trade; Income Builder: at least
+    ``INCOME_WEEKLY_PREMIUM`` of option premium collected; Diversifier: open positions in at
+    least ``DIVERSIFIER_MIN_UNDERLYINGS`` underlyings at the week's close. Raises ValueError
+    for another profile."""
+    if profile == "trial":
+        plural = "" if week.fills == 1 else "s"
+        return GoalVerdict(week.fills >= 1, f"{week.fills} trade{plural} (goal: at least 1)")
+    if profile == "income_builder":
+        return GoalVerdict(
+            week.premium_collected >= INCOME_WEEKLY_PREMIUM,
+            f"${amount(week.premium_collected):,} of option premium collected "
+            f"(goal: at least ${INCOME_WEEKLY_PREMIUM:,})",
+        )
+    if profile == "diversifier":
+        return GoalVerdict(
+            week.underlyings >= DIVERSIFIER_MIN_UNDERLYINGS,
+            f"positions in {week.underlyings} underlyings (goal: at least {DIVERSIFIER_MIN_UNDERLYINGS})",
+        )
+    raise ValueError(f"no weekly goal for investor profile {profile!r}")
+
+
+def next_streak(previous: int, met: bool) -> int:
+    """Consecutive weeks met after this one: ``previous`` + 1 when met, 0 when not."""
+    return previous + 1 if met else 0
+
+
+def nudge_text(verdict: GoalVerdict, streak: int, previous: int) -> str:
+    """The system_nudge's description: the verdict, and whether the streak goes on."""
+    if verdict.met:
+        weeks = "week" if streak == 1 else "weeks"
+        going = "Your streak starts" if streak == 1 else "Your streak continues"
+        return f"Weekly goal met: {verdict.progress}. {going}: {streak} {weeks} in a row."
+    if previous:
+        return (
+            f"Weekly goal not met: {verdict.progress}. Your {previous}-week streak ends; "
+            "next week's goal starts a new one."
+        )
+    return f"Weekly goal not met: {verdict.progress}. Next week's goal starts a streak."
+
+
+def nudge_activity(
+    *, account_id: str, user_id: str, week_end: date, text: str, at: datetime, now: datetime
+) -> Activity:
+    """The week's ``system_nudge`` (one per account and week: its id derives from both)."""
+    return Activity(
+        derived_id("act", "nudge", account_id, week_end.isoformat()),
+        user_id,
+        account_id,
+        "system_nudge",
+        "",
+        "",
+        "",
+        None,
+        None,
+        None,
+        Decimal(0),
+        text,
+        at,
         now,
     )
 

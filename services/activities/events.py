@@ -1,18 +1,20 @@
 """The events activities consumes (wired in ``app.py``, as the topology routes them): each
-becomes an activity or an audit entry through ``wire`` and the use cases. Activities emits
+becomes an activity or an audit entry through ``wire`` and the use cases; a fill also
+becomes a notification. Activities emits
 no events of its own."""
 
 from __future__ import annotations
 
 from services.activities import wire
-from services.activities.usecases import Activities
+from services.activities.usecases import Activities, Notifications
 from services.common.clock import Clock
 from services.common.persistence.uow import UnitOfWork
 
 
 class Handlers:
-    def __init__(self, activities: Activities, clock: Clock) -> None:
+    def __init__(self, activities: Activities, notifications: Notifications, clock: Clock) -> None:
         self.activities = activities
+        self.notifications = notifications
         self.clock = clock
 
     def by_event_type(self) -> dict:
@@ -24,7 +26,10 @@ class Handlers:
         }
 
     async def on_order_filled(self, uow: UnitOfWork, event, payload) -> None:
-        await self.activities.record_activity(uow, wire.fill_activity(payload, self.clock.now()))
+        now = self.clock.now()
+        await self.activities.record_activity(uow, wire.fill_activity(payload, now))
+        webhook = self.notifications.webhook is not None
+        await self.notifications.record(uow, wire.fill_notification(payload, now, webhook=webhook))
 
     async def on_account_opened(self, uow: UnitOfWork, event, payload) -> None:
         await self.activities.record_activity(uow, wire.opening_activity(payload, self.clock.now()))

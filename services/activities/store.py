@@ -1,17 +1,18 @@
-"""Activities' tables (its only ones): the activity stream and the append-only audit log."""
+"""Activities' tables (its only ones): the activity stream, the append-only audit log and the
+users' notifications."""
 
 from __future__ import annotations
 
 import zlib
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Index, MetaData, String, Text, and_, or_, select, text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Index, MetaData, String, Text, and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.activities import audit_chain
-from services.activities.domain import Activity, AuditEntry
+from services.activities.domain import Activity, AuditEntry, Notification
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.trading import Side
@@ -101,6 +102,45 @@ def chain_entry(row: AuditLogRow) -> audit_chain.Entry:
     )
 
 
+class NotificationRow(Base):
+    """One user notification (one per fill: its id derives from the fill's)."""
+
+    __tablename__ = "mbt_notifications"
+    __table_args__ = (Index("ix_mbt_notifications_user_time", "user_id", "occurred_at", "notification_id"),)
+
+    notification_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    account_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(24))
+    symbol: Mapped[str] = mapped_column(String(32))
+    fill_id: Mapped[str] = mapped_column(String(40), unique=True)
+    order_id: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    webhook_state: Mapped[str] = mapped_column(String(16))
+    webhook_attempts: Mapped[int]
+    # Not yet in the inbox or its webhook not yet posted: what the offer loop looks for.
+    outstanding: Mapped[bool] = mapped_column(Boolean, index=True)
+
+
+class GoalStreakRow(Base):
+    """One account's weekly goal verdict: the week (its last session's date), met or not,
+    and the streak of consecutive weeks met it makes."""
+
+    __tablename__ = "mbt_goal_streaks"
+
+    account_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    week_end: Mapped[date] = mapped_column(Date, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    met: Mapped[bool] = mapped_column(Boolean)
+    streak: Mapped[int]
+    activity_id: Mapped[str] = mapped_column(String(40))
+    evaluated_at: Mapped[datetime]
+
+
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
 
 
@@ -135,6 +175,28 @@ _AUDIT_FIELDS = (
     "occurred_at",
     "recorded_at",
 )
+
+
+_NOTIFICATION_FIELDS = (
+    "notification_id",
+    "user_id",
+    "account_id",
+    "kind",
+    "symbol",
+    "fill_id",
+    "order_id",
+    "message",
+    "occurred_at",
+    "created_at",
+    "delivered_at",
+    "read_at",
+    "webhook_state",
+    "webhook_attempts",
+)
+
+
+def _notification(row: NotificationRow) -> Notification:
+    return Notification(**{f: getattr(row, f) for f in _NOTIFICATION_FIELDS})
 
 
 def _activity(row: ActivityRow) -> Activity:
@@ -244,6 +306,39 @@ class ActivityRepository:
         query = query.order_by(ActivityRow.occurred_at.desc(), ActivityRow.activity_id.desc()).limit(limit)
         return [_activity(row) for row in (await self.session.execute(query)).scalars()]
 
+    async def fills_between(self, account_id: str, start: datetime, end: datetime) -> list[Activity]:
+        """The account's fill activities in [start, end), oldest first."""
+        query = (
+            select(ActivityRow)
+            .where(
+                ActivityRow.account_id == account_id,
+                ActivityRow.activity_type == "fill",
+                ActivityRow.occurred_at >= start,
+                ActivityRow.occurred_at < end,
+            )
+            .order_by(ActivityRow.occurred_at, ActivityRow.activity_id)
+        )
+        return [_activity(row) for row in (await self.session.execute(query)).scalars()]
+
+    async def goal_week(self, account_id: str, week_end: date) -> GoalStreakRow | None:
+        return await self.session.get(GoalStreakRow, (account_id, week_end))
+
+    async def streak_before(self, account_id: str, week_end: date) -> int:
+        """The streak of the account's latest judged week before ``week_end`` (0: none)."""
+        streak = (
+            await self.session.execute(
+                select(GoalStreakRow.streak)
+                .where(GoalStreakRow.account_id == account_id, GoalStreakRow.week_end < week_end)
+                .order_by(GoalStreakRow.week_end.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        return streak or 0
+
+    async def add_goal_week(self, row: GoalStreakRow) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
     async def audit_entries(
         self, *, user_id: str, entity_id: str, after: tuple[datetime, str] | None, limit: int
     ) -> list[AuditEntry]:
@@ -260,3 +355,86 @@ class ActivityRepository:
             )
         query = query.order_by(AuditLogRow.occurred_at, AuditLogRow.audit_id).limit(limit)
         return [_audit(row) for row in (await self.session.execute(query)).scalars()]
+
+
+class NotificationRepository:
+    """The users' notifications, in one transaction (``session``)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, notification: Notification) -> bool:
+        """False when the fill already has its notification."""
+        found = await self.session.execute(
+            select(NotificationRow.notification_id).where(NotificationRow.fill_id == notification.fill_id)
+        )
+        if found.first() is not None:
+            return False
+        self.session.add(
+            NotificationRow(
+                outstanding=notification.outstanding, **{f: getattr(notification, f) for f in _NOTIFICATION_FIELDS}
+            )
+        )
+        await self.session.flush()
+        return True
+
+    async def for_fill(self, fill_id: str, *, for_update: bool = False) -> Notification | None:
+        query = select(NotificationRow).where(NotificationRow.fill_id == fill_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).scalar_one_or_none()
+        return None if row is None else _notification(row)
+
+    async def owned(self, notification_id: str, user_id: str) -> Notification | None:
+        row = (
+            await self.session.execute(
+                select(NotificationRow).where(
+                    NotificationRow.notification_id == notification_id, NotificationRow.user_id == user_id
+                )
+            )
+        ).scalar_one_or_none()
+        return None if row is None else _notification(row)
+
+    async def save(self, notification: Notification) -> None:
+        """Store the delivery and read state of ``notification`` (its content never changes)."""
+        await self.session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.notification_id == notification.notification_id)
+            .values(
+                delivered_at=notification.delivered_at,
+                read_at=notification.read_at,
+                webhook_state=notification.webhook_state,
+                webhook_attempts=notification.webhook_attempts,
+                outstanding=notification.outstanding,
+            )
+        )
+
+    async def delivered(
+        self, user_id: str, *, unread_only: bool, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Notification]:
+        """A user's notifications in their inbox, newest first."""
+        query = select(NotificationRow).where(
+            NotificationRow.user_id == user_id, NotificationRow.delivered_at.is_not(None)
+        )
+        if unread_only:
+            query = query.where(NotificationRow.read_at.is_(None))
+        if after is not None:
+            at, notification_id = after
+            query = query.where(
+                or_(
+                    NotificationRow.occurred_at < at,
+                    and_(NotificationRow.occurred_at == at, NotificationRow.notification_id < notification_id),
+                )
+            )
+        query = query.order_by(NotificationRow.occurred_at.desc(), NotificationRow.notification_id.desc()).limit(limit)
+        return [_notification(row) for row in (await self.session.execute(query)).scalars()]
+
+    async def outstanding_fills(self, limit: int) -> list[str]:
+        """Fill ids whose notification is not yet fully delivered, oldest first."""
+        query = (
+            select(NotificationRow.fill_id)
+            .where(NotificationRow.outstanding.is_(True))
+            .order_by(NotificationRow.created_at, NotificationRow.notification_id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())

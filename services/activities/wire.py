@@ -11,9 +11,10 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2
 from services.activities.audit_chain import Break, Link
-from services.activities.domain import Activity, AuditEntry
+from services.activities.domain import Activity, AuditEntry, Notification
 from services.activities.domain import expiration_activity as _expiration_activity
 from services.activities.domain import fill_activity as _fill_activity
+from services.activities.domain import fill_notification as _fill_notification
 from services.activities.domain import opening_activity as _opening_activity
 from services.common.wire.conv import (
     amount_str,
@@ -32,28 +33,33 @@ TYPES = {
     activities_pb2.ACTIVITY_TYPE_EXPIRATION: "expiration",
     activities_pb2.ACTIVITY_TYPE_MARGIN_INTEREST: "margin_interest",
     activities_pb2.ACTIVITY_TYPE_ACCOUNT_OPENED: "account_opened",
+    activities_pb2.ACTIVITY_TYPE_SYSTEM_NUDGE: "system_nudge",
 }
 TYPE_WIRE = {v: k for k, v in TYPES.items()}
 ACTOR_WIRE = {"user": audit_pb2.ACTOR_TYPE_USER, "ops": audit_pb2.ACTOR_TYPE_OPS, "system": audit_pb2.ACTOR_TYPE_SYSTEM}
 ACTOR_TYPES = {number: name for name, number in ACTOR_WIRE.items()}
 
 
+def _fill_terms(payload) -> dict:
+    """What an OrderFilled event says of its fill, as the domain's keywords."""
+    fill, order = payload.fill, payload.order
+    return {
+        "fill_id": fill.fill_id,
+        "user_id": order.user_id,
+        "account_id": order.account_id,
+        "order_id": order.order_id,
+        "symbol": fill.symbol,
+        "side": parse_enum(SIDES, fill.side, "side"),
+        "qty": parse_decimal(fill.qty, "qty", required=True),
+        "price": parse_decimal(fill.price, "price", required=True),
+        "filled_at": from_timestamp(fill.filled_at, "filled_at", required=True),
+    }
+
+
 def fill_activity(payload, now: datetime) -> Activity:
     """The activity of an OrderFilled event."""
-    fill, order = payload.fill, payload.order
-    return _fill_activity(
-        fill_id=fill.fill_id,
-        user_id=order.user_id,
-        account_id=order.account_id,
-        order_id=order.order_id,
-        symbol=fill.symbol,
-        side=parse_enum(SIDES, fill.side, "side"),
-        qty=parse_decimal(fill.qty, "qty", required=True),
-        price=parse_decimal(fill.price, "price", required=True),
-        multiplier=parse_decimal(fill.multiplier, "multiplier") or Decimal(1),
-        filled_at=from_timestamp(fill.filled_at, "filled_at", required=True),
-        now=now,
-    )
+    multiplier = parse_decimal(payload.fill.multiplier, "multiplier") or Decimal(1)
+    return _fill_activity(**_fill_terms(payload), multiplier=multiplier, now=now)
 
 
 SUBTYPES = {
@@ -89,6 +95,26 @@ def expiration_activity(payload, now: datetime) -> Activity:
         early=payload.early,
         occurred_at=from_timestamp(payload.occurred_at, "occurred_at", required=True),
         now=now,
+    )
+
+
+def fill_notification(payload, now: datetime, *, webhook: bool) -> Notification:
+    """The notification of an OrderFilled event (``webhook``: one is configured)."""
+    return _fill_notification(**_fill_terms(payload), now=now, webhook=webhook)
+
+
+def notification_to_proto(row: Notification) -> activities_pb2.Notification:
+    return activities_pb2.Notification(
+        notification_id=row.notification_id,
+        kind=row.kind,
+        account_id=row.account_id,
+        symbol=row.symbol,
+        fill_id=row.fill_id,
+        order_id=row.order_id,
+        message=row.message,
+        occurred_at=to_timestamp(row.occurred_at),
+        delivered_at=to_timestamp(row.delivered_at),
+        read_at=to_timestamp(row.read_at),
     )
 
 

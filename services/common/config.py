@@ -564,6 +564,36 @@ class Settings:
         "Port of the jobs worker's Prometheus metrics (`/metrics` on `MBT_BIND_HOST`): `mbt_job_runs_total`, `mbt_audit_chain_breaks_total`; 0 exposes none.",
         int,
     )
+    graduation_cycles: int = setting(
+        "MBT_GRADUATION_CYCLES",
+        "4",
+        "Graduation gate (`GET /api/mbt/graduation`): how many complete cycles in a row must each have a positive realized P&L.",
+        _parse_positive_int,
+    )
+    graduation_cycle_days: int = setting(
+        "MBT_GRADUATION_CYCLE_DAYS",
+        "7",
+        "Graduation gate: a cycle's length in days (market-clock dates), counted from the account's opening.",
+        _parse_positive_int,
+    )
+    notify_webhook_url: str = setting(
+        "MBT_NOTIFY_WEBHOOK_URL",
+        "",
+        'Where each user notification (a fill\'s "Bought 10 AMZN at $224.05") is also POSTed as JSON, signed with `MBT_NOTIFY_WEBHOOK_SECRET` (header `X-MBT-Signature`); an unreachable or failing webhook is retried with backoff until it answers 2xx. Empty: notifications go to the inbox (`GET /api/mbt/notifications`) only.',
+    )
+    notify_webhook_secret: bytes = setting(
+        "MBT_NOTIFY_WEBHOOK_SECRET",
+        "",
+        "Key of the webhook's HMAC-SHA256 signature: a base64url secret of 32+ bytes, alone or as the `kid:secret` `mbt keys new` prints. Required when `MBT_NOTIFY_WEBHOOK_URL` is set.",
+        _parse_secret_key,
+        secret=True,
+    )
+    notify_webhook_timeout_seconds: float = setting(
+        "MBT_NOTIFY_WEBHOOK_TIMEOUT_SECONDS",
+        "5",
+        "How long one webhook POST may take before it counts as failed (and is retried).",
+        _parse_positive_float,
+    )
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
 
     @classmethod
@@ -592,6 +622,10 @@ class Settings:
                 dict.fromkeys([origin_host(origin) for origin in values["public_origins"]] + list(LOOPBACK_HOSTS))
             )
         _check_security(values, production)
+        if values["notify_webhook_url"] and not values["notify_webhook_secret"]:
+            raise ConfigError(
+                "MBT_NOTIFY_WEBHOOK_SECRET must be set when MBT_NOTIFY_WEBHOOK_URL is (`mbt keys new` makes one)"
+            )
         values["services"] = _service_settings(environ, values["data_dir"])
         values.update(overrides)
         return cls(**values)

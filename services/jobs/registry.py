@@ -15,6 +15,7 @@ from datetime import date, datetime
 
 SESSION_CLOSE = "session_close"
 HOURLY = "hourly"
+WEEK_CLOSE = "week_close"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class _HourKind(KeyKind):
 SESSION_DATE = _DateKind("session date", "2012-06-21", r"\d{4}-\d{2}-\d{2}")
 HOUR = _HourKind("whole hour, UTC", "2012-06-21T15:00Z", r"\d{4}-\d{2}-\d{2}T\d{2}:00Z")
 BACKTEST_ID = KeyKind("backtest id", "bt_…", r"bt_[a-z2-7]{24}")
+FILL_ID = KeyKind("fill id", "fill_…", r"fill_[a-z2-7]{24}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,19 @@ REGISTRY: dict[str, JobSpec] = {
             SESSION_DATE,
             SESSION_CLOSE,
             description="walks the audit log's hash chain after each close; a break is an error and a metric",
+        ),
+        JobSpec(
+            "mbt.send_fill_notification",
+            "services.activities.tasks",
+            FILL_ID,
+            description="delivers a fill's notification to the user's inbox and the signed webhook",
+        ),
+        JobSpec(
+            "mbt.evaluate_goal_streak",
+            "services.activities.tasks",
+            SESSION_DATE,
+            WEEK_CLOSE,
+            description="at each week's last session close, a system_nudge per account: weekly goal met, streak length",
         ),
     )
 }

@@ -11,6 +11,7 @@ from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.common.ids import derived_id
 from tests.support.identity import as_user, sign_in
 from tests.support.mesh import gateway_client
 from tests.support.trading import eventually, rest_as, start_trading_mesh
@@ -21,6 +22,7 @@ USER_OWNED = {
     ("DELETE", "/api/mbt/orders/{order_id}"): "resting_order_id",
     ("PATCH", "/api/mbt/orders/{order_id}"): "resting_order_id",
     ("GET", "/api/mbt/activities/{activity_id}"): "activity_id",
+    ("POST", "/api/mbt/notifications/{notification_id}/read"): "notification_id",
     ("GET", "/api/mbt/fills/{fill_id}/explain"): "fill_id",
     ("GET", "/api/mbt/positions/{symbol}"): "symbol",
     ("POST", "/api/mbt/positions/{symbol}/exercise"): "option_symbol",
@@ -107,6 +109,8 @@ async def alices_ids(alice) -> dict[str, str]:
         "order_id": order_id,
         "fill_id": fill_id,
         "activity_id": await eventually(activity),
+        # The fill's notification (its id derives from the fill's).
+        "notification_id": derived_id("ntf", fill_id),
         "resting_order_id": resting.json()["data"]["order_id"],
         "symbol": "AMZN",
         # No option is traded yet: exercising a contract one does not hold is not_found.
@@ -194,6 +198,12 @@ async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
             activities_pb2_grpc.ActivitiesServiceStub,
             "GetActivity",
             activities_pb2.GetActivityRequest(activity_id=ids["activity_id"]),
+        ),
+        (
+            "activities",
+            activities_pb2_grpc.NotificationsServiceStub,
+            "MarkNotificationRead",
+            activities_pb2.MarkNotificationReadRequest(notification_id=ids["notification_id"]),
         ),
         (
             "matcher",

@@ -15,23 +15,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from google.protobuf import any_pb2
 
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import events_pb2, events_pb2_grpc, trading_pb2
-from mbt.orders.v1 import events_pb2 as order_events
 from mbt.orders.v1 import orders_pb2
-from services.common.config import Settings
-from services.common.ids import derived_id, new_id
-from services.common.wire.conv import to_date, to_timestamp
-from services.jobs.queue import JobQueue
-from tests.conftest import BACKENDS
-from tests.support.databases import REDIS_URL, DatabaseFactory
+from services.common.ids import new_id
+from services.common.wire.conv import to_date
 from tests.support.identity import as_service, as_user
-from tests.support.jobs import JobsProcesses
-from tests.support.mesh import start_mesh
-from tests.support.redis_keys import REDIS_MARKS, fresh_prefix
-from tests.support.trading import START, Trading, eventually, rest_as, trading_environ
+from tests.support.jobs import VARIANTS, jobs_mesh
+from tests.support.trading import Trading, eventually, filled_event, rest_as
 
 D = Decimal
 JOB = "mbt.expire_options"
@@ -41,41 +33,13 @@ ITM_CALL = "AMZN120622C00215000"
 OTM_CALL = "AMZN120622C00230000"
 LATER_CALL = "AMZN120720C00200000"
 SHORT_PUT = "AMZN120622P00225000"
-VARIANTS = [
-    pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
-    pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
-]
-
-
-class _no_prefix:
-    async def __aenter__(self):
-        return ""
-
-    async def __aexit__(self, *exc_info):
-        return False
+UNPRICED = "ZZZZ120622C00010000"  # no market data of ZZZZ: no close to settle on
 
 
 @pytest.fixture(params=VARIANTS)
 async def expiry(request, tmp_path):
-    backend, transport = request.param
-    databases = DatabaseFactory(backend, tmp_path)
-    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
-        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs")}
-        if transport == "redis":
-            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        environ = trading_environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(environ))
-        processes = JobsProcesses(environ, tmp_path / "logs")
-        queue = JobQueue(mesh.settings)
-        trading = Trading(mesh)
-        try:
-            yield trading, processes, queue
-        finally:
-            await processes.stop()
-            queue.close()
-            await trading.close()
-            await mesh.stop()
-            databases.drop_all()
+    async with jobs_mesh(request.param, tmp_path) as mesh:
+        yield mesh
 
 
 async def seed_fill(trading: Trading, user: str, symbol: str, side: str, qty: str, price: str) -> None:
@@ -99,33 +63,8 @@ async def seed_fill(trading: Trading, user: str, symbol: str, side: str, qty: st
         ),
         metadata=as_service("orders"),
     )
-    fill_id = new_id("fill")
     order = orders_pb2.Order(order_id=order_id, user_id=user, version=1, symbol=symbol, side=wire_side, qty=qty)
-    fill = orders_pb2.Fill(
-        fill_id=fill_id,
-        order_id=order_id,
-        symbol=symbol,
-        side=wire_side,
-        qty=qty,
-        price=price,
-        bid_price=price,
-        ask_price=price,
-        multiplier="100",
-        filled_at=to_timestamp(START),
-        quote_at=to_timestamp(START),
-        quote_sequence=1,
-    )
-    payload = any_pb2.Any()
-    payload.Pack(order_events.OrderFilled(order=order, fill=fill))
-    event = events_pb2.Event(
-        event_id=derived_id("evt", "seed", fill_id),
-        event_type="mbt.orders.v1.OrderFilled",
-        producer="orders",
-        aggregate_id=order_id,
-        user_id=user,
-        occurred_at=to_timestamp(START),
-        payload=payload,
-    )
+    event = filled_event(order, new_id("fill"), qty=qty, price=price, multiplier="100")
     for service in ("accounts", "activities"):
         sink = events_pb2_grpc.EventSinkServiceStub(trading.channel(service))
         await sink.Deliver(events_pb2.DeliverRequest(events=[event]), metadata=as_service("orders"))
@@ -160,6 +99,7 @@ async def test_the_book_settles_at_fridays_close_once(expiry):
     await seed_fill(trading, "alice", OTM_CALL, "buy", "1", "0.50")
     await seed_fill(trading, "alice", LATER_CALL, "buy", "2", "21.00")
     await seed_fill(trading, "bob", SHORT_PUT, "sell", "1", "5.00")
+    await seed_fill(trading, "carol", UNPRICED, "buy", "1", "1.00")
 
     async with rest_as(trading.mesh, "alice") as alice, rest_as(trading.mesh, "bob") as bob:
         assert await cash(alice) == D("95150.00")  # 100,000 - 600 - 50 - 4,200: premiums × 100
@@ -188,9 +128,12 @@ async def test_the_book_settles_at_fridays_close_once(expiry):
 
         run = await eventually(done, timeout=120)
         assert run.attempts == 1
-        assert run.result["settled"] == 3 and run.result["accounts"] == 2, run.result
+        assert run.result["settled"] == 3 and run.result["accounts"] == 3, run.result
         assert run.result["outcomes"] == {"exercised": 1, "expired_worthless": 1, "assigned": 1}
         assert run.result["shortfalls"] == []
+        # A contract with no settlement price stays open, reported; it holds up nobody else.
+        [unpriced] = run.result["unpriced"]
+        assert unpriced.startswith("ZZZZ expiring 2012-06-22: "), unpriced
 
         bars = await alice.get("/api/mbt/bars/AMZN", params={"timeframe": "1Day", "from": "2012-06-22T00:00:00Z"})
         close = D(bars.json()["data"][-1]["close"])
@@ -234,7 +177,17 @@ async def test_the_book_settles_at_fridays_close_once(expiry):
             accounts_pb2.ExpireOptionsRequest(session_date=to_date(datetime(2012, 6, 22).date())),
             metadata=as_service("jobs"),
         )
-        assert (list(again.settlements), again.accounts) == ([], 0)
+        assert (list(again.settlements), again.accounts, len(again.unpriced)) == ([], 1, 1)
         assert (await cash(alice), await cash(bob)) == (D("53650.00"), D("78000.00"))
         assert len(await expirations(alice, 3)) == 3
         assert (await processes.run(JOB, FRIDAY)).attempts == 1
+
+        # Native gRPC: the rest of the later call exercised early (no qty: the whole position).
+        native = await trading.accounts().ExerciseOption(
+            accounts_pb2.ExerciseOptionRequest(symbol=LATER_CALL), metadata=as_user("alice")
+        )
+        assert (native.settlement.qty, native.settlement.cash_delta) == ("1", "-20000.00")
+        assert native.settlement.outcome == accounts_pb2.OPTION_OUTCOME_EXERCISED
+        assert await cash(alice) == D("33650.00")
+        assert await holdings(alice) == {"AMZN": (D(300), D("205"))}
+        assert len(await expirations(alice, 4)) == 4

@@ -23,55 +23,20 @@ from services.activities.store import AuditLogRow
 from services.common.config import Settings
 from services.common.persistence.db import BlockingDatabase
 from services.common.wire.conv import from_timestamp, to_date
-from services.jobs.queue import JobQueue
 from services.jobs.runs import task_id
-from tests.conftest import BACKENDS
-from tests.support.databases import REDIS_URL, DatabaseFactory
 from tests.support.identity import as_user
-from tests.support.jobs import JobsProcesses
-from tests.support.mesh import free_port, start_mesh
-from tests.support.redis_keys import REDIS_MARKS, fresh_prefix
-from tests.support.trading import START, Trading, eventually, trading_environ
+from tests.support.jobs import VARIANTS, JobsProcesses, jobs_mesh
+from tests.support.mesh import free_port
+from tests.support.trading import START, Trading, eventually
 
-# Each backend and each transport once: the records' claims on SQLite and PostgreSQL, the
-# embedded transport (no visibility timeout of its own) and Redis (acks late, visibility timeout).
-VARIANTS = [
-    pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
-    pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
-]
 CHAIN_ROWS = 40_000
 VERIFY = "mbt.verify_audit_chain"
 
 
 @pytest.fixture(params=VARIANTS)
 async def jobs(request, tmp_path):
-    backend, transport = request.param
-    databases = DatabaseFactory(backend, tmp_path)
-    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
-        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS": "2"}
-        if transport == "redis":
-            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        environ = trading_environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(environ))
-        processes = JobsProcesses(environ, tmp_path / "logs")
-        queue = JobQueue(mesh.settings)
-        trading = Trading(mesh)
-        try:
-            yield trading, processes, queue
-        finally:
-            await processes.stop()
-            queue.close()
-            await trading.close()
-            await mesh.stop()
-            databases.drop_all()
-
-
-class _no_prefix:
-    async def __aenter__(self):
-        return ""
-
-    async def __aexit__(self, *exc_info):
-        return False
+    async with jobs_mesh(request.param, tmp_path, MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS="2") as mesh:
+        yield mesh
 
 
 async def until(check, timeout: float = 90):

@@ -11,18 +11,15 @@ from decimal import Decimal
 import grpc
 import httpx
 import pytest
-from google.protobuf import any_pb2
 from prometheus_client import REGISTRY
 
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import events_pb2, events_pb2_grpc, trading_pb2
-from mbt.orders.v1 import events_pb2 as order_events
 from mbt.orders.v1 import orders_pb2
-from services.common.ids import derived_id
 from services.common.wire.conv import to_timestamp
 from tests.support.identity import as_service, as_user
 from tests.support.mesh import free_port
-from tests.support.trading import START, Trading, eventually, rest_as, start_trading_mesh
+from tests.support.trading import START, Trading, eventually, filled_event, rest_as, start_trading_mesh
 
 D = Decimal
 
@@ -38,34 +35,6 @@ async def trading(databases, tmp_path):
 
 def refusals(reason: str) -> float:
     return REGISTRY.get_sample_value("mbt_ledger_refusals_total", {"service": "accounts", "reason": reason}) or 0.0
-
-
-def filled_event(order: orders_pb2.Order, fill_id: str, *, qty: str, price: str) -> events_pb2.Event:
-    fill = orders_pb2.Fill(
-        fill_id=fill_id,
-        order_id=order.order_id,
-        symbol=order.symbol,
-        side=order.side,
-        qty=qty,
-        price=price,
-        bid_price=price,
-        ask_price=price,
-        multiplier="1",
-        filled_at=to_timestamp(START),
-        quote_at=to_timestamp(START),
-        quote_sequence=1,
-    )
-    payload = any_pb2.Any()
-    payload.Pack(order_events.OrderFilled(order=order, fill=fill))
-    return events_pb2.Event(
-        event_id=derived_id("evt", "test", fill_id, qty, price),
-        event_type="mbt.orders.v1.OrderFilled",
-        producer="orders",
-        aggregate_id=order.order_id,
-        user_id=order.user_id,
-        occurred_at=to_timestamp(START),
-        payload=payload,
-    )
 
 
 async def deliver(trading: Trading, *events: events_pb2.Event) -> None:

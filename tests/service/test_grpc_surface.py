@@ -22,6 +22,7 @@ EXPECTED_SERVICES = {
     "marketdata": {"mbt.marketdata.v1.MarketDataService"},
     "activities": {
         "mbt.activities.v1.ActivitiesService",
+        "mbt.activities.v1.NotificationsService",
         "mbt.common.v1.EventSinkService",
         "mbt.common.v1.UserDataService",
     },

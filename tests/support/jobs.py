@@ -9,15 +9,31 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
+
+import pytest
 
 from services.common.config import Settings
 from services.common.persistence.db import BlockingDatabase
 from services.jobs.app import ready_marker
+from services.jobs.queue import JobQueue
 from services.jobs.records import JobRecords, JobRun
+from tests.conftest import BACKENDS
+from tests.support.databases import REDIS_URL, DatabaseFactory
+from tests.support.mesh import start_mesh
+from tests.support.redis_keys import REDIS_MARKS, fresh_prefix
+from tests.support.trading import Trading, trading_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 60
+# Each backend and each transport once: the records' claims on SQLite and PostgreSQL, the
+# embedded transport (no visibility timeout of its own) and Redis (acks late, visibility timeout).
+VARIANTS = [
+    pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
+    pytest.param(("postgres", "redis"), id="postgres-redis", marks=[*BACKENDS[1].marks, *REDIS_MARKS]),
+]
 
 
 class JobsProcesses:
@@ -81,3 +97,28 @@ class JobsProcesses:
 
     async def runs(self, job: str) -> list[JobRun]:
         return await asyncio.to_thread(self.records.runs, job, 1000)
+
+
+@asynccontextmanager
+async def jobs_mesh(variant: tuple[str, str], tmp_path: Path, **env: str) -> AsyncIterator[tuple]:
+    """A trading mesh over a stepped replay with the jobs' processes and queue, on one of
+    ``VARIANTS`` (backend, transport): yields (Trading, JobsProcesses, JobQueue)."""
+    backend, transport = variant
+    databases = DatabaseFactory(backend, tmp_path)
+    async with fresh_prefix() if transport == "redis" else nullcontext("") as prefix:
+        env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), **env}
+        if transport == "redis":
+            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
+        environ = trading_environ(databases, tmp_path / "var", **env)
+        mesh = await start_mesh(Settings.from_env(environ))
+        processes = JobsProcesses(environ, tmp_path / "logs")
+        queue = JobQueue(mesh.settings)
+        trading = Trading(mesh)
+        try:
+            yield trading, processes, queue
+        finally:
+            await processes.stop()
+            queue.close()
+            await trading.close()
+            await mesh.stop()
+            databases.drop_all()

@@ -6,13 +6,17 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import grpc
+from google.protobuf import any_pb2
 
 from mbt.accounts.v1 import accounts_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
+from mbt.common.v1 import events_pb2
 from mbt.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-from mbt.orders.v1 import orders_pb2_grpc
+from mbt.orders.v1 import events_pb2 as order_events
+from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.common.config import Settings
+from services.common.ids import derived_id
 from services.common.wire.conv import from_timestamp, to_timestamp
 from tests.support.identity import BULK_TIER, as_service, as_user, rest_headers
 from tests.support.mesh import Mesh, gateway_client, mesh_environ, start_mesh
@@ -146,3 +150,35 @@ async def account_when(client, **expected: str) -> dict:
         return account
 
     return await eventually(check)
+
+
+def filled_event(
+    order: orders_pb2.Order, fill_id: str, *, qty: str, price: str, multiplier: str = "1"
+) -> events_pb2.Event:
+    """An OrderFilled event as the orders service writes it: ``qty`` of ``order`` filled at
+    ``price`` at START (for tests that drive the ledger's fill path directly)."""
+    fill = orders_pb2.Fill(
+        fill_id=fill_id,
+        order_id=order.order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=qty,
+        price=price,
+        bid_price=price,
+        ask_price=price,
+        multiplier=multiplier,
+        filled_at=to_timestamp(START),
+        quote_at=to_timestamp(START),
+        quote_sequence=1,
+    )
+    payload = any_pb2.Any()
+    payload.Pack(order_events.OrderFilled(order=order, fill=fill))
+    return events_pb2.Event(
+        event_id=derived_id("evt", "test", fill_id, qty, price),
+        event_type="mbt.orders.v1.OrderFilled",
+        producer="orders",
+        aggregate_id=order.order_id,
+        user_id=order.user_id,
+        occurred_at=to_timestamp(START),
+        payload=payload,
+    )

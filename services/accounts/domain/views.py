@@ -55,3 +55,14 @@ class PnlReport:
     realized: dict[str, Decimal]
     unrealized: dict[str, Decimal]
     clamped: bool
+
+
+@dataclass(frozen=True)
+class AccountHolding:
+    """An account as the weekly jobs see it: its investor profile and the sorted symbols of
+    its open positions."""
+
+    account_id: str
+    user_id: str
+    profile: Profile
+    open_symbols: tuple[str, ...]

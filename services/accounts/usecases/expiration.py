@@ -36,6 +36,7 @@ class ExpirationReport:
     settled: tuple[Settled, ...]
     accounts: int
     shortfalls: tuple[str, ...]  # "acct_…: short of …"
+    unpriced: tuple[str, ...] = ()  # "AMZN expiring 2012-06-22: why", left open
 
 
 # (expiration date, AM-settled): the options that settle at one price per underlying.
@@ -49,8 +50,11 @@ class Expiration:
     async def expire(self, session_date: date) -> ExpirationReport:
         """Settle every open option position expiring on or before ``session_date``
         (``Account.expire_options``), at the settlement prices market data gives
-        (``MarketDataClient.settlement_price``: FAILED_PRECONDITION before the session's
-        close). Accounts settle one at a time, each in its own unit of work."""
+        (``MarketDataClient.settlement_price``). Accounts settle one at a time, each in its
+        own unit of work. Contracts whose underlying has no settlement price (market data
+        has no closed session of it on or before the expiry) are left open and reported in
+        ``unpriced``: one missing price never holds up the other accounts, and the next
+        session's run tries them again."""
         async with self.deps.db.reading() as session:
             holders = await AccountRepository(session).option_holders()
         due: dict[str, dict[_Group, set[str]]] = {}
@@ -63,13 +67,19 @@ class Expiration:
                 group = (spec.expiration, terms[spec.symbol].settlement_time == AM)
                 due.setdefault(account_id, defaultdict(set))[group].add(spec.symbol)
         prices: dict[tuple[str, date, bool], Decimal] = {}
+        unpriced: dict[tuple[str, date, bool], str] = {}
         for groups in due.values():
             for (expiration, am), contracts in groups.items():
                 for underlying in {parse_symbol(s).underlying for s in contracts}:
-                    if (underlying, expiration, am) not in prices:
-                        prices[underlying, expiration, am] = await self.deps.market.settlement_price(
-                            underlying, expiration, am=am
-                        )
+                    key = (underlying, expiration, am)
+                    if key in prices or key in unpriced:
+                        continue
+                    try:
+                        prices[key] = await self.deps.market.settlement_price(underlying, expiration, am=am)
+                    except DomainError as exc:
+                        if exc.reason not in ("FAILED_PRECONDITION", "NOT_FOUND"):
+                            raise
+                        unpriced[key] = exc.message
         settled: list[Settled] = []
         shortfalls: list[str] = []
         for account_id, groups in due.items():
@@ -81,12 +91,20 @@ class Expiration:
                 now = self.deps.clock.now()
                 for (expiration, am), symbols in sorted(groups.items()):
                     at_price = {u: p for (u, e, a), p in prices.items() if (e, a) == (expiration, am)}
-                    run = account.expire_options(expiration, terms, at_price, now, symbols)
+                    priced = {s for s in symbols if parse_symbol(s).underlying in at_price}
+                    if not priced:
+                        continue
+                    run = account.expire_options(expiration, terms, at_price, now, priced)
                     settled.extend(Settled(account_id, effect) for effect in run.effects)
                     if run.shortfall is not None:
                         shortfalls.append(f"{account_id}: {run.shortfall}")
                 await repo.save(account)
-        return ExpirationReport(tuple(settled), len(due), tuple(shortfalls))
+        return ExpirationReport(
+            tuple(settled),
+            len(due),
+            tuple(shortfalls),
+            tuple(f"{u} expiring {e}: {why}" for (u, e, _), why in sorted(unpriced.items())),
+        )
 
     async def exercise(self, user_id: str, symbol: str, qty: Decimal | None) -> Settled:
         """Exercise ``qty`` (default: all) long contracts of ``symbol`` now

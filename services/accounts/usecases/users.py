@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.accounts.domain.rules import AccountType, Profile, Tier
-from services.accounts.domain.views import User
+from services.accounts.domain.views import AccountHolding, User
 from services.accounts.store import AccountRepository, UserRow
 from services.accounts.usecases.deps import Deps, user_row
 from services.common.errors import invalid_argument, not_found
@@ -17,9 +17,24 @@ def snapshot(row: UserRow) -> dict[str, str]:
     return {"user_id": row.user_id, "tier": row.tier, "investor_profile": row.investor_profile}
 
 
+MAX_HOLDINGS_PAGE = 500
+
+
 class Users:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+
+    async def holdings(self, after_account_id: str, size: int) -> tuple[list[AccountHolding], str]:
+        """Up to ``size`` accounts (0: 500; at most 500) after ``after_account_id``, in id
+        order, and the id to continue after ('' on the last page). invalid_argument for a
+        negative size."""
+        if size < 0:
+            raise invalid_argument("page_size must not be negative", "page_size")
+        limit = min(size or MAX_HOLDINGS_PAGE, MAX_HOLDINGS_PAGE)
+        async with self.deps.db.reading() as session:
+            rows = await AccountRepository(session).holdings(after_account_id, limit + 1)
+        page = [AccountHolding(a, u, p, tuple(symbols)) for a, u, p, symbols in rows[:limit]]
+        return page, page[-1].account_id if len(rows) > limit else ""
 
     async def get(self, user_id: str) -> User:
         async with self.deps.db.reading() as session:

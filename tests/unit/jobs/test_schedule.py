@@ -6,7 +6,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.common.wire.conv import datetime_from_ns
-from services.jobs.registry import BACKTEST_ID, HOUR, HOURLY, REGISTRY, SESSION_CLOSE, SESSION_DATE, key_for_date
+from services.jobs.registry import (
+    BACKTEST_ID,
+    HOUR,
+    HOURLY,
+    REGISTRY,
+    SESSION_CLOSE,
+    SESSION_DATE,
+    WEEK_CLOSE,
+    key_for_date,
+)
 from services.jobs.schedule import Due, Session, next_due
 from services.marketdata.domain.calendar import xnys
 
@@ -73,3 +82,17 @@ def test_dates_key_only_jobs_keyed_by_date():
     assert key_for_date(REGISTRY["mbt.verify_audit_chain"], date(2012, 6, 21)) == "2012-06-21"
     with pytest.raises(ValueError, match="--key"):
         key_for_date(REGISTRY["mbt.run_backtest"], date(2012, 6, 21))
+
+
+def test_a_week_closes_at_its_last_session_good_friday_and_a_holiday_friday_included():
+    # Week of 2012-04-02: Good Friday (Apr 6) closed, so Thursday ends it; a normal Friday next.
+    known = sessions(date(2012, 4, 2), date(2012, 4, 20))
+    due = walk(WEEK_CLOSE, datetime(2012, 4, 2, 13, tzinfo=UTC), datetime(2012, 4, 14, tzinfo=UTC), known)
+    assert due == [
+        Due("2012-04-05", datetime(2012, 4, 5, 20, tzinfo=UTC)),
+        Due("2012-04-13", datetime(2012, 4, 13, 20, tzinfo=UTC)),
+    ]
+    # Not knowing the next session yet, the week's end is not known either.
+    assert (
+        next_due(WEEK_CLOSE, datetime(2012, 4, 14, tzinfo=UTC), sessions(date(2012, 4, 16), date(2012, 4, 20))) is None
+    )

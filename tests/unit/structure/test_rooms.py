@@ -65,7 +65,7 @@ def handler_maps() -> dict[str, set[str]]:
 
     return {
         "accounts": set(AccountHandlers(None).by_event_type()),
-        "activities": set(ActivityHandlers(None, None).by_event_type()),
+        "activities": set(ActivityHandlers(None, None, None).by_event_type()),
         "matcher": set(MATCHER_HANDLED),
     }
 
