@@ -450,16 +450,37 @@ class Backtest(Context):
         """The underlying's closing price as the backtest knows it: the mid of its last
         usable quote at or before now (the close). The live expiration reads the daily
         bar's close (recorded trades where there are some); a backtest has quotes only."""
-        columns = self.feed.columns.get(underlying)
+        tick = self._latest_usable(underlying)
+        return None if tick is None else (tick.bid + tick.ask) / 2
+
+    def _latest_usable(self, symbol: str) -> Tick | None:
+        columns = self.feed.columns.get(symbol)
         if columns is None:
             return None
         index = columns.delivered_before(self.delivered) - 1
         while index >= 0:
             tick = self.feed.tick_at(columns.position(index))
             if is_usable(tick):
-                return (tick.bid + tick.ask) / 2
+                return tick
             index -= 1
         return None
+
+    def _latest_quote(self, symbol: str) -> Tick | None:
+        """The latest quote as market data's GetLatestQuote answers it: an option
+        contract's model at the latest usable underlying tick (the prices of its last
+        streamed quote, which carries only changes, named by that underlying tick)."""
+        tick = self._latest(symbol)
+        contract = self.feed.options.get(symbol)
+        if tick is None or contract is None:
+            return tick
+        underlying = self._latest_usable(contract.underlying)
+        if underlying is None or underlying.at_ns <= tick.at_ns or underlying.at_ns >= self._last_trade(contract):
+            return tick
+        return dataclasses.replace(tick, at_ns=underlying.at_ns, sequence=underlying.sequence)
+
+    @staticmethod
+    def _last_trade(contract: SymbolSpec) -> int:
+        return last_trade_ns(contract, xnys()) or 0
 
     def _quote(self, symbol: str, position: int) -> None:
         tick = self.feed.tick_at(position)
@@ -495,7 +516,7 @@ class Backtest(Context):
         return self.paper.view(self._marks())
 
     def quote(self, symbol: str) -> Tick | None:
-        return self._latest(symbol.strip().upper())
+        return self._latest_quote(symbol.strip().upper())
 
     def submit(self, **fields) -> OrderRecord:
         request = submit_request(fields)
@@ -506,7 +527,7 @@ class Backtest(Context):
             order_id,
             self._now_ns,
             order_session(session.open_ns, session.close_ns),
-            self._latest,
+            self._latest_quote,
             self._marks(),
             self._instrument,
         )
@@ -541,7 +562,7 @@ class Backtest(Context):
         contracts = [
             spec
             for spec in self.feed.options.values()
-            if spec.underlying == wanted and (last_trade_ns(spec, xnys()) or 0) > self._now_ns
+            if spec.underlying == wanted and self._last_trade(spec) > self._now_ns
         ]
         return sorted(contracts, key=lambda s: (s.expiration, s.strike, s.option_type))
 

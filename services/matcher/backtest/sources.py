@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from services.common.errors import invalid_argument
-from services.common.instruments import SymbolSpec
+from services.common.instruments import SymbolSpec, parse_symbol
 from services.marketdata.app import bundled_calibration
 from services.marketdata.domain.calendar import new_york_date, new_york_midnight_ns, xnys
 from services.marketdata.domain.ticks import Tick as FeedTick
@@ -127,6 +127,11 @@ def _followed(
     last_day = new_york_date(end_ns)
     chosen: dict[str, tuple[int, SymbolSpec]] = {}
     for wanted in options:
+        if wanted.contract:
+            spec = parse_symbol(wanted.contract)
+            if model.listed(spec, first_ns):
+                chosen[spec.symbol] = (first_ns, spec)
+            continue
         underlying = wanted.underlying.strip().upper()
         reference = model.references[underlying]
         low, high = reference * (1 + wanted.strikes_from), reference * (1 + wanted.strikes_to)

@@ -64,7 +64,8 @@ class OptionQuotes:
     empty) with strikes from ``strikes_from`` to ``strikes_to`` (fractions: -0.05 is 5%
     below the underlying's reference price), expiring by ``days_after`` days after the
     window's last day, each quoted from the midnight ``days_before`` its expiry (the model
-    prices every followed contract at every underlying tick: ask for what you trade)."""
+    prices every followed contract at every underlying tick: ask for what you trade). With
+    ``contract`` (an OCC symbol), that one contract alone, from the window's start."""
 
     underlying: str
     option_type: str = ""
@@ -72,6 +73,7 @@ class OptionQuotes:
     strikes_to: Decimal = Decimal("0.10")
     days_after: int = 7
     days_before: int = 35
+    contract: str = ""
 
 
 class Context(Protocol):

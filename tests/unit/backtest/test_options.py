@@ -190,3 +190,42 @@ def test_option_orders_are_refused_in_a_backtest_for_the_live_reasons():
     assert fill.symbol == "AMZN120629C00220000" and fill.side == "buy"
     bought = next(e for e in outcome.result.ledger if e.kind == "fill")
     assert bought.multiplier == 100 and bought.cash_delta == -fill.price * 100
+
+
+def test_a_script_naming_a_contract_gets_its_model_quotes_and_trades_it():
+    script = {
+        "steps": [
+            {
+                "at": "2012-06-21T14:00:00Z",
+                "submit": {
+                    "client_order_id": "stock",
+                    "symbol": "AMZN",
+                    "side": "buy",
+                    "qty": "100",
+                    "order_type": "market",
+                    "time_in_force": "day",
+                },
+            },
+            {
+                "after_fill": "stock",
+                "submit": {
+                    "client_order_id": "call",
+                    "symbol": "AMZN120720C00230000",
+                    "side": "sell",
+                    "qty": "1",
+                    "order_type": "market",
+                    "time_in_force": "day",
+                    "position_intent": "sell_to_open",
+                },
+            },
+        ]
+    }
+    spec = BacktestSpec(first_day=date(2012, 6, 21), last_day=date(2012, 6, 21), script=script)
+    strategy = build_strategy(spec)
+    feed = recorded(spec, strategy, SETTINGS)
+    assert set(feed.options) == {"AMZN120720C00230000"}
+    outcome = execute(spec, strategy, feed, SETTINGS)
+    call = next(f for f in outcome.result.fills if f.symbol == "AMZN120720C00230000")
+    assert call.side == "sell" and call.price == call.bid_price > 0  # a market sell at the model's bid
+    assert outcome.result.final.positions["AMZN120720C00230000"].qty == -1
+    assert_cash_reconciles(outcome)
