@@ -79,6 +79,8 @@ def test_the_covered_call_collects_premiums_and_is_assigned_then_buys_the_shares
     assert len(buys) == 2 and all(f.side == "buy" and f.qty == 100 for f in buys)
     assert result.final.positions == {} and result.final.held == 0
     assert_cash_reconciles(assigned)
+    # each assignment's two legs close positions: trades in the statistics, premiums won
+    assert assigned.statistics.trades == 4
 
 
 def test_an_out_of_the_money_call_expires_worthless_and_the_shares_stay():
