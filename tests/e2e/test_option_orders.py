@@ -8,7 +8,9 @@ import grpc
 import pytest
 
 from mbt.common.v1 import trading_pb2
+from mbt.matcher.v1 import matcher_pb2
 from mbt.orders.v1 import orders_pb2
+from tests.support.identity import as_service
 from tests.support.trading import account_when, eventually, order_in, rest_as, user_metadata
 
 D = Decimal
@@ -223,3 +225,141 @@ async def test_bad_option_orders_are_refused_and_change_nothing(mesh, trading, o
             before["buying_power"],
         )
         assert (await bea.get("/api/mbt/positions")).json()["data"] == []
+
+
+LOWER_PUT = "AMZN120720P00200000"
+
+
+async def test_a_bull_put_credit_spread_fills_as_one_order_and_holds_its_width(mesh, trading):
+    async with rest_as(mesh, "sam") as sam:
+        short_bid, _ = await quote(sam, PUT)
+        _, long_ask = await quote(sam, LOWER_PUT)
+        natural = long_ask - short_bid
+        assert natural < 0  # a credit
+        legs = [
+            {"symbol": PUT, "side": "sell", "ratio": 1},
+            {"symbol": LOWER_PUT, "side": "buy", "ratio": 1, "position_intent": "buy_to_open"},
+        ]
+        # Sent as a debit, the classic sign error, it is refused and nothing is held.
+        wrong = await sam.post(
+            "/api/mbt/orders",
+            json={"order_class": "mleg", "legs": legs, "qty": "2", "order_type": "limit", "limit_price": "5.00"}
+            | {"time_in_force": "day"},
+        )
+        assert wrong.json()["error"]["code"] == "limit_price_sign", wrong.text
+        await settled(sam, STARTING_CASH, D(0))
+
+        reply = await trading.orders().SubmitOrder(
+            orders_pb2.SubmitOrderRequest(
+                order_class=trading_pb2.ORDER_CLASS_MLEG,
+                legs=[
+                    trading_pb2.OrderLeg(symbol=PUT, side=trading_pb2.ORDER_SIDE_SELL, ratio=1),
+                    trading_pb2.OrderLeg(
+                        symbol=LOWER_PUT,
+                        side=trading_pb2.ORDER_SIDE_BUY,
+                        ratio=1,
+                        position_intent=trading_pb2.POSITION_INTENT_BUY_TO_OPEN,
+                    ),
+                ],
+                qty="2",
+                order_type=trading_pb2.ORDER_TYPE_LIMIT,
+                limit_price=str(natural),
+                time_in_force=trading_pb2.TIME_IN_FORCE_DAY,
+                fill_preference=trading_pb2.FILL_PREFERENCE_CONSERVATIVE,
+            ),
+            metadata=user_metadata("sam"),
+        )
+        order = reply.order
+        assert order.order_class == trading_pb2.ORDER_CLASS_MLEG
+        assert [leg.position_intent for leg in order.legs] == [
+            trading_pb2.POSITION_INTENT_SELL_TO_OPEN,
+            trading_pb2.POSITION_INTENT_BUY_TO_OPEN,
+        ]
+        done = await order_in(sam, order.order_id, "filled")
+        assert D(done["filled_avg_price"]) == natural
+        [fill] = done["fills"]
+        assert [(leg["symbol"], D(leg["price"])) for leg in fill["legs"]] == [(PUT, short_bid), (LOWER_PUT, long_ask)]
+        # The credit is cash; the $10 width x 100 x 2 spreads stays held: buying power is down
+        # by the width less the credit, never up.
+        credit = -natural * 100 * 2
+        after = await settled(sam, STARTING_CASH + credit, D(2000))
+        assert D(after["buying_power"]) == STARTING_CASH + credit - 2000
+        positions = {p["symbol"]: p["qty"] for p in (await sam.get("/api/mbt/positions")).json()["data"]}
+        assert positions == {PUT: "-2", LOWER_PUT: "2"}
+
+
+async def test_an_iron_condor_rests_holding_its_wider_wing_until_canceled(mesh, trading):
+    condor = [
+        {"symbol": "AMZN120720P00190000", "side": "buy", "ratio": 1},
+        {"symbol": LOWER_PUT, "side": "sell", "ratio": 1},
+        {"symbol": "AMZN120720C00240000", "side": "sell", "ratio": 1},
+        {"symbol": "AMZN120720C00250000", "side": "buy", "ratio": 1},
+    ]
+    async with rest_as(mesh, "ivy") as ivy:
+        quotes = [await quote(ivy, leg["symbol"]) for leg in condor]
+        natural = sum(ask if leg["side"] == "buy" else -bid for leg, (bid, ask) in zip(condor, quotes, strict=True))
+        assert natural < 0
+        # Asking a dollar more credit than the natural: it works, and waits.
+        response = await ivy.post(
+            "/api/mbt/orders",
+            json={"legs": condor, "qty": "3", "order_type": "limit", "limit_price": str(natural - 1)}
+            | {"time_in_force": "gtc"},
+        )
+        assert response.status_code == 200, response.text
+        order = response.json()["data"]
+        assert (order["order_class"], order["status"], order["fill_preference"]) == ("mleg", "accepted", "aggressive")
+        assert [leg["position_intent"] for leg in order["legs"]] == [
+            "buy_to_open",
+            "sell_to_open",
+            "sell_to_open",
+            "buy_to_open",
+        ]
+        # Only one side can lose at expiry: the wider wing ($10) x 100 x 3 condors is held.
+        await settled(ivy, STARTING_CASH, D(3000))
+        await trading.step(120)
+
+        async def still_working():
+            book = await trading.matcher().GetBook(matcher_pb2.GetBookRequest(), metadata=as_service("tests"))
+            assert book.decisions_in_flight == 0 and book.working_orders == 1
+
+        await eventually(still_working)
+        assert (await ivy.get(f"/api/mbt/orders/{order['order_id']}")).json()["data"]["status"] == "accepted"
+        canceled = await ivy.delete(f"/api/mbt/orders/{order['order_id']}")
+        assert canceled.status_code == 200, canceled.text
+        await settled(ivy, STARTING_CASH, D(0))
+        assert (await ivy.get("/api/mbt/positions")).json()["data"] == []
+
+
+async def test_closing_legs_are_inferred_from_the_positions_held(mesh, trading):
+    async with rest_as(mesh, "cole") as cole:
+        spread = [{"symbol": PUT, "side": "sell", "ratio": 1}, {"symbol": LOWER_PUT, "side": "buy", "ratio": 1}]
+        opened = await cole.post(
+            "/api/mbt/orders",
+            json={"legs": spread, "qty": "1", "order_type": "market", "time_in_force": "day"}
+            | {"fill_preference": "conservative"},
+        )
+        assert opened.status_code == 200, opened.text
+        await order_in(cole, opened.json()["data"]["order_id"], "filled")
+        closing = [{"symbol": PUT, "side": "buy", "ratio": 1}, {"symbol": LOWER_PUT, "side": "sell", "ratio": 1}]
+        closed = await cole.post(
+            "/api/mbt/orders",
+            json={"legs": closing, "qty": "1", "order_type": "market", "time_in_force": "day"}
+            | {"fill_preference": "conservative"},
+        )
+        assert closed.status_code == 200, closed.text
+        assert [leg["position_intent"] for leg in closed.json()["data"]["legs"]] == ["buy_to_close", "sell_to_close"]
+        await order_in(cole, closed.json()["data"]["order_id"], "filled")
+
+        async def flat():
+            assert (await cole.get("/api/mbt/positions")).json()["data"] == []
+            assert (await account(cole))["reserved"] == "0.00"
+
+        await eventually(flat)
+        # Closing more than is held is refused per leg, naming it.
+        too_many = await cole.post(
+            "/api/mbt/orders",
+            json={"legs": closing, "qty": "1", "order_type": "market", "time_in_force": "day"}
+            | {"legs": [closing[0] | {"position_intent": "buy_to_close"}, closing[1]]},
+        )
+        assert too_many.json()["error"]["code"] == "invalid_argument", too_many.text
+        assert "legs[0].position_intent" in too_many.text

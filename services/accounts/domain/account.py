@@ -6,7 +6,7 @@ work publishes them. The backtest engine runs the very same aggregate in memory.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +21,7 @@ from services.accounts.domain.expiration import (
     ledger_legs,
 )
 from services.accounts.domain.options import (
+    CONTRACT,
     OptionHolding,
     OptionOrderTerms,
     book_requirement,
@@ -31,6 +32,7 @@ from services.accounts.domain.options import (
 )
 from services.accounts.domain.rules import (
     ABANDONED,
+    DEFAULT_FILL_PREFERENCE,
     ENDED_REASONS,
     STARTING_CASH,
     AccountType,
@@ -48,6 +50,7 @@ from services.accounts.domain.rules import (
     check_fits,
     check_reservable,
     contract_multiplier,
+    describe_terms,
     effective_hold,
     hold_for,
     ledger_breach,
@@ -57,7 +60,49 @@ from services.accounts.domain.rules import (
 )
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import ContractTerms, SymbolSpec, parse_symbol
-from services.common.trading import PositionIntent, Side, resolve_intent
+from services.common.spreads import OptionLeg, resolve_leg_intents
+from services.common.trading import FillPreference, PositionIntent, Side, resolve_intent
+
+
+def option_terms(order_id: str, terms: HoldTerms) -> OptionOrderTerms | None:
+    """An option order's terms as option buying power sees them (a multi-leg order's legs,
+    or a single contract); None for stock."""
+    if terms.legs:
+        contracts = [contract_of(leg.symbol) for leg in terms.legs]
+        if any(contract is None for contract in contracts):
+            raise invalid_argument("every leg of a multi-leg order is an option contract", "legs")
+        legs = tuple(
+            OptionLeg(contract, leg.side, leg.ratio)
+            for contract, leg in zip(contracts, terms.legs, strict=True)
+            if contract is not None
+        )
+        return OptionOrderTerms(order_id, legs, terms.qty, terms.price_bound)
+    contract = contract_of(terms.symbol)
+    if contract is None:
+        return None
+    return single_leg(order_id, contract, terms.side, terms.qty, terms.price_bound)
+
+
+def spread_uncovered_reason(hold: VersionHold | None, legs: Sequence[FillTerms]) -> str | None:
+    """Why a multi-leg order version's hold does not cover a fill of ``legs``, or None: the
+    hold must be active and for these legs (contract, side), at most ratio x its spreads
+    each, 100 shares per contract, at a net per spread no worse than the one held."""
+    if hold is None or not hold.active or hold.terms is None or not hold.terms.legs:
+        return "no active multi-leg hold covers this order version"
+    terms = hold.terms
+    if len(legs) != len(terms.legs) or not legs:
+        return f"the fill has {len(legs)} legs, the hold {len(terms.legs)}"
+    spreads = legs[0].qty / terms.legs[0].ratio
+    net = Decimal(0)
+    for leg, held in zip(legs, terms.legs, strict=True):
+        if (leg.symbol, leg.side, leg.multiplier) != (held.symbol, held.side, CONTRACT):
+            return f"the hold is for {describe_terms(terms)}, not a {leg.side.value} of {leg.symbol}"
+        if leg.qty != held.ratio * spreads or spreads > terms.qty:
+            return f"the fill's {leg.symbol} leg is for {leg.qty.normalize():f} contracts"
+        net += leg.price * held.ratio * (1 if leg.side is Side.BUY else -1)
+    if net > terms.price_bound:
+        return f"the fill's net {net} is beyond the held worst net {terms.price_bound}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -178,7 +223,7 @@ class Account:
         (``options.book_requirement``, one account-wide figure, so nothing counts twice)."""
         amount = qty = Decimal(0)
         for versions in self.holds.values():
-            if any(contract_of(h.symbol) for h in versions if h.active):
+            if any(h.terms is not None and option_terms("", h.terms) is not None for h in versions if h.active):
                 continue
             hold = effective_hold(versions)
             amount, qty = amount + hold.amount, qty + hold.qty
@@ -203,9 +248,9 @@ class Account:
                 continue
             terms = max(active, key=lambda h: h.version).terms
             assert terms is not None
-            contract = contract_of(terms.symbol)
-            if contract is not None:
-                working.append(single_leg(order_id, contract, terms.side, terms.qty, terms.price_bound))
+            order = option_terms(order_id, terms)
+            if order is not None:
+                working.append(order)
         return working
 
     def option_requirement(self) -> Decimal:
@@ -243,11 +288,24 @@ class Account:
                 available_qty=format(free.normalize(), "f"),
             )
 
+    def leg_intents(self, terms: HoldTerms, intents: Sequence[PositionIntent | None]) -> tuple[PositionIntent, ...]:
+        """A multi-leg order's intent per leg, as sent or inferred from the positions held
+        (``resolve_leg_intents``); () for any other order."""
+        order = option_terms("", terms)
+        if not terms.legs or order is None:
+            return ()
+        positions = {symbol: p.qty for symbol, p in self.positions.items()}
+        return resolve_leg_intents(order.legs, terms.qty, intents or (None,) * len(terms.legs), positions)
+
+    def fill_preference(self, sent: FillPreference | None) -> FillPreference:
+        """A multi-leg order's fill preference: as sent, else the profile's default."""
+        return sent or DEFAULT_FILL_PREFERENCE[self.profile]
+
     def position_intent(self, terms: HoldTerms, intent: PositionIntent | None) -> PositionIntent | None:
         """An option order's position intent, as sent or inferred from the position held
         (``resolve_intent``: ``invalid_argument`` when it contradicts the position); None
         for stock."""
-        if contract_of(terms.symbol) is None:
+        if terms.legs or contract_of(terms.symbol) is None:
             return None
         position = self.positions.get(terms.symbol)
         return resolve_intent(terms.side, terms.qty, intent, position.qty if position else Decimal(0))
@@ -278,7 +336,7 @@ class Account:
         that ended or a stale version; INSUFFICIENT_BUYING_POWER when it does not fit. While a
         replace is pending both versions hold, the larger counting; INVALID_ARGUMENT for a
         multiplier that is not the instrument's (100 for an option contract)."""
-        expected = contract_multiplier(terms.symbol)
+        expected = CONTRACT if terms.legs else contract_multiplier(terms.symbol)
         if terms.multiplier != expected:
             raise invalid_argument(
                 f"{terms.symbol} trades {expected:f} shares per unit, not {terms.multiplier.normalize():f}",
@@ -289,9 +347,8 @@ class Account:
         if existing is not None:
             return existing
         position = self.positions.get(terms.symbol)
-        contract = contract_of(terms.symbol)
-        if contract is not None:
-            order = single_leg(order_id, contract, terms.side, terms.qty, terms.price_bound)
+        order = option_terms(order_id, terms)
+        if order is not None:
             option = order_hold(
                 self.option_holdings(), self.working_option_orders(excluding=order_id), order, self.shares_free()
             )
@@ -379,6 +436,43 @@ class Account:
         self.events.append(FillApplied(self.account_id, self.user_id, fill_id, fill, effect, self.cash, at))
         self.release(fill.order_id, "filled", at)
         return effect
+
+    def apply_spread_fill(
+        self, fill_id: str, legs: Sequence[FillTerms], order_version: int, at: datetime
+    ) -> tuple[FillEffect, ...] | None:
+        """Apply a multi-leg fill all or none: each leg moves cash and its position (one
+        ``FillApplied`` per leg, its id ``{fill_id}.{index}``) and the order's holds are
+        released — unless the version's hold does not cover the legs (other contracts, sides
+        or more contracts, a net beyond its worst) or a cash account's cash would go below
+        zero: then nothing changes and ``FillRefused`` is recorded."""
+        hold = next((h for h in self.holds.get(legs[0].order_id, ()) if h.version == order_version), None)
+        why = spread_uncovered_reason(hold, legs)
+        effects: list[FillEffect] = []
+        positions = dict(self.positions)
+        cash = self.cash
+        for leg in legs:
+            effect = apply_fill(positions.get(leg.symbol), leg.symbol, leg.side, leg.qty, leg.price, leg.multiplier)
+            positions[leg.symbol] = effect.position
+            cash += effect.cash_delta
+            effects.append(effect)
+        why = why or ledger_breach(self.account_type, cash, Decimal(0), option=True)
+        if why is not None:
+            self.events.append(
+                FillRefused(self.account_id, self.user_id, fill_id, legs[0], order_version, "LEDGER_INVARIANT", why, at)
+            )
+            return None
+        for index, (leg, effect) in enumerate(zip(legs, effects, strict=True)):
+            self.cash += effect.cash_delta
+            if effect.position.is_open:
+                self.positions[leg.symbol] = effect.position
+            else:
+                self.positions.pop(leg.symbol, None)
+            self.events.append(
+                FillApplied(self.account_id, self.user_id, f"{fill_id}.{index}", leg, effect, self.cash, at)
+            )
+        self.updated_at = at
+        self.release(legs[0].order_id, "filled", at)
+        return tuple(effects)
 
     def refuse_reused_fill(self, fill_id: str, fill: FillTerms, order_version: int, at: datetime) -> None:
         """The fill id was applied before with other terms: nothing changes, loudly."""

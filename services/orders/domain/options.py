@@ -21,14 +21,14 @@ and "Options Level 3 Trading"; the Create Order reference):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import COMPLEX_TICK, PENNY_AT_EVERY_PRICE, SymbolSpec, on_complex_grid, on_option_grid
 from services.common.spreads import LegQuote, OptionLeg, Structure, classify, natural, net_bid
-from services.common.trading import AssetClass, OrderType, PositionIntent, TimeInForce, resolve_intent
+from services.common.trading import AssetClass, OrderType, Side, TimeInForce
 from services.orders.domain.model import OrderSpec
 from services.orders.domain.rules import MAX_PRICE, MAX_QTY
 
@@ -82,6 +82,29 @@ def validate_option_spec(spec: OrderSpec, contract: SymbolSpec) -> OrderSpec:
             "position_intent",
         )
     return replace(spec, symbol=contract.symbol, asset_class=AssetClass.US_OPTION)
+
+
+def validate_mleg_spec(spec: OrderSpec, contracts: Sequence[SymbolSpec]) -> tuple[OrderSpec, Structure]:
+    """A multi-leg submission whose legs name ``contracts`` (in leg order): ``validate_multileg``;
+    returns the spec with the compact OCC symbols, no symbol of its own, the us_option asset
+    class and side buy (a spread's direction is its limit's sign), and its structure."""
+    if spec.position_intent is not None:
+        raise invalid_argument(
+            "a multi-leg order takes a position_intent per leg, not one for the order", "position_intent"
+        )
+    legs = tuple(OptionLeg(contract, leg.side, leg.ratio) for contract, leg in zip(contracts, spec.legs, strict=True))
+    structure = validate_multileg(
+        legs, spec.qty, spec.order_type, spec.time_in_force, spec.limit_price, spec.stop_price
+    )
+    for index, leg in enumerate(spec.legs):
+        if leg.position_intent is not None and leg.position_intent.side is not leg.side:
+            raise invalid_argument(
+                f"legs[{index}].position_intent {leg.position_intent.value} is for a "
+                f"{leg.position_intent.side.value} leg, not a {leg.side.value}",
+                f"legs[{index}].position_intent",
+            )
+    compact = tuple(replace(leg, symbol=contract.symbol) for leg, contract in zip(spec.legs, contracts, strict=True))
+    return replace(spec, symbol="", asset_class=AssetClass.US_OPTION, side=Side.BUY, legs=compact), structure
 
 
 def check_contracts(qty: Decimal, field: str) -> None:
@@ -183,6 +206,13 @@ def validate_multileg(
     return classify(legs)
 
 
+def spread_collar(natural_price: Decimal, collar_pct: Decimal) -> Decimal:
+    """A multi-leg market order's worst net per spread: ``collar_pct`` of its natural's size
+    beyond the natural it was submitted against (at least one cent), rounded up to the cent."""
+    room = max(abs(natural_price) * collar_pct / 100, COMPLEX_TICK)
+    return (natural_price + room).quantize(COMPLEX_TICK, rounding=ROUND_CEILING)
+
+
 def check_net_price(net: Decimal, field: str) -> None:
     """A multi-leg net price: any sign, at most MAX_PRICE either way, in whole cents. Replace
     uses it too: negative and zero limits are valid there as well."""
@@ -190,25 +220,6 @@ def check_net_price(net: Decimal, field: str) -> None:
         raise invalid_argument(f"{field} must be between -{MAX_PRICE} and {MAX_PRICE}", field)
     if not on_complex_grid(net):
         raise invalid_argument(f"{field} {net} is off the multi-leg price grid: net prices are in $0.01", field)
-
-
-def resolve_leg_intents(
-    legs: Sequence[OptionLeg], qty: Decimal, intents: Sequence[PositionIntent | None], positions: Mapping[str, Decimal]
-) -> tuple[PositionIntent, ...]:
-    """Each leg's intent (``resolve_intent`` for ratio × qty contracts against the account's
-    signed position in that contract, 0 when there is none), in leg order."""
-    if len(intents) != len(legs):
-        raise ValueError(f"{len(intents)} intents for {len(legs)} legs")
-    return tuple(
-        resolve_intent(
-            leg.side,
-            leg.ratio * qty,
-            intent,
-            positions.get(leg.contract.symbol, Decimal(0)),
-            f"legs[{index}].position_intent",
-        )
-        for index, (leg, intent) in enumerate(zip(legs, intents, strict=True))
-    )
 
 
 # --- the limit's sign --------------------------------------------------------------------

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.accounts.domain.account import Account, FillApplied
-from services.accounts.domain.rules import FillTerms, HoldTerms, Mark, Profile
+from services.accounts.domain.account import Account, FillApplied, FillRefused
+from services.accounts.domain.rules import FillTerms, HoldLeg, HoldTerms, Mark, Profile
 from services.common.errors import DomainError
 from services.common.trading import PositionIntent, Side
 
@@ -90,3 +90,40 @@ def test_the_intent_is_inferred_from_the_position_and_checked_against_it():
     assert too_many.value.metadata["field"] == "position_intent"
     with pytest.raises(DomainError):
         account.position_intent(terms(Side.SELL, 1, "2", CALL), PositionIntent.SELL_TO_OPEN)
+
+
+LOWER_PUT = "AMZN120720P00200000"
+
+
+def spread_terms(qty, net) -> HoldTerms:
+    legs = (HoldLeg(PUT, Side.SELL, 1), HoldLeg(LOWER_PUT, Side.BUY, 1))
+    return HoldTerms("", Side.BUY, D(qty), D(net), D(100), legs)
+
+
+def spread_legs(order_id: str, qty, short_price, long_price) -> list[FillTerms]:
+    return [
+        FillTerms(order_id, PUT, Side.SELL, D(qty), D(short_price), D(100)),
+        FillTerms(order_id, LOWER_PUT, Side.BUY, D(qty), D(long_price), D(100)),
+    ]
+
+
+def test_a_credit_spread_holds_its_width_and_fills_all_legs_or_none():
+    account = opened()
+    hold = account.hold("sp", 1, spread_terms(2, "-1.00"), NO_MARKS, AT)
+    assert hold.hold.amount == D(2000)  # $10 wide x 100 x 2; the credit is not counted before it is received
+    assert account.leg_intents(spread_terms(2, "-1.00"), ()) == (
+        PositionIntent.SELL_TO_OPEN,
+        PositionIntent.BUY_TO_OPEN,
+    )
+    # Beyond the held net (a credit of 0.90 where 1.00 was the worst): refused, nothing moves.
+    assert account.apply_spread_fill("fill_x", spread_legs("sp", 2, "2.00", "1.10"), 1, AT) is None
+    assert (account.cash, account.positions) == (D(100000), {})
+    assert isinstance(account.events[-1], FillRefused)
+    effects = account.apply_spread_fill("fill_y", spread_legs("sp", 2, "2.10", "1.00"), 1, AT)
+    assert effects is not None and len(effects) == 2
+    assert account.cash == D(100000) + D(220)
+    assert (account.positions[PUT].qty, account.positions[LOWER_PUT].qty) == (D(-2), D(2))
+    assert [e.fill_id for e in account.events if isinstance(e, FillApplied)] == ["fill_y.0", "fill_y.1"]
+    # Down by the width less the credit, never up.
+    assert account.held().amount == D(2000)
+    assert account.buying_power(NO_MARKS) == D(100000) + D(220) - D(2000)
