@@ -290,7 +290,8 @@ class PaperAccount:
         except DomainError as refusal:
             self._store(order.reject(refusal.reason.lower(), refusal.message, now))
             raise DomainError(refusal.reason, refusal.message, order_id=order_id) from None
-        return self._store(order.accept(ACCOUNT_ID, now, intent))
+        resolved = dataclasses.replace(spec, position_intent=intent or spec.position_intent)
+        return self._store(order.accept(ACCOUNT_ID, now, resolved))
 
     def replace(self, order_id: str, terms: ReplaceTerms, now_ns: int, session: Session, marks: Marks) -> Order:
         """The replace saga in one step: the new version held beside the current one, then
