@@ -19,6 +19,7 @@ import pytest
 from services.accounts.domain.rules import contract_multiplier
 from services.common.config import Settings
 from services.common.errors import DomainError
+from services.matcher.backtest.feed import Feed
 from services.matcher.backtest.model import BacktestSpec
 from services.matcher.backtest.runs import Outcome, build_strategy, execute, recorded
 from services.matcher.backtest.strategy import Context, OptionQuotes, Strategy
@@ -29,15 +30,34 @@ TWO_WEEKS = (date(2012, 6, 21), date(2012, 6, 29))  # Thursday to the next week'
 EXPIRATION_KINDS = {"exercised", "assigned", "cash_settled", "expired_worthless"}
 
 
-def covered_call(**params: str) -> Outcome:
-    spec = BacktestSpec(first_day=TWO_WEEKS[0], last_day=TWO_WEEKS[1], strategy="covered_call", params=params)
+def covered_call(feed: Feed | None = None, mode: str = "jump", **params: str) -> Outcome:
+    spec = BacktestSpec(
+        first_day=TWO_WEEKS[0], last_day=TWO_WEEKS[1], strategy="covered_call", params=params, mode=mode
+    )
     strategy = build_strategy(spec)
-    return execute(spec, strategy, recorded(spec, strategy, SETTINGS), SETTINGS)
+    return execute(spec, strategy, feed or recorded(spec, strategy, SETTINGS), SETTINGS)
 
 
 @pytest.fixture(scope="module")
-def assigned() -> Outcome:
-    return covered_call(otm_pct="-3")  # in the money: the calls are assigned
+def in_the_money() -> Feed:
+    spec = BacktestSpec(
+        first_day=TWO_WEEKS[0], last_day=TWO_WEEKS[1], strategy="covered_call", params={"otm_pct": "-3"}
+    )
+    return recorded(spec, build_strategy(spec), SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def assigned(in_the_money) -> Outcome:
+    return covered_call(in_the_money, otm_pct="-3")  # in the money: the calls are assigned
+
+
+def test_the_covered_call_runs_the_same_on_both_paths(in_the_money, assigned):
+    every_tick = covered_call(in_the_money, mode="tick", otm_pct="-3")
+    assert every_tick.result.fills == assigned.result.fills
+    assert every_tick.result.ledger == assigned.result.ledger
+    assert {k: v for k, v in every_tick.files.items() if k != "report.html"} == {
+        k: v for k, v in assigned.files.items() if k != "report.html"
+    }
 
 
 def signed(side: str, amount: Decimal) -> Decimal:
@@ -100,6 +120,7 @@ import hashlib, json
 from datetime import date
 from services.accounts.domain.rules import contract_multiplier
 from services.common.config import Settings
+from services.matcher.backtest.feed import Feed
 from services.matcher.backtest.model import BacktestSpec
 from services.matcher.backtest.runs import build_strategy, execute, recorded
 settings = Settings.from_env({})
