@@ -23,15 +23,12 @@ from mbt.orders.v1 import orders_pb2
 from services.activities.domain import SIGNATURE_HEADER, verify_webhook_signature
 from services.common.config import Settings
 from services.common.security.tokens import new_key
-from services.jobs.queue import JobQueue
 from services.jobs.runs import task_id
-from tests.reliability.test_jobs import VARIANTS, _logged, _no_prefix, record, until
-from tests.support.databases import REDIS_URL, DatabaseFactory
+from tests.reliability.test_jobs import _logged, record, until
 from tests.support.identity import as_service, as_user
-from tests.support.jobs import JobsProcesses
-from tests.support.mesh import free_port, start_mesh
-from tests.support.redis_keys import fresh_prefix
-from tests.support.trading import Trading, eventually, rest_as, trading_environ
+from tests.support.jobs import VARIANTS, jobs_mesh
+from tests.support.mesh import free_port
+from tests.support.trading import Trading, eventually, rest_as
 
 SEND = "mbt.send_fill_notification"
 SECRET_ENTRY = new_key()
@@ -74,32 +71,18 @@ class Webhook:
 
 @pytest.fixture(params=VARIANTS)
 async def notifying(request, tmp_path):
-    backend, transport = request.param
-    databases = DatabaseFactory(backend, tmp_path)
     hook = Webhook()
-    async with fresh_prefix() if transport == "redis" else _no_prefix() as prefix:
-        env = {
-            "MBT_JOBS_DATABASE_URL": databases.new("jobs"),
-            "MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS": "2",
-            "MBT_NOTIFY_WEBHOOK_URL": hook.url,
-            "MBT_NOTIFY_WEBHOOK_SECRET": SECRET_ENTRY,
-        }
-        if transport == "redis":
-            env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        environ = trading_environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(environ))
-        processes = JobsProcesses(environ, tmp_path / "logs")
-        queue = JobQueue(mesh.settings)
-        trading = Trading(mesh)
-        try:
+    try:
+        async with jobs_mesh(
+            request.param,
+            tmp_path,
+            MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS="2",
+            MBT_NOTIFY_WEBHOOK_URL=hook.url,
+            MBT_NOTIFY_WEBHOOK_SECRET=SECRET_ENTRY,
+        ) as (trading, processes, queue):
             yield trading, processes, queue, hook
-        finally:
-            await processes.stop()
-            queue.close()
-            await trading.close()
-            await mesh.stop()
-            hook.close()
-            databases.drop_all()
+    finally:
+        hook.close()
 
 
 async def filled_order(trading: Trading, client, **order) -> orders_pb2.Order:
