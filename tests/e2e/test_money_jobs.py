@@ -209,8 +209,13 @@ async def test_a_dividend_is_paid_to_holders_at_the_ex_date_open_and_charged_to_
     for user, amount in paid.items():
         async with rest_as(mesh, user) as client:
             await account_when(client, cash=f"{cents(cash[user] + amount)}")
-            listed = (await client.get("/api/mbt/activities", params={"type": "dividend"})).json()["data"]
-        assert len(listed) == 1, listed
+
+            async def recorded(client=client):  # activities records the accounts event on its own time
+                rows = (await client.get("/api/mbt/activities", params={"type": "dividend"})).json()["data"]
+                assert len(rows) == 1, rows
+                return rows
+
+            listed = await eventually(recorded)
         activity = listed[0]
         assert (activity["symbol"], D(activity["net_amount"]), activity["occurred_at"]) == (
             "AAPL",
@@ -223,6 +228,7 @@ async def test_a_dividend_is_paid_to_holders_at_the_ex_date_open_and_charged_to_
         assert (await lee.get("/api/mbt/activities", params={"type": "dividend"})).json()["data"] == []
         await account_when(lee, cash=f"{cents(cash['lee'])}")
     # The ex-date's snapshot holds the dividend (posted at the close, before the marks).
+    await jobs_done(processes, "mbt.eod_mark_all", ["2012-08-08", "2012-08-09"])
     dora_rows = [row for row in snapshots(mesh.settings) if row.as_of_date == date(2012, 8, 9)]
     assert sorted(row.cash for row in dora_rows) == sorted(
         [cash["dora"] + paid["dora"], cash["sam"] + paid["sam"], cash["lee"]]
