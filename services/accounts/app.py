@@ -16,6 +16,7 @@ from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.ledger import Ledger
 from services.accounts.usecases.reads import AccountReads
+from services.accounts.usecases.retention import HistoryRetention
 from services.accounts.usecases.users import Users
 from services.common.clock import Clock
 from services.common.config import Settings
@@ -46,6 +47,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
                     Users(deps),
                     Expiration(deps),
                     GraduationGate(deps, settings.graduation_cycles, settings.graduation_cycle_days),
+                    HistoryRetention(deps),
                 )
             ),
             Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers, publish)),

@@ -8,21 +8,30 @@ from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.reads import AccountReads
+from services.accounts.usecases.retention import HistoryRetention
 from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_date, from_timestamp, money_str, parse_decimal, parse_enum
+from services.common.wire.retention import user_cutoffs_from_proto
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     def __init__(
-        self, reads: AccountReads, holds: Holds, users: Users, expiration: Expiration, graduation: GraduationGate
+        self,
+        reads: AccountReads,
+        holds: Holds,
+        users: Users,
+        expiration: Expiration,
+        graduation: GraduationGate,
+        retention: HistoryRetention,
     ) -> None:
         self.reads = reads
         self.holds = holds
         self.users = users
         self.expiration = expiration
         self.graduation = graduation
+        self.retention = retention
 
     async def GetGraduation(self, request, context):
         graduation = await self.graduation.get(require_user_id())
@@ -88,6 +97,15 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         settled = await self.expiration.exercise(require_user_id(), request.symbol, parse_decimal(request.qty, "qty"))
         return accounts_pb2.ExerciseOptionResponse(
             settlement=wire.settlement_to_proto(settled.account_id, settled.effect)
+        )
+
+    async def PurgeExpiredHistory(self, request, context):
+        purged = await self.retention.purge(user_cutoffs_from_proto(request.users), request.batch_size)
+        return accounts_pb2.PurgeExpiredHistoryResponse(
+            ledger_entries_folded=purged.ledger_entries,
+            closed_positions_purged=purged.closed_positions,
+            snapshots_purged=purged.snapshots,
+            batches=purged.batches,
         )
 
     async def ExpireOptions(self, request, context):

@@ -182,6 +182,7 @@ def holding_to_proto(holding: AccountHolding) -> accounts_pb2.AccountHolding:
         user_id=holding.user_id,
         investor_profile=PROFILE_WIRE[holding.profile],
         open_symbols=list(holding.open_symbols),
+        tier=TIER_WIRE[holding.tier],
     )
 
 

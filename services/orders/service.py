@@ -7,6 +7,7 @@ from services.common.errors import invalid_argument
 from services.common.ids import requested_id
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_timestamp
+from services.common.wire.retention import user_cutoffs_from_proto
 from services.orders import wire
 from services.orders.usecases.lifecycle import Lifecycle
 from services.orders.usecases.reads import OrderReads
@@ -82,9 +83,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         return orders_pb2.ExpireOrdersResponse(expired_count=count)
 
     async def PurgeExpiredOrders(self, request, context):
-        purged = await self.retention.purge(
-            [wire.user_cutoff_from_proto(user) for user in request.users], request.batch_size
-        )
+        purged = await self.retention.purge(user_cutoffs_from_proto(request.users), request.batch_size)
         return orders_pb2.PurgeExpiredOrdersResponse(
             orders_purged=purged.orders, fills_purged=purged.fills, batches=purged.batches
         )

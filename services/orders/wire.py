@@ -28,7 +28,7 @@ from services.common.wire.trading import (
     TIME_IN_FORCE_WIRE,
     TIMES_IN_FORCE,
 )
-from services.orders.domain.model import AssetClass, Fill, Leg, Order, OrderSpec, Status, UserCutoff
+from services.orders.domain.model import AssetClass, Fill, Leg, Order, OrderSpec, Status
 from services.orders.domain.rules import ReplaceTerms
 
 STATUSES = {
@@ -152,11 +152,3 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         collar_price=price_str(order.collar_price),
         fills=[fill_to_proto(f) for f in order.fills],
     )
-
-
-def user_cutoff_from_proto(message: orders_pb2.UserRetention) -> UserCutoff:
-    """InvalidArgument (``users``) when the user id or the cutoff is missing."""
-    cutoff = from_timestamp(message.cutoff)
-    if not message.user_id or cutoff is None:
-        raise invalid_argument("each user needs a user_id and a cutoff", "users")
-    return UserCutoff(message.user_id, cutoff)

@@ -27,14 +27,6 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
-@dataclass(frozen=True)
-class UserCutoff:
-    """One user's retention cutoff: orders that ended before it (market time) may go."""
-
-    user_id: str
-    cutoff: datetime
-
-
 class Transition(StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"

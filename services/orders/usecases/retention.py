@@ -10,13 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.common.errors import invalid_argument
-from services.orders.domain.model import FINAL, UserCutoff
+from services.common.retention import UserCutoff, batch_size
+from services.orders.domain.model import FINAL
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import Deps
-
-DEFAULT_BATCH = 500
-MAX_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -24,13 +21,6 @@ class Purged:
     orders: int = 0
     fills: int = 0
     batches: int = 0
-
-
-def batch_size(requested: int) -> int:
-    """``requested`` (0: the default, 500); InvalidArgument when negative or above 5000."""
-    if requested < 0 or requested > MAX_BATCH:
-        raise invalid_argument(f"batch_size must be between 0 and {MAX_BATCH}", "batch_size")
-    return requested or DEFAULT_BATCH
 
 
 class OrderRetention:
