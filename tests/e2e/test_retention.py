@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2
+from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import retention_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.wire.conv import to_timestamp
@@ -176,5 +177,53 @@ async def test_account_history_past_the_cutoff_folds_into_a_carried_forward_bala
             rows = [e.record for e in await trading.audit(user_id="fred") if e.record.entity_type == "account"]
             purges = [r for r in rows if r.action == "retention_purge"]
             assert sorted(int(r.before["ledger_entries"]) for r in purges) == [1, 2, 2]
+
+        await eventually(audited)
+
+
+async def activity_lines(client) -> list[tuple[str, str]]:
+    listed = (await client.get("/api/mbt/activities")).json()["data"]
+    return [(a["activity_type"], a["net_amount"]) for a in listed]
+
+
+async def test_activities_past_the_cutoff_fold_into_a_carried_forward_activity(mesh, trading):
+    async with rest_as(mesh, "fred") as fred, rest_as(mesh, "paula") as paula:
+        for client in (fred, paula):
+            await trade(client, "AMZN", "buy", "3")
+            await trade(client, "AMZN", "sell", "1")
+        await eventually(lambda: assert_ledger_consistent(trading, "fred"))
+        await eventually(lambda: assert_ledger_consistent(trading, "paula"))
+        await trading.step(60)
+        now = await trading.now()
+        cash = (await fred.get("/api/mbt/account")).json()["data"]["cash"]
+        paula_lines = await activity_lines(paula)
+
+        def purge():
+            return trading.activities().PurgeExpiredActivities(
+                activities_pb2.PurgeExpiredActivitiesRequest(
+                    users=[
+                        retention_pb2.UserRetention(user_id="fred", cutoff=to_timestamp(now)),
+                        retention_pb2.UserRetention(user_id="paula", cutoff=to_timestamp(now - timedelta(days=90))),
+                    ],
+                    batch_size=2,
+                ),
+                metadata=as_service("jobs"),
+            )
+
+        reply = await purge()
+        assert (reply.activities_purged, reply.batches) == (3, 2)  # the opening and two fills
+        assert await activity_lines(fred) == [("carried_forward", cash)]
+        assert await activity_lines(paula) == paula_lines
+        again = await purge()
+        assert (again.activities_purged, again.batches) == (0, 0)
+
+        await trade(fred, "AMZN", "sell", "1")
+        await eventually(lambda: assert_ledger_consistent(trading, "fred"))
+        lines = await activity_lines(fred)
+        assert [kind for kind, _ in lines] == ["fill", "carried_forward"]
+
+        async def audited():
+            rows = [e.record for e in await trading.audit(user_id="fred") if e.record.entity_type == "activity"]
+            assert sorted(int(r.before["activities"]) for r in rows if r.action == "retention_purge") == [1, 2]
 
         await eventually(audited)
