@@ -4,8 +4,9 @@ The cutoffs come from the ``mbt.purge_expired`` job, from each user's tier (READ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.common.errors import invalid_argument
 
@@ -19,6 +20,15 @@ class UserCutoff:
 
     user_id: str
     cutoff: datetime
+
+
+def cutoff_for(tier: str, at: datetime, windows: Mapping[str, int]) -> datetime | None:
+    """Where a user of ``tier`` loses history at market time ``at``: ``at`` minus the
+    tier's window in days (``windows``: MBT_RETENTION_FREE_DAYS, MBT_RETENTION_PRO_DAYS);
+    None for a tier without a window (Pro+: unlimited). Source: issue 12, retention by tier
+    (Free 90 days, Pro 3 years, Pro+ unlimited)."""
+    days = windows.get(tier)
+    return None if days is None else at - timedelta(days=days)
 
 
 def batch_size(requested: int) -> int:
