@@ -99,6 +99,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             settlement=wire.settlement_to_proto(settled.account_id, settled.effect)
         )
 
+    async def GetCarriedForward(self, request, context):
+        if not request.user_id:
+            raise invalid_argument("user_id is required", "user_id")
+        account_id, carried = await self.retention.carried_forward(request.user_id)
+        return wire.carried_forward_to_proto(account_id, carried)
+
     async def PurgeExpiredHistory(self, request, context):
         purged = await self.retention.purge(user_cutoffs_from_proto(request.users), request.batch_size)
         return accounts_pb2.PurgeExpiredHistoryResponse(

@@ -538,6 +538,14 @@ class AccountRepository:
 
     # -- retention ------------------------------------------------------------------
 
+    async def carried_forward(self, account_id: str) -> CarriedForward | None:
+        """The account's carried-forward balance; None when the purge folded nothing."""
+        query = select(LedgerEntryRow).where(
+            LedgerEntryRow.account_id == account_id, LedgerEntryRow.kind == CARRIED_FORWARD
+        )
+        rows = sorted((await self.session.execute(query)).scalars(), key=lambda row: row.symbol)
+        return fold(ledger_line(row) for row in rows)
+
     async def account_ids_of(self, user_ids: list[str]) -> dict[str, str]:
         """Account id by user id, for the users that have one."""
         query = select(AccountRow.user_id, AccountRow.account_id).where(AccountRow.user_id.in_(user_ids))

@@ -158,6 +158,14 @@ async def test_account_history_past_the_cutoff_folds_into_a_carried_forward_bala
         assert await positions(trading, "fred", include_closed=True) == held
         after = await pnl(trading, "fred")
         assert after.unrealized_pl == before.unrealized_pl
+        # The ledger reconciles from the carried-forward balance once orders has purged the
+        # fills folded (as the job does, with the same cutoff).
+        await trading.orders().PurgeExpiredOrders(
+            orders_pb2.PurgeExpiredOrdersRequest(
+                users=[retention_pb2.UserRetention(user_id="fred", cutoff=to_timestamp(now))]
+            ),
+            metadata=as_service("jobs"),
+        )
         await assert_ledger_consistent(trading, "fred")
         assert (await positions(trading, "paula", True), (await pnl(trading, "paula")).realized_pl) == paula_before
 

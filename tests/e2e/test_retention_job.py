@@ -3,7 +3,8 @@ transport, PostgreSQL with Redis), with the Free window set to one day
 (``MBT_RETENTION_FREE_DAYS=1``) so that a replay stepped past a day makes a session's
 history expire: a Free user's orders that ended, their fills, ledger entries and activities
 go, while the working GTC order and the open position stay, cash, positions, holds and
-unrealized P&L are unchanged and the activities still add up to the cash; a Pro user's
+unrealized P&L are unchanged and the ledger invariants (``assert_ledger_consistent``, from
+the carried-forward balance) still hold; a Pro user's
 history of the same age stays whole and its ledger reconciles; the key done is not run
 again and the purge repeated for the same cutoffs deletes nothing."""
 
@@ -13,6 +14,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import grpc
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2
@@ -49,6 +51,17 @@ async def a_session_of_trading(client) -> str:
     return (await client.post("/api/mbt/orders", json={**LIMIT, "time_in_force": "gtc"})).json()["data"]["order_id"]
 
 
+async def make_pro(trading, user_id: str) -> None:
+    """Accounts answers once its market clock is synchronised (UNAVAILABLE until then)."""
+    try:
+        await trading.accounts().UpdateUser(
+            accounts_pb2.UpdateUserRequest(user_id=user_id, tier=accounts_pb2.TIER_PRO), metadata=as_service("tests")
+        )
+    except grpc.aio.AioRpcError as exc:
+        assert exc.code() != grpc.StatusCode.UNAVAILABLE, exc.details()
+        raise
+
+
 async def account(client) -> tuple[str, str]:
     body = (await client.get("/api/mbt/account")).json()["data"]
     return body["cash"], body["reserved"]
@@ -56,9 +69,7 @@ async def account(client) -> tuple[str, str]:
 
 async def test_a_free_users_expired_history_goes_and_a_pro_users_stays(purging):
     trading, processes, queue = purging
-    await trading.accounts().UpdateUser(
-        accounts_pb2.UpdateUserRequest(user_id="paula", tier=accounts_pb2.TIER_PRO), metadata=as_service("tests")
-    )
+    await eventually(lambda: make_pro(trading, "paula"))
     async with rest_as(trading.mesh, "fred") as fred, rest_as(trading.mesh, "paula") as paula:
         working = await a_session_of_trading(fred)
         await a_session_of_trading(paula)
@@ -99,6 +110,7 @@ async def test_a_free_users_expired_history_goes_and_a_pro_users_stays(purging):
         assert fred_after == fred_before
         assert reserved == "100.00"  # the working order's hold
         assert await activity_lines(fred) == [("carried_forward", cash)]
+        await assert_ledger_consistent(trading, "fred")
         assert (await history(paula), await activity_lines(paula), await positions(trading, "paula", True)) == (
             paula_before
         )

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.accounts.domain.retention import CarriedForward
 from services.accounts.store import AccountRepository
 from services.accounts.usecases.deps import Deps
+from services.common.errors import not_found
 from services.common.retention import UserCutoff, batch_size
 
 
@@ -27,6 +29,16 @@ class HistoryPurged:
 class HistoryRetention:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+
+    async def carried_forward(self, user_id: str) -> tuple[str, CarriedForward | None]:
+        """(account id, its carried-forward balance or None); NotFound for a user without
+        an account."""
+        async with self.deps.db.reading() as session:
+            repo = AccountRepository(session)
+            account_id = (await repo.account_ids_of([user_id])).get(user_id)
+            if account_id is None:
+                raise not_found("account", user_id)
+            return account_id, await repo.carried_forward(account_id)
 
     async def purge(self, users: Sequence[UserCutoff], requested_batch: int) -> HistoryPurged:
         """Purge each user's history before its cutoff (users without an account have none);
