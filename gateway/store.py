@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.persistence.db import Database, changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.persistence.user_data import UserTables, by_user_id
 
 COMPONENT = "gateway"
 
@@ -38,6 +39,11 @@ class PasskeyRow(Base):
     backed_up: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
+
+
+# GDPR export and erasure (services.common.persistence.user_data). Sessions live in shared
+# state, not here; they are refused once the user is gone.
+USER_TABLES = UserTables(COMPONENT, [by_user_id(PasskeyRow.__table__)])
 
 
 @dataclass(frozen=True)

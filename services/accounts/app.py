@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
-from mbt.common.v1 import user_data_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from services.accounts.clients import MarketDataClient
 from services.accounts.events import Handlers, publish
-from services.accounts.service import AccountsServicer
-from services.accounts.store import OUTBOX, SERVICE
+from services.accounts.service import AccountsServicer, PrivacyServicer
+from services.accounts.store import OUTBOX, SERVICE, USER_TABLES
 from services.accounts.usecases.deps import Deps
 from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.ledger import Ledger
+from services.accounts.usecases.privacy import Privacy
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.retention import HistoryRetention
 from services.accounts.usecases.users import Users
@@ -24,6 +25,9 @@ from services.common.kit import ServiceKit
 from services.common.messaging.inbox import EventSink
 from services.common.persistence.uow import unit_of_work
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.common.rpc.user_data import UserDataServicer
+from services.common.security.tokens import actor_key
+from services.jobs.queue import JobQueue
 
 
 def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
@@ -31,14 +35,25 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     market = MarketDataClient(
         kit.stub("marketdata", marketdata_pb2_grpc.MarketDataServiceStub), settings.rpc_timeout_seconds, kit.credentials
     )
+    key = actor_key(settings)
     deps = Deps(
         db=kit.database,
         uow=partial(unit_of_work, kit.database, kit.event_outbox, publish),
         clock=kit.clock,
         market=market,
+        user_key=key,
+    )
+    queue = JobQueue(settings)
+    privacy = Privacy(
+        kit.database,
+        kit.clock,
+        key,
+        cooling_days=settings.erasure_cooling_days,
+        export_ttl=timedelta(hours=settings.export_ttl_hours),
+        offer=queue.offer,
     )
     handlers = Handlers(Ledger(deps)).by_event_type()
-    return kit.runtime(
+    runtime = kit.runtime(
         [
             Registration.of(
                 AccountsServicer(
@@ -50,7 +65,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
                     HistoryRetention(deps),
                 )
             ),
+            Registration.of(PrivacyServicer(privacy)),
             Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers, publish)),
-            Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
-        ]
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock, erase=privacy.erase)),
+        ],
+        background=[privacy.offer_pending_exports],
     )
+    runtime.closers.append(queue.close)
+    return runtime

@@ -177,6 +177,16 @@ class Handlers:
 
     async def on_order_filled(self, uow: UnitOfWork, event, payload) -> None:
         order, fill = payload.order, payload.fill
+        if fill.legs:
+            await self.ledger.apply_spread_fill(
+                uow,
+                order.user_id,
+                order.version,
+                fill.fill_id,
+                wire.leg_fill_terms(order, fill),
+                from_timestamp(fill.filled_at, "filled_at", required=True),
+            )
+            return
         await self.ledger.apply_fill(
             uow,
             order.user_id,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+import time
+
+from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from services.accounts import wire
 from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.graduation import GraduationGate
-from services.accounts.usecases.holds import Holds
+from services.accounts.usecases.holds import Holds, SentChoices
+from services.accounts.usecases.privacy import Privacy
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.retention import HistoryRetention
 from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
+from services.common.ids import requested_id
+from services.common.rpc import context as rpc_context
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_date, from_timestamp, money_str, parse_decimal, parse_enum
 from services.common.wire.retention import user_cutoffs_from_proto
@@ -82,11 +87,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         return accounts_pb2.UpdateUserResponse(user=wire.user_to_proto(user))
 
     async def ReserveBuyingPower(self, request, context):
-        account_id, hold, power = await self.holds.hold(
-            request.user_id, request.order_id, request.order_version, wire.hold_terms(request)
+        sent = SentChoices(wire.intent_of(request), wire.leg_intents_of(request), wire.preference_of(request))
+        held = await self.holds.hold(
+            request.user_id, request.order_id, request.order_version, wire.hold_terms(request), sent
         )
         return accounts_pb2.ReserveBuyingPowerResponse(
-            reservation=wire.reservation_to_proto(account_id, request.order_id, hold), buying_power=money_str(power)
+            reservation=wire.reservation_to_proto(
+                held.account_id,
+                request.order_id,
+                held.hold,
+                held.position_intent,
+                held.leg_intents,
+                held.fill_preference,
+            ),
+            buying_power=money_str(held.buying_power),
         )
 
     async def ReleaseBuyingPower(self, request, context):
@@ -125,3 +139,53 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             shortfalls=report.shortfalls,
             unpriced=report.unpriced,
         )
+
+
+class PrivacyServicer(privacy_pb2_grpc.PrivacyServiceServicer):
+    """GDPR export and erasure: the caller's own (an ops token reads exports of the user it
+    names, audited like every ops read); the job's internal calls."""
+
+    def __init__(self, privacy: Privacy) -> None:
+        self.privacy = privacy
+
+    async def CreateDataExport(self, request, context):
+        export = await self.privacy.create_export(require_user_id())
+        return privacy_pb2.CreateDataExportResponse(export=wire.data_export_to_proto(export))
+
+    async def GetDataExport(self, request, context):
+        export = await self.privacy.export(require_user_id(), _export_id(request.export_id))
+        return privacy_pb2.GetDataExportResponse(export=wire.data_export_to_proto(export))
+
+    async def GetDataExportArchive(self, request, context):
+        export, archive = await self.privacy.archive(require_user_id(), _export_id(request.export_id))
+        return privacy_pb2.GetDataExportArchiveResponse(
+            filename=f"mbt-export-{export.export_id}.zip",
+            content_type="application/zip",
+            archive=archive,
+            archive_sha256=export.archive_sha256,
+        )
+
+    async def RequestErasure(self, request, context):
+        erasure = await self.privacy.request_erasure(
+            require_user_id(), elevated=rpc_context.identity().is_elevated(time.time())
+        )
+        return privacy_pb2.RequestErasureResponse(erasure=wire.erasure_to_proto(erasure))
+
+    async def CancelErasure(self, request, context):
+        erasure = await self.privacy.cancel_erasure(require_user_id())
+        return privacy_pb2.CancelErasureResponse(erasure=wire.erasure_to_proto(erasure))
+
+    async def GetErasure(self, request, context):
+        erasure = await self.privacy.erasure(require_user_id())
+        return privacy_pb2.GetErasureResponse(erasure=wire.erasure_to_proto(erasure))
+
+    async def CompleteDataExport(self, request, context):
+        export = await self.privacy.complete_export(_export_id(request.export_id), request.archive, request.error)
+        return privacy_pb2.CompleteDataExportResponse(export=wire.data_export_to_proto(export))
+
+    async def ListDueErasures(self, request, context):
+        return privacy_pb2.ListDueErasuresResponse(user_ids=await self.privacy.due_erasures())
+
+
+def _export_id(raw: str) -> str:
+    return requested_id(raw, "exp", "export_id", "export")

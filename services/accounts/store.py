@@ -6,20 +6,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     Date,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     case,
     delete,
+    func,
     select,
     text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,12 +40,14 @@ from services.accounts.domain.account import (
     HoldTaken,
     OptionSettled,
 )
+from services.accounts.domain.privacy import DataExport, ErasureStatus, ExportStatus
 from services.accounts.domain.retention import CARRIED_FORWARD, CarriedForward, LedgerLine, fold
 from services.accounts.domain.rules import (
     AccountType,
     FillEffect,
     FillTerms,
     Hold,
+    HoldLeg,
     HoldTerms,
     Position,
     Profile,
@@ -50,6 +59,7 @@ from services.common.ids import derived_id, new_id
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.db import changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.persistence.user_data import UserTable, UserTables, by_parent, by_user_id
 from services.common.trading import AssetClass, Side
 
 SERVICE = "accounts"
@@ -138,6 +148,8 @@ class ReservationRow(Base):
     qty: Mapped[Decimal]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Multi-leg orders: [{"symbol", "side", "ratio"}]; empty otherwise.
+    legs: Mapped[list | None] = mapped_column(JSON, default=list)
     # Null while the hold is active.
     released_at: Mapped[datetime | None]
     # filled, canceled, expired, superseded (a newer version took over) or abandoned.
@@ -146,7 +158,8 @@ class ReservationRow(Base):
     def terms(self) -> HoldTerms | None:
         if self.side is None or self.order_qty is None or self.price_bound is None or self.multiplier is None:
             return None
-        return HoldTerms(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier)
+        legs = tuple(HoldLeg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in self.legs or ())
+        return HoldTerms(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier, legs)
 
     def as_version_hold(self) -> VersionHold:
         return VersionHold(
@@ -210,7 +223,81 @@ class EodSnapshotRow(Base):
     created_at: Mapped[datetime]
 
 
+class ErasureRow(Base):
+    """A GDPR erasure request. Pending through its cooling period; once the user is erased
+    everywhere it stays as a tombstone that keeps only the keyed hash of the user id, so the
+    user can never be recreated (by a stale token or anything else)."""
+
+    __tablename__ = "mbt_erasures"
+    __table_args__ = (Index("ix_mbt_erasures_status_due", "status", "due_at"),)
+
+    erasure_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # The clear user id while pending or canceled; empty once erased.
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    # HMAC-SHA256 of the user id under MBT_AUDIT_ACTOR_KEY (privacy.erased_user_hash).
+    user_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # pending, canceled or erased.
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    # When it was canceled; for an erased one, when it fell due.
+    ended_at: Mapped[datetime | None]
+
+
+class DataExportRow(Base):
+    """A GDPR export: asked by the user, gathered by the ``mbt.export_user_data`` job, its
+    archive kept until ``expires_at``."""
+
+    __tablename__ = "mbt_data_exports"
+    __table_args__ = (Index("ix_mbt_data_exports_user", "user_id", "requested_at"),)
+
+    export_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    # pending, ready, failed or expired.
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime]
+    ready_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    archive: Mapped[bytes | None] = mapped_column(LargeBinary)
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    archive_bytes: Mapped[int] = mapped_column(BigInteger)
+    error: Mapped[str] = mapped_column(Text)
+
+
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+
+
+def _erasure_done(user_id: str):
+    """Erasing a user leaves its pending request as the tombstone (the clear id blanked, the
+    keyed hash kept) and deletes canceled ones."""
+    return [
+        delete(ErasureRow).where(ErasureRow.user_id == user_id, ErasureRow.status != "pending"),
+        update(ErasureRow)
+        .where(ErasureRow.user_id == user_id, ErasureRow.status == "pending")
+        .values(user_id="", status="erased", ended_at=func.coalesce(ErasureRow.ended_at, ErasureRow.due_at)),
+    ]
+
+
+def _of_account(row: type[Base]):
+    return by_parent(row.__table__, "account_id", AccountRow.__table__, "account_id")
+
+
+# GDPR export and erasure (services.common.persistence.user_data), parents first.
+USER_TABLES = UserTables(
+    SERVICE,
+    [
+        by_user_id(UserRow.__table__),
+        by_user_id(AccountRow.__table__),
+        _of_account(PositionRow),
+        _of_account(ReservationRow),
+        _of_account(LedgerEntryRow),
+        _of_account(EodSnapshotRow),
+        by_user_id(GraduationOverrideRow.__table__),
+        by_user_id(DataExportRow.__table__),
+        UserTable(cast(Table, ErasureRow.__table__), lambda user_id: ErasureRow.user_id == user_id, _erasure_done),
+        *OUTBOX.user_tables(),
+    ],
+)
 
 
 class AccountRepository:
@@ -328,6 +415,9 @@ class AccountRepository:
                             order_qty=terms.qty,
                             price_bound=terms.price_bound,
                             multiplier=terms.multiplier,
+                            legs=[
+                                {"symbol": leg.symbol, "side": leg.side.value, "ratio": leg.ratio} for leg in terms.legs
+                            ],
                             amount=hold.hold.amount,
                             qty=hold.hold.qty,
                             created_at=at,
@@ -347,6 +437,7 @@ class AccountRepository:
                             order_qty=None,
                             price_bound=None,
                             multiplier=None,
+                            legs=[],
                             amount=Decimal(0),
                             qty=Decimal(0),
                             created_at=event.at,
@@ -689,3 +780,61 @@ def _position_row(account_id: str, position: Position, at: datetime, asset_class
         closed_at=None,
         updated_at=at,
     )
+
+
+def _data_export(row: DataExportRow) -> DataExport:
+    return DataExport(
+        row.export_id,
+        row.user_id,
+        ExportStatus(row.status),
+        row.requested_at,
+        row.ready_at,
+        row.expires_at,
+        row.archive_sha256,
+        row.archive_bytes,
+        row.error,
+    )
+
+
+class PrivacyRepository:
+    """Erasure requests, tombstones and data exports, in one transaction (``session``)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def pending_erasure(self, user_id: str, *, lock: bool = False) -> ErasureRow | None:
+        query = select(ErasureRow).where(ErasureRow.user_id == user_id, ErasureRow.status == ErasureStatus.PENDING)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalars().first()
+
+    async def is_erased(self, user_hash: str) -> bool:
+        query = select(ErasureRow.erasure_id).where(
+            ErasureRow.user_hash == user_hash, ErasureRow.status == ErasureStatus.ERASED
+        )
+        return (await self.session.execute(query.limit(1))).first() is not None
+
+    def add_erasure(self, row: ErasureRow) -> None:
+        self.session.add(row)
+
+    async def due_erasures(self, now: datetime) -> list[str]:
+        query = (
+            select(ErasureRow.user_id)
+            .where(ErasureRow.status == ErasureStatus.PENDING, ErasureRow.due_at <= now)
+            .order_by(ErasureRow.requested_at, ErasureRow.erasure_id)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    def add_export(self, row: DataExportRow) -> None:
+        self.session.add(row)
+
+    async def export_row(self, export_id: str, *, lock: bool = False) -> DataExportRow | None:
+        return await self.session.get(DataExportRow, export_id, with_for_update=lock)
+
+    async def export(self, export_id: str) -> DataExport | None:
+        row = await self.session.get(DataExportRow, export_id)
+        return None if row is None else _data_export(row)
+
+    async def pending_exports(self) -> list[DataExport]:
+        query = select(DataExportRow).where(DataExportRow.status == ExportStatus.PENDING)
+        return [_data_export(row) for row in (await self.session.execute(query)).scalars()]

@@ -12,16 +12,40 @@ the key's hour minus the window, and each service purges its own rows before it:
 ``PurgeExpiredOrders`` (orders that ended and their fills), ``PurgeExpiredHistory`` (ledger
 entries folded into the carried-forward balance, closed positions, snapshots) and
 ``PurgeExpiredActivities`` (folded into the ``carried_forward`` activity). A repeat for the
-key finds nothing left to purge."""
+key finds nothing left to purge.
+
+GDPR export and erasure (``services.accounts.usecases.privacy``):
+
+``mbt.export_user_data`` (key: the export id; offered by accounts when the user asks, with
+the user id as its argument) asks every service's ``ExportUserData`` and the gateway's own
+tables (in process: the gateway serves no gRPC) for the user's rows, builds the archive
+(``services.accounts.domain.privacy.build_archive``) and hands it to accounts
+(``CompleteDataExport``, idempotent: the first archive stays).
+
+``mbt.erase_user_data`` (key: the hour; hourly on the market clock) erases every user whose
+cooling period is over (``ListDueErasures``): every other service and the gateway first,
+accounts last, since accounts' erasure turns the request into the tombstone that ends it.
+A run that dies midway leaves the request due, so the next hour's run finishes it; the
+services' erasures delete nothing twice; the user id is also blanked in the arguments of
+the user's ``mbt.export_user_data`` records. Its result and log line hold counts only,
+never a user id.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from typing import Any
 
-from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from google.protobuf import json_format
+
+from gateway import user_data as gateway_user_data
+from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
+from mbt.common.v1 import user_data_pb2, user_data_pb2_grpc
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.accounts.domain.privacy import TableDump, build_archive
+from services.common.config import SERVICES
 from services.common.retention import UserCutoff, cutoff_for
 from services.common.wire.conv import to_date
 from services.common.wire.retention import user_cutoff_to_proto
@@ -106,3 +130,81 @@ def purge_expired(run: JobContext) -> dict:
         if not after:
             break
     return {"hour": run.key, **totals}
+
+
+ACCOUNTS = "accounts"
+
+
+def _plain(value: Any) -> Any:
+    """A Struct value as the JSON it was: whole numbers back to integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _user_data(run: JobContext, service: str) -> user_data_pb2_grpc.UserDataServiceStub:
+    return run.stub(service, user_data_pb2_grpc.UserDataServiceStub)
+
+
+@job("mbt.export_user_data")
+def export_user_data(run: JobContext) -> dict:
+    user_id = run.arguments["user_id"]
+    timeout = run.settings.rpc_timeout_seconds
+    dumps: list[TableDump] = []
+    replies = {}
+    for service in SERVICES:
+        reply = replies[service] = _user_data(run, service).ExportUserData(
+            user_data_pb2.ExportUserDataRequest(user_id=user_id), timeout=timeout
+        )
+        dumps += [
+            TableDump(reply.service, table.table, [_plain(json_format.MessageToDict(row)) for row in table.rows])
+            for table in reply.tables
+        ]
+        run.progress(services_done=len(replies))
+    dumps += [
+        TableDump(gateway_user_data.COMPONENT, table, rows)
+        for table, rows in gateway_user_data.export_user_data(run.settings, user_id)
+    ]
+    gathered_at = replies[ACCOUNTS].exported_at.ToDatetime(tzinfo=UTC)
+    archive = build_archive(run.key, user_id, gathered_at, dumps)
+    completed = run.stub(ACCOUNTS, privacy_pb2_grpc.PrivacyServiceStub).CompleteDataExport(
+        privacy_pb2.CompleteDataExportRequest(export_id=run.key, archive=archive), timeout=timeout
+    )
+    return {
+        "export_id": run.key,
+        "tables": len(dumps),
+        "rows": sum(len(dump.rows) for dump in dumps),
+        "archive_bytes": completed.export.archive_bytes,
+        "archive_sha256": completed.export.archive_sha256,
+    }
+
+
+@job("mbt.erase_user_data")
+def erase_user_data(run: JobContext) -> dict:
+    timeout = run.settings.rpc_timeout_seconds
+    privacy = run.stub(ACCOUNTS, privacy_pb2_grpc.PrivacyServiceStub)
+    due = list(privacy.ListDueErasures(privacy_pb2.ListDueErasuresRequest(), timeout=timeout).user_ids)
+    deleted: dict[str, int] = {}
+
+    def count(component: str, rows: dict[str, int]) -> None:
+        deleted[component] = deleted.get(component, 0) + sum(rows.values())
+
+    for done, user_id in enumerate(due, 1):
+        for service in [name for name in SERVICES if name != ACCOUNTS]:
+            reply = _user_data(run, service).EraseUserData(
+                user_data_pb2.EraseUserDataRequest(user_id=user_id), timeout=timeout
+            )
+            count(service, dict(reply.deleted_rows))
+        count(gateway_user_data.COMPONENT, gateway_user_data.erase_user_data(run.settings, user_id))
+        reply = _user_data(run, ACCOUNTS).EraseUserData(
+            user_data_pb2.EraseUserDataRequest(user_id=user_id), timeout=timeout
+        )
+        count(ACCOUNTS, dict(reply.deleted_rows))
+        # the jobs' own records of the user's exports name the user too
+        count("jobs", {"mbt_job_runs": run.forget_argument("mbt.export_user_data", "user_id", user_id)})
+        run.progress(erased_users=done, of=len(due))
+    return {"erased_users": len(due), "deleted_rows": deleted}

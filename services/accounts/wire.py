@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mbt.accounts.v1 import accounts_pb2
+from mbt.accounts.v1 import accounts_pb2, privacy_pb2
 from mbt.common.v1 import trading_pb2
 from services.accounts.domain.expiration import ExpirationEffect, Outcome
 from services.accounts.domain.graduation import SOURCE as GRADUATION_SOURCE
 from services.accounts.domain.graduation import Graduation
+from services.accounts.domain.privacy import DataExport, Erasure, ErasureStatus, ExportStatus
 from services.accounts.domain.retention import CarriedForward
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
+    HoldLeg,
     HoldTerms,
     Profile,
     Tier,
@@ -24,6 +26,7 @@ from services.accounts.domain.rules import (
 )
 from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, User
 from services.common.errors import invalid_argument
+from services.common.trading import FillPreference, PositionIntent
 from services.common.wire.conv import (
     amount_str,
     decimal_str,
@@ -36,7 +39,15 @@ from services.common.wire.conv import (
     to_date,
     to_timestamp,
 )
-from services.common.wire.trading import ASSET_CLASS_WIRE, SIDE_WIRE, SIDES
+from services.common.wire.trading import (
+    ASSET_CLASS_WIRE,
+    FILL_PREFERENCE_WIRE,
+    FILL_PREFERENCES,
+    POSITION_INTENT_WIRE,
+    POSITION_INTENTS,
+    SIDE_WIRE,
+    SIDES,
+)
 
 TIERS = {accounts_pb2.TIER_FREE: Tier.FREE, accounts_pb2.TIER_PRO: Tier.PRO, accounts_pb2.TIER_PRO_PLUS: Tier.PRO_PLUS}
 PROFILES = {
@@ -59,15 +70,48 @@ OUTCOME_WIRE = {
 def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
     """The terms a hold is for; the worst price is the orders service's (its one owner)."""
     worst = parse_decimal(request.worst_price, "worst_price")
-    if worst is None or worst <= 0:
+    if worst is None or (worst <= 0 and not request.legs):
         raise invalid_argument("worst_price is required: the price the hold is priced at", "worst_price")
+    legs = tuple(
+        HoldLeg(leg.symbol, parse_enum(SIDES, leg.side, f"legs[{index}].side"), leg.ratio)
+        for index, leg in enumerate(request.legs)
+    )
     return HoldTerms(
         symbol=request.symbol,
         side=parse_enum(SIDES, request.side, "side"),
         qty=parse_decimal(request.qty, "qty", required=True),
         price_bound=worst,
-        multiplier=parse_decimal(request.multiplier, "multiplier") or contract_multiplier(request.symbol),
+        multiplier=parse_decimal(request.multiplier, "multiplier")
+        or (Decimal(100) if legs else contract_multiplier(request.symbol)),
+        legs=legs,
     )
+
+
+def leg_intents_of(request: accounts_pb2.ReserveBuyingPowerRequest) -> tuple[PositionIntent | None, ...]:
+    """A multi-leg order's intents as sent, in leg order (None: to be inferred)."""
+    return tuple(
+        parse_enum(POSITION_INTENTS, leg.position_intent, f"legs[{index}].position_intent", required=False)
+        for index, leg in enumerate(request.legs)
+    )
+
+
+def preference_of(request: accounts_pb2.ReserveBuyingPowerRequest) -> FillPreference | None:
+    return parse_enum(FILL_PREFERENCES, request.fill_preference, "fill_preference", required=False)
+
+
+def leg_fill_terms(order, fill) -> list[FillTerms]:
+    """The ledger's view of a multi-leg fill: one FillTerms per leg (100 shares per contract)."""
+    return [
+        FillTerms(
+            order_id=order.order_id,
+            symbol=leg.symbol,
+            side=parse_enum(SIDES, leg.side, "fill.legs.side"),
+            qty=parse_decimal(leg.qty, "fill.legs.qty", required=True),
+            price=parse_decimal(leg.price, "fill.legs.price", required=True),
+            multiplier=contract_multiplier(leg.symbol),
+        )
+        for leg in fill.legs
+    ]
 
 
 def fill_terms(order, fill) -> FillTerms:
@@ -167,7 +211,19 @@ def user_to_proto(user: User) -> accounts_pb2.User:
     )
 
 
-def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> accounts_pb2.Reservation:
+def intent_of(request: accounts_pb2.ReserveBuyingPowerRequest) -> PositionIntent | None:
+    """An option order's position intent as sent (None: to be inferred)."""
+    return parse_enum(POSITION_INTENTS, request.position_intent, "position_intent", required=False)
+
+
+def reservation_to_proto(
+    account_id: str,
+    order_id: str,
+    hold: VersionHold,
+    intent: PositionIntent | None = None,
+    leg_intents: tuple[PositionIntent, ...] = (),
+    preference: FillPreference | None = None,
+) -> accounts_pb2.Reservation:
     """For the orders service (an internal answer): the amount exactly as held."""
     return accounts_pb2.Reservation(
         order_id=order_id,
@@ -175,6 +231,9 @@ def reservation_to_proto(account_id: str, order_id: str, hold: VersionHold) -> a
         amount=money_str(hold.hold.amount),
         account_id=account_id,
         qty=qty_str(hold.hold.qty),
+        position_intent=POSITION_INTENT_WIRE[intent] if intent else None,
+        leg_intents=[POSITION_INTENT_WIRE[leg] for leg in leg_intents],
+        fill_preference=FILL_PREFERENCE_WIRE[preference] if preference else None,
     )
 
 
@@ -246,4 +305,37 @@ def carried_forward_to_proto(account_id: str, carried: CarriedForward | None) ->
             )
             for _, p in sorted(carried.positions.items())
         ],
+    )
+
+
+EXPORT_STATUS_WIRE = {
+    ExportStatus.PENDING: privacy_pb2.DATA_EXPORT_STATUS_PENDING,
+    ExportStatus.READY: privacy_pb2.DATA_EXPORT_STATUS_READY,
+    ExportStatus.FAILED: privacy_pb2.DATA_EXPORT_STATUS_FAILED,
+    ExportStatus.EXPIRED: privacy_pb2.DATA_EXPORT_STATUS_EXPIRED,
+}
+ERASURE_STATUS_WIRE = {
+    ErasureStatus.NONE: privacy_pb2.ERASURE_STATUS_NONE,
+    ErasureStatus.PENDING: privacy_pb2.ERASURE_STATUS_PENDING,
+}
+
+
+def data_export_to_proto(export: DataExport) -> privacy_pb2.DataExport:
+    return privacy_pb2.DataExport(
+        export_id=export.export_id,
+        status=EXPORT_STATUS_WIRE[export.status],
+        requested_at=to_timestamp(export.requested_at),
+        ready_at=to_timestamp(export.ready_at),
+        expires_at=to_timestamp(export.expires_at),
+        archive_sha256=export.archive_sha256,
+        archive_bytes=export.archive_bytes,
+        error=export.error,
+    )
+
+
+def erasure_to_proto(erasure: Erasure) -> privacy_pb2.Erasure:
+    return privacy_pb2.Erasure(
+        status=ERASURE_STATUS_WIRE[erasure.status],
+        requested_at=to_timestamp(erasure.requested_at),
+        due_at=to_timestamp(erasure.due_at),
     )

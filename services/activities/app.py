@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from mbt.common.v1 import user_data_pb2_grpc
 from services.activities.audit_service import AuditChainServicer
 from services.activities.audit_trail import AuditTrail, actor_key
 from services.activities.events import Handlers
 from services.activities.notifier import WebhookNotifier
 from services.activities.service import ActivitiesServicer, GoalStreakServicer, NotificationsServicer
-from services.activities.store import OUTBOX, SERVICE
+from services.activities.store import OUTBOX, SERVICE, USER_TABLES
 from services.activities.usecases import Activities, ActivityRetention, GoalStreaks, Notifications
 from services.common.clock import Clock, WallClock
 from services.common.config import Settings
 from services.common.kit import ServiceKit
 from services.common.messaging.inbox import EventSink
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.common.rpc.user_data import UserDataServicer
 from services.jobs.queue import JobQueue
 
 
@@ -41,7 +41,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
             Registration.of(NotificationsServicer(notifications)),
             Registration.of(GoalStreakServicer(GoalStreaks(kit.database, kit.clock))),
             Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers)),
-            Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock)),
             Registration.of(AuditChainServicer(AuditTrail(kit.database, audit_key))),
         ],
         background=[lambda: notifications.offer_outstanding(queue)],

@@ -8,19 +8,14 @@ from dataclasses import dataclass
 
 from services.activities import audit_chain
 from services.activities.store import ActivityRepository
-from services.common.config import Settings
 from services.common.errors import invalid_argument
 from services.common.persistence.db import Database
-from services.common.security.tokens import development_key
+from services.common.security.tokens import actor_key
+
+__all__ = ["AuditTrail", "Verification", "actor_key"]
 
 DEFAULT_PAGE_ROWS = 10_000
 MAX_PAGE_ROWS = 50_000
-
-
-def actor_key(settings: Settings) -> bytes:
-    """The key of the chain's keyed hashes: ``MBT_AUDIT_ACTOR_KEY``, or the development key
-    (the same in every process; production refuses to start without a real one)."""
-    return settings.audit_actor_key or development_key("audit-actor")[1]
 
 
 @dataclass(frozen=True)

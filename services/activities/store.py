@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 from datetime import date, datetime
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Table,
     Text,
     and_,
     delete,
@@ -31,6 +33,7 @@ from services.activities.domain import CARRIED_FORWARD, Activity, AuditEntry, No
 from services.common.ids import derived_id
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.persistence.user_data import UserTable, UserTables, by_user_id
 from services.common.trading import Side
 
 SERVICE = "activities"
@@ -158,6 +161,34 @@ class GoalStreakRow(Base):
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+
+
+def _audit_rows_of(user_id: str):
+    return or_(AuditLogRow.user_id == user_id, and_(AuditLogRow.actor_type == "user", AuditLogRow.actor_id == user_id))
+
+
+def _blank_audit_ids(user_id: str):
+    """Audit rows outlive the user: only the clear ids go; the chain keeps their keyed hashes
+    (``actor_hash``, ``user_hash``), so it still verifies."""
+    return [
+        update(AuditLogRow).where(AuditLogRow.user_id == user_id).values(user_id=""),
+        update(AuditLogRow)
+        .where(AuditLogRow.actor_id == user_id, AuditLogRow.actor_type == "user")
+        .values(actor_id=""),
+    ]
+
+
+# GDPR export and erasure (services.common.persistence.user_data).
+USER_TABLES = UserTables(
+    SERVICE,
+    [
+        by_user_id(ActivityRow.__table__),
+        by_user_id(NotificationRow.__table__),
+        by_user_id(GoalStreakRow.__table__),
+        UserTable(cast(Table, AuditLogRow.__table__), _audit_rows_of, _blank_audit_ids),
+        *OUTBOX.user_tables(),
+    ],
+)
 
 
 _ACTIVITY_FIELDS = (

@@ -79,6 +79,13 @@ def _parse_positive_float(raw: str) -> float:
     return float(_parse_positive_decimal(raw))
 
 
+def _parse_non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _parse_positive_int(raw: str) -> int:
     try:
         value = int(raw)
@@ -605,6 +612,20 @@ class Settings:
         "5",
         "How long one webhook POST may take before it counts as failed (and is retried).",
         _parse_positive_float,
+    )
+
+    # -- privacy (GDPR export and erasure) ---------------------------------------------------
+    export_ttl_hours: float = setting(
+        "MBT_EXPORT_TTL_HOURS",
+        "168",
+        "How long a GDPR export's archive can be downloaded once ready (hours, on the market clock); then it is deleted and the export reads `expired`.",
+        _parse_positive_float,
+    )
+    erasure_cooling_days: float = setting(
+        "MBT_ERASURE_COOLING_DAYS",
+        "30",
+        "Cooling period of a GDPR erasure (days, on the market clock): trading is blocked and the account read-only until it ends, and the request can be canceled; then the hourly `mbt.erase_user_data` job erases the user everywhere. 0 makes it due at once.",
+        _parse_non_negative_float,
     )
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
 

@@ -9,13 +9,13 @@ negative for a credit received.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
 from services.common.instruments import CALL, PUT, SymbolSpec
-from services.common.trading import Side
+from services.common.trading import PositionIntent, Side, resolve_intent
 
 TWO = Decimal(2)
 
@@ -180,3 +180,22 @@ def net_bid(quotes: Sequence[LegQuote]) -> Decimal:
 def net_mid(quotes: Sequence[LegQuote]) -> Decimal:
     """The net of the legs' mids, unrounded (half a cent is possible)."""
     return (natural(quotes) + net_bid(quotes)) / TWO
+
+
+def resolve_leg_intents(
+    legs: Sequence[OptionLeg], qty: Decimal, intents: Sequence[PositionIntent | None], positions: Mapping[str, Decimal]
+) -> tuple[PositionIntent, ...]:
+    """Each leg's intent (``resolve_intent`` for ratio × qty contracts against the account's
+    signed position in that contract, 0 when there is none), in leg order."""
+    if len(intents) != len(legs):
+        raise ValueError(f"{len(intents)} intents for {len(legs)} legs")
+    return tuple(
+        resolve_intent(
+            leg.side,
+            leg.ratio * qty,
+            intent,
+            positions.get(leg.contract.symbol, Decimal(0)),
+            f"legs[{index}].position_intent",
+        )
+        for index, (leg, intent) in enumerate(zip(legs, intents, strict=True))
+    )

@@ -4,7 +4,10 @@ names match the proto value suffixes (ORDER_TYPE_STOP_LIMIT -> STOP_LIMIT)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
+
+from services.common.errors import invalid_argument
 
 
 class Side(StrEnum):
@@ -54,3 +57,48 @@ class FillPreference(StrEnum):
     CONSERVATIVE = "conservative"  # the natural price
     MID = "mid"  # the net mid
     AGGRESSIVE = "aggressive"  # the net mid, and on touch within one tick
+
+
+def resolve_intent(
+    side: Side, qty: Decimal, intent: PositionIntent | None, position_qty: Decimal, field: str = "position_intent"
+) -> PositionIntent:
+    """The position intent of an order for ``qty`` contracts on ``side``, given the account's
+    signed position in that contract (negative when short).
+
+    When ``intent`` is omitted it is inferred: closing when the order reduces an existing
+    position (a sell while long, a buy while short), opening otherwise. Refused with
+    ``invalid_argument`` naming ``field``: an intent of the other side; closing more than is
+    held, or a position that does not exist (one order never closes and reopens across zero:
+    send the opening part as its own order); opening in the direction that would reduce an
+    opposite position (close it first)."""
+    reduces = position_qty < 0 if side is Side.BUY else position_qty > 0
+    if intent is None:
+        intent = _closing(side) if reduces else _opening(side)
+    if intent.side is not side:
+        raise invalid_argument(f"{field} {intent.value} is for a {intent.side.value} order, not a {side.value}", field)
+    held = abs(position_qty)
+    if intent.closing and not reduces:
+        raise invalid_argument(
+            f"{field} {intent.value}: there is no {'short' if side is Side.BUY else 'long'} position to close", field
+        )
+    if intent.closing and qty > held:
+        raise invalid_argument(
+            f"{field} {intent.value} closes at most the {held.normalize():f} contracts held; "
+            f"open the rest with {_opening(side).value} in a separate order",
+            field,
+        )
+    if not intent.closing and reduces:
+        raise invalid_argument(
+            f"{field} {intent.value} would reduce the {held.normalize():f} contracts held "
+            f"{'short' if side is Side.BUY else 'long'}; use {_closing(side).value}",
+            field,
+        )
+    return intent
+
+
+def _opening(side: Side) -> PositionIntent:
+    return PositionIntent.BUY_TO_OPEN if side is Side.BUY else PositionIntent.SELL_TO_OPEN
+
+
+def _closing(side: Side) -> PositionIntent:
+    return PositionIntent.BUY_TO_CLOSE if side is Side.BUY else PositionIntent.SELL_TO_CLOSE

@@ -257,6 +257,16 @@ class JobRecords:
                 row.sent_at = now
             return [JobRun.of(row) for row in rows]
 
+    def forget_argument(self, job: str, name: str, value: str) -> int:
+        """Blank argument ``name`` of ``job``'s records wherever it is ``value`` (an erased
+        user's id); how many records it was in."""
+        with self.db.transaction() as session:
+            rows = session.execute(select(JobRunRow).where(JobRunRow.job == job).with_for_update()).scalars()
+            forgotten = [row for row in rows if row.arguments.get(name) == value]
+            for row in forgotten:
+                row.arguments = {**row.arguments, name: ""}
+            return len(forgotten)
+
     def get(self, job: str, key: str) -> JobRun | None:
         with self.db.snapshot() as session:
             row = session.get(JobRunRow, (job, key))

@@ -57,6 +57,7 @@ SESSION_DATE = _DateKind("session date", "2012-06-21", r"\d{4}-\d{2}-\d{2}")
 HOUR = _HourKind("whole hour, UTC", "2012-06-21T15:00Z", r"\d{4}-\d{2}-\d{2}T\d{2}:00Z")
 BACKTEST_ID = KeyKind("backtest id", "bt_…", r"bt_[a-z2-7]{24}")
 FILL_ID = KeyKind("fill id", "fill_…", r"fill_[a-z2-7]{24}")
+EXPORT_ID = KeyKind("data export id", "exp_…", r"exp_[a-z2-7]{24}")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,19 @@ REGISTRY: dict[str, JobSpec] = {
             HOUR,
             HOURLY,
             description="deletes history past each user's tier window (orders, fills, closed positions, activities, snapshots; ledger folded)",
+        ),
+        JobSpec(
+            "mbt.export_user_data",
+            "services.accounts.tasks",
+            EXPORT_ID,
+            description="GDPR export: every service's ExportUserData (and the gateway's tables) in one zip",
+        ),
+        JobSpec(
+            "mbt.erase_user_data",
+            "services.accounts.tasks",
+            HOUR,
+            HOURLY,
+            description="GDPR erasure of every user whose cooling period is over, in every service",
         ),
         JobSpec(
             "mbt.verify_audit_chain",

@@ -87,6 +87,10 @@ class JobContext:
         self._runtime.records.renew(self.job.name, self.key, self.attempt, self._runtime.lease, progress=detail)
         self._task.update_state(task_id=task_id(self.job.name, self.key), state="PROGRESS", meta=detail)
 
+    def forget_argument(self, job: str, name: str, value: str) -> int:
+        """Blank argument ``name`` wherever it is ``value`` in ``job``'s records (erasure)."""
+        return self._runtime.records.forget_argument(job, name, value)
+
     def previous(self, accept: Callable[[JobRun], bool] = lambda run: True) -> JobRun | None:
         """The latest done run of this job for an earlier key that ``accept``s."""
         return self._runtime.records.latest(self.job.name, self.key, accept)

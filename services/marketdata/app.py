@@ -19,6 +19,7 @@ from services.common.config import ConfigError, Settings
 from services.common.instruments import EQUITY, parse_symbol
 from services.common.kit import ServiceKit
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.common.rpc.user_data import UserDataServicer
 from services.common.wire.conv import datetime_from_ns
 from services.marketdata import recording
 from services.marketdata.archive import TickArchiver
@@ -30,7 +31,7 @@ from services.marketdata.hub import QuoteHub
 from services.marketdata.optionmodel import OptionQuoteModel, reference_prices
 from services.marketdata.providers.replay import ReplayProvider
 from services.marketdata.service import MarketDataServicer
-from services.marketdata.store import OUTBOX, SERVICE, MarketDataStore
+from services.marketdata.store import OUTBOX, SERVICE, USER_TABLES, MarketDataStore
 from services.marketdata.timeline import ReplayTimeline
 from services.marketdata.usecases import MarketData
 
@@ -194,7 +195,10 @@ def build(settings: Settings, *, clock: AnchoredClock | None = None) -> ServiceR
     # A stepped replay advances the bar feed as it steps; any other clock moves by itself.
     follow_clock = [] if provider.clock_mode == STEPPED else [bar_feed.run]
     runtime = kit.runtime(
-        [Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch))],
+        [
+            Registration.of(MarketDataServicer(market, stream_batch=settings.quote_stream_batch)),
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock)),
+        ],
         background=[archiver.run, *provider.background(), *follow_clock],
     )
     runtime.startup[:0] = startup

@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.db import Database, changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP, sqlite_decimal
+from services.common.persistence.user_data import UserTables
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.marketdata.clockfeed import ClockLine
 from services.marketdata.domain.option_model import ModelInputs
@@ -90,6 +91,9 @@ class ClockCheckpointRow(Base):
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+# GDPR export and erasure (services.common.persistence.user_data): market events name no
+# user, but the outbox has the column every service's has.
+USER_TABLES = UserTables(SERVICE, OUTBOX.user_tables())
 CASH_DIVIDEND = "cash_dividend"
 ARCHIVE_COLUMNS = (
     "symbol",

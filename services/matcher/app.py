@@ -11,11 +11,12 @@ from services.common.kit import ServiceKit
 from services.common.persistence import migrate
 from services.common.persistence.db import Database
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.common.rpc.user_data import UserDataServicer
 from services.jobs.queue import JobQueue
 from services.matcher.clients import MarketDataClient, OrdersClient, SessionCalendar
 from services.matcher.events import MatcherEvents
 from services.matcher.service import BacktestServicer, MatcherServicer
-from services.matcher.store import SERVICE
+from services.matcher.store import SERVICE, USER_TABLES
 from services.matcher.usecases.backtests import Backtests
 from services.matcher.usecases.explain import Explainer
 from services.matcher.usecases.matching import Engine
@@ -41,6 +42,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
             Registration.of(MatcherServicer(engine, explainer)),
             Registration.of(MatcherEvents(engine)),
             Registration.of(BacktestServicer(backtests)),
+            Registration.of(UserDataServicer(USER_TABLES, db, kit.clock)),
         ],
         background=[engine.run, backtests.offer_queued],
     )

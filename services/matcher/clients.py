@@ -19,7 +19,8 @@ from services.common.wire.conv import datetime_from_ns, timestamp_from_ns, to_da
 from services.marketdata.domain.ticks import Tick as FeedTick
 from services.matcher import wire
 from services.matcher.domain import Decision, MarketSession, Tick, WorkingOrder
-from services.matcher.views import FilledOrder, OpenOrder, QuotesDropped, RecordedFill
+from services.matcher.multileg import SpreadDecision, WorkingSpread
+from services.matcher.views import FilledOrder, OpenOrder, OpenSpread, QuotesDropped, RecordedFill
 
 OPEN_ORDERS_PAGE = 500
 ARCHIVE_PAGE = 1000
@@ -33,7 +34,7 @@ class OrdersClient:
         self.stub = stub
         self.timeout = timeout
 
-    async def working_orders(self) -> AsyncIterator[OpenOrder]:
+    async def working_orders(self) -> AsyncIterator[OpenOrder | OpenSpread]:
         """Every accepted order, page by page (ListOpenOrders)."""
         token = ""
         while True:
@@ -53,6 +54,12 @@ class OrdersClient:
             self.stub.RecordFill, orders_pb2.RecordFillRequest(fill=wire.fill_message(order, decision, multiplier))
         )
 
+    async def record_spread_fill(self, spread: WorkingSpread, decision: SpreadDecision) -> None:
+        """RecordFill of a multi-leg fill; idempotent (its id derives from the legs' quotes)."""
+        await self._call(
+            self.stub.RecordFill, orders_pb2.RecordFillRequest(fill=wire.spread_fill_message(spread, decision))
+        )
+
     async def mark_triggered(self, order: WorkingOrder, decision: Decision) -> None:
         await self._call(self.stub.MarkOrderTriggered, wire.triggered_request(order, decision))
 
@@ -63,6 +70,11 @@ class OrdersClient:
     async def fill(self, fill_id: str) -> tuple[RecordedFill, FilledOrder]:
         """A fill and the order it filled; not_found passes through."""
         reply = await self._call(self.stub.GetFill, orders_pb2.GetFillRequest(fill_id=fill_id))
+        if reply.order.legs:
+            raise DomainError(
+                "FAILED_PRECONDITION",
+                "multi-leg fills are not explained yet: the fill stores each leg's price and NBBO",
+            )
         return wire.recorded_fill(reply.fill), wire.filled_order(reply.order)
 
     async def _call(self, method, request):

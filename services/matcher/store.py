@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.persistence.user_data import UserTables, by_parent, by_user_id
 from services.matcher import wire
 from services.matcher.backtest.model import BacktestRun, ResultContent, ResultFile, RunStatus
 
@@ -72,6 +73,15 @@ class BacktestFileRow(Base):
     content_type: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
+
+# GDPR export and erasure (services.common.persistence.user_data), parents first.
+USER_TABLES = UserTables(
+    SERVICE,
+    [
+        by_user_id(BacktestRow.__table__),
+        by_parent(BacktestFileRow.__table__, "backtest_id", BacktestRow.__table__, "backtest_id"),
+    ],
+)
 
 _RUN_FIELDS = (
     "backtest_id",

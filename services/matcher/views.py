@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from services.matcher.domain import Tick, WorkingOrder
+from services.matcher.multileg import WorkingSpread
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,13 @@ class OpenOrder:
 
     working: WorkingOrder
     multiplier: Decimal
+
+
+@dataclass(frozen=True)
+class OpenSpread:
+    """A multi-leg order the orders service reports as accepted, as ``decide_spread`` works it."""
+
+    spread: WorkingSpread
 
 
 @dataclass(frozen=True)

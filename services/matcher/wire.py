@@ -15,6 +15,7 @@ from mbt.matcher.v1 import matcher_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.errors import invalid_argument
 from services.common.instruments import parse_symbol
+from services.common.trading import FillPreference, OrderType, Side
 from services.common.wire.conv import (
     decimal_str,
     from_date,
@@ -25,12 +26,21 @@ from services.common.wire.conv import (
     to_date,
     to_timestamp,
 )
-from services.common.wire.trading import ORDER_TYPES, SIDE_WIRE, SIDES, TIMES_IN_FORCE
+from services.common.wire.trading import FILL_PREFERENCES, ORDER_TYPES, SIDE_WIRE, SIDES, TIMES_IN_FORCE
 from services.marketdata.domain.ticks import Source
 from services.marketdata.domain.ticks import Tick as FeedTick
 from services.matcher.backtest.model import BUNDLED, MARKETDATA, BacktestRun, BacktestSpec, ResultContent, RunStatus
 from services.matcher.domain import Decision, MarketSession, Tick, WorkingOrder, fill_id
-from services.matcher.views import BookSummary, FilledOrder, FillExplanation, OpenOrder, QuotesDropped, RecordedFill
+from services.matcher.multileg import SpreadDecision, SpreadLeg, WorkingSpread, spread_fill_id
+from services.matcher.views import (
+    BookSummary,
+    FilledOrder,
+    FillExplanation,
+    OpenOrder,
+    OpenSpread,
+    QuotesDropped,
+    RecordedFill,
+)
 
 # -- orders --------------------------------------------------------------------------------
 
@@ -63,9 +73,67 @@ def working_order(order: orders_pb2.Order) -> WorkingOrder:
     )
 
 
-def open_order(order: orders_pb2.Order) -> OpenOrder:
-    """An accepted order (``is_working``) with the multiplier its fills carry."""
+def open_order(order: orders_pb2.Order) -> OpenOrder | OpenSpread:
+    """An accepted order (``is_working``) with the multiplier its fills carry, or a
+    multi-leg one as ``decide_spread`` works it."""
+    if order.legs:
+        return OpenSpread(working_spread(order))
     return OpenOrder(working_order(order), Decimal(order.multiplier or "1"))
+
+
+def working_spread(order: orders_pb2.Order) -> WorkingSpread:
+    """A multi-leg order as the spread fill function works it (terms as accepted)."""
+    limited = ORDER_TYPES[order.order_type] is OrderType.LIMIT
+    return WorkingSpread(
+        order_id=order.order_id,
+        legs=tuple(SpreadLeg(leg.symbol, SIDES[leg.side], leg.ratio) for leg in order.legs),
+        qty=Decimal(order.qty),
+        order_type=ORDER_TYPES[order.order_type],
+        time_in_force=TIMES_IN_FORCE[order.time_in_force],
+        limit_price=_decimal(order.limit_price) if limited else None,
+        collar_price=None if limited else _decimal(order.collar_price),
+        fill_preference=FILL_PREFERENCES.get(order.fill_preference, FillPreference.CONSERVATIVE),
+        accepted_ns=timestamp_ns(order.accepted_at),
+        expires_ns=timestamp_ns(order.expires_at) if order.HasField("expires_at") else None,
+    )
+
+
+def spread_fill_message(spread: WorkingSpread, decision: SpreadDecision) -> orders_pb2.Fill:
+    """A multi-leg FILL as the orders service records it: the net per spread as its price,
+    the net mid as ``bid_price`` and the natural as ``ask_price``, each leg with its quote;
+    the id derived from the order and the legs' quotes."""
+    if decision.net_price is None or decision.natural is None or decision.mid is None:
+        raise ValueError(f"{decision.action} decision ({decision.rule}) is not a fill")
+    latest = max(decision.ticks, key=lambda tick: (tick.at_ns, tick.sequence))
+    return orders_pb2.Fill(
+        fill_id=spread_fill_id(spread.order_id, decision.ticks),
+        order_id=spread.order_id,
+        symbol="",
+        side=SIDE_WIRE[Side.BUY],
+        qty=decimal_str(spread.qty),
+        price=money_str(decision.net_price),
+        bid_price=money_str(decision.mid),
+        bid_size="0",
+        ask_price=money_str(decision.natural),
+        ask_size="0",
+        quote_at=timestamp_from_ns(latest.at_ns),
+        quote_sequence=latest.sequence,
+        rule=decision.rule,
+        filled_at=timestamp_from_ns(max(spread.accepted_ns, latest.at_ns)),
+        multiplier="100",
+        legs=[
+            orders_pb2.LegFill(
+                symbol=leg.symbol,
+                side=SIDE_WIRE[leg.side],
+                ratio=leg.ratio,
+                qty=decimal_str(leg.qty),
+                price=money_str(leg.price),
+                bid_price=money_str(leg.tick.bid),
+                ask_price=money_str(leg.tick.ask),
+            )
+            for leg in decision.legs
+        ],
+    )
 
 
 def filled_order(order: orders_pb2.Order) -> FilledOrder:

@@ -7,17 +7,17 @@ from functools import partial
 from typing import Any
 
 from mbt.accounts.v1 import accounts_pb2_grpc
-from mbt.common.v1 import user_data_pb2_grpc
 from mbt.marketdata.v1 import marketdata_pb2_grpc
 from services.common.clock import Clock, WallClock
 from services.common.config import Settings
 from services.common.kit import ServiceKit
 from services.common.persistence.uow import unit_of_work
 from services.common.rpc.server import Registration, ServiceRuntime
+from services.common.rpc.user_data import UserDataServicer
 from services.orders.clients import AccountsClient, MarketClient
 from services.orders.events import publish
 from services.orders.service import OrdersServicer
-from services.orders.store import OUTBOX, SERVICE
+from services.orders.store import OUTBOX, SERVICE, USER_TABLES
 from services.orders.usecases.deps import Deps
 from services.orders.usecases.lifecycle import Lifecycle, run_housekeeping
 from services.orders.usecases.reads import OrderReads
@@ -52,7 +52,7 @@ def build(
     return kit.runtime(
         [
             Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps), OrderRetention(deps))),
-            Registration.of(user_data_pb2_grpc.UserDataServiceServicer()),
+            Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock)),
         ],
         background=[partial(run_housekeeping, lifecycle, submits, replaces)],
     )

@@ -5,6 +5,7 @@ as ``DomainError`` with the callee's reason."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -12,10 +13,21 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from services.common.errors import DomainError
 from services.common.rpc.remote import call
-from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal, to_date
-from services.common.wire.trading import ASSET_CLASS_WIRE, ASSET_CLASSES, ORDER_TYPE_WIRE, SIDE_WIRE
+from services.common.trading import FillPreference, PositionIntent
+from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal, parse_enum, to_date
+from services.common.wire.trading import (
+    ASSET_CLASS_WIRE,
+    ASSET_CLASSES,
+    FILL_PREFERENCE_WIRE,
+    FILL_PREFERENCES,
+    ORDER_TYPE_WIRE,
+    POSITION_INTENT_WIRE,
+    POSITION_INTENTS,
+    SIDE_WIRE,
+)
 from services.orders.domain.model import Instrument, Order, OrderSpec
 from services.orders.domain.rules import QuoteSnapshot, Session
+from services.orders.wire import legs_to_proto
 
 CALENDAR_DAYS = 14
 
@@ -37,6 +49,7 @@ class MarketClient:
                 asset_class=ASSET_CLASSES[info.asset_class],
                 multiplier=parse_decimal(info.multiplier, "multiplier") or Decimal(1),
                 tradable=info.tradable,
+                last_trade_at=from_timestamp(info.last_trade_time) if info.HasField("last_trade_time") else None,
             )
         return self._instruments[symbol]
 
@@ -85,14 +98,39 @@ class MarketClient:
         return await call(method, request, timeout=self.timeout, what="market data")
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """What accounts answered a hold with: the account, and for an option order what it
+    resolved from the account (the intent, each leg's intent, the profile's fill preference)."""
+
+    account_id: str
+    position_intent: PositionIntent | None = None
+    leg_intents: tuple[PositionIntent | None, ...] = ()
+    fill_preference: FillPreference | None = None
+
+    def resolve(self, spec: OrderSpec) -> OrderSpec:
+        """``spec`` with what was resolved (what was sent is kept where nothing was)."""
+        legs = tuple(
+            replace(leg, position_intent=intent or leg.position_intent)
+            for leg, intent in zip(spec.legs, self.leg_intents or (None,) * len(spec.legs), strict=True)
+        )
+        return replace(
+            spec,
+            position_intent=self.position_intent or spec.position_intent,
+            legs=legs,
+            fill_preference=self.fill_preference or spec.fill_preference,
+        )
+
+
 class AccountsClient:
     def __init__(self, stub, timeout: float) -> None:
         self.stub = stub
         self.timeout = timeout
 
-    async def hold(self, order: Order, version: int, spec: OrderSpec, worst_price: Decimal) -> str:
+    async def hold(self, order: Order, version: int, spec: OrderSpec, worst_price: Decimal) -> Reservation:
         """Hold buying power for ``version`` of ``order`` with ``spec``'s terms, priced at
-        ``worst_price`` (dollars per share); returns the account id. Idempotent for the same
+        ``worst_price`` (dollars per share; a multi-leg order's net per spread, either sign);
+        returns what accounts resolved (``Reservation``). Idempotent for the same
         terms; refusals (insufficient_buying_power, idempotency_key_reused…) raise."""
         reply = await call(
             self.stub.ReserveBuyingPower,
@@ -109,11 +147,20 @@ class AccountsClient:
                 stop_price=money_str(spec.stop_price),
                 worst_price=money_str(worst_price),
                 multiplier=decimal_str(order.multiplier),
+                position_intent=POSITION_INTENT_WIRE[spec.position_intent] if spec.position_intent else None,
+                legs=legs_to_proto(spec.legs),
+                fill_preference=FILL_PREFERENCE_WIRE[spec.fill_preference] if spec.fill_preference else None,
             ),
             timeout=self.timeout,
             what="accounts",
         )
-        return reply.reservation.account_id
+        held = reply.reservation
+        return Reservation(
+            held.account_id,
+            parse_enum(POSITION_INTENTS, held.position_intent, "position_intent", required=False),
+            tuple(parse_enum(POSITION_INTENTS, intent, "leg_intents") for intent in held.leg_intents),
+            parse_enum(FILL_PREFERENCES, held.fill_preference, "fill_preference", required=False),
+        )
 
     async def release(self, order: Order, version: int = 0) -> Decimal:
         """Release one version's hold (a replace abandoned) or, with 0, every version's (an

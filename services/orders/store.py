@@ -30,10 +30,13 @@ from services.common.errors import not_found
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.db import changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
+from services.common.persistence.user_data import UserTables, by_parent, by_user_id
 from services.orders.domain.model import (
     AssetClass,
     Fill,
+    FillPreference,
     Leg,
+    LegExecution,
     Order,
     OrderCanceled,
     OrderEvent,
@@ -41,6 +44,7 @@ from services.orders.domain.model import (
     OrderFilled,
     OrderSpec,
     OrderType,
+    PositionIntent,
     Replacement,
     Side,
     Status,
@@ -102,6 +106,10 @@ class OrderRow(Base):
     # SHA-256 of the submission's terms: a client_order_id repeated with others is refused.
     request_digest: Mapped[str | None] = mapped_column(String(64))
     reject_message: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    # Options: buy_to_open, sell_to_close, ... (as sent or inferred); null for stock.
+    position_intent: Mapped[str | None] = mapped_column(String(16))
+    # Multi-leg: conservative, mid or aggressive; null for single-symbol orders.
+    fill_preference: Mapped[str | None] = mapped_column(String(16))
 
 
 class ReplacementRow(Base):
@@ -151,6 +159,16 @@ class FillRow(Base):
 
 
 OUTBOX = define_outbox_tables(Base.metadata, SERVICE)
+# GDPR export and erasure (services.common.persistence.user_data), parents first.
+USER_TABLES = UserTables(
+    SERVICE,
+    [
+        by_user_id(OrderRow.__table__),
+        by_parent(ReplacementRow.__table__, "order_id", OrderRow.__table__, "order_id"),
+        by_user_id(FillRow.__table__),
+        *OUTBOX.user_tables(),
+    ],
+)
 
 _ORDER_FIELDS = (
     "order_id",
@@ -190,7 +208,17 @@ def _to_order(row: OrderRow) -> Order:
         time_in_force=TimeInForce(row.time_in_force),
         limit_price=row.limit_price,
         stop_price=row.stop_price,
-        legs=tuple(Leg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in row.legs),
+        legs=tuple(
+            Leg(
+                leg["symbol"],
+                Side(leg["side"]),
+                int(leg["ratio"]),
+                PositionIntent(leg["position_intent"]) if leg.get("position_intent") else None,
+            )
+            for leg in row.legs
+        ),
+        position_intent=PositionIntent(row.position_intent) if row.position_intent else None,
+        fill_preference=FillPreference(row.fill_preference) if row.fill_preference else None,
     )
     values = {name: getattr(row, name) for name in _ORDER_FIELDS}
     values["status"] = Status(row.status)
@@ -211,7 +239,13 @@ def _write(row: OrderRow, order: Order) -> None:
     row.time_in_force = spec.time_in_force.value
     row.limit_price = spec.limit_price
     row.stop_price = spec.stop_price
-    row.legs = [{"symbol": leg.symbol, "side": leg.side.value, "ratio": leg.ratio} for leg in spec.legs]
+    row.legs = [
+        {"symbol": leg.symbol, "side": leg.side.value, "ratio": leg.ratio}
+        | ({"position_intent": leg.position_intent.value} if leg.position_intent else {})
+        for leg in spec.legs
+    ]
+    row.position_intent = spec.position_intent.value if spec.position_intent else None
+    row.fill_preference = spec.fill_preference.value if spec.fill_preference else None
 
 
 def _to_replacement(row: ReplacementRow, spec: OrderSpec) -> Replacement:
@@ -461,7 +495,19 @@ class OrderRepository:
 
     async def _add_fill(self, fill: Fill, user_id: str) -> None:
         values = {name: getattr(fill, name) for name in _FILL_FIELDS}
-        self.session.add(FillRow(**values, side=fill.side.value, user_id=user_id, legs=[]))
+        legs = [
+            {
+                "symbol": leg.symbol,
+                "side": leg.side.value,
+                "ratio": leg.ratio,
+                "qty": format(leg.qty, "f"),
+                "price": format(leg.price, "f"),
+                "bid_price": format(leg.bid_price, "f"),
+                "ask_price": format(leg.ask_price, "f"),
+            }
+            for leg in fill.legs
+        ]
+        self.session.add(FillRow(**values, side=fill.side.value, user_id=user_id, legs=legs))
 
     async def get_fill(self, fill_id: str) -> Fill | None:
         row = await self.session.get(FillRow, fill_id)
@@ -498,4 +544,16 @@ _FILL_FIELDS = (
 
 
 def _to_fill(row: FillRow) -> Fill:
-    return Fill(side=Side(row.side), **{name: getattr(row, name) for name in _FILL_FIELDS})
+    legs = tuple(
+        LegExecution(
+            leg["symbol"],
+            Side(leg["side"]),
+            int(leg["ratio"]),
+            Decimal(leg["qty"]),
+            Decimal(leg["price"]),
+            Decimal(leg["bid_price"]),
+            Decimal(leg["ask_price"]),
+        )
+        for leg in row.legs or ()
+    )
+    return Fill(side=Side(row.side), legs=legs, **{name: getattr(row, name) for name in _FILL_FIELDS})

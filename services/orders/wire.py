@@ -21,14 +21,18 @@ from services.common.wire.conv import (
 from services.common.wire.trading import (
     ASSET_CLASS_WIRE,
     ASSET_CLASSES,
+    FILL_PREFERENCE_WIRE,
+    FILL_PREFERENCES,
     ORDER_TYPE_WIRE,
     ORDER_TYPES,
+    POSITION_INTENT_WIRE,
+    POSITION_INTENTS,
     SIDE_WIRE,
     SIDES,
     TIME_IN_FORCE_WIRE,
     TIMES_IN_FORCE,
 )
-from services.orders.domain.model import AssetClass, Fill, Leg, Order, OrderSpec, Status
+from services.orders.domain.model import AssetClass, Fill, Leg, LegExecution, Order, OrderSpec, Side, Status
 from services.orders.domain.rules import ReplaceTerms
 
 STATUSES = {
@@ -44,19 +48,44 @@ STATUS_WIRE = {value: number for number, value in STATUSES.items()}
 
 def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
     """What a submit asks for (its client_order_id as sent: empty means "use the order id")."""
+    check_order_class(request)
     return OrderSpec(
         client_order_id=request.client_order_id.strip(),
         symbol=request.symbol.strip().upper(),
         asset_class=parse_enum(ASSET_CLASSES, request.asset_class, "asset_class", required=False)
         or AssetClass.US_EQUITY,
-        side=parse_enum(SIDES, request.side, "side"),
+        side=parse_enum(SIDES, request.side, "side", required=not request.legs) or Side.BUY,
         qty=parse_decimal(request.qty, "qty", required=True),
         order_type=parse_enum(ORDER_TYPES, request.order_type, "order_type"),
         time_in_force=parse_enum(TIMES_IN_FORCE, request.time_in_force, "time_in_force"),
         limit_price=parse_decimal(request.limit_price, "limit_price"),
         stop_price=parse_decimal(request.stop_price, "stop_price"),
-        legs=tuple(Leg(leg.symbol, parse_enum(SIDES, leg.side, "legs.side"), leg.ratio) for leg in request.legs),
+        legs=tuple(
+            Leg(
+                leg.symbol.strip().upper(),
+                parse_enum(SIDES, leg.side, f"legs[{index}].side"),
+                leg.ratio,
+                parse_enum(POSITION_INTENTS, leg.position_intent, f"legs[{index}].position_intent", required=False),
+            )
+            for index, leg in enumerate(request.legs)
+        ),
+        position_intent=parse_enum(POSITION_INTENTS, request.position_intent, "position_intent", required=False),
+        fill_preference=parse_enum(FILL_PREFERENCES, request.fill_preference, "fill_preference", required=False),
     )
+
+
+def check_order_class(request: orders_pb2.SubmitOrderRequest) -> None:
+    """``mleg`` goes with legs, ``simple`` without (unspecified: implied by the legs)."""
+    if request.order_class == trading_pb2.ORDER_CLASS_MLEG and not request.legs:
+        raise invalid_argument("an mleg order needs legs", "legs")
+    if request.order_class == trading_pb2.ORDER_CLASS_SIMPLE and request.legs:
+        raise invalid_argument("a simple order takes no legs; send order_class mleg", "order_class")
+    if request.order_class not in (0, trading_pb2.ORDER_CLASS_SIMPLE, trading_pb2.ORDER_CLASS_MLEG):
+        raise invalid_argument(f"order_class has an unknown value {request.order_class}", "order_class")
+    if request.legs and request.symbol.strip():
+        raise invalid_argument("a multi-leg order names its contracts in legs, not in symbol", "symbol")
+    if request.fill_preference and not request.legs:
+        raise invalid_argument("fill_preference is for multi-leg orders", "fill_preference")
 
 
 def status_filter(value: orders_pb2.OrderStatus) -> Status | None:
@@ -89,6 +118,18 @@ def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
         rule=fill.rule,
         filled_at=to_timestamp(fill.filled_at),
         multiplier=qty_str(fill.multiplier),
+        legs=[
+            orders_pb2.LegFill(
+                symbol=leg.symbol,
+                side=SIDE_WIRE[leg.side],
+                ratio=leg.ratio,
+                qty=qty_str(leg.qty),
+                price=price_str(leg.price),
+                bid_price=price_str(leg.bid_price),
+                ask_price=price_str(leg.ask_price),
+            )
+            for leg in fill.legs
+        ],
     )
 
 
@@ -113,7 +154,31 @@ def fill_from_proto(message: orders_pb2.Fill) -> Fill:
         quote_sequence=message.quote_sequence,
         rule=message.rule,
         filled_at=from_timestamp(message.filled_at) or datetime_from_ns(quote_ns),
+        legs=tuple(
+            LegExecution(
+                leg.symbol,
+                parse_enum(SIDES, leg.side, "fill.legs.side"),
+                leg.ratio,
+                parse_decimal(leg.qty, "fill.legs.qty", required=True),
+                parse_decimal(leg.price, "fill.legs.price", required=True),
+                parse_decimal(leg.bid_price, "fill.legs.bid_price", required=True),
+                parse_decimal(leg.ask_price, "fill.legs.ask_price", required=True),
+            )
+            for leg in message.legs
+        ),
     )
+
+
+def legs_to_proto(legs: tuple[Leg, ...]) -> list[trading_pb2.OrderLeg]:
+    return [
+        trading_pb2.OrderLeg(
+            symbol=leg.symbol,
+            side=SIDE_WIRE[leg.side],
+            ratio=leg.ratio,
+            position_intent=POSITION_INTENT_WIRE[leg.position_intent] if leg.position_intent else None,
+        )
+        for leg in legs
+    ]
 
 
 def order_to_proto(order: Order) -> orders_pb2.Order:
@@ -131,8 +196,11 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         time_in_force=TIME_IN_FORCE_WIRE[spec.time_in_force],
         limit_price=price_str(spec.limit_price),
         stop_price=price_str(spec.stop_price),
-        legs=[trading_pb2.OrderLeg(symbol=leg.symbol, side=SIDE_WIRE[leg.side], ratio=leg.ratio) for leg in spec.legs],
+        legs=legs_to_proto(spec.legs),
+        order_class=trading_pb2.ORDER_CLASS_MLEG if spec.legs else trading_pb2.ORDER_CLASS_SIMPLE,
+        fill_preference=FILL_PREFERENCE_WIRE[spec.fill_preference] if spec.fill_preference else None,
         multiplier=qty_str(order.multiplier),
+        position_intent=POSITION_INTENT_WIRE[spec.position_intent] if spec.position_intent else None,
         status=STATUS_WIRE[order.status],
         reject_reason=order.reject_reason,
         cancel_reason=order.cancel_reason,

@@ -18,7 +18,12 @@ GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shut
 EXPECTED_SERVICES = {
     "accounts": {"mbt.accounts.v1.AccountsService", "mbt.common.v1.EventSinkService", "mbt.common.v1.UserDataService"},
     "orders": {"mbt.orders.v1.OrdersService", "mbt.common.v1.UserDataService"},
-    "matcher": {"mbt.matcher.v1.MatcherService", "mbt.matcher.v1.BacktestService", "mbt.common.v1.EventSinkService"},
+    "matcher": {
+        "mbt.matcher.v1.MatcherService",
+        "mbt.matcher.v1.BacktestService",
+        "mbt.common.v1.EventSinkService",
+        "mbt.common.v1.UserDataService",
+    },
     "marketdata": {"mbt.marketdata.v1.MarketDataService"},
     "activities": {
         "mbt.activities.v1.ActivitiesService",

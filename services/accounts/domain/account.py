@@ -6,7 +6,7 @@ work publishes them. The backtest engine runs the very same aggregate in memory.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,9 +20,19 @@ from services.accounts.domain.expiration import (
     expire_book,
     ledger_legs,
 )
-from services.accounts.domain.options import OptionHolding
+from services.accounts.domain.options import (
+    CONTRACT,
+    OptionHolding,
+    OptionOrderTerms,
+    book_requirement,
+    contract_of,
+    order_hold,
+    requirement,
+    single_leg,
+)
 from services.accounts.domain.rules import (
     ABANDONED,
+    DEFAULT_FILL_PREFERENCE,
     ENDED_REASONS,
     STARTING_CASH,
     AccountType,
@@ -40,6 +50,7 @@ from services.accounts.domain.rules import (
     check_fits,
     check_reservable,
     contract_multiplier,
+    describe_terms,
     effective_hold,
     hold_for,
     ledger_breach,
@@ -49,6 +60,49 @@ from services.accounts.domain.rules import (
 )
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import ContractTerms, SymbolSpec, parse_symbol
+from services.common.spreads import OptionLeg, resolve_leg_intents
+from services.common.trading import FillPreference, PositionIntent, Side, resolve_intent
+
+
+def option_terms(order_id: str, terms: HoldTerms) -> OptionOrderTerms | None:
+    """An option order's terms as option buying power sees them (a multi-leg order's legs,
+    or a single contract); None for stock."""
+    if terms.legs:
+        contracts = [contract_of(leg.symbol) for leg in terms.legs]
+        if any(contract is None for contract in contracts):
+            raise invalid_argument("every leg of a multi-leg order is an option contract", "legs")
+        legs = tuple(
+            OptionLeg(contract, leg.side, leg.ratio)
+            for contract, leg in zip(contracts, terms.legs, strict=True)
+            if contract is not None
+        )
+        return OptionOrderTerms(order_id, legs, terms.qty, terms.price_bound)
+    contract = contract_of(terms.symbol)
+    if contract is None:
+        return None
+    return single_leg(order_id, contract, terms.side, terms.qty, terms.price_bound)
+
+
+def spread_uncovered_reason(hold: VersionHold | None, legs: Sequence[FillTerms]) -> str | None:
+    """Why a multi-leg order version's hold does not cover a fill of ``legs``, or None: the
+    hold must be active and for these legs (contract, side), at most ratio x its spreads
+    each, 100 shares per contract, at a net per spread no worse than the one held."""
+    if hold is None or not hold.active or hold.terms is None or not hold.terms.legs:
+        return "no active multi-leg hold covers this order version"
+    terms = hold.terms
+    if len(legs) != len(terms.legs) or not legs:
+        return f"the fill has {len(legs)} legs, the hold {len(terms.legs)}"
+    spreads = legs[0].qty / terms.legs[0].ratio
+    net = Decimal(0)
+    for leg, held in zip(legs, terms.legs, strict=True):
+        if (leg.symbol, leg.side, leg.multiplier) != (held.symbol, held.side, CONTRACT):
+            return f"the hold is for {describe_terms(terms)}, not a {leg.side.value} of {leg.symbol}"
+        if leg.qty != held.ratio * spreads or spreads > terms.qty:
+            return f"the fill's {leg.symbol} leg is for {leg.qty.normalize():f} contracts"
+        net += leg.price * held.ratio * (1 if leg.side is Side.BUY else -1)
+    if net > terms.price_bound:
+        return f"the fill's net {net} is beyond the held worst net {terms.price_bound}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -164,12 +218,97 @@ class Account:
     # -- valuation -------------------------------------------------------------------
 
     def held(self) -> Hold:
-        """What the account's working orders hold, each order its ``effective_hold``."""
+        """What the account holds: each stock order its ``effective_hold``; option positions
+        and working option orders their book's requirement plus the orders' debits
+        (``options.book_requirement``, one account-wide figure, so nothing counts twice)."""
         amount = qty = Decimal(0)
         for versions in self.holds.values():
+            if any(h.terms is not None and option_terms("", h.terms) is not None for h in versions if h.active):
+                continue
             hold = effective_hold(versions)
             amount, qty = amount + hold.amount, qty + hold.qty
-        return Hold(amount, qty)
+        return Hold(amount + self.option_requirement(), qty)
+
+    # -- options ---------------------------------------------------------------------
+
+    def option_holdings(self) -> list[OptionHolding]:
+        """The open option positions, signed contracts."""
+        return [
+            OptionHolding(contract, position.qty)
+            for symbol, position in sorted(self.positions.items())
+            if (contract := contract_of(symbol)) is not None
+        ]
+
+    def working_option_orders(self, excluding: str = "") -> list[OptionOrderTerms]:
+        """Each working option order (but ``excluding``) at its latest active version's terms."""
+        working = []
+        for order_id, versions in sorted(self.holds.items()):
+            active = [h for h in versions if h.active and h.terms is not None]
+            if order_id == excluding or not active:
+                continue
+            terms = max(active, key=lambda h: h.version).terms
+            assert terms is not None
+            order = option_terms(order_id, terms)
+            if order is not None:
+                working.append(order)
+        return working
+
+    def option_requirement(self) -> Decimal:
+        """Cash the option book holds: its worst-case requirement plus working debits."""
+        holdings, working = self.option_holdings(), self.working_option_orders()
+        if not holdings and not working:
+            return Decimal(0)
+        book = book_requirement(holdings, working, self.shares_free())
+        return book.cash + sum((order.debit for order in working), Decimal(0))
+
+    def held_beyond_positions(self) -> Decimal:
+        """What is held for anything but the option positions' own requirement: stock
+        orders, and what working option orders add to the book (with their debits)."""
+        positions = self.option_holdings()
+        own = requirement(positions, self.shares_free()).cash if positions else Decimal(0)
+        return self.held().amount - own
+
+    def locked_shares(self, symbol: str) -> Decimal:
+        """Shares of ``symbol`` covering short calls (open or working): they cannot be sold."""
+        holdings, working = self.option_holdings(), self.working_option_orders()
+        if not holdings and not working:
+            return Decimal(0)
+        return book_requirement(holdings, working, self.shares_free()).shares.get(symbol, Decimal(0))
+
+    def _check_unlocked(self, terms: HoldTerms, unpromised: Decimal) -> None:
+        """A stock sell may not take shares that cover short calls (open or working), in
+        any account type: ``insufficient_buying_power`` saying how many are locked."""
+        locked = self.locked_shares(terms.symbol)
+        if locked and terms.qty > max(Decimal(0), unpromised - locked):
+            free = max(Decimal(0), unpromised - locked)
+            raise DomainError(
+                "INSUFFICIENT_BUYING_POWER",
+                f"{locked.normalize():f} {terms.symbol} shares cover short calls and cannot be sold while the calls "
+                f"are open (buy them back first); {free.normalize():f} are free to sell",
+                available_qty=format(free.normalize(), "f"),
+            )
+
+    def leg_intents(self, terms: HoldTerms, intents: Sequence[PositionIntent | None]) -> tuple[PositionIntent, ...]:
+        """A multi-leg order's intent per leg, as sent or inferred from the positions held
+        (``resolve_leg_intents``); () for any other order."""
+        order = option_terms("", terms)
+        if not terms.legs or order is None:
+            return ()
+        positions = {symbol: p.qty for symbol, p in self.positions.items()}
+        return resolve_leg_intents(order.legs, terms.qty, intents or (None,) * len(terms.legs), positions)
+
+    def fill_preference(self, sent: FillPreference | None) -> FillPreference:
+        """A multi-leg order's fill preference: as sent, else the profile's default."""
+        return sent or DEFAULT_FILL_PREFERENCE[self.profile]
+
+    def position_intent(self, terms: HoldTerms, intent: PositionIntent | None) -> PositionIntent | None:
+        """An option order's position intent, as sent or inferred from the position held
+        (``resolve_intent``: ``invalid_argument`` when it contradicts the position); None
+        for stock."""
+        if terms.legs or contract_of(terms.symbol) is None:
+            return None
+        position = self.positions.get(terms.symbol)
+        return resolve_intent(terms.side, terms.qty, intent, position.qty if position else Decimal(0))
 
     def valuation(self, marks: Mapping[str, Mark]) -> Valuation:
         """Cash, the long and short market values at ``marks`` (what closing would get) and
@@ -197,7 +336,7 @@ class Account:
         that ended or a stale version; INSUFFICIENT_BUYING_POWER when it does not fit. While a
         replace is pending both versions hold, the larger counting; INVALID_ARGUMENT for a
         multiplier that is not the instrument's (100 for an option contract)."""
-        expected = contract_multiplier(terms.symbol)
+        expected = CONTRACT if terms.legs else contract_multiplier(terms.symbol)
         if terms.multiplier != expected:
             raise invalid_argument(
                 f"{terms.symbol} trades {expected:f} shares per unit, not {terms.multiplier.normalize():f}",
@@ -208,15 +347,25 @@ class Account:
         if existing is not None:
             return existing
         position = self.positions.get(terms.symbol)
-        promised = sum(
-            (
-                effective_hold(hs).qty
-                for other, hs in self.holds.items()
-                if other != order_id and any(h.symbol == terms.symbol for h in hs)
-            ),
-            Decimal(0),
-        )
-        needed = hold_for(self.account_type, terms, position.qty if position else Decimal(0), promised)
+        order = option_terms(order_id, terms)
+        if order is not None:
+            option = order_hold(
+                self.option_holdings(), self.working_option_orders(excluding=order_id), order, self.shares_free()
+            )
+            needed = Hold(option.cash, Decimal(0))
+        else:
+            promised = sum(
+                (
+                    effective_hold(hs).qty
+                    for other, hs in self.holds.items()
+                    if other != order_id and any(h.symbol == terms.symbol for h in hs)
+                ),
+                Decimal(0),
+            )
+            held = position.qty if position else Decimal(0)
+            if terms.side is Side.SELL:
+                self._check_unlocked(terms, held - promised)
+            needed = hold_for(self.account_type, terms, held, promised)
         current = effective_hold(versions)
         check_fits(
             self.account_type,
@@ -268,7 +417,10 @@ class Account:
             self.positions.get(fill.symbol), fill.symbol, fill.side, fill.qty, fill.price, fill.multiplier
         )
         why = uncovered_reason(self.account_type, hold, fill) or ledger_breach(
-            self.account_type, self.cash + effect.cash_delta, effect.position.qty
+            self.account_type,
+            self.cash + effect.cash_delta,
+            effect.position.qty,
+            option=contract_of(fill.symbol) is not None,
         )
         if why is not None:
             self.events.append(
@@ -284,6 +436,43 @@ class Account:
         self.events.append(FillApplied(self.account_id, self.user_id, fill_id, fill, effect, self.cash, at))
         self.release(fill.order_id, "filled", at)
         return effect
+
+    def apply_spread_fill(
+        self, fill_id: str, legs: Sequence[FillTerms], order_version: int, at: datetime
+    ) -> tuple[FillEffect, ...] | None:
+        """Apply a multi-leg fill all or none: each leg moves cash and its position (one
+        ``FillApplied`` per leg, its id ``{fill_id}.{index}``) and the order's holds are
+        released — unless the version's hold does not cover the legs (other contracts, sides
+        or more contracts, a net beyond its worst) or a cash account's cash would go below
+        zero: then nothing changes and ``FillRefused`` is recorded."""
+        hold = next((h for h in self.holds.get(legs[0].order_id, ()) if h.version == order_version), None)
+        why = spread_uncovered_reason(hold, legs)
+        effects: list[FillEffect] = []
+        positions = dict(self.positions)
+        cash = self.cash
+        for leg in legs:
+            effect = apply_fill(positions.get(leg.symbol), leg.symbol, leg.side, leg.qty, leg.price, leg.multiplier)
+            positions[leg.symbol] = effect.position
+            cash += effect.cash_delta
+            effects.append(effect)
+        why = why or ledger_breach(self.account_type, cash, Decimal(0), option=True)
+        if why is not None:
+            self.events.append(
+                FillRefused(self.account_id, self.user_id, fill_id, legs[0], order_version, "LEDGER_INVARIANT", why, at)
+            )
+            return None
+        for index, (leg, effect) in enumerate(zip(legs, effects, strict=True)):
+            self.cash += effect.cash_delta
+            if effect.position.is_open:
+                self.positions[leg.symbol] = effect.position
+            else:
+                self.positions.pop(leg.symbol, None)
+            self.events.append(
+                FillApplied(self.account_id, self.user_id, f"{fill_id}.{index}", leg, effect, self.cash, at)
+            )
+        self.updated_at = at
+        self.release(legs[0].order_id, "filled", at)
+        return tuple(effects)
 
     def refuse_reused_fill(self, fill_id: str, fill: FillTerms, order_version: int, at: datetime) -> None:
         """The fill id was applied before with other terms: nothing changes, loudly."""
@@ -343,7 +532,7 @@ class Account:
             ],
             settlement_prices,
             cash_account=self.account_type is AccountType.CASH,
-            cash_free=self.cash - self.held().amount,
+            cash_free=self.cash - self.held_beyond_positions(),
             shares_free=self.shares_free(),
         )
         for effect in run.effects:

@@ -66,8 +66,9 @@ from datetime import date
 from decimal import Decimal
 
 from services.common.errors import DomainError
-from services.common.instruments import CALL, SymbolSpec
+from services.common.instruments import CALL, SymbolSpec, parse_symbol
 from services.common.spreads import OptionLeg
+from services.common.trading import Side
 
 ZERO = Decimal(0)
 CONTRACT = Decimal(100)  # shares per contract, the option multiplier
@@ -130,6 +131,22 @@ class OptionHold:
     shares: Mapping[str, Decimal]  # shares it newly locks, by underlying
     requirement: Decimal  # the increase of the book's requirement
     debit: Decimal  # the premium it may pay
+
+
+def contract_of(symbol: str) -> SymbolSpec | None:
+    """The option contract an OCC ``symbol`` names; None for stock (or anything else)."""
+    try:
+        spec = parse_symbol(symbol)
+    except DomainError:
+        return None
+    return spec if spec.is_option else None
+
+
+def single_leg(order_id: str, contract: SymbolSpec, side: Side, qty: Decimal, price_bound: Decimal) -> OptionOrderTerms:
+    """A single-leg order for ``qty`` contracts at worst ``price_bound`` per share, as buying
+    power sees it: one leg of ratio 1, a sell's net price the negative of its premium."""
+    net = price_bound if side is Side.BUY else -price_bound
+    return OptionOrderTerms(order_id, (OptionLeg(contract, side, 1),), qty, net)
 
 
 def requirement(positions: Iterable[OptionHolding], shares_free: Mapping[str, Decimal]) -> Requirement:

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from services.common.errors import DomainError
 from services.common.instruments import parse_symbol
-from services.common.trading import AssetClass, Side
+from services.common.trading import AssetClass, FillPreference, Side
 
 
 class AccountType(StrEnum):
@@ -31,6 +31,14 @@ class Tier(StrEnum):
     PRO = "pro"
     PRO_PLUS = "pro_plus"
 
+
+# How a multi-leg order is priced when it does not say (issue 11): the Trial profile takes
+# the natural, Income Builder the net mid, Diversifier the mid and fills on touch.
+DEFAULT_FILL_PREFERENCE = {
+    Profile.TRIAL: FillPreference.CONSERVATIVE,
+    Profile.INCOME_BUILDER: FillPreference.MID,
+    Profile.DIVERSIFIER: FillPreference.AGGRESSIVE,
+}
 
 STARTING_CASH = {
     Profile.TRIAL: Decimal("10000.00"),
@@ -161,15 +169,27 @@ def buying_power(account_type: AccountType, valuation: Valuation) -> Decimal:
 
 
 @dataclass(frozen=True)
+class HoldLeg:
+    """One leg of a multi-leg option order: ``ratio`` contracts of ``symbol`` per spread."""
+
+    symbol: str
+    side: Side
+    ratio: int
+
+
+@dataclass(frozen=True)
 class HoldTerms:
     """The terms of one order version, as far as buying power is concerned. A hold is bound
-    to them: the same (order id, version) sent again with other terms is refused."""
+    to them: the same (order id, version) sent again with other terms is refused. A
+    multi-leg order has ``legs``, no symbol, ``qty`` spreads and ``price_bound`` its worst
+    net per spread (positive a debit, negative a credit)."""
 
     symbol: str
     side: Side
     qty: Decimal
     price_bound: Decimal  # limit, collar or reference: the worst price the order may fill at
     multiplier: Decimal
+    legs: tuple[HoldLeg, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,6 +268,9 @@ def check_reservable(order_id: str, version: int, terms: HoldTerms, holds: list[
 
 
 def describe_terms(terms: HoldTerms) -> str:
+    if terms.legs:
+        legs = ", ".join(f"{leg.side.value} {leg.ratio} {leg.symbol}" for leg in terms.legs)
+        return f"{terms.qty.normalize():f} spreads of ({legs}) at worst net {terms.price_bound.normalize():f}"
     return f"{terms.side.value} {terms.qty.normalize():f} {terms.symbol} at worst {terms.price_bound.normalize():f}"
 
 
@@ -296,14 +319,18 @@ def uncovered_reason(account_type: AccountType, hold: VersionHold | None, fill: 
     return None
 
 
-def ledger_breach(account_type: AccountType, cash_after: Decimal, position_qty_after: Decimal) -> str | None:
-    """A cash account never has negative cash nor a short position (DESIGN §7: the ledger
-    refuses what would break it, whatever a caller upstream decided)."""
+def ledger_breach(
+    account_type: AccountType, cash_after: Decimal, position_qty_after: Decimal, *, option: bool = False
+) -> str | None:
+    """A cash account never has negative cash nor a short stock position (DESIGN §7: the
+    ledger refuses what would break it, whatever a caller upstream decided). A short option
+    (``option``) is allowed: its hold secured it in cash or covered it with shares
+    (``options.order_hold``)."""
     if account_type is not AccountType.CASH:
         return None
     if cash_after < 0:
         return f"cash would be {cash_after:.2f} in a cash account"
-    if position_qty_after < 0:
+    if position_qty_after < 0 and not option:
         return f"the position would be short {-position_qty_after:f} in a cash account"
     return None
 

@@ -3,13 +3,35 @@ holds what its terms need, bound to those terms."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from services.accounts.domain.account import Account
 from services.accounts.domain.rules import AccountType, HoldTerms, Mark, VersionHold
-from services.accounts.store import AccountRepository
+from services.accounts.store import AccountRepository, PrivacyRepository
 from services.accounts.usecases.deps import Deps, with_account
+from services.accounts.usecases.privacy import erasure_pending
 from services.common.errors import invalid_argument
+from services.common.trading import FillPreference, PositionIntent
+
+
+@dataclass(frozen=True)
+class SentChoices:
+    """What an option order chose, as sent (None: to be resolved from the account)."""
+
+    position_intent: PositionIntent | None = None
+    leg_intents: tuple[PositionIntent | None, ...] = ()
+    fill_preference: FillPreference | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    account_id: str
+    hold: VersionHold
+    buying_power: Decimal
+    position_intent: PositionIntent | None
+    leg_intents: tuple[PositionIntent, ...]
+    fill_preference: FillPreference | None
 
 
 class Holds:
@@ -17,23 +39,30 @@ class Holds:
         self.deps = deps
 
     async def hold(
-        self, user_id: str, order_id: str, version: int, terms: HoldTerms
-    ) -> tuple[str, VersionHold, Decimal]:
+        self, user_id: str, order_id: str, version: int, terms: HoldTerms, sent: SentChoices = SentChoices()
+    ) -> Held:
         """Hold buying power for ``version`` of ``order_id`` (``Account.hold``'s rules and
-        refusals); returns (the account id, the hold, the buying power left). A margin account
-        is valued at real-time marks of its positions first (outside the transaction)."""
+        refusals); returns what was held and resolved (``Held``): an option order's position
+        intent, a multi-leg order's leg intents and fill preference, as ``sent`` or inferred
+        from the account. A margin account is valued at real-time marks of its positions
+        first (outside the transaction)."""
         if not order_id or not user_id:
             raise invalid_argument("order_id and user_id are required")
         marks: dict[str, Mark] = {}
         async with self.deps.db.reading() as session:
             known = await AccountRepository(session).account_of(user_id)
+            if await PrivacyRepository(session).pending_erasure(user_id) is not None:
+                raise erasure_pending(user_id)
         if known is not None and known.account_type is AccountType.MARGIN:
             marks = await self.deps.market.latest({*known.positions, terms.symbol})
         now = self.deps.clock.now()
 
-        def take(account: Account) -> tuple[str, VersionHold, Decimal]:
+        def take(account: Account) -> Held:
+            intent = account.position_intent(terms, sent.position_intent)
+            legs = account.leg_intents(terms, sent.leg_intents)
+            preference = account.fill_preference(sent.fill_preference) if terms.legs else None
             hold = account.hold(order_id, version, terms, marks, now)
-            return account.account_id, hold, account.buying_power(marks)
+            return Held(account.account_id, hold, account.buying_power(marks), intent, legs, preference)
 
         return await with_account(self.deps, user_id, take, order_id=order_id)
 

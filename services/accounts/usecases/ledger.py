@@ -23,13 +23,53 @@ class Ledger:
     ) -> None:
         """Apply a fill (``Account.apply_fill``: the ledger refuses, loudly, what would break
         it); the same fill id applied before with other terms is refused too."""
+        await self._apply_once(
+            uow,
+            user_id,
+            fill_id,
+            fill_id,
+            fill,
+            lambda a: a.apply_fill(fill_id, fill, order_version, at),
+            order_version,
+            at,
+        )
+
+    async def apply_spread_fill(
+        self, uow: UnitOfWork, user_id: str, order_version: int, fill_id: str, legs: list[FillTerms], at: datetime
+    ) -> None:
+        """Apply a multi-leg fill all or none (``Account.apply_spread_fill``); its legs are
+        applied once, under ``{fill_id}.{index}``, and refused loudly when reused with other terms."""
+        await self._apply_once(
+            uow,
+            user_id,
+            fill_id,
+            f"{fill_id}.0",
+            legs[0],
+            lambda a: a.apply_spread_fill(fill_id, legs, order_version, at),
+            order_version,
+            at,
+        )
+
+    async def _apply_once(
+        self,
+        uow: UnitOfWork,
+        user_id: str,
+        fill_id: str,
+        entry_id: str,
+        first: FillTerms,
+        apply: Callable[[Account], object],
+        order_version: int,
+        at: datetime,
+    ) -> None:
+        """``apply`` unless ledger entry ``entry_id`` exists: the same terms again change
+        nothing, other terms are refused loudly."""
         repo = AccountRepository(uow.session, uow.collect)
-        account = await locked_account(repo, user_id, self.deps.clock, order_id=fill.order_id)
-        applied = await repo.applied_fill(fill_id)
+        account = await locked_account(repo, user_id, self.deps.clock, self.deps.user_key, order_id=first.order_id)
+        applied = await repo.applied_fill(entry_id)
         if applied is None:
-            account.apply_fill(fill_id, fill, order_version, at)
-        elif applied != fill:
-            account.refuse_reused_fill(fill_id, fill, order_version, at)
+            apply(account)
+        elif applied != first:
+            account.refuse_reused_fill(fill_id, first, order_version, at)
         await repo.save(account)
 
     async def order_ended(self, uow: UnitOfWork, user_id: str, order_id: str, reason: str) -> None:
@@ -44,6 +84,6 @@ class Ledger:
 
     async def _change(self, uow: UnitOfWork, user_id: str, order_id: str, change: Callable[[Account], object]) -> None:
         repo = AccountRepository(uow.session, uow.collect)
-        account = await locked_account(repo, user_id, self.deps.clock, order_id=order_id)
+        account = await locked_account(repo, user_id, self.deps.clock, self.deps.user_key, order_id=order_id)
         change(account)
         await repo.save(account)

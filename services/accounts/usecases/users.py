@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from services.accounts.domain.rules import AccountType, Profile, Tier
 from services.accounts.domain.views import AccountHolding, User
-from services.accounts.store import AccountRepository, UserRow
+from services.accounts.store import AccountRepository, PrivacyRepository, UserRow
 from services.accounts.usecases.deps import Deps, user_row
+from services.accounts.usecases.privacy import erasure_pending
 from services.common.errors import invalid_argument, not_found
 
 
@@ -53,7 +54,9 @@ class Users:
         async with self.deps.uow() as uow:
             repo = AccountRepository(uow.session, uow.collect)
             now = self.deps.clock.now()
-            row = await user_row(repo, user_id, self.deps.clock)
+            row = await user_row(repo, user_id, self.deps.clock, self.deps.user_key)
+            if await PrivacyRepository(uow.session).pending_erasure(user_id) is not None:
+                raise erasure_pending(user_id)
             before = snapshot(row)
             if tier is not None:
                 row.tier = tier.value

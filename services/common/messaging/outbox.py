@@ -46,6 +46,7 @@ from services.common.ids import derived_id, new_id
 from services.common.messaging import topology
 from services.common.persistence.db import Database, changed
 from services.common.persistence.sqltypes import UtcDateTime
+from services.common.persistence.user_data import UserTable, by_parent, by_user_id
 from services.common.rpc import context
 from services.common.wire.conv import to_timestamp
 
@@ -60,6 +61,11 @@ class OutboxTables:
     pending: Table
     lease: Table
     inbox: Table
+
+    def user_tables(self) -> list[UserTable]:
+        """The user's events and their deliveries, for GDPR export and erasure (parents first).
+        By erasure, 30 days of a read-only account later, they are delivered history."""
+        return [by_user_id(self.outbox), by_parent(self.pending, "sequence", self.outbox, "sequence")]
 
 
 def define_outbox_tables(metadata: MetaData, service: str) -> OutboxTables:

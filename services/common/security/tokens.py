@@ -91,6 +91,13 @@ def development_key(purpose: str) -> tuple[str, bytes]:
     return f"dev-{purpose}", hashlib.sha256(f"mbt development only, never production: {purpose}".encode()).digest()
 
 
+def actor_key(settings: Settings) -> bytes:
+    """The key of keyed hashes that stand for user ids where the id itself must go (the audit
+    chain's actor and user hashes, erasure tombstones): ``MBT_AUDIT_ACTOR_KEY``, or the
+    development key (the same in every process; production refuses to start without one)."""
+    return settings.audit_actor_key or development_key("audit-actor")[1]
+
+
 @dataclass(frozen=True)
 class TokenKeys:
     user: KeyRing

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from mbt.common.v1 import trading_pb2
-from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.common.trading import AssetClass, FillPreference, OrderType, PositionIntent, Side, TimeInForce
 
 SIDES = {trading_pb2.ORDER_SIDE_BUY: Side.BUY, trading_pb2.ORDER_SIDE_SELL: Side.SELL}
 ORDER_TYPES = {
@@ -23,8 +23,21 @@ ASSET_CLASSES = {
     trading_pb2.ASSET_CLASS_US_EQUITY: AssetClass.US_EQUITY,
     trading_pb2.ASSET_CLASS_US_OPTION: AssetClass.US_OPTION,
 }
+POSITION_INTENTS = {
+    trading_pb2.POSITION_INTENT_BUY_TO_OPEN: PositionIntent.BUY_TO_OPEN,
+    trading_pb2.POSITION_INTENT_BUY_TO_CLOSE: PositionIntent.BUY_TO_CLOSE,
+    trading_pb2.POSITION_INTENT_SELL_TO_OPEN: PositionIntent.SELL_TO_OPEN,
+    trading_pb2.POSITION_INTENT_SELL_TO_CLOSE: PositionIntent.SELL_TO_CLOSE,
+}
+FILL_PREFERENCES = {
+    trading_pb2.FILL_PREFERENCE_CONSERVATIVE: FillPreference.CONSERVATIVE,
+    trading_pb2.FILL_PREFERENCE_MID: FillPreference.MID,
+    trading_pb2.FILL_PREFERENCE_AGGRESSIVE: FillPreference.AGGRESSIVE,
+}
 
 SIDE_WIRE = {value: number for number, value in SIDES.items()}
 ORDER_TYPE_WIRE = {value: number for number, value in ORDER_TYPES.items()}
 TIME_IN_FORCE_WIRE = {value: number for number, value in TIMES_IN_FORCE.items()}
 ASSET_CLASS_WIRE = {value: number for number, value in ASSET_CLASSES.items()}
+POSITION_INTENT_WIRE = {value: number for number, value in POSITION_INTENTS.items()}
+FILL_PREFERENCE_WIRE = {value: number for number, value in FILL_PREFERENCES.items()}

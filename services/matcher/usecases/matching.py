@@ -30,7 +30,8 @@ from services.common.errors import DomainError
 from services.matcher.book import OrderBook, Outcome
 from services.matcher.clients import MarketDataClient, OrdersClient, SessionCalendar
 from services.matcher.domain import TERMINAL_ACTIONS, Action, Tick, WorkingOrder, decide, evaluated_ticks
-from services.matcher.views import BookSummary, OpenOrder, QuotesDropped, SymbolSummary
+from services.matcher.multileg import SpreadDecision, WorkingSpread, decide_spread
+from services.matcher.views import BookSummary, OpenOrder, OpenSpread, QuotesDropped, SymbolSummary
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class Engine:
         self._last_sequence: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._feeds: dict[str, asyncio.Task[None]] = {}
-        self._actions: set[asyncio.Task[None]] = set()
+        self._actions: set[asyncio.Future[None]] = set()
+        # Working multi-leg orders, by order id (decided on their legs' quotes, not in ``book``).
+        self.spreads: dict[str, WorkingSpread] = {}
         # Set once the book is rebuilt: order events wait for it, so a symbol's catch-up on
         # the archive is never overtaken by a live admission.
         self._loaded = asyncio.Event()
@@ -68,12 +71,18 @@ class Engine:
     async def load_open_orders(self) -> int:
         """Rebuild the book from the orders service, each symbol caught up on the archive."""
         by_symbol: dict[str, list[OpenOrder]] = {}
+        spreads: list[OpenSpread] = []
         async for order in self.orders.working_orders():
-            by_symbol.setdefault(order.working.symbol, []).append(order)
+            if isinstance(order, OpenSpread):
+                spreads.append(order)
+            else:
+                by_symbol.setdefault(order.working.symbol, []).append(order)
         for symbol in sorted(by_symbol):
             await self._recover(symbol, by_symbol[symbol])
+        for spread in spreads:
+            await self._admit_spread(spread.spread)
         self._loaded.set()
-        return sum(len(orders) for orders in by_symbol.values())
+        return sum(len(orders) for orders in by_symbol.values()) + len(spreads)
 
     async def _recover(self, symbol: str, orders: list[OpenOrder]) -> None:
         """Replay the symbol's archived ticks from its oldest order's acceptance through the
@@ -112,9 +121,12 @@ class Engine:
         """Wait until the book is rebuilt."""
         await self._loaded.wait()
 
-    async def admit(self, order: OpenOrder) -> None:
+    async def admit(self, order: OpenOrder | OpenSpread) -> None:
         """An accepted or replaced order: decide it on the ticks since its terms took
         effect, then keep it working unless that decided it."""
+        if isinstance(order, OpenSpread):
+            await self._admit_spread(order.spread)
+            return
         working = order.working
         self._multipliers[working.order_id] = order.multiplier
         self._ensure_feed(working.symbol)
@@ -142,7 +154,7 @@ class Engine:
         symbols = sorted(set(self.book.symbols()) | set(self._feeds))
         return BookSummary(
             symbols=tuple(SymbolSummary(s, len(self.book.orders_for(s)), self._last_tick_ns(s)) for s in symbols),
-            working_orders=len(self.book),
+            working_orders=len(self.book) + len(self.spreads),
             ticks_processed=self.ticks_processed,
             fills_decided=self.fills_decided,
             decisions_in_flight=len(self._actions),
@@ -156,6 +168,66 @@ class Engine:
         """An order that ended (filled, canceled, expired): it leaves the book."""
         self.book.remove(order_id)
         self._multipliers.pop(order_id, None)
+        self.spreads.pop(order_id, None)
+
+    # -- multi-leg orders -------------------------------------------------------------------
+
+    async def _admit_spread(self, spread: WorkingSpread) -> None:
+        """A multi-leg order works until ``decide_spread`` fills or expires it; it is decided
+        now and whenever one of its legs ticks."""
+        self.spreads[spread.order_id] = spread
+        for leg in spread.legs:
+            self._ensure_feed(leg.symbol)
+        await self._decide_spread(spread.order_id)
+
+    def _spreads_on(self, symbol: str) -> list[str]:
+        return [order_id for order_id, s in self.spreads.items() if any(leg.symbol == symbol for leg in s.legs)]
+
+    async def _decide_spread(self, order_id: str) -> None:
+        """``decide_spread`` on every leg's latest quote from market data (a leg whose quote did
+        not change since it last streamed is priced as it stands now), evaluated at the latest
+        of those quotes. A fill is sent once: the order leaves the book as it is decided."""
+        spread = self.spreads.get(order_id)
+        if spread is None:
+            return
+        quotes = {}
+        for leg in spread.legs:
+            tick = await self.marketdata.latest_tick(leg.symbol)
+            if tick is not None:
+                quotes[leg.symbol] = tick
+        evaluated_ns = max([spread.accepted_ns, *(tick.at_ns for tick in quotes.values())])
+        await self.calendar.ensure(evaluated_ns)
+        decision = decide_spread(
+            spread,
+            quotes,
+            session=self.calendar.session_at(evaluated_ns),
+            evaluated_ns=evaluated_ns,
+            max_quote_age_ns=self.max_quote_age_ns,
+        )
+        if decision.action is Action.WAIT or self.spreads.pop(order_id, None) is None:
+            return
+        if decision.action is Action.FILL:
+            self.fills_decided += 1
+            self._track(self._send_spread(spread, decision))
+
+    async def _send_spread(self, spread: WorkingSpread, decision: SpreadDecision) -> None:
+        for attempt in range(1_000):
+            try:
+                await self.orders.record_spread_fill(spread, decision)
+                return
+            except DomainError as refusal:
+                if refusal.reason != "UNAVAILABLE":
+                    log.info(
+                        "spread fill refused by orders",
+                        extra={"fields": {"order_id": spread.order_id, "reason": refusal.reason}},
+                    )
+                    return
+            await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+
+    def _track(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
 
     def _ticks_since(self, symbol: str, since_ns: int) -> list[Tick]:
         """The tick standing at ``since_ns`` and every tick after it, from the recent buffer."""
@@ -232,6 +304,8 @@ class Engine:
             outcomes = await self._process_locked(tick)
         for outcome in outcomes:
             self._act(outcome)
+        for order_id in self._spreads_on(tick.symbol):
+            self._track(self._decide_spread(order_id))
 
     async def _process_locked(self, tick: Tick) -> list[Outcome]:
         if tick.sequence <= self._last_sequence.get(tick.symbol, -1):
@@ -245,9 +319,7 @@ class Engine:
     # -- decisions to the orders service ---------------------------------------------------
 
     def _act(self, outcome: Outcome) -> None:
-        task = asyncio.create_task(self._send(outcome))
-        self._actions.add(task)
-        task.add_done_callback(self._actions.discard)
+        self._track(self._send(outcome))
 
     async def _send(self, outcome: Outcome) -> None:
         order, decision = outcome.order, outcome.decision

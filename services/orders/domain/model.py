@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from services.common.errors import DomainError, invalid_argument
-from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.common.trading import AssetClass, FillPreference, OrderType, PositionIntent, Side, TimeInForce
 
 
 class Status(StrEnum):
@@ -82,19 +82,24 @@ def next_status(status: Status, transition: Transition) -> Status:
 
 @dataclass(frozen=True)
 class Instrument:
-    """What market data says of a symbol an order names."""
+    """What market data says of a symbol an order names; ``last_trade_at`` is when an
+    option contract stops trading (None for stock)."""
 
     symbol: str
     asset_class: AssetClass
     multiplier: Decimal
     tradable: bool
+    last_trade_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Leg:
+    """One leg of a multi-leg order: ``ratio`` contracts of ``symbol`` per spread."""
+
     symbol: str
     side: Side
     ratio: int
+    position_intent: PositionIntent | None = None
 
 
 @dataclass(frozen=True)
@@ -111,11 +116,34 @@ class OrderSpec:
     limit_price: Decimal | None
     stop_price: Decimal | None
     legs: tuple[Leg, ...] = ()
+    # Options: opening or closing (None for stock, and for an option until inferred).
+    position_intent: PositionIntent | None = None
+    # Multi-leg: how it is priced (None until the profile's default is known).
+    fill_preference: FillPreference | None = None
+
+    @property
+    def is_multileg(self) -> bool:
+        return bool(self.legs)
+
+
+@dataclass(frozen=True)
+class LegExecution:
+    """One leg of a multi-leg fill: ``qty`` contracts at ``price`` inside the leg's NBBO."""
+
+    symbol: str
+    side: Side
+    ratio: int
+    qty: Decimal
+    price: Decimal
+    bid_price: Decimal
+    ask_price: Decimal
 
 
 @dataclass(frozen=True)
 class Fill:
-    """One execution and the NBBO tick it was priced from."""
+    """One execution and the NBBO tick it was priced from. A multi-leg fill: ``price`` the
+    net per spread (the signed sum of its legs' prices), ``bid_price`` the net mid and
+    ``ask_price`` the natural at that moment, ``legs`` each leg's execution."""
 
     fill_id: str
     order_id: str
@@ -133,6 +161,7 @@ class Fill:
     quote_sequence: int
     rule: str
     filled_at: datetime
+    legs: tuple[LegExecution, ...] = ()
 
 
 def spec_digest(spec: OrderSpec) -> str:
@@ -151,7 +180,14 @@ def spec_digest(spec: OrderSpec) -> str:
         spec.time_in_force.value,
         number(spec.limit_price),
         number(spec.stop_price),
-        *(f"{leg.symbol}:{leg.side.value}:{leg.ratio}" for leg in spec.legs),
+        *(
+            f"{leg.symbol}:{leg.side.value}:{leg.ratio}"
+            + (f":{leg.position_intent.value}" if leg.position_intent else "")
+            for leg in spec.legs
+        ),
+        *((f"preference:{spec.fill_preference.value}",) if spec.fill_preference else ()),
+        # Only when sent, so the digests of stock orders stay what they were.
+        *((f"intent:{spec.position_intent.value}",) if spec.position_intent else ()),
     ]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
@@ -223,9 +259,11 @@ class Order:
     def _recording(self, make: Callable[[Order], OrderEvent]) -> Order:
         return replace(self, events=(*self.events, make(replace(self, events=()))))
 
-    def accept(self, account_id: str, at: datetime) -> Order:
-        """The submit saga held buying power: the order works from now."""
-        return self._to(Transition.ACCEPT, at, account_id=account_id)._recording(OrderAccepted)
+    def accept(self, account_id: str, at: datetime, resolved: OrderSpec | None = None) -> Order:
+        """The submit saga held buying power: the order works from now. ``resolved``: the
+        spec with what accounts resolved (position intents, the fill preference)."""
+        spec = self.spec if resolved is None else resolved
+        return self._to(Transition.ACCEPT, at, account_id=account_id, spec=spec)._recording(OrderAccepted)
 
     def reject(self, reason: str, message: str, at: datetime) -> Order:
         """The submit saga was refused (``reason`` a stable reason, lower case)."""
@@ -305,6 +343,9 @@ class Order:
 def check_fill(order: Order, fill: Fill) -> None:
     """Defence in depth against a matcher bug: a fill must match the order and its limits."""
     spec = order.spec
+    if spec.is_multileg:
+        check_spread_fill(order, fill)
+        return
     if fill.side is not spec.side or fill.qty != spec.qty - order.filled_qty or fill.symbol != spec.symbol:
         raise invalid_argument("the fill does not match the order's side, symbol or open quantity", "fill")
     touch = fill.ask_price if spec.side is Side.BUY else fill.bid_price
@@ -315,6 +356,31 @@ def check_fill(order: Order, fill: Fill) -> None:
         raise invalid_argument("a buy cannot fill above its limit or collar", "fill.price")
     if spec.side is Side.SELL and any(fill.price < bound for bound in bounds):
         raise invalid_argument("a sell cannot fill below its limit or collar", "fill.price")
+
+
+def check_spread_fill(order: Order, fill: Fill) -> None:
+    """A multi-leg fill: every leg of the order once, in order, ratio x qty contracts, each
+    inside its NBBO; the net the signed sum of the legs; never beyond the limit or collar."""
+    spec = order.spec
+    if fill.qty != spec.qty - order.filled_qty or len(fill.legs) != len(spec.legs):
+        raise invalid_argument("the fill does not match the order's legs or open quantity", "fill")
+    net = Decimal(0)
+    for leg, execution in zip(spec.legs, fill.legs, strict=True):
+        if (leg.symbol, leg.side, leg.ratio, leg.ratio * fill.qty) != (
+            execution.symbol,
+            execution.side,
+            execution.ratio,
+            execution.qty,
+        ):
+            raise invalid_argument(f"the fill's leg {execution.symbol} does not match the order's", "fill.legs")
+        if not execution.bid_price <= execution.price <= execution.ask_price:
+            raise invalid_argument(f"leg {execution.symbol} filled outside its NBBO", "fill.legs")
+        net += execution.price * execution.ratio * (1 if execution.side is Side.BUY else -1)
+    if net != fill.price:
+        raise invalid_argument("a multi-leg fill's net is the signed sum of its legs' prices", "fill.price")
+    bound = spec.limit_price if spec.limit_price is not None else order.collar_price
+    if bound is not None and fill.price > bound:
+        raise invalid_argument("a multi-leg fill cannot be beyond its limit or collar", "fill.price")
 
 
 def same_execution(recorded: Fill, fill: Fill) -> bool:

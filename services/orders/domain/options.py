@@ -21,13 +21,15 @@ and "Options Level 3 Trading"; the Create Order reference):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import ROUND_CEILING, Decimal
 
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import COMPLEX_TICK, PENNY_AT_EVERY_PRICE, SymbolSpec, on_complex_grid, on_option_grid
 from services.common.spreads import LegQuote, OptionLeg, Structure, classify, natural, net_bid
-from services.common.trading import OrderType, PositionIntent, Side, TimeInForce
+from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.orders.domain.model import OrderSpec
 from services.orders.domain.rules import MAX_PRICE, MAX_QTY
 
 MIN_LEGS = 2
@@ -69,6 +71,42 @@ def validate_single_leg(
             _check_premium(value, contract.underlying, name)
 
 
+def validate_option_spec(spec: OrderSpec, contract: SymbolSpec) -> OrderSpec:
+    """A single-leg option submission or replacement on ``contract`` (``validate_single_leg``);
+    returns ``spec`` with the contract's compact OCC symbol and the us_option asset class."""
+    validate_single_leg(contract, spec.qty, spec.order_type, spec.time_in_force, spec.limit_price, spec.stop_price)
+    if spec.position_intent is not None and spec.position_intent.side is not spec.side:
+        raise invalid_argument(
+            f"position_intent {spec.position_intent.value} is for a {spec.position_intent.side.value} order, "
+            f"not a {spec.side.value}",
+            "position_intent",
+        )
+    return replace(spec, symbol=contract.symbol, asset_class=AssetClass.US_OPTION)
+
+
+def validate_mleg_spec(spec: OrderSpec, contracts: Sequence[SymbolSpec]) -> tuple[OrderSpec, Structure]:
+    """A multi-leg submission whose legs name ``contracts`` (in leg order): ``validate_multileg``;
+    returns the spec with the compact OCC symbols, no symbol of its own, the us_option asset
+    class and side buy (a spread's direction is its limit's sign), and its structure."""
+    if spec.position_intent is not None:
+        raise invalid_argument(
+            "a multi-leg order takes a position_intent per leg, not one for the order", "position_intent"
+        )
+    legs = tuple(OptionLeg(contract, leg.side, leg.ratio) for contract, leg in zip(contracts, spec.legs, strict=True))
+    structure = validate_multileg(
+        legs, spec.qty, spec.order_type, spec.time_in_force, spec.limit_price, spec.stop_price
+    )
+    for index, leg in enumerate(spec.legs):
+        if leg.position_intent is not None and leg.position_intent.side is not leg.side:
+            raise invalid_argument(
+                f"legs[{index}].position_intent {leg.position_intent.value} is for a "
+                f"{leg.position_intent.side.value} leg, not a {leg.side.value}",
+                f"legs[{index}].position_intent",
+            )
+    compact = tuple(replace(leg, symbol=contract.symbol) for leg, contract in zip(spec.legs, contracts, strict=True))
+    return replace(spec, symbol="", asset_class=AssetClass.US_OPTION, side=Side.BUY, legs=compact), structure
+
+
 def check_contracts(qty: Decimal, field: str) -> None:
     """Options trade in whole contracts: 1 up to MAX_QTY."""
     if qty <= 0:
@@ -98,54 +136,6 @@ def _check_time_in_force(time_in_force: TimeInForce) -> None:
         raise invalid_argument(
             f"options orders take time_in_force day or gtc, not {time_in_force.value}", "time_in_force"
         )
-
-
-# --- position intent ---------------------------------------------------------------------
-
-
-def resolve_intent(
-    side: Side, qty: Decimal, intent: PositionIntent | None, position_qty: Decimal, field: str = "position_intent"
-) -> PositionIntent:
-    """The position intent of an order for ``qty`` contracts on ``side``, given the account's
-    signed position in that contract (negative when short).
-
-    When ``intent`` is omitted it is inferred: closing when the order reduces an existing
-    position (a sell while long, a buy while short), opening otherwise. Refused with
-    ``invalid_argument`` naming ``field``: an intent of the other side; closing more than is
-    held, or a position that does not exist (one order never closes and reopens across zero:
-    send the opening part as its own order); opening in the direction that would reduce an
-    opposite position (close it first)."""
-    reduces = position_qty < 0 if side is Side.BUY else position_qty > 0
-    if intent is None:
-        intent = _closing(side) if reduces else _opening(side)
-    if intent.side is not side:
-        raise invalid_argument(f"{field} {intent.value} is for a {intent.side.value} order, not a {side.value}", field)
-    held = abs(position_qty)
-    if intent.closing and not reduces:
-        raise invalid_argument(
-            f"{field} {intent.value}: there is no {'short' if side is Side.BUY else 'long'} position to close", field
-        )
-    if intent.closing and qty > held:
-        raise invalid_argument(
-            f"{field} {intent.value} closes at most the {held.normalize():f} contracts held; "
-            f"open the rest with {_opening(side).value} in a separate order",
-            field,
-        )
-    if not intent.closing and reduces:
-        raise invalid_argument(
-            f"{field} {intent.value} would reduce the {held.normalize():f} contracts held "
-            f"{'short' if side is Side.BUY else 'long'}; use {_closing(side).value}",
-            field,
-        )
-    return intent
-
-
-def _opening(side: Side) -> PositionIntent:
-    return PositionIntent.BUY_TO_OPEN if side is Side.BUY else PositionIntent.SELL_TO_OPEN
-
-
-def _closing(side: Side) -> PositionIntent:
-    return PositionIntent.BUY_TO_CLOSE if side is Side.BUY else PositionIntent.SELL_TO_CLOSE
 
 
 # --- multi-leg ---------------------------------------------------------------------------
@@ -216,6 +206,13 @@ def validate_multileg(
     return classify(legs)
 
 
+def spread_collar(natural_price: Decimal, collar_pct: Decimal) -> Decimal:
+    """A multi-leg market order's worst net per spread: ``collar_pct`` of its natural's size
+    beyond the natural it was submitted against (at least one cent), rounded up to the cent."""
+    room = max(abs(natural_price) * collar_pct / 100, COMPLEX_TICK)
+    return (natural_price + room).quantize(COMPLEX_TICK, rounding=ROUND_CEILING)
+
+
 def check_net_price(net: Decimal, field: str) -> None:
     """A multi-leg net price: any sign, at most MAX_PRICE either way, in whole cents. Replace
     uses it too: negative and zero limits are valid there as well."""
@@ -223,25 +220,6 @@ def check_net_price(net: Decimal, field: str) -> None:
         raise invalid_argument(f"{field} must be between -{MAX_PRICE} and {MAX_PRICE}", field)
     if not on_complex_grid(net):
         raise invalid_argument(f"{field} {net} is off the multi-leg price grid: net prices are in $0.01", field)
-
-
-def resolve_leg_intents(
-    legs: Sequence[OptionLeg], qty: Decimal, intents: Sequence[PositionIntent | None], positions: Mapping[str, Decimal]
-) -> tuple[PositionIntent, ...]:
-    """Each leg's intent (``resolve_intent`` for ratio × qty contracts against the account's
-    signed position in that contract, 0 when there is none), in leg order."""
-    if len(intents) != len(legs):
-        raise ValueError(f"{len(intents)} intents for {len(legs)} legs")
-    return tuple(
-        resolve_intent(
-            leg.side,
-            leg.ratio * qty,
-            intent,
-            positions.get(leg.contract.symbol, Decimal(0)),
-            f"legs[{index}].position_intent",
-        )
-        for index, (leg, intent) in enumerate(zip(legs, intents, strict=True))
-    )
 
 
 # --- the limit's sign --------------------------------------------------------------------

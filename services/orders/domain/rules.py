@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
 from services.orders.domain.model import Order, OrderSpec
 
@@ -39,14 +40,28 @@ def validate_price(value: Decimal | None, name: str) -> None:
         )
 
 
+def is_option_order(spec: OrderSpec) -> bool:
+    """Whether ``spec`` names an option contract: sent as us_option, or an OCC symbol."""
+    if spec.asset_class is AssetClass.US_OPTION:
+        return True
+    try:
+        return parse_symbol(spec.symbol).is_option
+    except DomainError:
+        return False
+
+
 def validate_spec(spec: OrderSpec) -> OrderSpec:
-    """Check a submission; returns it unchanged or raises invalid_argument naming the field."""
+    """Check a submission; returns it unchanged or raises invalid_argument naming the field.
+    An option order's quantity and prices are checked once its contracts are known
+    (``options.validate_option_spec``, ``options.validate_multileg``)."""
     if not _CLIENT_ORDER_ID.match(spec.client_order_id):
         raise invalid_argument(
             "client_order_id must be 1-128 printable ASCII characters without spaces", "client_order_id"
         )
-    if spec.asset_class is AssetClass.US_OPTION or spec.legs:
-        raise invalid_argument("options orders are not supported yet; trade us_equity symbols", "asset_class")
+    if spec.legs or is_option_order(spec):
+        return spec
+    if spec.position_intent is not None:
+        raise invalid_argument("position_intent is for option orders only", "position_intent")
     if spec.qty <= 0:
         raise invalid_argument("qty must be positive", "qty")
     if spec.qty != spec.qty.to_integral_value():
@@ -101,6 +116,10 @@ def replacement(order: Order, terms: ReplaceTerms) -> OrderSpec:
     if all(v is None for v in (terms.qty, terms.limit_price, terms.stop_price, terms.time_in_force)):
         raise invalid_argument("nothing to replace: send qty, limit_price, stop_price or time_in_force")
     spec = order.spec
+    if spec.is_multileg:
+        raise DomainError(
+            "ORDER_NOT_REPLACEABLE", "a multi-leg order cannot be replaced yet: cancel it and submit a new one"
+        )
     if terms.limit_price is not None and spec.order_type not in PRICED_AT_LIMIT:
         raise invalid_argument(f"a {spec.order_type.value} order takes no limit_price", "limit_price")
     if terms.stop_price is not None and spec.order_type not in (OrderType.STOP, OrderType.STOP_LIMIT):
@@ -157,8 +176,11 @@ def worst_price(spec: OrderSpec, collar: Decimal | None) -> Decimal | None:
 
 def held_price(spec: OrderSpec, collar: Decimal | None) -> Decimal:
     """``worst_price`` of an order that is to hold buying power (``invalid_argument`` when
-    it has none: a market or stop order always has its collar by then)."""
+    it has none: a market or stop order always has its collar by then). A multi-leg order's
+    is its worst net per spread, of either sign."""
     worst = worst_price(spec, collar)
+    if worst is not None and spec.is_multileg:
+        return worst
     if worst is None or worst <= 0:
         raise invalid_argument("the order has no price to hold buying power against", "worst_price")
     return worst

@@ -41,5 +41,12 @@ class Deps:
 
 # Refusals from accounts that end a saga (anything else leaves it to be resumed).
 DEFINITIVE_REFUSALS = frozenset(
-    {"INSUFFICIENT_BUYING_POWER", "INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "IDEMPOTENCY_KEY_REUSED"}
+    {
+        "INSUFFICIENT_BUYING_POWER",
+        "INVALID_ARGUMENT",
+        "NOT_FOUND",
+        "FAILED_PRECONDITION",
+        "IDEMPOTENCY_KEY_REUSED",
+        "UNCOVERED_OPTION_NOT_ALLOWED",
+    }
 )

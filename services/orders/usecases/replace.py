@@ -10,8 +10,10 @@ import logging
 from datetime import datetime, timedelta
 
 from services.common.errors import DomainError
-from services.common.trading import TimeInForce
+from services.common.instruments import parse_symbol
+from services.common.trading import AssetClass, TimeInForce
 from services.orders.domain.model import Order, Replacement, Status
+from services.orders.domain.options import validate_option_spec
 from services.orders.domain.rules import ReplaceTerms, check_market_hours, held_price, replaced_collar, replacement
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
@@ -39,6 +41,8 @@ class ReplaceSaga:
         if order.status is not Status.ACCEPTED:
             raise DomainError("ORDER_NOT_REPLACEABLE", f"cannot replace an order that is {order.status.value}")
         spec = replacement(order, terms)
+        if spec.asset_class is AssetClass.US_OPTION:
+            spec = validate_option_spec(spec, parse_symbol(spec.symbol))
         now = deps.clock.now()
         session = await deps.market.session(now)
         check_market_hours(spec, now, session)

@@ -9,18 +9,50 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import DomainError
 from services.common.ids import new_id
+from services.common.instruments import parse_symbol
+from services.common.spreads import LegQuote, natural
 from services.common.trading import AssetClass, OrderType, TimeInForce
-from services.orders.domain.model import Order, OrderSpec, Status, spec_digest
+from services.orders.domain.model import Instrument, Order, OrderSpec, Status, spec_digest
+from services.orders.domain.options import check_limit_sign, spread_collar, validate_mleg_spec, validate_option_spec
 from services.orders.domain.rules import check_market_hours, collar_price, held_price, market_reference, validate_spec
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
 
 log = logging.getLogger(__name__)
+
+CONTRACT_MULTIPLIER = Decimal(100)
+
+
+def checked_for(spec: OrderSpec, instrument: Instrument, now: datetime) -> OrderSpec:
+    """``spec`` checked against what market data says of its symbol: an option contract by
+    the option rules (``validate_option_spec``; ``contract_expired`` from its last trade on),
+    stock as us_equity; ``invalid_argument`` for an index or a class that does not match,
+    ``symbol_not_tradable`` for a symbol no quote could ever fill."""
+    if instrument.asset_class is AssetClass.US_OPTION:
+        if instrument.last_trade_at is not None and now >= instrument.last_trade_at:
+            raise DomainError(
+                "CONTRACT_EXPIRED",
+                f"{instrument.symbol} stopped trading at {instrument.last_trade_at:%Y-%m-%d %H:%M} UTC",
+                field="symbol",
+            )
+        spec = validate_option_spec(spec, parse_symbol(instrument.symbol))
+    elif instrument.asset_class is not AssetClass.US_EQUITY:
+        raise DomainError("INVALID_ARGUMENT", f"{spec.symbol} is an index: it is never traded", field="symbol")
+    elif spec.asset_class is not AssetClass.US_EQUITY:
+        raise DomainError("INVALID_ARGUMENT", f"{spec.symbol} is a stock, not an option contract", field="asset_class")
+    if not instrument.tradable:
+        raise DomainError(
+            "SYMBOL_NOT_TRADABLE",
+            f"{spec.symbol} cannot be traded here: market data has no quotes for it, so no order on it could ever fill",
+        )
+    return spec
 
 
 class SubmitSaga:
@@ -42,41 +74,38 @@ class SubmitSaga:
             existing = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
         if existing is not None:
             return await self._replay(existing, digest), True
-        instrument = await deps.market.instrument(spec.symbol)
-        if instrument.asset_class is not AssetClass.US_EQUITY:
-            raise DomainError(
-                "INVALID_ARGUMENT", "options orders are not supported yet; trade us_equity symbols", field="symbol"
-            )
-        if not instrument.tradable:
-            raise DomainError(
-                "SYMBOL_NOT_TRADABLE",
-                f"{spec.symbol} cannot be traded here: market data has no "
-                "quotes for it, so no order on it could ever fill",
-            )
         now = deps.clock.now()
         session_ = await deps.market.session(now)
-        check_market_hours(spec, now, session_)
-        reference = None
-        if spec.order_type is OrderType.MARKET:  # the others carry their own price bound
-            reference = market_reference(
-                spec,
-                await deps.market.quote(spec.symbol),
-                now,
-                session_.contains(now),
-                deps.settings.max_quote_age_seconds,
+        if spec.is_multileg:
+            spec, collar = await self._priced_spread(spec, now, session_.contains(now))
+            multiplier = CONTRACT_MULTIPLIER
+        else:
+            instrument = await deps.market.instrument(spec.symbol)
+            spec = checked_for(spec, instrument, now)
+            multiplier = instrument.multiplier
+            reference = None
+            if spec.order_type is OrderType.MARKET:  # the others carry their own price bound
+                reference = market_reference(
+                    spec,
+                    await deps.market.quote(spec.symbol),
+                    now,
+                    session_.contains(now),
+                    deps.settings.max_quote_age_seconds,
+                )
+            collar = collar_price(
+                spec.side, spec.order_type, reference, spec.stop_price, deps.settings.market_order_collar_pct
             )
+        check_market_hours(spec, now, session_)
         order = Order(
             order_id=order_id,
             user_id=user_id,
             account_id="",
             spec=spec,
-            multiplier=instrument.multiplier,
+            multiplier=multiplier,
             status=Status.NEW,
             created_at=now,
             updated_at=now,
-            collar_price=collar_price(
-                spec.side, spec.order_type, reference, spec.stop_price, deps.settings.market_order_collar_pct
-            ),
+            collar_price=collar,
             expires_at=session_.close_at if spec.time_in_force is TimeInForce.DAY else None,
             request_digest=digest,
         )
@@ -91,6 +120,48 @@ class SubmitSaga:
                 raise
             return await self._replay(winner, digest), True
         return await self._complete_once(order), False
+
+    async def _priced_spread(
+        self, spec: OrderSpec, now: datetime, market_open: bool
+    ) -> tuple[OrderSpec, Decimal | None]:
+        """A multi-leg submission checked against market data: each leg a listed, unexpired,
+        tradable contract (``checked_for``), the legs by ``validate_mleg_spec``, a limit's
+        sign against the legs' quotes now (``check_limit_sign``, when they are usable), and a
+        market order's collar from its natural (``spread_collar``). Returns the spec and the
+        collar."""
+        deps = self.deps
+        contracts = []
+        for index, leg in enumerate(spec.legs):
+            instrument = await deps.market.instrument(leg.symbol)
+            if instrument.asset_class is not AssetClass.US_OPTION:
+                raise DomainError(
+                    "INVALID_ARGUMENT",
+                    f"legs[{index}] {leg.symbol} is not an option contract: multi-leg orders take option legs only",
+                    field=f"legs[{index}].symbol",
+                )
+            leg_spec = replace(spec, symbol=leg.symbol, side=leg.side, legs=(), order_type=OrderType.MARKET)
+            checked_for(replace(leg_spec, limit_price=None, stop_price=None, qty=Decimal(1)), instrument, now)
+            contracts.append(parse_symbol(instrument.symbol))
+        spec, structure = validate_mleg_spec(spec, contracts)
+        snapshots = [await deps.market.quote(leg.symbol) for leg in spec.legs]
+        usable = all(q is not None and q.usable and q.bid and q.ask for q in snapshots)
+        quotes = [
+            LegQuote(leg.side, leg.ratio, q.bid, q.ask)
+            for leg, q in zip(spec.legs, snapshots, strict=True)
+            if q is not None and q.bid is not None and q.ask is not None
+        ]
+        if spec.order_type is OrderType.LIMIT:
+            if usable and spec.limit_price is not None:
+                check_limit_sign(structure, spec.limit_price, quotes)
+            return spec, None
+        if not usable:
+            raise DomainError(
+                "UNUSABLE_QUOTE", "no usable quote for every leg to price a multi-leg market order; use a limit order"
+            )
+        oldest = min(q.quote_at for q in snapshots if q is not None)
+        if market_open and Decimal(str((now - oldest).total_seconds())) > deps.settings.max_quote_age_seconds:
+            raise DomainError("STALE_QUOTE", "a leg's latest quote is too old to price a multi-leg market order")
+        return spec, spread_collar(natural(quotes), deps.settings.market_order_collar_pct)
 
     async def _replay(self, order: Order, digest: str) -> Order:
         """A client_order_id sent again answers what its first submit answered: the same
@@ -128,7 +199,7 @@ class SubmitSaga:
         """new -> hold buying power -> accepted, or rejected with the reason."""
         deps = self.deps
         try:
-            account_id = await deps.accounts.hold(
+            reservation = await deps.accounts.hold(
                 order, order.version, order.spec, held_price(order.spec, order.collar_price)
             )
         except DomainError as refusal:
@@ -141,7 +212,10 @@ class SubmitSaga:
             if rejected.status is Status.REJECTED:
                 raise DomainError(reason, message, order_id=order.order_id) from None
             return rejected  # canceled meanwhile
-        accepted = await self._conclude(order.order_id, lambda o: o.accept(account_id, deps.clock.now()))
+        accepted = await self._conclude(
+            order.order_id,
+            lambda o: o.accept(reservation.account_id, deps.clock.now(), reservation.resolve(o.spec)),
+        )
         if accepted.status is not Status.ACCEPTED:
             await deps.accounts.release(order)  # canceled while we held: hand the hold back
         return accepted

@@ -114,12 +114,13 @@ def test_each_effect_has_ledger_ids_of_its_own():
 
 
 def test_early_exercise_of_a_long_call_and_its_refusals():
-    book = account("30000", AMZN120720C00200000=("2", "20.00"), AMZN120720P00200000=("-1", "2.00"))
+    # The short put keeps its strike held ($20,000): what is free is the cash beyond it.
+    book = account("50000", AMZN120720C00200000=("2", "20.00"), AMZN120720P00200000=("-1", "2.00"))
     terms = terms_of(book)
     effect = book.exercise("AMZN120720C00200000", D(1), terms["AMZN120720C00200000"], FRIDAY, AT)
     assert (effect.outcome, effect.cash_delta) == (Outcome.EXERCISED, D("-20000"))
     assert (book.cash, book.positions["AMZN"].qty, book.positions["AMZN120720C00200000"].qty) == (
-        D("10000"),
+        D("30000"),
         D(100),
         D(1),
     )

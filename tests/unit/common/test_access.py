@@ -112,3 +112,31 @@ async def test_an_ops_caller_must_name_a_real_user_id(act_as):
             await authenticator.authenticate(metadata)
     else:
         assert (await authenticator.authenticate(metadata)).acting_for == ""
+
+
+EXPORT_ROWS = "/mbt.common.v1.UserDataService/ExportUserData"
+CREATE_EXPORT = "/mbt.accounts.v1.PrivacyService/CreateDataExport"
+GET_EXPORT = "/mbt.accounts.v1.PrivacyService/GetDataExport"
+ERASURE = "/mbt.accounts.v1.PrivacyService/RequestErasure"
+COMPLETE_EXPORT = "/mbt.accounts.v1.PrivacyService/CompleteDataExport"
+
+
+@pytest.mark.parametrize(
+    "caller, method, expected",
+    [
+        # a user's whole data leaves only through the export job, as a service
+        (USER, EXPORT_ROWS, "PERMISSION_DENIED"),
+        (OPS_UNNAMED, EXPORT_ROWS, "PERMISSION_DENIED"),
+        (SERVICE, EXPORT_ROWS, "OK"),
+        (USER, CREATE_EXPORT, "OK"),
+        (READER, CREATE_EXPORT, "PERMISSION_DENIED"),
+        (OPS, GET_EXPORT, "OK"),
+        (OPS_UNNAMED, GET_EXPORT, "INVALID_ARGUMENT"),
+        (OPS, ERASURE, "PERMISSION_DENIED"),
+        (USER, ERASURE, "OK"),
+        (USER, COMPLETE_EXPORT, "PERMISSION_DENIED"),
+        (SERVICE, COMPLETE_EXPORT, "OK"),
+    ],
+)
+def test_the_privacy_policy(caller, method, expected):
+    assert outcome(method, caller) == expected

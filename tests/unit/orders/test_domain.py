@@ -4,8 +4,8 @@ from decimal import Decimal
 import pytest
 
 from services.common.errors import DomainError
-from services.common.trading import AssetClass, OrderType, Side, TimeInForce
-from services.orders.domain.model import TRANSITIONS, Fill, Order, OrderSpec, Status, check_fill, next_status
+from services.common.trading import AssetClass, OrderType, PositionIntent, Side, TimeInForce
+from services.orders.domain.model import TRANSITIONS, Fill, Leg, Order, OrderSpec, Status, check_fill, next_status
 from services.orders.domain.model import Transition as Event
 from services.orders.domain.rules import (
     ReplaceTerms,
@@ -114,7 +114,7 @@ def test_a_transition_stamps_its_time():
         ({"order_type": OrderType.LIMIT, "stop_price": Decimal(5)}, "stop_price"),
         ({"client_order_id": "has space"}, "client_order_id"),
         ({"client_order_id": "x" * 129}, "client_order_id"),
-        ({"asset_class": AssetClass.US_OPTION}, "asset_class"),
+        ({"position_intent": PositionIntent.BUY_TO_OPEN}, "position_intent"),
     ],
 )
 def test_invalid_submissions_name_the_field(changes, field):
@@ -122,6 +122,14 @@ def test_invalid_submissions_name_the_field(changes, field):
         validate_spec(spec(**changes))
     assert err.value.reason == "INVALID_ARGUMENT"
     assert err.value.metadata["field"] == field
+
+
+def test_an_option_order_is_left_to_the_option_rules_once_its_contract_is_known():
+    option = spec(symbol="AMZN120720C00230000", qty=Decimal("1.5"), limit_price=Decimal("3.01"))
+    assert validate_spec(option) is option
+    assert validate_spec(spec(asset_class=AssetClass.US_OPTION)).asset_class is AssetClass.US_OPTION
+    spread = spec(symbol="", legs=(Leg("AMZN120720C00230000", Side.BUY, 1), Leg("AMZN120720C00240000", Side.SELL, 1)))
+    assert validate_spec(spread) is spread
 
 
 def test_sub_dollar_prices_may_have_four_decimals():

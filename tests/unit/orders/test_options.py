@@ -9,13 +9,11 @@ import pytest
 
 from services.common.errors import REASON_STATUS, DomainError
 from services.common.instruments import parse_symbol
-from services.common.spreads import Strategy
-from services.common.trading import OrderType, PositionIntent, TimeInForce
+from services.common.spreads import Strategy, resolve_leg_intents
+from services.common.trading import OrderType, PositionIntent, TimeInForce, resolve_intent
 from services.orders.domain.options import (
     check_limit_sign,
     check_net_price,
-    resolve_intent,
-    resolve_leg_intents,
     validate_multileg,
     validate_single_leg,
 )
