@@ -6,6 +6,7 @@ import time
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from services.accounts import wire
+from services.accounts.usecases.eod import EndOfDay
 from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds, SentChoices
@@ -29,6 +30,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         users: Users,
         expiration: Expiration,
         graduation: GraduationGate,
+        eod: EndOfDay,
         retention: HistoryRetention,
     ) -> None:
         self.reads = reads
@@ -36,6 +38,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self.users = users
         self.expiration = expiration
         self.graduation = graduation
+        self.eod = eod
         self.retention = retention
 
     async def GetGraduation(self, request, context):
@@ -67,6 +70,21 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             require_user_id(), from_timestamp(request.from_time), from_timestamp(request.to_time)
         )
         return wire.pnl_to_proto(report)
+
+    async def GetPortfolioHistory(self, request, context):
+        report = await self.eod.portfolio_history(require_user_id(), request.period, request.timeframe)
+        return wire.portfolio_history_to_proto(report)
+
+    async def MarkEndOfDay(self, request, context):
+        return wire.mark_result_to_proto(await self.eod.mark(from_date(request.session_date, "session_date")))
+
+    async def CreditDividends(self, request, context):
+        result = await self.eod.credit_dividends(from_date(request.pay_date, "pay_date"))
+        return wire.dividends_result_to_proto(result)
+
+    async def AccrueMarginInterest(self, request, context):
+        result = await self.eod.accrue_interest(from_date(request.session_date, "session_date"))
+        return wire.interest_result_to_proto(result)
 
     async def GetUser(self, request, context):
         return accounts_pb2.GetUserResponse(user=wire.user_to_proto(await self.users.get(request.user_id)))
