@@ -18,6 +18,7 @@ from services.accounts.usecases.holds import Holds
 from services.accounts.usecases.ledger import Ledger
 from services.accounts.usecases.privacy import Privacy
 from services.accounts.usecases.reads import AccountReads
+from services.accounts.usecases.retention import HistoryRetention
 from services.accounts.usecases.users import Users
 from services.common.clock import Clock
 from services.common.config import Settings
@@ -63,6 +64,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
                     Expiration(deps),
                     GraduationGate(deps, settings.graduation_cycles, settings.graduation_cycle_days),
                     EndOfDay(deps, settings.margin_rate_bps),
+                    HistoryRetention(deps),
                 )
             ),
             Registration.of(PrivacyServicer(privacy)),

@@ -12,12 +12,14 @@ from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds, SentChoices
 from services.accounts.usecases.privacy import Privacy
 from services.accounts.usecases.reads import AccountReads
+from services.accounts.usecases.retention import HistoryRetention
 from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
 from services.common.ids import requested_id
 from services.common.rpc import context as rpc_context
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_date, from_timestamp, money_str, parse_decimal, parse_enum
+from services.common.wire.retention import user_cutoffs_from_proto
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
@@ -29,6 +31,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         expiration: Expiration,
         graduation: GraduationGate,
         eod: EndOfDay,
+        retention: HistoryRetention,
     ) -> None:
         self.reads = reads
         self.holds = holds
@@ -36,6 +39,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self.expiration = expiration
         self.graduation = graduation
         self.eod = eod
+        self.retention = retention
 
     async def GetGraduation(self, request, context):
         graduation = await self.graduation.get(require_user_id())
@@ -125,6 +129,21 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         settled = await self.expiration.exercise(require_user_id(), request.symbol, parse_decimal(request.qty, "qty"))
         return accounts_pb2.ExerciseOptionResponse(
             settlement=wire.settlement_to_proto(settled.account_id, settled.effect)
+        )
+
+    async def GetCarriedForward(self, request, context):
+        if not request.user_id:
+            raise invalid_argument("user_id is required", "user_id")
+        account_id, carried = await self.retention.carried_forward(request.user_id)
+        return wire.carried_forward_to_proto(account_id, carried)
+
+    async def PurgeExpiredHistory(self, request, context):
+        purged = await self.retention.purge(user_cutoffs_from_proto(request.users), request.batch_size)
+        return accounts_pb2.PurgeExpiredHistoryResponse(
+            ledger_entries_folded=purged.ledger_entries,
+            closed_positions_purged=purged.closed_positions,
+            snapshots_purged=purged.snapshots,
+            batches=purged.batches,
         )
 
     async def ExpireOptions(self, request, context):

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     delete,
     func,
     select,
@@ -43,6 +44,7 @@ from services.accounts.domain.account import (
 )
 from services.accounts.domain.eod import LedgerEntry, Snapshot
 from services.accounts.domain.privacy import DataExport, ErasureStatus, ExportStatus
+from services.accounts.domain.retention import CARRIED_FORWARD, CarriedForward, LedgerLine, fold
 from services.accounts.domain.rules import (
     AccountType,
     FillEffect,
@@ -52,11 +54,13 @@ from services.accounts.domain.rules import (
     HoldTerms,
     Position,
     Profile,
+    Tier,
     VersionHold,
     asset_class_of,
 )
 from services.common.ids import derived_id, new_id
 from services.common.messaging.outbox import define_outbox_tables
+from services.common.persistence.db import changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTable, UserTables, by_parent, by_user_id
 from services.common.trading import AssetClass, Side
@@ -554,7 +558,9 @@ class AccountRepository:
         """The account's realized P&L per day (UTC date of each ledger entry)."""
         by_day: dict[date, Decimal] = {}
         query = select(LedgerEntryRow.occurred_at, LedgerEntryRow.realized_pl).where(
-            LedgerEntryRow.account_id == account_id, LedgerEntryRow.realized_pl != Decimal(0)
+            LedgerEntryRow.account_id == account_id,
+            LedgerEntryRow.realized_pl != Decimal(0),
+            LedgerEntryRow.kind != CARRIED_FORWARD,
         )
         for at, pl in (await self.session.execute(query)).all():
             by_day[at.date()] = by_day.get(at.date(), Decimal(0)) + pl
@@ -567,19 +573,19 @@ class AccountRepository:
         self.session.add(row)
         await self.session.flush()
 
-    async def holdings(self, after_account_id: str, limit: int) -> list[tuple[str, str, Profile, list[str]]]:
+    async def holdings(self, after_account_id: str, limit: int) -> list[tuple[str, str, Profile, list[str], Tier]]:
         """Accounts after ``after_account_id`` in id order: (account id, user id, the user's
-        investor profile now, sorted symbols of its open positions)."""
+        investor profile now, sorted symbols of its open positions, the user's tier now)."""
         accounts = (
             await self.session.execute(
-                select(AccountRow.account_id, AccountRow.user_id, UserRow.investor_profile)
+                select(AccountRow.account_id, AccountRow.user_id, UserRow.investor_profile, UserRow.tier)
                 .join(UserRow, UserRow.user_id == AccountRow.user_id)
                 .where(AccountRow.account_id > after_account_id)
                 .order_by(AccountRow.account_id)
                 .limit(limit)
             )
         ).all()
-        symbols: dict[str, list[str]] = {account_id: [] for account_id, _, _ in accounts}
+        symbols: dict[str, list[str]] = {row.account_id: [] for row in accounts}
         if symbols:
             query = (
                 select(PositionRow.account_id, PositionRow.symbol)
@@ -588,7 +594,7 @@ class AccountRepository:
             )
             for account_id, symbol in (await self.session.execute(query)).all():
                 symbols[account_id].append(symbol)
-        return [(a, u, Profile(p), symbols[a]) for a, u, p in accounts]
+        return [(a, u, Profile(p), symbols[a], Tier(t)) for a, u, p, t in accounts]
 
     async def option_holders(self) -> dict[str, list[str]]:
         """The open option positions of every account: contract symbols by account id."""
@@ -628,9 +634,96 @@ class AccountRepository:
         query = select(LedgerEntryRow).where(LedgerEntryRow.account_id == account_id)
         if until is not None:
             query = query.where(LedgerEntryRow.occurred_at <= until)
+        carried_first = case((LedgerEntryRow.kind == CARRIED_FORWARD, 0), else_=1)
         return list(
-            (await self.session.execute(query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id))).scalars()
+            (
+                await self.session.execute(
+                    query.order_by(LedgerEntryRow.occurred_at, carried_first, LedgerEntryRow.entry_id)
+                )
+            ).scalars()
         )
+
+    # -- retention ------------------------------------------------------------------
+
+    async def carried_forward(self, account_id: str) -> CarriedForward | None:
+        """The account's carried-forward balance; None when the purge folded nothing."""
+        query = select(LedgerEntryRow).where(
+            LedgerEntryRow.account_id == account_id, LedgerEntryRow.kind == CARRIED_FORWARD
+        )
+        rows = sorted((await self.session.execute(query)).scalars(), key=lambda row: row.symbol)
+        return fold(ledger_line(row) for row in rows)
+
+    async def account_ids_of(self, user_ids: list[str]) -> dict[str, str]:
+        """Account id by user id, for the users that have one."""
+        query = select(AccountRow.user_id, AccountRow.account_id).where(AccountRow.user_id.in_(user_ids))
+        return {row.user_id: row.account_id for row in (await self.session.execute(query)).all()}
+
+    async def fold_ledger_before(self, account_id: str, cutoff: datetime, limit: int) -> int:
+        """Fold the account's oldest ledger entries before ``cutoff`` (at most ``limit``) into
+        its carried-forward entries and delete them; the number folded."""
+        carried = list(
+            (
+                await self.session.execute(
+                    select(LedgerEntryRow)
+                    .where(LedgerEntryRow.account_id == account_id, LedgerEntryRow.kind == CARRIED_FORWARD)
+                    .order_by(LedgerEntryRow.entry_id)
+                )
+            ).scalars()
+        )
+        old = list(
+            (
+                await self.session.execute(
+                    select(LedgerEntryRow)
+                    .where(
+                        LedgerEntryRow.account_id == account_id,
+                        LedgerEntryRow.kind != CARRIED_FORWARD,
+                        LedgerEntryRow.occurred_at < cutoff,
+                    )
+                    .order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if not old:
+            return 0
+        balance = fold(ledger_line(row) for row in [*sorted(carried, key=lambda r: r.symbol), *old])
+        await self.session.execute(
+            delete(LedgerEntryRow).where(LedgerEntryRow.entry_id.in_([row.entry_id for row in [*carried, *old]]))
+        )
+        for row in carried:  # their ids are reused by the new balance's entries
+            self.session.expunge(row)
+        if balance is not None:
+            for row in _carried_rows(account_id, balance):
+                self.session.add(row)
+        return len(old)
+
+    async def delete_closed_positions_before(self, account_id: str, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the account's positions closed before ``cutoff`` (open
+        ones never); the number deleted."""
+        ids = (
+            select(PositionRow.position_id)
+            .where(
+                PositionRow.account_id == account_id,
+                PositionRow.closed_at.is_not(None),
+                PositionRow.closed_at < cutoff,
+            )
+            .order_by(PositionRow.closed_at, PositionRow.position_id)
+            .limit(limit)
+        )
+        doomed = list((await self.session.execute(ids)).scalars())
+        if not doomed:
+            return 0
+        return changed(
+            await self.session.execute(delete(PositionRow).where(PositionRow.position_id.in_(doomed)))
+        ).rowcount
+
+    async def delete_snapshots_before(self, account_id: str, day: date) -> int:
+        """Delete the account's end-of-day snapshots of sessions before ``day``."""
+        return changed(
+            await self.session.execute(
+                delete(EodSnapshotRow).where(EodSnapshotRow.account_id == account_id, EodSnapshotRow.as_of_date < day)
+            )
+        ).rowcount
 
     async def entry_exists(self, entry_id: str) -> bool:
         return await self.session.get(LedgerEntryRow, entry_id) is not None
@@ -644,7 +737,12 @@ class AccountRepository:
         query = (
             select(LedgerEntryRow)
             .where(LedgerEntryRow.occurred_at <= until)
-            .order_by(LedgerEntryRow.account_id, LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id)
+            .order_by(
+                LedgerEntryRow.account_id,
+                LedgerEntryRow.occurred_at,
+                case((LedgerEntryRow.kind == CARRIED_FORWARD, 0), else_=1),
+                LedgerEntryRow.entry_id,
+            )
         )
         ledgers: dict[str, list[LedgerEntry]] = {}
         for row in (await self.session.execute(query)).scalars():
@@ -652,7 +750,7 @@ class AccountRepository:
                 LedgerEntry(
                     row.kind,
                     row.symbol,
-                    Side(row.side) if row.kind == "fill" else None,
+                    Side(row.side) if row.kind in ("fill", CARRIED_FORWARD) and row.side else None,
                     row.qty,
                     row.price,
                     row.multiplier,
@@ -710,6 +808,59 @@ class AccountRepository:
 
     async def account_row(self, account_id: str) -> AccountRow | None:
         return self._rows.get(account_id) or await self.session.get(AccountRow, account_id)
+
+
+def ledger_line(row: LedgerEntryRow) -> LedgerLine:
+    return LedgerLine(
+        row.kind,
+        row.symbol,
+        row.side,
+        row.qty,
+        row.price,
+        row.multiplier,
+        row.cash_delta,
+        row.realized_pl,
+        row.cash_after,
+        row.occurred_at,
+    )
+
+
+def _carried_rows(account_id: str, balance: CarriedForward) -> list[LedgerEntryRow]:
+    """The ``carried_forward`` entries of a balance: the cash one, then one per open position
+    (quantity unsigned, the side giving the sign, as on fills)."""
+
+    def entry(symbol: str, side: str, qty: Decimal, price: Decimal, multiplier: Decimal, **amounts: Decimal):
+        return LedgerEntryRow(
+            entry_id=derived_id("led", f"{CARRIED_FORWARD}:{account_id}:{symbol}"),
+            account_id=account_id,
+            kind=CARRIED_FORWARD,
+            fill_id=None,
+            order_id=None,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            price=price,
+            multiplier=multiplier,
+            cash_after=balance.cash_after,
+            occurred_at=balance.through,
+            **amounts,
+        )
+
+    rows = [entry("", "", Decimal(0), Decimal(0), Decimal(1), cash_delta=balance.cash_delta, realized_pl=Decimal(0))]
+    for symbol, position in sorted(balance.positions.items()):
+        side = Side.BUY.value if position.qty > 0 else Side.SELL.value
+        rows.append(
+            entry(
+                symbol,
+                side,
+                abs(position.qty),
+                position.avg_entry_price,
+                position.multiplier,
+                cash_delta=Decimal(0),
+                realized_pl=position.realized_pl,
+            )
+        )
+    return rows
 
 
 def _position_row(account_id: str, position: Position, at: datetime, asset_class: str) -> PositionRow:

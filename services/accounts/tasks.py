@@ -5,6 +5,15 @@ or assigned (cash-settled for index options). Running it again for a key is harm
 settled position is closed and each ledger movement is keyed by (account, contract,
 session), so a repeat settles nothing.
 
+``mbt.purge_expired`` (key: the whole hour of market time; every hour) applies retention by
+tier: for each account (``ListAccountHoldings``, a page at a time) whose user's tier has a
+window (``MBT_RETENTION_FREE_DAYS``, ``MBT_RETENTION_PRO_DAYS``; Pro+ none), the cutoff is
+the key's hour minus the window, and each service purges its own rows before it:
+``PurgeExpiredOrders`` (orders that ended and their fills), ``PurgeExpiredHistory`` (ledger
+entries folded into the carried-forward balance, closed positions, snapshots) and
+``PurgeExpiredActivities`` (folded into the ``carried_forward`` activity). A repeat for the
+key finds nothing left to purge.
+
 GDPR export and erasure (``services.accounts.usecases.privacy``):
 
 ``mbt.export_user_data`` (key: the export id; offered by accounts when the user asks, with
@@ -32,7 +41,7 @@ interest on margin debit balances, each charge an activity with its teaching car
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -40,10 +49,14 @@ from google.protobuf.message import Message
 
 from gateway import user_data as gateway_user_data
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
+from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from mbt.common.v1 import user_data_pb2, user_data_pb2_grpc
+from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.accounts.domain.privacy import TableDump, build_archive
 from services.common.config import SERVICES
+from services.common.retention import UserCutoff, cutoff_for
 from services.common.wire.conv import to_date
+from services.common.wire.retention import user_cutoff_to_proto
 from services.jobs.runs import JobContext, job
 
 log = logging.getLogger("mbt.expiration")
@@ -73,6 +86,58 @@ def expire_options(run: JobContext) -> dict:
         "shortfalls": list(reply.shortfalls),
         "unpriced": list(reply.unpriced),
     }
+
+
+TIER_PREFIX = "TIER_"
+
+
+@job("mbt.purge_expired")
+def purge_expired(run: JobContext) -> dict:
+    at = datetime.strptime(run.key, "%Y-%m-%dT%H:00Z").replace(tzinfo=UTC)
+    windows = {"free": run.settings.retention_free_days, "pro": run.settings.retention_pro_days}
+    timeout = run.settings.rpc_timeout_seconds
+    accounts = run.stub("accounts", accounts_pb2_grpc.AccountsServiceStub)
+    orders = run.stub("orders", orders_pb2_grpc.OrdersServiceStub)
+    activities = run.stub("activities", activities_pb2_grpc.ActivitiesServiceStub)
+    totals = dict.fromkeys(
+        ("users", "orders", "fills", "ledger_entries", "closed_positions", "snapshots", "activities"), 0
+    )
+    after = ""
+    while True:
+        page = accounts.ListAccountHoldings(
+            accounts_pb2.ListAccountHoldingsRequest(after_account_id=after), timeout=timeout
+        )
+        users = []
+        for holding in page.accounts:
+            tier = accounts_pb2.Tier.Name(holding.tier).removeprefix(TIER_PREFIX).lower()
+            cutoff = cutoff_for(tier, at, windows)
+            if cutoff is not None:
+                users.append(user_cutoff_to_proto(UserCutoff(holding.user_id, cutoff)))
+        if users:
+            purged_orders = orders.PurgeExpiredOrders(
+                orders_pb2.PurgeExpiredOrdersRequest(users=users), timeout=timeout
+            )
+            history = accounts.PurgeExpiredHistory(
+                accounts_pb2.PurgeExpiredHistoryRequest(users=users), timeout=timeout
+            )
+            purged_activities = activities.PurgeExpiredActivities(
+                activities_pb2.PurgeExpiredActivitiesRequest(users=users), timeout=timeout
+            )
+            for name, count in (
+                ("users", len(users)),
+                ("orders", purged_orders.orders_purged),
+                ("fills", purged_orders.fills_purged),
+                ("ledger_entries", history.ledger_entries_folded),
+                ("closed_positions", history.closed_positions_purged),
+                ("snapshots", history.snapshots_purged),
+                ("activities", purged_activities.activities_purged),
+            ):
+                totals[name] += count
+        run.progress(**totals)
+        after = page.next_after_account_id
+        if not after:
+            break
+    return {"hour": run.key, **totals}
 
 
 ACCOUNTS = "accounts"

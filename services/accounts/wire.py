@@ -10,6 +10,7 @@ from services.accounts.domain.expiration import ExpirationEffect, Outcome
 from services.accounts.domain.graduation import SOURCE as GRADUATION_SOURCE
 from services.accounts.domain.graduation import Graduation
 from services.accounts.domain.privacy import DataExport, Erasure, ErasureStatus, ExportStatus
+from services.accounts.domain.retention import CarriedForward
 from services.accounts.domain.rules import (
     AccountType,
     FillTerms,
@@ -29,6 +30,7 @@ from services.common.errors import invalid_argument
 from services.common.trading import FillPreference, PositionIntent
 from services.common.wire.conv import (
     amount_str,
+    decimal_str,
     money_str,
     parse_decimal,
     parse_enum,
@@ -242,6 +244,7 @@ def holding_to_proto(holding: AccountHolding) -> accounts_pb2.AccountHolding:
         user_id=holding.user_id,
         investor_profile=PROFILE_WIRE[holding.profile],
         open_symbols=list(holding.open_symbols),
+        tier=TIER_WIRE[holding.tier],
     )
 
 
@@ -282,6 +285,27 @@ def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_p
         stock_qty=qty_str(stock.qty) if stock else "",
         cash_delta=amount_str(effect.cash_delta),
         reason=effect.reason,
+    )
+
+
+def carried_forward_to_proto(account_id: str, carried: CarriedForward | None) -> accounts_pb2.GetCarriedForwardResponse:
+    """Exact decimals (an internal read, for reconciliation)."""
+    if carried is None:
+        return accounts_pb2.GetCarriedForwardResponse(account_id=account_id)
+    return accounts_pb2.GetCarriedForwardResponse(
+        account_id=account_id,
+        cash_delta=money_str(carried.cash_delta),
+        through=to_timestamp(carried.through),
+        positions=[
+            accounts_pb2.CarriedPosition(
+                symbol=p.symbol,
+                qty=decimal_str(p.qty),
+                avg_entry_price=decimal_str(p.avg_entry_price),
+                multiplier=decimal_str(p.multiplier),
+                realized_pl=money_str(p.realized_pl),
+            )
+            for _, p in sorted(carried.positions.items())
+        ],
     )
 
 

@@ -8,7 +8,7 @@ from services.activities.events import Handlers
 from services.activities.notifier import WebhookNotifier
 from services.activities.service import ActivitiesServicer, GoalStreakServicer, NotificationsServicer
 from services.activities.store import OUTBOX, SERVICE, USER_TABLES
-from services.activities.usecases import Activities, GoalStreaks, Notifications
+from services.activities.usecases import Activities, ActivityRetention, GoalStreaks, Notifications
 from services.common.clock import Clock, WallClock
 from services.common.config import Settings
 from services.common.kit import ServiceKit
@@ -37,7 +37,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
     queue = JobQueue(settings)
     runtime = kit.runtime(
         [
-            Registration.of(ActivitiesServicer(activities)),
+            Registration.of(ActivitiesServicer(activities, ActivityRetention(kit.database, audit_key, kit.clock))),
             Registration.of(NotificationsServicer(notifications)),
             Registration.of(GoalStreakServicer(GoalStreaks(kit.database, kit.clock))),
             Registration.of(EventSink(SERVICE, kit.database, kit.event_outbox, kit.clock, handlers)),

@@ -75,6 +75,14 @@ class AuditEntry:
     recorded_at: datetime
 
 
+# The activity that carries the net amount of the activities the retention purge removed.
+CARRIED_FORWARD = "carried_forward"
+
+
+def carried_forward_description(through: datetime) -> str:
+    return f"Balance carried forward from the activities until {through:%Y-%m-%d} (retention)"
+
+
 def fill_description(side: Side, qty: Decimal, symbol: str, price: Decimal) -> str:
     verb = "Bought" if side is Side.BUY else "Sold"
     return f"{verb} {qty_str(qty)} {symbol} at ${on_price_grid(price):,}"

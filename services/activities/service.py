@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from services.activities import wire
-from services.activities.usecases import Activities, GoalStreaks, Notifications
+from services.activities.usecases import Activities, ActivityRetention, GoalStreaks, Notifications
 from services.common.errors import invalid_argument
 from services.common.ids import requested_id
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_date, from_timestamp, parse_enum
+from services.common.wire.retention import user_cutoffs_from_proto
 
 
 class ActivitiesServicer(activities_pb2_grpc.ActivitiesServiceServicer):
-    def __init__(self, activities: Activities) -> None:
+    def __init__(self, activities: Activities, retention: ActivityRetention) -> None:
         self.activities = activities
+        self.retention = retention
+
+    async def PurgeExpiredActivities(self, request, context):
+        purged, batches = await self.retention.purge(user_cutoffs_from_proto(request.users), request.batch_size)
+        return activities_pb2.PurgeExpiredActivitiesResponse(activities_purged=purged, batches=batches)
 
     async def ListActivities(self, request, context):
         activity_type = parse_enum(wire.TYPES, request.activity_type, "type", required=False)

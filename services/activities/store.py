@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     or_,
     select,
     text,
@@ -29,7 +30,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.activities import audit_chain
-from services.activities.domain import Activity, AuditEntry, Notification, TeachingCard
+from services.activities.domain import (
+    CARRIED_FORWARD,
+    Activity,
+    AuditEntry,
+    Notification,
+    TeachingCard,
+    carried_forward_description,
+)
+from services.common.ids import derived_id
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTable, UserTables, by_user_id
@@ -359,6 +368,56 @@ class ActivityRepository:
             )
         query = query.order_by(ActivityRow.occurred_at.desc(), ActivityRow.activity_id.desc()).limit(limit)
         return [_activity(row) for row in (await self.session.execute(query)).scalars()]
+
+    async def fold_activities_before(self, user_id: str, cutoff: datetime, limit: int, now: datetime) -> int:
+        """Delete up to ``limit`` of the user's oldest activities before ``cutoff`` (the
+        carried-forward one excepted), adding their net amount to the account's
+        ``carried_forward`` activity (created on the first fold); the number deleted."""
+        rows = list(
+            (
+                await self.session.execute(
+                    select(ActivityRow)
+                    .where(
+                        ActivityRow.user_id == user_id,
+                        ActivityRow.activity_type != CARRIED_FORWARD,
+                        ActivityRow.occurred_at < cutoff,
+                    )
+                    .order_by(ActivityRow.occurred_at, ActivityRow.activity_id)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if not rows:
+            return 0
+        total = sum((row.net_amount for row in rows), Decimal(0))
+        through = max(row.occurred_at for row in rows)
+        await self.session.execute(
+            delete(ActivityRow).where(ActivityRow.activity_id.in_([r.activity_id for r in rows]))
+        )
+        carried_id = derived_id("act", f"{CARRIED_FORWARD}:{user_id}")
+        carried = await self.session.get(ActivityRow, carried_id)
+        if carried is None:
+            carried = ActivityRow(
+                activity_id=carried_id,
+                user_id=user_id,
+                account_id=rows[0].account_id,
+                activity_type=CARRIED_FORWARD,
+                symbol="",
+                order_id="",
+                fill_id="",
+                side="",
+                qty=None,
+                price=None,
+                net_amount=Decimal(0),
+                occurred_at=through,
+                created_at=now,
+            )
+            self.session.add(carried)
+        carried.net_amount += total
+        carried.occurred_at = max(carried.occurred_at, through)
+        carried.description = carried_forward_description(carried.occurred_at)
+        await self.session.flush()
+        return len(rows)
 
     async def fills_between(self, account_id: str, start: datetime, end: datetime) -> list[Activity]:
         """The account's fill activities in [start, end), oldest first."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -27,12 +28,15 @@ from services.activities.domain import (
     nudge_text,
     summarize_week,
 )
-from services.activities.store import ActivityRepository, GoalStreakRow, NotificationRepository
+from services.activities.store import SERVICE, ActivityRepository, GoalStreakRow, NotificationRepository
 from services.common.clock import Clock
 from services.common.errors import DomainError, invalid_argument, not_found
+from services.common.ids import new_id
 from services.common.persistence.db import Database
 from services.common.persistence.pagination import page
 from services.common.persistence.uow import UnitOfWork
+from services.common.retention import UserCutoff, batch_size
+from services.common.rpc import context
 
 log = logging.getLogger("mbt.activities")
 SEND_FILL_NOTIFICATION = "mbt.send_fill_notification"
@@ -271,3 +275,51 @@ class GoalStreaks:
                 )
             )
         return verdict.met, streak, nudge
+
+
+class ActivityRetention:
+    """The retention purge of activities (``PurgeExpiredActivities``, run by the
+    ``mbt.purge_expired`` job): a user's activities before the user's cutoff are deleted, a
+    batch per transaction, their net amount added to the account's ``carried_forward``
+    activity so that the activities still add up to the cash; each batch is one audit row
+    with its count. Audit rows themselves are not purged here."""
+
+    def __init__(self, db: Database, audit_key: bytes, clock: Clock) -> None:
+        self.db = db
+        self.audit_key = audit_key
+        self.clock = clock
+
+    async def purge(self, users: Sequence[UserCutoff], requested_batch: int) -> tuple[int, int]:
+        """(activities deleted, batches); InvalidArgument for a bad batch size, before
+        anything is deleted."""
+        limit = batch_size(requested_batch)
+        purged = batches = 0
+        for user in users:
+            while True:
+                async with self.db.writing() as session:
+                    repo = ActivityRepository(session)
+                    now = self.clock.now()
+                    count = await repo.fold_activities_before(user.user_id, user.cutoff, limit, now)
+                    if not count:
+                        break
+                    caller = context.identity()
+                    await repo.add_audit(
+                        AuditEntry(
+                            audit_id=new_id("aud"),
+                            actor_type="system",
+                            actor_id=caller.subject or SERVICE,
+                            action="retention_purge",
+                            entity_type="activity",
+                            entity_id=user.user_id,
+                            user_id=user.user_id,
+                            before={"activities": count, "cutoff": user.cutoff.isoformat()},
+                            after=None,
+                            request_id=context.request_id(),
+                            service=SERVICE,
+                            occurred_at=now,
+                            recorded_at=now,
+                        ),
+                        self.audit_key,
+                    )
+                purged, batches = purged + count, batches + 1
+        return purged, batches

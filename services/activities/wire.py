@@ -12,7 +12,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2
 from services.activities.audit_chain import Break, Link
-from services.activities.domain import Activity, AuditEntry, Notification
+from services.activities.domain import CARRIED_FORWARD, Activity, AuditEntry, Notification
 from services.activities.domain import dividend_activity as _dividend_activity
 from services.activities.domain import expiration_activity as _expiration_activity
 from services.activities.domain import fill_activity as _fill_activity
@@ -38,6 +38,7 @@ TYPES = {
     activities_pb2.ACTIVITY_TYPE_MARGIN_INTEREST: "margin_interest",
     activities_pb2.ACTIVITY_TYPE_ACCOUNT_OPENED: "account_opened",
     activities_pb2.ACTIVITY_TYPE_SYSTEM_NUDGE: "system_nudge",
+    activities_pb2.ACTIVITY_TYPE_CARRIED_FORWARD: CARRIED_FORWARD,
 }
 TYPE_WIRE = {v: k for k, v in TYPES.items()}
 ACTOR_WIRE = {"user": audit_pb2.ACTOR_TYPE_USER, "ops": audit_pb2.ACTOR_TYPE_OPS, "system": audit_pb2.ACTOR_TYPE_SYSTEM}

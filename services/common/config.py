@@ -590,6 +590,18 @@ class Settings:
         "Graduation gate: a cycle's length in days (market-clock dates), counted from the account's opening.",
         _parse_positive_int,
     )
+    retention_free_days: int = setting(
+        "MBT_RETENTION_FREE_DAYS",
+        "90",
+        "Retention of a Free user's history (`mbt.purge_expired`, hourly): orders that ended, their fills, closed positions, ledger entries (folded into a carried-forward balance), activities (folded into a `carried_forward` one) and end-of-day snapshots older than this many days of market time are deleted.",
+        _parse_positive_int,
+    )
+    retention_pro_days: int = setting(
+        "MBT_RETENTION_PRO_DAYS",
+        "1095",
+        "Retention of a Pro user's history, as `MBT_RETENTION_FREE_DAYS` (1095 days: 3 years). Pro+ history is kept without limit.",
+        _parse_positive_int,
+    )
     notify_webhook_url: str = setting(
         "MBT_NOTIFY_WEBHOOK_URL",
         "",

@@ -88,6 +88,13 @@ REGISTRY: dict[str, JobSpec] = {
             description="settles the option positions expiring at each close: exercised, assigned or expired worthless",
         ),
         JobSpec(
+            "mbt.purge_expired",
+            "services.accounts.tasks",
+            HOUR,
+            HOURLY,
+            description="deletes history past each user's tier window (orders, fills, closed positions, activities, snapshots; ledger folded)",
+        ),
+        JobSpec(
             "mbt.export_user_data",
             "services.accounts.tasks",
             EXPORT_ID,

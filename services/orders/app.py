@@ -22,6 +22,7 @@ from services.orders.usecases.deps import Deps
 from services.orders.usecases.lifecycle import Lifecycle, run_housekeeping
 from services.orders.usecases.reads import OrderReads
 from services.orders.usecases.replace import ReplaceSaga
+from services.orders.usecases.retention import OrderRetention
 from services.orders.usecases.submit import SubmitSaga
 
 
@@ -50,7 +51,7 @@ def build(
     submits, replaces, lifecycle = SubmitSaga(deps), ReplaceSaga(deps), Lifecycle(deps)
     return kit.runtime(
         [
-            Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps))),
+            Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps), OrderRetention(deps))),
             Registration.of(UserDataServicer(USER_TABLES, kit.database, kit.clock)),
         ],
         background=[partial(run_housekeeping, lifecycle, submits, replaces)],

@@ -7,19 +7,29 @@ from services.common.errors import invalid_argument
 from services.common.ids import requested_id
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_timestamp
+from services.common.wire.retention import user_cutoffs_from_proto
 from services.orders import wire
 from services.orders.usecases.lifecycle import Lifecycle
 from services.orders.usecases.reads import OrderReads
 from services.orders.usecases.replace import ReplaceSaga
+from services.orders.usecases.retention import OrderRetention
 from services.orders.usecases.submit import SubmitSaga
 
 
 class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, submits: SubmitSaga, replaces: ReplaceSaga, lifecycle: Lifecycle, reads: OrderReads) -> None:
+    def __init__(
+        self,
+        submits: SubmitSaga,
+        replaces: ReplaceSaga,
+        lifecycle: Lifecycle,
+        reads: OrderReads,
+        retention: OrderRetention,
+    ) -> None:
         self.submits = submits
         self.replaces = replaces
         self.lifecycle = lifecycle
         self.reads = reads
+        self.retention = retention
 
     async def SubmitOrder(self, request, context):
         order, replay = await self.submits.submit(require_user_id(), wire.spec_from_request(request))
@@ -71,6 +81,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def ExpireOrders(self, request, context):
         count = await self.lifecycle.expire_due(from_timestamp(request.as_of))
         return orders_pb2.ExpireOrdersResponse(expired_count=count)
+
+    async def PurgeExpiredOrders(self, request, context):
+        purged = await self.retention.purge(user_cutoffs_from_proto(request.users), request.batch_size)
+        return orders_pb2.PurgeExpiredOrdersResponse(
+            orders_purged=purged.orders, fills_purged=purged.fills, batches=purged.batches
+        )
 
     async def GetFill(self, request, context):
         fill, order = await self.reads.get_fill(_fill_id(request.fill_id))

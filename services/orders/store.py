@@ -466,6 +466,31 @@ class OrderRepository:
             .limit(limit)
         )
 
+    async def ended_before(self, user_id: str, statuses: Iterable[Status], cutoff: datetime, limit: int) -> list[str]:
+        """The ids of ``user_id``'s orders in ``statuses`` last changed before ``cutoff``,
+        oldest first, at most ``limit``."""
+        return list(
+            (
+                await self.session.execute(
+                    select(OrderRow.order_id)
+                    .where(
+                        OrderRow.user_id == user_id,
+                        OrderRow.status.in_([status.value for status in statuses]),
+                        OrderRow.updated_at < cutoff,
+                    )
+                    .order_by(OrderRow.updated_at, OrderRow.order_id)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+
+    async def delete_orders(self, order_ids: list[str]) -> int:
+        """Delete the orders with their fills and replace attempts; the fills deleted."""
+        fills = await self.session.execute(delete(FillRow).where(FillRow.order_id.in_(order_ids)))
+        await self.session.execute(delete(ReplacementRow).where(ReplacementRow.order_id.in_(order_ids)))
+        await self.session.execute(delete(OrderRow).where(OrderRow.order_id.in_(order_ids)))
+        return changed(fills).rowcount
+
     # -- fills ----------------------------------------------------------------------
 
     async def _add_fill(self, fill: Fill, user_id: str) -> None:

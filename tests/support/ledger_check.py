@@ -2,8 +2,11 @@
 gRPC), computed independently of the accounts service's own arithmetic:
 
 * cash = starting cash + the signed fills the orders service recorded (buy −, sell +,
-  qty × price × multiplier);
-* open positions = the fills' signed quantities per symbol;
+  qty × price × multiplier); after a retention purge, the carried-forward cash (accounts'
+  ``GetCarriedForward``: the folded movements, the opening deposit among them) + the
+  signed fills that remain;
+* open positions = the fills' signed quantities per symbol, on top of the carried-forward
+  positions after a purge;
 * reserved = the requirement of the orders still working, from their terms (a cash
   account's buy: qty × its worst price — the limit, else the collar; a sell holds shares,
   not cash); no order is left half-submitted (``new``) once the mesh has settled;
@@ -23,7 +26,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
-from tests.support.identity import BULK_TIER, as_user
+from tests.support.identity import BULK_TIER, as_service, as_user
 
 WORKING = (orders_pb2.ORDER_STATUS_ACCEPTED,)
 PRICED_AT_LIMIT = (trading_pb2.ORDER_TYPE_LIMIT, trading_pb2.ORDER_TYPE_STOP_LIMIT)
@@ -86,8 +89,12 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
     activities = await _all_activities(trading, metadata)
 
     cash = _d(account.cash)
+    carried = await trading.accounts().GetCarriedForward(
+        accounts_pb2.GetCarriedForwardRequest(user_id=user_id), metadata=as_service("tests")
+    )
+    base = _d(carried.cash_delta) if carried.cash_delta else _d(account.starting_cash)
     flows = Decimal(0)
-    held: dict[str, Decimal] = {}
+    held: dict[str, Decimal] = {p.symbol: _d(p.qty) for p in carried.positions}
     for listed in orders:
         if listed.filled_qty in ("", "0"):
             continue
@@ -98,8 +105,8 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
             sign = Decimal(-1) if fill.side == trading_pb2.ORDER_SIDE_BUY else Decimal(1)
             flows += sign * _d(fill.qty) * _d(fill.price) * (_d(fill.multiplier) or Decimal(1))
             held[fill.symbol] = held.get(fill.symbol, Decimal(0)) - sign * _d(fill.qty)
-    assert cash == _d(account.starting_cash) + flows, (
-        f"{user_id}: cash {cash} != starting cash {account.starting_cash} + signed fills {flows}"
+    assert cash == base + flows, (
+        f"{user_id}: cash {cash} != starting or carried-forward cash {base} + signed fills {flows}"
     )
 
     stored = {p.symbol: _d(p.qty) for p in positions if _d(p.qty) != 0}

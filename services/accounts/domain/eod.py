@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from services.accounts.domain.retention import CARRIED_FORWARD
 from services.accounts.domain.rules import Mark, Position, apply_fill, mark_price, market_value
 from services.common.errors import invalid_argument
 from services.common.trading import Side
@@ -50,7 +51,11 @@ def holdings_at(entries: Iterable[LedgerEntry], moment: datetime, *, inclusive: 
         if entry.occurred_at > moment or (not inclusive and entry.occurred_at == moment):
             continue
         cash += entry.cash_delta
-        if entry.kind == "fill" and entry.side is not None:
+        if entry.kind == CARRIED_FORWARD and entry.symbol and entry.side is not None:
+            # What a retention purge folded (domain.retention): the position then, whole.
+            signed = entry.qty if entry.side is Side.BUY else -entry.qty
+            held[entry.symbol] = Position(entry.symbol, signed, entry.price, entry.multiplier)
+        elif entry.kind == "fill" and entry.side is not None:
             held[entry.symbol] = apply_fill(
                 held.get(entry.symbol), entry.symbol, entry.side, entry.qty, entry.price, entry.multiplier
             ).position

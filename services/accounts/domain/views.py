@@ -66,3 +66,4 @@ class AccountHolding:
     user_id: str
     profile: Profile
     open_symbols: tuple[str, ...]
+    tier: Tier

@@ -9,9 +9,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.accounts.domain.account import Account
+from services.accounts.domain.retention import CARRIED_FORWARD, POSITION_KINDS, carried_position
 from services.accounts.domain.rules import Mark, Position, apply_fill, mark_price, unrealized_pl
 from services.accounts.domain.views import AccountSummary, PnlReport, PositionRecord
-from services.accounts.store import AccountRepository, PositionRow
+from services.accounts.store import AccountRepository, PositionRow, ledger_line
 from services.accounts.usecases.deps import Deps, with_account
 from services.common.errors import invalid_argument, not_found
 from services.common.rpc import context
@@ -90,7 +91,9 @@ class AccountReads:
         realized: dict[str, Decimal] = {}
         held: dict[str, Position] = {}
         for entry in ledger:
-            if entry.kind not in ("fill", "expiration"):
+            if entry.kind == CARRIED_FORWARD and entry.symbol:
+                held[entry.symbol] = carried_position(ledger_line(entry))
+            if entry.kind not in POSITION_KINDS:
                 continue
             effect = apply_fill(
                 held.get(entry.symbol), entry.symbol, Side(entry.side), entry.qty, entry.price, entry.multiplier

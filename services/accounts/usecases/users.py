@@ -34,7 +34,7 @@ class Users:
         limit = min(size or MAX_HOLDINGS_PAGE, MAX_HOLDINGS_PAGE)
         async with self.deps.db.reading() as session:
             rows = await AccountRepository(session).holdings(after_account_id, limit + 1)
-        page = [AccountHolding(a, u, p, tuple(symbols)) for a, u, p, symbols in rows[:limit]]
+        page = [AccountHolding(a, u, p, tuple(symbols), t) for a, u, p, symbols, t in rows[:limit]]
         return page, page[-1].account_id if len(rows) > limit else ""
 
     async def get(self, user_id: str) -> User:
