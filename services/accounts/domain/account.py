@@ -297,9 +297,10 @@ class Account:
         positions = {symbol: p.qty for symbol, p in self.positions.items()}
         return resolve_leg_intents(order.legs, terms.qty, intents or (None,) * len(terms.legs), positions)
 
-    def fill_preference(self, sent: FillPreference | None) -> FillPreference:
-        """A multi-leg order's fill preference: as sent, else the profile's default."""
-        return sent or DEFAULT_FILL_PREFERENCE[self.profile]
+    def fill_preference(self, sent: FillPreference | None, chosen: FillPreference | None = None) -> FillPreference:
+        """A multi-leg order's fill preference: as sent, else the user's ``chosen`` default
+        (their settings), else the profile's default (``DEFAULT_FILL_PREFERENCE``)."""
+        return sent or chosen or DEFAULT_FILL_PREFERENCE[self.profile]
 
     def position_intent(self, terms: HoldTerms, intent: PositionIntent | None) -> PositionIntent | None:
         """An option order's position intent, as sent or inferred from the position held

@@ -1,21 +1,44 @@
-"""Users: their tier, investor profile and account type (internal and ops RPCs)."""
+"""Users: their tier, investor profile, account type and fill preference default (internal
+and ops RPCs, and the user's own settings)."""
 
 from __future__ import annotations
 
-from services.accounts.domain.rules import AccountType, Profile, Tier
-from services.accounts.domain.views import AccountHolding, User
+from services.accounts.domain.account import Account
+from services.accounts.domain.rules import DEFAULT_FILL_PREFERENCE, DEFAULT_PROFILE, AccountType, Profile, Tier
+from services.accounts.domain.views import AccountHolding, Settings, User
 from services.accounts.store import AccountRepository, PrivacyRepository, UserRow
-from services.accounts.usecases.deps import Deps, user_row
+from services.accounts.usecases.deps import Deps, locked_account, user_row
 from services.accounts.usecases.privacy import erasure_pending
 from services.common.errors import invalid_argument, not_found
+from services.common.trading import FillPreference
 
 
 def as_user(row: UserRow) -> User:
     return User(row.user_id, Tier(row.tier), Profile(row.investor_profile), row.created_at, row.updated_at)
 
 
-def snapshot(row: UserRow) -> dict[str, str]:
-    return {"user_id": row.user_id, "tier": row.tier, "investor_profile": row.investor_profile}
+def snapshot(row: UserRow) -> dict[str, str | None]:
+    return {
+        "user_id": row.user_id,
+        "tier": row.tier,
+        "investor_profile": row.investor_profile,
+        "fill_preference": row.fill_preference,
+    }
+
+
+def as_settings(row: UserRow | None, account: Account | None) -> Settings:
+    """A user's settings from their row (None: not seen yet, the defaults) and their account
+    (None: not opened yet, cash). The fill preference is the user's choice, else the default
+    of the profile the account was opened with (what ``Account.fill_preference`` applies)."""
+    profile = Profile(row.investor_profile) if row else DEFAULT_PROFILE
+    chosen = FillPreference(row.fill_preference) if row and row.fill_preference else None
+    return Settings(
+        Tier(row.tier) if row else Tier.FREE,
+        profile,
+        account.account_type if account else AccountType.CASH,
+        chosen or DEFAULT_FILL_PREFERENCE[account.profile if account else profile],
+        chosen is not None,
+    )
 
 
 MAX_HOLDINGS_PAGE = 500
@@ -44,11 +67,37 @@ class Users:
             raise not_found("user", user_id)
         return as_user(row)
 
+    async def settings(self, user_id: str) -> Settings:
+        """The user's own settings (``as_settings``); nothing is created by reading them."""
+        async with self.deps.db.reading() as session:
+            repo = AccountRepository(session)
+            row = await repo.user(user_id)
+            account = await repo.account_of(user_id)
+        return as_settings(row, account)
+
+    async def change_settings(
+        self,
+        user_id: str,
+        profile: Profile | None,
+        account_type: AccountType | None,
+        fill_preference: FillPreference | None,
+    ) -> Settings:
+        """The user's own change (``update``'s rules; never the tier); returns the settings
+        after it."""
+        await self.update(user_id, None, profile, account_type, fill_preference)
+        return await self.settings(user_id)
+
     async def update(
-        self, user_id: str, tier: Tier | None, profile: Profile | None, account_type: AccountType | None
+        self,
+        user_id: str,
+        tier: Tier | None,
+        profile: Profile | None,
+        account_type: AccountType | None,
+        fill_preference: FillPreference | None = None,
     ) -> User:
         """Change what is given (None keeps it); an account type changes only with no positions
-        and no working orders. Audited."""
+        and no working orders (``Account.change_type``: failed_precondition). Audited, with
+        the user's row before and after."""
         if not user_id:
             raise invalid_argument("user_id is required", "user_id")
         async with self.deps.uow() as uow:
@@ -62,11 +111,12 @@ class Users:
                 row.tier = tier.value
             if profile is not None:
                 row.investor_profile = profile.value
+            if fill_preference is not None:
+                row.fill_preference = fill_preference.value
             if account_type is not None:
-                account = await repo.account_of(user_id, lock=True)
-                if account is not None:
-                    account.change_type(account_type)
-                    await repo.save(account)
+                account = await locked_account(repo, user_id, self.deps.clock, self.deps.user_key)
+                account.change_type(account_type)
+                await repo.save(account)
             row.updated_at = now
             await uow.audit(
                 action="update",
