@@ -13,6 +13,7 @@ from services.accounts.usecases.privacy import Privacy
 from services.accounts.usecases.reads import AccountReads
 from services.accounts.usecases.users import Users
 from services.common.errors import invalid_argument
+from services.common.ids import requested_id
 from services.common.rpc import context as rpc_context
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_date, from_timestamp, money_str, parse_decimal, parse_enum
@@ -142,11 +143,11 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServiceServicer):
         return privacy_pb2.CreateDataExportResponse(export=wire.data_export_to_proto(export))
 
     async def GetDataExport(self, request, context):
-        export = await self.privacy.export(require_user_id(), request.export_id)
+        export = await self.privacy.export(require_user_id(), _export_id(request.export_id))
         return privacy_pb2.GetDataExportResponse(export=wire.data_export_to_proto(export))
 
     async def GetDataExportArchive(self, request, context):
-        export, archive = await self.privacy.archive(require_user_id(), request.export_id)
+        export, archive = await self.privacy.archive(require_user_id(), _export_id(request.export_id))
         return privacy_pb2.GetDataExportArchiveResponse(
             filename=f"mbt-export-{export.export_id}.zip",
             content_type="application/zip",
@@ -169,8 +170,12 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServiceServicer):
         return privacy_pb2.GetErasureResponse(erasure=wire.erasure_to_proto(erasure))
 
     async def CompleteDataExport(self, request, context):
-        export = await self.privacy.complete_export(request.export_id, request.archive, request.error)
+        export = await self.privacy.complete_export(_export_id(request.export_id), request.archive, request.error)
         return privacy_pb2.CompleteDataExportResponse(export=wire.data_export_to_proto(export))
 
     async def ListDueErasures(self, request, context):
         return privacy_pb2.ListDueErasuresResponse(user_ids=await self.privacy.due_erasures())
+
+
+def _export_id(raw: str) -> str:
+    return requested_id(raw, "exp", "export_id", "export")

@@ -10,7 +10,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from mbt.accounts.v1 import accounts_pb2
-from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from services.common.errors import DomainError
 from services.common.rpc.remote import call
@@ -28,6 +27,7 @@ from services.common.wire.trading import (
 )
 from services.orders.domain.model import Instrument, Order, OrderSpec
 from services.orders.domain.rules import QuoteSnapshot, Session
+from services.orders.wire import legs_to_proto
 
 CALENDAR_DAYS = 14
 
@@ -148,15 +148,7 @@ class AccountsClient:
                 worst_price=money_str(worst_price),
                 multiplier=decimal_str(order.multiplier),
                 position_intent=POSITION_INTENT_WIRE[spec.position_intent] if spec.position_intent else None,
-                legs=[
-                    trading_pb2.OrderLeg(
-                        symbol=leg.symbol,
-                        side=SIDE_WIRE[leg.side],
-                        ratio=leg.ratio,
-                        position_intent=POSITION_INTENT_WIRE[leg.position_intent] if leg.position_intent else None,
-                    )
-                    for leg in spec.legs
-                ],
+                legs=legs_to_proto(spec.legs),
                 fill_preference=FILL_PREFERENCE_WIRE[spec.fill_preference] if spec.fill_preference else None,
             ),
             timeout=self.timeout,

@@ -169,6 +169,18 @@ def fill_from_proto(message: orders_pb2.Fill) -> Fill:
     )
 
 
+def legs_to_proto(legs: tuple[Leg, ...]) -> list[trading_pb2.OrderLeg]:
+    return [
+        trading_pb2.OrderLeg(
+            symbol=leg.symbol,
+            side=SIDE_WIRE[leg.side],
+            ratio=leg.ratio,
+            position_intent=POSITION_INTENT_WIRE[leg.position_intent] if leg.position_intent else None,
+        )
+        for leg in legs
+    ]
+
+
 def order_to_proto(order: Order) -> orders_pb2.Order:
     spec = order.spec
     return orders_pb2.Order(
@@ -184,15 +196,7 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         time_in_force=TIME_IN_FORCE_WIRE[spec.time_in_force],
         limit_price=price_str(spec.limit_price),
         stop_price=price_str(spec.stop_price),
-        legs=[
-            trading_pb2.OrderLeg(
-                symbol=leg.symbol,
-                side=SIDE_WIRE[leg.side],
-                ratio=leg.ratio,
-                position_intent=POSITION_INTENT_WIRE[leg.position_intent] if leg.position_intent else None,
-            )
-            for leg in spec.legs
-        ],
+        legs=legs_to_proto(spec.legs),
         order_class=trading_pb2.ORDER_CLASS_MLEG if spec.legs else trading_pb2.ORDER_CLASS_SIMPLE,
         fill_preference=FILL_PREFERENCE_WIRE[spec.fill_preference] if spec.fill_preference else None,
         multiplier=qty_str(order.multiplier),

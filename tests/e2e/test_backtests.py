@@ -4,6 +4,8 @@ is a failed backtest with its error (never a 500); the user's paper account is u
 
 from __future__ import annotations
 
+import base64
+
 import grpc
 import pytest
 
@@ -102,6 +104,32 @@ async def test_a_backtest_runs_through_rest_and_only_its_owner_sees_it(mesh):
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_the_covered_call_example_runs_by_name_and_its_call_is_assigned(mesh):
+    async with gateway_client(mesh.app) as alice:
+        await sign_in(alice, "alice")
+        created = await alice.post(
+            "/api/mbt/backtests",
+            json={
+                "strategy": "covered_call",
+                "parameters": {"otm_pct": "-3"},
+                "from_date": "2012-06-21",
+                "to_date": "2012-06-22",
+            },
+        )
+        assert created.status_code == 200, created.text
+        backtest_id = created.json()["data"]["backtest_id"]
+        done = await finished(alice, backtest_id)
+        assert done["status"] == "succeeded", done["error"]
+        fills = await alice.get(f"/api/mbt/backtests/{backtest_id}/files/fills.csv")
+        ledger = await alice.get(f"/api/mbt/backtests/{backtest_id}/files/ledger.csv")
+        fills_csv = base64.b64decode(fills.json()["data"]["content"]).decode()
+        ledger_csv = base64.b64decode(ledger.json()["data"]["content"]).decode()
+        # 100 AMZN bought, the Friday call sold for its premium, assigned at the close
+        assert "AMZN120622C00220000" in fills_csv and done["fills"] == 2
+        assigned = [line for line in ledger_csv.splitlines() if ",assigned," in line]
+        assert len(assigned) == 2 and any("AMZN,sell,100" in line for line in assigned), ledger_csv
+
+
 async def test_a_failing_strategy_or_script_is_a_failed_backtest_with_its_error(mesh):
     async with gateway_client(mesh.app) as alice:
         await sign_in(alice, "alice")
@@ -157,26 +185,6 @@ async def test_a_failing_strategy_or_script_is_a_failed_backtest_with_its_error(
                 **DAY,
             },
             "qty",
-        ),
-        (
-            {
-                "script": {
-                    "steps": [
-                        {
-                            "at": "2012-06-21T14:00:00Z",
-                            "submit": {
-                                "symbol": "AMZN120720C00230000",
-                                "side": "buy",
-                                "qty": "1",
-                                "order_type": "market",
-                                "time_in_force": "day",
-                            },
-                        }
-                    ]
-                },
-                **DAY,
-            },
-            "symbol",
         ),
     ],
 )

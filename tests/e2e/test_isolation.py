@@ -7,7 +7,7 @@ import pytest
 from google.api import field_behavior_pb2
 
 from gateway.routes import bindings
-from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
 from mbt.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -29,6 +29,8 @@ USER_OWNED = {
     ("GET", "/api/mbt/backtests/{backtest_id}"): "backtest_id",
     ("GET", "/api/mbt/backtests/{backtest_id}/report"): "backtest_id",
     ("GET", "/api/mbt/backtests/{backtest_id}/files/{name}"): "backtest_id",
+    ("GET", "/api/mbt/exports/{export_id}"): "export_id",
+    ("GET", "/api/mbt/exports/{export_id}/archive"): "export_id",
 }
 # Endpoints whose id is public market data: the same answer for everyone of a tier, the id
 # in the path or (a required field) in the query.
@@ -105,6 +107,8 @@ async def alices_ids(alice) -> dict[str, str]:
         "/api/mbt/backtests", json={"strategy": "grid", "from_date": "2012-06-21", "to_date": "2012-06-21"}
     )
     assert backtest.status_code == 200, backtest.text
+    export = await alice.post("/api/mbt/exports", json={})
+    assert export.status_code == 200, export.text
     return {
         "order_id": order_id,
         "fill_id": fill_id,
@@ -116,6 +120,7 @@ async def alices_ids(alice) -> dict[str, str]:
         # No option is traded yet: exercising a contract one does not hold is not_found.
         "option_symbol": "AMZN120720C00220000",
         "backtest_id": backtest.json()["data"]["backtest_id"],
+        "export_id": export.json()["data"]["export_id"],
     }
 
 
@@ -222,6 +227,18 @@ async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
             accounts_pb2_grpc.AccountsServiceStub,
             "ExerciseOption",
             accounts_pb2.ExerciseOptionRequest(symbol=ids["option_symbol"]),
+        ),
+        (
+            "accounts",
+            privacy_pb2_grpc.PrivacyServiceStub,
+            "GetDataExport",
+            privacy_pb2.GetDataExportRequest(export_id=ids["export_id"]),
+        ),
+        (
+            "accounts",
+            privacy_pb2_grpc.PrivacyServiceStub,
+            "GetDataExportArchive",
+            privacy_pb2.GetDataExportArchiveRequest(export_id=ids["export_id"]),
         ),
         (
             "matcher",

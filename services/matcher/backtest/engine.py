@@ -32,9 +32,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from services.common.errors import invalid_argument
+from services.accounts.domain.rules import contract_multiplier
+from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.ids import derived_id
+from services.common.instruments import SymbolSpec, parse_symbol
+from services.common.trading import AssetClass
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns
+from services.marketdata.domain.calendar import xnys
+from services.marketdata.domain.options import last_trade_ns
 from services.matcher.backtest.feed import Feed, SymbolColumns
 from services.matcher.backtest.ledger import (
     AccountView,
@@ -68,6 +73,7 @@ from services.matcher.domain import (
     required_price,
 )
 from services.orders import wire as orders_wire
+from services.orders.domain.model import Instrument
 
 MODES = ("jump", "tick")
 SECOND_NS = 1_000_000_000
@@ -415,9 +421,66 @@ class Backtest(Context):
     # -- sessions and quotes ------------------------------------------------------------
 
     def _session_close(self, day: date) -> None:
+        self._expire_options(day)
         view = self.paper.view(self._marks())
         self._curve.append(EquityPoint(day, self._now_ns, view.cash, view.long_market_value, view.short_market_value))
         self._call(lambda: self.strategy.on_session_close(self, day))
+
+    def _expire_options(self, day: date) -> None:
+        """At the close of ``day``, option positions expiring then settle on their
+        underlyings' settlement price (the accounts domain's expiration rules)."""
+        expiring = self.paper.account.expiring(day)
+        if not expiring:
+            return
+        prices = {}
+        for underlying in sorted({spec.underlying for spec in expiring}):
+            price = self._settlement_price(underlying)
+            if price is None:
+                raise DomainError(
+                    "FAILED_PRECONDITION",
+                    f"no quote of {underlying} on {day} to settle its options on",
+                    symbol=underlying,
+                )
+            prices[underlying] = price
+        written = self.paper.expire_options(day, prices, self._now_ns)
+        if written:
+            self._note_exposure(self._now_ns)
+
+    def _settlement_price(self, underlying: str) -> Decimal | None:
+        """The underlying's closing price as the backtest knows it: the mid of its last
+        usable quote at or before now (the close). The live expiration reads the daily
+        bar's close (recorded trades where there are some); a backtest has quotes only."""
+        tick = self._latest_usable(underlying)
+        return None if tick is None else (tick.bid + tick.ask) / 2
+
+    def _latest_usable(self, symbol: str) -> Tick | None:
+        columns = self.feed.columns.get(symbol)
+        if columns is None:
+            return None
+        index = columns.delivered_before(self.delivered) - 1
+        while index >= 0:
+            tick = self.feed.tick_at(columns.position(index))
+            if is_usable(tick):
+                return tick
+            index -= 1
+        return None
+
+    def _latest_quote(self, symbol: str) -> Tick | None:
+        """The latest quote as market data's GetLatestQuote answers it: an option
+        contract's model at the latest usable underlying tick (the prices of its last
+        streamed quote, which carries only changes, named by that underlying tick)."""
+        tick = self._latest(symbol)
+        contract = self.feed.options.get(symbol)
+        if tick is None or contract is None:
+            return tick
+        underlying = self._latest_usable(contract.underlying)
+        if underlying is None or underlying.at_ns <= tick.at_ns or underlying.at_ns >= self._last_trade(contract):
+            return tick
+        return dataclasses.replace(tick, at_ns=underlying.at_ns, sequence=underlying.sequence)
+
+    @staticmethod
+    def _last_trade(contract: SymbolSpec) -> int:
+        return last_trade_ns(contract, xnys()) or 0
 
     def _quote(self, symbol: str, position: int) -> None:
         tick = self.feed.tick_at(position)
@@ -453,7 +516,7 @@ class Backtest(Context):
         return self.paper.view(self._marks())
 
     def quote(self, symbol: str) -> Tick | None:
-        return self._latest(symbol.strip().upper())
+        return self._latest_quote(symbol.strip().upper())
 
     def submit(self, **fields) -> OrderRecord:
         request = submit_request(fields)
@@ -464,9 +527,9 @@ class Backtest(Context):
             order_id,
             self._now_ns,
             order_session(session.open_ns, session.close_ns),
-            self._latest,
+            self._latest_quote,
             self._marks(),
-            self.feed.columns,
+            self._instrument,
         )
         if order.order_id == order_id and is_working(order):
             self._admit(working_order(order))
@@ -493,6 +556,32 @@ class Backtest(Context):
 
     def order(self, order_id: str) -> OrderRecord:
         return order_record(self.paper.order(order_id))
+
+    def option_contracts(self, underlying: str) -> list[SymbolSpec]:
+        wanted = underlying.strip().upper()
+        contracts = [
+            spec
+            for spec in self.feed.options.values()
+            if spec.underlying == wanted and self._last_trade(spec) > self._now_ns
+        ]
+        return sorted(contracts, key=lambda s: (s.expiration, s.strike, s.option_type))
+
+    def _instrument(self, symbol: str) -> Instrument:
+        """What market data's GetSymbol says of ``symbol`` in this feed: a stock it has
+        quotes of, or an option contract it quotes (its last trading close said, so the
+        orders rules refuse it as ``contract_expired`` from then on)."""
+        spec = parse_symbol(symbol)
+        if spec.is_option:
+            last = last_trade_ns(spec, xnys())
+            expired = last is not None and last <= self._now_ns
+            if last is None or (spec.symbol not in self.feed.options and not expired):
+                raise not_found("symbol", spec.symbol)
+            return Instrument(
+                spec.symbol, AssetClass.US_OPTION, contract_multiplier(spec.symbol), not expired, datetime_from_ns(last)
+            )
+        if spec.symbol not in self.feed.columns:
+            raise not_found("symbol", spec.symbol)  # market data knows no quotes for it
+        return Instrument(spec.symbol, AssetClass.US_EQUITY, contract_multiplier(spec.symbol), True)
 
     def open_orders(self, symbol: str | None = None) -> list[OrderRecord]:
         return [

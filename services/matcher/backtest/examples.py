@@ -7,22 +7,28 @@
 * ``momentum``: each session, 30 minutes after the open, buy a symbol that rose since the
   open, protected by a stop-loss and a take-profit (one cancels the other); flat 5
   minutes before the close.
-* A weekly covered call joins when options orders exist: it sells one call per 100 shares
-  held each week (the seam is at the end of this module).
+* ``covered_call``: holds 100 shares of ``symbol`` per contract (bought at the market) and
+  each week sells that many calls expiring that Friday, at the first listed strike at
+  least ``otm_pct`` above the market, at their bid; the calls expire worthless or are
+  assigned at the Friday close, and shares called away are bought again at the next
+  session. A cash account: the shares cover the calls (the accounts domain locks them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import CALL, SymbolSpec
 from services.matcher.backtest.ledger import FillRecord
-from services.matcher.backtest.strategy import Context, Strategy
+from services.matcher.backtest.strategy import Context, OptionQuotes, Strategy
 
 CENT = Decimal("0.01")
 MINUTE_NS = 60 * 1_000_000_000
+SHARES_PER_CONTRACT = 100
+FRIDAY = 4
 
 
 def mid_cents(ctx: Context, symbol: str) -> Decimal | None:
@@ -176,13 +182,92 @@ class Momentum(Strategy):
                 ctx.submit(symbol=symbol, side="sell", qty=position.qty, order_type="market", time_in_force="day")
 
 
-# The weekly covered call (sell one call per 100 shares held, a week out, strike ~2%
-# above the market; let it expire or be assigned) needs options orders, which the orders
-# domain refuses today (validate_spec: "options orders are not supported yet"). The seam:
-# register it here as "covered_call" once submit accepts OCC symbols and the ledger
-# applies expirations; the engine needs option quotes in the feed and nothing else.
+class CoveredCall(Strategy):
+    name = "covered_call"
+    description = "hold the shares, sell a call expiring each Friday above the market; re-buy after an assignment"
+    account_type = "cash"
 
-REGISTRY: dict[str, type[Strategy]] = {"grid": Grid, "momentum": Momentum}
+    def __init__(self, params=None) -> None:
+        super().__init__(params)
+        self.symbol = self.param("symbol", "AMZN").strip().upper()
+        self.symbols = (self.symbol,)
+        self.contracts = int(self.param("contracts", "1"))
+        if not 1 <= self.contracts <= 100:
+            raise invalid_argument("contracts must be between 1 and 100", "contracts")
+        self.otm = self.decimal_param("otm_pct", "2") / 100
+        if not Decimal("-0.2") <= self.otm <= Decimal("0.2"):
+            raise invalid_argument("otm_pct must be between -20 and 20", "otm_pct")
+        # This week's calls (followed from Monday), the strikes around the one it sells.
+        self.options = (
+            OptionQuotes(
+                self.symbol, CALL, self.otm - Decimal("0.01"), self.otm + Decimal("0.05"), days_after=7, days_before=4
+            ),
+        )
+        self.sold_for: set[date] = set()  # expiries a call was sold for
+
+    @property
+    def shares_needed(self) -> Decimal:
+        return Decimal(self.contracts * SHARES_PER_CONTRACT)
+
+    def on_start(self, ctx: Context) -> None:
+        self._plan(ctx)
+
+    def on_session_close(self, ctx: Context, day: date) -> None:
+        self._plan(ctx)
+
+    def _plan(self, ctx: Context) -> None:
+        open_ns, _ = ctx.next_session()
+        ctx.schedule(max(ctx.now_ns, open_ns + 30 * MINUTE_NS), self._trade)
+
+    def _shares(self, ctx: Context) -> Decimal:
+        position = ctx.account.positions.get(self.symbol)
+        return position.qty if position is not None else Decimal(0)
+
+    def _trade(self, ctx: Context) -> None:
+        missing = self.shares_needed - self._shares(ctx)
+        if missing <= 0:
+            self._sell_call(ctx)
+        elif not ctx.open_orders(self.symbol):
+            ctx.submit(symbol=self.symbol, side="buy", qty=missing, order_type="market", time_in_force="day")
+
+    def on_fill(self, ctx: Context, fill: FillRecord) -> None:
+        if fill.symbol == self.symbol and self._shares(ctx) >= self.shares_needed:
+            self._sell_call(ctx)
+
+    def _sell_call(self, ctx: Context) -> None:
+        """Sell this week's call (expiring by Friday) unless it was sold already."""
+        today = ctx.now.date()
+        friday = today + timedelta(days=(FRIDAY - today.weekday()) % 7)
+        calls = [
+            c
+            for c in ctx.option_contracts(self.symbol)
+            if c.option_type == CALL and c.expiration is not None and today <= c.expiration <= friday
+        ]
+        mid = mid_cents(ctx, self.symbol)
+        if not calls or mid is None:
+            return
+        expiry = min(c.expiration for c in calls if c.expiration is not None)
+        if expiry in self.sold_for:
+            return
+        target = mid * (1 + self.otm)
+        above = [c for c in calls if c.expiration == expiry and (c.strike or Decimal(0)) >= target]
+        contract: SymbolSpec | None = min(above, key=lambda c: c.strike or Decimal(0), default=None)
+        quote = ctx.quote(contract.symbol) if contract is not None else None
+        if contract is None or quote is None or quote.bid <= 0:
+            return  # no strike that far out, or no bid to sell into: skip the week
+        ctx.submit(
+            symbol=contract.symbol,
+            side="sell",
+            qty=self.contracts,
+            order_type="limit",
+            limit_price=quote.bid,
+            time_in_force="day",
+            position_intent="sell_to_open",
+        )
+        self.sold_for.add(expiry)
+
+
+REGISTRY: dict[str, type[Strategy]] = {"grid": Grid, "momentum": Momentum, "covered_call": CoveredCall}
 
 
 def strategy_named(name: str, params: dict[str, str]) -> Strategy:

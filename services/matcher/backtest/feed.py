@@ -20,6 +20,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
 
+from services.common.instruments import SymbolSpec
 from services.marketdata.domain.calendar import MarketCalendar
 from services.marketdata.domain.ticks import Tick as FeedTick
 from services.matcher.domain import MarketSession, Tick
@@ -183,6 +184,8 @@ class Feed:
         self.sessions = sessions
         self.scale = scale
         self.description = description
+        # Option contracts with model quotes in the feed, by OCC symbol.
+        self.options: dict[str, SymbolSpec] = {}
 
     def __len__(self) -> int:
         return len(self.times)

@@ -11,13 +11,13 @@ here is pure: times come in as epoch nanoseconds, quotes as matcher ticks.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Container
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from mbt.orders.v1 import orders_pb2
-from services.accounts.domain.account import Account, FillRefused
+from services.accounts.domain.account import Account, FillRefused, OptionSettled
 from services.accounts.domain.rules import (
     DEFAULT_PROFILE,
     STARTING_CASH,
@@ -30,40 +30,45 @@ from services.accounts.domain.rules import (
     Valuation,
     apply_fill,
     buying_power,
+    contract_multiplier,
 )
-from services.common.errors import DomainError, invalid_argument, not_found
+from services.common.errors import DomainError, not_found
 from services.common.ids import derived_id
-from services.common.instruments import parse_symbol
-from services.common.trading import OrderType, Side, TimeInForce
+from services.common.instruments import contract_terms, parse_symbol
+from services.common.trading import AssetClass, OrderType, Side, TimeInForce
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.matcher import domain as matcher
 from services.matcher.wire import fill_message
 from services.orders import wire
-from services.orders.domain.model import Fill, Order, OrderSpec, Replacement, Status, spec_digest
+from services.orders.domain.model import Fill, Instrument, Order, OrderSpec, Replacement, Status, spec_digest
+from services.orders.domain.options import validate_option_spec
 from services.orders.domain.rules import (
     QuoteSnapshot,
     ReplaceTerms,
     Session,
     check_market_hours,
     collar_price,
-    is_option_order,
+    held_price,
     market_reference,
     replaced_collar,
     replacement,
     validate_spec,
-    worst_price,
 )
+from services.orders.usecases.submit import checked_for
 
 ACCOUNT_ID = "acct_backtest"
 DEFAULT_STARTING_CASH = STARTING_CASH[DEFAULT_PROFILE]
-MULTIPLIER = Decimal(1)  # v1 backtests trade US equities
+STOCK_MULTIPLIER = Decimal(1)
 
 Marks = dict[str, tuple[Decimal, Decimal] | None]  # symbol -> usable (bid, ask) now, or None
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One movement of cash, as the accounts service's ledger writes it (kind opening or fill)."""
+    """One movement of cash, as the accounts service's ledger writes it: kind ``opening``,
+    ``fill``, or an option's expiration leg (``exercised``, ``assigned``, ``cash_settled``,
+    ``expired_worthless``: the contracts closed at 0, or the cash-settled intrinsic value,
+    and the shares delivered at the strike)."""
 
     entry_id: str
     kind: str
@@ -210,7 +215,7 @@ class PaperAccount:
                 "",
                 Decimal(0),
                 Decimal(0),
-                MULTIPLIER,
+                STOCK_MULTIPLIER,
                 starting_cash,
                 Decimal(0),
                 starting_cash,
@@ -237,23 +242,28 @@ class PaperAccount:
         session: Session,
         quote: Callable[[str], matcher.Tick | None],
         marks: Marks,
-        symbols: Container[str],
+        instrument: Callable[[str], Instrument],
     ) -> Order:
         """The submit saga of the orders service, in one step: validated, held, accepted.
 
-        Raises DomainError like SubmitOrder: invalid_argument, not_found (a symbol the feed
-        does not have), market_closed, stale_quote, unusable_quote before any order exists;
-        insufficient_buying_power after storing the order as rejected. A repeated
-        client_order_id answers as the first submit did (idempotency_key_reused with other
-        terms). ``quote`` gives a symbol's latest quote (asked for market orders only)."""
-        spec = backtest_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or order_id))
+        Raises DomainError like SubmitOrder: invalid_argument (an option order by the option
+        rules: whole contracts, the price grid, a position intent matching the side and the
+        position), not_found (a symbol the feed does not have), contract_expired,
+        market_closed, stale_quote, unusable_quote before any order exists;
+        insufficient_buying_power after storing the order as rejected (an option order by
+        the accounts domain's option requirement: a covered call locks shares, a
+        cash-secured put holds the strike). A repeated client_order_id answers as the first
+        submit did (idempotency_key_reused with other terms). ``quote`` gives a symbol's
+        latest quote (asked for market orders only); ``instrument`` what market data says of
+        a symbol (``GetSymbol``)."""
+        spec = validate_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or order_id))
         digest = spec_digest(spec)
         existing = self._by_client_id.get(spec.client_order_id)
         if existing is not None:
             return _replayed(existing, digest)
-        if parse_symbol(spec.symbol).symbol not in symbols:
-            raise not_found("symbol", spec.symbol)  # market data knows no quotes for it
         now = datetime_from_ns(now_ns)
+        known = instrument(spec.symbol)
+        spec = checked_for(spec, known, now)
         check_market_hours(spec, now, session)
         reference = None
         if spec.order_type is OrderType.MARKET:
@@ -265,7 +275,7 @@ class PaperAccount:
             user_id=self.user_id,
             account_id="",
             spec=spec,
-            multiplier=MULTIPLIER,
+            multiplier=known.multiplier,
             status=Status.NEW,
             created_at=now,
             updated_at=now,
@@ -273,12 +283,15 @@ class PaperAccount:
             expires_at=session.close_at if spec.time_in_force is TimeInForce.DAY else None,
             request_digest=digest,
         )
+        terms = _terms(order, spec, order.collar_price)
         try:
-            self.account.hold(order_id, order.version, _terms(order, spec, order.collar_price), _marks(marks), now)
+            intent = self.account.position_intent(terms, spec.position_intent)
+            self.account.hold(order_id, order.version, terms, _marks(marks), now)
         except DomainError as refusal:
             self._store(order.reject(refusal.reason.lower(), refusal.message, now))
             raise DomainError(refusal.reason, refusal.message, order_id=order_id) from None
-        return self._store(order.accept(ACCOUNT_ID, now))
+        resolved = dataclasses.replace(spec, position_intent=intent or spec.position_intent)
+        return self._store(order.accept(ACCOUNT_ID, now, resolved))
 
     def replace(self, order_id: str, terms: ReplaceTerms, now_ns: int, session: Session, marks: Marks) -> Order:
         """The replace saga in one step: the new version held beside the current one, then
@@ -287,6 +300,8 @@ class PaperAccount:
         if order.status is not Status.ACCEPTED:
             raise DomainError("ORDER_NOT_REPLACEABLE", f"cannot replace an order that is {order.status.value}")
         spec = replacement(order, terms)
+        if spec.asset_class is AssetClass.US_OPTION:
+            spec = validate_option_spec(spec, parse_symbol(spec.symbol))
         now = datetime_from_ns(now_ns)
         check_market_hours(spec, now, session)
         collar = replaced_collar(order, spec, self.collar_pct)
@@ -332,7 +347,7 @@ class PaperAccount:
         return None
 
     def _fill(self, working: matcher.WorkingOrder, decision: matcher.Decision) -> Fill:
-        fill = wire.fill_from_proto(fill_message(working, decision, MULTIPLIER))
+        fill = wire.fill_from_proto(fill_message(working, decision, self.order(working.order_id).multiplier))
         filled = self.order(fill.order_id).fill(fill)
         terms = FillTerms(fill.order_id, fill.symbol, fill.side, fill.qty, fill.price, fill.multiplier)
         effect = self.account.apply_fill(fill.fill_id, terms, filled.version, fill.filled_at)
@@ -361,6 +376,44 @@ class PaperAccount:
         self._store(filled)
         self.fills.append(fill)
         return fill
+
+    def expire_options(self, on: date, settlement_prices: Mapping[str, Decimal], at_ns: int) -> list[LedgerEntry]:
+        """Settle the option positions expiring on ``on`` at the underlyings'
+        ``settlement_prices`` (the accounts domain's ``Account.expire_options``: exercised,
+        assigned, cash-settled or expired worthless); returns the ledger legs written."""
+        expiring = self.account.expiring(on)
+        if not expiring:
+            return []
+        at = datetime_from_ns(at_ns)
+        terms = {spec.symbol: contract_terms(spec) for spec in expiring}
+        self.account.expire_options(on, terms, settlement_prices, at)
+        written: list[LedgerEntry] = []
+        for event in self.account.events:
+            if not isinstance(event, OptionSettled):
+                continue
+            cash = event.cash_after - sum((effect.cash_delta for _, effect in event.legs), Decimal(0))
+            for leg, effect in event.legs:
+                cash += effect.cash_delta
+                written.append(
+                    LedgerEntry(
+                        leg.entry_id,
+                        event.effect.outcome.value,
+                        "",
+                        "",
+                        leg.symbol,
+                        leg.side.value,
+                        leg.qty,
+                        leg.price,
+                        leg.multiplier,
+                        effect.cash_delta,
+                        effect.realized_pl,
+                        cash,
+                        at_ns,
+                    )
+                )
+        self.account.events.clear()
+        self.entries.extend(written)
+        return written
 
     def order(self, order_id: str) -> Order:
         order = self.orders.get(order_id)
@@ -422,12 +475,7 @@ def _replayed(order: Order, digest: str) -> Order:
 
 
 def _terms(order: Order, spec: OrderSpec, collar: Decimal | None) -> HoldTerms:
-    worst = worst_price(spec, collar)
-    if worst is None or worst <= 0:
-        raise DomainError(
-            "INVALID_ARGUMENT", "the order has no price to hold buying power against", field="worst_price"
-        )
-    return HoldTerms(spec.symbol, spec.side, spec.qty, worst, order.multiplier)
+    return HoldTerms(spec.symbol, spec.side, spec.qty, held_price(spec, collar), order.multiplier)
 
 
 def _marks(marks: Marks) -> dict[str, Mark]:
@@ -529,11 +577,16 @@ def fill_record(fill: Fill) -> FillRecord:
 def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
     """Open positions recomputed from fills alone, as the accounts service keeps them (a
     position that reaches zero is closed; the next fill opens a new one): the ledger must
-    agree with them."""
+    agree with them when no option expired (an expiration moves positions without a fill)."""
     positions: dict[str, Position] = {}
     for fill in fills:
         position = apply_fill(
-            positions.get(fill.symbol), fill.symbol, Side(fill.side), fill.qty, fill.price, MULTIPLIER
+            positions.get(fill.symbol),
+            fill.symbol,
+            Side(fill.side),
+            fill.qty,
+            fill.price,
+            contract_multiplier(fill.symbol),
         ).position
         if position.is_open:
             positions[fill.symbol] = position
@@ -545,11 +598,4 @@ def replay_positions(fills: list[FillRecord]) -> dict[str, Position]:
 def validate_submit(request: orders_pb2.SubmitOrderRequest) -> None:
     """SubmitOrder's validation of the fields alone (no account, no market)."""
     spec = wire.spec_from_request(request)
-    backtest_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or "ord_check"))
-
-
-def backtest_spec(spec: OrderSpec) -> OrderSpec:
-    """``validate_spec``, and stock only: backtests do not trade options yet."""
-    if is_option_order(validate_spec(spec)):
-        raise invalid_argument("backtests trade us_equity symbols only for now, not option contracts", "symbol")
-    return spec
+    validate_spec(dataclasses.replace(spec, client_order_id=spec.client_order_id or "ord_check"))

@@ -121,11 +121,12 @@ def backtest_statistics(result: BacktestResult) -> Statistics:
 
 
 def _realized(ledger) -> list[Decimal | None]:
-    """Per fill, the P&L it realized when it reduced or closed a position (a trade), else None."""
+    """Per fill or option expiration leg (the contracts closed, the shares delivered), the
+    P&L it realized when it reduced or closed a position (a trade), else None."""
     held: dict[str, Decimal] = {}
     realized = []
     for entry in ledger:
-        if entry.kind != "fill":
+        if entry.kind == "opening":
             continue
         before = held.get(entry.symbol, Decimal(0))
         signed = entry.qty if entry.side == "buy" else -entry.qty

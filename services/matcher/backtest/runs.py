@@ -36,12 +36,20 @@ def build_strategy(spec: BacktestSpec) -> Strategy:
 
 
 def symbols_of(spec: BacktestSpec, strategy: Strategy) -> list[str]:
-    return sorted({*spec.symbols, *strategy.symbols, *strategy.quotes})
+    return sorted({*spec.symbols, *strategy.symbols, *strategy.quotes, *(o.underlying for o in strategy.options)})
 
 
 def recorded(spec: BacktestSpec, strategy: Strategy, settings: Settings) -> Feed:
     start_ns, end_ns = day_bounds(spec.first_day, spec.last_day)
-    return recorded_feed(spec.data, symbols_of(spec, strategy), start_ns, end_ns, loop=settings.replay_loop)
+    return recorded_feed(
+        spec.data,
+        symbols_of(spec, strategy),
+        start_ns,
+        end_ns,
+        loop=settings.replay_loop,
+        options=strategy.options,
+        rate=settings.option_risk_free_rate,
+    )
 
 
 async def feed_for(
@@ -51,6 +59,12 @@ async def feed_for(
     if spec.data == MARKETDATA:
         if marketdata is None:
             raise invalid_argument("no market-data service to read history from", "data")
+        if strategy.options:
+            raise invalid_argument(
+                "option quotes come from the recorded feed's model (data bundled or a recorded file), "
+                "not from market-data history yet",
+                "data",
+            )
         start_ns, end_ns = day_bounds(spec.first_day, spec.last_day)
         return await history_feed(marketdata, symbols_of(spec, strategy), start_ns, end_ns)
     return recorded(spec, strategy, settings)

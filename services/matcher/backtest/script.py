@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import parse_symbol
 from services.common.wire.conv import datetime_to_ns
 from services.matcher.backtest.ledger import FillRecord, validate_submit
-from services.matcher.backtest.strategy import Context, Strategy, replace_request, submit_request
+from services.matcher.backtest.strategy import Context, OptionQuotes, Strategy, replace_request, submit_request
 
 MAX_STEPS = 1000
 VERBS = ("submit", "replace", "cancel")
@@ -122,7 +123,13 @@ class ScriptStrategy(Strategy):
     def __init__(self, steps: list[Step], params: Mapping[str, str] | None = None) -> None:
         super().__init__(params)
         self.steps = steps
-        self.symbols = tuple(sorted({str(s.fields["symbol"]).strip().upper() for s in steps if s.verb == "submit"}))
+        named = [parse_symbol(str(s.fields["symbol"])) for s in steps if s.verb == "submit"]
+        self.symbols = tuple(sorted({spec.symbol for spec in named if not spec.is_option}))
+        # Option contracts a step names are quoted by the replay's model from the start.
+        contracts = {spec.symbol: spec for spec in named if spec.is_option}
+        self.options = tuple(
+            OptionQuotes(contracts[symbol].underlying, contract=symbol) for symbol in sorted(contracts)
+        )
         self.order_ids: dict[str, str] = {}
 
     def on_start(self, ctx: Context) -> None:

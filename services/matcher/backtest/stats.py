@@ -11,9 +11,9 @@ places (ratios) or cents (money). Conventions, stated in every report:
 * Sharpe: mean(r) / stdev(r) * sqrt(252), sample standard deviation (n - 1), risk-free
   rate 0; Sortino: mean(r) / sqrt(sum(min(r, 0)^2) / n) * sqrt(252), target 0;
   None when the denominator is 0 or there are fewer than 2 returns;
-* a trade is a fill that reduces or closes a position (it realizes P&L); win rate is the
-  share of trades with a positive realized P&L; profit factor gross profit / gross loss
-  (None without losses);
+* a trade is a fill (or an option expiration's leg) that reduces or closes a position
+  (it realizes P&L); win rate is the share of trades with a positive realized P&L;
+  profit factor gross profit / gross loss (None without losses);
 * exposure: the share of regular-session time with a position open;
 * fees: none (MBT charges no commissions or fees).
 """

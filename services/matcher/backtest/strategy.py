@@ -24,6 +24,7 @@ with that error.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -34,6 +35,7 @@ from google.protobuf.message import Message
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.errors import invalid_argument
+from services.common.instruments import SymbolSpec
 from services.common.wire.conv import parse_decimal
 from services.matcher.backtest.ledger import AccountView, FillRecord, OrderRecord
 from services.matcher.domain import Tick
@@ -43,14 +45,35 @@ _ENUMS: dict[str, EnumTypeWrapper] = {
     "order_type": trading_pb2.OrderType,
     "time_in_force": trading_pb2.TimeInForce,
     "asset_class": trading_pb2.AssetClass,
+    "position_intent": trading_pb2.PositionIntent,
 }
 _ENUM_PREFIXES = {
     "side": "ORDER_SIDE_",
     "order_type": "ORDER_TYPE_",
     "time_in_force": "TIME_IN_FORCE_",
     "asset_class": "ASSET_CLASS_",
+    "position_intent": "POSITION_INTENT_",
 }
 _TEXT_FIELDS = frozenset({"client_order_id", "symbol", "order_id"})
+
+
+@dataclass(frozen=True)
+class OptionQuotes:
+    """Option contracts a strategy wants quotes of: ``underlying``'s listed contracts (the
+    model's grid, README "Options") of ``option_type`` (``"call"``, ``"put"``, or both when
+    empty) with strikes from ``strikes_from`` to ``strikes_to`` (fractions: -0.05 is 5%
+    below the underlying's reference price), expiring by ``days_after`` days after the
+    window's last day, each quoted from the midnight ``days_before`` its expiry (the model
+    prices every followed contract at every underlying tick: ask for what you trade). With
+    ``contract`` (an OCC symbol), that one contract alone, from the window's start."""
+
+    underlying: str
+    option_type: str = ""
+    strikes_from: Decimal = Decimal("-0.10")
+    strikes_to: Decimal = Decimal("0.10")
+    days_after: int = 7
+    days_before: int = 35
+    contract: str = ""
 
 
 class Context(Protocol):
@@ -70,7 +93,8 @@ class Context(Protocol):
 
     def submit(self, **fields) -> OrderRecord:
         """SubmitOrder's fields (``symbol``, ``side``, ``qty``, ``order_type``,
-        ``time_in_force``, ``limit_price``, ``stop_price``, ``client_order_id``); decimals as
+        ``time_in_force``, ``limit_price``, ``stop_price``, ``client_order_id``, and for an
+        option contract ``position_intent``, e.g. ``"sell_to_open"``); decimals as
         strings, Decimals or ints; enums short (``"buy"``, ``"stop_limit"``). Raises
         DomainError as the API refuses (invalid_argument, market_closed, stale_quote,
         insufficient_buying_power, ...)."""
@@ -81,6 +105,10 @@ class Context(Protocol):
         """ReplaceOrder's fields: ``qty``, ``limit_price``, ``stop_price``, ``time_in_force``."""
 
     def order(self, order_id: str) -> OrderRecord: ...
+
+    def option_contracts(self, underlying: str) -> list[SymbolSpec]:
+        """The option contracts of ``underlying`` the feed quotes (``Strategy.options``)
+        that still trade now, by expiry, strike and type."""
 
     def open_orders(self, symbol: str | None = None) -> list[OrderRecord]: ...
 
@@ -101,6 +129,7 @@ class Strategy:
     symbols: tuple[str, ...] = ()  # the symbols it trades; the feed is limited to them
     quotes: tuple[str, ...] = ()  # symbols whose every quote calls on_quote
     account_type: str | None = None  # the account it needs ("cash", "margin") unless the run says
+    options: tuple[OptionQuotes, ...] = ()  # option contracts the feed carries model quotes of
 
     def __init__(self, params: Mapping[str, str] | None = None) -> None:
         self.params = dict(params or {})
