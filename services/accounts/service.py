@@ -70,6 +70,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             parse_enum(wire.PROFILES, request.investor_profile, "investor_profile", required=False),
             parse_enum(wire.ACCOUNT_TYPES, request.account_type, "account_type", required=False),
             parse_enum(FILL_PREFERENCES, request.fill_preference, "fill_preference", required=False),
+            parse_decimal(request.starting_cash, "starting_cash", required=False),
         )
         return accounts_pb2.UpdateSettingsResponse(settings=wire.settings_to_proto(settings))
 

@@ -74,6 +74,8 @@ class UserRow(Base):
     investor_profile: Mapped[str] = mapped_column(String(24))
     # The user's own default for multi-leg orders that send none; None: the profile's.
     fill_preference: Mapped[str | None] = mapped_column(String(16))
+    # USD the account opens with; None: the profile's (``STARTING_CASH``).
+    starting_cash: Mapped[Decimal | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -206,6 +206,8 @@ def settings_to_proto(settings: Settings) -> accounts_pb2.Settings:
         account_type=ACCOUNT_TYPE_WIRE[settings.account_type],
         fill_preference=FILL_PREFERENCE_WIRE[settings.fill_preference],
         fill_preference_chosen=settings.fill_preference_chosen,
+        starting_cash=money_str(settings.starting_cash),
+        starting_cash_cap=money_str(settings.starting_cash_cap),
     )
 
 

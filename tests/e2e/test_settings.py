@@ -8,6 +8,7 @@ import pytest
 
 from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import trading_pb2
+from tests.e2e.test_accounts import update_user
 from tests.support.errors import error_info
 from tests.support.trading import eventually, rest_as, user_metadata
 
@@ -17,6 +18,8 @@ DEFAULTS = {
     "account_type": "cash",
     "fill_preference": "aggressive",
     "fill_preference_chosen": False,
+    "starting_cash": "100000.00",
+    "starting_cash_cap": "100000.00",
 }
 
 
@@ -34,7 +37,9 @@ async def test_settings_are_read_and_changed_over_rest_and_grpc(mesh, trading):
         assert await settings(sana) == DEFAULTS
         changed = await sana.patch("/api/mbt/settings", json={"investor_profile": "trial", "fill_preference": "mid"})
         assert changed.status_code == 200, changed.text
+        # Before the account opens, the Trial profile's starting cash is what it will open with.
         expected = DEFAULTS | {"investor_profile": "trial", "fill_preference": "mid", "fill_preference_chosen": True}
+        expected |= {"starting_cash": "10000.00"}
         assert changed.json()["data"] == expected
         assert await settings(sana) == expected
 
@@ -57,6 +62,11 @@ async def test_settings_are_read_and_changed_over_rest_and_grpc(mesh, trading):
         ({"investor_profile": "day_trader"}, "investor_profile"),
         ({"fill_preference": "eager"}, "fill_preference"),
         ({"account_type": "crypto"}, "account_type"),
+        ({"starting_cash": "100000.01"}, "starting_cash"),
+        ({"starting_cash": "-5.00"}, "starting_cash"),
+        ({"starting_cash": "0"}, "starting_cash"),
+        ({"starting_cash": "250.005"}, "starting_cash"),
+        ({"starting_cash": "ten thousand"}, "starting_cash"),
     ],
 )
 async def test_bad_input_names_the_field_and_changes_nothing(mesh, trading, body, field):
@@ -120,3 +130,54 @@ async def test_a_multi_leg_order_that_sends_no_preference_gets_the_users_default
         )
         assert sent.status_code == 200, sent.text
         assert sent.json()["data"]["fill_preference"] == "mid"
+
+
+async def test_the_starting_cash_is_chosen_within_the_cap_before_the_account_opens(mesh, trading):
+    async with rest_as(mesh, "cleo") as cleo:
+        chosen = await cleo.patch("/api/mbt/settings", json={"starting_cash": "25000.00"})
+        assert chosen.status_code == 200, chosen.text
+        assert chosen.json()["data"]["starting_cash"] == "25000.00"
+        account = (await cleo.get("/api/mbt/account")).json()["data"]
+        assert (account["starting_cash"], account["cash"], account["equity"]) == ("25000.00",) * 3
+
+        async def opened():
+            rows = (await cleo.get("/api/mbt/activities", params={"type": "account_opened"})).json()["data"]
+            assert [row["net_amount"] for row in rows] == ["25000.00"]
+
+        await eventually(opened)
+        refused = await cleo.patch("/api/mbt/settings", json={"starting_cash": "30000.00", "fill_preference": "mid"})
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "failed_precondition", error
+        assert "25000.00" in error["message"], error
+        # Nothing of the request changed, the fill preference included.
+        assert await settings(cleo) == DEFAULTS | {"starting_cash": "25000.00"}
+        assert (await cleo.get("/api/mbt/account")).json()["data"]["cash"] == "25000.00"
+
+
+async def test_a_pro_user_chooses_up_to_a_million_and_not_after_the_first_order(mesh, trading):
+    await update_user(trading, "pia", tier=accounts_pb2.TIER_PRO)
+    metadata = user_metadata("pia")
+    with pytest.raises(grpc.aio.AioRpcError) as above:
+        await trading.accounts().UpdateSettings(
+            accounts_pb2.UpdateSettingsRequest(starting_cash="1000000.01"), metadata=metadata
+        )
+    assert above.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(above.value) == ("INVALID_ARGUMENT", {"field": "starting_cash"})
+    reply = await trading.accounts().UpdateSettings(
+        accounts_pb2.UpdateSettingsRequest(starting_cash="1000000.00"), metadata=metadata
+    )
+    assert (reply.settings.starting_cash, reply.settings.starting_cash_cap) == ("1000000.00", "1000000.00")
+    async with rest_as(mesh, "pia") as pia:
+        order = await pia.post(
+            "/api/mbt/orders",
+            json={"symbol": "AMZN", "side": "buy", "qty": "1", "order_type": "limit", "limit_price": "1.00"}
+            | {"time_in_force": "gtc"},
+        )
+        assert order.status_code == 200, order.text
+        assert (await pia.get("/api/mbt/account")).json()["data"]["starting_cash"] == "1000000.00"
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await trading.accounts().UpdateSettings(
+            accounts_pb2.UpdateSettingsRequest(starting_cash="500000.00"), metadata=metadata
+        )
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION, late.value.details()

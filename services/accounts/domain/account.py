@@ -207,10 +207,17 @@ class Account:
 
     @classmethod
     def open(
-        cls, account_id: str, user_id: str, profile: Profile, at: datetime, account_type: AccountType = AccountType.CASH
+        cls,
+        account_id: str,
+        user_id: str,
+        profile: Profile,
+        at: datetime,
+        account_type: AccountType = AccountType.CASH,
+        starting_cash: Decimal | None = None,
     ) -> Account:
-        """A new account with its profile's starting cash (README "Accounts")."""
-        cash = STARTING_CASH[profile]
+        """A new account with the ``starting_cash`` its user chose (USD, checked by
+        ``rules.check_starting_cash``), else its profile's (README "Accounts")."""
+        cash = starting_cash if starting_cash is not None else STARTING_CASH[profile]
         account = cls(account_id, user_id, account_type, profile, cash, cash, created_at=at, updated_at=at)
         account.events.append(AccountOpened(account_id, user_id, account_type, profile, cash, at))
         return account

@@ -3,13 +3,24 @@ and ops RPCs, and the user's own settings)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from services.accounts.domain.account import Account
-from services.accounts.domain.rules import DEFAULT_FILL_PREFERENCE, DEFAULT_PROFILE, AccountType, Profile, Tier
+from services.accounts.domain.rules import (
+    DEFAULT_FILL_PREFERENCE,
+    DEFAULT_PROFILE,
+    STARTING_CASH,
+    STARTING_CASH_CAP,
+    AccountType,
+    Profile,
+    Tier,
+    check_starting_cash,
+)
 from services.accounts.domain.views import AccountHolding, Settings, User
 from services.accounts.store import AccountRepository, PrivacyRepository, UserRow
 from services.accounts.usecases.deps import Deps, locked_account, user_row
 from services.accounts.usecases.privacy import erasure_pending
-from services.common.errors import invalid_argument, not_found
+from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.trading import FillPreference
 
 
@@ -23,6 +34,7 @@ def snapshot(row: UserRow) -> dict[str, str | None]:
         "tier": row.tier,
         "investor_profile": row.investor_profile,
         "fill_preference": row.fill_preference,
+        "starting_cash": None if row.starting_cash is None else f"{row.starting_cash:f}",
     }
 
 
@@ -32,12 +44,21 @@ def as_settings(row: UserRow | None, account: Account | None) -> Settings:
     of the profile the account was opened with (what ``Account.fill_preference`` applies)."""
     profile = Profile(row.investor_profile) if row else DEFAULT_PROFILE
     chosen = FillPreference(row.fill_preference) if row and row.fill_preference else None
+    tier = Tier(row.tier) if row else Tier.FREE
+    if account is not None:
+        starting_cash = account.starting_cash
+    elif row is not None and row.starting_cash is not None:
+        starting_cash = row.starting_cash
+    else:
+        starting_cash = STARTING_CASH[profile]
     return Settings(
-        Tier(row.tier) if row else Tier.FREE,
+        tier,
         profile,
         account.account_type if account else AccountType.CASH,
         chosen or DEFAULT_FILL_PREFERENCE[account.profile if account else profile],
         chosen is not None,
+        starting_cash,
+        STARTING_CASH_CAP[tier],
     )
 
 
@@ -81,10 +102,11 @@ class Users:
         profile: Profile | None,
         account_type: AccountType | None,
         fill_preference: FillPreference | None,
+        starting_cash: Decimal | None = None,
     ) -> Settings:
         """The user's own change (``update``'s rules; never the tier); returns the settings
         after it."""
-        await self.update(user_id, None, profile, account_type, fill_preference)
+        await self.update(user_id, None, profile, account_type, fill_preference, starting_cash)
         return await self.settings(user_id)
 
     async def update(
@@ -94,10 +116,13 @@ class Users:
         profile: Profile | None,
         account_type: AccountType | None,
         fill_preference: FillPreference | None = None,
+        starting_cash: Decimal | None = None,
     ) -> User:
         """Change what is given (None keeps it); an account type changes only with no positions
-        and no working orders (``Account.change_type``: failed_precondition). Audited, with
-        the user's row before and after."""
+        and no working orders (``Account.change_type``: invalid_argument); the starting cash
+        (USD) within the tier's cap (``check_starting_cash``: invalid_argument) and only
+        before the account opens (failed_precondition). Nothing changes on a refusal.
+        Audited, with the user's row before and after."""
         if not user_id:
             raise invalid_argument("user_id is required", "user_id")
         async with self.deps.uow() as uow:
@@ -107,6 +132,17 @@ class Users:
             if await PrivacyRepository(uow.session).pending_erasure(user_id) is not None:
                 raise erasure_pending(user_id)
             before = snapshot(row)
+            if starting_cash is not None:
+                amount = check_starting_cash(starting_cash, Tier(row.tier))
+                opened = await repo.account_of(user_id)
+                if opened is not None:
+                    raise DomainError(
+                        "FAILED_PRECONDITION",
+                        "the starting cash is chosen before the account opens (its first order or first "
+                        f"read); this account is open with {opened.starting_cash:.2f} and keeps it",
+                        field="starting_cash",
+                    )
+                row.starting_cash = amount
             if tier is not None:
                 row.tier = tier.value
             if profile is not None:
