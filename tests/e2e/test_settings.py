@@ -55,6 +55,16 @@ async def test_settings_are_read_and_changed_over_rest_and_grpc(mesh, trading):
         assert read.settings == reply.settings
         assert (await sana.get("/api/mbt/account")).json()["data"]["account_type"] == "margin"
 
+    async def audited():
+        changes = [
+            (e.record.before["investor_profile"], e.record.after["investor_profile"], e.record.after["fill_preference"])
+            for e in await trading.audit(user_id="sana")
+            if (e.record.entity_type, e.record.action) == ("user", "update")
+        ]
+        assert sorted(changes) == [("diversifier", "trial", "mid"), ("trial", "trial", "mid")], changes
+
+    await eventually(audited)
+
 
 @pytest.mark.parametrize(
     "body, field",
