@@ -11,6 +11,7 @@ from services.accounts.events import Handlers, publish
 from services.accounts.service import AccountsServicer, PrivacyServicer
 from services.accounts.store import OUTBOX, SERVICE, USER_TABLES
 from services.accounts.usecases.deps import Deps
+from services.accounts.usecases.eod import EndOfDay
 from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds
@@ -61,6 +62,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
                     Users(deps),
                     Expiration(deps),
                     GraduationGate(deps, settings.graduation_cycles, settings.graduation_cycle_days),
+                    EndOfDay(deps, settings.margin_rate_bps),
                 )
             ),
             Registration.of(PrivacyServicer(privacy)),

@@ -8,6 +8,7 @@ itself and prices at real time."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from services.common.errors import DomainError
 from services.common.rpc import context
 from services.common.rpc.remote import call
 from services.common.security.auth import ServiceCredentials, on_behalf_of
-from services.common.wire.conv import from_timestamp, parse_decimal, to_timestamp
+from services.common.wire.conv import from_date, from_timestamp, parse_decimal, to_date, to_timestamp
 
 HISTORY_LOOKBACK = timedelta(minutes=5)
 # How far back the session an expiry settles on is looked for (a holiday on the expiry day
@@ -32,6 +33,21 @@ def _mark(quote: marketdata_pb2.Quote) -> Mark:
         parse_decimal(quote.ask_price, "ask_price") if usable else None,
         from_timestamp(quote.quote_at),
     )
+
+
+@dataclass(frozen=True)
+class Session:
+    day: date
+    open_at: datetime
+    close_at: datetime
+
+
+@dataclass(frozen=True)
+class DividendPayment:
+    symbol: str
+    ex_date: date
+    pay_date: date | None
+    cash_amount: Decimal
 
 
 class MarketDataClient:
@@ -100,6 +116,47 @@ class MarketDataClient:
             if last is not None:
                 marks[symbol] = _mark(last)
         return marks
+
+    async def sessions(self, first: date, last: date) -> list[Session]:
+        """The XNYS sessions from ``first`` to ``last``, in order."""
+        reply = await call(
+            self.stub.ListCalendar,
+            marketdata_pb2.ListCalendarRequest(from_date=to_date(first), to_date=to_date(last)),
+            timeout=self.timeout,
+            what="market data",
+            metadata=self._as_caller(),
+        )
+        return [
+            Session(
+                from_date(day.date, "date", required=True),
+                from_timestamp(day.open_at, "open_at", required=True),
+                from_timestamp(day.close_at, "close_at", required=True),
+            )
+            for day in reply.days
+        ]
+
+    async def dividends(self, symbols: set[str], first: date, last: date) -> list[DividendPayment]:
+        """Cash dividends of ``symbols`` with an ex-date from ``first`` to ``last``."""
+        if not symbols:
+            return []
+        reply = await call(
+            self.stub.ListDividends,
+            marketdata_pb2.ListDividendsRequest(
+                symbols=sorted(symbols), from_date=to_date(first), to_date=to_date(last)
+            ),
+            timeout=self.timeout,
+            what="market data",
+            metadata=self._as_caller(),
+        )
+        return [
+            DividendPayment(
+                d.symbol,
+                from_date(d.ex_date, "ex_date", required=True),
+                from_date(d.pay_date, "pay_date"),
+                parse_decimal(d.cash_amount, "cash_amount", required=True),
+            )
+            for d in reply.dividends
+        ]
 
     async def settlement_price(self, underlying: str, expiration: date, *, am: bool) -> Decimal:
         """The price an option on ``underlying`` expiring on ``expiration`` settles at: the

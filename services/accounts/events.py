@@ -12,10 +12,12 @@ from services.accounts.domain.account import (
     AccountEvent,
     AccountOpened,
     AccountTypeChanged,
+    DividendPosted,
     FillApplied,
     FillRefused,
     HoldReleased,
     HoldTaken,
+    InterestCharged,
     OptionSettled,
 )
 from services.accounts.domain.expiration import Outcome
@@ -23,7 +25,7 @@ from services.accounts.usecases.ledger import Ledger
 from services.common.ids import derived_id
 from services.common.observability.metrics import LEDGER_REFUSALS
 from services.common.persistence.uow import UnitOfWork
-from services.common.wire.conv import from_timestamp, money_str, qty_str, to_timestamp
+from services.common.wire.conv import from_timestamp, money_str, qty_str, to_date, to_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,10 @@ async def publish(uow: UnitOfWork, event: AccountEvent) -> None:
             await _refused(uow, event)
         case OptionSettled():
             await _settled(uow, event)
+        case DividendPosted():
+            await _dividend(uow, event)
+        case InterestCharged():
+            await _interest(uow, event)
         case FillApplied() | HoldTaken() | HoldReleased() | AccountTypeChanged():
             pass  # the ledger's own business: fills are audited by orders, a type change with its user update
 
@@ -120,6 +126,80 @@ async def _settled(uow: UnitOfWork, event: OptionSettled) -> None:
         },
         occurred_at=event.at,
         cause=f"settle:{settlement_id}",
+    )
+
+
+async def _dividend(uow: UnitOfWork, event: DividendPosted) -> None:
+    await uow.emit(
+        events_pb2.DividendPosted(
+            account_id=event.account_id,
+            user_id=event.user_id,
+            symbol=event.symbol,
+            ex_date=to_date(event.ex_date),
+            pay_date=to_date(event.pay_date),
+            qty=qty_str(event.qty),
+            cash_amount=money_str(event.cash_amount),
+            net_amount=money_str(event.amount),
+            posted_at=to_timestamp(event.at),
+        ),
+        aggregate_id=event.account_id,
+        user_id=event.user_id,
+        occurred_at=event.at,
+        event_id=derived_id("evt", event.entry_id),
+    )
+    await uow.audit(
+        action="post_dividend",
+        entity_type="account",
+        entity_id=event.account_id,
+        user_id=event.user_id,
+        before=None,
+        after={
+            "symbol": event.symbol,
+            "ex_date": event.ex_date.isoformat(),
+            "qty": event.qty,
+            "cash_amount": event.cash_amount,
+            "amount": event.amount,
+            "cash_after": event.cash_after,
+        },
+        occurred_at=event.at,
+        cause=event.entry_id,
+    )
+
+
+async def _interest(uow: UnitOfWork, event: InterestCharged) -> None:
+    await uow.emit(
+        events_pb2.MarginInterestCharged(
+            account_id=event.account_id,
+            user_id=event.user_id,
+            session_date=to_date(event.session_date),
+            debit_balance=money_str(event.debit_balance),
+            rate_bps=event.rate_bps,
+            days=event.days,
+            amount=money_str(event.amount),
+            investor_profile=event.profile.value,
+            charged_at=to_timestamp(event.at),
+        ),
+        aggregate_id=event.account_id,
+        user_id=event.user_id,
+        occurred_at=event.at,
+        event_id=derived_id("evt", event.entry_id),
+    )
+    await uow.audit(
+        action="charge_interest",
+        entity_type="account",
+        entity_id=event.account_id,
+        user_id=event.user_id,
+        before=None,
+        after={
+            "session_date": event.session_date.isoformat(),
+            "debit_balance": event.debit_balance,
+            "rate_bps": event.rate_bps,
+            "days": event.days,
+            "amount": event.amount,
+            "cash_after": event.cash_after,
+        },
+        occurred_at=event.at,
+        cause=event.entry_id,
     )
 
 

@@ -6,6 +6,7 @@ import time
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from services.accounts import wire
+from services.accounts.usecases.eod import EndOfDay
 from services.accounts.usecases.expiration import Expiration
 from services.accounts.usecases.graduation import GraduationGate
 from services.accounts.usecases.holds import Holds, SentChoices
@@ -22,13 +23,20 @@ from services.common.wire.trading import FILL_PREFERENCES
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     def __init__(
-        self, reads: AccountReads, holds: Holds, users: Users, expiration: Expiration, graduation: GraduationGate
+        self,
+        reads: AccountReads,
+        holds: Holds,
+        users: Users,
+        expiration: Expiration,
+        graduation: GraduationGate,
+        eod: EndOfDay,
     ) -> None:
         self.reads = reads
         self.holds = holds
         self.users = users
         self.expiration = expiration
         self.graduation = graduation
+        self.eod = eod
 
     async def GetGraduation(self, request, context):
         graduation = await self.graduation.get(require_user_id())
@@ -73,6 +81,21 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             parse_decimal(request.starting_cash, "starting_cash", required=False),
         )
         return accounts_pb2.UpdateSettingsResponse(settings=wire.settings_to_proto(settings))
+
+    async def GetPortfolioHistory(self, request, context):
+        report = await self.eod.portfolio_history(require_user_id(), request.period, request.timeframe)
+        return wire.portfolio_history_to_proto(report)
+
+    async def MarkEndOfDay(self, request, context):
+        return wire.mark_result_to_proto(await self.eod.mark(from_date(request.session_date, "session_date")))
+
+    async def CreditDividends(self, request, context):
+        result = await self.eod.credit_dividends(from_date(request.pay_date, "pay_date"))
+        return wire.dividends_result_to_proto(result)
+
+    async def AccrueMarginInterest(self, request, context):
+        result = await self.eod.accrue_interest(from_date(request.session_date, "session_date"))
+        return wire.interest_result_to_proto(result)
 
     async def GetUser(self, request, context):
         return accounts_pb2.GetUserResponse(user=wire.user_to_proto(await self.users.get(request.user_id)))

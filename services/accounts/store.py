@@ -34,11 +34,14 @@ from services.accounts.domain.account import (
     Account,
     AccountEvent,
     AccountOpened,
+    DividendPosted,
     FillApplied,
     HoldReleased,
     HoldTaken,
+    InterestCharged,
     OptionSettled,
 )
+from services.accounts.domain.eod import LedgerEntry, Snapshot
 from services.accounts.domain.privacy import DataExport, ErasureStatus, ExportStatus
 from services.accounts.domain.rules import (
     AccountType,
@@ -208,18 +211,23 @@ class GraduationOverrideRow(Base):
 
 
 class EodSnapshotRow(Base):
+    """An account at one session's close (``mbt.eod_mark_all``): cash, the positions marked at
+    the closing quotes (``positions``: JSON of symbol, qty, multiplier, avg_entry_price, mark,
+    market_value as decimal strings) and equity = cash + long + short market value."""
+
     __tablename__ = "mbt_eod_snapshots"
-    __table_args__ = (UniqueConstraint("account_id", "session_date"),)
+    __table_args__ = (UniqueConstraint("account_id", "as_of_date"),)
 
     snapshot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("mbt_accounts.account_id"))
-    session_date: Mapped[date] = mapped_column(Date)
+    as_of_date: Mapped[date] = mapped_column(Date)
+    # The session's close the marks are for.
+    closed_at: Mapped[datetime]
     cash: Mapped[Decimal]
     long_market_value: Mapped[Decimal]
     short_market_value: Mapped[Decimal]
     equity: Mapped[Decimal]
-    realized_pl: Mapped[Decimal]
-    unrealized_pl: Mapped[Decimal]
+    positions: Mapped[list] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
 
@@ -462,6 +470,14 @@ class AccountRepository:
                     await self._apply_fill(account.account_id, event)
                 case OptionSettled():
                     await self._settle_option(account.account_id, event)
+                case DividendPosted():
+                    self.session.add(
+                        _cash_entry(account.account_id, event.entry_id, "dividend", event.symbol, event.amount, event)
+                    )
+                case InterestCharged():
+                    self.session.add(
+                        _cash_entry(account.account_id, event.entry_id, "interest", "", -event.amount, event)
+                    )
         if account.events:
             if row is None:
                 raise LookupError(f"account {account.account_id} changed but was never opened or loaded")
@@ -625,6 +641,82 @@ class AccountRepository:
             (await self.session.execute(query.order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id))).scalars()
         )
 
+    async def entry_exists(self, entry_id: str) -> bool:
+        return await self.session.get(LedgerEntryRow, entry_id) is not None
+
+    async def account_rows(self, *, opened_by: datetime) -> list[AccountRow]:
+        query = select(AccountRow).where(AccountRow.created_at <= opened_by).order_by(AccountRow.account_id)
+        return list((await self.session.execute(query)).scalars())
+
+    async def ledgers(self, until: datetime) -> dict[str, list[LedgerEntry]]:
+        """Every account's ledger entries up to ``until``, in ledger order, as domain values."""
+        query = (
+            select(LedgerEntryRow)
+            .where(LedgerEntryRow.occurred_at <= until)
+            .order_by(LedgerEntryRow.account_id, LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id)
+        )
+        ledgers: dict[str, list[LedgerEntry]] = {}
+        for row in (await self.session.execute(query)).scalars():
+            ledgers.setdefault(row.account_id, []).append(
+                LedgerEntry(
+                    row.kind,
+                    row.symbol,
+                    Side(row.side) if row.kind == "fill" else None,
+                    row.qty,
+                    row.price,
+                    row.multiplier,
+                    row.cash_delta,
+                    row.occurred_at,
+                )
+            )
+        return ledgers
+
+    async def snapshot_accounts(self, as_of: date) -> set[str]:
+        query = select(EodSnapshotRow.account_id).where(EodSnapshotRow.as_of_date == as_of)
+        return set((await self.session.execute(query)).scalars())
+
+    def add_snapshot(self, account_id: str, as_of: date, closed_at: datetime, value: Snapshot, now: datetime) -> None:
+        self.session.add(
+            EodSnapshotRow(
+                snapshot_id=derived_id("eod", account_id, as_of.isoformat()),
+                account_id=account_id,
+                as_of_date=as_of,
+                closed_at=closed_at,
+                cash=value.cash,
+                long_market_value=value.long_market_value,
+                short_market_value=value.short_market_value,
+                equity=value.equity,
+                positions=[
+                    {
+                        "symbol": p.symbol,
+                        "qty": str(p.qty),
+                        "multiplier": str(p.multiplier),
+                        "avg_entry_price": str(p.avg_entry_price),
+                        "mark": str(p.mark),
+                        "market_value": str(p.market_value),
+                    }
+                    for p in value.positions
+                ],
+                created_at=now,
+            )
+        )
+
+    async def snapshots(self, account_id: str, *, since: date | None) -> list[EodSnapshotRow]:
+        """The account's snapshots from ``since`` (None: all), oldest first."""
+        query = select(EodSnapshotRow).where(EodSnapshotRow.account_id == account_id)
+        if since is not None:
+            query = query.where(EodSnapshotRow.as_of_date >= since)
+        return list((await self.session.execute(query.order_by(EodSnapshotRow.as_of_date))).scalars())
+
+    async def snapshot_before(self, account_id: str, day: date) -> EodSnapshotRow | None:
+        query = (
+            select(EodSnapshotRow)
+            .where(EodSnapshotRow.account_id == account_id, EodSnapshotRow.as_of_date < day)
+            .order_by(EodSnapshotRow.as_of_date.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def account_row(self, account_id: str) -> AccountRow | None:
         return self._rows.get(account_id) or await self.session.get(AccountRow, account_id)
 
@@ -701,3 +793,25 @@ class PrivacyRepository:
     async def pending_exports(self) -> list[DataExport]:
         query = select(DataExportRow).where(DataExportRow.status == ExportStatus.PENDING)
         return [_data_export(row) for row in (await self.session.execute(query)).scalars()]
+
+
+def _cash_entry(
+    account_id: str, entry_id: str, kind: str, symbol: str, delta: Decimal, event: DividendPosted | InterestCharged
+) -> LedgerEntryRow:
+    """A ledger entry that moves cash only (a dividend, interest)."""
+    return LedgerEntryRow(
+        entry_id=entry_id,
+        account_id=account_id,
+        kind=kind,
+        fill_id=None,
+        order_id=None,
+        symbol=symbol,
+        side="",
+        qty=event.qty if isinstance(event, DividendPosted) else Decimal(0),
+        price=event.cash_amount if isinstance(event, DividendPosted) else Decimal(0),
+        multiplier=Decimal(1),
+        cash_delta=delta,
+        realized_pl=Decimal(0),
+        cash_after=event.cash_after,
+        occurred_at=event.at,
+    )

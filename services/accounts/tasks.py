@@ -20,6 +20,13 @@ A run that dies midway leaves the request due, so the next hour's run finishes i
 services' erasures delete nothing twice; the user id is also blanked in the arguments of
 the user's ``mbt.export_user_data`` records. Its result and log line hold counts only,
 never a user id.
+
+The session-close money jobs, each asking accounts for the key's session date (idempotent per
+account and day, so a repeat posts and writes nothing): ``mbt.eod_mark_all``
+(``MarkEndOfDay``: one EOD snapshot per account at the closing quotes, the day's dividends
+and interest posted first), ``mbt.credit_dividends`` (``CreditDividends``: the dividends
+payable that day) and ``mbt.accrue_margin_interest`` (``AccrueMarginInterest``: the night's
+interest on margin debit balances, each charge an activity with its teaching card).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from datetime import UTC, date
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from gateway import user_data as gateway_user_data
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
@@ -143,3 +151,29 @@ def erase_user_data(run: JobContext) -> dict:
         count("jobs", {"mbt_job_runs": run.forget_argument("mbt.export_user_data", "user_id", user_id)})
         run.progress(erased_users=done, of=len(due))
     return {"erased_users": len(due), "deleted_rows": deleted}
+
+
+def _ask(run: JobContext, method: str, request_class: type[Message], date_field: str) -> dict:
+    """Call ``method`` for the run's session date; what it answered, as the job's result."""
+    stub = run.stub("accounts", accounts_pb2_grpc.AccountsServiceStub)
+    request = request_class(**{date_field: to_date(date.fromisoformat(run.key))})
+    reply = getattr(stub, method)(request, timeout=run.settings.rpc_timeout_seconds)
+    answer = json_format.MessageToDict(
+        reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return {date_field: run.key, **answer}
+
+
+@job("mbt.eod_mark_all")
+def eod_mark_all(run: JobContext) -> dict:
+    return _ask(run, "MarkEndOfDay", accounts_pb2.MarkEndOfDayRequest, "session_date")
+
+
+@job("mbt.credit_dividends")
+def credit_dividends(run: JobContext) -> dict:
+    return _ask(run, "CreditDividends", accounts_pb2.CreditDividendsRequest, "pay_date")
+
+
+@job("mbt.accrue_margin_interest")
+def accrue_margin_interest(run: JobContext) -> dict:
+    return _ask(run, "AccrueMarginInterest", accounts_pb2.AccrueMarginInterestRequest, "session_date")

@@ -24,6 +24,7 @@ from services.accounts.domain.rules import (
     unrealized_pl,
 )
 from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, Settings, User
+from services.accounts.usecases.eod import MarkResult, PortfolioHistoryReport, PostingResult
 from services.common.errors import invalid_argument
 from services.common.trading import FillPreference, PositionIntent
 from services.common.wire.conv import (
@@ -326,4 +327,38 @@ def erasure_to_proto(erasure: Erasure) -> privacy_pb2.Erasure:
         status=ERASURE_STATUS_WIRE[erasure.status],
         requested_at=to_timestamp(erasure.requested_at),
         due_at=to_timestamp(erasure.due_at),
+    )
+
+
+def portfolio_history_to_proto(report: PortfolioHistoryReport) -> accounts_pb2.GetPortfolioHistoryResponse:
+    return accounts_pb2.GetPortfolioHistoryResponse(
+        portfolio_history=accounts_pb2.PortfolioHistory(
+            timestamp=[to_timestamp(point.at) for point in report.points],
+            equity=[amount_str(point.equity) for point in report.points],
+            profit_loss=[amount_str(point.profit_loss) for point in report.points],
+            profit_loss_pct=[ratio_str(point.profit_loss_pct) for point in report.points],
+            base_value=amount_str(report.base_value),
+            timeframe=report.timeframe,
+        )
+    )
+
+
+def mark_result_to_proto(result: MarkResult) -> accounts_pb2.MarkEndOfDayResponse:
+    return accounts_pb2.MarkEndOfDayResponse(
+        accounts=result.accounts,
+        created=result.created,
+        symbols=result.symbols,
+        total_equity=money_str(result.total_equity),
+    )
+
+
+def dividends_result_to_proto(result: PostingResult) -> accounts_pb2.CreditDividendsResponse:
+    return accounts_pb2.CreditDividendsResponse(
+        dividends=result.items, posted=result.posted, net_amount=money_str(result.total)
+    )
+
+
+def interest_result_to_proto(result: PostingResult) -> accounts_pb2.AccrueMarginInterestResponse:
+    return accounts_pb2.AccrueMarginInterestResponse(
+        days=result.items, charged=result.posted, total_interest=money_str(result.total)
     )

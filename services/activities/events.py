@@ -21,6 +21,8 @@ class Handlers:
         return {
             "mbt.orders.v1.OrderFilled": self.on_order_filled,
             "mbt.accounts.v1.AccountOpened": self.on_account_opened,
+            "mbt.accounts.v1.DividendPosted": self.on_dividend_posted,
+            "mbt.accounts.v1.MarginInterestCharged": self.on_interest_charged,
             "mbt.accounts.v1.OptionSettled": self.on_option_settled,
             "mbt.common.v1.AuditRecorded": self.on_audit,
         }
@@ -33,6 +35,12 @@ class Handlers:
 
     async def on_account_opened(self, uow: UnitOfWork, event, payload) -> None:
         await self.activities.record_activity(uow, wire.opening_activity(payload, self.clock.now()))
+
+    async def on_dividend_posted(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_activity(uow, wire.dividend_activity(payload, self.clock.now()))
+
+    async def on_interest_charged(self, uow: UnitOfWork, event, payload) -> None:
+        await self.activities.record_activity(uow, wire.interest_activity(payload, self.clock.now()))
 
     async def on_option_settled(self, uow: UnitOfWork, event, payload) -> None:
         await self.activities.record_activity(uow, wire.expiration_activity(payload, self.clock.now()))

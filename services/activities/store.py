@@ -4,6 +4,7 @@ users' notifications."""
 from __future__ import annotations
 
 import zlib
+from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import cast
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.activities import audit_chain
-from services.activities.domain import Activity, AuditEntry, Notification
+from services.activities.domain import Activity, AuditEntry, Notification, TeachingCard
 from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTable, UserTables, by_user_id
@@ -63,6 +64,8 @@ class ActivityRow(Base):
     description: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime]
     created_at: Mapped[datetime]
+    # The teaching card served with it (TeachingCard's fields), null for most activities.
+    card: Mapped[dict | None] = mapped_column(JSON)
     # expiration activities: expired_worthless, exercised, assigned or cash_settled.
     subtype: Mapped[str] = mapped_column(String(24), default="", server_default="")
 
@@ -245,7 +248,11 @@ def _notification(row: NotificationRow) -> Notification:
 
 
 def _activity(row: ActivityRow) -> Activity:
-    return Activity(side=Side(row.side) if row.side else None, **{f: getattr(row, f) for f in _ACTIVITY_FIELDS})
+    return Activity(
+        side=Side(row.side) if row.side else None,
+        card=TeachingCard(**row.card) if row.card else None,
+        **{f: getattr(row, f) for f in _ACTIVITY_FIELDS},
+    )
 
 
 def _audit(row: AuditLogRow) -> AuditEntry:
@@ -264,7 +271,9 @@ class ActivityRepository:
             return False
         self.session.add(
             ActivityRow(
-                side=activity.side.value if activity.side else "", **{f: getattr(activity, f) for f in _ACTIVITY_FIELDS}
+                side=activity.side.value if activity.side else "",
+                card=asdict(activity.card) if activity.card else None,
+                **{f: getattr(activity, f) for f in _ACTIVITY_FIELDS},
             )
         )
         await self.session.flush()

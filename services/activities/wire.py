@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,12 +13,15 @@ from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2
 from services.activities.audit_chain import Break, Link
 from services.activities.domain import Activity, AuditEntry, Notification
+from services.activities.domain import dividend_activity as _dividend_activity
 from services.activities.domain import expiration_activity as _expiration_activity
 from services.activities.domain import fill_activity as _fill_activity
 from services.activities.domain import fill_notification as _fill_notification
+from services.activities.domain import interest_activity as _interest_activity
 from services.activities.domain import opening_activity as _opening_activity
 from services.common.wire.conv import (
     amount_str,
+    from_date,
     from_timestamp,
     parse_decimal,
     parse_enum,
@@ -129,6 +133,37 @@ def opening_activity(payload, now: datetime) -> Activity:
     )
 
 
+def dividend_activity(payload, now: datetime) -> Activity:
+    """The activity of a DividendPosted event."""
+    return _dividend_activity(
+        account_id=payload.account_id,
+        user_id=payload.user_id,
+        symbol=payload.symbol,
+        ex_date=from_date(payload.ex_date, "ex_date", required=True),
+        qty=parse_decimal(payload.qty, "qty", required=True),
+        cash_amount=parse_decimal(payload.cash_amount, "cash_amount", required=True),
+        net_amount=parse_decimal(payload.net_amount, "net_amount", required=True),
+        posted_at=from_timestamp(payload.posted_at, "posted_at", required=True),
+        now=now,
+    )
+
+
+def interest_activity(payload, now: datetime) -> Activity:
+    """The activity of a MarginInterestCharged event, with its teaching card."""
+    return _interest_activity(
+        account_id=payload.account_id,
+        user_id=payload.user_id,
+        session_date=from_date(payload.session_date, "session_date", required=True),
+        debit_balance=parse_decimal(payload.debit_balance, "debit_balance", required=True),
+        rate_bps=payload.rate_bps,
+        days=payload.days,
+        charged=parse_decimal(payload.amount, "amount", required=True),
+        profile=payload.investor_profile,
+        charged_at=from_timestamp(payload.charged_at, "charged_at", required=True),
+        now=now,
+    )
+
+
 def audit_entry(payload: audit_pb2.AuditRecorded, now: datetime) -> AuditEntry:
     return AuditEntry(
         audit_id=payload.audit_id,
@@ -162,6 +197,7 @@ def activity_to_proto(row: Activity) -> activities_pb2.Activity:
         description=row.description,
         occurred_at=to_timestamp(row.occurred_at),
         created_at=to_timestamp(row.created_at),
+        card=activities_pb2.TeachingCard(**asdict(row.card)) if row.card else None,
         subtype=row.subtype,
     )
 

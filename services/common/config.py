@@ -300,6 +300,13 @@ class Settings:
         _parse_decimal,
     )
 
+    margin_rate_bps: int = setting(
+        "MBT_MARGIN_RATE_BPS",
+        "800",
+        "Annual interest rate on a margin account's debit balance, in basis points (800 = 8%), charged nightly actual/360 by `mbt.accrue_margin_interest`.",
+        _parse_positive_int,
+    )
+
     # -- market data (services/marketdata) -------------------------------------------
     marketdata_provider: str = setting(
         "MBT_MARKETDATA_PROVIDER",

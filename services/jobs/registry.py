@@ -108,6 +108,27 @@ REGISTRY: dict[str, JobSpec] = {
             description="walks the audit log's hash chain after each close; a break is an error and a metric",
         ),
         JobSpec(
+            "mbt.eod_mark_all",
+            "services.accounts.tasks",
+            SESSION_DATE,
+            SESSION_CLOSE,
+            description="one EOD snapshot per account at each close, marked at the closing quotes",
+        ),
+        JobSpec(
+            "mbt.credit_dividends",
+            "services.accounts.tasks",
+            SESSION_DATE,
+            SESSION_CLOSE,
+            description="pays the dividends payable that day to holders at the ex-date's open, charges shorts",
+        ),
+        JobSpec(
+            "mbt.accrue_margin_interest",
+            "services.accounts.tasks",
+            SESSION_DATE,
+            SESSION_CLOSE,
+            description="charges a night's interest on margin debit balances, with a teaching card",
+        ),
+        JobSpec(
             "mbt.send_fill_notification",
             "services.activities.tasks",
             FILL_ID,

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 
@@ -100,18 +100,21 @@ class JobsProcesses:
 
 
 @asynccontextmanager
-async def jobs_mesh(variant: tuple[str, str], tmp_path: Path, **env: str) -> AsyncIterator[tuple]:
-    """A trading mesh over a stepped replay with the jobs' processes and queue, on one of
-    ``VARIANTS`` (backend, transport): yields (Trading, JobsProcesses, JobQueue)."""
+async def jobs_mesh(
+    variant: tuple[str, str], tmp_path: Path, *, environ: Callable[..., dict[str, str]] = trading_environ, **env: str
+) -> AsyncIterator[tuple]:
+    """A trading mesh over a stepped replay (``environ(databases, data_dir, **env)``, the
+    bundled recording by default) with the jobs' processes and queue, on one of ``VARIANTS``
+    (backend, transport): yields (Trading, JobsProcesses, JobQueue)."""
     backend, transport = variant
     databases = DatabaseFactory(backend, tmp_path)
     async with fresh_prefix() if transport == "redis" else nullcontext("") as prefix:
         env = {"MBT_JOBS_DATABASE_URL": databases.new("jobs"), **env}
         if transport == "redis":
             env.update(MBT_REDIS_URL=REDIS_URL, MBT_REDIS_KEY_PREFIX=prefix)
-        environ = trading_environ(databases, tmp_path / "var", **env)
-        mesh = await start_mesh(Settings.from_env(environ))
-        processes = JobsProcesses(environ, tmp_path / "logs")
+        mesh_env = environ(databases, tmp_path / "var", **env)
+        mesh = await start_mesh(Settings.from_env(mesh_env))
+        processes = JobsProcesses(mesh_env, tmp_path / "logs")
         queue = JobQueue(mesh.settings)
         trading = Trading(mesh)
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
+from services.accounts.domain.eod import dividend_amount, margin_interest
 from services.accounts.domain.expiration import (
     ExpirationEffect,
     ExpirationRun,
@@ -184,7 +185,52 @@ class AccountTypeChanged:
     after: AccountType
 
 
-AccountEvent = AccountOpened | HoldTaken | HoldReleased | FillApplied | FillRefused | AccountTypeChanged | OptionSettled
+@dataclass(frozen=True)
+class DividendPosted:
+    """A cash dividend paid on ``qty`` shares held at the ex-date's open (negative: a short,
+    charged)."""
+
+    account_id: str
+    user_id: str
+    entry_id: str
+    symbol: str
+    ex_date: date
+    pay_date: date
+    qty: Decimal
+    cash_amount: Decimal
+    amount: Decimal
+    cash_after: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InterestCharged:
+    """A night's margin interest on ``debit_balance`` (``amount`` positive, taken from cash)."""
+
+    account_id: str
+    user_id: str
+    entry_id: str
+    session_date: date
+    debit_balance: Decimal
+    rate_bps: int
+    days: int
+    amount: Decimal
+    profile: Profile
+    cash_after: Decimal
+    at: datetime
+
+
+AccountEvent = (
+    AccountOpened
+    | HoldTaken
+    | HoldReleased
+    | FillApplied
+    | FillRefused
+    | AccountTypeChanged
+    | DividendPosted
+    | InterestCharged
+    | OptionSettled
+)
 
 
 @dataclass
@@ -496,6 +542,69 @@ class Account:
                 at,
             )
         )
+
+    # -- income and charges ---------------------------------------------------------
+
+    def post_dividend(
+        self,
+        entry_id: str,
+        symbol: str,
+        ex_date: date,
+        pay_date: date,
+        qty: Decimal,
+        cash_amount: Decimal,
+        at: datetime,
+    ) -> Decimal:
+        """Pay ``qty`` × ``cash_amount`` (``eod.dividend_amount``: credited to a long, charged
+        to a short) into cash; returns the signed amount."""
+        paid = dividend_amount(qty, cash_amount)
+        self.cash += paid
+        self.updated_at = at
+        self.events.append(
+            DividendPosted(
+                self.account_id,
+                self.user_id,
+                entry_id,
+                symbol,
+                ex_date,
+                pay_date,
+                qty,
+                cash_amount,
+                paid,
+                self.cash,
+                at,
+            )
+        )
+        return paid
+
+    def charge_interest(
+        self, entry_id: str, session_date: date, debit_balance: Decimal, rate_bps: int, days: int, at: datetime
+    ) -> Decimal:
+        """Take ``eod.margin_interest`` of ``debit_balance`` from cash (margin accounts only);
+        returns what was charged (0: nothing to charge, nothing recorded)."""
+        if self.account_type is not AccountType.MARGIN:
+            return Decimal(0)
+        charged = margin_interest(debit_balance, rate_bps, days)
+        if not charged:
+            return charged
+        self.cash -= charged
+        self.updated_at = at
+        self.events.append(
+            InterestCharged(
+                self.account_id,
+                self.user_id,
+                entry_id,
+                session_date,
+                debit_balance,
+                rate_bps,
+                days,
+                charged,
+                self.profile,
+                self.cash,
+                at,
+            )
+        )
+        return charged
 
     # -- expiration, exercise and assignment ------------------------------------------
 

@@ -19,6 +19,8 @@ SUBSCRIPTIONS: Mapping[str, tuple[str, ...]] = {
     "mbt.orders.v1.OrderFilled": ("accounts", "matcher", "activities"),
     # Accounts.
     "mbt.accounts.v1.AccountOpened": ("activities",),
+    "mbt.accounts.v1.DividendPosted": ("activities",),
+    "mbt.accounts.v1.MarginInterestCharged": ("activities",),
     "mbt.accounts.v1.OptionSettled": ("activities",),
     # Every service's audit messages end in activities' audit_log.
     "mbt.common.v1.AuditRecorded": ("activities",),

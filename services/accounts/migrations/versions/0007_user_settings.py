@@ -1,8 +1,8 @@
 """investor settings: a user's own fill preference default for multi-leg orders and the
 starting cash their account opens with
 
-Revision ID: 0006_user_fill_preference
-Revises: 0005_hold_legs
+Revision ID: 0007_user_settings
+Revises: 0006_eod
 """
 
 from alembic import op
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import services.common.persistence.sqltypes
 
 
-revision = '0006_user_fill_preference'
-down_revision = '0005_hold_legs'
+revision = '0007_user_settings'
+down_revision = '0006_eod'
 branch_labels = None
 depends_on = None
 
