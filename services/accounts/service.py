@@ -20,6 +20,7 @@ from services.common.rpc import context as rpc_context
 from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_date, from_timestamp, money_str, parse_decimal, parse_enum
 from services.common.wire.retention import user_cutoffs_from_proto
+from services.common.wire.trading import FILL_PREFERENCES
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
@@ -70,6 +71,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             require_user_id(), from_timestamp(request.from_time), from_timestamp(request.to_time)
         )
         return wire.pnl_to_proto(report)
+
+    async def GetSettings(self, request, context):
+        settings = await self.users.settings(require_user_id())
+        return accounts_pb2.GetSettingsResponse(settings=wire.settings_to_proto(settings))
+
+    async def UpdateSettings(self, request, context):
+        settings = await self.users.change_settings(
+            require_user_id(),
+            parse_enum(wire.PROFILES, request.investor_profile, "investor_profile", required=False),
+            parse_enum(wire.ACCOUNT_TYPES, request.account_type, "account_type", required=False),
+            parse_enum(FILL_PREFERENCES, request.fill_preference, "fill_preference", required=False),
+            parse_decimal(request.starting_cash, "starting_cash", required=False),
+        )
+        return accounts_pb2.UpdateSettingsResponse(settings=wire.settings_to_proto(settings))
 
     async def GetPortfolioHistory(self, request, context):
         report = await self.eod.portfolio_history(require_user_id(), request.period, request.timeframe)

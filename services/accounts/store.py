@@ -63,7 +63,7 @@ from services.common.messaging.outbox import define_outbox_tables
 from services.common.persistence.db import changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTable, UserTables, by_parent, by_user_id
-from services.common.trading import AssetClass, Side
+from services.common.trading import AssetClass, FillPreference, Side
 
 SERVICE = "accounts"
 
@@ -79,6 +79,10 @@ class UserRow(Base):
     user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     tier: Mapped[str] = mapped_column(String(16))
     investor_profile: Mapped[str] = mapped_column(String(24))
+    # The user's own default for multi-leg orders that send none; None: the profile's.
+    fill_preference: Mapped[str | None] = mapped_column(String(16))
+    # USD the account opens with; None: the profile's (``STARTING_CASH``).
+    starting_cash: Mapped[Decimal | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -323,6 +327,11 @@ class AccountRepository:
 
     async def user(self, user_id: str) -> UserRow | None:
         return await self.session.get(UserRow, user_id)
+
+    async def chosen_fill_preference(self, user_id: str) -> FillPreference | None:
+        """The user's own fill preference default, or None (the profile's applies)."""
+        chosen = await self.session.scalar(select(UserRow.fill_preference).where(UserRow.user_id == user_id))
+        return FillPreference(chosen) if chosen else None
 
     async def add_user(self, user: UserRow) -> None:
         self.session.add(user)

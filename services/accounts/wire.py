@@ -24,7 +24,7 @@ from services.accounts.domain.rules import (
     market_value,
     unrealized_pl,
 )
-from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, User
+from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, Settings, User
 from services.accounts.usecases.eod import MarkResult, PortfolioHistoryReport, PostingResult
 from services.common.errors import invalid_argument
 from services.common.trading import FillPreference, PositionIntent
@@ -199,6 +199,18 @@ def pnl_to_proto(report: PnlReport) -> accounts_pb2.GetPnlResponse:
             ],
         ),
         to_time_clamped=report.clamped,
+    )
+
+
+def settings_to_proto(settings: Settings) -> accounts_pb2.Settings:
+    return accounts_pb2.Settings(
+        tier=TIER_WIRE[settings.tier],
+        investor_profile=PROFILE_WIRE[settings.profile],
+        account_type=ACCOUNT_TYPE_WIRE[settings.account_type],
+        fill_preference=FILL_PREFERENCE_WIRE[settings.fill_preference],
+        fill_preference_chosen=settings.fill_preference_chosen,
+        starting_cash=money_str(settings.starting_cash),
+        starting_cash_cap=money_str(settings.starting_cash_cap),
     )
 
 

@@ -253,10 +253,17 @@ class Account:
 
     @classmethod
     def open(
-        cls, account_id: str, user_id: str, profile: Profile, at: datetime, account_type: AccountType = AccountType.CASH
+        cls,
+        account_id: str,
+        user_id: str,
+        profile: Profile,
+        at: datetime,
+        account_type: AccountType = AccountType.CASH,
+        starting_cash: Decimal | None = None,
     ) -> Account:
-        """A new account with its profile's starting cash (README "Accounts")."""
-        cash = STARTING_CASH[profile]
+        """A new account with the ``starting_cash`` its user chose (USD, checked by
+        ``rules.check_starting_cash``), else its profile's (README "Accounts")."""
+        cash = starting_cash if starting_cash is not None else STARTING_CASH[profile]
         account = cls(account_id, user_id, account_type, profile, cash, cash, created_at=at, updated_at=at)
         account.events.append(AccountOpened(account_id, user_id, account_type, profile, cash, at))
         return account
@@ -343,9 +350,10 @@ class Account:
         positions = {symbol: p.qty for symbol, p in self.positions.items()}
         return resolve_leg_intents(order.legs, terms.qty, intents or (None,) * len(terms.legs), positions)
 
-    def fill_preference(self, sent: FillPreference | None) -> FillPreference:
-        """A multi-leg order's fill preference: as sent, else the profile's default."""
-        return sent or DEFAULT_FILL_PREFERENCE[self.profile]
+    def fill_preference(self, sent: FillPreference | None, chosen: FillPreference | None = None) -> FillPreference:
+        """A multi-leg order's fill preference: as sent, else the user's ``chosen`` default
+        (their settings), else the profile's default (``DEFAULT_FILL_PREFERENCE``)."""
+        return sent or chosen or DEFAULT_FILL_PREFERENCE[self.profile]
 
     def position_intent(self, terms: HoldTerms, intent: PositionIntent | None) -> PositionIntent | None:
         """An option order's position intent, as sent or inferred from the position held

@@ -10,8 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from services.common.errors import DomainError
-from services.common.instruments import parse_symbol
+from services.common.errors import DomainError, invalid_argument
+from services.common.instruments import CENT, parse_symbol
 from services.common.trading import AssetClass, FillPreference, Side
 
 
@@ -46,6 +46,30 @@ STARTING_CASH = {
     Profile.DIVERSIFIER: Decimal("100000.00"),
 }
 DEFAULT_PROFILE = Profile.DIVERSIFIER
+# The most starting cash a user may choose, by tier (README "Accounts").
+STARTING_CASH_CAP = {
+    Tier.FREE: Decimal("100000.00"),
+    Tier.PRO: Decimal("1000000.00"),
+    Tier.PRO_PLUS: Decimal("10000000.00"),
+}
+
+
+def check_starting_cash(amount: Decimal, tier: Tier) -> Decimal:
+    """``amount`` (USD) as a starting cash the ``tier`` allows: above zero, whole cents, at
+    most ``STARTING_CASH_CAP[tier]``; ``invalid_argument`` on ``starting_cash`` otherwise.
+    Returns it with two places."""
+    cap = STARTING_CASH_CAP[tier]
+    if amount <= 0:
+        raise invalid_argument("starting_cash must be above zero", "starting_cash")
+    if amount != amount.quantize(CENT):
+        raise invalid_argument("starting_cash must be whole cents", "starting_cash")
+    if amount > cap:
+        raise invalid_argument(
+            f"starting_cash {amount:f} is above the {tier.value} tier's cap of {cap:f}", "starting_cash"
+        )
+    return amount.quantize(CENT)
+
+
 REG_T_INITIAL = Decimal("0.5")
 PRICE_PLACES = Decimal("0.0000000001")
 

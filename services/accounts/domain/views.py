@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.accounts.domain.rules import AccountType, Mark, Position, Profile, Tier, Valuation
-from services.common.trading import AssetClass
+from services.common.trading import AssetClass, FillPreference
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,22 @@ class User:
     profile: Profile
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A user's own settings (README "Accounts"): ``fill_preference`` is the default a
+    multi-leg order that sends none gets, ``fill_preference_chosen`` whether the user chose
+    it (else it is the profile's); ``starting_cash`` (USD) what the account opened with or
+    will open with, ``starting_cash_cap`` the tier's most."""
+
+    tier: Tier
+    profile: Profile
+    account_type: AccountType
+    fill_preference: FillPreference
+    fill_preference_chosen: bool
+    starting_cash: Decimal
+    starting_cash_cap: Decimal
 
 
 @dataclass(frozen=True)

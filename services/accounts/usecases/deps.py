@@ -62,7 +62,9 @@ async def locked_account(
     account = await repo.account_of(user_id, lock=True, order_id=order_id)
     if account is None:
         user = await user_row(repo, user_id, clock, key)
-        account = Account.open(new_id("acct"), user_id, Profile(user.investor_profile), clock.now())
+        account = Account.open(
+            new_id("acct"), user_id, Profile(user.investor_profile), clock.now(), starting_cash=user.starting_cash
+        )
     return account
 
 

@@ -51,6 +51,7 @@ class Holds:
         marks: dict[str, Mark] = {}
         async with self.deps.db.reading() as session:
             known = await AccountRepository(session).account_of(user_id)
+            chosen = await AccountRepository(session).chosen_fill_preference(user_id)
             if await PrivacyRepository(session).pending_erasure(user_id) is not None:
                 raise erasure_pending(user_id)
         if known is not None and known.account_type is AccountType.MARGIN:
@@ -60,7 +61,7 @@ class Holds:
         def take(account: Account) -> Held:
             intent = account.position_intent(terms, sent.position_intent)
             legs = account.leg_intents(terms, sent.leg_intents)
-            preference = account.fill_preference(sent.fill_preference) if terms.legs else None
+            preference = account.fill_preference(sent.fill_preference, chosen) if terms.legs else None
             hold = account.hold(order_id, version, terms, marks, now)
             return Held(account.account_id, hold, account.buying_power(marks), intent, legs, preference)
 
