@@ -2,6 +2,7 @@
 the bundled AMZN day: the contracts are on the option model's listed grid and every price
 is read from market data's own quotes (README "Market data" / "Options")."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import grpc
@@ -363,3 +364,63 @@ async def test_closing_legs_are_inferred_from_the_positions_held(mesh, trading):
         )
         assert too_many.json()["error"]["code"] == "invalid_argument", too_many.text
         assert "legs[0].position_intent" in too_many.text
+
+
+async def test_working_orders_on_a_contract_expire_at_its_last_close_and_release_their_holds(mesh, trading):
+    """Issue 11: a gtc order on a contract cannot outlive it. At Friday 2012-06-22's close the
+    put expiring that day stops trading: its working order expires (``contract_expired``),
+    its cash-secured hold is released; the same order on a July put keeps working."""
+    friday_put, july_put = "AMZN120622P00180000", "AMZN120720P00180000"
+    async with rest_as(mesh, "gale") as gale:
+        _, friday_ask = await quote(gale, friday_put)
+        resting = await gale.post(
+            "/api/mbt/orders",
+            json={"client_order_id": "friday-put", "symbol": friday_put, "side": "sell", "qty": "1"}
+            | {"order_type": "limit", "limit_price": str(friday_ask + 1), "time_in_force": "gtc"},
+        )
+        assert resting.status_code == 200, resting.text
+        friday_order = resting.json()["data"]
+        assert (friday_order["status"], friday_order["position_intent"]) == ("accepted", "sell_to_open")
+        _, july_ask = await quote(gale, july_put)
+        july_order = (
+            await trading.orders().SubmitOrder(
+                orders_pb2.SubmitOrderRequest(
+                    symbol=july_put,
+                    side=trading_pb2.ORDER_SIDE_SELL,
+                    qty="1",
+                    order_type=trading_pb2.ORDER_TYPE_LIMIT,
+                    limit_price=str(july_ask + 1),
+                    time_in_force=trading_pb2.TIME_IN_FORCE_GTC,
+                ),
+                metadata=user_metadata("gale"),
+            )
+        ).order
+        assert july_order.status == orders_pb2.ORDER_STATUS_ACCEPTED
+        # Each put secures its $180 strike x 100 while it works.
+        held = await settled(gale, STARTING_CASH, D(36000))
+        assert D(held["buying_power"]) == STARTING_CASH - 36000
+
+        await trading.step_to(datetime(2012, 6, 22, 20, 5, tzinfo=UTC))
+
+        expired = await order_in(gale, friday_order["order_id"], "expired")
+        assert expired["expired_at"].startswith("2012-06-22T20:00:00"), expired
+        native = (
+            await trading.orders().GetOrder(
+                orders_pb2.GetOrderRequest(order_id=friday_order["order_id"]), metadata=user_metadata("gale")
+            )
+        ).order
+        assert (native.status, native.cancel_reason) == (orders_pb2.ORDER_STATUS_EXPIRED, "contract_expired")
+        after = await settled(gale, STARTING_CASH, D(18000))
+        assert D(after["buying_power"]) == STARTING_CASH - 18000
+        still = (
+            await trading.orders().GetOrder(
+                orders_pb2.GetOrderRequest(order_id=july_order.order_id), metadata=user_metadata("gale")
+            )
+        ).order
+        assert still.status == orders_pb2.ORDER_STATUS_ACCEPTED
+
+        async def audited():
+            actions = sorted(e.record.action for e in await trading.audit(entity_id=friday_order["order_id"]))
+            assert actions == ["expire", "submit"], actions
+
+        await eventually(audited)

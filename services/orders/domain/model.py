@@ -330,12 +330,14 @@ class Order:
             lambda after: OrderCanceled(after, before)
         )
 
-    def expire(self) -> Order:
-        """A day order reached its session's close."""
+    def expire(self, reason: str = "") -> Order:
+        """The order reached its ``expires_at``: a day order its session's close, or any order
+        its option contract's last trading time (``reason`` then ``contract_expired``, kept
+        as the cancel reason)."""
         if self.expires_at is None:
             raise DomainError("FAILED_PRECONDITION", f"order {self.order_id} has no expiry")
         before = replace(self, events=())
-        return self._to(Transition.EXPIRE, self.expires_at, pending=None)._recording(
+        return self._to(Transition.EXPIRE, self.expires_at, cancel_reason=reason, pending=None)._recording(
             lambda after: OrderExpired(after, before)
         )
 

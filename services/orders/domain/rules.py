@@ -5,6 +5,7 @@ market hours and quote freshness. Pure: callers pass quotes, sessions and times 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -165,6 +166,33 @@ def check_market_hours(spec: OrderSpec, now: datetime, session: Session) -> None
             "MARKET_CLOSED",
             f"{spec.time_in_force.value} orders need the market open; use day or gtc to wait for the next session",
         )
+
+
+CONTRACT_EXPIRED = "contract_expired"
+
+
+def order_expiry(
+    time_in_force: TimeInForce, session_close: datetime, last_trades: Iterable[datetime | None]
+) -> datetime | None:
+    """When a working order expires (UTC), None when it never does: the earliest of its
+    session's close (``session_close``, day orders only) and the last trading time of each
+    option contract it names (``last_trades``: market data's ``last_trade_time`` per contract,
+    the close of the contract's last trading session; None for stock). Whatever its time in
+    force, an order on a contract stops working when the contract stops trading (issue 11):
+    it could never fill after, and its hold would lie."""
+    due = [moment for moment in last_trades if moment is not None]
+    if time_in_force is TimeInForce.DAY:
+        due.append(session_close)
+    return min(due, default=None)
+
+
+def expiry_reason(expires_at: datetime, last_trades: Iterable[datetime | None]) -> str:
+    """Why an order expiring at ``expires_at`` expires: ``contract_expired`` when a contract
+    it names stopped trading by then (``last_trades`` as in ``order_expiry``), "" for a day
+    order reaching its session's close."""
+    if any(moment is not None and moment <= expires_at for moment in last_trades):
+        return CONTRACT_EXPIRED
+    return ""
 
 
 def worst_price(spec: OrderSpec, collar: Decimal | None) -> Decimal | None:

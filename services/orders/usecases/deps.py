@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.errors import DomainError
 from services.common.persistence.db import Database
 from services.common.persistence.uow import UnitOfWork
+from services.common.trading import AssetClass
 from services.orders.clients import AccountsClient, MarketClient
+from services.orders.domain.model import OrderSpec
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,14 @@ class Deps:
             raise DomainError("TRADING_DISABLED", "trading is disabled; the account is read-only for now")
         if new_exposure and self.settings.new_orders_disabled:
             raise DomainError("NEW_ORDERS_DISABLED", "new orders are disabled for now; cancels still work")
+
+    async def last_trades(self, spec: OrderSpec) -> list[datetime | None]:
+        """Market data's last trading time of each option contract ``spec`` names (its legs,
+        or its symbol); empty for stock. The rule lives in market data, never here."""
+        if spec.asset_class is not AssetClass.US_OPTION:
+            return []
+        symbols = [leg.symbol for leg in spec.legs] if spec.is_multileg else [spec.symbol]
+        return [(await self.market.instrument(symbol)).last_trade_at for symbol in symbols]
 
 
 # Refusals from accounts that end a saga (anything else leaves it to be resumed).

@@ -1,5 +1,6 @@
 """The rest of an order's life: a user's cancel; what the matcher decides (fills, stops
-reached, ioc/fok orders that could not fill); day orders expiring at their session's close
+reached, ioc/fok orders that could not fill); day orders expiring at their session's close,
+and any order on an option contract at the contract's last trading time
 (the orders service is the one owner of expiry: the matcher only drops them from its book);
 and the housekeeping loop that finishes interrupted sagas."""
 
@@ -11,6 +12,7 @@ from datetime import datetime
 
 from services.common.errors import DomainError, not_found
 from services.orders.domain.model import Fill, Order, Status, same_execution
+from services.orders.domain.rules import expiry_reason
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import Deps
 from services.orders.usecases.replace import ReplaceSaga
@@ -66,19 +68,25 @@ class Lifecycle:
             return await repo.save(order.trigger(at))
 
     async def expire_due(self, as_of: datetime | None = None) -> int:
-        """Expire the day orders whose session closed by ``as_of`` (now at most)."""
+        """Expire the working orders whose ``expires_at`` is by ``as_of`` (now at most): day
+        orders at their session's close, and orders of any time in force on an option
+        contract at its last trading time, with the cancel reason ``contract_expired``
+        (``expiry_reason``). Returns how many expired."""
         now = self.deps.clock.now()
         as_of = min(as_of, now) if as_of else now
         async with self.deps.db.reading() as session:
             due = await OrderRepository(session).due_to_expire(as_of, limit=500)
         expired = 0
         for candidate in due:
+            if candidate.expires_at is None:
+                continue
+            reason = expiry_reason(candidate.expires_at, await self.deps.last_trades(candidate.spec))
             async with self.deps.uow() as uow:
                 repo = OrderRepository(uow.session, uow.collect)
                 order = await repo.load(candidate.order_id, lock=True)
-                if order.status is not Status.ACCEPTED:
+                if order.status is not Status.ACCEPTED or order.expires_at != candidate.expires_at:
                     continue
-                await repo.save(order.expire())
+                await repo.save(order.expire(reason))
                 expired += 1
         return expired
 

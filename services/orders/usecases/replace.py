@@ -11,10 +11,17 @@ from datetime import datetime, timedelta
 
 from services.common.errors import DomainError
 from services.common.instruments import parse_symbol
-from services.common.trading import AssetClass, TimeInForce
+from services.common.trading import AssetClass
 from services.orders.domain.model import Order, Replacement, Status
 from services.orders.domain.options import validate_option_spec
-from services.orders.domain.rules import ReplaceTerms, check_market_hours, held_price, replaced_collar, replacement
+from services.orders.domain.rules import (
+    ReplaceTerms,
+    check_market_hours,
+    held_price,
+    order_expiry,
+    replaced_collar,
+    replacement,
+)
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
 
@@ -46,6 +53,7 @@ class ReplaceSaga:
         now = deps.clock.now()
         session = await deps.market.session(now)
         check_market_hours(spec, now, session)
+        last_trades = await deps.last_trades(spec)
         async with deps.uow() as uow:
             repo = OrderRepository(uow.session, uow.collect)
             current = await repo.load(order_id, lock=True)
@@ -56,9 +64,7 @@ class ReplaceSaga:
             expires_at = (
                 current.expires_at
                 if spec.time_in_force is current.spec.time_in_force
-                else session.close_at
-                if spec.time_in_force is TimeInForce.DAY
-                else None
+                else order_expiry(spec.time_in_force, session.close_at, last_trades)
             )
             # A version an abandoned attempt used is never used again: accounts may still hear
             # of that attempt, and must not mistake it for this one.

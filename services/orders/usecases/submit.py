@@ -18,10 +18,17 @@ from services.common.errors import DomainError
 from services.common.ids import new_id
 from services.common.instruments import parse_symbol
 from services.common.spreads import LegQuote, natural
-from services.common.trading import AssetClass, OrderType, TimeInForce
+from services.common.trading import AssetClass, OrderType
 from services.orders.domain.model import Instrument, Order, OrderSpec, Status, spec_digest
 from services.orders.domain.options import check_limit_sign, spread_collar, validate_mleg_spec, validate_option_spec
-from services.orders.domain.rules import check_market_hours, collar_price, held_price, market_reference, validate_spec
+from services.orders.domain.rules import (
+    check_market_hours,
+    collar_price,
+    held_price,
+    market_reference,
+    order_expiry,
+    validate_spec,
+)
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
 
@@ -106,7 +113,7 @@ class SubmitSaga:
             created_at=now,
             updated_at=now,
             collar_price=collar,
-            expires_at=session_.close_at if spec.time_in_force is TimeInForce.DAY else None,
+            expires_at=order_expiry(spec.time_in_force, session_.close_at, await deps.last_trades(spec)),
             request_digest=digest,
         )
         try:

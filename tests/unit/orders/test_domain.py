@@ -8,10 +8,13 @@ from services.common.trading import AssetClass, OrderType, PositionIntent, Side,
 from services.orders.domain.model import TRANSITIONS, Fill, Leg, Order, OrderSpec, Status, check_fill, next_status
 from services.orders.domain.model import Transition as Event
 from services.orders.domain.rules import (
+    CONTRACT_EXPIRED,
     ReplaceTerms,
     Session,
     check_market_hours,
     collar_price,
+    expiry_reason,
+    order_expiry,
     replacement,
     validate_spec,
 )
@@ -211,3 +214,30 @@ def test_a_fill_must_match_the_order_and_respect_its_limit():
         with pytest.raises(DomainError) as err:
             check_fill(order(), bad)
         assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", field), bad
+
+
+FRIDAY_CLOSE = datetime(2012, 6, 22, 20, 0, tzinfo=UTC)
+JULY_CLOSE = datetime(2012, 7, 20, 20, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("time_in_force", "last_trades", "expires_at", "reason"),
+    [
+        # Stock: a day order at its session's close, a gtc order never.
+        (TimeInForce.DAY, [], SESSION.close_at, ""),
+        (TimeInForce.GTC, [], None, None),
+        # A contract trading beyond the session: a day order still ends at the close.
+        (TimeInForce.DAY, [JULY_CLOSE], SESSION.close_at, ""),
+        # Any time in force stops at the contract's last trading time.
+        (TimeInForce.GTC, [JULY_CLOSE], JULY_CLOSE, CONTRACT_EXPIRED),
+        (TimeInForce.GTC, [FRIDAY_CLOSE, FRIDAY_CLOSE], FRIDAY_CLOSE, CONTRACT_EXPIRED),
+        # A day order on the contract's last day: both at that close, the contract the reason.
+        (TimeInForce.DAY, [SESSION.close_at], SESSION.close_at, CONTRACT_EXPIRED),
+        # Multi-leg: the earliest leg ends the order; a leg without a known last trade is skipped.
+        (TimeInForce.GTC, [JULY_CLOSE, FRIDAY_CLOSE, None], FRIDAY_CLOSE, CONTRACT_EXPIRED),
+    ],
+)
+def test_an_order_expires_at_its_close_or_its_contracts_last_trade(time_in_force, last_trades, expires_at, reason):
+    assert order_expiry(time_in_force, SESSION.close_at, last_trades) == expires_at
+    if expires_at is not None:
+        assert expiry_reason(expires_at, last_trades) == reason

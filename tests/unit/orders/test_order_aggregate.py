@@ -150,3 +150,9 @@ def test_a_day_order_expires_at_its_close_and_a_pending_replace_ends_with_it():
     assert (expired.status, expired.expired_at, expired.pending) == (Status.EXPIRED, working.expires_at, None)
     event = expired.events[-1]
     assert isinstance(event, OrderExpired) and event.previous.pending is not None
+    assert expired.cancel_reason == ""
+
+
+def test_an_order_on_an_expired_contract_expires_with_the_reason():
+    expired = new_order().accept("acct_1", T0).expire("contract_expired")
+    assert (expired.status, expired.cancel_reason) == (Status.EXPIRED, "contract_expired")
