@@ -35,7 +35,7 @@ from services.accounts.domain.rules import (
 from services.common.errors import DomainError, not_found
 from services.common.ids import derived_id
 from services.common.instruments import contract_terms, parse_symbol
-from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.common.trading import AssetClass, OrderType, Side
 from services.common.wire.conv import datetime_from_ns, datetime_to_ns
 from services.matcher import domain as matcher
 from services.matcher.wire import fill_message
@@ -48,8 +48,10 @@ from services.orders.domain.rules import (
     Session,
     check_market_hours,
     collar_price,
+    expiry_reason,
     held_price,
     market_reference,
+    order_expiry,
     replaced_collar,
     replacement,
     validate_spec,
@@ -204,6 +206,8 @@ class PaperAccount:
         self.collar_pct = collar_pct
         self.max_age_seconds = Decimal(max_quote_age_ns) / 1_000_000_000
         self.orders: dict[str, Order] = {}
+        # Each order's contract's last trading time (market data's), None for stock.
+        self.last_trades: dict[str, datetime | None] = {}
         self.fills: list[Fill] = []
         self.entries: list[LedgerEntry] = [
             LedgerEntry(
@@ -280,9 +284,10 @@ class PaperAccount:
             created_at=now,
             updated_at=now,
             collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price, self.collar_pct),
-            expires_at=session.close_at if spec.time_in_force is TimeInForce.DAY else None,
+            expires_at=order_expiry(spec.time_in_force, session.close_at, [known.last_trade_at]),
             request_digest=digest,
         )
+        self.last_trades[order_id] = known.last_trade_at
         terms = _terms(order, spec, order.collar_price)
         try:
             intent = self.account.position_intent(terms, spec.position_intent)
@@ -308,7 +313,7 @@ class PaperAccount:
         expires_at = (
             order.expires_at
             if spec.time_in_force is order.spec.time_in_force
-            else (session.close_at if spec.time_in_force is TimeInForce.DAY else None)
+            else order_expiry(spec.time_in_force, session.close_at, [self.last_trades.get(order_id)])
         )
         pending = Replacement(order.version + 1, spec, collar, expires_at, now, now)
         working = order.begin_replace(pending)
@@ -325,8 +330,11 @@ class PaperAccount:
         return self._store(canceled)
 
     def expire(self, order_id: str) -> Order:
-        """A day order at its session close."""
-        expired = self.order(order_id).expire()
+        """A day order at its session close, or an order on a contract at its last trading
+        time (``contract_expired``), as the orders service expires them."""
+        order = self.order(order_id)
+        last_trades = [self.last_trades.get(order_id)]
+        expired = order.expire("" if order.expires_at is None else expiry_reason(order.expires_at, last_trades))
         if expired.expired_at is None:
             raise ValueError(f"{order_id} expired without its time")
         self.account.release(order_id, "expired", expired.expired_at)

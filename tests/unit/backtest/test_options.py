@@ -252,3 +252,28 @@ def test_a_script_naming_a_contract_gets_its_model_quotes_and_trades_it():
     assert call.side == "sell" and call.price == call.bid_price > 0  # a market sell at the model's bid
     assert outcome.result.final.positions["AMZN120720C00230000"].qty == -1
     assert_cash_reconciles(outcome)
+
+
+def test_a_gtc_order_on_a_contract_expires_at_its_last_close_in_a_backtest_as_live():
+    """As the orders service (issue 11): the gtc put on the 2012-06-22 contract stops working
+    at Friday's close (``contract_expired``, its hold released); the July one keeps working."""
+
+    def resting_put(client_order_id: str, symbol: str) -> dict:
+        return {
+            "at": "2012-06-21T14:00:00Z",
+            "submit": {"client_order_id": client_order_id, "symbol": symbol, "side": "sell", "qty": "1"}
+            | {"order_type": "limit", "limit_price": "50.00", "time_in_force": "gtc"},
+        }
+
+    script = {"steps": [resting_put("friday", "AMZN120622P00180000"), resting_put("july", "AMZN120720P00180000")]}
+    spec = BacktestSpec(first_day=date(2012, 6, 21), last_day=date(2012, 6, 25), script=script)
+    strategy = build_strategy(spec)
+    outcome = execute(spec, strategy, recorded(spec, strategy, SETTINGS), SETTINGS)
+    orders = {o.client_order_id: o for o in outcome.result.orders}
+    friday_close_ns = 1340395200 * 1_000_000_000  # 2012-06-22T20:00:00Z
+    assert (orders["friday"].status, orders["friday"].cancel_reason) == ("expired", "contract_expired")
+    assert orders["friday"].expired_ns == friday_close_ns
+    assert (orders["july"].status, orders["july"].cancel_reason) == ("accepted", "")
+    assert outcome.result.fills == []
+    # Only the July put's strike stays held.
+    assert outcome.result.final.held == Decimal(18000)
