@@ -368,9 +368,14 @@ async def test_closing_legs_are_inferred_from_the_positions_held(mesh, trading):
 
 async def test_working_orders_on_a_contract_expire_at_its_last_close_and_release_their_holds(mesh, trading):
     """Issue 11: a gtc order on a contract cannot outlive it. At Friday 2012-06-22's close the
-    put expiring that day stops trading: its working order expires (``contract_expired``),
-    its cash-secured hold is released; the same order on a July put keeps working."""
+    puts expiring that day stop trading: the working orders on them, single-leg and a
+    spread, expire (``contract_expired``) and their holds are released; the same put order
+    on a July contract keeps working."""
     friday_put, july_put = "AMZN120622P00180000", "AMZN120720P00180000"
+    friday_spread = [
+        {"symbol": "AMZN120622P00185000", "side": "buy", "ratio": 1},
+        {"symbol": "AMZN120622P00190000", "side": "sell", "ratio": 1},
+    ]
     async with rest_as(mesh, "gale") as gale:
         _, friday_ask = await quote(gale, friday_put)
         resting = await gale.post(
@@ -396,9 +401,19 @@ async def test_working_orders_on_a_contract_expire_at_its_last_close_and_release
             )
         ).order
         assert july_order.status == orders_pb2.ORDER_STATUS_ACCEPTED
-        # Each put secures its $180 strike x 100 while it works.
-        held = await settled(gale, STARTING_CASH, D(36000))
-        assert D(held["buying_power"]) == STARTING_CASH - 36000
+        quotes = [await quote(gale, leg["symbol"]) for leg in friday_spread]
+        natural = sum(
+            ask if leg["side"] == "buy" else -bid for leg, (bid, ask) in zip(friday_spread, quotes, strict=True)
+        )
+        spread = await gale.post(
+            "/api/mbt/orders",
+            json={"legs": friday_spread, "qty": "1", "order_type": "limit", "limit_price": str(natural - 1)}
+            | {"time_in_force": "gtc"},
+        )
+        assert (spread.status_code, spread.json()["data"]["status"]) == (200, "accepted"), spread.text
+        # Each put secures its $180 strike x 100 while it works, the $5-wide spread $500.
+        held = await settled(gale, STARTING_CASH, D(36500))
+        assert D(held["buying_power"]) == STARTING_CASH - 36500
 
         await trading.step_to(datetime(2012, 6, 22, 20, 5, tzinfo=UTC))
 
@@ -410,6 +425,8 @@ async def test_working_orders_on_a_contract_expire_at_its_last_close_and_release
             )
         ).order
         assert (native.status, native.cancel_reason) == (orders_pb2.ORDER_STATUS_EXPIRED, "contract_expired")
+        spread_expired = await order_in(gale, spread.json()["data"]["order_id"], "expired")
+        assert spread_expired["expired_at"].startswith("2012-06-22T20:00:00"), spread_expired
         after = await settled(gale, STARTING_CASH, D(18000))
         assert D(after["buying_power"]) == STARTING_CASH - 18000
         still = (
