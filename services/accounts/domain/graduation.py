@@ -8,7 +8,7 @@ live broker."""
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -70,29 +70,36 @@ def cycle_days_from(opened: date, today: date, cycle_days: int) -> list[tuple[da
 
 
 def complete_cycles(
-    opened: date, today: date, starting_equity: Decimal, equity_by_day: Mapping[date, Decimal], cycle_days: int
+    opened: date,
+    today: date,
+    sessions: Sequence[date],
+    starting_equity: Decimal,
+    equity_by_day: Mapping[date, Decimal],
+    cycle_days: int,
 ) -> list[Cycle]:
-    """The complete cycles, oldest first: over by ``today`` (``cycle_days_from``) and with a
-    snapshot at their end — one dated within the cycle, the last of which gives its end
-    equity. Its start equity is the last snapshot's before its first day, ``starting_equity``
-    (the account's starting cash) before the first snapshot. ``equity_by_day``: each EOD
-    snapshot's equity by session date. A cycle without a session snapshotted in it (its
-    session's EOD not run yet, or no session in it) is not complete and not listed; the
-    equity it may have moved by is the next complete cycle's."""
+    """The complete cycles, oldest first: over by ``today`` (``cycle_days_from``) and with the
+    EOD snapshot of their last session (``sessions``: the XNYS session dates, in order), whose
+    equity is their end equity. Their start equity is the last snapshot's before their first
+    day, ``starting_equity`` (the account's starting cash) before the first snapshot.
+    ``equity_by_day``: each EOD snapshot's equity by session date. A cycle whose last close is
+    not marked yet, or with no session, is not complete and not listed; whatever equity it
+    may have moved by falls in the next complete cycle."""
     days = sorted(equity_by_day)
     cycles = []
     for first, last in cycle_days_from(opened, today, cycle_days):
-        before, through = bisect_left(days, first), bisect_right(days, last)
-        if through == before:
+        through = bisect_right(sessions, last)
+        if not through or sessions[through - 1] < first or sessions[through - 1] not in equity_by_day:
             continue
+        before = bisect_left(days, first)
         start = equity_by_day[days[before - 1]] if before else starting_equity
-        cycles.append(Cycle(first, last, start, equity_by_day[days[through - 1]]))
+        cycles.append(Cycle(first, last, start, equity_by_day[sessions[through - 1]]))
     return cycles
 
 
 def judge(
     opened: date,
     today: date,
+    sessions: Sequence[date],
     starting_equity: Decimal,
     equity_by_day: Mapping[date, Decimal],
     *,
@@ -101,10 +108,11 @@ def judge(
     override: Override | None,
 ) -> Graduation:
     """The gate for an account opened on ``opened`` with ``starting_equity`` (USD), on
-    ``today``, from its EOD snapshots' equity by session date (``equity_by_day``): eligible by
+    ``today``, from its EOD snapshots' equity by session date (``equity_by_day``) and the
+    session dates from ``opened`` to ``today`` (``sessions``): eligible by
     ``required`` profitable complete cycles in a row (the latest ones, ``complete_cycles``),
     or by ``override``."""
-    cycles = complete_cycles(opened, today, starting_equity, equity_by_day, cycle_days)
+    cycles = complete_cycles(opened, today, sessions, starting_equity, equity_by_day, cycle_days)
     streak = 0
     for cycle in reversed(cycles):
         if not cycle.profitable:
