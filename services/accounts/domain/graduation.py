@@ -57,7 +57,7 @@ class Graduation:
     override: Override | None
 
 
-def cycle_days_from(opened: date, today: date, cycle_days: int) -> list[tuple[date, date]]:
+def cycle_spans(opened: date, today: date, cycle_days: int) -> list[tuple[date, date]]:
     """(first, last) day of each cycle over by ``today``, oldest first: cycle k covers
     ``opened + k × cycle_days`` for ``cycle_days`` days, over once its last day is before
     ``today``."""
@@ -77,7 +77,7 @@ def complete_cycles(
     equity_by_day: Mapping[date, Decimal],
     cycle_days: int,
 ) -> list[Cycle]:
-    """The complete cycles, oldest first: over by ``today`` (``cycle_days_from``) and with the
+    """The complete cycles, oldest first: over by ``today`` (``cycle_spans``) and with the
     EOD snapshot of their last session (``sessions``: the XNYS session dates, in order), whose
     equity is their end equity. Their start equity is the last snapshot's before their first
     day, ``starting_equity`` (the account's starting cash) before the first snapshot.
@@ -86,7 +86,7 @@ def complete_cycles(
     may have moved by falls in the next complete cycle."""
     days = sorted(equity_by_day)
     cycles = []
-    for first, last in cycle_days_from(opened, today, cycle_days):
+    for first, last in cycle_spans(opened, today, cycle_days):
         through = bisect_right(sessions, last)
         if not through or sessions[through - 1] < first or sessions[through - 1] not in equity_by_day:
             continue

@@ -13,7 +13,7 @@ from services.accounts.domain.graduation import (
     BY_OVERRIDE,
     Override,
     complete_cycles,
-    cycle_days_from,
+    cycle_spans,
     judge,
 )
 
@@ -24,11 +24,11 @@ SESSIONS = [OPENED + timedelta(days=n) for n in range(30) if (OPENED + timedelta
 
 
 def test_cycles_are_counted_from_the_opening_and_only_those_over_count():
-    assert cycle_days_from(OPENED, date(2012, 6, 15), 7) == [
+    assert cycle_spans(OPENED, date(2012, 6, 15), 7) == [
         (date(2012, 6, 1), date(2012, 6, 7)),
         (date(2012, 6, 8), date(2012, 6, 14)),
     ]
-    assert cycle_days_from(OPENED, date(2012, 6, 14), 7) == [(date(2012, 6, 1), date(2012, 6, 7))]
+    assert cycle_spans(OPENED, date(2012, 6, 14), 7) == [(date(2012, 6, 1), date(2012, 6, 7))]
 
 
 def test_a_cycle_runs_from_the_snapshot_before_it_to_its_last_session_s_and_starts_from_the_starting_cash():
