@@ -274,8 +274,10 @@ def graduation_to_proto(graduation: Graduation) -> accounts_pb2.Graduation:
             accounts_pb2.GraduationCycle(
                 from_date=to_date(cycle.first),
                 to_date=to_date(cycle.last),
-                realized_pl=amount_str(cycle.realized_pl),
+                profit_loss=amount_str(cycle.profit_loss),
                 profitable=cycle.profitable,
+                start_equity=amount_str(cycle.start_equity),
+                end_equity=amount_str(cycle.end_equity),
             )
             for cycle in graduation.cycles
         ],
