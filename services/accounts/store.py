@@ -563,17 +563,10 @@ class AccountRepository:
 
     # -- reads ----------------------------------------------------------------------
 
-    async def realized_by_day(self, account_id: str) -> dict[date, Decimal]:
-        """The account's realized P&L per day (UTC date of each ledger entry)."""
-        by_day: dict[date, Decimal] = {}
-        query = select(LedgerEntryRow.occurred_at, LedgerEntryRow.realized_pl).where(
-            LedgerEntryRow.account_id == account_id,
-            LedgerEntryRow.realized_pl != Decimal(0),
-            LedgerEntryRow.kind != CARRIED_FORWARD,
-        )
-        for at, pl in (await self.session.execute(query)).all():
-            by_day[at.date()] = by_day.get(at.date(), Decimal(0)) + pl
-        return by_day
+    async def equity_by_day(self, account_id: str) -> dict[date, Decimal]:
+        """The equity (USD) of each of the account's EOD snapshots, by session date."""
+        query = select(EodSnapshotRow.as_of_date, EodSnapshotRow.equity).where(EodSnapshotRow.account_id == account_id)
+        return dict((await self.session.execute(query)).all())
 
     async def graduation_override(self, user_id: str) -> GraduationOverrideRow | None:
         return await self.session.get(GraduationOverrideRow, user_id)

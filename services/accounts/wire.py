@@ -37,6 +37,7 @@ from services.common.wire.conv import (
     price_str,
     qty_str,
     ratio_str,
+    symbol_price_str,
     to_date,
     to_timestamp,
 )
@@ -155,7 +156,7 @@ def position_to_proto(record: PositionRecord) -> accounts_pb2.Position:
         asset_class=ASSET_CLASS_WIRE[record.asset_class],
         qty=qty_str(position.qty),
         multiplier=qty_str(position.multiplier),
-        avg_entry_price=price_str(position.avg_entry_price),
+        avg_entry_price=symbol_price_str(position.avg_entry_price, position.symbol),
         realized_pl=amount_str(position.realized_pl),
         opened_at=to_timestamp(record.opened_at),
         closed_at=to_timestamp(record.closed_at),
@@ -168,7 +169,7 @@ def position_to_proto(record: PositionRecord) -> accounts_pb2.Position:
     gain = unrealized_pl(position, price)
     message.side = accounts_pb2.POSITION_SIDE_LONG if position.qty > 0 else accounts_pb2.POSITION_SIDE_SHORT
     message.cost_basis = amount_str(cost)
-    message.current_price = price_str(price)
+    message.current_price = symbol_price_str(price, position.symbol)
     message.market_value = amount_str(market_value(position, price))
     message.unrealized_pl = amount_str(gain)
     message.unrealized_plpc = ratio_str(gain / cost if cost else Decimal(0))
@@ -273,8 +274,10 @@ def graduation_to_proto(graduation: Graduation) -> accounts_pb2.Graduation:
             accounts_pb2.GraduationCycle(
                 from_date=to_date(cycle.first),
                 to_date=to_date(cycle.last),
-                realized_pl=amount_str(cycle.realized_pl),
+                profit_loss=amount_str(cycle.profit_loss),
                 profitable=cycle.profitable,
+                start_equity=amount_str(cycle.start_equity),
+                end_equity=amount_str(cycle.end_equity),
             )
             for cycle in graduation.cycles
         ],

@@ -25,8 +25,8 @@ from services.common.wire.conv import (
     from_timestamp,
     parse_decimal,
     parse_enum,
-    price_str,
     qty_str,
+    symbol_price_str,
     to_timestamp,
 )
 from services.common.wire.trading import SIDE_WIRE, SIDES
@@ -193,7 +193,7 @@ def activity_to_proto(row: Activity) -> activities_pb2.Activity:
         fill_id=row.fill_id,
         side=SIDE_WIRE[row.side] if row.side is not None else None,
         qty=qty_str(row.qty),
-        price=price_str(row.price),
+        price=symbol_price_str(row.price, row.symbol),
         net_amount=amount_str(row.net_amount),
         description=row.description,
         occurred_at=to_timestamp(row.occurred_at),

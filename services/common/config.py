@@ -581,7 +581,7 @@ class Settings:
     graduation_cycles: int = setting(
         "MBT_GRADUATION_CYCLES",
         "4",
-        "Graduation gate (`GET /api/mbt/graduation`): how many complete cycles in a row must each have a positive realized P&L.",
+        "Graduation gate (`GET /api/mbt/graduation`): how many complete cycles in a row must each have a positive P&L (the change in equity between EOD snapshots).",
         _parse_positive_int,
     )
     graduation_cycle_days: int = setting(

@@ -125,6 +125,11 @@ def occ_symbol(underlying: str, expiration: date, option_type: str, strike: Deci
     return f"{underlying}{expiration:%y%m%d}{'C' if option_type == CALL else 'P'}{int(strike * 1000):08d}"
 
 
+def is_option_symbol(symbol: str) -> bool:
+    """Whether ``symbol`` is an OCC option symbol (padded or compact); no other check."""
+    return _OCC.match(symbol.strip().upper()) is not None
+
+
 def parse_symbol(raw: str, field: str = "symbol") -> SymbolSpec:
     """The validated symbol, or ``invalid_argument`` naming ``field`` and saying why."""
     if not raw or not raw.strip():

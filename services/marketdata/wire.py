@@ -20,6 +20,7 @@ from services.common.wire.conv import (
     money_str,
     price_str,
     qty_str,
+    symbol_price_str,
     timestamp_from_ns,
     to_date,
     to_timestamp,
@@ -68,10 +69,6 @@ def _is_option(symbol: str) -> bool:
     return parse_symbol(symbol).is_option
 
 
-def _price(value: Decimal | None, symbol: str) -> str:
-    return price_str(value, option=_is_option(symbol))
-
-
 def model_inputs(inputs: ModelInputs) -> pb.ModelInputs:
     return pb.ModelInputs(
         model=inputs.model,
@@ -100,9 +97,9 @@ def greeks_message(value: Greeks) -> pb.Greeks:
 def _static_quote(tick: Tick) -> pb.Quote:
     message = pb.Quote(
         symbol=tick.symbol,
-        bid_price=_price(tick.bid, tick.symbol),
+        bid_price=symbol_price_str(tick.bid, tick.symbol),
         bid_size=qty_str(tick.bid_size),
-        ask_price=_price(tick.ask, tick.symbol),
+        ask_price=symbol_price_str(tick.ask, tick.symbol),
         ask_size=qty_str(tick.ask_size),
         quote_at=timestamp_from_ns(tick.quote_at_ns),
         sequence=tick.sequence,

@@ -7,6 +7,7 @@ from decimal import Decimal
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.errors import invalid_argument
+from services.common.instruments import is_option_symbol
 from services.common.wire.conv import (
     datetime_from_ns,
     from_timestamp,
@@ -14,6 +15,7 @@ from services.common.wire.conv import (
     parse_enum,
     price_str,
     qty_str,
+    symbol_price_str,
     timestamp_from_ns,
     timestamp_ns,
     to_timestamp,
@@ -101,6 +103,11 @@ def replace_terms(request: orders_pb2.ReplaceOrderRequest) -> ReplaceTerms:
     )
 
 
+def _fill_price(fill: Fill, value: Decimal | None) -> str:
+    """A fill's price on its grid: a spread's net, like an option's, in cents."""
+    return price_str(value, option=bool(fill.legs) or is_option_symbol(fill.symbol))
+
+
 def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
     return orders_pb2.Fill(
         fill_id=fill.fill_id,
@@ -108,10 +115,10 @@ def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
         symbol=fill.symbol,
         side=SIDE_WIRE[fill.side],
         qty=qty_str(fill.qty),
-        price=price_str(fill.price),
-        bid_price=price_str(fill.bid_price),
+        price=_fill_price(fill, fill.price),
+        bid_price=_fill_price(fill, fill.bid_price),
         bid_size=qty_str(fill.bid_size),
-        ask_price=price_str(fill.ask_price),
+        ask_price=_fill_price(fill, fill.ask_price),
         ask_size=qty_str(fill.ask_size),
         quote_at=timestamp_from_ns(fill.quote_at_ns),
         quote_sequence=fill.quote_sequence,
@@ -124,9 +131,9 @@ def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
                 side=SIDE_WIRE[leg.side],
                 ratio=leg.ratio,
                 qty=qty_str(leg.qty),
-                price=price_str(leg.price),
-                bid_price=price_str(leg.bid_price),
-                ask_price=price_str(leg.ask_price),
+                price=symbol_price_str(leg.price, leg.symbol),
+                bid_price=symbol_price_str(leg.bid_price, leg.symbol),
+                ask_price=symbol_price_str(leg.ask_price, leg.symbol),
             )
             for leg in fill.legs
         ],
@@ -183,6 +190,7 @@ def legs_to_proto(legs: tuple[Leg, ...]) -> list[trading_pb2.OrderLeg]:
 
 def order_to_proto(order: Order) -> orders_pb2.Order:
     spec = order.spec
+    option = spec.asset_class is AssetClass.US_OPTION or bool(spec.legs)
     return orders_pb2.Order(
         order_id=order.order_id,
         client_order_id=spec.client_order_id,
@@ -194,8 +202,8 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         qty=qty_str(spec.qty),
         order_type=ORDER_TYPE_WIRE[spec.order_type],
         time_in_force=TIME_IN_FORCE_WIRE[spec.time_in_force],
-        limit_price=price_str(spec.limit_price),
-        stop_price=price_str(spec.stop_price),
+        limit_price=price_str(spec.limit_price, option=option),
+        stop_price=price_str(spec.stop_price, option=option),
         legs=legs_to_proto(spec.legs),
         order_class=trading_pb2.ORDER_CLASS_MLEG if spec.legs else trading_pb2.ORDER_CLASS_SIMPLE,
         fill_preference=FILL_PREFERENCE_WIRE[spec.fill_preference] if spec.fill_preference else None,
@@ -205,7 +213,7 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         reject_reason=order.reject_reason,
         cancel_reason=order.cancel_reason,
         filled_qty=qty_str(order.filled_qty),
-        filled_avg_price=price_str(order.filled_avg_price),
+        filled_avg_price=price_str(order.filled_avg_price, option=option),
         version=order.version,
         created_at=to_timestamp(order.created_at),
         updated_at=to_timestamp(order.updated_at),
@@ -217,6 +225,6 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         expired_at=to_timestamp(order.expired_at),
         expires_at=to_timestamp(order.expires_at),
         replaced_at=to_timestamp(order.replaced_at),
-        collar_price=price_str(order.collar_price),
+        collar_price=price_str(order.collar_price, option=option),
         fills=[fill_to_proto(f) for f in order.fills],
     )

@@ -37,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
 
 from services.common.errors import invalid_argument
+from services.common.instruments import is_option_symbol
 
 # Larger magnitudes or more digits than this are refused: no price or quantity needs them.
 MAX_INTEGER_DIGITS = 14
@@ -186,6 +187,11 @@ def amount_str(value: Decimal | None) -> str:
 def price_str(value: Decimal | None, *, option: bool = False) -> str:
     """A price users see (``on_price_grid``); '' for None."""
     return "" if value is None else format(on_price_grid(value, option=option), "f")
+
+
+def symbol_price_str(value: Decimal | None, symbol: str) -> str:
+    """A price of ``symbol`` users see: an option's (OCC symbol) in cents, a stock's on its grid."""
+    return price_str(value, option=is_option_symbol(symbol))
 
 
 def qty_str(value: Decimal | None) -> str:
