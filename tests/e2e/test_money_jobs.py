@@ -9,6 +9,7 @@ Every expected figure is computed here from the recording and the fills."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -112,7 +113,7 @@ async def test_two_closes_make_two_snapshots_the_portfolio_history_and_nightly_i
 
     # The replay plays the recorded day again as Friday: both closes stand on its closing quotes.
     closing_bid = {symbol: recording.standing(symbol, ns(CLOSE)).bid for symbol in ("AMZN", "GOOG")}
-    rows = snapshots(mesh.settings)
+    rows = await asyncio.to_thread(snapshots, mesh.settings)
     assert len(rows) == 2 * len(cash)
     by_account: dict[str, list] = {}
     for row in rows:
@@ -229,7 +230,8 @@ async def test_a_dividend_is_paid_to_holders_at_the_ex_date_open_and_charged_to_
         await account_when(lee, cash=f"{cents(cash['lee'])}")
     # The ex-date's snapshot holds the dividend (posted at the close, before the marks).
     await jobs_done(processes, "mbt.eod_mark_all", ["2012-08-08", "2012-08-09"])
-    dora_rows = [row for row in snapshots(mesh.settings) if row.as_of_date == date(2012, 8, 9)]
+    rows = await asyncio.to_thread(snapshots, mesh.settings)
+    dora_rows = [row for row in rows if row.as_of_date == date(2012, 8, 9)]
     assert sorted(row.cash for row in dora_rows) == sorted(
         [cash["dora"] + paid["dora"], cash["sam"] + paid["sam"], cash["lee"]]
     )

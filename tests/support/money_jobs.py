@@ -54,10 +54,11 @@ def ex_date_environ(databases, data_dir: Path, **env: str) -> dict[str, str]:
 
 
 def snapshots(settings: Settings) -> list[EodSnapshotRow]:
-    """Every EOD snapshot accounts wrote, by account and date."""
+    """Every EOD snapshot accounts wrote, by account and date. Blocking: call it off the
+    event loop (``asyncio.to_thread``), where the services under test keep running."""
     db = BlockingDatabase(settings.service("accounts").database_url)
     try:
-        with db.transaction() as session:
+        with db.snapshot() as session:
             rows = list(
                 session.execute(
                     select(EodSnapshotRow).order_by(EodSnapshotRow.account_id, EodSnapshotRow.as_of_date)
