@@ -23,8 +23,11 @@ tables (in process: the gateway serves no gRPC) for the user's rows, builds the 
 (``CompleteDataExport``, idempotent: the first archive stays).
 
 ``mbt.erase_user_data`` (key: the hour; hourly on the market clock) erases every user whose
-cooling period is over (``ListDueErasures``): every other service and the gateway first,
-accounts last, since accounts' erasure turns the request into the tombstone that ends it.
+cooling period is over (``ListDueErasures``): first the user's working orders are canceled
+through the orders' cancel path (``CancelUserOrders``, cancel reason ``account_erased``) and
+the run waits until the matcher and accounts received the cancels (the book drops them, the
+holds are released); then every other service and the gateway erase, accounts last, since
+accounts' erasure turns the request into the tombstone that ends it.
 A run that dies midway leaves the request due, so the next hour's run finishes it; the
 services' erasures delete nothing twice; the user id is also blanked in the arguments of
 the user's ``mbt.export_user_data`` records. Its result and log line hold counts only,
@@ -41,6 +44,7 @@ interest on margin debit balances, each charge an activity with its teaching car
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -60,6 +64,7 @@ from services.common.wire.retention import user_cutoff_to_proto
 from services.jobs.runs import JobContext, job
 
 log = logging.getLogger("mbt.expiration")
+SETTLE_POLL_SECONDS = 0.1
 OUTCOMES = {number: name.removeprefix("OPTION_OUTCOME_").lower() for name, number in accounts_pb2.OptionOutcome.items()}
 
 
@@ -202,6 +207,7 @@ def erase_user_data(run: JobContext) -> dict:
         deleted[component] = deleted.get(component, 0) + sum(rows.values())
 
     for done, user_id in enumerate(due, 1):
+        _cancel_working_orders(run, user_id)
         for service in [name for name in SERVICES if name != ACCOUNTS]:
             reply = _user_data(run, service).EraseUserData(
                 user_data_pb2.EraseUserDataRequest(user_id=user_id), timeout=timeout
@@ -216,6 +222,29 @@ def erase_user_data(run: JobContext) -> dict:
         count("jobs", {"mbt_job_runs": run.forget_argument("mbt.export_user_data", "user_id", user_id)})
         run.progress(erased_users=done, of=len(due))
     return {"erased_users": len(due), "deleted_rows": deleted}
+
+
+class OrdersStillWorking(Exception):
+    """The user's orders are not all canceled and delivered yet: the run is retried."""
+
+
+def _cancel_working_orders(run: JobContext, user_id: str) -> None:
+    """Cancel the user's working orders (``CancelUserOrders``) and wait, polling every
+    ``SETTLE_POLL_SECONDS`` for at most ``MBT_RPC_TIMEOUT_SECONDS``, until none works and the
+    cancels reached every subscriber (the matcher's book, accounts' holds); otherwise raises
+    ``OrdersStillWorking`` and the run is retried with backoff, erasing nothing yet."""
+    timeout = run.settings.rpc_timeout_seconds
+    orders = run.stub("orders", orders_pb2_grpc.OrdersServiceStub)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = orders.CancelUserOrders(orders_pb2.CancelUserOrdersRequest(user_id=user_id), timeout=timeout)
+        if reply.working_orders == 0 and reply.undelivered_events == 0:
+            return
+        if time.monotonic() >= deadline:
+            raise OrdersStillWorking(
+                f"{reply.working_orders} orders still working, {reply.undelivered_events} events undelivered"
+            )
+        time.sleep(SETTLE_POLL_SECONDS)
 
 
 def _ask(run: JobContext, method: str, request_class: type[Message], date_field: str) -> dict:

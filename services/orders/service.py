@@ -9,7 +9,7 @@ from services.common.rpc.context import require_user_id
 from services.common.wire.conv import from_timestamp
 from services.common.wire.retention import user_cutoffs_from_proto
 from services.orders import wire
-from services.orders.usecases.lifecycle import Lifecycle
+from services.orders.usecases.lifecycle import ACCOUNT_ERASED, Lifecycle
 from services.orders.usecases.reads import OrderReads
 from services.orders.usecases.replace import ReplaceSaga
 from services.orders.usecases.retention import OrderRetention
@@ -86,6 +86,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         purged = await self.retention.purge(user_cutoffs_from_proto(request.users), request.batch_size)
         return orders_pb2.PurgeExpiredOrdersResponse(
             orders_purged=purged.orders, fills_purged=purged.fills, batches=purged.batches
+        )
+
+    async def CancelUserOrders(self, request, context):
+        done = await self.lifecycle.cancel_user_orders(request.user_id, request.reason or ACCOUNT_ERASED)
+        return orders_pb2.CancelUserOrdersResponse(
+            canceled_orders=done.canceled, working_orders=done.working, undelivered_events=done.undelivered_events
         )
 
     async def GetFill(self, request, context):

@@ -32,6 +32,7 @@ from services.common.persistence.db import changed
 from services.common.persistence.sqltypes import TYPE_ANNOTATION_MAP
 from services.common.persistence.user_data import UserTables, by_parent, by_user_id
 from services.orders.domain.model import (
+    WORKING,
     AssetClass,
     Fill,
     FillPreference,
@@ -449,6 +450,26 @@ class OrderRepository:
         if after_id:
             query = query.where(OrderRow.order_id > after_id)
         return await self._orders(query.order_by(OrderRow.order_id).limit(limit))
+
+    async def working_of_user(self, user_id: str, limit: int) -> list[str]:
+        """The ids of ``user_id``'s working orders (new or accepted), oldest id first."""
+        query = (
+            select(OrderRow.order_id)
+            .where(OrderRow.user_id == user_id, OrderRow.status.in_([status.value for status in WORKING]))
+            .order_by(OrderRow.order_id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def undelivered_events(self, user_id: str) -> int:
+        """How many of ``user_id``'s events still wait for a subscriber's acknowledgement."""
+        outbox, pending = OUTBOX.outbox, OUTBOX.pending
+        query = (
+            select(func.count())
+            .select_from(pending.join(outbox, pending.c.sequence == outbox.c.sequence))
+            .where(outbox.c.user_id == user_id)
+        )
+        return int((await self.session.execute(query)).scalar_one())
 
     async def stuck_new(self, created_before: datetime, limit: int) -> list[Order]:
         return await self._orders(

@@ -24,6 +24,8 @@ from sqlalchemy import create_engine, func, select
 from gateway import store as gateway_store
 from mbt.accounts.v1 import privacy_pb2, privacy_pb2_grpc
 from mbt.common.v1 import user_data_pb2, user_data_pb2_grpc
+from mbt.matcher.v1 import matcher_pb2
+from mbt.orders.v1 import orders_pb2
 from services.accounts import store as accounts_store
 from services.activities import store as activities_store
 from services.activities.audit_chain import user_hash
@@ -252,7 +254,20 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
             await trading.step(timedelta(hours=2).total_seconds())
             bob_before = settled(await user_rows(settings, "bob"))
             assert bob_before["orders"]["mbt_orders"] == 1
-            # a run that died after erasing the orders service: the next run finishes the rest
+            # a run that died after canceling the user's orders and erasing the orders service:
+            # the next run finishes the rest
+            canceled = await trading.orders().CancelUserOrders(
+                orders_pb2.CancelUserOrdersRequest(user_id=user_id), metadata=as_service("jobs")
+            )
+            assert canceled.canceled_orders == 2 and canceled.working_orders == 0
+
+            async def delivered():
+                reply = await trading.orders().CancelUserOrders(
+                    orders_pb2.CancelUserOrdersRequest(user_id=user_id), metadata=as_service("jobs")
+                )
+                assert (reply.canceled_orders, reply.working_orders, reply.undelivered_events) == (0, 0, 0)
+
+            await eventually(delivered)
             orders = user_data_pb2_grpc.UserDataServiceStub(trading.channel("orders"))
             partial = await orders.EraseUserData(
                 user_data_pb2.EraseUserDataRequest(user_id=user_id), metadata=as_service("jobs")
@@ -272,9 +287,10 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
 
         after = await user_rows(settings, user_id)
         assert total(after) == 0, after
-        # the audit rows stay, with the user only as keyed hashes, and the chain verifies
+        # the audit rows stay (with the two cancels), the user only as keyed hashes, and the
+        # chain verifies
         every, clear, hashed = audit_counts(settings, user_id)
-        assert (every, clear) == (audit_before[0], 0) and hashed >= audit_before[2] > 0
+        assert (every, clear) == (audit_before[0] + 2, 0) and hashed >= audit_before[2] > 0
         verified = await asyncio.to_thread(mbt_audit_verify, trading)
         assert verified.returncode == 0, verified.stderr
         assert json.loads(verified.stdout)["broken"] is None
@@ -289,6 +305,67 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
         stale_token = await browser.get("/api/mbt/account", headers=rest_headers(user_id, BULK_TIER))
         assert stale_token.status_code == 403 and "erased" in stale_token.json()["error"]["message"]
         assert total(await user_rows(settings, user_id)) == 0
+
+
+async def book_size(trading: Trading) -> int:
+    book = await trading.matcher().GetBook(matcher_pb2.GetBookRequest(), metadata=as_service("tests"))
+    return book.working_orders
+
+
+def audited_cancels(settings: Settings, order_id: str) -> list[dict | None]:
+    """The ``after`` state of each audited cancel of ``order_id``."""
+    engine = create_engine(normalize_url(settings.service("activities").database_url))
+    row = activities_store.AuditLogRow
+    try:
+        with engine.connect() as connection:
+            query = select(row.after).where(row.entity_id == order_id, row.action == "cancel")
+            return list(connection.execute(query).scalars())
+    finally:
+        engine.dispose()
+
+
+async def test_erasure_cancels_the_users_working_orders_before_erasing_them(gdpr):
+    trading, queue = gdpr
+    mesh, settings = trading.mesh, trading.mesh.settings
+    async with gateway_client(mesh.app) as browser, rest_as(mesh, "bob") as bob:
+        user_id, key = await registered(browser)
+        signed_in = await browser.post("/api/sessions", json={"credential": await assertion(browser, key)})
+        browser.headers["Authorization"] = f"Bearer {signed_in.json()['data']['token']}"
+        mine = await place(browser, "resting-0")
+        theirs = await place(bob, "bob-resting-0")
+        assert mine.status_code == theirs.status_code == 200, (mine.text, theirs.text)
+        mine_id, theirs_id = mine.json()["data"]["order_id"], theirs.json()["data"]["order_id"]
+
+        async def both_in_the_book():
+            assert await book_size(trading) == 2
+
+        await eventually(both_in_the_book)
+        assert (await browser.post("/api/mbt/erasure", json={})).status_code == 200
+        await trading.step(timedelta(hours=2).total_seconds())
+        # the cooling period over, the order still rests in the matcher's book
+        assert await book_size(trading) == 2
+
+        async with worker(queue):
+            run = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T16:00Z").key))
+            assert run.result["erased_users"] == 1
+            again = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T17:00Z").key))
+            assert again.result == {"erased_users": 0, "deleted_rows": {}}
+
+        # canceled through the cancel path before its rows went: out of the book (the job waited
+        # for the matcher to receive the cancel), audited with its reason; the rows are gone
+        assert await book_size(trading) == 1
+        cancels = audited_cancels(settings, mine_id)
+        assert len(cancels) == 1 and cancels[0] is not None, cancels
+        assert cancels[0]["status"] == "canceled" and cancels[0]["cancel_reason"] == "account_erased", cancels
+        assert total(await user_rows(settings, user_id)) == 0
+        # the other user's order still works; asking again cancels nothing more
+        kept = await bob.get(f"/api/mbt/orders/{theirs_id}")
+        assert kept.json()["data"]["status"] == "accepted", kept.text
+        repeat = await trading.orders().CancelUserOrders(
+            orders_pb2.CancelUserOrdersRequest(user_id=user_id), metadata=as_service("jobs")
+        )
+        assert (repeat.canceled_orders, repeat.working_orders, repeat.undelivered_events) == (0, 0, 0)
+        assert audited_cancels(settings, theirs_id) == []
 
 
 async def done(queue: JobQueue, key: str):

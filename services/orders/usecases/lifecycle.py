@@ -1,16 +1,18 @@
-"""The rest of an order's life: a user's cancel; what the matcher decides (fills, stops
-reached, ioc/fok orders that could not fill); day orders expiring at their session's close,
-and any order on an option contract at the contract's last trading time
-(the orders service is the one owner of expiry: the matcher only drops them from its book);
-and the housekeeping loop that finishes interrupted sagas."""
+"""The rest of an order's life: a user's cancel, and every working order of a user
+canceled before their erasure; what the matcher decides (fills, stops reached, ioc/fok
+orders that could not fill); day orders expiring at their session's close, and any order
+on an option contract at the contract's last trading time (the orders service is the one
+owner of expiry: the matcher only drops them from its book); and the housekeeping loop
+that finishes interrupted sagas."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
-from services.common.errors import DomainError, not_found
+from services.common.errors import DomainError, invalid_argument, not_found
 from services.orders.domain.model import Fill, Order, Status, same_execution
 from services.orders.domain.rules import expiry_reason
 from services.orders.store import OrderRepository
@@ -21,7 +23,20 @@ from services.orders.usecases.submit import SubmitSaga
 log = logging.getLogger(__name__)
 
 RESUME_EVERY_SECONDS = 2.0
+CANCEL_BATCH = 500
+ACCOUNT_ERASED = "account_erased"
 EXPIRE_EVERY_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class UserOrdersCanceled:
+    """What ``cancel_user_orders`` did: orders it canceled, the user's orders still working
+    after it (a submit that raced it), and the user's events not yet acknowledged by every
+    subscriber (until then the matcher may still hold a canceled order in its book)."""
+
+    canceled: int
+    working: int
+    undelivered_events: int
 
 
 class Lifecycle:
@@ -39,6 +54,36 @@ class Lifecycle:
             if order is None:
                 raise not_found("order", order_id)
             return await repo.save(order.cancel(reason, self.deps.clock.now()))
+
+    async def cancel_user_orders(self, user_id: str, reason: str = ACCOUNT_ERASED) -> UserOrdersCanceled:
+        """Cancel every working order of ``user_id`` through ``cancel`` (so the matcher drops
+        each from its book and accounts releases its hold when they receive the
+        OrderCanceled event), for the GDPR erasure (README, Security, "Privacy"). Idempotent:
+        a repeat cancels nothing. An order that filled meanwhile is left as it is."""
+        if not user_id:
+            raise invalid_argument("user_id is required", "user_id")
+        canceled = 0
+        seen: set[str] = set()
+        while True:
+            async with self.deps.db.reading() as session:
+                working = await OrderRepository(session).working_of_user(user_id, limit=CANCEL_BATCH)
+            fresh = [order_id for order_id in working if order_id not in seen]
+            if not fresh:
+                break
+            for order_id in fresh:
+                seen.add(order_id)
+                try:
+                    await self.cancel(None, order_id, reason)
+                except DomainError as exc:
+                    if exc.reason != "ORDER_NOT_CANCELABLE":
+                        raise
+                    continue
+                canceled += 1
+        async with self.deps.db.reading() as session:
+            repo = OrderRepository(session)
+            left = len(await repo.working_of_user(user_id, limit=CANCEL_BATCH))
+            undelivered = await repo.undelivered_events(user_id)
+        return UserOrdersCanceled(canceled=canceled, working=left, undelivered_events=undelivered)
 
     async def record_fill(self, fill: Fill) -> tuple[Order, bool]:
         """Record what the matcher decided; returns (the order, whether the fill was already
