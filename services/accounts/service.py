@@ -217,7 +217,8 @@ class PrivacyServicer(privacy_pb2_grpc.PrivacyServiceServicer):
         return privacy_pb2.CompleteDataExportResponse(export=wire.data_export_to_proto(export))
 
     async def ListDueErasures(self, request, context):
-        return privacy_pb2.ListDueErasuresResponse(user_ids=await self.privacy.due_erasures())
+        due, cooling = await self.privacy.pending_erasures()
+        return privacy_pb2.ListDueErasuresResponse(user_ids=due, cooling_user_ids=cooling)
 
 
 def _export_id(raw: str) -> str:

@@ -916,13 +916,18 @@ class PrivacyRepository:
     def add_erasure(self, row: ErasureRow) -> None:
         self.session.add(row)
 
-    async def due_erasures(self, now: datetime) -> list[str]:
+    async def pending_erasures(self, now: datetime) -> tuple[list[str], list[str]]:
+        """The users of pending erasures, oldest request first: (due by ``now``, still cooling)."""
         query = (
-            select(ErasureRow.user_id)
-            .where(ErasureRow.status == ErasureStatus.PENDING, ErasureRow.due_at <= now)
+            select(ErasureRow.user_id, ErasureRow.due_at)
+            .where(ErasureRow.status == ErasureStatus.PENDING)
             .order_by(ErasureRow.requested_at, ErasureRow.erasure_id)
         )
-        return list((await self.session.execute(query)).scalars())
+        due: list[str] = []
+        cooling: list[str] = []
+        for user_id, due_at in await self.session.execute(query):
+            (due if due_at <= now else cooling).append(user_id)
+        return due, cooling
 
     def add_export(self, row: DataExportRow) -> None:
         self.session.add(row)

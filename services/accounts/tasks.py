@@ -22,8 +22,10 @@ tables (in process: the gateway serves no gRPC) for the user's rows, builds the 
 (``services.accounts.domain.privacy.build_archive``) and hands it to accounts
 (``CompleteDataExport``, idempotent: the first archive stays).
 
-``mbt.erase_user_data`` (key: the hour; hourly on the market clock) erases every user whose
-cooling period is over (``ListDueErasures``): first the user's working orders are canceled
+``mbt.erase_user_data`` (key: the hour; hourly on the market clock) cancels the working
+orders of every user whose erasure is still cooling (``CancelUserOrders``: the account is
+read-only, so nothing should keep trading for it), and erases every user whose cooling
+period is over (``ListDueErasures``): first the user's working orders are canceled
 through the orders' cancel path (``CancelUserOrders``, cancel reason ``account_erased``) and
 the run waits until the matcher and accounts received the cancels (the book drops them, the
 holds are released); then every other service and the gateway erase, accounts last, since
@@ -200,14 +202,21 @@ def export_user_data(run: JobContext) -> dict:
 def erase_user_data(run: JobContext) -> dict:
     timeout = run.settings.rpc_timeout_seconds
     privacy = run.stub(ACCOUNTS, privacy_pb2_grpc.PrivacyServiceStub)
-    due = list(privacy.ListDueErasures(privacy_pb2.ListDueErasuresRequest(), timeout=timeout).user_ids)
+    pending = privacy.ListDueErasures(privacy_pb2.ListDueErasuresRequest(), timeout=timeout)
+    due = list(pending.user_ids)
+    orders = run.stub("orders", orders_pb2_grpc.OrdersServiceStub)
+    # the cooling accounts are read-only: their orders stop working too
+    canceled = sum(
+        orders.CancelUserOrders(orders_pb2.CancelUserOrdersRequest(user_id=user_id), timeout=timeout).canceled_orders
+        for user_id in pending.cooling_user_ids
+    )
     deleted: dict[str, int] = {}
 
     def count(component: str, rows: dict[str, int]) -> None:
         deleted[component] = deleted.get(component, 0) + sum(rows.values())
 
     for done, user_id in enumerate(due, 1):
-        _cancel_working_orders(run, user_id)
+        canceled += _cancel_working_orders(run, user_id)
         for service in [name for name in SERVICES if name != ACCOUNTS]:
             reply = _user_data(run, service).EraseUserData(
                 user_data_pb2.EraseUserDataRequest(user_id=user_id), timeout=timeout
@@ -221,25 +230,28 @@ def erase_user_data(run: JobContext) -> dict:
         # the jobs' own records of the user's exports name the user too
         count("jobs", {"mbt_job_runs": run.forget_argument("mbt.export_user_data", "user_id", user_id)})
         run.progress(erased_users=done, of=len(due))
-    return {"erased_users": len(due), "deleted_rows": deleted}
+    return {"erased_users": len(due), "canceled_orders": canceled, "deleted_rows": deleted}
 
 
 class OrdersStillWorking(Exception):
     """The user's orders are not all canceled and delivered yet: the run is retried."""
 
 
-def _cancel_working_orders(run: JobContext, user_id: str) -> None:
+def _cancel_working_orders(run: JobContext, user_id: str) -> int:
     """Cancel the user's working orders (``CancelUserOrders``) and wait, polling every
     ``SETTLE_POLL_SECONDS`` for at most ``MBT_RPC_TIMEOUT_SECONDS``, until none works and the
-    cancels reached every subscriber (the matcher's book, accounts' holds); otherwise raises
-    ``OrdersStillWorking`` and the run is retried with backoff, erasing nothing yet."""
+    cancels reached every subscriber (the matcher's book, accounts' holds); returns how many
+    it canceled. Otherwise raises ``OrdersStillWorking`` and the run is retried with backoff,
+    erasing nothing yet."""
     timeout = run.settings.rpc_timeout_seconds
     orders = run.stub("orders", orders_pb2_grpc.OrdersServiceStub)
     deadline = time.monotonic() + timeout
+    canceled = 0
     while True:
         reply = orders.CancelUserOrders(orders_pb2.CancelUserOrdersRequest(user_id=user_id), timeout=timeout)
+        canceled += reply.canceled_orders
         if reply.working_orders == 0 and reply.undelivered_events == 0:
-            return
+            return canceled
         if time.monotonic() >= deadline:
             raise OrdersStillWorking(
                 f"{reply.working_orders} orders still working, {reply.undelivered_events} events undelivered"

@@ -105,7 +105,10 @@ REGISTRY: dict[str, JobSpec] = {
             "services.accounts.tasks",
             HOUR,
             HOURLY,
-            description="GDPR erasure of every user whose cooling period is over, in every service",
+            description=(
+                "GDPR erasure of every user whose cooling period is over, in every service, their working"
+                " orders canceled first (cooling users' orders too)"
+            ),
         ),
         JobSpec(
             "mbt.verify_audit_chain",

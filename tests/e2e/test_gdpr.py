@@ -247,20 +247,21 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
         assert audit_before[1] > 0
 
         async with worker(queue):
-            # not due yet: the hourly run erases nobody
+            # not due yet: the hourly run erases nobody, but cancels the cooling user's orders
             early = queue.offer(ERASE, "2012-06-21T14:00Z")
             early = await eventually(lambda: done(queue, early.key))
-            assert early.result == {"erased_users": 0, "deleted_rows": {}}
+            assert early.result == {"erased_users": 0, "canceled_orders": 2, "deleted_rows": {}}
+
+            async def only_bobs_in_the_book():
+                assert await book_size(trading) == 1
+
+            await eventually(only_bobs_in_the_book)
             await trading.step(timedelta(hours=2).total_seconds())
             bob_before = settled(await user_rows(settings, "bob"))
             assert bob_before["orders"]["mbt_orders"] == 1
-            # a run that died after canceling the user's orders and erasing the orders service:
-            # the next run finishes the rest
-            canceled = await trading.orders().CancelUserOrders(
-                orders_pb2.CancelUserOrdersRequest(user_id=user_id), metadata=as_service("jobs")
-            )
-            assert canceled.canceled_orders == 2 and canceled.working_orders == 0
 
+            # a run that died after the cancels were delivered and the orders service erased:
+            # the next run finishes the rest
             async def delivered():
                 reply = await trading.orders().CancelUserOrders(
                     orders_pb2.CancelUserOrdersRequest(user_id=user_id), metadata=as_service("jobs")
@@ -282,7 +283,7 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
             assert export_run.arguments == {"user_id": ""}
             # the next hour's run (and the same hour's again) erase nothing more
             again = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T17:00Z").key))
-            assert again.result == {"erased_users": 0, "deleted_rows": {}}
+            assert again.result == {"erased_users": 0, "canceled_orders": 0, "deleted_rows": {}}
             assert queue.offer(ERASE, "2012-06-21T16:00Z").result == run.result
 
         after = await user_rows(settings, user_id)
@@ -347,9 +348,9 @@ async def test_erasure_cancels_the_users_working_orders_before_erasing_them(gdpr
 
         async with worker(queue):
             run = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T16:00Z").key))
-            assert run.result["erased_users"] == 1
+            assert (run.result["erased_users"], run.result["canceled_orders"]) == (1, 1)
             again = await eventually(lambda: done(queue, queue.offer(ERASE, "2012-06-21T17:00Z").key))
-            assert again.result == {"erased_users": 0, "deleted_rows": {}}
+            assert again.result == {"erased_users": 0, "canceled_orders": 0, "deleted_rows": {}}
 
         # canceled through the cancel path before its rows went: out of the book (the job waited
         # for the matcher to receive the cancel), audited with its reason; the rows are gone

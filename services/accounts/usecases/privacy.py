@@ -121,9 +121,10 @@ class Privacy:
             if await PrivacyRepository(session).pending_erasure(user_id) is not None:
                 raise erasure_pending(user_id)
 
-    async def due_erasures(self) -> list[str]:
+    async def pending_erasures(self) -> tuple[list[str], list[str]]:
+        """The users of pending erasures, oldest request first: (due now, still cooling)."""
         async with self.db.reading() as session:
-            return await PrivacyRepository(session).due_erasures(self.clock.now())
+            return await PrivacyRepository(session).pending_erasures(self.clock.now())
 
     async def erase(self, user_id: str) -> dict[str, int]:
         """This service's part of an erasure, run last by the job: the user's rows deleted and
