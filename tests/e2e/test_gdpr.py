@@ -95,6 +95,17 @@ async def place(client, client_order_id: str):
     return await client.post("/api/mbt/orders", json=order(client_order_id))
 
 
+async def stepped_up(browser) -> tuple[str, object, str]:
+    """A new user signed in with a passkey on ``browser`` (an elevated session, sent from then
+    on): (user id, passkey, session token)."""
+    user_id, key = await registered(browser)
+    signed_in = await browser.post("/api/sessions", json={"credential": await assertion(browser, key)})
+    assert signed_in.status_code == 201 and signed_in.json()["data"]["elevated"] is True
+    session_token = signed_in.json()["data"]["token"]
+    browser.headers["Authorization"] = f"Bearer {session_token}"
+    return user_id, key, session_token
+
+
 async def user_rows(settings: Settings, user_id: str) -> dict[str, dict[str, int]]:
     """Rows of ``user_id`` per component and table, read from every database directly."""
     counts = {}
@@ -210,11 +221,7 @@ async def test_erasure_cools_can_be_canceled_and_then_erases_everywhere_once(gdp
     trading, queue = gdpr
     mesh, settings = trading.mesh, trading.mesh.settings
     async with gateway_client(mesh.app) as browser, rest_as(mesh, "bob") as bob:
-        user_id, key = await registered(browser)
-        signed_in = await browser.post("/api/sessions", json={"credential": await assertion(browser, key)})
-        assert signed_in.status_code == 201 and signed_in.json()["data"]["elevated"] is True
-        session_token = signed_in.json()["data"]["token"]
-        browser.headers["Authorization"] = f"Bearer {session_token}"
+        user_id, key, session_token = await stepped_up(browser)
         assert (await place(browser, "mine-0")).status_code == 200
         assert (await place(bob, "bob-0")).status_code == 200
 
@@ -329,9 +336,7 @@ async def test_erasure_cancels_the_users_working_orders_before_erasing_them(gdpr
     trading, queue = gdpr
     mesh, settings = trading.mesh, trading.mesh.settings
     async with gateway_client(mesh.app) as browser, rest_as(mesh, "bob") as bob:
-        user_id, key = await registered(browser)
-        signed_in = await browser.post("/api/sessions", json={"credential": await assertion(browser, key)})
-        browser.headers["Authorization"] = f"Bearer {signed_in.json()['data']['token']}"
+        user_id, _, _ = await stepped_up(browser)
         mine = await place(browser, "resting-0")
         theirs = await place(bob, "bob-resting-0")
         assert mine.status_code == theirs.status_code == 200, (mine.text, theirs.text)
