@@ -133,4 +133,5 @@ class ServiceKit:
             ops_audit=OutboxOpsReads(self.database, self.outbox) if self.outbox is not None else LoggedOpsReads(),
             keepalive_seconds=self.settings.grpc_keepalive_seconds,
             environment=self.settings.env,
+            clock=self.clock,
         )

@@ -5,6 +5,7 @@ connections. ``mesh.http`` talks to the gateway over https (session cookies are
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from gateway.app import build_app
+from services.common.clock import FollowerClock
 from services.common.config import SERVICES, Settings
 from services.common.rpc.server import RunningService, start
 from services.run import START_ORDER
@@ -101,4 +103,17 @@ async def start_mesh(settings: Settings, builders: dict | None = None) -> Mesh:
         raise
     mesh.app = build_app(settings)
     mesh.http = gateway_client(mesh.app)
+    await _clocks_synced(mesh)
     return mesh
+
+
+async def _clocks_synced(mesh: Mesh, timeout: float = 60) -> None:
+    """Wait until every service following the market clock has synchronised with it: before,
+    a request that needs the time is answered 503 (a busy machine can take seconds)."""
+    followers = [s.runtime.clock for s in mesh.services.values() if isinstance(s.runtime.clock, FollowerClock)]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not all(clock.synced for clock in followers):
+        if asyncio.get_running_loop().time() > deadline:
+            await mesh.stop()
+            raise TimeoutError(f"the services' clocks did not synchronise with market data in {timeout:.0f} s")
+        await asyncio.sleep(0.02)

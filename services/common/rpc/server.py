@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.clock import Clock
 from services.common.config import GRPC_KEEPALIVE_SECONDS, ConfigError, Settings
 from services.common.observability import logs
 from services.common.rpc.interceptors import ServerInterceptor
@@ -76,6 +77,9 @@ class ServiceRuntime:
     ops_audit: OpsReadAudit = field(default_factory=LoggedOpsReads)
     keepalive_seconds: float = GRPC_KEEPALIVE_SECONDS
     environment: str = "development"
+    # The clock the service's requests read (ServiceKit's); a follower answers requests that
+    # need the time only once it has synchronised with market data.
+    clock: Clock | None = None
 
 
 class EnvironmentHealth(health.aio.HealthServicer):
