@@ -9,28 +9,50 @@ runs, then the worker process is killed, then the (unheard) answer is sent.
 The money jobs (EOD marks, dividends, margin interest) run on a replay from the day before
 AAPL's 2012-08-09 ex-date: dora holds 10 shares in cash, mia 200 on margin (a debit
 balance). A fill's notification (inbox and webhook) and a week's goal nudges run on the
-default replay."""
+default replay, as does an option expiry (a long call in the money, exercised, and one out of
+it, expired worthless, at Friday 2012-06-22's close) and a user's data export (the first archive
+stays), and the erasure of a user past the cooling period (accounts' erasure, the last, done
+and then the worker killed)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import signal
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from mbt.accounts.v1 import accounts_pb2
-from services.accounts.service import AccountsServicer
+from mbt.accounts.v1 import accounts_pb2, privacy_pb2, privacy_pb2_grpc
+from services.accounts.service import AccountsServicer, PrivacyServicer
 from services.activities.service import GoalStreakServicer, NotificationsServicer
+from services.common.rpc.user_data import UserDataServicer
+from services.common.security.auth import bearer
 from tests.e2e.test_accounts import update_user
+from tests.e2e.test_gdpr import COOLING_DAYS, total, user_rows
 from tests.e2e.test_money_jobs import filled_cash, open_margin
+from tests.e2e.test_option_expiration import (
+    AFTER_FRIDAYS_CLOSE,
+    FRIDAY,
+    ITM_CALL,
+    OTM_CALL,
+    cash,
+    expirations,
+    holdings,
+    seed_fill,
+)
 from tests.reliability.test_goal_streaks import buy, nudges
 from tests.reliability.test_jobs import record, until
 from tests.reliability.test_notifications import SECRET_ENTRY, Webhook, filled_order
+from tests.support.identity import TOKENS
 from tests.support.jobs import VARIANTS, jobs_mesh
 from tests.support.money_jobs import EX_DATE_CLOSE, ex_date_environ, snapshots
 from tests.support.trading import Trading, rest_as
@@ -47,6 +69,8 @@ class KillAfter:
 
     servicer: type
     method: str
+    # Which servicer's calls count (a class several services serve): all by default.
+    serves: Callable[[Any], bool] = lambda servicer: True
     pid: int | None = None
     replies: list = field(default_factory=list)
 
@@ -55,6 +79,8 @@ class KillAfter:
 
         async def killing(servicer, request, context):
             reply = await real(servicer, request, context)
+            if not self.serves(servicer):
+                return reply
             self.replies.append(reply)
             if len(self.replies) == 1:
                 assert self.pid is not None, "the worker was not started"
@@ -196,3 +222,91 @@ async def test_a_goal_streak_job_whose_worker_is_killed_after_one_account_nudges
             rerun = await rerun_after_kill(processes, kill, job, week_end, calls=1 + 2)  # one account, then both
             assert rerun.result == {"week_end": week_end, "accounts": 2, "met": 1, "longest_streak": 1}
             assert len(await nudges(alice)) == 1 and len(await nudges(bob)) == 1
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_an_expiry_job_whose_worker_is_killed_after_settling_settles_each_contract_once(
+    variant, tmp_path, monkeypatch
+):
+    job = "mbt.expire_options"
+    kill = KillAfter(AccountsServicer, "ExpireOptions")
+    kill.install(monkeypatch)
+    async with jobs_mesh(variant, tmp_path, MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS="2") as jobs:
+        trading, processes, queue = jobs
+        await seed_fill(trading, "alice", ITM_CALL, "buy", "1", "6.00")
+        await seed_fill(trading, "alice", OTM_CALL, "buy", "1", "0.50")
+        await trading.step_to(AFTER_FRIDAYS_CLOSE)
+        kill.pid = (await processes.start("worker")).pid
+        await asyncio.to_thread(queue.offer, job, FRIDAY)
+        rerun = await rerun_after_kill(processes, kill, job, FRIDAY)
+        assert len(kill.replies[0].settlements) == 2  # the first run settled both
+        assert rerun.result["settled"] == 0, rerun.result  # the second found them settled
+        async with rest_as(trading.mesh, "alice") as alice:
+            # 100,000 - 600 - 50 in premiums, - 21,500 for 100 shares at the 215 strike
+            assert await cash(alice) == D("77850.00")
+            assert await holdings(alice) == {"AMZN": (D(100), D(215))}
+            rows = await expirations(alice, 2)
+            assert sorted((r["symbol"], r["subtype"]) for r in rows) == [
+                (ITM_CALL, "exercised"),
+                (OTM_CALL, "expired_worthless"),
+            ]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_an_export_job_whose_worker_is_killed_after_completing_it_keeps_the_first_archive(
+    variant, tmp_path, monkeypatch
+):
+    job = "mbt.export_user_data"
+    kill = KillAfter(PrivacyServicer, "CompleteDataExport")
+    kill.install(monkeypatch)
+    async with jobs_mesh(variant, tmp_path, MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS="2") as jobs:
+        trading, processes, _ = jobs
+        kill.pid = (await processes.start("worker")).pid
+        async with rest_as(trading.mesh, "alice") as alice:
+            asked = await alice.post("/api/mbt/exports", json={})  # accounts offers the job
+            assert asked.status_code == 200, asked.text
+            export_id = asked.json()["data"]["export_id"]
+            rerun = await rerun_after_kill(processes, kill, job, export_id)
+            first = kill.replies[0].export
+            assert first.status == privacy_pb2.DATA_EXPORT_STATUS_READY and first.archive_sha256
+            # the second run completed it again: the first archive stays
+            assert rerun.result["archive_sha256"] == first.archive_sha256
+            export = (await alice.get(f"/api/mbt/exports/{export_id}")).json()["data"]
+            assert (export["status"], export["archive_sha256"]) == ("ready", first.archive_sha256)
+            fetched = (await alice.get(f"/api/mbt/exports/{export_id}/archive")).json()["data"]
+            assert hashlib.sha256(base64.b64decode(fetched["archive"])).hexdigest() == first.archive_sha256
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_an_erasure_job_whose_worker_is_killed_after_accounts_erased_the_user_leaves_nothing_of_them(
+    variant, tmp_path, monkeypatch
+):
+    job, hour = "mbt.erase_user_data", "2012-06-21T16:00Z"
+    kill = KillAfter(UserDataServicer, "EraseUserData", serves=lambda servicer: servicer.tables.service == "accounts")
+    kill.install(monkeypatch)
+    async with jobs_mesh(
+        variant, tmp_path, MBT_JOBS_VISIBILITY_TIMEOUT_SECONDS="2", MBT_ERASURE_COOLING_DAYS=str(COOLING_DAYS)
+    ) as jobs:
+        trading, processes, queue = jobs
+        settings = trading.mesh.settings
+        kill.pid = (await processes.start("worker")).pid
+        async with rest_as(trading.mesh, "alice") as alice, rest_as(trading.mesh, "bob") as bob:
+            await buy(alice, "a-1")
+            await buy(bob, "b-1")
+            exported = await alice.post("/api/mbt/exports", json={})
+            export_id = exported.json()["data"]["export_id"]
+            await record(processes, "mbt.export_user_data", export_id, "done")
+        privacy = privacy_pb2_grpc.PrivacyServiceStub(trading.channel("accounts"))
+        stepped_up = bearer(TOKENS.user("alice", tier="free", ttl_seconds=600, elevated_until=int(time.time()) + 600))
+        await privacy.RequestErasure(privacy_pb2.RequestErasureRequest(), metadata=stepped_up)
+        bob_before = await user_rows(settings, "bob")
+        await trading.step(timedelta(hours=2).total_seconds())  # past the cooling period
+
+        await asyncio.to_thread(queue.offer, job, hour)
+        rerun = await rerun_after_kill(processes, kill, job, hour, calls=1)  # accounts' erasure is not asked again
+        assert sum(kill.replies[0].deleted_rows.values()) > 0  # the first run erased alice
+        assert rerun.result == {"erased_users": 0, "deleted_rows": {}}  # the second found nobody due
+        assert total(await user_rows(settings, "alice")) == 0
+        assert await user_rows(settings, "bob") == bob_before
+        # the jobs' own record of her export names her no more
+        assert (await processes.run("mbt.export_user_data", export_id)).arguments == {"user_id": ""}
