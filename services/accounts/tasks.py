@@ -28,8 +28,8 @@ read-only, so nothing should keep trading for it), and erases every user whose c
 period is over (``ListDueErasures``): first the user's working orders are canceled
 through the orders' cancel path (``CancelUserOrders``, cancel reason ``account_erased``) and
 the run waits until the matcher and accounts received the cancels (the book drops them, the
-holds are released); then every other service and the gateway erase, accounts last, since
-accounts' erasure turns the request into the tombstone that ends it.
+holds are released); then every other service, the gateway and the jobs' own records erase,
+accounts last, since accounts' erasure turns the request into the tombstone that ends it.
 A run that dies midway leaves the request due, so the next hour's run finishes it; the
 services' erasures delete nothing twice; the user id is also blanked in the arguments of
 the user's ``mbt.export_user_data`` records. Its result and log line hold counts only,
@@ -223,12 +223,13 @@ def erase_user_data(run: JobContext) -> dict:
             )
             count(service, dict(reply.deleted_rows))
         count(gateway_user_data.COMPONENT, gateway_user_data.erase_user_data(run.settings, user_id))
+        # the jobs' own records of the user's exports name the user too; forgotten before
+        # accounts' erasure ends the request, so a run that dies after it leaves none behind
+        count("jobs", {"mbt_job_runs": run.forget_argument("mbt.export_user_data", "user_id", user_id)})
         reply = _user_data(run, ACCOUNTS).EraseUserData(
             user_data_pb2.EraseUserDataRequest(user_id=user_id), timeout=timeout
         )
         count(ACCOUNTS, dict(reply.deleted_rows))
-        # the jobs' own records of the user's exports name the user too
-        count("jobs", {"mbt_job_runs": run.forget_argument("mbt.export_user_data", "user_id", user_id)})
         run.progress(erased_users=done, of=len(due))
     return {"erased_users": len(due), "canceled_orders": canceled, "deleted_rows": deleted}
 
