@@ -312,7 +312,8 @@ async def test_an_erasure_job_whose_worker_is_killed_after_accounts_erased_the_u
         await asyncio.to_thread(queue.offer, job, hour)
         rerun = await rerun_after_kill(processes, kill, job, hour, calls=1)  # accounts' erasure is not asked again
         assert sum(kill.replies[0].deleted_rows.values()) > 0  # the first run erased alice
-        assert rerun.result == {"erased_users": 0, "canceled_orders": 0, "deleted_rows": {}}  # the second found nobody due
+        # the second found nobody due
+        assert rerun.result == {"erased_users": 0, "canceled_orders": 0, "deleted_rows": {}}
         assert total(await user_rows(settings, "alice")) == 0
         assert await user_rows(settings, "bob") == bob_before
         # the jobs' own record of her export names her no more
