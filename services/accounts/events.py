@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from google.protobuf.message import Message
+
 from mbt.accounts.v1 import events_pb2
 from services.accounts import wire
 from services.accounts.domain.account import (
@@ -130,74 +132,68 @@ async def _settled(uow: UnitOfWork, event: OptionSettled) -> None:
 
 
 async def _dividend(uow: UnitOfWork, event: DividendPosted) -> None:
-    await uow.emit(
-        events_pb2.DividendPosted(
-            account_id=event.account_id,
-            user_id=event.user_id,
-            symbol=event.symbol,
-            ex_date=to_date(event.ex_date),
-            pay_date=to_date(event.pay_date),
-            qty=qty_str(event.qty),
-            cash_amount=money_str(event.cash_amount),
-            net_amount=money_str(event.amount),
-            posted_at=to_timestamp(event.at),
-        ),
-        aggregate_id=event.account_id,
+    message = events_pb2.DividendPosted(
+        account_id=event.account_id,
         user_id=event.user_id,
-        occurred_at=event.at,
-        event_id=derived_id("evt", event.entry_id),
+        symbol=event.symbol,
+        ex_date=to_date(event.ex_date),
+        pay_date=to_date(event.pay_date),
+        qty=qty_str(event.qty),
+        cash_amount=money_str(event.cash_amount),
+        net_amount=money_str(event.amount),
+        posted_at=to_timestamp(event.at),
     )
-    await uow.audit(
-        action="post_dividend",
-        entity_type="account",
-        entity_id=event.account_id,
-        user_id=event.user_id,
-        before=None,
-        after={
-            "symbol": event.symbol,
-            "ex_date": event.ex_date.isoformat(),
-            "qty": event.qty,
-            "cash_amount": event.cash_amount,
-            "amount": event.amount,
-            "cash_after": event.cash_after,
-        },
-        occurred_at=event.at,
-        cause=event.entry_id,
-    )
+    audited = {
+        "symbol": event.symbol,
+        "ex_date": event.ex_date.isoformat(),
+        "qty": event.qty,
+        "cash_amount": event.cash_amount,
+        "amount": event.amount,
+    }
+    await _posted(uow, event, message, "post_dividend", audited)
 
 
 async def _interest(uow: UnitOfWork, event: InterestCharged) -> None:
+    message = events_pb2.MarginInterestCharged(
+        account_id=event.account_id,
+        user_id=event.user_id,
+        session_date=to_date(event.session_date),
+        debit_balance=money_str(event.debit_balance),
+        rate_bps=event.rate_bps,
+        days=event.days,
+        amount=money_str(event.amount),
+        investor_profile=event.profile.value,
+        charged_at=to_timestamp(event.at),
+    )
+    audited = {
+        "session_date": event.session_date.isoformat(),
+        "debit_balance": event.debit_balance,
+        "rate_bps": event.rate_bps,
+        "days": event.days,
+        "amount": event.amount,
+    }
+    await _posted(uow, event, message, "charge_interest", audited)
+
+
+async def _posted(
+    uow: UnitOfWork, event: DividendPosted | InterestCharged, message: Message, action: str, audited: dict
+) -> None:
+    """A cash posting's event (its id derived from the ledger entry's, so a rerun emits none
+    again) and its audit row, with the cash it left."""
     await uow.emit(
-        events_pb2.MarginInterestCharged(
-            account_id=event.account_id,
-            user_id=event.user_id,
-            session_date=to_date(event.session_date),
-            debit_balance=money_str(event.debit_balance),
-            rate_bps=event.rate_bps,
-            days=event.days,
-            amount=money_str(event.amount),
-            investor_profile=event.profile.value,
-            charged_at=to_timestamp(event.at),
-        ),
+        message,
         aggregate_id=event.account_id,
         user_id=event.user_id,
         occurred_at=event.at,
         event_id=derived_id("evt", event.entry_id),
     )
     await uow.audit(
-        action="charge_interest",
+        action=action,
         entity_type="account",
         entity_id=event.account_id,
         user_id=event.user_id,
         before=None,
-        after={
-            "session_date": event.session_date.isoformat(),
-            "debit_balance": event.debit_balance,
-            "rate_bps": event.rate_bps,
-            "days": event.days,
-            "amount": event.amount,
-            "cash_after": event.cash_after,
-        },
+        after={**audited, "cash_after": event.cash_after},
         occurred_at=event.at,
         cause=event.entry_id,
     )
