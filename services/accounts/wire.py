@@ -146,6 +146,7 @@ def account_to_proto(account: AccountSummary) -> accounts_pb2.Account:
         created_at=to_timestamp(account.created_at),
         updated_at=to_timestamp(account.updated_at),
         valued_at=to_timestamp(account.valued_at),
+        options_buying_power=amount_str(account.options_buying_power),
     )
 
 

@@ -79,10 +79,9 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         expiration = (
             from_date(request.expiration_date, "expiration_date") if request.HasField("expiration_date") else None
         )
-        chain, now = await self.market.option_chain(
-            parse_symbol(request.underlying, "underlying"), expiration, _caller()
-        )
-        return wire.option_chain(chain, now, self.market.risk_free_rate)
+        caller = _caller()
+        chain, now = await self.market.option_chain(parse_symbol(request.underlying, "underlying"), expiration, caller)
+        return wire.option_chain(chain, now, self.market.risk_free_rate, caller)
 
     async def GetClock(self, request, context_):
         view = self.market.market_clock()

@@ -131,9 +131,7 @@ class MarketData:
                     raise not_found("symbol", spec.symbol)
                 wait = " at least 15 minutes old" if entitlement.delayed else ""
                 raise DomainError("NOT_FOUND", f"no quote{wait} for {spec.symbol} yet", symbol=spec.symbol)
-            served.append(
-                ServedQuote(tick, now - tick.quote_at_ns, entitlement.delayed and tick.source is not Source.SNAPSHOT)
-            )
+            served.append(ServedQuote(tick, now - tick.quote_at_ns, entitlement.labels_delayed(tick)))
         return served
 
     async def history(
@@ -158,9 +156,8 @@ class MarketData:
         if ticks is None:  # the provider keeps no such history: what this service served is archived
             await self.archiver.flush()
             ticks = await self.store.archived_ticks(spec.symbol, start, end, after, limit)
-        delayed = entitlement.delayed
         return (
-            [ServedQuote(t, now - t.quote_at_ns, delayed and t.source is not Source.SNAPSHOT) for t in ticks],
+            [ServedQuote(t, now - t.quote_at_ns, entitlement.labels_delayed(t)) for t in ticks],
             _next_token(ticks, limit, digest),
         )
 

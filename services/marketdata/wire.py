@@ -30,6 +30,7 @@ from services.marketdata.barfeed import BarClose
 from services.marketdata.clockfeed import ClockState
 from services.marketdata.domain.bars import Bar, Basis
 from services.marketdata.domain.calendar import TradingSession
+from services.marketdata.domain.gating import Entitlement
 from services.marketdata.domain.option_model import Greeks, ModelInputs
 from services.marketdata.domain.reference import Dividend, OptionChain
 from services.marketdata.domain.ticks import Condition, Source, Tick
@@ -331,7 +332,11 @@ def symbol_info(spec: SymbolSpec, tradable: bool, last_trade_ns: int | None = No
     return info
 
 
-def option_chain(chain: OptionChain, now_ns: int, risk_free_rate: Decimal) -> pb.GetOptionChainResponse:
+def option_chain(
+    chain: OptionChain, now_ns: int, risk_free_rate: Decimal, caller: Entitlement
+) -> pb.GetOptionChainResponse:
+    """The chain as answered to ``caller``: each quote in it (the underlying's and every
+    contract's) labelled ``delayed`` as ``GetLatestQuote`` labels it (``labels_delayed``)."""
     response = pb.GetOptionChainResponse(
         underlying=chain.underlying,
         as_of=timestamp_from_ns(chain.as_of_ns),
@@ -339,7 +344,8 @@ def option_chain(chain: OptionChain, now_ns: int, risk_free_rate: Decimal) -> pb
         risk_free_rate=decimal_str(risk_free_rate),
     )
     if chain.underlying_tick is not None:
-        response.underlying_quote.CopyFrom(quote(chain.underlying_tick, now_ns - chain.underlying_tick.quote_at_ns))
+        tick = chain.underlying_tick
+        response.underlying_quote.CopyFrom(quote(tick, now_ns - tick.quote_at_ns, caller.labels_delayed(tick)))
     for contract in chain.contracts:
         spec = contract.spec
         message = response.contracts.add(
@@ -353,7 +359,8 @@ def option_chain(chain: OptionChain, now_ns: int, risk_free_rate: Decimal) -> pb
             root=spec.root,
         )
         if contract.tick is not None:
-            message.quote.CopyFrom(quote(contract.tick, now_ns - contract.tick.quote_at_ns))
+            age = now_ns - contract.tick.quote_at_ns
+            message.quote.CopyFrom(quote(contract.tick, age, caller.labels_delayed(contract.tick)))
         if contract.greeks is not None:
             message.greeks.CopyFrom(greeks_message(contract.greeks))
     return response

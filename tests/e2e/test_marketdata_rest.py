@@ -84,6 +84,10 @@ async def test_the_model_option_chain_with_quotes_and_greeks_over_rest(mesh):
         "AMZN",
     )
     quote, model = call["quote"], call["quote"]["model"]
+    # Labelled as alice's quotes are: 15 minutes late, each quote says so.
+    assert body["underlying_quote"]["delayed"] is True and all(c["quote"]["delayed"] for c in body["contracts"])
+    same = (await get(mesh, "/api/mbt/quotes/AMZN120622C00220000")).json()["data"]
+    assert (same["delayed"], same["bid_price"], same["quote_at"]) == (True, quote["bid_price"], quote["quote_at"])
     assert quote["source"] == "model" and model["model"] == "black_scholes_merton"
     assert float(quote["bid_price"]) <= float(model["model_price"]) <= float(quote["ask_price"])
     assert set(call["greeks"]) == {"delta", "gamma", "theta", "vega", "implied_volatility"}

@@ -441,3 +441,54 @@ async def test_working_orders_on_a_contract_expire_at_its_last_close_and_release
             assert actions == ["expire", "submit"], actions
 
         await eventually(audited)
+
+
+async def test_options_in_a_margin_account_are_not_marginable_while_stock_keeps_reg_t(mesh, trading):
+    """A long call's premium is paid in full and a cash-secured put holds its strike x 100 in
+    a margin account as in a cash account (options are not marginable); the option buying
+    power is the margin excess, the stock buying power twice it; stock still takes 50%."""
+    async with rest_as(mesh, "marge") as marge:
+        switched = await marge.patch("/api/mbt/settings", json={"account_type": "margin"})
+        assert switched.status_code == 200, switched.text
+        _, call_ask = await quote(marge, CALL)
+        bought = await marge.post(
+            "/api/mbt/orders",
+            json={"symbol": CALL, "side": "buy", "qty": "2", "order_type": "market", "time_in_force": "day"},
+        )
+        assert bought.status_code == 200, bought.text
+        await order_in(marge, bought.json()["data"]["order_id"], "filled")
+        cash = STARTING_CASH - 2 * call_ask * 100
+        after_call = await settled(marge, cash, D(0))
+        # Reg T at 50% would have lent against half the calls' value: nothing is lent.
+        assert after_call["account_type"] == "margin" and D(after_call["long_market_value"]) > 0
+        assert (D(after_call["options_buying_power"]), D(after_call["buying_power"])) == (cash, 2 * cash)
+
+        put_bid, _ = await quote(marge, PUT)
+        written = await sell_puts(trading, "marge", "1", put_bid)
+        await order_in(marge, written.order_id, "filled")
+        cash += put_bid * 100
+        after_put = await settled(marge, cash, D(21000))  # the $210 strike x 100, as in a cash account
+        assert (D(after_put["options_buying_power"]), D(after_put["buying_power"])) == (
+            cash - 21000,
+            2 * (cash - 21000),
+        )
+        too_many = await marge.post(
+            "/api/mbt/orders",
+            json={"symbol": PUT, "side": "sell", "qty": "4", "order_type": "limit", "limit_price": str(put_bid)}
+            | {"time_in_force": "day"},
+        )
+        assert too_many.json()["error"]["code"] == "insufficient_buying_power", too_many.text
+        assert f"option buying power is ${cash - 21000:,.2f}" in too_many.json()["error"]["message"]
+
+        # Stock keeps Reg T: a working buy of 10 shares at $100 holds $500.
+        resting = await marge.post(
+            "/api/mbt/orders",
+            json={"symbol": "AMZN", "side": "buy", "qty": "10", "order_type": "limit", "limit_price": "100.00"}
+            | {"time_in_force": "gtc"},
+        )
+        assert resting.status_code == 200, resting.text
+        held = await settled(marge, cash, D(21500))
+        assert D(held["options_buying_power"]) == cash - 21500
+        canceled = await marge.delete(f"/api/mbt/orders/{resting.json()['data']['order_id']}")
+        assert canceled.status_code == 200, canceled.text
+        await settled(marge, cash, D(21000))

@@ -57,6 +57,7 @@ from services.accounts.domain.rules import (
     ledger_breach,
     mark_price,
     market_value,
+    options_buying_power,
     uncovered_reason,
 )
 from services.common.errors import DomainError, invalid_argument
@@ -367,18 +368,24 @@ class Account:
     def valuation(self, marks: Mapping[str, Mark]) -> Valuation:
         """Cash, the long and short market values at ``marks`` (what closing would get) and
         the holds."""
-        long_value = short_value = Decimal(0)
+        long_value = short_value = option_long = option_short = Decimal(0)
         for symbol, position in self.positions.items():
             mark = marks.get(symbol)
             value = market_value(position, mark_price(position, mark.bid if mark else None, mark.ask if mark else None))
+            option = value if contract_of(symbol) is not None else Decimal(0)
             if value >= 0:
-                long_value += value
+                long_value, option_long = long_value + value, option_long + option
             else:
-                short_value += value
-        return Valuation(self.cash, long_value, short_value, self.held().amount)
+                short_value, option_short = short_value + value, option_short + option
+        return Valuation(self.cash, long_value, short_value, self.held().amount, option_long, option_short)
 
     def buying_power(self, marks: Mapping[str, Mark]) -> Decimal:
+        """In dollars of stock a new order may buy (``rules.buying_power``)."""
         return buying_power(self.account_type, self.valuation(marks))
+
+    def options_buying_power(self, marks: Mapping[str, Mark]) -> Decimal:
+        """In dollars an option order may hold (``rules.options_buying_power``)."""
+        return options_buying_power(self.account_type, self.valuation(marks))
 
     # -- holds -----------------------------------------------------------------------
 
@@ -426,6 +433,7 @@ class Account:
             self.valuation(marks),
             Hold(max(current.amount, needed.amount), max(current.qty, needed.qty)),
             released=current.amount,
+            option=order is not None,
         )
         taken = VersionHold(version, terms, needed, True, symbol=terms.symbol)
         versions.append(taken)

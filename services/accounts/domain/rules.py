@@ -5,7 +5,7 @@ order version needs and the ledger's own checks. No I/O; prices are passed in.""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -167,10 +167,16 @@ def unrealized_pl(position: Position, mark: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class Valuation:
+    """Cash, the market values of the long (>= 0) and short (<= 0) positions, of which the
+    option positions' (``option_long_market_value``, ``option_short_market_value``; each
+    qty x mark x 100), and what holds take. USD."""
+
     cash: Decimal
     long_market_value: Decimal
     short_market_value: Decimal
     held: Decimal
+    option_long_market_value: Decimal = Decimal(0)
+    option_short_market_value: Decimal = Decimal(0)
 
     @property
     def equity(self) -> Decimal:
@@ -178,18 +184,37 @@ class Valuation:
 
 
 def excess(account_type: AccountType, valuation: Valuation) -> Decimal:
-    """What new holds may still take: cash for a cash account; for margin, equity less the
-    Reg T initial requirement of the positions. Holds already taken are subtracted."""
+    """What new holds may still take: cash for a cash account; for margin, the equity of the
+    cash and stock less the Reg T initial requirement of the stock (50% of its long and
+    short value). Holds already taken are subtracted.
+
+    Options are not marginable: in a margin account they count exactly as in a cash
+    account. A long option has no loan value (its premium is paid in full: Cboe, "Margin
+    Manual", long puts and calls; FINRA Rule 4210(f)(2)), so its market value is not equity
+    margin can lend against; a short option's worst case at expiry is the requirement R
+    held in cash (``options.book_requirement``: strike x 100 for a cash-secured put, the
+    width x 100 for a credit spread) or the shares it locks, with its premium in cash, so its
+    liability is not counted a second time. R is at least Reg T's own requirement for a
+    short put (premium + 20% of the underlying less the out-of-the-money amount, at least
+    10% of the strike: never above the strike) and equals it for a spread (the width)."""
     if account_type is AccountType.CASH:
         return valuation.cash - valuation.held
-    requirement = REG_T_INITIAL * (valuation.long_market_value - valuation.short_market_value)
-    return valuation.equity - requirement - valuation.held
+    stock_long = valuation.long_market_value - valuation.option_long_market_value
+    stock_short = valuation.short_market_value - valuation.option_short_market_value
+    requirement = REG_T_INITIAL * (stock_long - stock_short)
+    return valuation.cash + stock_long + stock_short - requirement - valuation.held
 
 
 def buying_power(account_type: AccountType, valuation: Valuation) -> Decimal:
     """In dollars of stock a new order may buy (Reg T: twice the margin excess)."""
     room = max(Decimal(0), excess(account_type, valuation))
     return room if account_type is AccountType.CASH else room / REG_T_INITIAL
+
+
+def options_buying_power(account_type: AccountType, valuation: Valuation) -> Decimal:
+    """In dollars an option order may hold (its requirement R plus any debit), in every
+    account type: the excess itself, as options are not marginable (``excess``)."""
+    return max(Decimal(0), excess(account_type, valuation))
 
 
 @dataclass(frozen=True)
@@ -382,19 +407,29 @@ def hold_for(
     return Hold(amount=shorting * value_per_share * REG_T_INITIAL, qty=closing)
 
 
-def check_fits(account_type: AccountType, valuation: Valuation, hold: Hold, released: Decimal = Decimal(0)) -> None:
-    """``released`` is the amount this order already holds (a replace re-prices it)."""
+def check_fits(
+    account_type: AccountType,
+    valuation: Valuation,
+    hold: Hold,
+    released: Decimal = Decimal(0),
+    *,
+    option: bool = False,
+) -> None:
+    """Raises ``insufficient_buying_power`` when ``hold`` does not fit the excess.
+    ``released`` is the amount this order already holds (a replace re-prices it). An
+    ``option`` order's hold is its requirement plus debit in full, in every account type,
+    and is told against the option buying power; a stock order's against the buying power
+    (Reg T: twice its hold in a margin account)."""
     room = excess(account_type, valuation) + released
     if hold.amount > room:
-        shown = buying_power(
-            account_type,
-            Valuation(
-                valuation.cash, valuation.long_market_value, valuation.short_market_value, valuation.held - released
-            ),
-        )
-        cost = hold.amount if account_type is AccountType.CASH else hold.amount / REG_T_INITIAL
+        freed = replace(valuation, held=valuation.held - released)
+        if option:
+            cost, shown, what = hold.amount, options_buying_power(account_type, freed), "option buying power"
+        else:
+            cost = hold.amount if account_type is AccountType.CASH else hold.amount / REG_T_INITIAL
+            shown, what = buying_power(account_type, freed), "buying power"
         raise DomainError(
             "INSUFFICIENT_BUYING_POWER",
-            f"the order may cost up to ${cost:,.2f}; buying power is ${shown:,.2f}",
+            f"the order may cost up to ${cost:,.2f}; {what} is ${shown:,.2f}",
             buying_power=format(shown.quantize(Decimal("0.01")), "f"),
         )

@@ -47,6 +47,7 @@ class AccountSummary:
     created_at: datetime
     updated_at: datetime
     valued_at: datetime
+    options_buying_power: Decimal
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class AccountReads:
             account.created_at or now,
             account.updated_at or now,
             now,
+            account.options_buying_power(marks),
         )
 
     async def positions(self, user_id: str, include_closed: bool = False) -> list[PositionRecord]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from services.common.errors import DomainError
 from services.marketdata.domain.reference import ChainContract, OptionChain
+from services.marketdata.domain.ticks import Source, Tick
 
 MINUTE_NS = 60 * 1_000_000_000
 DAY_NS = 24 * 60 * MINUTE_NS
@@ -33,6 +34,12 @@ class Entitlement:
     @property
     def delayed(self) -> bool:
         return self.delay_ns > 0
+
+    def labels_delayed(self, tick: Tick) -> bool:
+        """Whether ``tick``, served to this caller, says ``delayed``: every quote a delayed
+        tier is served (latest, history, the option chain's) but a recorded snapshot, which
+        everyone is served as of its time."""
+        return self.delayed and tick.source is not Source.SNAPSHOT
 
     def check_option_history(self, from_ns: int, now_ns: int) -> None:
         if self.options_history_ns is not None and from_ns < now_ns - self.options_history_ns:

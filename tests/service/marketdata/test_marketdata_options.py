@@ -114,11 +114,24 @@ async def test_the_model_chain_has_a_quote_and_greeks_for_every_listed_contract(
     atm = next(c for c in chain.contracts if c.symbol == ATM_CALL)
     assert atm.quote.condition == pb.QUOTE_CONDITION_USABLE and Decimal("0.3") < Decimal(atm.greeks.delta) < 1
 
-    # A Free user's chain is the model at AMZN's tick of 15 minutes earlier.
+    assert not chain.underlying_quote.delayed and not any(c.quote.delayed for c in chain.contracts)
+
+    # A Free user's chain is the model at AMZN's tick of 15 minutes earlier, labelled so, as
+    # the quote that user gets of the same contract is; a Pro user's is real time.
     delayed = await stub.GetOptionChain(
         pb.GetOptionChainRequest(underlying="AMZN", expiration_date=JUNE_22), metadata=FREE
     )
     assert timestamp_ns(delayed.as_of) <= START_NS - 15 * MINUTE and delayed.contracts[0].quote.bid_price
+    assert delayed.underlying_quote.delayed and all(c.quote.delayed for c in delayed.contracts)
+    free_quote = (await stub.GetLatestQuote(pb.GetLatestQuoteRequest(symbol=ATM_CALL), metadata=FREE)).quote
+    free_atm = next(c for c in delayed.contracts if c.symbol == ATM_CALL).quote
+    assert free_quote.delayed and (free_atm.bid_price, free_atm.ask_price, free_atm.quote_at) == (
+        free_quote.bid_price,
+        free_quote.ask_price,
+        free_quote.quote_at,
+    )
+    pro = await stub.GetOptionChain(pb.GetOptionChainRequest(underlying="AMZN", expiration_date=JUNE_22), metadata=PRO)
+    assert pro.as_of == chain.as_of and not any(c.quote.delayed for c in pro.contracts)
 
 
 async def test_model_quotes_stream_as_the_underlying_moves_and_are_archived_and_listed_alike(marketdata):

@@ -144,7 +144,7 @@ def test_an_option_fill_moves_cash_by_price_times_qty_times_100_and_counts_contr
     position = account.positions[CALL]
     assert (account.cash, position.qty, position.avg_entry_price) == (D("9390.00"), D(2), D("3.05"))
     marks = {CALL: Mark(D("3.50"), D("3.60"), AT)}
-    assert account.valuation(marks) == Valuation(D("9390.00"), D("700.00"), D(0), D(0))
+    assert account.valuation(marks) == Valuation(D("9390.00"), D("700.00"), D(0), D(0), D("700.00"))
     assert account.buying_power(marks) == D("9390.00")
     account.hold("ord_2", 1, HoldTerms(CALL, Side.SELL, D(2), D("3.50"), D(100)), marks, AT)
     effect = account.apply_fill("fill_2", FillTerms("ord_2", CALL, Side.SELL, D(2), D("3.50"), D(100)), 1, AT)
