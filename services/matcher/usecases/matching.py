@@ -174,7 +174,8 @@ class Engine:
 
     async def _admit_spread(self, spread: WorkingSpread) -> None:
         """A multi-leg order works until ``decide_spread`` fills or expires it; it is decided
-        now and whenever one of its legs ticks."""
+        now and whenever one of its legs ticks. A replaced one takes its entry's place in one
+        step: a decision still running on the old terms then sends nothing."""
         self.spreads[spread.order_id] = spread
         for leg in spread.legs:
             self._ensure_feed(leg.symbol)
@@ -204,8 +205,12 @@ class Engine:
             evaluated_ns=evaluated_ns,
             max_quote_age_ns=self.max_quote_age_ns,
         )
-        if decision.action is Action.WAIT or self.spreads.pop(order_id, None) is None:
+        # Decided on these terms only while they still work: a replace admitted meanwhile
+        # swapped the entry for its own terms (decided by its own admission), a fill or a
+        # cancel removed it.
+        if decision.action is Action.WAIT or self.spreads.get(order_id) is not spread:
             return
+        del self.spreads[order_id]
         if decision.action is Action.FILL:
             self.fills_decided += 1
             self._track(self._send_spread(spread, decision))
