@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from mbt.common.v1 import trading_pb2
 from mbt.marketdata.v1 import marketdata_pb2
 from mbt.matcher.v1 import matcher_pb2
 from mbt.orders.v1 import orders_pb2
