@@ -4,6 +4,7 @@ to orders, and the matcher's own messages (fill explanations, the book, backtest
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -336,8 +337,15 @@ def _explained_leg(leg: ExplainedLeg) -> matcher_pb2.LegExplanation:
         quote_at=timestamp_from_ns(tick.at_ns) if tick.at_ns else None,
         quote_sequence=tick.sequence,
         source=None if quote is None else marketdata_pb2.QuoteSource.Value(f"QUOTE_SOURCE_{quote.source.upper()}"),
-        model=None if quote is None or quote.model is None else marketdata_pb2.ModelInputs(**quote.model),
+        model=None if quote is None or quote.model is None else _model_inputs(quote.model),
     )
+
+
+def _model_inputs(model: Mapping[str, str | int]) -> marketdata_pb2.ModelInputs:
+    message = marketdata_pb2.ModelInputs()
+    for name, value in model.items():
+        setattr(message, name, value)
+    return message
 
 
 def book_to_proto(summary: BookSummary) -> matcher_pb2.GetBookResponse:
