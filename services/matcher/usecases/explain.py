@@ -11,7 +11,8 @@ import dataclasses
 from services.common.errors import not_found
 from services.matcher.clients import MarketDataClient, OrdersClient, SessionCalendar
 from services.matcher.domain import Action, WorkingOrder, replay
-from services.matcher.multileg import decide_spread, reproduces
+from services.matcher.multileg import reproduces
+from services.matcher.usecases.matching import decide_spread_on
 from services.matcher.views import ExplainedLeg, FilledOrder, FilledSpread, FillExplanation, RecordedFill
 
 
@@ -57,24 +58,15 @@ class Explainer:
 
     async def _explain_spread(self, fill: RecordedFill, order: FilledSpread) -> FillExplanation:
         """The legs' quotes of the fill moment, from the tick archive (the fill's own copy of
-        a quote the archive no longer holds), decided once by ``decide_spread`` as the live
-        matcher decided them: evaluated at the latest of them, or at the order's acceptance
-        (its last replace) if later."""
+        a quote the archive no longer holds), decided once as the live matcher decided them
+        (``decide_spread_on``)."""
         spread = order.spread
         legs = []
         for leg in fill.legs:
             archived = await self.marketdata.archived_quote(leg.symbol, leg.tick.sequence) if leg.tick.at_ns else None
             legs.append(ExplainedLeg(leg, archived))
         quotes = {leg.fill.symbol: leg.fill.tick if leg.quote is None else leg.quote.tick for leg in legs}
-        evaluated_ns = max([spread.accepted_ns, *(tick.at_ns for tick in quotes.values())])
-        await self.calendar.ensure(evaluated_ns)
-        decision = decide_spread(
-            spread,
-            quotes,
-            session=self.calendar.session_at(evaluated_ns),
-            evaluated_ns=evaluated_ns,
-            max_quote_age_ns=self.max_quote_age_ns,
-        )
+        decision = await decide_spread_on(spread, quotes, self.calendar, self.max_quote_age_ns)
         reproduced = reproduces(decision, spread.order_id, fill.fill_id, fill.price, fill.rule, fill.legs)
         return FillExplanation(
             fill,
