@@ -20,7 +20,15 @@ from services.marketdata.domain.ticks import Tick as FeedTick
 from services.matcher import wire
 from services.matcher.domain import Decision, MarketSession, Tick, WorkingOrder
 from services.matcher.multileg import SpreadDecision, WorkingSpread
-from services.matcher.views import FilledOrder, OpenOrder, OpenSpread, QuotesDropped, RecordedFill
+from services.matcher.views import (
+    ArchivedQuote,
+    FilledOrder,
+    FilledSpread,
+    OpenOrder,
+    OpenSpread,
+    QuotesDropped,
+    RecordedFill,
+)
 
 OPEN_ORDERS_PAGE = 500
 ARCHIVE_PAGE = 1000
@@ -67,15 +75,12 @@ class OrdersClient:
         """An ioc/fok order that could not fill on its deciding tick (the rule is the reason)."""
         await self._call(self.stub.CancelUnfilledOrder, wire.cancel_unfilled_request(order, decision))
 
-    async def fill(self, fill_id: str) -> tuple[RecordedFill, FilledOrder]:
-        """A fill and the order it filled; not_found passes through."""
+    async def fill(self, fill_id: str) -> tuple[RecordedFill, FilledOrder | FilledSpread]:
+        """A fill and the order it filled (a multi-leg order as ``FilledSpread``); not_found
+        passes through."""
         reply = await self._call(self.stub.GetFill, orders_pb2.GetFillRequest(fill_id=fill_id))
-        if reply.order.legs:
-            raise DomainError(
-                "FAILED_PRECONDITION",
-                "multi-leg fills are not explained yet: the fill stores each leg's price and NBBO",
-            )
-        return wire.recorded_fill(reply.fill), wire.filled_order(reply.order)
+        order = wire.filled_spread(reply.order) if reply.order.legs else wire.filled_order(reply.order)
+        return wire.recorded_fill(reply.fill), order
 
     async def _call(self, method, request):
         return await call(method, request, timeout=self.timeout, what="orders")
@@ -134,6 +139,16 @@ class MarketDataClient:
             token = reply.next_page_token
             if not token:
                 return
+
+    async def archived_quote(self, symbol: str, sequence: int) -> ArchivedQuote | None:
+        """The archived quote ``sequence`` of ``symbol`` with its source (and a model quote's
+        inputs); None when the archive does not hold it (retention passed, never archived)."""
+        reply = await self._call(
+            self.stub.ListArchivedTicks,
+            marketdata_pb2.ListArchivedTicksRequest(symbol=symbol, after_sequence=max(0, sequence - 1), page_size=1),
+        )
+        found = [quote for quote in reply.quotes if quote.sequence == sequence]
+        return wire.archived_quote(found[0]) if found else None
 
     async def quote_history(self, symbol: str, from_ns: int, to_ns: int) -> AsyncIterator[FeedTick]:
         """The symbol's historical quotes in [from_ns, to_ns] (ListQuoteHistory, paged)."""

@@ -181,6 +181,25 @@ def spread_fill_id(order_id: str, ticks: Sequence[Tick]) -> str:
     return derived_id("fill", order_id, *((t.symbol, t.at_ns, t.sequence) for t in ticks))
 
 
+def reproduces(
+    decision: SpreadDecision, order_id: str, fill_id: str, price: Decimal, rule: str, legs: Sequence[LegFill]
+) -> bool:
+    """Whether ``decision`` (a replay) is the spread fill recorded as ``fill_id`` of
+    ``order_id`` at net ``price`` by ``rule`` with ``legs``: a FILL on the same leg quotes
+    (the same fill id, so the same symbols, times and sequences, and the same NBBOs), by the
+    same rule, at the same net, every leg at the same price."""
+
+    def priced(fills: Sequence[LegFill]) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+        return [(leg.symbol, leg.price, leg.tick.bid, leg.tick.ask) for leg in fills]
+
+    return (
+        decision.action is Action.FILL
+        and spread_fill_id(order_id, decision.ticks) == fill_id
+        and (decision.rule, decision.net_price) == (rule, price)
+        and priced(decision.legs) == priced(legs)
+    )
+
+
 def allocate(net: Decimal, quotes: Sequence[LegQuote]) -> tuple[Decimal, ...] | None:
     """Leg prices, in leg order, whose net (``net_price``) is exactly ``net``, each inside
     its leg's NBBO and in whole cents; None when the net is outside the structure's market

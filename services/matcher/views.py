@@ -4,11 +4,13 @@ reports them, the quote stream's notices, recorded fills and their explanations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from services.common.trading import FillPreference
 from services.matcher.domain import Tick, WorkingOrder
-from services.matcher.multileg import WorkingSpread
+from services.matcher.multileg import LegFill, WorkingSpread
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,17 @@ class QuotesDropped:
 @dataclass(frozen=True)
 class RecordedFill:
     """A fill as the orders service recorded it: the quote it was priced on (``tick``, its
-    NBBO, time and feed sequence), the price and the rule that fired."""
+    NBBO, time and feed sequence), the price and the rule that fired. A multi-leg fill: the
+    net per spread as ``price``, ``tick`` the latest leg quote's time and sequence with the
+    net mid as bid and the natural as ask, and ``legs`` each leg's price and quote (a leg
+    recorded before fills kept its quote's time and sequence has 0 for both)."""
 
     fill_id: str
     order_id: str
     price: Decimal
     rule: str
     tick: Tick
+    legs: tuple[LegFill, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,35 @@ class FilledOrder:
     user_id: str
     working: WorkingOrder
     triggered_ns: int | None
+
+
+@dataclass(frozen=True)
+class FilledSpread:
+    """The multi-leg order a fill belongs to: its owner and its terms as last accepted or
+    replaced (``spread``)."""
+
+    user_id: str
+    spread: WorkingSpread
+
+
+@dataclass(frozen=True)
+class ArchivedQuote:
+    """A quote as the tick archive holds it: the tick, where it came from (market data's
+    source: ``replay``, ``alpaca``, ``snapshot`` or ``model``) and, for a model quote, the
+    inputs it was computed from (market data's ModelInputs, field name to value)."""
+
+    tick: Tick
+    source: str
+    model: Mapping[str, str | int] | None
+
+
+@dataclass(frozen=True)
+class ExplainedLeg:
+    """One leg of an explained multi-leg fill: its price and quote (``fill``) and where that
+    quote came from (``quote``: None when the archive no longer holds it)."""
+
+    fill: LegFill
+    quote: ArchivedQuote | None
 
 
 @dataclass(frozen=True)
@@ -81,9 +116,16 @@ class BookSummary:
 @dataclass(frozen=True)
 class FillExplanation:
     """Why a fill happened: the replay's words, whether the replay of the archived quotes
-    reproduced the recorded fill, and how many quotes it evaluated."""
+    reproduced the recorded fill, and how many quotes it evaluated (a multi-leg fill: its
+    legs' quotes, decided once)."""
 
     fill: RecordedFill
     explanation: str
     reproduced: bool
     ticks_considered: int
+    # Multi-leg fills only: every leg, the structure's natural and net mid on the legs'
+    # quotes, and the order's fill preference.
+    legs: tuple[ExplainedLeg, ...] = ()
+    natural: Decimal | None = None
+    mid: Decimal | None = None
+    fill_preference: FillPreference | None = None

@@ -4,6 +4,7 @@ to orders, and the matcher's own messages (fill explanations, the book, backtest
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -26,15 +27,25 @@ from services.common.wire.conv import (
     to_date,
     to_timestamp,
 )
-from services.common.wire.trading import FILL_PREFERENCES, ORDER_TYPES, SIDE_WIRE, SIDES, TIMES_IN_FORCE
+from services.common.wire.trading import (
+    FILL_PREFERENCE_WIRE,
+    FILL_PREFERENCES,
+    ORDER_TYPES,
+    SIDE_WIRE,
+    SIDES,
+    TIMES_IN_FORCE,
+)
 from services.marketdata.domain.ticks import Source
 from services.marketdata.domain.ticks import Tick as FeedTick
 from services.matcher.backtest.model import BUNDLED, MARKETDATA, BacktestRun, BacktestSpec, ResultContent, RunStatus
 from services.matcher.domain import Decision, MarketSession, Tick, WorkingOrder, fill_id
-from services.matcher.multileg import SpreadDecision, SpreadLeg, WorkingSpread, spread_fill_id
+from services.matcher.multileg import LegFill, SpreadDecision, SpreadLeg, WorkingSpread, spread_fill_id
 from services.matcher.views import (
+    ArchivedQuote,
     BookSummary,
+    ExplainedLeg,
     FilledOrder,
+    FilledSpread,
     FillExplanation,
     OpenOrder,
     OpenSpread,
@@ -82,7 +93,8 @@ def open_order(order: orders_pb2.Order) -> OpenOrder | OpenSpread:
 
 
 def working_spread(order: orders_pb2.Order) -> WorkingSpread:
-    """A multi-leg order as the spread fill function works it (terms as accepted)."""
+    """A multi-leg order as the spread fill function works it. Its terms date from the last
+    replace."""
     limited = ORDER_TYPES[order.order_type] is OrderType.LIMIT
     return WorkingSpread(
         order_id=order.order_id,
@@ -93,7 +105,7 @@ def working_spread(order: orders_pb2.Order) -> WorkingSpread:
         limit_price=_decimal(order.limit_price) if limited else None,
         collar_price=None if limited else _decimal(order.collar_price),
         fill_preference=FILL_PREFERENCES.get(order.fill_preference, FillPreference.CONSERVATIVE),
-        accepted_ns=timestamp_ns(order.accepted_at),
+        accepted_ns=max(timestamp_ns(order.accepted_at), timestamp_ns(order.replaced_at)),
         expires_ns=timestamp_ns(order.expires_at) if order.HasField("expires_at") else None,
     )
 
@@ -130,6 +142,10 @@ def spread_fill_message(spread: WorkingSpread, decision: SpreadDecision) -> orde
                 price=money_str(leg.price),
                 bid_price=money_str(leg.tick.bid),
                 ask_price=money_str(leg.tick.ask),
+                bid_size=decimal_str(leg.tick.bid_size),
+                ask_size=decimal_str(leg.tick.ask_size),
+                quote_at=timestamp_from_ns(leg.tick.at_ns),
+                quote_sequence=leg.tick.sequence,
             )
             for leg in decision.legs
         ],
@@ -201,7 +217,30 @@ def recorded_fill(fill: orders_pb2.Fill) -> RecordedFill:
         at_ns=timestamp_ns(fill.quote_at),
         sequence=fill.quote_sequence,
     )
-    return RecordedFill(fill.fill_id, fill.order_id, Decimal(fill.price), fill.rule, tick)
+    legs = tuple(
+        LegFill(
+            leg.symbol,
+            SIDES[leg.side],
+            leg.ratio,
+            Decimal(leg.qty),
+            Decimal(leg.price),
+            Tick(
+                symbol=leg.symbol,
+                bid=Decimal(leg.bid_price),
+                bid_size=Decimal(leg.bid_size or "0"),
+                ask=Decimal(leg.ask_price),
+                ask_size=Decimal(leg.ask_size or "0"),
+                at_ns=timestamp_ns(leg.quote_at) if leg.HasField("quote_at") else 0,
+                sequence=leg.quote_sequence,
+            ),
+        )
+        for leg in fill.legs
+    )
+    return RecordedFill(fill.fill_id, fill.order_id, Decimal(fill.price), fill.rule, tick, legs)
+
+
+def filled_spread(order: orders_pb2.Order) -> FilledSpread:
+    return FilledSpread(order.user_id, working_spread(order))
 
 
 # -- market data ---------------------------------------------------------------------------
@@ -217,6 +256,15 @@ def tick_from_quote(quote: marketdata_pb2.Quote) -> Tick:
         at_ns=timestamp_ns(quote.quote_at),
         sequence=quote.sequence,
     )
+
+
+def archived_quote(quote: marketdata_pb2.Quote) -> ArchivedQuote:
+    """A quote of the tick archive with where it came from (its source's short name)."""
+    source = marketdata_pb2.QuoteSource.Name(quote.source).removeprefix("QUOTE_SOURCE_").lower()
+    model = None
+    if quote.HasField("model"):
+        model = {field.name: getattr(quote.model, field.name) for field in quote.model.DESCRIPTOR.fields}
+    return ArchivedQuote(tick_from_quote(quote), source, model)
 
 
 def stream_items(message: marketdata_pb2.StreamQuotesResponse) -> list[QuotesDropped | Tick]:
@@ -253,6 +301,10 @@ def explanation_to_proto(explained: FillExplanation) -> matcher_pb2.FillExplanat
     # Prices and sizes exactly as the orders service wrote them (Decimal keeps their places).
     fill, tick = explained.fill, explained.fill.tick
     return matcher_pb2.FillExplanation(
+        legs=[_explained_leg(leg) for leg in explained.legs],
+        natural_price=money_str(explained.natural),
+        mid_price=money_str(explained.mid),
+        fill_preference=FILL_PREFERENCE_WIRE[explained.fill_preference] if explained.fill_preference else None,
         fill_id=fill.fill_id,
         order_id=fill.order_id,
         symbol=tick.symbol,
@@ -268,6 +320,32 @@ def explanation_to_proto(explained: FillExplanation) -> matcher_pb2.FillExplanat
         reproduced=explained.reproduced,
         ticks_considered=explained.ticks_considered,
     )
+
+
+def _explained_leg(leg: ExplainedLeg) -> matcher_pb2.LegExplanation:
+    fill, tick, quote = leg.fill, leg.fill.tick, leg.quote
+    return matcher_pb2.LegExplanation(
+        symbol=fill.symbol,
+        side=SIDE_WIRE[fill.side],
+        ratio=fill.ratio,
+        qty=decimal_str(fill.qty),
+        price=money_str(fill.price),
+        bid_price=money_str(tick.bid),
+        bid_size=decimal_str(tick.bid_size),
+        ask_price=money_str(tick.ask),
+        ask_size=decimal_str(tick.ask_size),
+        quote_at=timestamp_from_ns(tick.at_ns) if tick.at_ns else None,
+        quote_sequence=tick.sequence,
+        source=None if quote is None else marketdata_pb2.QuoteSource.Value(f"QUOTE_SOURCE_{quote.source.upper()}"),
+        model=None if quote is None or quote.model is None else _model_inputs(quote.model),
+    )
+
+
+def _model_inputs(model: Mapping[str, str | int]) -> marketdata_pb2.ModelInputs:
+    message = marketdata_pb2.ModelInputs()
+    for name, value in model.items():
+        setattr(message, name, value)
+    return message
 
 
 def book_to_proto(summary: BookSummary) -> matcher_pb2.GetBookResponse:

@@ -155,7 +155,7 @@ class FillRow(Base):
     quote_at_ns: Mapped[int] = mapped_column(BigInteger)
     quote_sequence: Mapped[int] = mapped_column(BigInteger)
     rule: Mapped[str] = mapped_column(String(64))
-    # Multi-leg: per-leg price and NBBO.
+    # Multi-leg: per-leg price, NBBO and the quote it is (sizes, quote_at_ns, quote_sequence).
     legs: Mapped[list] = mapped_column(JSON)
     filled_at: Mapped[datetime]
 
@@ -527,6 +527,10 @@ class OrderRepository:
                 "price": format(leg.price, "f"),
                 "bid_price": format(leg.bid_price, "f"),
                 "ask_price": format(leg.ask_price, "f"),
+                "bid_size": format(leg.bid_size, "f"),
+                "ask_size": format(leg.ask_size, "f"),
+                "quote_at_ns": leg.quote_at_ns,
+                "quote_sequence": leg.quote_sequence,
             }
             for leg in fill.legs
         ]
@@ -576,6 +580,10 @@ def _to_fill(row: FillRow) -> Fill:
             Decimal(leg["price"]),
             Decimal(leg["bid_price"]),
             Decimal(leg["ask_price"]),
+            Decimal(leg.get("bid_size", "0")),
+            Decimal(leg.get("ask_size", "0")),
+            int(leg.get("quote_at_ns", 0)),
+            int(leg.get("quote_sequence", 0)),
         )
         for leg in row.legs or ()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from mbt.common.v1 import trading_pb2
@@ -62,15 +63,7 @@ def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
         time_in_force=parse_enum(TIMES_IN_FORCE, request.time_in_force, "time_in_force"),
         limit_price=parse_decimal(request.limit_price, "limit_price"),
         stop_price=parse_decimal(request.stop_price, "stop_price"),
-        legs=tuple(
-            Leg(
-                leg.symbol.strip().upper(),
-                parse_enum(SIDES, leg.side, f"legs[{index}].side"),
-                leg.ratio,
-                parse_enum(POSITION_INTENTS, leg.position_intent, f"legs[{index}].position_intent", required=False),
-            )
-            for index, leg in enumerate(request.legs)
-        ),
+        legs=legs_from_proto(request.legs),
         position_intent=parse_enum(POSITION_INTENTS, request.position_intent, "position_intent", required=False),
         fill_preference=parse_enum(FILL_PREFERENCES, request.fill_preference, "fill_preference", required=False),
     )
@@ -94,12 +87,26 @@ def status_filter(value: orders_pb2.OrderStatus) -> Status | None:
     return parse_enum(STATUSES, value, "status", required=False)
 
 
+def legs_from_proto(legs: Iterable[trading_pb2.OrderLeg]) -> tuple[Leg, ...]:
+    """The legs of a submit or a replace as sent (symbols upper-cased, checked later)."""
+    return tuple(
+        Leg(
+            leg.symbol.strip().upper(),
+            parse_enum(SIDES, leg.side, f"legs[{index}].side"),
+            leg.ratio,
+            parse_enum(POSITION_INTENTS, leg.position_intent, f"legs[{index}].position_intent", required=False),
+        )
+        for index, leg in enumerate(legs)
+    )
+
+
 def replace_terms(request: orders_pb2.ReplaceOrderRequest) -> ReplaceTerms:
     return ReplaceTerms(
         qty=parse_decimal(request.qty, "qty"),
         limit_price=parse_decimal(request.limit_price, "limit_price"),
         stop_price=parse_decimal(request.stop_price, "stop_price"),
         time_in_force=parse_enum(TIMES_IN_FORCE, request.time_in_force, "time_in_force", required=False),
+        legs=legs_from_proto(request.legs),
     )
 
 
@@ -134,6 +141,10 @@ def fill_to_proto(fill: Fill) -> orders_pb2.Fill:
                 price=symbol_price_str(leg.price, leg.symbol),
                 bid_price=symbol_price_str(leg.bid_price, leg.symbol),
                 ask_price=symbol_price_str(leg.ask_price, leg.symbol),
+                bid_size=qty_str(leg.bid_size),
+                ask_size=qty_str(leg.ask_size),
+                quote_at=timestamp_from_ns(leg.quote_at_ns) if leg.quote_at_ns else None,
+                quote_sequence=leg.quote_sequence,
             )
             for leg in fill.legs
         ],
@@ -170,6 +181,10 @@ def fill_from_proto(message: orders_pb2.Fill) -> Fill:
                 parse_decimal(leg.price, "fill.legs.price", required=True),
                 parse_decimal(leg.bid_price, "fill.legs.bid_price", required=True),
                 parse_decimal(leg.ask_price, "fill.legs.ask_price", required=True),
+                parse_decimal(leg.bid_size, "fill.legs.bid_size") or Decimal(0),
+                parse_decimal(leg.ask_size, "fill.legs.ask_size") or Decimal(0),
+                timestamp_ns(leg.quote_at) if leg.HasField("quote_at") else 0,
+                leg.quote_sequence,
             )
             for leg in message.legs
         ),

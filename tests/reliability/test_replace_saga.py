@@ -333,3 +333,53 @@ async def test_accounts_binds_a_hold_to_its_terms_and_a_release_to_its_version(r
     assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     account = await accounts.GetAccount(accounts_pb2.GetAccountRequest(), metadata=as_user("gina"))
     assert D(account.account.reserved) == 0
+
+
+# A multi-leg replace cut short: while unresolved both versions hold (the larger counting,
+# as for stock); once finished the hold is the new terms' requirement.
+SPREAD_LEGS = [
+    {"symbol": "AMZN120720P00210000", "side": "sell", "ratio": 1},
+    {"symbol": "AMZN120720P00200000", "side": "buy", "ratio": 1},
+]
+SPREAD_WIDTH = D(1000)  # $10 between the strikes x 100
+
+
+@pytest.mark.parametrize(("qty", "new_qty"), [("2", "1"), ("1", "3")])
+async def test_a_spread_replace_cut_after_its_hold_holds_the_larger_version_until_finished(rig, qty, new_qty):
+    mesh, trading, faults, wall = rig
+    async with rest_as(mesh, "nina") as nina:
+        natural = D(0)
+        for leg in SPREAD_LEGS:
+            quote = (await nina.get(f"/api/mbt/quotes/{leg['symbol']}")).json()["data"]
+            natural += D(quote["ask_price"]) if leg["side"] == "buy" else -D(quote["bid_price"])
+        submitted = await nina.post(
+            "/api/mbt/orders",
+            json={"legs": SPREAD_LEGS, "qty": qty, "order_type": "limit", "limit_price": str(natural - 1)}
+            | {"time_in_force": "gtc", "fill_preference": "conservative"},
+        )
+        assert submitted.status_code == 200, submitted.text
+        order_id = submitted.json()["data"]["order_id"]
+        assert D((await account_of(nina))["reserved"]) == int(qty) * SPREAD_WIDTH
+
+        faults.arm("ReserveBuyingPower", "cut_after")
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            await trading.orders().ReplaceOrder(
+                orders_pb2.ReplaceOrderRequest(order_id=order_id, qty=new_qty, limit_price=str(natural - 2)),
+                metadata=as_user("nina", BULK_TIER),
+                timeout=2,
+            )
+        assert cut.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        order = await order_of(nina, order_id)
+        assert (order["version"], order["qty"]) == (1, qty)
+        # Either version may still fill: the larger one is held.
+        larger = max(int(qty), int(new_qty)) * SPREAD_WIDTH
+        assert D((await account_of(nina))["reserved"]) == larger
+
+        wall.advance(LEASE)
+
+        async def finished():
+            order = await order_of(nina, order_id)
+            assert (order["version"], order["qty"], D(order["limit_price"])) == (2, new_qty, natural - 2)
+            assert D((await account_of(nina))["reserved"]) == int(new_qty) * SPREAD_WIDTH
+
+        await eventually(finished)

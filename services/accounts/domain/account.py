@@ -6,6 +6,7 @@ work publishes them. The backtest engine runs the very same aggregate in memory.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -25,6 +26,7 @@ from services.accounts.domain.options import (
     CONTRACT,
     OptionHolding,
     OptionOrderTerms,
+    Requirement,
     book_requirement,
     contract_of,
     order_hold,
@@ -293,27 +295,41 @@ class Account:
             if (contract := contract_of(symbol)) is not None
         ]
 
-    def working_option_orders(self, excluding: str = "") -> list[OptionOrderTerms]:
-        """Each working option order (but ``excluding``) at its latest active version's terms."""
+    def working_option_versions(self, excluding: str = "") -> list[list[OptionOrderTerms]]:
+        """Each working option order (but ``excluding``) as the terms of every version that
+        holds, oldest first: while a replace is in flight (or was cut short) both its versions
+        hold, as either may still fill."""
         working = []
         for order_id, versions in sorted(self.holds.items()):
-            active = [h for h in versions if h.active and h.terms is not None]
-            if order_id == excluding or not active:
+            active = sorted((h for h in versions if h.active and h.terms is not None), key=lambda h: h.version)
+            if order_id == excluding:
                 continue
-            terms = max(active, key=lambda h: h.version).terms
-            assert terms is not None
-            order = option_terms(order_id, terms)
-            if order is not None:
-                working.append(order)
+            terms = [order for h in active if h.terms is not None and (order := option_terms(order_id, h.terms))]
+            if terms:
+                working.append(terms)
         return working
 
-    def option_requirement(self) -> Decimal:
-        """Cash the option book holds: its worst-case requirement plus working debits."""
-        holdings, working = self.option_holdings(), self.working_option_orders()
+    def working_option_orders(self, excluding: str = "") -> list[OptionOrderTerms]:
+        """Each working option order (but ``excluding``) at its latest active version's terms."""
+        return [versions[-1] for versions in self.working_option_versions(excluding)]
+
+    def _option_books(self) -> list[Requirement]:
+        """The option book's requirement with each set of working terms that may fill (one
+        version of every working order), and the debits of that set as extra cash."""
+        holdings, working = self.option_holdings(), self.working_option_versions()
         if not holdings and not working:
-            return Decimal(0)
-        book = book_requirement(holdings, working, self.shares_free())
-        return book.cash + sum((order.debit for order in working), Decimal(0))
+            return []
+        shares_free = self.shares_free()
+        books = []
+        for chosen in itertools.product(*working):
+            book = book_requirement(holdings, list(chosen), shares_free)
+            books.append(replace(book, cash=book.cash + sum((order.debit for order in chosen), Decimal(0))))
+        return books
+
+    def option_requirement(self) -> Decimal:
+        """Cash the option book holds: its worst-case requirement plus working debits, the
+        larger of a replace's two versions counting while it is in flight (as for stock)."""
+        return max((book.cash for book in self._option_books()), default=Decimal(0))
 
     def held_beyond_positions(self) -> Decimal:
         """What is held for anything but the option positions' own requirement: stock
@@ -324,10 +340,7 @@ class Account:
 
     def locked_shares(self, symbol: str) -> Decimal:
         """Shares of ``symbol`` covering short calls (open or working): they cannot be sold."""
-        holdings, working = self.option_holdings(), self.working_option_orders()
-        if not holdings and not working:
-            return Decimal(0)
-        return book_requirement(holdings, working, self.shares_free()).shares.get(symbol, Decimal(0))
+        return max((book.shares.get(symbol, Decimal(0)) for book in self._option_books()), default=Decimal(0))
 
     def _check_unlocked(self, terms: HoldTerms, unpromised: Decimal) -> None:
         """A stock sell may not take shares that cover short calls (open or working), in

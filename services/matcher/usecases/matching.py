@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from functools import partial
 
@@ -37,6 +37,23 @@ log = logging.getLogger(__name__)
 
 RECENT_TICKS = 50_000
 RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+async def decide_spread_on(
+    spread: WorkingSpread, quotes: Mapping[str, Tick], calendar: SessionCalendar, max_quote_age_ns: int
+) -> SpreadDecision:
+    """``decide_spread`` on the legs' ``quotes`` as the live matcher decides a spread (and
+    explain replays it): evaluated at the latest of those quotes, or at the order's
+    acceptance (its last replace) if later, in the session in force then."""
+    evaluated_ns = max([spread.accepted_ns, *(tick.at_ns for tick in quotes.values())])
+    await calendar.ensure(evaluated_ns)
+    return decide_spread(
+        spread,
+        quotes,
+        session=calendar.session_at(evaluated_ns),
+        evaluated_ns=evaluated_ns,
+        max_quote_age_ns=max_quote_age_ns,
+    )
 
 
 class Engine:
@@ -174,7 +191,8 @@ class Engine:
 
     async def _admit_spread(self, spread: WorkingSpread) -> None:
         """A multi-leg order works until ``decide_spread`` fills or expires it; it is decided
-        now and whenever one of its legs ticks."""
+        now and whenever one of its legs ticks. A replaced one takes its entry's place in one
+        step: a decision still running on the old terms then sends nothing."""
         self.spreads[spread.order_id] = spread
         for leg in spread.legs:
             self._ensure_feed(leg.symbol)
@@ -195,17 +213,13 @@ class Engine:
             tick = await self.marketdata.latest_tick(leg.symbol)
             if tick is not None:
                 quotes[leg.symbol] = tick
-        evaluated_ns = max([spread.accepted_ns, *(tick.at_ns for tick in quotes.values())])
-        await self.calendar.ensure(evaluated_ns)
-        decision = decide_spread(
-            spread,
-            quotes,
-            session=self.calendar.session_at(evaluated_ns),
-            evaluated_ns=evaluated_ns,
-            max_quote_age_ns=self.max_quote_age_ns,
-        )
-        if decision.action is Action.WAIT or self.spreads.pop(order_id, None) is None:
+        decision = await decide_spread_on(spread, quotes, self.calendar, self.max_quote_age_ns)
+        # Decided on these terms only while they still work: a replace admitted meanwhile
+        # swapped the entry for its own terms (decided by its own admission), a fill or a
+        # cancel removed it.
+        if decision.action is Action.WAIT or self.spreads.get(order_id) is not spread:
             return
+        del self.spreads[order_id]
         if decision.action is Action.FILL:
             self.fills_decided += 1
             self._track(self._send_spread(spread, decision))

@@ -128,7 +128,9 @@ class OrderSpec:
 
 @dataclass(frozen=True)
 class LegExecution:
-    """One leg of a multi-leg fill: ``qty`` contracts at ``price`` inside the leg's NBBO."""
+    """One leg of a multi-leg fill: ``qty`` contracts at ``price`` inside the leg's NBBO, and
+    the quote that NBBO is (sizes, time in epoch ns, market-data sequence: explain finds it
+    in the tick archive by them; 0 for fills recorded before legs kept them)."""
 
     symbol: str
     side: Side
@@ -137,6 +139,10 @@ class LegExecution:
     price: Decimal
     bid_price: Decimal
     ask_price: Decimal
+    bid_size: Decimal = Decimal(0)
+    ask_size: Decimal = Decimal(0)
+    quote_at_ns: int = 0
+    quote_sequence: int = 0
 
 
 @dataclass(frozen=True)

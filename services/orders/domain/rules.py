@@ -13,7 +13,7 @@ from decimal import Decimal
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
-from services.orders.domain.model import Order, OrderSpec
+from services.orders.domain.model import Leg, Order, OrderSpec
 
 MAX_QTY = Decimal(1_000_000)
 MAX_PRICE = Decimal(1_000_000)
@@ -104,23 +104,25 @@ def collar_price(
 
 @dataclass(frozen=True)
 class ReplaceTerms:
-    """What a replace asks to change; None keeps the order's value."""
+    """What a replace asks to change; None keeps the order's value. ``legs`` are a
+    multi-leg order's legs as sent, if any: they cannot change (``check_same_legs``)."""
 
     qty: Decimal | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: TimeInForce | None = None
+    legs: tuple[Leg, ...] = ()
 
 
 def replacement(order: Order, terms: ReplaceTerms) -> OrderSpec:
-    """The order's spec after a replace, validated like a submission."""
+    """The order's spec after a replace, validated like a submission (a multi-leg order's
+    by ``options.validate_mleg_spec`` and the sign check, which need its contracts and
+    quotes: the replace saga runs them). Raises ``invalid_argument`` naming the field."""
+    spec = order.spec
+    if terms.legs:
+        check_same_legs(spec, terms.legs)
     if all(v is None for v in (terms.qty, terms.limit_price, terms.stop_price, terms.time_in_force)):
         raise invalid_argument("nothing to replace: send qty, limit_price, stop_price or time_in_force")
-    spec = order.spec
-    if spec.is_multileg:
-        raise DomainError(
-            "ORDER_NOT_REPLACEABLE", "a multi-leg order cannot be replaced yet: cancel it and submit a new one"
-        )
     if terms.limit_price is not None and spec.order_type not in PRICED_AT_LIMIT:
         raise invalid_argument(f"a {spec.order_type.value} order takes no limit_price", "limit_price")
     if terms.stop_price is not None and spec.order_type not in (OrderType.STOP, OrderType.STOP_LIMIT):
@@ -136,6 +138,26 @@ def replacement(order: Order, terms: ReplaceTerms) -> OrderSpec:
             time_in_force=spec.time_in_force if terms.time_in_force is None else terms.time_in_force,
         )
     )
+
+
+def check_same_legs(spec: OrderSpec, legs: tuple[Leg, ...]) -> None:
+    """A replace changes a multi-leg order's net limit, number of spreads and time in force,
+    never its legs (Alpaca's replace takes qty, limit_price, stop_price, trail and
+    time_in_force only): ``legs`` sent with a replace must be the order's own, in order, by
+    symbol (padded or compact OCC), side and ratio. ``invalid_argument`` on ``legs``
+    otherwise, and for legs sent to replace a single-leg order."""
+    if not spec.is_multileg:
+        raise invalid_argument("legs are for multi-leg orders: this order has none to replace", "legs")
+    sent = tuple(
+        (parse_symbol(leg.symbol, f"legs[{index}].symbol").symbol, leg.side, leg.ratio)
+        for index, leg in enumerate(legs)
+    )
+    if sent != tuple((leg.symbol, leg.side, leg.ratio) for leg in spec.legs):
+        raise invalid_argument(
+            "the legs of a multi-leg order cannot be replaced: a replace changes its limit_price, qty "
+            "(spreads) and time_in_force; cancel it and submit a new order for other legs",
+            "legs",
+        )
 
 
 def replaced_collar(order: Order, spec: OrderSpec, collar_pct: Decimal) -> Decimal | None:

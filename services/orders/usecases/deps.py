@@ -12,9 +12,22 @@ from services.common.config import Settings
 from services.common.errors import DomainError
 from services.common.persistence.db import Database
 from services.common.persistence.uow import UnitOfWork
-from services.common.trading import AssetClass
+from services.common.spreads import LegQuote, Structure
+from services.common.trading import AssetClass, OrderType
 from services.orders.clients import AccountsClient, MarketClient
 from services.orders.domain.model import OrderSpec
+from services.orders.domain.options import check_limit_sign
+
+
+@dataclass(frozen=True)
+class LegMarket:
+    """What a multi-leg order's legs are quoted at now, in leg order: ``quotes`` for the legs
+    quoted on both sides, ``usable`` when every leg is (usable, bid and ask set), and the
+    time of the oldest leg quote (None when a leg has none)."""
+
+    quotes: tuple[LegQuote, ...]
+    usable: bool
+    oldest: datetime | None
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,24 @@ class Deps:
             return []
         symbols = [leg.symbol for leg in spec.legs] if spec.is_multileg else [spec.symbol]
         return [(await self.market.instrument(symbol)).last_trade_at for symbol in symbols]
+
+    async def checked_spread_limit(self, spec: OrderSpec, structure: Structure) -> LegMarket:
+        """The legs' quotes now, and a limit spread's sign checked on them at submit and at
+        replace alike (``check_limit_sign``: ``limit_price_sign``), when every leg is usable
+        (otherwise there is nothing to contradict)."""
+        snapshots = [await self.market.quote(leg.symbol) for leg in spec.legs]
+        market = LegMarket(
+            quotes=tuple(
+                LegQuote(leg.side, leg.ratio, q.bid, q.ask)
+                for leg, q in zip(spec.legs, snapshots, strict=True)
+                if q is not None and q.bid is not None and q.ask is not None
+            ),
+            usable=all(q is not None and q.usable and q.bid and q.ask for q in snapshots),
+            oldest=None if None in snapshots else min(q.quote_at for q in snapshots if q is not None),
+        )
+        if spec.order_type is OrderType.LIMIT and market.usable and spec.limit_price is not None:
+            check_limit_sign(structure, spec.limit_price, market.quotes)
+        return market
 
 
 # Refusals from accounts that end a saga (anything else leaves it to be resumed).

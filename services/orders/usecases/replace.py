@@ -13,7 +13,7 @@ from services.common.errors import DomainError
 from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass
 from services.orders.domain.model import Order, Replacement, Status
-from services.orders.domain.options import validate_option_spec
+from services.orders.domain.options import validate_mleg_spec, validate_option_spec
 from services.orders.domain.rules import (
     ReplaceTerms,
     check_market_hours,
@@ -39,7 +39,9 @@ class ReplaceSaga:
     async def replace(self, user_id: str, order_id: str, terms: ReplaceTerms) -> Order:
         """Replace ``user_id``'s working order with ``terms`` (refusals raise DomainError:
         order_not_replaceable, insufficient_buying_power, conflict while another replace of
-        the order is in flight…)."""
+        the order is in flight, limit_price_sign for a multi-leg limit whose sign contradicts
+        its structure's market, invalid_argument…). A multi-leg order changes its net limit,
+        its number of spreads and its time in force; its legs never change."""
         deps = self.deps
         deps.check_switches(new_exposure=True)
         order = await self._load(order_id, user_id)
@@ -48,7 +50,12 @@ class ReplaceSaga:
         if order.status is not Status.ACCEPTED:
             raise DomainError("ORDER_NOT_REPLACEABLE", f"cannot replace an order that is {order.status.value}")
         spec = replacement(order, terms)
-        if spec.asset_class is AssetClass.US_OPTION:
+        if spec.is_multileg:
+            # The same rules as at submit (negative and zero limits included), on the order's
+            # own legs: the contracts' checks, then the limit's sign on the legs' quotes now.
+            spec, structure = validate_mleg_spec(spec, [parse_symbol(leg.symbol) for leg in spec.legs])
+            await deps.checked_spread_limit(spec, structure)
+        elif spec.asset_class is AssetClass.US_OPTION:
             spec = validate_option_spec(spec, parse_symbol(spec.symbol))
         now = deps.clock.now()
         session = await deps.market.session(now)

@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from services.common.errors import DomainError
 from services.common.ids import new_id
 from services.common.instruments import parse_symbol
-from services.common.spreads import LegQuote, natural
+from services.common.spreads import natural
 from services.common.trading import AssetClass, OrderType
 from services.orders.domain.model import Instrument, Order, OrderSpec, Status, spec_digest
-from services.orders.domain.options import check_limit_sign, spread_collar, validate_mleg_spec, validate_option_spec
+from services.orders.domain.options import spread_collar, validate_mleg_spec, validate_option_spec
 from services.orders.domain.rules import (
     check_market_hours,
     collar_price,
@@ -150,25 +150,17 @@ class SubmitSaga:
             checked_for(replace(leg_spec, limit_price=None, stop_price=None, qty=Decimal(1)), instrument, now)
             contracts.append(parse_symbol(instrument.symbol))
         spec, structure = validate_mleg_spec(spec, contracts)
-        snapshots = [await deps.market.quote(leg.symbol) for leg in spec.legs]
-        usable = all(q is not None and q.usable and q.bid and q.ask for q in snapshots)
-        quotes = [
-            LegQuote(leg.side, leg.ratio, q.bid, q.ask)
-            for leg, q in zip(spec.legs, snapshots, strict=True)
-            if q is not None and q.bid is not None and q.ask is not None
-        ]
+        market = await deps.checked_spread_limit(spec, structure)
         if spec.order_type is OrderType.LIMIT:
-            if usable and spec.limit_price is not None:
-                check_limit_sign(structure, spec.limit_price, quotes)
             return spec, None
-        if not usable:
+        if not market.usable or market.oldest is None:
             raise DomainError(
                 "UNUSABLE_QUOTE", "no usable quote for every leg to price a multi-leg market order; use a limit order"
             )
-        oldest = min(q.quote_at for q in snapshots if q is not None)
-        if market_open and Decimal(str((now - oldest).total_seconds())) > deps.settings.max_quote_age_seconds:
+        age = Decimal(str((now - market.oldest).total_seconds()))
+        if market_open and age > deps.settings.max_quote_age_seconds:
             raise DomainError("STALE_QUOTE", "a leg's latest quote is too old to price a multi-leg market order")
-        return spec, spread_collar(natural(quotes), deps.settings.market_order_collar_pct)
+        return spec, spread_collar(natural(market.quotes), deps.settings.market_order_collar_pct)
 
     async def _replay(self, order: Order, digest: str) -> Order:
         """A client_order_id sent again answers what its first submit answered: the same

@@ -11,7 +11,15 @@ import pytest
 from services.common.spreads import net_price
 from services.common.trading import FillPreference, OrderType, TimeInForce
 from services.matcher.domain import Action
-from services.matcher.multileg import RULES, SpreadLeg, WorkingSpread, allocate, decide_spread, spread_fill_id
+from services.matcher.multileg import (
+    RULES,
+    SpreadLeg,
+    WorkingSpread,
+    allocate,
+    decide_spread,
+    reproduces,
+    spread_fill_id,
+)
 from tests.support.matcher import (
     BUY,
     DAY,
@@ -274,3 +282,22 @@ def test_allocate_refuses_a_net_outside_the_structures_market():
     assert allocate(D("-1.10"), legs) == (D("2.00"), D("0.90"))
     assert allocate(D("-1.30"), legs) == (D("2.10"), D("0.80"))
     assert allocate(D("-1.09"), legs) is None and allocate(D("-1.31"), legs) is None
+
+
+def test_a_replay_reproduces_a_spread_fill_only_with_the_same_quotes_rule_net_and_leg_prices():
+    order = spread(limit="-1.21", preference=AGGRESSIVE)
+    recorded = decide(order)
+    fill_id = spread_fill_id(order.order_id, recorded.ticks)
+    assert reproduces(decide(order), order.order_id, fill_id, recorded.net_price, recorded.rule, recorded.legs)
+    # Other leg quotes (later ones), another rule, net or leg price: not the fill.
+    later = decide(order, at_ns=MID_SESSION_NS + SECOND, evaluated_ns=MID_SESSION_NS + SECOND)
+    assert later.action is Action.FILL
+    assert not reproduces(
+        later, order.order_id, fill_id, recorded.net_price, recorded.rule, recorded.legs
+    )  # the same prices on other quotes
+    assert not reproduces(recorded, order.order_id, fill_id, recorded.net_price, "mleg_limit_at_mid", recorded.legs)
+    assert not reproduces(recorded, order.order_id, fill_id, D("-1.20"), recorded.rule, recorded.legs)
+    moved = (dataclasses.replace(recorded.legs[0], price=D("2.05")), recorded.legs[1])
+    assert not reproduces(recorded, order.order_id, fill_id, recorded.net_price, recorded.rule, moved)
+    waiting = decide(spread(limit="-1.22", preference=AGGRESSIVE))
+    assert not reproduces(waiting, order.order_id, fill_id, recorded.net_price, recorded.rule, recorded.legs)

@@ -241,3 +241,60 @@ def test_an_order_expires_at_its_close_or_its_contracts_last_trade(time_in_force
     assert order_expiry(time_in_force, SESSION.close_at, last_trades) == expires_at
     if expires_at is not None:
         assert expiry_reason(expires_at, last_trades) == reason
+
+
+SPREAD_LEGS = (Leg("AMZN120720P00210000", Side.SELL, 1), Leg("AMZN120720P00200000", Side.BUY, 1))
+
+
+def a_spread(**changes) -> Order:
+    terms = {"symbol": "", "asset_class": AssetClass.US_OPTION, "legs": SPREAD_LEGS, "limit_price": Decimal("-1.10")}
+    return order(spec=spec(**terms | changes), multiplier=Decimal(100))
+
+
+@pytest.mark.parametrize("limit", ["-1.50", "-0.80", "0", "0.35"])
+def test_a_spread_is_replaced_in_its_net_limit_of_either_sign_its_size_and_time_in_force(limit):
+    replaced = replacement(
+        a_spread(),
+        ReplaceTerms(qty=Decimal(3), limit_price=Decimal(limit), time_in_force=TimeInForce.GTC),
+    )
+    assert (replaced.qty, replaced.limit_price, replaced.time_in_force) == (Decimal(3), Decimal(limit), TimeInForce.GTC)
+    assert replaced.legs == SPREAD_LEGS
+
+
+@pytest.mark.parametrize(
+    ("legs", "words"),
+    [
+        (SPREAD_LEGS[:1], "cannot be replaced"),
+        ((SPREAD_LEGS[1], SPREAD_LEGS[0]), "cannot be replaced"),
+        ((SPREAD_LEGS[0], Leg("AMZN120720P00190000", Side.BUY, 1)), "cannot be replaced"),
+        ((SPREAD_LEGS[0], Leg("AMZN120720P00200000", Side.BUY, 2)), "cannot be replaced"),
+        ((SPREAD_LEGS[0], Leg("AMZN120720P00200000", Side.SELL, 1)), "cannot be replaced"),
+    ],
+)
+def test_a_spread_keeps_its_legs(legs, words):
+    with pytest.raises(DomainError) as err:
+        replacement(a_spread(), ReplaceTerms(limit_price=Decimal("-1.20"), legs=legs))
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "legs")
+    assert words in err.value.message
+
+
+def test_legs_sent_as_they_are_padded_or_not_change_nothing_else():
+    padded = (Leg("AMZN  120720P00210000", Side.SELL, 1), Leg("AMZN120720P00200000", Side.BUY, 1))
+    replaced = replacement(a_spread(), ReplaceTerms(qty=Decimal(2), legs=padded))
+    assert (replaced.qty, replaced.legs) == (Decimal(2), SPREAD_LEGS)
+    with pytest.raises(DomainError) as err:
+        replacement(a_spread(), ReplaceTerms(legs=SPREAD_LEGS))
+    assert "nothing to replace" in err.value.message
+    with pytest.raises(DomainError) as err:
+        replacement(order(), ReplaceTerms(qty=Decimal(2), legs=SPREAD_LEGS))
+    assert (err.value.reason, err.value.metadata["field"]) == ("INVALID_ARGUMENT", "legs")
+
+
+def test_a_spread_takes_no_stop_and_a_market_spread_no_limit():
+    with pytest.raises(DomainError) as err:
+        replacement(a_spread(), ReplaceTerms(stop_price=Decimal("1.00")))
+    assert err.value.metadata["field"] == "stop_price"
+    market = a_spread(order_type=OrderType.MARKET, limit_price=None)
+    with pytest.raises(DomainError) as err:
+        replacement(market, ReplaceTerms(limit_price=Decimal("-1.00")))
+    assert err.value.metadata["field"] == "limit_price"
