@@ -53,6 +53,7 @@ from services.accounts.domain.rules import (
     contract_multiplier,
     describe_terms,
     effective_hold,
+    exit_group_key,
     hold_for,
     ledger_breach,
     mark_price,
@@ -275,12 +276,20 @@ class Account:
         and working option orders their book's requirement plus the orders' debits
         (``options.book_requirement``, one account-wide figure, so nothing counts twice)."""
         amount = qty = Decimal(0)
-        for versions in self.holds.values():
-            if any(h.terms is not None and option_terms("", h.terms) is not None for h in versions if h.active):
-                continue
+        for versions in self.stock_holds().values():
             hold = effective_hold(versions)
             amount, qty = amount + hold.amount, qty + hold.qty
         return Hold(amount + self.option_requirement(), qty)
+
+    def stock_holds(self) -> dict[str, list[VersionHold]]:
+        """The version holds of working stock orders by ``exit_group_key``: each key holds
+        its ``effective_hold`` (a bracket's or oco's two exits once, the larger)."""
+        grouped: dict[str, list[VersionHold]] = {}
+        for order_id, versions in self.holds.items():
+            if any(h.terms is not None and option_terms("", h.terms) is not None for h in versions if h.active):
+                continue
+            grouped.setdefault(exit_group_key(order_id, versions), []).extend(versions)
+        return grouped
 
     # -- options ---------------------------------------------------------------------
 
@@ -292,19 +301,22 @@ class Account:
             if (contract := contract_of(symbol)) is not None
         ]
 
-    def working_option_orders(self, excluding: str = "") -> list[OptionOrderTerms]:
-        """Each working option order (but ``excluding``) at its latest active version's terms."""
-        working = []
+    def working_option_orders(self, excluding: str = "", group: str = "") -> list[OptionOrderTerms]:
+        """Each working option order (but ``excluding`` and the orders of its exit
+        ``group``) at its latest active version's terms; of the exits of one bracket or oco,
+        only the one with the larger debit (they close the same position: one at most fills)."""
+        kept: dict[str, OptionOrderTerms] = {}
         for order_id, versions in sorted(self.holds.items()):
             active = [h for h in versions if h.active and h.terms is not None]
-            if order_id == excluding or not active:
+            key = exit_group_key(order_id, active)
+            if order_id == excluding or (group and key == group) or not active:
                 continue
             terms = max(active, key=lambda h: h.version).terms
             assert terms is not None
             order = option_terms(order_id, terms)
-            if order is not None:
-                working.append(order)
-        return working
+            if order is not None and (key not in kept or order.debit > kept[key].debit):
+                kept[key] = order
+        return list(kept.values())
 
     def option_requirement(self) -> Decimal:
         """Cash the option book holds: its worst-case requirement plus working debits."""
@@ -404,15 +416,19 @@ class Account:
         order = option_terms(order_id, terms)
         if order is not None:
             option = order_hold(
-                self.option_holdings(), self.working_option_orders(excluding=order_id), order, self.shares_free()
+                self.option_holdings(),
+                self.working_option_orders(excluding=order_id, group=terms.exit_group),
+                order,
+                self.shares_free(),
             )
             needed = Hold(option.cash, Decimal(0))
         else:
+            own = terms.exit_group or order_id
             promised = sum(
                 (
                     effective_hold(hs).qty
-                    for other, hs in self.holds.items()
-                    if other != order_id and any(h.symbol == terms.symbol for h in hs)
+                    for key, hs in self.stock_holds().items()
+                    if key != own and any(h.symbol == terms.symbol for h in hs)
                 ),
                 Decimal(0),
             )
@@ -420,7 +436,12 @@ class Account:
             if terms.side is Side.SELL:
                 self._check_unlocked(terms, held - promised)
             needed = hold_for(self.account_type, terms, held, promised)
-        current = effective_hold(versions)
+        # A bracket's or oco's exits hold once: the pair's current hold is this order's.
+        current = effective_hold(
+            [h for key, hs in self.holds.items() if exit_group_key(key, hs) == terms.exit_group for h in hs]
+            if terms.exit_group
+            else versions
+        )
         check_fits(
             self.account_type,
             self.valuation(marks),
@@ -611,7 +632,7 @@ class Account:
     def shares_free(self) -> dict[str, Decimal]:
         """Shares held long, by symbol, less those working sell orders hold."""
         free = {s: p.qty for s, p in self.positions.items() if p.qty > 0 and not parse_symbol(s).is_option}
-        for versions in self.holds.values():
+        for versions in self.stock_holds().values():
             held = effective_hold(versions).qty
             symbol = next((h.symbol for h in versions if h.active), "")
             if held and symbol in free:

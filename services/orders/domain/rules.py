@@ -13,7 +13,7 @@ from decimal import Decimal
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
-from services.orders.domain.model import Order, OrderSpec
+from services.orders.domain.model import Order, OrderClass, OrderSpec
 
 MAX_QTY = Decimal(1_000_000)
 MAX_PRICE = Decimal(1_000_000)
@@ -120,6 +120,18 @@ def replacement(order: Order, terms: ReplaceTerms) -> OrderSpec:
     if spec.is_multileg:
         raise DomainError(
             "ORDER_NOT_REPLACEABLE", "a multi-leg order cannot be replaced yet: cancel it and submit a new one"
+        )
+    if order.is_entry:
+        raise DomainError(
+            "ORDER_NOT_REPLACEABLE",
+            f"the entry of a {spec.order_class.value} order cannot be replaced (its exits were checked against its "
+            "price): cancel it, its exits go with it, and submit a new one",
+        )
+    if spec.order_class is not OrderClass.SIMPLE and (terms.qty is not None or terms.time_in_force is not None):
+        raise DomainError(
+            "ORDER_NOT_REPLACEABLE",
+            f"an exit of a {spec.order_class.value} order takes new prices only (limit_price, stop_price): its "
+            "quantity and time in force are its entry's",
         )
     if terms.limit_price is not None and spec.order_type not in PRICED_AT_LIMIT:
         raise invalid_argument(f"a {spec.order_type.value} order takes no limit_price", "limit_price")
