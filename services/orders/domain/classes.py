@@ -26,12 +26,12 @@ which Alpaca refuses (issue 11: the income trader's exit at 50% of the credit or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from services.common.errors import invalid_argument
+from services.common.errors import DomainError, invalid_argument
 from services.common.trading import OrderType, Side, TimeInForce
 from services.orders.domain.model import FINAL, Order, OrderClass, OrderSpec, Status, StopLoss, TakeProfit
 from services.orders.domain.rules import validate_price
@@ -67,12 +67,12 @@ def validate_class(spec: OrderSpec) -> OrderSpec:
         return spec
     if spec.is_multileg:
         raise invalid_argument(
-            f"a multi-leg order cannot be a {spec.order_class.value} order: order classes are for equities "
-            "and single-leg options",
+            f"order_class {spec.order_class.value} is for equities and single-leg options: a multi-leg order "
+            "cannot carry take_profit or stop_loss",
             "order_class",
         )
     if spec.time_in_force not in CLASS_TIMES_IN_FORCE:
-        raise invalid_argument(f"a {spec.order_class.value} order is day or gtc", "time_in_force")
+        raise invalid_argument(f"time_in_force of a {spec.order_class.value} order is day or gtc", "time_in_force")
     if spec.order_class is OrderClass.OTO:
         if (take is None) == (stop is None):
             raise invalid_argument("an oto order takes one exit: take_profit or stop_loss", "take_profit")
@@ -90,7 +90,8 @@ def validate_class(spec: OrderSpec) -> OrderSpec:
     selling = side is Side.SELL
     if stop is not None and stop.limit_price is not None and _beyond(stop.limit_price, stop.stop_price, selling):
         raise invalid_argument(
-            f"a stop-loss that {side.value}s has its limit_price at or {'below' if selling else 'above'} its stop_price",
+            f"stop_loss.limit_price must be at or {'below' if selling else 'above'} stop_loss.stop_price for a "
+            f"stop-loss that {side.value}s",
             "stop_loss.limit_price",
         )
     if take is not None and stop is not None and not _beyond(take.limit_price, stop.stop_price, selling):
@@ -101,7 +102,7 @@ def validate_class(spec: OrderSpec) -> OrderSpec:
         )
     if spec.order_class is OrderClass.OCO:
         if spec.order_type is not OrderType.LIMIT:
-            raise invalid_argument("an oco order is a limit order: its limit is the take-profit's", "order_type")
+            raise invalid_argument("order_type of an oco order is limit: its limit is the take-profit's", "order_type")
         assert take is not None
         if spec.limit_price is not None and spec.limit_price != take.limit_price:
             raise invalid_argument("an oco order's limit_price is its take_profit.limit_price", "limit_price")
@@ -188,6 +189,23 @@ def exit_specs(spec: OrderSpec, ids: Sequence[str]) -> list[OrderSpec]:
     if spec.stop_loss is not None:
         exits.append(_stop_loss_spec(spec, spec.stop_loss, ids[len(exits)]))
     return exits
+
+
+def checked_exit(check: Callable[[OrderSpec], OrderSpec], spec: OrderSpec) -> OrderSpec:
+    """``check(spec)`` for an exit, its refusals naming the submission's field: an exit's
+    ``limit_price`` is ``take_profit.limit_price`` (a limit exit) or
+    ``stop_loss.limit_price``, its ``stop_price`` ``stop_loss.stop_price``."""
+    try:
+        return check(spec)
+    except DomainError as refusal:
+        field = refusal.metadata.get("field", "")
+        if field not in ("limit_price", "stop_price"):
+            raise
+        owner = "take_profit" if spec.order_type is OrderType.LIMIT else "stop_loss"
+        named = f"{owner}.{field}"
+        raise DomainError(
+            refusal.reason, f"{named}: {refusal.message}", **{**refusal.metadata, "field": named}
+        ) from None
 
 
 def exit_group_of(spec: OrderSpec, root_id: str) -> str | None:

@@ -21,6 +21,7 @@ from services.common.spreads import LegQuote, natural
 from services.common.trading import AssetClass, OrderType
 from services.orders.domain.classes import (
     check_against_entry,
+    checked_exit,
     entry_base,
     exit_group_of,
     exit_specs,
@@ -88,7 +89,7 @@ class SubmitSaga:
         deps = self.deps
         deps.check_switches(new_exposure=True)
         order_id = new_id("ord")
-        spec = validate_class(validate_spec(replace(spec, client_order_id=spec.client_order_id or order_id)))
+        spec = validate_spec(validate_class(replace(spec, client_order_id=spec.client_order_id or order_id)))
         digest = spec_digest(spec)
         async with deps.db.reading() as session:
             existing = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
@@ -118,7 +119,7 @@ class SubmitSaga:
             )
             check_against_entry(spec, entry_base(spec, reference))
             exits = [
-                checked_for(validate_spec(exit_spec), instrument, now)
+                checked_exit(lambda exit_: checked_for(validate_spec(exit_), instrument, now), exit_spec)
                 for exit_spec in exit_specs(spec, [new_id("ord") for _ in range(2)])
             ]
         check_market_hours(spec, now, session_)
