@@ -203,9 +203,7 @@ def checked_exit(check: Callable[[OrderSpec], OrderSpec], spec: OrderSpec) -> Or
             raise
         owner = "take_profit" if spec.order_type is OrderType.LIMIT else "stop_loss"
         named = f"{owner}.{field}"
-        raise DomainError(
-            refusal.reason, f"{named}: {refusal.message}", **{**refusal.metadata, "field": named}
-        ) from None
+        raise DomainError(refusal.reason, f"{named}: {refusal.message}", field=named) from None
 
 
 def exit_group_of(spec: OrderSpec, root_id: str) -> str | None:
