@@ -9,7 +9,8 @@ gRPC), computed independently of the accounts service's own arithmetic:
   positions after a purge;
 * reserved = the requirement of the orders still working, from their terms (a cash
   account's buy: qty × its worst price — the limit, else the collar; a sell holds shares,
-  not cash; the two exits of a bracket or oco pair once, the larger); no order is left half-submitted (``new``) once the mesh has settled;
+  not cash; the two exits of a bracket or oco pair once, the larger); no order is left
+  half-submitted (``new``) once the mesh has settled;
 * a cash account never has negative cash nor a short position;
 * the activities' amounts add up to the cash.
 
