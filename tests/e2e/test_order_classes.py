@@ -53,6 +53,21 @@ async def bracket_buy(client, qty: str, take: Decimal, stop: Decimal, **entry) -
     )
 
 
+async def oco_sell(client, qty: str, take: Decimal, stop: Decimal) -> dict:
+    """Two exits of AMZN shares held: sell at ``take`` or stop out at ``stop``."""
+    return await submit(
+        client,
+        symbol="AMZN",
+        side="sell",
+        qty=qty,
+        order_type="limit",
+        time_in_force="gtc",
+        order_class="oco",
+        take_profit={"limit_price": str(take)},
+        stop_loss={"stop_price": str(stop)},
+    )
+
+
 def exits(parent: dict) -> tuple[dict, dict]:
     take, stop = parent["leg_orders"]
     assert (take["order_type"], stop["order_type"]) == ("limit", "stop"), parent
@@ -206,17 +221,7 @@ async def test_an_oco_on_a_position_held_over_grpc_holds_once_and_cancels_as_a_p
         assert take["cancel_reason"] == "sibling_canceled"
 
         # A pair on the other 10 shares: its take-profit fills, its stop-loss goes with it.
-        again = await submit(
-            otto,
-            symbol="AMZN",
-            side="sell",
-            qty="10",
-            order_type="limit",
-            time_in_force="gtc",
-            order_class="oco",
-            take_profit={"limit_price": str(TAKE_PROFIT)},
-            stop_loss={"stop_price": str(UNREACHED_STOP)},
-        )
+        again = await oco_sell(otto, "10", TAKE_PROFIT, UNREACHED_STOP)
         [second_stop] = again["leg_orders"]
         assert second_stop["status"] == "accepted"
         await trading.step(3600)
@@ -315,17 +320,7 @@ async def test_the_two_exits_of_a_pair_never_both_fill_when_their_fills_race(mes
     async with rest_as(mesh, "rex") as rex:
         shares = await submit(rex, symbol="AMZN", side="buy", qty="10", order_type="market", time_in_force="day")
         await order_in(rex, shares["order_id"], "filled")
-        oco = await submit(
-            rex,
-            symbol="AMZN",
-            side="sell",
-            qty="10",
-            order_type="limit",
-            time_in_force="gtc",
-            order_class="oco",
-            take_profit={"limit_price": "230.00"},
-            stop_loss={"stop_price": "200.00"},
-        )
+        oco = await oco_sell(rex, "10", D("230.00"), D("200.00"))
         [stop] = oco["leg_orders"]
 
         def fill(order_id: str, price: str) -> orders_pb2.Fill:

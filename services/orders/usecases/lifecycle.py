@@ -45,7 +45,8 @@ class UserOrdersCanceled:
 class Lifecycle:
     def __init__(self, deps: Deps, activate: Callable[[Order], Awaitable[object]] | None = None) -> None:
         self.deps = deps
-        # Submits an exit its entry's fill activated (the submit saga's completion).
+        # Submits an exit its entry's fill activated (the submit saga's completion); the
+        # activations running, kept referenced until they end.
         self.activate = activate
         self._activations: set[asyncio.Future[None]] = set()
 
@@ -125,11 +126,6 @@ class Lifecycle:
             await self.activate(order)
         except DomainError as exc:
             log.info("exit not working yet", extra={"fields": {"order_id": order.order_id, "reason": exc.reason}})
-
-    async def drain(self) -> None:
-        """Wait for the activations started so far (tests, shutdown)."""
-        while self._activations:
-            await asyncio.gather(*list(self._activations), return_exceptions=True)
 
     async def mark_triggered(self, order_id: str, at: datetime) -> Order:
         """The matcher saw the stop reached without a fill; idempotent."""
