@@ -122,7 +122,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def ReserveBuyingPower(self, request, context):
         sent = SentChoices(wire.intent_of(request), wire.leg_intents_of(request), wire.preference_of(request))
         held = await self.holds.hold(
-            request.user_id, request.order_id, request.order_version, wire.hold_terms(request), sent
+            request.user_id,
+            request.order_id,
+            request.order_version,
+            wire.hold_terms(request),
+            sent,
+            request.parent_order_id.strip(),
         )
         return accounts_pb2.ReserveBuyingPowerResponse(
             reservation=wire.reservation_to_proto(

@@ -161,12 +161,16 @@ class ReservationRow(Base):
     released_at: Mapped[datetime | None]
     # filled, canceled, expired, superseded (a newer version took over) or abandoned.
     release_reason: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # The exits of one bracket or oco order share it and hold once (``exit_group_key``).
+    exit_group: Mapped[str] = mapped_column(String(40), default="", server_default="")
 
     def terms(self) -> HoldTerms | None:
         if self.side is None or self.order_qty is None or self.price_bound is None or self.multiplier is None:
             return None
         legs = tuple(HoldLeg(leg["symbol"], Side(leg["side"]), int(leg["ratio"])) for leg in self.legs or ())
-        return HoldTerms(self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier, legs)
+        return HoldTerms(
+            self.symbol, Side(self.side), self.order_qty, self.price_bound, self.multiplier, legs, self.exit_group or ""
+        )
 
     def as_version_hold(self) -> VersionHold:
         return VersionHold(
@@ -337,6 +341,15 @@ class AccountRepository:
         self.session.add(user)
         await self.session.flush()
 
+    async def has_fill_of(self, account_id: str, order_id: str) -> bool:
+        """Whether the ledger applied a fill of ``order_id`` to ``account_id``."""
+        query = select(LedgerEntryRow.entry_id).where(
+            LedgerEntryRow.account_id == account_id,
+            LedgerEntryRow.order_id == order_id,
+            LedgerEntryRow.fill_id.is_not(None),
+        )
+        return (await self.session.execute(query.limit(1))).first() is not None
+
     async def account_of(self, user_id: str, *, lock: bool = False, order_id: str | None = None) -> Account | None:
         """The user's account; with ``lock`` its row is locked (concurrent changes queue). The
         holds loaded are the active ones, plus every version of ``order_id``'s."""
@@ -441,6 +454,7 @@ class AccountRepository:
                             updated_at=at,
                             released_at=None,
                             release_reason="",
+                            exit_group=terms.exit_group,
                         )
                     )
                 case HoldReleased(marker=True):

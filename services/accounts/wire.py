@@ -86,6 +86,7 @@ def hold_terms(request: accounts_pb2.ReserveBuyingPowerRequest) -> HoldTerms:
         multiplier=parse_decimal(request.multiplier, "multiplier")
         or (Decimal(100) if legs else contract_multiplier(request.symbol)),
         legs=legs,
+        exit_group=request.exit_group.strip(),
     )
 
 

@@ -208,6 +208,10 @@ class OrderBook:
     def __init__(self) -> None:
         self._books: dict[str, _SymbolBook] = {}
         self._symbol_of: dict[str, str] = {}
+        # Exit groups (bracket, oco): the orders of each in the book, and the groups one of
+        # whose orders had a fill decided (its siblings never fill after it).
+        self._groups: dict[str, set[str]] = {}
+        self._filled_groups: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._symbol_of)
@@ -223,7 +227,7 @@ class OrderBook:
         """Start working `order`. Adding the very same order again changes nothing (a
         redelivered event); a different order under a known id is refused: use replace."""
         known = self.get(order.order_id)
-        if known == order:
+        if known == order or self.sibling_filled(order):
             return
         if known is not None:
             raise ValueError(f"{order.order_id} is already in the book as a different order; use replace")
@@ -232,6 +236,23 @@ class OrderBook:
             book = self._books[order.symbol] = _SymbolBook()
         book.add(order)
         self._symbol_of[order.order_id] = order.symbol
+        if order.exit_group:
+            self._groups.setdefault(order.exit_group, set()).add(order.order_id)
+
+    def sibling_filled(self, order: WorkingOrder) -> bool:
+        """Whether an order of ``order``'s exit group had a fill decided: ``order`` is never
+        added (nor decided) after that, whatever event arrives late."""
+        return bool(order.exit_group) and order.exit_group in self._filled_groups
+
+    def fill_decided(self, order: WorkingOrder) -> list[WorkingOrder]:
+        """``order`` had a fill decided: the other exits of its group leave the book at once,
+        on the tick that decided it (the orders service cancels them with the fill's
+        record). Returns the orders removed."""
+        if not order.exit_group:
+            return []
+        self._filled_groups.add(order.exit_group)
+        siblings = self._groups.pop(order.exit_group, set()) - {order.order_id}
+        return [removed for sibling in sorted(siblings) if (removed := self.remove(sibling)) is not None]
 
     def remove(self, order_id: str) -> WorkingOrder | None:
         """Stop working an order; the removed order, or None if it was not in the book."""
@@ -242,6 +263,11 @@ class OrderBook:
         order = book.remove(order_id)
         if not book.orders:
             del self._books[symbol]
+        group = self._groups.get(order.exit_group) if order.exit_group else None
+        if group is not None:
+            group.discard(order_id)
+            if not group:
+                del self._groups[order.exit_group]
         return order
 
     def replace(self, order: WorkingOrder) -> bool:
@@ -295,10 +321,12 @@ class OrderBook:
         trading = is_usable(tick) and in_session(session, tick, tick.at_ns)
         outcomes = []
         for order in book.candidates(tick, trading):
+            if order.order_id not in self:
+                continue  # a sibling's fill on this tick took it out
             decision = decide(order, tick, session=session, evaluated_ns=tick.at_ns, max_quote_age_ns=max_quote_age_ns)
             if decision.action is not Action.WAIT:
                 outcomes.append(Outcome(order, decision))
-                self._apply(order.order_id, decision)
+                self._apply(order, decision)
         return outcomes
 
     def expire_due(self, now_ns: int) -> list[Outcome]:
@@ -315,8 +343,10 @@ class OrderBook:
             self.remove(outcome.order.order_id)
         return outcomes
 
-    def _apply(self, order_id: str, decision: Decision) -> None:
+    def _apply(self, order: WorkingOrder, decision: Decision) -> None:
+        if decision.action is Action.FILL:
+            self.fill_decided(order)
         if decision.action in TERMINAL_ACTIONS:
-            self.remove(order_id)
+            self.remove(order.order_id)
         elif decision.action is Action.TRIGGER:
-            self.mark_triggered(order_id)
+            self.mark_triggered(order.order_id)

@@ -131,6 +131,9 @@ class WorkingOrder:
     triggered: bool
     # Day orders: the session close they expire at.
     expires_ns: int | None
+    # The exits of one bracket or oco order share it: once one fills, the others leave the
+    # book (the orders service cancels them in the transaction that records the fill).
+    exit_group: str = ""
 
     def __post_init__(self) -> None:
         if not _is_positive(self.qty):

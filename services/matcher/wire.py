@@ -81,6 +81,7 @@ def working_order(order: orders_pb2.Order) -> WorkingOrder:
         accepted_ns=accepted_ns,
         triggered=order.HasField("triggered_at"),
         expires_ns=timestamp_ns(order.expires_at) if order.HasField("expires_at") else None,
+        exit_group=order.exit_group,
     )
 
 

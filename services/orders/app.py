@@ -48,7 +48,8 @@ def build(
         ),
         accounts=AccountsClient(wrap_accounts(accounts) if wrap_accounts else accounts, settings.rpc_timeout_seconds),
     )
-    submits, replaces, lifecycle = SubmitSaga(deps), ReplaceSaga(deps), Lifecycle(deps)
+    submits, replaces = SubmitSaga(deps), ReplaceSaga(deps)
+    lifecycle = Lifecycle(deps, activate=submits.activate)
     return kit.runtime(
         [
             Registration.of(OrdersServicer(submits, replaces, lifecycle, OrderReads(deps), OrderRetention(deps))),

@@ -25,11 +25,13 @@ from services.common.wire.trading import (
     POSITION_INTENTS,
     SIDE_WIRE,
 )
-from services.orders.domain.model import Instrument, Order, OrderSpec
+from services.orders.domain.model import Instrument, Order, OrderClass, OrderSpec
 from services.orders.domain.rules import QuoteSnapshot, Session
 from services.orders.wire import legs_to_proto
 
 CALENDAR_DAYS = 14
+# Classes whose exits wait for their entry's fill (an oco's stop-loss hangs from an exit).
+ENTRY_CLASSES = frozenset({OrderClass.BRACKET, OrderClass.OTO})
 
 
 class MarketClient:
@@ -150,6 +152,8 @@ class AccountsClient:
                 position_intent=POSITION_INTENT_WIRE[spec.position_intent] if spec.position_intent else None,
                 legs=legs_to_proto(spec.legs),
                 fill_preference=FILL_PREFERENCE_WIRE[spec.fill_preference] if spec.fill_preference else None,
+                exit_group=order.exit_group or "",
+                parent_order_id=order.parent_order_id if order.order_class in ENTRY_CLASSES else "",
             ),
             timeout=self.timeout,
             what="accounts",

@@ -1,7 +1,7 @@
 """What the orders service tells others: each domain event an order records becomes one audit
 row and, when the topology routes it to someone, one outbox message carrying the order as it
-is after the change — all in the transaction of the change. (A rejection or a stop reached is
-audited only.) The orders service consumes no events."""
+is after the change — all in the transaction of the change. (A rejection, a stop reached or a
+held exit stored is audited only.) The orders service consumes no events."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from services.orders.domain.model import (
     Order,
     OrderAccepted,
     OrderCanceled,
+    OrderClass,
     OrderEvent,
     OrderExpired,
     OrderFilled,
+    OrderHeld,
     OrderRejected,
     OrderReplaced,
     OrderTriggered,
@@ -24,6 +26,9 @@ from services.orders.wire import fill_to_proto, order_to_proto
 
 # The audit action of each event; a submit is audited once, however it ended.
 AUDIT_ACTIONS: dict[type, str] = {
+    # An exit of a bracket or oto order, stored held until its entry fills (its submit,
+    # when it is accepted, is audited as every submit is).
+    OrderHeld: "hold",
     OrderAccepted: "submit",
     OrderRejected: "submit",
     OrderTriggered: "trigger",
@@ -89,4 +94,9 @@ def audit_snapshot(order: Order) -> dict:
         "cancel_reason": order.cancel_reason,
         "filled_qty": decimal_str(order.filled_qty),
         "filled_avg_price": decimal_str(order.filled_avg_price),
+        **(
+            {"order_class": spec.order_class.value, "parent_order_id": order.parent_order_id or ""}
+            if order.parent_order_id or spec.order_class is not OrderClass.SIMPLE
+            else {}
+        ),
     }

@@ -41,6 +41,7 @@ from services.orders.domain.model import (
     LegExecution,
     Order,
     OrderCanceled,
+    OrderClass,
     OrderEvent,
     OrderExpired,
     OrderFilled,
@@ -71,6 +72,7 @@ class OrderRow(Base):
         UniqueConstraint("user_id", "client_order_id", name="ux_mbt_orders_client_order_id"),
         Index("ix_mbt_orders_user_created", "user_id", "created_at", "order_id"),
         Index("ix_mbt_orders_status_symbol", "status", "symbol"),
+        Index("ix_mbt_orders_parent_order_id", "parent_order_id"),
     )
 
     order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -112,6 +114,11 @@ class OrderRow(Base):
     position_intent: Mapped[str | None] = mapped_column(String(16))
     # Multi-leg: conservative, mid or aggressive; null for single-symbol orders.
     fill_preference: Mapped[str | None] = mapped_column(String(16))
+    # simple, bracket, oco or oto; an exit's parent (its entry, or an oco's first order) and
+    # the group whose first fill cancels the other exits.
+    order_class: Mapped[str] = mapped_column(String(16), default="simple", server_default="simple")
+    parent_order_id: Mapped[str | None] = mapped_column(String(40))
+    exit_group: Mapped[str | None] = mapped_column(String(40))
 
 
 class ReplacementRow(Base):
@@ -196,6 +203,8 @@ _ORDER_FIELDS = (
     "replaced_at",
     "request_digest",
     "reject_message",
+    "parent_order_id",
+    "exit_group",
 )
 
 
@@ -221,6 +230,7 @@ def _to_order(row: OrderRow) -> Order:
         ),
         position_intent=PositionIntent(row.position_intent) if row.position_intent else None,
         fill_preference=FillPreference(row.fill_preference) if row.fill_preference else None,
+        order_class=OrderClass(row.order_class or OrderClass.SIMPLE.value),
     )
     values = {name: getattr(row, name) for name in _ORDER_FIELDS}
     values["status"] = Status(row.status)
@@ -248,6 +258,7 @@ def _write(row: OrderRow, order: Order) -> None:
     ]
     row.position_intent = spec.position_intent.value if spec.position_intent else None
     row.fill_preference = spec.fill_preference.value if spec.fill_preference else None
+    row.order_class = spec.order_class.value
 
 
 def _to_replacement(row: ReplacementRow, spec: OrderSpec) -> Replacement:
@@ -279,10 +290,32 @@ class OrderRepository:
         self.collect = collect
 
     async def add(self, order: Order) -> None:
+        """Store a new order (the events it recorded, if any, go to ``collect``)."""
         row = OrderRow()
         _write(row, order)
         self.session.add(row)
         await self.session.flush()
+        if self.collect is not None:
+            self.collect(order.events)
+
+    async def family(self, order_id: str, *, lock: bool = False, with_fills: bool = False) -> list[Order]:
+        """The order ``order_id`` and the orders hanging from it (an entry's exits, an oco's
+        stop-loss), that order first, then by order id; locked in that order, so every
+        change to a family takes its locks in one order (no deadlock between the fill of
+        one exit and the fill or cancel of its sibling)."""
+        root = await self.get(order_id, lock=lock, with_fills=with_fills)
+        if root is None:
+            return []
+        query = select(OrderRow).where(OrderRow.parent_order_id == order_id).order_by(OrderRow.order_id)
+        if lock:
+            query = query.with_for_update()
+        children = []
+        for row in (await self.session.execute(query)).scalars():
+            child = await self._with_pending(_to_order(row))
+            if with_fills:
+                child = replace(child, fills=tuple(await self.fills_of(child.order_id)))
+            children.append(child)
+        return [root, *children]
 
     async def save(self, order: Order) -> Order:
         row = await self.session.get(OrderRow, order.order_id)

@@ -35,7 +35,19 @@ from services.common.wire.trading import (
     TIME_IN_FORCE_WIRE,
     TIMES_IN_FORCE,
 )
-from services.orders.domain.model import AssetClass, Fill, Leg, LegExecution, Order, OrderSpec, Side, Status
+from services.orders.domain.model import (
+    AssetClass,
+    Fill,
+    Leg,
+    LegExecution,
+    Order,
+    OrderClass,
+    OrderSpec,
+    Side,
+    Status,
+    StopLoss,
+    TakeProfit,
+)
 from services.orders.domain.rules import ReplaceTerms
 
 STATUSES = {
@@ -45,8 +57,16 @@ STATUSES = {
     orders_pb2.ORDER_STATUS_CANCELED: Status.CANCELED,
     orders_pb2.ORDER_STATUS_REJECTED: Status.REJECTED,
     orders_pb2.ORDER_STATUS_EXPIRED: Status.EXPIRED,
+    orders_pb2.ORDER_STATUS_HELD: Status.HELD,
 }
 STATUS_WIRE = {value: number for number, value in STATUSES.items()}
+# The linked classes; simple and mleg are told by the legs.
+ORDER_CLASSES = {
+    trading_pb2.ORDER_CLASS_BRACKET: OrderClass.BRACKET,
+    trading_pb2.ORDER_CLASS_OCO: OrderClass.OCO,
+    trading_pb2.ORDER_CLASS_OTO: OrderClass.OTO,
+}
+ORDER_CLASS_WIRE = {value: number for number, value in ORDER_CLASSES.items()}
 
 
 def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
@@ -66,16 +86,27 @@ def spec_from_request(request: orders_pb2.SubmitOrderRequest) -> OrderSpec:
         legs=legs_from_proto(request.legs),
         position_intent=parse_enum(POSITION_INTENTS, request.position_intent, "position_intent", required=False),
         fill_preference=parse_enum(FILL_PREFERENCES, request.fill_preference, "fill_preference", required=False),
+        order_class=ORDER_CLASSES.get(request.order_class, OrderClass.SIMPLE),
+        take_profit=TakeProfit(parse_decimal(request.take_profit.limit_price, "take_profit.limit_price", required=True))
+        if request.HasField("take_profit")
+        else None,
+        stop_loss=StopLoss(
+            parse_decimal(request.stop_loss.stop_price, "stop_loss.stop_price", required=True),
+            parse_decimal(request.stop_loss.limit_price, "stop_loss.limit_price"),
+        )
+        if request.HasField("stop_loss")
+        else None,
     )
 
 
 def check_order_class(request: orders_pb2.SubmitOrderRequest) -> None:
-    """``mleg`` goes with legs, ``simple`` without (unspecified: implied by the legs)."""
+    """``mleg`` goes with legs, ``simple`` without (unspecified: implied by the legs); the
+    linked classes (bracket, oco, oto) are checked by ``classes.validate_class``."""
     if request.order_class == trading_pb2.ORDER_CLASS_MLEG and not request.legs:
         raise invalid_argument("an mleg order needs legs", "legs")
     if request.order_class == trading_pb2.ORDER_CLASS_SIMPLE and request.legs:
         raise invalid_argument("a simple order takes no legs; send order_class mleg", "order_class")
-    if request.order_class not in (0, trading_pb2.ORDER_CLASS_SIMPLE, trading_pb2.ORDER_CLASS_MLEG):
+    if request.order_class not in (0, trading_pb2.ORDER_CLASS_SIMPLE, trading_pb2.ORDER_CLASS_MLEG, *ORDER_CLASSES):
         raise invalid_argument(f"order_class has an unknown value {request.order_class}", "order_class")
     if request.legs and request.symbol.strip():
         raise invalid_argument("a multi-leg order names its contracts in legs, not in symbol", "symbol")
@@ -220,7 +251,12 @@ def order_to_proto(order: Order) -> orders_pb2.Order:
         limit_price=price_str(spec.limit_price, option=option),
         stop_price=price_str(spec.stop_price, option=option),
         legs=legs_to_proto(spec.legs),
-        order_class=trading_pb2.ORDER_CLASS_MLEG if spec.legs else trading_pb2.ORDER_CLASS_SIMPLE,
+        order_class=ORDER_CLASS_WIRE.get(
+            spec.order_class, trading_pb2.ORDER_CLASS_MLEG if spec.legs else trading_pb2.ORDER_CLASS_SIMPLE
+        ),
+        parent_order_id=order.parent_order_id or "",
+        exit_group=order.exit_group or "",
+        leg_orders=[order_to_proto(leg) for leg in order.leg_orders],
         fill_preference=FILL_PREFERENCE_WIRE[spec.fill_preference] if spec.fill_preference else None,
         multiplier=qty_str(order.multiplier),
         position_intent=POSITION_INTENT_WIRE[spec.position_intent] if spec.position_intent else None,

@@ -90,6 +90,7 @@ async def test_schemas_follow_the_transcoding_rules(document):
         "canceled",
         "rejected",
         "expired",
+        "held",
         None,
     ]
     assert order["properties"]["created_at"] == {"type": ["string", "null"], "format": "date-time"}

@@ -9,7 +9,8 @@ gRPC), computed independently of the accounts service's own arithmetic:
   positions after a purge;
 * reserved = the requirement of the orders still working, from their terms (a cash
   account's buy: qty × its worst price — the limit, else the collar; a sell holds shares,
-  not cash); no order is left half-submitted (``new``) once the mesh has settled;
+  not cash; the two exits of a bracket or oco pair once, the larger); no order is left
+  half-submitted (``new``) once the mesh has settled;
 * a cash account never has negative cash nor a short position;
 * the activities' amounts add up to the cash.
 
@@ -116,7 +117,12 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
     unsettled = [o.order_id for o in orders if o.status == orders_pb2.ORDER_STATUS_NEW]
     assert not settled or not unsettled, f"{user_id}: submits never finished: {unsettled}"
     working = [o for o in orders if o.status in WORKING]
-    needed = sum((requirement(o, account.account_type) for o in working), Decimal(0))
+    # The exits of one bracket or oco pair close the same position: they hold once, the larger.
+    by_pair: dict[str, Decimal] = {}
+    for o in working:
+        key = o.exit_group or o.order_id
+        by_pair[key] = max(by_pair.get(key, Decimal(0)), requirement(o, account.account_type))
+    needed = sum(by_pair.values(), Decimal(0))
     if not settled:
         assert _d(account.reserved) >= needed, (
             f"{user_id}: reserved {account.reserved} < the working orders' requirement {needed}"

@@ -7,7 +7,7 @@ work publishes them. The backtest engine runs the very same aggregate in memory.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -55,6 +55,7 @@ from services.accounts.domain.rules import (
     contract_multiplier,
     describe_terms,
     effective_hold,
+    exit_group_key,
     hold_for,
     ledger_breach,
     mark_price,
@@ -278,12 +279,20 @@ class Account:
         and working option orders their book's requirement plus the orders' debits
         (``options.book_requirement``, one account-wide figure, so nothing counts twice)."""
         amount = qty = Decimal(0)
-        for versions in self.holds.values():
-            if any(h.terms is not None and option_terms("", h.terms) is not None for h in versions if h.active):
-                continue
+        for versions in self.stock_holds().values():
             hold = effective_hold(versions)
             amount, qty = amount + hold.amount, qty + hold.qty
         return Hold(amount + self.option_requirement(), qty)
+
+    def stock_holds(self) -> dict[str, list[VersionHold]]:
+        """The version holds of working stock orders by ``exit_group_key``: each key holds
+        its ``effective_hold`` (a bracket's or oco's two exits once, the larger)."""
+        grouped: dict[str, list[VersionHold]] = {}
+        for order_id, versions in self.holds.items():
+            if any(h.terms is not None and option_terms("", h.terms) is not None for h in versions if h.active):
+                continue
+            grouped.setdefault(exit_group_key(order_id, versions), []).extend(versions)
+        return grouped
 
     # -- options ---------------------------------------------------------------------
 
@@ -295,23 +304,37 @@ class Account:
             if (contract := contract_of(symbol)) is not None
         ]
 
-    def working_option_versions(self, excluding: str = "") -> list[list[OptionOrderTerms]]:
-        """Each working option order (but ``excluding``) as the terms of every version that
-        holds, oldest first: while a replace is in flight (or was cut short) both its versions
-        hold, as either may still fill."""
-        working = []
+    def _working_option_terms(self, excluding: str, group: str) -> Iterator[tuple[str, list[OptionOrderTerms]]]:
+        """(exit group key, the terms of every active version, oldest first) of each working
+        option order but ``excluding`` and the orders of exit ``group``."""
         for order_id, versions in sorted(self.holds.items()):
             active = sorted((h for h in versions if h.active and h.terms is not None), key=lambda h: h.version)
-            if order_id == excluding:
+            key = exit_group_key(order_id, active)
+            if order_id == excluding or (group and key == group) or not active:
                 continue
             terms = [order for h in active if h.terms is not None and (order := option_terms(order_id, h.terms))]
             if terms:
-                working.append(terms)
-        return working
+                yield key, terms
 
-    def working_option_orders(self, excluding: str = "") -> list[OptionOrderTerms]:
-        """Each working option order (but ``excluding``) at its latest active version's terms."""
-        return [versions[-1] for versions in self.working_option_versions(excluding)]
+    def working_option_versions(self, excluding: str = "", group: str = "") -> list[list[OptionOrderTerms]]:
+        """The terms that may fill of each working option order (but ``excluding`` and exit
+        ``group``), one list per order: while a replace is in flight (or was cut short) both
+        of its versions hold, as either may still fill; the exits of one bracket or oco close
+        the same position (one at most fills), so they are one list of both exits' terms."""
+        slots: dict[str, list[OptionOrderTerms]] = {}
+        for key, terms in self._working_option_terms(excluding, group):
+            slots.setdefault(key, []).extend(terms)
+        return list(slots.values())
+
+    def working_option_orders(self, excluding: str = "", group: str = "") -> list[OptionOrderTerms]:
+        """Each working option order (but ``excluding`` and the orders of exit ``group``) at
+        its latest active version's terms; of the exits of one bracket or oco, only the one
+        with the larger debit (they close the same position: one at most fills)."""
+        kept: dict[str, OptionOrderTerms] = {}
+        for key, terms in self._working_option_terms(excluding, group):
+            if key not in kept or terms[-1].debit > kept[key].debit:
+                kept[key] = terms[-1]
+        return list(kept.values())
 
     def _option_books(self) -> list[Requirement]:
         """The option book's requirement with each set of working terms that may fill (one
@@ -424,15 +447,19 @@ class Account:
         order = option_terms(order_id, terms)
         if order is not None:
             option = order_hold(
-                self.option_holdings(), self.working_option_orders(excluding=order_id), order, self.shares_free()
+                self.option_holdings(),
+                self.working_option_orders(excluding=order_id, group=terms.exit_group),
+                order,
+                self.shares_free(),
             )
             needed = Hold(option.cash, Decimal(0))
         else:
+            own = terms.exit_group or order_id
             promised = sum(
                 (
                     effective_hold(hs).qty
-                    for other, hs in self.holds.items()
-                    if other != order_id and any(h.symbol == terms.symbol for h in hs)
+                    for key, hs in self.stock_holds().items()
+                    if key != own and any(h.symbol == terms.symbol for h in hs)
                 ),
                 Decimal(0),
             )
@@ -440,7 +467,12 @@ class Account:
             if terms.side is Side.SELL:
                 self._check_unlocked(terms, held - promised)
             needed = hold_for(self.account_type, terms, held, promised)
-        current = effective_hold(versions)
+        # A bracket's or oco's exits hold once: the pair's current hold is this order's.
+        current = effective_hold(
+            [h for key, hs in self.holds.items() if exit_group_key(key, hs) == terms.exit_group for h in hs]
+            if terms.exit_group
+            else versions
+        )
         check_fits(
             self.account_type,
             self.valuation(marks),
@@ -632,7 +664,7 @@ class Account:
     def shares_free(self) -> dict[str, Decimal]:
         """Shares held long, by symbol, less those working sell orders hold."""
         free = {s: p.qty for s, p in self.positions.items() if p.qty > 0 and not parse_symbol(s).is_option}
-        for versions in self.holds.values():
+        for versions in self.stock_holds().values():
             held = effective_hold(versions).qty
             symbol = next((h.symbol for h in versions if h.active), "")
             if held and symbol in free:

@@ -239,6 +239,16 @@ class HoldTerms:
     price_bound: Decimal  # limit, collar or reference: the worst price the order may fill at
     multiplier: Decimal
     legs: tuple[HoldLeg, ...] = ()
+    # The exits of one bracket or oco order share it: they close the same position, so they
+    # hold once for the pair, the larger of the two (``exit_group_key``).
+    exit_group: str = ""
+
+
+def exit_group_key(order_id: str, versions: Iterable[VersionHold]) -> str:
+    """The key an order's holds count under: its exit group when it has one (the exits of
+    one bracket or oco hold as one order whose versions they are: the larger counts, as
+    ``effective_hold`` counts a pending replace), else its own id."""
+    return next((h.terms.exit_group for h in versions if h.terms is not None and h.terms.exit_group), order_id)
 
 
 @dataclass(frozen=True)

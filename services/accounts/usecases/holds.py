@@ -11,7 +11,7 @@ from services.accounts.domain.rules import AccountType, HoldTerms, Mark, Version
 from services.accounts.store import AccountRepository, PrivacyRepository
 from services.accounts.usecases.deps import Deps, with_account
 from services.accounts.usecases.privacy import erasure_pending
-from services.common.errors import invalid_argument
+from services.common.errors import DomainError, invalid_argument
 from services.common.trading import FillPreference, PositionIntent
 
 
@@ -39,13 +39,21 @@ class Holds:
         self.deps = deps
 
     async def hold(
-        self, user_id: str, order_id: str, version: int, terms: HoldTerms, sent: SentChoices = SentChoices()
+        self,
+        user_id: str,
+        order_id: str,
+        version: int,
+        terms: HoldTerms,
+        sent: SentChoices = SentChoices(),
+        parent_order_id: str = "",
     ) -> Held:
         """Hold buying power for ``version`` of ``order_id`` (``Account.hold``'s rules and
         refusals); returns what was held and resolved (``Held``): an option order's position
         intent, a multi-leg order's leg intents and fill preference, as ``sent`` or inferred
         from the account. A margin account is valued at real-time marks of its positions
-        first (outside the transaction)."""
+        first (outside the transaction). An exit of a bracket or oto (``parent_order_id`` its
+        entry) is ``conflict`` until the ledger applied the entry's fill: the exit closes
+        the position that fill opens (README "Order classes")."""
         if not order_id or not user_id:
             raise invalid_argument("order_id and user_id are required")
         marks: dict[str, Mark] = {}
@@ -54,6 +62,13 @@ class Holds:
             chosen = await AccountRepository(session).chosen_fill_preference(user_id)
             if await PrivacyRepository(session).pending_erasure(user_id) is not None:
                 raise erasure_pending(user_id)
+            if parent_order_id and (
+                known is None or not await AccountRepository(session).has_fill_of(known.account_id, parent_order_id)
+            ):
+                raise DomainError(
+                    "CONFLICT",
+                    f"the fill of entry {parent_order_id} is not in the ledger yet; the exit is held until it is",
+                )
         if known is not None and known.account_type is AccountType.MARGIN:
             marks = await self.deps.market.latest({*known.positions, terms.symbol})
         now = self.deps.clock.now()

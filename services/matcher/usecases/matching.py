@@ -156,13 +156,15 @@ class Engine:
             self._act(outcome)
 
     async def _admit_locked(self, working: WorkingOrder, standing: Tick | None) -> list[Outcome]:
-        if self.book.get(working.order_id) == working:
+        if self.book.get(working.order_id) == working or self.book.sibling_filled(working):
             return []
         self.book.remove(working.order_id)
         ticks = self._ticks_since(working.symbol, working.accepted_ns) or ([standing] if standing else [])
         outcomes, still_working = await self._catch_up(working, ticks)
         if still_working is not None:
             self.book.add(still_working)
+        elif outcomes and outcomes[-1].decision.action is Action.FILL:
+            self.book.fill_decided(working)
         return outcomes
 
     def summary(self) -> BookSummary:

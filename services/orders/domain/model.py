@@ -19,6 +19,8 @@ from services.common.trading import AssetClass, FillPreference, OrderType, Posit
 
 
 class Status(StrEnum):
+    # An exit of a bracket or oto order until its entry fills (Alpaca's "held").
+    HELD = "held"
     NEW = "new"
     ACCEPTED = "accepted"
     FILLED = "filled"
@@ -28,6 +30,7 @@ class Status(StrEnum):
 
 
 class Transition(StrEnum):
+    ACTIVATE = "activate"
     ACCEPT = "accept"
     REJECT = "reject"
     TRIGGER = "trigger"
@@ -39,6 +42,10 @@ class Transition(StrEnum):
 
 # The lifecycle: (state, transition) -> state. Anything not listed is refused.
 TRANSITIONS: dict[tuple[Status, Transition], Status] = {
+    # A held exit: its entry filled (it is submitted now: hold, then accept), or it went
+    # with its entry (canceled, expired).
+    (Status.HELD, Transition.ACTIVATE): Status.NEW,
+    (Status.HELD, Transition.CANCEL): Status.CANCELED,
     # The submit saga: buying power reserved, or not.
     (Status.NEW, Transition.ACCEPT): Status.ACCEPTED,
     (Status.NEW, Transition.REJECT): Status.REJECTED,
@@ -53,13 +60,14 @@ TRANSITIONS: dict[tuple[Status, Transition], Status] = {
     (Status.ACCEPTED, Transition.EXPIRE): Status.EXPIRED,
 }
 
-WORKING = frozenset({Status.NEW, Status.ACCEPTED})
+WORKING = frozenset({Status.HELD, Status.NEW, Status.ACCEPTED})
 FINAL = frozenset({Status.FILLED, Status.CANCELED, Status.REJECTED, Status.EXPIRED})
 
 # Refusals by event, with the reason the caller sees (FAILED_PRECONDITION: the order is not in
 # the state the change needs; retrying will not help).
 REFUSAL_REASONS = {Transition.CANCEL: "ORDER_NOT_CANCELABLE", Transition.REPLACE: "ORDER_NOT_REPLACEABLE"}
 STAMPS = {
+    Transition.ACTIVATE: "updated_at",
     Transition.ACCEPT: "accepted_at",
     Transition.REJECT: "rejected_at",
     Transition.TRIGGER: "triggered_at",
@@ -78,6 +86,36 @@ def next_status(status: Status, transition: Transition) -> Status:
         raise DomainError(
             reason, f"cannot {transition.value} an order that is {status.value}", status=status.value
         ) from None
+
+
+class OrderClass(StrEnum):
+    """How an order is linked to others (Alpaca's order classes; README "Order classes").
+    A multi-leg order is ``simple`` here: its class on the wire, ``mleg``, follows from its
+    legs."""
+
+    SIMPLE = "simple"
+    # An entry, a take-profit limit and a stop-loss; the exits are held until the entry fills.
+    BRACKET = "bracket"
+    # Two exits of a position held: the take-profit limit (the parent) and a stop-loss.
+    OCO = "oco"
+    # An entry and one exit, held until the entry fills.
+    OTO = "oto"
+
+
+@dataclass(frozen=True)
+class TakeProfit:
+    """The limit exit of a bracket, oco or oto order (Alpaca's ``take_profit``)."""
+
+    limit_price: Decimal
+
+
+@dataclass(frozen=True)
+class StopLoss:
+    """The stop exit of a bracket, oco or oto order (Alpaca's ``stop_loss``): a stop, or a
+    stop-limit when ``limit_price`` is set."""
+
+    stop_price: Decimal
+    limit_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +158,10 @@ class OrderSpec:
     position_intent: PositionIntent | None = None
     # Multi-leg: how it is priced (None until the profile's default is known).
     fill_preference: FillPreference | None = None
+    # Bracket, oco, oto: the class and, as submitted, the exits (None on the orders stored).
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit: TakeProfit | None = None
+    stop_loss: StopLoss | None = None
 
     @property
     def is_multileg(self) -> bool:
@@ -194,6 +236,13 @@ def spec_digest(spec: OrderSpec) -> str:
         *((f"preference:{spec.fill_preference.value}",) if spec.fill_preference else ()),
         # Only when sent, so the digests of stock orders stay what they were.
         *((f"intent:{spec.position_intent.value}",) if spec.position_intent else ()),
+        *((f"class:{spec.order_class.value}",) if spec.order_class is not OrderClass.SIMPLE else ()),
+        *((f"take_profit:{number(spec.take_profit.limit_price)}",) if spec.take_profit else ()),
+        *(
+            (f"stop_loss:{number(spec.stop_loss.stop_price)}:{number(spec.stop_loss.limit_price)}",)
+            if spec.stop_loss
+            else ()
+        ),
     ]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
@@ -244,6 +293,12 @@ class Order:
     # The sentence a rejected submit answered, so a replay answers the same.
     reject_message: str = ""
     pending: Replacement | None = None
+    # Bracket, oco, oto: the order this exit hangs from (None on an entry, an oco's first
+    # order and orders of no class), and the id the exits that cancel each other share.
+    parent_order_id: str | None = None
+    exit_group: str | None = None
+    # An entry's (or an oco's first order's) exits, take-profit first, when read with them.
+    leg_orders: tuple[Order, ...] = field(default=(), compare=False, repr=False)
     # Events recorded by transitions since the order was loaded (not part of its value).
     events: tuple[OrderEvent, ...] = field(default=(), compare=False, repr=False)
 
@@ -256,14 +311,33 @@ class Order:
     def is_working(self) -> bool:
         return self.status in WORKING
 
+    @property
+    def order_class(self) -> OrderClass:
+        return self.spec.order_class
+
+    @property
+    def is_entry(self) -> bool:
+        """A bracket's or oto's entry: its exits wait for it to fill."""
+        return self.parent_order_id is None and self.order_class in (OrderClass.BRACKET, OrderClass.OTO)
+
     # -- transitions: each goes through TRANSITIONS and records its event ----------------
 
     def _to(self, transition: Transition, at: datetime, **changes: Any) -> Order:
-        stamped: dict[str, Any] = {STAMPS[transition]: at, **changes}
-        return replace(self, status=next_status(self.status, transition), updated_at=at, **stamped)
+        stamped: dict[str, Any] = {"updated_at": at, STAMPS[transition]: at, **changes}
+        return replace(self, status=next_status(self.status, transition), **stamped)
 
     def _recording(self, make: Callable[[Order], OrderEvent]) -> Order:
         return replace(self, events=(*self.events, make(replace(self, events=()))))
+
+    def hold_exit(self) -> Order:
+        """A new exit of a bracket or oto order, stored ``held`` until its entry fills."""
+        if self.status is not Status.HELD:
+            raise DomainError("FAILED_PRECONDITION", f"an exit is created held, not {self.status.value}")
+        return self._recording(OrderHeld)
+
+    def activate(self, at: datetime) -> Order:
+        """Its entry filled: the held exit is submitted now (``new``: buying power, then accepted)."""
+        return self._to(Transition.ACTIVATE, at)
 
     def accept(self, account_id: str, at: datetime, resolved: OrderSpec | None = None) -> Order:
         """The submit saga held buying power: the order works from now. ``resolved``: the
@@ -418,6 +492,11 @@ class OrderRejected:
 
 
 @dataclass(frozen=True)
+class OrderHeld:
+    order: Order
+
+
+@dataclass(frozen=True)
 class OrderTriggered:
     order: Order
     previous: Order
@@ -448,4 +527,13 @@ class OrderExpired:
     previous: Order
 
 
-OrderEvent = OrderAccepted | OrderRejected | OrderTriggered | OrderReplaced | OrderFilled | OrderCanceled | OrderExpired
+OrderEvent = (
+    OrderHeld
+    | OrderAccepted
+    | OrderRejected
+    | OrderTriggered
+    | OrderReplaced
+    | OrderFilled
+    | OrderCanceled
+    | OrderExpired
+)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
-from services.orders.domain.model import Leg, Order, OrderSpec
+from services.orders.domain.model import Leg, Order, OrderClass, OrderSpec
 
 MAX_QTY = Decimal(1_000_000)
 MAX_PRICE = Decimal(1_000_000)
@@ -123,6 +123,18 @@ def replacement(order: Order, terms: ReplaceTerms) -> OrderSpec:
         check_same_legs(spec, terms.legs)
     if all(v is None for v in (terms.qty, terms.limit_price, terms.stop_price, terms.time_in_force)):
         raise invalid_argument("nothing to replace: send qty, limit_price, stop_price or time_in_force")
+    if order.is_entry:
+        raise DomainError(
+            "ORDER_NOT_REPLACEABLE",
+            f"the entry of a {spec.order_class.value} order cannot be replaced (its exits were checked against its "
+            "price): cancel it, its exits go with it, and submit a new one",
+        )
+    if spec.order_class is not OrderClass.SIMPLE and (terms.qty is not None or terms.time_in_force is not None):
+        raise DomainError(
+            "ORDER_NOT_REPLACEABLE",
+            f"an exit of a {spec.order_class.value} order takes new prices only (limit_price, stop_price): its "
+            "quantity and time in force are its entry's",
+        )
     if terms.limit_price is not None and spec.order_type not in PRICED_AT_LIMIT:
         raise invalid_argument(f"a {spec.order_type.value} order takes no limit_price", "limit_price")
     if terms.stop_price is not None and spec.order_type not in (OrderType.STOP, OrderType.STOP_LIMIT):

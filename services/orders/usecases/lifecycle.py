@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.orders.domain.model import Fill, Order, Status, same_execution
 from services.orders.domain.rules import expiry_reason
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import Deps
+from services.orders.usecases.family import change_in_family
 from services.orders.usecases.replace import ReplaceSaga
 from services.orders.usecases.submit import SubmitSaga
 
@@ -40,20 +43,25 @@ class UserOrdersCanceled:
 
 
 class Lifecycle:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, activate: Callable[[Order], Awaitable[object]] | None = None) -> None:
         self.deps = deps
+        # Submits an exit its entry's fill activated (the submit saga's completion); the
+        # activations running, kept referenced until they end.
+        self.activate = activate
+        self._activations: set[asyncio.Future[None]] = set()
 
     async def cancel(self, user_id: str | None, order_id: str, reason: str = "user") -> Order:
         """Cancel ``order_id`` (a user's own, or any with ``user_id`` None); idempotent. A
-        filled or expired order is ``order_not_cancelable``."""
+        filled or expired order is ``order_not_cancelable``. An entry's exits are canceled
+        with it, and an exit of a bracket or oco pair cancels its sibling, in the same
+        transaction (``classes.linked_changes``)."""
         if user_id is not None:
             self.deps.check_switches(new_exposure=False)
+        now = self.deps.clock.now()
         async with self.deps.uow() as uow:
             repo = OrderRepository(uow.session, uow.collect)
-            order = await repo.get(order_id, user_id=user_id, lock=True, with_fills=True)
-            if order is None:
-                raise not_found("order", order_id)
-            return await repo.save(order.cancel(reason, self.deps.clock.now()))
+            order, _ = await change_in_family(repo, order_id, lambda o: o.cancel(reason, now), now, user_id=user_id)
+            return order
 
     async def cancel_user_orders(self, user_id: str, reason: str = ACCOUNT_ERASED) -> UserOrdersCanceled:
         """Cancel every working order of ``user_id`` through ``cancel`` (so the matcher drops
@@ -98,10 +106,26 @@ class Lifecycle:
                         f"fill {fill.fill_id} was recorded before with other terms; it is not recorded again",
                     )
                 return await repo.load(fill.order_id, with_fills=True), True
-            order = await repo.get(fill.order_id, lock=True, with_fills=True)
-            if order is None:
-                raise not_found("order", fill.order_id)
-            return await repo.save(order.fill(fill)), False
+            order, linked = await change_in_family(repo, fill.order_id, lambda o: o.fill(fill), fill.filled_at)
+        self._submit_activated([o for o in linked if o.status is Status.NEW])
+        return order, False
+
+    def _submit_activated(self, exits: list[Order]) -> None:
+        """Submit the exits an entry's fill activated, in the background (the matcher's
+        RecordFill does not wait for accounts); housekeeping finishes any left ``new``."""
+        if self.activate is None:
+            return
+        for order in exits:
+            task = asyncio.ensure_future(self._activate(order))
+            self._activations.add(task)
+            task.add_done_callback(self._activations.discard)
+
+    async def _activate(self, order: Order) -> None:
+        assert self.activate is not None
+        try:
+            await self.activate(order)
+        except DomainError as exc:
+            log.info("exit not working yet", extra={"fields": {"order_id": order.order_id, "reason": exc.reason}})
 
     async def mark_triggered(self, order_id: str, at: datetime) -> Order:
         """The matcher saw the stop reached without a fill; idempotent."""
@@ -128,12 +152,19 @@ class Lifecycle:
             reason = expiry_reason(candidate.expires_at, await self.deps.last_trades(candidate.spec))
             async with self.deps.uow() as uow:
                 repo = OrderRepository(uow.session, uow.collect)
-                order = await repo.load(candidate.order_id, lock=True)
-                if order.status is not Status.ACCEPTED or order.expires_at != candidate.expires_at:
-                    continue
-                await repo.save(order.expire(reason))
-                expired += 1
+                order, _ = await change_in_family(
+                    repo,
+                    candidate.order_id,
+                    partial(_expire_if_due, reason=reason, due=candidate.expires_at),
+                    candidate.expires_at,
+                )
+            expired += order.status is Status.EXPIRED and order.expired_at == candidate.expires_at
         return expired
+
+
+def _expire_if_due(order: Order, reason: str, due: datetime) -> Order:
+    """``order`` expired at ``due``, unless it changed since it was found due."""
+    return order.expire(reason) if order.status is Status.ACCEPTED and order.expires_at == due else order
 
 
 async def run_housekeeping(lifecycle: Lifecycle, submits: SubmitSaga, replaces: ReplaceSaga) -> None:

@@ -3,11 +3,13 @@ matcher rebuilds its book from."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from services.common.errors import not_found
 from services.common.persistence.pagination import page
-from services.orders.domain.model import Fill, Order, Status
+from services.orders.domain.classes import exits_of
+from services.orders.domain.model import Fill, Order, OrderClass, Status
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import Deps
 
@@ -17,12 +19,18 @@ class OrderReads:
         self.db = deps.db
 
     async def get(self, user_id: str, order_id: str) -> Order:
-        """A user's order with its fills (another user's is not_found)."""
+        """A user's order with its fills (another user's is not_found); a bracket's, oco's or
+        oto's first order with its exits (``leg_orders``, take-profit first), as Alpaca shows
+        a parent order's legs."""
         async with self.db.reading() as session:
-            order = await OrderRepository(session).get(order_id, user_id=user_id, with_fills=True)
-        if order is None:
-            raise not_found("order", order_id)
-        return order
+            repo = OrderRepository(session)
+            order = await repo.get(order_id, user_id=user_id, with_fills=True)
+            if order is None:
+                raise not_found("order", order_id)
+            if order.order_class is OrderClass.SIMPLE or order.parent_order_id is not None:
+                return order
+            family = await repo.family(order_id, with_fills=True)
+        return replace(order, leg_orders=exits_of(family))
 
     async def list_for(
         self, user_id: str, status: Status | None, symbol: str, size: int, token: str

@@ -19,7 +19,17 @@ from services.common.ids import new_id
 from services.common.instruments import parse_symbol
 from services.common.spreads import natural
 from services.common.trading import AssetClass, OrderType
-from services.orders.domain.model import Instrument, Order, OrderSpec, Status, spec_digest
+from services.orders.domain.classes import (
+    check_against_entry,
+    checked_exit,
+    entry_base,
+    exit_group_of,
+    exit_specs,
+    exits_of,
+    family_id,
+    validate_class,
+)
+from services.orders.domain.model import Instrument, Order, OrderClass, OrderSpec, Status, spec_digest
 from services.orders.domain.options import spread_collar, validate_mleg_spec, validate_option_spec
 from services.orders.domain.rules import (
     check_market_hours,
@@ -31,10 +41,14 @@ from services.orders.domain.rules import (
 )
 from services.orders.store import OrderRepository
 from services.orders.usecases.deps import DEFINITIVE_REFUSALS, Deps
+from services.orders.usecases.family import change_in_family
 
 log = logging.getLogger(__name__)
 
 CONTRACT_MULTIPLIER = Decimal(100)
+# An activated exit waits for accounts to apply its entry's fill (``conflict`` meanwhile):
+# tried again after these delays, then left to housekeeping.
+ACTIVATION_RETRY_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 def checked_for(spec: OrderSpec, instrument: Instrument, now: datetime) -> OrderSpec:
@@ -75,14 +89,15 @@ class SubmitSaga:
         deps = self.deps
         deps.check_switches(new_exposure=True)
         order_id = new_id("ord")
-        spec = validate_spec(replace(spec, client_order_id=spec.client_order_id or order_id))
+        spec = validate_spec(validate_class(replace(spec, client_order_id=spec.client_order_id or order_id)))
         digest = spec_digest(spec)
         async with deps.db.reading() as session:
             existing = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
         if existing is not None:
-            return await self._replay(existing, digest), True
+            return await self._with_legs(await self._replay(existing, digest)), True
         now = deps.clock.now()
         session_ = await deps.market.session(now)
+        exits: list[OrderSpec] = []
         if spec.is_multileg:
             spec, collar = await self._priced_spread(spec, now, session_.contains(now))
             multiplier = CONTRACT_MULTIPLIER
@@ -102,7 +117,13 @@ class SubmitSaga:
             collar = collar_price(
                 spec.side, spec.order_type, reference, spec.stop_price, deps.settings.market_order_collar_pct
             )
+            check_against_entry(spec, entry_base(spec, reference))
+            exits = [
+                checked_exit(lambda exit_: checked_for(validate_spec(exit_), instrument, now), exit_spec)
+                for exit_spec in exit_specs(spec, [new_id("ord") for _ in range(2)])
+            ]
         check_market_hours(spec, now, session_)
+        expires_at = order_expiry(spec.time_in_force, session_.close_at, await deps.last_trades(spec))
         order = Order(
             order_id=order_id,
             user_id=user_id,
@@ -113,20 +134,70 @@ class SubmitSaga:
             created_at=now,
             updated_at=now,
             collar_price=collar,
-            expires_at=order_expiry(spec.time_in_force, session_.close_at, await deps.last_trades(spec)),
+            expires_at=expires_at,
             request_digest=digest,
+            exit_group=order_id if spec.order_class is OrderClass.OCO else None,
         )
+        children = [self._exit(order, exit_spec, expires_at) for exit_spec in exits]
         try:
             async with deps.uow() as uow:
-                await OrderRepository(uow.session).add(order)
+                repo = OrderRepository(uow.session, uow.collect)
+                for new in (order, *children):
+                    await repo.add(new)
         except IntegrityError:
             # A concurrent submit with the same client_order_id won the insert.
             async with deps.db.reading() as session:
                 winner = await OrderRepository(session).by_client_order_id(user_id, spec.client_order_id)
             if winner is None:
                 raise
-            return await self._replay(winner, digest), True
-        return await self._complete_once(order), False
+            return await self._with_legs(await self._replay(winner, digest)), True
+        completed = await self._complete_once(order)
+        for child in children:
+            if child.status is Status.NEW and completed.status is Status.ACCEPTED:
+                await self._complete_once(child)  # an oco's stop-loss works with its take-profit
+        return await self._with_legs(completed), False
+
+    def _exit(self, root: Order, spec: OrderSpec, expires_at: datetime | None) -> Order:
+        """An exit hung from ``root``: held until a bracket's or oto's entry fills; an oco's
+        stop-loss is submitted with its take-profit. A stop exit is collared from its stop."""
+        held = root.order_class is not OrderClass.OCO
+        child = replace(
+            root,
+            order_id=spec.client_order_id,
+            spec=spec,
+            status=Status.HELD if held else Status.NEW,
+            collar_price=collar_price(
+                spec.side, spec.order_type, None, spec.stop_price, self.deps.settings.market_order_collar_pct
+            ),
+            expires_at=expires_at,
+            request_digest=spec_digest(spec),
+            parent_order_id=root.order_id,
+            exit_group=exit_group_of(root.spec, root.order_id),
+        )
+        return child.hold_exit() if held else child
+
+    async def _with_legs(self, order: Order) -> Order:
+        """``order`` with its exits (``leg_orders``, take-profit first), as Alpaca answers a
+        bracket, oco or oto order; unchanged for an order of no class."""
+        if order.order_class is OrderClass.SIMPLE:
+            return order
+        async with self.deps.db.reading() as session:
+            family = await OrderRepository(session).family(family_id(order))
+        return replace(family[0], leg_orders=exits_of(family)) if family[0].order_id == order.order_id else order
+
+    async def activate(self, order: Order) -> Order:
+        """Submit an exit its entry's fill activated: hold buying power and accept it. Accounts
+        answers ``conflict`` until it has applied the entry's fill (the exit sells what the
+        entry bought); tried again a few times, then left ``new`` for housekeeping."""
+        attempt = 0
+        while True:
+            try:
+                return await self._complete_once(order)
+            except DomainError as exc:
+                if exc.reason != "CONFLICT" or attempt >= len(ACTIVATION_RETRY_SECONDS):
+                    raise
+            await asyncio.sleep(ACTIVATION_RETRY_SECONDS[attempt])
+            attempt += 1
 
     async def _priced_spread(
         self, spec: OrderSpec, now: datetime, market_open: bool
@@ -222,12 +293,13 @@ class SubmitSaga:
     async def _conclude(self, order_id: str, conclude: Callable[[Order], Order]) -> Order:
         """The saga's last step, once: an order no longer new (canceled meanwhile, or concluded
         by a concurrent resume) is left as it is."""
+        now = self.deps.clock.now()
         async with self.deps.uow() as uow:
             repo = OrderRepository(uow.session, uow.collect)
-            order = await repo.load(order_id, lock=True)
-            if order.status is not Status.NEW:
-                return order
-            return await repo.save(conclude(order))
+            order, _ = await change_in_family(
+                repo, order_id, lambda o: conclude(o) if o.status is Status.NEW else o, now
+            )
+            return order
 
     async def resume_new(self) -> int:
         """Finish submits a crash or an unavailable dependency left at ``new``."""

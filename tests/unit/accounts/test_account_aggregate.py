@@ -162,3 +162,45 @@ def test_an_option_fill_or_hold_with_a_share_multiplier_is_refused():
     assert account.apply_fill("fill_1", FillTerms("ord_1", CALL, Side.BUY, D(1), D("3.05"), D(1)), 1, AT) is None
     [refused] = account.events
     assert isinstance(refused, FillRefused) and "multiplier" in refused.why
+
+
+def exit_of(terms: HoldTerms, group: str) -> HoldTerms:
+    return HoldTerms(terms.symbol, terms.side, terms.qty, terms.price_bound, terms.multiplier, exit_group=group)
+
+
+def test_the_two_exits_of_a_bracket_promise_their_shares_once():
+    """A bracket's or oco's exits close the same position: their holds count once, the
+    larger (README "Order classes"); a third sell finds nothing free."""
+    account = opened()
+    account.hold("ord_0", 1, buy(10, "100.00"), NO_MARKS, AT)
+    account.apply_fill("fill_0", FillTerms("ord_0", "AMZN", Side.BUY, D(10), D("100.00"), D(1)), 1, AT)
+    account.hold("ord_tp", 1, exit_of(sell(10, "110.00"), "grp"), NO_MARKS, AT)
+    account.hold("ord_sl", 1, exit_of(sell(10, "90.00"), "grp"), NO_MARKS, AT)
+    assert account.held() == Hold(D(0), D(10))
+    assert account.shares_free() == {"AMZN": D(0)}
+    with pytest.raises(DomainError) as refused:
+        account.hold("ord_x", 1, sell(1, "100.00"), NO_MARKS, AT)
+    assert refused.value.reason == "INSUFFICIENT_BUYING_POWER"
+    # One exit fills: its hold goes with the fill; the sibling's with its cancel, once.
+    account.apply_fill("fill_tp", FillTerms("ord_tp", "AMZN", Side.SELL, D(10), D("110.00"), D(1)), 1, AT)
+    account.events.clear()
+    account.release("ord_sl", "canceled", AT)
+    account.release("ord_sl", "canceled", AT)  # the cancel event delivered again
+    assert [(e.order_id, e.reason) for e in account.events if isinstance(e, HoldReleased)] == [("ord_sl", "canceled")]
+    assert (account.held(), account.positions, account.cash) == (Hold(D(0), D(0)), {}, D("10100.00"))
+
+
+def test_option_exits_of_a_pair_hold_their_larger_debit_once_beside_the_secured_put():
+    put = "AMZN120720P00210000"
+    account = opened()
+    account.cash = D("50000")
+    sold = HoldTerms(put, Side.SELL, D(1), D("0.26"), D(100))
+    account.hold("ord_put", 1, sold, NO_MARKS, AT)
+    account.apply_fill("fill_put", FillTerms("ord_put", put, Side.SELL, D(1), D("0.26"), D(100)), 1, AT)
+    assert account.held().amount == D(21000)
+    account.hold("ord_tp", 1, HoldTerms(put, Side.BUY, D(1), D("0.13"), D(100), exit_group="root"), NO_MARKS, AT)
+    account.hold("ord_sl", 1, HoldTerms(put, Side.BUY, D(1), D("0.546"), D(100), exit_group="root"), NO_MARKS, AT)
+    assert account.held().amount == D(21000) + D("54.60")
+    # Without a group the two buy-backs would each hold their debit.
+    account.hold("ord_other", 1, HoldTerms(put, Side.BUY, D(1), D("0.10"), D(100)), NO_MARKS, AT)
+    assert account.held().amount == D(21000) + D("54.60") + D(10)

@@ -396,3 +396,38 @@ def test_a_whole_session_through_the_book_equals_brute_force(seed):
     outcomes = run_live(orders, feed)
     assert outcomes == _brute_force_live(orders, feed)
     assert {o.decision.action for o in outcomes} == {Action.FILL, Action.TRIGGER, Action.CANCEL, Action.EXPIRE}
+
+
+def test_a_fill_decided_for_one_exit_takes_its_siblings_out_of_the_book_for_good():
+    """Bracket and oco exits share an exit group: the tick that fills one removes the other
+    at once, so no later tick fills it before the orders service's cancel arrives, and a
+    late or redelivered admission of it is ignored (README "Order classes")."""
+    book = OrderBook()
+    take = dataclasses.replace(an_order(LIMIT, SELL, limit="101.00", order_id="ord_tp"), exit_group="grp")
+    stop = dataclasses.replace(an_order(STOP, SELL, stop="99.00", order_id="ord_sl"), exit_group="grp")
+    other = an_order(STOP, SELL, stop="99.00", order_id="ord_other")
+    for order in (take, stop, other):
+        book.add(order)
+    [outcome] = book.process(a_tick("101.00", "101.10"), SESSION, MAX_AGE_NS)
+    assert (outcome.order.order_id, outcome.decision.action) == ("ord_tp", Action.FILL)
+    assert "ord_sl" not in book and "ord_other" in book
+    # The price collapses: the stop that was the take-profit's sibling never acts.
+    later = book.process(a_tick("90.00", "90.10", sequence=2), SESSION, MAX_AGE_NS)
+    assert [o.order.order_id for o in later] == ["ord_other"]
+    book.add(stop)
+    assert "ord_sl" not in book and book.sibling_filled(stop)
+
+
+def test_exits_of_one_group_on_the_same_tick_never_both_act():
+    book = OrderBook()
+    first = dataclasses.replace(
+        an_order(MARKET, SELL, collar="90", order_id="ord_a", accepted_ns=OPEN_NS), exit_group="g"
+    )
+    second = dataclasses.replace(
+        an_order(MARKET, SELL, collar="90", order_id="ord_b", accepted_ns=OPEN_NS + 1), exit_group="g"
+    )
+    book.add(first)
+    book.add(second)
+    outcomes = book.process(a_tick("100.00", "100.10"), SESSION, MAX_AGE_NS)
+    assert [(o.order.order_id, o.decision.action) for o in outcomes] == [("ord_a", Action.FILL)]
+    assert len(book) == 0
