@@ -154,13 +154,15 @@ async def test_instructions_and_the_pre_close_sale_decide_what_settles_at_friday
         [fill] = sold["fills"]
         proceeds = D(fill["price"]) * 100
         assert proceeds > 0 and fill["rule"] == "market_sell_at_bid"
-        assert await cash(carol) == D("14900.00") + proceeds
-        assert SOLD_CALL not in await holdings(carol)
 
         async def sale_recorded():
+            assert await cash(carol) == D("14900.00") + proceeds
+            assert SOLD_CALL not in await holdings(carol)
             fills = (await carol.get("/api/mbt/activities", params={"type": "fill"})).json()["data"]
             assert [a["side"] for a in fills if a["order_id"] == order["order_id"]] == ["sell"], fills
-            audited = {(e.record.entity_type, e.record.action) for e in await trading.audit(entity_id=order["order_id"])}
+            audited = {
+                (e.record.entity_type, e.record.action) for e in await trading.audit(entity_id=order["order_id"])
+            }
             assert ("order", "submit") in audited, audited
 
         await eventually(sale_recorded)
