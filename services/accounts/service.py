@@ -148,10 +148,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         )
 
     async def InstructDoNotExercise(self, request, context):
-        return wire.instruction_to_proto(await self.expiration.instruct(require_user_id(), request.symbol, give=True))
+        state = await self.expiration.instruct(require_user_id(), request.symbol, give=True)
+        return accounts_pb2.InstructDoNotExerciseResponse(instruction=wire.instruction_to_proto(state))
 
     async def WithdrawDoNotExercise(self, request, context):
-        return wire.instruction_to_proto(await self.expiration.instruct(require_user_id(), request.symbol, give=False))
+        state = await self.expiration.instruct(require_user_id(), request.symbol, give=False)
+        return accounts_pb2.WithdrawDoNotExerciseResponse(instruction=wire.instruction_to_proto(state))
 
     async def ListUncarriedOptions(self, request, context):
         return wire.uncarried_to_proto(await self.expiration.uncarried(_session_date(request)))

@@ -156,7 +156,13 @@ def sell_uncarriable_options(run: JobContext) -> dict:
             )
             continue
         counts["replayed" if placed.idempotent_replay else "submitted"] += 1
-    return {"session": run.key, "accounts": reply.accounts, "uncarried": len(reply.options), **counts, "refusals": refusals}
+    return {
+        "session": run.key,
+        "accounts": reply.accounts,
+        "uncarried": len(reply.options),
+        **counts,
+        "refusals": refusals,
+    }
 
 
 TIER_PREFIX = "TIER_"

@@ -304,15 +304,13 @@ def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_p
     )
 
 
-def instruction_to_proto(state: InstructionState) -> accounts_pb2.OptionInstructionResponse:
-    return accounts_pb2.OptionInstructionResponse(
-        instruction=accounts_pb2.OptionInstruction(
-            symbol=state.symbol,
-            instruction=state.instruction.value if state.instruction else "",
-            expiration=to_date(state.window.session_date),
-            cutoff_time=to_timestamp(state.window.cutoff_at),
-            give_time=to_timestamp(state.given_at) if state.given_at else None,
-        )
+def instruction_to_proto(state: InstructionState) -> accounts_pb2.OptionInstruction:
+    return accounts_pb2.OptionInstruction(
+        symbol=state.symbol,
+        instruction=state.instruction.value if state.instruction else "",
+        expiration=to_date(state.window.session_date),
+        cutoff_time=to_timestamp(state.window.cutoff_at),
+        give_time=to_timestamp(state.given_at) if state.given_at else None,
     )
 
 

@@ -31,9 +31,7 @@ class Due:
     at: datetime
 
 
-def next_due(
-    cadence: str, after: datetime, sessions: Sequence[Session], offset: timedelta = timedelta()
-) -> Due | None:
+def next_due(cadence: str, after: datetime, sessions: Sequence[Session], offset: timedelta = timedelta()) -> Due | None:
     """The first due point of ``cadence`` strictly after ``after``. ``sessions``: the trading
     sessions known from ``after - offset`` on, in order; None when they do not reach the
     next close. ``offset`` (``SESSION_CLOSE`` only) moves each due point from the close: a

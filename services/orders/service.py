@@ -41,7 +41,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         if not request.order.client_order_id.strip():
             raise invalid_argument("client_order_id is required: it makes a rerun harmless", "order.client_order_id")
         order, replay = await self.submits.submit(request.user_id, wire.spec_from_request(request.order))
-        return orders_pb2.SubmitOrderResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
+        return orders_pb2.SubmitOrderForUserResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
 
     async def ListOrders(self, request, context):
         orders, token = await self.reads.list_for(

@@ -234,13 +234,13 @@ async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
             "accounts",
             accounts_pb2_grpc.AccountsServiceStub,
             "InstructDoNotExercise",
-            accounts_pb2.OptionInstructionRequest(symbol=ids["option_symbol"]),
+            accounts_pb2.InstructDoNotExerciseRequest(symbol=ids["option_symbol"]),
         ),
         (
             "accounts",
             accounts_pb2_grpc.AccountsServiceStub,
             "WithdrawDoNotExercise",
-            accounts_pb2.OptionInstructionRequest(symbol=ids["option_symbol"]),
+            accounts_pb2.WithdrawDoNotExerciseRequest(symbol=ids["option_symbol"]),
         ),
         (
             "accounts",

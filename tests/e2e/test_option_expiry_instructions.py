@@ -124,7 +124,7 @@ async def test_instructions_and_the_pre_close_sale_decide_what_settles_at_friday
         refused(await dave.post(dne(NOT_HELD), json={}), 404, "not_found", NOT_HELD)
         with pytest.raises(grpc.aio.AioRpcError) as native:
             await trading.accounts().InstructDoNotExercise(
-                accounts_pb2.OptionInstructionRequest(symbol=SHORT_PUT), metadata=as_user("dave")
+                accounts_pb2.InstructDoNotExerciseRequest(symbol=SHORT_PUT), metadata=as_user("dave")
             )
         assert native.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 

@@ -174,7 +174,9 @@ class InstructionWindow:
     cutoff_at: datetime
 
 
-def check_instruction(contract: SymbolSpec, qty: Decimal, window: InstructionWindow, today: date, now: datetime) -> None:
+def check_instruction(
+    contract: SymbolSpec, qty: Decimal, window: InstructionWindow, today: date, now: datetime
+) -> None:
     """Raises ``DomainError("FAILED_PRECONDITION", …)`` unless a do-not-exercise instruction
     (given or withdrawn) for ``qty`` held contracts of ``contract`` (signed: negative when
     short) is taken at ``now``, market date ``today``: a long position, in a contract that

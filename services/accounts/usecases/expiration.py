@@ -105,7 +105,9 @@ class Expiration:
         on or before it (an expiry on a holiday settles on the session before) and its
         cutoff. FAILED_PRECONDITION when market data knows no such session."""
         sessions = [
-            s for s in await self.deps.market.sessions(expiration - SETTLEMENT_LOOKBACK, expiration) if s.day <= expiration
+            s
+            for s in await self.deps.market.sessions(expiration - SETTLEMENT_LOOKBACK, expiration)
+            if s.day <= expiration
         ]
         if not sessions:
             raise DomainError("FAILED_PRECONDITION", f"no trading session on or before {expiration} to expire at")
@@ -217,7 +219,9 @@ class Expiration:
             if account is None or spec.symbol not in account.positions:
                 raise not_found("position", spec.symbol)
             if window is None:
-                raise invalid_argument(f"{spec.symbol} is not an option contract: instructions are for options", "symbol")
+                raise invalid_argument(
+                    f"{spec.symbol} is not an option contract: instructions are for options", "symbol"
+                )
             standing = await repo.instruction(account.account_id, spec.symbol)
             if give and standing is not None:
                 return InstructionState(spec.symbol, Instruction(standing.instruction), window, standing.given_at)
