@@ -106,7 +106,11 @@ class OptionQuoteModel:
         spot = underlying.mid
         if years <= 0 or spot is None:
             return None
-        return option_model.model_quote(spec, spot, years, self._rate, self._dividend_yield, self.calibration)
+        bid, ask = underlying.bid, underlying.ask
+        half_spread = (ask - bid) / 2 if bid is not None and ask is not None else Decimal(0)
+        return option_model.model_quote(
+            spec, spot, years, self._rate, self._dividend_yield, self.calibration, half_spread
+        )
 
     def _tick(self, spec: SymbolSpec, underlying: Tick, last_trade: int, priced: option_model.ModelQuote) -> Tick:
         tick = Tick.quote(

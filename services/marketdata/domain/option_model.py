@@ -8,11 +8,17 @@ calls on a stock paying no dividend (AMZN, GOOG in 2012) the values coincide, an
 the early-exercise premium over weeks to months is small: the model ignores it (documented).
 
 Quote rule (``model_quote``): the volatility and the relative half-spread come from the
-calibration at the contract's moneyness ``ln(K/S)/√T`` and days to expiry; the bid is the
-model value minus the half-spread rounded down onto the option price grid, the ask the value
-plus the half-spread rounded up (so bid <= value <= ask always), at least one tick apart; a
-bid that rounds to 0 is no bid (the quote is then ``empty``, as real deep out-of-the-money
-quotes are).
+calibration at the contract's moneyness ``ln(K/S)/√T`` and days to expiry. An out-of-the-money
+contract's half-spread is that fraction of its model value. An in-the-money contract's is its
+out-of-the-money twin's (the other right at the same strike) plus the underlying's
+half-spread: by put-call parity the in-the-money option is its twin plus the stock, which is
+how market makers quote it, so its width in dollars is the twin's and the stock's, not a
+fraction of its intrinsic value (the calibration is fitted on the out-of-the-money side only;
+a fraction of a deep in-the-money premium would put the bid far below intrinsic value). The
+bid is the model value minus the half-spread rounded down onto the option price grid, the
+ask the value plus the half-spread rounded up (so bid <= value <= ask always), at least one
+tick apart; a bid that rounds to 0 is no bid (the quote is then ``empty``, as real deep
+out-of-the-money quotes are).
 
 Money is Decimal: QuantLib computes in floating point; its value is quantized to 4 places
 before the spread is applied, and every price leaves on the option grid.
@@ -26,7 +32,7 @@ from decimal import Decimal
 
 import QuantLib as ql
 
-from services.common.instruments import CALL, SymbolSpec, option_tick, to_option_grid
+from services.common.instruments import CALL, PUT, SymbolSpec, option_tick, to_option_grid
 from services.marketdata.domain.calibration import DAYS_PER_YEAR, Calibration
 from services.marketdata.domain.ticks import Tick
 
@@ -134,16 +140,29 @@ def moneyness(strike: float, spot: float, years: float) -> float:
 
 
 def model_quote(
-    spec: SymbolSpec, spot: Decimal, years: float, rate: float, dividend_yield: float, calibration: Calibration
+    spec: SymbolSpec,
+    spot: Decimal,
+    years: float,
+    rate: float,
+    dividend_yield: float,
+    calibration: Calibration,
+    underlying_half_spread: Decimal = Decimal(0),
 ) -> ModelQuote:
-    """The model's bid and ask of option ``spec`` with the underlying at ``spot`` and
-    ``years`` (> 0) to the close of its last trading day (the module docstring gives the rule)."""
+    """The model's bid and ask of option ``spec`` with the underlying at ``spot`` (its mid,
+    dollars per share, ``underlying_half_spread`` half its bid-ask width) and ``years``
+    (> 0) to the close of its last trading day (the module docstring gives the rule)."""
     option_type, contract_strike = _option_terms(spec)
     strike = float(contract_strike)
     days = max(1, math.ceil(years * DAYS_PER_YEAR))
     volatility, half_spread_fraction = calibration.at(moneyness(strike, float(spot), years), days)
     value = Decimal(price(option_type, float(spot), strike, years, rate, dividend_yield, volatility)).quantize(PLACES)
-    half_spread = (value * Decimal(half_spread_fraction)).quantize(PLACES)
+    in_the_money = (spot > contract_strike) if option_type == CALL else (spot < contract_strike)
+    if in_the_money:
+        twin = PUT if option_type == CALL else CALL
+        twin_value = Decimal(price(twin, float(spot), strike, years, rate, dividend_yield, volatility))
+        half_spread = (twin_value * Decimal(half_spread_fraction) + underlying_half_spread).quantize(PLACES)
+    else:
+        half_spread = (value * Decimal(half_spread_fraction)).quantize(PLACES)
     bid = to_option_grid(value - half_spread, spec.root, up=False)
     ask = to_option_grid(value + half_spread, spec.root, up=True)
     if ask <= bid:

@@ -186,9 +186,9 @@ def test_the_calibration_interpolates_in_moneyness_and_is_flat_beyond():
 
 def test_a_model_quote_brackets_the_model_value_on_the_grid():
     calibration = Calibration([SmileKnot(1, 7, 0.0, 0.30, 0.05, 5)])
-    spec = parse_symbol("AMZN120622C00220000")
+    spec = parse_symbol("AMZN120622C00225000")  # out of the money: a fraction of its value
     quote = option_model.model_quote(spec, Decimal("222.10"), 1.25 / 365, 0.001, 0.0, calibration)
-    expected = Decimal(option_model.price("call", 222.10, 220, 1.25 / 365, 0.001, 0.0, quote.volatility))
+    expected = Decimal(option_model.price("call", 222.10, 225, 1.25 / 365, 0.001, 0.0, quote.volatility))
     assert quote.value == expected.quantize(Decimal("0.0001"))
     assert quote.half_spread == (quote.value * Decimal("0.05")).quantize(Decimal("0.0001"))
     assert quote.bid <= quote.value <= quote.ask and quote.bid < quote.ask
@@ -198,6 +198,24 @@ def test_a_model_quote_brackets_the_model_value_on_the_grid():
         parse_symbol("AMZN120622C00270000"), Decimal("222.10"), 1.25 / 365, 0.001, 0.0, calibration
     )
     assert (far.bid, far.ask) == (Decimal(0), Decimal("0.01"))  # no bid, one tick offered
+
+
+def test_an_in_the_money_quote_is_as_wide_as_its_out_of_the_money_twin_and_the_stock():
+    calibration = Calibration([SmileKnot(1, 7, -1.9, 0.70, 0.3333, 5), SmileKnot(1, 7, 0.0, 0.30, 0.05, 5)])
+    years, stock_half_spread = 1 / 365, Decimal("0.08")
+    itm = option_model.model_quote(
+        parse_symbol("AMZN120622C00220000"), Decimal("222.10"), years, 0.001, 0.0, calibration, stock_half_spread
+    )
+    put = option_model.price("put", 222.10, 220, years, 0.001, 0.0, itm.volatility)
+    _, fraction = calibration.at(option_model.moneyness(220, 222.10, years), 1)
+    assert itm.half_spread == (Decimal(put) * Decimal(fraction) + stock_half_spread).quantize(Decimal("0.0001"))
+    assert itm.bid <= itm.value <= itm.ask
+    # Deep in the money a fraction of the premium would quote 170 calls at 35.70 / 71.50 around
+    # an intrinsic 53.60; the twin (a worthless put) leaves the stock's width and the grid.
+    deep = option_model.model_quote(
+        parse_symbol("AMZN120622C00170000"), Decimal("223.60"), years, 0.001, 0.0, calibration, stock_half_spread
+    )
+    assert (deep.bid, deep.ask) == (Decimal("53.50"), Decimal("53.70"))
 
 
 def test_a_looped_recording_never_plays_an_expired_contracts_quotes():
