@@ -224,6 +224,18 @@ async def test_instructions_and_the_pre_close_sale_decide_what_settles_at_friday
         assert exercised["subtype"] == "exercised"
         assert await holdings(bob) == {"AMZN": (D(100), D(215))}
         assert await cash(bob) == D("77900.00")
+
+        async def audited():
+            for user, expected in (
+                ("alice", ["expire", "instruct"]),
+                ("bob", ["exercise", "instruct", "withdraw_instruction"]),
+            ):
+                rows = [
+                    e.record for e in await trading.audit(user_id=user) if e.record.entity_type == "option_position"
+                ]
+                assert sorted(r.action for r in rows) == expected, (user, rows)
+
+        await eventually(audited)
         # carol: nothing expired; the sale was all.
         assert (await carol.get("/api/mbt/activities", params={"type": "expiration"})).json()["data"] == []
 

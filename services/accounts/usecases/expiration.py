@@ -40,6 +40,7 @@ from services.accounts.store import AccountRepository, OptionInstructionRow
 from services.accounts.usecases.deps import Deps, with_account
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.instruments import AM, ContractTerms, SymbolSpec, contract_terms, parse_symbol
+from services.common.persistence.uow import UnitOfWork
 
 MARKET_TZ = ZoneInfo("America/New_York")
 
@@ -229,6 +230,7 @@ class Expiration:
             if not give:
                 if standing is not None:
                     await repo.remove_instruction(standing)
+                    await self._audit(uow, account, spec.symbol, "withdraw_instruction", window, now)
                 return InstructionState(spec.symbol, None, window, None)
             await repo.add_instruction(
                 OptionInstructionRow(
@@ -240,7 +242,24 @@ class Expiration:
                     given_at=now,
                 )
             )
+            await self._audit(uow, account, spec.symbol, "instruct", window, now)
             return InstructionState(spec.symbol, Instruction.DO_NOT_EXERCISE, window, now)
+
+    @staticmethod
+    async def _audit(
+        uow: UnitOfWork, account: Account, symbol: str, action: str, window: InstructionWindow, now: datetime
+    ) -> None:
+        """One audit row per instruction given (``instruct``) or withdrawn, on the position."""
+        instruction = {"instruction": Instruction.DO_NOT_EXERCISE.value, "cutoff_at": window.cutoff_at.isoformat()}
+        await uow.audit(
+            action=action,
+            entity_type="option_position",
+            entity_id=symbol,
+            user_id=account.user_id,
+            before=instruction if action == "withdraw_instruction" else None,
+            after=instruction if action == "instruct" else None,
+            occurred_at=now,
+        )
 
     async def uncarried(self, session_date: date) -> UncarriedReport:
         """The long in-the-money contracts expiring at ``session_date``'s close that each cash
