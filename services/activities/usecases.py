@@ -5,8 +5,6 @@ job) to the user's inbox and the signed webhook, and answer the inbox."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -37,6 +35,7 @@ from services.common.persistence.pagination import page
 from services.common.persistence.uow import UnitOfWork
 from services.common.retention import UserCutoff, batch_size
 from services.common.rpc import context
+from services.jobs.pending import PendingOffers
 
 log = logging.getLogger("mbt.activities")
 SEND_FILL_NOTIFICATION = "mbt.send_fill_notification"
@@ -117,12 +116,19 @@ class Notifications:
         self.db = db
         self.clock = clock
         self.webhook = webhook
-        self._wake = asyncio.Event()
+        self._offers = PendingOffers(
+            SEND_FILL_NOTIFICATION,
+            "notifications",
+            log,
+            retry_seconds=OFFER_POLL_SECONDS,
+            poll_seconds=OFFER_POLL_SECONDS,
+            reoffer_seconds=REOFFER_SECONDS,
+        )
 
     async def record(self, uow: UnitOfWork, notification: Notification) -> None:
         """Store ``notification`` once per fill (a fill event delivered again adds nothing)."""
         if await NotificationRepository(uow.session).add(notification):
-            self._wake.set()
+            self._offers.wake()
 
     async def list_for(self, user_id: str, unread_only: bool, size: int, token: str) -> tuple[list[Notification], str]:
         """The user's delivered notifications, newest first (``unread_only``: not yet read)."""
@@ -193,28 +199,11 @@ class Notifications:
         ``REOFFER_SECONDS`` again for those still outstanding (after a restart, or a job that
         failed for good: a webhook down for longer than the job's retries), so none is lost.
         Offering a key that is pending or done sends nothing."""
-        offered: set[str] = set()
-        loop = asyncio.get_running_loop()
-        forget_at = loop.time() + REOFFER_SECONDS
-        while True:
-            self._wake.clear()
-            if loop.time() >= forget_at:
-                offered.clear()
-                forget_at = loop.time() + REOFFER_SECONDS
-            try:
-                async with self.db.reading() as session:
-                    outstanding = await NotificationRepository(session).outstanding_fills(OFFER_BATCH)
-                for fill_id in outstanding:
-                    if fill_id not in offered:
-                        await asyncio.to_thread(queue.rerun, SEND_FILL_NOTIFICATION, fill_id)
-                        offered.add(fill_id)
-            except Exception as exc:  # the jobs' database or broker away: the notifications wait, stored
-                log.warning(
-                    "cannot offer notifications to the jobs queue; retrying",
-                    extra={"fields": {"error": str(exc)[:300]}},
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), OFFER_POLL_SECONDS)
+        await self._offers.run(self._outstanding, queue.rerun)
+
+    async def _outstanding(self) -> dict[str, dict[str, object]]:
+        async with self.db.reading() as session:
+            return {fill_id: {} for fill_id in await NotificationRepository(session).outstanding_fills(OFFER_BATCH)}
 
 
 class GoalStreaks:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -361,15 +362,7 @@ class OrderRepository:
 
     async def close_replacement(self, order_id: str, version: int, status: str) -> None:
         """``status`` committed or abandoned; a pending replacement only."""
-        await self.session.execute(
-            update(ReplacementRow)
-            .where(
-                ReplacementRow.order_id == order_id,
-                ReplacementRow.version == version,
-                ReplacementRow.status == "pending",
-            )
-            .values(status=status)
-        )
+        await self._update_pending_replacement(order_id, version, status=status)
 
     async def forget_replacement(self, order_id: str, version: int) -> None:
         """A replace refused before anything was held for it: its version may be used again."""
@@ -383,6 +376,15 @@ class OrderRepository:
 
     async def lease_replacement(self, order_id: str, version: int, now: datetime, until: datetime) -> bool:
         """Take over a pending replacement whose lease ran out; False if someone holds it."""
+        return await self._update_pending_replacement(
+            order_id, version, ReplacementRow.lease_until <= now, lease_until=until
+        )
+
+    async def _update_pending_replacement(
+        self, order_id: str, version: int, *also: ColumnElement[bool], **values: object
+    ) -> bool:
+        """Set ``values`` on the pending replacement (order_id, version) if it also meets
+        ``also``; whether it did (a closed or absent one changes nothing)."""
         return (
             changed(
                 await self.session.execute(
@@ -391,9 +393,9 @@ class OrderRepository:
                         ReplacementRow.order_id == order_id,
                         ReplacementRow.version == version,
                         ReplacementRow.status == "pending",
-                        ReplacementRow.lease_until <= now,
+                        *also,
                     )
-                    .values(lease_until=until)
+                    .values(**values)
                 )
             ).rowcount
             == 1

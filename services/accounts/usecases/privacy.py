@@ -14,7 +14,6 @@ id), completed here with the archive, which the user downloads until it expires
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from services.common.clock import Clock
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.common.ids import new_id
 from services.common.persistence.db import Database
+from services.jobs.pending import PendingOffers
 
 log = logging.getLogger(__name__)
 EXPORT_JOB = "mbt.export_user_data"
@@ -74,8 +74,7 @@ class Privacy:
         self.cooling_days = cooling_days
         self.export_ttl = export_ttl
         self.offer = offer
-        self._wake = asyncio.Event()
-        self._offered: set[str] = set()
+        self._offers = PendingOffers(EXPORT_JOB, "exports", log, retry_seconds=OFFER_RETRY_SECONDS)
 
     # -- erasure ----------------------------------------------------------------------------
 
@@ -159,7 +158,7 @@ class Privacy:
         )
         async with self.db.writing() as session:
             PrivacyRepository(session).add_export(row)
-        self._wake.set()
+        self._offers.wake()
         return await self.export(user_id, row.export_id)
 
     async def export(self, user_id: str, export_id: str) -> DataExport:
@@ -219,22 +218,12 @@ class Privacy:
     async def offer_pending_exports(self) -> None:
         """Background: offer every pending export to the job — at start what was pending when
         the process stopped, then each new one (keyed by export id: offered twice, sent once)."""
-        while True:
-            self._wake.clear()
-            try:
-                async with self.db.reading() as session:
-                    pending = await PrivacyRepository(session).pending_exports()
-                for export in pending:
-                    if export.export_id not in self._offered:
-                        await asyncio.to_thread(self.offer, EXPORT_JOB, export.export_id, user_id=export.user_id)
-                        self._offered.add(export.export_id)
-            except Exception as exc:  # the jobs' database or broker away: the exports wait, pending
-                log.warning(
-                    "cannot offer exports to the jobs queue; retrying", extra={"fields": {"error": str(exc)[:300]}}
-                )
-                await asyncio.sleep(OFFER_RETRY_SECONDS)
-                continue
-            await self._wake.wait()
+        await self._offers.run(self._pending_exports, self.offer)
+
+    async def _pending_exports(self) -> dict[str, dict[str, object]]:
+        async with self.db.reading() as session:
+            pending = await PrivacyRepository(session).pending_exports()
+        return {export.export_id: {"user_id": export.user_id} for export in pending}
 
     async def is_erased(self, user_id: str) -> bool:
         async with self.db.reading() as session:

@@ -2,13 +2,17 @@
 (``services/<name>/migrations``; the gateway's is ``gateway/migrations``) and its own
 version table, at start.
 
-On PostgreSQL an advisory lock makes concurrent replicas migrate one at a time. A migration
+On PostgreSQL an advisory lock makes concurrent replicas migrate one at a time; within one
+process a lock makes threads migrate one at a time (Alembic's ``context`` and its loaded
+``env.py`` modules are process-wide, and two threads migrating at once fail inside Alembic
+with ``KeyError: 'script'``). A migration
 that needs configuration (a key to seal existing rows with) reads the process's settings
 from ``context.config.attributes["settings"]``.
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from services.common.config import Settings
 from services.common.persistence.db import normalize_url
 
 ROOT = Path(__file__).resolve().parents[3]
+_MIGRATING = threading.Lock()
 
 
 def migrations_dir(component: str) -> Path:
@@ -43,11 +48,13 @@ def alembic_config(service: str, url: str, settings: Settings | None = None) -> 
 
 
 def upgrade(service: str, url: str, revision: str = "head", *, settings: Settings | None = None) -> None:
-    command.upgrade(alembic_config(service, url, settings), revision)
+    with _MIGRATING:
+        command.upgrade(alembic_config(service, url, settings), revision)
 
 
 def downgrade(service: str, url: str, revision: str = "base") -> None:
-    command.downgrade(alembic_config(service, url), revision)
+    with _MIGRATING:
+        command.downgrade(alembic_config(service, url), revision)
 
 
 def run_env(metadata: MetaData) -> None:

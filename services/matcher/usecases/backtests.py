@@ -23,6 +23,7 @@ from services.common.errors import DomainError, not_found
 from services.common.ids import new_id
 from services.common.persistence.db import Database
 from services.common.persistence.pagination import page
+from services.jobs.pending import PendingOffers
 from services.jobs.queue import JobQueue
 from services.matcher.backtest.engine import StrategyError
 from services.matcher.backtest.feed import FeedError
@@ -52,8 +53,7 @@ class Backtests:
         self.clock = clock
         self.marketdata = marketdata
         self.queue = queue
-        self._wake = asyncio.Event()
-        self._offered: set[str] = set()
+        self._offers = PendingOffers(RUN_BACKTEST, "backtests", log, retry_seconds=OFFER_RETRY_SECONDS)
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._one_at_a_time = asyncio.Lock()
 
@@ -69,7 +69,7 @@ class Backtests:
         )
         async with self.db.writing() as session:
             await BacktestRepository(session).add(run)
-        self._wake.set()
+        self._offers.wake()
         return run
 
     async def get(self, user_id: str, backtest_id: str) -> BacktestRun:
@@ -112,22 +112,11 @@ class Backtests:
         start what was queued or running when the process stopped, then each new one. The
         job is keyed by backtest id, so offering one again sends nothing (unless its job had
         failed for good, the matcher away too long: then it is sent again)."""
-        while True:
-            self._wake.clear()
-            try:
-                async with self.db.reading() as session:
-                    unfinished = await BacktestRepository(session).unfinished()
-                for backtest_id in unfinished:
-                    if backtest_id not in self._offered:
-                        await asyncio.to_thread(self.queue.rerun, RUN_BACKTEST, backtest_id)
-                        self._offered.add(backtest_id)
-            except Exception as exc:  # the jobs' database or broker away: the backtests wait, queued
-                log.warning(
-                    "cannot offer backtests to the jobs queue; retrying", extra={"fields": {"error": str(exc)[:300]}}
-                )
-                await asyncio.sleep(OFFER_RETRY_SECONDS)
-                continue
-            await self._wake.wait()
+        await self._offers.run(self._unfinished, self.queue.rerun)
+
+    async def _unfinished(self) -> dict[str, dict[str, object]]:
+        async with self.db.reading() as session:
+            return {backtest_id: {} for backtest_id in await BacktestRepository(session).unfinished()}
 
     async def run(self, backtest_id: str) -> AsyncIterator[BacktestRun]:
         """Run a stored backtest to its end, yielding its state as it progresses and then its
