@@ -61,7 +61,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> ServiceRuntime:
                     AccountReads(deps),
                     Holds(deps),
                     Users(deps),
-                    Expiration(deps),
+                    Expiration(
+                        deps,
+                        cutoff=timedelta(minutes=settings.do_not_exercise_cutoff_minutes),
+                        sale_lead=timedelta(minutes=settings.option_pre_close_sale_minutes),
+                    ),
                     GraduationGate(deps, settings.graduation_cycles, settings.graduation_cycle_days),
                     EndOfDay(deps, settings.margin_rate_bps),
                     HistoryRetention(deps),

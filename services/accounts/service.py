@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from services.accounts import wire
@@ -151,6 +152,17 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             settlement=wire.settlement_to_proto(settled.account_id, settled.effect)
         )
 
+    async def InstructDoNotExercise(self, request, context):
+        state = await self.expiration.instruct(require_user_id(), request.symbol, give=True)
+        return accounts_pb2.InstructDoNotExerciseResponse(instruction=wire.instruction_to_proto(state))
+
+    async def WithdrawDoNotExercise(self, request, context):
+        state = await self.expiration.instruct(require_user_id(), request.symbol, give=False)
+        return accounts_pb2.WithdrawDoNotExerciseResponse(instruction=wire.instruction_to_proto(state))
+
+    async def ListUncarriedOptions(self, request, context):
+        return wire.uncarried_to_proto(await self.expiration.uncarried(_session_date(request)))
+
     async def GetCarriedForward(self, request, context):
         if not request.user_id:
             raise invalid_argument("user_id is required", "user_id")
@@ -167,16 +179,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         )
 
     async def ExpireOptions(self, request, context):
-        session_date = from_date(request.session_date, "session_date")
-        if session_date is None:
-            raise invalid_argument("session_date is required", "session_date")
-        report = await self.expiration.expire(session_date)
+        report = await self.expiration.expire(_session_date(request))
         return accounts_pb2.ExpireOptionsResponse(
             settlements=[wire.settlement_to_proto(s.account_id, s.effect) for s in report.settled],
             accounts=report.accounts,
             shortfalls=report.shortfalls,
             unpriced=report.unpriced,
         )
+
+
+def _session_date(request) -> date:
+    session_date = from_date(request.session_date, "session_date")
+    if session_date is None:
+        raise invalid_argument("session_date is required", "session_date")
+    return session_date
 
 
 class PrivacyServicer(privacy_pb2_grpc.PrivacyServiceServicer):

@@ -43,6 +43,7 @@ from services.accounts.domain.account import (
     OptionSettled,
 )
 from services.accounts.domain.eod import LedgerEntry, Snapshot
+from services.accounts.domain.expiration import Instruction
 from services.accounts.domain.privacy import DataExport, ErasureStatus, ExportStatus
 from services.accounts.domain.retention import CARRIED_FORWARD, CarriedForward, LedgerLine, fold
 from services.accounts.domain.rules import (
@@ -218,6 +219,21 @@ class GraduationOverrideRow(Base):
     granted_at: Mapped[datetime]
 
 
+class OptionInstructionRow(Base):
+    """A holder's instruction for a long option position at its expiry (``do_not_exercise``),
+    taken until ``cutoff_at`` (``expiration.check_instruction``) and applied by that
+    session's expiration run; one per account and contract."""
+
+    __tablename__ = "mbt_option_instructions"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("mbt_accounts.account_id"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    instruction: Mapped[str] = mapped_column(String(24))
+    expiration: Mapped[date] = mapped_column(Date)
+    cutoff_at: Mapped[datetime]
+    given_at: Mapped[datetime]
+
+
 class EodSnapshotRow(Base):
     """An account at one session's close (``mbt.eod_mark_all``): cash, the positions marked at
     the closing quotes (``positions``: JSON of symbol, qty, multiplier, avg_entry_price, mark,
@@ -308,6 +324,7 @@ USER_TABLES = UserTables(
         _of_account(ReservationRow),
         _of_account(LedgerEntryRow),
         _of_account(EodSnapshotRow),
+        _of_account(OptionInstructionRow),
         by_user_id(GraduationOverrideRow.__table__),
         by_user_id(DataExportRow.__table__),
         UserTable(cast(Table, ErasureRow.__table__), lambda user_id: ErasureRow.user_id == user_id, _erasure_done),
@@ -623,6 +640,26 @@ class AccountRepository:
         for account_id, symbol in rows:
             holders.setdefault(account_id, []).append(symbol)
         return holders
+
+    async def instruction(self, account_id: str, symbol: str) -> OptionInstructionRow | None:
+        return await self.session.get(OptionInstructionRow, (account_id, symbol))
+
+    async def add_instruction(self, row: OptionInstructionRow) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def remove_instruction(self, row: OptionInstructionRow) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
+    async def instructions(self, account_id: str) -> dict[str, Instruction]:
+        """The account's standing instructions, by contract symbol."""
+        rows = await self.session.execute(
+            select(OptionInstructionRow.symbol, OptionInstructionRow.instruction).where(
+                OptionInstructionRow.account_id == account_id
+            )
+        )
+        return {symbol: Instruction(instruction) for symbol, instruction in rows}
 
     async def positions(self, account_id: str, *, include_closed: bool) -> list[PositionRow]:
         query = select(PositionRow).where(PositionRow.account_id == account_id)

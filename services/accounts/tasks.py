@@ -1,9 +1,14 @@
-"""The accounts service's jobs. ``mbt.expire_options`` (key: the session date; after each
-session close) settles the option positions expiring at that close through
+"""The accounts service's jobs. ``mbt.expire_options`` (key: the session date; at the do-not-exercise
+cutoff after each session close) settles the option positions expiring at that close through
 ``ExpireOptions``: out of the money ones expire worthless, in the money ones are exercised
 or assigned (cash-settled for index options). Running it again for a key is harmless: a
 settled position is closed and each ledger movement is keyed by (account, contract,
 session), so a repeat settles nothing.
+
+``mbt.sell_uncarriable_options`` (key: the session date; ``MBT_OPTION_PRE_CLOSE_SALE_MINUTES``
+before each close) sells at the market the long in-the-money options expiring at that close
+that cash accounts could not carry into stock; ``mbt.expire_options`` is due
+``MBT_DO_NOT_EXERCISE_CUTOFF_MINUTES`` after the close, once holders' instructions are final.
 
 ``mbt.purge_expired`` (key: the whole hour of market time; every hour) applies retention by
 tier: for each account (``ListAccountHoldings``, a page at a time) whose user's tier has a
@@ -50,13 +55,14 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from gateway import user_data as gateway_user_data
 from mbt.accounts.v1 import accounts_pb2, accounts_pb2_grpc, privacy_pb2, privacy_pb2_grpc
 from mbt.activities.v1 import activities_pb2, activities_pb2_grpc
-from mbt.common.v1 import user_data_pb2, user_data_pb2_grpc
+from mbt.common.v1 import trading_pb2, user_data_pb2, user_data_pb2_grpc
 from mbt.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.accounts.domain.privacy import TableDump, build_archive
 from services.common.config import SERVICES
@@ -92,6 +98,70 @@ def expire_options(run: JobContext) -> dict:
         "outcomes": counts,
         "shortfalls": list(reply.shortfalls),
         "unpriced": list(reply.unpriced),
+    }
+
+
+# A submit refused for this order alone (no quote, market closed, a rule): reported, the
+# other accounts' sales go on; what is left at the close is not exercised.
+SALE_REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+@job("mbt.sell_uncarriable_options")
+def sell_uncarriable_options(run: JobContext) -> dict:
+    """Before the close of the key's session, sell at the market (a day sell_to_close order
+    through orders' submit path, ``SubmitOrderForUser``) the long in-the-money options cash
+    accounts could not carry into stock (``ListUncarriedOptions``). Each order's
+    client_order_id is fixed by (session, contract), so a rerun answers the order already
+    submitted (``replayed``; ``IDEMPOTENCY_KEY_REUSED`` when the quantity changed since
+    counts the same) and never sells twice. A contract with no bid is left to the close."""
+    timeout = run.settings.rpc_timeout_seconds
+    reply = run.stub("accounts", accounts_pb2_grpc.AccountsServiceStub).ListUncarriedOptions(
+        accounts_pb2.ListUncarriedOptionsRequest(session_date=to_date(date.fromisoformat(run.key))), timeout=timeout
+    )
+    orders = run.stub("orders", orders_pb2_grpc.OrdersServiceStub)
+    counts = dict.fromkeys(("submitted", "replayed", "no_bid", "refused"), 0)
+    refusals: list[str] = []
+    for option in reply.options:
+        if not option.has_bid:
+            counts["no_bid"] += 1
+            continue
+        try:
+            placed = orders.SubmitOrderForUser(
+                orders_pb2.SubmitOrderForUserRequest(
+                    user_id=option.user_id,
+                    order=orders_pb2.SubmitOrderRequest(
+                        client_order_id=option.client_order_id,
+                        symbol=option.symbol,
+                        asset_class=trading_pb2.ASSET_CLASS_US_OPTION,
+                        side=trading_pb2.ORDER_SIDE_SELL,
+                        qty=option.qty,
+                        order_type=trading_pb2.ORDER_TYPE_MARKET,
+                        time_in_force=trading_pb2.TIME_IN_FORCE_DAY,
+                        position_intent=trading_pb2.POSITION_INTENT_SELL_TO_CLOSE,
+                    ),
+                ),
+                timeout=timeout,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
+                counts["replayed"] += 1
+                continue
+            if exc.code() not in SALE_REFUSALS:
+                raise
+            counts["refused"] += 1
+            refusals.append(f"{option.account_id} {option.symbol}: {exc.details()}")
+            log.warning(
+                "pre-close sale refused",
+                extra={"fields": {"session": run.key, "account": option.account_id, "why": exc.details()}},
+            )
+            continue
+        counts["replayed" if placed.idempotent_replay else "submitted"] += 1
+    return {
+        "session": run.key,
+        "accounts": reply.accounts,
+        "uncarried": len(reply.options),
+        **counts,
+        "refusals": refusals,
     }
 
 

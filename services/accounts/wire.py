@@ -26,6 +26,7 @@ from services.accounts.domain.rules import (
 )
 from services.accounts.domain.views import AccountHolding, AccountSummary, PnlReport, PositionRecord, Settings, User
 from services.accounts.usecases.eod import MarkResult, PortfolioHistoryReport, PostingResult
+from services.accounts.usecases.expiration import InstructionState, UncarriedReport
 from services.common.errors import invalid_argument
 from services.common.trading import FillPreference, PositionIntent
 from services.common.wire.conv import (
@@ -302,6 +303,34 @@ def settlement_to_proto(account_id: str, effect: ExpirationEffect) -> accounts_p
         stock_qty=qty_str(stock.qty) if stock else "",
         cash_delta=amount_str(effect.cash_delta),
         reason=effect.reason,
+    )
+
+
+def instruction_to_proto(state: InstructionState) -> accounts_pb2.OptionInstruction:
+    return accounts_pb2.OptionInstruction(
+        symbol=state.symbol,
+        instruction=state.instruction.value if state.instruction else "",
+        expiration=to_date(state.window.session_date),
+        cutoff_time=to_timestamp(state.window.cutoff_at),
+        give_time=to_timestamp(state.given_at) if state.given_at else None,
+    )
+
+
+def uncarried_to_proto(report: UncarriedReport) -> accounts_pb2.ListUncarriedOptionsResponse:
+    return accounts_pb2.ListUncarriedOptionsResponse(
+        options=[
+            accounts_pb2.UncarriedOption(
+                user_id=u.user_id,
+                account_id=u.account_id,
+                symbol=u.symbol,
+                qty=qty_str(u.qty),
+                has_bid=u.has_bid,
+                client_order_id=u.client_order_id,
+                reason=u.reason,
+            )
+            for u in report.options
+        ],
+        accounts=report.accounts,
     )
 
 

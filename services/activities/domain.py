@@ -416,11 +416,15 @@ def expiration_activity(
     early: bool,
     occurred_at: datetime,
     now: datetime,
+    reason: str = "",
 ) -> Activity:
     """An option position expired, was exercised or assigned (``subtype``): one
     ``expiration`` activity, its ``net_amount`` the cash it moved (the stock paid or received
     at the strike, or the cash settlement), ``qty`` the signed contracts, ``price`` the
-    strike; the description names the closing price used and the stock position after."""
+    strike; the description names the closing price used and the stock position after, and
+    for one that expired worthless why (``reason``: out of the money, or a long in the money
+    left unexercised by a do-not-exercise instruction or a cash account that could not carry
+    the stock)."""
     words = [f"{alpaca_activity_type(subtype, qty)}: {qty_str(abs(qty))} {symbol} {_SETTLEMENT_WORDS[subtype]}"]
     words.append(
         "early, at the holder's request"
@@ -432,6 +436,8 @@ def expiration_activity(
         verb = "bought" if side is Side.BUY else "sold"
         words.append(f"{qty_str(shares)} {underlying} {verb} at ${on_price_grid(strike):,}")
         words.append(f"{underlying} position now {qty_str(stock_position_qty or Decimal(0))}")
+    if subtype == "expired_worthless" and reason:
+        words.append(reason)
     return Activity(
         derived_id("act", settlement_id),
         user_id,

@@ -100,6 +100,7 @@ def expiration_activity(payload, now: datetime) -> Activity:
         early=payload.early,
         occurred_at=from_timestamp(payload.occurred_at, "occurred_at", required=True),
         now=now,
+        reason=settlement.reason,
     )
 
 

@@ -306,6 +306,18 @@ class Settings:
         "Annual interest rate on a margin account's debit balance, in basis points (800 = 8%), charged nightly actual/360 by `mbt.accrue_margin_interest`.",
         _parse_positive_int,
     )
+    do_not_exercise_cutoff_minutes: int = setting(
+        "MBT_DO_NOT_EXERCISE_CUTOFF_MINUTES",
+        "90",
+        "How long after its expiry day's close (early closes included) a holder may still give or withdraw a do-not-exercise instruction for a long option (OCC's cutoff: 5:30 pm ET, 90 minutes after a 4 pm close). The `mbt.expire_options` run of that session is due at this cutoff, so every instruction is final before anything settles.",
+        _parse_positive_int,
+    )
+    option_pre_close_sale_minutes: int = setting(
+        "MBT_OPTION_PRE_CLOSE_SALE_MINUTES",
+        "60",
+        "How long before its expiry day's close (early closes included) the `mbt.sell_uncarriable_options` job sells at the market a cash account's long in-the-money options it could not carry into stock (Alpaca: about an hour).",
+        _parse_positive_int,
+    )
 
     # -- market data (services/marketdata) -------------------------------------------
     marketdata_provider: str = setting(

@@ -3,15 +3,20 @@ runs. A job is added here and defined, with ``services.jobs.runs.job``, in the `
 of the service that owns what it changes.
 
 Cadences follow the market clock (``services.jobs.schedule``): ``SESSION_CLOSE`` at each
-XNYS session's close (key: the session's date), ``HOURLY`` at each whole simulated hour
-(key: the hour, UTC). A job without a cadence runs when something offers it.
+XNYS session's close (key: the session's date) — shifted by the job's ``offset`` when it
+has one (a configured time before or after each close, early closes included) — ``HOURLY``
+at each whole simulated hour (key: the hour, UTC). A job without a cadence runs when
+something offers it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+
+from services.common.config import Settings
 
 SESSION_CLOSE = "session_close"
 HOURLY = "hourly"
@@ -69,6 +74,12 @@ class JobSpec:
     # When the scheduler offers it; None: when something else does.
     cadence: str | None = None
     description: str = ""
+    # SESSION_CLOSE only: the due point's distance from each close (negative: before it),
+    # from the settings.
+    offset: Callable[[Settings], timedelta] | None = None
+
+    def offset_in(self, settings: Settings) -> timedelta:
+        return self.offset(settings) if self.offset is not None else timedelta()
 
 
 REGISTRY: dict[str, JobSpec] = {
@@ -85,7 +96,22 @@ REGISTRY: dict[str, JobSpec] = {
             "services.accounts.tasks",
             SESSION_DATE,
             SESSION_CLOSE,
-            description="settles the option positions expiring at each close: exercised, assigned or expired worthless",
+            description=(
+                "settles the option positions expiring at each close, at the do-not-exercise cutoff after it:"
+                " exercised, assigned or expired worthless"
+            ),
+            offset=lambda settings: timedelta(minutes=settings.do_not_exercise_cutoff_minutes),
+        ),
+        JobSpec(
+            "mbt.sell_uncarriable_options",
+            "services.accounts.tasks",
+            SESSION_DATE,
+            SESSION_CLOSE,
+            description=(
+                "before each close, sells at the market the long in-the-money options expiring then that cash"
+                " accounts could not carry into stock"
+            ),
+            offset=lambda settings: -timedelta(minutes=settings.option_pre_close_sale_minutes),
         ),
         JobSpec(
             "mbt.purge_expired",

@@ -69,6 +69,7 @@ class Scheduler:
     def __init__(
         self, queue: JobQueue, clock: Clock, calendar: MarketCalendar, jobs: Sequence[JobSpec] | None = None
     ) -> None:
+        """Each job's offset from its close is read from the jobs app's settings."""
         self.queue = queue
         self.clock = clock
         self.calendar = calendar
@@ -102,7 +103,10 @@ class Scheduler:
             cursor = Cursor("", now)
             await self._blocking(records.move_cursor, job.name, cursor.key, cursor.due_at)
         self._cursors[job.name] = cursor
-        due = next_due(job.cadence, cursor.due_at, await self.calendar.sessions_after(cursor.due_at))
+        offset = job.offset_in(self.queue.app.runtime.settings)
+        # A due point after its close (a positive offset) belongs to a session that may have closed.
+        sessions = await self.calendar.sessions_after(cursor.due_at - max(offset, timedelta()))
+        due = next_due(job.cadence, cursor.due_at, sessions, offset)
         if due is None or due.at > now:
             return
         if cursor.key:

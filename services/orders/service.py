@@ -35,6 +35,14 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         order, replay = await self.submits.submit(require_user_id(), wire.spec_from_request(request))
         return orders_pb2.SubmitOrderResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
 
+    async def SubmitOrderForUser(self, request, context):
+        if not request.user_id:
+            raise invalid_argument("user_id is required", "user_id")
+        if not request.order.client_order_id.strip():
+            raise invalid_argument("client_order_id is required: it makes a rerun harmless", "order.client_order_id")
+        order, replay = await self.submits.submit(request.user_id, wire.spec_from_request(request.order))
+        return orders_pb2.SubmitOrderForUserResponse(order=wire.order_to_proto(order), idempotent_replay=replay)
+
     async def ListOrders(self, request, context):
         orders, token = await self.reads.list_for(
             require_user_id(),

@@ -26,6 +26,8 @@ USER_OWNED = {
     ("GET", "/api/mbt/fills/{fill_id}/explain"): "fill_id",
     ("GET", "/api/mbt/positions/{symbol}"): "symbol",
     ("POST", "/api/mbt/positions/{symbol}/exercise"): "option_symbol",
+    ("POST", "/api/mbt/positions/{symbol}/do-not-exercise"): "option_symbol",
+    ("DELETE", "/api/mbt/positions/{symbol}/do-not-exercise"): "option_symbol",
     ("GET", "/api/mbt/backtests/{backtest_id}"): "backtest_id",
     ("GET", "/api/mbt/backtests/{backtest_id}/report"): "backtest_id",
     ("GET", "/api/mbt/backtests/{backtest_id}/files/{name}"): "backtest_id",
@@ -227,6 +229,18 @@ async def native_b_gets_not_found(mesh, ids: dict[str, str]) -> None:
             accounts_pb2_grpc.AccountsServiceStub,
             "ExerciseOption",
             accounts_pb2.ExerciseOptionRequest(symbol=ids["option_symbol"]),
+        ),
+        (
+            "accounts",
+            accounts_pb2_grpc.AccountsServiceStub,
+            "InstructDoNotExercise",
+            accounts_pb2.InstructDoNotExerciseRequest(symbol=ids["option_symbol"]),
+        ),
+        (
+            "accounts",
+            accounts_pb2_grpc.AccountsServiceStub,
+            "WithdrawDoNotExercise",
+            accounts_pb2.WithdrawDoNotExerciseRequest(symbol=ids["option_symbol"]),
         ),
         (
             "accounts",

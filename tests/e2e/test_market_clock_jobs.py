@@ -89,7 +89,8 @@ async def test_stepping_over_two_closes_runs_the_close_time_job_once_per_session
     assert first.result["broken"] is None and first.result["verified_rows"] >= 2  # the opening and the submit
     assert second.result["anchor"] == first.result["head"]
 
-    await trading.step_to(datetime(2012, 6, 26, 20, 30, tzinfo=UTC))  # the weekend, Monday's and Tuesday's closes
+    # the weekend, Monday's and Tuesday's closes, and the expiration run due 90 minutes after the last
+    await trading.step_to(datetime(2012, 6, 26, 21, 45, tzinfo=UTC))
     runs = await verifications(processes, ["2012-06-21", "2012-06-22", "2012-06-25", "2012-06-26"])
     assert all(run.attempts == 1 for run in runs)
     assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(runs))

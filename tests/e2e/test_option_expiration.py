@@ -28,7 +28,8 @@ from tests.support.trading import Trading, eventually, filled_event, rest_as
 D = Decimal
 JOB = "mbt.expire_options"
 FRIDAY = "2012-06-22"
-AFTER_FRIDAYS_CLOSE = datetime(2012, 6, 22, 20, 5, tzinfo=UTC)
+# After the do-not-exercise cutoff (the close + MBT_DO_NOT_EXERCISE_CUTOFF_MINUTES, 90): the run is due.
+AFTER_FRIDAYS_CLOSE = datetime(2012, 6, 22, 21, 35, tzinfo=UTC)
 ITM_CALL = "AMZN120622C00215000"
 OTM_CALL = "AMZN120622C00230000"
 LATER_CALL = "AMZN120720C00200000"

@@ -1,6 +1,7 @@
 """Expiration follows the exchange calendar, end to end: the real scheduler and worker settle
-the options expiring on an early-close day at that early close, on that day's closing price
-(never a quote after it), and the options of a week whose Friday is a holiday on the
+the options expiring on an early-close day at the do-not-exercise cutoff after that early
+close (the pre-close sale an hour before it), on that day's closing price (never a quote
+after it), and the options of a week whose Friday is a holiday on the
 Thursday, the holiday's eve. The bundled AMZN day is replayed as those sessions
 (``MBT_REPLAY_START`` on the day, the recording looped onto it)."""
 
@@ -18,7 +19,10 @@ from tests.support.trading import eventually, rest_as
 
 D = Decimal
 JOB = "mbt.expire_options"
+SALE = "mbt.sell_uncarriable_options"
 MINUTE = timedelta(minutes=1)
+CUTOFF = timedelta(minutes=90)  # MBT_DO_NOT_EXERCISE_CUTOFF_MINUTES
+HOUR = timedelta(hours=1)  # MBT_OPTION_PRE_CLOSE_SALE_MINUTES
 
 # (session, its close in UTC)
 BLACK_FRIDAY = (date(2012, 11, 23), datetime(2012, 11, 23, 18, 0, tzinfo=UTC))  # 13:00 New York
@@ -51,10 +55,23 @@ async def test_options_settle_at_the_sessions_own_close_by_the_scheduled_job(var
         await processes.start("scheduler")
         async with rest_as(trading.mesh, "alice") as alice:
             assert await cash(alice) == D("97995.00")  # 100,000 - 2,000 - 5
-            # A minute before this session's close nothing is due; a minute after it, the job settles.
+            # The job is due at the do-not-exercise cutoff after this session's close (90
+            # minutes): a minute before it nothing is due; a minute after it, the job settles.
             await trading.step_to(close - MINUTE)
+
+            # The pre-close sale was due an hour before this session's own close: nothing to sell
+            # (alice can pay the 200 call's shares).
+            async def sale_ran():
+                run = await processes.run(SALE, session.isoformat())
+                assert run is not None and run.state == "done", run
+                assert (run.result["uncarried"], run.result["submitted"]) == (0, 0), run.result
+
+            await eventually(sale_ran, timeout=120)
+            [due] = [line for line in processes.log("scheduler").splitlines() if '"job due"' in line and SALE in line]
+            assert f'"due_at": "{(close - HOUR).isoformat()}"' in due, due
+            await trading.step_to(close + CUTOFF - MINUTE)
             assert await processes.run(JOB, session.isoformat()) is None
-            await trading.step_to(close + MINUTE)
+            await trading.step_to(close + CUTOFF + MINUTE)
 
             async def settled():
                 run = await processes.run(JOB, session.isoformat())
@@ -72,8 +89,8 @@ async def test_options_settle_at_the_sessions_own_close_by_the_scheduled_job(var
             assert {r["occurred_at"][:10] for r in rows.values()} == {session.isoformat()}
 
             # The price used is the session's own close: its day bar ends at the (early) close,
-            # no minute bar runs past it, and the exercise names that price.
-            await trading.step_to(close + 20 * MINUTE)  # past the Free tier's 15-minute delay
+            # no minute bar runs past it, and the exercise names that price (the clock is
+            # past the Free tier's 15-minute delay).
             daily = await alice.get(
                 "/api/mbt/bars/AMZN", params={"timeframe": "1Day", "from": f"{session.isoformat()}T00:00:00Z"}
             )

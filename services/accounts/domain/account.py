@@ -17,6 +17,7 @@ from services.accounts.domain.expiration import (
     ExpirationEffect,
     ExpirationRun,
     ExpiringPosition,
+    Instruction,
     LedgerLeg,
     early_exercise,
     expire_book,
@@ -683,6 +684,7 @@ class Account:
         settlement_prices: Mapping[str, Decimal],
         at: datetime,
         symbols: Collection[str] | None = None,
+        instructions: Mapping[str, Instruction] | None = None,
     ) -> ExpirationRun:
         """Settle every option position expiring on or before ``on`` (``expiration.expire_book``
         over the whole book) at ``settlement_prices`` by underlying; ``terms`` by contract
@@ -690,11 +692,20 @@ class Account:
         in the ledger and records ``OptionSettled``. A shortfall does not stop a settlement
         (an assignment happens whatever the account holds): it is reported. ``symbols``
         limits the run to those contracts (AM- and PM-settled options of one index settle
-        at different prices)."""
+        at different prices); ``instructions`` are the holder's, by contract symbol (a long
+        with ``DO_NOT_EXERCISE`` expires unexercised, in the money or not)."""
         expiring = [s for s in self.expiring(on) if symbols is None or s.symbol in symbols]
         symbols = {s.symbol for s in expiring}
         run = expire_book(
-            [ExpiringPosition(s, self.positions[s.symbol].qty, terms[s.symbol].settlement_type) for s in expiring],
+            [
+                ExpiringPosition(
+                    s,
+                    self.positions[s.symbol].qty,
+                    terms[s.symbol].settlement_type,
+                    (instructions or {}).get(s.symbol),
+                )
+                for s in expiring
+            ],
             [
                 OptionHolding(parse_symbol(symbol), position.qty)
                 for symbol, position in self.positions.items()

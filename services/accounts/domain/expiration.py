@@ -39,6 +39,7 @@ from services.common.instruments import CALL, ExerciseStyle, Settlement, SymbolS
 from services.common.trading import Side
 
 ZERO = Decimal(0)
+DO_NOT_EXERCISE_REASON = "do-not-exercise instruction"
 CONTRACT = Decimal(100)  # shares per contract
 EXERCISE_THRESHOLD = Decimal("0.01")  # OCC exercise by exception
 
@@ -159,6 +160,55 @@ def carry_action(now: datetime, close_at: datetime, sell_before: timedelta, has_
     return CarryAction.SELL_AT_MARKET
 
 
+@dataclass(frozen=True)
+class InstructionWindow:
+    """When holders' instructions for the contracts expiring at one session are taken: on
+    that session's date (market time), until ``cutoff_at`` — its close (an early close's,
+    on an early-close day) plus ``MBT_DO_NOT_EXERCISE_CUTOFF_MINUTES`` (OCC Rule 805(d)(2):
+    a contrary instruction for an expiring option by 5:30 pm ET, 90 minutes after a 4 pm
+    close). The session's expiration run is due at the cutoff, so an instruction accepted
+    is always applied."""
+
+    session_date: date
+    close_at: datetime
+    cutoff_at: datetime
+
+
+def check_instruction(
+    contract: SymbolSpec, qty: Decimal, window: InstructionWindow, today: date, now: datetime
+) -> None:
+    """Raises ``DomainError("FAILED_PRECONDITION", …)`` unless a do-not-exercise instruction
+    (given or withdrawn) for ``qty`` held contracts of ``contract`` (signed: negative when
+    short) is taken at ``now``, market date ``today``: a long position, in a contract that
+    expires at ``window``'s session, that session's date, before its cutoff. Nothing else is
+    checked (the instruction stands for the whole position held at the close)."""
+    if qty <= 0:
+        raise DomainError(
+            "FAILED_PRECONDITION",
+            f"do-not-exercise is an instruction for a long position: {contract.symbol} is held "
+            f"{qty.normalize():f} (an assignment is decided by the holder of the long side)",
+        )
+    if contract.expiration is None or today != window.session_date:
+        raise DomainError(
+            "FAILED_PRECONDITION",
+            f"{contract.symbol} expires at the close of {window.session_date}: instructions are "
+            f"taken on that day only (today is {today})",
+        )
+    if now >= window.cutoff_at:
+        raise DomainError(
+            "FAILED_PRECONDITION",
+            f"the cutoff for instructions on {contract.symbol} was {window.cutoff_at.isoformat()} "
+            f"({window.cutoff_at - window.close_at} after the close); it settles as it stands",
+        )
+
+
+def sale_client_order_id(session_date: date, symbol: str) -> str:
+    """The ``client_order_id`` of the pre-close sale of ``symbol`` held by one account for the
+    session ``session_date``: fixed by those terms, so a rerun of the sale answers the order
+    already submitted (orders' idempotency per account and client_order_id)."""
+    return f"mbt-carry-sale-{session_date.isoformat()}-{symbol}"
+
+
 def uncarried(
     positions: Sequence[ExpiringPosition],
     underlying_prices: Mapping[str, Decimal],
@@ -233,7 +283,7 @@ def _settle(position: ExpiringPosition, prices: Mapping[str, Decimal]) -> Expira
     in_the_money = intrinsic >= EXERCISE_THRESHOLD
     worth = f"{intrinsic} in the money" if intrinsic else "out of the money"
     if qty > 0 and position.instruction is Instruction.DO_NOT_EXERCISE:
-        exercised, why = False, f"{worth}; the holder said do-not-exercise"
+        exercised, why = False, f"{worth}; {DO_NOT_EXERCISE_REASON}"
     elif qty > 0:
         exercised = in_the_money or position.instruction is Instruction.EXERCISE
         why = f"{worth} at {price}" + ("" if in_the_money or not exercised else "; exercised on the holder's request")

@@ -11,10 +11,13 @@ from services.accounts.domain.expiration import (
     CarryAction,
     ExpiringPosition,
     Instruction,
+    InstructionWindow,
     Outcome,
     carry_action,
+    check_instruction,
     early_exercise,
     expire,
+    sale_client_order_id,
     uncarried,
 )
 from services.common.errors import DomainError
@@ -114,7 +117,7 @@ def test_a_spread_settles_as_one_its_long_leg_paying_for_its_short_legs_delivery
 def test_holder_instructions_decide_a_long_position():
     dne = run([position(call(100), 1, instruction=Instruction.DO_NOT_EXERCISE)], "120")
     assert dne.effects[0].outcome is Outcome.EXPIRED_WORTHLESS
-    assert dne.effects[0].reason == "20 in the money; the holder said do-not-exercise"
+    assert dne.effects[0].reason == "20 in the money; do-not-exercise instruction"
     contrary = run([position(call(100), 1, instruction=Instruction.EXERCISE)], "99.99")
     assert (contrary.effects[0].outcome, contrary.effects[0].cash_delta) == (Outcome.EXERCISED, D(-10000))
 
@@ -195,6 +198,60 @@ def test_carry_action_sells_in_the_window_before_the_close(name, now, has_bid, a
 def test_the_window_follows_an_early_close():
     assert carry_action(EARLY_CLOSE - HOUR / 2, EARLY_CLOSE, HOUR, True) is CarryAction.SELL_AT_MARKET
     assert carry_action(EARLY_CLOSE + HOUR, EARLY_CLOSE, HOUR, True) is CarryAction.DO_NOT_EXERCISE
+
+
+def test_a_long_the_holder_said_do_not_exercise_is_not_counted_among_what_to_sell():
+    positions = [position(call(100), 3, instruction=Instruction.DO_NOT_EXERCISE)]
+    assert uncarried(positions, {"XYZ": D("112.40")}, cash_free=D(0), shares_free={}) == {}
+    dne = run(positions, "112.40", cash=D(0))
+    assert [(e.outcome, e.not_carried, e.reason) for e in dne.effects] == [
+        (Outcome.EXPIRED_WORTHLESS, False, "12.40 in the money; do-not-exercise instruction")
+    ]
+
+
+def test_the_sale_of_one_contract_for_one_session_has_one_client_order_id():
+    first = sale_client_order_id(EXPIRY, call(100).symbol)
+    assert first == sale_client_order_id(EXPIRY, call(100).symbol) == "mbt-carry-sale-2025-01-17-XYZ250117C00100000"
+    assert first != sale_client_order_id(EXPIRY, call(105).symbol)
+    assert len(first) <= 128  # orders' client_order_id limit
+
+
+# --- do-not-exercise instructions (OCC Rule 805: by 5:30 pm ET on the expiry day) --------------------
+
+CUTOFF = CLOSE + timedelta(minutes=90)  # 22:30 UTC: 5:30 pm New York in January
+WINDOW = InstructionWindow(EXPIRY, CLOSE, CUTOFF)
+EARLY_WINDOW = InstructionWindow(date(2024, 12, 24), EARLY_CLOSE, EARLY_CLOSE + timedelta(minutes=90))
+
+INSTRUCTIONS = [
+    ("a long, on the expiry day before the close", call(100), "2", EXPIRY, CLOSE - HOUR, None),
+    ("a long, after the close, before the cutoff", call(100), "2", EXPIRY, CUTOFF - timedelta(seconds=1), None),
+    ("at the cutoff", call(100), "2", EXPIRY, CUTOFF, "the cutoff for instructions"),
+    ("after the cutoff", put(95), "1", EXPIRY, CUTOFF + HOUR, "the cutoff for instructions"),
+    ("a short position", call(100), "-1", EXPIRY, CLOSE - HOUR, "instruction for a long position"),
+    ("the day before the expiry", call(100), "1", date(2025, 1, 16), CLOSE - 25 * HOUR, "taken on that day only"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "qty", "today", "now", "refusal"), INSTRUCTIONS, ids=[i[0] for i in INSTRUCTIONS]
+)
+def test_a_do_not_exercise_instruction_is_taken_for_a_long_on_its_expiry_day_until_the_cutoff(
+    name, spec, qty, today, now, refusal
+):
+    if refusal is None:
+        check_instruction(spec, D(qty), WINDOW, today, now)
+        return
+    with pytest.raises(DomainError) as refused:
+        check_instruction(spec, D(qty), WINDOW, today, now)
+    assert refused.value.reason == "FAILED_PRECONDITION"
+    assert refusal in refused.value.message
+
+
+def test_the_cutoff_follows_an_early_close():
+    spec = call(100, expiry=date(2024, 12, 24))
+    check_instruction(spec, D(1), EARLY_WINDOW, date(2024, 12, 24), EARLY_CLOSE + HOUR)  # 2 pm New York
+    with pytest.raises(DomainError, match="the cutoff for instructions"):
+        check_instruction(spec, D(1), EARLY_WINDOW, date(2024, 12, 24), EARLY_CLOSE + 2 * HOUR)
 
 
 # --- early exercise -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.accounts.domain.account import Account, OptionSettled
-from services.accounts.domain.expiration import Outcome, ledger_legs
+from services.accounts.domain.expiration import Instruction, Outcome, ledger_legs
 from services.accounts.domain.rules import AccountType, Position, Profile
 from services.common.errors import DomainError
 from services.common.instruments import contract_terms, parse_symbol
@@ -86,6 +86,20 @@ def test_a_long_call_in_the_money_is_exercised_and_out_of_the_money_ones_expire_
     assert book.positions == {"AMZN": Position("AMZN", D(100), D(215), D(1))}
     realized = {leg.symbol: fill.realized_pl for e in book.events for leg, fill in e.legs if leg.symbol != "AMZN"}
     assert realized == {"AMZN120622C00215000": D("-400"), "AMZN120622C00225000": D("-200")}
+
+
+def test_a_do_not_exercise_instruction_leaves_a_long_in_the_money_call_unexercised():
+    book = account("30000", AMZN120622C00215000=("1", "4.00"), AMZN120622C00210000=("1", "9.00"))
+    instructions = {"AMZN120622C00215000": Instruction.DO_NOT_EXERCISE}
+    run = book.expire_options(FRIDAY, terms_of(book), CLOSE, AT, None, instructions)
+    by_symbol = {e.contract.symbol: (e.outcome, e.reason) for e in run.effects}
+    assert by_symbol == {
+        "AMZN120622C00215000": (Outcome.EXPIRED_WORTHLESS, "5.51 in the money; do-not-exercise instruction"),
+        "AMZN120622C00210000": (Outcome.EXERCISED, "10.51 in the money at 220.51"),
+    }
+    assert book.cash == D("9000")  # only the 210 call bought its 100 shares
+    assert book.positions == {"AMZN": Position("AMZN", D(100), D(210), D(1))}
+    assert book.expire_options(FRIDAY, terms_of(book), CLOSE, AT, None, instructions).effects == ()
 
 
 def test_an_index_option_is_cash_settled_and_a_second_run_does_nothing():

@@ -14,7 +14,7 @@ D = Decimal
 AT = datetime(2012, 6, 22, 20, 5, tzinfo=UTC)
 
 
-def activity(subtype, qty, stock=None, *, early=False, cash="0"):
+def activity(subtype, qty, stock=None, *, early=False, cash="0", reason=""):
     return expiration_activity(
         settlement_id="exp_1",
         user_id="u",
@@ -30,6 +30,7 @@ def activity(subtype, qty, stock=None, *, early=False, cash="0"):
         early=early,
         occurred_at=AT,
         now=AT,
+        reason=reason,
     )
 
 
@@ -71,3 +72,15 @@ def test_an_early_exercise_and_a_worthless_expiry_read_as_such():
     worthless = activity("expired_worthless", "1")
     assert worthless.net_amount == 0
     assert worthless.description == "OPEXP: 1 AMZN120622C00215000 expired worthless; at the close of $220.51"
+
+
+def test_a_long_in_the_money_left_unexercised_says_why():
+    kept = activity("expired_worthless", "1", reason="5.51 in the money; do-not-exercise instruction")
+    assert kept.description == (
+        "OPEXP: 1 AMZN120622C00215000 expired worthless; at the close of $220.51; "
+        "5.51 in the money; do-not-exercise instruction"
+    )
+    assert (
+        "in the money"
+        not in activity("exercised", "1", ("AMZN", Side.BUY, D(100)), reason="5.51 in the money at 220.51").description
+    )

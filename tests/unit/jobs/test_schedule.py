@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.common.config import Settings
 from services.common.wire.conv import datetime_from_ns
 from services.jobs.registry import (
     BACKTEST_ID,
@@ -52,6 +53,34 @@ def test_a_close_is_due_once_strictly_after_the_cursor():
     assert next_due(SESSION_CLOSE, close - timedelta(microseconds=1), known).key == "2012-06-21"
     assert next_due(SESSION_CLOSE, close, known).key == "2012-06-22"
     assert next_due(SESSION_CLOSE, datetime(2012, 6, 30, tzinfo=UTC), known) is None  # not loaded yet
+
+
+def test_a_job_due_before_or_after_each_close_moves_with_an_early_close():
+    known = sessions(date(2012, 7, 2), date(2012, 7, 10))
+    hour, cutoff = timedelta(hours=-1), timedelta(minutes=90)
+    start, end = datetime(2012, 7, 2, 14, tzinfo=UTC), datetime(2012, 7, 5, 23, tzinfo=UTC)
+    walk_before = []
+    after = start
+    while (point := next_due(SESSION_CLOSE, after, known, hour)) is not None and point.at <= end:
+        walk_before.append(point)
+        after = point.at
+    assert walk_before == [
+        Due("2012-07-02", datetime(2012, 7, 2, 19, tzinfo=UTC)),
+        Due("2012-07-03", datetime(2012, 7, 3, 16, tzinfo=UTC)),  # an hour before the 13:00 early close
+        Due("2012-07-05", datetime(2012, 7, 5, 19, tzinfo=UTC)),
+    ]
+    # Due after its close: from the close itself, the cutoff of that same session is next.
+    assert next_due(SESSION_CLOSE, datetime(2012, 7, 3, 17, tzinfo=UTC), known, cutoff) == Due(
+        "2012-07-03", datetime(2012, 7, 3, 18, 30, tzinfo=UTC)
+    )
+    assert next_due(SESSION_CLOSE, datetime(2012, 7, 3, 18, 30, tzinfo=UTC), known, cutoff).key == "2012-07-05"
+
+
+def test_the_expiration_run_waits_for_the_cutoff_and_the_sale_comes_before_the_close():
+    settings = Settings.from_env({})
+    assert REGISTRY["mbt.expire_options"].offset_in(settings) == timedelta(minutes=90)
+    assert REGISTRY["mbt.sell_uncarriable_options"].offset_in(settings) == timedelta(minutes=-60)
+    assert REGISTRY["mbt.eod_mark_all"].offset_in(settings) == timedelta()
 
 
 def test_hours_are_whole_hours_of_market_time():
