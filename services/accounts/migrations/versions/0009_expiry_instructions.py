@@ -1,7 +1,7 @@
 """holders' do-not-exercise instructions for expiring long options
 
-Revision ID: 0008_expiry_instructions
-Revises: 0007_user_settings
+Revision ID: 0009_expiry_instructions
+Revises: 0008_order_class_holds
 """
 
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import services.common.persistence.sqltypes
 
 
-revision = "0008_expiry_instructions"
-down_revision = "0007_user_settings"
+revision = "0009_expiry_instructions"
+down_revision = "0008_order_class_holds"
 branch_labels = None
 depends_on = None
 
