@@ -521,7 +521,7 @@ async def test_a_spread_fill_is_one_activity_per_leg_and_later_fills_still_arriv
             assert len(rows) == 3, rows
             return rows
 
-        rows = await recorded()
+        rows = await eventually(recorded)
         by_symbol = {row["symbol"]: row for row in rows}
         assert {s: (r["side"], r["qty"], D(r["price"])) for s, r in by_symbol.items()} == {
             PUT: ("sell", "2", legs[PUT]),
