@@ -2,10 +2,13 @@
 gRPC), computed independently of the accounts service's own arithmetic:
 
 * cash = starting cash + the signed fills the orders service recorded (buy −, sell +,
-  qty × price × multiplier); after a retention purge, the carried-forward cash (accounts'
-  ``GetCarriedForward``: the folded movements, the opening deposit among them) + the
-  signed fills that remain;
-* open positions = the fills' signed quantities per symbol, on top of the carried-forward
+  qty × price × multiplier) + the cash of the options' exercises, assignments and cash
+  settlements (activities' ``expiration`` rows); after a retention purge, the
+  carried-forward cash (accounts' ``GetCarriedForward``: the folded movements, the opening
+  deposit among them) + the signed fills and settlements that remain;
+* open positions = the fills' signed quantities per symbol, less each settled contract
+  (an ``expiration`` row's signed ``qty``) and plus the stock its physical delivery moved
+  (−``net_amount`` / strike shares of the underlying), on top of the carried-forward
   positions after a purge;
 * reserved = the requirement of the orders still working, from their terms (a cash
   account's buy: qty × its worst price — the limit, else the collar; a sell holds shares,
@@ -27,6 +30,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
+from services.common.instruments import parse_symbol
 from tests.support.identity import BULK_TIER, as_service, as_user
 
 WORKING = (orders_pb2.ORDER_STATUS_ACCEPTED,)
@@ -106,13 +110,22 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
             sign = Decimal(-1) if fill.side == trading_pb2.ORDER_SIDE_BUY else Decimal(1)
             flows += sign * _d(fill.qty) * _d(fill.price) * (_d(fill.multiplier) or Decimal(1))
             held[fill.symbol] = held.get(fill.symbol, Decimal(0)) - sign * _d(fill.qty)
+    for settled in activities:
+        if settled.activity_type != activities_pb2.ACTIVITY_TYPE_EXPIRATION:
+            continue
+        delivered = _d(settled.net_amount)
+        flows += delivered
+        held[settled.symbol] = held.get(settled.symbol, Decimal(0)) - _d(settled.qty)
+        if settled.subtype != "cash_settled" and delivered:
+            underlying = parse_symbol(settled.symbol).underlying
+            held[underlying] = held.get(underlying, Decimal(0)) - delivered / _d(settled.price)
     assert cash == base + flows, (
-        f"{user_id}: cash {cash} != starting or carried-forward cash {base} + signed fills {flows}"
+        f"{user_id}: cash {cash} != starting or carried-forward cash {base} + signed fills and settlements {flows}"
     )
 
     stored = {p.symbol: _d(p.qty) for p in positions if _d(p.qty) != 0}
     expected = {symbol: qty for symbol, qty in held.items() if qty != 0}
-    assert stored == expected, f"{user_id}: positions {stored} != fills {expected}"
+    assert stored == expected, f"{user_id}: positions {stored} != fills and settlements {expected}"
 
     unsettled = [o.order_id for o in orders if o.status == orders_pb2.ORDER_STATUS_NEW]
     assert not settled or not unsettled, f"{user_id}: submits never finished: {unsettled}"
