@@ -84,8 +84,11 @@ def carried_forward_description(through: datetime) -> str:
 
 
 def fill_description(side: Side, qty: Decimal, symbol: str, price: Decimal) -> str:
+    """``Bought 10 AMZN at $224.05``, ``Sold 1 AMZN120629C00230000 at $0.02``: the price on
+    its instrument's grid (an option premium in cents at any price)."""
     verb = "Bought" if side is Side.BUY else "Sold"
-    return f"{verb} {qty_str(qty)} {symbol} at ${on_price_grid(price):,}"
+    option = parse_symbol(symbol).is_option
+    return f"{verb} {qty_str(qty)} {symbol} at ${on_price_grid(price, option=option):,}"
 
 
 def opening_description(starting_cash: Decimal) -> str:

@@ -13,7 +13,7 @@ from google.protobuf import timestamp_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import events_pb2, orders_pb2
 from services.activities import wire
-from services.activities.domain import summarize_week
+from services.activities.domain import fill_description, summarize_week
 from services.common.trading import Side
 
 ON = datetime(2012, 6, 21, 15, tzinfo=UTC)
@@ -85,3 +85,10 @@ def test_one_notification_names_the_spread_its_net_and_each_leg():
 def test_a_credit_spread_is_one_trade_whose_premium_is_its_net_credit():
     week = summarize_week(wire.fill_activities(spread_filled(), ON), [SHORT_PUT, LONG_PUT])
     assert (week.fills, week.premium_collected, week.underlyings) == (1, Decimal("250.00"), 1)
+
+
+def test_a_fills_description_prints_an_option_premium_in_cents_and_a_cheap_stock_finer():
+    assert fill_description(Side.SELL, Decimal(1), "AMZN120629C00230000", Decimal("0.02")) == (
+        "Sold 1 AMZN120629C00230000 at $0.02"
+    )
+    assert fill_description(Side.BUY, Decimal(100), "SIRI", Decimal("0.5123")) == "Bought 100 SIRI at $0.5123"
