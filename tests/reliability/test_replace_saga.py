@@ -55,7 +55,8 @@ async def order_of(client, order_id: str) -> dict:
 
 
 async def test_a_replace_cut_after_its_hold_cannot_lend_that_hold_to_another_replace(rig):
-    """The issue's reproduction, with the 5 ms deadline made deterministic."""
+    """The issue's reproduction, with the 5 ms deadline made deterministic: the request is cut
+    right after accounts held buying power for it."""
     mesh, trading, faults, wall = rig
     async with rest_as(mesh, "alice") as alice:
         submitted = await alice.post(
@@ -75,13 +76,11 @@ async def test_a_replace_cut_after_its_hold_cannot_lend_that_hold_to_another_rep
 
         # Native ReplaceOrder to qty 2, cut right after accounts held buying power for it.
         faults.arm("ReserveBuyingPower", "cut_after")
-        with pytest.raises(grpc.aio.AioRpcError) as cut:
-            await trading.orders().ReplaceOrder(
-                orders_pb2.ReplaceOrderRequest(order_id=order_id, qty="2"),
-                metadata=as_user("alice", BULK_TIER),
-                timeout=2,
-            )
-        assert cut.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        call = trading.orders().ReplaceOrder(
+            orders_pb2.ReplaceOrderRequest(order_id=order_id, qty="2"), metadata=as_user("alice", BULK_TIER)
+        )
+        await faults.cut_short(call, "ReserveBuyingPower")
+        assert await call.code() is grpc.StatusCode.CANCELLED
         order = await order_of(alice, order_id)
         assert (order["version"], order["qty"]) == (1, "1")
         # Both versions are held while the replace is unresolved: either may still fill.
@@ -362,13 +361,12 @@ async def test_a_spread_replace_cut_after_its_hold_holds_the_larger_version_unti
         assert D((await account_of(nina))["reserved"]) == int(qty) * SPREAD_WIDTH
 
         faults.arm("ReserveBuyingPower", "cut_after")
-        with pytest.raises(grpc.aio.AioRpcError) as cut:
-            await trading.orders().ReplaceOrder(
-                orders_pb2.ReplaceOrderRequest(order_id=order_id, qty=new_qty, limit_price=str(natural - 2)),
-                metadata=as_user("nina", BULK_TIER),
-                timeout=2,
-            )
-        assert cut.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        call = trading.orders().ReplaceOrder(
+            orders_pb2.ReplaceOrderRequest(order_id=order_id, qty=new_qty, limit_price=str(natural - 2)),
+            metadata=as_user("nina", BULK_TIER),
+        )
+        await faults.cut_short(call, "ReserveBuyingPower")
+        assert await call.code() is grpc.StatusCode.CANCELLED
         order = await order_of(nina, order_id)
         assert (order["version"], order["qty"]) == (1, qty)
         # Either version may still fill: the larger one is held.

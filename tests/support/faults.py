@@ -7,9 +7,10 @@ call of ``method`` fail in one of these ways:
 * ``"drop"``: the request never reaches the service (the service changed nothing);
 * ``"lose_reply"``: the service does the work, the caller sees UNAVAILABLE (a reply lost on
   the network, a client deadline that fired just after the work);
-* ``"cut_after"``: the service does the work, then the caller stalls until its own client's
-  deadline cuts the request short (gRPC cancels the handler): nothing after the call runs.
-  The test's client must set a deadline.
+* ``"cut_after"``: the service does the work, then the caller stalls until the request is
+  cut short (gRPC cancels the handler): nothing after the call runs. ``cut_short(call,
+  method)`` cuts it once the work is done, however slowly the machine got there — a client
+  deadline alone could fire before the call and cut nothing.
 
 Services accept it through their build's ``wrap_…`` seam, e.g.
 ``start_mesh(settings, builders={"orders": lambda s: build(s, wrap_accounts=faults.wrap)})``.
@@ -18,6 +19,7 @@ Services accept it through their build's ``wrap_…`` seam, e.g.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 import grpc
@@ -37,6 +39,7 @@ class FaultyClient:
         self._stub = None
         self._armed: dict[str, deque[str]] = {}
         self.injected: list[tuple[str, str]] = []
+        self.done: list[tuple[str, str]] = []
 
     def wrap(self, stub) -> FaultyClient:
         self._stub = stub
@@ -62,8 +65,20 @@ class FaultyClient:
             if fault == "drop":
                 raise InjectedFault(f"{method} dropped")
             await real(request, **kwargs)
+            self.done.append((method, fault))
             if fault == "lose_reply":
                 raise InjectedFault(f"{method} reply lost")
-            await asyncio.Event().wait()  # until the caller's deadline cancels this request
+            await asyncio.Event().wait()  # until the caller's request is canceled
 
         return call
+
+    async def cut_short(self, call: grpc.aio.UnaryUnaryCall, method: str, within_s: float = 60.0) -> None:
+        """Wait until the armed ``cut_after`` of ``method`` has done its work, then cancel the
+        caller's ``call`` (the server cancels the handler, as for an expired deadline).
+
+        Raises ``AssertionError`` when the work is not done within ``within_s`` seconds."""
+        give_up = time.monotonic() + within_s
+        while (method, "cut_after") not in self.done:
+            assert time.monotonic() < give_up, f"{method} was not called within {within_s} s"
+            await asyncio.sleep(0.01)
+        call.cancel()
