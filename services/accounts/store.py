@@ -206,6 +206,11 @@ class LedgerEntryRow(Base):
     realized_pl: Mapped[Decimal]
     cash_after: Mapped[Decimal]
     occurred_at: Mapped[datetime]
+    # The order the account applied its entries in (1, 2, … per account; 0 for carried-forward
+    # balances, which come first): entries of one moment — an expiration's effects, fills
+    # stamped alike — replay in that order, so P&L and snapshots average the cost exactly as
+    # the positions did.
+    sequence: Mapped[int] = mapped_column(Integer)
 
 
 class GraduationOverrideRow(Base):
@@ -345,6 +350,15 @@ class AccountRepository:
         self.session = session
         self.collect = collect
         self._rows: dict[str, AccountRow] = {}
+        self._sequences: dict[str, int] = {}
+
+    async def _next_sequence(self, account_id: str) -> int:
+        """The next ledger sequence of ``account_id`` (changes hold the account's row lock)."""
+        if account_id not in self._sequences:
+            query = select(func.max(LedgerEntryRow.sequence)).where(LedgerEntryRow.account_id == account_id)
+            self._sequences[account_id] = (await self.session.scalar(query)) or 0
+        self._sequences[account_id] += 1
+        return self._sequences[account_id]
 
     async def user(self, user_id: str) -> UserRow | None:
         return await self.session.get(UserRow, user_id)
@@ -446,6 +460,7 @@ class AccountRepository:
                             realized_pl=Decimal(0),
                             cash_after=event.starting_cash,
                             occurred_at=event.at,
+                            sequence=await self._next_sequence(row.account_id),
                         )
                     )
                 case HoldTaken(order_id=order_id, hold=hold, at=at):
@@ -506,12 +521,16 @@ class AccountRepository:
                 case OptionSettled():
                     await self._settle_option(account.account_id, event)
                 case DividendPosted():
+                    sequence = await self._next_sequence(account.account_id)
                     self.session.add(
-                        _cash_entry(account.account_id, event.entry_id, "dividend", event.symbol, event.amount, event)
+                        _cash_entry(
+                            account.account_id, event.entry_id, "dividend", event.symbol, event.amount, event, sequence
+                        )
                     )
                 case InterestCharged():
+                    sequence = await self._next_sequence(account.account_id)
                     self.session.add(
-                        _cash_entry(account.account_id, event.entry_id, "interest", "", -event.amount, event)
+                        _cash_entry(account.account_id, event.entry_id, "interest", "", -event.amount, event, sequence)
                     )
         if account.events:
             if row is None:
@@ -566,6 +585,7 @@ class AccountRepository:
                 realized_pl=effect.realized_pl,
                 cash_after=cash_after,
                 occurred_at=at,
+                sequence=await self._next_sequence(account_id),
             )
         )
         row = (
@@ -691,7 +711,7 @@ class AccountRepository:
         return list(
             (
                 await self.session.execute(
-                    query.order_by(LedgerEntryRow.occurred_at, carried_first, LedgerEntryRow.entry_id)
+                    query.order_by(LedgerEntryRow.occurred_at, carried_first, LedgerEntryRow.sequence)
                 )
             ).scalars()
         )
@@ -732,7 +752,7 @@ class AccountRepository:
                         LedgerEntryRow.kind != CARRIED_FORWARD,
                         LedgerEntryRow.occurred_at < cutoff,
                     )
-                    .order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.entry_id)
+                    .order_by(LedgerEntryRow.occurred_at, LedgerEntryRow.sequence)
                     .limit(limit)
                 )
             ).scalars()
@@ -896,6 +916,7 @@ def _carried_rows(account_id: str, balance: CarriedForward) -> list[LedgerEntryR
             multiplier=multiplier,
             cash_after=balance.cash_after,
             occurred_at=balance.through,
+            sequence=0,
             **amounts,
         )
 
@@ -996,9 +1017,15 @@ class PrivacyRepository:
 
 
 def _cash_entry(
-    account_id: str, entry_id: str, kind: str, symbol: str, delta: Decimal, event: DividendPosted | InterestCharged
+    account_id: str,
+    entry_id: str,
+    kind: str,
+    symbol: str,
+    delta: Decimal,
+    event: DividendPosted | InterestCharged,
+    sequence: int,
 ) -> LedgerEntryRow:
-    """A ledger entry that moves cash only (a dividend, interest)."""
+    """A ledger entry that moves cash only (a dividend, interest), the account's ``sequence``-th."""
     return LedgerEntryRow(
         entry_id=entry_id,
         account_id=account_id,
@@ -1014,4 +1041,5 @@ def _cash_entry(
         realized_pl=Decimal(0),
         cash_after=event.cash_after,
         occurred_at=event.at,
+        sequence=sequence,
     )

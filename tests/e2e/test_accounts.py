@@ -5,12 +5,15 @@ here from the recording (qty x bid - cost), never read from another answer of ac
 
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import count
 
 import grpc
 import pytest
 
 from mbt.accounts.v1 import accounts_pb2
+from services.common.ids import derived_id
 from services.common.wire.conv import timestamp_from_ns
+from tests.e2e.test_option_expiration import seed_fill
 from tests.support import recording
 from tests.support.errors import error_info
 from tests.support.identity import as_service
@@ -227,6 +230,26 @@ async def test_pnl_windows_realize_inside_them_and_mark_at_their_end(mesh, tradi
         assert (future["data"], future["meta"]["to_time_clamped"]) == (everything["data"], True)
         backwards = await pia.get("/api/mbt/pnl", params={"from": "2012-06-21T14:10:00Z", "to": "2012-06-21T14:05:00Z"})
         assert (backwards.status_code, backwards.json()["error"]["code"]) == (400, "invalid_argument")
+
+
+async def test_pnl_replays_entries_of_one_moment_in_the_order_the_ledger_applied_them(mesh, trading):
+    """Entries stamped alike (an expiration's effects, fills of one tick) average the cost in
+    the order they were applied: P&L agrees with the position to the cent. The fills' ids are
+    picked so that their ledger ids sort against that order."""
+    ids = next(
+        (buy, sell, rebuy)
+        for n in count()
+        for buy, sell, rebuy in [(f"fill_buy{n}", f"fill_sell{n}", f"fill_rebuy{n}")]
+        if derived_id("led", rebuy) < derived_id("led", sell) and derived_id("led", buy) < derived_id("led", rebuy)
+    )
+    for (side, price), fill_id in zip([("buy", "10.00"), ("sell", "12.00"), ("buy", "20.00")], ids, strict=True):
+        await seed_fill(trading, "quinn", "AMZN", side, "100", price, fill_id=fill_id)
+    async with rest_as(mesh, "quinn") as quinn:
+        await account_when(quinn, cash=cents(D(100000) - 1000 + 1200 - 2000))
+        [position] = (await quinn.get("/api/mbt/positions")).json()["data"]
+        assert (position["qty"], position["avg_entry_price"]) == ("100", "20.00")
+        pnl = (await quinn.get("/api/mbt/pnl")).json()["data"]
+        assert pnl["lines"] == [{"symbol": "AMZN", "realized_pl": "200.00", "unrealized_pl": position["unrealized_pl"]}]
 
 
 async def test_every_surface_prints_money_to_the_cent_prices_on_their_grid_and_whole_quantities(mesh, trading):

@@ -20,6 +20,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.common.v1 import events_pb2, events_pb2_grpc, trading_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.ids import new_id
+from services.common.instruments import parse_symbol
 from services.common.wire.conv import to_date
 from tests.support.identity import as_service, as_user
 from tests.support.jobs import VARIANTS, jobs_mesh
@@ -43,29 +44,34 @@ async def expiry(request, tmp_path):
         yield mesh
 
 
-async def seed_fill(trading: Trading, user: str, symbol: str, side: str, qty: str, price: str) -> None:
-    """An option fill through the ledger's own path: the orders service's hold, then its
-    OrderFilled event, delivered to accounts and activities."""
+async def seed_fill(
+    trading: Trading, user: str, symbol: str, side: str, qty: str, price: str, *, fill_id: str | None = None
+) -> None:
+    """A fill through the ledger's own path: the orders service's hold, then its OrderFilled
+    event (stamped START), delivered to accounts and activities. An OCC symbol is an option
+    (x 100), anything else a stock."""
     order_id = new_id("ord")
     wire_side = trading_pb2.ORDER_SIDE_BUY if side == "buy" else trading_pb2.ORDER_SIDE_SELL
+    option = parse_symbol(symbol).is_option
+    multiplier = "100" if option else "1"
     await trading.accounts().ReserveBuyingPower(
         accounts_pb2.ReserveBuyingPowerRequest(
             order_id=order_id,
             order_version=1,
             user_id=user,
             symbol=symbol,
-            asset_class=trading_pb2.ASSET_CLASS_US_OPTION,
+            asset_class=trading_pb2.ASSET_CLASS_US_OPTION if option else trading_pb2.ASSET_CLASS_US_EQUITY,
             side=wire_side,
             qty=qty,
             order_type=trading_pb2.ORDER_TYPE_LIMIT,
             limit_price=price,
-            multiplier="100",
+            multiplier=multiplier,
             worst_price=price,
         ),
         metadata=as_service("orders"),
     )
     order = orders_pb2.Order(order_id=order_id, user_id=user, version=1, symbol=symbol, side=wire_side, qty=qty)
-    event = filled_event(order, new_id("fill"), qty=qty, price=price, multiplier="100")
+    event = filled_event(order, fill_id or new_id("fill"), qty=qty, price=price, multiplier=multiplier)
     for service in ("accounts", "activities"):
         sink = events_pb2_grpc.EventSinkServiceStub(trading.channel(service))
         await sink.Deliver(events_pb2.DeliverRequest(events=[event]), metadata=as_service("orders"))
