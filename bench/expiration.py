@@ -261,6 +261,8 @@ def _account_rows(
             "updated_at": at,
         }
     )
+    for sequence, entry in enumerate(ledger, start=1):  # the order the ledger applied them in
+        entry["sequence"] = sequence
     rows[LedgerEntryRow].extend(ledger)
 
 
