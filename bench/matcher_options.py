@@ -200,9 +200,10 @@ def spread_orders(
     session: MarketSession,
     rng: random.Random,
 ) -> list[WorkingSpread]:
-    """Verticals (calls or puts, bought or sold, on adjacent strikes) and iron condors
-    (short strikes one step out of the money, wings one further), limits from a cent over
-    the net mid to 30 cents under it: some fill at once or as quotes move, most rest."""
+    """Verticals (calls or puts, bought or sold, on adjacent strikes) and iron condors (around
+    a random strike: a short put and a short call one strike either side of it, long wings
+    one further), alternating between the two expiries; net limits from a cent over the net
+    mid to 30 cents under it: some fill at once or as quotes move, most rest."""
     orders = []
     legs: tuple[SpreadLeg, ...]
     for n in range(count):
