@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -124,6 +124,53 @@ def fill_activity(
         filled_at,
         now,
     )
+
+
+@dataclass(frozen=True)
+class FilledLeg:
+    """One leg of a multi-leg fill: ``qty`` contracts (the spreads × the leg's ratio) at
+    ``price`` per share, ``multiplier`` shares per contract."""
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    multiplier: Decimal
+
+
+def spread_fill_activities(
+    *,
+    fill_id: str,
+    user_id: str,
+    account_id: str,
+    order_id: str,
+    legs: Sequence[FilledLeg],
+    filled_at: datetime,
+    now: datetime,
+) -> list[Activity]:
+    """A multi-leg fill's activities: one per leg, as a single-leg fill of that leg would be
+    (its symbol, side, qty and price), all naming the one fill. Each id derives from the
+    fill's and the leg's symbol (a spread's legs have distinct symbols), so a redelivered
+    fill records nothing twice."""
+    return [
+        replace(
+            fill_activity(
+                fill_id=fill_id,
+                user_id=user_id,
+                account_id=account_id,
+                order_id=order_id,
+                symbol=leg.symbol,
+                side=leg.side,
+                qty=leg.qty,
+                price=leg.price,
+                multiplier=leg.multiplier,
+                filled_at=filled_at,
+                now=now,
+            ),
+            activity_id=derived_id("act", fill_id, leg.symbol),
+        )
+        for leg in legs
+    ]
 
 
 def opening_activity(
@@ -246,6 +293,50 @@ def fill_notification(
     )
 
 
+def spread_fill_message(qty: Decimal, net_price: Decimal, legs: Sequence[FilledLeg], filled_at: datetime) -> str:
+    """A multi-leg fill as a person says it: the spreads, the net per spread (a positive
+    ``net_price`` a debit paid, a negative one a credit received) and each leg — "Filled 2
+    AMZN spreads at a $1.25 credit each: sold 2 AMZN Jul 20 $210 put at $3.10, bought 2 AMZN
+    Jul 20 $200 put at $1.85"."""
+    underlying = parse_symbol(legs[0].symbol).underlying
+    plural = "spread" if qty == 1 else "spreads"
+    kind = "debit" if net_price > 0 else "credit" if net_price < 0 else "net price"
+    each = f"${on_price_grid(abs(net_price), option=True):,} {kind} each"
+    said = [fill_message(leg.side, leg.qty, leg.symbol, leg.price, filled_at) for leg in legs]
+    parts = ", ".join(text[0].lower() + text[1:] for text in said)
+    return f"Filled {qty_str(qty)} {underlying} {plural} at a {each}: {parts}"
+
+
+def spread_fill_notification(
+    *,
+    fill_id: str,
+    user_id: str,
+    account_id: str,
+    order_id: str,
+    qty: Decimal,
+    net_price: Decimal,
+    legs: Sequence[FilledLeg],
+    filled_at: datetime,
+    now: datetime,
+    webhook: bool,
+) -> Notification:
+    """A multi-leg fill's one notification (its id derives from the fill's, as a single
+    fill's does), naming the spreads' underlying as its symbol."""
+    return Notification(
+        notification_id=derived_id("ntf", fill_id),
+        user_id=user_id,
+        account_id=account_id,
+        kind="fill",
+        symbol=parse_symbol(legs[0].symbol).underlying,
+        fill_id=fill_id,
+        order_id=order_id,
+        message=spread_fill_message(qty, net_price, legs, filled_at),
+        occurred_at=filled_at,
+        created_at=now,
+        webhook_state=WEBHOOK_PENDING if webhook else WEBHOOK_NONE,
+    )
+
+
 def webhook_body(notification: Notification) -> bytes:
     """The JSON a webhook receives (UTF-8, sorted keys): ``id`` (the notification's, the same
     on every retry: a receiver drops what it has seen), ``kind``, ``user_id``, ``account_id``,
@@ -311,11 +402,19 @@ class GoalVerdict:
 
 
 def summarize_week(fills: Sequence[Activity], open_symbols: Sequence[str]) -> WeekSummary:
-    """``fills``: the account's fill activities of the week; ``open_symbols``: its open
-    positions' symbols at the close (an option counts for its underlying)."""
-    premium = sum((f.net_amount for f in fills if f.side is Side.SELL and parse_symbol(f.symbol).is_option), Decimal(0))
+    """``fills``: the account's fill activities of the week (a multi-leg fill has one per
+    leg, all with its fill id); ``open_symbols``: its open positions' symbols at the close
+    (an option counts for its underlying). A trade is a fill, however many legs it had; the
+    premium collected is what each option fill brought in net — a sold option's premium, a
+    credit spread's net credit (its bought legs paid for out of it); a fill that cost money
+    collected nothing."""
+    option_net: dict[str, Decimal] = {}
+    for f in fills:
+        if parse_symbol(f.symbol).is_option:
+            option_net[f.fill_id] = option_net.get(f.fill_id, Decimal(0)) + f.net_amount
+    premium = sum((net for net in option_net.values() if net > 0), Decimal(0))
     underlyings = {parse_symbol(symbol).underlying for symbol in open_symbols}
-    return WeekSummary(len(fills), premium, len(underlyings))
+    return WeekSummary(len({f.fill_id for f in fills}), premium, len(underlyings))
 
 
 def judge_week(profile: str, week: WeekSummary) -> GoalVerdict:

@@ -29,7 +29,8 @@ class Handlers:
 
     async def on_order_filled(self, uow: UnitOfWork, event, payload) -> None:
         now = self.clock.now()
-        await self.activities.record_activity(uow, wire.fill_activity(payload, now))
+        for activity in wire.fill_activities(payload, now):
+            await self.activities.record_activity(uow, activity)
         webhook = self.notifications.webhook is not None
         await self.notifications.record(uow, wire.fill_notification(payload, now, webhook=webhook))
 

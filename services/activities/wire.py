@@ -12,13 +12,16 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import audit_pb2
 from services.activities.audit_chain import Break, Link
-from services.activities.domain import CARRIED_FORWARD, Activity, AuditEntry, Notification
+from services.activities.domain import CARRIED_FORWARD, Activity, AuditEntry, FilledLeg, Notification
 from services.activities.domain import dividend_activity as _dividend_activity
 from services.activities.domain import expiration_activity as _expiration_activity
 from services.activities.domain import fill_activity as _fill_activity
 from services.activities.domain import fill_notification as _fill_notification
 from services.activities.domain import interest_activity as _interest_activity
 from services.activities.domain import opening_activity as _opening_activity
+from services.activities.domain import spread_fill_activities as _spread_fill_activities
+from services.activities.domain import spread_fill_notification as _spread_fill_notification
+from services.common.instruments import parse_symbol
 from services.common.wire.conv import (
     amount_str,
     from_date,
@@ -61,10 +64,41 @@ def _fill_terms(payload) -> dict:
     }
 
 
-def fill_activity(payload, now: datetime) -> Activity:
-    """The activity of an OrderFilled event."""
+def _filled_legs(fill) -> list[FilledLeg]:
+    """A multi-leg fill's legs (none for a single-leg fill), each with its contract's
+    multiplier."""
+    return [
+        FilledLeg(
+            symbol=leg.symbol,
+            side=parse_enum(SIDES, leg.side, "fill.legs.side"),
+            qty=parse_decimal(leg.qty, "fill.legs.qty", required=True),
+            price=parse_decimal(leg.price, "fill.legs.price", required=True),
+            multiplier=parse_symbol(leg.symbol).multiplier,
+        )
+        for leg in fill.legs
+    ]
+
+
+def _spread_terms(payload) -> dict:
+    """What an OrderFilled event of a multi-leg order says, as the domain's keywords."""
+    fill, order = payload.fill, payload.order
+    return {
+        "fill_id": fill.fill_id,
+        "user_id": order.user_id,
+        "account_id": order.account_id,
+        "order_id": order.order_id,
+        "legs": _filled_legs(fill),
+        "filled_at": from_timestamp(fill.filled_at, "filled_at", required=True),
+    }
+
+
+def fill_activities(payload, now: datetime) -> list[Activity]:
+    """The activities of an OrderFilled event: one, or one per leg of a multi-leg fill (it
+    has no one symbol or side of its own)."""
+    if payload.fill.legs:
+        return _spread_fill_activities(**_spread_terms(payload), now=now)
     multiplier = parse_decimal(payload.fill.multiplier, "multiplier") or Decimal(1)
-    return _fill_activity(**_fill_terms(payload), multiplier=multiplier, now=now)
+    return [_fill_activity(**_fill_terms(payload), multiplier=multiplier, now=now)]
 
 
 SUBTYPES = {
@@ -105,7 +139,16 @@ def expiration_activity(payload, now: datetime) -> Activity:
 
 
 def fill_notification(payload, now: datetime, *, webhook: bool) -> Notification:
-    """The notification of an OrderFilled event (``webhook``: one is configured)."""
+    """The notification of an OrderFilled event, one for a multi-leg fill too (``webhook``:
+    one is configured)."""
+    if payload.fill.legs:
+        return _spread_fill_notification(
+            **_spread_terms(payload),
+            qty=parse_decimal(payload.fill.qty, "qty", required=True),
+            net_price=parse_decimal(payload.fill.price, "price", required=True),
+            now=now,
+            webhook=webhook,
+        )
     return _fill_notification(**_fill_terms(payload), now=now, webhook=webhook)
 
 

@@ -24,6 +24,7 @@ from services.common.instruments import parse_symbol
 from services.common.wire.conv import to_date
 from tests.support.identity import as_service, as_user
 from tests.support.jobs import VARIANTS, jobs_mesh
+from tests.support.option_views import cash, expirations, holdings
 from tests.support.trading import Trading, eventually, filled_event, rest_as
 
 D = Decimal
@@ -75,24 +76,6 @@ async def seed_fill(
     for service in ("accounts", "activities"):
         sink = events_pb2_grpc.EventSinkServiceStub(trading.channel(service))
         await sink.Deliver(events_pb2.DeliverRequest(events=[event]), metadata=as_service("orders"))
-
-
-async def holdings(client) -> dict[str, tuple[Decimal, Decimal]]:
-    positions = (await client.get("/api/mbt/positions")).json()["data"]
-    return {p["symbol"]: (D(p["qty"]), D(p["avg_entry_price"])) for p in positions}
-
-
-async def cash(client) -> Decimal:
-    return D((await client.get("/api/mbt/account")).json()["data"]["cash"])
-
-
-async def expirations(client, count: int) -> list[dict]:
-    async def check():
-        rows = (await client.get("/api/mbt/activities", params={"type": "expiration"})).json()["data"]
-        assert len(rows) == count, rows
-        return rows
-
-    return await eventually(check)
 
 
 async def test_the_book_settles_at_fridays_close_once(expiry):

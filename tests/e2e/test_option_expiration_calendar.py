@@ -12,9 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from tests.e2e.test_option_expiration import cash, expirations, holdings, seed_fill
+from tests.e2e.test_option_expiration import seed_fill
 from tests.support.jobs import VARIANTS, jobs_mesh
 from tests.support.mesh import mesh_environ
+from tests.support.option_views import cash, expirations, holdings
 from tests.support.trading import eventually, rest_as
 
 D = Decimal

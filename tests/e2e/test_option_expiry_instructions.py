@@ -32,13 +32,11 @@ from tests.e2e.test_option_expiration import (
     ITM_CALL,
     LATER_CALL,
     SHORT_PUT,
-    cash,
-    expirations,
-    holdings,
     seed_fill,
 )
 from tests.support.identity import as_service, as_user
 from tests.support.jobs import VARIANTS, jobs_mesh
+from tests.support.option_views import cash, expirations, holdings
 from tests.support.trading import eventually, order_in, rest_as
 
 D = Decimal

@@ -492,3 +492,51 @@ async def test_options_in_a_margin_account_are_not_marginable_while_stock_keeps_
         canceled = await marge.delete(f"/api/mbt/orders/{resting.json()['data']['order_id']}")
         assert canceled.status_code == 200, canceled.text
         await settled(marge, cash, D(21000))
+
+
+async def test_a_spread_fill_is_one_activity_per_leg_and_later_fills_still_arrive(mesh, trading):
+    """A multi-leg fill has no one symbol or side: activities records each leg (its symbol,
+    side, spread qty × ratio, its own price) and one notification for the spread; the events
+    behind it in the activities inbox still arrive."""
+    spread = [{"symbol": PUT, "side": "sell", "ratio": 1}, {"symbol": LOWER_PUT, "side": "buy", "ratio": 1}]
+    async with rest_as(mesh, "lena") as lena:
+        opened = await lena.post(
+            "/api/mbt/orders",
+            json={"legs": spread, "qty": "2", "order_type": "market", "time_in_force": "day"}
+            | {"fill_preference": "conservative"},
+        )
+        assert opened.status_code == 200, opened.text
+        done = await order_in(lena, opened.json()["data"]["order_id"], "filled")
+        [fill] = done["fills"]
+        legs = {leg["symbol"]: D(leg["price"]) for leg in fill["legs"]}
+        call = await lena.post(
+            "/api/mbt/orders",
+            json={"symbol": CALL, "side": "buy", "qty": "1", "order_type": "market", "time_in_force": "day"},
+        )
+        assert call.status_code == 200, call.text
+        bought = await order_in(lena, call.json()["data"]["order_id"], "filled")
+
+        async def recorded():
+            rows = (await lena.get("/api/mbt/activities", params={"type": "fill"})).json()["data"]
+            assert len(rows) == 3, rows
+            return rows
+
+        rows = await eventually(recorded)
+        by_symbol = {row["symbol"]: row for row in rows}
+        assert {s: (r["side"], r["qty"], D(r["price"])) for s, r in by_symbol.items()} == {
+            PUT: ("sell", "2", legs[PUT]),
+            LOWER_PUT: ("buy", "2", legs[LOWER_PUT]),
+            CALL: ("buy", "1", D(bought["filled_avg_price"])),
+        }
+        assert D(by_symbol[PUT]["net_amount"]) == legs[PUT] * 2 * 100
+        assert D(by_symbol[LOWER_PUT]["net_amount"]) == -legs[LOWER_PUT] * 2 * 100
+        assert by_symbol[PUT]["fill_id"] == by_symbol[LOWER_PUT]["fill_id"] == fill["fill_id"]
+        assert by_symbol[PUT]["activity_id"] != by_symbol[LOWER_PUT]["activity_id"]
+
+        async def adds_up():
+            # The ledger and activities apply the fills independently: wait for both.
+            account = (await lena.get("/api/mbt/account")).json()["data"]
+            rows = (await lena.get("/api/mbt/activities")).json()["data"]
+            assert sum((D(row["net_amount"]) for row in rows), D(0)) == D(account["cash"]), (account, rows)
+
+        await eventually(adds_up)

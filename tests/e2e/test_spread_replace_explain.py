@@ -11,6 +11,7 @@ from mbt.marketdata.v1 import marketdata_pb2
 from mbt.matcher.v1 import matcher_pb2
 from mbt.orders.v1 import orders_pb2
 from tests.support.identity import as_service
+from tests.support.option_views import assert_explained, mid_of, natural_of, quotes
 from tests.support.trading import account_when, eventually, order_in, rest_as, user_metadata
 
 D = Decimal
@@ -28,25 +29,6 @@ CONDOR = [
 ]
 WIDTH = D(1000)  # both structures: $10 between strikes (the condor's wider wing) x 100
 CASH = D(100000)
-
-
-async def quotes(client, legs: list[dict]) -> list[tuple[Decimal, Decimal]]:
-    found = []
-    for leg in legs:
-        body = (await client.get(f"/api/mbt/quotes/{leg['symbol']}")).json()["data"]
-        found.append((D(body["bid_price"]), D(body["ask_price"])))
-    return found
-
-
-def natural_of(legs: list[dict], quoted: list[tuple[Decimal, Decimal]]) -> Decimal:
-    return sum((ask if leg["side"] == "buy" else -bid for leg, (bid, ask) in zip(legs, quoted, strict=True)), D(0))
-
-
-def mid_of(legs: list[dict], quoted: list[tuple[Decimal, Decimal]]) -> Decimal:
-    return sum(
-        ((bid + ask) / 2 * (1 if leg["side"] == "buy" else -1) for leg, (bid, ask) in zip(legs, quoted, strict=True)),
-        D(0),
-    )
 
 
 async def submit(client, legs: list[dict], qty: str, limit: Decimal, preference: str) -> dict:
@@ -195,31 +177,3 @@ async def test_an_iron_condor_fill_is_explained_with_its_four_legs(mesh, trading
         assert explained["rule"] == "mleg_limit_at_natural"
         assert D(explained["fill_price"]) == D(explained["natural_price"]) == natural
         assert [leg["qty"] for leg in explained["legs"]] == ["2"] * 4
-
-
-def assert_explained(explained: dict, fill: dict, legs: list[dict], quoted: list, preference: str) -> None:
-    """Reproduced, with every leg's quote as read (model quotes with their inputs) and price."""
-    assert explained["reproduced"] is True, explained
-    assert (explained["fill_id"], explained["rule"], explained["fill_preference"]) == (
-        fill["fill_id"],
-        fill["rule"],
-        preference,
-    )
-    assert D(explained["fill_price"]) == D(fill["price"])
-    assert int(explained["ticks_considered"]) == len(legs)
-    assert [leg["symbol"] for leg in explained["legs"]] == [leg["symbol"] for leg in legs]
-    for leg, sent, (bid, ask), recorded in zip(explained["legs"], legs, quoted, fill["legs"], strict=True):
-        assert (leg["side"], leg["ratio"]) == (sent["side"], 1)
-        assert (D(leg["bid_price"]), D(leg["ask_price"])) == (bid, ask)
-        assert bid <= D(leg["price"]) <= ask and D(leg["price"]) == D(recorded["price"])
-        assert leg["quote_sequence"] and leg["quote_at"]
-        assert leg["source"] == "model", leg
-        model = leg["model"]
-        assert model["underlying_symbol"] == "AMZN"
-        for name in ("underlying_price", "volatility", "risk_free_rate", "time_to_expiry"):
-            assert D(model[name]) > 0, model
-    net = sum(
-        (D(leg["price"]) * (1 if leg["side"] == "buy" else -1) for leg in explained["legs"]),
-        D(0),
-    )
-    assert net == D(explained["fill_price"])

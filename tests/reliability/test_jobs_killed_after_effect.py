@@ -45,9 +45,6 @@ from tests.e2e.test_option_expiration import (
     FRIDAY,
     ITM_CALL,
     OTM_CALL,
-    cash,
-    expirations,
-    holdings,
     seed_fill,
 )
 from tests.e2e.test_retention import activity_lines, history
@@ -61,6 +58,7 @@ from tests.support.identity import TOKENS
 from tests.support.jobs import VARIANTS, jobs_mesh
 from tests.support.ledger_check import assert_ledger_consistent
 from tests.support.money_jobs import EX_DATE_CLOSE, ex_date_environ, snapshots
+from tests.support.option_views import cash, expirations, holdings
 from tests.support.trading import Trading, eventually, rest_as
 
 D = Decimal

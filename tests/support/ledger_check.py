@@ -2,16 +2,23 @@
 gRPC), computed independently of the accounts service's own arithmetic:
 
 * cash = starting cash + the signed fills the orders service recorded (buy −, sell +,
-  qty × price × multiplier); after a retention purge, the carried-forward cash (accounts'
-  ``GetCarriedForward``: the folded movements, the opening deposit among them) + the
-  signed fills that remain;
-* open positions = the fills' signed quantities per symbol, on top of the carried-forward
+  qty × price × multiplier; a multi-leg fill leg by leg, its legs' prices adding up to its
+  net price) + the cash the option settlements moved (the ``expiration`` activities: the
+  stock bought or sold at the strike, or the cash settlement); after a retention purge,
+  the carried-forward cash (accounts' ``GetCarriedForward``: the folded movements, the
+  opening deposit among them) + the signed fills and settlements that remain;
+* open positions = the fills' signed quantities per symbol, each settled option position
+  removed and the stock it delivered (contracts × multiplier, bought for a call, sold for
+  a put; its cash exactly that stock at the strike) added, on top of the carried-forward
   positions after a purge;
 * reserved = the requirement of the orders still working, from their terms (a cash
   account's buy: qty × its worst price — the limit, else the collar; a sell holds shares,
-  not cash; the two exits of a bracket or oco pair once, the larger); no order is left
+  not cash; the two exits of a bracket or oco pair once, the larger); with option
+  positions or option orders working, at least that (their own holds — a put's strike, a
+  spread's width — are asserted by the option tests, figure by figure); no order is left
   half-submitted (``new``) once the mesh has settled;
-* a cash account never has negative cash nor a short position;
+* a cash account never has negative cash nor a short stock position (short options there
+  are covered or secured, the holds' business);
 * the activities' amounts add up to the cash.
 
 Call ``assert_ledger_consistent`` after a scenario has settled (events delivered, sagas
@@ -27,6 +34,7 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.activities.v1 import activities_pb2
 from mbt.common.v1 import trading_pb2
 from mbt.orders.v1 import orders_pb2
+from services.common.instruments import CALL, parse_symbol
 from tests.support.identity import BULK_TIER, as_service, as_user
 
 WORKING = (orders_pb2.ORDER_STATUS_ACCEPTED,)
@@ -77,6 +85,39 @@ def requirement(order, account_type: int) -> Decimal:
     return _d(order.qty) * worst * (_d(order.multiplier) or Decimal(1))
 
 
+def _executions(fill) -> list[tuple[str, int, Decimal, Decimal, Decimal]]:
+    """A fill as (symbol, side, qty, price, multiplier) executions: itself, or each leg of a
+    multi-leg fill (whose legs' signed prices must add up to its net price)."""
+    if not fill.legs:
+        return [(fill.symbol, fill.side, _d(fill.qty), _d(fill.price), _d(fill.multiplier) or Decimal(1))]
+    net = sum(
+        (_d(leg.price) * leg.ratio * (1 if leg.side == trading_pb2.ORDER_SIDE_BUY else -1) for leg in fill.legs),
+        Decimal(0),
+    )
+    assert net == _d(fill.price), f"{fill.fill_id}: legs add up to {net}, the net price is {fill.price}"
+    return [
+        (leg.symbol, leg.side, _d(leg.qty), _d(leg.price), parse_symbol(leg.symbol).multiplier) for leg in fill.legs
+    ]
+
+
+def _settled(settlement) -> dict[str, Decimal]:
+    """What an ``expiration`` activity did to positions: the option's ``qty`` (signed
+    contracts) gone and, when it settled into stock (exercised or assigned), the shares
+    delivered — a call's holder buys, a put's sells, the writer the other way. Asserts its
+    cash is exactly those shares at the strike (``price``)."""
+    option = parse_symbol(settlement.symbol)
+    qty = _d(settlement.qty)
+    moved = {settlement.symbol: -qty}
+    if settlement.subtype in ("exercised", "assigned"):
+        shares = qty * option.multiplier * (1 if option.option_type == CALL else -1)
+        moved[option.underlying] = shares
+        assert _d(settlement.net_amount) == -shares * _d(settlement.price), (
+            f"{settlement.activity_id}: {shares} {option.underlying} at the strike {settlement.price} "
+            f"moved {settlement.net_amount} of cash"
+        )
+    return moved
+
+
 async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = True) -> LedgerState:
     """Raises AssertionError naming the first invariant that does not hold. ``settled``
     False: a submit or a replace may still be in flight (cut short and not yet finished), so
@@ -103,11 +144,18 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
             await trading.orders().GetOrder(orders_pb2.GetOrderRequest(order_id=listed.order_id), metadata=metadata)
         ).order
         for fill in order.fills:
-            sign = Decimal(-1) if fill.side == trading_pb2.ORDER_SIDE_BUY else Decimal(1)
-            flows += sign * _d(fill.qty) * _d(fill.price) * (_d(fill.multiplier) or Decimal(1))
-            held[fill.symbol] = held.get(fill.symbol, Decimal(0)) - sign * _d(fill.qty)
+            for symbol, side, qty, price, multiplier in _executions(fill):
+                sign = Decimal(-1) if side == trading_pb2.ORDER_SIDE_BUY else Decimal(1)
+                flows += sign * qty * price * multiplier
+                held[symbol] = held.get(symbol, Decimal(0)) - sign * qty
+    for settlement in activities:
+        if settlement.activity_type != activities_pb2.ACTIVITY_TYPE_EXPIRATION:
+            continue
+        flows += _d(settlement.net_amount)
+        for symbol, qty in _settled(settlement).items():
+            held[symbol] = held.get(symbol, Decimal(0)) + qty
     assert cash == base + flows, (
-        f"{user_id}: cash {cash} != starting or carried-forward cash {base} + signed fills {flows}"
+        f"{user_id}: cash {cash} != starting or carried-forward cash {base} + signed fills and settlements {flows}"
     )
 
     stored = {p.symbol: _d(p.qty) for p in positions if _d(p.qty) != 0}
@@ -123,7 +171,10 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
         key = o.exit_group or o.order_id
         by_pair[key] = max(by_pair.get(key, Decimal(0)), requirement(o, account.account_type))
     needed = sum(by_pair.values(), Decimal(0))
-    if not settled:
+    options = any(parse_symbol(symbol).is_option for symbol in stored) or any(
+        o.legs or o.asset_class == trading_pb2.ASSET_CLASS_US_OPTION for o in working
+    )
+    if not settled or options:
         assert _d(account.reserved) >= needed, (
             f"{user_id}: reserved {account.reserved} < the working orders' requirement {needed}"
         )
@@ -135,7 +186,7 @@ async def assert_ledger_consistent(trading, user_id: str, *, settled: bool = Tru
 
     if account.account_type == accounts_pb2.ACCOUNT_TYPE_CASH:
         assert cash >= 0, f"{user_id}: a cash account's cash is {cash}"
-        shorts = {s: q for s, q in stored.items() if q < 0}
+        shorts = {s: q for s, q in stored.items() if q < 0 and not parse_symbol(s).is_option}
         assert not shorts, f"{user_id}: a cash account is short {shorts}"
 
     activity_sum = sum((_d(a.net_amount) for a in activities), Decimal(0))

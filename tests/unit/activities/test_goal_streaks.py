@@ -14,8 +14,10 @@ AT = datetime(2012, 6, 21, 15, tzinfo=UTC)
 
 
 def fill(symbol: str, side: Side, net: str) -> Activity:
+    """A single-leg fill's activity (each its own fill)."""
+    fill_id = f"fill_{symbol}_{side.value}"
     return Activity(
-        "act_x", "u", "acc", "fill", symbol, "ord", "fill", side, Decimal(1), Decimal(1), Decimal(net), "", AT, AT
+        "act_x", "u", "acc", "fill", symbol, "ord", fill_id, side, Decimal(1), Decimal(1), Decimal(net), "", AT, AT
     )
 
 
