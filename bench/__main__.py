@@ -35,7 +35,8 @@ def summary(module: ModuleType) -> str:
 
 
 def parser(found: dict[str, ModuleType]) -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {name:<12} {summary(module)}" for name, module in found.items())
+    width = max(map(len, found), default=0)
+    listing = "\n".join(f"  {name:<{width}}  {summary(module)}" for name, module in found.items())
     root = argparse.ArgumentParser(
         prog="python -m bench",
         formatter_class=argparse.RawDescriptionHelpFormatter,

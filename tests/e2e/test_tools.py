@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("marketdata", "matcher", "orders")
+BENCHMARKS = ("expiration", "marketdata", "matcher", "matcher_options", "orders")
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
