@@ -48,19 +48,26 @@ ACTOR_WIRE = {"user": audit_pb2.ACTOR_TYPE_USER, "ops": audit_pb2.ACTOR_TYPE_OPS
 ACTOR_TYPES = {number: name for name, number in ACTOR_WIRE.items()}
 
 
-def _fill_terms(payload) -> dict:
-    """What an OrderFilled event says of its fill, as the domain's keywords."""
+def _fill_of(payload) -> dict:
+    """Whose fill an OrderFilled event reports, and when, as the domain's keywords."""
     fill, order = payload.fill, payload.order
     return {
         "fill_id": fill.fill_id,
         "user_id": order.user_id,
         "account_id": order.account_id,
         "order_id": order.order_id,
+        "filled_at": from_timestamp(fill.filled_at, "filled_at", required=True),
+    }
+
+
+def _fill_terms(payload) -> dict:
+    """What an OrderFilled event says of its fill, as the domain's keywords."""
+    fill = payload.fill
+    return _fill_of(payload) | {
         "symbol": fill.symbol,
         "side": parse_enum(SIDES, fill.side, "side"),
         "qty": parse_decimal(fill.qty, "qty", required=True),
         "price": parse_decimal(fill.price, "price", required=True),
-        "filled_at": from_timestamp(fill.filled_at, "filled_at", required=True),
     }
 
 
@@ -81,15 +88,7 @@ def _filled_legs(fill) -> list[FilledLeg]:
 
 def _spread_terms(payload) -> dict:
     """What an OrderFilled event of a multi-leg order says, as the domain's keywords."""
-    fill, order = payload.fill, payload.order
-    return {
-        "fill_id": fill.fill_id,
-        "user_id": order.user_id,
-        "account_id": order.account_id,
-        "order_id": order.order_id,
-        "legs": _filled_legs(fill),
-        "filled_at": from_timestamp(fill.filled_at, "filled_at", required=True),
-    }
+    return _fill_of(payload) | {"legs": _filled_legs(payload.fill)}
 
 
 def fill_activities(payload, now: datetime) -> list[Activity]:
