@@ -129,3 +129,6 @@ class FillExplanation:
     natural: Decimal | None = None
     mid: Decimal | None = None
     fill_preference: FillPreference | None = None
+    # Single-leg fills: the deciding quote as archived, with its source (None when the
+    # archive no longer holds it).
+    quote: ArchivedQuote | None = None

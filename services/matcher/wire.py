@@ -320,7 +320,17 @@ def explanation_to_proto(explained: FillExplanation) -> matcher_pb2.FillExplanat
         quote_sequence=tick.sequence,
         reproduced=explained.reproduced,
         ticks_considered=explained.ticks_considered,
+        source=_source(explained.quote),
+        model=_model(explained.quote),
     )
+
+
+def _source(quote: ArchivedQuote | None) -> marketdata_pb2.QuoteSource | None:
+    return None if quote is None else marketdata_pb2.QuoteSource.Value(f"QUOTE_SOURCE_{quote.source.upper()}")
+
+
+def _model(quote: ArchivedQuote | None) -> marketdata_pb2.ModelInputs | None:
+    return None if quote is None or quote.model is None else _model_inputs(quote.model)
 
 
 def _explained_leg(leg: ExplainedLeg) -> matcher_pb2.LegExplanation:
@@ -337,8 +347,8 @@ def _explained_leg(leg: ExplainedLeg) -> matcher_pb2.LegExplanation:
         ask_size=decimal_str(tick.ask_size),
         quote_at=timestamp_from_ns(tick.at_ns) if tick.at_ns else None,
         quote_sequence=tick.sequence,
-        source=None if quote is None else marketdata_pb2.QuoteSource.Value(f"QUOTE_SOURCE_{quote.source.upper()}"),
-        model=None if quote is None or quote.model is None else _model_inputs(quote.model),
+        source=_source(quote),
+        model=_model(quote),
     )
 
 

@@ -59,6 +59,10 @@ async def test_a_call_bought_over_grpc_and_sold_over_rest_moves_cash_and_pl_by_1
         assert (fill["multiplier"], fill["rule"]) == ("100", "market_buy_at_ask")
         explained = (await olive.get(f"/api/mbt/fills/{fill['fill_id']}/explain")).json()["data"]
         assert explained["reproduced"] is True, explained
+        # The deciding quote came from the option quote model: its inputs are shown.
+        assert (explained["source"], D(explained["ask_price"])) == ("model", ask), explained
+        assert explained["model"]["underlying_symbol"] == "AMZN"
+        assert D(explained["model"]["underlying_price"]) > 0 and D(explained["model"]["volatility"]) > 0
         paid = 2 * ask * 100
         await settled(olive, STARTING_CASH - paid, D(0))
         position = (await olive.get(f"/api/mbt/positions/{CALL}")).json()["data"]

@@ -91,6 +91,7 @@ async def test_a_market_buy_fills_at_the_standing_ask_and_everything_agrees(mesh
 
         explained = (await alice.get(f"/api/mbt/fills/{fill['fill_id']}/explain")).json()["data"]
         assert explained["reproduced"] is True
+        assert (explained["source"], explained["model"]) == ("replay", None)  # a recorded quote
         assert (explained["rule"], explained["fill_price"], explained["ask_price"]) == (
             "market_buy_at_ask",
             str(quote.ask),

@@ -1,8 +1,8 @@
 """ExplainFill: replay the archived ticks of a fill through the same fill function and say
 which rule fired, on which NBBO, at what time — "why did this fill at $X". A multi-leg fill
-is replayed through the multi-leg decision on its legs' archived quotes at the fill moment,
-and every leg's quote is shown with where it came from (recorded, snapshot or model, with
-the model's inputs)."""
+is replayed through the multi-leg decision on its legs' archived quotes at the fill moment.
+The deciding quote (every leg's, for a multi-leg fill) is shown with where it came from
+(recorded, snapshot or model, with the model's inputs)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,10 @@ class Explainer:
             and decision.price == fill.price
             and decision.rule == fill.rule
         )
-        return FillExplanation(fill, _told(fill, reproduced, decision.explanation), reproduced, considered)
+        archived = await self.marketdata.archived_quote(fill.tick.symbol, fill.tick.sequence)
+        return FillExplanation(
+            fill, _told(fill, reproduced, decision.explanation), reproduced, considered, quote=archived
+        )
 
     async def _explain_spread(self, fill: RecordedFill, order: FilledSpread) -> FillExplanation:
         """The legs' quotes of the fill moment, from the tick archive (the fill's own copy of
