@@ -76,6 +76,12 @@ def checked_for(spec: OrderSpec, instrument: Instrument, now: datetime) -> Order
     return spec
 
 
+# An order that ended while its hold was being taken (canceled meanwhile) hands the hold
+# back; one concluded by a concurrent run and already working or filled keeps it: its fill
+# needs it.
+ENDED_UNFILLED = frozenset({Status.CANCELED, Status.EXPIRED, Status.REJECTED})
+
+
 class SubmitSaga:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -286,7 +292,7 @@ class SubmitSaga:
             order.order_id,
             lambda o: o.accept(reservation.account_id, deps.clock.now(), reservation.resolve(o.spec)),
         )
-        if accepted.status is not Status.ACCEPTED:
+        if accepted.status in ENDED_UNFILLED:
             await deps.accounts.release(order)  # canceled while we held: hand the hold back
         return accepted
 
