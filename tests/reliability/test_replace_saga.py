@@ -8,6 +8,7 @@ gRPC, then checks the ledger invariants from the outside."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,6 +19,9 @@ from mbt.accounts.v1 import accounts_pb2
 from mbt.orders.v1 import orders_pb2
 from services.common.clock import ManualClock, WallClock
 from services.orders.app import build as build_orders
+from services.orders.domain.model import Status
+from services.orders.store import OrderRepository
+from tests.reliability.test_ledger_interleavings import record_fill
 from tests.support.faults import FaultyClient
 from tests.support.identity import BULK_TIER, as_service, as_user
 from tests.support.ledger_check import assert_ledger_consistent
@@ -33,10 +37,16 @@ async def rig(databases, tmp_path):
     faults = FaultyClient()
     wall = ManualClock(WallClock().now())
     settings = mesh_settings(databases, tmp_path, MBT_REPLAY_MODE="stepped", MBT_REPLAY_START=START.isoformat())
-    mesh = await start_mesh(
-        settings, builders={"orders": lambda s: build_orders(s, wall=wall, wrap_accounts=faults.wrap)}
-    )
+    built = {}
+
+    def orders(s):
+        runtime = build_orders(s, wall=wall, wrap_accounts=faults.wrap)
+        built["orders"] = runtime.registrations[0].servicer
+        return runtime
+
+    mesh = await start_mesh(settings, builders={"orders": orders})
     trading = Trading(mesh)
+    trading.orders_servicer = built["orders"]
     yield mesh, trading, faults, wall
     await trading.close()
     await mesh.stop()
@@ -381,3 +391,39 @@ async def test_a_spread_replace_cut_after_its_hold_holds_the_larger_version_unti
             assert D((await account_of(nina))["reserved"]) == int(new_qty) * SPREAD_WIDTH
 
         await eventually(finished)
+
+
+async def test_a_resumed_submit_that_finds_its_order_filled_leaves_the_hold_to_the_fill(rig, monkeypatch):
+    """Housekeeping read the order while it was new; by the time its resume concludes, the
+    first run has accepted it and the matcher filled it. The resume must not hand the hold
+    back: the fill needs it (seen on PostgreSQL as 'no active hold covers this order
+    version', the position never appearing)."""
+    mesh, trading, faults, _wall = rig
+    submits = trading.orders_servicer.submits
+    async with rest_as(mesh, "fern") as fern:
+        submitted = await fern.post(
+            "/api/mbt/orders",
+            json={"symbol": "AMZN", "qty": "1", "side": "buy", "order_type": "limit", "limit_price": "1.00"}
+            | {"time_in_force": "gtc"},
+        )
+        assert submitted.status_code == 200, submitted.text
+        order_id = submitted.json()["data"]["order_id"]
+        async with submits.deps.db.reading() as session:
+            read_while_new = dataclasses.replace(await OrderRepository(session).load(order_id), status=Status.NEW)
+
+        async def stuck_new(self, created_before, limit):
+            return [read_while_new]
+
+        monkeypatch.setattr(OrderRepository, "stuck_new", stuck_new)
+        faults.arm("ReserveBuyingPower", "then", action=lambda: record_fill(trading, "fern", order_id, twice=False))
+        faults.arm("ReleaseBuyingPower", "drop")
+        assert await submits.resume_new() == 1
+        assert ("ReleaseBuyingPower", "drop") not in faults.injected
+        assert (await order_of(fern, order_id))["status"] == "filled"
+
+        async def bought():
+            assert [p["qty"] for p in (await fern.get("/api/mbt/positions")).json()["data"]] == ["1"]
+            assert D((await account_of(fern))["reserved"]) == 0
+
+        await eventually(bought)
+    await eventually(lambda: assert_ledger_consistent(trading, "fern"))

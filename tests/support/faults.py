@@ -11,6 +11,8 @@ call of ``method`` fail in one of these ways:
   cut short (gRPC cancels the handler): nothing after the call runs. ``cut_short(call,
   method)`` cuts it once the work is done, however slowly the machine got there — a client
   deadline alone could fire before the call and cut nothing.
+* ``"then"``: the service does the work, then ``arm``'s ``action`` (a coroutine function)
+  runs before the caller gets the reply: whatever else happens between two steps of a saga.
 
 Services accept it through their build's ``wrap_…`` seam, e.g.
 ``start_mesh(settings, builders={"orders": lambda s: build(s, wrap_accounts=faults.wrap)})``.
@@ -21,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 import grpc
 
-FAULTS = ("drop", "lose_reply", "cut_after")
+FAULTS = ("drop", "lose_reply", "cut_after", "then")
 
 
 class InjectedFault(grpc.aio.AioRpcError):
@@ -37,7 +40,7 @@ class InjectedFault(grpc.aio.AioRpcError):
 class FaultyClient:
     def __init__(self) -> None:
         self._stub = None
-        self._armed: dict[str, deque[str]] = {}
+        self._armed: dict[str, deque[tuple[str, Callable[[], Awaitable[object]] | None]]] = {}
         self.injected: list[tuple[str, str]] = []
         self.done: list[tuple[str, str]] = []
 
@@ -45,10 +48,14 @@ class FaultyClient:
         self._stub = stub
         return self
 
-    def arm(self, method: str, fault: str, times: int = 1) -> None:
+    def arm(
+        self, method: str, fault: str, times: int = 1, action: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
-        self._armed.setdefault(method, deque()).extend([fault] * times)
+        if (fault == "then") != (action is not None):
+            raise ValueError("an action goes with the 'then' fault, and only with it")
+        self._armed.setdefault(method, deque()).extend([(fault, action)] * times)
 
     def disarm(self) -> None:
         self._armed.clear()
@@ -58,14 +65,17 @@ class FaultyClient:
 
         async def call(request, **kwargs):
             pending = self._armed.get(method)
-            fault = pending.popleft() if pending else None
+            fault, action = pending.popleft() if pending else (None, None)
             if fault is None:
                 return await real(request, **kwargs)
             self.injected.append((method, fault))
             if fault == "drop":
                 raise InjectedFault(f"{method} dropped")
-            await real(request, **kwargs)
+            reply = await real(request, **kwargs)
             self.done.append((method, fault))
+            if action is not None:
+                await action()
+                return reply
             if fault == "lose_reply":
                 raise InjectedFault(f"{method} reply lost")
             await asyncio.Event().wait()  # until the caller's request is canceled
