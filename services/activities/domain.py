@@ -281,6 +281,21 @@ def fill_notification(
 ) -> Notification:
     """A fill's notification, one per fill (its id derives from the fill's); ``webhook``: a
     webhook is configured, so it is to be posted there too."""
+    message = fill_message(side, qty, symbol, price, filled_at)
+    return _fill_notification(fill_id, user_id, account_id, order_id, symbol, message, filled_at, now, webhook)
+
+
+def _fill_notification(
+    fill_id: str,
+    user_id: str,
+    account_id: str,
+    order_id: str,
+    symbol: str,
+    message: str,
+    filled_at: datetime,
+    now: datetime,
+    webhook: bool,
+) -> Notification:
     return Notification(
         notification_id=derived_id("ntf", fill_id),
         user_id=user_id,
@@ -289,7 +304,7 @@ def fill_notification(
         symbol=symbol,
         fill_id=fill_id,
         order_id=order_id,
-        message=fill_message(side, qty, symbol, price, filled_at),
+        message=message,
         occurred_at=filled_at,
         created_at=now,
         webhook_state=WEBHOOK_PENDING if webhook else WEBHOOK_NONE,
@@ -323,21 +338,11 @@ def spread_fill_notification(
     now: datetime,
     webhook: bool,
 ) -> Notification:
-    """A multi-leg fill's one notification (its id derives from the fill's, as a single
-    fill's does), naming the spreads' underlying as its symbol."""
-    return Notification(
-        notification_id=derived_id("ntf", fill_id),
-        user_id=user_id,
-        account_id=account_id,
-        kind="fill",
-        symbol=parse_symbol(legs[0].symbol).underlying,
-        fill_id=fill_id,
-        order_id=order_id,
-        message=spread_fill_message(qty, net_price, legs, filled_at),
-        occurred_at=filled_at,
-        created_at=now,
-        webhook_state=WEBHOOK_PENDING if webhook else WEBHOOK_NONE,
-    )
+    """A multi-leg fill's one notification, shaped as a single fill's (its id derives from
+    the fill's), naming the spreads' underlying as its symbol and saying every leg."""
+    underlying = parse_symbol(legs[0].symbol).underlying
+    message = spread_fill_message(qty, net_price, legs, filled_at)
+    return _fill_notification(fill_id, user_id, account_id, order_id, underlying, message, filled_at, now, webhook)
 
 
 def webhook_body(notification: Notification) -> bytes:
