@@ -122,6 +122,21 @@ class MarketDataClient:
         """The symbol's archived ticks (what the matcher saw, or would have seen) in
         sequence order: from ``from_ns``, to ``to_ns``, after ``after_sequence`` and up to
         ``through_sequence`` (each bound optional, all inclusive but ``after_sequence``)."""
+        async for quote in self.archived_quotes(
+            symbol, from_ns=from_ns, to_ns=to_ns, after_sequence=after_sequence, through_sequence=through_sequence
+        ):
+            yield quote.tick
+
+    async def archived_quotes(
+        self,
+        symbol: str,
+        *,
+        from_ns: int | None = None,
+        to_ns: int | None = None,
+        after_sequence: int = 0,
+        through_sequence: int | None = None,
+    ) -> AsyncIterator[ArchivedQuote]:
+        """``archived_ticks``, each with where it came from (and a model quote's inputs)."""
         token = ""
         while True:
             request = marketdata_pb2.ListArchivedTicksRequest(
@@ -135,7 +150,7 @@ class MarketDataClient:
             for quote in reply.quotes:
                 if through_sequence is not None and quote.sequence > through_sequence:
                     return
-                yield wire.tick_from_quote(quote)
+                yield wire.archived_quote(quote)
             token = reply.next_page_token
             if not token:
                 return

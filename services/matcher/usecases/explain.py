@@ -34,13 +34,15 @@ class Explainer:
         if isinstance(order, FilledSpread):
             return await self._explain_spread(fill, order)
         working = _as_working_at_fill(order)
-        ticks = [
-            tick
-            async for tick in self.marketdata.archived_ticks(
+        archived = [
+            quote
+            async for quote in self.marketdata.archived_quotes(
                 fill.tick.symbol, from_ns=working.accepted_ns - self.max_quote_age_ns, to_ns=fill.tick.at_ns
             )
         ]
-        if not any(t.sequence == fill.tick.sequence for t in ticks):
+        deciding = next((q for q in archived if q.tick.sequence == fill.tick.sequence), None)
+        ticks = [quote.tick for quote in archived]
+        if deciding is None:
             ticks.append(fill.tick)  # archive retention passed: the fill's own NBBO still explains it
         for tick in ticks:
             await self.calendar.ensure(max(tick.at_ns, working.accepted_ns))
@@ -54,9 +56,8 @@ class Explainer:
             and decision.price == fill.price
             and decision.rule == fill.rule
         )
-        archived = await self.marketdata.archived_quote(fill.tick.symbol, fill.tick.sequence)
         return FillExplanation(
-            fill, _told(fill, reproduced, decision.explanation), reproduced, considered, quote=archived
+            fill, _told(fill, reproduced, decision.explanation), reproduced, considered, quote=deciding
         )
 
     async def _explain_spread(self, fill: RecordedFill, order: FilledSpread) -> FillExplanation:
