@@ -189,7 +189,11 @@ class LedgerEntryRow(Base):
     Cash always equals the sum of cash_delta; positions replay from the fill entries."""
 
     __tablename__ = "mbt_account_ledger"
-    __table_args__ = (Index("ix_mbt_account_ledger_account_time", "account_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_mbt_account_ledger_account_time", "account_id", "occurred_at"),
+        # The next sequence is the account's highest plus one, read on every entry.
+        Index("ix_mbt_account_ledger_account_sequence", "account_id", "sequence"),
+    )
 
     entry_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("mbt_accounts.account_id"))

@@ -36,8 +36,10 @@ def upgrade() -> None:
     op.execute("UPDATE mbt_account_ledger SET sequence = 0 WHERE kind = 'carried_forward'")
     with op.batch_alter_table('mbt_account_ledger') as batch:
         batch.alter_column('sequence', existing_type=sa.Integer(), nullable=False)
+        batch.create_index('ix_mbt_account_ledger_account_sequence', ['account_id', 'sequence'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('mbt_account_ledger') as batch:
+        batch.drop_index('ix_mbt_account_ledger_account_sequence')
         batch.drop_column('sequence')
