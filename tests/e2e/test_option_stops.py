@@ -161,4 +161,10 @@ async def test_a_stop_limit_sell_to_close_triggers_on_the_bid_and_fills_at_its_l
             quote["quote_at"],
             fill["filled_at"],
         )
-        assert (await lin.get("/api/mbt/positions")).json()["data"] == []
+
+        # The order reads filled once orders concluded it; accounts applies the fill from its
+        # event, so the position closes a moment later.
+        async def closed():
+            assert (await lin.get("/api/mbt/positions")).json()["data"] == []
+
+        await eventually(closed)
