@@ -45,6 +45,10 @@ from services.matcher.domain import (
 
 _NEVER_NS = 2**63  # beyond any epoch-nanosecond time: "no expiry pending"
 _SEES_EVERY_TICK = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+# Exit groups with a fill decided that the book remembers: a late event for a sibling comes
+# within seconds (the orders service cancels it in the fill's transaction and refuses any fill
+# of it after that), so the oldest are forgotten and the memory stays bounded.
+FILLED_GROUPS_REMEMBERED = 100_000
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,7 @@ class OrderBook:
         # Exit groups (bracket, oco): the orders of each in the book, and the groups one of
         # whose orders had a fill decided (its siblings never fill after it).
         self._groups: dict[str, set[str]] = {}
-        self._filled_groups: set[str] = set()
+        self._filled_groups: dict[str, None] = {}  # insertion-ordered: the oldest first
 
     def __len__(self) -> int:
         return len(self._symbol_of)
@@ -250,7 +254,9 @@ class OrderBook:
         record). Returns the orders removed."""
         if not order.exit_group:
             return []
-        self._filled_groups.add(order.exit_group)
+        self._filled_groups[order.exit_group] = None
+        if len(self._filled_groups) > FILLED_GROUPS_REMEMBERED:
+            del self._filled_groups[next(iter(self._filled_groups))]
         siblings = self._groups.pop(order.exit_group, set()) - {order.order_id}
         return [removed for sibling in sorted(siblings) if (removed := self.remove(sibling)) is not None]
 

@@ -71,8 +71,10 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._feeds: dict[str, asyncio.Task[None]] = {}
         self._actions: set[asyncio.Future[None]] = set()
-        # Working multi-leg orders, by order id (decided on their legs' quotes, not in ``book``).
+        # Working multi-leg orders, by order id (decided on their legs' quotes, not in ``book``),
+        # and their ids by leg symbol in admission order (a leg's tick decides exactly those).
         self.spreads: dict[str, WorkingSpread] = {}
+        self._spreads_by_leg: dict[str, dict[str, None]] = {}
         # Set once the book is rebuilt: order events wait for it, so a symbol's catch-up on
         # the archive is never overtaken by a live admission.
         self._loaded = asyncio.Event()
@@ -187,7 +189,7 @@ class Engine:
         """An order that ended (filled, canceled, expired): it leaves the book."""
         self.book.remove(order_id)
         self._multipliers.pop(order_id, None)
-        self.spreads.pop(order_id, None)
+        self._drop_spread(order_id)
 
     # -- multi-leg orders -------------------------------------------------------------------
 
@@ -195,13 +197,30 @@ class Engine:
         """A multi-leg order works until ``decide_spread`` fills or expires it; it is decided
         now and whenever one of its legs ticks. A replaced one takes its entry's place in one
         step: a decision still running on the old terms then sends nothing."""
-        self.spreads[spread.order_id] = spread
+        self._work_spread(spread)
         for leg in spread.legs:
             self._ensure_feed(leg.symbol)
         await self._decide_spread(spread.order_id)
 
+    def _work_spread(self, spread: WorkingSpread) -> None:
+        """Put ``spread`` in the place of any earlier version (same order, legs never replaced)."""
+        self._drop_spread(spread.order_id)
+        self.spreads[spread.order_id] = spread
+        for leg in spread.legs:
+            self._spreads_by_leg.setdefault(leg.symbol, {})[spread.order_id] = None
+
+    def _drop_spread(self, order_id: str) -> None:
+        spread = self.spreads.pop(order_id, None)
+        if spread is None:
+            return
+        for leg in spread.legs:
+            ids = self._spreads_by_leg[leg.symbol]
+            del ids[order_id]
+            if not ids:
+                del self._spreads_by_leg[leg.symbol]
+
     def _spreads_on(self, symbol: str) -> list[str]:
-        return [order_id for order_id, s in self.spreads.items() if any(leg.symbol == symbol for leg in s.legs)]
+        return list(self._spreads_by_leg.get(symbol, ()))
 
     async def _decide_spread(self, order_id: str) -> None:
         """``decide_spread`` on every leg's latest quote from market data (a leg whose quote did
@@ -221,7 +240,7 @@ class Engine:
         # cancel removed it.
         if decision.action is Action.WAIT or self.spreads.get(order_id) is not spread:
             return
-        del self.spreads[order_id]
+        self._drop_spread(order_id)
         if decision.action is Action.FILL:
             self.fills_decided += 1
             self._track(self._send_spread(spread, decision))

@@ -431,3 +431,17 @@ def test_exits_of_one_group_on_the_same_tick_never_both_act():
     outcomes = book.process(a_tick("100.00", "100.10"), SESSION, MAX_AGE_NS)
     assert [(o.order.order_id, o.decision.action) for o in outcomes] == [("ord_a", Action.FILL)]
     assert len(book) == 0
+
+
+def test_the_book_remembers_the_latest_filled_exit_groups_and_forgets_the_oldest(monkeypatch):
+    """Memory stays bounded in a long-running matcher: past FILLED_GROUPS_REMEMBERED groups,
+    the oldest is forgotten (the orders service refuses a fill of a canceled sibling anyway)."""
+    monkeypatch.setattr(book_module, "FILLED_GROUPS_REMEMBERED", 3)
+    book = OrderBook()
+    exits = [
+        dataclasses.replace(an_order(LIMIT, SELL, limit="101.00", order_id=f"ord_tp{n}"), exit_group=f"grp{n}")
+        for n in range(4)
+    ]
+    for exit_order in exits:
+        book.fill_decided(exit_order)
+    assert [book.sibling_filled(exit_order) for exit_order in exits] == [False, True, True, True]
