@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 
@@ -268,8 +269,13 @@ class SubmitSaga:
         if running is None:
             running = asyncio.ensure_future(self._complete(order))
             self._running[order.order_id] = running
-            running.add_done_callback(lambda _: self._running.pop(order.order_id, None))
+            running.add_done_callback(partial(self._finished, order.order_id))
         return await asyncio.shield(running)
+
+    def _finished(self, order_id: str, run: asyncio.Future[Order]) -> None:
+        self._running.pop(order_id, None)
+        if not run.cancelled():
+            run.exception()  # seen here: a run whose caller went away (a deadline) logs no "never retrieved"
 
     async def _complete(self, order: Order) -> Order:
         """new -> hold buying power -> accepted, or rejected with the reason."""
