@@ -21,6 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.background import log_failure
 from services.common.clock import Clock
 from services.common.config import GRPC_KEEPALIVE_SECONDS, ConfigError, Settings
 from services.common.observability import logs
@@ -145,14 +146,6 @@ def listen_problem(host: str, port: int, variable: str) -> str | None:
     return None
 
 
-def _log_task_end(task: asyncio.Task) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        log.error("background task %s died", task.get_name(), exc_info=exc)
-
-
 async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int = 0) -> RunningService:
     for step in runtime.startup:
         await step()
@@ -181,7 +174,7 @@ async def start(runtime: ServiceRuntime, *, host: str = "127.0.0.1", port: int =
     tasks = []
     for job in runtime.background:
         task = asyncio.create_task(job(), name=f"{runtime.name}:{getattr(job, '__qualname__', job)}")
-        task.add_done_callback(_log_task_end)
+        task.add_done_callback(log_failure)
         tasks.append(task)
     return RunningService(runtime, server, bound, health_servicer, tasks)
 

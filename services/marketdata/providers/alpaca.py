@@ -47,6 +47,7 @@ from alpaca.data.requests import (
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from requests import RequestException
 
+from services.common.background import spawn
 from services.common.errors import DomainError
 from services.common.instruments import SymbolSpec, parse_symbol
 from services.common.wire.conv import datetime_from_ns
@@ -179,7 +180,7 @@ class AlpacaProvider:
         )
         self._tasks: dict[int, asyncio.Task] = {}
         # The event loop holds tasks weakly: these references keep resubscriptions alive.
-        self._resubscriptions: set[asyncio.Task] = set()
+        self._resubscriptions: set[asyncio.Future[None]] = set()
         self._sequencer = LiveSequencer()
         self._latest: dict[str, Tick] = {}
         self._known: dict[str, bool] = {}
@@ -233,9 +234,7 @@ class AlpacaProvider:
             # (this one), so the call runs in a worker thread.
             await asyncio.to_thread(stream.subscribe_quotes, self._on_quote, *group)
             if not connected:
-                resubscription = asyncio.create_task(self._resubscribe_when_connected(stream, group))
-                self._resubscriptions.add(resubscription)
-                resubscription.add_done_callback(self._resubscriptions.discard)
+                spawn(self._resubscribe_when_connected(stream, group), self._resubscriptions)
 
     async def _resubscribe_when_connected(self, stream, symbols: list[str]) -> None:
         """A symbol registered while the stream was (re)connecting may have missed that

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from functools import partial
 
+from services.common.background import spawn
 from services.common.errors import DomainError
 from services.matcher.book import OrderBook, Outcome
 from services.matcher.clients import MarketDataClient, OrdersClient, SessionCalendar
@@ -260,9 +261,7 @@ class Engine:
             await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
 
     def _track(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._actions.add(task)
-        task.add_done_callback(self._actions.discard)
+        spawn(work, self._actions)
 
     def _ticks_since(self, symbol: str, since_ns: int) -> list[Tick]:
         """The tick standing at ``since_ns`` and every tick after it, from the recent buffer."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
+from services.common.background import spawn
 from services.common.errors import DomainError, invalid_argument, not_found
 from services.orders.domain.model import Fill, Order, Status, same_execution
 from services.orders.domain.rules import expiry_reason
@@ -116,9 +117,7 @@ class Lifecycle:
         if self.activate is None:
             return
         for order in exits:
-            task = asyncio.ensure_future(self._activate(order))
-            self._activations.add(task)
-            task.add_done_callback(self._activations.discard)
+            spawn(self._activate(order), self._activations)
 
     async def _activate(self, order: Order) -> None:
         assert self.activate is not None
