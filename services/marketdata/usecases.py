@@ -190,8 +190,10 @@ class MarketData:
 
     async def describe(self, spec: SymbolSpec) -> tuple[SymbolSpec, bool, int | None]:
         """The symbol, whether it is tradable, and for an option the close that ends its
-        trading. An option past that close is ``CONTRACT_EXPIRED``; one that is not listed
-        (neither recorded nor on the model's grid) ``NOT_FOUND``."""
+        trading. An option past that close is ``CONTRACT_EXPIRED``, with that close as the
+        refusal's ``last_trade_time`` (RFC 3339, empty when unknown; what expiring an order
+        accepted before needs); one that is not listed (neither recorded nor on the model's
+        grid) ``NOT_FOUND``."""
         last_trade = None
         if spec.is_option:
             last_trade = last_trade_ns(spec, self.calendar)
@@ -206,6 +208,7 @@ class MarketData:
                     f"option contract {spec.symbol} has expired{closed}; expired "
                     "contracts are not listed and cannot be traded",
                     symbol=spec.symbol,
+                    last_trade_time="" if last_trade is None else datetime_from_ns(last_trade).isoformat(),
                 )
         known, tradable = await self.provider.describe(spec)
         if not known:

@@ -54,13 +54,25 @@ class Deps:
         if new_exposure and self.settings.new_orders_disabled:
             raise DomainError("NEW_ORDERS_DISABLED", "new orders are disabled for now; cancels still work")
 
-    async def last_trades(self, spec: OrderSpec) -> list[datetime | None]:
+    async def last_trades(self, spec: OrderSpec, *, expired_too: bool = False) -> list[datetime | None]:
         """Market data's last trading time of each option contract ``spec`` names (its legs,
-        or its symbol); empty for stock. The rule lives in market data, never here."""
+        or its symbol); empty for stock. The rule lives in market data, never here. A contract
+        that has expired is refused (``CONTRACT_EXPIRED``: submit, replace) unless
+        ``expired_too``: then its last trading time is the one market data's refusal names
+        (expiring an order accepted before, by an orders service that restarted since)."""
         if spec.asset_class is not AssetClass.US_OPTION:
             return []
         symbols = [leg.symbol for leg in spec.legs] if spec.is_multileg else [spec.symbol]
-        return [(await self.market.instrument(symbol)).last_trade_at for symbol in symbols]
+        return [await self._last_trade(symbol, expired_too) for symbol in symbols]
+
+    async def _last_trade(self, symbol: str, expired_too: bool) -> datetime | None:
+        try:
+            return (await self.market.instrument(symbol)).last_trade_at
+        except DomainError as refusal:
+            named = refusal.metadata.get("last_trade_time")
+            if expired_too and refusal.reason == "CONTRACT_EXPIRED" and named:
+                return datetime.fromisoformat(named)
+            raise
 
     async def checked_spread_limit(self, spec: OrderSpec, structure: Structure) -> LegMarket:
         """The legs' quotes now, and a limit spread's sign checked on them at submit and at

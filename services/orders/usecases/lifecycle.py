@@ -148,7 +148,15 @@ class Lifecycle:
         for candidate in due:
             if candidate.expires_at is None:
                 continue
-            reason = expiry_reason(candidate.expires_at, await self.deps.last_trades(candidate.spec))
+            try:
+                last_trades = await self.deps.last_trades(candidate.spec, expired_too=True)
+            except DomainError as exc:  # this order waits for the next pass; the others go on
+                log.info(
+                    "order not expired yet",
+                    extra={"fields": {"order_id": candidate.order_id, "reason": exc.reason}},
+                )
+                continue
+            reason = expiry_reason(candidate.expires_at, last_trades)
             async with self.deps.uow() as uow:
                 repo = OrderRepository(uow.session, uow.collect)
                 order, _ = await change_in_family(

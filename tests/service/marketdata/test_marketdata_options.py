@@ -70,10 +70,13 @@ async def test_get_symbol_describes_a_listed_model_contract_compact_and_refuses_
 
     # Past the close of its last trading day, the contract is expired and no longer listed.
     await marketdata.step(to_time=to_ts(START_NS + 30 * 3600 * 10**9 + 7 * MINUTE))  # 2012-06-22 20:07Z
-    reason, _ = await refused(
-        stub.GetSymbol(pb.GetSymbolRequest(symbol=ATM_CALL), metadata=FREE), grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetSymbol(pb.GetSymbolRequest(symbol=ATM_CALL), metadata=FREE)
+    # The refusal names when it stopped trading: an order accepted before still expires by it.
+    assert error_info(caught.value) == (
+        "CONTRACT_EXPIRED",
+        {"symbol": ATM_CALL, "last_trade_time": "2012-06-22T20:00:00+00:00"},
     )
-    assert reason == "CONTRACT_EXPIRED"
     chain = await stub.GetOptionChain(pb.GetOptionChainRequest(underlying="AMZN"), metadata=MATCHER)
     assert chain.contracts and all((c.expiration_date.month, c.expiration_date.day) != (6, 22) for c in chain.contracts)
     # Its quotes stopped at that close: the latest is the model at AMZN's last tick before it.
