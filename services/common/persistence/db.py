@@ -166,6 +166,5 @@ class BlockingDatabase:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        self._read_engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
