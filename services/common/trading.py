@@ -32,6 +32,9 @@ class TimeInForce(StrEnum):
 class AssetClass(StrEnum):
     US_EQUITY = "us_equity"
     US_OPTION = "us_option"
+    # An index level (^VIX): market data describes it, it prices and settles options, and no
+    # order or position is ever on it.
+    INDEX = "index"
 
 
 class PositionIntent(StrEnum):

@@ -17,9 +17,9 @@ from services.common.trading import FillPreference, PositionIntent
 from services.common.wire.conv import decimal_str, from_timestamp, money_str, parse_decimal, parse_enum, to_date
 from services.common.wire.trading import (
     ASSET_CLASS_WIRE,
-    ASSET_CLASSES,
     FILL_PREFERENCE_WIRE,
     FILL_PREFERENCES,
+    INSTRUMENT_CLASSES,
     ORDER_TYPE_WIRE,
     POSITION_INTENT_WIRE,
     POSITION_INTENTS,
@@ -48,7 +48,7 @@ class MarketClient:
             info = reply.symbol
             self._instruments[symbol] = Instrument(
                 symbol=info.symbol,
-                asset_class=ASSET_CLASSES[info.asset_class],
+                asset_class=INSTRUMENT_CLASSES[info.asset_class],
                 multiplier=parse_decimal(info.multiplier, "multiplier") or Decimal(1),
                 tradable=info.tradable,
                 last_trade_at=from_timestamp(info.last_trade_time) if info.HasField("last_trade_time") else None,

@@ -23,6 +23,8 @@ ASSET_CLASSES = {
     trading_pb2.ASSET_CLASS_US_EQUITY: AssetClass.US_EQUITY,
     trading_pb2.ASSET_CLASS_US_OPTION: AssetClass.US_OPTION,
 }
+# What market data's GetSymbol can describe: the traded classes and an index (never traded).
+INSTRUMENT_CLASSES = {**ASSET_CLASSES, trading_pb2.ASSET_CLASS_INDEX: AssetClass.INDEX}
 POSITION_INTENTS = {
     trading_pb2.POSITION_INTENT_BUY_TO_OPEN: PositionIntent.BUY_TO_OPEN,
     trading_pb2.POSITION_INTENT_BUY_TO_CLOSE: PositionIntent.BUY_TO_CLOSE,
