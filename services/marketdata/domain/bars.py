@@ -19,8 +19,10 @@ The rules, which every provider and the backtest share:
   volume, rounded half-even to 4 decimal places (exact rational arithmetic before that one
   rounding).
 * **From quote mids** (``Basis.QUOTE_MID``), for a symbol the feed has no trades of: the mid
-  (bid + ask) / 2 of every usable quote (bid > 0, ask > bid); ``volume`` 0, ``trade_count``
-  0, no ``vwap``. Such bars say where the market was quoted, not where anything traded.
+  (bid + ask) / 2 of every usable quote (bid > 0, ask > bid), and an index's recorded level
+  (``Condition.INDEX``: bid = ask = the level), so that an index's day bar gives its opening
+  and closing values that its options settle on; ``volume`` 0, ``trade_count`` 0, no
+  ``vwap``. Such bars say where the market was quoted, not where anything traded.
 * **No activity, no bar**, as Alpaca does: a bucket without a trade (or usable quote) is
   omitted, so consecutive bars may leave gaps.
 
@@ -49,7 +51,6 @@ VWAP_PLACES = 4
 # Digits kept by the sums: enough that adding up a session's price x size never rounds.
 SUM_PRECISION = 60
 ZERO = Decimal(0)
-TWO = Decimal(2)
 
 
 class Timeframe(Enum):
@@ -280,15 +281,16 @@ def trade_bars(trades: Iterable[Trade], timeframe: Timeframe, sessions: Sequence
 
 
 def quote_mid_bars(ticks: Iterable[Tick], timeframe: Timeframe, sessions: Sequence[TradingSession]) -> list[Bar]:
-    """Bars (``Basis.QUOTE_MID``) of the mids of the usable ticks, ordered by (start, symbol).
+    """Bars (``Basis.QUOTE_MID``) of the mids of the usable ticks and the levels of an
+    index's ticks (``Tick.mid``), ordered by (start, symbol).
 
     ``ticks``: each symbol's in time order; unusable ticks (crossed, locked, empty) and ticks
     outside ``sessions`` are ignored. Raises ValueError when a symbol's ticks go back in time."""
     aggregator = _Aggregator(timeframe, sessions)
     with localcontext(prec=SUM_PRECISION):
         for tick in ticks:
-            if tick.usable and tick.bid is not None and tick.ask is not None:  # a usable tick has both
-                mid = (tick.bid + tick.ask) / TWO
+            mid = tick.mid
+            if mid is not None:
                 bucket = aggregator.bucket(tick.symbol, tick.quote_at_ns, mid, Basis.QUOTE_MID)
                 if bucket is not None:
                     bucket.add(mid, mid, mid)

@@ -266,3 +266,31 @@ async def test_index_options_are_european_and_cash_settled_and_expire_after_thei
     chain = await stub.GetOptionChain(pb.GetOptionChainRequest(underlying="^VIX"), metadata=PRO)
     assert chain.contracts and weekly not in {c.symbol for c in chain.contracts}
     assert parse_symbol(weekly).underlying == "^VIX"
+
+
+async def test_the_index_level_gives_the_daily_bars_its_options_settle_on(cboe):
+    # ^VIX's quotes are its level (condition index): never usable, yet its 1Day bar is what
+    # the accounts service settles VIX options on (the AM open of the expiration day).
+    stub = cboe.stub
+    await cboe.step(to_time=to_ts(parse_time_ns("2021-04-28T21:35:00Z")))
+    reply = await stub.ListBars(
+        pb.ListBarsRequest(
+            symbol="^VIX", timeframe="1Day", from_time=to_ts(parse_time_ns("2021-04-20T00:00:00Z")), page_size=10
+        ),
+        metadata=PRO,
+    )
+    first, last = raw_row("^VIX", "2021-04-26T14:00:00Z"), raw_row("^VIX", "2021-04-26T19:30:00Z")
+    assert [b.start_time.ToJsonString() for b in reply.bars] == [
+        "2021-04-26T13:30:00Z",
+        "2021-04-27T13:30:00Z",
+        "2021-04-28T13:30:00Z",
+    ]
+    # The replay plays the recorded day again each session: every day opens at the first
+    # recorded level and closes at the last one inside the session (20:00Z on is after it).
+    for bar in reply.bars:
+        assert (bar.symbol, Decimal(bar.open), Decimal(bar.close)) == (
+            "^VIX",
+            Decimal(first["bid"]),
+            Decimal(last["bid"]),
+        )
+        assert (bar.volume, bar.trade_count) == ("0", 0)

@@ -195,6 +195,29 @@ def test_quote_mid_bars_use_the_mids_of_usable_quotes_and_say_so():
     assert quote_mid_bars(ticks[1:4], Timeframe.MINUTE, [JUNE_21]) == []
 
 
+def test_an_index_level_makes_its_bars_so_its_day_bar_opens_and_closes_at_its_official_values():
+    # An index's quote is its level (bid = ask, Condition.INDEX): never usable for a fill,
+    # but its day bar's open and close are what its AM- and PM-settled options settle on.
+    open_ = JUNE_21.open_ns
+    levels = ["17.61", "18.02", "17.25", "17.40"]
+    ticks = [
+        Tick.quote("^VIX", open_ + k * 30 * MINUTE, k + 1, D(v), None, D(v), None, Source.REPLAY, index=True)
+        for k, v in enumerate(levels)
+    ]
+    assert not any(t.usable for t in ticks)
+    [bar] = quote_mid_bars(ticks, Timeframe.DAY, [JUNE_21])
+    assert (bar.symbol, bar.basis, bar.open, bar.high, bar.low, bar.close) == (
+        "^VIX",
+        Basis.QUOTE_MID,
+        D("17.61"),
+        D("18.02"),
+        D("17.25"),
+        D("17.40"),
+    )
+    # A locked quote of a symbol that is not an index still makes no bar.
+    assert quote_mid_bars([tick("Q", open_ + 1, "17.61", "17.61")], Timeframe.DAY, [JUNE_21]) == []
+
+
 def test_finer_bars_roll_up_into_the_same_ohlcv_as_aggregating_directly(trades):
     minutes = trade_bars(trades, Timeframe.MINUTE, [JUNE_21])
     for timeframe in (Timeframe.FIFTEEN_MINUTES, Timeframe.HOUR, Timeframe.DAY):
