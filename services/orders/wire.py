@@ -110,6 +110,8 @@ def check_order_class(request: orders_pb2.SubmitOrderRequest) -> None:
         raise invalid_argument(f"order_class has an unknown value {request.order_class}", "order_class")
     if request.legs and request.symbol.strip():
         raise invalid_argument("a multi-leg order names its contracts in legs, not in symbol", "symbol")
+    if request.legs and request.side:
+        raise invalid_argument("a multi-leg order has no side of its own: each leg has its side", "side")
     if request.fill_preference and not request.legs:
         raise invalid_argument("fill_preference is for multi-leg orders", "fill_preference")
 

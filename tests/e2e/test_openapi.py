@@ -99,7 +99,7 @@ async def test_schemas_follow_the_transcoding_rules(document):
     submit = document["paths"]["/api/mbt/orders"]["post"]
     body = submit["requestBody"]["content"]["application/json"]["schema"]
     assert body["additionalProperties"] is False
-    assert set(body["required"]) == {"side", "qty", "order_type", "time_in_force"}
+    assert set(body["required"]) == {"qty", "order_type", "time_in_force"}  # side: single-leg only
     assert body["properties"]["side"] == {"type": ["string", "null"], "enum": ["buy", "sell", None]}
     data = submit["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
     assert data["data"] == {"anyOf": [{"$ref": "#/components/schemas/mbt.orders.v1.Order"}, {"type": "null"}]}
