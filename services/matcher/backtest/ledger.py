@@ -283,7 +283,7 @@ class PaperAccount:
             status=Status.NEW,
             created_at=now,
             updated_at=now,
-            collar_price=collar_price(spec.side, spec.order_type, reference, spec.stop_price, self.collar_pct),
+            collar_price=collar_price(spec, reference, self.collar_pct),
             expires_at=order_expiry(spec.time_in_force, session.close_at, [known.last_trade_at]),
             request_digest=digest,
         )

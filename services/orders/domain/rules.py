@@ -13,6 +13,7 @@ from decimal import Decimal
 from services.common.errors import DomainError, invalid_argument
 from services.common.instruments import parse_symbol
 from services.common.trading import AssetClass, OrderType, Side, TimeInForce
+from services.common.wire.conv import on_price_grid
 from services.orders.domain.model import Leg, Order, OrderClass, OrderSpec
 
 MAX_QTY = Decimal(1_000_000)
@@ -83,23 +84,22 @@ def validate_spec(spec: OrderSpec) -> OrderSpec:
     return spec
 
 
-def collar_price(
-    side: Side, order_type: OrderType, reference: Decimal | None, stop: Decimal | None, collar_pct: Decimal
-) -> Decimal | None:
-    """The protective bound of market and stop orders: ``collar_pct`` beyond the price they
-    were submitted against (the touch for market orders, the stop for stops). Limit orders
+def collar_price(spec: OrderSpec, reference: Decimal | None, collar_pct: Decimal) -> Decimal | None:
+    """The protective bound of market and stop orders, in dollars per share: ``collar_pct``
+    beyond the price they were submitted against (the touch for market orders, the stop for
+    stops), on the price grid users see (``on_price_grid``: an option's cents, a stock's
+    cents from $1, half away from zero), so the bound shown is the bound held. Limit orders
     carry their own bound."""
-    if order_type is OrderType.MARKET:
+    if spec.order_type is OrderType.MARKET:
         basis = reference
-    elif order_type is OrderType.STOP:
-        basis = stop
+    elif spec.order_type is OrderType.STOP:
+        basis = spec.stop_price
     else:
         return None
     if basis is None:
         return None
-    factor = 1 + collar_pct / 100 if side is Side.BUY else 1 - collar_pct / 100
-    grid = Decimal("0.01") if basis >= 1 else Decimal("0.0001")
-    return (basis * factor).quantize(grid)
+    factor = 1 + collar_pct / 100 if spec.side is Side.BUY else 1 - collar_pct / 100
+    return on_price_grid(basis * factor, option=spec.asset_class is AssetClass.US_OPTION)
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def check_same_legs(spec: OrderSpec, legs: tuple[Leg, ...]) -> None:
 def replaced_collar(order: Order, spec: OrderSpec, collar_pct: Decimal) -> Decimal | None:
     """A replaced stop is collared from its new stop; other orders keep their collar."""
     if spec.order_type is OrderType.STOP:
-        return collar_price(spec.side, spec.order_type, None, spec.stop_price, collar_pct)
+        return collar_price(spec, None, collar_pct)
     return order.collar_price
 
 

@@ -121,9 +121,7 @@ class SubmitSaga:
                     session_.contains(now),
                     deps.settings.max_quote_age_seconds,
                 )
-            collar = collar_price(
-                spec.side, spec.order_type, reference, spec.stop_price, deps.settings.market_order_collar_pct
-            )
+            collar = collar_price(spec, reference, deps.settings.market_order_collar_pct)
             check_against_entry(spec, entry_base(spec, reference))
             exits = [
                 checked_exit(lambda exit_: checked_for(validate_spec(exit_), instrument, now), exit_spec)
@@ -173,9 +171,7 @@ class SubmitSaga:
             order_id=spec.client_order_id,
             spec=spec,
             status=Status.HELD if held else Status.NEW,
-            collar_price=collar_price(
-                spec.side, spec.order_type, None, spec.stop_price, self.deps.settings.market_order_collar_pct
-            ),
+            collar_price=collar_price(spec, None, self.deps.settings.market_order_collar_pct),
             expires_at=expires_at,
             request_digest=spec_digest(spec),
             parent_order_id=root.order_id,

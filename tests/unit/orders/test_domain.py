@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -140,10 +141,28 @@ def test_sub_dollar_prices_may_have_four_decimals():
 
 
 def test_collar_bounds_market_and_stop_orders_on_the_price_grid():
-    assert collar_price(Side.BUY, OrderType.MARKET, Decimal("220.31"), None, Decimal(5)) == Decimal("231.33")
-    assert collar_price(Side.SELL, OrderType.MARKET, Decimal("220.31"), None, Decimal(5)) == Decimal("209.29")
-    assert collar_price(Side.BUY, OrderType.STOP, None, Decimal("100"), Decimal(5)) == Decimal("105.00")
-    assert collar_price(Side.BUY, OrderType.LIMIT, Decimal("220.31"), None, Decimal(5)) is None
+    market = spec(order_type=OrderType.MARKET, limit_price=None)
+    stop = spec(order_type=OrderType.STOP, limit_price=None, stop_price=Decimal("100"))
+    assert collar_price(market, Decimal("220.31"), Decimal(5)) == Decimal("231.33")
+    assert collar_price(replace(market, side=Side.SELL), Decimal("220.31"), Decimal(5)) == Decimal("209.29")
+    assert collar_price(stop, None, Decimal(5)) == Decimal("105.00")
+    assert collar_price(spec(), Decimal("220.31"), Decimal(5)) is None
+    # Below $1 a stock's grid has four places; half away from zero, as every price shown.
+    assert collar_price(replace(stop, stop_price=Decimal("0.52")), None, Decimal(5)) == Decimal("0.546")
+    assert collar_price(replace(stop, stop_price=Decimal("2.50")), None, Decimal(5)) == Decimal("2.63")
+
+
+def test_an_option_collar_is_in_cents_so_the_bound_shown_is_the_bound_held():
+    stop = spec(
+        symbol="AMZN120720P00210000",
+        asset_class=AssetClass.US_OPTION,
+        order_type=OrderType.STOP,
+        limit_price=None,
+        qty=Decimal(1),
+    )
+    assert collar_price(replace(stop, stop_price=Decimal("0.52")), None, Decimal(5)) == Decimal("0.55")
+    assert collar_price(replace(stop, stop_price=Decimal("2.50")), None, Decimal(5)) == Decimal("2.63")
+    assert collar_price(replace(stop, side=Side.SELL, stop_price=Decimal("0.52")), None, Decimal(5)) == Decimal("0.49")
 
 
 def test_ioc_and_fok_need_the_market_open_day_orders_do_not():
