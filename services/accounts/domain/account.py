@@ -327,6 +327,19 @@ class Account:
             slots.setdefault(key, []).extend(terms)
         return list(slots.values())
 
+    def contracts_promised(self, symbol: str) -> Decimal:
+        """Contracts of ``symbol`` the working option orders would sell (each sold leg's
+        ratio x the order's qty; of a bracket's or oco's exits, one)."""
+        return sum(
+            (
+                leg.ratio * order.qty
+                for order in self.working_option_orders()
+                for leg in order.legs
+                if leg.contract.symbol == symbol and leg.side is Side.SELL
+            ),
+            Decimal(0),
+        )
+
     def working_option_orders(self, excluding: str = "", group: str = "") -> list[OptionOrderTerms]:
         """Each working option order (but ``excluding`` and the orders of exit ``group``) at
         its latest active version's terms; of the exits of one bracket or oco, only the one
@@ -726,15 +739,26 @@ class Account:
         """The holder exercises ``qty`` (default: all) long contracts of ``symbol`` early
         (``expiration.early_exercise``: FAILED_PRECONDITION for a short, European-style,
         cash-settled or expired contract or a fraction; INSUFFICIENT_BUYING_POWER when a cash
-        account cannot carry the stock). NOT_FOUND when no position is held."""
+        account cannot carry the stock). FAILED_PRECONDITION too for contracts a working
+        order would sell (they are promised: exercising them would leave that order selling
+        what is gone). NOT_FOUND when no position is held."""
         position = self.positions.get(symbol)
         if position is None:
             raise DomainError("NOT_FOUND", f"no open position in {symbol}", resource="position", id=symbol)
+        wanted = position.qty if qty is None else qty
+        promised = self.contracts_promised(symbol)
+        if promised and position.qty > 0 and wanted > position.qty - promised:
+            free = max(Decimal(0), position.qty - promised)
+            raise DomainError(
+                "FAILED_PRECONDITION",
+                f"{promised.normalize():f} of the {position.qty.normalize():f} {symbol} contracts held are promised "
+                f"to working sell orders: cancel them first, or exercise at most {free.normalize():f}",
+            )
         spec = parse_symbol(symbol)
         stock_free = self.shares_free().get(spec.underlying, Decimal(0))
         effect = early_exercise(
             ExpiringPosition(spec, position.qty, terms.settlement_type),
-            position.qty if qty is None else qty,
+            wanted,
             terms.exercise_style,
             on,
             cash_account=self.account_type is AccountType.CASH,

@@ -10,6 +10,7 @@ import pytest
 from services.accounts.domain.account import Account, FillApplied, FillRefused
 from services.accounts.domain.rules import FillTerms, HoldLeg, HoldTerms, Mark, Profile
 from services.common.errors import DomainError
+from services.common.instruments import contract_terms, parse_symbol
 from services.common.trading import PositionIntent, Side
 
 AT = datetime(2012, 6, 21, 14, 0, tzinfo=UTC)
@@ -127,3 +128,27 @@ def test_a_credit_spread_holds_its_width_and_fills_all_legs_or_none():
     # Down by the width less the credit, never up.
     assert account.held().amount == D(2000)
     assert account.buying_power(NO_MARKS) == D(100000) + D(220) - D(2000)
+
+
+def test_contracts_a_working_order_would_sell_are_not_exercised_early():
+    # Exercising them would leave the order selling contracts that are gone (it stayed
+    # working and could no longer be replaced): the exercise is refused until it is canceled.
+    account = opened()
+    account.hold("b1", 1, terms(Side.BUY, 2, "25.00", "AMZN120720C00200000"), NO_MARKS, AT)
+    fill(account, "b1", Side.BUY, 2, "25.00", "AMZN120720C00200000")
+    account.hold("s1", 1, terms(Side.SELL, 1, "30.00", "AMZN120720C00200000"), NO_MARKS, AT)
+    assert account.contracts_promised("AMZN120720C00200000") == D(1)
+    terms_ = contract_terms(parse_symbol("AMZN120720C00200000"))
+    for qty in (None, D(2)):
+        with pytest.raises(DomainError) as promised:
+            account.exercise("AMZN120720C00200000", qty, terms_, AT.date(), AT)
+        assert promised.value.reason == "FAILED_PRECONDITION"
+        assert "1 of the 2 AMZN120720C00200000 contracts held are promised" in promised.value.message
+        assert "exercise at most 1" in promised.value.message
+    assert (account.cash, account.positions["AMZN120720C00200000"].qty) == (D(100000) - D(5000), D(2))
+    effect = account.exercise("AMZN120720C00200000", D(1), terms_, AT.date(), AT)
+    assert (effect.qty, effect.cash_delta) == (D(1), D(-20000))
+    account.release("s1", "canceled", AT)
+    account.exercise("AMZN120720C00200000", None, terms_, AT.date(), AT)
+    assert "AMZN120720C00200000" not in account.positions
+    assert account.positions["AMZN"].qty == D(200)
