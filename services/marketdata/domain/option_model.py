@@ -205,9 +205,10 @@ def quote_greeks(
     rate: Decimal,
     dividend_yield: Decimal,
 ) -> Greeks | None:
-    """A contract's greeks: at the model's volatility for a model quote, else at the
-    volatility implied by the quote's mid against the underlying's mid (or index level) at
-    the quote's time to expiry. None without a usable quote and underlying, for
+    """A contract's greeks: at the model's inputs for a model quote (also one that rounds to
+    no bid: the model's value is defined there), else at the volatility implied by the
+    quote's mid against the underlying's mid (or index level) at the quote's time to expiry.
+    None without a quote, for a recorded quote without a usable mid and underlying, for
     ``FORWARD_PRICED`` underlyings, or when no volatility solves the mid."""
     if tick is None or spec.underlying in FORWARD_PRICED:
         return None
