@@ -296,7 +296,8 @@ async def test_the_short_put_bracket_buys_back_at_half_the_credit_or_stops_out_a
         stop_exit = await order_in(ines, stop_exit["order_id"], "accepted")
         assert (take_exit["position_intent"], stop_exit["position_intent"]) == ("buy_to_close", "buy_to_close")
         # $210 x 100 secured, plus the larger of the two exits' debits (the stop's collar), once.
-        collar = (stop * D("1.05")).quantize(D("0.0001") if stop < 1 else D("0.01"))  # MBT_MARKET_ORDER_COLLAR_PCT
+        # MBT_MARKET_ORDER_COLLAR_PCT beyond the stop, in an option's cents, half away from zero.
+        collar = (stop * D("1.05")).quantize(D("0.01"), ROUND_HALF_UP)
         debit = max(take, collar) * 100
         await account_when(ines, cash=f"{STARTING_CASH + credit:.2f}", reserved=f"{21000 + debit:.2f}")
 
@@ -386,6 +387,7 @@ BRACKET = {
         (
             {
                 "symbol": None,
+                "side": None,
                 "legs": [
                     {"symbol": PUT, "side": "sell", "ratio": 1},
                     {"symbol": "AMZN120720P00200000", "side": "buy", "ratio": 1},
