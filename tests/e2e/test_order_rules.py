@@ -4,7 +4,7 @@ change, and explanations after a replace. Expected values come from the recordin
 
 import gzip
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from services.common.wire.conv import datetime_from_ns, timestamp_from_ns
 from tests.support import recording
@@ -171,7 +171,7 @@ async def test_market_and_stop_orders_hold_buying_power_at_their_collar(mesh, tr
         after_close = CLOSE + timedelta(minutes=1)
         await trading.step_to(after_close)
         last = recording.standing("AMZN", ns(after_close))
-        collar = (last.ask * D("1.05")).quantize(D("0.01"))
+        collar = (last.ask * D("1.05")).quantize(D("0.01"), ROUND_HALF_UP)
         market = await placed(
             cole, {"symbol": "AMZN", "side": "buy", "qty": "10", "order_type": "market", "time_in_force": "day"}
         )

@@ -2,7 +2,7 @@
 bundled recording: every expected price is computed from the recording itself."""
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from mbt.accounts.v1 import accounts_pb2
 from mbt.orders.v1 import orders_pb2
@@ -38,7 +38,7 @@ async def test_a_market_buy_fills_at_the_standing_ask_and_everything_agrees(mesh
         assert response.status_code == 200, response.text
         order = response.json()["data"]
         assert order["status"] == "accepted"
-        assert order["collar_price"] == str((quote.ask * D("1.05")).quantize(D("0.01")))
+        assert order["collar_price"] == str((quote.ask * D("1.05")).quantize(D("0.01"), ROUND_HALF_UP))
 
         done = await filled(alice, order["order_id"])
         assert (done["filled_qty"], done["filled_avg_price"]) == ("10", str(quote.ask))
